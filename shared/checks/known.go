@@ -1,0 +1,43 @@
+package checks
+
+// References used across definitions. "seed:" items quote the product seed's
+// checklist; CIS items name the benchmark, its version and the control.
+const (
+	RefSeedPostgresTLS  = "seed: enable TLS on the server, require hostssl entries in pg_hba.conf, and use client certificates for mTLS where possible"
+	RefSeedKafkaTLS     = "seed: enable TLS on each broker and for clients, deny plaintext ports, verify with openssl s_client"
+	RefSeedRotation     = "seed: rotate certificates regularly (90 days is a good default), alerts at 30/14/7 days"
+	RefSeedObjectStore  = "seed: reject unencrypted uploads; unique DEK per object wrapped by a KEK in KMS"
+	RefCISPGTLSEnabled  = "CIS PostgreSQL 14 Benchmark v1.2.0 6.8: Ensure TLS is enabled and configured correctly"
+	RefCISPGTLSVersions = "CIS PostgreSQL 14 Benchmark v1.2.0 6.9: Ensure the TLSv1.0 and TLSv1.1 Protocols are Disabled"
+	RefCISPGHostLogin   = "CIS PostgreSQL Benchmark: Ensure login via \"host\" TCP/IP Socket is configured correctly"
+	RefMozillaTLS       = "Mozilla Server Side TLS 6.0 (https://ssl-config.mozilla.org/guidelines/6.0.json)"
+	RefRFC8996          = "RFC 8996: Deprecating TLS 1.0 and TLS 1.1"
+)
+
+// Generic TLS checks produced by shared/probe for any dialect; plugins prefix
+// nothing — the subject names the endpoint.
+func init() {
+	Register(
+		Definition{ID: "tls.plaintext.refused", Title: "Endpoint refuses plaintext sessions", Severity: High,
+			Remediation: "Disable the plaintext listener or require TLS for every connection.",
+			References:  []string{RefSeedPostgresTLS, RefSeedKafkaTLS}},
+		Definition{ID: "tls.enabled", Title: "Endpoint offers TLS", Severity: High,
+			Remediation: "Configure a certificate and key and enable TLS on the endpoint.",
+			References:  []string{RefSeedPostgresTLS, RefCISPGTLSEnabled}},
+		Definition{ID: "tls.protocol.versions", Title: "Only the profile's TLS versions are accepted", Severity: High,
+			Remediation: "Set the minimum (and maximum) protocol version to the profile's versions.",
+			References:  []string{RefMozillaTLS, RefRFC8996, RefCISPGTLSVersions}},
+		Definition{ID: "tls.cipher_suites", Title: "Only the profile's cipher suites are accepted", Severity: Medium,
+			Remediation: "Restrict the cipher list to the profile's suites.",
+			References:  []string{RefMozillaTLS}},
+		Definition{ID: "tls.certificate.trusted", Title: "Certificate chains to the expected CA and matches the endpoint name", Severity: High,
+			Remediation: "Install a certificate issued by the policy's CA that names the endpoint's host or IP.",
+			References:  []string{RefMozillaTLS}},
+		Definition{ID: "tls.certificate.lifetime", Title: "Certificate is within its lifetime and renewal window", Severity: High,
+			Remediation: "Renew the certificate before the renewal window (harden rotate).",
+			References:  []string{RefSeedRotation, RefMozillaTLS}},
+		Definition{ID: "tls.client_auth.required", Title: "Clients without a trusted certificate are refused", Severity: High,
+			Remediation: "Require client certificates (mTLS) on the endpoint and trust only the policy's CA.",
+			References:  []string{RefSeedPostgresTLS, RefSeedKafkaTLS}},
+	)
+}

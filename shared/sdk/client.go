@@ -1,0 +1,293 @@
+package sdk
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	pb "github.com/harden-dev/harden/proto/harden/target/v1"
+)
+
+// BinaryPrefix starts every plugin executable's name.
+const BinaryPrefix = "harden-plugin-"
+
+// LaunchConfig says how the host starts one plugin binary.
+type LaunchConfig struct {
+	// Path of the harden-plugin-<name> executable.
+	Path string
+	// SHA256 pins the binary; go-plugin checks it right before exec. Nil only
+	// when the operator explicitly allowed unpinned plugins.
+	SHA256 []byte
+	// Env is the plugin's whole environment: plugins never inherit the host's
+	// (no PGPASSWORD, VAULT_TOKEN, ...). A secret reaches a plugin only inside
+	// its own target's request.
+	Env []string
+	// LogOutput receives the plugin's log lines, re-logged under its name.
+	LogOutput io.Writer
+	LogLevel  string
+	// StartTimeout bounds launch and handshake (default 10 s).
+	StartTimeout time.Duration
+	// Stdout and Stderr receive what the plugin writes to its own stdout and
+	// stderr outside the log stream (go-plugin SyncStdout/SyncStderr); nil
+	// discards it.
+	Stdout, Stderr io.Writer
+}
+
+// Client talks to one plugin through the versioned gRPC protocol. It is used
+// by the harden host and by sdktest, so both cross the same wire.
+type Client struct {
+	name    string
+	gp      *plugin.Client
+	rpc     pb.TargetServiceClient
+	closeFn func()
+}
+
+// NameFromPath returns the plugin name of a harden-plugin-<name> binary.
+func NameFromPath(path string) string {
+	return strings.TrimPrefix(filepath.Base(path), BinaryPrefix)
+}
+
+// Launch starts a plugin process with AutoMTLS, negotiates protocol v1 and
+// returns a client. The process is killed when ctx ends before the handshake.
+func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
+	name := NameFromPath(cfg.Path)
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	cmd := exec.Command(cfg.Path)
+	cmd.Env = cfg.Env
+	setParentDeathSignal(cmd)
+	logOut := cfg.LogOutput
+	if logOut == nil {
+		logOut = io.Discard
+	}
+	level := hclog.LevelFromString(cfg.LogLevel)
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	var secure *plugin.SecureConfig
+	if cfg.SHA256 != nil {
+		secure = &plugin.SecureConfig{Checksum: cfg.SHA256, Hash: sha256.New()}
+	}
+	stdout, stderr := cfg.Stdout, cfg.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	gp := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  handshake,
+		VersionedPlugins: versionedPlugins(nil),
+		Cmd:              cmd,
+		SkipHostEnv:      true,
+		SecureConfig:     secure,
+		AutoMTLS:         true,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		StartTimeout:     cfg.StartTimeout,
+		Managed:          false,
+		SyncStdout:       stdout,
+		SyncStderr:       stderr,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "plugin." + name, Output: logOut, Level: level,
+			// The host's own log lines are plain text on stderr.
+			DisableTime: true}),
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(maxMessageSize), grpc.MaxCallSendMsgSize(maxMessageSize))},
+	})
+	type result struct {
+		raw any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rpcClient, err := gp.Client()
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		raw, err := rpcClient.Dispense(pluginKey)
+		done <- result{raw, err}
+	}()
+	select {
+	case <-ctx.Done():
+		gp.Kill()
+		return nil, fmt.Errorf("plugin %s: launch cancelled: %w", name, ctx.Err())
+	case r := <-done:
+		if r.err != nil {
+			gp.Kill()
+			return nil, fmt.Errorf("plugin %s (%s): %w", name, cfg.Path, launchError(r.err))
+		}
+		if gp.NegotiatedVersion() != ProtocolVersion {
+			gp.Kill()
+			return nil, fmt.Errorf("plugin %s speaks protocol %d, this host speaks %d", name, gp.NegotiatedVersion(), ProtocolVersion)
+		}
+		return &Client{name: name, gp: gp, rpc: r.raw.(pb.TargetServiceClient), closeFn: gp.Kill}, nil
+	}
+}
+
+func launchError(err error) error {
+	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+		return fmt.Errorf("binary does not match its sha256 in the lock file (changed since `harden plugins lock`?)")
+	}
+	return err
+}
+
+// InProcess serves p on an in-memory gRPC connection and returns a client that
+// crosses the real protocol and serialization, without a child process.
+func InProcess(p Plugin) *Client {
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageSize), grpc.MaxSendMsgSize(maxMessageSize))
+	pb.RegisterTargetServiceServer(srv, newServer(p))
+	go func() { _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient("passthrough:///inprocess",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageSize), grpc.MaxCallSendMsgSize(maxMessageSize)))
+	if err != nil {
+		panic(err) // only fails on invalid options
+	}
+	return &Client{name: "in-process", rpc: pb.NewTargetServiceClient(conn), closeFn: func() {
+		_ = conn.Close()
+		srv.Stop()
+	}}
+}
+
+// Name is the plugin name derived from its binary.
+func (c *Client) Name() string { return c.name }
+
+// Close kills the plugin process (or stops the in-process server).
+func (c *Client) Close() { c.closeFn() }
+
+// Exited reports whether the plugin process has exited.
+func (c *Client) Exited() bool { return c.gp != nil && c.gp.Exited() }
+
+// PID of the plugin process, 0 in process.
+func (c *Client) PID() int {
+	if c.gp == nil || c.gp.ReattachConfig() == nil {
+		return 0
+	}
+	return c.gp.ReattachConfig().Pid
+}
+
+// wrap turns a transport failure into an error that names the plugin and says
+// what happened to it.
+func (c *Client) wrap(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if c.gp != nil {
+		// A dying process closes the connection a moment before go-plugin
+		// notices the exit; give it that moment so the message is right.
+		for i := 0; i < 20 && !c.gp.Exited(); i++ {
+			if st, ok := status.FromError(err); !ok || st.Code() != codes.Unavailable {
+				break
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		if c.gp.Exited() {
+			return fmt.Errorf("plugin %s crashed during %s (process exited): %w", c.name, op, err)
+		}
+	}
+	if ctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
+			return fmt.Errorf("plugin %s did not finish %s in time (hung or target too slow)", c.name, op)
+		}
+		return fmt.Errorf("plugin %s: %s cancelled", c.name, op)
+	}
+	return fmt.Errorf("plugin %s: %s failed: %w", c.name, op, err)
+}
+
+// Metadata calls GetMetadata.
+func (c *Client) Metadata(ctx context.Context) (MetadataResponse, error) {
+	r, err := c.rpc.GetMetadata(ctx, &pb.GetMetadataRequest{})
+	if err != nil {
+		return MetadataResponse{}, c.wrap(ctx, "metadata", err)
+	}
+	return MetadataResponse{Name: r.GetName(), Version: r.GetVersion(), Description: r.GetDescription(),
+		Capabilities: capsFromPB(r.GetCapabilities()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
+// Schema calls GetSchema.
+func (c *Client) Schema(ctx context.Context) (SchemaResponse, error) {
+	r, err := c.rpc.GetSchema(ctx, &pb.GetSchemaRequest{})
+	if err != nil {
+		return SchemaResponse{}, c.wrap(ctx, "schema", err)
+	}
+	return SchemaResponse{Connection: r.GetConnectionSchema(), Spec: r.GetSpecSchema(), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
+// ValidateSpec calls ValidateSpec.
+func (c *Client) ValidateSpec(ctx context.Context, rc RequestContext) (ValidateSpecResponse, error) {
+	r, err := c.rpc.ValidateSpec(ctx, &pb.ValidateSpecRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target)})
+	if err != nil {
+		return ValidateSpecResponse{}, c.wrap(ctx, "validate", err)
+	}
+	return ValidateSpecResponse{Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
+// Render calls Render.
+func (c *Client) Render(ctx context.Context, rc RequestContext) (RenderResponse, error) {
+	r, err := c.rpc.Render(ctx, &pb.RenderRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates)})
+	if err != nil {
+		return RenderResponse{}, c.wrap(ctx, "render", err)
+	}
+	return RenderResponse{Artifacts: artifactsFromPB(r.GetArtifacts()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
+// Plan calls Plan.
+func (c *Client) Plan(ctx context.Context, rc RequestContext) (PlanResponse, error) {
+	r, err := c.rpc.Plan(ctx, &pb.PlanRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates)})
+	if err != nil {
+		return PlanResponse{}, c.wrap(ctx, "plan", err)
+	}
+	return PlanResponse{Changes: changesFromPB(r.GetChanges()), PlanToken: r.GetPlanToken(), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
+// Apply calls Apply.
+func (c *Client) Apply(ctx context.Context, rc RequestContext, planToken []byte) (ApplyResponse, error) {
+	r, err := c.rpc.Apply(ctx, &pb.ApplyRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates), PlanToken: planToken})
+	if err != nil {
+		return ApplyResponse{}, c.wrap(ctx, "apply", err)
+	}
+	return ApplyResponse{Applied: changesFromPB(r.GetApplied()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
+// Verify calls Verify.
+func (c *Client) Verify(ctx context.Context, rc RequestContext) (VerifyResponse, error) {
+	r, err := c.rpc.Verify(ctx, &pb.VerifyRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates)})
+	if err != nil {
+		return VerifyResponse{}, c.wrap(ctx, "verify", err)
+	}
+	return VerifyResponse{Checks: checksFromPB(r.GetChecks()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
+// IssueCertificate calls IssueCertificate.
+func (c *Client) IssueCertificate(ctx context.Context, q IssueCertificateRequest) (IssueCertificateResponse, error) {
+	r, err := c.rpc.IssueCertificate(ctx, &pb.IssueCertificateRequest{Policy: policyToPB(q.Policy), Target: targetToPB(q.Target),
+		ForTarget: q.ForTarget, Usage: q.Usage, CommonName: q.CommonName, Names: q.Names, TtlSeconds: int64(q.TTL / time.Second)})
+	if err != nil {
+		return IssueCertificateResponse{}, c.wrap(ctx, "issue certificate", err)
+	}
+	return IssueCertificateResponse{Certificate: certsFromPB(r.GetCertificate()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
+// Stop asks the plugin to cancel all in-flight work.
+func (c *Client) Stop(ctx context.Context) error {
+	_, err := c.rpc.Stop(ctx, &pb.StopRequest{})
+	return c.wrap(ctx, "stop", err)
+}

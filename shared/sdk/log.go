@@ -1,0 +1,59 @@
+package sdk
+
+import (
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+var (
+	logOnce sync.Once
+	logger  *slog.Logger
+)
+
+func logLevel() hclog.Level {
+	if l := hclog.LevelFromString(os.Getenv("HARDEN_PLUGIN_LOG_LEVEL")); l != hclog.NoLevel {
+		return l
+	}
+	return hclog.Info
+}
+
+// Log returns the plugin's logger. It writes one JSON object per line on
+// stderr in the form the host re-logs under the plugin's name. Never log
+// secrets (Target.Secret values, private keys).
+func Log() *slog.Logger {
+	logOnce.Do(func() {
+		level := slog.LevelInfo
+		switch logLevel() {
+		case hclog.Trace, hclog.Debug:
+			level = slog.LevelDebug
+		case hclog.Warn:
+			level = slog.LevelWarn
+		case hclog.Error:
+			level = slog.LevelError
+		}
+		logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{
+			Level: level,
+			// Rename the standard keys to hclog's (@level, @message,
+			// @timestamp) so go-plugin parses the line as a log entry.
+			ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+				if len(groups) > 0 {
+					return a
+				}
+				switch a.Key {
+				case slog.TimeKey:
+					a.Key = "@timestamp"
+				case slog.LevelKey:
+					a.Key, a.Value = "@level", slog.StringValue(strings.ToLower(a.Value.String()))
+				case slog.MessageKey:
+					a.Key = "@message"
+				}
+				return a
+			},
+		}))
+	})
+	return logger
+}

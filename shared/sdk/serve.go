@@ -1,0 +1,76 @@
+package sdk
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/harden-dev/harden/proto/harden/target/v1"
+)
+
+// ProtocolVersion is the major version of proto/harden/target/v1.
+const ProtocolVersion = 1
+
+// maxMessageSize bounds one gRPC message. Rendered artifacts (certificate
+// bundles, keystores, config files) and verify reports of large object-store
+// samples exceed gRPC's 4 MiB default; 64 MiB keeps headroom while still
+// bounding what a broken plugin can make the host allocate.
+const maxMessageSize = 64 << 20
+
+// handshake is go-plugin's UX guard against running a plugin by hand; it is
+// not a security measure (SecureConfig and AutoMTLS are).
+var handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "HARDEN_PLUGIN_MAGIC_COOKIE",
+	MagicCookieValue: "6f1d0b7e-harden-target-plugin",
+}
+
+const pluginKey = "target"
+
+// grpcTarget is the go-plugin glue for protocol v1.
+type grpcTarget struct {
+	plugin.NetRPCUnsupportedPlugin
+	impl Plugin
+}
+
+func (p *grpcTarget) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterTargetServiceServer(s, newServer(p.impl))
+	return nil
+}
+
+func (p *grpcTarget) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return pb.NewTargetServiceClient(c), nil
+}
+
+func versionedPlugins(impl Plugin) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{ProtocolVersion: {pluginKey: &grpcTarget{impl: impl}}}
+}
+
+// Serve runs the plugin until the host goes away. Call it from main.
+func Serve(p Plugin) {
+	go exitWithParent()
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  handshake,
+		VersionedPlugins: versionedPlugins(p),
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMessageSize), grpc.MaxSendMsgSize(maxMessageSize))...)
+		},
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "sdk", JSONFormat: true, Output: os.Stderr, Level: logLevel()}),
+	})
+}
+
+// exitWithParent ends the plugin when its host dies: the process is
+// re-parented (to init or a subreaper) and nobody will ever call it again.
+// On Linux the host also sets a parent-death signal; this covers the rest.
+func exitWithParent() {
+	parent := os.Getppid()
+	for range time.Tick(200 * time.Millisecond) {
+		if os.Getppid() != parent {
+			os.Exit(3)
+		}
+	}
+}
