@@ -1,0 +1,596 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/tlsprofile"
+)
+
+// APIVersion is the only policy version this host reads.
+const APIVersion = "harden/v1"
+
+// Policy is a loaded, validated policy file.
+type Policy struct {
+	File         string
+	APIVersion   string
+	Profile      tlsprofile.Profile
+	Certificates Certificates
+	MTLSScope    []string
+	Targets      []Target
+
+	pos positions
+}
+
+// Certificates is the certificate source and rotation cadence.
+type Certificates struct {
+	Source      string
+	CAFile      string
+	VaultTarget string
+	VaultMount  string
+	VaultRole   string
+	Rotation    sdk.Rotation
+}
+
+// SecretRef is a secret named by reference in a target's connection block.
+type SecretRef struct {
+	// Name is the key without suffix: password_env -> "password".
+	Name string
+	// Env or File, exactly one set.
+	Env, File string
+	Path      []string
+}
+
+// Target is one target block.
+type Target struct {
+	Index            int
+	Name             string
+	Plugin           string
+	Connection       json.RawMessage
+	Spec             json.RawMessage
+	CertFile         string
+	KeyFile          string
+	CertificateNames []string
+	Endpoints        []sdk.Endpoint
+	Secrets          []SecretRef
+}
+
+// Default rotation: the seed's 90 days with alerts at 30/14/7 days.
+var defaultRotation = sdk.Rotation{MaxLifetime: 90 * 24 * time.Hour, RenewBefore: 30 * 24 * time.Hour,
+	AlertAt: []time.Duration{30 * 24 * time.Hour, 14 * 24 * time.Hour, 7 * 24 * time.Hour}}
+
+// Load reads and validates path against the policy schema and harden's own
+// rules. Plugin-specific schemas are checked later with ValidateTarget.
+func Load(path string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("policy file %s: not found", path)
+		}
+		return nil, fmt.Errorf("policy file %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// Parse validates policy bytes; name is used in error messages.
+func Parse(name string, data []byte) (*Policy, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if err.Error() == "EOF" {
+			return nil, &Error{File: name, Msg: "policy file is empty"}
+		}
+		msg := err.Error()
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &Error{File: name, Pos: Position{Line: line}, Msg: "YAML syntax error: " + m[2]}
+		}
+		return nil, &Error{File: name, Msg: "YAML syntax error: " + strings.TrimPrefix(msg, "yaml: ")}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &Error{File: name, Pos: Position{extra.Line, extra.Column}, Msg: "more than one YAML document; a policy file holds exactly one"}
+	}
+	pos := positions{}
+	raw, err := toValue(&doc, nil, pos)
+	if err != nil {
+		var pe *Error
+		if errors.As(err, &pe) {
+			pe.File = name
+		}
+		return nil, err
+	}
+	p := &Policy{File: name, pos: pos}
+	if errs := p.validateAgainst(compiledBase, raw, nil); len(errs) > 0 {
+		return nil, errs
+	}
+	if errs := p.build(raw.(map[string]any)); len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+var compiledBase = func() *sdk.Schema {
+	doc, err := json.Marshal(baseSchema())
+	if err != nil {
+		panic(err)
+	}
+	s, err := sdk.CompileSchema("policy schema", doc)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// position finds the best position for a path: the value where it exists,
+// else the closest enclosing value.
+func (p *Policy) position(path []string) Position {
+	for i := len(path); i >= 0; i-- {
+		if ps, ok := p.pos[joinPath(path[:i])]; ok {
+			return ps
+		}
+	}
+	return Position{}
+}
+
+// keyPosition is where the last key of path is written (for unknown keys and
+// secrets), falling back to the value position.
+func (p *Policy) keyPosition(path []string) Position {
+	if len(path) > 0 {
+		if ps, ok := p.pos[joinPath(path[:len(path)-1])+"#"+path[len(path)-1]]; ok {
+			return ps
+		}
+	}
+	return p.position(path)
+}
+
+func (p *Policy) errorAt(path []string, format string, args ...any) *Error {
+	return &Error{File: p.File, Pos: p.position(path), Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *Policy) keyErrorAt(path []string, format string, args ...any) *Error {
+	return &Error{File: p.File, Pos: p.keyPosition(path), Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// diagError places a schema or plugin diagnostic: unknown keys at the key,
+// everything else at the value.
+func (p *Policy) diagError(path []string, d sdk.Diagnostic) *Error {
+	msg := d.Summary
+	if d.Detail != "" {
+		msg += ": " + d.Detail
+	}
+	if d.Code == "config.unknown_key" {
+		return p.keyErrorAt(path, "%s", msg)
+	}
+	return p.errorAt(path, "%s", msg)
+}
+
+func (p *Policy) validateAgainst(s *sdk.Schema, value any, prefix []string) Errors {
+	var errs Errors
+	for _, d := range s.ValidateValue(value, prefix) {
+		errs = append(errs, p.diagError(d.Attribute, d))
+	}
+	return errs
+}
+
+// DiagnosticError places a plugin diagnostic about target i at its position.
+func (p *Policy) DiagnosticError(i int, d sdk.Diagnostic) *Error {
+	return p.diagError(append([]string{"targets", strconv.Itoa(i)}, d.Attribute...), d)
+}
+
+// ValidateTarget checks target i against its plugin's compiled schemas.
+func (p *Policy) ValidateTarget(i int, connection, spec *sdk.Schema) error {
+	t := p.Targets[i]
+	var errs Errors
+	for _, d := range connection.Validate(t.Connection, sdk.Path{"connection"}) {
+		errs = append(errs, p.DiagnosticError(i, d))
+	}
+	for _, d := range spec.Validate(t.Spec, sdk.Path{"spec"}) {
+		errs = append(errs, p.DiagnosticError(i, d))
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func (p *Policy) build(doc map[string]any) Errors {
+	var errs Errors
+	p.APIVersion = doc["apiVersion"].(string)
+	prof, perrs := p.buildProfile(doc["profile"])
+	errs = append(errs, perrs...)
+	p.Profile = prof
+
+	p.Certificates = Certificates{Rotation: defaultRotation}
+	if c, ok := doc["certificates"].(map[string]any); ok {
+		errs = append(errs, p.buildCertificates(c)...)
+	}
+	if m, ok := doc["mtls"].(map[string]any); ok {
+		for _, s := range asList(m["scope"]) {
+			p.MTLSScope = append(p.MTLSScope, s.(string))
+		}
+	}
+	names := map[string]int{}
+	for i, rawT := range doc["targets"].([]any) {
+		t, terrs := p.buildTarget(i, rawT.(map[string]any))
+		errs = append(errs, terrs...)
+		if prev, dup := names[t.Name]; dup {
+			errs = append(errs, p.errorAt([]string{"targets", strconv.Itoa(i), "name"}, "target name %q is already used by targets[%d]", t.Name, prev))
+		}
+		names[t.Name] = i
+		p.Targets = append(p.Targets, t)
+	}
+	for i, s := range p.MTLSScope {
+		if _, ok := names[s]; !ok {
+			errs = append(errs, p.errorAt([]string{"mtls", "scope", strconv.Itoa(i)}, "unknown target %q", s))
+		}
+	}
+	if p.Certificates.Source == "vault-pki" {
+		idx, ok := names[p.Certificates.VaultTarget]
+		switch {
+		case !ok:
+			errs = append(errs, p.errorAt([]string{"certificates", "vault", "target"}, "unknown target %q", p.Certificates.VaultTarget))
+		case p.Targets[idx].Plugin != "vaultpki":
+			errs = append(errs, p.errorAt([]string{"certificates", "vault", "target"}, "target %q uses plugin %s, not vaultpki", p.Certificates.VaultTarget, p.Targets[idx].Plugin))
+		}
+	}
+	slices.SortStableFunc(errs, func(a, b *Error) int {
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line - b.Pos.Line
+		}
+		return a.Pos.Column - b.Pos.Column
+	})
+	return errs
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+func strList(v any) []string {
+	var out []string
+	for _, x := range asList(v) {
+		out = append(out, x.(string))
+	}
+	return out
+}
+
+// ParseDuration reads 90d, 12h, 30m, 45s.
+func ParseDuration(s string) (time.Duration, error) {
+	if len(s) < 2 {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	n, err := strconv.ParseInt(s[:len(s)-1], 10, 32)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	unit := map[byte]time.Duration{'d': 24 * time.Hour, 'h': time.Hour, 'm': time.Minute, 's': time.Second}[s[len(s)-1]]
+	if unit == 0 {
+		return 0, fmt.Errorf("invalid duration %q (use d, h, m or s)", s)
+	}
+	return time.Duration(n) * unit, nil
+}
+
+func (p *Policy) buildProfile(v any) (tlsprofile.Profile, Errors) {
+	if name, ok := v.(string); ok {
+		prof, _ := tlsprofile.Named(name)
+		return prof, nil
+	}
+	m := v.(map[string]any)
+	base, _ := tlsprofile.Named(m["base"].(string))
+	o := tlsprofile.Overrides{}
+	path := []string{"profile", "overrides"}
+	if ov, ok := m["overrides"].(map[string]any); ok {
+		o.MinVersion, _ = ov["min_version"].(string)
+		o.MaxVersion, _ = ov["max_version"].(string)
+		if _, ok := ov["tls12_ciphers"]; ok {
+			o.TLS12Ciphers = append([]string{}, strList(ov["tls12_ciphers"])...)
+		}
+		if _, ok := ov["tls13_ciphers"]; ok {
+			o.TLS13Ciphers = append([]string{}, strList(ov["tls13_ciphers"])...)
+		}
+		if _, ok := ov["groups"]; ok {
+			o.Groups = append([]string{}, strList(ov["groups"])...)
+		}
+		if _, ok := ov["certificate_types"]; ok {
+			o.CertificateTypes = append([]string{}, strList(ov["certificate_types"])...)
+		}
+		if s, ok := ov["max_certificate_lifespan"].(string); ok {
+			d, err := ParseDuration(s)
+			if err != nil {
+				return base, Errors{p.errorAt(append(path, "max_certificate_lifespan"), "%v", err)}
+			}
+			o.MaxCertificateLifespanDays = int(d / (24 * time.Hour))
+		}
+		if b, ok := ov["server_preferred_order"].(bool); ok {
+			o.ServerPreferredOrder = &b
+		}
+	}
+	prof, weak, err := tlsprofile.Customize(base, o)
+	if err != nil {
+		var oe *tlsprofile.OverrideError
+		if errors.As(err, &oe) {
+			return base, Errors{p.errorAt(append(path, oe.Field), "%v", oe.Err)}
+		}
+		return base, Errors{p.errorAt(path, "%v", err)}
+	}
+	reason, _ := m["allow_insecure"].(string)
+	if len(weak) > 0 && strings.TrimSpace(reason) == "" {
+		var errs Errors
+		for _, w := range weak {
+			errs = append(errs, p.errorAt(append(path, w.Field), "insecure setting: %s; set profile.allow_insecure to the reason if this is really intended", w.Reason))
+		}
+		return base, errs
+	}
+	if len(weak) > 0 {
+		prof.InsecureReason = reason
+	}
+	return prof, nil
+}
+
+func (p *Policy) buildCertificates(c map[string]any) Errors {
+	var errs Errors
+	cert := &p.Certificates
+	cert.Source = c["source"].(string)
+	if f, ok := c["files"].(map[string]any); ok {
+		cert.CAFile = p.resolvePath(f["ca_file"].(string))
+	}
+	if v, ok := c["vault"].(map[string]any); ok {
+		cert.VaultTarget, _ = v["target"].(string)
+		cert.VaultMount, _ = v["mount"].(string)
+		cert.VaultRole, _ = v["role"].(string)
+	}
+	switch {
+	case cert.Source == "files" && cert.CAFile == "":
+		errs = append(errs, p.errorAt([]string{"certificates", "source"}, "source files needs certificates.files.ca_file"))
+	case cert.Source == "vault-pki" && cert.VaultTarget == "":
+		errs = append(errs, p.errorAt([]string{"certificates", "source"}, "source vault-pki needs certificates.vault.target"))
+	}
+	if r, ok := c["rotation"].(map[string]any); ok {
+		dur := func(key string, into *time.Duration) {
+			if s, ok := r[key].(string); ok {
+				d, err := ParseDuration(s)
+				if err != nil {
+					errs = append(errs, p.errorAt([]string{"certificates", "rotation", key}, "%v", err))
+					return
+				}
+				*into = d
+			}
+		}
+		dur("max_lifetime", &cert.Rotation.MaxLifetime)
+		dur("renew_before", &cert.Rotation.RenewBefore)
+		if _, ok := r["alert_at"]; ok {
+			cert.Rotation.AlertAt = nil
+			for i, s := range strList(r["alert_at"]) {
+				d, err := ParseDuration(s)
+				if err != nil {
+					errs = append(errs, p.errorAt([]string{"certificates", "rotation", "alert_at", strconv.Itoa(i)}, "%v", err))
+					continue
+				}
+				cert.Rotation.AlertAt = append(cert.Rotation.AlertAt, d)
+			}
+		}
+	}
+	rot := cert.Rotation
+	if rot.RenewBefore >= rot.MaxLifetime {
+		errs = append(errs, p.errorAt([]string{"certificates", "rotation", "renew_before"}, "renew_before (%s) must be shorter than max_lifetime (%s)", days(rot.RenewBefore), days(rot.MaxLifetime)))
+	}
+	if max := time.Duration(p.Profile.MaxCertificateLifespanDays) * 24 * time.Hour; max > 0 && rot.MaxLifetime > max {
+		errs = append(errs, p.errorAt([]string{"certificates", "rotation", "max_lifetime"}, "insecure setting: %s exceeds the %s profile's maximum certificate lifespan of %d days", days(rot.MaxLifetime), p.Profile.Name, p.Profile.MaxCertificateLifespanDays))
+	}
+	return errs
+}
+
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+func (p *Policy) resolvePath(f string) string {
+	if f == "" || filepath.IsAbs(f) {
+		return f
+	}
+	return filepath.Join(filepath.Dir(p.File), f)
+}
+
+// secretKey matches keys that hold secrets when written inline.
+var secretKey = regexp.MustCompile(`(?i)(^|_)(password|passwd|passphrase|secret|token|private_key|secret_key|access_key|api_key|credentials?)$`)
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (p *Policy) buildTarget(i int, m map[string]any) (Target, Errors) {
+	base := []string{"targets", strconv.Itoa(i)}
+	t := Target{Index: i, Name: m["name"].(string), Plugin: m["plugin"].(string)}
+	var errs Errors
+	conn, _ := m["connection"].(map[string]any)
+	if conn == nil {
+		conn = map[string]any{}
+	}
+	spec, _ := m["spec"].(map[string]any)
+	if spec == nil {
+		spec = map[string]any{}
+	}
+	errs = append(errs, p.findInlineSecrets(append(base, "connection"), conn, &t)...)
+	errs = append(errs, p.findInlineSecrets(append(base, "spec"), spec, nil)...)
+	t.Connection, _ = json.Marshal(conn)
+	t.Spec, _ = json.Marshal(spec)
+	if c, ok := m["certificate"].(map[string]any); ok {
+		t.CertFile = p.resolvePath(c["cert_file"].(string))
+		t.KeyFile = p.resolvePath(c["key_file"].(string))
+	}
+	t.Endpoints = endpointsOf(t.Plugin, conn)
+	seen := map[string]bool{}
+	for _, e := range t.Endpoints {
+		if h, _, err := net.SplitHostPort(e.Address); err == nil && !seen[h] {
+			seen[h] = true
+			t.CertificateNames = append(t.CertificateNames, h)
+		}
+	}
+	for _, n := range strList(m["certificate_names"]) {
+		if !seen[n] {
+			seen[n] = true
+			t.CertificateNames = append(t.CertificateNames, n)
+		}
+	}
+	return t, errs
+}
+
+// findInlineSecrets walks a block: keys that name secrets must be references
+// (*_env, *_file); PEM private keys may not appear anywhere. The offending
+// value is never echoed.
+func (p *Policy) findInlineSecrets(path []string, m map[string]any, t *Target) Errors {
+	var errs Errors
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := m[k]
+		kp := append(append([]string(nil), path...), k)
+		switch {
+		case strings.HasSuffix(k, "_env"):
+			s, ok := v.(string)
+			if !ok || !envName.MatchString(s) {
+				errs = append(errs, p.errorAt(kp, "must name an environment variable"))
+				continue
+			}
+			if t != nil {
+				t.Secrets = append(t.Secrets, SecretRef{Name: strings.TrimSuffix(k, "_env"), Env: s, Path: kp})
+			}
+			continue
+		case strings.HasSuffix(k, "_file") && secretKey.MatchString(strings.TrimSuffix(k, "_file")):
+			s, ok := v.(string)
+			if !ok || s == "" {
+				errs = append(errs, p.errorAt(kp, "must name a file"))
+				continue
+			}
+			if t != nil {
+				t.Secrets = append(t.Secrets, SecretRef{Name: strings.TrimSuffix(k, "_file"), File: p.resolvePath(s), Path: kp})
+			}
+			continue
+		case secretKey.MatchString(k):
+			if _, isObj := v.(map[string]any); !isObj && v != nil {
+				errs = append(errs, p.keyErrorAt(kp, "inline secret: never write secrets in the policy; use %s_env (environment variable) or %s_file (file path)", k, k))
+				continue
+			}
+		}
+		switch x := v.(type) {
+		case string:
+			if strings.Contains(x, "PRIVATE KEY-----") {
+				errs = append(errs, p.errorAt(kp, "inline private key: reference a key file instead"))
+			}
+		case map[string]any:
+			errs = append(errs, p.findInlineSecrets(kp, x, t)...)
+		case []any:
+			for j, e := range x {
+				if em, ok := e.(map[string]any); ok {
+					errs = append(errs, p.findInlineSecrets(append(append([]string(nil), kp...), strconv.Itoa(j)), em, nil)...)
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// endpointsOf finds the network addresses in a connection block by the
+// conventions every plugin schema follows: host+port, address, endpoint (URL)
+// and bootstrap (list of host:port).
+func endpointsOf(plugin string, conn map[string]any) []sdk.Endpoint {
+	var eps []sdk.Endpoint
+	add := func(name, addr string) {
+		if addr != "" {
+			eps = append(eps, sdk.Endpoint{Name: name, Address: addr})
+		}
+	}
+	if h, ok := conn["host"].(string); ok {
+		port := ""
+		if n, ok := conn["port"].(json.Number); ok {
+			port = n.String()
+		}
+		if port != "" {
+			add(plugin, net.JoinHostPort(h, port))
+		}
+	}
+	for _, key := range []string{"address", "endpoint"} {
+		if s, ok := conn[key].(string); ok {
+			if u, err := url.Parse(s); err == nil && u.Host != "" {
+				hp := u.Host
+				if u.Port() == "" {
+					hp = net.JoinHostPort(u.Hostname(), map[string]string{"https": "443", "http": "80"}[u.Scheme])
+				}
+				add(plugin+"-"+u.Scheme, hp)
+			} else {
+				add(plugin, s)
+			}
+		}
+	}
+	for _, b := range strList(conn["bootstrap"]) {
+		add(plugin, b)
+	}
+	return eps
+}
+
+// ResolveSecrets reads target t's secrets from the environment and files. The
+// error names the reference, never the value.
+func (p *Policy) ResolveSecrets(t Target, getenv func(string) (string, bool)) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, ref := range t.Secrets {
+		switch {
+		case ref.Env != "":
+			v, ok := getenv(ref.Env)
+			if !ok || v == "" {
+				return nil, p.keyErrorAt(ref.Path, "environment variable %s is not set", ref.Env)
+			}
+			out[ref.Name] = []byte(v)
+		case ref.File != "":
+			b, err := os.ReadFile(ref.File)
+			if err != nil {
+				return nil, p.errorAt(ref.Path, "read secret file: %v", err)
+			}
+			out[ref.Name] = bytes.TrimRight(b, "\r\n")
+		}
+	}
+	return out, nil
+}
+
+// Context returns the read-only policy context sent with every request.
+func (p *Policy) Context() sdk.Policy {
+	ctx := sdk.Policy{APIVersion: p.APIVersion, Profile: p.Profile, Rotation: p.Certificates.Rotation,
+		MTLSScope: p.MTLSScope, CertificateSource: p.Certificates.Source}
+	for _, t := range p.Targets {
+		ctx.Targets = append(ctx.Targets, sdk.TargetRef{Name: t.Name, Plugin: t.Plugin, Endpoints: t.Endpoints,
+			CertificateNames: t.CertificateNames, MTLS: slices.Contains(p.MTLSScope, t.Name)})
+	}
+	return ctx
+}
+
+// Target returns the named target.
+func (p *Policy) Target(name string) (Target, bool) {
+	for _, t := range p.Targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Target{}, false
+}

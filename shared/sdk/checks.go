@@ -1,0 +1,26 @@
+package sdk
+
+import "github.com/harden-dev/harden/shared/checks"
+
+// Check statuses and constructors, re-exported so a plugin needs only sdk.
+const (
+	StatusPass  = checks.Pass
+	StatusFail  = checks.Fail
+	StatusWarn  = checks.Warn
+	StatusSkip  = checks.Skip
+	StatusError = checks.Error
+)
+
+var (
+	// Passed records an observation that meets the policy.
+	Passed = checks.Passed
+	// Failed records an observation that violates the policy.
+	Failed = checks.Failed
+	// Errored records a check that could not run.
+	Errored = checks.Errored
+	// RegisterChecks adds the plugin's own check definitions (call from init).
+	RegisterChecks = checks.Register
+)
+
+// CheckDefinition describes a check ID once.
+type CheckDefinition = checks.Definition
