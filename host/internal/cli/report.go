@@ -1,0 +1,356 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/harden-dev/harden/host/internal/engine"
+	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// FormatVersion of the JSON reports; bumped only on incompatible changes.
+const FormatVersion = 1
+
+type report struct {
+	FormatVersion int            `json:"format_version"`
+	Command       string         `json:"command"`
+	Policy        string         `json:"policy"`
+	Profile       string         `json:"profile"`
+	Targets       []targetReport `json:"targets"`
+	Summary       map[string]int `json:"summary,omitempty"`
+}
+
+type targetReport struct {
+	Name        string           `json:"name"`
+	Plugin      string           `json:"plugin"`
+	Status      string           `json:"status"`
+	Error       string           `json:"error,omitempty"`
+	Checks      []checkReport    `json:"checks,omitempty"`
+	Changes     []changeReport   `json:"changes,omitempty"`
+	Artifacts   []artifactReport `json:"artifacts,omitempty"`
+	Diagnostics []diagReport     `json:"diagnostics,omitempty"`
+	configError bool
+}
+
+type checkReport struct {
+	ID          string   `json:"id"`
+	Status      string   `json:"status"`
+	Severity    string   `json:"severity"`
+	Title       string   `json:"title,omitempty"`
+	Subject     string   `json:"subject,omitempty"`
+	Evidence    string   `json:"evidence"`
+	Remediation string   `json:"remediation,omitempty"`
+	References  []string `json:"references"`
+}
+
+type changeReport struct {
+	Resource        string `json:"resource"`
+	Action          string `json:"action"`
+	Before          string `json:"before,omitempty"`
+	After           string `json:"after,omitempty"`
+	Sensitive       bool   `json:"sensitive,omitempty"`
+	RequiresRestart bool   `json:"requires_restart,omitempty"`
+	Description     string `json:"description,omitempty"`
+}
+
+type artifactReport struct {
+	Path        string `json:"path"`
+	Mode        string `json:"mode"`
+	Sensitive   bool   `json:"sensitive,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Content is omitted for sensitive artifacts: keys never reach stdout.
+	Content string `json:"content,omitempty"`
+}
+
+type diagReport struct {
+	Severity  string `json:"severity"`
+	Source    string `json:"source"`
+	Code      string `json:"code,omitempty"`
+	Summary   string `json:"summary"`
+	Detail    string `json:"detail,omitempty"`
+	Attribute string `json:"attribute,omitempty"`
+	// Location is file:line:column in the policy for config problems.
+	Location string `json:"location,omitempty"`
+}
+
+func newReport(s *session) *report {
+	r := &report{FormatVersion: FormatVersion, Policy: s.pol.File, Profile: s.pol.Profile.Name}
+	for _, t := range s.targets {
+		r.Targets = append(r.Targets, targetReport{Name: t.Name, Plugin: t.Plugin, Status: "ok"})
+	}
+	return r
+}
+
+// setResult records a transport error and the response's diagnostics.
+func (t *targetReport) setResult(err error, diags sdk.Diagnostics, pol *policy.Policy) {
+	idx := -1
+	if pt, ok := pol.Target(t.Name); ok {
+		idx = pt.Index
+	}
+	for _, d := range diags {
+		dr := diagReport{Severity: d.Severity.String(), Source: d.Source.String(), Code: d.Code, Summary: d.Summary,
+			Detail: d.Detail, Attribute: d.Attribute.String()}
+		if d.Source == sdk.SourceConfig && len(d.Attribute) > 0 && idx >= 0 {
+			pe := pol.DiagnosticError(idx, d)
+			dr.Location = fmt.Sprintf("%s:%d:%d", pe.File, pe.Pos.Line, pe.Pos.Column)
+		}
+		t.Diagnostics = append(t.Diagnostics, dr)
+	}
+	if err != nil {
+		t.Status, t.Error = "error", err.Error()
+		var en *engine.Error
+		t.configError = errors.As(err, &en) && en.Kind == engine.KindConfig
+		return
+	}
+	if diags.HasError() {
+		t.Status = "error"
+		t.configError = true
+		for _, d := range diags {
+			if d.Severity == sdk.Error && d.Source != sdk.SourceConfig {
+				t.configError = false
+			}
+		}
+		var msgs []string
+		for _, d := range diags {
+			if d.Severity == sdk.Error {
+				prefix := map[sdk.Source]string{sdk.SourceTarget: "target: ", sdk.SourceConfig: "config: ", sdk.SourcePlugin: "plugin: "}[d.Source]
+				msgs = append(msgs, prefix+d.Error())
+			}
+		}
+		t.Error = strings.Join(msgs, "; ")
+	}
+}
+
+func (t *targetReport) pending() int {
+	n := 0
+	for _, c := range t.Changes {
+		if c.Action != string(sdk.NoOp) {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *report) pendingChanges() int {
+	n := 0
+	for _, t := range r.Targets {
+		n += t.pending()
+	}
+	return n
+}
+
+func (r *report) failed() bool {
+	for _, t := range r.Targets {
+		if t.Status == "error" {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *report) failingAtOrAbove(sev checks.Severity) int {
+	n := 0
+	for _, t := range r.Targets {
+		for _, c := range t.Checks {
+			s, _ := checks.ParseSeverity(c.Severity)
+			if c.Status == checks.Fail.String() && s >= sev {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// exit returns the error for target failures: config problems exit 1,
+// everything else (plugin, target, checks in status error) exits 3.
+func (r *report) exit() error {
+	code := ExitOK
+	var msgs []string
+	for _, t := range r.Targets {
+		if t.Status == "error" {
+			msgs = append(msgs, fmt.Sprintf("target %s (%s): %s", t.Name, t.Plugin, t.Error))
+			if t.configError && code != ExitTarget {
+				code = ExitConfig
+			} else {
+				code = ExitTarget
+			}
+		}
+		for _, c := range t.Checks {
+			if c.Status == checks.Error.String() {
+				msgs = append(msgs, fmt.Sprintf("target %s: check %s could not run: %s", t.Name, c.ID, c.Evidence))
+				code = ExitTarget
+			}
+		}
+	}
+	if code == ExitOK {
+		return nil
+	}
+	return &ExitError{Code: code, Err: errors.New(strings.Join(msgs, "\n"))}
+}
+
+func (r *report) print(w io.Writer, format, command string) error {
+	r.Command = command
+	if command == "verify" {
+		r.Summary = map[string]int{}
+		for _, t := range r.Targets {
+			for _, c := range t.Checks {
+				r.Summary[c.Status]++
+			}
+		}
+	}
+	if format == "json" {
+		return writeJSON(w, r)
+	}
+	for _, t := range r.Targets {
+		fmt.Fprintf(w, "%s (%s)", t.Name, t.Plugin)
+		if t.Status != "ok" {
+			fmt.Fprintf(w, ": %s", strings.ToUpper(t.Status))
+		}
+		fmt.Fprintln(w)
+		if t.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", t.Error)
+		}
+		for _, d := range t.Diagnostics {
+			if d.Severity == "warning" {
+				fmt.Fprintf(w, "  warning: %s %s\n", d.Summary, d.Detail)
+			}
+		}
+		for _, c := range t.Checks {
+			fmt.Fprintf(w, "  %-5s %-8s %-34s %s\n", strings.ToUpper(c.Status), c.Severity, c.ID, c.Subject)
+			fmt.Fprintf(w, "        observed: %s\n", c.Evidence)
+			if c.Status == checks.Fail.String() && c.Remediation != "" {
+				fmt.Fprintf(w, "        fix: %s\n", c.Remediation)
+			}
+		}
+		for _, c := range t.Changes {
+			sym := map[string]string{"create": "+", "update": "~", "delete": "-", "no-op": "="}[c.Action]
+			switch {
+			case c.Action == string(sdk.NoOp):
+				continue
+			case c.Sensitive:
+				fmt.Fprintf(w, "  %s %s (sensitive value hidden)", sym, c.Resource)
+			case c.Action == string(sdk.Update):
+				fmt.Fprintf(w, "  %s %s: %q -> %q", sym, c.Resource, c.Before, c.After)
+			default:
+				fmt.Fprintf(w, "  %s %s: %q", sym, c.Resource, c.After+c.Before)
+			}
+			if c.RequiresRestart {
+				fmt.Fprint(w, " (restart required)")
+			}
+			fmt.Fprintln(w)
+		}
+		if command == "plan" && t.Status == "ok" && t.pending() == 0 {
+			fmt.Fprintln(w, "  no changes")
+		}
+		for _, a := range t.Artifacts {
+			fmt.Fprintf(w, "  artifact %s (mode %s)", a.Path, a.Mode)
+			if a.Sensitive {
+				fmt.Fprint(w, " [sensitive, not shown; use --out]")
+			}
+			fmt.Fprintln(w)
+			if a.Content != "" {
+				for _, line := range strings.Split(strings.TrimRight(a.Content, "\n"), "\n") {
+					fmt.Fprintf(w, "    | %s\n", line)
+				}
+			}
+		}
+	}
+	if command == "verify" {
+		fmt.Fprintf(w, "\nSummary: %d passed, %d failed, %d warnings, %d skipped, %d errors\n",
+			r.Summary["pass"], r.Summary["fail"], r.Summary["warn"], r.Summary["skip"], r.Summary["error"])
+	}
+	if command == "plan" {
+		fmt.Fprintf(w, "\nPlan: %d change(s) pending\n", r.pendingChanges())
+	}
+	return nil
+}
+
+func checkReports(in []sdk.Check) []checkReport {
+	out := make([]checkReport, 0, len(in))
+	for _, c := range in {
+		refs := c.References
+		if refs == nil {
+			refs = []string{}
+		}
+		out = append(out, checkReport{ID: c.ID, Status: c.Status.String(), Severity: c.Severity.String(), Title: c.Title,
+			Subject: c.Subject, Evidence: c.Evidence, Remediation: c.Remediation, References: refs})
+	}
+	return out
+}
+
+func changeReports(in []sdk.Change) []changeReport {
+	out := make([]changeReport, 0, len(in))
+	for _, c := range in {
+		cr := changeReport{Resource: c.Resource, Action: string(c.Action), Sensitive: c.Sensitive,
+			RequiresRestart: c.RequiresRestart, Description: c.Description}
+		if !c.Sensitive {
+			cr.Before, cr.After = c.Before, c.After
+		}
+		out = append(out, cr)
+	}
+	return out
+}
+
+func artifactReports(in []sdk.Artifact) []artifactReport {
+	out := make([]artifactReport, 0, len(in))
+	for _, a := range in {
+		ar := artifactReport{Path: a.Path, Mode: fmt.Sprintf("%04o", a.Mode), Sensitive: a.Sensitive, Description: a.Description}
+		if !a.Sensitive {
+			ar.Content = string(a.Content)
+		}
+		out = append(out, ar)
+	}
+	return out
+}
+
+// writeArtifacts writes artifacts under dir. Paths must stay inside dir;
+// sensitive files are 0600 whatever the plugin asked for.
+func writeArtifacts(dir string, arts []sdk.Artifact) error {
+	for _, a := range arts {
+		clean := path.Clean("/" + a.Path)
+		if clean == "/" || strings.Contains(a.Path, "\\") {
+			return fmt.Errorf("artifact path %q is not a relative file path", a.Path)
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(clean[1:]))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(a.Mode & 0o777)
+		if mode == 0 {
+			mode = 0o644
+		}
+		if a.Sensitive {
+			mode = 0o600
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(dst), ".harden-*")
+		if err != nil {
+			return err
+		}
+		if err := tmp.Chmod(mode); err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return err
+		}
+		if _, err := tmp.Write(a.Content); err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return err
+		}
+		if err := tmp.Close(); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+		if err := os.Rename(tmp.Name(), dst); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,380 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/harden-dev/harden/host/internal/plugins"
+	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// Kind classifies failures for the CLI's exit codes.
+type Kind int
+
+const (
+	// KindConfig: the policy or the command line is wrong (exit 1).
+	KindConfig Kind = iota + 1
+	// KindPlugin: a plugin or target failed (exit 3).
+	KindPlugin
+)
+
+// Error carries its kind.
+type Error struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func configErr(err error) error { return &Error{KindConfig, err} }
+func pluginErr(err error) error { return &Error{KindPlugin, err} }
+
+// UnknownPluginError: no usable binary of that name in the plugin dirs.
+type UnknownPluginError struct {
+	Name string
+	Dirs []string
+	Why  string
+}
+
+func (e *UnknownPluginError) Error() string {
+	return fmt.Sprintf("unknown plugin %q: no executable %s%s in %v%s", e.Name, sdk.BinaryPrefix, e.Name, e.Dirs, e.Why)
+}
+
+// Options configures plugin handling.
+type Options struct {
+	PluginDirs    []string
+	LockPath      string
+	AllowUnlocked bool
+	LogOutput     io.Writer
+	LogLevel      string
+	// StartTimeout bounds launch + handshake per plugin.
+	StartTimeout time.Duration
+}
+
+// Plugin is a launched, identified plugin.
+type Plugin struct {
+	Binary     plugins.Binary
+	LockStatus plugins.Status
+	Client     *sdk.Client
+	Meta       sdk.MetadataResponse
+	Schemas    sdk.SchemaResponse
+	Connection *sdk.Schema
+	Spec       *sdk.Schema
+}
+
+// Engine holds the launched plugins.
+type Engine struct {
+	opts    Options
+	Plugins map[string]*Plugin
+	// Found is every discovered binary, Problems the refused ones.
+	Found    []plugins.Binary
+	Problems []plugins.Problem
+}
+
+// minimalEnv is every plugin's whole environment: nothing secret is
+// inherited; secrets travel only inside their own target's request.
+func minimalEnv(logLevel string) []string {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+	for _, k := range []string{"HOME", "TMPDIR", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	if logLevel != "" {
+		env = append(env, "HARDEN_PLUGIN_LOG_LEVEL="+logLevel)
+	}
+	return env
+}
+
+// Open discovers plugins and launches the named ones (all discovered when
+// names is nil). On error nothing is left running.
+func Open(ctx context.Context, opts Options, names []string) (*Engine, error) {
+	found, problems := plugins.Discover(plugins.Dirs(opts.PluginDirs))
+	e := &Engine{opts: opts, Plugins: map[string]*Plugin{}, Found: found, Problems: problems}
+	lock, err := plugins.ReadLock(opts.LockPath)
+	if err != nil {
+		return nil, pluginErr(err)
+	}
+	byName := map[string]plugins.Binary{}
+	for _, b := range found {
+		byName[b.Name] = b
+	}
+	if names == nil {
+		for _, b := range found {
+			names = append(names, b.Name)
+		}
+	}
+	var toLaunch []*Plugin
+	for _, n := range names {
+		b, ok := byName[n]
+		if !ok {
+			why := ""
+			for _, p := range problems {
+				if sdk.NameFromPath(p.Path) == n {
+					why = " (" + p.Error() + ")"
+				}
+			}
+			return nil, configErr(&UnknownPluginError{Name: n, Dirs: plugins.Dirs(opts.PluginDirs), Why: why})
+		}
+		st := lock.Check(b)
+		switch {
+		case st == plugins.Mismatch && !opts.AllowUnlocked:
+			return nil, pluginErr(fmt.Errorf("plugin %s (%s): sha256 %s does not match the lock file %s (%s); if the change is expected, run `harden plugins lock`", n, b.Path, b.SHA256[:12], opts.LockPath, lock.Plugins[n].SHA256[:min(12, len(lock.Plugins[n].SHA256))]))
+		case st == plugins.Unlocked && !opts.AllowUnlocked:
+			return nil, pluginErr(fmt.Errorf("plugin %s (%s) is not in the lock file %s; run `harden plugins lock` to trust it, or pass --allow-unlocked", n, b.Path, opts.LockPath))
+		}
+		toLaunch = append(toLaunch, &Plugin{Binary: b, LockStatus: st})
+	}
+	errs := make([]error, len(toLaunch))
+	var wg sync.WaitGroup
+	for i, p := range toLaunch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.launch(ctx, p)
+		}()
+	}
+	wg.Wait()
+	for _, p := range toLaunch {
+		if p.Client != nil {
+			e.Plugins[p.Binary.Name] = p
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		e.Close()
+		return nil, pluginErr(err)
+	}
+	return e, nil
+}
+
+func (e *Engine) launch(ctx context.Context, p *Plugin) error {
+	// The checksum handed to go-plugin is the one observed now (equal to
+	// the lock's unless unlocked plugins are allowed); go-plugin re-hashes
+	// right before exec, so a swap after discovery is refused too.
+	sum, err := hex.DecodeString(p.Binary.SHA256)
+	if err != nil {
+		return err
+	}
+	c, err := sdk.Launch(ctx, sdk.LaunchConfig{Path: p.Binary.Path, SHA256: sum, Env: minimalEnv(e.opts.LogLevel),
+		LogOutput: e.opts.LogOutput, LogLevel: e.opts.LogLevel, StartTimeout: e.opts.StartTimeout})
+	if err != nil {
+		return err
+	}
+	p.Client = c
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	meta, err := c.Metadata(cctx)
+	if err != nil {
+		return err
+	}
+	if meta.Diagnostics.HasError() {
+		return fmt.Errorf("plugin %s: metadata: %w", p.Binary.Name, meta.Diagnostics.Err())
+	}
+	if meta.Name != p.Binary.Name {
+		return fmt.Errorf("plugin binary %s calls itself %q; the binary must be named %s%s", p.Binary.Path, meta.Name, sdk.BinaryPrefix, meta.Name)
+	}
+	p.Meta = meta
+	s, err := c.Schema(cctx)
+	if err != nil {
+		return err
+	}
+	if s.Diagnostics.HasError() {
+		return fmt.Errorf("plugin %s: schema: %w", p.Binary.Name, s.Diagnostics.Err())
+	}
+	p.Schemas = s
+	if p.Connection, err = sdk.CompileSchema(p.Binary.Name+" connection schema", s.Connection); err != nil {
+		return fmt.Errorf("plugin %s: %w", p.Binary.Name, err)
+	}
+	if p.Spec, err = sdk.CompileSchema(p.Binary.Name+" spec schema", s.Spec); err != nil {
+		return fmt.Errorf("plugin %s: %w", p.Binary.Name, err)
+	}
+	return nil
+}
+
+// Close stops in-flight work and kills every plugin process.
+func (e *Engine) Close() {
+	var wg sync.WaitGroup
+	for _, p := range e.Plugins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if !p.Client.Exited() {
+				_ = p.Client.Stop(ctx)
+			}
+			p.Client.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+// StopAll asks every plugin to cancel in-flight work (Ctrl-C).
+func (e *Engine) StopAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, p := range e.Plugins {
+		_ = p.Client.Stop(ctx)
+	}
+}
+
+// Names of the plugins a policy uses, sorted.
+func PluginNames(p *policy.Policy) []string {
+	var names []string
+	for _, t := range p.Targets {
+		if !slices.Contains(names, t.Plugin) {
+			names = append(names, t.Plugin)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// OpenForPolicy launches the plugins the policy uses and validates every
+// target against its plugin's schemas and ValidateSpec.
+func OpenForPolicy(ctx context.Context, opts Options, pol *policy.Policy) (*Engine, error) {
+	e, err := Open(ctx, opts, PluginNames(pol))
+	if err != nil {
+		var unknown *UnknownPluginError
+		if errors.As(err, &unknown) {
+			// Point at the first target naming the unknown plugin.
+			for _, t := range pol.Targets {
+				if t.Plugin == unknown.Name {
+					return nil, configErr(pol.DiagnosticError(t.Index, sdk.Diagnostic{Attribute: sdk.Path{"plugin"}, Summary: unknown.Error()}))
+				}
+			}
+		}
+		return nil, err
+	}
+	var errs policy.Errors
+	for _, t := range pol.Targets {
+		p := e.Plugins[t.Plugin]
+		if err := pol.ValidateTarget(t.Index, p.Connection, p.Spec); err != nil {
+			errs = append(errs, err.(policy.Errors)...)
+			continue
+		}
+		vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		r, err := p.Client.ValidateSpec(vctx, sdk.RequestContext{Policy: pol.Context(), Target: sdk.NewTarget(t.Name, t.Connection, t.Spec, nil)})
+		cancel()
+		if err != nil {
+			e.Close()
+			return nil, pluginErr(err)
+		}
+		for _, d := range r.Diagnostics {
+			if d.Severity == sdk.Error {
+				errs = append(errs, pol.DiagnosticError(t.Index, d))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		e.Close()
+		return nil, configErr(errs)
+	}
+	return e, nil
+}
+
+// Request builds the request context for target t: the policy context, only
+// t's secrets, and t's certificate material.
+func (e *Engine) Request(ctx context.Context, pol *policy.Policy, t policy.Target, getenv func(string) (string, bool)) (sdk.RequestContext, error) {
+	secrets, err := pol.ResolveSecrets(t, getenv)
+	if err != nil {
+		return sdk.RequestContext{}, configErr(err)
+	}
+	certs, err := e.certificates(ctx, pol, t)
+	if err != nil {
+		return sdk.RequestContext{}, err
+	}
+	return sdk.RequestContext{Policy: pol.Context(), Target: sdk.NewTarget(t.Name, t.Connection, t.Spec, secrets), Certificates: certs}, nil
+}
+
+// certificates loads t's certificate material from the policy's source.
+func (e *Engine) certificates(ctx context.Context, pol *policy.Policy, t policy.Target) (sdk.Certificates, error) {
+	var c sdk.Certificates
+	if pol.Certificates.CAFile != "" {
+		ca, err := os.ReadFile(pol.Certificates.CAFile)
+		if err != nil {
+			return c, configErr(fmt.Errorf("certificates.files.ca_file: %w", err))
+		}
+		if err := checkCerts(ca); err != nil {
+			return c, configErr(fmt.Errorf("certificates.files.ca_file %s: %w", pol.Certificates.CAFile, err))
+		}
+		c.CABundlePEM = ca
+	}
+	if t.CertFile != "" {
+		chain, err := os.ReadFile(t.CertFile)
+		if err != nil {
+			return c, configErr(fmt.Errorf("target %s: certificate.cert_file: %w", t.Name, err))
+		}
+		key, err := os.ReadFile(t.KeyFile)
+		if err != nil {
+			return c, configErr(fmt.Errorf("target %s: certificate.key_file: %w", t.Name, err))
+		}
+		if _, err := tls.X509KeyPair(chain, key); err != nil {
+			// The tls error never contains key material.
+			return c, configErr(fmt.Errorf("target %s: certificate %s and key %s do not form a valid pair: %v", t.Name, t.CertFile, t.KeyFile, err))
+		}
+		c.ChainPEM, c.KeyPEM = chain, key
+		return c, nil
+	}
+	if pol.Certificates.Source == "vault-pki" && t.Name != pol.Certificates.VaultTarget {
+		return e.issue(ctx, pol, t, c)
+	}
+	return c, nil
+}
+
+// issue asks the issuer target's plugin for t's certificate.
+func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target, c sdk.Certificates) (sdk.Certificates, error) {
+	issuerTarget, _ := pol.Target(pol.Certificates.VaultTarget)
+	p, ok := e.Plugins[issuerTarget.Plugin]
+	if !ok || !slices.Contains(p.Meta.Capabilities, sdk.CapIssuer) {
+		return c, pluginErr(fmt.Errorf("target %s: certificate source vault-pki: plugin %s of target %s does not offer certificate issuing", t.Name, issuerTarget.Plugin, issuerTarget.Name))
+	}
+	rc, err := e.Request(ctx, pol, issuerTarget, os.LookupEnv)
+	if err != nil {
+		return c, err
+	}
+	r, err := p.Client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rc, ForTarget: t.Name, Usage: "server",
+		CommonName: t.Name, Names: t.CertificateNames, TTL: pol.Certificates.Rotation.MaxLifetime})
+	if err != nil {
+		return c, pluginErr(err)
+	}
+	if r.Diagnostics.HasError() {
+		return c, pluginErr(fmt.Errorf("target %s: issue certificate via %s: %w", t.Name, issuerTarget.Name, r.Diagnostics.Err()))
+	}
+	return r.Certificate, nil
+}
+
+func checkCerts(pemData []byte) error {
+	n := 0
+	for rest := pemData; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return err
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("no PEM certificates found")
+	}
+	return nil
+}

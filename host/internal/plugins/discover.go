@@ -1,0 +1,137 @@
+package plugins
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// Binary is one discovered plugin executable.
+type Binary struct {
+	Name   string
+	Path   string
+	SHA256 string // hex
+	// Shadowed lists binaries of the same name in later directories.
+	Shadowed []string
+}
+
+// Problem is a binary that was found but refused.
+type Problem struct {
+	Path   string
+	Reason string
+}
+
+func (p Problem) Error() string { return p.Path + ": " + p.Reason }
+
+var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// DefaultDir is the plugin directory under the user's data dir.
+func DefaultDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "harden", "plugins")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".local", "share", "harden", "plugins")
+}
+
+// Dirs returns the search path: explicit dirs, then HARDEN_PLUGIN_PATH
+// (colon-separated), then the default data dir. Earlier dirs win.
+func Dirs(explicit []string) []string {
+	var dirs []string
+	dirs = append(dirs, explicit...)
+	for _, d := range filepath.SplitList(os.Getenv("HARDEN_PLUGIN_PATH")) {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	if d := DefaultDir(); d != "" {
+		dirs = append(dirs, d)
+	}
+	return dirs
+}
+
+// Discover lists plugin binaries in dirs. Missing dirs are skipped.
+func Discover(dirs []string) ([]Binary, []Problem) {
+	found := map[string]*Binary{}
+	var problems []Problem
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			if !os.IsNotExist(err) {
+				problems = append(problems, Problem{dir, err.Error()})
+			}
+			continue
+		}
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), sdk.BinaryPrefix) {
+				continue
+			}
+			path := filepath.Join(dir, e.Name())
+			name := sdk.NameFromPath(path)
+			if !validName.MatchString(name) {
+				continue
+			}
+			info, err := os.Stat(path)
+			if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+				continue // not an executable file
+			}
+			if prev, ok := found[name]; ok {
+				prev.Shadowed = append(prev.Shadowed, path)
+				continue
+			}
+			if err := checkPermissions(path, info); err != nil {
+				problems = append(problems, Problem{path, err.Error()})
+				continue
+			}
+			sum, err := FileSHA256(path)
+			if err != nil {
+				problems = append(problems, Problem{path, err.Error()})
+				continue
+			}
+			found[name] = &Binary{Name: name, Path: path, SHA256: sum}
+		}
+	}
+	out := make([]Binary, 0, len(found))
+	for _, b := range found {
+		out = append(out, *b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, problems
+}
+
+// checkPermissions refuses binaries (and their directory) that others can write.
+func checkPermissions(path string, info os.FileInfo) error {
+	if info.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("refused: binary is group- or world-writable (mode %04o); chmod go-w it", info.Mode().Perm())
+	}
+	dir := filepath.Dir(path)
+	if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o002 != 0 && di.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("refused: directory %s is world-writable", dir)
+	}
+	return nil
+}
+
+// FileSHA256 hashes a file.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

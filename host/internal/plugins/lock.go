@@ -1,0 +1,115 @@
+package plugins
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// LockVersion is the lock file format version.
+const LockVersion = 1
+
+// Lock pins plugin binaries by sha256.
+type Lock struct {
+	Version int                  `json:"version"`
+	Plugins map[string]LockEntry `json:"plugins"`
+}
+
+// LockEntry pins one plugin.
+type LockEntry struct {
+	SHA256 string `json:"sha256"`
+	// Path where it was locked; informational, the checksum is what counts.
+	Path string `json:"path"`
+}
+
+// DefaultLockPath is the lock file under the user's config dir.
+func DefaultLockPath() string {
+	if p := os.Getenv("HARDEN_PLUGIN_LOCK"); p != "" {
+		return p
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "harden-plugins.lock"
+	}
+	return filepath.Join(dir, "harden", "plugins.lock")
+}
+
+// ReadLock reads a lock file; a missing file is an empty lock.
+func ReadLock(path string) (*Lock, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return &Lock{Version: LockVersion, Plugins: map[string]LockEntry{}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read plugin lock %s: %w", path, err)
+	}
+	var l Lock
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("plugin lock %s is corrupt: %w", path, err)
+	}
+	if l.Version != LockVersion {
+		return nil, fmt.Errorf("plugin lock %s has version %d; this harden reads version %d", path, l.Version, LockVersion)
+	}
+	if l.Plugins == nil {
+		l.Plugins = map[string]LockEntry{}
+	}
+	return &l, nil
+}
+
+// Write stores the lock atomically.
+func (l *Lock) Write(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(l.Plugins))
+	for n := range l.Plugins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".plugins.lock-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Status of a binary against the lock.
+type Status string
+
+const (
+	Locked   Status = "locked"
+	Unlocked Status = "unlocked"
+	Mismatch Status = "checksum-mismatch"
+)
+
+// Check compares a discovered binary with the lock.
+func (l *Lock) Check(b Binary) Status {
+	e, ok := l.Plugins[b.Name]
+	switch {
+	case !ok:
+		return Unlocked
+	case e.SHA256 != b.SHA256:
+		return Mismatch
+	default:
+		return Locked
+	}
+}
