@@ -9,6 +9,12 @@ const (
 	StatusWarn  = checks.Warn
 	StatusSkip  = checks.Skip
 	StatusError = checks.Error
+
+	SeverityInfo     = checks.Info
+	SeverityLow      = checks.Low
+	SeverityMedium   = checks.Medium
+	SeverityHigh     = checks.High
+	SeverityCritical = checks.Critical
 )
 
 var (

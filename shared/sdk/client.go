@@ -84,12 +84,14 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	if cfg.SHA256 != nil {
 		secure = &plugin.SecureConfig{Checksum: cfg.SHA256, Hash: sha256.New()}
 	}
+	// Stray output of the plugin goes to the log stream, never to the
+	// host's stdout, which carries command output only.
 	stdout, stderr := cfg.Stdout, cfg.Stderr
 	if stdout == nil {
-		stdout = io.Discard
+		stdout = logOut
 	}
 	if stderr == nil {
-		stderr = io.Discard
+		stderr = logOut
 	}
 	gp := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  handshake,

@@ -10,6 +10,11 @@ import (
 )
 
 var (
+	// realStderr is fd 2 as the process started. go-plugin's Serve later
+	// points os.Stderr at a pipe that is forwarded as raw output; log lines
+	// must go to the real stderr, which go-plugin parses as JSON log entries.
+	realStderr = os.Stderr
+
 	logOnce sync.Once
 	logger  *slog.Logger
 )
@@ -35,7 +40,7 @@ func Log() *slog.Logger {
 		case hclog.Error:
 			level = slog.LevelError
 		}
-		logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{
+		logger = slog.New(slog.NewJSONHandler(realStderr, &slog.HandlerOptions{
 			Level: level,
 			// Rename the standard keys to hclog's (@level, @message,
 			// @timestamp) so go-plugin parses the line as a log entry.
@@ -45,7 +50,8 @@ func Log() *slog.Logger {
 				}
 				switch a.Key {
 				case slog.TimeKey:
-					a.Key = "@timestamp"
+					// go-plugin parses exactly this layout.
+					a.Key, a.Value = "@timestamp", slog.StringValue(a.Value.Time().Format("2006-01-02T15:04:05.000000Z07:00"))
 				case slog.LevelKey:
 					a.Key, a.Value = "@level", slog.StringValue(strings.ToLower(a.Value.String()))
 				case slog.MessageKey:

@@ -433,7 +433,7 @@ func listPlugins(c *cli.Context, io IO) error {
 	if err != nil {
 		return &ExitError{Code: ExitTarget, Err: err}
 	}
-	var runnable []string
+	runnable := []string{}
 	for _, b := range found {
 		if opts.AllowUnlocked || lock.Check(b) == plugins.Locked {
 			runnable = append(runnable, b.Name)

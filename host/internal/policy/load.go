@@ -469,7 +469,7 @@ func (p *Policy) findInlineSecrets(path []string, m map[string]any, t *Target) E
 		v := m[k]
 		kp := append(append([]string(nil), path...), k)
 		switch {
-		case strings.HasSuffix(k, "_env"):
+		case strings.HasSuffix(k, "_env") && (isString(v) || secretKey.MatchString(strings.TrimSuffix(k, "_env"))):
 			s, ok := v.(string)
 			if !ok || !envName.MatchString(s) {
 				errs = append(errs, p.errorAt(kp, "must name an environment variable"))
@@ -511,6 +511,11 @@ func (p *Policy) findInlineSecrets(path []string, m map[string]any, t *Target) E
 		}
 	}
 	return errs
+}
+
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
 }
 
 // endpointsOf finds the network addresses in a connection block by the
