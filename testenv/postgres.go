@@ -1,0 +1,267 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Postgres is a throwaway PostgreSQL cluster on 127.0.0.1.
+type Postgres struct {
+	// BinDir holds initdb and postgres; found automatically (Debian's
+	// /usr/lib/postgresql/<v>/bin) unless HARDEN_PG_BINDIR is set.
+	BinDir  string
+	Version string
+	Host    string
+	Port    int
+	// User is the cluster's superuser; its password is in PasswordFile (0600).
+	User         string
+	PasswordFile string
+	// Base is the cluster's private directory: data/, the socket and the log.
+	Base      string
+	DataDir   string
+	SocketDir string
+	LogFile   string
+	// CertFile and KeyFile: a server certificate from the env's CA, for the
+	// policy (the server starts without TLS).
+	CertFile, KeyFile string
+
+	password string
+	cred     *syscall.Credential
+	owner    [2]int
+	cmd      *exec.Cmd
+	exited   chan struct{}
+}
+
+// Name implements Service.
+func (p *Postgres) Name() string { return "postgres" }
+
+// FindPostgresBinDir locates a PostgreSQL server installation.
+func FindPostgresBinDir() (string, error) {
+	if d := os.Getenv("HARDEN_PG_BINDIR"); d != "" {
+		return d, nil
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(matches) == 0 {
+		return "", errors.New("no PostgreSQL server found (/usr/lib/postgresql/*/bin/initdb); install the Debian package postgresql or set HARDEN_PG_BINDIR")
+	}
+	sort.Slice(matches, func(i, j int) bool { return pgMajor(matches[i]) > pgMajor(matches[j]) })
+	return filepath.Dir(matches[0]), nil
+}
+
+func pgMajor(path string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(path))))
+	return n
+}
+
+// Start initialises and starts the cluster; it blocks until it accepts
+// password logins over TCP.
+func (p *Postgres) Start(ctx context.Context, env *Env) error {
+	var err error
+	if p.BinDir == "" {
+		if p.BinDir, err = FindPostgresBinDir(); err != nil {
+			return err
+		}
+	}
+	out, err := exec.Command(filepath.Join(p.BinDir, "postgres"), "--version").Output()
+	if err != nil {
+		return fmt.Errorf("%s/postgres --version: %w", p.BinDir, err)
+	}
+	p.Version = strings.TrimSpace(string(out))
+	// initdb and postgres refuse to run as root: run them as the Debian
+	// package's postgres user, in a directory that user owns.
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return fmt.Errorf("running as root needs the OS user postgres (from the Debian package): %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		p.owner = [2]int{uid, gid}
+	} else {
+		p.owner = [2]int{os.Getuid(), os.Getgid()}
+	}
+	if p.Base, err = os.MkdirTemp("", "harden-pg-"); err != nil {
+		return err
+	}
+	p.DataDir, p.SocketDir, p.LogFile = filepath.Join(p.Base, "data"), p.Base, filepath.Join(p.Base, "postgres.log")
+	if err := os.Chown(p.Base, p.owner[0], p.owner[1]); err != nil {
+		return err
+	}
+	p.User, p.Host = "harden_admin", "127.0.0.1"
+	secret := make([]byte, 18)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	p.password = hex.EncodeToString(secret)
+	pwInit := filepath.Join(p.Base, "initdb.pw")
+	if err := p.writeOwned(pwInit, []byte(p.password)); err != nil {
+		return err
+	}
+	p.PasswordFile = filepath.Join(env.Dir, "postgres-password")
+	if err := os.WriteFile(p.PasswordFile, []byte(p.password+"\n"), 0o600); err != nil {
+		return err
+	}
+	if p.CertFile, p.KeyFile, err = env.CA.Issue("postgres", false, "127.0.0.1", "localhost"); err != nil {
+		return err
+	}
+	initdb := exec.CommandContext(ctx, filepath.Join(p.BinDir, "initdb"), "-D", p.DataDir, "-U", p.User,
+		"--pwfile", pwInit, "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-instructions")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	os.Remove(pwInit)
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if lastErr = p.startOnce(ctx, env); lastErr == nil {
+			return nil
+		}
+		if !strings.Contains(lastErr.Error(), "could not bind") && !strings.Contains(lastErr.Error(), "Address already in use") {
+			break
+		}
+	}
+	p.Stop()
+	return lastErr
+}
+
+func (p *Postgres) writeOwned(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	return os.Chown(path, p.owner[0], p.owner[1])
+}
+
+func (p *Postgres) startOnce(ctx context.Context, env *Env) error {
+	port, err := FreePort()
+	if err != nil {
+		return err
+	}
+	p.Port = port
+	logf, err := os.OpenFile(p.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(filepath.Join(p.BinDir, "postgres"), "-D", p.DataDir, "-c", "port="+strconv.Itoa(port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+p.SocketDir, "-c", "logging_collector=off")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group: a Ctrl-C aimed at the test run must not kill the
+	// server before testenv shuts it down cleanly.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	p.cmd, p.exited = cmd, make(chan struct{})
+	go func() { cmd.Wait(); close(p.exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := pgx.Connect(cctx, p.DSN())
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("postgres exited during start-up: %s", p.logTail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres did not accept connections within 60 s: %v\n%s", err, p.logTail())
+		}
+	}
+}
+
+func (p *Postgres) logTail() string {
+	data, _ := os.ReadFile(p.LogFile)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// DSN is a pgx connection string for the superuser over TCP (contains the
+// password: never log it).
+func (p *Postgres) DSN() string {
+	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=postgres sslmode=disable connect_timeout=5", p.Host, p.Port, p.User, p.password)
+}
+
+// Password returns the superuser password (for tests; never log it).
+func (p *Postgres) Password() string { return p.password }
+
+// Stop shuts the server down (fast shutdown, then SIGKILL) and removes its files.
+func (p *Postgres) Stop() error {
+	if p.cmd != nil && p.cmd.Process != nil {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-p.exited:
+			case <-time.After(15 * time.Second):
+				_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+				<-p.exited
+			}
+		}
+	}
+	if p.Base != "" {
+		return os.RemoveAll(p.Base)
+	}
+	return nil
+}
+
+// Info implements Service: the postgres entry of env.json.
+func (p *Postgres) Info() any {
+	return map[string]any{"host": p.Host, "port": p.Port, "user": p.User, "password_file": p.PasswordFile,
+		"database": "postgres", "data_dir": p.DataDir, "socket_dir": p.SocketDir, "log_file": p.LogFile,
+		"version": p.Version, "bin_dir": p.BinDir, "cert_file": p.CertFile, "key_file": p.KeyFile}
+}
+
+// Target implements Service: the postgres target of the generated policy.
+func (p *Postgres) Target() map[string]any {
+	return map[string]any{"name": "warehouse-pg", "plugin": "postgres",
+		"connection":  map[string]any{"host": p.Host, "port": p.Port, "user": p.User, "password_file": p.PasswordFile, "database": "postgres", "data_dir": p.DataDir},
+		"certificate": map[string]any{"cert_file": p.CertFile, "key_file": p.KeyFile}}
+}
+
+// PostgresForTest starts a cluster for one test and stops it at cleanup.
+// Under CI=true a cluster that cannot start fails the test.
+func PostgresForTest(t testing.TB) *Postgres {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := NewCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Postgres{}
+	if err := p.Start(context.Background(), &Env{Dir: dir, CA: ca}); err != nil {
+		unavailable(t, "PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Errorf("stop postgres: %v", err)
+		}
+	})
+	return p
+}
+
