@@ -1,0 +1,419 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/harden-dev/harden/shared/tlsprofile"
+)
+
+// Target is one endpoint to probe.
+type Target struct {
+	// Address is host:port (IPv6 as [::1]:5432).
+	Address string
+	// ServerName for SNI and the host name check; defaults to the host part.
+	ServerName string
+	Dialect    Dialect
+	// RootCAs verify the server's chain; nil skips the trust check.
+	RootCAs *x509.CertPool
+	// ClientCert, when set, is presented in an extra handshake that proves a
+	// trusted client is let in (the positive side of mTLS).
+	ClientCert *tls.Certificate
+}
+
+// Options bound a scan.
+type Options struct {
+	// Concurrency caps simultaneous connections to the endpoint. PostgreSQL
+	// forks a backend per connection and logs each probe, so keep it small.
+	Concurrency int
+	// Timeout per connection (dial + negotiation + handshake).
+	Timeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	return o
+}
+
+// Plaintext is the outcome of the plaintext attempt.
+type Plaintext struct {
+	Tested   bool
+	Accepted bool
+	Evidence string
+	Err      error
+}
+
+// Protocol is the outcome for one protocol version.
+type Protocol struct {
+	Version  uint16
+	Accepted bool
+	Evidence string
+	// negotiationRefused: the dialect's pre-TLS step was declined.
+	negotiationRefused bool
+}
+
+// Cipher is one accepted cipher suite.
+type Cipher struct {
+	Version uint16
+	ID      uint16
+	Name    string
+}
+
+// Certificate is what the server presented.
+type Certificate struct {
+	Chain []*x509.Certificate
+	// TrustErr is nil when the chain verifies against RootCAs and the name
+	// matches; TrustChecked is false without RootCAs.
+	TrustChecked bool
+	TrustErr     error
+}
+
+// ClientAuth is the outcome of connecting without a client certificate.
+type ClientAuth struct {
+	Tested bool
+	// Requested: the server sent a CertificateRequest.
+	Requested bool
+	// Refused: the session without a certificate was refused.
+	Refused  bool
+	Evidence string
+	// TrustedClientAccepted is set when a ClientCert was given and worked.
+	TrustedClientTested   bool
+	TrustedClientAccepted bool
+	TrustedClientEvidence string
+}
+
+// Result is everything observed on one endpoint.
+type Result struct {
+	Address string
+	Dialect string
+	// ConnectErr is set when the endpoint could not be reached at all.
+	ConnectErr error
+	Plaintext  Plaintext
+	// TLSRefused: the server declined TLS during negotiation (e.g. 'N').
+	TLSRefused  bool
+	TLSEvidence string
+	Protocols   []Protocol
+	Ciphers     []Cipher
+	// CipherCoverage says which suites were tested (honest about limits).
+	CipherCoverage string
+	Certificate    *Certificate
+	ClientAuth     ClientAuth
+	// Connections is how many connections the scan opened.
+	Connections int
+	Duration    time.Duration
+}
+
+// AcceptedVersions lists accepted protocol versions ascending.
+func (r *Result) AcceptedVersions() []uint16 {
+	var out []uint16
+	for _, p := range r.Protocols {
+		if p.Accepted {
+			out = append(out, p.Version)
+		}
+	}
+	return out
+}
+
+var probeVersions = []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13}
+
+type scanner struct {
+	target Target
+	opts   Options
+	sem    chan struct{}
+	conns  atomic.Int64
+	host   string
+}
+
+// Scan probes one endpoint. It returns an error only for a bad Target; an
+// unreachable endpoint is reported in Result.ConnectErr.
+func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
+	start := time.Now()
+	if target.Dialect == nil {
+		target.Dialect = TLS
+	}
+	host, _, err := net.SplitHostPort(target.Address)
+	if err != nil {
+		return nil, fmt.Errorf("probe: address %q: %w", target.Address, err)
+	}
+	if target.ServerName == "" {
+		target.ServerName = host
+	}
+	opts = opts.withDefaults()
+	s := &scanner{target: target, opts: opts, sem: make(chan struct{}, opts.Concurrency), host: host}
+	res := &Result{Address: target.Address, Dialect: target.Dialect.Name()}
+
+	// Reachability first: one connection decides whether the rest is worth it.
+	conn, err := s.dial(ctx)
+	if err != nil {
+		res.ConnectErr = err
+		res.Connections = int(s.conns.Load())
+		return res, nil
+	}
+	conn.Close()
+	s.release()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); res.Plaintext = s.plaintext(ctx) }()
+	res.Protocols = make([]Protocol, len(probeVersions))
+	for i, v := range probeVersions {
+		wg.Add(1)
+		go func() { defer wg.Done(); res.Protocols[i] = s.protocol(ctx, v, res) }()
+	}
+	wg.Wait()
+	for _, p := range res.Protocols {
+		if p.negotiationRefused {
+			res.TLSRefused, res.TLSEvidence = true, p.Evidence
+		}
+	}
+	if len(res.AcceptedVersions()) > 0 {
+		res.Ciphers, res.CipherCoverage = s.ciphers(ctx, res.AcceptedVersions())
+		res.Certificate = s.certificate(ctx, slices.Max(res.AcceptedVersions()))
+		res.ClientAuth = s.clientAuth(ctx)
+	}
+	res.Connections = int(s.conns.Load())
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func (s *scanner) dial(ctx context.Context) (net.Conn, error) {
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	d := net.Dialer{Timeout: s.opts.Timeout}
+	s.conns.Add(1)
+	conn, err := d.DialContext(ctx, "tcp", s.target.Address)
+	if err != nil {
+		s.release()
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(s.opts.Timeout))
+	return conn, nil
+}
+
+func (s *scanner) release() { <-s.sem }
+
+func (s *scanner) plaintext(ctx context.Context) Plaintext {
+	conn, err := s.dial(ctx)
+	if err != nil {
+		return Plaintext{Tested: true, Err: err}
+	}
+	defer s.release()
+	defer conn.Close()
+	accepted, evidence, ok, err := s.target.Dialect.Plaintext(ctx, conn)
+	return Plaintext{Tested: ok, Accepted: accepted, Evidence: evidence, Err: err}
+}
+
+// handshake opens a connection, negotiates TLS with cfg and returns the
+// established session (caller closes and releases).
+func (s *scanner) handshake(ctx context.Context, cfg *tls.Config) (*tls.Conn, error) {
+	conn, err := s.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.target.Dialect.StartTLS(ctx, conn); err != nil {
+		conn.Close()
+		s.release()
+		return nil, err
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		tc.Close()
+		s.release()
+		return nil, err
+	}
+	return tc, nil
+}
+
+func (s *scanner) baseConfig() *tls.Config {
+	return &tls.Config{
+		ServerName: s.target.ServerName,
+		NextProtos: s.target.Dialect.ALPN(),
+		// Verification is done separately so that an untrusted certificate
+		// is reported as a finding instead of hiding every other fact.
+		InsecureSkipVerify: true, //nolint:gosec // see comment
+	}
+}
+
+// negotiate runs one handshake and reports whether the server accepted the
+// offered version and suite. A server that requires client certificates
+// aborts a TLS 1.2 handshake without one only after its ServerHello and
+// Certificate: the version and suite were accepted, so the state seen when
+// the server's certificate arrived counts.
+func (s *scanner) negotiate(ctx context.Context, cfg *tls.Config) (tls.ConnectionState, string, error) {
+	var seen *tls.ConnectionState
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		seen = &cs
+		return nil
+	}
+	if s.target.ClientCert != nil {
+		cfg.Certificates = []tls.Certificate{*s.target.ClientCert}
+	}
+	tc, err := s.handshake(ctx, cfg)
+	if err == nil {
+		state := tc.ConnectionState()
+		tc.Close()
+		s.release()
+		return state, "", nil
+	}
+	if seen != nil && seen.CipherSuite != 0 && !errors.Is(err, ErrTLSRefused) {
+		return *seen, " (server then ended the handshake: " + err.Error() + ")", nil
+	}
+	return tls.ConnectionState{}, "", err
+}
+
+func (s *scanner) protocol(ctx context.Context, v uint16, res *Result) Protocol {
+	cfg := s.baseConfig()
+	cfg.MinVersion, cfg.MaxVersion = v, v
+	if v <= tls.VersionTLS12 {
+		cfg.CipherSuites = allTLS12Suites()
+	}
+	state, note, err := s.negotiate(ctx, cfg)
+	if errors.Is(err, ErrTLSRefused) {
+		return Protocol{Version: v, Evidence: err.Error(), negotiationRefused: true}
+	}
+	if err != nil {
+		return Protocol{Version: v, Evidence: fmt.Sprintf("%s handshake refused: %v", tlsprofile.VersionName(v), err)}
+	}
+	return Protocol{Version: v, Accepted: true, Evidence: fmt.Sprintf("%s handshake accepted (%s)%s", tlsprofile.VersionName(v), tls.CipherSuiteName(state.CipherSuite), note)}
+}
+
+func allTLS12Suites() []uint16 {
+	var ids []uint16
+	for _, cs := range tls.CipherSuites() {
+		ids = append(ids, cs.ID)
+	}
+	for _, cs := range tls.InsecureCipherSuites() {
+		ids = append(ids, cs.ID)
+	}
+	return ids
+}
+
+// ciphers tests every TLS ≤1.2 suite Go can offer, one per connection, on the
+// highest accepted ≤1.2 version; for TLS 1.3 it records the negotiated suite.
+func (s *scanner) ciphers(ctx context.Context, versions []uint16) ([]Cipher, string) {
+	var out []Cipher
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	coverage := "TLS 1.3: negotiated suite only"
+	var v12 uint16
+	for _, v := range versions {
+		if v <= tls.VersionTLS12 {
+			v12 = v
+		}
+	}
+	if v12 != 0 {
+		ids := allTLS12Suites()
+		coverage = fmt.Sprintf("%s: %d suites Go's TLS client can offer (CCM/ARIA/CAMELLIA/DHE need raw ClientHellos); %s", tlsprofile.VersionName(v12), len(ids), coverage)
+		for _, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cfg := s.baseConfig()
+				cfg.MinVersion, cfg.MaxVersion, cfg.CipherSuites = v12, v12, []uint16{id}
+				if _, _, err := s.negotiate(ctx, cfg); err != nil {
+					return
+				}
+				mu.Lock()
+				out = append(out, Cipher{Version: v12, ID: id, Name: tls.CipherSuiteName(id)})
+				mu.Unlock()
+			}()
+		}
+	}
+	if slices.Contains(versions, tls.VersionTLS13) {
+		cfg := s.baseConfig()
+		cfg.MinVersion = tls.VersionTLS13
+		if state, _, err := s.negotiate(ctx, cfg); err == nil {
+			out = append(out, Cipher{Version: tls.VersionTLS13, ID: state.CipherSuite, Name: tls.CipherSuiteName(state.CipherSuite)})
+		}
+	}
+	wg.Wait()
+	slices.SortFunc(out, func(a, b Cipher) int {
+		if a.Version != b.Version {
+			return int(a.Version) - int(b.Version)
+		}
+		return int(a.ID) - int(b.ID)
+	})
+	return out, coverage
+}
+
+func (s *scanner) certificate(ctx context.Context, v uint16) *Certificate {
+	cfg := s.baseConfig()
+	cfg.MinVersion, cfg.MaxVersion = v, v
+	state, _, err := s.negotiate(ctx, cfg)
+	if err != nil {
+		return nil
+	}
+	chain := state.PeerCertificates
+	c := &Certificate{Chain: chain}
+	if s.target.RootCAs != nil && len(chain) > 0 {
+		c.TrustChecked = true
+		inter := x509.NewCertPool()
+		for _, ic := range chain[1:] {
+			inter.AddCert(ic)
+		}
+		_, c.TrustErr = chain[0].Verify(x509.VerifyOptions{Roots: s.target.RootCAs, Intermediates: inter, DNSName: s.target.ServerName})
+	}
+	return c
+}
+
+func (s *scanner) clientAuth(ctx context.Context) ClientAuth {
+	ca := ClientAuth{Tested: true}
+	var requested atomic.Bool
+	cfg := s.baseConfig()
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		requested.Store(true)
+		return &tls.Certificate{}, nil // present no certificate
+	}
+	tc, err := s.handshake(ctx, cfg)
+	ca.Requested = requested.Load()
+	switch {
+	case err != nil:
+		ca.Refused, ca.Evidence = true, "handshake without a client certificate refused: "+err.Error()
+	default:
+		err = s.target.Dialect.Exchange(ctx, tc)
+		tc.Close()
+		s.release()
+		if err != nil {
+			ca.Refused, ca.Evidence = true, "session without a client certificate refused after the handshake: "+err.Error()
+		} else {
+			ca.Evidence = "session without a client certificate accepted"
+			if !ca.Requested {
+				ca.Evidence += " (server did not request one)"
+			}
+		}
+	}
+	if s.target.ClientCert != nil {
+		ca.TrustedClientTested = true
+		cfg := s.baseConfig()
+		cfg.Certificates = []tls.Certificate{*s.target.ClientCert}
+		tc, err := s.handshake(ctx, cfg)
+		if err == nil {
+			err = s.target.Dialect.Exchange(ctx, tc)
+			tc.Close()
+			s.release()
+		}
+		ca.TrustedClientAccepted = err == nil
+		if err != nil {
+			ca.TrustedClientEvidence = "client with a trusted certificate refused: " + err.Error()
+		} else {
+			ca.TrustedClientEvidence = "client with a trusted certificate accepted"
+		}
+	}
+	return ca
+}
