@@ -41,6 +41,7 @@ type Postgres struct {
 	CertFile, KeyFile string
 
 	password string
+	caFile   string
 	cred     *syscall.Credential
 	owner    [2]int
 	cmd      *exec.Cmd
@@ -117,6 +118,7 @@ func (p *Postgres) Start(ctx context.Context, env *Env) error {
 	if err := os.WriteFile(p.PasswordFile, []byte(p.password+"\n"), 0o600); err != nil {
 		return err
 	}
+	p.caFile = env.CA.CertFile
 	if p.CertFile, p.KeyFile, err = env.CA.Issue("postgres", false, "127.0.0.1", "localhost"); err != nil {
 		return err
 	}
@@ -265,3 +267,16 @@ func PostgresForTest(t testing.TB) *Postgres {
 	return p
 }
 
+
+// InstallFile writes a file into the data directory, owned by the server's OS
+// user, as an operator would before pointing ssl_cert_file at it.
+func (p *Postgres) InstallFile(name string, data []byte, mode os.FileMode) (string, error) {
+	path := filepath.Join(p.DataDir, name)
+	if err := os.WriteFile(path, data, mode); err != nil {
+		return "", err
+	}
+	return path, os.Chown(path, p.owner[0], p.owner[1])
+}
+
+// CAFile of the environment the server was started in.
+func (p *Postgres) CAFile() string { return p.caFile }

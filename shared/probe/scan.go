@@ -203,7 +203,20 @@ func (s *scanner) dial(ctx context.Context) (net.Conn, error) {
 		return nil, err
 	}
 	conn.SetDeadline(time.Now().Add(s.opts.Timeout))
-	return conn, nil
+	// Cancellation (Stop, Ctrl-C) must end blocking reads at once, not when
+	// the per-connection timeout expires.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	return &watchedConn{Conn: conn, stop: stop}, nil
+}
+
+type watchedConn struct {
+	net.Conn
+	stop func() bool
+}
+
+func (c *watchedConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
 }
 
 func (s *scanner) release() { <-s.sem }

@@ -46,7 +46,7 @@ type Harness struct {
 	Target func(addr string) sdk.Target
 	// Certificates used for render; empty material is allowed.
 	Certificates sdk.Certificates
-	// StopTimeout bounds how fast Stop must end in-flight work (default 5 s).
+	// StopTimeout bounds how fast Stop must end in-flight work (default 2 s).
 	StopTimeout time.Duration
 }
 
@@ -91,7 +91,7 @@ func newTarpit(t *testing.T) *tarpit {
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	if h.StopTimeout == 0 {
-		h.StopTimeout = 5 * time.Second
+		h.StopTimeout = 2 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

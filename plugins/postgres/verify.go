@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+
+	"github.com/harden-dev/harden/shared/probe"
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// Verify proves transport security on the live server with the probe kit.
+func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyResponse) {
+	var c connection
+	if err := q.Target.DecodeConnection(&c); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+		return
+	}
+	target := probe.Target{Address: c.address(), Dialect: probe.Postgres}
+	if len(q.Certificates.CABundlePEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(q.Certificates.CABundlePEM) {
+			r.Diagnostics.AddError("CA bundle holds no certificates", "")
+			return
+		}
+		target.RootCAs = pool
+	}
+	mtls := q.Policy.InMTLSScope(q.Target.Name)
+	if mtls && len(q.Certificates.ChainPEM) > 0 {
+		if cert, err := tls.X509KeyPair(q.Certificates.ChainPEM, q.Certificates.KeyPEM); err == nil {
+			target.ClientCert = &cert
+		}
+	}
+	// PostgreSQL forks a backend and logs a line for every probe
+	// connection: keep the scan polite.
+	res, err := probe.Scan(ctx, target, probe.Options{Concurrency: 3})
+	if err != nil {
+		r.Diagnostics.AddError("probe", err.Error())
+		return
+	}
+	sdk.Log().Info("scanned", "target", q.Target.Name, "address", res.Address, "connections", res.Connections, "duration", res.Duration.String())
+	r.Checks = res.Checks(probe.Expectations{Profile: q.Policy.Profile, RenewBefore: q.Policy.Rotation.RenewBefore,
+		AlertAt: q.Policy.Rotation.AlertAt, RequireClientAuth: mtls})
+}
