@@ -1,0 +1,50 @@
+# harden — see README.md. `make demo` and `make test` do all set-up themselves.
+GO      ?= go
+BIN     := bin
+PLUGINS := $(notdir $(wildcard plugins/*))
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/harden-dev/harden/host/internal/cli.Version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: all build setup test test-unit proto proto-check lint demo bench clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)/plugins
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/harden ./host/cmd/harden
+	@for p in $(PLUGINS); do \
+		echo "$(GO) build -o $(BIN)/plugins/harden-plugin-$$p ./plugins/$$p"; \
+		$(GO) build -o $(BIN)/plugins/harden-plugin-$$p ./plugins/$$p || exit 1; \
+		chmod go-w $(BIN)/plugins/harden-plugin-$$p; \
+	done
+	$(GO) build -o $(BIN)/testenv ./testenv/cmd/testenv
+
+# Installs what the real servers need (PostgreSQL from Debian when missing).
+setup:
+	@scripts/setup.sh
+
+# Unit tests, end-to-end tests over real plugin processes, and real-server
+# tests (PostgreSQL). Under CI=true a missing server fails instead of skipping.
+test: setup build
+	$(GO) test -count=1 -timeout 20m ./...
+
+proto:
+	scripts/proto.sh
+
+proto-check:
+	scripts/proto.sh --check
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	cd host/testdata/echoplugin && $(GO) vet ./...
+
+demo: setup build
+	scripts/demo.sh
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf $(BIN)

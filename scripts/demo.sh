@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The main job: start real servers on 127.0.0.1 (testenv), then run harden
+# against them — lock the plugins, validate the policy, verify the live
+# servers. The servers start unhardened, so verify reports failures: that is
+# the point of the demo ("before"). Everything is torn down at the end.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/bin"
+state=${HARDEN_DEMO_DIR:-$(mktemp -d /tmp/harden-demo-XXXXXX)}
+services=${HARDEN_DEMO_SERVICES:-postgres}
+mkdir -p "$state"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+step "Starting real servers on 127.0.0.1: $services (state in $state)"
+"$bin/testenv" up --services "$services" --state-dir "$state" >"$state/testenv.out" 2>"$state/testenv.log" &
+tenv=$!
+cleanup() {
+  step "Stopping servers"
+  "$bin/testenv" down --state-dir "$state" 2>/dev/null || kill "$tenv" 2>/dev/null || true
+  wait "$tenv" 2>/dev/null || true
+  [ -n "${HARDEN_DEMO_DIR:-}" ] || rm -rf "$state"
+}
+trap cleanup EXIT
+for i in $(seq 1 600); do
+  if grep -q '^ready' "$state/testenv.out" 2>/dev/null; then break; fi
+  if ! kill -0 "$tenv" 2>/dev/null; then echo "testenv failed:"; cat "$state/testenv.log"; exit 1; fi
+  [ $((i % 10)) -eq 0 ] && echo "  ... still starting ($((i / 10)) s): $(tail -1 "$state/testenv.log" 2>/dev/null)"
+  sleep 0.1
+done
+grep -q '^ready' "$state/testenv.out" || { echo "testenv did not become ready in 60 s"; cat "$state/testenv.log"; exit 1; }
+cat "$state/testenv.log"
+
+export HARDEN_PLUGIN_PATH="$bin/plugins" HARDEN_PLUGIN_LOCK="$state/plugins.lock"
+
+step "The policy testenv generated"
+cat "$state/policy.yaml"
+
+step "Trust the plugins: pin them by sha256"
+run "$bin/harden" plugins lock
+run "$bin/harden" plugins list
+
+step "Validate the policy against harden's and each plugin's schema"
+run "$bin/harden" policy validate -f "$state/policy.yaml"
+
+step "Verify the live servers (unhardened: failures expected, exit code 2)"
+set +e
+"$bin/harden" verify -f "$state/policy.yaml"
+code=$?
+set -e
+echo "harden verify exited with $code (0 all good, 2 failing checks, 3 target/plugin error)"
+if [ "$code" -ne 2 ] && [ "$code" -ne 0 ]; then exit "$code"; fi
+
+step "The same report as JSON (first lines)"
+"$bin/harden" verify -f "$state/policy.yaml" --format json | head -25 || true

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the real servers the tests and the demo start, where missing.
+# Debian packages need root (CI runs as root); elsewhere it says what to run.
+set -euo pipefail
+need_apt=()
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${HARDEN_PG_BINDIR:-}" ]; then
+  need_apt+=(postgresql)
+fi
+if [ ${#need_apt[@]} -eq 0 ]; then
+  echo "setup: PostgreSQL server present ($(ls -d /usr/lib/postgresql/*/bin | tail -1))"
+  exit 0
+fi
+echo "setup: installing Debian packages: ${need_apt[*]} (first time only, ~1 minute)"
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "setup: need root to run: apt-get install -y ${need_apt[*]}" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+${SUDO:-} apt-get update -q
+${SUDO:-} apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+# The Debian package starts a default cluster; harden's tests start their own.
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  pg_lsclusters -h 2>/dev/null | while read -r ver name _; do ${SUDO:-} pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true; done
+fi
+echo "setup: done"
