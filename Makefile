@@ -14,8 +14,8 @@ build:
 	@mkdir -p $(BIN)/plugins
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/harden ./host/cmd/harden
 	@for p in $(PLUGINS); do \
-		echo "$(GO) build -o $(BIN)/plugins/harden-plugin-$$p ./plugins/$$p"; \
-		$(GO) build -o $(BIN)/plugins/harden-plugin-$$p ./plugins/$$p || exit 1; \
+		echo "$(GO) build -trimpath -ldflags \"-s -w\" -o $(BIN)/plugins/harden-plugin-$$p ./plugins/$$p"; \
+		$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/plugins/harden-plugin-$$p ./plugins/$$p || exit 1; \
 		chmod go-w $(BIN)/plugins/harden-plugin-$$p; \
 	done
 	$(GO) build -o $(BIN)/testenv ./testenv/cmd/testenv

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -69,8 +70,25 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 10 * time.Second
 	}
+	tlsConfig, bundle, err := hostChannel()
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: one-time TLS certificates: %w", name, err)
+	}
+	// The plugin's one-time key travels over an inherited pipe (fd 3),
+	// never through the environment. 2 KB fit the pipe buffer.
+	tlsR, tlsW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer tlsR.Close()
+	_, err = tlsW.Write(bundle)
+	tlsW.Close()
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(cfg.Path)
-	cmd.Env = cfg.Env
+	cmd.Env = append(append([]string{}, cfg.Env...), envTLSFD+"=3")
+	cmd.ExtraFiles = []*os.File{tlsR}
 	setParentDeathSignal(cmd)
 	logOut := cfg.LogOutput
 	if logOut == nil {
@@ -99,7 +117,8 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		SecureConfig:     secure,
-		AutoMTLS:         true,
+		// Mutual TLS with one-time certificates: see mtls.go.
+		TLSConfig:        tlsConfig,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     cfg.StartTimeout,
 		Managed:          false,
@@ -142,9 +161,12 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	}
 }
 
+// ErrChecksumMismatch: the binary's sha256 differs from the pinned one.
+var ErrChecksumMismatch = plugin.ErrChecksumsDoNotMatch
+
 func launchError(err error) error {
 	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-		return fmt.Errorf("binary does not match its sha256 in the lock file (changed since `harden plugins lock`?)")
+		return fmt.Errorf("binary does not match its pinned sha256: %w", err)
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"crypto/tls"
 	"os"
 	"time"
 
@@ -53,7 +54,17 @@ func versionedPlugins(impl Plugin) map[int]plugin.PluginSet {
 // Serve runs the plugin until the host goes away. Call it from main.
 func Serve(p Plugin) {
 	go exitWithParent()
+	tlsConfig, err := pluginChannel()
+	if err != nil {
+		os.Stderr.WriteString("harden plugin: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	var tlsProvider func() (*tls.Config, error)
+	if tlsConfig != nil {
+		tlsProvider = func() (*tls.Config, error) { return tlsConfig, nil }
+	}
 	plugin.Serve(&plugin.ServeConfig{
+		TLSProvider:      tlsProvider,
 		HandshakeConfig:  handshake,
 		VersionedPlugins: versionedPlugins(p),
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {

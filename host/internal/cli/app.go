@@ -426,63 +426,76 @@ func listPlugins(c *cli.Context, io IO) error {
 		return err
 	}
 	opts := engineOptions(c, io.Stderr)
-	// Listing shows unlocked plugins too (that is how one decides to lock
-	// them), but only launches locked ones unless --allow-unlocked.
-	found, problems := plugins.Discover(plugins.Dirs(opts.PluginDirs))
-	lock, err := plugins.ReadLock(opts.LockPath)
-	if err != nil {
-		return &ExitError{Code: ExitTarget, Err: err}
-	}
-	runnable := []string{}
-	for _, b := range found {
-		if opts.AllowUnlocked || lock.Check(b) == plugins.Locked {
-			runnable = append(runnable, b.Name)
-		}
-	}
-	eng, err := engine.Open(c.Context, opts, runnable)
+	// Every discovered plugin is listed; only trusted ones are launched (all
+	// with --allow-unlocked), and one broken plugin does not hide the rest.
+	eng, err := engine.OpenEach(c.Context, opts, nil)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
+	lock, _ := plugins.ReadLock(opts.LockPath)
 	type row struct {
 		Name         string   `json:"name"`
 		Version      string   `json:"version,omitempty"`
 		Path         string   `json:"path"`
-		SHA256       string   `json:"sha256"`
+		SHA256       string   `json:"sha256,omitempty"`
 		Lock         string   `json:"lock"`
 		Capabilities []string `json:"capabilities,omitempty"`
 		Description  string   `json:"description,omitempty"`
+		Error        string   `json:"error,omitempty"`
 	}
 	var rows []row
-	for _, b := range found {
-		r := row{Name: b.Name, Path: b.Path, SHA256: b.SHA256, Lock: string(lock.Check(b))}
+	failures := 0
+	for _, b := range eng.Found {
+		r := row{Name: b.Name, Path: b.Path, Lock: string(plugins.Unlocked)}
+		if e, ok := lock.Plugins[b.Name]; ok {
+			r.SHA256, r.Lock = e.SHA256, string(plugins.Locked)
+		}
 		if p, ok := eng.Plugins[b.Name]; ok {
-			r.Version, r.Description = p.Meta.Version, p.Meta.Description
+			r.Version, r.Description, r.SHA256, r.Lock = p.Meta.Version, p.Meta.Description, p.SHA256, string(p.LockStatus)
 			for _, cp := range p.Meta.Capabilities {
 				r.Capabilities = append(r.Capabilities, string(cp))
+			}
+		}
+		if err := eng.Failed[b.Name]; err != nil {
+			r.Error = err.Error()
+			if errors.Is(err, sdk.ErrChecksumMismatch) || strings.Contains(err.Error(), "does not match its sha256") {
+				r.Lock = string(plugins.Mismatch)
+			}
+			if r.Lock != string(plugins.Unlocked) {
+				failures++
 			}
 		}
 		rows = append(rows, r)
 	}
 	if c.String("format") == "json" {
 		var probs []map[string]string
-		for _, p := range problems {
+		for _, p := range eng.Problems {
 			probs = append(probs, map[string]string{"path": p.Path, "reason": p.Reason})
 		}
-		return writeJSON(io.Stdout, map[string]any{"format_version": 1, "plugins": rows, "refused": probs})
-	}
-	if len(rows) == 0 {
-		fmt.Fprintf(io.Stdout, "No plugins found in %s\n", strings.Join(plugins.Dirs(opts.PluginDirs), ", "))
-	}
-	for _, r := range rows {
-		v := r.Version
-		if v == "" {
-			v = "-"
+		if err := writeJSON(io.Stdout, map[string]any{"format_version": FormatVersion, "plugins": rows, "refused": probs}); err != nil {
+			return err
 		}
-		fmt.Fprintf(io.Stdout, "%-14s %-10s %-18s %-40s %s\n", r.Name, v, r.Lock, strings.Join(r.Capabilities, ","), r.Path)
+	} else {
+		if len(rows) == 0 {
+			fmt.Fprintf(io.Stdout, "No plugins found in %s\n", strings.Join(plugins.Dirs(opts.PluginDirs), ", "))
+		}
+		for _, r := range rows {
+			v := r.Version
+			if v == "" {
+				v = "-"
+			}
+			fmt.Fprintf(io.Stdout, "%-14s %-10s %-18s %-32s %s\n", r.Name, v, r.Lock, strings.Join(r.Capabilities, ","), r.Path)
+			if r.Error != "" && r.Lock != string(plugins.Unlocked) {
+				fmt.Fprintf(io.Stdout, "  error: %s\n", r.Error)
+			}
+		}
+		for _, p := range eng.Problems {
+			fmt.Fprintf(io.Stdout, "refused: %s\n", p.Error())
+		}
 	}
-	for _, p := range problems {
-		fmt.Fprintf(io.Stdout, "refused: %s\n", p.Error())
+	if failures > 0 {
+		return &ExitError{Code: ExitTarget, Err: fmt.Errorf("%d plugin(s) failed to start", failures)}
 	}
 	return nil
 }
@@ -497,15 +510,24 @@ func lockPlugins(c *cli.Context, io IO) error {
 		return exitf(ExitConfig, "no plugins found in %s", strings.Join(plugins.Dirs(opts.PluginDirs), ", "))
 	}
 	lock := &plugins.Lock{Version: plugins.LockVersion, Plugins: map[string]plugins.LockEntry{}}
-	for _, b := range found {
-		lock.Plugins[b.Name] = plugins.LockEntry{SHA256: b.SHA256, Path: b.Path}
+	sums := make([]string, len(found))
+	errs := make([]error, len(found))
+	var wg sync.WaitGroup
+	for i, b := range found {
+		wg.Add(1)
+		go func() { defer wg.Done(); sums[i], errs[i] = b.SHA256() }()
+	}
+	wg.Wait()
+	var names []string
+	for i, b := range found {
+		if errs[i] != nil {
+			return exitf(ExitConfig, "hash %s: %v", b.Path, errs[i])
+		}
+		lock.Plugins[b.Name] = plugins.LockEntry{SHA256: sums[i], Path: b.Path}
+		names = append(names, b.Name+" "+sums[i][:12])
 	}
 	if err := lock.Write(opts.LockPath); err != nil {
 		return exitf(ExitConfig, "write lock file %s: %v", opts.LockPath, err)
-	}
-	names := make([]string, 0, len(found))
-	for _, b := range found {
-		names = append(names, b.Name+" "+b.SHA256[:12])
 	}
 	slices.Sort(names)
 	fmt.Fprintf(io.Stdout, "Locked %d plugin(s) in %s:\n  %s\n", len(found), opts.LockPath, strings.Join(names, "\n  "))

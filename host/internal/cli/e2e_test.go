@@ -253,8 +253,12 @@ func TestPluginTrust(t *testing.T) {
 	fh.Write([]byte("tampered"))
 	fh.Close()
 	r = f.run("verify", "-f", f.policy)
-	if r.code != ExitTarget || !strings.Contains(r.stderr, "does not match the lock file") {
+	if r.code != ExitTarget || !strings.Contains(r.stderr, "does not match its sha256 in the lock file") {
 		t.Errorf("mismatch: exit %d: %s", r.code, r.stderr)
+	}
+	r = f.run("plugins", "list", "--format", "json")
+	if r.code != ExitTarget || !strings.Contains(r.stdout, `"lock": "checksum-mismatch"`) {
+		t.Errorf("list after tampering: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	// Group-writable binary: refused.
 	f.lockPlugins()

@@ -68,6 +68,8 @@ type Options struct {
 type Plugin struct {
 	Binary     plugins.Binary
 	LockStatus plugins.Status
+	// SHA256 (hex) that go-plugin checked right before exec.
+	SHA256     string
 	Client     *sdk.Client
 	Meta       sdk.MetadataResponse
 	Schemas    sdk.SchemaResponse
@@ -79,6 +81,8 @@ type Plugin struct {
 type Engine struct {
 	opts    Options
 	Plugins map[string]*Plugin
+	// Failed holds launch failures in OpenEach mode.
+	Failed map[string]error
 	// Found is every discovered binary, Problems the refused ones.
 	Found    []plugins.Binary
 	Problems []plugins.Problem
@@ -102,11 +106,30 @@ func minimalEnv(logLevel string) []string {
 // Open discovers plugins and launches the named ones (all discovered when
 // names is nil). On error nothing is left running.
 func Open(ctx context.Context, opts Options, names []string) (*Engine, error) {
+	e, failed, err := open(ctx, opts, names, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(failed...); err != nil {
+		e.Close()
+		return nil, pluginErr(err)
+	}
+	return e, nil
+}
+
+// OpenEach launches what it can and reports per-plugin launch failures in
+// Failed instead of failing as a whole (for `plugins list`).
+func OpenEach(ctx context.Context, opts Options, names []string) (*Engine, error) {
+	e, _, err := open(ctx, opts, names, true)
+	return e, err
+}
+
+func open(ctx context.Context, opts Options, names []string, keepGoing bool) (*Engine, []error, error) {
 	found, problems := plugins.Discover(plugins.Dirs(opts.PluginDirs))
-	e := &Engine{opts: opts, Plugins: map[string]*Plugin{}, Found: found, Problems: problems}
+	e := &Engine{opts: opts, Plugins: map[string]*Plugin{}, Failed: map[string]error{}, Found: found, Problems: problems}
 	lock, err := plugins.ReadLock(opts.LockPath)
 	if err != nil {
-		return nil, pluginErr(err)
+		return nil, nil, pluginErr(err)
 	}
 	byName := map[string]plugins.Binary{}
 	for _, b := range found {
@@ -127,16 +150,29 @@ func Open(ctx context.Context, opts Options, names []string) (*Engine, error) {
 					why = " (" + p.Error() + ")"
 				}
 			}
-			return nil, configErr(&UnknownPluginError{Name: n, Dirs: plugins.Dirs(opts.PluginDirs), Why: why})
+			return nil, nil, configErr(&UnknownPluginError{Name: n, Dirs: plugins.Dirs(opts.PluginDirs), Why: why})
 		}
-		st := lock.Check(b)
+		p := &Plugin{Binary: b, LockStatus: plugins.Locked}
+		entry, locked := lock.Plugins[n]
 		switch {
-		case st == plugins.Mismatch && !opts.AllowUnlocked:
-			return nil, pluginErr(fmt.Errorf("plugin %s (%s): sha256 %s does not match the lock file %s (%s); if the change is expected, run `harden plugins lock`", n, b.Path, b.SHA256[:12], opts.LockPath, lock.Plugins[n].SHA256[:min(12, len(lock.Plugins[n].SHA256))]))
-		case st == plugins.Unlocked && !opts.AllowUnlocked:
-			return nil, pluginErr(fmt.Errorf("plugin %s (%s) is not in the lock file %s; run `harden plugins lock` to trust it, or pass --allow-unlocked", n, b.Path, opts.LockPath))
+		case locked:
+			// go-plugin hashes the binary right before exec and refuses
+			// it unless it matches the lock: the only hash on this path.
+			p.SHA256 = entry.SHA256
+		case !opts.AllowUnlocked:
+			err := fmt.Errorf("plugin %s (%s) is not in the lock file %s; run `harden plugins lock` to trust it, or pass --allow-unlocked", n, b.Path, opts.LockPath)
+			if !keepGoing {
+				return nil, nil, pluginErr(err)
+			}
+			e.Failed[n] = err
+			continue
+		default:
+			p.LockStatus = plugins.Unlocked
+			if p.SHA256, err = b.SHA256(); err != nil {
+				return nil, nil, pluginErr(err)
+			}
 		}
-		toLaunch = append(toLaunch, &Plugin{Binary: b, LockStatus: st})
+		toLaunch = append(toLaunch, p)
 	}
 	errs := make([]error, len(toLaunch))
 	var wg sync.WaitGroup
@@ -144,29 +180,44 @@ func Open(ctx context.Context, opts Options, names []string) (*Engine, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = e.launch(ctx, p)
+			err := e.launch(ctx, p)
+			if errors.Is(err, sdk.ErrChecksumMismatch) {
+				if opts.AllowUnlocked {
+					// Unsafe mode: run what is there, but say so.
+					p.LockStatus = plugins.Mismatch
+					if p.SHA256, err = p.Binary.SHA256(); err == nil {
+						err = e.launch(ctx, p)
+					}
+				} else {
+					err = fmt.Errorf("plugin %s (%s) does not match its sha256 in the lock file %s (%s...); it changed since `harden plugins lock` — re-lock only if the change is expected", p.Binary.Name, p.Binary.Path, opts.LockPath, p.SHA256[:min(12, len(p.SHA256))])
+				}
+			}
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
-	for _, p := range toLaunch {
-		if p.Client != nil {
+	var failed []error
+	for i, p := range toLaunch {
+		if p.Client != nil && errs[i] == nil {
 			e.Plugins[p.Binary.Name] = p
+			continue
 		}
+		if p.Client != nil {
+			p.Client.Close()
+		}
+		e.Failed[p.Binary.Name] = errs[i]
+		failed = append(failed, errs[i])
 	}
-	if err := errors.Join(errs...); err != nil {
-		e.Close()
-		return nil, pluginErr(err)
-	}
-	return e, nil
+	return e, failed, nil
 }
 
 func (e *Engine) launch(ctx context.Context, p *Plugin) error {
 	// The checksum handed to go-plugin is the one observed now (equal to
 	// the lock's unless unlocked plugins are allowed); go-plugin re-hashes
 	// right before exec, so a swap after discovery is refused too.
-	sum, err := hex.DecodeString(p.Binary.SHA256)
-	if err != nil {
-		return err
+	sum, err := hex.DecodeString(p.SHA256)
+	if err != nil || len(sum) != 32 {
+		return fmt.Errorf("plugin %s: invalid sha256 %q in the lock file", p.Binary.Name, p.SHA256)
 	}
 	c, err := sdk.Launch(ctx, sdk.LaunchConfig{Path: p.Binary.Path, SHA256: sum, Env: minimalEnv(e.opts.LogLevel),
 		LogOutput: e.opts.LogOutput, LogLevel: e.opts.LogLevel, StartTimeout: e.opts.StartTimeout})

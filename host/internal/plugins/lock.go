@@ -101,15 +101,19 @@ const (
 	Mismatch Status = "checksum-mismatch"
 )
 
-// Check compares a discovered binary with the lock.
-func (l *Lock) Check(b Binary) Status {
+// Check hashes b and compares it with the lock.
+func (l *Lock) Check(b Binary) (Status, string, error) {
+	sum, err := b.SHA256()
+	if err != nil {
+		return "", "", err
+	}
 	e, ok := l.Plugins[b.Name]
 	switch {
 	case !ok:
-		return Unlocked
-	case e.SHA256 != b.SHA256:
-		return Mismatch
+		return Unlocked, sum, nil
+	case e.SHA256 != sum:
+		return Mismatch, sum, nil
 	default:
-		return Locked
+		return Locked, sum, nil
 	}
 }

@@ -20,6 +20,10 @@ import (
 
 type echo struct{}
 
+// pluginName is "echo"; benchmarks build copies under other names with
+// -ldflags "-X main.pluginName=...".
+var pluginName = "echo"
+
 type connection struct {
 	Address   string `json:"address"`
 	StateFile string `json:"state_file"`
@@ -41,7 +45,7 @@ func init() {
 }
 
 func (echo) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
-	r.Name, r.Version, r.Description = "echo", "0.1.0", "test plugin"
+	r.Name, r.Version, r.Description = pluginName, "0.1.0", "test plugin"
 }
 
 func (echo) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
@@ -242,6 +246,5 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(keys)
 	return keys
 }
-
 
 func main() { sdk.Serve(echo{}) }

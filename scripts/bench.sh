@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Performance figures for the issue notes. Benchmarks, not timed tests: the
+# machines are shared and noisy, so read the medians against the reference
+# measured in the same run (BenchmarkReferenceExec: fork+exec of /bin/true).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${BENCH_COUNT:-40}
+go test -run '^$' -bench 'ReferenceExec|PluginLaunchMetadata|PluginsList' -benchtime "${count}x" ./host/internal/cli/ | tee /tmp/harden-bench.txt
+awk '/ReferenceExec/ {for(i=1;i<=NF;i++) if($(i+1)=="median-ms") ref=$i}
+     /PluginLaunchMetadata/ {for(i=1;i<=NF;i++) if($(i+1)=="median-ms") launch=$i}
+     /PluginsList/ {for(i=1;i<=NF;i++) if($(i+1)=="median-ms") list=$i}
+     END {printf "\nlaunch+handshake+metadata median %.1f ms (target <= 50 ms, %.0fx the exec reference %.2f ms)\n", launch, launch/ref, ref;
+          printf "plugins list (4 plugins) median %.1f ms (target <= 300 ms, %.0fx the exec reference)\n", list, list/ref}' /tmp/harden-bench.txt
