@@ -267,7 +267,6 @@ func PostgresForTest(t testing.TB) *Postgres {
 	return p
 }
 
-
 // InstallFile writes a file into the data directory, owned by the server's OS
 // user, as an operator would before pointing ssl_cert_file at it.
 func (p *Postgres) InstallFile(name string, data []byte, mode os.FileMode) (string, error) {

@@ -2,9 +2,9 @@ package sdk
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"net"
 	"os"
 	"os/exec"

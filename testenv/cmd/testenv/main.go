@@ -34,7 +34,7 @@ func main() {
 		Usage: "start real PostgreSQL/Kafka/Vault/S3 servers on 127.0.0.1 for harden's tests and demo",
 		Commands: []*cli.Command{
 			{Name: "up", Usage: "start services and run until SIGTERM/SIGINT",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "services", Value: "postgres", Usage: "comma-separated: " + strings.Join(testenv.Known, ",")}, stateFlag},
+				Flags:  []cli.Flag{&cli.StringFlag{Name: "services", Value: "postgres", Usage: "comma-separated: " + strings.Join(testenv.Known, ",")}, stateFlag},
 				Action: up},
 			{Name: "down", Usage: "stop the services started by `up` in this state dir", Flags: []cli.Flag{stateFlag}, Action: down},
 		},
