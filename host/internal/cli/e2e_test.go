@@ -487,3 +487,50 @@ func TestCtrlCDuringApplyStopsCleanly(t *testing.T) {
 	}
 	waitNoPlugin(t, f.plugin, 5*time.Second)
 }
+
+// The conformance kit must catch a plugin that writes to stdout. The kit is
+// run in a child test process that is expected to fail.
+func TestConformanceDetectsStdout(t *testing.T) {
+	if os.Getenv("HARDEN_SDKTEST_META") == "1" {
+		sdktest.Run(t, sdktest.Harness{
+			Binary: echoBin,
+			Target: func(addr string) sdk.Target {
+				return sdk.NewTarget("conf", []byte(`{"address":"`+addr+`"}`), []byte(`{"mode":"stdout"}`), nil)
+			},
+		})
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestConformanceDetectsStdout$", "-test.v")
+	cmd.Env = append(os.Environ(), "HARDEN_SDKTEST_META=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "plugin wrote 13 bytes to stdout") {
+		t.Errorf("sdktest did not flag stdout output (err %v):\n%s", err, out)
+	}
+}
+
+func TestBadPolicyExitCodes(t *testing.T) {
+	f := newFixture(t, "normal")
+	f.lockPlugins()
+	r := f.run("verify", "-f", filepath.Join(f.dir, "missing.yaml"))
+	if r.code != ExitConfig || !strings.Contains(r.stderr, "missing.yaml: not found") {
+		t.Errorf("missing file: %d %s", r.code, r.stderr)
+	}
+	os.WriteFile(f.policy, []byte("apiVersion: harden/v1\nprofile: [\n"), 0o644)
+	r = f.run("apply", "-f", f.policy, "--yes")
+	if r.code != ExitConfig || !strings.Contains(r.stderr, "policy.yaml:2: YAML syntax error") {
+		t.Errorf("syntax error: %d %s", r.code, r.stderr)
+	}
+	r = f.run("verify", "-f", f.policy, "--fail-on", "severe")
+	if r.code != ExitConfig || !strings.Contains(r.stderr, "--fail-on") {
+		t.Errorf("bad --fail-on: %d %s", r.code, r.stderr)
+	}
+	f.writePolicy("normal")
+	r = f.run("verify", "-f", f.policy, "--target", "nope")
+	if r.code != ExitConfig || !strings.Contains(r.stderr, `--target "nope": no such target`) {
+		t.Errorf("bad --target: %d %s", r.code, r.stderr)
+	}
+	r = f.run("verify", "-f", f.policy, "--format", "xml")
+	if r.code != ExitConfig {
+		t.Errorf("bad --format: %d %s", r.code, r.stderr)
+	}
+}
