@@ -2,8 +2,9 @@ package policy
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/harden-dev/harden/shared/sdk"
 )
 
 // Error is one problem in the policy file, with its position.
@@ -32,21 +33,8 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// displayPath renders targets[0].spec.hba.
-func displayPath(path []string) string {
-	var b strings.Builder
-	for i, s := range path {
-		if _, err := strconv.Atoi(s); err == nil {
-			b.WriteString("[" + s + "]")
-			continue
-		}
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(s)
-	}
-	return b.String()
-}
+// displayPath renders targets[0].spec.hba, as diagnostics do.
+func displayPath(path []string) string { return sdk.Path(path).String() }
 
 // Errors is every problem found, in file order.
 type Errors []*Error
