@@ -330,6 +330,12 @@ func apply(c *cli.Context, io IO) error {
 		return exitf(CodeOf(err), "plan failed; nothing was applied")
 	}
 	if rep.pendingChanges() == 0 {
+		if format == "json" {
+			for i := range rep.Targets {
+				rep.Targets[i].Status = "unchanged"
+			}
+			return rep.print(io.Stdout, format, "apply")
+		}
 		fmt.Fprintln(io.Stdout, "Nothing to apply: every target already matches the policy.")
 		return nil
 	}
