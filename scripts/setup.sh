@@ -6,8 +6,11 @@ need_apt=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${HARDEN_PG_BINDIR:-}" ]; then
   need_apt+=(postgresql)
 fi
+# Reference scanner and test servers for the probe's accuracy tests.
+command -v sslscan >/dev/null 2>&1 || need_apt+=(sslscan)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -eq 0 ]; then
-  echo "setup: PostgreSQL server present ($(ls -d /usr/lib/postgresql/*/bin | tail -1))"
+  echo "setup: PostgreSQL server, sslscan and openssl present"
   exit 0
 fi
 echo "setup: installing Debian packages: ${need_apt[*]} (first time only, ~1 minute)"

@@ -124,7 +124,7 @@ func (r *Result) certificateChecks(e Expectations) []checks.Check {
 	}
 	leaf := c.Chain[0]
 	var out []checks.Check
-	desc := fmt.Sprintf("subject %q issued by %q, %s", leaf.Subject.CommonName, leaf.Issuer.CommonName, keyDescription(leaf.PublicKey))
+	desc := fmt.Sprintf("subject %q issued by %q, %s", leaf.Subject.CommonName, leaf.Issuer.CommonName, KeyDescription(leaf.PublicKey))
 	switch {
 	case !c.TrustChecked:
 		out = append(out, checks.New("tls.certificate.trusted", checks.Skip, r.Address, "no CA given to verify against; "+desc))
@@ -167,7 +167,8 @@ func keyType(pub any) string {
 	return ""
 }
 
-func keyDescription(pub any) string {
+// KeyDescription names a public key: "ECDSA P-256", "RSA 2048 bit".
+func KeyDescription(pub any) string {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		return "ECDSA " + k.Curve.Params().Name

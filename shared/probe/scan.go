@@ -109,8 +109,14 @@ type Result struct {
 	Ciphers     []Cipher
 	// CipherCoverage says which suites were tested (honest about limits).
 	CipherCoverage string
-	Certificate    *Certificate
-	ClientAuth     ClientAuth
+	// ServerPreference: the server picks by its own order (PreferenceOrder,
+	// for the highest TLS <= 1.2 version) rather than the client's.
+	ServerPreference bool
+	PreferenceOrder  []uint16
+	// Groups accepted for key exchange, by IANA id.
+	Groups      []uint16
+	Certificate *Certificate
+	ClientAuth  ClientAuth
 	// Connections is how many connections the scan opened.
 	Connections int
 	Duration    time.Duration
@@ -127,7 +133,7 @@ func (r *Result) AcceptedVersions() []uint16 {
 	return out
 }
 
-var probeVersions = []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13}
+var probeVersions = []uint16{tlsprofile.VersionSSL30, tlsprofile.VersionTLS10, tlsprofile.VersionTLS11, tlsprofile.VersionTLS12, tlsprofile.VersionTLS13}
 
 type scanner struct {
 	target Target
@@ -169,20 +175,67 @@ func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
 	wg.Add(1)
 	go func() { defer wg.Done(); res.Plaintext = s.plaintext(ctx) }()
 	res.Protocols = make([]Protocol, len(probeVersions))
+	suites := make([][]uint16, len(probeVersions))
 	for i, v := range probeVersions {
 		wg.Add(1)
-		go func() { defer wg.Done(); res.Protocols[i] = s.protocol(ctx, v, res) }()
+		go func() {
+			defer wg.Done()
+			candidates, parts := legacySuites(), opts.Concurrency
+			if v == tlsprofile.VersionTLS13 {
+				candidates, parts = tls13Suites(), 1
+			}
+			found, refusal, err := s.enumerateSuites(ctx, v, candidates, parts)
+			suites[i] = found
+			p := Protocol{Version: v, Accepted: len(found) > 0}
+			switch {
+			case errors.Is(err, ErrTLSRefused):
+				p.Evidence, p.negotiationRefused = err.Error(), true
+			case len(found) > 0:
+				p.Evidence = fmt.Sprintf("%s accepted (%d suites)", tlsprofile.VersionName(v), len(found))
+			case err != nil:
+				p.Evidence = fmt.Sprintf("%s not tested: %v", tlsprofile.VersionName(v), err)
+			default:
+				p.Evidence = fmt.Sprintf("%s refused (%s)", tlsprofile.VersionName(v), refusal)
+			}
+			res.Protocols[i] = p
+		}()
 	}
 	wg.Wait()
-	for _, p := range res.Protocols {
+	for i, p := range res.Protocols {
 		if p.negotiationRefused {
 			res.TLSRefused, res.TLSEvidence = true, p.Evidence
 		}
+		for _, id := range suites[i] {
+			res.Ciphers = append(res.Ciphers, Cipher{Version: p.Version, ID: id, Name: suiteName(id)})
+		}
 	}
-	if len(res.AcceptedVersions()) > 0 {
-		res.Ciphers, res.CipherCoverage = s.ciphers(ctx, res.AcceptedVersions())
-		res.Certificate = s.certificate(ctx, slices.Max(res.AcceptedVersions()))
-		res.ClientAuth = s.clientAuth(ctx)
+	res.CipherCoverage = fmt.Sprintf("%d suites offered in raw ClientHellos per version", len(legacySuites())+len(tls13Suites()))
+	if accepted := res.AcceptedVersions(); len(accepted) > 0 {
+		var best12 uint16
+		var best12Suites []uint16
+		for i, p := range res.Protocols {
+			if p.Accepted && p.Version <= tlsprofile.VersionTLS12 {
+				best12, best12Suites = p.Version, suites[i]
+			}
+		}
+		var ecdhe []uint16
+		for _, id := range best12Suites {
+			if isECDHE(id) {
+				ecdhe = append(ecdhe, id)
+			}
+		}
+		tls13 := slices.Contains(accepted, tlsprofile.VersionTLS13)
+		wg.Add(4)
+		go func() { defer wg.Done(); res.Groups = s.enumerateGroups(ctx, tls13, ecdhe) }()
+		go func() {
+			defer wg.Done()
+			if best12 != 0 {
+				res.PreferenceOrder, res.ServerPreference = s.preferenceOrder(ctx, best12, best12Suites)
+			}
+		}()
+		go func() { defer wg.Done(); res.Certificate = s.certificate(ctx, slices.Max(accepted)) }()
+		go func() { defer wg.Done(); res.ClientAuth = s.clientAuth(ctx) }()
+		wg.Wait()
 	}
 	res.Connections = int(s.conns.Load())
 	res.Duration = time.Since(start)
@@ -290,84 +343,23 @@ func (s *scanner) negotiate(ctx context.Context, cfg *tls.Config) (tls.Connectio
 	return tls.ConnectionState{}, "", err
 }
 
-func (s *scanner) protocol(ctx context.Context, v uint16, res *Result) Protocol {
-	cfg := s.baseConfig()
-	cfg.MinVersion, cfg.MaxVersion = v, v
-	if v <= tls.VersionTLS12 {
-		cfg.CipherSuites = allTLS12Suites()
+// suiteName is the IANA name of a suite id.
+func suiteName(id uint16) string {
+	if st, ok := tlsprofile.SuiteByID(id); ok {
+		return st.IANA
 	}
-	state, note, err := s.negotiate(ctx, cfg)
-	if errors.Is(err, ErrTLSRefused) {
-		return Protocol{Version: v, Evidence: err.Error(), negotiationRefused: true}
-	}
-	if err != nil {
-		return Protocol{Version: v, Evidence: fmt.Sprintf("%s handshake refused: %v", tlsprofile.VersionName(v), err)}
-	}
-	return Protocol{Version: v, Accepted: true, Evidence: fmt.Sprintf("%s handshake accepted (%s)%s", tlsprofile.VersionName(v), tls.CipherSuiteName(state.CipherSuite), note)}
-}
-
-func allTLS12Suites() []uint16 {
-	var ids []uint16
-	for _, cs := range tls.CipherSuites() {
-		ids = append(ids, cs.ID)
-	}
-	for _, cs := range tls.InsecureCipherSuites() {
-		ids = append(ids, cs.ID)
-	}
-	return ids
-}
-
-// ciphers tests every TLS ≤1.2 suite Go can offer, one per connection, on the
-// highest accepted ≤1.2 version; for TLS 1.3 it records the negotiated suite.
-func (s *scanner) ciphers(ctx context.Context, versions []uint16) ([]Cipher, string) {
-	var out []Cipher
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	coverage := "TLS 1.3: negotiated suite only"
-	var v12 uint16
-	for _, v := range versions {
-		if v <= tls.VersionTLS12 {
-			v12 = v
-		}
-	}
-	if v12 != 0 {
-		ids := allTLS12Suites()
-		coverage = fmt.Sprintf("%s: %d suites Go's TLS client can offer (CCM/ARIA/CAMELLIA/DHE need raw ClientHellos); %s", tlsprofile.VersionName(v12), len(ids), coverage)
-		for _, id := range ids {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				cfg := s.baseConfig()
-				cfg.MinVersion, cfg.MaxVersion, cfg.CipherSuites = v12, v12, []uint16{id}
-				if _, _, err := s.negotiate(ctx, cfg); err != nil {
-					return
-				}
-				mu.Lock()
-				out = append(out, Cipher{Version: v12, ID: id, Name: tls.CipherSuiteName(id)})
-				mu.Unlock()
-			}()
-		}
-	}
-	if slices.Contains(versions, tls.VersionTLS13) {
-		cfg := s.baseConfig()
-		cfg.MinVersion = tls.VersionTLS13
-		if state, _, err := s.negotiate(ctx, cfg); err == nil {
-			out = append(out, Cipher{Version: tls.VersionTLS13, ID: state.CipherSuite, Name: tls.CipherSuiteName(state.CipherSuite)})
-		}
-	}
-	wg.Wait()
-	slices.SortFunc(out, func(a, b Cipher) int {
-		if a.Version != b.Version {
-			return int(a.Version) - int(b.Version)
-		}
-		return int(a.ID) - int(b.ID)
-	})
-	return out, coverage
+	return tlsprofile.HexID(id)
 }
 
 func (s *scanner) certificate(ctx context.Context, v uint16) *Certificate {
 	cfg := s.baseConfig()
 	cfg.MinVersion, cfg.MaxVersion = v, v
+	if v <= tls.VersionTLS12 {
+		// Go offers few suites by default; offer all it has.
+		for _, cs := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+			cfg.CipherSuites = append(cfg.CipherSuites, cs.ID)
+		}
+	}
 	state, _, err := s.negotiate(ctx, cfg)
 	if err != nil {
 		return nil

@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/probe"
+	"github.com/harden-dev/harden/shared/tlsprofile"
+)
+
+var dialects = map[string]probe.Dialect{
+	"none": probe.TLS, "tls": probe.TLS, "postgres": probe.Postgres, "postgres-direct": probe.PostgresDirect, "http": probe.HTTP,
+}
+
+func scanCommand(io IO) *cli.Command {
+	return &cli.Command{
+		Name:      "scan",
+		Usage:     "enumerate what live TLS endpoints accept and check them against a profile",
+		ArgsUsage: "HOST:PORT...",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "starttls", Value: "none", Usage: "dialect: none (plain TLS), postgres (SSLRequest), postgres-direct (PostgreSQL 17+ ALPN), http"},
+			&cli.StringFlag{Name: "sni", Usage: "server name to send and check the certificate against (default: the host)"},
+			&cli.StringFlag{Name: "ca", Usage: "PEM bundle the server certificate must chain to"},
+			&cli.StringFlag{Name: "client-cert", Usage: "client certificate (PEM) to prove a trusted client is let in"},
+			&cli.StringFlag{Name: "client-key", Usage: "key of --client-cert"},
+			&cli.StringFlag{Name: "profile", Value: "intermediate", Usage: "profile to check against: modern or intermediate"},
+			&cli.BoolFlag{Name: "require-client-cert", Usage: "fail unless clients without a trusted certificate are refused (mTLS)"},
+			&cli.StringFlag{Name: "fail-on", Value: "info", Usage: "exit 2 when a failing check has at least this severity"},
+			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "connections at once per endpoint (PostgreSQL forks a backend per connection)"},
+			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "per-connection timeout"},
+			formatFlag,
+		},
+		Action: func(c *cli.Context) error { return scan(c, io) },
+	}
+}
+
+type scanEndpoint struct {
+	Address          string         `json:"address"`
+	Dialect          string         `json:"dialect"`
+	Error            string         `json:"error,omitempty"`
+	Protocols        []scanProtocol `json:"protocols"`
+	Ciphers          []scanCipher   `json:"ciphers"`
+	ServerPreference bool           `json:"server_preference"`
+	PreferenceOrder  []string       `json:"preference_order,omitempty"`
+	Groups           []scanGroup    `json:"groups"`
+	Certificates     []scanCert     `json:"certificates"`
+	ClientAuth       scanClientAuth `json:"client_auth"`
+	Plaintext        *scanPlaintext `json:"plaintext,omitempty"`
+	Connections      int            `json:"connections"`
+	DurationMS       float64        `json:"duration_ms"`
+	Checks           []checkReport  `json:"checks"`
+}
+
+type scanProtocol struct {
+	Version  string `json:"version"`
+	Accepted bool   `json:"accepted"`
+	Evidence string `json:"evidence"`
+}
+
+type scanCipher struct {
+	Protocol string `json:"protocol"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+}
+
+type scanGroup struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type scanCert struct {
+	Subject            string   `json:"subject"`
+	Issuer             string   `json:"issuer"`
+	NotBefore          string   `json:"not_before"`
+	NotAfter           string   `json:"not_after"`
+	Key                string   `json:"key"`
+	SignatureAlgorithm string   `json:"signature_algorithm"`
+	DNSNames           []string `json:"dns_names,omitempty"`
+	IPAddresses        []string `json:"ip_addresses,omitempty"`
+	SHA256             string   `json:"sha256"`
+}
+
+type scanClientAuth struct {
+	Requested bool   `json:"requested"`
+	Required  bool   `json:"required"`
+	Evidence  string `json:"evidence,omitempty"`
+}
+
+type scanPlaintext struct {
+	Accepted bool   `json:"accepted"`
+	Evidence string `json:"evidence"`
+}
+
+func scan(c *cli.Context, io IO) error {
+	if err := checkFormat(c); err != nil {
+		return err
+	}
+	if c.NArg() == 0 {
+		return exitf(ExitConfig, "scan: give at least one HOST:PORT")
+	}
+	dialect, ok := dialects[c.String("starttls")]
+	if !ok {
+		return exitf(ExitConfig, "--starttls %q: want none, postgres, postgres-direct or http", c.String("starttls"))
+	}
+	profile, ok := tlsprofile.Named(c.String("profile"))
+	if !ok {
+		return exitf(ExitConfig, "--profile %q: want modern or intermediate", c.String("profile"))
+	}
+	failOn, err := checks.ParseSeverity(c.String("fail-on"))
+	if err != nil {
+		return exitf(ExitConfig, "--fail-on: %v", err)
+	}
+	base := probe.Target{Dialect: dialect, ServerName: c.String("sni")}
+	if f := c.String("ca"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return exitf(ExitConfig, "--ca: %v", err)
+		}
+		base.RootCAs = x509.NewCertPool()
+		if !base.RootCAs.AppendCertsFromPEM(data) {
+			return exitf(ExitConfig, "--ca %s: no PEM certificates", f)
+		}
+	}
+	if cf, kf := c.String("client-cert"), c.String("client-key"); cf != "" || kf != "" {
+		pair, err := tls.LoadX509KeyPair(cf, kf)
+		if err != nil {
+			return exitf(ExitConfig, "--client-cert/--client-key: %v", err)
+		}
+		base.ClientCert = &pair
+	}
+	opts := probe.Options{Concurrency: c.Int("concurrency"), Timeout: c.Duration("timeout")}
+	exp := probe.Expectations{Profile: profile, RequireClientAuth: c.Bool("require-client-cert"), RenewBefore: 30 * 24 * time.Hour,
+		AlertAt: []time.Duration{30 * 24 * time.Hour, 14 * 24 * time.Hour, 7 * 24 * time.Hour}}
+
+	addrs := c.Args().Slice()
+	endpoints := make([]scanEndpoint, len(addrs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i, addr := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			endpoints[i] = scanOne(c.Context, addr, base, opts, exp)
+		}()
+	}
+	wg.Wait()
+	if err := interrupted(c.Context); err != nil {
+		return err
+	}
+	if c.String("format") == "json" {
+		if err := writeJSON(io.Stdout, map[string]any{"format_version": FormatVersion, "profile": profile.Name, "endpoints": endpoints}); err != nil {
+			return err
+		}
+	} else {
+		printScan(io, endpoints)
+	}
+	code, failing := ExitOK, 0
+	var msgs []string
+	for _, e := range endpoints {
+		if e.Error != "" {
+			code = ExitConfig
+			msgs = append(msgs, e.Address+": "+e.Error)
+			continue
+		}
+		for _, ch := range e.Checks {
+			sev, _ := checks.ParseSeverity(ch.Severity)
+			switch {
+			case ch.Status == checks.Error.String():
+				code = ExitTarget
+				msgs = append(msgs, fmt.Sprintf("%s: check %s could not run: %s", e.Address, ch.ID, ch.Evidence))
+			case ch.Status == checks.Fail.String() && sev >= failOn:
+				failing++
+			}
+		}
+	}
+	if code != ExitOK {
+		return &ExitError{Code: code, Err: fmt.Errorf("%s", strings.Join(msgs, "\n"))}
+	}
+	if failing > 0 {
+		return &ExitError{Code: ExitFindings}
+	}
+	return nil
+}
+
+func scanOne(ctx context.Context, addr string, base probe.Target, opts probe.Options, exp probe.Expectations) scanEndpoint {
+	t := base
+	t.Address = addr
+	e := scanEndpoint{Address: addr, Dialect: t.Dialect.Name(), Protocols: []scanProtocol{}, Ciphers: []scanCipher{}, Groups: []scanGroup{}, Certificates: []scanCert{}}
+	res, err := probe.Scan(ctx, t, opts)
+	if err != nil {
+		e.Error = err.Error()
+		return e
+	}
+	e.Connections, e.DurationMS = res.Connections, float64(res.Duration.Microseconds())/1000
+	for _, p := range res.Protocols {
+		e.Protocols = append(e.Protocols, scanProtocol{Version: tlsprofile.VersionName(p.Version), Accepted: p.Accepted, Evidence: p.Evidence})
+	}
+	for _, ci := range res.Ciphers {
+		e.Ciphers = append(e.Ciphers, scanCipher{Protocol: tlsprofile.VersionName(ci.Version), ID: tlsprofile.HexID(ci.ID), Name: ci.Name})
+	}
+	e.ServerPreference = res.ServerPreference
+	for _, id := range res.PreferenceOrder {
+		e.PreferenceOrder = append(e.PreferenceOrder, tlsprofile.HexID(id))
+	}
+	for _, g := range res.Groups {
+		e.Groups = append(e.Groups, scanGroup{ID: tlsprofile.HexID(g), Name: probe.GroupName(g)})
+	}
+	if res.Certificate != nil {
+		for _, cert := range res.Certificate.Chain {
+			sum := sha256.Sum256(cert.Raw)
+			sc := scanCert{Subject: cert.Subject.String(), Issuer: cert.Issuer.String(), NotBefore: cert.NotBefore.UTC().Format(time.RFC3339),
+				NotAfter: cert.NotAfter.UTC().Format(time.RFC3339), Key: probe.KeyDescription(cert.PublicKey),
+				SignatureAlgorithm: cert.SignatureAlgorithm.String(), DNSNames: cert.DNSNames, SHA256: hex.EncodeToString(sum[:])}
+			for _, ip := range cert.IPAddresses {
+				sc.IPAddresses = append(sc.IPAddresses, ip.String())
+			}
+			e.Certificates = append(e.Certificates, sc)
+		}
+	}
+	e.ClientAuth = scanClientAuth{Requested: res.ClientAuth.Requested, Required: res.ClientAuth.Refused, Evidence: res.ClientAuth.Evidence}
+	if res.Plaintext.Tested {
+		e.Plaintext = &scanPlaintext{Accepted: res.Plaintext.Accepted, Evidence: res.Plaintext.Evidence}
+	}
+	e.Checks = checkReports(res.Checks(exp))
+	return e
+}
+
+func printScan(io IO, endpoints []scanEndpoint) {
+	for _, e := range endpoints {
+		fmt.Fprintf(io.Stdout, "%s (%s)", e.Address, e.Dialect)
+		if e.Error != "" {
+			fmt.Fprintf(io.Stdout, ": ERROR %s\n", e.Error)
+			continue
+		}
+		fmt.Fprintf(io.Stdout, " — %d connections, %.0f ms\n", e.Connections, e.DurationMS)
+		for _, p := range e.Protocols {
+			state := "refused "
+			if p.Accepted {
+				state = "ACCEPTED"
+			}
+			fmt.Fprintf(io.Stdout, "  %-8s %s\n", p.Version, state)
+		}
+		for _, ci := range e.Ciphers {
+			fmt.Fprintf(io.Stdout, "  %-8s %s %s\n", ci.Protocol, ci.ID, ci.Name)
+		}
+		if e.ServerPreference {
+			fmt.Fprintf(io.Stdout, "  server cipher order: %s\n", strings.Join(e.PreferenceOrder, " "))
+		}
+		var gs []string
+		for _, g := range e.Groups {
+			gs = append(gs, g.Name)
+		}
+		fmt.Fprintf(io.Stdout, "  groups: %s\n", strings.Join(gs, ", "))
+		for i, cert := range e.Certificates {
+			fmt.Fprintf(io.Stdout, "  cert[%d]: %s, issuer %s, %s, valid to %s\n", i, cert.Subject, cert.Issuer, cert.Key, cert.NotAfter)
+		}
+		fmt.Fprintf(io.Stdout, "  client certificate: requested=%v required=%v\n", e.ClientAuth.Requested, e.ClientAuth.Required)
+		for _, ch := range e.Checks {
+			fmt.Fprintf(io.Stdout, "  %-5s %-8s %-26s %s\n", strings.ToUpper(ch.Status), ch.Severity, ch.ID, ch.Evidence)
+		}
+	}
+}
