@@ -279,3 +279,42 @@ func (p *Postgres) InstallFile(name string, data []byte, mode os.FileMode) (stri
 
 // CAFile of the environment the server was started in.
 func (p *Postgres) CAFile() string { return p.caFile }
+
+// EnableTLS switches TLS on by hand, as a DBA would outside harden: the
+// env's certificate installed in the data directory, ssl = on with
+// PostgreSQL's default cipher list (which accepts CBC, CCM, ARIA and
+// CAMELLIA suites — a realistic "before hardening" state), then a reload.
+func (p *Postgres) EnableTLS(ctx context.Context) error {
+	cert, err := os.ReadFile(p.CertFile)
+	if err != nil {
+		return err
+	}
+	key, err := os.ReadFile(p.KeyFile)
+	if err != nil {
+		return err
+	}
+	certPath, err := p.InstallFile("server.crt", cert, 0o644)
+	if err != nil {
+		return err
+	}
+	keyPath, err := p.InstallFile("server.key", key, 0o600)
+	if err != nil {
+		return err
+	}
+	db, err := pgx.Connect(ctx, p.DSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close(ctx)
+	for _, q := range []string{
+		"ALTER SYSTEM SET ssl_cert_file = '" + certPath + "'",
+		"ALTER SYSTEM SET ssl_key_file = '" + keyPath + "'",
+		"ALTER SYSTEM SET ssl = on",
+		"SELECT pg_reload_conf()",
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}

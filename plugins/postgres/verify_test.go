@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
@@ -68,30 +66,8 @@ func TestVerifyLivePostgres(t *testing.T) {
 	}
 
 	// Switch TLS on with PostgreSQL's default cipher list (accepts CBC suites).
-	cert, _ := os.ReadFile(pg.CertFile)
-	key, _ := os.ReadFile(pg.KeyFile)
-	certPath, err := pg.InstallFile("server.crt", cert, 0o644)
-	if err != nil {
+	if err := pg.EnableTLS(ctx); err != nil {
 		t.Fatal(err)
-	}
-	keyPath, err := pg.InstallFile("server.key", key, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgx.Connect(ctx, pg.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(ctx)
-	for _, q := range []string{
-		"ALTER SYSTEM SET ssl_cert_file = '" + certPath + "'",
-		"ALTER SYSTEM SET ssl_key_file = '" + keyPath + "'",
-		"ALTER SYSTEM SET ssl = on",
-		"SELECT pg_reload_conf()",
-	} {
-		if _, err := db.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
 	}
 	after, err := client.Verify(ctx, rc)
 	if err != nil || after.Diagnostics.HasError() {

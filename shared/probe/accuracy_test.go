@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/shared/tlsprofile"
+	"github.com/harden-dev/harden/testenv"
 )
 
 // Accuracy against sslscan: for every openssl s_server configuration the set
@@ -131,9 +132,19 @@ type sslscanXML struct {
 		Version string `xml:"sslversion,attr"`
 		ID      string `xml:"id,attr"`
 	} `xml:"ssltest>cipher"`
+	Groups []struct {
+		Version string `xml:"sslversion,attr"`
+		ID      string `xml:"id,attr"`
+	} `xml:"ssltest>group"`
 }
 
 func sslscanPairs(t testing.TB, addr string, extra ...string) []string {
+	pairs, _ := sslscanRun(t, addr, extra...)
+	return pairs
+}
+
+// sslscanRun returns (protocol, suite) pairs and the TLS 1.3 groups.
+func sslscanRun(t testing.TB, addr string, extra ...string) ([]string, []string) {
 	t.Helper()
 	out, err := exec.Command(needTool(t, "sslscan"), append(append([]string{"--no-colour", "--xml=-"}, extra...), addr)...).Output()
 	if err != nil {
@@ -153,7 +164,15 @@ func sslscanPairs(t testing.TB, addr string, extra ...string) []string {
 		pairs = append(pairs, v+" "+tlsprofile.HexID(uint16(id)))
 	}
 	slices.Sort(pairs)
-	return pairs
+	var groups []string
+	for _, g := range doc.Groups {
+		id, _ := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(g.ID), "0x"), 16, 16)
+		if g.Version == "TLSv1.3" {
+			groups = append(groups, tlsprofile.HexID(uint16(id)))
+		}
+	}
+	slices.Sort(groups)
+	return pairs, groups
 }
 
 func hardenPairs(res *Result) []string {
@@ -199,7 +218,18 @@ func TestAccuracyAgainstSSLScan(t *testing.T) {
 				// sslscan agrees once it has a client certificate.
 				extra = []string{"--certs=" + p.rsaCert, "--pk=" + p.rsaKey}
 			}
-			got, want := hardenPairs(res), sslscanPairs(t, addr, extra...)
+			want, wantGroups := sslscanRun(t, addr, extra...)
+			got := hardenPairs(res)
+			if slices.Contains(res.AcceptedVersions(), tlsprofile.VersionTLS13) {
+				var gotGroups []string
+				for _, g := range res.Groups {
+					gotGroups = append(gotGroups, tlsprofile.HexID(g))
+				}
+				slices.Sort(gotGroups)
+				if a, b := diff(gotGroups, wantGroups); len(a)+len(b) > 0 {
+					t.Errorf("TLS 1.3 groups: harden only %v, sslscan only %v", a, b)
+				}
+			}
 			if len(want) == 0 {
 				t.Fatalf("sslscan found no suites; the server did not start as configured")
 			}
@@ -265,3 +295,34 @@ func BenchmarkScanVsSSLScan(b *testing.B) {
 	}
 }
 
+// PostgreSQL 15 (Debian) with TLS switched on and its default ssl_ciphers,
+// scanned through the SSLRequest dialect, against sslscan --starttls-psql.
+func TestAccuracyPostgres(t *testing.T) {
+	needTool(t, "sslscan")
+	pg := testenv.PostgresForTest(t)
+	if err := pg.EnableTLS(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort(pg.Host, strconv.Itoa(pg.Port))
+	res, err := Scan(context.Background(), Target{Address: addr, Dialect: Postgres}, Options{Concurrency: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := hardenPairs(res), sslscanPairs(t, addr, "--starttls-psql")
+	if onlyHarden, onlySSLScan := diff(got, want); len(onlyHarden)+len(onlySSLScan) > 0 || len(want) == 0 {
+		t.Errorf("harden only: %v\nsslscan only: %v", onlyHarden, onlySSLScan)
+	}
+	var families []string
+	for _, c := range res.Ciphers {
+		for _, f := range []string{"_CBC_", "_CCM", "ARIA", "CAMELLIA"} {
+			if strings.Contains(c.Name, f) && !slices.Contains(families, f) {
+				families = append(families, f)
+			}
+		}
+	}
+	slices.Sort(families)
+	if strings.Join(families, ",") != "ARIA,CAMELLIA,_CBC_,_CCM" {
+		t.Errorf("PostgreSQL's default ciphers should show CBC, CCM, ARIA and CAMELLIA suites; found %v", families)
+	}
+	t.Logf("%d pairs agree with sslscan --starttls-psql; %d connections (cap 3), %v", len(got), res.Connections, res.Duration.Round(time.Millisecond))
+}

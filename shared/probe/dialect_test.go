@@ -91,3 +91,71 @@ func FuzzReadFirstMessage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadServerAnswer: records, handshake messages and extensions from a
+// server are untrusted input.
+func FuzzReadServerAnswer(f *testing.F) {
+	sh := func(version uint16, suite uint16, exts []byte) []byte {
+		body := appendU16(nil, version)
+		body = append(body, make([]byte, 32)...)
+		body = append(body, 0)
+		body = appendU16(body, suite)
+		body = append(body, 0)
+		if exts != nil {
+			body = appendVec16(body, exts)
+		}
+		msg := append([]byte{2, 0, byte(len(body) >> 8), byte(len(body))}, body...)
+		return append([]byte{22, 3, 3, byte(len(msg) >> 8), byte(len(msg))}, msg...)
+	}
+	f.Add(sh(0x0303, 0xC02F, nil))
+	f.Add(sh(0x0303, 0x1301, ext(ext(nil, 0x002B, []byte{3, 4}), 0x0033, []byte{0, 0x1D})))
+	f.Add([]byte{21, 3, 3, 0, 2, 2, 40})
+	f.Add([]byte{22, 3, 1, 0, 4, 2, 0, 0, 200})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := readServerAnswer(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		if a.alert == a.hello {
+			t.Fatalf("answer is neither or both alert and hello: %+v", a)
+		}
+		if a.hello && len(data) < 5+4+35 {
+			t.Fatalf("hello from %d bytes", len(data))
+		}
+	})
+}
+
+func TestClientHelloRoundTrip(t *testing.T) {
+	for _, v := range []uint16{0x0300, 0x0301, 0x0303, 0x0304} {
+		h := hello{version: v, suites: legacySuites(), groups: allGroups(), serverName: "db.example", alpn: []string{"postgresql"}}
+		rec := h.marshal()
+		if rec[0] != 22 || rec[5] != 1 {
+			t.Fatalf("v%x: not a handshake record with a ClientHello", v)
+		}
+		n := int(rec[3])<<8 | int(rec[4])
+		if n != len(rec)-5 {
+			t.Errorf("v%x: record length %d, have %d", v, n, len(rec)-5)
+		}
+		if v > 0x0300 && !bytes.Contains(rec, []byte("db.example")) {
+			t.Errorf("v%x: SNI missing", v)
+		}
+	}
+}
+
+func TestKafkaApiVersionsFraming(t *testing.T) {
+	req := apiVersionsRequest()
+	if int(binary.BigEndian.Uint32(req)) != len(req)-4 || binary.BigEndian.Uint16(req[4:]) != 18 {
+		t.Fatalf("request %x", req)
+	}
+	ok := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 10), kafkaCorrelationID)
+	if err := apiVersionsAnswer(bytes.NewReader(append(ok, make([]byte, 6)...))); err != nil {
+		t.Errorf("valid answer: %v", err)
+	}
+	if err := apiVersionsAnswer(bytes.NewReader([]byte("HTTP/1.1 400"))); err == nil {
+		t.Errorf("HTTP accepted as Kafka")
+	}
+	accepted, _, _, _ := Kafka.Plaintext(context.Background(), fakeServer(t, append(ok, make([]byte, 6)...)))
+	if !accepted {
+		t.Errorf("plaintext broker not detected")
+	}
+}

@@ -120,6 +120,20 @@ func (s *scanner) enumerateSuites(ctx context.Context, v uint16, candidates []ui
 			remaining = slices.DeleteFunc(remaining, func(x uint16) bool { return x == suite })
 		}
 	}
+	// One offer of everything first: a refused version costs one
+	// connection, not one per part.
+	a, err := s.offer(ctx, hello{version: v, suites: candidates, groups: allGroups()})
+	var closed *closedError
+	first, ok := accepts(a, v)
+	switch {
+	case err != nil && !errors.As(err, &closed):
+		return nil, "", err
+	case !ok && !(errors.As(err, &closed) && len(candidates) > 32):
+		return nil, describe(a, err), nil
+	case ok && slices.Contains(candidates, first):
+		found = append(found, first)
+		candidates = slices.DeleteFunc(slices.Clone(candidates), func(x uint16) bool { return x == first })
+	}
 	parts = max(1, min(parts, len(candidates)))
 	for i := range parts {
 		lo, hi := i*len(candidates)/parts, (i+1)*len(candidates)/parts
@@ -163,6 +177,23 @@ func (s *scanner) preferenceOrder(ctx context.Context, v uint16, accepted []uint
 // ServerHello naming the group accepts it); with only TLS 1.2, one group per
 // hello offering only the accepted ECDHE suites.
 func (s *scanner) enumerateGroups(ctx context.Context, tls13 bool, ecdheSuites []uint16) []uint16 {
+	if tls13 {
+		// The HelloRetryRequest names the group the server prefers among
+		// those offered: record it, remove it, offer the rest again —
+		// one connection per accepted group plus one.
+		var found []uint16
+		remaining := allGroups()
+		for len(remaining) > 0 {
+			a, err := s.offer(ctx, hello{version: tlsprofile.VersionTLS13, suites: tls13Suites(), groups: remaining})
+			if err != nil || !a.hello || !slices.Contains(remaining, a.group) {
+				break
+			}
+			found = append(found, a.group)
+			remaining = slices.DeleteFunc(remaining, func(x uint16) bool { return x == a.group })
+		}
+		slices.SortFunc(found, func(a, b uint16) int { return groupRank(a) - groupRank(b) })
+		return found
+	}
 	var mu sync.Mutex
 	var found []uint16
 	var wg sync.WaitGroup
@@ -171,17 +202,11 @@ func (s *scanner) enumerateGroups(ctx context.Context, tls13 bool, ecdheSuites [
 		go func() {
 			defer wg.Done()
 			h := hello{version: tlsprofile.VersionTLS12, suites: ecdheSuites, groups: []uint16{g}}
-			if tls13 {
-				h = hello{version: tlsprofile.VersionTLS13, suites: tls13Suites(), groups: []uint16{g}}
-			}
 			if len(h.suites) == 0 {
 				return
 			}
 			a, err := s.offer(ctx, h)
 			if err != nil || !a.hello {
-				return
-			}
-			if tls13 && a.group != g {
 				return
 			}
 			mu.Lock()

@@ -20,7 +20,7 @@ import (
 )
 
 var dialects = map[string]probe.Dialect{
-	"none": probe.TLS, "tls": probe.TLS, "postgres": probe.Postgres, "postgres-direct": probe.PostgresDirect, "http": probe.HTTP,
+	"none": probe.TLS, "tls": probe.TLS, "postgres": probe.Postgres, "postgres-direct": probe.PostgresDirect, "http": probe.HTTP, "kafka": probe.Kafka,
 }
 
 func scanCommand(io IO) *cli.Command {
@@ -29,7 +29,7 @@ func scanCommand(io IO) *cli.Command {
 		Usage:     "enumerate what live TLS endpoints accept and check them against a profile",
 		ArgsUsage: "HOST:PORT...",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "starttls", Value: "none", Usage: "dialect: none (plain TLS), postgres (SSLRequest), postgres-direct (PostgreSQL 17+ ALPN), http"},
+			&cli.StringFlag{Name: "starttls", Value: "none", Usage: "dialect: none (plain TLS), postgres (SSLRequest), postgres-direct (PostgreSQL 17+ ALPN), http, kafka"},
 			&cli.StringFlag{Name: "sni", Usage: "server name to send and check the certificate against (default: the host)"},
 			&cli.StringFlag{Name: "ca", Usage: "PEM bundle the server certificate must chain to"},
 			&cli.StringFlag{Name: "client-cert", Usage: "client certificate (PEM) to prove a trusted client is let in"},
@@ -111,7 +111,7 @@ func scan(c *cli.Context, io IO) error {
 	}
 	dialect, ok := dialects[c.String("starttls")]
 	if !ok {
-		return exitf(ExitConfig, "--starttls %q: want none, postgres, postgres-direct or http", c.String("starttls"))
+		return exitf(ExitConfig, "--starttls %q: want none, postgres, postgres-direct, http or kafka", c.String("starttls"))
 	}
 	profile, ok := tlsprofile.Named(c.String("profile"))
 	if !ok {
