@@ -120,7 +120,7 @@ func (r *Result) cipherCheck(p tlsprofile.Profile) checks.Check {
 func (r *Result) certificateChecks(e Expectations) []checks.Check {
 	c := r.Certificate
 	if c == nil || len(c.Chain) == 0 {
-		return []checks.Check{checks.Errored("tls.certificate.trusted", r.Address, fmt.Errorf("no certificate observed"))}
+		return []checks.Check{checks.Errored("tls.certificate.trusted", r.Address, fmt.Errorf("no certificate observed: %s", r.ClientAuth.Evidence))}
 	}
 	leaf := c.Chain[0]
 	var out []checks.Check
@@ -181,7 +181,7 @@ func KeyDescription(pub any) string {
 func (r *Result) clientAuthCheck() checks.Check {
 	ca := r.ClientAuth
 	if !ca.Tested {
-		return checks.New("tls.client_auth.required", checks.Error, r.Address, "client authentication was not tested")
+		return checks.New("tls.client_auth.required", checks.Error, r.Address, "client authentication was not tested: "+ca.Evidence)
 	}
 	if !ca.Refused {
 		return checks.Failed("tls.client_auth.required", r.Address, ca.Evidence)

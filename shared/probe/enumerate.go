@@ -13,7 +13,7 @@ import (
 // offer sends one raw ClientHello on a fresh connection and reads the
 // server's answer. A refused offer is an alert, a close, or a ServerHello for
 // another version; transport failures are errors.
-func (s *scanner) offer(ctx context.Context, h hello) (serverAnswer, error) {
+func (s *scanner) offer(ctx context.Context, h hello, wantKeyExchange ...bool) (serverAnswer, error) {
 	conn, err := s.dial(ctx)
 	if err != nil {
 		return serverAnswer{}, err
@@ -27,7 +27,7 @@ func (s *scanner) offer(ctx context.Context, h hello) (serverAnswer, error) {
 	if _, err := conn.Write(h.marshal()); err != nil {
 		return serverAnswer{}, err
 	}
-	a, err := readServerAnswer(conn)
+	a, err := readServerAnswer(conn, wantKeyExchange...)
 	if err != nil && !errors.Is(err, errNotTLS) {
 		// A server that hangs up without an alert refused the offer.
 		return serverAnswer{}, &closedError{err}
@@ -141,17 +141,27 @@ func (s *scanner) enumerateSuites(ctx context.Context, v uint16, candidates []ui
 		go run(candidates[lo:hi], 0)
 	}
 	wg.Wait()
-	slices.Sort(found)
 	return found, refusal, firstErr
 }
 
-// preferenceOrder returns the server's order when it enforces one: it
-// offers the accepted suites, records the choice, removes it, and repeats.
-// A server without a preference picks by the client's order, detected by
-// offering two suites both ways first.
-func (s *scanner) preferenceOrder(ctx context.Context, v uint16, accepted []uint16) ([]uint16, bool) {
+// preferenceOrder reports whether the server picks by its own order and,
+// if so, that order. Offering two accepted suites both ways detects the
+// preference. With sequential enumeration (one part) the discovery order is
+// the server's order already; otherwise it is rebuilt by offering the
+// accepted suites, recording the choice, removing it, and repeating.
+func (s *scanner) preferenceOrder(ctx context.Context, v uint16, accepted []uint16, discoveryIsOrder bool) ([]uint16, bool) {
 	if len(accepted) < 2 {
 		return accepted, false
+	}
+	if discoveryIsOrder {
+		// Sequential discovery offered every remaining suite each time, so
+		// accepted[0] beat accepted[1] once. Offered the other way round,
+		// a server that follows the client picks accepted[1].
+		a, err := s.offer(ctx, hello{version: v, suites: []uint16{accepted[1], accepted[0]}, groups: allGroups()})
+		if err != nil || !a.hello || a.suite != accepted[0] {
+			return nil, false
+		}
+		return accepted, true
 	}
 	a1, err1 := s.offer(ctx, hello{version: v, suites: []uint16{accepted[0], accepted[1]}, groups: allGroups()})
 	a2, err2 := s.offer(ctx, hello{version: v, suites: []uint16{accepted[1], accepted[0]}, groups: allGroups()})
@@ -194,34 +204,34 @@ func (s *scanner) enumerateGroups(ctx context.Context, tls13 bool, ecdheSuites [
 		slices.SortFunc(found, func(a, b uint16) int { return groupRank(a) - groupRank(b) })
 		return found
 	}
-	var mu sync.Mutex
+	// TLS 1.2: the ServerKeyExchange names the curve the server chose
+	// among those offered; remove it and offer the rest again.
 	var found []uint16
-	var wg sync.WaitGroup
-	for _, g := range allGroups() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h := hello{version: tlsprofile.VersionTLS12, suites: ecdheSuites, groups: []uint16{g}}
-			if len(h.suites) == 0 {
-				return
-			}
-			a, err := s.offer(ctx, h)
-			if err != nil || !a.hello {
-				return
-			}
-			mu.Lock()
-			found = append(found, g)
-			mu.Unlock()
-		}()
+	if len(ecdheSuites) == 0 {
+		return found
 	}
-	wg.Wait()
+	remaining := ecGroups()
+	for len(remaining) > 0 {
+		a, err := s.offer(ctx, hello{version: tlsprofile.VersionTLS12, suites: ecdheSuites, groups: remaining}, true)
+		if err != nil || !a.hello || !slices.Contains(remaining, a.group) {
+			break
+		}
+		found = append(found, a.group)
+		remaining = slices.DeleteFunc(remaining, func(x uint16) bool { return x == a.group })
+	}
 	slices.SortFunc(found, func(a, b uint16) int { return groupRank(a) - groupRank(b) })
 	return found
 }
 
-func isECDHE(id uint16) bool {
-	s, ok := tlsprofile.SuiteByID(id)
-	return ok && (s.Kx == "ECDH" || s.Kx == "ECDHEPSK")
+// ecGroups are the groups usable for ECDHE in TLS 1.2 (no FFDHE, no hybrids).
+func ecGroups() []uint16 {
+	var out []uint16
+	for _, g := range allGroups() {
+		if g < 0x0100 && (g < 0x001F || g > 0x0021) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // groupRank orders groups as groupNames lists them (PQ hybrids first).
@@ -256,4 +266,9 @@ func describe(a serverAnswer, err error) string {
 		return "server answered with " + tlsprofile.VersionName(a.version)
 	}
 	return "no answer"
+}
+
+func isECDHE(id uint16) bool {
+	s, ok := tlsprofile.SuiteByID(id)
+	return ok && (s.Kx == "ECDH" || s.Kx == "ECDHEPSK")
 }

@@ -36,6 +36,12 @@ type Options struct {
 	Concurrency int
 	// Timeout per connection (dial + negotiation + handshake).
 	Timeout time.Duration
+	// SplitOffers runs each version's suite enumeration in this many
+	// parallel parts. 1 (the default) enumerates sequentially: fewest
+	// connections, and the discovery order is the server's preference
+	// order. More parts lower one endpoint's latency on servers with many
+	// suites at the price of one extra connection per part.
+	SplitOffers int
 }
 
 func (o Options) withDefaults() Options {
@@ -44,6 +50,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
+	}
+	if o.SplitOffers <= 0 {
+		o.SplitOffers = 1
 	}
 	return o
 }
@@ -161,31 +170,22 @@ func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
 	s := &scanner{target: target, opts: opts, sem: make(chan struct{}, opts.Concurrency), host: host}
 	res := &Result{Address: target.Address, Dialect: target.Dialect.Name()}
 
-	// Reachability first: one connection decides whether the rest is worth it.
-	conn, err := s.dial(ctx)
-	if err != nil {
-		res.ConnectErr = err
-		res.Connections = int(s.conns.Load())
-		return res, nil
-	}
-	conn.Close()
-	s.release()
-
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); res.Plaintext = s.plaintext(ctx) }()
 	res.Protocols = make([]Protocol, len(probeVersions))
 	suites := make([][]uint16, len(probeVersions))
+	errs := make([]error, len(probeVersions))
 	for i, v := range probeVersions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			candidates, parts := legacySuites(), opts.Concurrency
+			candidates, parts := legacySuites(), opts.SplitOffers
 			if v == tlsprofile.VersionTLS13 {
 				candidates, parts = tls13Suites(), 1
 			}
 			found, refusal, err := s.enumerateSuites(ctx, v, candidates, parts)
-			suites[i] = found
+			suites[i], errs[i] = found, err
 			p := Protocol{Version: v, Accepted: len(found) > 0}
 			switch {
 			case errors.Is(err, ErrTLSRefused):
@@ -201,6 +201,15 @@ func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
 		}()
 	}
 	wg.Wait()
+	// An endpoint that no version probe could even connect to is
+	// unreachable; no separate reachability connection is spent.
+	var de *dialError
+	if !slices.ContainsFunc(errs, func(err error) bool { return !errors.As(err, &de) }) {
+		res.ConnectErr = de.err
+		res.Connections = int(s.conns.Load())
+		res.Duration = time.Since(start)
+		return res, nil
+	}
 	for i, p := range res.Protocols {
 		if p.negotiationRefused {
 			res.TLSRefused, res.TLSEvidence = true, p.Evidence
@@ -208,6 +217,12 @@ func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
 		for _, id := range suites[i] {
 			res.Ciphers = append(res.Ciphers, Cipher{Version: p.Version, ID: id, Name: suiteName(id)})
 		}
+		slices.SortFunc(res.Ciphers, func(a, b Cipher) int {
+			if a.Version != b.Version {
+				return int(a.Version) - int(b.Version)
+			}
+			return int(a.ID) - int(b.ID)
+		})
 	}
 	res.CipherCoverage = fmt.Sprintf("%d suites offered in raw ClientHellos per version", len(legacySuites())+len(tls13Suites()))
 	if accepted := res.AcceptedVersions(); len(accepted) > 0 {
@@ -225,16 +240,20 @@ func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
 			}
 		}
 		tls13 := slices.Contains(accepted, tlsprofile.VersionTLS13)
-		wg.Add(4)
+		wg.Add(3)
 		go func() { defer wg.Done(); res.Groups = s.enumerateGroups(ctx, tls13, ecdhe) }()
 		go func() {
 			defer wg.Done()
 			if best12 != 0 {
-				res.PreferenceOrder, res.ServerPreference = s.preferenceOrder(ctx, best12, best12Suites)
+				res.PreferenceOrder, res.ServerPreference = s.preferenceOrder(ctx, best12, best12Suites, opts.SplitOffers == 1)
 			}
 		}()
-		go func() { defer wg.Done(); res.Certificate = s.certificate(ctx, slices.Max(accepted)) }()
-		go func() { defer wg.Done(); res.ClientAuth = s.clientAuth(ctx) }()
+		// One full handshake yields both the certificate chain and the
+		// client-certificate behaviour.
+		go func() {
+			defer wg.Done()
+			res.ClientAuth, res.Certificate = s.clientAuth(ctx, slices.Min(accepted), slices.Max(accepted))
+		}()
 		wg.Wait()
 	}
 	res.Connections = int(s.conns.Load())
@@ -253,7 +272,7 @@ func (s *scanner) dial(ctx context.Context) (net.Conn, error) {
 	conn, err := d.DialContext(ctx, "tcp", s.target.Address)
 	if err != nil {
 		s.release()
-		return nil, err
+		return nil, &dialError{err}
 	}
 	conn.SetDeadline(time.Now().Add(s.opts.Timeout))
 	// Cancellation (Stop, Ctrl-C) must end blocking reads at once, not when
@@ -261,6 +280,12 @@ func (s *scanner) dial(ctx context.Context) (net.Conn, error) {
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	return &watchedConn{Conn: conn, stop: stop}, nil
 }
+
+// dialError: the endpoint could not be connected to at all.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
 
 type watchedConn struct {
 	net.Conn
@@ -351,20 +376,19 @@ func suiteName(id uint16) string {
 	return tlsprofile.HexID(id)
 }
 
-func (s *scanner) certificate(ctx context.Context, v uint16) *Certificate {
+// goConfig is a crypto/tls client config spanning the accepted versions
+// with every suite Go has (it offers few by default).
+func (s *scanner) goConfig(minV, maxV uint16) *tls.Config {
 	cfg := s.baseConfig()
-	cfg.MinVersion, cfg.MaxVersion = v, v
-	if v <= tls.VersionTLS12 {
-		// Go offers few suites by default; offer all it has.
-		for _, cs := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
-			cfg.CipherSuites = append(cfg.CipherSuites, cs.ID)
-		}
+	cfg.MinVersion, cfg.MaxVersion = max(minV, tls.VersionTLS10), maxV
+	for _, cs := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		cfg.CipherSuites = append(cfg.CipherSuites, cs.ID)
 	}
-	state, _, err := s.negotiate(ctx, cfg)
-	if err != nil {
-		return nil
-	}
-	chain := state.PeerCertificates
+	return cfg
+}
+
+// verifyChain checks the chain against RootCAs and the server name.
+func (s *scanner) verifyChain(chain []*x509.Certificate) *Certificate {
 	c := &Certificate{Chain: chain}
 	if s.target.RootCAs != nil && len(chain) > 0 {
 		c.TrustChecked = true
@@ -377,10 +401,20 @@ func (s *scanner) certificate(ctx context.Context, v uint16) *Certificate {
 	return c
 }
 
-func (s *scanner) clientAuth(ctx context.Context) ClientAuth {
-	ca := ClientAuth{Tested: true}
+// clientAuth connects without a client certificate. The server's chain is
+// read on the way (VerifyConnection sees it before any client-certificate
+// refusal). A handshake that fails after the server asked for a certificate
+// is a refusal; one that fails for another reason leaves client
+// authentication untested rather than guessing.
+func (s *scanner) clientAuth(ctx context.Context, minV, maxV uint16) (ClientAuth, *Certificate) {
+	ca := ClientAuth{}
 	var requested atomic.Bool
-	cfg := s.baseConfig()
+	var chain []*x509.Certificate
+	cfg := s.goConfig(minV, maxV)
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		chain = cs.PeerCertificates
+		return nil
+	}
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		requested.Store(true)
 		return &tls.Certificate{}, nil // present no certificate
@@ -388,9 +422,12 @@ func (s *scanner) clientAuth(ctx context.Context) ClientAuth {
 	tc, err := s.handshake(ctx, cfg)
 	ca.Requested = requested.Load()
 	switch {
+	case err != nil && ca.Requested:
+		ca.Tested, ca.Refused, ca.Evidence = true, true, "handshake without a client certificate refused: "+err.Error()
 	case err != nil:
-		ca.Refused, ca.Evidence = true, "handshake without a client certificate refused: "+err.Error()
+		ca.Evidence = "could not complete a handshake with Go's TLS client to test client authentication: " + err.Error()
 	default:
+		ca.Tested = true
 		err = s.target.Dialect.Exchange(ctx, tc)
 		tc.Close()
 		s.release()
@@ -403,9 +440,13 @@ func (s *scanner) clientAuth(ctx context.Context) ClientAuth {
 			}
 		}
 	}
+	var cert *Certificate
+	if len(chain) > 0 {
+		cert = s.verifyChain(chain)
+	}
 	if s.target.ClientCert != nil {
 		ca.TrustedClientTested = true
-		cfg := s.baseConfig()
+		cfg := s.goConfig(minV, maxV)
 		cfg.Certificates = []tls.Certificate{*s.target.ClientCert}
 		tc, err := s.handshake(ctx, cfg)
 		if err == nil {
@@ -420,5 +461,5 @@ func (s *scanner) clientAuth(ctx context.Context) ClientAuth {
 			ca.TrustedClientEvidence = "client with a trusted certificate accepted"
 		}
 	}
-	return ca
+	return ca, cert
 }

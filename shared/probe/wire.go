@@ -178,19 +178,31 @@ var helloRetryRandom = [32]byte{
 	0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 }
 
-const maxHandshakeRead = 1 << 16
+// maxHandshakeRead bounds what is read of the server's first flight
+// (certificate chains included when the key exchange is wanted).
+const maxHandshakeRead = 1 << 17
 
-// readServerAnswer reads records until the first handshake message or an
-// alert. Server bytes are untrusted: every length is checked.
-func readServerAnswer(r io.Reader) (serverAnswer, error) {
+// readServerAnswer reads records until the ServerHello or an alert. With
+// wantKeyExchange it keeps reading a TLS <= 1.2 flight until the
+// ServerKeyExchange (for its ECDHE curve) or ServerHelloDone. Server bytes
+// are untrusted: every length is checked.
+func readServerAnswer(r io.Reader, wantKeyExchange ...bool) (serverAnswer, error) {
+	want := len(wantKeyExchange) > 0 && wantKeyExchange[0]
 	var hs []byte
+	var answer serverAnswer
 	for {
 		hdr := make([]byte, 5)
 		if _, err := io.ReadFull(r, hdr); err != nil {
+			if answer.hello {
+				return answer, nil
+			}
 			return serverAnswer{}, err
 		}
 		typ, n := hdr[0], int(binary.BigEndian.Uint16(hdr[3:5]))
 		if (typ != 21 && typ != 22) || hdr[1] != 3 || n > 1<<14+2048 {
+			if answer.hello {
+				return answer, nil
+			}
 			return serverAnswer{}, errNotTLS
 		}
 		body := make([]byte, n)
@@ -198,6 +210,9 @@ func readServerAnswer(r io.Reader) (serverAnswer, error) {
 			return serverAnswer{}, err
 		}
 		if typ == 21 {
+			if answer.hello {
+				return answer, nil
+			}
 			if len(body) < 2 {
 				return serverAnswer{}, fmt.Errorf("short alert")
 			}
@@ -205,18 +220,38 @@ func readServerAnswer(r io.Reader) (serverAnswer, error) {
 		}
 		hs = append(hs, body...)
 		if len(hs) > maxHandshakeRead {
-			return serverAnswer{}, fmt.Errorf("handshake message too large")
+			return serverAnswer{}, fmt.Errorf("handshake flight too large")
 		}
-		if len(hs) >= 4 {
+		// Consume every complete handshake message in the buffer.
+		for len(hs) >= 4 {
 			need := 4 + (int(hs[1])<<16 | int(hs[2])<<8 | int(hs[3]))
 			if need > maxHandshakeRead {
 				return serverAnswer{}, fmt.Errorf("handshake message too large")
 			}
-			if len(hs) >= need {
-				if hs[0] != 2 {
-					return serverAnswer{}, fmt.Errorf("first handshake message is type %d, not ServerHello", hs[0])
+			if len(hs) < need {
+				break
+			}
+			msgType, msg := hs[0], hs[4:need]
+			hs = hs[need:]
+			switch {
+			case !answer.hello && msgType != 2:
+				return serverAnswer{}, fmt.Errorf("first handshake message is type %d, not ServerHello", msgType)
+			case !answer.hello:
+				a, err := parseServerHello(msg)
+				if err != nil {
+					return a, err
 				}
-				return parseServerHello(hs[4:need])
+				answer = a
+				if !want || answer.retry || answer.version >= 0x0304 {
+					return answer, nil
+				}
+			case msgType == 12: // ServerKeyExchange: ECDHE names its curve
+				if len(msg) >= 3 && msg[0] == 3 {
+					answer.group = binary.BigEndian.Uint16(msg[1:3])
+				}
+				return answer, nil
+			case msgType == 14: // ServerHelloDone: no key exchange message
+				return answer, nil
 			}
 		}
 	}

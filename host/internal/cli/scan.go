@@ -123,13 +123,8 @@ func scan(c *cli.Context, io IO) error {
 	}
 	base := probe.Target{Dialect: dialect, ServerName: c.String("sni")}
 	if f := c.String("ca"); f != "" {
-		data, err := os.ReadFile(f)
-		if err != nil {
+		if base.RootCAs, err = loadPool(f); err != nil {
 			return exitf(ExitConfig, "--ca: %v", err)
-		}
-		base.RootCAs = x509.NewCertPool()
-		if !base.RootCAs.AppendCertsFromPEM(data) {
-			return exitf(ExitConfig, "--ca %s: no PEM certificates", f)
 		}
 	}
 	if cf, kf := c.String("client-cert"), c.String("client-key"); cf != "" || kf != "" {
@@ -272,4 +267,16 @@ func printScan(io IO, endpoints []scanEndpoint) {
 			fmt.Fprintf(io.Stdout, "  %-5s %-8s %-26s %s\n", strings.ToUpper(ch.Status), ch.Severity, ch.ID, ch.Evidence)
 		}
 	}
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s: no PEM certificates", file)
+	}
+	return pool, nil
 }
