@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -44,6 +45,14 @@ func NewCA(dir string) (*CA, error) {
 	return ca, nil
 }
 
+// keyID is the SHA-1 of the public key (RFC 5280 4.2.1.2 method 1, over
+// the whole SubjectPublicKeyInfo): leaves carry one so they lint clean.
+func keyID(pub any) []byte {
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	sum := sha1.Sum(der)
+	return sum[:]
+}
+
 func randomSerial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
 	return n.Add(n, big.NewInt(1))
@@ -62,7 +71,7 @@ func (ca *CA) Issue(name string, client bool, hosts ...string) (certFile, keyFil
 	}
 	tmpl := &x509.Certificate{SerialNumber: randomSerial(), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, SubjectKeyId: keyID(&key.PublicKey)}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)

@@ -76,7 +76,7 @@ func TestVerifyLivePostgres(t *testing.T) {
 	a := statuses(after.Checks)
 	want := map[string]checks.Status{
 		"tls.enabled": checks.Pass, "tls.protocol.versions": checks.Pass, "tls.cipher_suites": checks.Fail,
-		"tls.certificate.trusted": checks.Pass, "tls.certificate.lifetime": checks.Pass,
+		"tls.certificate.trusted": checks.Pass, "tls.certificate.lifetime": checks.Pass, "tls.certificate.lint": checks.Pass,
 		// hba still has "host ... scram-sha-256": plaintext is still accepted.
 		"tls.plaintext.refused": checks.Fail,
 	}

@@ -3,11 +3,13 @@ package probe
 import (
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"crypto/x509"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/harden-dev/harden/shared/certlint"
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
@@ -136,6 +138,7 @@ func (r *Result) certificateChecks(e Expectations) []checks.Check {
 	if t := keyType(leaf.PublicKey); t != "" && len(e.Profile.CertificateTypes) > 0 && !slices.Contains(e.Profile.CertificateTypes, t) {
 		out = append(out, checks.Failed("tls.certificate.trusted", r.Address, fmt.Sprintf("%s key not allowed by the %s profile (allowed: %s)", t, e.Profile.Name, strings.Join(e.Profile.CertificateTypes, ", "))))
 	}
+	out = append(out, lintCheck(r.Address, c.Chain))
 	left := leaf.NotAfter.Sub(e.Now)
 	lifespan := leaf.NotAfter.Sub(leaf.NotBefore)
 	maxSpan := time.Duration(e.Profile.MaxCertificateLifespanDays) * 24 * time.Hour
@@ -155,6 +158,29 @@ func (r *Result) certificateChecks(e Expectations) []checks.Check {
 		out = append(out, checks.Passed("tls.certificate.lifetime", r.Address, life))
 	}
 	return out
+}
+
+func lintCheck(subject string, chain []*x509.Certificate) checks.Check {
+	fs, err := certlint.Lint(chain)
+	if err != nil {
+		return checks.Errored("tls.certificate.lint", subject, err)
+	}
+	var bad, warn []certlint.Finding
+	for _, f := range fs {
+		switch f.Status {
+		case "error", "fatal":
+			bad = append(bad, f)
+		case "warn":
+			warn = append(warn, f)
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		return checks.Failed("tls.certificate.lint", subject, certlint.Summary(append(bad, warn...)))
+	case len(warn) > 0:
+		return checks.New("tls.certificate.lint", checks.Warn, subject, certlint.Summary(warn))
+	}
+	return checks.Passed("tls.certificate.lint", subject, fmt.Sprintf("%d certificate(s): no RFC 5280/5480/5891/8813 lint errors or warnings", len(chain)))
 }
 
 func keyType(pub any) string {

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -18,6 +19,13 @@ import (
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
+
+// skid is an RFC 5280 method-1 style key identifier.
+func skid(pub any) []byte {
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	sum := sha1.Sum(der)
+	return sum[:]
+}
 
 type pki struct {
 	pool   *x509.CertPool
@@ -35,7 +43,7 @@ func newPKI(t *testing.T, lifetime time.Duration) pki {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(lifetime), ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, SubjectKeyId: skid(&k.PublicKey)}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
 		if err != nil {
 			t.Fatal(err)
