@@ -16,8 +16,8 @@ type server struct {
 	impl Plugin
 
 	schemaOnce sync.Once
-	connSchema *Schema
-	specSchema *Schema
+	connSchema *admission
+	specSchema *admission
 	schemaDiag Diagnostics
 
 	mu       sync.Mutex
@@ -79,15 +79,15 @@ func (s *server) GetSchema(ctx context.Context, _ *pb.GetSchemaRequest) (*pb.Get
 }
 
 // compiledSchemas compiles the plugin's schemas once.
-func (s *server) compiledSchemas(ctx context.Context) (*Schema, *Schema, Diagnostics) {
+func (s *server) compiledSchemas(ctx context.Context) (*admission, *admission, Diagnostics) {
 	s.schemaOnce.Do(func() {
 		resp, diags := s.schemas(ctx)
 		s.schemaDiag = diags
 		var err error
-		if s.connSchema, err = CompileSchema("connection schema", resp.Connection); err != nil {
+		if s.connSchema, err = newAdmission("connection schema", resp.Connection); err != nil {
 			s.schemaDiag.AddError("plugin declares an invalid connection schema", err.Error())
 		}
-		if s.specSchema, err = CompileSchema("spec schema", resp.Spec); err != nil {
+		if s.specSchema, err = newAdmission("spec schema", resp.Spec); err != nil {
 			s.schemaDiag.AddError("plugin declares an invalid spec schema", err.Error())
 		}
 	})
@@ -101,8 +101,8 @@ func (s *server) admit(ctx context.Context, rc RequestContext) Diagnostics {
 	if diags.HasError() {
 		return diags
 	}
-	diags = append(diags, conn.Validate(rc.Target.Connection, Path{"connection"})...)
-	diags = append(diags, spec.Validate(rc.Target.Spec, Path{"spec"})...)
+	diags = append(diags, conn.check(rc.Target.Connection, "connection")...)
+	diags = append(diags, spec.check(rc.Target.Spec, "spec")...)
 	if diags.HasError() {
 		return diags
 	}

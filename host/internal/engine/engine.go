@@ -17,6 +17,7 @@ import (
 
 	"github.com/harden-dev/harden/host/internal/plugins"
 	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/shared/schema"
 	"github.com/harden-dev/harden/shared/sdk"
 )
 
@@ -73,8 +74,8 @@ type Plugin struct {
 	Client     *sdk.Client
 	Meta       sdk.MetadataResponse
 	Schemas    sdk.SchemaResponse
-	Connection *sdk.Schema
-	Spec       *sdk.Schema
+	Connection *schema.Schema
+	Spec       *schema.Schema
 }
 
 // Engine holds the launched plugins.
@@ -246,10 +247,10 @@ func (e *Engine) launch(ctx context.Context, p *Plugin) error {
 		return fmt.Errorf("plugin %s: schema: %w", p.Binary.Name, s.Diagnostics.Err())
 	}
 	p.Schemas = s
-	if p.Connection, err = sdk.CompileSchema(p.Binary.Name+" connection schema", s.Connection); err != nil {
+	if p.Connection, err = schema.Compile(p.Binary.Name+" connection schema", s.Connection); err != nil {
 		return fmt.Errorf("plugin %s: %w", p.Binary.Name, err)
 	}
-	if p.Spec, err = sdk.CompileSchema(p.Binary.Name+" spec schema", s.Spec); err != nil {
+	if p.Spec, err = schema.Compile(p.Binary.Name+" spec schema", s.Spec); err != nil {
 		return fmt.Errorf("plugin %s: %w", p.Binary.Name, err)
 	}
 	return nil

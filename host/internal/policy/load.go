@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/harden-dev/harden/shared/schema"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
@@ -127,12 +128,12 @@ func Parse(name string, data []byte) (*Policy, error) {
 	return p, nil
 }
 
-var compiledBase = func() *sdk.Schema {
+var compiledBase = func() *schema.Schema {
 	doc, err := json.Marshal(baseSchema())
 	if err != nil {
 		panic(err)
 	}
-	s, err := sdk.CompileSchema("policy schema", doc)
+	s, err := schema.Compile("policy schema", doc)
 	if err != nil {
 		panic(err)
 	}
@@ -182,7 +183,7 @@ func (p *Policy) diagError(path []string, d sdk.Diagnostic) *Error {
 	return p.errorAt(path, "%s", msg)
 }
 
-func (p *Policy) validateAgainst(s *sdk.Schema, value any, prefix []string) Errors {
+func (p *Policy) validateAgainst(s *schema.Schema, value any, prefix []string) Errors {
 	var errs Errors
 	for _, d := range s.ValidateValue(value, prefix) {
 		errs = append(errs, p.diagError(d.Attribute, d))
@@ -196,7 +197,7 @@ func (p *Policy) DiagnosticError(i int, d sdk.Diagnostic) *Error {
 }
 
 // ValidateTarget checks target i against its plugin's compiled schemas.
-func (p *Policy) ValidateTarget(i int, connection, spec *sdk.Schema) error {
+func (p *Policy) ValidateTarget(i int, connection, spec *schema.Schema) error {
 	t := p.Targets[i]
 	var errs Errors
 	for _, d := range connection.Validate(t.Connection, sdk.Path{"connection"}) {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/schema"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
@@ -141,8 +141,8 @@ func TestValidateTargetAgainstPluginSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, _ := sdk.CompileSchema("c", []byte(`{"type":"object","additionalProperties":false,"properties":{"host":{"type":"string"},"port":{"type":"integer"},"user":{"type":"string"},"password_env":{"type":"string"}}}`))
-	spec, _ := sdk.CompileSchema("s", []byte(`{"type":"object","additionalProperties":false,"properties":{"hba":{"type":"array","items":{"type":"object","additionalProperties":false,"properties":{"type":{"type":"string"}}}}}}`))
+	conn, _ := schema.Compile("c", []byte(`{"type":"object","additionalProperties":false,"properties":{"host":{"type":"string"},"port":{"type":"integer"},"user":{"type":"string"},"password_env":{"type":"string"}}}`))
+	spec, _ := schema.Compile("s", []byte(`{"type":"object","additionalProperties":false,"properties":{"hba":{"type":"array","items":{"type":"object","additionalProperties":false,"properties":{"type":{"type":"string"}}}}}}`))
 	err = p.ValidateTarget(0, conn, spec)
 	var errs Errors
 	if !errors.As(err, &errs) || len(errs) != 1 {
@@ -158,7 +158,7 @@ func TestJSONSchemaEmbedsPlugins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sdk.CompileSchema("policy", doc); err != nil {
+	if _, err := schema.Compile("policy", doc); err != nil {
 		t.Fatalf("composed schema invalid: %v", err)
 	}
 	if !strings.Contains(string(doc), `"const": "postgres"`) {

@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/harden-dev/harden/shared/schema"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
@@ -153,7 +154,7 @@ func Run(t *testing.T, h Harness) {
 				t.Errorf("%s schema is empty", name)
 				continue
 			}
-			if _, err := sdk.CompileSchema(name+" schema", doc); err != nil {
+			if _, err := schema.Compile(name+" schema", doc); err != nil {
 				t.Errorf("%v", err)
 			}
 		}

@@ -1,4 +1,11 @@
-package sdk
+// Package schema validates JSON documents against JSON Schema 2020-12 with
+// santhosh-tekuri/jsonschema and reports every violation as a config
+// diagnostic whose attribute path points at the offending key — the host
+// maps those paths to file:line:column in the policy. It is the host's and
+// sdktest's validator; plugin binaries do not link it (its start-up cost
+// would eat the plugin launch budget), the SDK admits requests with a
+// lighter validator of its own.
+package schema
 
 import (
 	"bytes"
@@ -11,6 +18,20 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+type (
+	// Diagnostic and friends are the SDK's, so plugin and host report alike.
+	Diagnostic  = sdk.Diagnostic
+	Diagnostics = sdk.Diagnostics
+	Path        = sdk.Path
+)
+
+const (
+	errorSev     = sdk.Error
+	sourceConfig = sdk.SourceConfig
 )
 
 // Schema is a compiled JSON Schema (2020-12 unless the document says otherwise).
@@ -21,7 +42,7 @@ type Schema struct {
 
 // CompileSchema compiles doc and checks it against its metaschema. name is a
 // label used in errors ("postgres spec schema").
-func CompileSchema(name string, doc []byte) (*Schema, error) {
+func Compile(name string, doc []byte) (*Schema, error) {
 	if len(bytes.TrimSpace(doc)) == 0 {
 		doc = []byte(`{"type":"object","additionalProperties":false}`)
 	}
@@ -53,7 +74,7 @@ func (s *Schema) Validate(doc []byte, prefix Path) Diagnostics {
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
 	if err != nil {
-		return Diagnostics{{Severity: Error, Source: SourceConfig, Attribute: prefix, Summary: "not valid JSON", Detail: err.Error()}}
+		return Diagnostics{{Severity: errorSev, Source: sourceConfig, Attribute: prefix, Summary: "not valid JSON", Detail: err.Error()}}
 	}
 	return s.ValidateValue(inst, prefix)
 }
@@ -67,7 +88,7 @@ func (s *Schema) ValidateValue(inst any, prefix Path) Diagnostics {
 	}
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
-		return Diagnostics{{Severity: Error, Source: SourceConfig, Attribute: prefix, Summary: err.Error()}}
+		return Diagnostics{{Severity: errorSev, Source: sourceConfig, Attribute: prefix, Summary: err.Error()}}
 	}
 	var out Diagnostics
 	collectLeaves(ve, prefix, &out)
@@ -94,19 +115,19 @@ func collectLeaves(ve *jsonschema.ValidationError, prefix Path, out *Diagnostics
 	switch k := ve.ErrorKind.(type) {
 	case *kind.AdditionalProperties:
 		for _, p := range k.Properties {
-			*out = append(*out, Diagnostic{Severity: Error, Source: SourceConfig, Code: "config.unknown_key",
+			*out = append(*out, Diagnostic{Severity: errorSev, Source: sourceConfig, Code: "config.unknown_key",
 				Attribute: append(slices.Clone(path), p), Summary: fmt.Sprintf("unknown key %q", p)})
 		}
 	case *kind.Required:
 		for _, m := range k.Missing {
-			*out = append(*out, Diagnostic{Severity: Error, Source: SourceConfig, Code: "config.missing_key",
+			*out = append(*out, Diagnostic{Severity: errorSev, Source: sourceConfig, Code: "config.missing_key",
 				Attribute: path, Summary: fmt.Sprintf("missing required key %q", m)})
 		}
 	case *kind.Type:
-		*out = append(*out, Diagnostic{Severity: Error, Source: SourceConfig, Code: "config.wrong_type",
+		*out = append(*out, Diagnostic{Severity: errorSev, Source: sourceConfig, Code: "config.wrong_type",
 			Attribute: path, Summary: fmt.Sprintf("wrong type: got %s, want %s", k.Got, strings.Join(k.Want, " or "))})
 	default:
-		*out = append(*out, Diagnostic{Severity: Error, Source: SourceConfig, Code: "config.invalid",
+		*out = append(*out, Diagnostic{Severity: errorSev, Source: sourceConfig, Code: "config.invalid",
 			Attribute: path, Summary: ve.ErrorKind.LocalizedString(printer)})
 	}
 }

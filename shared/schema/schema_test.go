@@ -1,12 +1,14 @@
-package sdk
+package schema
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/harden-dev/harden/shared/sdk"
 )
 
 func TestSchemaValidateDiagnostics(t *testing.T) {
-	s, err := CompileSchema("spec", []byte(`{"type":"object","additionalProperties":false,"required":["bucket"],
+	s, err := Compile("spec", []byte(`{"type":"object","additionalProperties":false,"required":["bucket"],
 	  "properties":{"bucket":{"type":"string"},"rules":{"type":"array","items":{"type":"object","additionalProperties":false,
 	  "properties":{"method":{"enum":["cert","scram-sha-256"]}}}}}}`))
 	if err != nil {
@@ -30,37 +32,13 @@ func TestSchemaValidateDiagnostics(t *testing.T) {
 				t.Fatalf("got %v", ds)
 			}
 			for i, w := range tc.want {
-				if !strings.Contains(ds[i].Error(), w) || ds[i].Source != SourceConfig {
+				if !strings.Contains(ds[i].Error(), w) || ds[i].Source != sdk.SourceConfig {
 					t.Errorf("diagnostic %q (source %v), want %q", ds[i].Error(), ds[i].Source, w)
 				}
 			}
 		})
 	}
-	if _, err := CompileSchema("bad", []byte(`{"type":"nonsense"}`)); err == nil {
+	if _, err := Compile("bad", []byte(`{"type":"nonsense"}`)); err == nil {
 		t.Errorf("invalid schema compiled")
 	}
 }
-
-func TestDecodeSpecStrict(t *testing.T) {
-	tg := NewTarget("t", nil, []byte(`{"a":1,"b":2}`), map[string][]byte{"password": []byte("pw")})
-	var v struct{ A int }
-	if err := tg.DecodeSpec(&v); err == nil {
-		t.Errorf("unknown field accepted")
-	}
-	if pw, ok := tg.Secret("password"); !ok || pw != "pw" || strings.Join(tg.SecretNames(), ",") != "password" {
-		t.Errorf("secret")
-	}
-}
-
-func TestCapabilitiesFromInterfaces(t *testing.T) {
-	caps := CapabilitiesOf(onlyVerify{})
-	if len(caps) != 1 || caps[0] != CapVerify {
-		t.Errorf("caps %v", caps)
-	}
-}
-
-type onlyVerify struct{}
-
-func (onlyVerify) Metadata(_ ctxT, _ MetadataRequest, _ *MetadataResponse) {}
-func (onlyVerify) Schema(_ ctxT, _ SchemaRequest, _ *SchemaResponse)       {}
-func (onlyVerify) Verify(_ ctxT, _ VerifyRequest, _ *VerifyResponse)       {}
