@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${BENCH_COUNT:-40}
 go test -run '^$' -bench 'ReferenceExec|PluginLaunchMetadata|PluginsList' -benchtime "${count}x" ./host/internal/cli/ | tee /tmp/harden-bench.txt
+echo
+echo "== probe: full scan per openssl s_server configuration vs sslscan in the same run"
+go test -run '^$' -bench 'ScanVsSSLScan' -benchtime "${SCAN_COUNT:-20}x" ./shared/probe/ | grep -E '^Benchmark' | awk '{printf "%-55s harden %7s ms  sslscan %7s ms  speedup %5sx\n", $1, $5, $9, $7}'
+echo
+echo "== probe: harden scan over 1,000 endpoints (5 configurations, separate listener process)"
+go test -run '^$' -bench 'ScanManyEndpoints' -benchtime 1x ./host/internal/cli/ | grep -E '^Benchmark'
+
 awk '/ReferenceExec/ {for(i=1;i<=NF;i++) if($(i+1)=="median-ms") ref=$i}
      /PluginLaunchMetadata/ {for(i=1;i<=NF;i++) if($(i+1)=="median-ms") launch=$i}
      /PluginsList/ {for(i=1;i<=NF;i++) if($(i+1)=="median-ms") list=$i}

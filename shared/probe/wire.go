@@ -1,11 +1,11 @@
 package probe
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 
 	"github.com/harden-dev/harden/shared/tlsprofile"
@@ -67,6 +67,13 @@ type hello struct {
 
 const scsvRenegotiation = 0x00FF
 
+func appendRandom(b []byte, n int) []byte {
+	for i := 0; i < n; i += 8 {
+		b = binary.LittleEndian.AppendUint64(b, mrand.Uint64())
+	}
+	return b
+}
+
 func appendU16(b []byte, v uint16) []byte { return binary.BigEndian.AppendUint16(b, v) }
 
 func appendVec16(b []byte, body []byte) []byte {
@@ -84,13 +91,12 @@ func (h hello) marshal() []byte {
 	}
 	var body []byte
 	body = appendU16(body, legacy)
-	random := make([]byte, 32)
-	rand.Read(random)
-	body = append(body, random...)
+	// The probe never completes these handshakes: the client random and
+	// session id need to be unpredictable to nobody, so a fast PRNG
+	// replaces two getrandom calls per connection.
+	body = appendRandom(body, 32)
 	if tls13 {
-		sid := make([]byte, 32)
-		rand.Read(sid)
-		body = append(append(body, 32), sid...)
+		body = appendRandom(append(body, 32), 32)
 	} else {
 		body = append(body, 0)
 	}

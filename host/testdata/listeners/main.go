@@ -51,8 +51,8 @@ func main() {
 		{"modern-tls13", &tls.Config{Certificates: []tls.Certificate{ec}, MinVersion: tls.VersionTLS13}},
 		{"legacy-rsa-cbc", &tls.Config{Certificates: []tls.Certificate{rs}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12,
 			CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA}}},
-		{"tls12-server-order", &tls.Config{Certificates: []tls.Certificate{rs}, MaxVersion: tls.VersionTLS12,
-			CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305}}},
+		{"tls12-ecdsa-two-suites", &tls.Config{Certificates: []tls.Certificate{ec}, MaxVersion: tls.VersionTLS12,
+			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305}}},
 		{"mtls-required", &tls.Config{Certificates: []tls.Certificate{ec}, ClientAuth: tls.RequireAnyClientCert}},
 	}
 	for i := 0; i < *n; i++ {
