@@ -212,10 +212,16 @@ func (r *Result) clientAuthCheck() checks.Check {
 	if !ca.Refused {
 		return checks.Failed("tls.client_auth.required", r.Address, ca.Evidence)
 	}
+	if ca.WrongCATested && !ca.WrongCARefused {
+		return checks.Failed("tls.client_auth.required", r.Address, ca.Evidence+"; but "+ca.WrongCAEvidence)
+	}
 	if ca.TrustedClientTested && !ca.TrustedClientAccepted {
 		return checks.New("tls.client_auth.required", checks.Warn, r.Address, ca.Evidence+"; but "+ca.TrustedClientEvidence)
 	}
 	ev := ca.Evidence
+	if ca.WrongCATested {
+		ev += "; " + ca.WrongCAEvidence
+	}
 	if ca.TrustedClientTested {
 		ev += "; " + ca.TrustedClientEvidence
 	}

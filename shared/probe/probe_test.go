@@ -206,3 +206,77 @@ func TestScanMTLSServerWithoutClientCert(t *testing.T) {
 		t.Errorf("checks: %+v", cs)
 	}
 }
+
+// A server that demands a certificate but accepts any (RequireAnyClientCert)
+// fails the mTLS check: the wrong-CA client gets in.
+func TestScanAcceptsAnyClientCert(t *testing.T) {
+	p := newPKI(t, 60*24*time.Hour)
+	addr := serve(t, &tls.Config{Certificates: []tls.Certificate{p.server}, ClientAuth: tls.RequireAnyClientCert})
+	res, err := Scan(context.Background(), Target{Address: addr, RootCAs: p.pool}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := byID(res.Checks(Expectations{Profile: tlsprofile.Intermediate(), RequireClientAuth: true}))["tls.client_auth.required"]
+	if c.Status != checks.Fail || !strings.Contains(c.Evidence, "unrelated CA ACCEPTED") {
+		t.Errorf("%s: %s", c.Status, c.Evidence)
+	}
+}
+
+// Go's TLS 1.3 server offers the hybrid post-quantum group first.
+func TestScanDetectsHybridPQGroup(t *testing.T) {
+	p := newPKI(t, 60*24*time.Hour)
+	addr := serve(t, &tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: tls.VersionTLS13})
+	res, err := Scan(context.Background(), Target{Address: addr}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Groups) == 0 || GroupName(res.Groups[0]) != "X25519MLKEM768" {
+		t.Errorf("groups %v", res.Groups)
+	}
+}
+
+// A server that hangs up on ClientHellos above 450 bytes without an alert: the
+// offer is split until the hellos fit, and every suite is still found.
+func TestScanSplitsOversizedHellos(t *testing.T) {
+	p := newPKI(t, 60*24*time.Hour)
+	inner := serve(t, &tls.Config{Certificates: []tls.Certificate{p.server}, MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				hdr := make([]byte, 5)
+				if _, err := io.ReadFull(c, hdr); err != nil {
+					return
+				}
+				if n := int(hdr[3])<<8 | int(hdr[4]); n > 450 {
+					return // drop oversized hellos without an alert
+				}
+				up, err := net.Dial("tcp", inner)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				up.Write(hdr)
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	res, err := Scan(context.Background(), Target{Address: ln.Addr().String()}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hardenPairs(res); strings.Join(got, ",") != "TLSv1.2 0xC00A,TLSv1.2 0xC02B" {
+		t.Errorf("pairs %v", got)
+	}
+}

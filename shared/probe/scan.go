@@ -2,10 +2,15 @@ package probe
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"slices"
 	"sync"
@@ -98,6 +103,12 @@ type ClientAuth struct {
 	// Refused: the session without a certificate was refused.
 	Refused  bool
 	Evidence string
+	// WrongCA: a certificate from an unrelated CA was presented (only when
+	// the server refuses clients without one); refused means the server
+	// checks who issued it, not merely that there is one.
+	WrongCATested   bool
+	WrongCARefused  bool
+	WrongCAEvidence string
 	// TrustedClientAccepted is set when a ClientCert was given and worked.
 	TrustedClientTested   bool
 	TrustedClientAccepted bool
@@ -281,6 +292,23 @@ func (s *scanner) dial(ctx context.Context) (net.Conn, error) {
 	return &watchedConn{Conn: conn, stop: stop}, nil
 }
 
+// strangerCertificate is a self-signed client certificate no server should
+// trust, made once per process.
+var strangerCertificate = sync.OnceValues(func() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "harden-probe unrelated CA client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+})
+
 // dialError: the endpoint could not be connected to at all.
 type dialError struct{ err error }
 
@@ -339,33 +367,6 @@ func (s *scanner) baseConfig() *tls.Config {
 		// is reported as a finding instead of hiding every other fact.
 		InsecureSkipVerify: true, //nolint:gosec // see comment
 	}
-}
-
-// negotiate runs one handshake and reports whether the server accepted the
-// offered version and suite. A server that requires client certificates
-// aborts a TLS 1.2 handshake without one only after its ServerHello and
-// Certificate: the version and suite were accepted, so the state seen when
-// the server's certificate arrived counts.
-func (s *scanner) negotiate(ctx context.Context, cfg *tls.Config) (tls.ConnectionState, string, error) {
-	var seen *tls.ConnectionState
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		seen = &cs
-		return nil
-	}
-	if s.target.ClientCert != nil {
-		cfg.Certificates = []tls.Certificate{*s.target.ClientCert}
-	}
-	tc, err := s.handshake(ctx, cfg)
-	if err == nil {
-		state := tc.ConnectionState()
-		tc.Close()
-		s.release()
-		return state, "", nil
-	}
-	if seen != nil && seen.CipherSuite != 0 && !errors.Is(err, ErrTLSRefused) {
-		return *seen, " (server then ended the handshake: " + err.Error() + ")", nil
-	}
-	return tls.ConnectionState{}, "", err
 }
 
 // suiteName is the IANA name of a suite id.
@@ -443,6 +444,26 @@ func (s *scanner) clientAuth(ctx context.Context, minV, maxV uint16) (ClientAuth
 	var cert *Certificate
 	if len(chain) > 0 {
 		cert = s.verifyChain(chain)
+	}
+	if ca.Refused {
+		ca.WrongCATested = true
+		stranger, err := strangerCertificate()
+		if err == nil {
+			cfg := s.goConfig(minV, maxV)
+			cfg.Certificates = []tls.Certificate{stranger}
+			var tc *tls.Conn
+			if tc, err = s.handshake(ctx, cfg); err == nil {
+				err = s.target.Dialect.Exchange(ctx, tc)
+				tc.Close()
+				s.release()
+			}
+		}
+		ca.WrongCARefused = err != nil
+		if err != nil {
+			ca.WrongCAEvidence = "client certificate from an unrelated CA refused: " + err.Error()
+		} else {
+			ca.WrongCAEvidence = "client certificate from an unrelated CA ACCEPTED: the server requires a certificate but does not check its issuer"
+		}
 	}
 	if s.target.ClientCert != nil {
 		ca.TrustedClientTested = true
