@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/harden-dev/harden/shared/sdk"
 )
@@ -19,6 +21,7 @@ type connection struct {
 	PasswordFile string `json:"password_file"`
 	Database     string `json:"database"`
 	DataDir      string `json:"data_dir"`
+	SocketDir    string `json:"socket_dir"`
 }
 
 func (c connection) address() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
@@ -36,18 +39,37 @@ const connectionSchema = `{
     "password_env": {"type": "string", "description": "environment variable holding the password"},
     "password_file": {"type": "string", "description": "file holding the password"},
     "database": {"type": "string", "default": "postgres"},
-    "data_dir": {"type": "string", "description": "data directory, for local-file apply"}
+    "data_dir": {"type": "string", "description": "data directory, for local-file apply (default: SHOW data_directory)"},
+    "socket_dir": {"type": "string", "description": "connect for plan/apply through this Unix socket directory instead of TCP"}
   }
 }`
 
-// specSchema: settings of the rendered configuration arrive with the
-// PostgreSQL plugin issue; an empty spec is the only valid one until then.
 const specSchema = `{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "PostgreSQL spec",
   "type": "object",
   "additionalProperties": false,
-  "properties": {}
+  "$defs": {
+    "rule": {
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["database", "user", "method"],
+      "properties": {
+        "type": {"type": "string", "description": "hostssl (the only network type harden writes) or local"},
+        "database": {"type": "string"},
+        "user": {"type": "string"},
+        "address": {"type": "string", "description": "CIDR, e.g. 10.0.0.0/8 or ::1/128"},
+        "method": {"type": "string", "description": "scram-sha-256, cert, reject, ..."},
+        "options": {"type": "object", "additionalProperties": {"type": "string"}, "description": "e.g. {clientcert: verify-full, map: certmap}"}
+      }
+    }
+  },
+  "properties": {
+    "hba": {"type": "array", "items": {"$ref": "#/$defs/rule"}, "description": "network rules in order; default: hostssl from 127.0.0.1 and ::1 with scram-sha-256"},
+    "local": {"type": "array", "items": {"$ref": "#/$defs/rule"}, "description": "local socket rules; default: keep the live file's"},
+    "cert_dir": {"type": "string", "description": "directory for server.crt/server.key/root.crt, relative to the data directory (default harden)"},
+    "server_version": {"type": "integer", "minimum": 12, "maximum": 18, "description": "major version for render (plan/apply read the live server's)"}
+  }
 }`
 
 func (postgres) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
@@ -67,5 +89,39 @@ func (postgres) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sd
 	}
 	if c.PasswordEnv != "" && c.PasswordFile != "" {
 		r.Diagnostics.AddAttributeError(sdk.Path{"connection", "password_file"}, "set password_env or password_file, not both", "")
+	}
+	var sp spec
+	if err := q.Target.DecodeSpec(&sp); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+		return
+	}
+	for i, rule := range sp.HBA {
+		at := func(k string) sdk.Path { return sdk.Path{"spec", "hba", itoa(i), k} }
+		if rule.Type != "" && rule.Type != "hostssl" {
+			r.Diagnostics.AddAttributeError(at("type"), "network access only through hostssl", "harden writes hostnossl reject lines for IPv4 and IPv6 itself; host and hostnossl lines would let connections without TLS in")
+		}
+		if rule.Address == "" {
+			r.Diagnostics.AddAttributeError(at("address"), "a network rule needs an address (CIDR)", "")
+		}
+		validateMethod(&r.Diagnostics, rule, at, true)
+	}
+	for i, rule := range sp.Local {
+		at := func(k string) sdk.Path { return sdk.Path{"spec", "local", itoa(i), k} }
+		if rule.Type != "" && rule.Type != "local" {
+			r.Diagnostics.AddAttributeError(at("type"), "local rules have type local", "")
+		}
+		validateMethod(&r.Diagnostics, rule, at, false)
+	}
+}
+
+func validateMethod(d *sdk.Diagnostics, rule HBARule, at func(string) sdk.Path, network bool) {
+	if !slices.Contains(knownMethods, rule.Method) {
+		d.AddAttributeError(at("method"), "unknown authentication method "+strconv.Quote(rule.Method), "known: "+strings.Join(knownMethods, ", "))
+	}
+	if network && slices.Contains(weakNetworkMethods, rule.Method) {
+		d.AddAttributeError(at("method"), "insecure: "+rule.Method+" on a network line", "use scram-sha-256 (with clientcert=verify-full for mTLS) or cert")
+	}
+	if v, ok := rule.Options["clientcert"]; ok && v != "verify-full" && v != "verify-ca" {
+		d.AddAttributeError(at("options"), "clientcert="+v+" is invalid", "PostgreSQL 14 removed clientcert=1/0; use clientcert=verify-full (or verify-ca)")
 	}
 }

@@ -369,6 +369,34 @@ func (s *scanner) baseConfig() *tls.Config {
 	}
 }
 
+// Handshake completes one TLS handshake with the target through its dialect
+// (e.g. after PostgreSQL's SSLRequest) and returns the connection state; it
+// is how apply confirms that NEW connections see the new certificate and
+// settings. cfg.ServerName defaults to the target's.
+func Handshake(ctx context.Context, target Target, cfg *tls.Config, opts Options) (tls.ConnectionState, error) {
+	if target.Dialect == nil {
+		target.Dialect = TLS
+	}
+	host, _, err := net.SplitHostPort(target.Address)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	if target.ServerName == "" {
+		target.ServerName = host
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = target.ServerName
+	}
+	s := &scanner{target: target, opts: opts.withDefaults(), sem: make(chan struct{}, 1), host: host}
+	tc, err := s.handshake(ctx, cfg)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer s.release()
+	defer tc.Close()
+	return tc.ConnectionState(), nil
+}
+
 // suiteName is the IANA name of a suite id.
 func suiteName(id uint16) string {
 	if st, ok := tlsprofile.SuiteByID(id); ok {

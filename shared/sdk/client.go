@@ -283,8 +283,8 @@ func (c *Client) Plan(ctx context.Context, rc RequestContext) (PlanResponse, err
 }
 
 // Apply calls Apply.
-func (c *Client) Apply(ctx context.Context, rc RequestContext, planToken []byte) (ApplyResponse, error) {
-	r, err := c.rpc.Apply(ctx, &pb.ApplyRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates), PlanToken: planToken})
+func (c *Client) Apply(ctx context.Context, rc RequestContext, planToken []byte, force bool) (ApplyResponse, error) {
+	r, err := c.rpc.Apply(ctx, &pb.ApplyRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates), PlanToken: planToken, Force: force})
 	if err != nil {
 		return ApplyResponse{}, c.wrap(ctx, "apply", err)
 	}

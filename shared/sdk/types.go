@@ -199,6 +199,8 @@ type PlanResponse struct {
 type ApplyRequest struct {
 	RequestContext
 	PlanToken []byte
+	// Force: the operator overrides safety guards (harden apply --force).
+	Force bool
 }
 
 // ApplyResponse lists what was changed.

@@ -367,7 +367,7 @@ func apply(c *cli.Context, io IO) error {
 		rc, err := s.eng.Request(tctx, s.pol, t, io.Getenv)
 		var resp sdk.ApplyResponse
 		if err == nil {
-			resp, err = p.Client.Apply(tctx, rc, plans[i].PlanToken)
+			resp, err = p.Client.Apply(tctx, rc, plans[i].PlanToken, c.Bool("force"))
 		}
 		stop()
 		cancel()

@@ -1832,11 +1832,13 @@ func (x *PlanResponse) GetPlanToken() []byte {
 }
 
 type ApplyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Policy        *PolicyContext         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
-	Target        *TargetConfig          `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
-	Certificates  *CertificateMaterial   `protobuf:"bytes,3,opt,name=certificates,proto3" json:"certificates,omitempty"`
-	PlanToken     []byte                 `protobuf:"bytes,4,opt,name=plan_token,json=planToken,proto3" json:"plan_token,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Policy       *PolicyContext         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Target       *TargetConfig          `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	Certificates *CertificateMaterial   `protobuf:"bytes,3,opt,name=certificates,proto3" json:"certificates,omitempty"`
+	PlanToken    []byte                 `protobuf:"bytes,4,opt,name=plan_token,json=planToken,proto3" json:"plan_token,omitempty"`
+	// The operator overrode a safety guard (e.g. a lockout guard) knowingly.
+	Force         bool `protobuf:"varint,5,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1897,6 +1899,13 @@ func (x *ApplyRequest) GetPlanToken() []byte {
 		return x.PlanToken
 	}
 	return nil
+}
+
+func (x *ApplyRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 type ApplyResponse struct {
@@ -2433,13 +2442,14 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\achanges\x18\x01 \x03(\v2\x18.harden.target.v1.ChangeR\achanges\x12>\n" +
 	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\x12\x1d\n" +
 	"\n" +
-	"plan_token\x18\x03 \x01(\fR\tplanToken\"\xe9\x01\n" +
+	"plan_token\x18\x03 \x01(\fR\tplanToken\"\xff\x01\n" +
 	"\fApplyRequest\x127\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1f.harden.target.v1.PolicyContextR\x06policy\x126\n" +
 	"\x06target\x18\x02 \x01(\v2\x1e.harden.target.v1.TargetConfigR\x06target\x12I\n" +
 	"\fcertificates\x18\x03 \x01(\v2%.harden.target.v1.CertificateMaterialR\fcertificates\x12\x1d\n" +
 	"\n" +
-	"plan_token\x18\x04 \x01(\fR\tplanToken\"\x83\x01\n" +
+	"plan_token\x18\x04 \x01(\fR\tplanToken\x12\x14\n" +
+	"\x05force\x18\x05 \x01(\bR\x05force\"\x83\x01\n" +
 	"\rApplyResponse\x122\n" +
 	"\aapplied\x18\x01 \x03(\v2\x18.harden.target.v1.ChangeR\aapplied\x12>\n" +
 	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xcb\x01\n" +

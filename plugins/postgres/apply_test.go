@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/tlsprofile"
+	"github.com/harden-dev/harden/testenv"
+)
+
+// request builds a request for pg with the env's certificate and CA.
+func request(t *testing.T, pg *testenv.Postgres, specJSON string, mtls bool) sdk.RequestContext {
+	t.Helper()
+	read := func(f string) []byte {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	conn, _ := json.Marshal(map[string]any{"host": pg.Host, "port": pg.Port, "user": pg.User, "password_env": "PGPASSWORD"})
+	rc := sdk.RequestContext{
+		Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
+		Target: sdk.NewTarget("pg", conn, []byte(specJSON), map[string][]byte{"password": []byte(pg.Password())}),
+		Certificates: sdk.Certificates{ChainPEM: read(pg.CertFile), KeyPEM: read(pg.KeyFile), CABundlePEM: read(pg.CAFile())},
+	}
+	rc.Policy.Rotation.RenewBefore = 7 * 24 * 3600 * 1e9
+	if mtls {
+		rc.Policy.MTLSScope = []string{"pg"}
+	}
+	return rc
+}
+
+func statusMap(cs []checks.Check) map[string]checks.Status {
+	m := map[string]checks.Status{}
+	for _, c := range cs {
+		if prev, ok := m[c.ID]; !ok || c.Status == checks.Fail || prev == checks.Pass && c.Status != checks.Pass {
+			m[c.ID] = c.Status
+		}
+	}
+	return m
+}
+
+func tlsDSN(pg *testenv.Postgres, user, password string) string {
+	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=postgres sslmode=verify-full sslrootcert=%s connect_timeout=5",
+		pg.Host, pg.Port, user, password, pg.CAFile())
+}
+
+// The full flow on PostgreSQL 15 and 17: TLS switched on by hand with default
+// ciphers (the "before"), verify fails on specific checks, apply, verify
+// passes, a second apply changes nothing.
+func TestApplyFlow(t *testing.T) {
+	for _, major := range []string{"15", "17"} {
+		t.Run("postgres-"+major, func(t *testing.T) {
+			pg := testenv.PostgresVersionForTest(t, major)
+			ctx := context.Background()
+			if err := pg.EnableTLS(ctx); err != nil {
+				t.Fatal(err)
+			}
+			client := sdk.InProcess(postgres{})
+			defer client.Close()
+			rc := request(t, pg, `{}`, false)
+
+			before, err := client.Verify(ctx, rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := statusMap(before.Checks)
+			if b["tls.cipher_suites"] != checks.Fail || b["tls.plaintext.refused"] != checks.Fail {
+				t.Fatalf("before: %v", b)
+			}
+			plan, err := client.Plan(ctx, rc)
+			if err != nil || plan.Diagnostics.HasError() || len(plan.Changes) == 0 {
+				t.Fatalf("plan: %v %v %d", err, plan.Diagnostics.Err(), len(plan.Changes))
+			}
+			ap, err := client.Apply(ctx, rc, plan.PlanToken, false)
+			if err != nil || ap.Diagnostics.HasError() {
+				t.Fatalf("apply: %v %v", err, ap.Diagnostics.Err())
+			}
+			after, err := client.Verify(ctx, rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for id, st := range statusMap(after.Checks) {
+				if st != checks.Pass {
+					t.Errorf("after apply: %s = %s", id, st)
+				}
+			}
+			// Plaintext logins are refused by the server itself; TLS ones work.
+			if c, err := pgx.Connect(ctx, pg.DSN()); err == nil {
+				c.Close(ctx)
+				t.Errorf("plaintext login still accepted")
+			} else if !strings.Contains(err.Error(), "no encryption") {
+				t.Errorf("plaintext refusal: %v", err)
+			}
+			c, err := pgx.Connect(ctx, tlsDSN(pg, pg.User, pg.Password()))
+			if err != nil {
+				t.Fatalf("TLS login after apply: %v", err)
+			}
+			c.Close(ctx)
+			// Idempotent.
+			again, err := client.Plan(ctx, rc)
+			if err != nil || len(again.Changes) != 0 {
+				t.Errorf("second plan: %v %+v", err, again.Changes)
+			}
+			ap2, err := client.Apply(ctx, rc, again.PlanToken, false)
+			if err != nil || ap2.Diagnostics.HasError() || len(ap2.Applied) != 0 {
+				t.Errorf("second apply: %v %v %+v", err, ap2.Diagnostics, ap2.Applied)
+			}
+			if backups, _ := filepath.Glob(filepath.Join(pg.DataDir, "pg_hba.conf.harden-backup-*")); len(backups) != 1 {
+				t.Errorf("backups of pg_hba.conf: %v", backups)
+			}
+			if st, err := os.Stat(filepath.Join(pg.DataDir, "harden", "server.key")); err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("key file: %v %v", err, st)
+			}
+		})
+	}
+}
+
+// A pg_hba.conf PostgreSQL rejects (ldap without ldapserver) is rolled back:
+// the old rules keep working and the old file is back.
+func TestApplyRollsBackRejectedHBA(t *testing.T) {
+	pg := testenv.PostgresForTest(t)
+	ctx := context.Background()
+	old, _ := os.ReadFile(filepath.Join(pg.DataDir, "pg_hba.conf"))
+	client := sdk.InProcess(postgres{})
+	defer client.Close()
+	rc := request(t, pg, `{"hba":[{"database":"all","user":"all","address":"127.0.0.1/32","method":"scram-sha-256"},{"database":"all","user":"nobody","address":"10.0.0.0/8","method":"ldap"}]}`, false)
+	ap, err := client.Apply(ctx, rc, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ap.Diagnostics.HasError() || !strings.Contains(ap.Diagnostics.Err().Error(), "rolled back") || !strings.Contains(ap.Diagnostics.Err().Error(), "ldap") {
+		t.Fatalf("diagnostics: %v", ap.Diagnostics)
+	}
+	now, _ := os.ReadFile(filepath.Join(pg.DataDir, "pg_hba.conf"))
+	if string(now) != string(old) {
+		t.Errorf("pg_hba.conf not restored")
+	}
+	c, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		t.Fatalf("old rules no longer work: %v", err)
+	}
+	defer c.Close(ctx)
+	var ssl string
+	c.QueryRow(ctx, "SHOW ssl").Scan(&ssl)
+	if ssl != "off" {
+		t.Errorf("settings not rolled back: ssl = %s", ssl)
+	}
+}
+
+// The lockout guard refuses rules that would cut off a live application
+// session (plaintext from 127.0.0.1 as another role), unless forced.
+func TestApplyLockoutGuard(t *testing.T) {
+	pg := testenv.PostgresForTest(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE ROLE app LOGIN PASSWORD 'app-pw-123'"); err != nil {
+		t.Fatal(err)
+	}
+	app, err := pgx.Connect(ctx, strings.Replace(strings.Replace(pg.DSN(), "user="+pg.User, "user=app", 1), "password="+pg.Password(), "password=app-pw-123", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	client := sdk.InProcess(postgres{})
+	defer client.Close()
+	rc := request(t, pg, `{"hba":[{"database":"all","user":"`+pg.User+`","address":"127.0.0.1/32","method":"scram-sha-256"}]}`, false)
+	ap, err := client.Apply(ctx, rc, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := ap.Diagnostics.Err()
+	if msg == nil || !strings.Contains(msg.Error(), "lock out") || !strings.Contains(msg.Error(), "app@127.0.0.1") {
+		t.Fatalf("guard: %v", msg)
+	}
+	var ssl string
+	admin.QueryRow(ctx, "SHOW ssl").Scan(&ssl)
+	if ssl != "off" {
+		t.Errorf("guard refused but something changed: ssl = %s", ssl)
+	}
+	// Forced: it applies.
+	ap, err = client.Apply(ctx, rc, nil, true)
+	if err != nil || ap.Diagnostics.HasError() {
+		t.Fatalf("forced apply: %v %v", err, ap.Diagnostics.Err())
+	}
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// HBARule is one pg_hba.conf line, as the policy states it or as parsed
+// from the live file.
+type HBARule struct {
+	Type     string `json:"type"`     // local, host, hostssl, hostnossl, hostgssenc, hostnogssenc
+	Database string `json:"database"` // all, sameuser, replication, name[,name]
+	User     string `json:"user"`     // all, name[,name], +group
+	Address  string `json:"address,omitempty"`
+	Method   string `json:"method"`
+	// Options are name=value pairs after the method, e.g. clientcert=verify-full, map=certmap.
+	Options map[string]string `json:"options,omitempty"`
+}
+
+// Line renders the rule in pg_hba.conf syntax with stable option order.
+func (r HBARule) Line() string {
+	f := []string{r.Type, r.Database, r.User}
+	if r.Type != "local" {
+		f = append(f, r.Address)
+	}
+	f = append(f, r.Method)
+	keys := make([]string, 0, len(r.Options))
+	for k := range r.Options {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		f = append(f, k+"="+r.Options[k])
+	}
+	return strings.Join(f, " ")
+}
+
+// weakNetworkMethods may never be used on network lines.
+var weakNetworkMethods = []string{"trust", "password", "md5", "ident"}
+
+// knownMethods are PostgreSQL's authentication methods.
+var knownMethods = []string{"trust", "reject", "scram-sha-256", "md5", "password", "gss", "sspi", "ident", "peer", "ldap", "radius", "cert", "pam", "bsd"}
+
+// parseHBA parses pg_hba.conf text (untrusted input: a live server's file).
+// include directives are returned for the caller to follow; lines it cannot
+// understand are errors with their line number.
+func parseHBA(text string) (rules []HBARule, includes []string, err error) {
+	for n, raw := range strings.Split(text, "\n") {
+		line := raw
+		if i := strings.IndexByte(line, '#'); i >= 0 && !inQuotes(line, i) {
+			line = line[:i]
+		}
+		f, ferr := hbaFields(line)
+		if ferr != nil {
+			return nil, nil, fmt.Errorf("pg_hba.conf line %d: %w", n+1, ferr)
+		}
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "include", "include_if_exists", "include_dir":
+			if len(f) != 2 {
+				return nil, nil, fmt.Errorf("pg_hba.conf line %d: %s needs one file name", n+1, f[0])
+			}
+			includes = append(includes, f[1])
+			continue
+		}
+		r := HBARule{Type: f[0], Options: map[string]string{}}
+		rest := f[1:]
+		want := 4
+		if r.Type == "local" {
+			want = 3
+		}
+		if len(rest) < want-1 {
+			return nil, nil, fmt.Errorf("pg_hba.conf line %d: too few fields", n+1)
+		}
+		r.Database, r.User = rest[0], rest[1]
+		rest = rest[2:]
+		if r.Type != "local" {
+			r.Address, rest = rest[0], rest[1:]
+			// "address mask" form: 127.0.0.1 255.255.255.255
+			if len(rest) > 0 && strings.Count(rest[0], ".") == 3 && !strings.Contains(r.Address, "/") {
+				if bits, ok := maskBits(rest[0]); ok {
+					r.Address = fmt.Sprintf("%s/%d", r.Address, bits)
+					rest = rest[1:]
+				}
+			}
+		}
+		if len(rest) == 0 {
+			return nil, nil, fmt.Errorf("pg_hba.conf line %d: missing authentication method", n+1)
+		}
+		r.Method = rest[0]
+		for _, o := range rest[1:] {
+			k, v, ok := strings.Cut(o, "=")
+			if !ok {
+				return nil, nil, fmt.Errorf("pg_hba.conf line %d: option %q is not name=value", n+1, o)
+			}
+			r.Options[k] = v
+		}
+		if !slices.Contains([]string{"local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc"}, r.Type) {
+			return nil, nil, fmt.Errorf("pg_hba.conf line %d: unknown connection type %q", n+1, r.Type)
+		}
+		rules = append(rules, r)
+	}
+	return rules, includes, nil
+}
+
+func inQuotes(s string, pos int) bool { return strings.Count(s[:pos], `"`)%2 == 1 }
+
+// hbaFields splits on whitespace, keeping double-quoted tokens whole.
+func hbaFields(line string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	quoted, inTok := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted = !quoted
+			inTok = true
+			cur.WriteRune(r)
+		case !quoted && (r == ' ' || r == '\t' || r == '\r'):
+			if inTok {
+				out = append(out, cur.String())
+				cur.Reset()
+				inTok = false
+			}
+		default:
+			cur.WriteRune(r)
+			inTok = true
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("unterminated quote")
+	}
+	if inTok {
+		out = append(out, cur.String())
+	}
+	return out, nil
+}
+
+func maskBits(mask string) (int, bool) {
+	a, err := netip.ParseAddr(mask)
+	if err != nil || !a.Is4() {
+		return 0, false
+	}
+	b := a.As4()
+	bits := 0
+	for _, x := range b {
+		for i := 7; i >= 0; i-- {
+			if x&(1<<i) == 0 {
+				return bits, true
+			}
+			bits++
+		}
+	}
+	return bits, true
+}
+
+// session is a live client session, for the lockout guard.
+type session struct {
+	User, Database string
+	Addr           netip.Addr
+	SSL            bool
+	ClientCert     bool
+	Replication    bool
+	PID            int
+}
+
+func listMatches(list, v string, special func(string) bool) bool {
+	for _, item := range strings.Split(list, ",") {
+		item = strings.Trim(item, `"`)
+		if item == "all" || item == v || (special != nil && special(item)) {
+			return true
+		}
+	}
+	return false
+}
+
+// admits reports whether rules (first match wins, as PostgreSQL evaluates
+// them) let the session's next connection through, and which line decided.
+func admits(rules []HBARule, s session) (bool, string) {
+	for _, r := range rules {
+		switch r.Type {
+		case "local", "hostgssenc":
+			continue
+		case "hostssl":
+			if !s.SSL {
+				continue
+			}
+		case "hostnossl":
+			if s.SSL {
+				continue
+			}
+		}
+		db := s.Database
+		if s.Replication {
+			if !listMatches(r.Database, "replication", nil) {
+				continue
+			}
+		} else if !listMatches(r.Database, db, func(item string) bool { return item == "sameuser" && db == s.User }) || r.Database == "replication" {
+			continue
+		}
+		if !listMatches(r.User, s.User, nil) {
+			continue
+		}
+		if !addressMatches(r.Address, s.Addr) {
+			continue
+		}
+		switch {
+		case r.Method == "reject":
+			return false, r.Line()
+		case r.Method == "cert" || r.Options["clientcert"] == "verify-full" || r.Options["clientcert"] == "verify-ca":
+			return s.ClientCert, r.Line()
+		}
+		return true, r.Line()
+	}
+	return false, "no matching line (implicit reject)"
+}
+
+func addressMatches(spec string, a netip.Addr) bool {
+	switch spec {
+	case "all":
+		return true
+	case "samehost", "samenet":
+		return a.IsLoopback()
+	}
+	p, err := netip.ParsePrefix(spec)
+	if err != nil {
+		if ip, err2 := netip.ParseAddr(spec); err2 == nil {
+			return ip == a.Unmap()
+		}
+		return false // host names are not resolved by the guard
+	}
+	return p.Contains(a.Unmap())
+}

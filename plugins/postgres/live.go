@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// connect opens the management connection: through the Unix socket when
+// the connection names one, else TCP with TLS verified against the policy's
+// CA, falling back to plaintext only while the server has no TLS at all (the
+// state before the first apply).
+func connect(ctx context.Context, c connection, q sdk.RequestContext) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host, cfg.Port, cfg.User, cfg.Database = c.Host, uint16(c.Port), c.User, c.Database
+	if cfg.Database == "" {
+		cfg.Database = "postgres"
+	}
+	if cfg.User == "" {
+		cfg.User = "postgres"
+	}
+	if pw, ok := q.Target.Secret("password"); ok {
+		cfg.Password = pw
+	}
+	cfg.ConnectTimeout = 10 * time.Second
+	cfg.RuntimeParams = map[string]string{"application_name": "harden"}
+	if c.SocketDir != "" {
+		cfg.Host, cfg.TLSConfig, cfg.Fallbacks = c.SocketDir, nil, nil
+		return pgx.ConnectConfig(ctx, cfg)
+	}
+	tlsCfg := &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}
+	if len(q.Certificates.CABundlePEM) > 0 {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(q.Certificates.CABundlePEM)
+		tlsCfg.RootCAs = pool
+	} else {
+		return nil, errors.New("no CA bundle to verify the server with (certificates.files.ca_file)")
+	}
+	cfg.TLSConfig = tlsCfg
+	cfg.Fallbacks = []*pgconn.FallbackConfig{{Host: c.Host, Port: uint16(c.Port), TLSConfig: nil}}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if conn.PgConn().Conn() != nil {
+		if _, isTLS := conn.PgConn().Conn().(*tls.Conn); !isTLS {
+			// Plaintext is only acceptable before TLS exists: refuse it when
+			// the server already has ssl on (a downgrade or a missing CA).
+			var ssl string
+			if err := conn.QueryRow(ctx, "SHOW ssl").Scan(&ssl); err == nil && ssl == "on" {
+				conn.Close(ctx)
+				return nil, errors.New("server has TLS on but the verified TLS connection failed; refusing to manage it over plaintext")
+			}
+		}
+	}
+	return conn, nil
+}
+
+// pgSetting is one row of pg_settings.
+type pgSetting struct {
+	Value          string
+	Context        string
+	PendingRestart bool
+}
+
+// liveState is what plan and apply read from the server.
+type liveState struct {
+	VersionNum       int
+	Major            int
+	DataDir          string
+	HBAFile          string
+	AutoConf         string
+	HBAText          string
+	Settings         map[string]pgSetting
+	AllowAlterSystem bool
+	Superuser        bool
+	Files            map[string][]byte // cert files as they are now (nil: absent)
+}
+
+var managedSettings = []string{"ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_min_protocol_version", "ssl_max_protocol_version",
+	"ssl_ciphers", "ssl_prefer_server_ciphers", "ssl_ecdh_curve", "ssl_groups", "ssl_tls13_ciphers", "password_encryption", "allow_alter_system"}
+
+func readLive(ctx context.Context, db *pgx.Conn, c connection, paths func(dataDir string) certPaths) (*liveState, error) {
+	l := &liveState{Settings: map[string]pgSetting{}}
+	if err := db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int, current_setting('data_directory'), current_setting('hba_file'), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)").
+		Scan(&l.VersionNum, &l.DataDir, &l.HBAFile, &l.Superuser); err != nil {
+		return nil, fmt.Errorf("read server facts: %w", err)
+	}
+	l.Major = l.VersionNum / 10000
+	if c.DataDir != "" && filepath.Clean(c.DataDir) != filepath.Clean(l.DataDir) {
+		return nil, fmt.Errorf("connection.data_dir %s is not the server's data directory %s", c.DataDir, l.DataDir)
+	}
+	l.AutoConf = filepath.Join(l.DataDir, "postgresql.auto.conf")
+	rows, err := db.Query(ctx, "SELECT name, setting, context, pending_restart FROM pg_settings WHERE name = ANY($1)", managedSettings)
+	if err != nil {
+		return nil, fmt.Errorf("read pg_settings: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		var s pgSetting
+		if err := rows.Scan(&name, &s.Value, &s.Context, &s.PendingRestart); err != nil {
+			return nil, err
+		}
+		l.Settings[name] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	l.AllowAlterSystem = true
+	if s, ok := l.Settings["allow_alter_system"]; ok && s.Value == "off" {
+		l.AllowAlterSystem = false
+	}
+	text, err := os.ReadFile(l.HBAFile)
+	if err != nil {
+		return nil, fmt.Errorf("read %s (apply runs where it can read and write the server's files): %w", l.HBAFile, err)
+	}
+	l.HBAText = string(text)
+	p := paths(l.DataDir)
+	l.Files = map[string][]byte{}
+	for _, f := range []string{p.Cert, p.Key, p.CA} {
+		data, err := os.ReadFile(f)
+		if err == nil {
+			l.Files[f] = data
+		}
+	}
+	return l, nil
+}
+
+// fingerprint of the live state a plan was computed from.
+func (l *liveState) fingerprint() []byte {
+	h := sha256.New()
+	names := make([]string, 0, len(l.Settings))
+	for n := range l.Settings {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(h, "%s=%s\n", n, l.Settings[n].Value)
+	}
+	h.Write([]byte(l.HBAText))
+	files := make([]string, 0, len(l.Files))
+	for f := range l.Files {
+		files = append(files, f)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		sum := sha256.Sum256(l.Files[f])
+		fmt.Fprintf(h, "%s:%x\n", f, sum)
+	}
+	return h.Sum(nil)
+}
+
+// localRules returns the live file's local lines (kept when the policy
+// names none).
+func localRules(text string) []HBARule {
+	rules, _, err := parseHBA(text)
+	if err != nil {
+		return nil
+	}
+	var out []HBARule
+	for _, r := range rules {
+		if r.Type == "local" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func normalizeHBA(text string) string {
+	var lines []string
+	for _, l := range strings.Split(text, "\n") {
+		if t := strings.TrimSpace(l); t != "" {
+			lines = append(lines, t)
+		}
+	}
+	return strings.Join(lines, "\n")
+}

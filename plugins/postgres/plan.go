@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// fileSpec is a file apply writes into the server's directory.
+type fileSpec struct {
+	Path      string
+	Content   []byte
+	Mode      uint32
+	Sensitive bool
+}
+
+// desiredState is what the server should look like.
+type desiredState struct {
+	Settings []setting
+	HBA      string
+	Files    []fileSpec
+}
+
+func computeDesired(q sdk.RequestContext, s spec, l *liveState) desiredState {
+	paths := newCertPaths(l.DataDir, s.certDir())
+	withCA := len(q.Certificates.CABundlePEM) > 0
+	d := desiredState{Settings: desiredSettings(l.Major, q.Policy.Profile, paths, withCA)}
+	local := s.Local
+	if len(local) == 0 {
+		local = localRules(l.HBAText)
+	}
+	if len(local) == 0 {
+		local = defaultLocal
+	}
+	d.HBA = hbaText(local, s.networkRules(q.Policy.InMTLSScope(q.Target.Name)))
+	d.Files = []fileSpec{
+		{Path: paths.Cert, Content: q.Certificates.ChainPEM, Mode: 0o644},
+		{Path: paths.Key, Content: q.Certificates.KeyPEM, Mode: 0o600, Sensitive: true},
+	}
+	if withCA {
+		d.Files = append(d.Files, fileSpec{Path: paths.CA, Content: q.Certificates.CABundlePEM, Mode: 0o644})
+	}
+	return d
+}
+
+// changes lists what apply would do, in the order it does it.
+func changes(l *liveState, d desiredState) []sdk.Change {
+	var out []sdk.Change
+	for _, f := range d.Files {
+		old, exists := l.Files[f.Path]
+		switch {
+		case !exists:
+			out = append(out, sdk.Change{Resource: "file:" + f.Path, Action: sdk.Create, After: fmt.Sprintf("%d bytes, mode %04o", len(f.Content), f.Mode), Sensitive: f.Sensitive})
+		case !bytes.Equal(old, f.Content):
+			out = append(out, sdk.Change{Resource: "file:" + f.Path, Action: sdk.Update, Before: fmt.Sprintf("%d bytes", len(old)), After: fmt.Sprintf("%d bytes", len(f.Content)), Sensitive: f.Sensitive})
+		}
+	}
+	if normalizeHBA(l.HBAText) != normalizeHBA(d.HBA) {
+		out = append(out, sdk.Change{Resource: "pg_hba.conf:" + l.HBAFile, Action: sdk.Update, Before: summarizeHBA(l.HBAText), After: summarizeHBA(d.HBA),
+			Description: "client authentication rules"})
+	}
+	for _, s := range d.Settings {
+		cur, ok := l.Settings[s.Name]
+		if !ok {
+			continue // parameter unknown to this server version
+		}
+		if cur.Value != s.Value {
+			out = append(out, sdk.Change{Resource: "setting:" + s.Name, Action: sdk.Update, Before: cur.Value, After: s.Value,
+				RequiresRestart: cur.Context == "postmaster"})
+		}
+	}
+	return out
+}
+
+// summarizeHBA shows the rule lines, compactly, for plan output.
+func summarizeHBA(text string) string {
+	rules, _, err := parseHBA(text)
+	if err != nil {
+		return "unparseable: " + err.Error()
+	}
+	lines := make([]string, 0, len(rules))
+	for _, r := range rules {
+		lines = append(lines, r.Line())
+	}
+	return strings.Join(lines, " | ")
+}
+
+// Plan reads the live server and lists the changes apply would make.
+func (postgres) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
+	c, s, ok := decodeAll(q.RequestContext, &r.Diagnostics)
+	if !ok {
+		return
+	}
+	db, err := connect(ctx, c, q.RequestContext)
+	if err != nil {
+		r.Diagnostics.AddTargetError("postgres.connect", "cannot connect to PostgreSQL at "+c.address(), err)
+		return
+	}
+	defer db.Close(context.Background())
+	l, err := readLive(ctx, db, c, func(dd string) certPaths { return newCertPaths(dd, s.certDir()) })
+	if err != nil {
+		r.Diagnostics.AddTargetError("postgres.read", "cannot read the server's state", err)
+		return
+	}
+	if len(q.Certificates.ChainPEM) == 0 {
+		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "no server certificate for this target", "set certificate.cert_file/key_file or certificates.source: vault-pki")
+		return
+	}
+	r.Changes = changes(l, computeDesired(q.RequestContext, s, l))
+	r.PlanToken = l.fingerprint()
+}
+
+func decodeAll(q sdk.RequestContext, d *sdk.Diagnostics) (connection, spec, bool) {
+	var c connection
+	var s spec
+	if err := q.Target.DecodeConnection(&c); err != nil {
+		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+		return c, s, false
+	}
+	if err := q.Target.DecodeSpec(&s); err != nil {
+		d.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+		return c, s, false
+	}
+	return c, s, true
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"strings"
+
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// spec is the PostgreSQL target's spec block.
+type spec struct {
+	// HBA are the network rules, in order. Only hostssl lines; harden adds
+	// hostnossl reject lines for IPv4 and IPv6.
+	HBA []HBARule `json:"hba"`
+	// Local socket rules, kept as the policy says. Absent: apply keeps the
+	// live file's local lines; render writes "local all all peer".
+	Local []HBARule `json:"local"`
+	// CertDir holds server.crt, server.key and root.crt (relative to the
+	// data directory unless absolute). Default "harden".
+	CertDir string `json:"cert_dir"`
+	// ServerVersion is the major version render targets (plan and apply
+	// read the live server's). Default 15.
+	ServerVersion int `json:"server_version"`
+}
+
+func (s spec) certDir() string {
+	if s.CertDir == "" {
+		return "harden"
+	}
+	return s.CertDir
+}
+
+// defaultHBA: TLS with SCRAM from loopback, when the policy lists no rules.
+var defaultHBA = []HBARule{
+	{Type: "hostssl", Database: "all", User: "all", Address: "127.0.0.1/32", Method: "scram-sha-256"},
+	{Type: "hostssl", Database: "all", User: "all", Address: "::1/128", Method: "scram-sha-256"},
+}
+
+// networkRules returns the policy's hostssl rules, with client certificates
+// required when the target is in the mTLS scope.
+func (s spec) networkRules(mtls bool) []HBARule {
+	rules := s.HBA
+	if len(rules) == 0 {
+		rules = defaultHBA
+	}
+	out := make([]HBARule, 0, len(rules))
+	for _, r := range rules {
+		r.Options = cloneMap(r.Options)
+		if r.Type == "" {
+			r.Type = "hostssl"
+		}
+		if mtls && r.Method != "cert" && r.Method != "reject" {
+			r.Options["clientcert"] = "verify-full"
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// hbaText renders the whole pg_hba.conf.
+func hbaText(local, network []HBARule) string {
+	var b strings.Builder
+	b.WriteString("# pg_hba.conf managed by harden: change the policy, not this file.\n")
+	b.WriteString("# Local socket connections (kept as the policy says):\n")
+	for _, r := range local {
+		r.Type = "local"
+		b.WriteString(r.Line() + "\n")
+	}
+	b.WriteString("# Network connections without TLS are refused, IPv4 and IPv6:\n")
+	b.WriteString("hostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n")
+	b.WriteString("# Network connections over TLS:\n")
+	for _, r := range network {
+		b.WriteString(r.Line() + "\n")
+	}
+	return b.String()
+}
+
+var defaultLocal = []HBARule{{Type: "local", Database: "all", User: "all", Method: "peer"}}
+
+// Render is pure: the policy, the spec and the certificate material in,
+// postgresql settings, pg_hba.conf and certificate files out.
+func (postgres) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResponse) {
+	var s spec
+	if err := q.Target.DecodeSpec(&s); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+		return
+	}
+	major := s.ServerVersion
+	if major == 0 {
+		major = 15
+	}
+	local := s.Local
+	if len(local) == 0 {
+		local = defaultLocal
+	}
+	mtls := q.Policy.InMTLSScope(q.Target.Name)
+	paths := newCertPaths("$PGDATA", s.certDir())
+	withCA := len(q.Certificates.CABundlePEM) > 0
+	r.Artifacts = append(r.Artifacts,
+		sdk.Artifact{Path: "postgresql.harden.conf", Content: []byte(confText(desiredSettings(major, q.Policy.Profile, paths, withCA))), Mode: 0o644,
+			Description: "TLS settings for PostgreSQL " + itoa(major)},
+		sdk.Artifact{Path: "pg_hba.conf", Content: []byte(hbaText(local, s.networkRules(mtls))), Mode: 0o600, Description: "client authentication: TLS only on the network"},
+	)
+	if len(q.Certificates.ChainPEM) > 0 {
+		r.Artifacts = append(r.Artifacts,
+			sdk.Artifact{Path: s.certDir() + "/server.crt", Content: q.Certificates.ChainPEM, Mode: 0o644},
+			sdk.Artifact{Path: s.certDir() + "/server.key", Content: q.Certificates.KeyPEM, Mode: 0o600, Sensitive: true})
+	}
+	if withCA {
+		r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: s.certDir() + "/root.crt", Content: q.Certificates.CABundlePEM, Mode: 0o644,
+			Description: "CA bundle for client certificates (ssl_ca_file)"})
+	}
+}
