@@ -29,8 +29,8 @@ func request(t *testing.T, pg *testenv.Postgres, specJSON string, mtls bool) sdk
 	}
 	conn, _ := json.Marshal(map[string]any{"host": pg.Host, "port": pg.Port, "user": pg.User, "password_env": "PGPASSWORD"})
 	rc := sdk.RequestContext{
-		Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
-		Target: sdk.NewTarget("pg", conn, []byte(specJSON), map[string][]byte{"password": []byte(pg.Password())}),
+		Policy:       sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
+		Target:       sdk.NewTarget("pg", conn, []byte(specJSON), map[string][]byte{"password": []byte(pg.Password())}),
 		Certificates: sdk.Certificates{ChainPEM: read(pg.CertFile), KeyPEM: read(pg.KeyFile), CABundlePEM: read(pg.CAFile())},
 	}
 	rc.Policy.Rotation.RenewBefore = 7 * 24 * 3600 * 1e9

@@ -176,7 +176,9 @@ func (s *server) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.ApplyResp
 	rc := requestContextFromPB(req, req.GetCertificates())
 	resp := ApplyResponse{Diagnostics: s.admit(ctx, rc)}
 	if !resp.Diagnostics.HasError() {
-		s.call(&resp.Diagnostics, func() { a.Apply(ctx, ApplyRequest{RequestContext: rc, PlanToken: req.GetPlanToken(), Force: req.GetForce()}, &resp) })
+		s.call(&resp.Diagnostics, func() {
+			a.Apply(ctx, ApplyRequest{RequestContext: rc, PlanToken: req.GetPlanToken(), Force: req.GetForce()}, &resp)
+		})
 	}
 	return &pb.ApplyResponse{Applied: changesToPB(resp.Applied), Diagnostics: diagsToPB(resp.Diagnostics)}, nil
 }
