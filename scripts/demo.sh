@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: start real servers on 127.0.0.1 (testenv), then run harden
 # against them — lock the plugins, validate the policy, verify the live
-# servers. The servers start unhardened, so verify reports failures: that is
-# the point of the demo ("before"). Everything is torn down at the end.
+# servers (unhardened: failures), plan, apply, verify again (all pass), apply
+# once more (nothing to do). Everything is torn down at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin"
@@ -43,7 +43,7 @@ run "$bin/harden" plugins list
 step "Validate the policy against harden's and each plugin's schema"
 run "$bin/harden" policy validate -f "$state/policy.yaml"
 
-step "Verify the live servers (unhardened: failures expected, exit code 2)"
+step "Verify the live servers BEFORE hardening (failures expected: exit code 2)"
 set +e
 "$bin/harden" verify -f "$state/policy.yaml"
 code=$?
@@ -51,5 +51,21 @@ set -e
 echo "harden verify exited with $code (0 all good, 2 failing checks, 3 target/plugin error)"
 if [ "$code" -ne 2 ] && [ "$code" -ne 0 ]; then exit "$code"; fi
 
-step "The same report as JSON (first lines)"
+step "Plan: what apply would change on the live servers"
+set +e
+"$bin/harden" plan -f "$state/policy.yaml" --detailed-exitcode
+code=$?
+set -e
+[ "$code" -eq 2 ] || { echo "expected pending changes (exit 2), got $code"; exit 1; }
+
+step "Apply (backups, validation, rollback on failure; --yes because this is not a terminal)"
+run "$bin/harden" apply -f "$state/policy.yaml" --yes
+
+step "Verify AFTER hardening: every check must pass"
+run "$bin/harden" verify -f "$state/policy.yaml"
+
+step "Apply again: nothing left to change"
+run "$bin/harden" apply -f "$state/policy.yaml" --yes
+
+step "The after-report as JSON (first lines)"
 "$bin/harden" verify -f "$state/policy.yaml" --format json | head -25 || true

@@ -24,14 +24,14 @@ type CA struct {
 	key      *ecdsa.PrivateKey
 }
 
-// NewCA creates an ECDSA P-256 CA valid for 30 days in dir.
+// NewCA creates an ECDSA P-256 CA valid for a year in dir.
 func NewCA(dir string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
 	tmpl := &x509.Certificate{SerialNumber: randomSerial(), Subject: pkix.Name{CommonName: "harden testenv CA", Organization: []string{"harden testenv"}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour), IsCA: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour), IsCA: true,
 		BasicConstraintsValid: true, MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -59,7 +59,8 @@ func randomSerial() *big.Int {
 }
 
 // Issue writes name.pem and name-key.pem (0600) for a server (or client)
-// certificate covering hosts, valid for 30 days.
+// certificate covering hosts, valid for 89 days: inside the modern profile's
+// 90-day maximum lifespan and well outside the default 30-day renewal window.
 func (ca *CA) Issue(name string, client bool, hosts ...string) (certFile, keyFile string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -70,7 +71,7 @@ func (ca *CA) Issue(name string, client bool, hosts ...string) (certFile, keyFil
 		usage = x509.ExtKeyUsageClientAuth
 	}
 	tmpl := &x509.Certificate{SerialNumber: randomSerial(), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(89 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, SubjectKeyId: keyID(&key.PublicKey)}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {

@@ -253,6 +253,12 @@ func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.Req
 	if _, err := db.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		return err
 	}
+	// The reload is asynchronous: wait until this session sees the new
+	// settings (or they wait for a restart) before judging the new files,
+	// else pg_hba_file_rules checks them against the old ssl setting.
+	if err := waitForSettings(ctx, db, d); err != nil {
+		return err
+	}
 	var hbaErrs []string
 	rows, err := db.Query(ctx, "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL")
 	if err != nil {
@@ -296,6 +302,35 @@ func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.Req
 	}
 	again.Close(ctx)
 	return nil
+}
+
+func waitForSettings(ctx context.Context, db *pgx.Conn, d desiredState) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pending := ""
+		for _, s := range d.Settings {
+			var value string
+			var restart bool
+			err := db.QueryRow(ctx, "SELECT setting, pending_restart FROM pg_settings WHERE name = $1", s.Name).Scan(&value, &restart)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // not a parameter of this version
+			}
+			if err != nil {
+				return err
+			}
+			if value != s.Value && !restart {
+				pending = fmt.Sprintf("%s is %q, not %q", s.Name, value, s.Value)
+				break
+			}
+		}
+		if pending == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after reload %s (the server did not accept the value)", pending)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // confirmHandshake waits (reload is asynchronous) until a new TLS session

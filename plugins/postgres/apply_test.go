@@ -59,12 +59,17 @@ func tlsDSN(pg *testenv.Postgres, user, password string) string {
 // ciphers (the "before"), verify fails on specific checks, apply, verify
 // passes, a second apply changes nothing.
 func TestApplyFlow(t *testing.T) {
-	for _, major := range []string{"15", "17"} {
-		t.Run("postgres-"+major, func(t *testing.T) {
-			pg := testenv.PostgresVersionForTest(t, major)
+	for _, tc := range []struct {
+		major string
+		tlsOn bool
+	}{{"15", false}, {"15", true}, {"17", true}} {
+		t.Run(fmt.Sprintf("postgres-%s-tls-before-%v", tc.major, tc.tlsOn), func(t *testing.T) {
+			pg := testenv.PostgresVersionForTest(t, tc.major)
 			ctx := context.Background()
-			if err := pg.EnableTLS(ctx); err != nil {
-				t.Fatal(err)
+			if tc.tlsOn {
+				if err := pg.EnableTLS(ctx); err != nil {
+					t.Fatal(err)
+				}
 			}
 			client := sdk.InProcess(postgres{})
 			defer client.Close()
@@ -75,7 +80,7 @@ func TestApplyFlow(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := statusMap(before.Checks)
-			if b["tls.cipher_suites"] != checks.Fail || b["tls.plaintext.refused"] != checks.Fail {
+			if b["tls.plaintext.refused"] != checks.Fail || (tc.tlsOn && b["tls.cipher_suites"] != checks.Fail) || (!tc.tlsOn && b["tls.enabled"] != checks.Fail) {
 				t.Fatalf("before: %v", b)
 			}
 			plan, err := client.Plan(ctx, rc)
