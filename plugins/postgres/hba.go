@@ -196,7 +196,9 @@ func admits(rules []HBARule, s session) (bool, string) {
 		}
 		db := s.Database
 		if s.Replication {
-			if !listMatches(r.Database, "replication", nil) {
+			// "all" does not match replication connections; only the
+			// replication keyword does.
+			if !slices.Contains(strings.Split(r.Database, ","), "replication") {
 				continue
 			}
 		} else if !listMatches(r.Database, db, func(item string) bool { return item == "sameuser" && db == s.User }) || r.Database == "replication" {
