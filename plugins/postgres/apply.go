@@ -55,6 +55,9 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 		r.Diagnostics.AddTargetError("postgres.apply.locked", "another harden apply is running on this server", err)
 		return
 	}
+	// Unlock explicitly: the backend of a closed session may linger a
+	// moment, and with it a session lock.
+	defer db.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", int64(applyLockKey))
 	l, err := readLive(ctx, db, c, func(dd string) certPaths { return newCertPaths(dd, s.certDir()) })
 	if err != nil {
 		r.Diagnostics.AddTargetError("postgres.read", "cannot read the server's state", err)

@@ -184,6 +184,20 @@ func TestApplyLockoutGuard(t *testing.T) {
 	client := sdk.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{"hba":[{"database":"all","user":"`+pg.User+`","address":"127.0.0.1/32","method":"scram-sha-256"}]}`, false)
+	// verify sees the application's plaintext session.
+	vr, err := client.Verify(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sess checks.Check
+	for _, c := range vr.Checks {
+		if c.ID == "postgres.sessions.unencrypted" {
+			sess = c
+		}
+	}
+	if sess.Status != checks.Fail || !strings.Contains(sess.Evidence, "app@127.0.0.1") {
+		t.Errorf("unencrypted session inventory: %s %s", sess.Status, sess.Evidence)
+	}
 	ap, err := client.Apply(ctx, rc, nil, false)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 
+	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/probe"
 	"github.com/harden-dev/harden/shared/sdk"
 )
@@ -41,4 +43,19 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	sdk.Log().Info("scanned", "target", q.Target.Name, "address", res.Address, "connections", res.Connections, "duration", res.Duration.String())
 	r.Checks = res.Checks(probe.Expectations{Profile: q.Policy.Profile, RenewBefore: q.Policy.Rotation.RenewBefore,
 		AlertAt: q.Policy.Rotation.AlertAt, RequireClientAuth: mtls})
+	if res.ConnectErr != nil {
+		return
+	}
+	r.Checks = append(r.Checks, otherAddressChecks(ctx, c.Host, c.Port))
+	// Checks that need a session: the server's own view of its rules and
+	// sessions. A failed login is an error check, never a silent pass.
+	db, err := connect(ctx, c, q.RequestContext)
+	if err != nil {
+		for _, id := range []string{"postgres.hba.network_methods", "postgres.password_encryption", "postgres.sessions.unencrypted"} {
+			r.Checks = append(r.Checks, checks.Errored(id, res.Address, fmt.Errorf("cannot log in: %w", err)))
+		}
+		return
+	}
+	defer db.Close(context.Background())
+	r.Checks = append(r.Checks, sqlChecks(ctx, db, res.Address)...)
 }

@@ -44,3 +44,22 @@ func init() {
 			References:  []string{RefSeedPostgresTLS, RefSeedKafkaTLS}},
 	)
 }
+
+// PostgreSQL checks (plugins/postgres). CIS numbers from the CIS PostgreSQL
+// 14 Benchmark v1.2.0.
+func init() {
+	Register(
+		Definition{ID: "postgres.plaintext.other_addresses", Title: "Plaintext logins are refused from every local address", Severity: High,
+			Remediation: "End pg_hba.conf with hostnossl ... reject lines for 0.0.0.0/0 and ::/0 (harden apply writes them).",
+			References:  []string{RefSeedPostgresTLS, RefCISPGHostLogin}},
+		Definition{ID: "postgres.hba.network_methods", Title: "No trust, password, md5 or ident on network lines; the file has no errors", Severity: High,
+			Remediation: "Use scram-sha-256 (with clientcert=verify-full for mTLS) or cert on hostssl lines.",
+			References:  []string{RefSeedPostgresTLS, RefCISPGHostLogin}},
+		Definition{ID: "postgres.password_encryption", Title: "Passwords are hashed with SCRAM-SHA-256, no md5 hashes left", Severity: Medium,
+			Remediation: "SET password_encryption = 'scram-sha-256' and reset the passwords of roles that still have md5 hashes.",
+			References:  []string{"CIS PostgreSQL 14 Benchmark v1.2.0 4.x/5.x password authentication", "RFC 7677"}},
+		Definition{ID: "postgres.sessions.unencrypted", Title: "No live network session runs without TLS", Severity: Medium,
+			Remediation: "Have the listed clients reconnect with sslmode=verify-full; the new pg_hba.conf refuses them from then on.",
+			References:  []string{RefSeedPostgresTLS, RefCISPGTLSEnabled}},
+	)
+}

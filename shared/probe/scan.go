@@ -47,6 +47,9 @@ type Options struct {
 	// order. More parts lower one endpoint's latency on servers with many
 	// suites at the price of one extra connection per part.
 	SplitOffers int
+	// LocalAddr binds every probe connection to this local IP (e.g.
+	// 127.0.0.2, to prove a refusal does not depend on the client address).
+	LocalAddr string
 }
 
 func (o Options) withDefaults() Options {
@@ -279,6 +282,9 @@ func (s *scanner) dial(ctx context.Context) (net.Conn, error) {
 		return nil, ctx.Err()
 	}
 	d := net.Dialer{Timeout: s.opts.Timeout}
+	if s.opts.LocalAddr != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(s.opts.LocalAddr)}
+	}
 	s.conns.Add(1)
 	conn, err := d.DialContext(ctx, "tcp", s.target.Address)
 	if err != nil {
@@ -367,6 +373,15 @@ func (s *scanner) baseConfig() *tls.Config {
 		// is reported as a finding instead of hiding every other fact.
 		InsecureSkipVerify: true, //nolint:gosec // see comment
 	}
+}
+
+// PlaintextOnly runs just the dialect's plaintext attempt (one connection).
+func PlaintextOnly(ctx context.Context, target Target, opts Options) Plaintext {
+	if target.Dialect == nil {
+		target.Dialect = TLS
+	}
+	s := &scanner{target: target, opts: opts.withDefaults(), sem: make(chan struct{}, 1)}
+	return s.plaintext(ctx)
 }
 
 // Handshake completes one TLS handshake with the target through its dialect
