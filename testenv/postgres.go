@@ -37,8 +37,11 @@ type Postgres struct {
 	SocketDir string
 	LogFile   string
 	// CertFile and KeyFile: a server certificate from the env's CA, for the
-	// policy (the server starts without TLS).
-	CertFile, KeyFile string
+	// policy (the server starts without TLS). ClientCertFile/ClientKeyFile:
+	// a client certificate for User (CN = role name, as clientcert=verify-full
+	// demands).
+	CertFile, KeyFile             string
+	ClientCertFile, ClientKeyFile string
 
 	password string
 	caFile   string
@@ -120,6 +123,9 @@ func (p *Postgres) Start(ctx context.Context, env *Env) error {
 	}
 	p.caFile = env.CA.CertFile
 	if p.CertFile, p.KeyFile, err = env.CA.Issue("postgres", false, "127.0.0.1", "localhost"); err != nil {
+		return err
+	}
+	if p.ClientCertFile, p.ClientKeyFile, err = env.CA.Issue(p.User, true); err != nil {
 		return err
 	}
 	initdb := exec.CommandContext(ctx, filepath.Join(p.BinDir, "initdb"), "-D", p.DataDir, "-U", p.User,
@@ -243,7 +249,7 @@ func (p *Postgres) Info() any {
 func (p *Postgres) Target() map[string]any {
 	return map[string]any{"name": "warehouse-pg", "plugin": "postgres",
 		"connection":  map[string]any{"host": p.Host, "port": p.Port, "user": p.User, "password_file": p.PasswordFile, "database": "postgres", "data_dir": p.DataDir},
-		"certificate": map[string]any{"cert_file": p.CertFile, "key_file": p.KeyFile}}
+		"certificate": map[string]any{"cert_file": p.CertFile, "key_file": p.KeyFile, "client_cert_file": p.ClientCertFile, "client_key_file": p.ClientKeyFile}}
 }
 
 // NPMPostgres pins the PostgreSQL majors testenv takes from the npm package

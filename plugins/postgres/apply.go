@@ -79,7 +79,7 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 	if len(todo) == 0 {
 		return // idempotent: nothing to do, and nothing was touched
 	}
-	if blocked := lockoutGuard(ctx, db, c, d.HBA); len(blocked) > 0 && !q.Force {
+	if blocked := lockoutGuard(ctx, db, c, d.HBA, len(q.Certificates.ClientChainPEM) > 0); len(blocked) > 0 && !q.Force {
 		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Error, Source: sdk.SourceConfig, Code: "postgres.apply.lockout",
 			Summary: "the new pg_hba.conf would lock out live clients; nothing was changed (harden apply --force overrides)",
 			Detail:  strings.Join(blocked, "; ")})
@@ -395,7 +395,7 @@ func allGoSuites() []uint16 {
 
 // lockoutGuard evaluates the new rules against every live network session
 // and against harden's own next connection; it returns who would be cut off.
-func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, newHBA string) []string {
+func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, newHBA string, hardenHasClientCert bool) []string {
 	rules, _, err := parseHBA(newHBA)
 	if err != nil {
 		return []string{"new pg_hba.conf does not parse: " + err.Error()}
@@ -421,8 +421,9 @@ func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, newHBA string
 		}
 		s.Addr = a
 		if self {
-			// harden's next connection will use TLS (verified).
-			s.SSL = true
+			// harden's next connection will use TLS (verified), with its
+			// client certificate when the policy gives one.
+			s.SSL, s.ClientCert = true, hardenHasClientCert
 		}
 		if ok, line := admits(rules, s); !ok {
 			who := fmt.Sprintf("%s@%s db %s (pid %d", s.User, s.Addr, s.Database, s.PID)
@@ -439,7 +440,7 @@ func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, newHBA string
 		// harden connects over TCP: its own future login must be admitted
 		// even when no session of it is live (e.g. first run).
 		if ip, err := netip.ParseAddr(c.Host); err == nil {
-			self := session{User: c.User, Database: c.Database, Addr: ip, SSL: true}
+			self := session{User: c.User, Database: c.Database, Addr: ip, SSL: true, ClientCert: hardenHasClientCert}
 			if self.Database == "" {
 				self.Database = "postgres"
 			}

@@ -29,9 +29,10 @@ func request(t *testing.T, pg *testenv.Postgres, specJSON string, mtls bool) sdk
 	}
 	conn, _ := json.Marshal(map[string]any{"host": pg.Host, "port": pg.Port, "user": pg.User, "password_env": "PGPASSWORD"})
 	rc := sdk.RequestContext{
-		Policy:       sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
-		Target:       sdk.NewTarget("pg", conn, []byte(specJSON), map[string][]byte{"password": []byte(pg.Password())}),
-		Certificates: sdk.Certificates{ChainPEM: read(pg.CertFile), KeyPEM: read(pg.KeyFile), CABundlePEM: read(pg.CAFile())},
+		Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
+		Target: sdk.NewTarget("pg", conn, []byte(specJSON), map[string][]byte{"password": []byte(pg.Password())}),
+		Certificates: sdk.Certificates{ChainPEM: read(pg.CertFile), KeyPEM: read(pg.KeyFile), CABundlePEM: read(pg.CAFile()),
+			ClientChainPEM: read(pg.ClientCertFile), ClientKeyPEM: read(pg.ClientKeyFile)},
 	}
 	rc.Policy.Rotation.RenewBefore = 7 * 24 * 3600 * 1e9
 	if mtls {
@@ -215,5 +216,43 @@ func TestApplyLockoutGuard(t *testing.T) {
 	ap, err = client.Apply(ctx, rc, nil, true)
 	if err != nil || ap.Diagnostics.HasError() {
 		t.Fatalf("forced apply: %v %v", err, ap.Diagnostics.Err())
+	}
+}
+
+// mTLS scope: after apply, a client without a certificate and one with a
+// certificate from another CA are refused at authentication, harden's own
+// certificate (CN = its role) gets in.
+func TestApplyMTLS(t *testing.T) {
+	pg := testenv.PostgresForTest(t)
+	ctx := context.Background()
+	client := sdk.InProcess(postgres{})
+	defer client.Close()
+	rc := request(t, pg, `{}`, true)
+	ap, err := client.Apply(ctx, rc, nil, false)
+	if err != nil || ap.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ap.Diagnostics.Err())
+	}
+	vr, err := client.Verify(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ca checks.Check
+	for _, c := range vr.Checks {
+		if c.ID == "tls.client_auth.required" {
+			ca = c
+		}
+		if c.Status != checks.Pass {
+			t.Errorf("%s = %s: %s", c.ID, c.Status, c.Evidence)
+		}
+	}
+	for _, want := range []string{"without a client certificate refused", "unrelated CA refused", "trusted certificate accepted"} {
+		if !strings.Contains(ca.Evidence, want) {
+			t.Errorf("client auth evidence lacks %q: %s", want, ca.Evidence)
+		}
+	}
+	// Password alone is not enough any more.
+	if c, err := pgx.Connect(ctx, tlsDSN(pg, pg.User, pg.Password())); err == nil {
+		c.Close(ctx)
+		t.Errorf("TLS login without a client certificate accepted under mTLS")
 	}
 }

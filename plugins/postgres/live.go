@@ -52,6 +52,13 @@ func connect(ctx context.Context, c connection, q sdk.RequestContext) (*pgx.Conn
 	} else {
 		return nil, errors.New("no CA bundle to verify the server with (certificates.files.ca_file)")
 	}
+	if len(q.Certificates.ClientChainPEM) > 0 {
+		pair, err := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{pair}
+	}
 	cfg.TLSConfig = tlsCfg
 	cfg.Fallbacks = []*pgconn.FallbackConfig{{Host: c.Host, Port: uint16(c.Port), TLSConfig: nil}}
 	conn, err := pgx.ConnectConfig(ctx, cfg)

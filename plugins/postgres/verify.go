@@ -28,8 +28,9 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 		target.RootCAs = pool
 	}
 	mtls := q.Policy.InMTLSScope(q.Target.Name)
-	if mtls && len(q.Certificates.ChainPEM) > 0 {
-		if cert, err := tls.X509KeyPair(q.Certificates.ChainPEM, q.Certificates.KeyPEM); err == nil {
+	if len(q.Certificates.ClientChainPEM) > 0 {
+		// harden's own client identity proves a trusted client gets in.
+		if cert, err := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM); err == nil {
 			target.ClientCert = &cert
 		}
 	}

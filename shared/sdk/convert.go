@@ -193,11 +193,13 @@ func targetFromPB(in *pb.TargetConfig) Target {
 }
 
 func certsToPB(c Certificates) *pb.CertificateMaterial {
-	return &pb.CertificateMaterial{CertificateChainPem: c.ChainPEM, PrivateKeyPem: c.KeyPEM, CaBundlePem: c.CABundlePEM}
+	return &pb.CertificateMaterial{CertificateChainPem: c.ChainPEM, PrivateKeyPem: c.KeyPEM, CaBundlePem: c.CABundlePEM,
+		ClientCertificateChainPem: c.ClientChainPEM, ClientPrivateKeyPem: c.ClientKeyPEM}
 }
 
 func certsFromPB(in *pb.CertificateMaterial) Certificates {
-	return Certificates{ChainPEM: in.GetCertificateChainPem(), KeyPEM: in.GetPrivateKeyPem(), CABundlePEM: in.GetCaBundlePem()}
+	return Certificates{ChainPEM: in.GetCertificateChainPem(), KeyPEM: in.GetPrivateKeyPem(), CABundlePEM: in.GetCaBundlePem(),
+		ClientChainPEM: in.GetClientCertificateChainPem(), ClientKeyPEM: in.GetClientPrivateKeyPem()}
 }
 
 type requestPB interface {

@@ -129,6 +129,10 @@ type Certificates struct {
 	KeyPEM []byte
 	// CABundlePEM holds the trust anchors.
 	CABundlePEM []byte
+	// ClientChainPEM and ClientKeyPEM are harden's client identity for the
+	// target (mTLS), when the policy gives one. Never log the key.
+	ClientChainPEM []byte
+	ClientKeyPEM   []byte
 }
 
 // RequestContext is common to every target request.

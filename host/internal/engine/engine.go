@@ -379,6 +379,20 @@ func (e *Engine) certificates(ctx context.Context, pol *policy.Policy, t policy.
 			return c, configErr(fmt.Errorf("target %s: certificate %s and key %s do not form a valid pair: %v", t.Name, t.CertFile, t.KeyFile, err))
 		}
 		c.ChainPEM, c.KeyPEM = chain, key
+		if t.ClientCertFile != "" {
+			cchain, err := os.ReadFile(t.ClientCertFile)
+			if err != nil {
+				return c, configErr(fmt.Errorf("target %s: certificate.client_cert_file: %w", t.Name, err))
+			}
+			ckey, err := os.ReadFile(t.ClientKeyFile)
+			if err != nil {
+				return c, configErr(fmt.Errorf("target %s: certificate.client_key_file: %w", t.Name, err))
+			}
+			if _, err := tls.X509KeyPair(cchain, ckey); err != nil {
+				return c, configErr(fmt.Errorf("target %s: client certificate %s and key %s do not form a valid pair: %v", t.Name, t.ClientCertFile, t.ClientKeyFile, err))
+			}
+			c.ClientChainPEM, c.ClientKeyPEM = cchain, ckey
+		}
 		return c, nil
 	}
 	if pol.Certificates.Source == "vault-pki" && t.Name != pol.Certificates.VaultTarget {

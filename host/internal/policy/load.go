@@ -66,6 +66,8 @@ type Target struct {
 	Spec             json.RawMessage
 	CertFile         string
 	KeyFile          string
+	ClientCertFile   string
+	ClientKeyFile    string
 	CertificateNames []string
 	Endpoints        []sdk.Endpoint
 	Secrets          []SecretRef
@@ -438,6 +440,15 @@ func (p *Policy) buildTarget(i int, m map[string]any) (Target, Errors) {
 	if c, ok := m["certificate"].(map[string]any); ok {
 		t.CertFile = p.resolvePath(c["cert_file"].(string))
 		t.KeyFile = p.resolvePath(c["key_file"].(string))
+		if f, ok := c["client_cert_file"].(string); ok {
+			t.ClientCertFile = p.resolvePath(f)
+		}
+		if f, ok := c["client_key_file"].(string); ok {
+			t.ClientKeyFile = p.resolvePath(f)
+		}
+		if (t.ClientCertFile == "") != (t.ClientKeyFile == "") {
+			errs = append(errs, p.errorAt(append(base, "certificate"), "client_cert_file and client_key_file go together"))
+		}
 	}
 	t.Endpoints = endpointsOf(t.Plugin, conn)
 	seen := map[string]bool{}

@@ -86,8 +86,10 @@ func baseSchema() map[string]any {
 				"connection": map[string]any{"type": "object"},
 				"spec":       map[string]any{"type": "object"},
 				"certificate": obj(map[string]any{
-					"cert_file": str,
-					"key_file":  str,
+					"cert_file":        str,
+					"key_file":         str,
+					"client_cert_file": map[string]any{"type": "string", "minLength": 1, "description": "harden's client certificate for this target (mTLS scope)"},
+					"client_key_file":  str,
 				}, "cert_file", "key_file"),
 				"certificate_names": strList,
 			}, "name", "plugin"),
