@@ -10,6 +10,9 @@ echo
 echo "== probe: full scan per openssl s_server configuration vs sslscan in the same run"
 go test -run '^$' -bench 'ScanVsSSLScan' -benchtime "${SCAN_COUNT:-20}x" ./shared/probe/ | grep -E '^Benchmark' | awk '{printf "%-55s harden %7s ms  sslscan %7s ms  speedup %5sx\n", $1, $5, $9, $7}'
 echo
+echo "== postgres plugin: full verify of one hardened PostgreSQL 15 target (reference: sslscan --starttls-psql, same run)"
+go test -run '^$' -bench 'BenchmarkVerify' -benchtime "${VERIFY_COUNT:-20}x" ./plugins/postgres/ | grep -E '^Benchmark'
+echo
 echo "== probe: harden scan over 1,000 endpoints (5 configurations, separate listener process)"
 go test -run '^$' -bench 'ScanManyEndpoints' -benchtime 1x ./host/internal/cli/ | grep -E '^Benchmark'
 

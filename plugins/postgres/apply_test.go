@@ -18,7 +18,7 @@ import (
 )
 
 // request builds a request for pg with the env's certificate and CA.
-func request(t *testing.T, pg *testenv.Postgres, specJSON string, mtls bool) sdk.RequestContext {
+func request(t testing.TB, pg *testenv.Postgres, specJSON string, mtls bool) sdk.RequestContext {
 	t.Helper()
 	read := func(f string) []byte {
 		b, err := os.ReadFile(f)
