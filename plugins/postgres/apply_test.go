@@ -63,7 +63,7 @@ func TestApplyFlow(t *testing.T) {
 	for _, tc := range []struct {
 		major string
 		tlsOn bool
-	}{{"15", false}, {"15", true}, {"17", true}} {
+	}{{"15", false}, {"15", true}, {"17", true}, {"18", true}} {
 		t.Run(fmt.Sprintf("postgres-%s-tls-before-%v", tc.major, tc.tlsOn), func(t *testing.T) {
 			pg := testenv.PostgresVersionForTest(t, tc.major)
 			ctx := context.Background()
