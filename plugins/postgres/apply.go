@@ -40,8 +40,7 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 	if !ok {
 		return
 	}
-	if len(q.Certificates.ChainPEM) == 0 || len(q.Certificates.KeyPEM) == 0 {
-		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "no server certificate for this target", "set certificate.cert_file/key_file or certificates.source: vault-pki")
+	if !haveServerCert(q.RequestContext, &r.Diagnostics) {
 		return
 	}
 	db, err := connect(ctx, c, q.RequestContext)
@@ -58,9 +57,8 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 	// Unlock explicitly: the backend of a closed session may linger a
 	// moment, and with it a session lock.
 	defer db.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", int64(applyLockKey))
-	l, err := readLive(ctx, db, c, func(dd string) certPaths { return newCertPaths(dd, s.certDir()) })
-	if err != nil {
-		r.Diagnostics.AddTargetError("postgres.read", "cannot read the server's state", err)
+	l, ok := readLiveDiag(ctx, db, c, s, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	switch {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/harden-dev/harden/shared/sdk"
 )
 
@@ -94,23 +96,41 @@ func (postgres) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 	if !ok {
 		return
 	}
+	if !haveServerCert(q.RequestContext, &r.Diagnostics) {
+		return
+	}
 	db, err := connect(ctx, c, q.RequestContext)
 	if err != nil {
 		r.Diagnostics.AddTargetError("postgres.connect", "cannot connect to PostgreSQL at "+c.address(), err)
 		return
 	}
 	defer db.Close(context.Background())
-	l, err := readLive(ctx, db, c, func(dd string) certPaths { return newCertPaths(dd, s.certDir()) })
-	if err != nil {
-		r.Diagnostics.AddTargetError("postgres.read", "cannot read the server's state", err)
-		return
-	}
-	if len(q.Certificates.ChainPEM) == 0 {
-		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "no server certificate for this target", "set certificate.cert_file/key_file or certificates.source: vault-pki")
+	l, ok := readLiveDiag(ctx, db, c, s, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	r.Changes = changes(l, computeDesired(q.RequestContext, s, l))
 	r.PlanToken = l.fingerprint()
+}
+
+// haveServerCert reports (as a config diagnostic) a target without a
+// server certificate: plan and apply need one.
+func haveServerCert(q sdk.RequestContext, d *sdk.Diagnostics) bool {
+	if len(q.Certificates.ChainPEM) == 0 || len(q.Certificates.KeyPEM) == 0 {
+		d.AddAttributeError(sdk.Path{"certificate"}, "no server certificate for this target", "set certificate.cert_file/key_file or certificates.source: vault-pki")
+		return false
+	}
+	return true
+}
+
+// readLiveDiag reads the live state, reporting failure as a target error.
+func readLiveDiag(ctx context.Context, db *pgx.Conn, c connection, s spec, d *sdk.Diagnostics) (*liveState, bool) {
+	l, err := readLive(ctx, db, c, func(dd string) certPaths { return newCertPaths(dd, s.certDir()) })
+	if err != nil {
+		d.AddTargetError("postgres.read", "cannot read the server's state", err)
+		return nil, false
+	}
+	return l, true
 }
 
 func decodeAll(q sdk.RequestContext, d *sdk.Diagnostics) (connection, spec, bool) {

@@ -189,35 +189,30 @@ func (s *scanner) preferenceOrder(ctx context.Context, v uint16, accepted []uint
 func (s *scanner) enumerateGroups(ctx context.Context, tls13 bool, ecdheSuites []uint16) []uint16 {
 	if tls13 {
 		// The HelloRetryRequest names the group the server prefers among
-		// those offered: record it, remove it, offer the rest again —
-		// one connection per accepted group plus one.
-		var found []uint16
-		remaining := allGroups()
-		for len(remaining) > 0 {
-			a, err := s.offer(ctx, hello{version: tlsprofile.VersionTLS13, suites: tls13Suites(), groups: remaining})
-			if err != nil || !a.hello || !slices.Contains(remaining, a.group) {
-				break
-			}
-			found = append(found, a.group)
-			remaining = slices.DeleteFunc(remaining, func(x uint16) bool { return x == a.group })
-		}
-		slices.SortFunc(found, func(a, b uint16) int { return groupRank(a) - groupRank(b) })
-		return found
+		// those offered.
+		return s.successiveGroups(ctx, hello{version: tlsprofile.VersionTLS13, suites: tls13Suites()}, allGroups(), false)
 	}
 	// TLS 1.2: the ServerKeyExchange names the curve the server chose
-	// among those offered; remove it and offer the rest again.
-	var found []uint16
+	// among those offered.
 	if len(ecdheSuites) == 0 {
-		return found
+		return nil
 	}
-	remaining := ecGroups()
+	return s.successiveGroups(ctx, hello{version: tlsprofile.VersionTLS12, suites: ecdheSuites}, ecGroups(), true)
+}
+
+// successiveGroups offers all remaining groups, records the one the server
+// names, removes it and offers the rest again: one connection per accepted
+// group plus one.
+func (s *scanner) successiveGroups(ctx context.Context, h hello, remaining []uint16, wantKeyExchange bool) []uint16 {
+	var found []uint16
 	for len(remaining) > 0 {
-		a, err := s.offer(ctx, hello{version: tlsprofile.VersionTLS12, suites: ecdheSuites, groups: remaining}, true)
+		h.groups = remaining
+		a, err := s.offer(ctx, h, wantKeyExchange)
 		if err != nil || !a.hello || !slices.Contains(remaining, a.group) {
 			break
 		}
 		found = append(found, a.group)
-		remaining = slices.DeleteFunc(remaining, func(x uint16) bool { return x == a.group })
+		remaining = slices.DeleteFunc(slices.Clone(remaining), func(x uint16) bool { return x == a.group })
 	}
 	slices.SortFunc(found, func(a, b uint16) int { return groupRank(a) - groupRank(b) })
 	return found
