@@ -277,6 +277,9 @@ func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.Req
 		}
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read pg_hba_file_rules: %w", err)
+	}
 	if len(hbaErrs) > 0 {
 		return errors.New(strings.Join(hbaErrs, "; "))
 	}
@@ -292,6 +295,9 @@ func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.Req
 		}
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read pg_file_settings: %w", err)
+	}
 	if len(cfgErrs) > 0 {
 		return errors.New(strings.Join(cfgErrs, "; "))
 	}
@@ -437,6 +443,10 @@ func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, newHBA string
 			}
 			blocked = append(blocked, who+"): "+line)
 		}
+	}
+	if err := rows.Err(); err != nil {
+		// Not knowing who is connected is a reason to stop, not to go on.
+		return []string{"cannot list live sessions: " + err.Error()}
 	}
 	if c.SocketDir == "" {
 		// harden connects over TCP: its own future login must be admitted

@@ -256,3 +256,47 @@ func TestApplyMTLS(t *testing.T) {
 		t.Errorf("TLS login without a client certificate accepted under mTLS")
 	}
 }
+
+// verify as a least-privilege role with the grants README documents: the
+// SQL checks run (no permission errors); the md5-hash check says it needs a
+// superuser instead of passing.
+func TestVerifyLeastPrivilege(t *testing.T) {
+	pg := testenv.PostgresForTest(t)
+	ctx := context.Background()
+	client := sdk.InProcess(postgres{})
+	defer client.Close()
+	rc := request(t, pg, `{}`, false)
+	if ap, err := client.Apply(ctx, rc, nil, false); err != nil || ap.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ap.Diagnostics.Err())
+	}
+	admin, err := pgx.Connect(ctx, tlsDSN(pg, pg.User, pg.Password()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for _, q := range []string{
+		"CREATE ROLE harden_verify LOGIN PASSWORD 'verify-pw-1'",
+		"GRANT pg_read_all_settings, pg_read_all_stats TO harden_verify",
+		"GRANT SELECT ON pg_hba_file_rules TO harden_verify",
+		"GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO harden_verify",
+	} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	conn, _ := json.Marshal(map[string]any{"host": pg.Host, "port": pg.Port, "user": "harden_verify", "password_env": "PGPASSWORD"})
+	rc.Target = sdk.NewTarget("pg", conn, []byte(`{}`), map[string][]byte{"password": []byte("verify-pw-1")})
+	vr, err := client.Verify(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := statusMap(vr.Checks)
+	for _, id := range []string{"postgres.hba.network_methods", "postgres.sessions.unencrypted", "tls.cipher_suites", "tls.plaintext.refused"} {
+		if st[id] != checks.Pass {
+			t.Errorf("%s = %s as least-privilege role", id, st[id])
+		}
+	}
+	if st["postgres.password_encryption"] != checks.Warn {
+		t.Errorf("md5 check without superuser: %s (want warn)", st["postgres.password_encryption"])
+	}
+}

@@ -50,7 +50,9 @@ func sqlChecks(ctx context.Context, db *pgx.Conn, subject string) []checks.Check
 			}
 		}
 		rows.Close()
-		if len(bad) > 0 {
+		if err := rows.Err(); err != nil {
+			out = append(out, checks.Errored("postgres.hba.network_methods", subject, permissionHint(err, "GRANT SELECT ON pg_hba_file_rules and EXECUTE ON FUNCTION pg_hba_file_rules()")))
+		} else if len(bad) > 0 {
 			out = append(out, checks.Failed("postgres.hba.network_methods", subject, "pg_hba_file_rules: "+strings.Join(bad, "; ")))
 		} else {
 			out = append(out, checks.Passed("postgres.hba.network_methods", subject, fmt.Sprintf("pg_hba_file_rules: %d rules, no weak network method, no errors", n)))
@@ -61,18 +63,13 @@ func sqlChecks(ctx context.Context, db *pgx.Conn, subject string) []checks.Check
 		out = append(out, checks.Errored("postgres.password_encryption", subject, err))
 	} else {
 		var md5Roles []string
-		rows, err := db.Query(ctx, "SELECT rolname FROM pg_authid WHERE rolpassword LIKE 'md5%' ORDER BY 1")
+		var err error
 		md5Note := ""
+		md5Roles, err = queryStrings(ctx, db, "SELECT rolname FROM pg_authid WHERE rolpassword LIKE 'md5%' ORDER BY 1")
 		if err != nil {
+			// pgx reports a permission error while reading rows: an
+			// unreadable pg_authid is "not checked", never "no md5 hashes".
 			md5Note = "; md5 hashes not checked (reading pg_authid needs a superuser)"
-		} else {
-			for rows.Next() {
-				var r string
-				if rows.Scan(&r) == nil {
-					md5Roles = append(md5Roles, r)
-				}
-			}
-			rows.Close()
 		}
 		switch {
 		case enc != "scram-sha-256":
@@ -98,13 +95,35 @@ func sqlChecks(ctx context.Context, db *pgx.Conn, subject string) []checks.Check
 			}
 		}
 		rows.Close()
-		if len(plain) > 0 {
+		if err := rows.Err(); err != nil {
+			out = append(out, checks.Errored("postgres.sessions.unencrypted", subject, permissionHint(err, "GRANT pg_read_all_stats")))
+		} else if len(plain) > 0 {
 			out = append(out, checks.Failed("postgres.sessions.unencrypted", subject, "pg_stat_ssl: live sessions without TLS: "+strings.Join(plain, ", ")))
 		} else {
 			out = append(out, checks.Passed("postgres.sessions.unencrypted", subject, "pg_stat_ssl: every live network session uses TLS"))
 		}
 	}
 	return out
+}
+
+// queryStrings returns the first column of every row, with the error pgx
+// reports while reading rows (a permission error arrives there, not from
+// Query).
+func queryStrings(ctx context.Context, db *pgx.Conn, sql string) ([]string, error) {
+	rows, err := db.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 func permissionHint(err error, grant string) error {

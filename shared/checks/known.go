@@ -10,6 +10,7 @@ const (
 	RefCISPGTLSEnabled  = "CIS PostgreSQL 14 Benchmark v1.2.0 6.8: Ensure TLS is enabled and configured correctly"
 	RefCISPGTLSVersions = "CIS PostgreSQL 14 Benchmark v1.2.0 6.9: Ensure the TLSv1.0 and TLSv1.1 Protocols are Disabled"
 	RefCISPGHostLogin   = "CIS PostgreSQL Benchmark: Ensure login via \"host\" TCP/IP Socket is configured correctly"
+	RefCISPGWeakCiphers = "CIS PostgreSQL 14 Benchmark v1.2.0 6.10: Ensure Weak SSL/TLS Ciphers Are Disabled"
 	RefMozillaTLS       = "Mozilla Server Side TLS 6.0 (https://ssl-config.mozilla.org/guidelines/6.0.json)"
 	RefRFC8996          = "RFC 8996: Deprecating TLS 1.0 and TLS 1.1"
 )
@@ -29,7 +30,7 @@ func init() {
 			References:  []string{RefMozillaTLS, RefRFC8996, RefCISPGTLSVersions}},
 		Definition{ID: "tls.cipher_suites", Title: "Only the profile's cipher suites are accepted", Severity: Medium,
 			Remediation: "Restrict the cipher list to the profile's suites.",
-			References:  []string{RefMozillaTLS}},
+			References:  []string{RefMozillaTLS, RefCISPGWeakCiphers}},
 		Definition{ID: "tls.certificate.trusted", Title: "Certificate chains to the expected CA and matches the endpoint name", Severity: High,
 			Remediation: "Install a certificate issued by the policy's CA that names the endpoint's host or IP.",
 			References:  []string{RefMozillaTLS}},
