@@ -96,10 +96,17 @@ func TestApplyFlow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for id, st := range statusMap(after.Checks) {
-				if st != checks.Pass {
-					t.Errorf("after apply: %s = %s", id, st)
+			direct := 0
+			for _, c := range after.Checks {
+				if c.Status != checks.Pass {
+					t.Errorf("after apply: %s = %s (%s): %s", c.ID, c.Status, c.Subject, c.Evidence)
 				}
+				if strings.Contains(c.Subject, "direct TLS") {
+					direct++
+				}
+			}
+			if (tc.major != "15") != (direct > 0) {
+				t.Errorf("direct-TLS checks: %d on PostgreSQL %s", direct, tc.major)
 			}
 			// Plaintext logins are refused by the server itself; TLS ones work.
 			if c, err := pgx.Connect(ctx, pg.DSN()); err == nil {

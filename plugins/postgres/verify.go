@@ -59,4 +59,24 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	}
 	defer db.Close(context.Background())
 	r.Checks = append(r.Checks, sqlChecks(ctx, db, res.Address)...)
+	// PostgreSQL 17+ also accepts direct TLS (ALPN "postgresql", no
+	// SSLRequest): a second door that must enforce the same profile.
+	var num int
+	if err := db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err == nil && num >= 170000 {
+		direct := target
+		direct.Dialect = probe.PostgresDirect
+		dres, err := probe.Scan(ctx, direct, probe.Options{Concurrency: 3})
+		if err != nil {
+			r.Diagnostics.AddError("probe (direct TLS)", err.Error())
+			return
+		}
+		for _, ch := range dres.Checks(probe.Expectations{Profile: q.Policy.Profile, RenewBefore: q.Policy.Rotation.RenewBefore,
+			AlertAt: q.Policy.Rotation.AlertAt, RequireClientAuth: mtls}) {
+			if ch.ID == "tls.plaintext.refused" {
+				continue // the direct door has no plaintext mode; the SSLRequest scan tested it
+			}
+			ch.Subject += " (direct TLS, ALPN postgresql)"
+			r.Checks = append(r.Checks, ch)
+		}
+	}
 }
