@@ -232,6 +232,18 @@ func applyFiles(ctx context.Context, db *pgx.Conn, l *liveState, d desiredState,
 			return fmt.Errorf("write %s: %w", l.HBAFile, err)
 		}
 	}
+	if d.Ident != "" && normalizeHBA(l.IdentText) != normalizeHBA(d.Ident) {
+		info, err := os.Stat(l.IdentFile)
+		if err != nil {
+			info = hbaInfo
+		}
+		if err := tx.backup(l.IdentFile); err != nil {
+			return err
+		}
+		if err := writeOwned(l.IdentFile, []byte(d.Ident), info.Mode().Perm(), info); err != nil {
+			return fmt.Errorf("write %s: %w", l.IdentFile, err)
+		}
+	}
 	// ALTER SYSTEM rewrites postgresql.auto.conf: back it up for rollback.
 	return tx.backup(l.AutoConf)
 }
@@ -282,6 +294,16 @@ func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.Req
 	}
 	if len(hbaErrs) > 0 {
 		return errors.New(strings.Join(hbaErrs, "; "))
+	}
+	// pg_ident_file_mappings exists from PostgreSQL 15 on.
+	if l.Major >= 15 && d.Ident != "" {
+		identErrs, err := queryStrings(ctx, db, "SELECT 'pg_ident.conf line ' || line_number || ': ' || error FROM pg_ident_file_mappings WHERE error IS NOT NULL")
+		if err != nil {
+			return fmt.Errorf("read pg_ident_file_mappings: %w", err)
+		}
+		if len(identErrs) > 0 {
+			return errors.New(strings.Join(identErrs, "; "))
+		}
 	}
 	var cfgErrs []string
 	rows, err = db.Query(ctx, "SELECT coalesce(sourcefile,'') || ':' || coalesce(sourceline,0) || ' ' || name || ': ' || error FROM pg_file_settings WHERE error IS NOT NULL")

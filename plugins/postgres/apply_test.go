@@ -307,3 +307,39 @@ func TestVerifyLeastPrivilege(t *testing.T) {
 		t.Errorf("md5 check without superuser: %s (want warn)", st["postgres.password_encryption"])
 	}
 }
+
+// cert authentication through a pg_ident map: harden's client certificate
+// (CN harden_admin) logs in as that role; the rendered map is live.
+func TestApplyCertAuthWithIdentMap(t *testing.T) {
+	pg := testenv.PostgresForTest(t)
+	ctx := context.Background()
+	client := sdk.InProcess(postgres{})
+	defer client.Close()
+	spec := `{"hba":[{"database":"all","user":"all","address":"127.0.0.1/32","method":"cert","options":{"map":"certmap"}}],
+		"ident_maps":[{"map":"certmap","system_user":"` + pg.User + `","pg_user":"` + pg.User + `"},{"map":"certmap","system_user":"reporting client","pg_user":"app"}]}`
+	rc := request(t, pg, spec, true)
+	ap, err := client.Apply(ctx, rc, nil, false)
+	if err != nil || ap.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ap.Diagnostics.Err())
+	}
+	ident, _ := os.ReadFile(filepath.Join(pg.DataDir, "pg_ident.conf"))
+	if !strings.Contains(string(ident), `certmap "reporting client" app`) {
+		t.Errorf("pg_ident.conf:\n%s", ident)
+	}
+	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s", pg.Host, pg.Port, pg.User, pg.CAFile(), pg.ClientCertFile, pg.ClientKeyFile)
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("certificate login through the map: %v", err)
+	}
+	c.Close(ctx)
+	again, err := client.Plan(ctx, rc)
+	if err != nil || len(again.Changes) != 0 {
+		t.Errorf("second plan: %v %+v", err, again.Changes)
+	}
+	// A map the spec does not define is a config error before anything runs.
+	bad := request(t, pg, `{"hba":[{"database":"all","user":"all","address":"127.0.0.1/32","method":"cert","options":{"map":"nomap"}}]}`, true)
+	vr, err := client.ValidateSpec(ctx, bad)
+	if err != nil || !vr.Diagnostics.HasError() || !strings.Contains(vr.Diagnostics.Err().Error(), `map "nomap" is not defined`) {
+		t.Errorf("undefined map: %v %v", err, vr.Diagnostics)
+	}
+}

@@ -92,6 +92,8 @@ type liveState struct {
 	Major            int
 	DataDir          string
 	HBAFile          string
+	IdentFile        string
+	IdentText        string
 	AutoConf         string
 	HBAText          string
 	Settings         map[string]pgSetting
@@ -105,8 +107,8 @@ var managedSettings = []string{"ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_f
 
 func readLive(ctx context.Context, db *pgx.Conn, c connection, paths func(dataDir string) certPaths) (*liveState, error) {
 	l := &liveState{Settings: map[string]pgSetting{}}
-	if err := db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int, current_setting('data_directory'), current_setting('hba_file'), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)").
-		Scan(&l.VersionNum, &l.DataDir, &l.HBAFile, &l.Superuser); err != nil {
+	if err := db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int, current_setting('data_directory'), current_setting('hba_file'), current_setting('ident_file'), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)").
+		Scan(&l.VersionNum, &l.DataDir, &l.HBAFile, &l.IdentFile, &l.Superuser); err != nil {
 		return nil, fmt.Errorf("read server facts: %w", err)
 	}
 	l.Major = l.VersionNum / 10000
@@ -138,6 +140,9 @@ func readLive(ctx context.Context, db *pgx.Conn, c connection, paths func(dataDi
 		return nil, fmt.Errorf("read %s (apply runs where it can read and write the server's files): %w", l.HBAFile, err)
 	}
 	l.HBAText = string(text)
+	if ident, err := os.ReadFile(l.IdentFile); err == nil {
+		l.IdentText = string(ident)
+	}
 	p := paths(l.DataDir)
 	l.Files = map[string][]byte{}
 	for _, f := range []string{p.Cert, p.Key, p.CA} {
@@ -161,6 +166,7 @@ func (l *liveState) fingerprint() []byte {
 		fmt.Fprintf(h, "%s=%s\n", n, l.Settings[n].Value)
 	}
 	h.Write([]byte(l.HBAText))
+	h.Write([]byte(l.IdentText))
 	files := make([]string, 0, len(l.Files))
 	for f := range l.Files {
 		files = append(files, f)

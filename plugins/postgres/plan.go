@@ -23,7 +23,9 @@ type fileSpec struct {
 type desiredState struct {
 	Settings []setting
 	HBA      string
-	Files    []fileSpec
+	// Ident is the desired pg_ident.conf; empty: leave the live one alone.
+	Ident string
+	Files []fileSpec
 }
 
 func computeDesired(q sdk.RequestContext, s spec, l *liveState) desiredState {
@@ -38,6 +40,9 @@ func computeDesired(q sdk.RequestContext, s spec, l *liveState) desiredState {
 		local = defaultLocal
 	}
 	d.HBA = hbaText(local, s.networkRules(q.Policy.InMTLSScope(q.Target.Name)))
+	if len(s.IdentMaps) > 0 {
+		d.Ident = identText(s.IdentMaps)
+	}
 	d.Files = []fileSpec{
 		{Path: paths.Cert, Content: q.Certificates.ChainPEM, Mode: 0o644},
 		{Path: paths.Key, Content: q.Certificates.KeyPEM, Mode: 0o600, Sensitive: true},
@@ -63,6 +68,10 @@ func changes(l *liveState, d desiredState) []sdk.Change {
 	if normalizeHBA(l.HBAText) != normalizeHBA(d.HBA) {
 		out = append(out, sdk.Change{Resource: "pg_hba.conf:" + l.HBAFile, Action: sdk.Update, Before: summarizeHBA(l.HBAText), After: summarizeHBA(d.HBA),
 			Description: "client authentication rules"})
+	}
+	if d.Ident != "" && normalizeHBA(l.IdentText) != normalizeHBA(d.Ident) {
+		out = append(out, sdk.Change{Resource: "pg_ident.conf:" + l.IdentFile, Action: sdk.Update, Description: "certificate name to role maps",
+			Before: strings.Join(strings.Split(normalizeHBA(l.IdentText), "\n"), " | "), After: strings.Join(strings.Split(normalizeHBA(d.Ident), "\n"), " | ")})
 	}
 	for _, s := range d.Settings {
 		cur, ok := l.Settings[s.Name]

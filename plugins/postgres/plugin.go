@@ -68,7 +68,10 @@ const specSchema = `{
     "hba": {"type": "array", "items": {"$ref": "#/$defs/rule"}, "description": "network rules in order; default: hostssl from 127.0.0.1 and ::1 with scram-sha-256"},
     "local": {"type": "array", "items": {"$ref": "#/$defs/rule"}, "description": "local socket rules; default: keep the live file's"},
     "cert_dir": {"type": "string", "description": "directory for server.crt/server.key/root.crt, relative to the data directory (default harden)"},
-    "server_version": {"type": "integer", "minimum": 12, "maximum": 18, "description": "major version for render (plan/apply read the live server's)"}
+    "server_version": {"type": "integer", "minimum": 12, "maximum": 18, "description": "major version for render (plan/apply read the live server's)"},
+    "ident_maps": {"type": "array", "description": "pg_ident.conf: certificate names to roles, for hba rules with options {map: NAME}",
+      "items": {"type": "object", "additionalProperties": false, "required": ["map", "system_user", "pg_user"],
+        "properties": {"map": {"type": "string", "minLength": 1}, "system_user": {"type": "string", "minLength": 1}, "pg_user": {"type": "string", "minLength": 1}}}}
   }
 }`
 
@@ -104,6 +107,19 @@ func (postgres) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sd
 			r.Diagnostics.AddAttributeError(at("address"), "a network rule needs an address (CIDR)", "")
 		}
 		validateMethod(&r.Diagnostics, rule, at, true)
+	}
+	maps := map[string]bool{}
+	for _, m := range sp.IdentMaps {
+		maps[m.Map] = true
+	}
+	for i, rule := range append(append([]HBARule{}, sp.HBA...), sp.Local...) {
+		if name, ok := rule.Options["map"]; ok && !maps[name] {
+			block, idx := "hba", i
+			if i >= len(sp.HBA) {
+				block, idx = "local", i-len(sp.HBA)
+			}
+			r.Diagnostics.AddAttributeError(sdk.Path{"spec", block, itoa(idx), "options"}, "map "+strconv.Quote(name)+" is not defined in spec.ident_maps", "")
+		}
 	}
 	for i, rule := range sp.Local {
 		at := func(k string) sdk.Path { return sdk.Path{"spec", "local", itoa(i), k} }

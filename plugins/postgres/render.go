@@ -21,6 +21,33 @@ type spec struct {
 	// ServerVersion is the major version render targets (plan and apply
 	// read the live server's). Default 15.
 	ServerVersion int `json:"server_version"`
+	// IdentMaps map certificate CNs (system user) to roles, for hba rules
+	// with options {map: NAME}. Absent: apply leaves pg_ident.conf alone.
+	IdentMaps []IdentMap `json:"ident_maps"`
+}
+
+// IdentMap is one pg_ident.conf line.
+type IdentMap struct {
+	Map        string `json:"map"`
+	SystemUser string `json:"system_user"`
+	PGUser     string `json:"pg_user"`
+}
+
+// identText renders pg_ident.conf.
+func identText(maps []IdentMap) string {
+	var b strings.Builder
+	b.WriteString("# pg_ident.conf managed by harden: certificate names to roles.\n# MAPNAME SYSTEM-USERNAME PG-USERNAME\n")
+	for _, m := range maps {
+		b.WriteString(quoteIdent(m.Map) + " " + quoteIdent(m.SystemUser) + " " + quoteIdent(m.PGUser) + "\n")
+	}
+	return b.String()
+}
+
+func quoteIdent(s string) string {
+	if strings.ContainsAny(s, " \t#\"") {
+		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	}
+	return s
 }
 
 func (s spec) certDir() string {
@@ -109,6 +136,10 @@ func (postgres) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResp
 			Description: "TLS settings for PostgreSQL " + itoa(major)},
 		sdk.Artifact{Path: "pg_hba.conf", Content: []byte(hbaText(local, s.networkRules(mtls))), Mode: 0o600, Description: "client authentication: TLS only on the network"},
 	)
+	if len(s.IdentMaps) > 0 {
+		r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: "pg_ident.conf", Content: []byte(identText(s.IdentMaps)), Mode: 0o600,
+			Description: "certificate name to role maps"})
+	}
 	if len(q.Certificates.ChainPEM) > 0 {
 		r.Artifacts = append(r.Artifacts,
 			sdk.Artifact{Path: s.certDir() + "/server.crt", Content: q.Certificates.ChainPEM, Mode: 0o644},
