@@ -125,6 +125,15 @@ func (s *scanner) enumerateSuites(ctx context.Context, v uint16, candidates []ui
 	a, err := s.offer(ctx, hello{version: v, suites: candidates, groups: allGroups()})
 	var closed *closedError
 	first, ok := accepts(a, v)
+	if !ok && errors.As(err, &closed) && len(candidates) > 32 {
+		// Closed without an alert: a hello too large for the server, or
+		// no TLS server at all (a Kafka or HTTP plaintext port hangs up
+		// too). A small hello tells them apart before any splitting.
+		var smallClosed *closedError
+		if _, serr := s.offer(ctx, hello{version: v, suites: candidates[:16], groups: allGroups()}); errors.As(serr, &smallClosed) || errors.Is(serr, errNotTLS) {
+			return nil, describe(a, err), nil
+		}
+	}
 	switch {
 	case err != nil && !errors.As(err, &closed):
 		return nil, "", err
