@@ -14,6 +14,8 @@ npm_postgres() {
   # the first time). Versions pinned here and in testenv.NPMPostgres.
   "$(dirname "$0")/pg-npm.sh" 17.9.0-beta.17 >/dev/null
   "$(dirname "$0")/pg-npm.sh" 18.4.0-beta.17 >/dev/null
+  # Apache Kafka broker jars from Maven Central (cached; ~30 s the first time).
+  "$(dirname "$0")/kafka-maven.sh" >/dev/null
 }
 if [ ${#need_apt[@]} -eq 0 ]; then
   echo "setup: PostgreSQL server, sslscan and openssl present"

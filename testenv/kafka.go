@@ -1,0 +1,266 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Kafka is a single-node Apache Kafka 4.x broker in KRaft mode (combined
+// broker and controller) on 127.0.0.1, started with a PLAINTEXT listener —
+// the "before" state the Kafka plugin hardens.
+type Kafka struct {
+	// Libs is the broker's classpath dir (scripts/kafka-maven.sh).
+	Libs string
+	// Version of the Kafka artifacts.
+	Version string
+	// Bootstrap is the PLAINTEXT listener, host:port.
+	Bootstrap  string
+	Controller string
+	Base       string
+	Properties string
+	LogFile    string
+	// CertFile/KeyFile: a broker certificate from the env's CA for the
+	// policy (the broker starts without TLS).
+	CertFile, KeyFile string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// Name implements Service.
+func (k *Kafka) Name() string { return "kafka" }
+
+var kafkaVersionRE = regexp.MustCompile(`<kafka.version>([^<]+)</kafka.version>`)
+
+// KafkaLibs finds the cached broker classpath.
+func KafkaLibs() (string, string, error) {
+	pom, err := os.ReadFile(filepath.Join(moduleRoot(), "testenv", "kafka", "pom.xml"))
+	if err != nil {
+		return "", "", fmt.Errorf("read testenv/kafka/pom.xml: %w", err)
+	}
+	m := kafkaVersionRE.FindSubmatch(pom)
+	if m == nil {
+		return "", "", fmt.Errorf("testenv/kafka/pom.xml names no kafka.version")
+	}
+	version := string(m[1])
+	dir := filepath.Join(CacheDir(), "testenv", "kafka-"+version)
+	if _, err := os.Stat(filepath.Join(dir, ".complete")); err != nil {
+		return "", "", fmt.Errorf("Apache Kafka %s is not installed; run scripts/kafka-maven.sh (make setup does)", version)
+	}
+	return filepath.Join(dir, "libs"), version, nil
+}
+
+// moduleRoot finds the repository root from this source file's package dir
+// or the working directory (tests run in their package dir).
+func moduleRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "testenv", "kafka", "pom.xml")); err == nil {
+			return d
+		}
+	}
+	return dir
+}
+
+// Start formats the KRaft storage and starts the broker; it blocks until
+// the broker answers an ApiVersions request.
+func (k *Kafka) Start(ctx context.Context, env *Env) error {
+	var err error
+	if k.Libs == "" {
+		if k.Libs, k.Version, err = KafkaLibs(); err != nil {
+			return err
+		}
+	}
+	java, err := exec.LookPath("java")
+	if err != nil {
+		return fmt.Errorf("java not found (Java 17 runs the broker): %w", err)
+	}
+	if k.Base, err = os.MkdirTemp("", "harden-kafka-"); err != nil {
+		return err
+	}
+	if k.CertFile, k.KeyFile, err = env.CA.Issue("kafka", false, "127.0.0.1", "localhost"); err != nil {
+		return err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if lastErr = k.startOnce(ctx, java); lastErr == nil {
+			return nil
+		}
+		k.stopProcess()
+		if !strings.Contains(lastErr.Error(), "Address already in use") {
+			break
+		}
+	}
+	k.Stop()
+	return lastErr
+}
+
+func (k *Kafka) startOnce(ctx context.Context, java string) error {
+	port, err := FreePort()
+	if err != nil {
+		return err
+	}
+	cport, err := FreePort()
+	if err != nil {
+		return err
+	}
+	k.Bootstrap, k.Controller = net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(cport))
+	data := filepath.Join(k.Base, "data")
+	os.RemoveAll(data)
+	k.Properties, k.LogFile = filepath.Join(k.Base, "server.properties"), filepath.Join(k.Base, "kafka.log")
+	props := fmt.Sprintf(`# Written by harden testenv: single-node KRaft, PLAINTEXT only (unhardened).
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=%[2]s
+listeners=PLAINTEXT://%[1]s,CONTROLLER://%[2]s
+advertised.listeners=PLAINTEXT://%[1]s
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=%[3]s
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+`, k.Bootstrap, k.Controller, data)
+	if err := os.WriteFile(k.Properties, []byte(props), 0o600); err != nil {
+		return err
+	}
+	id := make([]byte, 16)
+	rand.Read(id)
+	cp := filepath.Join(k.Libs, "*")
+	format := exec.CommandContext(ctx, java, "-cp", cp, "kafka.tools.StorageTool", "format", "--standalone",
+		"-t", base64.RawURLEncoding.EncodeToString(id), "-c", k.Properties)
+	if out, err := format.CombinedOutput(); err != nil {
+		return fmt.Errorf("format KRaft storage: %w\n%s", err, out)
+	}
+	logf, err := os.OpenFile(k.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(java, "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-cp", cp, "kafka.Kafka", k.Properties)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start broker: %w", err)
+	}
+	k.cmd, k.exited = cmd, make(chan struct{})
+	go func() { cmd.Wait(); close(k.exited) }()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if kafkaAnswers(k.Bootstrap) {
+			return nil
+		}
+		select {
+		case <-k.exited:
+			return fmt.Errorf("broker exited during start-up: %s", tail(k.LogFile, 15))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("broker did not answer within 90 s: %s", tail(k.LogFile, 15))
+		}
+	}
+}
+
+// kafkaAnswers sends ApiVersions v0 and checks the correlation id.
+func kafkaAnswers(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	req := []byte{0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 7, 0, 0}
+	if _, err := c.Write(req); err != nil {
+		return false
+	}
+	hdr := make([]byte, 8)
+	if _, err := c.Read(hdr); err != nil {
+		return false
+	}
+	return hdr[4] == 0 && hdr[5] == 0 && hdr[6] == 0 && hdr[7] == 7
+}
+
+func tail(file string, n int) string {
+	data, _ := os.ReadFile(file)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (k *Kafka) stopProcess() {
+	if k.cmd == nil || k.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-k.exited:
+	default:
+		_ = k.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-k.exited:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+			<-k.exited
+		}
+	}
+	k.cmd = nil
+}
+
+// Stop shuts the broker down and removes its files.
+func (k *Kafka) Stop() error {
+	k.stopProcess()
+	if k.Base != "" {
+		return os.RemoveAll(k.Base)
+	}
+	return nil
+}
+
+// Info implements Service: the kafka entry of env.json.
+func (k *Kafka) Info() any {
+	return map[string]any{"bootstrap": k.Bootstrap, "controller": k.Controller, "config_file": k.Properties, "log_file": k.LogFile,
+		"version": k.Version, "cert_file": k.CertFile, "key_file": k.KeyFile}
+}
+
+// Target implements Service: the kafka target of the generated policy.
+func (k *Kafka) Target() map[string]any {
+	return map[string]any{"name": "events", "plugin": "kafka",
+		"connection":  map[string]any{"bootstrap": []string{k.Bootstrap}, "config_file": k.Properties},
+		"certificate": map[string]any{"cert_file": k.CertFile, "key_file": k.KeyFile}}
+}
+
+// KafkaForTest starts a broker for one test and stops it at cleanup.
+func KafkaForTest(t testing.TB) *Kafka {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := NewCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &Kafka{}
+	if err := k.Start(context.Background(), &Env{Dir: dir, CA: ca}); err != nil {
+		unavailable(t, "Kafka: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := k.Stop(); err != nil {
+			t.Errorf("stop kafka: %v", err)
+		}
+	})
+	return k
+}
