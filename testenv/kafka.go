@@ -57,7 +57,7 @@ func KafkaLibs() (string, string, error) {
 	version := string(m[1])
 	dir := filepath.Join(CacheDir(), "testenv", "kafka-"+version)
 	if _, err := os.Stat(filepath.Join(dir, ".complete")); err != nil {
-		return "", "", fmt.Errorf("Apache Kafka %s is not installed; run scripts/kafka-maven.sh (make setup does)", version)
+		return "", "", fmt.Errorf("the Apache Kafka %s broker jars are not installed; run scripts/kafka-maven.sh (make setup does)", version)
 	}
 	return filepath.Join(dir, "libs"), version, nil
 }
