@@ -71,6 +71,19 @@ func TestApplyFlow(t *testing.T) {
 				if err := pg.EnableTLS(ctx); err != nil {
 					t.Fatal(err)
 				}
+				// initdb's default is trust; a DBA's file often still has a
+				// trust line on the network.
+				hba := filepath.Join(pg.DataDir, "pg_hba.conf")
+				old, _ := os.ReadFile(hba)
+				if err := os.WriteFile(hba, append(old, []byte("host all all 10.0.0.0/8 trust\n")...), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				db, err := pgx.Connect(ctx, pg.DSN())
+				if err != nil {
+					t.Fatal(err)
+				}
+				db.Exec(ctx, "SELECT pg_reload_conf()")
+				db.Close(ctx)
 			}
 			client := sdk.InProcess(postgres{})
 			defer client.Close()
@@ -81,7 +94,8 @@ func TestApplyFlow(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := statusMap(before.Checks)
-			if b["tls.plaintext.refused"] != checks.Fail || (tc.tlsOn && b["tls.cipher_suites"] != checks.Fail) || (!tc.tlsOn && b["tls.enabled"] != checks.Fail) {
+			if b["tls.plaintext.refused"] != checks.Fail || (tc.tlsOn && (b["tls.cipher_suites"] != checks.Fail || b["postgres.hba.network_methods"] != checks.Fail)) ||
+				(!tc.tlsOn && b["tls.enabled"] != checks.Fail) {
 				t.Fatalf("before: %v", b)
 			}
 			plan, err := client.Plan(ctx, rc)
