@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/probe"
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// Verify probes every listener of the broker.
+func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyResponse) {
+	var c connection
+	if err := q.Target.DecodeConnection(&c); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+		return
+	}
+	var ls []listener
+	if c.ConfigFile != "" {
+		text, err := os.ReadFile(c.ConfigFile)
+		if err != nil {
+			r.Diagnostics.AddTargetError("kafka.config.read", "cannot read the broker's server.properties", err)
+			return
+		}
+		props, err := parseProperties(string(text))
+		if err != nil {
+			r.Diagnostics.AddTargetError("kafka.config.parse", c.ConfigFile, err)
+			return
+		}
+		if ls, err = listenersOf(propertyMap(props)); err != nil {
+			r.Diagnostics.AddTargetError("kafka.config.listeners", c.ConfigFile, err)
+			return
+		}
+	} else {
+		// Without the broker's file only the bootstrap addresses are known;
+		// their protocol is found out by probing.
+		for _, b := range c.Bootstrap {
+			ls = append(ls, listener{Name: "bootstrap", Protocol: "unknown", Address: b})
+		}
+	}
+	target := probe.Target{Dialect: probe.Kafka}
+	if len(q.Certificates.CABundlePEM) > 0 {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(q.Certificates.CABundlePEM)
+		target.RootCAs = pool
+	}
+	if len(q.Certificates.ClientChainPEM) > 0 {
+		if cert, err := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM); err == nil {
+			target.ClientCert = &cert
+		}
+	}
+	exp := probe.Expectations{Profile: q.Policy.Profile, RenewBefore: q.Policy.Rotation.RenewBefore, AlertAt: q.Policy.Rotation.AlertAt,
+		RequireClientAuth: q.Policy.InMTLSScope(q.Target.Name)}
+	results := make([][]checks.Check, len(ls))
+	var wg sync.WaitGroup
+	for i, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = verifyListener(ctx, l, target, exp)
+		}()
+	}
+	wg.Wait()
+	for _, cs := range results {
+		r.Checks = append(r.Checks, cs...)
+	}
+}
+
+func verifyListener(ctx context.Context, l listener, base probe.Target, exp probe.Expectations) []checks.Check {
+	subject := fmt.Sprintf("%s listener %s (%s)", l.Name, l.Address, l.Protocol)
+	if l.Controller {
+		subject = "controller " + subject
+	}
+	base.Address = l.Address
+	// A cleartext ApiVersions to every port: an answer is a failure,
+	// whatever the file says the listener is.
+	pt := probe.PlaintextOnly(ctx, base, probe.Options{})
+	var out []checks.Check
+	switch {
+	case pt.Err != nil:
+		out = append(out, checks.Errored("kafka.listener.plaintext", subject, pt.Err))
+	case pt.Accepted:
+		out = append(out, checks.Failed("kafka.listener.plaintext", subject, pt.Evidence))
+	default:
+		out = append(out, checks.Passed("kafka.listener.plaintext", subject, pt.Evidence))
+	}
+	if !l.tls() && l.Protocol != "unknown" {
+		return out
+	}
+	res, err := probe.Scan(ctx, base, probe.Options{})
+	if err != nil {
+		return append(out, checks.Errored("tls.enabled", subject, err))
+	}
+	for _, ch := range res.Checks(exp) {
+		if ch.ID == "tls.plaintext.refused" {
+			continue // kafka.listener.plaintext above is the same question
+		}
+		ch.Subject = subject
+		out = append(out, ch)
+	}
+	return out
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/sdktest"
+	"github.com/harden-dev/harden/shared/tlsprofile"
+	"github.com/harden-dev/harden/testenv"
+)
+
+func TestConformance(t *testing.T) {
+	sdktest.Run(t, sdktest.Harness{
+		Plugin: kafka{},
+		Name:   "kafka",
+		Target: func(addr string) sdk.Target {
+			conn, _ := json.Marshal(map[string]any{"bootstrap": []string{addr}})
+			return sdk.NewTarget("events", conn, []byte(`{}`), nil)
+		},
+	})
+}
+
+// The testenv broker starts with PLAINTEXT listeners (broker and
+// controller): verify fails on both, with the broker's own answer as
+// evidence.
+func TestVerifyPlaintextBroker(t *testing.T) {
+	k := testenv.KafkaForTest(t)
+	client := sdk.InProcess(kafka{})
+	defer client.Close()
+	conn, _ := json.Marshal(map[string]any{"bootstrap": []string{k.Bootstrap}, "config_file": k.Properties})
+	r, err := client.Verify(context.Background(), sdk.RequestContext{
+		Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
+		Target: sdk.NewTarget("events", conn, []byte(`{}`), nil)})
+	if err != nil || r.Diagnostics.HasError() {
+		t.Fatalf("verify: %v %v", err, r.Diagnostics.Err())
+	}
+	var failed []string
+	for _, c := range r.Checks {
+		if c.ID == "kafka.listener.plaintext" && c.Status == checks.Fail && strings.Contains(c.Evidence, "answered a plaintext ApiVersions") {
+			failed = append(failed, c.Subject)
+		}
+	}
+	if len(failed) != 2 || !strings.Contains(strings.Join(failed, "|"), "controller CONTROLLER listener") {
+		t.Errorf("plaintext listeners found: %v (checks %+v)", failed, r.Checks)
+	}
+}
+
+func TestListeners(t *testing.T) {
+	ps, err := parseProperties("listeners=PLAINTEXT://:9092,SSL://0.0.0.0:9093,CONTROLLER://127.0.0.1:9094\nlistener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,\\\n  CONTROLLER:PLAINTEXT\ncontroller.listener.names=CONTROLLER\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := listenersOf(propertyMap(ps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range ls {
+		got = append(got, l.Name+" "+l.Protocol+" "+l.Address)
+	}
+	if strings.Join(got, "|") != "PLAINTEXT PLAINTEXT 127.0.0.1:9092|SSL SSL 127.0.0.1:9093|CONTROLLER PLAINTEXT 127.0.0.1:9094" || !ls[2].Controller {
+		t.Errorf("listeners %v", got)
+	}
+	if _, err := listenersOf(map[string]string{"listeners": "nonsense"}); err == nil {
+		t.Errorf("bad listener accepted")
+	}
+}
+
+// FuzzParseProperties: a broker's server.properties is untrusted input.
+func FuzzParseProperties(f *testing.F) {
+	f.Add("a=b\n# c\nkey: value\nk v\\\n  continued\n")
+	f.Add("ssl.keystore.password=${file:/etc/kafka/pw.properties:keystore}\n")
+	f.Add("\\=x\\:y = z\\\\\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		ps, err := parseProperties(text)
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if p.Key == "" || p.Line < 1 {
+				t.Fatalf("property %+v from %q", p, text)
+			}
+		}
+		_, _ = listenersOf(propertyMap(ps))
+	})
+}
