@@ -14,8 +14,11 @@ import (
 	"sync"
 
 	zx509 "github.com/zmap/zcrypto/x509"
-	"github.com/zmap/zlint/v3"
 	"github.com/zmap/zlint/v3/lint"
+	// Only the RFC lints are linked: importing zlint's root package would
+	// register (and link) every root program's lints, costing plugin
+	// launch time for lints this package never runs.
+	_ "github.com/zmap/zlint/v3/lints/rfc"
 )
 
 // DefaultSources are the lint families run unless Options say otherwise.
@@ -64,8 +67,8 @@ func Lint(chain []*x509.Certificate) ([]Finding, error) {
 			out = append(out, Finding{Cert: i, Lint: "parse", Status: "error", Description: "zcrypto cannot parse the certificate: " + err.Error()})
 			continue
 		}
-		rs := zlint.LintCertificateEx(zc, r)
-		for name, res := range rs.Results {
+		for _, l := range r.CertificateLints().Lints() {
+			name, res := l.Name, l.Execute(zc, r.GetConfiguration())
 			var status string
 			switch res.Status {
 			case lint.Error:
@@ -79,11 +82,7 @@ func Lint(chain []*x509.Certificate) ([]Finding, error) {
 			default:
 				continue
 			}
-			l := r.ByName(name)
-			f := Finding{Cert: i, Lint: name, Status: status}
-			if l != nil {
-				f.Description, f.Citation, f.Source = l.Description, l.Citation, string(l.Source)
-			}
+			f := Finding{Cert: i, Lint: name, Status: status, Description: l.Description, Citation: l.Citation, Source: string(l.Source)}
 			if res.Details != "" {
 				f.Description += " (" + res.Details + ")"
 			}
