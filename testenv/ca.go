@@ -42,6 +42,15 @@ func NewCA(dir string) (*CA, error) {
 	if err := os.WriteFile(ca.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, err
 	}
+	// The throwaway CA's key stays in the state dir (0600) so tests and
+	// later steps can issue and revoke more certificates (LoadCA).
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return nil, err
+	}
 	return ca, nil
 }
 
@@ -96,4 +105,58 @@ func (ca *CA) Issue(name string, client bool, hosts ...string) (certFile, keyFil
 		return "", "", err
 	}
 	return certFile, keyFile, nil
+}
+
+// CRL writes crl.pem revoking the given certificates (PEM files) and
+// returns its path; an empty list writes a valid, empty CRL.
+func (ca *CA) CRL(revokedCertFiles ...string) (string, error) {
+	var entries []x509.RevocationListEntry
+	for _, f := range revokedCertFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		block, _ := pem.Decode(data)
+		if block == nil {
+			return "", fmt.Errorf("%s: not PEM", f)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return "", err
+		}
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: randomSerial(), ThisUpdate: time.Now().Add(-time.Minute),
+		NextUpdate: time.Now().Add(7 * 24 * time.Hour), RevokedCertificateEntries: entries}, ca.cert, ca.key)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(ca.Dir, "crl.pem")
+	return path, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o644)
+}
+
+// LoadCA reopens a CA that NewCA wrote into dir (ca.pem and ca-key.pem).
+func LoadCA(dir string) (*CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, "ca-key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, fmt.Errorf("%s: CA files are not PEM", dir)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Dir: dir, CertFile: filepath.Join(dir, "ca.pem"), cert: cert, key: key}, nil
 }

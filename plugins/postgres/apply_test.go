@@ -357,3 +357,47 @@ func TestApplyCertAuthWithIdentMap(t *testing.T) {
 		t.Errorf("undefined map: %v %v", err, vr.Diagnostics)
 	}
 }
+
+// A CRL from the policy: ssl_crl_file is set, and a revoked client
+// certificate is refused while harden's own still gets in.
+func TestApplyCRL(t *testing.T) {
+	pg := testenv.PostgresForTest(t)
+	ctx := context.Background()
+	dir := filepath.Dir(pg.CAFile())
+	ca, err := testenv.LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revokedCert, revokedKey, err := ca.Issue("revoked-client", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := ca.CRL(revokedCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := sdk.InProcess(postgres{})
+	defer client.Close()
+	rc := request(t, pg, `{}`, true)
+	rc.Certificates.CRLPEM, _ = os.ReadFile(crl)
+	ap, err := client.Apply(ctx, rc, nil, false)
+	if err != nil || ap.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ap.Diagnostics.Err())
+	}
+	admin, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=postgres sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s",
+		pg.Host, pg.Port, pg.User, pg.Password(), pg.CAFile(), pg.ClientCertFile, pg.ClientKeyFile))
+	if err != nil {
+		t.Fatalf("harden's own certificate: %v", err)
+	}
+	defer admin.Close(ctx)
+	var crlFile string
+	admin.QueryRow(ctx, "SHOW ssl_crl_file").Scan(&crlFile)
+	if !strings.HasSuffix(crlFile, "root.crl") {
+		t.Errorf("ssl_crl_file = %q", crlFile)
+	}
+	_, err = pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=revoked-client dbname=postgres sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s",
+		pg.Host, pg.Port, pg.CAFile(), revokedCert, revokedKey))
+	if err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("revoked client certificate: %v", err)
+	}
+}

@@ -102,7 +102,7 @@ type liveState struct {
 	Files            map[string][]byte // cert files as they are now (nil: absent)
 }
 
-var managedSettings = []string{"ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_min_protocol_version", "ssl_max_protocol_version",
+var managedSettings = []string{"ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_crl_file", "ssl_min_protocol_version", "ssl_max_protocol_version",
 	"ssl_ciphers", "ssl_prefer_server_ciphers", "ssl_ecdh_curve", "ssl_groups", "ssl_tls13_ciphers", "password_encryption", "allow_alter_system"}
 
 func readLive(ctx context.Context, db *pgx.Conn, c connection, paths func(dataDir string) certPaths) (*liveState, error) {
@@ -145,7 +145,7 @@ func readLive(ctx context.Context, db *pgx.Conn, c connection, paths func(dataDi
 	}
 	p := paths(l.DataDir)
 	l.Files = map[string][]byte{}
-	for _, f := range []string{p.Cert, p.Key, p.CA} {
+	for _, f := range []string{p.Cert, p.Key, p.CA, p.CRL} {
 		data, err := os.ReadFile(f)
 		if err == nil {
 			l.Files[f] = data

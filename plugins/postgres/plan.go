@@ -31,7 +31,8 @@ type desiredState struct {
 func computeDesired(q sdk.RequestContext, s spec, l *liveState) desiredState {
 	paths := newCertPaths(l.DataDir, s.certDir())
 	withCA := len(q.Certificates.CABundlePEM) > 0
-	d := desiredState{Settings: desiredSettings(l.Major, q.Policy.Profile, paths, withCA)}
+	withCRL := len(q.Certificates.CRLPEM) > 0
+	d := desiredState{Settings: desiredSettings(l.Major, q.Policy.Profile, paths, withCA, withCRL)}
 	local := s.Local
 	if len(local) == 0 {
 		local = localRules(l.HBAText)
@@ -49,6 +50,9 @@ func computeDesired(q sdk.RequestContext, s spec, l *liveState) desiredState {
 	}
 	if withCA {
 		d.Files = append(d.Files, fileSpec{Path: paths.CA, Content: q.Certificates.CABundlePEM, Mode: 0o644})
+	}
+	if withCRL {
+		d.Files = append(d.Files, fileSpec{Path: paths.CRL, Content: q.Certificates.CRLPEM, Mode: 0o644})
 	}
 	return d
 }

@@ -132,7 +132,7 @@ func (postgres) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResp
 	paths := newCertPaths("$PGDATA", s.certDir())
 	withCA := len(q.Certificates.CABundlePEM) > 0
 	r.Artifacts = append(r.Artifacts,
-		sdk.Artifact{Path: "postgresql.harden.conf", Content: []byte(confText(desiredSettings(major, q.Policy.Profile, paths, withCA))), Mode: 0o644,
+		sdk.Artifact{Path: "postgresql.harden.conf", Content: []byte(confText(desiredSettings(major, q.Policy.Profile, paths, withCA, len(q.Certificates.CRLPEM) > 0))), Mode: 0o644,
 			Description: "TLS settings for PostgreSQL " + itoa(major)},
 		sdk.Artifact{Path: "pg_hba.conf", Content: []byte(hbaText(local, s.networkRules(mtls))), Mode: 0o600, Description: "client authentication: TLS only on the network"},
 	)
@@ -148,5 +148,9 @@ func (postgres) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResp
 	if withCA {
 		r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: s.certDir() + "/root.crt", Content: q.Certificates.CABundlePEM, Mode: 0o644,
 			Description: "CA bundle for client certificates (ssl_ca_file)"})
+	}
+	if len(q.Certificates.CRLPEM) > 0 {
+		r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: s.certDir() + "/root.crl", Content: q.Certificates.CRLPEM, Mode: 0o644,
+			Description: "revocation list for client certificates (ssl_crl_file)"})
 	}
 }

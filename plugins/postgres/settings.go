@@ -15,7 +15,7 @@ type setting struct {
 
 // certPaths are where the certificate material lives on the server.
 type certPaths struct {
-	Dir, Cert, Key, CA string
+	Dir, Cert, Key, CA, CRL string
 }
 
 func newCertPaths(dataDir, certDir string) certPaths {
@@ -23,7 +23,7 @@ func newCertPaths(dataDir, certDir string) certPaths {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(dataDir, certDir)
 	}
-	return certPaths{Dir: dir, Cert: filepath.Join(dir, "server.crt"), Key: filepath.Join(dir, "server.key"), CA: filepath.Join(dir, "root.crt")}
+	return certPaths{Dir: dir, Cert: filepath.Join(dir, "server.crt"), Key: filepath.Join(dir, "server.key"), CA: filepath.Join(dir, "root.crt"), CRL: filepath.Join(dir, "root.crl")}
 }
 
 // groupToOpenSSL maps IANA group names to OpenSSL's.
@@ -34,7 +34,7 @@ var groupToOpenSSL = map[string]string{"x25519": "X25519", "secp256r1": "prime25
 // is never empty (PostgreSQL refuses an empty list; TLS 1.3 names there break
 // OpenSSL). PostgreSQL <= 17 takes a single ssl_ecdh_curve; 18 takes
 // ssl_groups and ssl_tls13_ciphers.
-func desiredSettings(major int, p tlsprofile.Profile, paths certPaths, withCA bool) []setting {
+func desiredSettings(major int, p tlsprofile.Profile, paths certPaths, withCA, withCRL bool) []setting {
 	ciphers := p.OpenSSLCipherList()
 	if ciphers == "" {
 		// A TLS 1.3-only profile: TLS 1.2 is off by ssl_min_protocol_version,
@@ -48,6 +48,9 @@ func desiredSettings(major int, p tlsprofile.Profile, paths certPaths, withCA bo
 	}
 	if withCA {
 		out = append(out, setting{"ssl_ca_file", paths.CA})
+	}
+	if withCRL {
+		out = append(out, setting{"ssl_crl_file", paths.CRL})
 	}
 	out = append(out,
 		setting{"ssl_min_protocol_version", tlsprofile.VersionName(p.MinVersion())},

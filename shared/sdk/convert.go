@@ -194,12 +194,12 @@ func targetFromPB(in *pb.TargetConfig) Target {
 
 func certsToPB(c Certificates) *pb.CertificateMaterial {
 	return &pb.CertificateMaterial{CertificateChainPem: c.ChainPEM, PrivateKeyPem: c.KeyPEM, CaBundlePem: c.CABundlePEM,
-		ClientCertificateChainPem: c.ClientChainPEM, ClientPrivateKeyPem: c.ClientKeyPEM}
+		ClientCertificateChainPem: c.ClientChainPEM, ClientPrivateKeyPem: c.ClientKeyPEM, CrlPem: c.CRLPEM}
 }
 
 func certsFromPB(in *pb.CertificateMaterial) Certificates {
 	return Certificates{ChainPEM: in.GetCertificateChainPem(), KeyPEM: in.GetPrivateKeyPem(), CABundlePEM: in.GetCaBundlePem(),
-		ClientChainPEM: in.GetClientCertificateChainPem(), ClientKeyPEM: in.GetClientPrivateKeyPem()}
+		ClientChainPEM: in.GetClientCertificateChainPem(), ClientKeyPEM: in.GetClientPrivateKeyPem(), CRLPEM: in.GetCrlPem()}
 }
 
 type requestPB interface {

@@ -133,6 +133,8 @@ type Certificates struct {
 	// target (mTLS), when the policy gives one. Never log the key.
 	ClientChainPEM []byte
 	ClientKeyPEM   []byte
+	// CRLPEM is the CA's revocation list, when the policy names one.
+	CRLPEM []byte
 }
 
 // RequestContext is common to every target request.

@@ -365,6 +365,20 @@ func (e *Engine) certificates(ctx context.Context, pol *policy.Policy, t policy.
 		}
 		c.CABundlePEM = ca
 	}
+	if pol.Certificates.CRLFile != "" {
+		crl, err := os.ReadFile(pol.Certificates.CRLFile)
+		if err != nil {
+			return c, configErr(fmt.Errorf("certificates.files.crl_file: %w", err))
+		}
+		block, _ := pem.Decode(crl)
+		if block == nil || block.Type != "X509 CRL" {
+			return c, configErr(fmt.Errorf("certificates.files.crl_file %s: no PEM X509 CRL", pol.Certificates.CRLFile))
+		}
+		if _, err := x509.ParseRevocationList(block.Bytes); err != nil {
+			return c, configErr(fmt.Errorf("certificates.files.crl_file %s: %w", pol.Certificates.CRLFile, err))
+		}
+		c.CRLPEM = crl
+	}
 	if t.CertFile != "" {
 		chain, err := os.ReadFile(t.CertFile)
 		if err != nil {

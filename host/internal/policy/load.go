@@ -42,6 +42,7 @@ type Policy struct {
 type Certificates struct {
 	Source      string
 	CAFile      string
+	CRLFile     string
 	VaultTarget string
 	VaultMount  string
 	VaultRole   string
@@ -355,6 +356,9 @@ func (p *Policy) buildCertificates(c map[string]any) Errors {
 	cert.Source = c["source"].(string)
 	if f, ok := c["files"].(map[string]any); ok {
 		cert.CAFile = p.resolvePath(f["ca_file"].(string))
+		if crl, ok := f["crl_file"].(string); ok {
+			cert.CRLFile = p.resolvePath(crl)
+		}
 	}
 	if v, ok := c["vault"].(map[string]any); ok {
 		cert.VaultTarget, _ = v["target"].(string)

@@ -15,7 +15,7 @@ const good = `apiVersion: harden/v1
 profile: intermediate
 certificates:
   source: files
-  files: {ca_file: ca.pem}
+  files: {ca_file: ca.pem, crl_file: ca.crl}
   rotation: {max_lifetime: 90d, renew_before: 30d, alert_at: [30d, 14d, 7d]}
 mtls: {scope: [warehouse-pg]}
 targets:
@@ -38,7 +38,7 @@ func TestParseGood(t *testing.T) {
 	if tg.Endpoints[0].Address != "127.0.0.1:5432" || tg.CertificateNames[0] != "127.0.0.1" {
 		t.Errorf("endpoints %+v names %v", tg.Endpoints, tg.CertificateNames)
 	}
-	if tg.CertFile != "/etc/harden/pg.pem" || p.Certificates.CAFile != "/etc/harden/ca.pem" {
+	if tg.CertFile != "/etc/harden/pg.pem" || p.Certificates.CAFile != "/etc/harden/ca.pem" || p.Certificates.CRLFile != "/etc/harden/ca.crl" {
 		t.Errorf("paths not resolved against the policy dir: %q %q", tg.CertFile, p.Certificates.CAFile)
 	}
 	if len(tg.Secrets) != 1 || tg.Secrets[0].Name != "password" || tg.Secrets[0].Env != "PGPASSWORD" {

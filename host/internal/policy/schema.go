@@ -60,7 +60,8 @@ func baseSchema() map[string]any {
 			"certificates": obj(map[string]any{
 				"source": map[string]any{"enum": []any{"files", "vault-pki"}},
 				"files": obj(map[string]any{
-					"ca_file": map[string]any{"type": "string", "minLength": 1, "description": "PEM bundle of trusted CAs"},
+					"ca_file":  map[string]any{"type": "string", "minLength": 1, "description": "PEM bundle of trusted CAs"},
+					"crl_file": map[string]any{"type": "string", "minLength": 1, "description": "PEM certificate revocation list of the CA (servers refuse revoked client certificates)"},
 				}, "ca_file"),
 				"vault": obj(map[string]any{
 					"target": map[string]any{"type": "string", "description": "name of the vaultpki target that issues certificates"},

@@ -1087,8 +1087,10 @@ type CertificateMaterial struct {
 	// management connection and to prove a trusted client is let in.
 	ClientCertificateChainPem []byte `protobuf:"bytes,4,opt,name=client_certificate_chain_pem,json=clientCertificateChainPem,proto3" json:"client_certificate_chain_pem,omitempty"`
 	ClientPrivateKeyPem       []byte `protobuf:"bytes,5,opt,name=client_private_key_pem,json=clientPrivateKeyPem,proto3" json:"client_private_key_pem,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// Certificate revocation list(s) of the CA, PEM.
+	CrlPem        []byte `protobuf:"bytes,6,opt,name=crl_pem,json=crlPem,proto3" json:"crl_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CertificateMaterial) Reset() {
@@ -1152,6 +1154,13 @@ func (x *CertificateMaterial) GetClientCertificateChainPem() []byte {
 func (x *CertificateMaterial) GetClientPrivateKeyPem() []byte {
 	if x != nil {
 		return x.ClientPrivateKeyPem
+	}
+	return nil
+}
+
+func (x *CertificateMaterial) GetCrlPem() []byte {
+	if x != nil {
+		return x.CrlPem
 	}
 	return nil
 }
@@ -2373,13 +2382,14 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\asecrets\x18\x04 \x03(\v2+.harden.target.v1.TargetConfig.SecretsEntryR\asecrets\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x8b\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xa4\x02\n" +
 	"\x13CertificateMaterial\x122\n" +
 	"\x15certificate_chain_pem\x18\x01 \x01(\fR\x13certificateChainPem\x12&\n" +
 	"\x0fprivate_key_pem\x18\x02 \x01(\fR\rprivateKeyPem\x12\"\n" +
 	"\rca_bundle_pem\x18\x03 \x01(\fR\vcaBundlePem\x12?\n" +
 	"\x1cclient_certificate_chain_pem\x18\x04 \x01(\fR\x19clientCertificateChainPem\x123\n" +
-	"\x16client_private_key_pem\x18\x05 \x01(\fR\x13clientPrivateKeyPem\"\x9b\x03\n" +
+	"\x16client_private_key_pem\x18\x05 \x01(\fR\x13clientPrivateKeyPem\x12\x17\n" +
+	"\acrl_pem\x18\x06 \x01(\fR\x06crlPem\"\x9b\x03\n" +
 	"\n" +
 	"Diagnostic\x12A\n" +
 	"\bseverity\x18\x01 \x01(\x0e2%.harden.target.v1.Diagnostic.SeverityR\bseverity\x12\x18\n" +
