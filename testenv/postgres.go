@@ -330,6 +330,14 @@ func startForTest(t testing.TB, p *Postgres) *Postgres {
 // user, as an operator would before pointing ssl_cert_file at it.
 func (p *Postgres) InstallFile(name string, data []byte, mode os.FileMode) (string, error) {
 	path := filepath.Join(p.DataDir, name)
+	if dir := filepath.Dir(path); dir != p.DataDir {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
+		}
+		if err := os.Chown(dir, p.owner[0], p.owner[1]); err != nil {
+			return "", err
+		}
+	}
 	if err := os.WriteFile(path, data, mode); err != nil {
 		return "", err
 	}

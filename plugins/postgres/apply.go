@@ -73,15 +73,30 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 		return
 	}
 	if _, includes, err := parseHBA(l.HBAText); err == nil && len(includes) > 0 {
-		r.Diagnostics.AddTargetError("postgres.apply.hba_include", "the live pg_hba.conf includes other files ("+strings.Join(includes, ", ")+"); harden rewrites pg_hba.conf as a whole and would drop them, so nothing was changed", nil)
-		return
+		// Included files are followed and kept only when every rule in
+		// them meets the policy's bar; otherwise nothing is changed.
+		rules, origins, err := includedRules(l.HBAFile, includes)
+		if err != nil {
+			r.Diagnostics.AddTargetError("postgres.apply.hba_include", "cannot follow the include directives of pg_hba.conf; nothing was changed", err)
+			return
+		}
+		var bad []string
+		for i, rule := range rules {
+			if why := compliant(rule); why != "" {
+				bad = append(bad, fmt.Sprintf("%s: %q: %s", origins[i], rule.Line(), why))
+			}
+		}
+		if len(bad) > 0 {
+			r.Diagnostics.AddTargetError("postgres.apply.hba_include", "included pg_hba files hold rules the policy forbids; move what is needed into the policy's spec.hba and remove them — nothing was changed", errors.New(strings.Join(bad, "; ")))
+			return
+		}
 	}
 	d := computeDesired(q.RequestContext, s, l)
 	todo := changes(l, d)
 	if len(todo) == 0 {
 		return // idempotent: nothing to do, and nothing was touched
 	}
-	if blocked := lockoutGuard(ctx, db, c, d.HBA, len(q.Certificates.ClientChainPEM) > 0); len(blocked) > 0 && !q.Force {
+	if blocked := lockoutGuard(ctx, db, c, l.HBAFile, d.HBA, len(q.Certificates.ClientChainPEM) > 0); len(blocked) > 0 && !q.Force {
 		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Error, Source: sdk.SourceConfig, Code: "postgres.apply.lockout",
 			Summary: "the new pg_hba.conf would lock out live clients; nothing was changed (harden apply --force overrides)",
 			Detail:  strings.Join(blocked, "; ")})
@@ -425,10 +440,17 @@ func allGoSuites() []uint16 {
 
 // lockoutGuard evaluates the new rules against every live network session
 // and against harden's own next connection; it returns who would be cut off.
-func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, newHBA string, hardenHasClientCert bool) []string {
-	rules, _, err := parseHBA(newHBA)
+func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, hbaFile, newHBA string, hardenHasClientCert bool) []string {
+	rules, includes, err := parseHBA(newHBA)
 	if err != nil {
 		return []string{"new pg_hba.conf does not parse: " + err.Error()}
+	}
+	if len(includes) > 0 {
+		extra, _, err := includedRules(hbaFile, includes)
+		if err != nil {
+			return []string{"cannot follow include directives: " + err.Error()}
+		}
+		rules = append(rules, extra...)
 	}
 	var blocked []string
 	rows, err := db.Query(ctx, `SELECT a.pid, coalesce(a.usename,''), coalesce(a.datname,''), host(a.client_addr), coalesce(s.ssl,false),

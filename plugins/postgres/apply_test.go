@@ -401,3 +401,48 @@ func TestApplyCRL(t *testing.T) {
 		t.Errorf("revoked client certificate: %v", err)
 	}
 }
+
+// PostgreSQL 16+ include directives are followed: compliant included files
+// are kept (and their rules live), a non-compliant one stops apply.
+func TestApplyFollowsIncludes(t *testing.T) {
+	pg := testenv.PostgresVersionForTest(t, "17")
+	ctx := context.Background()
+	if _, err := pg.InstallFile("conf.d/app.conf", []byte("hostssl all app 127.0.0.1/32 scram-sha-256\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hba := filepath.Join(pg.DataDir, "pg_hba.conf")
+	old, _ := os.ReadFile(hba)
+	os.WriteFile(hba, append(old, []byte("include_dir conf.d\n")...), 0o600)
+	client := sdk.InProcess(postgres{})
+	defer client.Close()
+	rc := request(t, pg, `{}`, false)
+	ap, err := client.Apply(ctx, rc, nil, false)
+	if err != nil || ap.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ap.Diagnostics.Err())
+	}
+	now, _ := os.ReadFile(hba)
+	if !strings.Contains(string(now), "include_dir conf.d") {
+		t.Errorf("include directive dropped:\n%s", now)
+	}
+	db, err := pgx.Connect(ctx, tlsDSN(pg, pg.User, pg.Password()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	var n int
+	db.QueryRow(ctx, "SELECT count(*) FROM pg_hba_file_rules WHERE file_name LIKE '%conf.d/app.conf' AND error IS NULL").Scan(&n)
+	if n != 1 {
+		t.Errorf("included rule not live: %d", n)
+	}
+	if again, err := client.Plan(ctx, rc); err != nil || len(again.Changes) != 0 {
+		t.Errorf("second plan: %v %+v", err, again.Changes)
+	}
+	if _, err := pg.InstallFile("conf.d/bad.conf", []byte("host all all 10.0.0.0/8 trust\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc = request(t, pg, `{"hba":[{"database":"all","user":"all","address":"127.0.0.1/32","method":"scram-sha-256"}]}`, false)
+	ap, err = client.Apply(ctx, rc, nil, false)
+	if err != nil || !ap.Diagnostics.HasError() || !strings.Contains(ap.Diagnostics.Err().Error(), "bad.conf") {
+		t.Errorf("non-compliant include: %v %v", err, ap.Diagnostics)
+	}
+}

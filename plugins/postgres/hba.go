@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -64,7 +67,7 @@ func parseHBA(text string) (rules []HBARule, includes []string, err error) {
 			if len(f) != 2 {
 				return nil, nil, fmt.Errorf("pg_hba.conf line %d: %s needs one file name", n+1, f[0])
 			}
-			includes = append(includes, f[1])
+			includes = append(includes, f[0]+" "+f[1])
 			continue
 		}
 		r := HBARule{Type: f[0], Options: map[string]string{}}
@@ -236,4 +239,67 @@ func addressMatches(spec string, a netip.Addr) bool {
 		return false // host names are not resolved by the guard
 	}
 	return p.Contains(a.Unmap())
+}
+
+// includedRules follows the include directives of a pg_hba.conf (PostgreSQL
+// 16+: include, include_if_exists, include_dir; paths relative to the file's
+// directory) one level deep and returns the rules they add, each with the
+// file and line it comes from.
+func includedRules(hbaFile string, includes []string) ([]HBARule, []string, error) {
+	var rules []HBARule
+	var origins []string
+	base := filepath.Dir(hbaFile)
+	for _, inc := range includes {
+		kind, path, _ := strings.Cut(inc, " ")
+		path = strings.Trim(path, `"'`)
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(base, path)
+		}
+		var files []string
+		switch kind {
+		case "include_dir":
+			matches, _ := filepath.Glob(filepath.Join(path, "*.conf"))
+			sort.Strings(matches)
+			files = matches
+		default:
+			files = []string{path}
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				if kind == "include_if_exists" && os.IsNotExist(err) {
+					continue
+				}
+				return nil, nil, fmt.Errorf("%s %s: %w", kind, f, err)
+			}
+			rs, nested, err := parseHBA(string(data))
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", f, err)
+			}
+			if len(nested) > 0 {
+				return nil, nil, fmt.Errorf("%s: nested include directives are not followed", f)
+			}
+			for _, r := range rs {
+				rules = append(rules, r)
+				origins = append(origins, f)
+			}
+		}
+	}
+	return rules, origins, nil
+}
+
+// compliant reports why an included rule cannot stay: harden keeps included
+// files only when every rule in them meets the policy's own bar.
+func compliant(r HBARule) string {
+	switch {
+	case r.Type == "local":
+		return ""
+	case r.Type == "hostnossl" && r.Method == "reject":
+		return ""
+	case r.Type != "hostssl":
+		return r.Type + " line would admit connections without TLS"
+	case slices.Contains(weakNetworkMethods, r.Method):
+		return r.Method + " on a network line"
+	}
+	return ""
 }

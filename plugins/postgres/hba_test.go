@@ -20,7 +20,7 @@ include_if_exists extra.conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rules) != 3 || len(includes) != 1 || includes[0] != "extra.conf" {
+	if len(rules) != 3 || len(includes) != 1 || includes[0] != "include_if_exists extra.conf" {
 		t.Fatalf("rules %+v includes %v", rules, includes)
 	}
 	if got := rules[2].Line(); got != `hostssl "my db",other app,+admins 10.0.0.0/8 cert map=certmap` {

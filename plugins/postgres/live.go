@@ -180,7 +180,7 @@ func (l *liveState) fingerprint() []byte {
 }
 
 // localRules returns the live file's local lines (kept when the policy
-// names none).
+// names none). Include directives are kept separately (see hbaText).
 func localRules(text string) []HBARule {
 	rules, _, err := parseHBA(text)
 	if err != nil {

@@ -40,7 +40,8 @@ func computeDesired(q sdk.RequestContext, s spec, l *liveState) desiredState {
 	if len(local) == 0 {
 		local = defaultLocal
 	}
-	d.HBA = hbaText(local, s.networkRules(q.Policy.InMTLSScope(q.Target.Name)))
+	_, includes, _ := parseHBA(l.HBAText)
+	d.HBA = hbaText(local, s.networkRules(q.Policy.InMTLSScope(q.Target.Name)), includes...)
 	if len(s.IdentMaps) > 0 {
 		d.Ident = identText(s.IdentMaps)
 	}

@@ -92,8 +92,10 @@ func cloneMap(m map[string]string) map[string]string {
 	return out
 }
 
-// hbaText renders the whole pg_hba.conf.
-func hbaText(local, network []HBARule) string {
+// hbaText renders the whole pg_hba.conf; includes (directive lines, kept
+// from the live file when their rules are compliant) come after the policy's
+// rules, so the policy decides first.
+func hbaText(local, network []HBARule, includes ...string) string {
 	var b strings.Builder
 	b.WriteString("# pg_hba.conf managed by harden: change the policy, not this file.\n")
 	b.WriteString("# Local socket connections (kept as the policy says):\n")
@@ -106,6 +108,12 @@ func hbaText(local, network []HBARule) string {
 	b.WriteString("# Network connections over TLS:\n")
 	for _, r := range network {
 		b.WriteString(r.Line() + "\n")
+	}
+	if len(includes) > 0 {
+		b.WriteString("# Kept from the live file (every included rule is TLS-only or a reject):\n")
+		for _, inc := range includes {
+			b.WriteString(inc + "\n")
+		}
 	}
 	return b.String()
 }
