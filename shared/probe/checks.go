@@ -58,6 +58,7 @@ func (r *Result) Checks(e Expectations) []checks.Check {
 	out = append(out, checks.Passed("tls.enabled", subj, "TLS handshake completed ("+versionList(accepted)+")"))
 	out = append(out, r.versionCheck(e.Profile))
 	out = append(out, r.cipherCheck(e.Profile))
+	out = append(out, r.groupCheck(e.Profile))
 	out = append(out, r.certificateChecks(e)...)
 	if e.RequireClientAuth {
 		out = append(out, r.clientAuthCheck())
@@ -117,6 +118,25 @@ func (r *Result) cipherCheck(p tlsprofile.Profile) checks.Check {
 		return checks.Failed("tls.cipher_suites", r.Address, fmt.Sprintf("accepted outside the %s profile: %s; tested: %s", p.Name, strings.Join(bad, ", "), r.CipherCoverage))
 	}
 	return checks.Passed("tls.cipher_suites", r.Address, fmt.Sprintf("accepted: %s; tested: %s", strings.Join(good, ", "), r.CipherCoverage))
+}
+
+func (r *Result) groupCheck(p tlsprofile.Profile) checks.Check {
+	if len(r.Groups) == 0 {
+		return checks.New("tls.key_exchange.groups", checks.Skip, r.Address, "no key-exchange group observed (no ECDHE or TLS 1.3 accepted)")
+	}
+	var bad, good []string
+	for _, g := range r.Groups {
+		name := GroupName(g)
+		if slices.Contains(p.Groups, name) {
+			good = append(good, name)
+		} else {
+			bad = append(bad, name)
+		}
+	}
+	if len(bad) > 0 {
+		return checks.Failed("tls.key_exchange.groups", r.Address, fmt.Sprintf("accepted outside the %s profile: %s (accepted: %s)", p.Name, strings.Join(bad, ", "), strings.Join(append(good, bad...), ", ")))
+	}
+	return checks.Passed("tls.key_exchange.groups", r.Address, "accepted: "+strings.Join(good, ", "))
 }
 
 func (r *Result) certificateChecks(e Expectations) []checks.Check {

@@ -124,7 +124,7 @@ func TestScanWeakServer(t *testing.T) {
 	want := map[string]checks.Status{
 		"tls.plaintext.refused": checks.Skip, "tls.enabled": checks.Pass, "tls.protocol.versions": checks.Fail,
 		"tls.cipher_suites": checks.Fail, "tls.certificate.trusted": checks.Pass, "tls.certificate.lifetime": checks.Fail,
-		"tls.client_auth.required": checks.Fail,
+		"tls.client_auth.required": checks.Fail, "tls.key_exchange.groups": checks.Fail,
 	}
 	for id, st := range want {
 		if cs[id].Status != st {
@@ -149,8 +149,9 @@ func TestScanWeakServer(t *testing.T) {
 func TestScanHardenedServerWithMTLS(t *testing.T) {
 	p := newPKI(t, 60*24*time.Hour)
 	addr := serve(t, &tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: tls.VersionTLS12,
-		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305},
-		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: p.pool})
+		CipherSuites:     []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305},
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
+		ClientAuth:       tls.RequireAndVerifyClientCert, ClientCAs: p.pool})
 	res, err := Scan(context.Background(), Target{Address: addr, RootCAs: p.pool, ClientCert: &p.client}, Options{})
 	if err != nil {
 		t.Fatal(err)
