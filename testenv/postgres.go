@@ -184,6 +184,9 @@ func (p *Postgres) startOnce(ctx context.Context, env *Env) error {
 		cancel()
 		if err == nil {
 			conn.Close(context.Background())
+			// Tests inspect live sessions (the lockout guard): wait until
+			// the readiness session's backend has exited.
+			p.waitNoClientSessions(ctx)
 			return nil
 		}
 		select {
@@ -196,6 +199,25 @@ func (p *Postgres) startOnce(ctx context.Context, env *Env) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("postgres did not accept connections within 60 s: %v\n%s", err, p.logTail())
 		}
+	}
+}
+
+func (p *Postgres) waitNoClientSessions(ctx context.Context) {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres", p.SocketDir, p.Port, p.User))
+	if err != nil {
+		return
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	for i := 0; i < 100; i++ {
+		var n int
+		if conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE client_addr IS NOT NULL").Scan(&n) != nil || n == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -455,7 +455,11 @@ func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, hbaFile, newH
 	var blocked []string
 	rows, err := db.Query(ctx, `SELECT a.pid, coalesce(a.usename,''), coalesce(a.datname,''), host(a.client_addr), coalesce(s.ssl,false),
 		coalesce(s.client_dn,'') <> '', a.backend_type = 'walsender', a.pid = pg_backend_pid()
-		FROM pg_stat_activity a LEFT JOIN pg_stat_ssl s USING (pid) WHERE a.client_addr IS NOT NULL`)
+		FROM pg_stat_activity a LEFT JOIN pg_stat_ssl s USING (pid)
+		WHERE a.client_addr IS NOT NULL
+		-- harden's own earlier sessions (management and probe connections,
+		-- possibly still exiting) are judged by the own-login check below.
+		AND (a.pid = pg_backend_pid() OR coalesce(a.application_name, '') NOT IN ('harden', 'harden-probe'))`)
 	if err != nil {
 		return []string{"cannot list live sessions: " + err.Error()}
 	}
