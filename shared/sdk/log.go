@@ -23,7 +23,9 @@ func logLevel() hclog.Level {
 	if l := hclog.LevelFromString(os.Getenv("HARDEN_PLUGIN_LOG_LEVEL")); l != hclog.NoLevel {
 		return l
 	}
-	return hclog.Info
+	// The host always sets the level (--log-level); without a host (tests,
+	// in-process use) only warnings and errors are worth printing.
+	return hclog.Warn
 }
 
 // Log returns the plugin's logger. It writes one JSON object per line on
