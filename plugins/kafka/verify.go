@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"sync"
@@ -43,19 +41,11 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 			ls = append(ls, listener{Name: "bootstrap", Protocol: "unknown", Address: b})
 		}
 	}
-	target := probe.Target{Dialect: probe.Kafka}
-	if len(q.Certificates.CABundlePEM) > 0 {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(q.Certificates.CABundlePEM)
-		target.RootCAs = pool
+	target, exp, err := probe.ForRequest(q.RequestContext, probe.Kafka)
+	if err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "invalid certificate material", err.Error())
+		return
 	}
-	if len(q.Certificates.ClientChainPEM) > 0 {
-		if cert, err := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM); err == nil {
-			target.ClientCert = &cert
-		}
-	}
-	exp := probe.Expectations{Profile: q.Policy.Profile, RenewBefore: q.Policy.Rotation.RenewBefore, AlertAt: q.Policy.Rotation.AlertAt,
-		RequireClientAuth: q.Policy.InMTLSScope(q.Target.Name)}
 	results := make([][]checks.Check, len(ls))
 	var wg sync.WaitGroup
 	for i, l := range ls {

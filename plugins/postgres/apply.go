@@ -36,16 +36,8 @@ const applyLockKey = 0x6861726465 // "harde"
 // longer log in, everything is restored and reloaded, and the server keeps
 // serving with its old rules.
 func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
-	c, s, ok := decodeAll(q.RequestContext, &r.Diagnostics)
+	c, s, db, ok := openManaged(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
-		return
-	}
-	if !haveServerCert(q.RequestContext, &r.Diagnostics) {
-		return
-	}
-	db, err := connect(ctx, c, q.RequestContext)
-	if err != nil {
-		r.Diagnostics.AddTargetError("postgres.connect", "cannot connect to PostgreSQL at "+c.address(), err)
 		return
 	}
 	defer db.Close(context.Background())

@@ -106,16 +106,8 @@ func summarizeHBA(text string) string {
 
 // Plan reads the live server and lists the changes apply would make.
 func (postgres) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
-	c, s, ok := decodeAll(q.RequestContext, &r.Diagnostics)
+	c, s, db, ok := openManaged(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
-		return
-	}
-	if !haveServerCert(q.RequestContext, &r.Diagnostics) {
-		return
-	}
-	db, err := connect(ctx, c, q.RequestContext)
-	if err != nil {
-		r.Diagnostics.AddTargetError("postgres.connect", "cannot connect to PostgreSQL at "+c.address(), err)
 		return
 	}
 	defer db.Close(context.Background())
@@ -125,6 +117,21 @@ func (postgres) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 	}
 	r.Changes = changes(l, computeDesired(q.RequestContext, s, l))
 	r.PlanToken = l.fingerprint()
+}
+
+// openManaged decodes the target, requires its server certificate and
+// opens the management connection (plan and apply).
+func openManaged(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (connection, spec, *pgx.Conn, bool) {
+	c, s, ok := decodeAll(q, d)
+	if !ok || !haveServerCert(q, d) {
+		return c, s, nil, false
+	}
+	db, err := connect(ctx, c, q)
+	if err != nil {
+		d.AddTargetError("postgres.connect", "cannot connect to PostgreSQL at "+c.address(), err)
+		return c, s, nil, false
+	}
+	return c, s, db, true
 }
 
 // haveServerCert reports (as a config diagnostic) a target without a

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 
 	"github.com/harden-dev/harden/shared/checks"
@@ -18,22 +16,12 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
 		return
 	}
-	target := probe.Target{Address: c.address(), Dialect: probe.Postgres}
-	if len(q.Certificates.CABundlePEM) > 0 {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(q.Certificates.CABundlePEM) {
-			r.Diagnostics.AddError("CA bundle holds no certificates", "")
-			return
-		}
-		target.RootCAs = pool
+	target, exp, err := probe.ForRequest(q.RequestContext, probe.Postgres)
+	if err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "invalid certificate material", err.Error())
+		return
 	}
-	mtls := q.Policy.InMTLSScope(q.Target.Name)
-	if len(q.Certificates.ClientChainPEM) > 0 {
-		// harden's own client identity proves a trusted client gets in.
-		if cert, err := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM); err == nil {
-			target.ClientCert = &cert
-		}
-	}
+	target.Address = c.address()
 	// PostgreSQL forks a backend and logs a line for every probe
 	// connection: keep the scan polite.
 	res, err := probe.Scan(ctx, target, probe.Options{Concurrency: 3})
@@ -42,8 +30,7 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 		return
 	}
 	sdk.Log().Info("scanned", "target", q.Target.Name, "address", res.Address, "connections", res.Connections, "duration", res.Duration.String())
-	r.Checks = res.Checks(probe.Expectations{Profile: q.Policy.Profile, RenewBefore: q.Policy.Rotation.RenewBefore,
-		AlertAt: q.Policy.Rotation.AlertAt, RequireClientAuth: mtls})
+	r.Checks = res.Checks(exp)
 	if res.ConnectErr != nil {
 		return
 	}
@@ -70,8 +57,7 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 			r.Diagnostics.AddError("probe (direct TLS)", err.Error())
 			return
 		}
-		for _, ch := range dres.Checks(probe.Expectations{Profile: q.Policy.Profile, RenewBefore: q.Policy.Rotation.RenewBefore,
-			AlertAt: q.Policy.Rotation.AlertAt, RequireClientAuth: mtls}) {
+		for _, ch := range dres.Checks(exp) {
 			if ch.ID == "tls.plaintext.refused" {
 				continue // the direct door has no plaintext mode; the SSLRequest scan tested it
 			}
