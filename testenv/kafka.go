@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -177,12 +178,79 @@ group.initial.rebalance.delay.ms=0
 	}
 }
 
+// Restart stops the broker and starts it again from its server.properties
+// as it is now (an apply may have changed it), without formatting storage.
+// It is ready when a broker listener answers ApiVersions, in cleartext or
+// over TLS.
+func (k *Kafka) Restart(ctx context.Context, jvmArgs ...string) error {
+	k.stopProcess()
+	java, err := exec.LookPath("java")
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(k.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	args := append(append([]string{"-Xms256m", "-Xmx512m", "-XX:+UseSerialGC"}, jvmArgs...), "-cp", filepath.Join(k.Libs, "*"), "kafka.Kafka", k.Properties)
+	cmd := exec.Command(java, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	k.cmd, k.exited = cmd, make(chan struct{})
+	go func() { cmd.Wait(); close(k.exited) }()
+	props, _ := os.ReadFile(k.Properties)
+	var addrs []string
+	for _, line := range strings.Split(string(props), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "advertised.listeners="); ok {
+			for _, l := range strings.Split(v, ",") {
+				if _, hp, ok := strings.Cut(l, "://"); ok {
+					addrs = append(addrs, hp)
+				}
+			}
+		}
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		for _, a := range addrs {
+			if kafkaAnswers(a) || kafkaAnswersTLS(a) {
+				return nil
+			}
+		}
+		select {
+		case <-k.exited:
+			return fmt.Errorf("broker exited after restart: %s", tail(k.LogFile, 20))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("broker did not answer within 90 s of the restart: %s", tail(k.LogFile, 20))
+		}
+	}
+}
+
+func kafkaAnswersTLS(addr string) bool {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness only
+	if err != nil {
+		return false
+	}
+	return kafkaExchange(c)
+}
+
 // kafkaAnswers sends ApiVersions v0 and checks the correlation id.
 func kafkaAnswers(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return false
 	}
+	return kafkaExchange(c)
+}
+
+func kafkaExchange(c net.Conn) bool {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
 	req := []byte{0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 7, 0, 0}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"net"
+	"strconv"
+	"strings"
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
@@ -31,7 +34,13 @@ const specSchema = `{
   "title": "Kafka spec",
   "type": "object",
   "additionalProperties": false,
-  "properties": {}
+  "properties": {
+    "listeners": {"type": "array", "description": "the broker's listeners after hardening, all SSL",
+      "items": {"type": "object", "additionalProperties": false, "required": ["name", "address"],
+        "properties": {"name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]*$"}, "address": {"type": "string"}, "controller": {"type": "boolean"}}}},
+    "inter_broker_listener": {"type": "string"},
+    "store_dir": {"type": "string", "description": "directory for keystore, truststore and password file on the broker host"}
+  }
 }`
 
 func init() {
@@ -43,6 +52,33 @@ func init() {
 func (kafka) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
 	r.Name, r.Version = "kafka", version
 	r.Description = "Apache Kafka: verify that every listener refuses cleartext and enforces the TLS profile and mTLS"
+}
+
+func (kafka) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {
+	var s spec
+	if err := q.Target.DecodeSpec(&s); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+		return
+	}
+	seen := map[string]bool{}
+	broker := false
+	for i, l := range s.Listeners {
+		at := sdk.Path{"spec", "listeners", strconv.Itoa(i)}
+		if _, _, err := net.SplitHostPort(l.Address); err != nil {
+			r.Diagnostics.AddAttributeError(append(at, "address"), "not host:port", err.Error())
+		}
+		if seen[strings.ToUpper(l.Name)] {
+			r.Diagnostics.AddAttributeError(append(at, "name"), "listener name used twice", "")
+		}
+		seen[strings.ToUpper(l.Name)] = true
+		broker = broker || !l.Controller
+	}
+	if len(s.Listeners) > 0 && !broker {
+		r.Diagnostics.AddAttributeError(sdk.Path{"spec", "listeners"}, "no broker listener (all are controller listeners)", "")
+	}
+	if s.InterBrokerListener != "" && !seen[strings.ToUpper(s.InterBrokerListener)] {
+		r.Diagnostics.AddAttributeError(sdk.Path{"spec", "inter_broker_listener"}, "not one of spec.listeners", "")
+	}
 }
 
 func (kafka) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {

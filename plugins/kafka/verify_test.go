@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,10 +16,26 @@ import (
 	"github.com/harden-dev/harden/testenv"
 )
 
+// testCerts issues a broker certificate from a throwaway CA.
+func testCerts(t *testing.T) sdk.Certificates {
+	t.Helper()
+	ca, err := testenv.NewCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Issue("kafka", false, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(f string) []byte { b, _ := os.ReadFile(f); return b }
+	return sdk.Certificates{ChainPEM: read(cert), KeyPEM: read(key), CABundlePEM: read(ca.CertFile)}
+}
+
 func TestConformance(t *testing.T) {
 	sdktest.Run(t, sdktest.Harness{
-		Plugin: kafka{},
-		Name:   "kafka",
+		Plugin:       kafka{},
+		Name:         "kafka",
+		Certificates: testCerts(t),
 		Target: func(addr string) sdk.Target {
 			conn, _ := json.Marshal(map[string]any{"bootstrap": []string{addr}})
 			return sdk.NewTarget("events", conn, []byte(`{}`), nil)
@@ -87,4 +106,95 @@ func FuzzParseProperties(f *testing.F) {
 		}
 		_, _ = listenersOf(propertyMap(ps))
 	})
+}
+
+// The rendered settings and stores, merged into the testenv broker's
+// server.properties by hand (apply is not built yet), make a broker that
+// verify passes: every listener TLS-only, profile versions and suites. The
+// truststore is checked with keytool: a Java truststore without the
+// trusted-certificate attribute looks empty to the JVM.
+func TestRenderedConfigWorksOnBroker(t *testing.T) {
+	k := testenv.KafkaForTest(t)
+	ctx := context.Background()
+	certs := sdk.Certificates{ChainPEM: mustRead(t, k.CertFile), KeyPEM: mustRead(t, k.KeyFile), CABundlePEM: mustRead(t, filepath.Join(filepath.Dir(k.CertFile), "ca.pem"))}
+	host, _, _ := strings.Cut(k.Bootstrap, ":")
+	sslAddr, ctlAddr := k.Bootstrap, k.Controller
+	conn, _ := json.Marshal(map[string]any{"bootstrap": []string{sslAddr}, "config_file": k.Properties})
+	specJSON, _ := json.Marshal(map[string]any{"listeners": []map[string]any{{"name": "SSL", "address": sslAddr}, {"name": "CONTROLLER", "address": ctlAddr, "controller": true}}})
+	rc := sdk.RequestContext{Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
+		Target: sdk.NewTarget("events", conn, specJSON, nil), Certificates: certs}
+	rc.Policy.Rotation.RenewBefore = 7 * 24 * 3600 * 1e9
+	client := sdk.InProcess(kafka{})
+	defer client.Close()
+	rr, err := client.Render(ctx, rc)
+	if err != nil || rr.Diagnostics.HasError() {
+		t.Fatalf("render: %v %v", err, rr.Diagnostics.Err())
+	}
+	dir := filepath.Join(filepath.Dir(k.Properties))
+	var fragment, jvm string
+	for _, a := range rr.Artifacts {
+		if a.Path == "kafka-jvm-options.txt" {
+			jvm = strings.TrimSpace(string(a.Content))
+		}
+		if strings.HasPrefix(a.Path, "harden/") {
+			os.MkdirAll(filepath.Join(dir, "harden"), 0o700)
+			if err := os.WriteFile(filepath.Join(dir, a.Path), a.Content, os.FileMode(a.Mode)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a.Path == "server-harden.properties" {
+			fragment = string(a.Content)
+		}
+	}
+	if strings.Contains(fragment, "password=") && !strings.Contains(fragment, "${file:") {
+		t.Errorf("a password in server.properties:\n%s", fragment)
+	}
+	// keytool sees a trusted CA entry.
+	pw := strings.TrimPrefix(strings.Split(string(mustRead(t, filepath.Join(dir, "harden", "secrets.properties"))), "\n")[1], "truststore.password=")
+	out, err := exec.Command("keytool", "-list", "-keystore", filepath.Join(dir, "harden", "truststore.p12"), "-storetype", "PKCS12", "-storepass", pw).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "trustedCertEntry") {
+		t.Errorf("keytool -list: %v\n%s", err, out)
+	}
+	// Merge: managed keys replaced, the rest (log.dirs, node.id, ...) kept.
+	managed := map[string]string{}
+	for _, line := range strings.Split(fragment, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			managed[k] = v
+		}
+	}
+	var merged []string
+	for _, line := range strings.Split(string(mustRead(t, k.Properties)), "\n") {
+		if key, _, ok := strings.Cut(line, "="); ok {
+			if _, m := managed[key]; m {
+				continue
+			}
+		}
+		merged = append(merged, line)
+	}
+	merged = append(merged, fragment)
+	if err := os.WriteFile(k.Properties, []byte(strings.Join(merged, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Restart(ctx, jvm); err != nil {
+		t.Fatal(err)
+	}
+	vr, err := client.Verify(ctx, rc)
+	if err != nil || vr.Diagnostics.HasError() {
+		t.Fatalf("verify: %v %v", err, vr.Diagnostics.Err())
+	}
+	for _, c := range vr.Checks {
+		if c.Status != checks.Pass {
+			t.Errorf("%s %s: %s: %s", c.ID, c.Status, c.Subject, c.Evidence)
+		}
+	}
+	_ = host
+}
+
+func mustRead(t *testing.T, f string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
