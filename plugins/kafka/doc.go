@@ -5,8 +5,12 @@
 // ones — is probed: a cleartext ApiVersions request to each port (an answer
 // is a failure), and the TLS ones are enumerated with the probe kit's Kafka
 // dialect (versions, suites, groups, certificate, client-certificate
-// enforcement through an ApiVersions request after the handshake). Render,
-// plan and apply (server.properties, keystores, KIP-226 rotation) arrive with
-// the rest of the Kafka plugin issue; until then the plugin does not
-// advertise them.
+// enforcement through an ApiVersions request after the handshake).
+//
+// Render produces the TLS settings for every listener (controller included)
+// to merge into server.properties, PKCS#12 keystore and truststore, the 0600
+// password file they reference through Kafka's FileConfigProvider, the JVM
+// option that limits key-exchange groups, and client/Spark configs. Plan and
+// apply (merge with backups, restart, KIP-226 rotation) arrive with the rest
+// of the Kafka plugin issue; until then the plugin does not advertise them.
 package main
