@@ -5,9 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -89,29 +87,6 @@ func (d *detRand) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func parseChain(pemData []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for rest := pemData; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no certificates")
-	}
-	return out, nil
-}
-
 // Render produces the broker's TLS settings (to merge into
 // server.properties), a PKCS#12 keystore and truststore (the truststore
 // with Java's trusted-certificate attribute, or the JVM sees it empty), the
@@ -137,8 +112,8 @@ func (kafka) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderRespons
 		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "invalid broker certificate", err.Error())
 		return
 	}
-	chain, _ := parseChain(q.Certificates.ChainPEM)
-	cas, err := parseChain(q.Certificates.CABundlePEM)
+	chain, _ := sdk.ParseCertificatesPEM(q.Certificates.ChainPEM)
+	cas, err := sdk.ParseCertificatesPEM(q.Certificates.CABundlePEM)
 	if err != nil {
 		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "invalid CA bundle", err.Error())
 		return

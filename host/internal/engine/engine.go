@@ -438,23 +438,6 @@ func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target,
 }
 
 func checkCerts(pemData []byte) error {
-	n := 0
-	for rest := pemData; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
-			return err
-		}
-		n++
-	}
-	if n == 0 {
-		return fmt.Errorf("no PEM certificates found")
-	}
-	return nil
+	_, err := sdk.ParseCertificatesPEM(pemData)
+	return err
 }
