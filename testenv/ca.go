@@ -71,17 +71,27 @@ func randomSerial() *big.Int {
 // certificate covering hosts, valid for 89 days: inside the modern profile's
 // 90-day maximum lifespan and well outside the default 30-day renewal window.
 func (ca *CA) Issue(name string, client bool, hosts ...string) (certFile, keyFile string, err error) {
+	usage := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	if client {
+		usage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	return ca.issue(name, usage, hosts)
+}
+
+// IssuePeer is Issue for a node that is server and client at once (a Kafka
+// broker talking to its own listeners under mTLS).
+func (ca *CA) IssuePeer(name string, hosts ...string) (certFile, keyFile string, err error) {
+	return ca.issue(name, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, hosts)
+}
+
+func (ca *CA) issue(name string, usage []x509.ExtKeyUsage, hosts []string) (certFile, keyFile string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", err
 	}
-	usage := x509.ExtKeyUsageServerAuth
-	if client {
-		usage = x509.ExtKeyUsageClientAuth
-	}
 	tmpl := &x509.Certificate{SerialNumber: randomSerial(), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(89 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, SubjectKeyId: keyID(&key.PublicKey)}
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage, SubjectKeyId: keyID(&key.PublicKey)}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)

@@ -33,8 +33,10 @@ type Kafka struct {
 	Properties string
 	LogFile    string
 	// CertFile/KeyFile: a broker certificate from the env's CA for the
-	// policy (the broker starts without TLS).
-	CertFile, KeyFile string
+	// policy (the broker starts without TLS); ClientCertFile/ClientKeyFile:
+	// harden's admin client identity.
+	CertFile, KeyFile             string
+	ClientCertFile, ClientKeyFile string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -91,7 +93,12 @@ func (k *Kafka) Start(ctx context.Context, env *Env) error {
 	if k.Base, err = os.MkdirTemp("", "harden-kafka-"); err != nil {
 		return err
 	}
-	if k.CertFile, k.KeyFile, err = env.CA.Issue("kafka", false, "127.0.0.1", "localhost"); err != nil {
+	// The broker is a client of its own listeners (inter-broker,
+	// controller): its certificate serves both ways, for mTLS.
+	if k.CertFile, k.KeyFile, err = env.CA.IssuePeer("kafka", "127.0.0.1", "localhost"); err != nil {
+		return err
+	}
+	if k.ClientCertFile, k.ClientKeyFile, err = env.CA.Issue("harden-admin", true); err != nil {
 		return err
 	}
 	var lastErr error
@@ -216,7 +223,7 @@ func (k *Kafka) Restart(ctx context.Context, jvmArgs ...string) error {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		for _, a := range addrs {
-			if kafkaAnswers(a) || kafkaAnswersTLS(a) {
+			if kafkaAnswers(a) || k.kafkaAnswersTLS(a) {
 				return nil
 			}
 		}
@@ -233,8 +240,14 @@ func (k *Kafka) Restart(ctx context.Context, jvmArgs ...string) error {
 	}
 }
 
-func kafkaAnswersTLS(addr string) bool {
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness only
+// kafkaAnswersTLS: ApiVersions over TLS, presenting harden's client
+// certificate so a broker that requires one (mTLS) answers too.
+func (k *Kafka) kafkaAnswersTLS(addr string) bool {
+	cfg := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // readiness only
+	if pair, err := tls.LoadX509KeyPair(k.ClientCertFile, k.ClientKeyFile); err == nil {
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, cfg)
 	if err != nil {
 		return false
 	}
@@ -310,7 +323,7 @@ func (k *Kafka) Info() any {
 func (k *Kafka) Target() map[string]any {
 	return map[string]any{"name": "events", "plugin": "kafka",
 		"connection":  map[string]any{"bootstrap": []string{k.Bootstrap}, "config_file": k.Properties},
-		"certificate": map[string]any{"cert_file": k.CertFile, "key_file": k.KeyFile}}
+		"certificate": map[string]any{"cert_file": k.CertFile, "key_file": k.KeyFile, "client_cert_file": k.ClientCertFile, "client_key_file": k.ClientKeyFile}}
 }
 
 // KafkaForTest starts a broker for one test and stops it at cleanup.

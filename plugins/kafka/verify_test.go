@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,9 +115,16 @@ func FuzzParseProperties(f *testing.F) {
 // truststore is checked with keytool: a Java truststore without the
 // trusted-certificate attribute looks empty to the JVM.
 func TestRenderedConfigWorksOnBroker(t *testing.T) {
+	for _, mtls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mtls-%v", mtls), func(t *testing.T) { renderedConfigOnBroker(t, mtls) })
+	}
+}
+
+func renderedConfigOnBroker(t *testing.T, mtls bool) {
 	k := testenv.KafkaForTest(t)
 	ctx := context.Background()
-	certs := sdk.Certificates{ChainPEM: mustRead(t, k.CertFile), KeyPEM: mustRead(t, k.KeyFile), CABundlePEM: mustRead(t, filepath.Join(filepath.Dir(k.CertFile), "ca.pem"))}
+	certs := sdk.Certificates{ChainPEM: mustRead(t, k.CertFile), KeyPEM: mustRead(t, k.KeyFile), CABundlePEM: mustRead(t, filepath.Join(filepath.Dir(k.CertFile), "ca.pem")),
+		ClientChainPEM: mustRead(t, k.ClientCertFile), ClientKeyPEM: mustRead(t, k.ClientKeyFile)}
 	host, _, _ := strings.Cut(k.Bootstrap, ":")
 	sslAddr, ctlAddr := k.Bootstrap, k.Controller
 	conn, _ := json.Marshal(map[string]any{"bootstrap": []string{sslAddr}, "config_file": k.Properties})
@@ -124,6 +132,9 @@ func TestRenderedConfigWorksOnBroker(t *testing.T) {
 	rc := sdk.RequestContext{Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
 		Target: sdk.NewTarget("events", conn, specJSON, nil), Certificates: certs}
 	rc.Policy.Rotation.RenewBefore = 7 * 24 * 3600 * 1e9
+	if mtls {
+		rc.Policy.MTLSScope = []string{"events"}
+	}
 	client := sdk.InProcess(kafka{})
 	defer client.Close()
 	rr, err := client.Render(ctx, rc)
@@ -182,10 +193,22 @@ func TestRenderedConfigWorksOnBroker(t *testing.T) {
 	if err != nil || vr.Diagnostics.HasError() {
 		t.Fatalf("verify: %v %v", err, vr.Diagnostics.Err())
 	}
+	clientAuth := 0
 	for _, c := range vr.Checks {
 		if c.Status != checks.Pass {
 			t.Errorf("%s %s: %s: %s", c.ID, c.Status, c.Subject, c.Evidence)
 		}
+		if c.ID == "tls.client_auth.required" {
+			clientAuth++
+			for _, want := range []string{"without a client certificate refused", "unrelated CA refused", "trusted certificate accepted"} {
+				if !strings.Contains(c.Evidence, want) {
+					t.Errorf("%s: client auth evidence lacks %q: %s", c.Subject, want, c.Evidence)
+				}
+			}
+		}
+	}
+	if mtls && clientAuth != 2 {
+		t.Errorf("client-auth checks on %d listeners, want 2", clientAuth)
 	}
 	_ = host
 }
