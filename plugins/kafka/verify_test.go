@@ -166,6 +166,12 @@ func renderedConfigOnBroker(t *testing.T, mtls bool) {
 	if err != nil || !strings.Contains(string(out), "trustedCertEntry") {
 		t.Errorf("keytool -list: %v\n%s", err, out)
 	}
+	// Plan on the PLAINTEXT broker: settings and stores to change, and the
+	// running broker read through DescribeConfigs.
+	before, err := client.Plan(ctx, rc)
+	if err != nil || before.Diagnostics.HasError() || len(before.Changes) == 0 {
+		t.Fatalf("plan before: %v %v %d changes", err, before.Diagnostics.Err(), len(before.Changes))
+	}
 	// Merge: managed keys replaced, the rest (log.dirs, node.id, ...) kept.
 	managed := map[string]string{}
 	for _, line := range strings.Split(fragment, "\n") {
@@ -192,6 +198,12 @@ func renderedConfigOnBroker(t *testing.T, mtls bool) {
 	vr, err := client.Verify(ctx, rc)
 	if err != nil || vr.Diagnostics.HasError() {
 		t.Fatalf("verify: %v %v", err, vr.Diagnostics.Err())
+	}
+	// Plan after: nothing left, and DescribeConfigs over TLS (with harden's
+	// client certificate under mTLS) agrees with the file.
+	after, err := client.Plan(ctx, rc)
+	if err != nil || after.Diagnostics.HasError() || len(after.Changes) != 0 || len(after.Diagnostics) != 0 {
+		t.Errorf("plan after: %v %v %+v", err, after.Diagnostics, after.Changes)
 	}
 	clientAuth := 0
 	for _, c := range vr.Checks {
