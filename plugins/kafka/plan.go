@@ -79,17 +79,10 @@ func (p kafka) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse)
 		r.Diagnostics.AddAttributeError(sdk.Path{"connection", "config_file"}, "plan needs the broker's server.properties", "")
 		return
 	}
-	text, err := os.ReadFile(c.ConfigFile)
-	if err != nil {
-		r.Diagnostics.AddTargetError("kafka.config.read", "cannot read the broker's server.properties", err)
+	text, current, ok := readBrokerProperties(c.ConfigFile, &r.Diagnostics)
+	if !ok {
 		return
 	}
-	props, err := parseProperties(string(text))
-	if err != nil {
-		r.Diagnostics.AddTargetError("kafka.config.parse", c.ConfigFile, err)
-		return
-	}
-	current := propertyMap(props)
 	var rr sdk.RenderResponse
 	p.Render(ctx, sdk.RenderRequest(q), &rr)
 	if rr.Diagnostics.HasError() {

@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
+
+	"github.com/harden-dev/harden/shared/sdk"
 )
 
 // Property is one key of a Java properties file, with where it stands.
@@ -107,4 +110,20 @@ func propertyMap(ps []Property) map[string]string {
 		m[p.Key] = p.Value
 	}
 	return m
+}
+
+// readBrokerProperties reads and parses the broker's server.properties,
+// reporting failures as target diagnostics (plan and verify).
+func readBrokerProperties(file string, d *sdk.Diagnostics) ([]byte, map[string]string, bool) {
+	text, err := os.ReadFile(file)
+	if err != nil {
+		d.AddTargetError("kafka.config.read", "cannot read the broker's server.properties", err)
+		return nil, nil, false
+	}
+	props, err := parseProperties(string(text))
+	if err != nil {
+		d.AddTargetError("kafka.config.parse", file, err)
+		return nil, nil, false
+	}
+	return text, propertyMap(props), true
 }

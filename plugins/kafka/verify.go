@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/harden-dev/harden/shared/checks"
@@ -20,17 +19,12 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 	}
 	var ls []listener
 	if c.ConfigFile != "" {
-		text, err := os.ReadFile(c.ConfigFile)
-		if err != nil {
-			r.Diagnostics.AddTargetError("kafka.config.read", "cannot read the broker's server.properties", err)
+		_, props, ok := readBrokerProperties(c.ConfigFile, &r.Diagnostics)
+		if !ok {
 			return
 		}
-		props, err := parseProperties(string(text))
-		if err != nil {
-			r.Diagnostics.AddTargetError("kafka.config.parse", c.ConfigFile, err)
-			return
-		}
-		if ls, err = listenersOf(propertyMap(props)); err != nil {
+		var err error
+		if ls, err = listenersOf(props); err != nil {
 			r.Diagnostics.AddTargetError("kafka.config.listeners", c.ConfigFile, err)
 			return
 		}
