@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,9 +39,82 @@ type Kafka struct {
 	// harden's admin client identity.
 	CertFile, KeyFile             string
 	ClientCertFile, ClientKeyFile string
+	// CA issued them (tests issue rotated or foreign certificates from it).
+	CA *CA
 
 	cmd    *exec.Cmd
 	exited chan struct{}
+	// restart: a loopback port that restarts the broker on request, the
+	// operator's restart command of the generated policy.
+	restartLn net.Listener
+	restartMu sync.Mutex
+}
+
+// JVMArgsFile is the Java @argfile the broker is started with when it
+// exists, as an operator's KAFKA_OPTS="@/etc/kafka/harden/jvm.args" would:
+// harden apply writes the JVM-wide TLS settings (key-exchange groups) there.
+func (k *Kafka) JVMArgsFile() string { return filepath.Join(k.Base, "harden", "jvm.args") }
+
+// launch starts the broker process from server.properties as it is now.
+func (k *Kafka) launch(java string, jvmArgs ...string) error {
+	logf, err := os.OpenFile(k.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	args := append([]string{"-Xms256m", "-Xmx512m", "-XX:+UseSerialGC"}, jvmArgs...)
+	if _, err := os.Stat(k.JVMArgsFile()); err == nil {
+		args = append(args, "@"+k.JVMArgsFile())
+	}
+	args = append(args, "-cp", filepath.Join(k.Libs, "*"), "kafka.Kafka", k.Properties)
+	cmd := exec.Command(java, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start broker: %w", err)
+	}
+	k.cmd, k.exited = cmd, make(chan struct{})
+	go func() { cmd.Wait(); close(k.exited) }()
+	return nil
+}
+
+// serveRestarts answers "restart" lines on a loopback port with "ok" once
+// the restarted broker answers, or "error: ..." (the broker's log tail).
+func (k *Kafka) serveRestarts() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	k.restartLn = ln
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err != nil || strings.TrimSpace(line) != "restart" {
+					fmt.Fprintln(c, "error: expected \"restart\"")
+					return
+				}
+				if err := k.Restart(context.Background()); err != nil {
+					fmt.Fprintln(c, "error:", strings.ReplaceAll(err.Error(), "\n", " | "))
+					return
+				}
+				fmt.Fprintln(c, "ok")
+			}()
+		}
+	}()
+	return nil
+}
+
+// RestartCommand is an operator's restart command for this broker (argv):
+// it asks testenv to restart the broker and succeeds once it answers again.
+func (k *Kafka) RestartCommand() []string {
+	port := k.restartLn.Addr().(*net.TCPAddr).Port
+	return []string{"/bin/bash", "-c", fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d && echo restart >&3 && IFS= read -r line <&3; echo "$line"; [ "$line" = ok ]`, port)}
 }
 
 // Name implements Service.
@@ -93,6 +168,7 @@ func (k *Kafka) Start(ctx context.Context, env *Env) error {
 	if k.Base, err = os.MkdirTemp("", "harden-kafka-"); err != nil {
 		return err
 	}
+	k.CA = env.CA
 	// The broker is a client of its own listeners (inter-broker,
 	// controller): its certificate serves both ways, for mTLS.
 	if k.CertFile, k.KeyFile, err = env.CA.IssuePeer("kafka", "127.0.0.1", "localhost"); err != nil {
@@ -104,7 +180,7 @@ func (k *Kafka) Start(ctx context.Context, env *Env) error {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		if lastErr = k.startOnce(ctx, java); lastErr == nil {
-			return nil
+			return k.serveRestarts()
 		}
 		k.stopProcess()
 		if !strings.Contains(lastErr.Error(), "Address already in use") {
@@ -154,19 +230,9 @@ group.initial.rebalance.delay.ms=0
 	if out, err := format.CombinedOutput(); err != nil {
 		return fmt.Errorf("format KRaft storage: %w\n%s", err, out)
 	}
-	logf, err := os.OpenFile(k.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := k.launch(java); err != nil {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(java, "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-cp", cp, "kafka.Kafka", k.Properties)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start broker: %w", err)
-	}
-	k.cmd, k.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(k.exited) }()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		if kafkaAnswers(k.Bootstrap) {
@@ -190,25 +256,16 @@ group.initial.rebalance.delay.ms=0
 // It is ready when a broker listener answers ApiVersions, in cleartext or
 // over TLS.
 func (k *Kafka) Restart(ctx context.Context, jvmArgs ...string) error {
+	k.restartMu.Lock()
+	defer k.restartMu.Unlock()
 	k.stopProcess()
 	java, err := exec.LookPath("java")
 	if err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(k.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := k.launch(java, jvmArgs...); err != nil {
 		return err
 	}
-	defer logf.Close()
-	args := append(append([]string{"-Xms256m", "-Xmx512m", "-XX:+UseSerialGC"}, jvmArgs...), "-cp", filepath.Join(k.Libs, "*"), "kafka.Kafka", k.Properties)
-	cmd := exec.Command(java, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	k.cmd, k.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(k.exited) }()
 	props, _ := os.ReadFile(k.Properties)
 	var addrs []string
 	for _, line := range strings.Split(string(props), "\n") {
@@ -306,6 +363,11 @@ func (k *Kafka) stopProcess() {
 
 // Stop shuts the broker down and removes its files.
 func (k *Kafka) Stop() error {
+	if k.restartLn != nil {
+		k.restartLn.Close()
+	}
+	k.restartMu.Lock()
+	defer k.restartMu.Unlock()
 	k.stopProcess()
 	if k.Base != "" {
 		return os.RemoveAll(k.Base)
@@ -322,7 +384,10 @@ func (k *Kafka) Info() any {
 // Target implements Service: the kafka target of the generated policy.
 func (k *Kafka) Target() map[string]any {
 	return map[string]any{"name": "events", "plugin": "kafka",
-		"connection":  map[string]any{"bootstrap": []string{k.Bootstrap}, "config_file": k.Properties},
+		"connection": map[string]any{"bootstrap": []string{k.Bootstrap}, "config_file": k.Properties, "restart_command": k.RestartCommand()},
+		// After hardening the PLAINTEXT port serves SSL and the controller
+		// port SSL too.
+		"spec":        map[string]any{"listeners": []map[string]any{{"name": "SSL", "address": k.Bootstrap}, {"name": "CONTROLLER", "address": k.Controller, "controller": true}}},
 		"certificate": map[string]any{"cert_file": k.CertFile, "key_file": k.KeyFile, "client_cert_file": k.ClientCertFile, "client_key_file": k.ClientKeyFile}}
 }
 
@@ -344,4 +409,15 @@ func KafkaForTest(t testing.TB) *Kafka {
 		}
 	})
 	return k
+}
+
+// PID is the running broker's process id (tests tell a restart from a
+// reload by it).
+func (k *Kafka) PID() int {
+	k.restartMu.Lock()
+	defer k.restartMu.Unlock()
+	if k.cmd == nil || k.cmd.Process == nil {
+		return 0
+	}
+	return k.cmd.Process.Pid
 }

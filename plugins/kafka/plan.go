@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,118 +22,346 @@ import (
 // version the broker still accepts.
 var saramaVersion = sarama.V4_0_0_0
 
-// liveBrokerConfig reads the broker's effective configuration through
-// DescribeConfigs (sarama ClusterAdmin), over TLS with harden's client
-// identity when the bootstrap listener needs it.
-func liveBrokerConfig(ctx context.Context, c connection, q sdk.RequestContext, brokerID string) (map[string]string, error) {
+// clientTLS is harden's TLS client configuration for the broker: the
+// policy's CA and harden's client identity (mTLS).
+func clientTLS(q sdk.RequestContext) *tls.Config {
+	cfg := &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
+	cfg.RootCAs.AppendCertsFromPEM(q.Certificates.CABundlePEM)
+	if len(q.Certificates.ClientChainPEM) > 0 {
+		if pair, err := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM); err == nil {
+			cfg.Certificates = []tls.Certificate{pair}
+		}
+	}
+	return cfg
+}
+
+// saramaConfig is harden's client configuration; tlsOn selects TLS with
+// harden's identity.
+func saramaConfig(q sdk.RequestContext, tlsOn bool) *sarama.Config {
 	cfg := sarama.NewConfig()
 	cfg.Version = saramaVersion
 	cfg.ClientID = "harden"
 	cfg.Net.DialTimeout, cfg.Net.ReadTimeout, cfg.Net.WriteTimeout = 10*time.Second, 10*time.Second, 10*time.Second
 	cfg.Admin.Timeout = 10 * time.Second
 	cfg.Metadata.Retry.Max = 0
-	admin, err := sarama.NewClusterAdmin(c.Bootstrap, cfg)
+	if tlsOn {
+		cfg.Net.TLS.Enable, cfg.Net.TLS.Config = true, clientTLS(q)
+	}
+	return cfg
+}
+
+// newAdmin connects harden's admin client: in cleartext first, then over
+// TLS with harden's identity when the bootstrap listener is TLS-only.
+func newAdmin(c connection, q sdk.RequestContext) (sarama.ClusterAdmin, error) {
+	admin, err := sarama.NewClusterAdmin(c.Bootstrap, saramaConfig(q, false))
 	if err != nil && len(q.Certificates.CABundlePEM) > 0 {
-		// The bootstrap listener may already be TLS-only: try again over TLS.
-		tcfg := &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
-		tcfg.RootCAs.AppendCertsFromPEM(q.Certificates.CABundlePEM)
-		if len(q.Certificates.ClientChainPEM) > 0 {
-			if pair, perr := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM); perr == nil {
-				tcfg.Certificates = []tls.Certificate{pair}
-			}
-		}
-		cfg.Net.TLS.Enable, cfg.Net.TLS.Config = true, tcfg
-		admin, err = sarama.NewClusterAdmin(c.Bootstrap, cfg)
+		admin, err = sarama.NewClusterAdmin(c.Bootstrap, saramaConfig(q, true))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("connect admin client to %v: %w", c.Bootstrap, err)
 	}
+	return admin, nil
+}
+
+// liveConfig is the running broker's configuration (DescribeConfigs), with
+// the per-broker dynamic overrides (KIP-226) apart.
+type liveConfig struct {
+	values  map[string]string
+	dynamic map[string]string
+}
+
+// liveBrokerConfig reads the broker's effective configuration through
+// DescribeConfigs (sarama ClusterAdmin), over TLS with harden's client
+// identity when the bootstrap listener needs it.
+func liveBrokerConfig(c connection, q sdk.RequestContext, brokerID string) (liveConfig, error) {
+	live := liveConfig{values: map[string]string{}, dynamic: map[string]string{}}
+	admin, err := newAdmin(c, q)
+	if err != nil {
+		return live, err
+	}
 	defer admin.Close()
 	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.BrokerResource, Name: brokerID}}, sarama.DescribeConfigsOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("DescribeConfigs for broker %s: %w", brokerID, err)
+		return live, fmt.Errorf("DescribeConfigs for broker %s: %w", brokerID, err)
 	}
-	out := map[string]string{}
 	for _, res := range results {
 		if res.ErrorCode != sarama.ErrNoError {
-			return nil, fmt.Errorf("DescribeConfigs for broker %s: %s %s", brokerID, res.ErrorCode, res.ErrorMsg)
+			return live, fmt.Errorf("DescribeConfigs for broker %s: %s %s", brokerID, res.ErrorCode, res.ErrorMsg)
 		}
 		for _, e := range res.Configs {
-			if !e.Sensitive {
-				out[e.Name] = e.Value
+			if e.Sensitive {
+				continue
+			}
+			live.values[e.Name] = e.Value
+			if e.Source == sarama.SourceDynamicBroker {
+				live.dynamic[e.Name] = e.Value
 			}
 		}
 	}
-	return out, nil
+	return live, nil
 }
 
-// Plan compares the rendered settings and stores with the broker's
-// server.properties and store files, and reports where the running broker
-// (DescribeConfigs) still differs from its file — a restart pending.
-func (p kafka) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
+// brokerID is the broker's node id from its server.properties.
+func brokerID(props map[string]string) string {
+	if id := props["node.id"]; id != "" {
+		return id
+	}
+	return props["broker.id"]
+}
+
+// fileWrite is one store-dir file apply writes.
+type fileWrite struct {
+	path    string
+	content []byte
+	mode    os.FileMode
+	exists  bool
+}
+
+// planState is what plan found and apply acts on.
+type planState struct {
+	rd      rendered
+	text    []byte            // server.properties as read
+	props   map[string]string // its values
+	merged  []byte            // server.properties after the merge
+	files   []fileWrite       // store-dir files to write
+	live    liveConfig
+	changes []sdk.Change
+	// rotation: only the stores change on a broker that already runs the
+	// rendered listeners, and the new certificate keeps the served one's
+	// subject and names — a KIP-226 update without restart.
+	rotation bool
+	// why a change that could have been a rotation needs a restart.
+	restartReason string
+	// dynamic: per-listener store overrides (KIP-226) the broker has, which
+	// a static apply must clear or they would win over server.properties.
+	dynamic map[string]string
+}
+
+// rotationKeys are the settings a KIP-226 rotation may change.
+var rotationKeys = []string{"ssl.keystore.location", "ssl.truststore.location"}
+
+// plan reads the broker's file, store dir and running configuration and
+// works out the changes.
+func plan(q sdk.RequestContext, d *sdk.Diagnostics) (*planState, bool) {
 	var c connection
 	if err := q.Target.DecodeConnection(&c); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
-		return
+		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+		return nil, false
 	}
 	if c.ConfigFile == "" {
-		r.Diagnostics.AddAttributeError(sdk.Path{"connection", "config_file"}, "plan needs the broker's server.properties", "")
-		return
+		d.AddAttributeError(sdk.Path{"connection", "config_file"}, "plan and apply need the broker's server.properties", "")
+		return nil, false
 	}
-	text, current, ok := readBrokerProperties(c.ConfigFile, &r.Diagnostics)
+	text, current, ok := readBrokerProperties(c.ConfigFile, d)
 	if !ok {
-		return
-	}
-	var rr sdk.RenderResponse
-	p.Render(ctx, sdk.RenderRequest(q), &rr)
-	if rr.Diagnostics.HasError() {
-		r.Diagnostics = append(r.Diagnostics, rr.Diagnostics...)
-		return
+		return nil, false
 	}
 	var s spec
-	_ = q.Target.DecodeSpec(&s)
-	dir := s.storeDir(c)
-	for _, a := range rr.Artifacts {
+	if err := q.Target.DecodeSpec(&s); err != nil {
+		d.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+		return nil, false
+	}
+	pw := livePasswords(filepath.Join(s.storeDir(c), "secrets.properties"))
+	rd, ok := renderTarget(q, pw, d)
+	if !ok {
+		return nil, false
+	}
+	if len(rd.spec.Listeners) == 0 {
+		d.AddAttributeError(sdk.Path{"spec", "listeners"}, "plan and apply need the broker's listeners after hardening", "list every listener (controller ones marked) with its address")
+		return nil, false
+	}
+	st := &planState{rd: rd, text: text, props: current}
+	merged, err := mergeProperties(string(text), rd.settings)
+	if err != nil {
+		d.AddTargetError("kafka.config.parse", c.ConfigFile, err)
+		return nil, false
+	}
+	st.merged = []byte(merged)
+	var keysChanged []string
+	for _, kv := range rd.settings {
+		cur, ok := current[kv[0]]
 		switch {
-		case a.Path == "server-harden.properties":
-			fragment, _ := parseProperties(string(a.Content))
-			for _, kv := range fragment {
-				cur, ok := current[kv.Key]
-				switch {
-				case !ok:
-					r.Changes = append(r.Changes, sdk.Change{Resource: "server.properties:" + kv.Key, Action: sdk.Create, After: kv.Value, RequiresRestart: true})
-				case cur != kv.Value:
-					r.Changes = append(r.Changes, sdk.Change{Resource: "server.properties:" + kv.Key, Action: sdk.Update, Before: cur, After: kv.Value, RequiresRestart: true})
-				}
-			}
-		case strings.HasPrefix(a.Path, "harden/"):
-			path := filepath.Join(dir, strings.TrimPrefix(a.Path, "harden/"))
-			old, err := os.ReadFile(path)
-			switch {
-			case err != nil:
-				r.Changes = append(r.Changes, sdk.Change{Resource: "file:" + path, Action: sdk.Create, After: fmt.Sprintf("%d bytes, mode %04o", len(a.Content), a.Mode), Sensitive: a.Sensitive})
-			case !bytes.Equal(old, a.Content):
-				r.Changes = append(r.Changes, sdk.Change{Resource: "file:" + path, Action: sdk.Update, Sensitive: a.Sensitive})
-			}
+		case !ok:
+			st.changes = append(st.changes, sdk.Change{Resource: "server.properties:" + kv[0], Action: sdk.Create, After: kv[1], RequiresRestart: true})
+			keysChanged = append(keysChanged, kv[0])
+		case cur != kv[1]:
+			st.changes = append(st.changes, sdk.Change{Resource: "server.properties:" + kv[0], Action: sdk.Update, Before: cur, After: kv[1], RequiresRestart: true})
+			keysChanged = append(keysChanged, kv[0])
+		}
+	}
+	fileRestart := false
+	for _, a := range rd.artifacts {
+		rel, ok := strings.CutPrefix(a.Path, "harden/")
+		if !ok {
+			continue
+		}
+		path := filepath.Join(rd.dir, rel)
+		old, err := os.ReadFile(path)
+		fw := fileWrite{path: path, content: a.Content, mode: os.FileMode(a.Mode), exists: err == nil}
+		switch {
+		case err != nil:
+			st.changes = append(st.changes, sdk.Change{Resource: "file:" + path, Action: sdk.Create, After: fmt.Sprintf("%d bytes, mode %04o", len(a.Content), a.Mode), Sensitive: a.Sensitive})
+		case !bytes.Equal(old, a.Content):
+			st.changes = append(st.changes, sdk.Change{Resource: "file:" + path, Action: sdk.Update, Sensitive: a.Sensitive})
+		default:
+			continue
+		}
+		st.files = append(st.files, fw)
+		if rel == "jvm.args" || rel == "secrets.properties" {
+			fileRestart = true
 		}
 	}
 	// The running broker's view: a difference from the file means the file
 	// was changed without a restart.
-	id := current["node.id"]
-	if id == "" {
-		id = current["broker.id"]
-	}
-	live, err := liveBrokerConfig(ctx, c, q.RequestContext, id)
+	live, err := liveBrokerConfig(c, q, brokerID(current))
 	if err != nil {
-		r.Diagnostics.AddTargetError("kafka.describe_configs", "cannot read the running broker's configuration", err)
-		return
+		d.AddTargetError("kafka.describe_configs", "cannot read the running broker's configuration", err)
+		return nil, false
 	}
+	st.live = live
+	pending := false
 	for _, key := range []string{"listeners", "ssl.client.auth", "ssl.enabled.protocols", "inter.broker.listener.name"} {
-		if f, ok := current[key]; ok && live[key] != "" && live[key] != f {
-			r.Diagnostics.AddWarning("the running broker differs from server.properties for "+key, fmt.Sprintf("running %q, file %q: a restart is pending", live[key], f))
+		if f, ok := current[key]; ok && live.values[key] != "" && live.values[key] != f {
+			pending = true
+			d.AddWarning("the running broker differs from server.properties for "+key, fmt.Sprintf("running %q, file %q: a restart is pending", live.values[key], f))
 		}
 	}
-	r.PlanToken = planToken(text, r.Changes)
+	// Dynamic store overrides that do not point at the rendered stores.
+	st.dynamic = map[string]string{}
+	want := map[string]string{"ssl.keystore.location": settingOf(rd.settings, "ssl.keystore.location"), "ssl.truststore.location": settingOf(rd.settings, "ssl.truststore.location")}
+	for key, v := range live.dynamic {
+		if base, ok := storeOverride(key); ok {
+			st.dynamic[key] = v
+			if v != want[base] {
+				st.changes = append(st.changes, sdk.Change{Resource: "broker " + brokerID(current) + " dynamic config:" + key, Action: sdk.Update, Before: v, After: want[base], RequiresRestart: true})
+				keysChanged = append(keysChanged, key)
+			}
+		}
+	}
+	if len(st.changes) == 0 {
+		return st, true
+	}
+	st.rotation, st.restartReason = rotationPossible(q, st, keysChanged, fileRestart, pending)
+	if st.rotation {
+		for i := range st.changes {
+			st.changes[i].RequiresRestart = false
+			st.changes[i].Description = "KIP-226 keystore/truststore update on the running broker, no restart"
+		}
+	} else {
+		for i := range st.changes {
+			st.changes[i].RequiresRestart = true
+			if st.restartReason != "" {
+				st.changes[i].Description = "static change with restart: " + st.restartReason
+			}
+		}
+	}
+	return st, true
+}
+
+// storeOverride reports whether key is a per-listener store location
+// override and which setting it overrides.
+func storeOverride(key string) (string, bool) {
+	if !strings.HasPrefix(key, "listener.name.") {
+		return "", false
+	}
+	for _, k := range rotationKeys {
+		if strings.HasSuffix(key, "."+k) {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+func settingOf(settings [][2]string, key string) string {
+	for _, kv := range settings {
+		if kv[0] == key {
+			return kv[1]
+		}
+	}
+	return ""
+}
+
+// rotationPossible decides between a KIP-226 rotation and a static apply
+// with restart, and says why when it must restart.
+func rotationPossible(q sdk.RequestContext, st *planState, keysChanged []string, fileRestart, pending bool) (bool, string) {
+	var reasons []string
+	var static []string
+	for _, k := range keysChanged {
+		if _, dyn := storeOverride(k); !dyn && !slices.Contains(rotationKeys, k) {
+			static = append(static, k)
+		}
+	}
+	if len(static) > 0 {
+		reasons = append(reasons, "settings that only take effect at start-up change ("+strings.Join(static, ", ")+")")
+	}
+	if fileRestart {
+		reasons = append(reasons, "the password file or the JVM options change")
+	}
+	if pending {
+		reasons = append(reasons, "the running broker still differs from server.properties")
+	}
+	// The served certificate is what Kafka compares a new keystore with.
+	served, err := servedCertificate(q, st.rd)
+	switch {
+	case err != nil:
+		reasons = append(reasons, "the broker does not serve TLS yet ("+err.Error()+")")
+	case served.Subject.String() != st.rd.leaf.Subject.String():
+		reasons = append(reasons, fmt.Sprintf("the new certificate's subject %q differs from the served %q (Kafka refuses a dynamic keystore with another DN)", st.rd.leaf.Subject, served.Subject))
+	default:
+		newNames := certNames(st.rd.leaf)
+		for _, n := range certNames(served) {
+			if !slices.Contains(newNames, n) {
+				reasons = append(reasons, fmt.Sprintf("the new certificate drops the name %s the served one has (Kafka refuses a dynamic keystore whose SANs are not a superset)", n))
+			}
+		}
+	}
+	return len(reasons) == 0, strings.Join(reasons, "; ")
+}
+
+// certNames lists a certificate's SANs as Kafka compares them.
+func certNames(c *x509.Certificate) []string {
+	out := append([]string{}, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	return out
+}
+
+// servedCertificate handshakes with the first broker listener, as harden's
+// client identity, and returns the certificate it serves.
+func servedCertificate(q sdk.RequestContext, rd rendered) (*x509.Certificate, error) {
+	addr := brokerListeners(rd.spec)[0].Address
+	cfg := clientTLS(q)
+	cfg.InsecureSkipVerify = true //nolint:gosec // reading what is served, not trusting it
+	conn, err := tls.DialWithDialer(&netDialer, "tcp", addr, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0], nil
+}
+
+// brokerListeners are the spec's non-controller listeners.
+func brokerListeners(s spec) []listenerSpec {
+	var out []listenerSpec
+	for _, l := range s.Listeners {
+		if !l.Controller {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Plan lists what apply would change: server.properties settings, store
+// files, per-listener dynamic overrides; each change says whether it needs
+// a restart or goes through KIP-226 without one.
+func (kafka) Plan(_ context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
+	st, ok := plan(q.RequestContext, &r.Diagnostics)
+	if !ok {
+		return
+	}
+	r.Changes = st.changes
+	r.PlanToken = planToken(st.text, st.changes)
 }
 
 // planToken fingerprints the file and the pending changes the plan saw.
@@ -140,7 +369,7 @@ func planToken(file []byte, changes []sdk.Change) []byte {
 	h := sha256.New()
 	h.Write(file)
 	for _, ch := range changes {
-		fmt.Fprintf(h, "%s|%s\n", ch.Resource, ch.Action)
+		fmt.Fprintf(h, "%s|%s|%s\n", ch.Resource, ch.Action, ch.Before)
 	}
 	return h.Sum(nil)
 }

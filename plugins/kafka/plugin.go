@@ -15,6 +15,12 @@ type kafka struct{}
 type connection struct {
 	Bootstrap  []string `json:"bootstrap"`
 	ConfigFile string   `json:"config_file"`
+	// RestartCommand restarts the broker (argv, no shell): a static apply
+	// runs it and verifies the restarted broker before declaring success.
+	RestartCommand []string `json:"restart_command"`
+	// RestartTimeout bounds the restart and the wait for the broker to
+	// answer again (Go duration, default 3m).
+	RestartTimeout string `json:"restart_timeout"`
 }
 
 const connectionSchema = `{
@@ -25,7 +31,9 @@ const connectionSchema = `{
   "required": ["bootstrap"],
   "properties": {
     "bootstrap": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "host:port of the brokers"},
-    "config_file": {"type": "string", "description": "the broker's server.properties: verify probes every listener it declares, controller listeners included"}
+    "config_file": {"type": "string", "description": "the broker's server.properties: verify probes every listener it declares, controller listeners included; plan and apply merge into it"},
+    "restart_command": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "argv that restarts the broker (e.g. [systemctl, restart, kafka]); needed by apply when a change needs a restart"},
+    "restart_timeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$", "description": "bound for the restart and the wait until the broker answers (default 3m)"}
   }
 }`
 
@@ -39,7 +47,8 @@ const specSchema = `{
       "items": {"type": "object", "additionalProperties": false, "required": ["name", "address"],
         "properties": {"name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]*$"}, "address": {"type": "string"}, "controller": {"type": "boolean"}}}},
     "inter_broker_listener": {"type": "string"},
-    "store_dir": {"type": "string", "description": "directory for keystore, truststore and password file on the broker host"}
+    "store_dir": {"type": "string", "description": "directory for keystore, truststore and password file on the broker host"},
+    "super_users": {"type": "array", "items": {"type": "string", "pattern": "^[^;,]+$"}, "description": "extra principals (certificate CNs) made super users under mTLS; the brokers' and harden's own are always added"}
   }
 }`
 

@@ -11,7 +11,9 @@ import (
 // Property is one key of a Java properties file, with where it stands.
 type Property struct {
 	Key, Value string
-	Line       int
+	// Line and End are the first and last physical lines (1-based) of the
+	// logical line (continuations included).
+	Line, End int
 }
 
 // parseProperties reads Java properties syntax (server.properties is
@@ -39,7 +41,7 @@ func parseProperties(text string) ([]Property, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", start, err)
 		}
-		out = append(out, Property{Key: key, Value: value, Line: start})
+		out = append(out, Property{Key: key, Value: value, Line: start, End: min(i+1, len(lines))})
 	}
 	return out, nil
 }

@@ -5,7 +5,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -27,6 +29,9 @@ type spec struct {
 	// StoreDir is where keystore, truststore and the password file live on
 	// the broker host (default: "harden" next to connection.config_file).
 	StoreDir string `json:"store_dir"`
+	// SuperUsers are extra principals (certificate CNs) with every right
+	// under mTLS, besides the brokers' and harden's own identities.
+	SuperUsers []string `json:"super_users"`
 }
 
 type listenerSpec struct {
@@ -91,70 +96,131 @@ func (d *detRand) Read(p []byte) (int, error) {
 // server.properties), a PKCS#12 keystore and truststore (the truststore
 // with Java's trusted-certificate attribute, or the JVM sees it empty), the
 // 0600 password file the settings reference through Kafka's FileConfigProvider
-// (no password in server.properties), and client configs.
+// (no password in server.properties), the JVM @argfile for the key-exchange
+// groups, and client configs.
 func (kafka) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResponse) {
-	var c connection
-	var s spec
-	if err := q.Target.DecodeConnection(&c); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
-		return
+	rd, ok := renderTarget(q.RequestContext, nil, &r.Diagnostics)
+	if ok {
+		r.Artifacts = rd.artifacts
 	}
-	if err := q.Target.DecodeSpec(&s); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
-		return
+}
+
+// storePasswords protect the PKCS#12 stores. Render derives them from the
+// key; apply keeps the broker's existing ones (secrets.properties), so a
+// rotated keystore keeps the password the running broker already knows and
+// KIP-226 rotation needs to change nothing but the store location.
+type storePasswords struct{ keystore, truststore string }
+
+// rendered is everything render produces for one target, with the parts
+// plan and apply need.
+type rendered struct {
+	conn      connection
+	spec      spec
+	dir       string
+	settings  [][2]string
+	artifacts []sdk.Artifact
+	leaf      *x509.Certificate
+	mtls      bool
+}
+
+// artifact returns the rendered file with that relative path.
+func (rd rendered) artifact(path string) (sdk.Artifact, bool) {
+	for _, a := range rd.artifacts {
+		if a.Path == path {
+			return a, true
+		}
+	}
+	return sdk.Artifact{}, false
+}
+
+func renderTarget(q sdk.RequestContext, pw *storePasswords, d *sdk.Diagnostics) (rendered, bool) {
+	var rd rendered
+	if err := q.Target.DecodeConnection(&rd.conn); err != nil {
+		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+		return rd, false
+	}
+	if err := q.Target.DecodeSpec(&rd.spec); err != nil {
+		d.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+		return rd, false
 	}
 	if len(q.Certificates.ChainPEM) == 0 || len(q.Certificates.CABundlePEM) == 0 {
-		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "Kafka needs a broker certificate and the CA bundle", "set certificate.cert_file/key_file and certificates.files.ca_file")
-		return
+		d.AddAttributeError(sdk.Path{"certificate"}, "Kafka needs a broker certificate and the CA bundle", "set certificate.cert_file/key_file and certificates.files.ca_file")
+		return rd, false
 	}
 	pair, err := tls.X509KeyPair(q.Certificates.ChainPEM, q.Certificates.KeyPEM)
 	if err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "invalid broker certificate", err.Error())
-		return
+		d.AddAttributeError(sdk.Path{"certificate"}, "invalid broker certificate", err.Error())
+		return rd, false
 	}
 	chain, _ := sdk.ParseCertificatesPEM(q.Certificates.ChainPEM)
 	cas, err := sdk.ParseCertificatesPEM(q.Certificates.CABundlePEM)
 	if err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "invalid CA bundle", err.Error())
-		return
+		d.AddAttributeError(sdk.Path{"certificate"}, "invalid CA bundle", err.Error())
+		return rd, false
 	}
-	dir := s.storeDir(c)
-	keyPass, trustPass := storePassword("keystore", q.Certificates.KeyPEM), storePassword("truststore", q.Certificates.KeyPEM)
+	rd.leaf = chain[0]
+	rd.dir = rd.spec.storeDir(rd.conn)
+	if pw == nil {
+		pw = &storePasswords{storePassword("keystore", q.Certificates.KeyPEM), storePassword("truststore", q.Certificates.KeyPEM)}
+	}
 	rnd := &detRand{key: append([]byte("pkcs12"), q.Certificates.KeyPEM...)}
-	keystore, err := pkcs12.Modern.WithRand(rnd).Encode(pair.PrivateKey, chain[0], chain[1:], keyPass)
+	keystore, err := pkcs12.Modern.WithRand(rnd).Encode(pair.PrivateKey, chain[0], chain[1:], pw.keystore)
 	if err != nil {
-		r.Diagnostics.AddError("build keystore", err.Error())
-		return
+		d.AddError("build keystore", err.Error())
+		return rd, false
 	}
-	truststore, err := pkcs12.Modern.WithRand(rnd).EncodeTrustStore(cas, trustPass)
+	// The truststore depends on the CA bundle only, so a renewed broker
+	// certificate leaves it byte for byte as it is.
+	truststore, err := pkcs12.Modern.WithRand(&detRand{key: append([]byte("pkcs12 truststore"), q.Certificates.CABundlePEM...)}).EncodeTrustStore(cas, pw.truststore)
 	if err != nil {
-		r.Diagnostics.AddError("build truststore", err.Error())
-		return
+		d.AddError("build truststore", err.Error())
+		return rd, false
 	}
-	secretsFile := filepath.Join(dir, "secrets.properties")
+	// Store files are named by what they hold: a rotation is a new path,
+	// which is what makes Kafka reload it (KIP-226 ignores a rewrite of the
+	// same path), and the previous store stays in place for a rollback.
+	keystoreName := "broker-" + fingerprint(chain[0].Raw) + ".p12"
+	truststoreName := "truststore-" + fingerprint(q.Certificates.CABundlePEM) + ".p12"
+	secretsFile := filepath.Join(rd.dir, "secrets.properties")
 	ref := func(key string) string { return "${file:" + secretsFile + ":" + key + "}" }
-	mtls := q.Policy.InMTLSScope(q.Target.Name)
-	settings := brokerSettings(s, q.Policy.Profile, mtls, dir, ref)
+	rd.mtls = q.Policy.InMTLSScope(q.Target.Name)
+	var superUsers []string
+	if rd.mtls {
+		superUsers = append(superUsers, chain[0].Subject.CommonName)
+		if client, err := sdk.ParseCertificatesPEM(q.Certificates.ClientChainPEM); err == nil && len(client) > 0 {
+			superUsers = append(superUsers, client[0].Subject.CommonName)
+		}
+		superUsers = append(superUsers, rd.spec.SuperUsers...)
+	}
+	rd.settings = brokerSettings(rd.spec, q.Policy.Profile, rd.mtls, superUsers,
+		filepath.Join(rd.dir, keystoreName), filepath.Join(rd.dir, truststoreName), ref)
 	var conf strings.Builder
 	conf.WriteString("# TLS settings rendered by harden; harden apply merges them into server.properties.\n")
-	for _, kv := range settings {
+	for _, kv := range rd.settings {
 		fmt.Fprintf(&conf, "%s=%s\n", kv[0], kv[1])
 	}
-	secrets := fmt.Sprintf("keystore.password=%s\ntruststore.password=%s\n", keyPass, trustPass)
-	client := clientSettings(q.Policy.Profile, mtls, dir, keyPass, trustPass)
-	r.Artifacts = append(r.Artifacts,
-		sdk.Artifact{Path: "server-harden.properties", Content: []byte(conf.String()), Mode: 0o644, Description: "broker TLS settings (no secrets: passwords come from secrets.properties)"},
-		sdk.Artifact{Path: "harden/broker.p12", Content: keystore, Mode: 0o600, Sensitive: true, Description: "broker keystore (PKCS#12)"},
-		sdk.Artifact{Path: "harden/truststore.p12", Content: truststore, Mode: 0o644, Description: "truststore with the policy CA (PKCS#12, Java trusted-certificate entries)"},
-		sdk.Artifact{Path: "harden/secrets.properties", Content: []byte(secrets), Mode: 0o600, Sensitive: true, Description: "store passwords for Kafka's FileConfigProvider"},
-		sdk.Artifact{Path: "kafka-jvm-options.txt", Content: []byte(jvmOptions(q.Policy.Profile)), Mode: 0o644,
-			Description: "add to KAFKA_OPTS: key-exchange groups are JVM-wide (Kafka has no setting for them)"},
-		sdk.Artifact{Path: "client.properties", Content: []byte(client), Mode: 0o600, Sensitive: true, Description: "producer/consumer/admin client TLS settings"},
-		sdk.Artifact{Path: "spark-kafka-options.properties", Content: []byte(sparkOptions(client)), Mode: 0o600, Sensitive: true, Description: "the same for Spark's Kafka source/sink (kafka.-prefixed)"},
-	)
+	secrets := fmt.Sprintf("keystore.password=%s\ntruststore.password=%s\n", pw.keystore, pw.truststore)
+	client := clientSettings(q.Policy.Profile, rd.mtls, rd.dir, truststoreName, pw.truststore)
+	rd.artifacts = []sdk.Artifact{
+		{Path: "server-harden.properties", Content: []byte(conf.String()), Mode: 0o644, Description: "broker TLS settings (no secrets: passwords come from secrets.properties)"},
+		{Path: "harden/" + keystoreName, Content: keystore, Mode: 0o600, Sensitive: true, Description: "broker keystore (PKCS#12)"},
+		{Path: "harden/" + truststoreName, Content: truststore, Mode: 0o600, Description: "truststore with the policy CA (PKCS#12, Java trusted-certificate entries)"},
+		{Path: "harden/secrets.properties", Content: []byte(secrets), Mode: 0o600, Sensitive: true, Description: "store passwords for Kafka's FileConfigProvider"},
+		{Path: "harden/jvm.args", Content: []byte(jvmOptions(q.Policy.Profile)), Mode: 0o644,
+			Description: "Java @argfile: start the broker with KAFKA_OPTS=@" + filepath.Join(rd.dir, "jvm.args") + " (key-exchange groups are JVM-wide; Kafka has no setting for them)"},
+		{Path: "client.properties", Content: []byte(client), Mode: 0o600, Sensitive: true, Description: "producer/consumer/admin client TLS settings"},
+		{Path: "spark-kafka-options.properties", Content: []byte(sparkOptions(client)), Mode: 0o600, Sensitive: true, Description: "the same for Spark's Kafka source/sink (kafka.-prefixed)"},
+	}
+	return rd, true
 }
 
-func brokerSettings(s spec, p tlsprofile.Profile, mtls bool, dir string, ref func(string) string) [][2]string {
+// fingerprint names a store file: the first 12 hex digits of a SHA-256.
+func fingerprint(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:6])
+}
+
+func brokerSettings(s spec, p tlsprofile.Profile, mtls bool, superUsers []string, keystore, truststore string, ref func(string) string) [][2]string {
 	var names, protoMap, adv []string
 	var controllers []string
 	inter := s.InterBrokerListener
@@ -192,11 +258,11 @@ func brokerSettings(s spec, p tlsprofile.Profile, mtls bool, dir string, ref fun
 		[2]string{"config.providers", "file"},
 		[2]string{"config.providers.file.class", "org.apache.kafka.common.config.provider.FileConfigProvider"},
 		[2]string{"ssl.keystore.type", "PKCS12"},
-		[2]string{"ssl.keystore.location", filepath.Join(dir, "broker.p12")},
+		[2]string{"ssl.keystore.location", keystore},
 		[2]string{"ssl.keystore.password", ref("keystore.password")},
 		[2]string{"ssl.key.password", ref("keystore.password")},
 		[2]string{"ssl.truststore.type", "PKCS12"},
-		[2]string{"ssl.truststore.location", filepath.Join(dir, "truststore.p12")},
+		[2]string{"ssl.truststore.location", truststore},
 		[2]string{"ssl.truststore.password", ref("truststore.password")},
 		[2]string{"ssl.client.auth", clientAuth},
 		[2]string{"ssl.enabled.protocols", strings.Join(versions, ",")},
@@ -204,6 +270,21 @@ func brokerSettings(s spec, p tlsprofile.Profile, mtls bool, dir string, ref fun
 		[2]string{"ssl.cipher.suites", strings.Join(jsseSuites(p), ",")},
 		[2]string{"ssl.endpoint.identification.algorithm", "https"},
 	)
+	if mtls {
+		// A valid certificate is not a skeleton key: principals are the
+		// certificate CNs, the StandardAuthorizer denies what no ACL allows,
+		// and only the brokers and harden's admin identity are super users.
+		var users []string
+		for _, u := range superUsers {
+			users = append(users, "User:"+u)
+		}
+		out = append(out,
+			[2]string{"ssl.principal.mapping.rules", principalMappingRule},
+			[2]string{"authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"},
+			[2]string{"allow.everyone.if.no.acl.found", "false"},
+			[2]string{"super.users", strings.Join(users, ";")},
+		)
+	}
 	return out
 }
 
@@ -218,10 +299,14 @@ func jvmOptions(p tlsprofile.Profile) string {
 			groups = append(groups, n)
 		}
 	}
-	return "-Djdk.tls.namedGroups=" + strings.Join(groups, ",") + "\n"
+	return "# harden: TLS key-exchange groups of the policy profile (JVM-wide)\n-Djdk.tls.namedGroups=" + strings.Join(groups, ",") + "\n"
 }
 
-func clientSettings(p tlsprofile.Profile, mtls bool, dir, keyPass, trustPass string) string {
+// principalMappingRule makes a certificate's CN the Kafka principal
+// (User:<CN>); other DNs keep Kafka's default (the whole DN).
+const principalMappingRule = "RULE:^CN=([^,]+)(,.*)?$/$1/,DEFAULT"
+
+func clientSettings(p tlsprofile.Profile, mtls bool, dir, truststoreName, trustPass string) string {
 	var versions []string
 	for _, v := range p.Versions {
 		versions = append(versions, tlsprofile.VersionName(v))
@@ -229,7 +314,7 @@ func clientSettings(p tlsprofile.Profile, mtls bool, dir, keyPass, trustPass str
 	lines := []string{
 		"security.protocol=SSL",
 		"ssl.truststore.type=PKCS12",
-		"ssl.truststore.location=" + filepath.Join(dir, "truststore.p12"),
+		"ssl.truststore.location=" + filepath.Join(dir, truststoreName),
 		"ssl.truststore.password=" + trustPass,
 		"ssl.enabled.protocols=" + strings.Join(versions, ","),
 		"ssl.cipher.suites=" + strings.Join(jsseSuites(p), ","),

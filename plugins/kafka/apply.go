@@ -1,0 +1,473 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+var netDialer = net.Dialer{Timeout: 5 * time.Second}
+
+// livePasswords reads the store passwords the broker already has: a
+// rotation keeps them, so the running broker's password settings stay true.
+func livePasswords(file string) *storePasswords {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	ps, err := parseProperties(string(b))
+	if err != nil {
+		return nil
+	}
+	m := propertyMap(ps)
+	if m["keystore.password"] == "" || m["truststore.password"] == "" {
+		return nil
+	}
+	return &storePasswords{keystore: m["keystore.password"], truststore: m["truststore.password"]}
+}
+
+// Apply merges the rendered settings into server.properties and writes the
+// stores. Store-only changes on an SSL broker go through KIP-226 without a
+// restart; everything else is a static apply: backups, files, the
+// operator's restart command, and verify of the restarted broker before
+// success. Any failure restores the previous files (and restarts again, or
+// restores the previous dynamic settings).
+func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
+	st, ok := plan(q.RequestContext, &r.Diagnostics)
+	if !ok {
+		return
+	}
+	if len(q.PlanToken) > 0 && !bytes.Equal(q.PlanToken, planToken(st.text, st.changes)) {
+		r.Diagnostics.AddTargetError("kafka.plan_stale", "the broker changed since the plan was made", errors.New("run harden plan again"))
+		return
+	}
+	if len(st.changes) == 0 {
+		return
+	}
+	var c connection
+	_ = q.Target.DecodeConnection(&c)
+	if problems := lockoutGuard(q.RequestContext, st); len(problems) > 0 {
+		if !q.Force {
+			r.Diagnostics.AddTargetError("kafka.lockout_guard", "apply would lock the brokers or harden out; nothing was changed (--force overrides)", errors.New(strings.Join(problems, "; ")))
+			return
+		}
+		r.Diagnostics.AddWarning("lockout guard overridden with --force", strings.Join(problems, "; "))
+	}
+	var err error
+	if st.rotation {
+		err = applyRotation(ctx, q.RequestContext, c, st, &r.Diagnostics)
+	} else {
+		err = p.applyStatic(ctx, q.RequestContext, c, st)
+	}
+	if err != nil {
+		r.Diagnostics.AddTargetError("kafka.apply", "apply failed", err)
+		return
+	}
+	r.Applied = st.changes
+}
+
+// lockoutGuard lists what would keep the brokers from talking to each
+// other or harden from administering them after the change.
+func lockoutGuard(q sdk.RequestContext, st *planState) []string {
+	var out []string
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(q.Certificates.CABundlePEM)
+	inter := x509.NewCertPool()
+	chain, _ := sdk.ParseCertificatesPEM(q.Certificates.ChainPEM)
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	// Brokers are clients of their own listeners (inter-broker, controller)
+	// and check the names (ssl.endpoint.identification.algorithm=https).
+	usage := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	if st.rd.mtls {
+		usage = append(usage, x509.ExtKeyUsageClientAuth)
+	}
+	for _, l := range st.rd.spec.Listeners {
+		host, _, _ := net.SplitHostPort(l.Address)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			continue
+		}
+		for _, u := range usage {
+			if _, err := st.rd.leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
+				what := "as a server"
+				if u == x509.ExtKeyUsageClientAuth {
+					what = "as a client of its own listeners (mTLS)"
+				}
+				out = append(out, fmt.Sprintf("the broker certificate does not work %s for listener %s at %s: %v", what, l.Name, l.Address, err))
+			}
+		}
+	}
+	if st.rd.mtls {
+		client, err := sdk.ParseCertificatesPEM(q.Certificates.ClientChainPEM)
+		if err != nil || len(client) == 0 {
+			return append(out, "the target is in the mTLS scope but harden has no client certificate for it (certificate.client_cert_file/client_key_file): harden could not administer the broker afterwards")
+		}
+		if _, err := client[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			out = append(out, fmt.Sprintf("harden's client certificate would be refused by the new truststore: %v", err))
+		}
+	}
+	return out
+}
+
+// transaction remembers what apply changed, to undo it.
+type transaction struct {
+	stamp    string
+	backups  map[string]string // original -> backup
+	created  []string
+	restored bool
+}
+
+func newTransaction() *transaction {
+	return &transaction{stamp: time.Now().UTC().Format("20060102T150405Z"), backups: map[string]string{}}
+}
+
+// write replaces a file atomically (temp file + rename), keeping a backup
+// of an existing one (0600) and the owner of ref.
+func (t *transaction) write(path string, content []byte, mode os.FileMode, ref os.FileInfo) error {
+	if old, err := os.ReadFile(path); err == nil {
+		backup := path + ".harden-" + t.stamp + ".bak"
+		if err := os.WriteFile(backup, old, 0o600); err != nil {
+			return fmt.Errorf("back up %s: %w", path, err)
+		}
+		t.backups[path] = backup
+	} else if errors.Is(err, os.ErrNotExist) {
+		t.created = append(t.created, path)
+	} else {
+		return err
+	}
+	tmp := path + ".harden-tmp"
+	if err := os.WriteFile(tmp, content, mode); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	if st, ok := ref.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+		if err := os.Chown(tmp, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("replace %s: %w", path, err)
+	}
+	return nil
+}
+
+// rollback puts every backed-up file back and removes the files apply
+// created.
+func (t *transaction) rollback() error {
+	var errs []error
+	for path, backup := range t.backups {
+		b, err := os.ReadFile(backup)
+		if err == nil {
+			err = os.WriteFile(path+".harden-tmp", b, 0o600)
+		}
+		if err == nil {
+			if fi, serr := os.Stat(path); serr == nil {
+				_ = os.Chmod(path+".harden-tmp", fi.Mode().Perm())
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+					_ = os.Chown(path+".harden-tmp", int(st.Uid), int(st.Gid))
+				}
+			}
+			err = os.Rename(path+".harden-tmp", path)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore %s from %s: %w", path, backup, err))
+		}
+	}
+	for _, path := range t.created {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	t.restored = true
+	return errors.Join(errs...)
+}
+
+// writeFiles writes the store files and then server.properties.
+func (t *transaction) writeFiles(c connection, st *planState) error {
+	ref, err := os.Stat(c.ConfigFile)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(st.rd.dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", st.rd.dir, err)
+	}
+	if sys, ok := ref.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+		_ = os.Chown(st.rd.dir, int(sys.Uid), int(sys.Gid))
+	}
+	for _, f := range st.files {
+		if err := t.write(f.path, f.content, f.mode, ref); err != nil {
+			return err
+		}
+	}
+	if !bytes.Equal(st.merged, st.text) {
+		return t.write(c.ConfigFile, st.merged, ref.Mode().Perm(), ref)
+	}
+	return nil
+}
+
+func (c connection) restartTimeout() time.Duration {
+	if d, err := time.ParseDuration(c.RestartTimeout); err == nil && d > 0 {
+		return d
+	}
+	return 3 * time.Minute
+}
+
+// restart runs the operator's restart command and waits until a broker
+// listener answers ApiVersions (over TLS with harden's identity, or in
+// cleartext on a PLAINTEXT broker).
+func restart(ctx context.Context, c connection, q sdk.RequestContext, addrs []string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.restartTimeout())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.RestartCommand[0], c.RestartCommand[1:]...)
+	cmd.Env = os.Environ()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("restart command %s failed: %w: %s", c.RestartCommand[0], err, lastLines(string(out), 5))
+	}
+	for {
+		for _, a := range addrs {
+			// Ready is an answer, over TLS or in cleartext (a rollback brings a
+			// PLAINTEXT broker back); verify judges the listeners afterwards.
+			if brokerAnswers(ctx, a, clientTLS(q)) || brokerAnswers(ctx, a, nil) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the broker did not answer on %v within %s of the restart", addrs, c.restartTimeout())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// brokerAnswers: one ApiVersions exchange over TLS (with harden's
+// identity), or in cleartext when cfg is nil.
+func brokerAnswers(ctx context.Context, addr string, cfg *tls.Config) bool {
+	conf := saramaConfig(sdk.RequestContext{}, false)
+	if cfg != nil {
+		conf.Net.TLS.Enable, conf.Net.TLS.Config = true, cfg
+	}
+	conf.Net.DialTimeout, conf.Net.ReadTimeout = 2*time.Second, 2*time.Second
+	b := sarama.NewBroker(addr)
+	if err := b.Open(conf); err != nil {
+		return false
+	}
+	defer b.Close()
+	_, err := b.ApiVersions(&sarama.ApiVersionsRequest{Version: 0})
+	return err == nil && ctx.Err() == nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// applyStatic: clear stale dynamic store overrides, write the files,
+// restart, verify; undo everything on failure.
+func (p kafka) applyStatic(ctx context.Context, q sdk.RequestContext, c connection, st *planState) error {
+	if len(c.RestartCommand) == 0 {
+		return errors.New("these changes need a broker restart and connection.restart_command is not set; nothing was changed (set it, or use harden render and restart by hand)")
+	}
+	var addrs []string
+	for _, l := range brokerListeners(st.rd.spec) {
+		addrs = append(addrs, l.Address)
+	}
+	if len(st.dynamic) > 0 {
+		// Per-listener overrides from an earlier rotation would win over
+		// server.properties after the restart: remove them first (the
+		// broker falls back to its current static stores, still in place).
+		if err := alterDynamic(c, q, brokerID(st.props), st.dynamic, nil); err != nil {
+			return fmt.Errorf("remove the dynamic store overrides before the restart: %w", err)
+		}
+	}
+	tx := newTransaction()
+	fail := func(cause error) error {
+		rerr := tx.rollback()
+		if len(st.dynamic) > 0 {
+			rerr = errors.Join(rerr, alterDynamic(c, q, brokerID(st.props), nil, st.dynamic))
+		}
+		if rerr != nil {
+			return fmt.Errorf("%w; restoring the previous files FAILED: %v", cause, rerr)
+		}
+		if err := restart(ctx, c, q, listenerAddrs(st.props)); err != nil {
+			return fmt.Errorf("%w; the previous files are restored but the broker did not come back: %v", cause, err)
+		}
+		return fmt.Errorf("%w; the previous files are restored and the broker restarted with them", cause)
+	}
+	if err := tx.writeFiles(c, st); err != nil {
+		return fail(err)
+	}
+	if err := restart(ctx, c, q, addrs); err != nil {
+		return fail(err)
+	}
+	// Success only on evidence from the restarted broker.
+	var vr sdk.VerifyResponse
+	p.Verify(ctx, sdk.VerifyRequest{RequestContext: q}, &vr)
+	if vr.Diagnostics.HasError() {
+		return fail(fmt.Errorf("verify after the restart: %w", vr.Diagnostics.Err()))
+	}
+	var bad []string
+	for _, ch := range vr.Checks {
+		if ch.Status == checks.Fail || ch.Status == checks.Error {
+			bad = append(bad, fmt.Sprintf("%s %s (%s): %s", ch.ID, ch.Status, ch.Subject, ch.Evidence))
+		}
+	}
+	if len(bad) > 0 {
+		return fail(fmt.Errorf("the restarted broker does not pass verify: %s", strings.Join(bad, "; ")))
+	}
+	return nil
+}
+
+// listenerAddrs are the addresses in a server.properties' listeners.
+func listenerAddrs(props map[string]string) []string {
+	ls, _ := listenersOf(props)
+	var out []string
+	for _, l := range ls {
+		if !l.Controller {
+			out = append(out, l.Address)
+		}
+	}
+	return out
+}
+
+// alterDynamic deletes the keys of del and sets those of set on the
+// broker's per-broker dynamic configuration (KIP-226).
+func alterDynamic(c connection, q sdk.RequestContext, broker string, del, set map[string]string) error {
+	admin, err := newAdmin(c, q)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	entries := map[string]sarama.IncrementalAlterConfigsEntry{}
+	for k := range del {
+		entries[k] = sarama.IncrementalAlterConfigsEntry{Operation: sarama.IncrementalAlterConfigsOperationDelete}
+	}
+	for k, v := range set {
+		entries[k] = sarama.IncrementalAlterConfigsEntry{Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &v}
+	}
+	return admin.IncrementalAlterConfig(sarama.BrokerResource, broker, entries, false)
+}
+
+// applyRotation writes the new stores next to the old ones, points every
+// broker listener at them through IncrementalAlterConfigs, and confirms
+// with fresh handshakes that the new certificate is served; then
+// server.properties follows, so a restart keeps the new stores.
+func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, st *planState, d *sdk.Diagnostics) error {
+	tx := newTransaction()
+	broker := brokerID(st.props)
+	set := map[string]string{}
+	previous := map[string]string{}
+	for _, l := range brokerListeners(st.rd.spec) {
+		prefix := "listener.name." + strings.ToLower(l.Name) + "."
+		for _, key := range rotationKeys {
+			want := settingOf(st.rd.settings, key)
+			cur, dyn := st.live.dynamic[prefix+key]
+			if !dyn {
+				cur = st.live.values[key]
+			}
+			if cur != want {
+				set[prefix+key] = want
+				if dyn {
+					previous[prefix+key] = cur
+				}
+			}
+		}
+	}
+	undo := func(cause error) error {
+		del := map[string]string{}
+		for k := range set {
+			if _, ok := previous[k]; !ok {
+				del[k] = ""
+			}
+		}
+		rerr := alterDynamic(c, q, broker, del, previous)
+		rerr = errors.Join(rerr, tx.rollback())
+		if rerr != nil {
+			return fmt.Errorf("%w; restoring the previous stores FAILED: %v", cause, rerr)
+		}
+		return fmt.Errorf("%w; the broker is back on its previous stores", cause)
+	}
+	// Stores first (new names, so the running broker's files are untouched).
+	files := *st
+	files.merged = st.text // server.properties only after the broker took the stores
+	if err := tx.writeFiles(c, &files); err != nil {
+		return undo(err)
+	}
+	if len(set) > 0 {
+		if err := alterDynamic(c, q, broker, nil, set); err != nil {
+			return undo(fmt.Errorf("KIP-226 update refused by the broker: %w", err))
+		}
+	}
+	if err := confirmServed(ctx, q, st.rd); err != nil {
+		return undo(err)
+	}
+	if !bytes.Equal(st.merged, st.text) {
+		ref, err := os.Stat(c.ConfigFile)
+		if err == nil {
+			err = tx.write(c.ConfigFile, st.merged, ref.Mode().Perm(), ref)
+		}
+		if err != nil {
+			return undo(err)
+		}
+	}
+	for _, l := range st.rd.spec.Listeners {
+		if l.Controller {
+			d.AddWarning("controller listener "+l.Name+" keeps its previous certificate until the next broker restart",
+				"Kafka reloads keystores dynamically on broker listeners only; server.properties already names the new stores")
+		}
+	}
+	return nil
+}
+
+// confirmServed: the broker reconfigures its network threads one by one,
+// so one handshake is no proof — 8 consecutive fresh handshakes on every
+// broker listener must serve the new certificate.
+func confirmServed(ctx context.Context, q sdk.RequestContext, rd rendered) error {
+	cfg := clientTLS(q)
+	deadline := time.Now().Add(30 * time.Second)
+	for _, l := range brokerListeners(rd.spec) {
+		streak := 0
+		last := ""
+		for streak < 8 {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("listener %s at %s still serves another certificate (%s) 30 s after the update", l.Name, l.Address, last)
+			}
+			conn, err := tls.DialWithDialer(&netDialer, "tcp", l.Address, cfg)
+			if err != nil {
+				last, streak = err.Error(), 0
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			served := conn.ConnectionState().PeerCertificates[0]
+			conn.Close()
+			if bytes.Equal(served.Raw, rd.leaf.Raw) {
+				streak++
+				continue
+			}
+			last, streak = "serial "+served.SerialNumber.String(), 0
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,396 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/tlsprofile"
+	"github.com/harden-dev/harden/testenv"
+)
+
+// brokerRequest is the request for the testenv broker as the generated
+// policy describes it (its Target block), with its certificates.
+func brokerRequest(t *testing.T, k *testenv.Kafka, mtls bool) sdk.RequestContext {
+	t.Helper()
+	tgt := k.Target()
+	conn, _ := json.Marshal(tgt["connection"])
+	spec, _ := json.Marshal(tgt["spec"])
+	rc := sdk.RequestContext{Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
+		Target: sdk.NewTarget("events", conn, spec, nil),
+		Certificates: sdk.Certificates{ChainPEM: mustRead(t, k.CertFile), KeyPEM: mustRead(t, k.KeyFile), CABundlePEM: mustRead(t, k.CA.CertFile),
+			ClientChainPEM: mustRead(t, k.ClientCertFile), ClientKeyPEM: mustRead(t, k.ClientKeyFile)}}
+	rc.Policy.Rotation.RenewBefore = 7 * 24 * time.Hour
+	if mtls {
+		rc.Policy.MTLSScope = []string{"events"}
+	}
+	return rc
+}
+
+func checkStatus(r sdk.VerifyResponse) (failed, passed []string) {
+	for _, c := range r.Checks {
+		if c.Status == checks.Fail || c.Status == checks.Error {
+			failed = append(failed, fmt.Sprintf("%s %s (%s): %s", c.ID, c.Status, c.Subject, c.Evidence))
+		} else {
+			passed = append(passed, c.ID)
+		}
+	}
+	return
+}
+
+// The whole static flow on a real broker: PLAINTEXT broker → verify fails
+// with specific IDs → apply (merge, stores, restart through the operator's
+// command, verify) → verify passes, mTLS enforced, authorizer denies a
+// same-CA client without ACLs → second apply changes nothing. Then a
+// certificate rotation goes through KIP-226 without a restart while a
+// producer keeps producing.
+func TestApplyFlow(t *testing.T) {
+	k := testenv.KafkaForTest(t)
+	ctx := context.Background()
+	rc := brokerRequest(t, k, true)
+	client := sdk.InProcess(kafka{})
+	defer client.Close()
+
+	before, err := client.Verify(ctx, rc)
+	if err != nil || before.Diagnostics.HasError() {
+		t.Fatalf("verify before: %v %v", err, before.Diagnostics.Err())
+	}
+	failed, _ := checkStatus(before)
+	if got := strings.Join(failed, "\n"); strings.Count(got, "kafka.listener.plaintext fail") != 2 {
+		t.Errorf("verify before should fail kafka.listener.plaintext on both listeners:\n%s", got)
+	}
+	propsBefore := mustRead(t, k.Properties)
+	if !bytes.Contains(propsBefore, []byte("log.dirs=")) {
+		t.Fatalf("unexpected testenv file:\n%s", propsBefore)
+	}
+
+	plan, err := client.Plan(ctx, rc)
+	if err != nil || plan.Diagnostics.HasError() || len(plan.Changes) == 0 {
+		t.Fatalf("plan: %v %v %d changes", err, plan.Diagnostics.Err(), len(plan.Changes))
+	}
+	for _, ch := range plan.Changes {
+		if strings.HasPrefix(ch.Resource, "server.properties:") && !ch.RequiresRestart {
+			t.Errorf("%s planned without restart", ch.Resource)
+		}
+	}
+	pid := k.PID()
+	ar, err := client.Apply(ctx, rc, plan.PlanToken, false)
+	if err != nil || ar.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v\n%s", err, ar.Diagnostics.Err(), testenvTail(k))
+	}
+	if k.PID() == pid {
+		t.Errorf("apply did not restart the broker")
+	}
+	after, err := client.Verify(ctx, rc)
+	if err != nil || after.Diagnostics.HasError() {
+		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
+	}
+	if failed, passed := checkStatus(after); len(failed) > 0 || len(passed) == 0 {
+		t.Errorf("verify after apply:\n%s", strings.Join(failed, "\n"))
+	}
+	// Unrelated keys and comments kept; no password in server.properties.
+	props := string(mustRead(t, k.Properties))
+	for _, want := range []string{"# Written by harden testenv", "log.dirs=", "node.id=1", "offsets.topic.replication.factor=1", "ssl.client.auth=required", "${file:"} {
+		if !strings.Contains(props, want) {
+			t.Errorf("server.properties lacks %q:\n%s", want, props)
+		}
+	}
+	if m := propertyMapOf(t, props); strings.Contains(m["listeners"]+m["listener.security.protocol.map"]+m["inter.broker.listener.name"], "PLAINTEXT") {
+		t.Errorf("PLAINTEXT left in server.properties:\n%s", props)
+	}
+	dir := filepath.Join(filepath.Dir(k.Properties), "harden")
+	secrets := livePasswords(filepath.Join(dir, "secrets.properties"))
+	if secrets == nil || strings.Contains(props, secrets.keystore) {
+		t.Errorf("password file missing, or its password in server.properties")
+	}
+	for _, f := range []string{"secrets.properties", filepath.Base(settingOfFile(t, props, "ssl.keystore.location"))} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v mode %v, want 0600", f, err, fi.Mode())
+		}
+	}
+	// keytool sees a trusted CA entry: a Java truststore without the
+	// trusted-certificate attribute looks empty to the JVM.
+	out, err := exec.Command("keytool", "-list", "-keystore", settingOfFile(t, props, "ssl.truststore.location"), "-storetype", "PKCS12", "-storepass", secrets.truststore).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "trustedCertEntry") {
+		t.Errorf("keytool -list: %v\n%s", err, out)
+	}
+	// A client with a certificate from the same CA but no ACLs is refused:
+	// a valid certificate is not a skeleton key.
+	intruderCert, intruderKey, err := k.CA.Issue("intruder", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := produceAs(k.Bootstrap, rc, intruderCert, intruderKey); err == nil || !strings.Contains(err.Error(), "uthoriz") {
+		t.Errorf("a same-CA client without ACLs was not refused by the authorizer: %v", err)
+	}
+
+	// Second apply: nothing to change, no restart.
+	pid = k.PID()
+	again, err := client.Apply(ctx, rc, nil, false)
+	if err != nil || again.Diagnostics.HasError() || len(again.Applied) != 0 || k.PID() != pid {
+		t.Errorf("second apply: %v %v %+v (restarted: %v)", err, again.Diagnostics.Err(), again.Applied, k.PID() != pid)
+	}
+
+	t.Run("rotation without restart", func(t *testing.T) { rotation(t, k, rc, client) })
+	t.Run("subject change needs a restart", func(t *testing.T) {
+		cert, key, err := k.CA.IssuePeer("kafka-renamed", "127.0.0.1", "localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc2 := rc
+		rc2.Certificates.ChainPEM, rc2.Certificates.KeyPEM = mustRead(t, cert), mustRead(t, key)
+		p, err := client.Plan(ctx, rc2)
+		if err != nil || p.Diagnostics.HasError() {
+			t.Fatalf("plan: %v %v", err, p.Diagnostics.Err())
+		}
+		for _, ch := range p.Changes {
+			if !ch.RequiresRestart || !strings.Contains(ch.Description, "differs from the served") {
+				t.Errorf("DN change planned as %+v", ch)
+			}
+		}
+	})
+}
+
+func settingOfFile(t *testing.T, props, key string) string {
+	t.Helper()
+	return propertyMapOf(t, props)[key]
+}
+
+func propertyMapOf(t *testing.T, props string) map[string]string {
+	t.Helper()
+	ps, err := parseProperties(props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return propertyMap(ps)
+}
+
+func testenvTail(k *testenv.Kafka) string {
+	b, _ := os.ReadFile(k.LogFile)
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// produceAs sends one message to a new topic as the given client identity.
+func produceAs(addr string, rc sdk.RequestContext, certFile, keyFile string) error {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	cfg := saramaConfig(rc, true)
+	cfg.Net.TLS.Config.Certificates = []tls.Certificate{pair}
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Retry.Max = 0
+	p, err := sarama.NewSyncProducer([]string{addr}, cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	_, _, err = p.SendMessage(&sarama.ProducerMessage{Topic: "intruder-topic", Value: sarama.StringEncoder("x")})
+	return err
+}
+
+// rotation: a renewed certificate (same subject and names) goes through
+// KIP-226 while a producer sends every 10 ms: no failed send, every
+// message consumed, the new certificate served, the broker not restarted.
+func rotation(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *sdk.Client) {
+	ctx := context.Background()
+	cfg := saramaConfig(rc, true)
+	admin, err := sarama.NewClusterAdmin([]string{k.Bootstrap}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreateTopic("rotation", &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	cfg = saramaConfig(rc, true)
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Metadata.Retry.Max = 5
+	prod, err := sarama.NewSyncProducer([]string{k.Bootstrap}, cfg)
+	if err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	var sent, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: "rotation", Value: sarama.StringEncoder(fmt.Sprint(i))}); err != nil {
+				failed.Add(1)
+				t.Logf("send %d: %v", i, err)
+			} else {
+				sent.Add(1)
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	cert, key, err := k.CA.IssuePeer("kafka", "127.0.0.1", "localhost") // renewal: same subject and names
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Certificates.ChainPEM, rc.Certificates.KeyPEM = mustRead(t, cert), mustRead(t, key)
+	pid := k.PID()
+	p, err := client.Plan(ctx, rc)
+	if err != nil || p.Diagnostics.HasError() || len(p.Changes) == 0 {
+		t.Fatalf("plan: %v %v %+v", err, p.Diagnostics.Err(), p.Changes)
+	}
+	for _, ch := range p.Changes {
+		if ch.RequiresRestart {
+			t.Errorf("rotation planned with restart: %+v", ch)
+		}
+	}
+	ar, err := client.Apply(ctx, rc, p.PlanToken, false)
+	if err != nil || ar.Diagnostics.HasError() {
+		t.Fatalf("apply rotation: %v %v", err, ar.Diagnostics.Err())
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	prod.Close()
+	if k.PID() != pid {
+		t.Errorf("the rotation restarted the broker")
+	}
+	if failed.Load() != 0 || sent.Load() < 50 {
+		t.Errorf("during rotation: %d sent, %d failed", sent.Load(), failed.Load())
+	}
+	// Every message arrives.
+	consumer, err := sarama.NewConsumer([]string{k.Bootstrap}, saramaConfig(rc, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	pc, err := consumer.ConsumePartition("rotation", 0, sarama.OffsetOldest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	got := int64(0)
+	timeout := time.After(20 * time.Second)
+	for got < sent.Load() {
+		select {
+		case <-pc.Messages():
+			got++
+		case <-timeout:
+			t.Fatalf("consumed %d of %d", got, sent.Load())
+		}
+	}
+	// New certificate served on a fresh handshake; plan is empty again.
+	served, err := servedCertificate(rc, rendered{spec: spec{Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}})
+	if err != nil || !bytes.Equal(served.Raw, mustPEMCert(t, rc.Certificates.ChainPEM)) {
+		t.Errorf("new certificate not served: %v", err)
+	}
+	if again, err := client.Plan(ctx, rc); err != nil || len(again.Changes) != 0 {
+		t.Errorf("plan after rotation: %v %+v", err, again.Changes)
+	}
+	t.Logf("rotation: %d messages sent and consumed while rotating, 0 failed", sent.Load())
+}
+
+func mustPEMCert(t *testing.T, pemData []byte) []byte {
+	cs, err := sdk.ParseCertificatesPEM(pemData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs[0].Raw
+}
+
+// A restart that fails puts every file back byte for byte and restarts the
+// broker with them: it still answers on its PLAINTEXT listener.
+func TestApplyRollsBackOnFailedRestart(t *testing.T) {
+	k := testenv.KafkaForTest(t)
+	ctx := context.Background()
+	rc := brokerRequest(t, k, false)
+	var conn map[string]any
+	_ = json.Unmarshal(rc.Target.Connection, &conn)
+	good := conn["restart_command"]
+	// The first restart "fails" (the command restarts the broker with the new
+	// files, then exits 1); the second (rollback) runs the real command.
+	marker := filepath.Join(t.TempDir(), "failed-once")
+	real := k.RestartCommand()
+	conn["restart_command"] = []string{"/bin/bash", "-c", fmt.Sprintf(`if [ ! -e %q ]; then touch %q; %s >/dev/null; echo "restart failed (test)"; exit 1; fi; %s`,
+		marker, marker, shellJoin(real), shellJoin(real))}
+	raw, _ := json.Marshal(conn)
+	rc.Target = sdk.NewTarget("events", raw, rc.Target.Spec, nil)
+	_ = good
+	before := mustRead(t, k.Properties)
+	client := sdk.InProcess(kafka{})
+	defer client.Close()
+	ar, err := client.Apply(ctx, rc, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := fmt.Sprint(ar.Diagnostics.Err())
+	if !ar.Diagnostics.HasError() || !strings.Contains(msg, "restart failed (test)") || !strings.Contains(msg, "previous files are restored and the broker restarted") {
+		t.Fatalf("apply with a failing restart: %s", msg)
+	}
+	if after := mustRead(t, k.Properties); !bytes.Equal(before, after) {
+		t.Errorf("server.properties not restored:\n%s", after)
+	}
+	entries, _ := os.ReadDir(filepath.Join(filepath.Dir(k.Properties), "harden"))
+	for _, e := range entries {
+		if !strings.Contains(e.Name(), ".harden-") {
+			t.Errorf("file left behind by the failed apply: %s", e.Name())
+		}
+	}
+	if !brokerAnswers(ctx, k.Bootstrap, nil) {
+		t.Errorf("the broker does not answer on its PLAINTEXT listener after the rollback")
+	}
+}
+
+func shellJoin(argv []string) string {
+	var out []string
+	for _, a := range argv {
+		out = append(out, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+	}
+	return strings.Join(out, " ")
+}
+
+// Lockout guard: under mTLS without harden's client certificate apply
+// refuses and changes nothing.
+func TestApplyLockoutGuard(t *testing.T) {
+	k := testenv.KafkaForTest(t)
+	rc := brokerRequest(t, k, true)
+	rc.Certificates.ClientChainPEM, rc.Certificates.ClientKeyPEM = nil, nil
+	before := mustRead(t, k.Properties)
+	client := sdk.InProcess(kafka{})
+	defer client.Close()
+	ar, err := client.Apply(context.Background(), rc, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ar.Diagnostics.HasError() || !strings.Contains(fmt.Sprint(ar.Diagnostics.Err()), "no client certificate") {
+		t.Errorf("apply without harden's client identity under mTLS: %v", ar.Diagnostics.Err())
+	}
+	if after := mustRead(t, k.Properties); !bytes.Equal(before, after) {
+		t.Errorf("server.properties changed")
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(k.Properties), "harden")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("store dir created: %v", err)
+	}
+}

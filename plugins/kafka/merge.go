@@ -1,0 +1,87 @@
+package main
+
+import (
+	"strings"
+)
+
+// escapeValue escapes a properties value so that parseProperties reads it
+// back unchanged (leading blanks, backslashes, line breaks).
+func escapeValue(v string) string {
+	var b strings.Builder
+	for i, c := range v {
+		switch {
+		case c == '\\':
+			b.WriteString(`\\`)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case (c == ' ' || c == '\t') && i == 0:
+			b.WriteString(`\` + string(c))
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// mergeProperties sets the managed keys in a server.properties text and
+// keeps everything else — unrelated keys, comments, blank lines, their
+// order. A managed key is written where it first stands (a later duplicate,
+// which would win in java.util.Properties, is removed); keys the file lacks
+// are appended under a harden comment. Merging twice changes nothing.
+func mergeProperties(text string, settings [][2]string) (string, error) {
+	props, err := parseProperties(text)
+	if err != nil {
+		return "", err
+	}
+	want := map[string]string{}
+	for _, kv := range settings {
+		want[kv[0]] = kv[1]
+	}
+	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	replace := map[int]string{} // first line -> new line
+	drop := map[int]bool{}
+	seen := map[string]bool{}
+	for _, p := range props {
+		v, managed := want[p.Key]
+		if !managed {
+			continue
+		}
+		for l := p.Line; l <= p.End; l++ {
+			drop[l] = true
+		}
+		if !seen[p.Key] {
+			seen[p.Key] = true
+			delete(drop, p.Line)
+			replace[p.Line] = p.Key + "=" + escapeValue(v)
+		}
+	}
+	var out []string
+	for i, line := range lines {
+		n := i + 1
+		if r, ok := replace[n]; ok {
+			out = append(out, r)
+			continue
+		}
+		if !drop[n] {
+			out = append(out, line)
+		}
+	}
+	// The file's last newline leaves an empty last element: append before it.
+	trailing := len(out) > 0 && out[len(out)-1] == ""
+	if trailing {
+		out = out[:len(out)-1]
+	}
+	var missing []string
+	for _, kv := range settings {
+		if !seen[kv[0]] {
+			missing = append(missing, kv[0]+"="+escapeValue(kv[1]))
+		}
+	}
+	if len(missing) > 0 {
+		out = append(out, "", "# TLS settings managed by harden (harden apply)")
+		out = append(out, missing...)
+	}
+	return strings.Join(out, "\n") + "\n", nil
+}
