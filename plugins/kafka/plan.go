@@ -63,6 +63,20 @@ func newAdmin(c connection, q sdk.RequestContext) (sarama.ClusterAdmin, error) {
 	return admin, nil
 }
 
+// adminFor connects harden's admin client over TLS to the TLS listeners
+// when there are any (no cleartext attempt against a TLS port), else as
+// newAdmin does.
+func adminFor(c connection, q sdk.RequestContext, tlsAddrs []string) (sarama.ClusterAdmin, error) {
+	if len(tlsAddrs) == 0 || len(q.Certificates.CABundlePEM) == 0 {
+		return newAdmin(c, q)
+	}
+	admin, err := sarama.NewClusterAdmin(tlsAddrs, saramaConfig(q, true))
+	if err != nil {
+		return nil, fmt.Errorf("connect admin client over TLS to %v: %w", tlsAddrs, err)
+	}
+	return admin, nil
+}
+
 // liveConfig is the running broker's configuration (DescribeConfigs), with
 // the per-broker dynamic overrides (KIP-226) apart.
 type liveConfig struct {

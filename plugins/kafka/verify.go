@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"sync"
 
@@ -49,10 +51,35 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 			results[i] = verifyListener(ctx, l, target, exp)
 		}()
 	}
+	// Meanwhile: a client with a valid certificate produces and consumes,
+	// and the running brokers' configurations (DescribeConfigs).
+	var tlsAddrs []string
+	for _, l := range ls {
+		if !l.Controller && l.tls() {
+			tlsAddrs = append(tlsAddrs, l.Address)
+		}
+	}
+	var live []checks.Check
+	if len(tlsAddrs) == 0 {
+		live = append(live, checks.Failed("kafka.client.produce_consume", "broker listeners", "no TLS broker listener to produce and consume over"))
+	}
+	if len(tlsAddrs) > 0 && len(q.Certificates.CABundlePEM) > 0 {
+		nonce := make([]byte, 16)
+		_, _ = rand.Read(nonce)
+		live = append(live, produceConsume(tlsAddrs, q.RequestContext, hex.EncodeToString(nonce)))
+	}
+	admin, err := adminFor(c, q.RequestContext, tlsAddrs)
+	if err != nil {
+		live = append(live, checks.Errored("kafka.config.inter_broker_tls", "DescribeConfigs", err))
+	} else {
+		live = append(live, verifyBrokerConfigs(admin, q.RequestContext)...)
+		admin.Close()
+	}
 	wg.Wait()
 	for _, cs := range results {
 		r.Checks = append(r.Checks, cs...)
 	}
+	r.Checks = append(r.Checks, live...)
 }
 
 func verifyListener(ctx context.Context, l listener, base probe.Target, exp probe.Expectations) []checks.Check {
