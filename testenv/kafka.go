@@ -383,7 +383,9 @@ func (k *Kafka) Info() any {
 
 // Target implements Service: the kafka target of the generated policy.
 func (k *Kafka) Target() map[string]any {
-	return map[string]any{"name": "events", "plugin": "kafka",
+	// mtls: the generated policy puts the broker in the mTLS scope (clients
+	// need a certificate from the policy CA; the authorizer denies by default).
+	return map[string]any{"name": "events", "plugin": "kafka", "mtls": true,
 		"connection": map[string]any{"bootstrap": []string{k.Bootstrap}, "config_file": k.Properties, "restart_command": k.RestartCommand()},
 		// After hardening the PLAINTEXT port serves SSL and the controller
 		// port SSL too.

@@ -155,6 +155,15 @@ func policyYAML(caFile string, targets []map[string]any) string {
 	b.WriteString("apiVersion: harden/v1\nprofile: intermediate\ncertificates:\n  source: files\n")
 	fmt.Fprintf(&b, "  files: {ca_file: %s}\n", yamlString(caFile))
 	b.WriteString("  rotation: {max_lifetime: 90d, renew_before: 30d, alert_at: [30d, 14d, 7d]}\n")
+	var mtls []string
+	for _, t := range targets {
+		if t["mtls"] == true {
+			mtls = append(mtls, fmt.Sprint(t["name"]))
+		}
+	}
+	if len(mtls) > 0 {
+		fmt.Fprintf(&b, "mtls: {scope: [%s]}\n", strings.Join(mtls, ", "))
+	}
 	b.WriteString("targets:\n")
 	for _, t := range targets {
 		fmt.Fprintf(&b, "  - name: %s\n    plugin: %s\n", t["name"], t["plugin"])

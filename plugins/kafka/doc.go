@@ -1,20 +1,25 @@
-// Command harden-plugin-kafka hardens Apache Kafka listeners.
+// Command harden-plugin-kafka hardens Apache Kafka brokers (KRaft).
 //
-// This first slice implements Verify: every listener of the broker — those
-// in listeners, the controller listeners included, not only the advertised
-// ones — is probed: a cleartext ApiVersions request to each port (an answer
-// is a failure), and the TLS ones are enumerated with the probe kit's Kafka
-// dialect (versions, suites, groups, certificate, client-certificate
-// enforcement through an ApiVersions request after the handshake).
+// Verify probes every listener in server.properties — controller listeners
+// included, not only the advertised ones: a cleartext ApiVersions request to
+// each port (an answer is a failure), and a TLS enumeration through the
+// probe kit's Kafka dialect (versions, suites, groups, certificate,
+// client-certificate enforcement through an ApiVersions request after the
+// handshake). It then produces a random canary over TLS with harden's
+// certificate and reads it back, and reads every broker's running
+// configuration through DescribeConfigs (client auth, protocols, suites,
+// inter-broker and controller TLS, authorizer).
 //
-// Render produces the TLS settings for every listener (controller included)
-// to merge into server.properties, PKCS#12 keystore and truststore, the 0600
-// password file they reference through Kafka's FileConfigProvider, the JVM
-// option that limits key-exchange groups, and client/Spark configs.
+// Render produces the settings for every listener, PKCS#12 keystore and
+// truststore (named by content), the 0600 password file they reference
+// through Kafka's FileConfigProvider, a Java @argfile with the key-exchange
+// groups, the CN principal mapping with a deny-by-default StandardAuthorizer
+// under mTLS, and client/Spark configs.
 //
-// Plan compares the rendered settings and stores with server.properties and
-// the store files, and reads the running broker through DescribeConfigs
-// (sarama) to report a pending restart. Apply (merge with backups, restart,
-// KIP-226 rotation) arrives with the rest of the Kafka plugin issue; until
-// then the plugin does not advertise it.
+// Plan compares them with server.properties, the store dir and the running
+// broker (DescribeConfigs, per-broker dynamic overrides). Apply is static
+// (merge, backups, the operator's restart command, verify of the restarted
+// broker, restore and restart on failure) or, when only the stores change
+// and the new certificate keeps the served subject and names, a KIP-226
+// update on the running broker confirmed by fresh handshakes.
 package main

@@ -60,7 +60,7 @@ func init() {
 
 func (kafka) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
 	r.Name, r.Version = "kafka", version
-	r.Description = "Apache Kafka: verify that every listener refuses cleartext and enforces the TLS profile and mTLS"
+	r.Description = "Apache Kafka: SSL listeners, mTLS and authorizer rendered, applied (static with restart, or KIP-226 rotation) and verified live"
 }
 
 func (kafka) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {

@@ -20,9 +20,10 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 		return
 	}
 	var ls []listener
+	var props map[string]string
 	if c.ConfigFile != "" {
-		_, props, ok := readBrokerProperties(c.ConfigFile, &r.Diagnostics)
-		if !ok {
+		var ok bool
+		if _, props, ok = readBrokerProperties(c.ConfigFile, &r.Diagnostics); !ok {
 			return
 		}
 		var err error
@@ -72,7 +73,7 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 	if err != nil {
 		live = append(live, checks.Errored("kafka.config.inter_broker_tls", "DescribeConfigs", err))
 	} else {
-		live = append(live, verifyBrokerConfigs(admin, q.RequestContext)...)
+		live = append(live, verifyBrokerConfigs(admin, q.RequestContext, props)...)
 		admin.Close()
 	}
 	wg.Wait()

@@ -34,7 +34,8 @@ func init() {
 // verifyBrokerConfigs reads every broker's configuration through
 // DescribeConfigs (the running values, not the file) and checks them
 // against the policy.
-func verifyBrokerConfigs(admin sarama.ClusterAdmin, q sdk.RequestContext) []checks.Check {
+// file is the server.properties harden read (nil without config_file).
+func verifyBrokerConfigs(admin sarama.ClusterAdmin, q sdk.RequestContext, file map[string]string) []checks.Check {
 	brokers, _, err := admin.DescribeCluster()
 	if err != nil {
 		return []checks.Check{checks.Errored("kafka.config.client_auth", "cluster", fmt.Errorf("DescribeCluster: %w", err))}
@@ -49,6 +50,13 @@ func verifyBrokerConfigs(admin sarama.ClusterAdmin, q sdk.RequestContext) []chec
 			continue
 		}
 		out = append(out, brokerConfigChecks(cfg, q, subject)...)
+		if q.Policy.InMTLSScope(q.Target.Name) {
+			var own map[string]string
+			if brokerID(file) == id {
+				own = file
+			}
+			out = append(out, authorizerCheck(admin, cfg, own, subject))
+		}
 	}
 	return out
 }
@@ -134,12 +142,39 @@ func brokerConfigChecks(cfg map[string]string, q sdk.RequestContext, subject str
 	}
 	judge("kafka.config.inter_broker_tls", lerr == nil && len(plain) == 0 && inter != "",
 		orAll(prefix("inter-broker/controller listeners without TLS: ", plain), "inter-broker listener "+inter+" and the controller listeners use TLS"))
-	if mtls {
-		authz := cfg["authorizer.class.name"]
-		ok := authz != "" && cfg["allow.everyone.if.no.acl.found"] != "true"
-		judge("kafka.config.authorizer", ok, fmt.Sprintf("authorizer.class.name=%q allow.everyone.if.no.acl.found=%s super.users=%q", authz, cfg["allow.everyone.if.no.acl.found"], cfg["super.users"]))
-	}
 	return out
+}
+
+// authorizerCheck: the broker reports an authorizer class and answers
+// DescribeAcls (a broker without one refuses it: security disabled). The
+// authorizer's own settings (allow.everyone.if.no.acl.found, super.users)
+// are not in DescribeConfigs; they come from server.properties when
+// harden can read it.
+func authorizerCheck(admin sarama.ClusterAdmin, cfg, file map[string]string, subject string) checks.Check {
+	authz := cfg["authorizer.class.name"]
+	if authz == "" {
+		return checks.Failed("kafka.config.authorizer", subject, "no authorizer.class.name: every authenticated client may do everything")
+	}
+	acls, err := admin.ListAcls(sarama.AclFilter{ResourceType: sarama.AclResourceAny, ResourcePatternTypeFilter: sarama.AclPatternAny,
+		Operation: sarama.AclOperationAny, PermissionType: sarama.AclPermissionAny})
+	if err != nil {
+		return checks.Failed("kafka.config.authorizer", subject, fmt.Sprintf("authorizer.class.name=%s but DescribeAcls failed: %v", authz, err))
+	}
+	ev := fmt.Sprintf("authorizer.class.name=%s; DescribeAcls answered (%d resource(s) with ACLs)", authz, len(acls))
+	if file == nil {
+		return checks.Passed("kafka.config.authorizer", subject, ev+"; allow.everyone.if.no.acl.found not readable without connection.config_file")
+	}
+	if strings.EqualFold(strings.TrimSpace(file["allow.everyone.if.no.acl.found"]), "true") {
+		return checks.Failed("kafka.config.authorizer", subject, ev+"; but server.properties sets allow.everyone.if.no.acl.found=true (allow by default)")
+	}
+	return checks.Passed("kafka.config.authorizer", subject, fmt.Sprintf("%s; server.properties: allow.everyone.if.no.acl.found=%s, super.users=%s", ev, orDefault(file["allow.everyone.if.no.acl.found"], "false (default)"), orDefault(file["super.users"], "none")))
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
 }
 
 func orAll(problems []string, ok string) string {
