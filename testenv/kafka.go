@@ -41,6 +41,8 @@ type Kafka struct {
 	ClientCertFile, ClientKeyFile string
 	// CA issued them (tests issue rotated or foreign certificates from it).
 	CA *CA
+	// NodeID is the node's id in a cluster (KafkaClusterForTest); 1 alone.
+	NodeID int
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -201,38 +203,68 @@ func (k *Kafka) startOnce(ctx context.Context, java string) error {
 		return err
 	}
 	k.Bootstrap, k.Controller = net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(cport))
+	id := make([]byte, 16)
+	rand.Read(id)
+	if err := k.writeAndFormat(ctx, java, base64.RawURLEncoding.EncodeToString(id), nil); err != nil {
+		return err
+	}
+	if err := k.launch(java); err != nil {
+		return err
+	}
+	return k.waitAnswer(ctx)
+}
+
+// quorum describes a multi-node KRaft cluster with static voters.
+type quorum struct {
+	voters string // controller.quorum.voters
+	size   int
+}
+
+// writeAndFormat writes the node's PLAINTEXT server.properties and formats
+// its KRaft storage (single node: standalone dynamic quorum; cluster:
+// static voters).
+func (k *Kafka) writeAndFormat(ctx context.Context, java, clusterID string, q *quorum) error {
 	data := filepath.Join(k.Base, "data")
 	os.RemoveAll(data)
 	k.Properties, k.LogFile = filepath.Join(k.Base, "server.properties"), filepath.Join(k.Base, "kafka.log")
-	props := fmt.Sprintf(`# Written by harden testenv: single-node KRaft, PLAINTEXT only (unhardened).
+	node, quorumLine, rf, minISR := 1, "controller.quorum.bootstrap.servers="+k.Controller, 1, 1
+	formatArgs := []string{"--standalone"}
+	what := "single-node KRaft"
+	if q != nil {
+		node, quorumLine, rf, minISR = k.NodeID, "controller.quorum.voters="+q.voters, q.size, 2
+		formatArgs = nil
+		what = fmt.Sprintf("node %d of a %d-node KRaft cluster", k.NodeID, q.size)
+	}
+	props := fmt.Sprintf(`# Written by harden testenv: %[4]s, PLAINTEXT only (unhardened).
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=%[2]s
+node.id=%[5]d
+%[6]s
 listeners=PLAINTEXT://%[1]s,CONTROLLER://%[2]s
 advertised.listeners=PLAINTEXT://%[1]s
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=%[3]s
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+offsets.topic.replication.factor=%[7]d
+default.replication.factor=%[7]d
+min.insync.replicas=%[8]d
+transaction.state.log.replication.factor=%[7]d
+transaction.state.log.min.isr=%[8]d
 group.initial.rebalance.delay.ms=0
-`, k.Bootstrap, k.Controller, data)
+`, k.Bootstrap, k.Controller, data, what, node, quorumLine, rf, minISR)
 	if err := os.WriteFile(k.Properties, []byte(props), 0o600); err != nil {
 		return err
 	}
-	id := make([]byte, 16)
-	rand.Read(id)
-	cp := filepath.Join(k.Libs, "*")
-	format := exec.CommandContext(ctx, java, "-cp", cp, "kafka.tools.StorageTool", "format", "--standalone",
-		"-t", base64.RawURLEncoding.EncodeToString(id), "-c", k.Properties)
+	args := append([]string{"-cp", filepath.Join(k.Libs, "*"), "kafka.tools.StorageTool", "format"}, formatArgs...)
+	format := exec.CommandContext(ctx, java, append(args, "-t", clusterID, "-c", k.Properties)...)
 	if out, err := format.CombinedOutput(); err != nil {
 		return fmt.Errorf("format KRaft storage: %w\n%s", err, out)
 	}
-	if err := k.launch(java); err != nil {
-		return err
-	}
+	return nil
+}
+
+// waitAnswer waits until the PLAINTEXT listener answers ApiVersions.
+func (k *Kafka) waitAnswer(ctx context.Context) error {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		if kafkaAnswers(k.Bootstrap) {
