@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -41,26 +42,39 @@ func livePasswords(file string) *storePasswords {
 }
 
 // Apply merges the rendered settings into server.properties and writes the
-// stores. Store-only changes on an SSL broker go through KIP-226 without a
-// restart; everything else is a static apply: backups, files, the
-// operator's restart command, and verify of the restarted broker before
-// success. Any failure restores the previous files (and restarts again, or
-// restores the previous dynamic settings).
+// stores, broker by broker. Store-only changes on SSL brokers go through
+// KIP-226 without a restart; everything else is a static apply, rolled
+// through the brokers one at a time: backups, files, the operator's restart
+// command, the broker answering again and zero under-replicated partitions
+// before the next broker, and (end state) verify before success. Any
+// failure restores the files of the brokers this run changed (restarting
+// them again) or the previous dynamic settings.
 func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
-	st, ok := plan(q.RequestContext, &r.Diagnostics)
+	tp, ok := plan(q.RequestContext, &r.Diagnostics)
 	if !ok {
 		return
 	}
-	if len(q.PlanToken) > 0 && !bytes.Equal(q.PlanToken, planToken(st.text, st.changes)) {
+	if len(q.PlanToken) > 0 && !bytes.Equal(q.PlanToken, tp.token()) {
 		r.Diagnostics.AddTargetError("kafka.plan_stale", "the broker changed since the plan was made", errors.New("run harden plan again"))
 		return
 	}
-	if len(st.changes) == 0 {
+	var todo []*planState
+	rotation := true
+	for _, st := range tp.brokers {
+		if len(st.changes) > 0 {
+			todo = append(todo, st)
+			rotation = rotation && st.rotation
+		}
+	}
+	if len(todo) == 0 {
 		return
 	}
-	var c connection
-	_ = q.Target.DecodeConnection(&c)
-	if problems := lockoutGuard(q.RequestContext, st); len(problems) > 0 {
+	var problems []string
+	for _, st := range todo {
+		problems = append(problems, lockoutGuard(q.RequestContext, st)...)
+	}
+	problems = append(problems, phaseGuard(tp)...)
+	if len(problems) > 0 {
 		if !q.Force {
 			r.Diagnostics.AddTargetError("kafka.lockout_guard", "apply would lock the brokers or harden out; nothing was changed (--force overrides)", errors.New(strings.Join(problems, "; ")))
 			return
@@ -68,16 +82,53 @@ func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespon
 		r.Diagnostics.AddWarning("lockout guard overridden with --force", strings.Join(problems, "; "))
 	}
 	var err error
-	if st.rotation {
-		err = applyRotation(ctx, q.RequestContext, c, st, &r.Diagnostics)
+	if rotation {
+		for _, st := range todo {
+			if err = applyRotation(ctx, q.RequestContext, tp.conn, st, &r.Diagnostics); err != nil {
+				err = fmt.Errorf("%s: %w", st.rd.broker.label(), err)
+				break
+			}
+			r.Applied = append(r.Applied, st.changes...)
+		}
 	} else {
-		err = p.applyStatic(ctx, q.RequestContext, c, st)
+		err = p.applyRolling(ctx, q.RequestContext, tp, todo)
+		if err == nil {
+			r.Applied = tp.changes()
+		}
 	}
 	if err != nil {
 		r.Diagnostics.AddTargetError("kafka.apply", "apply failed", err)
-		return
 	}
-	r.Applied = st.changes
+}
+
+// phaseGuard: in a cluster, jumping to a phase that moves inter-broker or
+// controller traffic to listeners the other brokers do not have yet cuts
+// the restarted broker off (the rolling restart would never get its
+// partitions back in sync): the migration goes add-tls, switch, tls-only.
+func phaseGuard(tp *targetPlan) []string {
+	if len(tp.brokers) < 2 || tp.spec.phase() == phaseAddTLS {
+		return nil
+	}
+	var out []string
+	for _, st := range tp.brokers {
+		ls, err := listenersOf(st.props)
+		if err != nil {
+			continue
+		}
+		for _, want := range st.rd.broker.Listeners {
+			if !slices.ContainsFunc(ls, func(l listener) bool { return strings.EqualFold(l.Name, want.Name) && l.tls() }) {
+				out = append(out, fmt.Sprintf("%s has no %s listener yet: apply migration phase %s to every broker before %s", st.rd.broker.label(), want.Name, phaseAddTLS, tp.spec.phase()))
+				break
+			}
+		}
+		if tp.spec.phase() == phaseTLSOnly {
+			inter := strings.ToUpper(st.props["inter.broker.listener.name"])
+			if !slices.ContainsFunc(ls, func(l listener) bool { return l.Name == inter && l.tls() }) {
+				out = append(out, fmt.Sprintf("%s still replicates over %s: apply migration phase %s before %s", st.rd.broker.label(), inter, phaseSwitch, phaseTLSOnly))
+			}
+		}
+	}
+	return out
 }
 
 // lockoutGuard lists what would keep the brokers from talking to each
@@ -97,7 +148,7 @@ func lockoutGuard(q sdk.RequestContext, st *planState) []string {
 	if st.rd.mtls {
 		usage = append(usage, x509.ExtKeyUsageClientAuth)
 	}
-	for _, l := range st.rd.spec.Listeners {
+	for _, l := range st.rd.broker.Listeners {
 		host, _, _ := net.SplitHostPort(l.Address)
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			continue
@@ -201,8 +252,9 @@ func (t *transaction) rollback() error {
 }
 
 // writeFiles writes the store files and then server.properties.
-func (t *transaction) writeFiles(c connection, st *planState) error {
-	ref, err := os.Stat(c.ConfigFile)
+func (t *transaction) writeFiles(st *planState) error {
+	configFile := st.rd.broker.ConfigFile
+	ref, err := os.Stat(configFile)
 	if err != nil {
 		return err
 	}
@@ -218,7 +270,7 @@ func (t *transaction) writeFiles(c connection, st *planState) error {
 		}
 	}
 	if !bytes.Equal(st.merged, st.text) {
-		return t.write(c.ConfigFile, st.merged, ref.Mode().Perm(), ref)
+		return t.write(configFile, st.merged, ref.Mode().Perm(), ref)
 	}
 	return nil
 }
@@ -233,14 +285,14 @@ func (c connection) restartTimeout() time.Duration {
 // restart runs the operator's restart command and waits until a broker
 // listener answers ApiVersions (over TLS with harden's identity, or in
 // cleartext on a PLAINTEXT broker).
-func restart(ctx context.Context, c connection, q sdk.RequestContext, addrs []string) error {
+func restart(ctx context.Context, c connection, q sdk.RequestContext, argv, addrs []string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.restartTimeout())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.RestartCommand[0], c.RestartCommand[1:]...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = os.Environ()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("restart command %s failed: %w: %s", c.RestartCommand[0], err, lastLines(string(out), 5))
+		return fmt.Errorf("restart command %s failed: %w: %s", argv[0], err, lastLines(string(out), 5))
 	}
 	for {
 		for _, a := range addrs {
@@ -283,49 +335,86 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// applyStatic: clear stale dynamic store overrides, write the files,
-// restart, verify; undo everything on failure.
-func (p kafka) applyStatic(ctx context.Context, q sdk.RequestContext, c connection, st *planState) error {
-	if len(c.RestartCommand) == 0 {
-		return errors.New("these changes need a broker restart and connection.restart_command is not set; nothing was changed (set it, or use harden render and restart by hand)")
-	}
-	var addrs []string
-	for _, l := range brokerListeners(st.rd.spec) {
-		addrs = append(addrs, l.Address)
-	}
-	if len(st.dynamic) > 0 {
-		// Per-listener overrides from an earlier rotation would win over
-		// server.properties after the restart: remove them first (the
-		// broker falls back to its current static stores, still in place).
-		if err := alterDynamic(c, q, brokerID(st.props), st.dynamic, nil); err != nil {
-			return fmt.Errorf("remove the dynamic store overrides before the restart: %w", err)
+// applied is one broker changed by a rolling apply, to undo.
+type applied struct {
+	st *planState
+	tx *transaction
+}
+
+// applyRolling applies the static changes broker by broker; after the last
+// one, the end state (tls-only) must pass verify. A failure undoes every
+// broker this run changed, newest first, with a restart each.
+func (p kafka) applyRolling(ctx context.Context, q sdk.RequestContext, tp *targetPlan, todo []*planState) error {
+	for _, st := range todo {
+		if len(st.rd.broker.RestartCommand) == 0 {
+			return fmt.Errorf("%s: these changes need a broker restart and no restart_command is set; nothing was changed (set it, or use harden render and restart by hand)", st.rd.broker.label())
 		}
 	}
-	tx := newTransaction()
-	fail := func(cause error) error {
-		rerr := tx.rollback()
+	var done []applied
+	undo := func(cause error) error {
+		var errs []string
+		for i := len(done) - 1; i >= 0; i-- {
+			a := done[i]
+			if err := a.tx.rollback(); err != nil {
+				errs = append(errs, fmt.Sprintf("%s: restoring files: %v", a.st.rd.broker.label(), err))
+				continue
+			}
+			if len(a.st.dynamic) > 0 {
+				if err := alterDynamic(tp.conn, q, brokerID(a.st.props), nil, a.st.dynamic); err != nil {
+					errs = append(errs, fmt.Sprintf("%s: restoring dynamic store settings: %v", a.st.rd.broker.label(), err))
+				}
+			}
+			if err := restart(ctx, tp.conn, q, a.st.rd.broker.RestartCommand, listenerAddrs(a.st.props)); err != nil {
+				errs = append(errs, fmt.Sprintf("%s: restarted with its previous files but did not come back: %v", a.st.rd.broker.label(), err))
+				continue
+			}
+			if err := waitInSync(ctx, tp, q); err != nil {
+				errs = append(errs, fmt.Sprintf("after restoring %s: %v", a.st.rd.broker.label(), err))
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("%w; undoing FAILED: %s", cause, strings.Join(errs, "; "))
+		}
+		var names []string
+		for _, a := range done {
+			names = append(names, a.st.rd.broker.label())
+		}
+		return fmt.Errorf("%w; the previous files are restored and the broker(s) restarted with them (%s)", cause, strings.Join(names, ", "))
+	}
+	for _, st := range todo {
+		b := st.rd.broker
 		if len(st.dynamic) > 0 {
-			rerr = errors.Join(rerr, alterDynamic(c, q, brokerID(st.props), nil, st.dynamic))
+			// Per-listener overrides from an earlier rotation would win over
+			// server.properties after the restart: remove them first (the
+			// broker falls back to its current static stores, still in place).
+			if err := alterDynamic(tp.conn, q, brokerID(st.props), st.dynamic, nil); err != nil {
+				return undo(fmt.Errorf("%s: remove the dynamic store overrides before the restart: %w", b.label(), err))
+			}
 		}
-		if rerr != nil {
-			return fmt.Errorf("%w; restoring the previous files FAILED: %v", cause, rerr)
+		tx := newTransaction()
+		done = append(done, applied{st, tx})
+		if err := tx.writeFiles(st); err != nil {
+			return undo(fmt.Errorf("%s: %w", b.label(), err))
 		}
-		if err := restart(ctx, c, q, listenerAddrs(st.props)); err != nil {
-			return fmt.Errorf("%w; the previous files are restored but the broker did not come back: %v", cause, err)
+		var addrs []string
+		for _, l := range brokerListeners(b.Listeners) {
+			addrs = append(addrs, l.Address)
 		}
-		return fmt.Errorf("%w; the previous files are restored and the broker restarted with them", cause)
+		if err := restart(ctx, tp.conn, q, b.RestartCommand, addrs); err != nil {
+			return undo(fmt.Errorf("%s: %w", b.label(), err))
+		}
+		if err := waitInSync(ctx, tp, q); err != nil {
+			return undo(fmt.Errorf("after restarting %s: %w", b.label(), err))
+		}
 	}
-	if err := tx.writeFiles(c, st); err != nil {
-		return fail(err)
+	if tp.spec.phase() != phaseTLSOnly {
+		return nil // a migration step: verify fails by design until tls-only
 	}
-	if err := restart(ctx, c, q, addrs); err != nil {
-		return fail(err)
-	}
-	// Success only on evidence from the restarted broker.
+	// Success only on evidence from the restarted brokers.
 	var vr sdk.VerifyResponse
 	p.Verify(ctx, sdk.VerifyRequest{RequestContext: q}, &vr)
 	if vr.Diagnostics.HasError() {
-		return fail(fmt.Errorf("verify after the restart: %w", vr.Diagnostics.Err()))
+		return undo(fmt.Errorf("verify after the restart: %w", vr.Diagnostics.Err()))
 	}
 	var bad []string
 	for _, ch := range vr.Checks {
@@ -334,9 +423,89 @@ func (p kafka) applyStatic(ctx context.Context, q sdk.RequestContext, c connecti
 		}
 	}
 	if len(bad) > 0 {
-		return fail(fmt.Errorf("the restarted broker does not pass verify: %s", strings.Join(bad, "; ")))
+		return undo(fmt.Errorf("the restarted broker does not pass verify: %s", strings.Join(bad, "; ")))
 	}
 	return nil
+}
+
+// waitInSync gates a rolling restart: every broker of the target is back
+// in the cluster and no partition is under-replicated or offline.
+func waitInSync(ctx context.Context, tp *targetPlan, q sdk.RequestContext) error {
+	ctx, cancel := context.WithTimeout(ctx, tp.conn.restartTimeout())
+	defer cancel()
+	last := "no answer"
+	for {
+		if n, detail, err := underReplicated(tp, q); err != nil {
+			last = err.Error()
+		} else if n == 0 {
+			return nil
+		} else {
+			last = detail
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the cluster did not get back in sync within %s: %s", tp.conn.restartTimeout(), last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// underReplicated counts missing brokers and partitions whose ISR is
+// smaller than their replica set (or that have no leader).
+func underReplicated(tp *targetPlan, q sdk.RequestContext) (int, string, error) {
+	var tlsAddrs []string
+	for _, b := range tp.all {
+		for _, l := range brokerListeners(b.Listeners) {
+			tlsAddrs = append(tlsAddrs, l.Address)
+		}
+	}
+	admin, err := adminFor(tp.conn, q, answering(tlsAddrs, q))
+	if err != nil {
+		return 0, "", err
+	}
+	defer admin.Close()
+	brokers, _, err := admin.DescribeCluster()
+	if err != nil {
+		return 0, "", err
+	}
+	if len(brokers) < len(tp.all) {
+		return len(tp.all) - len(brokers), fmt.Sprintf("%d of %d brokers registered", len(brokers), len(tp.all)), nil
+	}
+	topics, err := admin.ListTopics()
+	if err != nil {
+		return 0, "", err
+	}
+	names := make([]string, 0, len(topics))
+	for n := range topics {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return 0, "", nil
+	}
+	meta, err := admin.DescribeTopics(names)
+	if err != nil {
+		return 0, "", err
+	}
+	var bad []string
+	for _, t := range meta {
+		for _, pm := range t.Partitions {
+			if pm.Leader < 0 || len(pm.Isr) < len(pm.Replicas) {
+				bad = append(bad, fmt.Sprintf("%s-%d (isr %v of %v)", t.Name, pm.ID, pm.Isr, pm.Replicas))
+			}
+		}
+	}
+	return len(bad), fmt.Sprintf("%d under-replicated partition(s): %s", len(bad), strings.Join(bad[:min(len(bad), 5)], ", ")), nil
+}
+
+// answering keeps the addresses where harden's TLS client gets an answer.
+func answering(addrs []string, q sdk.RequestContext) []string {
+	var out []string
+	for _, a := range addrs {
+		if brokerAnswers(context.Background(), a, clientTLS(q)) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // listenerAddrs are the addresses in a server.properties' listeners.
@@ -378,7 +547,7 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, st *
 	broker := brokerID(st.props)
 	set := map[string]string{}
 	previous := map[string]string{}
-	for _, l := range brokerListeners(st.rd.spec) {
+	for _, l := range brokerListeners(st.rd.broker.Listeners) {
 		prefix := "listener.name." + strings.ToLower(l.Name) + "."
 		for _, key := range rotationKeys {
 			want := settingOf(st.rd.settings, key)
@@ -411,7 +580,7 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, st *
 	// Stores first (new names, so the running broker's files are untouched).
 	files := *st
 	files.merged = st.text // server.properties only after the broker took the stores
-	if err := tx.writeFiles(c, &files); err != nil {
+	if err := tx.writeFiles(&files); err != nil {
 		return undo(err)
 	}
 	if len(set) > 0 {
@@ -423,15 +592,15 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, st *
 		return undo(err)
 	}
 	if !bytes.Equal(st.merged, st.text) {
-		ref, err := os.Stat(c.ConfigFile)
+		ref, err := os.Stat(st.rd.broker.ConfigFile)
 		if err == nil {
-			err = tx.write(c.ConfigFile, st.merged, ref.Mode().Perm(), ref)
+			err = tx.write(st.rd.broker.ConfigFile, st.merged, ref.Mode().Perm(), ref)
 		}
 		if err != nil {
 			return undo(err)
 		}
 	}
-	for _, l := range st.rd.spec.Listeners {
+	for _, l := range st.rd.broker.Listeners {
 		if l.Controller {
 			d.AddWarning("controller listener "+l.Name+" keeps its previous certificate until the next broker restart",
 				"Kafka reloads keystores dynamically on broker listeners only; server.properties already names the new stores")
@@ -446,7 +615,7 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, st *
 func confirmServed(ctx context.Context, q sdk.RequestContext, rd rendered) error {
 	cfg := clientTLS(q)
 	deadline := time.Now().Add(30 * time.Second)
-	for _, l := range brokerListeners(rd.spec) {
+	for _, l := range brokerListeners(rd.broker.Listeners) {
 		streak := 0
 		last := ""
 		for streak < 8 {

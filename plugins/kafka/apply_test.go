@@ -339,7 +339,7 @@ func rotation(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *sdk
 		}
 	}
 	// New certificate served on a fresh handshake; plan is empty again.
-	served, err := servedCertificate(rc, rendered{spec: spec{Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}})
+	served, err := servedCertificate(rc, rendered{broker: brokerTarget{Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}})
 	if err != nil || !bytes.Equal(served.Raw, mustPEMCert(t, rc.Certificates.ChainPEM)) {
 		t.Errorf("new certificate not served: %v", err)
 	}
@@ -383,7 +383,7 @@ func TestApplyRollsBackOnFailedRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := fmt.Sprint(ar.Diagnostics.Err())
-	if !ar.Diagnostics.HasError() || !strings.Contains(msg, "restart failed (test)") || !strings.Contains(msg, "previous files are restored and the broker restarted") {
+	if !ar.Diagnostics.HasError() || !strings.Contains(msg, "restart failed (test)") || !strings.Contains(msg, "previous files are restored and the broker(s) restarted") {
 		t.Fatalf("apply with a failing restart: %s", msg)
 	}
 	if after := mustRead(t, k.Properties); !bytes.Equal(before, after) {

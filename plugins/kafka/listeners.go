@@ -12,6 +12,7 @@ type listener struct {
 	Protocol   string // PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
 	Address    string // host:port to probe
 	Controller bool
+	Node       string // "broker N" in a cluster target
 }
 
 // listenersOf reads listeners, listener.security.protocol.map and

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -154,40 +155,94 @@ type planState struct {
 // rotationKeys are the settings a KIP-226 rotation may change.
 var rotationKeys = []string{"ssl.keystore.location", "ssl.truststore.location"}
 
-// plan reads the broker's file, store dir and running configuration and
+// targetPlan is the plan of every broker of the target.
+type targetPlan struct {
+	conn    connection
+	spec    spec
+	all     []brokerTarget
+	brokers []*planState
+}
+
+// changes lists every broker's changes (prefixed by the broker in a
+// cluster).
+func (tp *targetPlan) changes() []sdk.Change {
+	var out []sdk.Change
+	for _, st := range tp.brokers {
+		out = append(out, st.changes...)
+	}
+	return out
+}
+
+// token fingerprints every file read and every pending change.
+func (tp *targetPlan) token() []byte {
+	h := sha256.New()
+	for _, st := range tp.brokers {
+		h.Write(planToken(st.text, st.changes))
+	}
+	return h.Sum(nil)
+}
+
+// plan reads every broker's file, store dir and running configuration and
 // works out the changes.
-func plan(q sdk.RequestContext, d *sdk.Diagnostics) (*planState, bool) {
-	var c connection
-	if err := q.Target.DecodeConnection(&c); err != nil {
+func plan(q sdk.RequestContext, d *sdk.Diagnostics) (*targetPlan, bool) {
+	tp := &targetPlan{}
+	if err := q.Target.DecodeConnection(&tp.conn); err != nil {
 		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
 		return nil, false
 	}
-	if c.ConfigFile == "" {
-		d.AddAttributeError(sdk.Path{"connection", "config_file"}, "plan and apply need the broker's server.properties", "")
-		return nil, false
-	}
-	text, current, ok := readBrokerProperties(c.ConfigFile, d)
-	if !ok {
-		return nil, false
-	}
-	var s spec
-	if err := q.Target.DecodeSpec(&s); err != nil {
+	if err := q.Target.DecodeSpec(&tp.spec); err != nil {
 		d.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
 		return nil, false
 	}
-	pw := livePasswords(filepath.Join(s.storeDir(c), "secrets.properties"))
-	rd, ok := renderTarget(q, pw, d)
+	var err error
+	if tp.all, err = brokersOf(tp.conn, tp.spec); err != nil {
+		d.AddAttributeError(sdk.Path{"connection"}, "invalid broker list", err.Error())
+		return nil, false
+	}
+	for _, b := range tp.all {
+		st, ok := planBroker(q, b, tp.all, d)
+		if !ok {
+			return nil, false
+		}
+		if len(tp.all) > 1 {
+			for i := range st.changes {
+				st.changes[i].Resource = b.label() + ": " + st.changes[i].Resource
+			}
+		}
+		tp.brokers = append(tp.brokers, st)
+	}
+	return tp, true
+}
+
+// planBroker plans one broker.
+func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk.Diagnostics) (*planState, bool) {
+	if b.ConfigFile == "" {
+		d.AddAttributeError(sdk.Path{"connection", "config_file"}, "plan and apply need the broker's server.properties", "")
+		return nil, false
+	}
+	if len(b.Listeners) == 0 {
+		d.AddAttributeError(sdk.Path{"spec", "listeners"}, "plan and apply need the listeners of "+b.label()+" after hardening", "list every listener (controller ones marked) with its address")
+		return nil, false
+	}
+	text, current, ok := readBrokerProperties(b.ConfigFile, d)
 	if !ok {
 		return nil, false
 	}
-	if len(rd.spec.Listeners) == 0 {
-		d.AddAttributeError(sdk.Path{"spec", "listeners"}, "plan and apply need the broker's listeners after hardening", "list every listener (controller ones marked) with its address")
+	if b.NodeID != 0 && brokerID(current) != strconv.Itoa(b.NodeID) {
+		d.AddTargetError("kafka.config.node_id", b.label()+": "+b.ConfigFile, fmt.Errorf("the file says node.id=%s", brokerID(current)))
+		return nil, false
+	}
+	var s spec
+	_ = q.Target.DecodeSpec(&s)
+	pw := livePasswords(filepath.Join(s.storeDir(b.ConfigFile), "secrets.properties"))
+	rd, ok := renderTarget(q, b, all, current, pw, d)
+	if !ok {
 		return nil, false
 	}
 	st := &planState{rd: rd, text: text, props: current}
 	merged, err := mergeProperties(string(text), rd.settings)
 	if err != nil {
-		d.AddTargetError("kafka.config.parse", c.ConfigFile, err)
+		d.AddTargetError("kafka.config.parse", b.ConfigFile, err)
 		return nil, false
 	}
 	st.merged = []byte(merged)
@@ -227,7 +282,7 @@ func plan(q sdk.RequestContext, d *sdk.Diagnostics) (*planState, bool) {
 	}
 	// The running broker's view: a difference from the file means the file
 	// was changed without a restart.
-	live, err := liveBrokerConfig(c, q, brokerID(current))
+	live, err := liveBrokerConfig(rd.conn, q, brokerID(current))
 	if err != nil {
 		d.AddTargetError("kafka.describe_configs", "cannot read the running broker's configuration", err)
 		return nil, false
@@ -344,7 +399,7 @@ func certNames(c *x509.Certificate) []string {
 // servedCertificate handshakes with the first broker listener, as harden's
 // client identity, and returns the certificate it serves.
 func servedCertificate(q sdk.RequestContext, rd rendered) (*x509.Certificate, error) {
-	addr := brokerListeners(rd.spec)[0].Address
+	addr := brokerListeners(rd.broker.Listeners)[0].Address
 	cfg := clientTLS(q)
 	cfg.InsecureSkipVerify = true //nolint:gosec // reading what is served, not trusting it
 	conn, err := tls.DialWithDialer(&netDialer, "tcp", addr, cfg)
@@ -355,10 +410,10 @@ func servedCertificate(q sdk.RequestContext, rd rendered) (*x509.Certificate, er
 	return conn.ConnectionState().PeerCertificates[0], nil
 }
 
-// brokerListeners are the spec's non-controller listeners.
-func brokerListeners(s spec) []listenerSpec {
+// brokerListeners are the non-controller listeners.
+func brokerListeners(ls []listenerSpec) []listenerSpec {
 	var out []listenerSpec
-	for _, l := range s.Listeners {
+	for _, l := range ls {
 		if !l.Controller {
 			out = append(out, l)
 		}
@@ -370,12 +425,12 @@ func brokerListeners(s spec) []listenerSpec {
 // files, per-listener dynamic overrides; each change says whether it needs
 // a restart or goes through KIP-226 without one.
 func (kafka) Plan(_ context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
-	st, ok := plan(q.RequestContext, &r.Diagnostics)
+	tp, ok := plan(q.RequestContext, &r.Diagnostics)
 	if !ok {
 		return
 	}
-	r.Changes = st.changes
-	r.PlanToken = planToken(st.text, st.changes)
+	r.Changes = tp.changes()
+	r.PlanToken = tp.token()
 }
 
 // planToken fingerprints the file and the pending changes the plan saw.

@@ -21,6 +21,8 @@ type connection struct {
 	// RestartTimeout bounds the restart and the wait for the broker to
 	// answer again (Go duration, default 3m).
 	RestartTimeout string `json:"restart_timeout"`
+	// Brokers: a cluster target, one entry per broker (rolling apply).
+	Brokers []brokerConn `json:"brokers"`
 }
 
 const connectionSchema = `{
@@ -33,7 +35,11 @@ const connectionSchema = `{
     "bootstrap": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "host:port of the brokers"},
     "config_file": {"type": "string", "description": "the broker's server.properties: verify probes every listener it declares, controller listeners included; plan and apply merge into it"},
     "restart_command": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "argv that restarts the broker (e.g. [systemctl, restart, kafka]); needed by apply when a change needs a restart"},
-    "restart_timeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$", "description": "bound for the restart and the wait until the broker answers (default 3m)"}
+    "restart_timeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$", "description": "bound for the restart and the wait until the broker answers (default 3m)"},
+    "brokers": {"type": "array", "minItems": 1, "description": "a cluster: every broker with its file and restart command; apply rolls through them one by one",
+      "items": {"type": "object", "additionalProperties": false, "required": ["node_id", "config_file"],
+        "properties": {"node_id": {"type": "integer", "minimum": 0}, "config_file": {"type": "string"},
+          "restart_command": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}}
   }
 }`
 
@@ -48,6 +54,11 @@ const specSchema = `{
         "properties": {"name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]*$"}, "address": {"type": "string"}, "controller": {"type": "boolean"}}}},
     "inter_broker_listener": {"type": "string"},
     "store_dir": {"type": "string", "description": "directory for keystore, truststore and password file on the broker host"},
+    "brokers": {"type": "array", "minItems": 1, "description": "a cluster: each broker's listeners after hardening (with connection.brokers)",
+      "items": {"type": "object", "additionalProperties": false, "required": ["node_id", "listeners"],
+        "properties": {"node_id": {"type": "integer", "minimum": 0}, "listeners": {"$ref": "#/properties/listeners"}}}},
+    "migration": {"type": "object", "additionalProperties": false, "properties": {
+      "phase": {"enum": ["add-tls", "switch", "tls-only"], "description": "rolling PLAINTEXT→SSL migration: add-tls (SSL listeners beside the old ones), switch (inter-broker and controller traffic to SSL; move clients), tls-only (old listeners removed; the default)"}}},
     "super_users": {"type": "array", "items": {"type": "string", "pattern": "^[^;,]+$"}, "description": "extra principals (certificate CNs) made super users under mTLS; the brokers' and harden's own are always added"}
   }
 }`
@@ -65,28 +76,43 @@ func (kafka) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataR
 
 func (kafka) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {
 	var s spec
+	var c connection
 	if err := q.Target.DecodeSpec(&s); err != nil {
 		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
 		return
 	}
+	if err := q.Target.DecodeConnection(&c); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+		return
+	}
+	if _, err := brokersOf(c, s); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"connection", "brokers"}, "brokers do not match", err.Error())
+	}
+	validateListeners(s.Listeners, sdk.Path{"spec", "listeners"}, s.InterBrokerListener, &r.Diagnostics)
+	for i, b := range s.Brokers {
+		validateListeners(b.Listeners, sdk.Path{"spec", "brokers", strconv.Itoa(i), "listeners"}, s.InterBrokerListener, &r.Diagnostics)
+	}
+}
+
+func validateListeners(ls []listenerSpec, at sdk.Path, inter string, d *sdk.Diagnostics) {
 	seen := map[string]bool{}
 	broker := false
-	for i, l := range s.Listeners {
-		at := sdk.Path{"spec", "listeners", strconv.Itoa(i)}
+	for i, l := range ls {
+		at := append(append(sdk.Path{}, at...), strconv.Itoa(i))
 		if _, _, err := net.SplitHostPort(l.Address); err != nil {
-			r.Diagnostics.AddAttributeError(append(at, "address"), "not host:port", err.Error())
+			d.AddAttributeError(append(at, "address"), "not host:port", err.Error())
 		}
 		if seen[strings.ToUpper(l.Name)] {
-			r.Diagnostics.AddAttributeError(append(at, "name"), "listener name used twice", "")
+			d.AddAttributeError(append(at, "name"), "listener name used twice", "")
 		}
 		seen[strings.ToUpper(l.Name)] = true
 		broker = broker || !l.Controller
 	}
-	if len(s.Listeners) > 0 && !broker {
-		r.Diagnostics.AddAttributeError(sdk.Path{"spec", "listeners"}, "no broker listener (all are controller listeners)", "")
+	if len(ls) > 0 && !broker {
+		d.AddAttributeError(at, "no broker listener (all are controller listeners)", "")
 	}
-	if s.InterBrokerListener != "" && !seen[strings.ToUpper(s.InterBrokerListener)] {
-		r.Diagnostics.AddAttributeError(sdk.Path{"spec", "inter_broker_listener"}, "not one of spec.listeners", "")
+	if len(ls) > 0 && inter != "" && !seen[strings.ToUpper(inter)] {
+		d.AddAttributeError(sdk.Path{"spec", "inter_broker_listener"}, "not one of the listeners", "")
 	}
 }
 

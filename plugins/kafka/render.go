@@ -32,6 +32,11 @@ type spec struct {
 	// SuperUsers are extra principals (certificate CNs) with every right
 	// under mTLS, besides the brokers' and harden's own identities.
 	SuperUsers []string `json:"super_users"`
+	// Brokers: per-broker listeners of a cluster target (with
+	// connection.brokers) instead of Listeners.
+	Brokers []brokerSpec `json:"brokers"`
+	// Migration: the phase of a rolling PLAINTEXT→SSL migration.
+	Migration *migration `json:"migration"`
 }
 
 type listenerSpec struct {
@@ -40,12 +45,12 @@ type listenerSpec struct {
 	Controller bool   `json:"controller"`
 }
 
-func (s spec) storeDir(c connection) string {
+func (s spec) storeDir(configFile string) string {
 	if s.StoreDir != "" {
 		return s.StoreDir
 	}
-	if c.ConfigFile != "" {
-		return filepath.Join(filepath.Dir(c.ConfigFile), "harden")
+	if configFile != "" {
+		return filepath.Join(filepath.Dir(configFile), "harden")
 	}
 	return "/etc/kafka/harden"
 }
@@ -99,9 +104,32 @@ func (d *detRand) Read(p []byte) (int, error) {
 // (no password in server.properties), the JVM @argfile for the key-exchange
 // groups, and client configs.
 func (kafka) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResponse) {
-	rd, ok := renderTarget(q.RequestContext, nil, &r.Diagnostics)
-	if ok {
-		r.Artifacts = rd.artifacts
+	var c connection
+	var s spec
+	if err := q.Target.DecodeConnection(&c); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+		return
+	}
+	if err := q.Target.DecodeSpec(&s); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+		return
+	}
+	all, err := brokersOf(c, s)
+	if err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid broker list", err.Error())
+		return
+	}
+	for _, b := range all {
+		rd, ok := renderTarget(q.RequestContext, b, all, nil, nil, &r.Diagnostics)
+		if !ok {
+			return
+		}
+		for _, a := range rd.artifacts {
+			if len(all) > 1 {
+				a.Path = fmt.Sprintf("broker-%d/%s", b.NodeID, a.Path)
+			}
+			r.Artifacts = append(r.Artifacts, a)
+		}
 	}
 }
 
@@ -111,11 +139,12 @@ func (kafka) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderRespons
 // KIP-226 rotation needs to change nothing but the store location.
 type storePasswords struct{ keystore, truststore string }
 
-// rendered is everything render produces for one target, with the parts
+// rendered is everything render produces for one broker, with the parts
 // plan and apply need.
 type rendered struct {
 	conn      connection
 	spec      spec
+	broker    brokerTarget
 	dir       string
 	settings  [][2]string
 	artifacts []sdk.Artifact
@@ -133,16 +162,13 @@ func (rd rendered) artifact(path string) (sdk.Artifact, bool) {
 	return sdk.Artifact{}, false
 }
 
-func renderTarget(q sdk.RequestContext, pw *storePasswords, d *sdk.Diagnostics) (rendered, bool) {
-	var rd rendered
-	if err := q.Target.DecodeConnection(&rd.conn); err != nil {
-		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
-		return rd, false
-	}
-	if err := q.Target.DecodeSpec(&rd.spec); err != nil {
-		d.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
-		return rd, false
-	}
+// renderTarget renders one broker b of the target (all: every broker);
+// cur is its server.properties (nil offline: the end state), pw the store
+// passwords it already has (nil: derived from the key).
+func renderTarget(q sdk.RequestContext, b brokerTarget, all []brokerTarget, cur map[string]string, pw *storePasswords, d *sdk.Diagnostics) (rendered, bool) {
+	rd := rendered{broker: b}
+	_ = q.Target.DecodeConnection(&rd.conn)
+	_ = q.Target.DecodeSpec(&rd.spec)
 	if len(q.Certificates.ChainPEM) == 0 || len(q.Certificates.CABundlePEM) == 0 {
 		d.AddAttributeError(sdk.Path{"certificate"}, "Kafka needs a broker certificate and the CA bundle", "set certificate.cert_file/key_file and certificates.files.ca_file")
 		return rd, false
@@ -159,7 +185,7 @@ func renderTarget(q sdk.RequestContext, pw *storePasswords, d *sdk.Diagnostics) 
 		return rd, false
 	}
 	rd.leaf = chain[0]
-	rd.dir = rd.spec.storeDir(rd.conn)
+	rd.dir = rd.spec.storeDir(b.ConfigFile)
 	if pw == nil {
 		pw = &storePasswords{storePassword("keystore", q.Certificates.KeyPEM), storePassword("truststore", q.Certificates.KeyPEM)}
 	}
@@ -192,7 +218,12 @@ func renderTarget(q sdk.RequestContext, pw *storePasswords, d *sdk.Diagnostics) 
 		}
 		superUsers = append(superUsers, rd.spec.SuperUsers...)
 	}
-	rd.settings = brokerSettings(rd.spec, q.Policy.Profile, rd.mtls, superUsers,
+	layout, err := listenerLayout(rd.spec, b, all, cur)
+	if err != nil {
+		d.AddAttributeError(sdk.Path{"spec", "migration"}, b.label()+": "+err.Error(), "")
+		return rd, false
+	}
+	rd.settings = brokerSettings(layout, q.Policy.Profile, rd.mtls, rd.mtls && rd.spec.phase() == phaseTLSOnly, superUsers,
 		filepath.Join(rd.dir, keystoreName), filepath.Join(rd.dir, truststoreName), ref)
 	var conf strings.Builder
 	conf.WriteString("# TLS settings rendered by harden; harden apply merges them into server.properties.\n")
@@ -220,23 +251,10 @@ func fingerprint(b []byte) string {
 	return hex.EncodeToString(h[:6])
 }
 
-func brokerSettings(s spec, p tlsprofile.Profile, mtls bool, superUsers []string, keystore, truststore string, ref func(string) string) [][2]string {
-	var names, protoMap, adv []string
-	var controllers []string
-	inter := s.InterBrokerListener
-	for _, l := range s.Listeners {
-		name := strings.ToUpper(l.Name)
-		names = append(names, name+"://"+l.Address)
-		protoMap = append(protoMap, name+":SSL")
-		if l.Controller {
-			controllers = append(controllers, name)
-		} else {
-			adv = append(adv, name+"://"+l.Address)
-			if inter == "" {
-				inter = name
-			}
-		}
-	}
+// brokerSettings: the listener layout, then the TLS settings; the
+// authorizer only when every client has a certificate principal (mTLS, and
+// no listener without TLS left: phase tls-only).
+func brokerSettings(layout [][2]string, p tlsprofile.Profile, mtls, authorizer bool, superUsers []string, keystore, truststore string, ref func(string) string) [][2]string {
 	clientAuth := "none"
 	if mtls {
 		clientAuth = "required"
@@ -245,15 +263,7 @@ func brokerSettings(s spec, p tlsprofile.Profile, mtls bool, superUsers []string
 	for _, v := range p.Versions {
 		versions = append(versions, tlsprofile.VersionName(v))
 	}
-	out := [][2]string{
-		{"listeners", strings.Join(names, ",")},
-		{"advertised.listeners", strings.Join(adv, ",")},
-		{"listener.security.protocol.map", strings.Join(protoMap, ",")},
-		{"inter.broker.listener.name", strings.ToUpper(inter)},
-	}
-	if len(controllers) > 0 {
-		out = append(out, [2]string{"controller.listener.names", strings.Join(controllers, ",")})
-	}
+	out := append([][2]string{}, layout...)
 	out = append(out,
 		[2]string{"config.providers", "file"},
 		[2]string{"config.providers.file.class", "org.apache.kafka.common.config.provider.FileConfigProvider"},
@@ -270,7 +280,7 @@ func brokerSettings(s spec, p tlsprofile.Profile, mtls bool, superUsers []string
 		[2]string{"ssl.cipher.suites", strings.Join(jsseSuites(p), ",")},
 		[2]string{"ssl.endpoint.identification.algorithm", "https"},
 	)
-	if mtls {
+	if authorizer {
 		// A valid certificate is not a skeleton key: principals are the
 		// certificate CNs, the StandardAuthorizer denies what no ACL allows,
 		// and only the brokers and harden's admin identity are super users.

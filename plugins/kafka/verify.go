@@ -20,19 +20,34 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 		return
 	}
 	var ls []listener
-	var props map[string]string
+	files := map[string]map[string]string{} // node id -> server.properties
+	var configFiles []string
 	if c.ConfigFile != "" {
-		var ok bool
-		if _, props, ok = readBrokerProperties(c.ConfigFile, &r.Diagnostics); !ok {
+		configFiles = append(configFiles, c.ConfigFile)
+	}
+	for _, b := range c.Brokers {
+		configFiles = append(configFiles, b.ConfigFile)
+	}
+	for _, f := range configFiles {
+		_, props, ok := readBrokerProperties(f, &r.Diagnostics)
+		if !ok {
 			return
 		}
-		var err error
-		if ls, err = listenersOf(props); err != nil {
-			r.Diagnostics.AddTargetError("kafka.config.listeners", c.ConfigFile, err)
+		bls, err := listenersOf(props)
+		if err != nil {
+			r.Diagnostics.AddTargetError("kafka.config.listeners", f, err)
 			return
 		}
-	} else {
-		// Without the broker's file only the bootstrap addresses are known;
+		for i := range bls {
+			if len(configFiles) > 1 {
+				bls[i].Node = "broker " + brokerID(props)
+			}
+		}
+		ls = append(ls, bls...)
+		files[brokerID(props)] = props
+	}
+	if len(configFiles) == 0 {
+		// Without the brokers' files only the bootstrap addresses are known;
 		// their protocol is found out by probing.
 		for _, b := range c.Bootstrap {
 			ls = append(ls, listener{Name: "bootstrap", Protocol: "unknown", Address: b})
@@ -60,21 +75,15 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 			tlsAddrs = append(tlsAddrs, l.Address)
 		}
 	}
+	// sarama takes no context: the live checks run aside, and a cancelled
+	// verify (Ctrl-C, harden's timeout) does not wait for their timeouts.
+	liveCh := make(chan []checks.Check, 1)
+	go func() { liveCh <- liveChecks(c, q.RequestContext, tlsAddrs, files) }()
 	var live []checks.Check
-	if len(tlsAddrs) == 0 {
-		live = append(live, checks.Failed("kafka.client.produce_consume", "broker listeners", "no TLS broker listener to produce and consume over"))
-	}
-	if len(tlsAddrs) > 0 && len(q.Certificates.CABundlePEM) > 0 {
-		nonce := make([]byte, 16)
-		_, _ = rand.Read(nonce)
-		live = append(live, produceConsume(tlsAddrs, q.RequestContext, hex.EncodeToString(nonce)))
-	}
-	admin, err := adminFor(c, q.RequestContext, tlsAddrs)
-	if err != nil {
-		live = append(live, checks.Errored("kafka.config.inter_broker_tls", "DescribeConfigs", err))
-	} else {
-		live = append(live, verifyBrokerConfigs(admin, q.RequestContext, props)...)
-		admin.Close()
+	select {
+	case live = <-liveCh:
+	case <-ctx.Done():
+		live = []checks.Check{checks.Errored("kafka.client.produce_consume", "broker listeners", ctx.Err())}
 	}
 	wg.Wait()
 	for _, cs := range results {
@@ -87,6 +96,9 @@ func verifyListener(ctx context.Context, l listener, base probe.Target, exp prob
 	subject := fmt.Sprintf("%s listener %s (%s)", l.Name, l.Address, l.Protocol)
 	if l.Controller {
 		subject = "controller " + subject
+	}
+	if l.Node != "" {
+		subject = l.Node + " " + subject
 	}
 	base.Address = l.Address
 	// A cleartext ApiVersions to every port: an answer is a failure,
@@ -116,4 +128,24 @@ func verifyListener(ctx context.Context, l listener, base probe.Target, exp prob
 		out = append(out, ch)
 	}
 	return out
+}
+
+// liveChecks: a client with a valid certificate produces and consumes, and
+// the running brokers' configurations (DescribeConfigs).
+func liveChecks(c connection, q sdk.RequestContext, tlsAddrs []string, files map[string]map[string]string) []checks.Check {
+	var live []checks.Check
+	if len(tlsAddrs) == 0 {
+		live = append(live, checks.Failed("kafka.client.produce_consume", "broker listeners", "no TLS broker listener to produce and consume over"))
+	}
+	if len(tlsAddrs) > 0 && len(q.Certificates.CABundlePEM) > 0 {
+		nonce := make([]byte, 16)
+		_, _ = rand.Read(nonce)
+		live = append(live, produceConsume(tlsAddrs, q, hex.EncodeToString(nonce)))
+	}
+	admin, err := adminFor(c, q, tlsAddrs)
+	if err != nil {
+		return append(live, checks.Errored("kafka.config.inter_broker_tls", "DescribeConfigs", err))
+	}
+	defer admin.Close()
+	return append(live, verifyBrokerConfigs(admin, q, files)...)
 }

@@ -34,8 +34,8 @@ func init() {
 // verifyBrokerConfigs reads every broker's configuration through
 // DescribeConfigs (the running values, not the file) and checks them
 // against the policy.
-// file is the server.properties harden read (nil without config_file).
-func verifyBrokerConfigs(admin sarama.ClusterAdmin, q sdk.RequestContext, file map[string]string) []checks.Check {
+// files are the server.properties harden read, by node id.
+func verifyBrokerConfigs(admin sarama.ClusterAdmin, q sdk.RequestContext, files map[string]map[string]string) []checks.Check {
 	brokers, _, err := admin.DescribeCluster()
 	if err != nil {
 		return []checks.Check{checks.Errored("kafka.config.client_auth", "cluster", fmt.Errorf("DescribeCluster: %w", err))}
@@ -51,11 +51,7 @@ func verifyBrokerConfigs(admin sarama.ClusterAdmin, q sdk.RequestContext, file m
 		}
 		out = append(out, brokerConfigChecks(cfg, q, subject)...)
 		if q.Policy.InMTLSScope(q.Target.Name) {
-			var own map[string]string
-			if brokerID(file) == id {
-				own = file
-			}
-			out = append(out, authorizerCheck(admin, cfg, own, subject))
+			out = append(out, authorizerCheck(admin, cfg, files[id], subject))
 		}
 	}
 	return out
