@@ -256,7 +256,9 @@ group.initial.rebalance.delay.ms=0
 		return err
 	}
 	args := append([]string{"-cp", filepath.Join(k.Libs, "*"), "kafka.tools.StorageTool", "format"}, formatArgs...)
-	format := exec.CommandContext(ctx, java, append(args, "-t", clusterID, "-c", k.Properties)...)
+	// "--cluster-id=": a random id may start with "-", which argparse would
+	// read as an option.
+	format := exec.CommandContext(ctx, java, append(args, "--cluster-id="+clusterID, "-c", k.Properties)...)
 	if out, err := format.CombinedOutput(); err != nil {
 		return fmt.Errorf("format KRaft storage: %w\n%s", err, out)
 	}

@@ -84,7 +84,7 @@ func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespon
 	var err error
 	if rotation {
 		for _, st := range todo {
-			if err = applyRotation(ctx, q.RequestContext, tp.conn, st, &r.Diagnostics); err != nil {
+			if err = applyRotation(ctx, q.RequestContext, tp.conn, tp.all, st, &r.Diagnostics); err != nil {
 				err = fmt.Errorf("%s: %w", st.rd.broker.label(), err)
 				break
 			}
@@ -360,7 +360,7 @@ func (p kafka) applyRolling(ctx context.Context, q sdk.RequestContext, tp *targe
 				continue
 			}
 			if len(a.st.dynamic) > 0 {
-				if err := alterDynamic(tp.conn, q, brokerID(a.st.props), nil, a.st.dynamic); err != nil {
+				if err := alterDynamic(tp.conn, q, tp.all, brokerID(a.st.props), nil, a.st.dynamic); err != nil {
 					errs = append(errs, fmt.Sprintf("%s: restoring dynamic store settings: %v", a.st.rd.broker.label(), err))
 				}
 			}
@@ -387,7 +387,7 @@ func (p kafka) applyRolling(ctx context.Context, q sdk.RequestContext, tp *targe
 			// Per-listener overrides from an earlier rotation would win over
 			// server.properties after the restart: remove them first (the
 			// broker falls back to its current static stores, still in place).
-			if err := alterDynamic(tp.conn, q, brokerID(st.props), st.dynamic, nil); err != nil {
+			if err := alterDynamic(tp.conn, q, tp.all, brokerID(st.props), st.dynamic, nil); err != nil {
 				return undo(fmt.Errorf("%s: remove the dynamic store overrides before the restart: %w", b.label(), err))
 			}
 		}
@@ -453,13 +453,7 @@ func waitInSync(ctx context.Context, tp *targetPlan, q sdk.RequestContext) error
 // underReplicated counts missing brokers and partitions whose ISR is
 // smaller than their replica set (or that have no leader).
 func underReplicated(tp *targetPlan, q sdk.RequestContext) (int, string, error) {
-	var tlsAddrs []string
-	for _, b := range tp.all {
-		for _, l := range brokerListeners(b.Listeners) {
-			tlsAddrs = append(tlsAddrs, l.Address)
-		}
-	}
-	admin, err := adminFor(tp.conn, q, answering(tlsAddrs, q))
+	admin, err := adminForTarget(tp.conn, q, tp.all)
 	if err != nil {
 		return 0, "", err
 	}
@@ -522,8 +516,8 @@ func listenerAddrs(props map[string]string) []string {
 
 // alterDynamic deletes the keys of del and sets those of set on the
 // broker's per-broker dynamic configuration (KIP-226).
-func alterDynamic(c connection, q sdk.RequestContext, broker string, del, set map[string]string) error {
-	admin, err := newAdmin(c, q)
+func alterDynamic(c connection, q sdk.RequestContext, all []brokerTarget, broker string, del, set map[string]string) error {
+	admin, err := adminForTarget(c, q, all)
 	if err != nil {
 		return err
 	}
@@ -542,7 +536,7 @@ func alterDynamic(c connection, q sdk.RequestContext, broker string, del, set ma
 // broker listener at them through IncrementalAlterConfigs, and confirms
 // with fresh handshakes that the new certificate is served; then
 // server.properties follows, so a restart keeps the new stores.
-func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, st *planState, d *sdk.Diagnostics) error {
+func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, all []brokerTarget, st *planState, d *sdk.Diagnostics) error {
 	tx := newTransaction()
 	broker := brokerID(st.props)
 	set := map[string]string{}
@@ -570,7 +564,7 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, st *
 				del[k] = ""
 			}
 		}
-		rerr := alterDynamic(c, q, broker, del, previous)
+		rerr := alterDynamic(c, q, all, broker, del, previous)
 		rerr = errors.Join(rerr, tx.rollback())
 		if rerr != nil {
 			return fmt.Errorf("%w; restoring the previous stores FAILED: %v", cause, rerr)
@@ -584,7 +578,7 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, st *
 		return undo(err)
 	}
 	if len(set) > 0 {
-		if err := alterDynamic(c, q, broker, nil, set); err != nil {
+		if err := alterDynamic(c, q, all, broker, nil, set); err != nil {
 			return undo(fmt.Errorf("KIP-226 update refused by the broker: %w", err))
 		}
 	}

@@ -78,6 +78,24 @@ func adminFor(c connection, q sdk.RequestContext, tlsAddrs []string) (sarama.Clu
 	return admin, nil
 }
 
+// adminForTarget connects to the brokers' hardened listeners when every
+// broker answers TLS there (the old bootstrap listeners may be gone after a
+// migration), else as newAdmin does. Kafka's metadata lists only the
+// brokers that have the listener a request came in on, so a listener not
+// every broker has yet would hide brokers.
+func adminForTarget(c connection, q sdk.RequestContext, all []brokerTarget) (sarama.ClusterAdmin, error) {
+	var addrs []string
+	for _, b := range all {
+		for _, l := range brokerListeners(b.Listeners) {
+			addrs = append(addrs, l.Address)
+		}
+	}
+	if ok := answering(addrs, q); len(ok) == len(addrs) {
+		return adminFor(c, q, ok)
+	}
+	return newAdmin(c, q)
+}
+
 // liveConfig is the running broker's configuration (DescribeConfigs), with
 // the per-broker dynamic overrides (KIP-226) apart.
 type liveConfig struct {
@@ -88,9 +106,9 @@ type liveConfig struct {
 // liveBrokerConfig reads the broker's effective configuration through
 // DescribeConfigs (sarama ClusterAdmin), over TLS with harden's client
 // identity when the bootstrap listener needs it.
-func liveBrokerConfig(c connection, q sdk.RequestContext, brokerID string) (liveConfig, error) {
+func liveBrokerConfig(c connection, q sdk.RequestContext, all []brokerTarget, brokerID string) (liveConfig, error) {
 	live := liveConfig{values: map[string]string{}, dynamic: map[string]string{}}
-	admin, err := newAdmin(c, q)
+	admin, err := adminForTarget(c, q, all)
 	if err != nil {
 		return live, err
 	}
@@ -282,7 +300,7 @@ func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk
 	}
 	// The running broker's view: a difference from the file means the file
 	// was changed without a restart.
-	live, err := liveBrokerConfig(rd.conn, q, brokerID(current))
+	live, err := liveBrokerConfig(rd.conn, q, all, brokerID(current))
 	if err != nil {
 		d.AddTargetError("kafka.describe_configs", "cannot read the running broker's configuration", err)
 		return nil, false
