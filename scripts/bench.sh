@@ -13,6 +13,10 @@ echo
 echo "== postgres plugin: full verify of one hardened PostgreSQL 15 target (reference: sslscan --starttls-psql, same run)"
 go test -run '^$' -bench 'BenchmarkVerify' -benchtime "${VERIFY_COUNT:-20}x" ./plugins/postgres/ | grep -E '^Benchmark'
 echo
+echo "== kafka plugin: full verify of a hardened single-broker cluster with mTLS (reference: sslscan on its SSL listener, same run); testenv broker start (reference: java -version)"
+go test -run '^$' -bench 'BenchmarkVerify' -benchtime "${VERIFY_COUNT:-20}x" ./plugins/kafka/ | grep -E '^Benchmark'
+go test -run '^$' -bench 'BenchmarkBrokerStart' -benchtime "${START_COUNT:-3}x" ./plugins/kafka/ | grep -E '^Benchmark'
+echo
 echo "== probe: harden scan over 1,000 endpoints (5 configurations, separate listener process)"
 go test -run '^$' -bench 'ScanManyEndpoints' -benchtime 1x ./host/internal/cli/ | grep -E '^Benchmark'
 

@@ -26,7 +26,7 @@ import (
 
 // brokerRequest is the request for the testenv broker as the generated
 // policy describes it (its Target block), with its certificates.
-func brokerRequest(t *testing.T, k *testenv.Kafka, mtls bool) sdk.RequestContext {
+func brokerRequest(t testing.TB, k *testenv.Kafka, mtls bool) sdk.RequestContext {
 	t.Helper()
 	tgt := k.Target()
 	conn, _ := json.Marshal(tgt["connection"])

@@ -198,6 +198,8 @@ func produceConsume(addrs []string, q sdk.RequestContext, nonce string) checks.C
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Metadata.Retry.Max, cfg.Metadata.Retry.Backoff = 5, 200*time.Millisecond
+	// A short long-poll: closing the consumer waits for the fetch in flight.
+	cfg.Consumer.MaxWaitTime = 20 * time.Millisecond
 	client, err := sarama.NewClient(addrs, cfg)
 	if err != nil {
 		return checks.Failed("kafka.client.produce_consume", subject, "harden's TLS client could not connect: "+err.Error())

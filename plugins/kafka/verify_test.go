@@ -106,7 +106,7 @@ func FuzzParseProperties(f *testing.F) {
 	})
 }
 
-func mustRead(t *testing.T, f string) []byte {
+func mustRead(t testing.TB, f string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(f)
 	if err != nil {
