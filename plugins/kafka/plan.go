@@ -113,22 +113,14 @@ func liveBrokerConfig(c connection, q sdk.RequestContext, all []brokerTarget, br
 		return live, err
 	}
 	defer admin.Close()
-	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.BrokerResource, Name: brokerID}}, sarama.DescribeConfigsOptions{})
+	entries, err := describeBroker(admin, brokerID)
 	if err != nil {
-		return live, fmt.Errorf("DescribeConfigs for broker %s: %w", brokerID, err)
+		return live, err
 	}
-	for _, res := range results {
-		if res.ErrorCode != sarama.ErrNoError {
-			return live, fmt.Errorf("DescribeConfigs for broker %s: %s %s", brokerID, res.ErrorCode, res.ErrorMsg)
-		}
-		for _, e := range res.Configs {
-			if e.Sensitive {
-				continue
-			}
-			live.values[e.Name] = e.Value
-			if e.Source == sarama.SourceDynamicBroker {
-				live.dynamic[e.Name] = e.Value
-			}
+	for _, e := range entries {
+		live.values[e.Name] = e.Value
+		if e.Source == sarama.SourceDynamicBroker {
+			live.dynamic[e.Name] = e.Value
 		}
 	}
 	return live, nil

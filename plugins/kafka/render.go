@@ -152,16 +152,6 @@ type rendered struct {
 	mtls      bool
 }
 
-// artifact returns the rendered file with that relative path.
-func (rd rendered) artifact(path string) (sdk.Artifact, bool) {
-	for _, a := range rd.artifacts {
-		if a.Path == path {
-			return a, true
-		}
-	}
-	return sdk.Artifact{}, false
-}
-
 // renderTarget renders one broker b of the target (all: every broker);
 // cur is its server.properties (nil offline: the end state), pw the store
 // passwords it already has (nil: derived from the key).

@@ -44,10 +44,14 @@ func verifyBrokerConfigs(admin sarama.ClusterAdmin, q sdk.RequestContext, files 
 	for _, b := range brokers {
 		id := fmt.Sprint(b.ID())
 		subject := "broker " + id + " (" + b.Addr() + ", DescribeConfigs)"
-		cfg, err := describeBroker(admin, id)
+		entries, err := describeBroker(admin, id)
 		if err != nil {
 			out = append(out, checks.Errored("kafka.config.client_auth", subject, err))
 			continue
+		}
+		cfg := map[string]string{}
+		for _, e := range entries {
+			cfg[e.Name] = e.Value
 		}
 		out = append(out, brokerConfigChecks(cfg, q, subject)...)
 		if q.Policy.InMTLSScope(q.Target.Name) {
@@ -57,18 +61,25 @@ func verifyBrokerConfigs(admin sarama.ClusterAdmin, q sdk.RequestContext, files 
 	return out
 }
 
-func describeBroker(admin sarama.ClusterAdmin, id string) (map[string]string, error) {
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.BrokerResource, Name: id})
+// describeBroker reads one broker's running configuration (DescribeConfigs);
+// sensitive entries are left out.
+func describeBroker(admin sarama.ClusterAdmin, id string) ([]sarama.ConfigEntry, error) {
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.BrokerResource, Name: id}}, sarama.DescribeConfigsOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("DescribeConfigs for broker %s: %w", id, err)
 	}
-	m := map[string]string{}
-	for _, e := range entries {
-		if !e.Sensitive {
-			m[e.Name] = e.Value
+	var out []sarama.ConfigEntry
+	for _, res := range results {
+		if res.ErrorCode != sarama.ErrNoError {
+			return nil, fmt.Errorf("DescribeConfigs for broker %s: %s %s", id, res.ErrorCode, res.ErrorMsg)
+		}
+		for _, e := range res.Configs {
+			if !e.Sensitive {
+				out = append(out, e)
+			}
 		}
 	}
-	return m, nil
+	return out, nil
 }
 
 // brokerConfigChecks judges one broker's running configuration.
