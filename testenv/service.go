@@ -40,8 +40,10 @@ func New(name string) (Service, error) {
 		return &Postgres{}, nil
 	case "kafka":
 		return &Kafka{}, nil
-	case "vault", "s3":
-		return nil, fmt.Errorf("service %q is not available yet (its plugin issue adds it); available: postgres, kafka", name)
+	case "vault":
+		return &Vault{}, nil
+	case "s3":
+		return nil, fmt.Errorf("service %q is not available yet (its plugin issue adds it); available: postgres, kafka, vault", name)
 	}
 	return nil, fmt.Errorf("unknown service %q; known: %s", name, strings.Join(Known, ", "))
 }

@@ -207,14 +207,35 @@ func httpHead(rw io.ReadWriter, host string) (string, error) {
 }
 
 func (httpDialect) Plaintext(ctx context.Context, conn net.Conn) (bool, string, bool, error) {
-	line, err := httpHead(conn, conn.RemoteAddr().String())
-	if err != nil {
+	if _, err := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: harden-probe\r\nConnection: close\r\n\r\n", conn.RemoteAddr()); err != nil {
 		return false, "no plaintext HTTP answer: " + err.Error(), true, nil
 	}
-	if strings.HasPrefix(line, "HTTP/") {
-		return true, "server answered plaintext HTTP: " + line, true, nil
+	head := make([]byte, 4096)
+	n, err := io.ReadAtLeast(conn, head, 12)
+	if n == 0 {
+		return false, "no plaintext HTTP answer: " + fmt.Sprint(err), true, nil
 	}
-	return false, "non-HTTP answer to plaintext request", true, nil
+	resp := string(head[:n])
+	line, _, _ := strings.Cut(resp, "\n")
+	line = strings.TrimSpace(line)
+	if !strings.HasPrefix(line, "HTTP/") {
+		return false, "non-HTTP answer to plaintext request", true, nil
+	}
+	// A TLS-only server that tells a plaintext client to use HTTPS (Go's
+	// net/http: "Client sent an HTTP request to an HTTPS server"; nginx:
+	// "The plain HTTP request was sent to HTTPS port") refuses it.
+	if strings.Contains(line, " 400") && strings.Contains(strings.ToUpper(resp), "HTTPS") {
+		return false, "plaintext request refused: " + line + " (" + strings.TrimSpace(lastLine(resp)) + ")", true, nil
+	}
+	return true, "server answered plaintext HTTP: " + line, true, nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndex(s, "\n"); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }
 
 func (httpDialect) Exchange(ctx context.Context, conn *tls.Conn) error {

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +160,23 @@ func TestKafkaApiVersionsFraming(t *testing.T) {
 	accepted, _, _, _ := Kafka.Plaintext(context.Background(), fakeServer(t, append(ok, make([]byte, 6)...)))
 	if !accepted {
 		t.Errorf("plaintext broker not detected")
+	}
+}
+
+// HTTP plaintext: a TLS-only Go server answers a plaintext request with
+// "400 ... Client sent an HTTP request to an HTTPS server" — a refusal; a
+// plain HTTP server answering is a failure.
+func TestHTTPPlaintext(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })
+	for name, tc := range map[string]struct {
+		srv    *httptest.Server
+		accept bool
+	}{"tls-only": {httptest.NewTLSServer(h), false}, "plain": {httptest.NewServer(h), true}} {
+		defer tc.srv.Close()
+		addr := strings.TrimPrefix(strings.TrimPrefix(tc.srv.URL, "https://"), "http://")
+		r := PlaintextOnly(context.Background(), Target{Address: addr, Dialect: HTTP}, Options{})
+		if r.Err != nil || r.Accepted != tc.accept {
+			t.Errorf("%s: accepted=%v err=%v evidence=%s", name, r.Accepted, r.Err, r.Evidence)
+		}
 	}
 }

@@ -1,0 +1,22 @@
+// Command harden-plugin-vaultpki hardens HashiCorp Vault as the internal CA
+// and KMS.
+//
+// Plan and apply (hashicorp/vault/api): a file audit device first, PKI
+// mounts tuned to the CA lifetimes, a root CA and an intermediate signed by
+// it (ECDSA P-256, in every Mozilla profile), issuer and CRL URLs, server,
+// client and peer roles on the intermediate (max_ttl from the rotation
+// policy, names from the policy's other targets, no wildcard, glob or
+// any-name issuing), auto-tidy, transit KEKs (aes256-gcm96, auto-rotate,
+// deletion off). A capability pre-flight (sys/capabilities-self) refuses a
+// weak token before anything changes; a failure undoes this run's steps
+// newest first; CAs are never re-generated and keys never deleted;
+// exportable / plaintext-backup keys are reported as needing a new key.
+//
+// Verify: CA presence, lifetime left vs the longest role TTL + the renewal
+// window, CA key type, every role of the mount (harden's or not), URLs,
+// tidy, RFC 5280 lints on the chain and a freshly signed 5-minute leaf (the
+// key is made here; only the CSR goes to Vault), issued certificates near
+// expiry, transit keys (age of the latest version, auto-rotate, flags), the
+// audit device proven by a canary request found in its log, denied requests
+// since the previous verify, and Vault's own listener scanned by the probe.
+package main

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/tlsprofile"
+)
+
+const version = "0.1.0"
+
+func main() { sdk.Serve(vaultPKI{}) }
+
+type vaultPKI struct{}
+
+type connection struct {
+	// Address is Vault's API (https://host:8200).
+	Address string `json:"address"`
+	// CAFile verifies Vault's listener (PEM).
+	CAFile string `json:"ca_file"`
+	// Token: token_file / token_env (bootstrap); AppRole for routine runs:
+	// role_id_file + secret_id_file (resolved by the host as secrets).
+	AppRoleMount string `json:"approle_mount"`
+}
+
+type spec struct {
+	PKI     pkiSpec      `json:"pki"`
+	Transit *transitSpec `json:"transit"`
+	Audit   *auditSpec   `json:"audit"`
+}
+
+type pkiSpec struct {
+	RootMount         string   `json:"root_mount"`
+	IntermediateMount string   `json:"intermediate_mount"`
+	RootCommonName    string   `json:"root_common_name"`
+	IntermediateCN    string   `json:"intermediate_common_name"`
+	RootTTL           string   `json:"root_ttl"`
+	IntermediateTTL   string   `json:"intermediate_ttl"`
+	URLBase           string   `json:"url_base"`
+	ServerRole        string   `json:"server_role"`
+	ClientRole        string   `json:"client_role"`
+	ClientNames       []string `json:"client_names"`
+	AllowWildcards    bool     `json:"allow_wildcards"`
+}
+
+type transitSpec struct {
+	Mount string   `json:"mount"`
+	Keys  []string `json:"keys"`
+}
+
+type auditSpec struct {
+	// File is the file audit device's log path on the Vault host.
+	File string `json:"file"`
+	Path string `json:"path"`
+}
+
+const connectionSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "Vault connection",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["address"],
+  "properties": {
+    "address": {"type": "string", "pattern": "^https?://", "description": "Vault API address"},
+    "ca_file": {"type": "string", "description": "PEM CA that verifies Vault's listener"},
+    "token_file": {"type": "string", "description": "file with a Vault token (bootstrap)"},
+    "token_env": {"type": "string"},
+    "role_id_file": {"type": "string", "description": "AppRole role id (routine runs)"},
+    "secret_id_file": {"type": "string", "description": "AppRole secret id"},
+    "approle_mount": {"type": "string"}
+  }
+}`
+
+const specSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "Vault PKI spec",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "pki": {"type": "object", "additionalProperties": false, "properties": {
+      "root_mount": {"type": "string"}, "intermediate_mount": {"type": "string"},
+      "root_common_name": {"type": "string"}, "intermediate_common_name": {"type": "string"},
+      "root_ttl": {"type": "string", "pattern": "^[0-9]+h$"}, "intermediate_ttl": {"type": "string", "pattern": "^[0-9]+h$"},
+      "url_base": {"type": "string", "pattern": "^https?://", "description": "base of the issuing-certificate and CRL URLs (default: connection.address)"},
+      "server_role": {"type": "string"}, "client_role": {"type": "string"},
+      "client_names": {"type": "array", "items": {"type": "string"}, "description": "common names the client role may issue (e.g. harden-admin)"},
+      "allow_wildcards": {"type": "boolean"}}},
+    "transit": {"type": "object", "additionalProperties": false, "properties": {
+      "mount": {"type": "string"}, "keys": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}}},
+    "audit": {"type": "object", "additionalProperties": false, "required": ["file"], "properties": {
+      "file": {"type": "string", "description": "file audit device log path on the Vault host"},
+      "path": {"type": "string", "description": "audit device path (default harden-file)"}}}
+  }
+}`
+
+func (vaultPKI) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
+	r.Name, r.Version = "vaultpki", version
+	r.Description = "HashiCorp Vault: PKI (root + intermediate CA, roles, URLs, tidy), transit KEKs and a file audit device, applied and verified live"
+}
+
+func (vaultPKI) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
+	r.Connection, r.Spec = []byte(connectionSchema), []byte(specSchema)
+}
+
+// settings are the spec with defaults filled in from the policy.
+type settings struct {
+	conn                 connection
+	spec                 spec
+	rootMount, intMount  string
+	rootCN, intCN        string
+	rootTTL, intTTL      time.Duration
+	maxTTL               time.Duration
+	urlBase              string
+	serverRole           string
+	clientRole           string
+	serverNames          []string
+	clientNames          []string
+	keyType              string
+	keyBits              int
+	transitMount         string
+	auditPath, auditFile string
+	profile              tlsprofile.Profile
+	renewBefore          time.Duration
+}
+
+func parseHours(s string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+func orStr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func load(q sdk.RequestContext, d *sdk.Diagnostics) (*settings, bool) {
+	st := &settings{}
+	if err := q.Target.DecodeConnection(&st.conn); err != nil {
+		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+		return nil, false
+	}
+	if err := q.Target.DecodeSpec(&st.spec); err != nil {
+		d.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+		return nil, false
+	}
+	p := st.spec.PKI
+	st.rootMount, st.intMount = orStr(p.RootMount, "pki"), orStr(p.IntermediateMount, "pki_int")
+	st.rootCN, st.intCN = orStr(p.RootCommonName, "harden "+q.Target.Name+" root CA"), orStr(p.IntermediateCN, "harden "+q.Target.Name+" intermediate CA")
+	st.rootTTL, st.intTTL = parseHours(p.RootTTL, 10*365*24*time.Hour), parseHours(p.IntermediateTTL, 5*365*24*time.Hour)
+	st.maxTTL = q.Policy.Rotation.MaxLifetime
+	if st.maxTTL <= 0 {
+		st.maxTTL = 90 * 24 * time.Hour
+	}
+	st.renewBefore = q.Policy.Rotation.RenewBefore
+	st.urlBase = strings.TrimRight(orStr(p.URLBase, st.conn.Address), "/")
+	st.serverRole, st.clientRole = orStr(p.ServerRole, "server"), orStr(p.ClientRole, "client")
+	st.clientNames = p.ClientNames
+	if len(st.clientNames) == 0 {
+		st.clientNames = []string{"harden-admin"}
+	}
+	// Server names: every other target's certificate names and endpoint hosts.
+	seen := map[string]bool{}
+	for _, t := range q.Policy.Targets {
+		if t.Name == q.Target.Name {
+			continue
+		}
+		names := append([]string{}, t.CertificateNames...)
+		for _, e := range t.Endpoints {
+			host := e.Address
+			if h, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(e.Address, "https://"), "http://"), ":"); ok {
+				host = h
+			}
+			names = append(names, host)
+		}
+		for _, n := range names {
+			if n != "" && !seen[n] && !isIP(n) {
+				seen[n] = true
+				st.serverNames = append(st.serverNames, n)
+			}
+		}
+	}
+	if len(st.serverNames) == 0 {
+		st.serverNames = []string{"localhost"}
+	}
+	st.profile = q.Policy.Profile
+	st.keyType, st.keyBits = "ec", 256 // ECDSA P-256: in every Mozilla profile
+	st.transitMount = "transit"
+	if st.spec.Transit != nil {
+		st.transitMount = orStr(st.spec.Transit.Mount, "transit")
+	}
+	if st.spec.Audit != nil {
+		st.auditPath, st.auditFile = orStr(st.spec.Audit.Path, "harden-file"), st.spec.Audit.File
+	}
+	return st, true
+}
+
+func isIP(s string) bool { return net.ParseIP(s) != nil }
+
+// client logs in as the connection says: a token (token_file/token_env) or
+// AppRole (role_id + secret_id).
+func client(ctx context.Context, q sdk.RequestContext, c connection) (*vault.Client, error) {
+	cfg := vault.DefaultConfig()
+	cfg.Address = c.Address
+	cfg.Timeout = 15 * time.Second
+	cfg.MaxRetries = 0
+	tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		ca, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("connection.ca_file: %w", err)
+		}
+		tcfg.RootCAs = x509.NewCertPool()
+		if !tcfg.RootCAs.AppendCertsFromPEM(ca) {
+			return nil, fmt.Errorf("connection.ca_file %s holds no certificate", c.CAFile)
+		}
+	}
+	cfg.HttpClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tcfg}}
+	cl, err := vault.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cl.ClearToken()
+	if tok, ok := q.Target.Secret("token"); ok {
+		cl.SetToken(strings.TrimSpace(tok))
+	} else if rid, ok := q.Target.Secret("role_id"); ok {
+		sid, _ := q.Target.Secret("secret_id")
+		mount := orStr(c.AppRoleMount, "approle")
+		s, err := cl.Logical().WriteWithContext(ctx, "auth/"+mount+"/login", map[string]any{"role_id": strings.TrimSpace(rid), "secret_id": strings.TrimSpace(sid)})
+		if err != nil {
+			return nil, fmt.Errorf("AppRole login at %s: %w", c.Address, err)
+		}
+		if s == nil || s.Auth == nil {
+			return nil, fmt.Errorf("AppRole login at %s: no token returned", c.Address)
+		}
+		cl.SetToken(s.Auth.ClientToken)
+	} else {
+		return nil, fmt.Errorf("no Vault credentials: set connection.token_file/token_env or role_id_file + secret_id_file")
+	}
+	if _, err := cl.Auth().Token().LookupSelfWithContext(ctx); err != nil {
+		return nil, fmt.Errorf("Vault at %s refused the credentials: %w", c.Address, err)
+	}
+	return cl, nil
+}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/sdktest"
+	"github.com/harden-dev/harden/shared/tlsprofile"
+	"github.com/harden-dev/harden/testenv"
+)
+
+func TestConformance(t *testing.T) {
+	sdktest.Run(t, sdktest.Harness{
+		Plugin: vaultPKI{},
+		Name:   "vaultpki",
+		Target: func(addr string) sdk.Target {
+			conn, _ := json.Marshal(map[string]any{"address": "https://" + addr})
+			return sdk.NewTarget("vault", conn, []byte(`{}`), map[string][]byte{"token": []byte("t")})
+		},
+	})
+}
+
+// vaultRequest is the request for a testenv Vault with a PostgreSQL target
+// beside it (the server role's names) and a transit KEK.
+func vaultRequest(t *testing.T, v *testenv.Vault, token string) sdk.RequestContext {
+	t.Helper()
+	conn, _ := json.Marshal(map[string]any{"address": v.Address, "ca_file": v.CAFile})
+	spec, _ := json.Marshal(map[string]any{"audit": map[string]any{"file": filepath.Join(v.AuditDir(), "vault-audit.log")}, "transit": map[string]any{"keys": []string{"lake-kek"}}})
+	rc := sdk.RequestContext{Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate(),
+		Rotation: sdk.Rotation{MaxLifetime: 90 * 24 * time.Hour, RenewBefore: 30 * 24 * time.Hour},
+		Targets: []sdk.TargetRef{{Name: "vault", Plugin: "vaultpki"}, {Name: "warehouse-pg", Plugin: "postgres", CertificateNames: []string{"localhost"},
+			Endpoints: []sdk.Endpoint{{Name: "postgres", Address: "127.0.0.1:5432"}}}}},
+		Target: sdk.NewTarget("vault", conn, spec, map[string][]byte{"token": []byte(token)})}
+	return rc
+}
+
+func rootToken(t *testing.T, v *testenv.Vault) string {
+	b, err := os.ReadFile(v.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func statusOf(r sdk.VerifyResponse, id string) []checks.Check {
+	var out []checks.Check
+	for _, c := range r.Checks {
+		if c.ID == id {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Fresh dev Vault → verify fails with specific IDs → plan → apply → verify
+// passes → second apply changes nothing; a weak token changes nothing; a
+// role above the policy's max TTL is reported; an issued certificate chains
+// to the rendered CA; denied requests are counted once.
+func TestFlow(t *testing.T) {
+	v := testenv.VaultForTest(t)
+	ctx := context.Background()
+	root := rootToken(t, v)
+	rc := vaultRequest(t, v, root)
+	client := sdk.InProcess(vaultPKI{})
+	defer client.Close()
+
+	before, err := client.Verify(ctx, rc)
+	if err != nil || before.Diagnostics.HasError() {
+		t.Fatalf("verify before: %v %v", err, before.Diagnostics.Err())
+	}
+	for _, id := range []string{"vault.pki.ca_present", "vault.audit.enabled", "vault.transit.keys"} {
+		cs := statusOf(before, id)
+		if len(cs) == 0 || cs[0].Status != checks.Fail {
+			t.Errorf("before: %s should fail: %+v", id, cs)
+		}
+	}
+
+	// A token that may only read cannot apply: refused before any change.
+	cl, err := client0(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Sys().PutPolicyWithContext(ctx, "readonly", `path "sys/*" { capabilities = ["read", "list"] }`); err != nil {
+		t.Fatal(err)
+	}
+	weak, err := cl.Auth().Token().CreateWithContext(ctx, &tokenCreate{Policies: []string{"readonly"}, TTL: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wr, err := client.Apply(ctx, vaultRequest(t, v, weak.Auth.ClientToken), nil, false)
+	if err != nil || !wr.Diagnostics.HasError() || !strings.Contains(fmt.Sprint(wr.Diagnostics.Err()), "lacks capabilities") {
+		t.Fatalf("apply with a read-only token: %v %v", err, wr.Diagnostics.Err())
+	}
+	if mounts, _ := cl.Sys().ListMountsWithContext(ctx); mounts["pki/"] != nil {
+		t.Fatalf("the refused apply created a mount")
+	}
+
+	plan, err := client.Plan(ctx, rc)
+	if err != nil || plan.Diagnostics.HasError() || len(plan.Changes) < 8 {
+		t.Fatalf("plan: %v %v %+v", err, plan.Diagnostics.Err(), plan.Changes)
+	}
+	ar, err := client.Apply(ctx, rc, plan.PlanToken, false)
+	if err != nil || ar.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
+	}
+	after, err := client.Verify(ctx, rc)
+	if err != nil || after.Diagnostics.HasError() {
+		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
+	}
+	for _, c := range after.Checks {
+		if strings.HasPrefix(c.ID, "vault.") && (c.Status == checks.Fail || c.Status == checks.Error) {
+			t.Errorf("after apply: %s %s (%s): %s", c.ID, c.Status, c.Subject, c.Evidence)
+		}
+	}
+	for _, id := range []string{"vault.pki.ca_present", "vault.pki.ca_lifetime", "vault.pki.roles", "vault.pki.urls", "vault.pki.tidy", "vault.transit.keys", "vault.audit.enabled", "tls.protocol.versions"} {
+		if len(statusOf(after, id)) == 0 {
+			t.Errorf("after: no %s check", id)
+		}
+	}
+	if ev := statusOf(after, "vault.audit.enabled"); len(ev) == 0 || !strings.Contains(ev[0].Evidence, "found in the audit log") {
+		t.Errorf("audit canary: %+v", ev)
+	}
+	if os.Getenv("HARDEN_DEBUG_CHECKS") != "" {
+		for _, c := range after.Checks {
+			t.Logf("%s %s %s: %s", c.ID, c.Status, c.Subject, c.Evidence)
+		}
+	}
+	again, err := client.Apply(ctx, rc, nil, false)
+	if err != nil || again.Diagnostics.HasError() || len(again.Applied) != 0 {
+		t.Errorf("second apply: %v %v %+v", err, again.Diagnostics.Err(), again.Applied)
+	}
+
+	// An issued certificate chains to the CA apply made (key made here).
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"}}, key)
+	s, err := cl.Logical().WriteWithContext(ctx, "pki_int/sign/server", map[string]any{"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})), "ttl": "24h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := parsePEMCert(fmt.Sprint(s.Data["certificate"]))
+	inter, _ := parsePEMCert(fmt.Sprint(s.Data["issuing_ca"]))
+	rootPEM, _ := caPEM(ctx, cl, "pki")
+	rootCert, _ := parsePEMCert(rootPEM)
+	roots, inters := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(rootCert)
+	inters.AddCert(inter)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, DNSName: "localhost"}); err != nil {
+		t.Errorf("issued certificate does not chain to the root: %v", err)
+	}
+	if _, err := cl.Logical().WriteWithContext(ctx, "pki_int/sign/server", map[string]any{"csr": csrFor(t, "*.example.com"), "ttl": "24h"}); err == nil {
+		t.Errorf("the server role signed a wildcard outside its names")
+	}
+
+	// A role above the policy's max TTL is reported; a denied request is
+	// counted once.
+	if _, err := cl.Logical().WriteWithContext(ctx, "pki_int/roles/legacy", map[string]any{"allowed_domains": "example.com", "max_ttl": "8760h", "key_type": "ec"}); err != nil {
+		t.Fatal(err)
+	}
+	wcl, _ := client0(ctx, vaultRequest(t, v, weak.Auth.ClientToken))
+	_, _ = wcl.Logical().ReadWithContext(ctx, "pki_int/roles/server") // denied
+	third, err := client.Verify(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := false
+	for _, c := range statusOf(third, "vault.pki.roles") {
+		if strings.Contains(c.Subject, "legacy") {
+			legacy = c.Status == checks.Fail && strings.Contains(c.Evidence, "exceeds the rotation policy")
+		}
+	}
+	if !legacy {
+		t.Errorf("role legacy (max_ttl 8760h) not reported: %+v", statusOf(third, "vault.pki.roles"))
+	}
+	if d := statusOf(third, "vault.audit.denied"); len(d) == 0 || !strings.HasPrefix(d[0].Evidence, "1 permission-denied") {
+		t.Errorf("denied requests since the previous verify: %+v", d)
+	}
+	// No token in any check or diagnostic.
+	all, _ := json.Marshal([]any{before, after, third, ar, wr})
+	if strings.Contains(string(all), root) || strings.Contains(string(all), weak.Auth.ClientToken) {
+		t.Errorf("a Vault token appears in the plugin's output")
+	}
+}
+
+func csrFor(t *testing.T, name string) string {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}, DNSNames: []string{name}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+}
+
+type tokenCreate = vault.TokenCreateRequest
+
+func client0(ctx context.Context, rc sdk.RequestContext) (*vault.Client, error) {
+	st, ok := load(rc, &sdk.Diagnostics{})
+	if !ok {
+		return nil, fmt.Errorf("load")
+	}
+	return client(ctx, rc, st.conn)
+}
