@@ -251,7 +251,7 @@ func client(ctx context.Context, q sdk.RequestContext, c connection) (*vault.Cli
 		return nil, fmt.Errorf("no Vault credentials: set connection.token_file/token_env or role_id_file + secret_id_file")
 	}
 	if _, err := cl.Auth().Token().LookupSelfWithContext(ctx); err != nil {
-		return nil, fmt.Errorf("Vault at %s refused the credentials: %w", c.Address, err)
+		return nil, fmt.Errorf("vault at %s refused the credentials: %w", c.Address, err)
 	}
 	return cl, nil
 }

@@ -47,6 +47,9 @@ func vaultRequest(t *testing.T, v *testenv.Vault, token string) sdk.RequestConte
 		Targets: []sdk.TargetRef{{Name: "vault", Plugin: "vaultpki"}, {Name: "warehouse-pg", Plugin: "postgres", CertificateNames: []string{"localhost"},
 			Endpoints: []sdk.Endpoint{{Name: "postgres", Address: "127.0.0.1:5432"}}}}},
 		Target: sdk.NewTarget("vault", conn, spec, map[string][]byte{"token": []byte(token)})}
+	if token == "" {
+		rc.Target = sdk.NewTarget("vault", conn, spec, nil)
+	}
 	return rc
 }
 
@@ -149,7 +152,7 @@ func TestFlow(t *testing.T) {
 	// An issued certificate chains to the CA apply made (key made here).
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"}}, key)
-	s, err := cl.Logical().WriteWithContext(ctx, "pki_int/sign/server", map[string]any{"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})), "ttl": "24h"})
+	s, err := cl.Logical().WriteWithContext(ctx, "pki_int/sign/server", map[string]any{"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})), "ttl": "1500h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +168,32 @@ func TestFlow(t *testing.T) {
 	}
 	if _, err := cl.Logical().WriteWithContext(ctx, "pki_int/sign/server", map[string]any{"csr": csrFor(t, "*.example.com"), "ttl": "24h"}); err == nil {
 		t.Errorf("the server role signed a wildcard outside its names")
+	}
+
+	// Least privilege: verify logs in through the harden-verify AppRole
+	// apply made and passes with it.
+	roleID, err := cl.Logical().ReadWithContext(ctx, "auth/approle/role/harden-verify/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretID, err := cl.Logical().WriteWithContext(ctx, "auth/approle/role/harden-verify/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	approle := vaultRequest(t, v, "")
+	approle.Target = sdk.NewTarget("vault", approle.Target.Connection, approle.Target.Spec, map[string][]byte{
+		"role_id": []byte(fmt.Sprint(roleID.Data["role_id"])), "secret_id": []byte(fmt.Sprint(secretID.Data["secret_id"]))})
+	lp, err := client.Verify(ctx, approle)
+	if err != nil || lp.Diagnostics.HasError() {
+		t.Fatalf("verify as harden-verify: %v %v", err, lp.Diagnostics.Err())
+	}
+	for _, c := range lp.Checks {
+		if strings.HasPrefix(c.ID, "vault.") && (c.Status == checks.Fail || c.Status == checks.Error) {
+			t.Errorf("verify as harden-verify: %s %s (%s): %s", c.ID, c.Status, c.Subject, c.Evidence)
+		}
+	}
+	if pr, _ := client.Plan(ctx, approle); !pr.Diagnostics.HasError() {
+		t.Errorf("the read-only verify role could plan (it cannot even read mounts)")
 	}
 
 	// A role above the policy's max TTL is reported; a denied request is
@@ -187,7 +216,9 @@ func TestFlow(t *testing.T) {
 	if !legacy {
 		t.Errorf("role legacy (max_ttl 8760h) not reported: %+v", statusOf(third, "vault.pki.roles"))
 	}
-	if d := statusOf(third, "vault.audit.denied"); len(d) == 0 || !strings.HasPrefix(d[0].Evidence, "1 permission-denied") {
+	// Two denials since the previous verify: the read-only token's read and
+	// the verify role's refused plan (harden's own canaries are not counted).
+	if d := statusOf(third, "vault.audit.denied"); len(d) == 0 || !strings.HasPrefix(d[0].Evidence, "2 permission-denied") {
 		t.Errorf("denied requests since the previous verify: %+v", d)
 	}
 	// No token in any check or diagnostic.

@@ -80,10 +80,12 @@ func desired(ctx context.Context, cl *vault.Client, st *settings, d *sdk.Diagnos
 				change: sdk.Change{Resource: "mount " + path + " max_lease_ttl", Action: sdk.Update, Before: before, After: want},
 				needs:  map[string]string{"sys/mounts/" + path + "/tune": "update"},
 				apply: func(ctx context.Context) error {
-					return cl.Sys().TuneMountWithContext(ctx, path, vault.MountConfigInput{MaxLeaseTTL: want})
+					_, err := lg.WriteWithContext(ctx, "sys/mounts/"+path+"/tune", map[string]any{"max_lease_ttl": want})
+					return err
 				},
 				undo: func(ctx context.Context) error {
-					return cl.Sys().TuneMountWithContext(ctx, path, vault.MountConfigInput{MaxLeaseTTL: before})
+					_, err := lg.WriteWithContext(ctx, "sys/mounts/"+path+"/tune", map[string]any{"max_lease_ttl": before})
+					return err
 				},
 			})
 		}
@@ -153,7 +155,11 @@ func desired(ctx context.Context, cl *vault.Client, st *settings, d *sdk.Diagnos
 			steps = append(steps, ks...)
 		}
 	}
-	return steps, nil
+	ps, err := policySteps(ctx, cl, st)
+	if err != nil {
+		return nil, err
+	}
+	return append(steps, ps...), nil
 }
 
 // caPEM reads a PKI mount's CA certificate ("" when it has none).
