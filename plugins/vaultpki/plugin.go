@@ -31,6 +31,14 @@ type connection struct {
 	// Token: token_file / token_env (bootstrap); AppRole for routine runs:
 	// role_id_file + secret_id_file (resolved by the host as secrets).
 	AppRoleMount string `json:"approle_mount"`
+	// Secret references: the host resolves them and sends only the values
+	// of this target (Target.Secret); the references themselves are unused.
+	TokenFile    string `json:"token_file"`
+	TokenEnv     string `json:"token_env"`
+	RoleIDFile   string `json:"role_id_file"`
+	RoleIDEnv    string `json:"role_id_env"`
+	SecretIDFile string `json:"secret_id_file"`
+	SecretIDEnv  string `json:"secret_id_env"`
 }
 
 type spec struct {
@@ -76,7 +84,9 @@ const connectionSchema = `{
     "token_file": {"type": "string", "description": "file with a Vault token (bootstrap)"},
     "token_env": {"type": "string"},
     "role_id_file": {"type": "string", "description": "AppRole role id (routine runs)"},
+    "role_id_env": {"type": "string"},
     "secret_id_file": {"type": "string", "description": "AppRole secret id"},
+    "secret_id_env": {"type": "string"},
     "approle_mount": {"type": "string"}
   }
 }`
@@ -178,7 +188,8 @@ func load(q sdk.RequestContext, d *sdk.Diagnostics) (*settings, bool) {
 		if t.Name == q.Target.Name {
 			continue
 		}
-		names := append([]string{}, t.CertificateNames...)
+		// The target's name is the CN harden's certificate source asks for.
+		names := append([]string{t.Name}, t.CertificateNames...)
 		for _, e := range t.Endpoints {
 			host := e.Address
 			if h, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(e.Address, "https://"), "http://"), ":"); ok {

@@ -303,7 +303,7 @@ func (c *Client) Verify(ctx context.Context, rc RequestContext) (VerifyResponse,
 // IssueCertificate calls IssueCertificate.
 func (c *Client) IssueCertificate(ctx context.Context, q IssueCertificateRequest) (IssueCertificateResponse, error) {
 	r, err := c.rpc.IssueCertificate(ctx, &pb.IssueCertificateRequest{Policy: policyToPB(q.Policy), Target: targetToPB(q.Target),
-		ForTarget: q.ForTarget, Usage: q.Usage, CommonName: q.CommonName, Names: q.Names, TtlSeconds: int64(q.TTL / time.Second)})
+		ForTarget: q.ForTarget, Usage: q.Usage, CommonName: q.CommonName, Names: q.Names, TtlSeconds: int64(q.TTL / time.Second), CsrPem: q.CSRPEM})
 	if err != nil {
 		return IssueCertificateResponse{}, c.wrap(ctx, "issue certificate", err)
 	}

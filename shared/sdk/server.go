@@ -209,7 +209,7 @@ func (s *server) IssueCertificate(ctx context.Context, req *pb.IssueCertificateR
 	resp := IssueCertificateResponse{Diagnostics: s.admit(ctx, rc)}
 	if !resp.Diagnostics.HasError() {
 		q := IssueCertificateRequest{RequestContext: rc, ForTarget: req.GetForTarget(), Usage: req.GetUsage(),
-			CommonName: req.GetCommonName(), Names: req.GetNames(), TTL: secondsToDuration(req.GetTtlSeconds())}
+			CommonName: req.GetCommonName(), Names: req.GetNames(), TTL: secondsToDuration(req.GetTtlSeconds()), CSRPEM: req.GetCsrPem()}
 		s.call(&resp.Diagnostics, func() { is.IssueCertificate(ctx, q, &resp) })
 	}
 	return &pb.IssueCertificateResponse{Certificate: certsToPB(resp.Certificate), Diagnostics: diagsToPB(resp.Diagnostics)}, nil

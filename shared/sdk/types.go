@@ -231,10 +231,12 @@ type VerifyResponse struct {
 type IssueCertificateRequest struct {
 	RequestContext
 	ForTarget  string
-	Usage      string // "server" or "client"
+	Usage      string // "server", "client", "peer" (both) or "ca" (CA bundle and CRL only)
 	CommonName string
 	Names      []string
 	TTL        time.Duration
+	// CSRPEM is the PKCS#10 request: the key stays where it was made.
+	CSRPEM []byte
 }
 
 // IssueCertificateResponse carries the issued material.

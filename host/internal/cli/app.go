@@ -166,6 +166,10 @@ func openSession(c *cli.Context, io IO) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	// verify proves what is live; it never asks a certificate source for
+	// new certificates.
+	eng.NoIssue = c.Command.Name == "verify"
+	eng.Getenv = io.Getenv
 	return &session{pol: pol, eng: eng, targets: targets, io: io, timeout: c.Duration("timeout")}, nil
 }
 

@@ -2,14 +2,20 @@ package engine
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -80,6 +86,10 @@ type Plugin struct {
 
 // Engine holds the launched plugins.
 type Engine struct {
+	// NoIssue: never ask a certificate source for new certificates (verify).
+	NoIssue bool
+	// Getenv resolves *_env secrets of the issuer target (default os.LookupEnv).
+	Getenv  func(string) (string, bool)
 	opts    Options
 	Plugins map[string]*Plugin
 	// Failed holds launch failures in OpenEach mode.
@@ -415,29 +425,168 @@ func (e *Engine) certificates(ctx context.Context, pol *policy.Policy, t policy.
 	return c, nil
 }
 
-// issue asks the issuer target's plugin for t's certificate.
+// issue gets t's certificates from the issuer target (certificates.source
+// vault-pki). Keys are made here, where they are used, and only CSRs go to
+// the issuer; certificates and keys (0600) are kept in the store dir and
+// reused while they chain to the issuer's current CA, cover t's names and
+// are valid beyond renew_before — so a second apply changes nothing. The
+// CA bundle and CRLs come fresh from the issuer on every request. With
+// NoIssue (verify) a missing or stale certificate is an error, never a new
+// one.
 func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target, c sdk.Certificates) (sdk.Certificates, error) {
 	issuerTarget, _ := pol.Target(pol.Certificates.VaultTarget)
 	p, ok := e.Plugins[issuerTarget.Plugin]
 	if !ok || !slices.Contains(p.Meta.Capabilities, sdk.CapIssuer) {
 		return c, pluginErr(fmt.Errorf("target %s: certificate source vault-pki: plugin %s of target %s does not offer certificate issuing", t.Name, issuerTarget.Plugin, issuerTarget.Name))
 	}
-	rc, err := e.Request(ctx, pol, issuerTarget, os.LookupEnv)
+	rc, err := e.Request(ctx, pol, issuerTarget, e.getenv())
 	if err != nil {
 		return c, err
 	}
-	r, err := p.Client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rc, ForTarget: t.Name, Usage: "server",
-		CommonName: t.Name, Names: t.CertificateNames, TTL: pol.Certificates.Rotation.MaxLifetime})
+	call := func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error) {
+		r, err := p.Client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rc, ForTarget: t.Name, Usage: usage,
+			CommonName: cn, Names: names, TTL: pol.Certificates.Rotation.MaxLifetime, CSRPEM: csr})
+		if err != nil {
+			return sdk.Certificates{}, pluginErr(err)
+		}
+		if r.Diagnostics.HasError() {
+			return sdk.Certificates{}, pluginErr(fmt.Errorf("target %s: certificate from %s: %w", t.Name, issuerTarget.Name, r.Diagnostics.Err()))
+		}
+		return r.Certificate, nil
+	}
+	ca, err := call("ca", "", nil, nil)
 	if err != nil {
-		return c, pluginErr(err)
+		return c, err
 	}
-	if r.Diagnostics.HasError() {
-		return c, pluginErr(fmt.Errorf("target %s: issue certificate via %s: %w", t.Name, issuerTarget.Name, r.Diagnostics.Err()))
+	c.CABundlePEM, c.CRLPEM = ca.CABundlePEM, ca.CRLPEM
+	dir := filepath.Join(pol.Certificates.VaultStoreDir, t.Name)
+	usage := "server"
+	if slices.Contains(pol.MTLSScope, t.Name) {
+		usage = "peer" // a node that is also a client of its peers (Kafka brokers)
 	}
-	return r.Certificate, nil
+	// CN: the target's name (its principal where CNs are principals, e.g.
+	// Kafka); the SANs are the target's endpoint hosts and certificate_names.
+	cn := t.Name
+	if c.ChainPEM, c.KeyPEM, err = e.storedOrIssued(pol, t, dir, "server", usage, cn, t.CertificateNames, ca.CABundlePEM, call); err != nil {
+		return c, err
+	}
+	if slices.Contains(pol.MTLSScope, t.Name) {
+		name := pol.Certificates.VaultClientName
+		if c.ClientChainPEM, c.ClientKeyPEM, err = e.storedOrIssued(pol, t, dir, "client", "client", name, nil, ca.CABundlePEM, call); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+type issueFunc func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error)
+
+// storedOrIssued returns the stored pair <dir>/<kind>.pem + <kind>-key.pem
+// when it is still good, else (unless NoIssue) makes a key and a CSR and has
+// the issuer sign it.
+func (e *Engine) storedOrIssued(pol *policy.Policy, t policy.Target, dir, kind, usage, cn string, names []string, caPEM []byte, call issueFunc) ([]byte, []byte, error) {
+	certFile, keyFile := filepath.Join(dir, kind+".pem"), filepath.Join(dir, kind+"-key.pem")
+	chain, cerr := os.ReadFile(certFile)
+	key, kerr := os.ReadFile(keyFile)
+	why := "none stored yet"
+	if cerr == nil && kerr == nil {
+		if reason := stale(chain, key, caPEM, names, pol.Certificates.Rotation.RenewBefore); reason == "" {
+			return chain, key, nil
+		} else {
+			why = reason
+		}
+	}
+	if e.NoIssue {
+		return nil, nil, configErr(fmt.Errorf("target %s: no usable %s certificate from %s in %s (%s): run harden apply (verify never issues)", t.Name, kind, pol.Certificates.VaultTarget, dir, why))
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, tmpl, priv)
+	if err != nil {
+		return nil, nil, err
+	}
+	got, err := call(usage, cn, names, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+	if err != nil {
+		return nil, nil, err
+	}
+	// PKCS#8: Kafka's PEM keystores need it.
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, nil, err
+	}
+	key = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	if err := writeAtomic(keyFile, key, 0o600); err != nil {
+		return nil, nil, err
+	}
+	if err := writeAtomic(certFile, got.ChainPEM, 0o644); err != nil {
+		return nil, nil, err
+	}
+	return got.ChainPEM, key, nil
+}
+
+// stale says why a stored certificate must be replaced ("" when it is
+// good): not a pair, not chaining to the current CA, missing a name, or
+// within renew_before of its end.
+func stale(chain, key, caPEM []byte, names []string, renewBefore time.Duration) string {
+	if _, err := tls.X509KeyPair(chain, key); err != nil {
+		return "certificate and key do not match"
+	}
+	certs, err := sdk.ParseCertificatesPEM(chain)
+	if err != nil || len(certs) == 0 {
+		return "unreadable certificate"
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return "does not chain to the issuer's current CA"
+	}
+	for _, n := range names {
+		if certs[0].VerifyHostname(n) != nil {
+			return "does not cover " + n
+		}
+	}
+	if time.Until(certs[0].NotAfter) < renewBefore {
+		return "within renew_before of its end"
+	}
+	return ""
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func checkCerts(pemData []byte) error {
 	_, err := sdk.ParseCertificatesPEM(pemData)
 	return err
+}
+
+func (e *Engine) getenv() func(string) (string, bool) {
+	if e.Getenv != nil {
+		return e.Getenv
+	}
+	return os.LookupEnv
 }

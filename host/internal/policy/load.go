@@ -44,9 +44,11 @@ type Certificates struct {
 	CAFile      string
 	CRLFile     string
 	VaultTarget string
-	VaultMount  string
-	VaultRole   string
-	Rotation    sdk.Rotation
+	// VaultStoreDir keeps vault-pki certificates and keys between runs.
+	VaultStoreDir string
+	// VaultClientName is the CN of harden's client certificates.
+	VaultClientName string
+	Rotation        sdk.Rotation
 }
 
 // SecretRef is a secret named by reference in a target's connection block.
@@ -362,8 +364,15 @@ func (p *Policy) buildCertificates(c map[string]any) Errors {
 	}
 	if v, ok := c["vault"].(map[string]any); ok {
 		cert.VaultTarget, _ = v["target"].(string)
-		cert.VaultMount, _ = v["mount"].(string)
-		cert.VaultRole, _ = v["role"].(string)
+		cert.VaultStoreDir, _ = v["store_dir"].(string)
+		cert.VaultClientName, _ = v["client_name"].(string)
+		if cert.VaultStoreDir == "" {
+			cert.VaultStoreDir = filepath.Join(".harden", "certs")
+		}
+		cert.VaultStoreDir = p.resolvePath(cert.VaultStoreDir)
+		if cert.VaultClientName == "" {
+			cert.VaultClientName = "harden-admin"
+		}
 	}
 	switch {
 	case cert.Source == "files" && cert.CAFile == "":

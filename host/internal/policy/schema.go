@@ -64,9 +64,9 @@ func baseSchema() map[string]any {
 					"crl_file": map[string]any{"type": "string", "minLength": 1, "description": "PEM certificate revocation list of the CA (servers refuse revoked client certificates)"},
 				}, "ca_file"),
 				"vault": obj(map[string]any{
-					"target": map[string]any{"type": "string", "description": "name of the vaultpki target that issues certificates"},
-					"mount":  str,
-					"role":   str,
+					"target":      map[string]any{"type": "string", "description": "name of the vaultpki target that issues certificates"},
+					"store_dir":   map[string]any{"type": "string", "minLength": 1, "description": "where issued certificates and their keys (0600) are kept and reused until renew_before (default .harden/certs next to the policy)"},
+					"client_name": map[string]any{"type": "string", "minLength": 1, "description": "common name of harden's client certificate for targets in the mTLS scope (default harden-admin)"},
 				}, "target"),
 				"rotation": obj(map[string]any{
 					"max_lifetime": duration,

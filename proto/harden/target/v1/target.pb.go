@@ -2107,11 +2107,15 @@ type IssueCertificateRequest struct {
 	Target *TargetConfig          `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
 	// Target the certificate is for.
 	ForTarget string `protobuf:"bytes,3,opt,name=for_target,json=forTarget,proto3" json:"for_target,omitempty"`
-	// "server" or "client".
-	Usage         string   `protobuf:"bytes,4,opt,name=usage,proto3" json:"usage,omitempty"`
-	CommonName    string   `protobuf:"bytes,5,opt,name=common_name,json=commonName,proto3" json:"common_name,omitempty"`
-	Names         []string `protobuf:"bytes,6,rep,name=names,proto3" json:"names,omitempty"`
-	TtlSeconds    int64    `protobuf:"varint,7,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// "server", "client", "peer" (server and client at once) or "ca".
+	Usage      string   `protobuf:"bytes,4,opt,name=usage,proto3" json:"usage,omitempty"`
+	CommonName string   `protobuf:"bytes,5,opt,name=common_name,json=commonName,proto3" json:"common_name,omitempty"`
+	Names      []string `protobuf:"bytes,6,rep,name=names,proto3" json:"names,omitempty"`
+	TtlSeconds int64    `protobuf:"varint,7,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// PKCS#10 request (PEM) for usage server, client or peer: the key is made
+	// where it is used and never travels to the issuer. Empty for usage "ca"
+	// (only the CA bundle and CRL are returned).
+	CsrPem        []byte `protobuf:"bytes,8,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2193,6 +2197,13 @@ func (x *IssueCertificateRequest) GetTtlSeconds() int64 {
 		return x.TtlSeconds
 	}
 	return 0
+}
+
+func (x *IssueCertificateRequest) GetCsrPem() []byte {
+	if x != nil {
+		return x.CsrPem
+	}
+	return nil
 }
 
 type IssueCertificateResponse struct {
@@ -2489,7 +2500,7 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\fcertificates\x18\x03 \x01(\v2%.harden.target.v1.CertificateMaterialR\fcertificates\"\x81\x01\n" +
 	"\x0eVerifyResponse\x12/\n" +
 	"\x06checks\x18\x01 \x03(\v2\x17.harden.target.v1.CheckR\x06checks\x12>\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\x97\x02\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xb0\x02\n" +
 	"\x17IssueCertificateRequest\x127\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1f.harden.target.v1.PolicyContextR\x06policy\x126\n" +
 	"\x06target\x18\x02 \x01(\v2\x1e.harden.target.v1.TargetConfigR\x06target\x12\x1d\n" +
@@ -2500,7 +2511,8 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"commonName\x12\x14\n" +
 	"\x05names\x18\x06 \x03(\tR\x05names\x12\x1f\n" +
 	"\vttl_seconds\x18\a \x01(\x03R\n" +
-	"ttlSeconds\"\xa3\x01\n" +
+	"ttlSeconds\x12\x17\n" +
+	"\acsr_pem\x18\b \x01(\fR\x06csrPem\"\xa3\x01\n" +
 	"\x18IssueCertificateResponse\x12G\n" +
 	"\vcertificate\x18\x01 \x01(\v2%.harden.target.v1.CertificateMaterialR\vcertificate\x12>\n" +
 	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\r\n" +

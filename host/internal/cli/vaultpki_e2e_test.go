@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/harden-dev/harden/testenv"
+)
+
+// Vault as the certificate source, end to end through the CLI and real
+// plugin processes: on a fresh Vault verify of PostgreSQL refuses to issue
+// (verify never issues) → apply the vault target (CA, roles) → apply all:
+// harden makes PostgreSQL's key, Vault signs the CSR, PostgreSQL serves the
+// Vault-issued certificate → verify passes with the Vault root as trust →
+// a second apply issues nothing and changes nothing.
+func TestVaultPKISourceEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	pluginDir := filepath.Join(dir, "plugins")
+	for _, p := range []string{"postgres", "vaultpki"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "harden-plugin-"+p), "./plugins/"+p)
+		cmd.Dir = "../../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", p, err, out)
+		}
+	}
+	state := filepath.Join(dir, "state")
+	env, err := testenv.Up(context.Background(), testenv.Options{Services: []string{"postgres", "vault"}, StateDir: state})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("testenv (CI=true): %v", err)
+		}
+		t.Skipf("testenv: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Down() })
+	policy := filepath.Join(state, "policy.yaml")
+	lock := filepath.Join(dir, "plugins.lock")
+	run := func(args ...string) result {
+		t.Helper()
+		var out, errb strings.Builder
+		io := IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false }, Getenv: os.LookupEnv}
+		code := Run(context.Background(), append(append([]string{"harden"}, args...), "--plugin-dir", pluginDir, "--lock-file", lock), io)
+		return result{code, out.String(), errb.String()}
+	}
+	if r := run("plugins", "lock"); r.code != 0 {
+		t.Fatalf("lock: %s", r.stderr)
+	}
+	if r := run("verify", "-f", policy, "--target", "warehouse-pg"); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "run harden apply --target vault first") {
+		t.Errorf("verify before any certificate was issued: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("apply", "-f", policy, "--target", "vault", "--yes"); r.code != 0 {
+		t.Fatalf("apply vault: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("verify", "-f", policy, "--target", "warehouse-pg"); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "verify never issues") {
+		t.Errorf("verify with a CA but no certificate issued yet: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("apply", "-f", policy, "--yes"); r.code != 0 {
+		t.Fatalf("apply: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	keyFile := filepath.Join(state, "certs", "warehouse-pg", "server-key.pem")
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("issued key %s: %v %v", keyFile, err, fi)
+	}
+	firstCert, _ := os.ReadFile(filepath.Join(state, "certs", "warehouse-pg", "server.pem"))
+	r := run("verify", "-f", policy, "--target", "warehouse-pg", "--format", "json")
+	if r.code != 0 {
+		t.Fatalf("verify after apply: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var rep struct {
+		Targets []struct {
+			Checks []struct{ ID, Status, Evidence string } `json:"checks"`
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	trusted := false
+	for _, c := range rep.Targets[0].Checks {
+		if c.ID == "tls.certificate.trusted" && c.Status == "pass" && strings.Contains(c.Evidence, "harden vault intermediate CA") {
+			trusted = true
+		}
+	}
+	if !trusted {
+		t.Errorf("PostgreSQL does not serve a Vault-issued certificate trusted through the Vault root:\n%s", r.stdout)
+	}
+	if r := run("apply", "-f", policy, "--yes"); r.code != 0 || !strings.Contains(r.stdout, "Nothing to apply") {
+		t.Errorf("second apply: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if again, _ := os.ReadFile(filepath.Join(state, "certs", "warehouse-pg", "server.pem")); string(again) != string(firstCert) {
+		t.Errorf("the second apply re-issued the certificate")
+	}
+	token, _ := os.ReadFile(filepath.Join(state, "vault-token"))
+	if len(token) > 0 && strings.Contains(r.stdout+r.stderr, strings.TrimSpace(string(token))) {
+		t.Errorf("the Vault token appears in harden's output")
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// IssueCertificate makes Vault the certificate source of other targets: it
+// signs the CSR the host made (the private key never reaches Vault) with
+// the role for the usage, and returns the chain, the root as the trust
+// bundle and the CRLs of the intermediate and the root (PostgreSQL checks
+// the CRL of every CA in the chain). Usage "ca" returns the bundle and CRLs
+// only, so the host can tell whether a stored certificate still chains.
+func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequest, r *sdk.IssueCertificateResponse) {
+	st, ok := load(q.RequestContext, &r.Diagnostics)
+	if !ok {
+		return
+	}
+	cl, err := client(ctx, q.RequestContext, st.conn)
+	if err != nil {
+		r.Diagnostics.AddTargetError("vault.login", "cannot log in to Vault", err)
+		return
+	}
+	rootPEM, err := caPEM(ctx, cl, st.rootMount)
+	if err == nil && rootPEM == "" {
+		err = fmt.Errorf("mount %s has no CA yet: run harden apply --target %s first", st.rootMount, q.Target.Name)
+	}
+	if err != nil {
+		r.Diagnostics.AddTargetError("vault.issue", "no CA to issue from", err)
+		return
+	}
+	var crls []string
+	for _, m := range []string{st.intMount, st.rootMount} {
+		raw, err := cl.Logical().ReadRawWithContext(ctx, m+"/crl/pem")
+		if err == nil && raw.StatusCode == 200 {
+			if b, rerr := io.ReadAll(io.LimitReader(raw.Body, 16<<20)); rerr == nil {
+				crls = append(crls, strings.TrimSpace(string(b)))
+			}
+		}
+		if raw != nil {
+			raw.Body.Close()
+		}
+	}
+	r.Certificate.CABundlePEM = []byte(rootPEM + "\n")
+	if len(crls) == 2 {
+		r.Certificate.CRLPEM = []byte(strings.Join(crls, "\n") + "\n")
+	}
+	if q.Usage == "ca" {
+		return
+	}
+	role := map[string]string{"server": st.serverRole, "client": st.clientRole, "peer": st.serverRole + "-peer"}[q.Usage]
+	if role == "" {
+		r.Diagnostics.AddError("unknown certificate usage "+q.Usage, "use server, client, peer or ca")
+		return
+	}
+	block, _ := pem.Decode(q.CSRPEM)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		r.Diagnostics.AddError("a CSR is needed", "keys are made where they are used: send a PEM CERTIFICATE REQUEST")
+		return
+	}
+	if csr, err := x509.ParseCertificateRequest(block.Bytes); err != nil || csr.CheckSignature() != nil {
+		r.Diagnostics.AddError("invalid CSR", fmt.Sprint(err))
+		return
+	}
+	ttl := q.TTL
+	if ttl <= 0 || ttl > st.maxTTL {
+		ttl = st.maxTTL
+	}
+	s, err := cl.Logical().WriteWithContext(ctx, st.intMount+"/sign/"+role, map[string]any{"csr": string(q.CSRPEM), "ttl": fmt.Sprintf("%ds", int(ttl.Seconds()))})
+	if err != nil {
+		var re *vault.ResponseError
+		if errors.As(err, &re) {
+			err = fmt.Errorf("%s refused the CSR for %s: %s", st.intMount+"/sign/"+role, q.ForTarget, strings.Join(re.Errors, "; "))
+		}
+		r.Diagnostics.AddTargetError("vault.issue", "Vault did not sign", err)
+		return
+	}
+	chain := []string{fmt.Sprint(s.Data["certificate"])}
+	for _, c := range asList(s.Data["ca_chain"]) {
+		if pemStr := strings.TrimSpace(fmt.Sprint(c)); pemStr != strings.TrimSpace(rootPEM) {
+			chain = append(chain, pemStr)
+		}
+	}
+	r.Certificate.ChainPEM = []byte(strings.Join(chain, "\n") + "\n")
+}
