@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin"
 state=${HARDEN_DEMO_DIR:-$(mktemp -d /tmp/harden-demo-XXXXXX)}
-services=${HARDEN_DEMO_SERVICES:-postgres,kafka}
+services=${HARDEN_DEMO_SERVICES:-postgres,kafka,vault}
 mkdir -p "$state"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
@@ -49,9 +49,22 @@ set +e
 code=$?
 set -e
 echo "harden verify exited with $code (0 all good, 2 failing checks, 3 target/plugin error)"
-if [ "$code" -ne 2 ] && [ "$code" -ne 0 ]; then exit "$code"; fi
+if [[ ",$services," == *",vault,"* ]] && [ "$code" -eq 3 ]; then
+  echo "(expected with Vault as the certificate source: Vault has no CA yet, so harden trusts no server certificate and will not log in over one)"
+elif [ "$code" -ne 2 ] && [ "$code" -ne 0 ]; then exit "$code"; fi
 
-step "Plan: what apply would change (PostgreSQL: ALTER SYSTEM + pg_hba; Kafka: server.properties, stores, restart)"
+others=()
+if [[ ",$services," == *",vault,"* ]]; then
+  step "Vault first: it is the certificate source of the other targets (PKI, roles, transit KEK, audit device)"
+  run "$bin/harden" apply -f "$state/policy.yaml" --target vault --yes
+  # Vault's dev listener cannot be configured (dev mode has no config file):
+  # its CBC suites and post-quantum groups outside the profile stay reported.
+  for t in $(sed -n 's/^  - name: \(.*\)$/\1/p' "$state/policy.yaml"); do
+    [ "$t" = vault ] || others+=(--target "$t")
+  done
+fi
+
+step "Plan: what apply would change (PostgreSQL: ALTER SYSTEM + pg_hba; Kafka: server.properties, stores, restart; certificates issued by Vault from CSRs harden makes)"
 set +e
 "$bin/harden" plan -f "$state/policy.yaml" --detailed-exitcode
 code=$?
@@ -62,7 +75,15 @@ step "Apply (backups, lockout guards, Kafka restarted through the policy's resta
 run "$bin/harden" apply -f "$state/policy.yaml" --yes
 
 step "Verify AFTER hardening: every check must pass"
-run "$bin/harden" verify -f "$state/policy.yaml"
+run "$bin/harden" verify -f "$state/policy.yaml" "${others[@]}"
+
+if [ ${#others[@]} -gt 0 ]; then
+  step "Vault AFTER hardening: its PKI, KEK and audit checks pass; its dev listener's extra suites and groups are reported (exit 2)"
+  set +e
+  "$bin/harden" verify -f "$state/policy.yaml" --target vault
+  echo "harden verify --target vault exited with $?"
+  set -e
+fi
 
 step "Apply again: nothing left to change"
 run "$bin/harden" apply -f "$state/policy.yaml" --yes

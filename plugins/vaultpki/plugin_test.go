@@ -38,7 +38,7 @@ func TestConformance(t *testing.T) {
 
 // vaultRequest is the request for a testenv Vault with a PostgreSQL target
 // beside it (the server role's names) and a transit KEK.
-func vaultRequest(t *testing.T, v *testenv.Vault, token string) sdk.RequestContext {
+func vaultRequest(t testing.TB, v *testenv.Vault, token string) sdk.RequestContext {
 	t.Helper()
 	conn, _ := json.Marshal(map[string]any{"address": v.Address, "ca_file": v.CAFile})
 	spec, _ := json.Marshal(map[string]any{"audit": map[string]any{"file": filepath.Join(v.AuditDir(), "vault-audit.log")}, "transit": map[string]any{"keys": []string{"lake-kek"}}})
@@ -53,7 +53,7 @@ func vaultRequest(t *testing.T, v *testenv.Vault, token string) sdk.RequestConte
 	return rc
 }
 
-func rootToken(t *testing.T, v *testenv.Vault) string {
+func rootToken(t testing.TB, v *testenv.Vault) string {
 	b, err := os.ReadFile(v.TokenFile)
 	if err != nil {
 		t.Fatal(err)

@@ -431,8 +431,8 @@ func (e *Engine) certificates(ctx context.Context, pol *policy.Policy, t policy.
 // reused while they chain to the issuer's current CA, cover t's names and
 // are valid beyond renew_before — so a second apply changes nothing. The
 // CA bundle and CRLs come fresh from the issuer on every request. With
-// NoIssue (verify) a missing or stale certificate is an error, never a new
-// one.
+// NoIssue (verify) nothing is issued: stored material is used as it is, and
+// a missing CA or certificate leaves it out.
 func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target, c sdk.Certificates) (sdk.Certificates, error) {
 	issuerTarget, _ := pol.Target(pol.Certificates.VaultTarget)
 	p, ok := e.Plugins[issuerTarget.Plugin]
@@ -456,6 +456,11 @@ func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target,
 	}
 	ca, err := call("ca", "", nil, nil)
 	if err != nil {
+		if e.NoIssue {
+			// verify proves what is live: without a CA from the source yet it
+			// runs without one (trust checks say so) rather than not at all.
+			return c, nil
+		}
 		return c, err
 	}
 	c.CABundlePEM, c.CRLPEM = ca.CABundlePEM, ca.CRLPEM
@@ -488,16 +493,16 @@ func (e *Engine) storedOrIssued(pol *policy.Policy, t policy.Target, dir, kind, 
 	certFile, keyFile := filepath.Join(dir, kind+".pem"), filepath.Join(dir, kind+"-key.pem")
 	chain, cerr := os.ReadFile(certFile)
 	key, kerr := os.ReadFile(keyFile)
-	why := "none stored yet"
-	if cerr == nil && kerr == nil {
-		if reason := stale(chain, key, caPEM, names, pol.Certificates.Rotation.RenewBefore); reason == "" {
-			return chain, key, nil
-		} else {
-			why = reason
-		}
+	if cerr == nil && kerr == nil && stale(chain, key, caPEM, names, pol.Certificates.Rotation.RenewBefore) == "" {
+		return chain, key, nil
 	}
 	if e.NoIssue {
-		return nil, nil, configErr(fmt.Errorf("target %s: no usable %s certificate from %s in %s (%s): run harden apply (verify never issues)", t.Name, kind, pol.Certificates.VaultTarget, dir, why))
+		// verify never issues: it uses what is stored, even if due for
+		// renewal, or nothing.
+		if cerr == nil && kerr == nil {
+			return chain, key, nil
+		}
+		return nil, nil, nil
 	}
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
