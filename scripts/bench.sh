@@ -17,6 +17,9 @@ echo "== kafka plugin: full verify of a hardened single-broker cluster with mTLS
 go test -run '^$' -bench 'BenchmarkVerify' -benchtime "${VERIFY_COUNT:-20}x" ./plugins/kafka/ | grep -E '^Benchmark'
 go test -run '^$' -bench 'BenchmarkBrokerStart' -benchtime "${START_COUNT:-3}x" ./plugins/kafka/ | grep -E '^Benchmark'
 echo
+echo "== vaultpki plugin: verify of the hardened Vault target (reference: sslscan on Vault's listener), the demo's certificates (reference: one bare pki_int/sign)"
+go test -run '^$' -bench 'BenchmarkVerify|BenchmarkIssueDemoCertificates' -benchtime "${VERIFY_COUNT:-20}x" ./plugins/vaultpki/ | grep -E '^Benchmark'
+echo
 echo "== probe: harden scan over 1,000 endpoints (5 configurations, separate listener process)"
 go test -run '^$' -bench 'ScanManyEndpoints' -benchtime 1x ./host/internal/cli/ | grep -E '^Benchmark'
 
