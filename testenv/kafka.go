@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -45,8 +44,7 @@ type Kafka struct {
 	// NodeID is the node's id in a cluster (KafkaClusterForTest); 1 alone.
 	NodeID int
 
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc process
 	// restart: a loopback port that restarts the broker on request, the
 	// operator's restart command of the generated policy.
 	restartLn net.Listener
@@ -72,12 +70,9 @@ func (k *Kafka) launch(java string, jvmArgs ...string) error {
 	args = append(args, "-cp", filepath.Join(k.Libs, "*"), "kafka.Kafka", k.Properties)
 	cmd := exec.Command(java, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	if err := k.proc.start(cmd); err != nil {
 		return fmt.Errorf("start broker: %w", err)
 	}
-	k.cmd, k.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(k.exited) }()
 	return nil
 }
 
@@ -274,7 +269,7 @@ func (k *Kafka) waitAnswer(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-k.exited:
+		case <-k.proc.exited:
 			return fmt.Errorf("broker exited during start-up: %s", tail(k.LogFile, 15))
 		case <-ctx.Done():
 			return ctx.Err()
@@ -320,7 +315,7 @@ func (k *Kafka) Restart(ctx context.Context, jvmArgs ...string) error {
 			}
 		}
 		select {
-		case <-k.exited:
+		case <-k.proc.exited:
 			return fmt.Errorf("broker exited after restart: %s", tail(k.LogFile, 20))
 		case <-ctx.Done():
 			return ctx.Err()
@@ -393,23 +388,7 @@ func tail(file string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func (k *Kafka) stopProcess() {
-	if k.cmd == nil || k.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-k.exited:
-	default:
-		_ = k.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-k.exited:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-			<-k.exited
-		}
-	}
-	k.cmd = nil
-}
+func (k *Kafka) stopProcess() { k.proc.stop(20 * time.Second) }
 
 // Stop shuts the broker down and removes its files.
 func (k *Kafka) Stop() error {
@@ -468,8 +447,5 @@ func KafkaForTest(t testing.TB) *Kafka {
 func (k *Kafka) PID() int {
 	k.restartMu.Lock()
 	defer k.restartMu.Unlock()
-	if k.cmd == nil || k.cmd.Process == nil {
-		return 0
-	}
-	return k.cmd.Process.Pid
+	return k.proc.pid()
 }

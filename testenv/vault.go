@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -34,8 +33,7 @@ type Vault struct {
 	Base      string
 	LogFile   string
 
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc process
 }
 
 // Name implements Service.
@@ -124,12 +122,9 @@ func (v *Vault) startOnce(ctx context.Context, token string) error {
 	// points into the state dir so nothing lands in the caller's home.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + v.Base, "VAULT_DEV_ROOT_TOKEN_ID=" + token}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	if err := v.proc.start(cmd); err != nil {
 		return fmt.Errorf("start vault: %w", err)
 	}
-	v.cmd, v.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(v.exited) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if code, err := v.health(); err == nil && code == http.StatusOK {
@@ -138,7 +133,7 @@ func (v *Vault) startOnce(ctx context.Context, token string) error {
 			return nil
 		}
 		select {
-		case <-v.exited:
+		case <-v.proc.exited:
 			return fmt.Errorf("vault exited during start-up: %s", redact(tail(v.LogFile, 15), token))
 		case <-ctx.Done():
 			return ctx.Err()
@@ -171,23 +166,7 @@ func (v *Vault) health() (int, error) {
 	return resp.StatusCode, nil
 }
 
-func (v *Vault) stopProcess() {
-	if v.cmd == nil || v.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-v.exited:
-	default:
-		_ = v.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-v.exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
-			<-v.exited
-		}
-	}
-	v.cmd = nil
-}
+func (v *Vault) stopProcess() { v.proc.stop(10 * time.Second) }
 
 // Stop shuts Vault down (its storage is in memory) and removes its files.
 func (v *Vault) Stop() error {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -18,41 +20,18 @@ import (
 // sslscan on the broker's SSL listener (protocols and suites only).
 func BenchmarkVerify(b *testing.B) {
 	k := testenv.KafkaForTest(b)
-	ctx := context.Background()
 	client := sdk.InProcess(kafka{})
 	defer client.Close()
 	rc := brokerRequest(b, k, true)
-	if ap, err := client.Apply(ctx, rc, nil, false); err != nil || ap.Diagnostics.HasError() {
+	if ap, err := client.Apply(context.Background(), rc, nil, false); err != nil || ap.Diagnostics.HasError() {
 		b.Fatalf("apply: %v %v", err, ap.Diagnostics.Err())
 	}
-	var ours []time.Duration
-	for b.Loop() {
-		start := time.Now()
-		r, err := client.Verify(ctx, rc)
-		if err != nil || r.Diagnostics.HasError() || len(r.Checks) == 0 {
-			b.Fatalf("verify: %v %v", err, r.Diagnostics.Err())
-		}
+	sdktest.BenchVerify(b, client, rc, func(r sdk.VerifyResponse) error {
 		if failed, _ := checkStatus(r); len(failed) > 0 {
-			b.Fatalf("verify failed: %v", failed)
+			return fmt.Errorf("verify failed: %v", failed)
 		}
-		ours = append(ours, time.Since(start))
-	}
-	var ref []time.Duration
-	if path, err := exec.LookPath("sslscan"); err == nil {
-		for range 5 {
-			start := time.Now()
-			if err := exec.Command(path, "--no-colour", k.Bootstrap).Run(); err != nil {
-				b.Fatalf("sslscan: %v", err)
-			}
-			ref = append(ref, time.Since(start))
-		}
-	}
-	slices.Sort(ours)
-	b.ReportMetric(float64(ours[len(ours)/2].Microseconds())/1000, "verify-median-ms")
-	if len(ref) > 0 {
-		slices.Sort(ref)
-		b.ReportMetric(float64(ref[len(ref)/2].Microseconds())/1000, "sslscan-median-ms")
-	}
+		return nil
+	}, k.Bootstrap)
 }
 
 // BenchmarkBrokerStart: testenv's warm start of a single KRaft broker

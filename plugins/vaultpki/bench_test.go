@@ -8,15 +8,27 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/testenv"
 )
+
+// hardenedVault starts a dev Vault and applies the test policy to it.
+func hardenedVault(b *testing.B) (*testenv.Vault, *sdk.Client, sdk.RequestContext) {
+	v := testenv.VaultForTest(b)
+	rc := vaultRequest(b, v, rootToken(b, v))
+	client := sdk.InProcess(vaultPKI{})
+	b.Cleanup(func() { client.Close() })
+	if ar, err := client.Apply(context.Background(), rc, nil, false); err != nil || ar.Diagnostics.HasError() {
+		b.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
+	}
+	return v, client, rc
+}
 
 func median(ds []time.Duration) float64 {
 	slices.Sort(ds)
@@ -28,35 +40,8 @@ func median(ds []time.Duration) float64 {
 // Target: <= 0.5 s median. Reference in the same run: sslscan on Vault's
 // listener (protocols and suites only).
 func BenchmarkVerify(b *testing.B) {
-	v := testenv.VaultForTest(b)
-	ctx := context.Background()
-	rc := vaultRequest(b, v, rootToken(b, v))
-	client := sdk.InProcess(vaultPKI{})
-	defer client.Close()
-	if ar, err := client.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() {
-		b.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
-	}
-	var ours []time.Duration
-	for b.Loop() {
-		start := time.Now()
-		r, err := client.Verify(ctx, rc)
-		if err != nil || r.Diagnostics.HasError() || len(r.Checks) == 0 {
-			b.Fatalf("verify: %v %v", err, r.Diagnostics.Err())
-		}
-		ours = append(ours, time.Since(start))
-	}
-	var ref []time.Duration
-	if path, err := exec.LookPath("sslscan"); err == nil {
-		for range 5 {
-			start := time.Now()
-			if err := exec.Command(path, "--no-colour", strings.TrimPrefix(v.Address, "https://")).Run(); err != nil {
-				b.Fatalf("sslscan: %v", err)
-			}
-			ref = append(ref, time.Since(start))
-		}
-		b.ReportMetric(median(ref), "sslscan-median-ms")
-	}
-	b.ReportMetric(median(ours), "verify-median-ms")
+	v, client, rc := hardenedVault(b)
+	sdktest.BenchVerify(b, client, rc, nil, strings.TrimPrefix(v.Address, "https://"))
 }
 
 // BenchmarkIssueDemoCertificates: the certificates of the demo's targets
@@ -64,14 +49,8 @@ func BenchmarkVerify(b *testing.B) {
 // CA/CRL read, as the host asks) through the plugin. Target: <= 1 s.
 // Reference in the same run: one bare pki_int/sign call.
 func BenchmarkIssueDemoCertificates(b *testing.B) {
-	v := testenv.VaultForTest(b)
+	_, client, rc := hardenedVault(b)
 	ctx := context.Background()
-	rc := vaultRequest(b, v, rootToken(b, v))
-	client := sdk.InProcess(vaultPKI{})
-	defer client.Close()
-	if ar, err := client.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() {
-		b.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
-	}
 	csr := func(cn string) []byte {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn}}, key)

@@ -21,13 +21,8 @@ import (
 // the CRL of every CA in the chain). Usage "ca" returns the bundle and CRLs
 // only, so the host can tell whether a stored certificate still chains.
 func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequest, r *sdk.IssueCertificateResponse) {
-	st, ok := load(q.RequestContext, &r.Diagnostics)
+	st, cl, ok := connect(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
-		return
-	}
-	cl, err := client(ctx, q.RequestContext, st.conn)
-	if err != nil {
-		r.Diagnostics.AddTargetError("vault.login", "cannot log in to Vault", err)
 		return
 	}
 	rootPEM, err := caPEM(ctx, cl, st.rootMount)

@@ -266,3 +266,17 @@ func client(ctx context.Context, q sdk.RequestContext, c connection) (*vault.Cli
 	}
 	return cl, nil
 }
+
+// connect reads the settings and logs in; failures go on d.
+func connect(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (*settings, *vault.Client, bool) {
+	st, ok := load(q, d)
+	if !ok {
+		return nil, nil, false
+	}
+	cl, err := client(ctx, q, st.conn)
+	if err != nil {
+		d.AddTargetError("vault.login", "cannot log in to Vault", err)
+		return nil, nil, false
+	}
+	return st, cl, true
+}

@@ -461,13 +461,8 @@ func token(steps []step) []byte {
 
 // Plan lists the steps apply would take.
 func (vaultPKI) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
-	st, ok := load(q.RequestContext, &r.Diagnostics)
+	st, cl, ok := connect(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
-		return
-	}
-	cl, err := client(ctx, q.RequestContext, st.conn)
-	if err != nil {
-		r.Diagnostics.AddTargetError("vault.login", "cannot log in to Vault", err)
 		return
 	}
 	steps, err := desired(ctx, cl, st, &r.Diagnostics)
@@ -485,13 +480,8 @@ func (vaultPKI) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 // undoes this run's steps, newest first. Nothing destructive: CAs are
 // never re-generated, keys never deleted.
 func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
-	st, ok := load(q.RequestContext, &r.Diagnostics)
+	st, cl, ok := connect(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
-		return
-	}
-	cl, err := client(ctx, q.RequestContext, st.conn)
-	if err != nil {
-		r.Diagnostics.AddTargetError("vault.login", "cannot log in to Vault", err)
 		return
 	}
 	steps, err := desired(ctx, cl, st, &r.Diagnostics)
