@@ -139,6 +139,26 @@ func TestApplyFlow(t *testing.T) {
 		if err := kcat(false); err == nil {
 			t.Errorf("kcat without a client certificate got metadata from an mTLS broker")
 		}
+		// The rendered admin identity (PKCS#12) works with another client.
+		rr, err := client.Render(ctx, rc)
+		if err != nil || rr.Diagnostics.HasError() {
+			t.Fatalf("render: %v %v", err, rr.Diagnostics.Err())
+		}
+		adminDir := t.TempDir()
+		var adminPass string
+		for _, a := range rr.Artifacts {
+			if a.Path == "admin.p12" {
+				os.WriteFile(filepath.Join(adminDir, "admin.p12"), a.Content, 0o600)
+			}
+			if a.Path == "admin.properties" {
+				adminPass = propertyMapOf(t, string(a.Content))["ssl.keystore.password"]
+			}
+		}
+		out, err := exec.Command("kcat", "-b", k.Bootstrap, "-L", "-m", "5", "-X", "security.protocol=SSL", "-X", "ssl.ca.location="+k.CA.CertFile,
+			"-X", "ssl.keystore.location="+filepath.Join(adminDir, "admin.p12"), "-X", "ssl.keystore.password="+adminPass).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "1 brokers") {
+			t.Errorf("kcat with the rendered admin.p12: %v\n%s", err, out)
+		}
 	}
 	// Unrelated keys and comments kept; no password in server.properties.
 	props := string(mustRead(t, k.Properties))
@@ -184,6 +204,47 @@ func TestApplyFlow(t *testing.T) {
 	}
 
 	t.Run("rotation without restart", func(t *testing.T) { rotation(t, k, rc, client) })
+	t.Run("dropped SAN: plan routes to a restart, Kafka refuses it dynamically", func(t *testing.T) {
+		cert, key, err := k.CA.IssuePeer("kafka", "127.0.0.1") // "localhost" dropped
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc2 := rc
+		rc2.Certificates.ChainPEM, rc2.Certificates.KeyPEM = mustRead(t, cert), mustRead(t, key)
+		p, err := client.Plan(ctx, rc2)
+		if err != nil || p.Diagnostics.HasError() || len(p.Changes) == 0 {
+			t.Fatalf("plan: %v %v", err, p.Diagnostics.Err())
+		}
+		for _, ch := range p.Changes {
+			if !ch.RequiresRestart || !strings.Contains(ch.Description, "drops the name localhost") {
+				t.Errorf("dropped SAN planned as %+v", ch)
+			}
+		}
+		// Kafka's own refusal: the keystore handed to the broker directly.
+		dir := filepath.Join(filepath.Dir(k.Properties), "harden")
+		rd, ok := renderTarget(rc2, brokerTarget{ConfigFile: k.Properties, Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}, nil, nil, livePasswords(filepath.Join(dir, "secrets.properties")), &sdk.Diagnostics{})
+		if !ok {
+			t.Fatal("render")
+		}
+		var store string
+		for _, a := range rd.artifacts {
+			if strings.HasPrefix(a.Path, "harden/broker-") {
+				store = filepath.Join(dir, strings.TrimPrefix(a.Path, "harden/"))
+				if err := os.WriteFile(store, a.Content, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var conn connection
+		_ = json.Unmarshal(rc.Target.Connection, &conn)
+		err = alterDynamic(conn, rc, []brokerTarget{{Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}}, "1", nil, map[string]string{"listener.name.ssl.ssl.keystore.location": store})
+		if err == nil || !strings.Contains(err.Error(), "SubjectAltNames do not match") {
+			t.Errorf("Kafka accepted a keystore that drops a SAN: %v", err)
+		} else {
+			t.Logf("Kafka refused: %v", err)
+		}
+		os.Remove(store)
+	})
 	t.Run("subject change needs a restart", func(t *testing.T) {
 		cert, key, err := k.CA.IssuePeer("kafka-renamed", "127.0.0.1", "localhost")
 		if err != nil {

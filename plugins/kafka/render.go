@@ -232,6 +232,9 @@ func renderTarget(q sdk.RequestContext, b brokerTarget, all []brokerTarget, cur 
 		{Path: "client.properties", Content: []byte(client), Mode: 0o600, Sensitive: true, Description: "producer/consumer/admin client TLS settings"},
 		{Path: "spark-kafka-options.properties", Content: []byte(sparkOptions(client)), Mode: 0o600, Sensitive: true, Description: "the same for Spark's Kafka source/sink (kafka.-prefixed)"},
 	}
+	if admin, ok := adminClient(q, rd.mtls, rd.dir, truststoreName, pw.truststore); ok {
+		rd.artifacts = append(rd.artifacts, admin...)
+	}
 	return rd, true
 }
 
@@ -342,3 +345,41 @@ func sparkOptions(client string) string {
 }
 
 var _ io.Reader = (*detRand)(nil)
+
+// adminClient renders harden's admin identity for Kafka's admin tools
+// (kafka-configs.sh --command-config admin.properties, kafka-acls.sh):
+// a PKCS#12 keystore (0600) and the properties that use it. They stay with
+// the operator (render output), never on the broker.
+func adminClient(q sdk.RequestContext, mtls bool, dir, truststoreName, trustPass string) ([]sdk.Artifact, bool) {
+	if !mtls || len(q.Certificates.ClientChainPEM) == 0 {
+		return nil, false
+	}
+	pair, err := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM)
+	if err != nil {
+		return nil, false
+	}
+	chain, err := sdk.ParseCertificatesPEM(q.Certificates.ClientChainPEM)
+	if err != nil {
+		return nil, false
+	}
+	pass := storePassword("admin keystore", q.Certificates.ClientKeyPEM)
+	ks, err := pkcs12.Modern.WithRand(&detRand{key: append([]byte("pkcs12 admin"), q.Certificates.ClientKeyPEM...)}).Encode(pair.PrivateKey, chain[0], chain[1:], pass)
+	if err != nil {
+		return nil, false
+	}
+	props := strings.Join([]string{
+		"# harden's admin identity (" + chain[0].Subject.CommonName + ", a super user): kafka-configs.sh/kafka-acls.sh --command-config admin.properties",
+		"security.protocol=SSL",
+		"ssl.truststore.type=PKCS12",
+		"ssl.truststore.location=" + filepath.Join(dir, truststoreName),
+		"ssl.truststore.password=" + trustPass,
+		"ssl.keystore.type=PKCS12",
+		"ssl.keystore.location=admin.p12",
+		"ssl.keystore.password=" + pass,
+		"ssl.endpoint.identification.algorithm=https",
+	}, "\n") + "\n"
+	return []sdk.Artifact{
+		{Path: "admin.p12", Content: ks, Mode: 0o600, Sensitive: true, Description: "harden's admin client identity (PKCS#12) for Kafka's admin tools"},
+		{Path: "admin.properties", Content: []byte(props), Mode: 0o600, Sensitive: true, Description: "admin client config for kafka-configs.sh / kafka-acls.sh (--command-config)"},
+	}, true
+}
