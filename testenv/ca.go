@@ -25,14 +25,20 @@ type CA struct {
 }
 
 // NewCA creates an ECDSA P-256 CA valid for a year in dir.
-func NewCA(dir string) (*CA, error) {
+func NewCA(dir string) (*CA, error) { return newCA(dir, 0) }
+
+// NewEnterpriseRoot is NewCA for a root that may sign one level of
+// intermediate CAs (path length 1): an enterprise CA outside Vault.
+func NewEnterpriseRoot(dir string) (*CA, error) { return newCA(dir, 1) }
+
+func newCA(dir string, pathLen int) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
 	tmpl := &x509.Certificate{SerialNumber: randomSerial(), Subject: pkix.Name{CommonName: "harden testenv CA", Organization: []string{"harden testenv"}},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour), IsCA: true,
-		BasicConstraintsValid: true, MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+		BasicConstraintsValid: true, MaxPathLen: pathLen, MaxPathLenZero: pathLen == 0, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, err
@@ -169,4 +175,29 @@ func LoadCA(dir string) (*CA, error) {
 		return nil, err
 	}
 	return &CA{Dir: dir, CertFile: filepath.Join(dir, "ca.pem"), cert: cert, key: key}, nil
+}
+
+// SignIntermediate signs a CA's CSR as an intermediate of this CA (path
+// length 0, one year): the enterprise root that signs Vault's intermediate
+// in tests of an externally signed PKI.
+func (ca *CA) SignIntermediate(csrPEM []byte) ([]byte, error) {
+	b, _ := pem.Decode(csrPEM)
+	if b == nil {
+		return nil, fmt.Errorf("no PEM CSR")
+	}
+	csr, err := x509.ParseCertificateRequest(b.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: randomSerial(), Subject: csr.Subject, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 0, MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		SubjectKeyId: keyID(csr.PublicKey)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, csr.PublicKey, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }

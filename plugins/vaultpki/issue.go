@@ -25,16 +25,16 @@ func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequ
 	if !ok {
 		return
 	}
-	rootPEM, err := caPEM(ctx, cl, st.rootMount)
+	rootPEM, err := trustAnchor(ctx, cl, st)
 	if err == nil && rootPEM == "" {
-		err = fmt.Errorf("mount %s has no CA yet: run harden apply --target %s first", st.rootMount, q.Target.Name)
+		err = fmt.Errorf("mount %s has no CA yet: run harden apply --target %s first", st.pkiMounts()[0], q.Target.Name)
 	}
 	if err != nil {
 		r.Diagnostics.AddTargetError("vault.issue", "no CA to issue from", err)
 		return
 	}
 	var crls []string
-	for _, m := range []string{st.intMount, st.rootMount} {
+	for _, m := range st.pkiMounts() {
 		raw, err := cl.Logical().ReadRawWithContext(ctx, m+"/crl/pem")
 		if err == nil && raw.StatusCode == 200 {
 			if b, rerr := io.ReadAll(io.LimitReader(raw.Body, 16<<20)); rerr == nil {
@@ -46,6 +46,8 @@ func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequ
 		}
 	}
 	r.Certificate.CABundlePEM = []byte(rootPEM + "\n")
+	// Only with the CRL of every CA in the chain (PostgreSQL checks them
+	// all): an enterprise root's CRL is not in Vault.
 	if len(crls) == 2 {
 		r.Certificate.CRLPEM = []byte(strings.Join(crls, "\n") + "\n")
 	}
@@ -86,4 +88,26 @@ func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequ
 		}
 	}
 	r.Certificate.ChainPEM = []byte(strings.Join(chain, "\n") + "\n")
+}
+
+// trustAnchor is the root the issued chains end in: Vault's root mount, or
+// the last certificate of the externally signed intermediate's chain.
+func trustAnchor(ctx context.Context, cl *vault.Client, st *settings) (string, error) {
+	if !st.external() {
+		return caPEM(ctx, cl, st.rootMount)
+	}
+	s, err := cl.Logical().ReadWithContext(ctx, st.intMount+"/cert/ca_chain")
+	if err != nil || s == nil {
+		return "", err
+	}
+	rest := []byte(fmt.Sprint(s.Data["certificate"]))
+	last := ""
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return last, nil
+		}
+		last = strings.TrimSpace(string(pem.EncodeToMemory(b)))
+	}
 }

@@ -59,6 +59,25 @@ type pkiSpec struct {
 	ClientRole        string   `json:"client_role"`
 	ClientNames       []string `json:"client_names"`
 	AllowWildcards    bool     `json:"allow_wildcards"`
+	// ExternalIntermediate: the intermediate is signed by a CA outside Vault
+	// (an enterprise root); no root mount is made.
+	ExternalIntermediate *externalSpec `json:"external_intermediate"`
+}
+
+type externalSpec struct {
+	CSRFile         string `json:"csr_file"`
+	CertificateFile string `json:"certificate_file"`
+}
+
+func (st *settings) external() bool { return st.spec.PKI.ExternalIntermediate != nil }
+
+// pkiMounts are the PKI mounts harden manages (no root mount when the
+// intermediate is signed outside Vault).
+func (st *settings) pkiMounts() []string {
+	if st.external() {
+		return []string{st.intMount}
+	}
+	return []string{st.rootMount, st.intMount}
 }
 
 type transitSpec struct {
@@ -104,7 +123,10 @@ const specSchema = `{
       "url_base": {"type": "string", "pattern": "^https?://", "description": "base of the issuing-certificate and CRL URLs (default: connection.address)"},
       "server_role": {"type": "string"}, "client_role": {"type": "string"},
       "client_names": {"type": "array", "items": {"type": "string"}, "description": "common names the client role may issue (e.g. harden-admin)"},
-      "allow_wildcards": {"type": "boolean"}}},
+      "allow_wildcards": {"type": "boolean"},
+      "external_intermediate": {"type": "object", "additionalProperties": false, "required": ["csr_file", "certificate_file"],
+        "description": "intermediate signed by a CA outside Vault: apply writes the CSR, the next apply sets the signed chain",
+        "properties": {"csr_file": {"type": "string"}, "certificate_file": {"type": "string"}}}}},
     "transit": {"type": "object", "additionalProperties": false, "properties": {
       "mount": {"type": "string"}, "keys": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}}},
     "audit": {"type": "object", "additionalProperties": false, "required": ["file"], "properties": {

@@ -246,3 +246,99 @@ func client0(ctx context.Context, rc sdk.RequestContext) (*vault.Client, error) 
 	}
 	return client(ctx, rc, st.conn)
 }
+
+// An intermediate signed outside Vault: apply writes Vault's CSR and stops;
+// the enterprise root signs it; the next apply sets it; certificates issued
+// then chain to the enterprise root, and the issuer hands out that root.
+func TestExternalIntermediate(t *testing.T) {
+	v := testenv.VaultForTest(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "enterprise"), 0o700)
+	enterprise, err := testenv.NewEnterpriseRoot(filepath.Join(dir, "enterprise"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrFile, certFile := filepath.Join(dir, "int.csr"), filepath.Join(dir, "int-chain.pem")
+	rc := vaultRequest(t, v, rootToken(t, v))
+	spec, _ := json.Marshal(map[string]any{"pki": map[string]any{"external_intermediate": map[string]any{"csr_file": csrFile, "certificate_file": certFile}}})
+	rc.Target = sdk.NewTarget("vault", rc.Target.Connection, spec, map[string][]byte{"token": []byte(rootToken(t, v))})
+	client := sdk.InProcess(vaultPKI{})
+	defer client.Close()
+	if ar, err := client.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
+	}
+	csr, err := os.ReadFile(csrFile)
+	if err != nil {
+		t.Fatalf("no CSR written: %v", err)
+	}
+	if p, _ := client.Plan(ctx, rc); len(p.Diagnostics) == 0 || !strings.Contains(fmt.Sprint(p.Diagnostics), "waits for its signed certificate") {
+		t.Errorf("plan while the CSR is out: %+v", p.Diagnostics)
+	}
+	signed, err := enterprise.SignIntermediate(csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootPEM, _ := os.ReadFile(enterprise.CertFile)
+	if err := os.WriteFile(certFile, append(signed, rootPEM...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ar, err := client.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() || len(ar.Applied) != 1 {
+		t.Fatalf("apply with the signed chain: %v %v %+v", err, ar.Diagnostics.Err(), ar.Applied)
+	}
+	r, err := client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rc, ForTarget: "warehouse-pg", Usage: "server", CSRPEM: []byte(csrFor(t, "localhost")), TTL: 24 * time.Hour})
+	if err != nil || r.Diagnostics.HasError() {
+		t.Fatalf("issue: %v %v", err, r.Diagnostics.Err())
+	}
+	if strings.TrimSpace(string(r.Certificate.CABundlePEM)) != strings.TrimSpace(string(rootPEM)) {
+		t.Errorf("the trust bundle is not the enterprise root:\n%s", r.Certificate.CABundlePEM)
+	}
+	certs, _ := sdk.ParseCertificatesPEM(r.Certificate.ChainPEM)
+	roots, inters := x509.NewCertPool(), x509.NewCertPool()
+	roots.AppendCertsFromPEM(rootPEM)
+	for _, c := range certs[1:] {
+		inters.AddCert(c)
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, DNSName: "localhost"}); err != nil {
+		t.Errorf("issued certificate does not chain to the enterprise root: %v", err)
+	}
+	if again, _ := client.Apply(ctx, rc, nil, false); len(again.Applied) != 0 {
+		t.Errorf("second apply: %+v", again.Applied)
+	}
+}
+
+// exportable and allow_plaintext_backup cannot be turned off again: plan
+// says the key needs replacing (no pretend fix) and verify fails it.
+func TestExportableKeyNeedsANewKey(t *testing.T) {
+	v := testenv.VaultForTest(t)
+	ctx := context.Background()
+	rc := vaultRequest(t, v, rootToken(t, v))
+	cl, err := client0(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Sys().MountWithContext(ctx, "transit", &vault.MountInput{Type: "transit"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Logical().WriteWithContext(ctx, "transit/keys/lake-kek", map[string]any{"type": "aes256-gcm96", "exportable": true}); err != nil {
+		t.Fatal(err)
+	}
+	client := sdk.InProcess(vaultPKI{})
+	defer client.Close()
+	p, err := client.Plan(ctx, rc)
+	if err != nil || p.Diagnostics.HasError() || !strings.Contains(fmt.Sprint(p.Diagnostics), "lake-kek needs a new key: exportable is on") {
+		t.Fatalf("plan: %v %+v", err, p.Diagnostics)
+	}
+	for _, ch := range p.Changes {
+		if strings.Contains(ch.After, "exportable") {
+			t.Errorf("plan pretends to fix exportable: %+v", ch)
+		}
+	}
+	if ar, err := client.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
+	}
+	vr, _ := client.Verify(ctx, rc)
+	if cs := statusOf(vr, "vault.transit.keys"); len(cs) != 1 || cs[0].Status != checks.Fail || !strings.Contains(cs[0].Evidence, "exportable=true") {
+		t.Errorf("verify of an exportable key: %+v", cs)
+	}
+}

@@ -23,7 +23,7 @@ type aclPolicy struct {
 // (data keys, decrypt, rewrap — no key management).
 func policies(st *settings) []aclPolicy {
 	var issuer, verifier strings.Builder
-	for _, m := range []string{st.rootMount, st.intMount} {
+	for _, m := range st.pkiMounts() {
 		fmt.Fprintf(&issuer, "path %q { capabilities = [\"read\"] }\npath %q { capabilities = [\"read\"] }\n", m+"/cert/ca", m+"/crl/pem")
 		fmt.Fprintf(&verifier, "path %q { capabilities = [\"read\"] }\npath %q { capabilities = [\"read\"] }\n", m+"/cert/ca", m+"/config/urls")
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -91,20 +92,22 @@ func desired(ctx context.Context, cl *vault.Client, st *settings, d *sdk.Diagnos
 		}
 		return nil
 	}
-	if err := mountStep(st.rootMount, "pki", st.rootTTL); err != nil {
-		return nil, err
+	if !st.external() {
+		if err := mountStep(st.rootMount, "pki", st.rootTTL); err != nil {
+			return nil, err
+		}
 	}
 	if err := mountStep(st.intMount, "pki", st.intTTL); err != nil {
 		return nil, err
 	}
 	// CAs: generated once, never re-generated.
 	rootPEM := ""
-	if !newMounts[st.rootMount] {
+	if !newMounts[st.rootMount] && !st.external() {
 		if rootPEM, err = caPEM(ctx, cl, st.rootMount); err != nil {
 			return nil, err
 		}
 	}
-	if rootPEM == "" {
+	if rootPEM == "" && !st.external() {
 		steps = append(steps, step{
 			change: sdk.Change{Resource: "root CA in " + st.rootMount, Action: sdk.Create, After: fmt.Sprintf("%q, %s %d, %s", st.rootCN, st.keyType, st.keyBits, st.rootTTL)},
 			needs:  map[string]string{st.rootMount + "/root/generate/internal": "update"},
@@ -122,7 +125,11 @@ func desired(ctx context.Context, cl *vault.Client, st *settings, d *sdk.Diagnos
 			return nil, err
 		}
 	}
-	if intPEM == "" {
+	switch {
+	case intPEM != "":
+	case st.external():
+		steps = append(steps, externalIntermediate(cl, st, d)...)
+	default:
 		steps = append(steps, step{
 			change: sdk.Change{Resource: "intermediate CA in " + st.intMount, Action: sdk.Create, After: fmt.Sprintf("%q signed by the root, %s %d, %s", st.intCN, st.keyType, st.keyBits, st.intTTL)},
 			needs: map[string]string{st.intMount + "/intermediate/generate/internal": "update", st.rootMount + "/root/sign-intermediate": "update",
@@ -131,7 +138,7 @@ func desired(ctx context.Context, cl *vault.Client, st *settings, d *sdk.Diagnos
 			undo:  func(ctx context.Context) error { _, err := lg.DeleteWithContext(ctx, st.intMount+"/root"); return err },
 		})
 	}
-	for _, m := range []string{st.rootMount, st.intMount} {
+	for _, m := range st.pkiMounts() {
 		want := map[string]any{"issuing_certificates": []any{st.urlBase + "/v1/" + m + "/ca"}, "crl_distribution_points": []any{st.urlBase + "/v1/" + m + "/crl"}}
 		steps = append(steps, configStep(ctx, cl, "issuer URLs of "+m, m+"/config/urls", want, newMounts[m])...)
 	}
@@ -160,6 +167,42 @@ func desired(ctx context.Context, cl *vault.Client, st *settings, d *sdk.Diagnos
 		return nil, err
 	}
 	return append(steps, ps...), nil
+}
+
+// externalIntermediate: an intermediate signed by an enterprise CA outside
+// Vault. Apply writes Vault's CSR to csr_file and stops there; once the
+// operator put the signed chain (intermediate first, then up to the root)
+// into certificate_file, the next apply sets it. Vault keeps the pending key,
+// so the CSR is made once.
+func externalIntermediate(cl *vault.Client, st *settings, d *sdk.Diagnostics) []step {
+	ext := st.spec.PKI.ExternalIntermediate
+	if chain, err := os.ReadFile(ext.CertificateFile); err == nil {
+		return []step{{
+			change: sdk.Change{Resource: "intermediate CA in " + st.intMount, Action: sdk.Create, After: "signed outside Vault: " + ext.CertificateFile},
+			needs:  map[string]string{st.intMount + "/intermediate/set-signed": "update"},
+			apply: func(ctx context.Context) error {
+				_, err := cl.Logical().WriteWithContext(ctx, st.intMount+"/intermediate/set-signed", map[string]any{"certificate": string(chain)})
+				return err
+			},
+		}}
+	}
+	if _, err := os.Stat(ext.CSRFile); err == nil {
+		d.AddWarning("the intermediate CA of "+st.intMount+" waits for its signed certificate",
+			"sign "+ext.CSRFile+" with your CA and save the chain (intermediate first) as "+ext.CertificateFile+", then apply again")
+		return nil
+	}
+	return []step{{
+		change: sdk.Change{Resource: "intermediate CSR for " + st.intMount, Action: sdk.Create, After: ext.CSRFile,
+			Description: "sign it with your CA, save the chain as " + ext.CertificateFile + " and apply again"},
+		needs: map[string]string{st.intMount + "/intermediate/generate/internal": "update"},
+		apply: func(ctx context.Context) error {
+			s, err := cl.Logical().WriteWithContext(ctx, st.intMount+"/intermediate/generate/internal", map[string]any{"common_name": st.intCN, "key_type": st.keyType, "key_bits": st.keyBits})
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(ext.CSRFile, []byte(fmt.Sprint(s.Data["csr"])+"\n"), 0o644)
+		},
+	}}
 }
 
 // caPEM reads a PKI mount's CA certificate ("" when it has none).

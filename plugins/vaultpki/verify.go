@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -67,7 +68,7 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 		r.Diagnostics.AddTargetError("vault.login", "cannot log in to Vault", err)
 		return
 	}
-	v := &verifier{ctx: ctx, cl: cl, st: st}
+	v := &verifier{ctx: ctx, cl: cl, st: st, targets: q.Policy.Targets, self: q.Target.Name}
 	v.audit()
 	v.pki()
 	v.transit()
@@ -75,10 +76,12 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 }
 
 type verifier struct {
-	ctx context.Context
-	cl  *vault.Client
-	st  *settings
-	out []checks.Check
+	ctx     context.Context
+	cl      *vault.Client
+	st      *settings
+	targets []sdk.TargetRef
+	self    string
+	out     []checks.Check
 }
 
 func (v *verifier) add(id string, ok bool, subject, evidence string) {
@@ -210,7 +213,7 @@ func scanAuditLog(file, nonce string) (found bool, denied int, prev bool, err er
 func (v *verifier) pki() {
 	st := v.st
 	chain := map[string]*x509.Certificate{}
-	for _, m := range []string{st.rootMount, st.intMount} {
+	for _, m := range st.pkiMounts() {
 		pemData, err := caPEM(v.ctx, v.cl, m)
 		if err != nil {
 			v.out = append(v.out, checks.Errored("vault.pki.ca_present", m, err))
@@ -389,6 +392,7 @@ func (v *verifier) lintAndInventory(chain map[string]*x509.Certificate) {
 	}
 	var soon []string
 	total := 0
+	stored := map[string]bool{}
 	alerts := []time.Duration{30 * 24 * time.Hour, 14 * 24 * time.Hour, 7 * 24 * time.Hour}
 	for _, serial := range asList(list.Data["keys"]) {
 		c, err := v.cl.Logical().ReadWithContext(v.ctx, st.intMount+"/cert/"+fmt.Sprint(serial))
@@ -400,6 +404,7 @@ func (v *verifier) lintAndInventory(chain map[string]*x509.Certificate) {
 			continue
 		}
 		total++
+		stored[serialHex(cert)] = true
 		left := time.Until(cert.NotAfter)
 		for _, a := range alerts {
 			if left < a {
@@ -408,7 +413,67 @@ func (v *verifier) lintAndInventory(chain map[string]*x509.Certificate) {
 			}
 		}
 	}
-	v.add("vault.pki.expiry", len(soon) == 0, st.intMount+" issued certificates", orAll(soon, fmt.Sprintf("%d valid certificate(s), none within 30 days of expiry", total)))
+	// ... united with what the policy's endpoints actually serve (roles with
+	// no_store leave no record in Vault).
+	served, reached := v.servedCertificates(chain[st.intMount])
+	for serial, cert := range served {
+		if stored[serial] {
+			continue
+		}
+		total++
+		left := time.Until(cert.NotAfter)
+		for _, a := range alerts {
+			if left < a {
+				soon = append(soon, fmt.Sprintf("%s (served, serial %s) expires in %s (< %d days)", cert.Subject.CommonName, serial, left.Round(time.Hour), int(a.Hours()/24)))
+				break
+			}
+		}
+	}
+	v.add("vault.pki.expiry", len(soon) == 0, st.intMount+" issued certificates",
+		orAll(soon, fmt.Sprintf("%d valid certificate(s) (stored in Vault or served by %d endpoint(s) of the policy), none within 30 days of expiry", total, reached)))
+}
+
+// servedCertificates handshakes with every other target's endpoints (in
+// its plugin's dialect) and keeps the leaves the intermediate issued, by
+// serial; it also says how many endpoints answered.
+func (v *verifier) servedCertificates(inter *x509.Certificate) (map[string]*x509.Certificate, int) {
+	out := map[string]*x509.Certificate{}
+	reached := 0
+	dialects := map[string]probe.Dialect{"postgres": probe.Postgres, "kafka": probe.Kafka}
+	for _, t := range v.targets {
+		if t.Name == v.self {
+			continue
+		}
+		d := dialects[t.Plugin]
+		if d == nil {
+			d = probe.TLS
+		}
+		for _, e := range t.Endpoints {
+			addr := strings.TrimPrefix(strings.TrimPrefix(e.Address, "https://"), "http://")
+			ctx, cancel := context.WithTimeout(v.ctx, 3*time.Second)
+			cs, err := probe.Handshake(ctx, probe.Target{Address: addr, Dialect: d}, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, probe.Options{}) //nolint:gosec // reading what is served
+			cancel()
+			if err != nil || len(cs.PeerCertificates) == 0 {
+				continue
+			}
+			reached++
+			leaf := cs.PeerCertificates[0]
+			if leaf.CheckSignatureFrom(inter) == nil {
+				out[serialHex(leaf)] = leaf
+			}
+		}
+	}
+	return out, reached
+}
+
+// serialHex formats a serial as Vault does (colon-separated hex).
+func serialHex(c *x509.Certificate) string {
+	b := c.SerialNumber.Bytes()
+	parts := make([]string, len(b))
+	for i, x := range b {
+		parts[i] = fmt.Sprintf("%02x", x)
+	}
+	return strings.Join(parts, ":")
 }
 
 func orAll(items []string, ok string) string {

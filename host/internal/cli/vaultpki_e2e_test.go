@@ -97,6 +97,11 @@ func TestVaultPKISourceEndToEnd(t *testing.T) {
 	if !trusted {
 		t.Errorf("PostgreSQL does not serve a Vault-issued certificate trusted through the Vault root:\n%s", r.stdout)
 	}
+	// Vault's inventory unites what it stored with what the policy's
+	// endpoints serve.
+	if r := run("verify", "-f", policy, "--target", "vault", "--format", "json"); !strings.Contains(r.stdout, "served by 1 endpoint(s) of the policy") {
+		t.Errorf("vault inventory does not include PostgreSQL's served certificate:\n%s", r.stdout)
+	}
 	if r := run("apply", "-f", policy, "--yes"); r.code != 0 || !strings.Contains(r.stdout, "Nothing to apply") {
 		t.Errorf("second apply: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
