@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/sse"
+
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// live is the bucket's current encryption default and policy.
+type live struct {
+	encryption *sse.Configuration // nil: none
+	policy     string
+}
+
+func (t *target) read(ctx context.Context) (live, error) {
+	var l live
+	ok, err := t.cl.BucketExists(ctx, t.spec.Bucket)
+	if err != nil {
+		return l, fmt.Errorf("bucket %s at %s: %w", t.spec.Bucket, t.conn.Endpoint, err)
+	}
+	if !ok {
+		return l, fmt.Errorf("bucket %s does not exist at %s", t.spec.Bucket, t.conn.Endpoint)
+	}
+	enc, err := t.cl.GetBucketEncryption(ctx, t.spec.Bucket)
+	if err != nil {
+		var er minio.ErrorResponse
+		if !errors.As(err, &er) || er.Code != "ServerSideEncryptionConfigurationNotFoundError" {
+			return l, fmt.Errorf("GetBucketEncryption: %w", err)
+		}
+		enc = nil
+	}
+	l.encryption = enc
+	if l.policy, err = t.cl.GetBucketPolicy(ctx, t.spec.Bucket); err != nil {
+		return l, fmt.Errorf("GetBucketPolicy: %w", err)
+	}
+	return l, nil
+}
+
+func (t *target) wantEncryption() *sse.Configuration {
+	if t.spec.SSE.algorithm() == "aws:kms" {
+		return sse.NewConfigurationSSEKMS(t.spec.SSE.KMSKeyID)
+	}
+	return sse.NewConfigurationSSES3()
+}
+
+func describeEncryption(c *sse.Configuration) string {
+	if c == nil || len(c.Rules) == 0 {
+		return "none"
+	}
+	a := c.Rules[0].Apply
+	if a.KmsMasterKeyID != "" {
+		return a.SSEAlgorithm + " key " + a.KmsMasterKeyID
+	}
+	return a.SSEAlgorithm
+}
+
+// desired works out the changes: the encryption default and the merged
+// policy (the operator's statements kept).
+func (t *target) desired(l live) (wantPolicy string, changes []sdk.Change, err error) {
+	cur, err := parsePolicy(l.policy)
+	if err != nil {
+		return "", nil, err
+	}
+	if wantPolicy, err = mergePolicy(cur, t.spec.Bucket, t.spec); err != nil {
+		return "", nil, err
+	}
+	if got, want := describeEncryption(l.encryption), describeEncryption(t.wantEncryption()); got != want {
+		changes = append(changes, sdk.Change{Resource: "bucket " + t.spec.Bucket + " default encryption", Action: sdk.Update, Before: got, After: want})
+	}
+	curCanon := ""
+	if l.policy != "" {
+		curCanon, _ = canonical(cur)
+	}
+	if curCanon != wantPolicy {
+		kept := 0
+		for _, st := range cur.Statement {
+			if sid := sidOf(st); len(sid) < len(hardenSid) || sid[:len(hardenSid)] != hardenSid {
+				kept++
+			}
+		}
+		changes = append(changes, sdk.Change{Resource: "bucket " + t.spec.Bucket + " policy", Action: sdk.Update,
+			Before: fmt.Sprintf("%d statement(s)", len(cur.Statement)),
+			After:  fmt.Sprintf("%d of the operator's statement(s) kept + %d harden deny statement(s)", kept, len(hardenStatements(t.spec.Bucket, t.spec)))})
+	}
+	return wantPolicy, changes, nil
+}
+
+func token(l live, changes []sdk.Change) []byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%s\n", describeEncryption(l.encryption), l.policy)
+	for _, c := range changes {
+		fmt.Fprintf(h, "%s|%s\n", c.Resource, c.After)
+	}
+	return h.Sum(nil)
+}
+
+// Plan lists the encryption default and policy changes.
+func (objectStore) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
+	t, ok := open(q.RequestContext, &r.Diagnostics)
+	if !ok {
+		return
+	}
+	l, err := t.read(ctx)
+	if err != nil {
+		r.Diagnostics.AddTargetError("s3.read", "cannot read the bucket", err)
+		return
+	}
+	_, changes, err := t.desired(l)
+	if err != nil {
+		r.Diagnostics.AddTargetError("s3.policy", "the live bucket policy cannot be merged", err)
+		return
+	}
+	r.Changes, r.PlanToken = changes, token(l, changes)
+}
+
+// Apply backs up the live configuration (0600), sets the encryption
+// default and the merged policy, then checks harden can still list the
+// bucket over TLS; any failure restores what was there.
+func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
+	t, ok := open(q.RequestContext, &r.Diagnostics)
+	if !ok {
+		return
+	}
+	l, err := t.read(ctx)
+	if err != nil {
+		r.Diagnostics.AddTargetError("s3.read", "cannot read the bucket", err)
+		return
+	}
+	wantPolicy, changes, err := t.desired(l)
+	if err != nil {
+		r.Diagnostics.AddTargetError("s3.policy", "the live bucket policy cannot be merged", err)
+		return
+	}
+	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(l, changes)) {
+		r.Diagnostics.AddTargetError("s3.plan_stale", "the bucket changed since the plan was made", errors.New("run harden plan again"))
+		return
+	}
+	if len(changes) == 0 {
+		return
+	}
+	backup, err := t.backup(q.Target.Name, l)
+	if err != nil {
+		r.Diagnostics.AddTargetError("s3.backup", "cannot back up the bucket configuration; nothing was changed", err)
+		return
+	}
+	restore := func(cause error) {
+		rerr := t.restore(context.WithoutCancel(ctx), l)
+		if rerr != nil {
+			r.Diagnostics.AddTargetError("s3.apply", "apply failed and restoring FAILED (backup: "+backup+")", errors.Join(cause, rerr))
+			return
+		}
+		r.Diagnostics.AddTargetError("s3.apply", "apply failed; the previous configuration is restored", cause)
+	}
+	if err := t.cl.SetBucketEncryption(ctx, t.spec.Bucket, t.wantEncryption()); err != nil {
+		restore(fmt.Errorf("SetBucketEncryption: %w", err))
+		return
+	}
+	if err := t.cl.SetBucketPolicy(ctx, t.spec.Bucket, wantPolicy); err != nil {
+		restore(fmt.Errorf("SetBucketPolicy: %w", err))
+		return
+	}
+	// Lockout check: harden (this identity) still lists the bucket over TLS.
+	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	// (one answer is enough; cancel ends the listing)
+	if obj, ok := <-t.cl.ListObjects(lctx, t.spec.Bucket, minio.ListObjectsOptions{MaxKeys: 1}); ok && obj.Err != nil {
+		restore(fmt.Errorf("after the change this identity cannot list the bucket over TLS: %w", obj.Err))
+		return
+	}
+	r.Applied = changes
+}
+
+// backup writes the live configuration to backup_dir (0600).
+func (t *target) backup(name string, l live) (string, error) {
+	dir := t.spec.BackupDir
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(home, ".local", "state", "harden", "backups")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	b, _ := json.MarshalIndent(map[string]any{"bucket": t.spec.Bucket, "endpoint": t.conn.Endpoint, "policy": l.policy, "encryption": l.encryption}, "", "  ")
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.json", name, t.spec.Bucket, time.Now().UTC().Format("20060102T150405.000Z")))
+	return path, os.WriteFile(path, b, 0o600)
+}
+
+func (t *target) restore(ctx context.Context, l live) error {
+	var errs []error
+	if l.encryption == nil {
+		errs = append(errs, t.cl.RemoveBucketEncryption(ctx, t.spec.Bucket))
+	} else {
+		errs = append(errs, t.cl.SetBucketEncryption(ctx, t.spec.Bucket, l.encryption))
+	}
+	errs = append(errs, t.cl.SetBucketPolicy(ctx, t.spec.Bucket, l.policy))
+	return errors.Join(errs...)
+}
