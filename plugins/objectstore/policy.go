@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -120,7 +121,7 @@ func canonical(p bucketPolicy) (string, error) {
 		if err := dec.Decode(&v); err != nil {
 			return "", err
 		}
-		stmts = append(stmts, v)
+		stmts = append(stmts, normalize(v))
 	}
 	m := map[string]any{"Version": p.Version, "Statement": stmts}
 	if p.ID != "" {
@@ -128,4 +129,32 @@ func canonical(p bucketPolicy) (string, error) {
 	}
 	b, err := json.Marshal(m)
 	return string(b), err
+}
+
+// normalize gives equal statements one form: a one-element list is its
+// element (servers store ["x"] as "x" and back) and lists of strings are
+// sorted; maps are sorted by json.Marshal.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+		return x
+	case []any:
+		if len(x) == 1 {
+			return normalize(x[0])
+		}
+		strs := true
+		for i, e := range x {
+			x[i] = normalize(e)
+			_, ok := x[i].(string)
+			strs = strs && ok
+		}
+		if strs {
+			sort.Slice(x, func(i, j int) bool { return x[i].(string) < x[j].(string) })
+		}
+		return x
+	}
+	return v
 }

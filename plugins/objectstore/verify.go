@@ -282,32 +282,41 @@ func (t *target) canary(ctx context.Context, subject string) checks.Check {
 		return checks.Failed("s3.at_rest.canary", subject, "the encrypted canary PUT was refused: "+err.Error())
 	}
 	defer t.cl.RemoveObject(context.WithoutCancel(ctx), t.spec.Bucket, key, minio.RemoveObjectOptions{})
+	// Judge only once the data dir grew by (about) the canary's size — the
+	// bytes must have reached the disk — but fail as soon as they are seen.
+	probeBytes := data[1000:1064] // 64 random bytes: no false match
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		if found := findBytes(t.conn.DataDir, probeBytes); found != "" {
+			return checks.Failed("s3.at_rest.canary", subject, "the canary's plaintext bytes are on disk in "+found+": the server stores objects unencrypted despite the SSE header")
+		}
 		after, _ := dirSize(t.conn.DataDir)
-		if after-before >= int64(len(data)) {
-			break
+		if after-before >= int64(len(data))/2 {
+			if found := findBytes(t.conn.DataDir, probeBytes); found != "" {
+				return checks.Failed("s3.at_rest.canary", subject, "the canary's plaintext bytes are on disk in "+found+": the server stores objects unencrypted despite the SSE header")
+			}
+			return checks.Passed("s3.at_rest.canary", subject, fmt.Sprintf("64 KiB canary written with SSE; the data dir grew by %d bytes and the canary's plaintext is in none of the files under %s", after-before, t.conn.DataDir))
 		}
 		if time.Now().After(deadline) {
 			return checks.New("s3.at_rest.canary", checks.Warn, subject, fmt.Sprintf("the data dir grew by %d bytes only after the 64 KiB canary: it is not where the server stores objects", after-before))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	probeBytes := data[1000:1064] // 64 random bytes: no false match
+}
+
+// findBytes returns the first file under dir that contains b.
+func findBytes(dir string, b []byte) string {
 	var found string
-	_ = filepath.WalkDir(t.conn.DataDir, func(path string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || found != "" {
 			return nil
 		}
-		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, probeBytes) {
+		if data, err := os.ReadFile(path); err == nil && bytes.Contains(data, b) {
 			found = path
 		}
 		return nil
 	})
-	if found != "" {
-		return checks.Failed("s3.at_rest.canary", subject, "the canary's plaintext bytes are on disk in "+found+": the server stores objects unencrypted despite the SSE header")
-	}
-	return checks.Passed("s3.at_rest.canary", subject, fmt.Sprintf("64 KiB canary written with SSE; the data dir grew accordingly and its plaintext is in none of the files under %s", t.conn.DataDir))
+	return found
 }
 
 func dirSize(dir string) (int64, error) {

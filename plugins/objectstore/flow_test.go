@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/tlsprofile"
+	"github.com/harden-dev/harden/testenv"
+)
+
+func readKey(t testing.TB, f string) []byte {
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(strings.TrimSpace(string(b)))
+}
+
+func s3Request(t testing.TB, s *testenv.SeaweedFS, accessFile, secretFile string) sdk.RequestContext {
+	tgt := s.Target()
+	conn, _ := json.Marshal(tgt["connection"])
+	spec, _ := json.Marshal(tgt["spec"])
+	ca, _ := os.ReadFile(tgt["connection"].(map[string]any)["ca_file"].(string))
+	return sdk.RequestContext{Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
+		Target:       sdk.NewTarget("lake", conn, spec, map[string][]byte{"access_key": readKey(t, accessFile), "secret_key": readKey(t, secretFile)}),
+		Certificates: sdk.Certificates{CABundlePEM: ca}}
+}
+
+func byID(r sdk.VerifyResponse) map[string]checks.Check {
+	out := map[string]checks.Check{}
+	for _, c := range r.Checks {
+		if _, seen := out[c.ID]; !seen || c.Status != checks.Pass {
+			out[c.ID] = c
+		}
+	}
+	return out
+}
+
+// Unhardened SeaweedFS → verify fails with specific IDs → apply (operator
+// statement kept) → every s3.* check passes on live evidence, including the
+// at-rest canary → refusals hold for the non-admin identity and for pii/
+// with SSE-S3 → second apply changes nothing.
+func TestFlow(t *testing.T) {
+	s := testenv.SeaweedFSForTest(t)
+	ctx := context.Background()
+	rc := s3Request(t, s, s.AccessKeyFile, s.SecretKeyFile)
+	client := sdk.InProcess(objectStore{})
+	defer client.Close()
+	var d sdk.Diagnostics
+	tg, ok := open(rc, &d)
+	if !ok {
+		t.Fatal(d.Err())
+	}
+	// An operator statement that apply must keep.
+	operator := `{"Version":"2012-10-17","Statement":[{"Sid":"OpsReadCurated","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::lake/curated/*"}]}`
+	if err := tg.cl.SetBucketPolicy(ctx, "lake", operator); err != nil {
+		t.Fatal(err)
+	}
+	// Control: bytes stored WITHOUT server-side encryption are found on disk
+	// by the same search the canary uses — the search can see plaintext.
+	control := make([]byte, 64<<10)
+	rand.Read(control)
+	if _, err := tg.cl.PutObject(ctx, "lake", "control/plain", bytes.NewReader(control), int64(len(control)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for findBytes(s.DataDir, control[1000:1064]) == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("a plaintext object's bytes are not found under %s: the canary search would prove nothing", s.DataDir)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := tg.cl.RemoveObject(ctx, "lake", "control/plain", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := client.Verify(ctx, rc)
+	if err != nil || before.Diagnostics.HasError() {
+		t.Fatalf("verify before: %v %v", err, before.Diagnostics.Err())
+	}
+	b := byID(before)
+	for _, id := range []string{"s3.encryption.default", "s3.policy.denies", "s3.http.refused", "s3.put.unencrypted_refused"} {
+		if b[id].Status != checks.Fail {
+			t.Errorf("before: %s %s: %s", id, b[id].Status, b[id].Evidence)
+		}
+	}
+	plan, err := client.Plan(ctx, rc)
+	if err != nil || plan.Diagnostics.HasError() || len(plan.Changes) != 2 {
+		t.Fatalf("plan: %v %v %+v", err, plan.Diagnostics.Err(), plan.Changes)
+	}
+	ar, err := client.Apply(ctx, rc, plan.PlanToken, false)
+	if err != nil || ar.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
+	}
+	if pol, _ := tg.cl.GetBucketPolicy(ctx, "lake"); os.Getenv("HARDEN_DEBUG_CHECKS") != "" || !strings.Contains(pol, "OpsReadCurated") || !strings.Contains(pol, "HardenDenyUnencryptedUpload") {
+		t.Logf("policy after apply:\n%s", pol)
+	}
+	after, err := client.Verify(ctx, rc)
+	if err != nil || after.Diagnostics.HasError() {
+		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
+	}
+	a := byID(after)
+	for _, id := range []string{"s3.encryption.default", "s3.policy.denies", "s3.http.refused", "s3.put.unencrypted_refused", "s3.put.encrypted_accepted", "s3.objects.encrypted", "s3.at_rest.canary"} {
+		if a[id].Status != checks.Pass {
+			t.Errorf("after: %s %s: %s", id, a[id].Status, a[id].Evidence)
+		}
+	}
+	// The non-admin identity is held to the same denies; pii/ needs SSE-KMS.
+	user, ok := open(s3Request(t, s, s.UserKeyFile, s.UserSecretFile), &d)
+	if !ok {
+		t.Fatal(d.Err())
+	}
+	if _, err := user.cl.PutObject(ctx, "lake", "raw/x", strings.NewReader("x"), 1, minio.PutObjectOptions{}); err == nil {
+		t.Errorf("the non-admin identity uploaded without SSE")
+	}
+	if _, err := user.cl.PutObject(ctx, "lake", "raw/y", strings.NewReader("y"), 1, minio.PutObjectOptions{ServerSideEncryption: user.sseFor("raw/y")}); err != nil {
+		t.Errorf("the non-admin identity could not upload with SSE-KMS: %v", err)
+	}
+	if _, err := tg.cl.PutObject(ctx, "lake", "pii/z", strings.NewReader("z"), 1, minio.PutObjectOptions{ServerSideEncryption: encrypt.NewSSE()}); err == nil {
+		t.Errorf("pii/ accepted SSE-S3")
+	}
+	again, err := client.Apply(ctx, rc, nil, false)
+	if err != nil || again.Diagnostics.HasError() || len(again.Applied) != 0 {
+		t.Errorf("second apply: %v %v %+v", err, again.Diagnostics.Err(), again.Applied)
+	}
+	if os.Getenv("HARDEN_DEBUG_CHECKS") != "" {
+		for _, c := range after.Checks {
+			t.Logf("%s %s %s: %s", c.ID, c.Status, c.Subject, c.Evidence)
+		}
+	}
+}
