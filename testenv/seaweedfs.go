@@ -232,4 +232,3 @@ func SeaweedFSForTest(t testing.TB) *SeaweedFS {
 	})
 	return s
 }
-
