@@ -84,6 +84,8 @@ func NewApp(io IO) *cli.App {
 				Flags:  policyFlags(&cli.StringFlag{Name: "fail-on", Value: "info", Usage: "exit 2 when a failing check has at least this severity: info, low, medium, high, critical"}),
 				Action: func(c *cli.Context) error { return verify(c, io) }},
 			scanCommand(io),
+			envelopeCommand(io),
+			objectstoreCommand(io),
 			{Name: "policy", Usage: "policy file tools", Subcommands: []*cli.Command{
 				{Name: "validate", Usage: "check a policy file against harden's and each plugin's schema",
 					Flags: policyFlags(), Action: func(c *cli.Context) error { return validate(c, io) }},
