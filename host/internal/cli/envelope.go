@@ -17,6 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/encrypt"
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/harden-dev/harden/shared/envelope"
@@ -70,6 +71,14 @@ func objectstoreCommand(io IO) *cli.Command {
 				Action: func(c *cli.Context) error { return objectPut(c, io) }},
 			{Name: "get", Usage: "download KEY and decrypt it to FILE (written only when every chunk authenticated)", ArgsUsage: "KEY FILE", Flags: flags,
 				Action: func(c *cli.Context) error { return objectGet(c, io) }},
+			{Name: "rewrap", Usage: "after a KEK rotation, rewrap every object's data key to the latest KEK version (records only, bodies untouched; resumable)",
+				Flags: append(append([]cli.Flag{}, flags...),
+					&cli.StringFlag{Name: "prefix", Usage: "only keys under this prefix"},
+					&cli.StringFlag{Name: "checkpoint", Usage: "resume file (default .harden-rewrap-<bucket>.checkpoint)"},
+					&cli.IntFlag{Name: "batch", Value: 256, Usage: "objects per transit batch rewrap"},
+					&cli.IntFlag{Name: "concurrency", Value: 16, Usage: "parallel HEAD/copy requests"},
+					&cli.BoolFlag{Name: "retire", Usage: "then raise the KEK's min_decryption_version (only when no debt is left)"}),
+				Action: func(c *cli.Context) error { return objectRewrap(c, io) }},
 		}}
 }
 
@@ -277,6 +286,53 @@ func envelopeFile(c *cli.Context, io IO, enc bool) error {
 		return err
 	}); err != nil {
 		return &ExitError{Code: ExitTarget, Err: fmt.Errorf("%s: %w (no output file written)", in, err)}
+	}
+	return nil
+}
+
+func objectRewrap(c *cli.Context, io IO) error {
+	kek, err := kekFrom(c, io)
+	if err != nil {
+		return exitf(ExitConfig, "%v", err)
+	}
+	tk, ok := kek.(*envelope.TransitKEK)
+	if !ok {
+		return exitf(ExitConfig, "rewrap needs a Vault transit KEK (--transit-key): a local KEK file has no versions")
+	}
+	cl, err := s3From(c, io)
+	if err != nil {
+		return exitf(ExitConfig, "%v", err)
+	}
+	cp := c.String("checkpoint")
+	if cp == "" {
+		cp = ".harden-rewrap-" + c.String("bucket") + ".checkpoint"
+	}
+	var bar *progressbar.ProgressBar
+	if io.IsTerminal() {
+		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(io.Stderr), progressbar.OptionSetDescription("rewrap"), progressbar.OptionShowCount())
+	}
+	rep, err := envelope.Rewrap(c.Context, cl, c.String("bucket"), tk, envelope.RewrapOptions{Prefix: c.String("prefix"), Checkpoint: cp,
+		Batch: c.Int("batch"), Concurrency: c.Int("concurrency"), Retire: c.Bool("retire"),
+		Progress: func(done int) {
+			if bar != nil {
+				_ = bar.Set(done)
+			}
+		}})
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(io.Stderr)
+	}
+	fmt.Fprintf(io.Stdout, "rewrap %s/%s to %s v%d: %d scanned, %d rewrapped, %d already current, %d not wrapped by this KEK; debt: %d object(s), %d noncurrent version(s)%s\n",
+		c.String("bucket"), c.String("prefix"), tk.ID(), rep.Latest, rep.Scanned, rep.Rewrapped, rep.Current, rep.NotEnvelope, len(rep.Debt), rep.Noncurrent,
+		map[bool]string{true: "; old KEK versions retired (min_decryption_version raised)", false: ""}[rep.Retired])
+	for _, d := range rep.Debt {
+		fmt.Fprintf(io.Stdout, "  debt: %s\n", d)
+	}
+	if err != nil {
+		return &ExitError{Code: ExitTarget, Err: fmt.Errorf("%w (progress kept in %s; run again to resume)", err, cp)}
+	}
+	if len(rep.Debt) > 0 {
+		return &ExitError{Code: ExitFindings, Err: fmt.Errorf("%d object(s) left under old KEK versions", len(rep.Debt))}
 	}
 	return nil
 }
