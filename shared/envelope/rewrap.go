@@ -236,7 +236,6 @@ func noncurrentDebt(ctx context.Context, cl *minio.Client, bucket, prefix string
 	return n, nil
 }
 
-
 // recordMetadata is an object's user metadata with its envelope record
 // replaced: the old record keys are dropped whatever their case (servers
 // return "Harden-Kek-Version" for "harden-kek-version"; sending both would
