@@ -14,6 +14,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/encrypt"
 
 	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/envelope"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
@@ -132,6 +133,35 @@ func TestFlow(t *testing.T) {
 	again, err := client.Apply(ctx, rc, nil, false)
 	if err != nil || again.Diagnostics.HasError() || len(again.Applied) != 0 {
 		t.Errorf("second apply: %v %v %+v", err, again.Diagnostics.Err(), again.Applied)
+	}
+	// Envelope records: three objects with their own data keys pass; a copy
+	// that reuses one's record (same DEK) fails.
+	kekFile := t.TempDir() + "/kek"
+	if err := envelope.NewLocalKEKFile(kekFile); err != nil {
+		t.Fatal(err)
+	}
+	kek, _ := envelope.LoadLocalKEK(kekFile)
+	for _, k := range []string{"env/a", "env/b", "env/c"} {
+		if _, err := envelope.PutObject(ctx, tg.cl, "lake", k, strings.NewReader("data "+k), int64(len("data "+k)), kek, tg.sseFor(k), envelope.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sp map[string]any
+	_ = json.Unmarshal(rc.Target.Spec, &sp)
+	sp["envelope"] = map[string]any{"kek": kek.ID(), "prefix": "env/"}
+	spJSON, _ := json.Marshal(sp)
+	erc := rc
+	erc.Target = sdk.NewTarget("lake", rc.Target.Connection, spJSON, map[string][]byte{"access_key": readKey(t, s.AccessKeyFile), "secret_key": readKey(t, s.SecretKeyFile)})
+	ev, _ := client.Verify(ctx, erc)
+	if c := byID(ev)["s3.envelope.records"]; c.Status != checks.Pass || !strings.Contains(c.Evidence, "coverage 3/3") {
+		t.Errorf("envelope records: %s %s", c.Status, c.Evidence)
+	}
+	if _, err := tg.cl.CopyObject(ctx, minio.CopyDestOptions{Bucket: "lake", Object: "env/d", Encryption: tg.sseFor("env/d")}, minio.CopySrcOptions{Bucket: "lake", Object: "env/a"}); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ = client.Verify(ctx, erc)
+	if c := byID(ev)["s3.envelope.records"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "data key reused") {
+		t.Errorf("reused data key: %s %s", c.Status, c.Evidence)
 	}
 	if os.Getenv("HARDEN_DEBUG_CHECKS") != "" {
 		for _, c := range after.Checks {

@@ -55,6 +55,13 @@ type spec struct {
 	// Sample: how many objects verify inspects with HeadObject (default 100).
 	Sample    int    `json:"sample"`
 	BackupDir string `json:"backup_dir"`
+	// Envelope: objects under Prefix must be envelope-encrypted with KEK.
+	Envelope *envelopeSpec `json:"envelope"`
+}
+
+type envelopeSpec struct {
+	KEK    string `json:"kek"`
+	Prefix string `json:"prefix"`
 }
 
 type sseSpec struct {
@@ -92,7 +99,9 @@ const specSchema = `{
       "algorithm": {"enum": ["aws:kms", "AES256"]}, "kms_key_id": {"type": "string"}}},
     "sensitive_prefixes": {"type": "array", "items": {"type": "string", "pattern": "^[^*?]+/$"}, "description": "prefixes whose uploads must use SSE-KMS (e.g. pii/)"},
     "sample": {"type": "integer", "minimum": 0, "description": "objects verify inspects with HeadObject (default 100)"},
-    "backup_dir": {"type": "string", "description": "where apply keeps the previous policy and encryption config (default ~/.local/state/harden/backups)"}
+    "backup_dir": {"type": "string", "description": "where apply keeps the previous policy and encryption config (default ~/.local/state/harden/backups)"},
+    "envelope": {"type": "object", "additionalProperties": false, "required": ["kek"], "description": "objects under prefix must be envelope-encrypted (harden objectstore put)",
+      "properties": {"kek": {"type": "string", "description": "KEK id in the records, e.g. vault:transit/lake-kek"}, "prefix": {"type": "string"}}}
   }
 }`
 

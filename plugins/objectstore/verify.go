@@ -21,6 +21,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/encrypt"
 
 	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/envelope"
 	"github.com/harden-dev/harden/shared/probe"
 	"github.com/harden-dev/harden/shared/sdk"
 )
@@ -34,6 +35,8 @@ func init() {
 		checks.Definition{ID: "s3.put.unencrypted_refused", Title: "A PUT and a CopyObject without an SSE header are refused", Severity: checks.High, Remediation: "Deny s3:PutObject without s3:x-amz-server-side-encryption.", References: ref},
 		checks.Definition{ID: "s3.put.encrypted_accepted", Title: "An encrypted multipart upload still works", Severity: checks.Medium, Remediation: "Check the deny statements are not broader than intended.", References: ref},
 		checks.Definition{ID: "s3.objects.encrypted", Title: "Sampled objects report an approved encryption (HeadObject)", Severity: checks.High, Remediation: "Re-upload or copy the listed objects with encryption.", References: ref},
+		checks.Definition{ID: "s3.envelope.records", Title: "Envelope-encrypted objects carry a record of the KEK, each with its own data key; records under an older KEK version are rewrap debt", Severity: checks.High,
+			Remediation: "Upload with harden objectstore put; after a KEK rotation run harden objectstore rewrap.", References: ref},
 		checks.Definition{ID: "s3.at_rest.canary", Title: "Bytes written through an encrypted PUT are not on the server's disk in plaintext", Severity: checks.High, Remediation: "The server echoes SSE headers without encrypting: configure real SSE (a KMS) or use envelope encryption.", References: ref},
 	)
 }
@@ -73,6 +76,9 @@ func (objectStore) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.Verif
 	r.Checks = append(r.Checks, t.unencryptedRefused(ctx, subject)...)
 	r.Checks = append(r.Checks, t.multipartAccepted(ctx, subject))
 	r.Checks = append(r.Checks, t.sample(ctx, subject))
+	if t.spec.Envelope != nil {
+		r.Checks = append(r.Checks, t.envelopeRecords(ctx, subject))
+	}
 	r.Checks = append(r.Checks, t.canary(ctx, subject))
 	r.Checks = append(r.Checks, <-scan...)
 }
@@ -333,4 +339,66 @@ func dirSize(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// envelopeRecords reads the records of the objects under the envelope
+// prefix (up to spec.sample): every object needs one of the KEK, no two may
+// share a DEK commitment (a reused data key), and records under a KEK
+// version older than the newest seen are rewrap debt.
+func (t *target) envelopeRecords(ctx context.Context, subject string) checks.Check {
+	limit := t.spec.Sample
+	if limit == 0 {
+		limit = 100
+	}
+	seen := map[string]string{}
+	versions := map[int]int{}
+	var missing, reused []string
+	checked, total := 0, 0
+	for obj := range t.cl.ListObjects(ctx, t.spec.Bucket, minio.ListObjectsOptions{Prefix: t.spec.Envelope.Prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return checks.Errored("s3.envelope.records", subject, obj.Err)
+		}
+		if strings.HasPrefix(obj.Key, "harden-verify/") {
+			continue
+		}
+		total++
+		if checked >= limit {
+			continue
+		}
+		checked++
+		st, err := t.cl.StatObject(ctx, t.spec.Bucket, obj.Key, minio.StatObjectOptions{})
+		if err != nil {
+			missing = append(missing, obj.Key+" (HeadObject: "+err.Error()+")")
+			continue
+		}
+		rec, err := envelope.ParseRecord(st.UserMetadata)
+		if err != nil || rec.KEK != t.spec.Envelope.KEK {
+			missing = append(missing, obj.Key)
+			continue
+		}
+		if other, dup := seen[rec.Commitment]; dup {
+			reused = append(reused, obj.Key+" = "+other)
+		}
+		seen[rec.Commitment] = obj.Key
+		versions[rec.KEKVersion]++
+	}
+	newest, debt := 0, 0
+	for v := range versions {
+		newest = max(newest, v)
+	}
+	for v, n := range versions {
+		if v < newest {
+			debt += n
+		}
+	}
+	ev := fmt.Sprintf("coverage %d/%d objects under %q; KEK versions %v; rewrap debt %d (vs the newest version seen, v%d)", checked, total, t.spec.Envelope.Prefix, versions, debt, newest)
+	switch {
+	case len(missing) > 0:
+		return checks.Failed("s3.envelope.records", subject, ev+"; without a record of "+t.spec.Envelope.KEK+": "+strings.Join(missing[:min(len(missing), 20)], ", "))
+	case len(reused) > 0:
+		return checks.Failed("s3.envelope.records", subject, ev+"; data key reused (equal commitments): "+strings.Join(reused, ", "))
+	case debt > 0:
+		return checks.New("s3.envelope.records", checks.Warn, subject, ev+": run harden objectstore rewrap")
+	}
+	return checks.Passed("s3.envelope.records", subject, ev+"; every record has its own data key")
 }
