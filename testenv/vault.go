@@ -189,7 +189,9 @@ func (v *Vault) Info() any {
 func (v *Vault) Target() map[string]any {
 	return map[string]any{"name": "vault", "plugin": "vaultpki",
 		"connection": map[string]any{"address": v.Address, "ca_file": v.CAFile, "token_file": v.TokenFile},
-		"spec":       map[string]any{"audit": map[string]any{"file": filepath.Join(v.AuditDir(), "vault-audit.log")}}}
+		"spec": map[string]any{"audit": map[string]any{"file": filepath.Join(v.AuditDir(), "vault-audit.log")},
+			// The object store's envelope KEK (harden objectstore put/get/rewrap).
+			"transit": map[string]any{"keys": []string{"lake-kek"}}}}
 }
 
 // VaultForTest starts a dev Vault for one test and stops it at cleanup.

@@ -262,6 +262,9 @@ func (t *target) sample(ctx context.Context, subject string) checks.Check {
 			plain = append(plain, fmt.Sprintf("%s (%q)", obj.Key, alg))
 		}
 	}
+	if total == 0 {
+		return checks.New("s3.objects.encrypted", checks.Skip, subject, "no objects in the bucket to sample yet")
+	}
 	cov := fmt.Sprintf("coverage %d/%d objects", checked, total)
 	if len(plain) > 0 {
 		return checks.Failed("s3.objects.encrypted", subject, fmt.Sprintf("%s; without an approved encryption: %s", cov, strings.Join(plain[:min(len(plain), 20)], ", ")))
