@@ -41,7 +41,7 @@ const (
 	TagSize = 16
 	// DefaultChunkSize balances parallelism and memory (2 × workers chunks
 	// in flight).
-	DefaultChunkSize = 1 << 20
+	DefaultChunkSize = 512 << 10
 	// MinChunkSize and MaxChunkSize bound what a header may declare.
 	MinChunkSize = 1 << 10
 	MaxChunkSize = 16 << 20

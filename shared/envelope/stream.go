@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"bufio"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -45,27 +44,139 @@ func newAEAD(dek []byte) (cipher.AEAD, error) {
 }
 
 // chunk is one unit of work: its index, its buffer (plaintext, then sealed
-// in place) and whether it is the last.
+// in place, or the reverse) and whether it is the last.
 type chunk struct {
 	index uint64
 	buf   []byte
 	final bool
 	err   error
+	done  chan struct{}
 }
 
-// batcher seals or opens a batch of up to Workers chunks in parallel; the
-// caller writes them in order, so memory is bounded by Workers buffers.
-type batcher struct {
-	pool sync.Pool
+var errStopped = errors.New("envelope: stopped")
+
+// pipeline overlaps reading, sealing/opening on every core, and writing in
+// order: a reader fills pooled buffers, workers transform them in place,
+// the caller's goroutine writes them in index order. At most 2 × workers + 2
+// buffers are in flight, so memory is bounded whatever the input size.
+type pipeline struct {
+	size    int // buffer capacity
+	workers int
+	pool    sync.Pool
 }
 
-func (b *batcher) run(batch []*chunk, fn func(*chunk)) {
+func (p *pipeline) get() []byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return (*b)[:p.size]
+	}
+	return make([]byte, p.size)
+}
+
+func (p *pipeline) put(b []byte) {
+	b = b[:cap(b)]
+	p.pool.Put(&b)
+}
+
+// run reads chunks of want bytes from r (the last one shorter or equal,
+// flagged final), applies fn to each in parallel and writes the results to
+// w in order. It returns the bytes written.
+func (p *pipeline) run(w io.Writer, r io.Reader, want int, fn func(*chunk)) (int64, error) {
+	jobs := make(chan *chunk, p.workers)
+	order := make(chan *chunk, p.workers+1)
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for _, c := range batch {
+	for range p.workers {
 		wg.Add(1)
-		go func() { defer wg.Done(); fn(c) }()
+		go func() {
+			defer wg.Done()
+			for c := range jobs {
+				fn(c)
+				close(c.done)
+			}
+		}()
+	}
+	// Reader: one chunk of look-ahead tells the last chunk apart.
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		var index uint64
+		cur := p.get()
+		n, err := io.ReadFull(r, cur[:want])
+		for {
+			var c *chunk
+			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				c = &chunk{index: index, err: err, done: make(chan struct{})}
+				close(c.done)
+				select {
+				case order <- c:
+				case <-stop:
+				}
+				return
+			}
+			final := n < want
+			var next []byte
+			var nn int
+			var nerr error
+			if !final {
+				next = p.get()
+				nn, nerr = io.ReadFull(r, next[:want])
+				if nn == 0 && (errors.Is(nerr, io.EOF) || errors.Is(nerr, io.ErrUnexpectedEOF)) {
+					final = true
+					p.put(next)
+				}
+			}
+			if index > maxChunks {
+				c = &chunk{index: index, err: fmt.Errorf("envelope: more than %d chunks: use a larger chunk size", uint64(maxChunks)), done: make(chan struct{})}
+				close(c.done)
+				select {
+				case order <- c:
+				case <-stop:
+				}
+				return
+			}
+			c = &chunk{index: index, buf: cur[:n], final: final, done: make(chan struct{})}
+			select {
+			case order <- c:
+			case <-stop:
+				return
+			}
+			select {
+			case jobs <- c:
+			case <-stop:
+				// The writer stopped; it still drains order, so release it.
+				c.err = errStopped
+				close(c.done)
+				return
+			}
+			if final {
+				return
+			}
+			index++
+			cur, n, err = next, nn, nerr
+		}
+	}()
+	var written int64
+	var failure error
+	for c := range order {
+		<-c.done
+		if failure != nil {
+			continue
+		}
+		if c.err != nil {
+			failure = c.err
+			close(stop)
+			continue
+		}
+		m, err := w.Write(c.buf)
+		written += int64(m)
+		p.put(c.buf)
+		if err != nil {
+			failure = err
+			close(stop)
+		}
 	}
 	wg.Wait()
+	return written, failure
 }
 
 // Encrypt reads the plaintext from r and writes the body (header + sealed
@@ -85,51 +196,14 @@ func Encrypt(w io.Writer, r io.Reader, dek []byte, opts Options) (int64, error) 
 	}
 	h := newHeader(o.ChunkSize, prefix)
 	n, err := w.Write(h.raw[:])
-	written := int64(n)
 	if err != nil {
-		return written, err
+		return int64(n), err
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
-	b := &batcher{}
-	b.pool.New = func() any { buf := make([]byte, o.ChunkSize+TagSize); return &buf }
-	var index uint64
-	for done := false; !done; {
-		batch := make([]*chunk, 0, o.Workers)
-		for len(batch) < o.Workers && !done {
-			buf := (*b.pool.Get().(*[]byte))[:o.ChunkSize]
-			m, err := io.ReadFull(br, buf)
-			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				return written, err
-			}
-			final := m < o.ChunkSize
-			if !final {
-				if _, perr := br.Peek(1); errors.Is(perr, io.EOF) {
-					final = true
-				} else if perr != nil {
-					return written, perr
-				}
-			}
-			if index > maxChunks {
-				return written, fmt.Errorf("envelope: more than %d chunks: use a larger chunk size", uint64(maxChunks))
-			}
-			batch = append(batch, &chunk{index: index, buf: buf[:m], final: final})
-			index++
-			done = final
-		}
-		b.run(batch, func(c *chunk) {
-			c.buf = aead.Seal(c.buf[:0], h.nonce(c.index, c.final), c.buf, h.raw[:])
-		})
-		for _, c := range batch {
-			n, err := w.Write(c.buf)
-			written += int64(n)
-			full := c.buf[:cap(c.buf)]
-			b.pool.Put(&full)
-			if err != nil {
-				return written, err
-			}
-		}
-	}
-	return written, nil
+	p := &pipeline{size: o.ChunkSize + TagSize, workers: o.Workers}
+	m, err := p.run(w, r, o.ChunkSize, func(c *chunk) {
+		c.buf = aead.Seal(c.buf[:0], h.nonce(c.index, c.final), c.buf, h.raw[:])
+	})
+	return int64(n) + m, err
 }
 
 // Decrypt reads a body from r and writes the plaintext to w. Chunks are
@@ -145,9 +219,8 @@ func Decrypt(w io.Writer, r io.Reader, dek []byte, opts Options) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
 	raw := make([]byte, HeaderSize)
-	if _, err := io.ReadFull(br, raw); err != nil {
+	if _, err := io.ReadFull(r, raw); err != nil {
 		return 0, ErrFormat
 	}
 	h, err := parseHeader(raw)
@@ -155,56 +228,17 @@ func Decrypt(w io.Writer, r io.Reader, dek []byte, opts Options) (int64, error) 
 		return 0, err
 	}
 	sealed := h.chunkSize + TagSize
-	b := &batcher{}
-	b.pool.New = func() any { buf := make([]byte, sealed); return &buf }
-	var index uint64
-	var written int64
-	for done := false; !done; {
-		batch := make([]*chunk, 0, o.Workers)
-		for len(batch) < o.Workers && !done {
-			buf := (*b.pool.Get().(*[]byte))[:sealed]
-			m, err := io.ReadFull(br, buf)
-			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				return written, err
-			}
-			if m < TagSize {
-				return written, ErrAuth // truncated: no final chunk
-			}
-			final := m < sealed
-			if !final {
-				if _, perr := br.Peek(1); errors.Is(perr, io.EOF) {
-					final = true
-				} else if perr != nil {
-					return written, perr
-				}
-			}
-			if index > maxChunks {
-				return written, ErrAuth
-			}
-			batch = append(batch, &chunk{index: index, buf: buf[:m], final: final})
-			index++
-			done = final
+	p := &pipeline{size: sealed, workers: o.Workers}
+	return p.run(w, r, sealed, func(c *chunk) {
+		if len(c.buf) < TagSize {
+			c.err = ErrAuth // truncated: no final chunk
+			return
 		}
-		b.run(batch, func(c *chunk) {
-			out, err := aead.Open(c.buf[:0], h.nonce(c.index, c.final), c.buf, h.raw[:])
-			if err != nil {
-				c.err = ErrAuth
-				return
-			}
-			c.buf = out
-		})
-		for _, c := range batch {
-			if c.err != nil {
-				return written, c.err
-			}
-			n, err := w.Write(c.buf)
-			written += int64(n)
-			full := c.buf[:cap(c.buf)]
-			b.pool.Put(&full)
-			if err != nil {
-				return written, err
-			}
+		out, err := aead.Open(c.buf[:0], h.nonce(c.index, c.final), c.buf, h.raw[:])
+		if err != nil {
+			c.err = ErrAuth
+			return
 		}
-	}
-	return written, nil
+		c.buf = out
+	})
 }
