@@ -20,6 +20,12 @@ echo
 echo "== vaultpki plugin: verify of the hardened Vault target (reference: sslscan on Vault's listener), the demo's certificates (reference: one bare pki_int/sign)"
 go test -run '^$' -bench 'BenchmarkVerify|BenchmarkIssueDemoCertificates' -benchtime "${VERIFY_COUNT:-20}x" ./plugins/vaultpki/ | grep -E '^Benchmark'
 echo
+echo "== envelope: 1 GiB file->file encrypt vs age 1.1.1 (same input and disk, alternating runs)"
+scripts/bench-envelope.sh
+echo
+echo "== envelope: rewrap rate against the local SeaweedFS + Vault (reference: sequential HEADs, same run)"
+go test -run '^$' -bench 'BenchmarkRewrap' -benchtime 1x ./shared/envelope/ | grep -E '^Benchmark'
+echo
 echo "== probe: harden scan over 1,000 endpoints (5 configurations, separate listener process)"
 go test -run '^$' -bench 'ScanManyEndpoints' -benchtime 1x ./host/internal/cli/ | grep -E '^Benchmark'
 

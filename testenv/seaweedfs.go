@@ -169,14 +169,7 @@ func (s *SeaweedFS) startOnce(ctx context.Context, confFile, ak, sk string) erro
 
 // makeBucket creates the bucket over HTTPS as the admin identity.
 func (s *SeaweedFS) makeBucket(ak, sk string) error {
-	ca, err := os.ReadFile(filepath.Join(filepath.Dir(s.CertFile), "ca.pem"))
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	cl, err := minio.New(strings.TrimPrefix(s.HTTPS, "https://"), &minio.Options{Creds: credentials.NewStaticV4(ak, sk, ""), Secure: true,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ResponseHeaderTimeout: 3 * time.Second}})
+	cl, err := s.client(ak, sk)
 	if err != nil {
 		return err
 	}
@@ -231,4 +224,28 @@ func SeaweedFSForTest(t testing.TB) *SeaweedFS {
 		}
 	})
 	return s
+}
+
+// Client is an S3 client of the admin identity over HTTPS.
+func (s *SeaweedFS) Client() (*minio.Client, error) {
+	ak, err := os.ReadFile(s.AccessKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := os.ReadFile(s.SecretKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	return s.client(strings.TrimSpace(string(ak)), strings.TrimSpace(string(sk)))
+}
+
+func (s *SeaweedFS) client(ak, sk string) (*minio.Client, error) {
+	ca, err := os.ReadFile(filepath.Join(filepath.Dir(s.CertFile), "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	return minio.New(strings.TrimPrefix(s.HTTPS, "https://"), &minio.Options{Creds: credentials.NewStaticV4(ak, sk, ""), Secure: true,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 32}})
 }

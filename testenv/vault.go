@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	vault "github.com/hashicorp/vault/api"
 )
 
 // Vault is a HashiCorp Vault dev server (in-memory storage, unsealed) on
@@ -212,4 +214,27 @@ func VaultForTest(t testing.TB) *Vault {
 		}
 	})
 	return v
+}
+
+// Client is a Vault API client with the root token, verifying the dev CA.
+func (v *Vault) Client() (*vault.Client, error) {
+	token, err := os.ReadFile(v.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := os.ReadFile(v.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	cfg := vault.DefaultConfig()
+	cfg.Address = v.Address
+	cfg.HttpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 32}}
+	cl, err := vault.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cl.SetToken(strings.TrimSpace(string(token)))
+	return cl, nil
 }

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +15,6 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/harden-dev/harden/shared/envelope"
 	"github.com/harden-dev/harden/testenv"
@@ -39,8 +35,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) result {
 // plaintext, and a wrong KEK, a stripped record or a tampered body leave no
 // output file behind.
 func TestObjectstorePutGet(t *testing.T) {
-	s := testenv.SeaweedFSForTest(t)
-	v := testenv.VaultForTest(t)
+	s, _, cl, _, flags := rotationEnv(t)
 	dir := t.TempDir()
 	plain := make([]byte, 3<<20+17)
 	rand.Read(plain)
@@ -50,34 +45,11 @@ func TestObjectstorePutGet(t *testing.T) {
 	if r := runCLI(t, nil, "envelope", "kek-init", kekFile); r.code != 0 {
 		t.Fatalf("kek-init: %s", r.stderr)
 	}
-	token, _ := os.ReadFile(v.TokenFile)
-	cfg := vault.DefaultConfig()
-	cfg.Address = v.Address
-	pool := x509.NewCertPool()
-	ca, _ := os.ReadFile(v.CAFile)
-	pool.AppendCertsFromPEM(ca)
-	cfg.HttpClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	vc, _ := vault.NewClient(cfg)
-	vc.SetToken(strings.TrimSpace(string(token)))
-	if err := vc.Sys().Mount("transit", &vault.MountInput{Type: "transit"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := vc.Logical().Write("transit/keys/lake-kek", map[string]any{"type": "aes256-gcm96"}); err != nil {
-		t.Fatal(err)
-	}
-	s3 := []string{"--endpoint", s.HTTPS, "--bucket", s.Bucket, "--ca-file", filepath.Join(filepath.Dir(s.CertFile), "ca.pem"),
-		"--access-key-file", s.AccessKeyFile, "--secret-key-file", s.SecretKeyFile, "--chunk-size", "65536"}
+	s3 := append(append([]string{}, flags[:10]...), "--chunk-size", "65536")
 	keks := map[string][]string{
 		"local":   {"--kek-file", kekFile},
-		"transit": {"--vault-addr", v.Address, "--vault-ca", v.CAFile, "--vault-token-file", v.TokenFile, "--transit-key", "lake-kek"},
+		"transit": flags[10:],
 	}
-	caPool := x509.NewCertPool()
-	caPEM, _ := os.ReadFile(filepath.Join(filepath.Dir(s.CertFile), "ca.pem"))
-	caPool.AppendCertsFromPEM(caPEM)
-	ak, _ := os.ReadFile(s.AccessKeyFile)
-	sk, _ := os.ReadFile(s.SecretKeyFile)
-	cl, _ := minio.New(strings.TrimPrefix(s.HTTPS, "https://"), &minio.Options{Creds: credentials.NewStaticV4(string(ak), string(sk), ""), Secure: true,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool}}})
 	ctx := context.Background()
 	commitments := map[string]bool{}
 	for name, kek := range keks {
@@ -164,28 +136,20 @@ func stdioReadAll(r *minio.Object) ([]byte, error) {
 func rotationEnv(t *testing.T) (*testenv.SeaweedFS, *testenv.Vault, *minio.Client, *envelope.TransitKEK, []string) {
 	s := testenv.SeaweedFSForTest(t)
 	v := testenv.VaultForTest(t)
-	token, _ := os.ReadFile(v.TokenFile)
-	cfg := vault.DefaultConfig()
-	cfg.Address = v.Address
-	pool := x509.NewCertPool()
-	ca, _ := os.ReadFile(v.CAFile)
-	pool.AppendCertsFromPEM(ca)
-	cfg.HttpClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	vc, _ := vault.NewClient(cfg)
-	vc.SetToken(strings.TrimSpace(string(token)))
+	vc, err := v.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := vc.Sys().Mount("transit", &vault.MountInput{Type: "transit"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := vc.Logical().Write("transit/keys/lake-kek", map[string]any{"type": "aes256-gcm96"}); err != nil {
 		t.Fatal(err)
 	}
-	caPool := x509.NewCertPool()
-	caPEM, _ := os.ReadFile(filepath.Join(filepath.Dir(s.CertFile), "ca.pem"))
-	caPool.AppendCertsFromPEM(caPEM)
-	ak, _ := os.ReadFile(s.AccessKeyFile)
-	sk, _ := os.ReadFile(s.SecretKeyFile)
-	cl, _ := minio.New(strings.TrimPrefix(s.HTTPS, "https://"), &minio.Options{Creds: credentials.NewStaticV4(string(ak), string(sk), ""), Secure: true,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool}, MaxIdleConnsPerHost: 32}})
+	cl, err := s.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
 	flags := []string{"--endpoint", s.HTTPS, "--bucket", s.Bucket, "--ca-file", filepath.Join(filepath.Dir(s.CertFile), "ca.pem"),
 		"--access-key-file", s.AccessKeyFile, "--secret-key-file", s.SecretKeyFile,
 		"--vault-addr", v.Address, "--vault-ca", v.CAFile, "--vault-token-file", v.TokenFile, "--transit-key", "lake-kek"}
