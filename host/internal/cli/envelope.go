@@ -85,6 +85,7 @@ func objectstoreCommand(io IO) *cli.Command {
 					&cli.StringFlag{Name: "checkpoint", Usage: "resume file (default .harden-rewrap-<bucket>.checkpoint)"},
 					&cli.IntFlag{Name: "batch", Value: 256, Usage: "objects per transit batch rewrap"},
 					&cli.IntFlag{Name: "concurrency", Value: 16, Usage: "parallel HEAD/copy requests"},
+					&cli.BoolFlag{Name: "rotate", Usage: "rotate the transit KEK first (a new latest version), then rewrap to it"},
 					&cli.BoolFlag{Name: "retire", Usage: "then raise the KEK's min_decryption_version (only when no debt is left)"}),
 				Action: func(c *cli.Context) error { return objectRewrap(c, io) }},
 		}}
@@ -310,6 +311,13 @@ func objectRewrap(c *cli.Context, io IO) error {
 	cl, err := s3From(c, io)
 	if err != nil {
 		return exitf(ExitConfig, "%v", err)
+	}
+	if c.Bool("rotate") {
+		if _, err := tk.Client.Logical().WriteWithContext(c.Context, tk.Mount+"/keys/"+tk.Key+"/rotate", nil); err != nil {
+			return &ExitError{Code: ExitTarget, Err: fmt.Errorf("rotate %s: %w", tk.ID(), err)}
+		}
+		v, _ := tk.LatestVersion(c.Context)
+		fmt.Fprintf(io.Stdout, "rotated %s: latest version %d\n", tk.ID(), v)
 	}
 	cp := c.String("checkpoint")
 	if cp == "" {

@@ -165,7 +165,6 @@ func rotationEnv(t *testing.T) (*testenv.SeaweedFS, *testenv.Vault, *minio.Clien
 func TestObjectstoreRewrap(t *testing.T) {
 	s, _, cl, kek, flags := rotationEnv(t)
 	ctx := context.Background()
-	vc := kek.Client
 	plain := []byte(strings.Repeat("envelope rewrap ", 100))
 	var oldWrapped string
 	bodies := map[string][]byte{}
@@ -179,8 +178,19 @@ func TestObjectstoreRewrap(t *testing.T) {
 		obj, _ := cl.GetObject(ctx, s.Bucket, key, minio.GetObjectOptions{})
 		bodies[key], _ = stdioReadAll(obj)
 	}
-	if _, err := vc.Logical().Write("transit/keys/lake-kek/rotate", nil); err != nil {
+	// The mechanism that protects a concurrent writer: a copy conditional
+	// on a stale ETag is refused by the server.
+	st0, _ := cl.StatObject(ctx, s.Bucket, "rot/aa", minio.StatObjectOptions{})
+	if _, err := cl.PutObject(ctx, s.Bucket, "rot/aa", bytes.NewReader(bodies["rot/aa"]), int64(len(bodies["rot/aa"])), minio.PutObjectOptions{UserMetadata: st0.UserMetadata}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := cl.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.Bucket, Object: "rot/aa", ReplaceMetadata: true, UserMetadata: st0.UserMetadata},
+		minio.CopySrcOptions{Bucket: s.Bucket, Object: "rot/aa", MatchETag: "\"0123456789abcdef0123456789abcdef\""}); err == nil {
+		t.Errorf("SeaweedFS copied in place despite a stale If-Match ETag: rewrap could overwrite a concurrent writer")
+	}
+	// Rotation through the CLI: --rotate with a prefix that holds nothing.
+	if r := runCLI(t, nil, append(append([]string{"objectstore", "rewrap"}, flags...), "--prefix", "none/", "--rotate")...); r.code != 0 || !strings.Contains(r.stdout, "latest version 2") {
+		t.Fatalf("rewrap --rotate: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	cp := filepath.Join(t.TempDir(), "rewrap.checkpoint")
 	// Interrupted after the first batch of 10.
