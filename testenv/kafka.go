@@ -425,21 +425,7 @@ func (k *Kafka) Target() map[string]any {
 // KafkaForTest starts a broker for one test and stops it at cleanup.
 func KafkaForTest(t testing.TB) *Kafka {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := &Kafka{}
-	if err := k.Start(context.Background(), &Env{Dir: dir, CA: ca}); err != nil {
-		unavailable(t, "Kafka: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := k.Stop(); err != nil {
-			t.Errorf("stop kafka: %v", err)
-		}
-	})
-	return k
+	return startForTest(t, &Kafka{})
 }
 
 // PID is the running broker's process id (tests tell a restart from a

@@ -330,24 +330,6 @@ func PostgresForTest(t testing.TB) *Postgres {
 	return startForTest(t, &Postgres{})
 }
 
-func startForTest(t testing.TB, p *Postgres) *Postgres {
-	t.Helper()
-	dir := t.TempDir()
-	ca, err := NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background(), &Env{Dir: dir, CA: ca}); err != nil {
-		unavailable(t, "PostgreSQL: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Errorf("stop postgres: %v", err)
-		}
-	})
-	return p
-}
-
 // InstallFile writes a file into the data directory, owned by the server's OS
 // user, as an operator would before pointing ssl_cert_file at it.
 func (p *Postgres) InstallFile(name string, data []byte, mode os.FileMode) (string, error) {

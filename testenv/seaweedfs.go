@@ -209,21 +209,7 @@ func (s *SeaweedFS) Target() map[string]any {
 // SeaweedFSForTest starts SeaweedFS for one test and stops it at cleanup.
 func SeaweedFSForTest(t testing.TB) *SeaweedFS {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &SeaweedFS{}
-	if err := s.Start(context.Background(), &Env{Dir: dir, CA: ca}); err != nil {
-		unavailable(t, "SeaweedFS: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop seaweedfs: %v", err)
-		}
-	})
-	return s
+	return startForTest(t, &SeaweedFS{})
 }
 
 // Client is an S3 client of the admin identity over HTTPS.

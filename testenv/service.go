@@ -248,3 +248,24 @@ func unavailable(t testing.TB, format string, args ...any) {
 	}
 	t.Skipf("testenv: "+format, args...)
 }
+
+// startForTest starts svc for one test with its own state dir and
+// throwaway CA, and stops it at cleanup. Under CI=true a server that cannot
+// start fails the test (see unavailable).
+func startForTest[S Service](t testing.TB, svc S) S {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := NewCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background(), &Env{Dir: dir, CA: ca}); err != nil {
+		unavailable(t, "%s: %v", svc.Name(), err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Stop(); err != nil {
+			t.Errorf("stop %s: %v", svc.Name(), err)
+		}
+	})
+	return svc
+}

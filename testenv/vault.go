@@ -199,21 +199,7 @@ func (v *Vault) Target() map[string]any {
 // VaultForTest starts a dev Vault for one test and stops it at cleanup.
 func VaultForTest(t testing.TB) *Vault {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := &Vault{}
-	if err := v.Start(context.Background(), &Env{Dir: dir, CA: ca}); err != nil {
-		unavailable(t, "Vault: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := v.Stop(); err != nil {
-			t.Errorf("stop vault: %v", err)
-		}
-	})
-	return v
+	return startForTest(t, &Vault{})
 }
 
 // Client is a Vault API client with the root token, verifying the dev CA.

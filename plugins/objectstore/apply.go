@@ -104,43 +104,50 @@ func token(l live, changes []sdk.Change) []byte {
 	return h.Sum(nil)
 }
 
+// planned is the target with its live state and the changes to it.
+type planned struct {
+	*target
+	live       live
+	wantPolicy string
+	changes    []sdk.Change
+}
+
+// plan opens the target, reads the bucket and works out the changes;
+// failures go on d.
+func plan(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (*planned, bool) {
+	t, ok := open(q, d)
+	if !ok {
+		return nil, false
+	}
+	p := &planned{target: t}
+	var err error
+	if p.live, err = t.read(ctx); err != nil {
+		d.AddTargetError("s3.read", "cannot read the bucket", err)
+		return nil, false
+	}
+	if p.wantPolicy, p.changes, err = t.desired(p.live); err != nil {
+		d.AddTargetError("s3.policy", "the live bucket policy cannot be merged", err)
+		return nil, false
+	}
+	return p, true
+}
+
 // Plan lists the encryption default and policy changes.
 func (objectStore) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
-	t, ok := open(q.RequestContext, &r.Diagnostics)
-	if !ok {
-		return
+	if p, ok := plan(ctx, q.RequestContext, &r.Diagnostics); ok {
+		r.Changes, r.PlanToken = p.changes, token(p.live, p.changes)
 	}
-	l, err := t.read(ctx)
-	if err != nil {
-		r.Diagnostics.AddTargetError("s3.read", "cannot read the bucket", err)
-		return
-	}
-	_, changes, err := t.desired(l)
-	if err != nil {
-		r.Diagnostics.AddTargetError("s3.policy", "the live bucket policy cannot be merged", err)
-		return
-	}
-	r.Changes, r.PlanToken = changes, token(l, changes)
 }
 
 // Apply backs up the live configuration (0600), sets the encryption
 // default and the merged policy, then checks harden can still list the
 // bucket over TLS; any failure restores what was there.
 func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
-	t, ok := open(q.RequestContext, &r.Diagnostics)
+	p, ok := plan(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
 		return
 	}
-	l, err := t.read(ctx)
-	if err != nil {
-		r.Diagnostics.AddTargetError("s3.read", "cannot read the bucket", err)
-		return
-	}
-	wantPolicy, changes, err := t.desired(l)
-	if err != nil {
-		r.Diagnostics.AddTargetError("s3.policy", "the live bucket policy cannot be merged", err)
-		return
-	}
+	t, l, wantPolicy, changes := p.target, p.live, p.wantPolicy, p.changes
 	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(l, changes)) {
 		r.Diagnostics.AddTargetError("s3.plan_stale", "the bucket changed since the plan was made", errors.New("run harden plan again"))
 		return

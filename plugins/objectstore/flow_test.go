@@ -106,6 +106,9 @@ func TestFlow(t *testing.T) {
 	if pol, _ := tg.cl.GetBucketPolicy(ctx, "lake"); os.Getenv("HARDEN_DEBUG_CHECKS") != "" || !strings.Contains(pol, "OpsReadCurated") || !strings.Contains(pol, "HardenDenyUnencryptedUpload") {
 		t.Logf("policy after apply:\n%s", pol)
 	}
+	if _, err := tg.cl.PutObject(ctx, "lake", "curated/part-0", strings.NewReader("rows"), 4, minio.PutObjectOptions{ServerSideEncryption: tg.sseFor("curated/part-0")}); err != nil {
+		t.Fatal(err)
+	}
 	after, err := client.Verify(ctx, rc)
 	if err != nil || after.Diagnostics.HasError() {
 		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
@@ -153,7 +156,7 @@ func TestFlow(t *testing.T) {
 	erc := rc
 	erc.Target = sdk.NewTarget("lake", rc.Target.Connection, spJSON, map[string][]byte{"access_key": readKey(t, s.AccessKeyFile), "secret_key": readKey(t, s.SecretKeyFile)})
 	ev, _ := client.Verify(ctx, erc)
-	if c := byID(ev)["s3.envelope.records"]; c.Status != checks.Pass || !strings.Contains(c.Evidence, "coverage 3/3") {
+	if c := byID(ev)["s3.envelope.records"]; c.Status != checks.Pass || !strings.Contains(c.Evidence, "coverage 3/3") || byID(after)["s3.objects.encrypted"].Evidence != "coverage 1/1 objects, every one with an approved server-side encryption" {
 		t.Errorf("envelope records: %s %s", c.Status, c.Evidence)
 	}
 	if _, err := tg.cl.CopyObject(ctx, minio.CopyDestOptions{Bucket: "lake", Object: "env/d", Encryption: tg.sseFor("env/d")}, minio.CopySrcOptions{Bucket: "lake", Object: "env/a"}); err != nil {

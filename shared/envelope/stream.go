@@ -103,14 +103,17 @@ func (p *pipeline) run(w io.Writer, r io.Reader, want int, fn func(*chunk)) (int
 		cur := p.get()
 		n, err := io.ReadFull(r, cur[:want])
 		for {
-			var c *chunk
-			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				c = &chunk{index: index, err: err, done: make(chan struct{})}
+			// fail hands the writer a chunk that carries err and ends reading.
+			fail := func(err error) {
+				c := &chunk{index: index, err: err, done: make(chan struct{})}
 				close(c.done)
 				select {
 				case order <- c:
 				case <-stop:
 				}
+			}
+			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				fail(err)
 				return
 			}
 			final := n < want
@@ -126,15 +129,10 @@ func (p *pipeline) run(w io.Writer, r io.Reader, want int, fn func(*chunk)) (int
 				}
 			}
 			if index > maxChunks {
-				c = &chunk{index: index, err: fmt.Errorf("envelope: more than %d chunks: use a larger chunk size", uint64(maxChunks)), done: make(chan struct{})}
-				close(c.done)
-				select {
-				case order <- c:
-				case <-stop:
-				}
+				fail(fmt.Errorf("envelope: more than %d chunks: use a larger chunk size", uint64(maxChunks)))
 				return
 			}
-			c = &chunk{index: index, buf: cur[:n], final: final, done: make(chan struct{})}
+			c := &chunk{index: index, buf: cur[:n], final: final, done: make(chan struct{})}
 			select {
 			case order <- c:
 			case <-stop:

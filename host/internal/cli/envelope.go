@@ -117,14 +117,9 @@ func kekFrom(c *cli.Context, io IO) (envelope.KEK, error) {
 	}
 	cfg := vault.DefaultConfig()
 	cfg.Address = addr
-	tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca := c.String("vault-ca"); ca != "" {
-		pemData, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, err
-		}
-		tcfg.RootCAs = x509.NewCertPool()
-		tcfg.RootCAs.AppendCertsFromPEM(pemData)
+	tcfg, err := tlsWithCA(c.String("vault-ca"))
+	if err != nil {
+		return nil, err
 	}
 	cfg.HttpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tcfg}}
 	cl, err := vault.NewClient(cfg)
@@ -152,14 +147,9 @@ func s3From(c *cli.Context, io IO) (*minio.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca := c.String("ca-file"); ca != "" {
-		pemData, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, err
-		}
-		tcfg.RootCAs = x509.NewCertPool()
-		tcfg.RootCAs.AppendCertsFromPEM(pemData)
+	tcfg, err := tlsWithCA(c.String("ca-file"))
+	if err != nil {
+		return nil, err
 	}
 	return minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(ak, sk, ""), Secure: u.Scheme == "https",
 		Transport: &http.Transport{TLSClientConfig: tcfg, ResponseHeaderTimeout: 60 * time.Second}})
@@ -351,4 +341,22 @@ func objectRewrap(c *cli.Context, io IO) error {
 		return &ExitError{Code: ExitFindings, Err: fmt.Errorf("%d object(s) left under old KEK versions", len(rep.Debt))}
 	}
 	return nil
+}
+
+// tlsWithCA is a TLS client configuration trusting the PEM CA file (the
+// system roots when caFile is empty).
+func tlsWithCA(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pemData, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RootCAs = x509.NewCertPool()
+	if !cfg.RootCAs.AppendCertsFromPEM(pemData) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	return cfg, nil
 }
