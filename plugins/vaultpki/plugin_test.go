@@ -192,6 +192,28 @@ func TestFlow(t *testing.T) {
 			t.Errorf("verify as harden-verify: %s %s (%s): %s", c.ID, c.Status, c.Subject, c.Evidence)
 		}
 	}
+	// The issuer AppRole signs a CSR for another target; the KEK user's
+	// token makes data keys but cannot read or rotate anything else.
+	issuerReq := vaultRequest(t, v, "")
+	issuerReq.Target = sdk.NewTarget("vault", issuerReq.Target.Connection, issuerReq.Target.Spec, appRoleCreds(t, cl, "harden-issuer"))
+	if ir, err := client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: issuerReq, ForTarget: "warehouse-pg", Usage: "server",
+		CSRPEM: []byte(csrFor(t, "localhost")), TTL: 24 * time.Hour}); err != nil || ir.Diagnostics.HasError() || len(ir.Certificate.ChainPEM) == 0 {
+		t.Errorf("issue as harden-issuer: %v %v", err, ir.Diagnostics.Err())
+	}
+	kekTok, err := cl.Auth().Token().CreateWithContext(ctx, &tokenCreate{Policies: []string{"harden-kek-lake-kek"}, TTL: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, _ := client0(ctx, vaultRequest(t, v, kekTok.Auth.ClientToken))
+	if kc == nil {
+		t.Fatal("KEK user cannot log in")
+	}
+	if _, err := kc.Logical().WriteWithContext(ctx, "transit/datakey/plaintext/lake-kek", nil); err != nil {
+		t.Errorf("the KEK user cannot make a data key: %v", err)
+	}
+	if _, err := kc.Logical().WriteWithContext(ctx, "transit/keys/lake-kek/rotate", nil); err == nil {
+		t.Errorf("the KEK user could rotate the key")
+	}
 	if pr, _ := client.Plan(ctx, approle); !pr.Diagnostics.HasError() {
 		t.Errorf("the read-only verify role could plan (it cannot even read mounts)")
 	}
@@ -216,9 +238,10 @@ func TestFlow(t *testing.T) {
 	if !legacy {
 		t.Errorf("role legacy (max_ttl 8760h) not reported: %+v", statusOf(third, "vault.pki.roles"))
 	}
-	// Two denials since the previous verify: the read-only token's read and
-	// the verify role's refused plan (harden's own canaries are not counted).
-	if d := statusOf(third, "vault.audit.denied"); len(d) == 0 || !strings.HasPrefix(d[0].Evidence, "2 permission-denied") {
+	// Three denials since the previous verify: the KEK user's rotate, the
+	// verify role's refused plan and the read-only token's read (harden's
+	// own canaries are not counted).
+	if d := statusOf(third, "vault.audit.denied"); len(d) == 0 || !strings.HasPrefix(d[0].Evidence, "3 permission-denied") {
 		t.Errorf("denied requests since the previous verify: %+v", d)
 	}
 	// No token in any check or diagnostic.
@@ -341,4 +364,18 @@ func TestExportableKeyNeedsANewKey(t *testing.T) {
 	if cs := statusOf(vr, "vault.transit.keys"); len(cs) != 1 || cs[0].Status != checks.Fail || !strings.Contains(cs[0].Evidence, "exportable=true") {
 		t.Errorf("verify of an exportable key: %+v", cs)
 	}
+}
+
+// appRoleCreds logs nothing in: it fetches a role id and a new secret id of
+// an AppRole harden made, as an operator hands them to a routine job.
+func appRoleCreds(t *testing.T, cl *vault.Client, role string) map[string][]byte {
+	rid, err := cl.Logical().Read("auth/approle/role/" + role + "/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := cl.Logical().Write("auth/approle/role/"+role+"/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{"role_id": []byte(fmt.Sprint(rid.Data["role_id"])), "secret_id": []byte(fmt.Sprint(sid.Data["secret_id"]))}
 }
