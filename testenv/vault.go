@@ -224,3 +224,23 @@ func (v *Vault) Client() (*vault.Client, error) {
 	cl.SetToken(strings.TrimSpace(string(token)))
 	return cl, nil
 }
+
+// TransitKey mounts transit (once) and creates an aes256-gcm96 key: a KEK
+// for envelope-encryption tests. It returns the root client.
+func (v *Vault) TransitKey(name string) (*vault.Client, error) {
+	cl, err := v.Client()
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := cl.Sys().ListMounts()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := mounts["transit/"]; !ok {
+		if err := cl.Sys().Mount("transit", &vault.MountInput{Type: "transit"}); err != nil {
+			return nil, err
+		}
+	}
+	_, err = cl.Logical().Write("transit/keys/"+name, map[string]any{"type": "aes256-gcm96"})
+	return cl, err
+}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	vault "github.com/hashicorp/vault/api"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/harden-dev/harden/shared/envelope"
@@ -24,14 +23,8 @@ import (
 func BenchmarkRewrap(b *testing.B) {
 	s := testenv.SeaweedFSForTest(b)
 	v := testenv.VaultForTest(b)
-	vc, err := v.Client()
+	vc, err := v.TransitKey("k")
 	if err != nil {
-		b.Fatal(err)
-	}
-	if err := vc.Sys().Mount("transit", &vault.MountInput{Type: "transit"}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := vc.Logical().Write("transit/keys/k", map[string]any{"type": "aes256-gcm96"}); err != nil {
 		b.Fatal(err)
 	}
 	kek := &envelope.TransitKEK{Client: vc, Mount: "transit", Key: "k"}

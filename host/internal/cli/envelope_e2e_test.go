@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	vault "github.com/hashicorp/vault/api"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/harden-dev/harden/shared/envelope"
@@ -138,14 +137,8 @@ func stdioReadAll(r *minio.Object) ([]byte, error) {
 func rotationEnv(t *testing.T) (*testenv.SeaweedFS, *testenv.Vault, *minio.Client, *envelope.TransitKEK, []string) {
 	s := testenv.SeaweedFSForTest(t)
 	v := testenv.VaultForTest(t)
-	vc, err := v.Client()
+	vc, err := v.TransitKey("lake-kek")
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := vc.Sys().Mount("transit", &vault.MountInput{Type: "transit"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := vc.Logical().Write("transit/keys/lake-kek", map[string]any{"type": "aes256-gcm96"}); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := s.Client()
