@@ -50,11 +50,7 @@ func (s *SeaweedFS) Name() string { return "s3" }
 
 // SeaweedFSBinary finds the cached build.
 func SeaweedFSBinary() (string, error) {
-	out, err := exec.Command(filepath.Join(moduleRoot(), "scripts", "seaweedfs-build.sh"), "--check").Output()
-	if err != nil {
-		return "", fmt.Errorf("SeaweedFS is not built; run scripts/seaweedfs-build.sh (make setup does; ~10 minutes the first time)")
-	}
-	return strings.TrimSpace(string(out)), nil
+	return cachedBuild("seaweedfs-build.sh", "SeaweedFS", "~10 minutes")
 }
 
 func randomKey(n int) string {

@@ -43,9 +43,15 @@ func (v *Vault) Name() string { return "vault" }
 
 // VaultBinary finds the cached Vault build.
 func VaultBinary() (string, error) {
-	out, err := exec.Command(filepath.Join(moduleRoot(), "scripts", "vault-build.sh"), "--check").Output()
+	return cachedBuild("vault-build.sh", "the Vault dev server", "~20 minutes")
+}
+
+// cachedBuild asks a build script (scripts/<script> --check) for its cached
+// binary, or says how to build it.
+func cachedBuild(script, what, firstTime string) (string, error) {
+	out, err := exec.Command(filepath.Join(moduleRoot(), "scripts", script), "--check").Output()
 	if err != nil {
-		return "", fmt.Errorf("the Vault dev server is not built; run scripts/vault-build.sh (make setup does; ~20 minutes the first time)")
+		return "", fmt.Errorf("%s is not built; run scripts/%s (make setup does; %s the first time)", what, script, firstTime)
 	}
 	return strings.TrimSpace(string(out)), nil
 }

@@ -234,33 +234,18 @@ func (t *target) multipartAccepted(ctx context.Context, subject string) checks.C
 
 // sample inspects up to spec.sample objects with HeadObject.
 func (t *target) sample(ctx context.Context, subject string) checks.Check {
-	limit := t.spec.Sample
-	if limit == 0 {
-		limit = 100
-	}
-	total, checked := 0, 0
 	var plain []string
-	for obj := range t.cl.ListObjects(ctx, t.spec.Bucket, minio.ListObjectsOptions{Recursive: true}) {
-		if obj.Err != nil {
-			return checks.Errored("s3.objects.encrypted", subject, obj.Err)
-		}
-		if strings.HasPrefix(obj.Key, "harden-verify/") {
-			continue
-		}
-		total++
-		if checked >= limit {
-			continue
-		}
-		checked++
-		st, err := t.cl.StatObject(ctx, t.spec.Bucket, obj.Key, minio.StatObjectOptions{})
+	checked, total, err := t.eachSampled(ctx, "", func(key string, st minio.ObjectInfo, err error) {
 		if err != nil {
-			plain = append(plain, obj.Key+" (HeadObject: "+err.Error()+")")
-			continue
+			plain = append(plain, key+" (HeadObject: "+err.Error()+")")
+			return
 		}
-		alg := st.Metadata.Get("X-Amz-Server-Side-Encryption")
-		if !slices.Contains(approvedAlgorithms(t.spec), alg) {
-			plain = append(plain, fmt.Sprintf("%s (%q)", obj.Key, alg))
+		if alg := st.Metadata.Get("X-Amz-Server-Side-Encryption"); !slices.Contains(approvedAlgorithms(t.spec), alg) {
+			plain = append(plain, fmt.Sprintf("%s (%q)", key, alg))
 		}
+	})
+	if err != nil {
+		return checks.Errored("s3.objects.encrypted", subject, err)
 	}
 	if total == 0 {
 		return checks.New("s3.objects.encrypted", checks.Skip, subject, "no objects in the bucket to sample yet")
@@ -349,41 +334,27 @@ func dirSize(dir string) (int64, error) {
 // share a DEK commitment (a reused data key), and records under a KEK
 // version older than the newest seen are rewrap debt.
 func (t *target) envelopeRecords(ctx context.Context, subject string) checks.Check {
-	limit := t.spec.Sample
-	if limit == 0 {
-		limit = 100
-	}
 	seen := map[string]string{}
 	versions := map[int]int{}
 	var missing, reused []string
-	checked, total := 0, 0
-	for obj := range t.cl.ListObjects(ctx, t.spec.Bucket, minio.ListObjectsOptions{Prefix: t.spec.Envelope.Prefix, Recursive: true}) {
-		if obj.Err != nil {
-			return checks.Errored("s3.envelope.records", subject, obj.Err)
-		}
-		if strings.HasPrefix(obj.Key, "harden-verify/") {
-			continue
-		}
-		total++
-		if checked >= limit {
-			continue
-		}
-		checked++
-		st, err := t.cl.StatObject(ctx, t.spec.Bucket, obj.Key, minio.StatObjectOptions{})
+	checked, total, err := t.eachSampled(ctx, t.spec.Envelope.Prefix, func(key string, st minio.ObjectInfo, err error) {
 		if err != nil {
-			missing = append(missing, obj.Key+" (HeadObject: "+err.Error()+")")
-			continue
+			missing = append(missing, key+" (HeadObject: "+err.Error()+")")
+			return
 		}
 		rec, err := envelope.ParseRecord(st.UserMetadata)
 		if err != nil || rec.KEK != t.spec.Envelope.KEK {
-			missing = append(missing, obj.Key)
-			continue
+			missing = append(missing, key)
+			return
 		}
 		if other, dup := seen[rec.Commitment]; dup {
-			reused = append(reused, obj.Key+" = "+other)
+			reused = append(reused, key+" = "+other)
 		}
-		seen[rec.Commitment] = obj.Key
+		seen[rec.Commitment] = key
 		versions[rec.KEKVersion]++
+	})
+	if err != nil {
+		return checks.Errored("s3.envelope.records", subject, err)
 	}
 	newest, debt := 0, 0
 	for v := range versions {
@@ -404,4 +375,30 @@ func (t *target) envelopeRecords(ctx context.Context, subject string) checks.Che
 		return checks.New("s3.envelope.records", checks.Warn, subject, ev+": run harden objectstore rewrap")
 	}
 	return checks.Passed("s3.envelope.records", subject, ev+"; every record has its own data key")
+}
+
+// eachSampled lists the objects under prefix (harden's own verify objects
+// left out) and HEADs up to spec.sample of them (100 by default), handing
+// each to fn; it returns how many were inspected and how many exist.
+func (t *target) eachSampled(ctx context.Context, prefix string, fn func(key string, st minio.ObjectInfo, err error)) (checked, total int, err error) {
+	limit := t.spec.Sample
+	if limit == 0 {
+		limit = 100
+	}
+	for obj := range t.cl.ListObjects(ctx, t.spec.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return checked, total, obj.Err
+		}
+		if strings.HasPrefix(obj.Key, "harden-verify/") {
+			continue
+		}
+		total++
+		if checked >= limit {
+			continue
+		}
+		checked++
+		st, err := t.cl.StatObject(ctx, t.spec.Bucket, obj.Key, minio.StatObjectOptions{})
+		fn(obj.Key, st, err)
+	}
+	return checked, total, nil
 }

@@ -257,25 +257,19 @@ func roleSpecs(st *settings) []roleSpec {
 			"allow_any_name": false, "allow_glob_domains": false, "allow_subdomains": false, "allow_bare_domains": true,
 			"allow_wildcard_certificates": st.spec.PKI.AllowWildcards, "key_usage": []any{"DigitalSignature"}, "use_csr_common_name": true, "use_csr_sans": true}
 	}
-	server := common()
-	server["allowed_domains"] = toAny(st.serverNames)
-	server["allow_localhost"] = true
-	server["allow_ip_sans"] = true
-	server["enforce_hostnames"] = true
-	server["server_flag"], server["client_flag"] = true, false
-	client := common()
-	client["allowed_domains"] = toAny(st.clientNames)
-	client["allow_localhost"] = false
-	client["allow_ip_sans"] = false
-	client["enforce_hostnames"] = false
-	client["server_flag"], client["client_flag"] = false, true
+	// role: the common fields, the names it may issue, and its purpose; a
+	// server (or peer) role issues hostnames and IPs, a client role names.
+	role := func(names []string, server, client bool) map[string]any {
+		r := common()
+		r["allowed_domains"] = toAny(names)
+		r["allow_localhost"], r["allow_ip_sans"], r["enforce_hostnames"] = server, server, server
+		r["server_flag"], r["client_flag"] = server, client
+		return r
+	}
+	server := role(st.serverNames, true, false)
+	client := role(st.clientNames, false, true)
 	// A node that is server and client at once (a Kafka broker under mTLS).
-	peer := common()
-	peer["allowed_domains"] = toAny(st.serverNames)
-	peer["allow_localhost"] = true
-	peer["allow_ip_sans"] = true
-	peer["enforce_hostnames"] = true
-	peer["server_flag"], peer["client_flag"] = true, true
+	peer := role(st.serverNames, true, true)
 	return []roleSpec{{st.serverRole, server}, {st.clientRole, client}, {st.serverRole + "-peer", peer}}
 }
 

@@ -171,13 +171,9 @@ func objectPut(c *cli.Context, io IO) error {
 	if c.NArg() != 2 {
 		return exitf(ExitConfig, "usage: harden objectstore put [flags] FILE KEY")
 	}
-	kek, err := kekFrom(c, io)
+	kek, cl, err := kekAndS3(c, io)
 	if err != nil {
-		return exitf(ExitConfig, "%v", err)
-	}
-	cl, err := s3From(c, io)
-	if err != nil {
-		return exitf(ExitConfig, "%v", err)
+		return err
 	}
 	sse, err := sseFrom(c)
 	if err != nil {
@@ -204,13 +200,9 @@ func objectGet(c *cli.Context, io IO) error {
 	if c.NArg() != 2 {
 		return exitf(ExitConfig, "usage: harden objectstore get [flags] KEY FILE")
 	}
-	kek, err := kekFrom(c, io)
+	kek, cl, err := kekAndS3(c, io)
 	if err != nil {
-		return exitf(ExitConfig, "%v", err)
-	}
-	cl, err := s3From(c, io)
-	if err != nil {
-		return exitf(ExitConfig, "%v", err)
+		return err
 	}
 	var rec envelope.Record
 	err = envelope.WriteFileAtomic(c.Args().Get(1), 0o600, func(w stdio.Writer) error {
@@ -290,17 +282,13 @@ func envelopeFile(c *cli.Context, io IO, enc bool) error {
 }
 
 func objectRewrap(c *cli.Context, io IO) error {
-	kek, err := kekFrom(c, io)
+	kek, cl, err := kekAndS3(c, io)
 	if err != nil {
-		return exitf(ExitConfig, "%v", err)
+		return err
 	}
 	tk, ok := kek.(*envelope.TransitKEK)
 	if !ok {
 		return exitf(ExitConfig, "rewrap needs a Vault transit KEK (--transit-key): a local KEK file has no versions")
-	}
-	cl, err := s3From(c, io)
-	if err != nil {
-		return exitf(ExitConfig, "%v", err)
 	}
 	if c.Bool("rotate") {
 		if _, err := tk.Client.Logical().WriteWithContext(c.Context, tk.Mount+"/keys/"+tk.Key+"/rotate", nil); err != nil {
@@ -359,4 +347,17 @@ func tlsWithCA(caFile string) (*tls.Config, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
 	}
 	return cfg, nil
+}
+
+// kekAndS3 builds the KEK and the S3 client the flags name (usage errors).
+func kekAndS3(c *cli.Context, io IO) (envelope.KEK, *minio.Client, error) {
+	kek, err := kekFrom(c, io)
+	if err != nil {
+		return nil, nil, exitf(ExitConfig, "%v", err)
+	}
+	cl, err := s3From(c, io)
+	if err != nil {
+		return nil, nil, exitf(ExitConfig, "%v", err)
+	}
+	return kek, cl, nil
 }
