@@ -496,15 +496,25 @@ func token(steps []step) []byte {
 	return h.Sum(nil)
 }
 
+// planSteps logs in and reads Vault's state into the steps apply would
+// take; failures go on d.
+func planSteps(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (*vault.Client, []step, bool) {
+	st, cl, ok := connect(ctx, q, d)
+	if !ok {
+		return nil, nil, false
+	}
+	steps, err := desired(ctx, cl, st, d)
+	if err != nil {
+		readError(d, err)
+		return nil, nil, false
+	}
+	return cl, steps, true
+}
+
 // Plan lists the steps apply would take.
 func (vaultPKI) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
-	st, cl, ok := connect(ctx, q.RequestContext, &r.Diagnostics)
+	_, steps, ok := planSteps(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
-		return
-	}
-	steps, err := desired(ctx, cl, st, &r.Diagnostics)
-	if err != nil {
-		readError(&r.Diagnostics, err)
 		return
 	}
 	for _, s := range steps {
@@ -517,13 +527,8 @@ func (vaultPKI) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 // undoes this run's steps, newest first. Nothing destructive: CAs are
 // never re-generated, keys never deleted.
 func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
-	st, cl, ok := connect(ctx, q.RequestContext, &r.Diagnostics)
+	cl, steps, ok := planSteps(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
-		return
-	}
-	steps, err := desired(ctx, cl, st, &r.Diagnostics)
-	if err != nil {
-		readError(&r.Diagnostics, err)
 		return
 	}
 	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(steps)) {
