@@ -84,6 +84,12 @@ type Check struct {
 	References  []string
 	// Subject is the endpoint or resource looked at.
 	Subject string
+	// Inconclusive counts the observations behind this check that could not
+	// conclude (see Reduce); text and JSON reports sum them.
+	Inconclusive int
+	// ConfigurationOnly: the evidence was read from configuration, not
+	// observed (see Configured).
+	ConfigurationOnly bool
 }
 
 // New builds a check from the registry's definition of id.

@@ -15,6 +15,10 @@ type Definition struct {
 	Remediation string
 	// References: seed checklist items ("seed:..."), CIS controls, RFCs.
 	References []string
+	// BestEffort: an inconclusive observation makes the check a warning
+	// instead of an error (Reduce). Say in the title's definition why the
+	// check cannot always observe.
+	BestEffort bool
 }
 
 var (

@@ -259,7 +259,8 @@ func checksToPB(in []Check) []*pb.Check {
 	for _, c := range in {
 		out = append(out, &pb.Check{Id: validUTF8(c.ID), Status: pb.Check_Status(c.Status), Severity: pb.Check_Severity(c.Severity),
 			Title: validUTF8(c.Title), Evidence: validUTF8(c.Evidence), Remediation: validUTF8(c.Remediation),
-			References: c.References, Subject: validUTF8(c.Subject)})
+			References: c.References, Subject: validUTF8(c.Subject), Inconclusive: int32(c.Inconclusive),
+			ConfigurationOnly: c.ConfigurationOnly})
 	}
 	return out
 }
@@ -269,7 +270,7 @@ func checksFromPB(in []*pb.Check) []Check {
 	for _, c := range in {
 		out = append(out, Check{ID: c.GetId(), Status: checks.Status(c.GetStatus()), Severity: checks.Severity(c.GetSeverity()),
 			Title: c.GetTitle(), Evidence: c.GetEvidence(), Remediation: c.GetRemediation(), References: c.GetReferences(),
-			Subject: c.GetSubject()})
+			Subject: c.GetSubject(), Inconclusive: int(c.GetInconclusive()), ConfigurationOnly: c.GetConfigurationOnly()})
 	}
 	return out
 }

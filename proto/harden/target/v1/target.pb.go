@@ -1437,9 +1437,15 @@ type Check struct {
 	// Seed checklist items, CIS controls, RFCs.
 	References []string `protobuf:"bytes,7,rep,name=references,proto3" json:"references,omitempty"`
 	// Endpoint or resource the check looked at.
-	Subject       string `protobuf:"bytes,8,opt,name=subject,proto3" json:"subject,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Subject string `protobuf:"bytes,8,opt,name=subject,proto3" json:"subject,omitempty"`
+	// How many observations behind this check could not conclude (timeout,
+	// reset, garbled answer, permission denied). A check with inconclusive
+	// observations is never a pass.
+	Inconclusive int32 `protobuf:"varint,9,opt,name=inconclusive,proto3" json:"inconclusive,omitempty"`
+	// The evidence was read from configuration, not observed live.
+	ConfigurationOnly bool `protobuf:"varint,10,opt,name=configuration_only,json=configurationOnly,proto3" json:"configuration_only,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Check) Reset() {
@@ -1526,6 +1532,20 @@ func (x *Check) GetSubject() string {
 		return x.Subject
 	}
 	return ""
+}
+
+func (x *Check) GetInconclusive() int32 {
+	if x != nil {
+		return x.Inconclusive
+	}
+	return 0
+}
+
+func (x *Check) GetConfigurationOnly() bool {
+	if x != nil {
+		return x.ConfigurationOnly
+	}
+	return false
 }
 
 type ValidateSpecRequest struct {
@@ -2437,7 +2457,7 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\rACTION_CREATE\x10\x01\x12\x11\n" +
 	"\rACTION_UPDATE\x10\x02\x12\x11\n" +
 	"\rACTION_DELETE\x10\x03\x12\x0f\n" +
-	"\vACTION_NOOP\x10\x04\"\x9e\x04\n" +
+	"\vACTION_NOOP\x10\x04\"\xf1\x04\n" +
 	"\x05Check\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1e.harden.target.v1.Check.StatusR\x06status\x12<\n" +
@@ -2448,7 +2468,10 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\n" +
 	"references\x18\a \x03(\tR\n" +
 	"references\x12\x18\n" +
-	"\asubject\x18\b \x01(\tR\asubject\"v\n" +
+	"\asubject\x18\b \x01(\tR\asubject\x12\"\n" +
+	"\finconclusive\x18\t \x01(\x05R\finconclusive\x12-\n" +
+	"\x12configuration_only\x18\n" +
+	" \x01(\bR\x11configurationOnly\"v\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vSTATUS_PASS\x10\x01\x12\x0f\n" +
