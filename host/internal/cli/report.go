@@ -25,6 +25,9 @@ type report struct {
 	Profile       string         `json:"profile"`
 	Targets       []targetReport `json:"targets"`
 	Summary       map[string]int `json:"summary,omitempty"`
+	// Inconclusive (verify) sums the inconclusive observations of every
+	// check: what could not be told apart from a refusal or an acceptance.
+	Inconclusive *int `json:"inconclusive,omitempty"`
 }
 
 type targetReport struct {
@@ -36,7 +39,9 @@ type targetReport struct {
 	Changes     []changeReport   `json:"changes,omitempty"`
 	Artifacts   []artifactReport `json:"artifacts,omitempty"`
 	Diagnostics []diagReport     `json:"diagnostics,omitempty"`
-	configError bool
+	// Inconclusive (verify): the target's checks' inconclusive observations.
+	Inconclusive *int `json:"inconclusive,omitempty"`
+	configError  bool
 }
 
 type checkReport struct {
@@ -48,6 +53,11 @@ type checkReport struct {
 	Evidence    string   `json:"evidence"`
 	Remediation string   `json:"remediation,omitempty"`
 	References  []string `json:"references"`
+	// Inconclusive observations behind the check (checks.Reduce).
+	Inconclusive int `json:"inconclusive"`
+	// ConfigurationOnly: the evidence was read from configuration, not
+	// observed on the live system (checks.Configured).
+	ConfigurationOnly bool `json:"configuration_only"`
 }
 
 type changeReport struct {
@@ -197,13 +207,23 @@ func (r *report) exit() error {
 
 func (r *report) print(w io.Writer, format, command string) error {
 	r.Command = command
+	configOnly := 0
 	if command == "verify" {
 		r.Summary = map[string]int{}
-		for _, t := range r.Targets {
-			for _, c := range t.Checks {
+		total := 0
+		for i := range r.Targets {
+			n := 0
+			for _, c := range r.Targets[i].Checks {
 				r.Summary[c.Status]++
+				n += c.Inconclusive
+				if c.ConfigurationOnly {
+					configOnly++
+				}
 			}
+			r.Targets[i].Inconclusive = &n
+			total += n
 		}
+		r.Inconclusive = &total
 	}
 	if format == "json" {
 		return writeJSON(w, r)
@@ -223,7 +243,18 @@ func (r *report) print(w io.Writer, format, command string) error {
 			}
 		}
 		for _, c := range t.Checks {
-			fmt.Fprintf(w, "  %-5s %-8s %-34s %s\n", strings.ToUpper(c.Status), c.Severity, c.ID, c.Subject)
+			var tags []string
+			if c.ConfigurationOnly {
+				tags = append(tags, "configuration only")
+			}
+			if c.Inconclusive > 0 {
+				tags = append(tags, fmt.Sprintf("%d inconclusive", c.Inconclusive))
+			}
+			tag := ""
+			if len(tags) > 0 {
+				tag = " [" + strings.Join(tags, ", ") + "]"
+			}
+			fmt.Fprintf(w, "  %-5s %-8s %-34s %s%s\n", strings.ToUpper(c.Status), c.Severity, c.ID, c.Subject, tag)
 			fmt.Fprintf(w, "        observed: %s\n", c.Evidence)
 			if c.Status == checks.Fail.String() && c.Remediation != "" {
 				fmt.Fprintf(w, "        fix: %s\n", c.Remediation)
@@ -246,6 +277,9 @@ func (r *report) print(w io.Writer, format, command string) error {
 			}
 			fmt.Fprintln(w)
 		}
+		if t.Inconclusive != nil && *t.Inconclusive > 0 {
+			fmt.Fprintf(w, "  %d inconclusive observation(s) in %s's checks\n", *t.Inconclusive, t.Name)
+		}
 		if command == "plan" && t.Status == "ok" && t.pending() == 0 {
 			fmt.Fprintln(w, "  no changes")
 		}
@@ -263,8 +297,8 @@ func (r *report) print(w io.Writer, format, command string) error {
 		}
 	}
 	if command == "verify" {
-		fmt.Fprintf(w, "\nSummary: %d passed, %d failed, %d warnings, %d skipped, %d errors\n",
-			r.Summary["pass"], r.Summary["fail"], r.Summary["warn"], r.Summary["skip"], r.Summary["error"])
+		fmt.Fprintf(w, "\nSummary: %d passed, %d failed, %d warnings, %d skipped, %d errors; %d inconclusive observations, %d configuration-only checks\n",
+			r.Summary["pass"], r.Summary["fail"], r.Summary["warn"], r.Summary["skip"], r.Summary["error"], *r.Inconclusive, configOnly)
 	}
 	if command == "plan" {
 		fmt.Fprintf(w, "\nPlan: %d change(s) pending\n", r.pendingChanges())
@@ -280,7 +314,8 @@ func checkReports(in []sdk.Check) []checkReport {
 			refs = []string{}
 		}
 		out = append(out, checkReport{ID: c.ID, Status: c.Status.String(), Severity: c.Severity.String(), Title: c.Title,
-			Subject: c.Subject, Evidence: c.Evidence, Remediation: c.Remediation, References: refs})
+			Subject: c.Subject, Evidence: c.Evidence, Remediation: c.Remediation, References: refs,
+			Inconclusive: c.Inconclusive, ConfigurationOnly: c.ConfigurationOnly})
 	}
 	return out
 }

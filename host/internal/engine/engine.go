@@ -49,6 +49,25 @@ func (e *Error) Unwrap() error { return e.Err }
 func configErr(err error) error { return &Error{KindConfig, err} }
 func pluginErr(err error) error { return &Error{KindPlugin, err} }
 
+// CertificateSourceError: the policy's certificate source could not hand
+// out a target's trust material (e.g. vault-pki before its CA exists). In
+// NoIssue mode (verify) Request returns it together with a request that
+// lacks that material, so verify can still prove what it can — but the
+// target must end in error with this reason: checks that needed the CA
+// could not run, they are not "not applicable".
+type CertificateSourceError struct {
+	Target string
+	// Source is the certificate source and the target that serves it.
+	Source string
+	Err    error
+}
+
+func (e *CertificateSourceError) Error() string {
+	return fmt.Sprintf("target %s: certificate source %s could not provide the policy CA, so nothing that needs it was verified: %v", e.Target, e.Source, e.Err)
+}
+
+func (e *CertificateSourceError) Unwrap() error { return e.Err }
+
 // UnknownPluginError: no usable binary of that name in the plugin dirs.
 type UnknownPluginError struct {
 	Name string
@@ -350,16 +369,22 @@ func OpenForPolicy(ctx context.Context, opts Options, pol *policy.Policy) (*Engi
 
 // Request builds the request context for target t: the policy context, only
 // t's secrets, and t's certificate material.
+//
+// One error comes with a usable request: in NoIssue mode (verify) a
+// *CertificateSourceError is returned together with the request without the
+// material the source could not provide. The caller runs what it can and
+// must still report the target as failed with that error.
 func (e *Engine) Request(ctx context.Context, pol *policy.Policy, t policy.Target, getenv func(string) (string, bool)) (sdk.RequestContext, error) {
 	secrets, err := pol.ResolveSecrets(t, getenv)
 	if err != nil {
 		return sdk.RequestContext{}, configErr(err)
 	}
 	certs, err := e.certificates(ctx, pol, t)
-	if err != nil {
+	var source *CertificateSourceError
+	if err != nil && !errors.As(err, &source) {
 		return sdk.RequestContext{}, err
 	}
-	return sdk.RequestContext{Policy: pol.Context(), Target: sdk.NewTarget(t.Name, t.Connection, t.Spec, secrets), Certificates: certs}, nil
+	return sdk.RequestContext{Policy: pol.Context(), Target: sdk.NewTarget(t.Name, t.Connection, t.Spec, secrets), Certificates: certs}, err
 }
 
 // certificates loads t's certificate material from the policy's source.
@@ -432,7 +457,8 @@ func (e *Engine) certificates(ctx context.Context, pol *policy.Policy, t policy.
 // are valid beyond renew_before — so a second apply changes nothing. The
 // CA bundle and CRLs come fresh from the issuer on every request. With
 // NoIssue (verify) nothing is issued: stored material is used as it is, and
-// a missing CA or certificate leaves it out.
+// a missing certificate leaves it out; a CA the source cannot provide is a
+// *CertificateSourceError (Request still returns the rest).
 func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target, c sdk.Certificates) (sdk.Certificates, error) {
 	issuerTarget, _ := pol.Target(pol.Certificates.VaultTarget)
 	p, ok := e.Plugins[issuerTarget.Plugin]
@@ -455,13 +481,20 @@ func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target,
 		return r.Certificate, nil
 	}
 	ca, err := call("ca", "", nil, nil)
-	if err != nil {
-		if e.NoIssue {
-			// verify proves what is live: without a CA from the source yet it
-			// runs without one (trust checks say so) rather than not at all.
-			return c, nil
-		}
+	if err == nil && len(ca.CABundlePEM) == 0 {
+		err = pluginErr(fmt.Errorf("target %s: certificate source %s returned no CA bundle", t.Name, issuerTarget.Name))
+	}
+	if err == nil {
+		err = checkCerts(ca.CABundlePEM)
+	}
+	if err != nil && !e.NoIssue {
 		return c, err
+	}
+	if err != nil {
+		// Never silently without a CA: every trust check would turn into a
+		// "no CA given" skip. verify still runs what it can without the
+		// CA, and the target ends in this error.
+		return c, &CertificateSourceError{Target: t.Name, Source: "vault-pki (target " + issuerTarget.Name + ")", Err: err}
 	}
 	c.CABundlePEM, c.CRLPEM = ca.CABundlePEM, ca.CRLPEM
 	dir := filepath.Join(pol.Certificates.VaultStoreDir, t.Name)

@@ -53,7 +53,7 @@ func (echo) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse
 	 "properties":{"address":{"type":"string"},"state_file":{"type":"string"},"token_env":{"type":"string"}}}`)
 	r.Spec = []byte(`{"type":"object","additionalProperties":false,"properties":{
 	 "settings":{"type":"object","additionalProperties":{"type":"string"}},
-	 "mode":{"enum":["normal","crash","hang","stdout"]},
+	 "mode":{"enum":["normal","crash","hang","stdout","empty","allskip","invalid","evidence","issuer-fail","issuer-empty"]},
 	 "forbidden_env":{"type":"array","items":{"type":"string"}}}}`)
 }
 
@@ -193,6 +193,39 @@ func (echo) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespon
 		time.Sleep(time.Hour) // ignores cancellation on purpose
 	case "stdout":
 		fmt.Println("oops, stdout")
+	case "empty":
+		return // zero checks: the host must not call that a pass
+	case "allskip":
+		r.Checks = append(r.Checks, sdk.NotApplicable("echo.reachable", c.Address, "not applicable in mode allskip"),
+			sdk.NotApplicable("echo.env.clean", q.Target.Name, "not applicable in mode allskip"))
+		return
+	case "invalid":
+		// What a buggy or hostile plugin might send: the host must turn
+		// each into an error.
+		badSeverity := sdk.Failed("echo.reachable", c.Address, "fail with an unknown severity")
+		badSeverity.Severity = 0
+		badStatus := sdk.Passed("echo.env.clean", q.Target.Name, "unknown status")
+		badStatus.Status = 42
+		badID := sdk.Passed("Echo Reachable!", c.Address, "invalid id")
+		passWithUnknown := sdk.Passed("echo.secret.received", q.Target.Name, "a pass despite an inconclusive observation")
+		passWithUnknown.Inconclusive = 1
+		r.Checks = append(r.Checks, badSeverity, badStatus, badID, passWithUnknown)
+		return
+	case "evidence":
+		// Inconclusive and configuration-only evidence, as the reduction
+		// helpers make it.
+		r.Checks = append(r.Checks,
+			sdk.Reduce("echo.reachable", c.Address, sdk.Good("answered OK"), sdk.Unknown("second PING", "timeout"), sdk.Unknown("third PING", "reset")),
+			sdk.Configured("echo.env.clean", q.Target.Name, "env says clean", true),
+			sdk.Configured("echo.secret.received", q.Target.Name, "a config file says so", true))
+		forged := sdk.Passed("echo.env.clean", "forged", "a high-severity pass on configuration alone")
+		forged.ConfigurationOnly = true
+		r.Checks = append(r.Checks, forged)
+		return
+	}
+	if q.Policy.CertificateSource != "" && len(q.Certificates.CABundlePEM) == 0 {
+		// What the probe reports without a CA.
+		r.Checks = append(r.Checks, sdk.NotApplicable("tls.certificate.trusted", c.Address, "no CA given to verify against"))
 	}
 	if err := ping(ctx, c.Address); err != nil {
 		r.Checks = append(r.Checks, sdk.Errored("echo.reachable", c.Address, err))
@@ -213,6 +246,20 @@ func (echo) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespon
 			r.Checks = append(r.Checks, sdk.Failed("echo.secret.received", q.Target.Name, "no token in the request"))
 		}
 	}
+}
+
+// IssueCertificate makes echo a stand-in for a certificate source (built as
+// harden-plugin-vaultpki): it never issues; its target's mode says how it
+// fails.
+func (echo) IssueCertificate(_ context.Context, q sdk.IssueCertificateRequest, r *sdk.IssueCertificateResponse) {
+	_, s, ok := decode(q.RequestContext, &r.Diagnostics)
+	if !ok {
+		return
+	}
+	if s.Mode == "issuer-empty" {
+		return // success without a CA bundle
+	}
+	r.Diagnostics.AddTargetError("echo.issuer", "no CA yet: run harden apply --target "+q.Target.Name+" first", nil)
 }
 
 // ping sends "PING" and expects "OK"; it waits as long as ctx allows.
