@@ -26,34 +26,28 @@ type Expectations struct {
 	Now time.Time
 }
 
-// Checks turns observations into checks. Every check's evidence is what the
-// server did; nothing is inferred from configuration.
+// Checks turns observations into checks by the reduction rules of
+// shared/checks: a check passes only when every observation it needs is
+// conclusive and good; an inconclusive one makes it an error; nothing is
+// inferred from configuration.
 func (r *Result) Checks(e Expectations) []checks.Check {
 	if e.Now.IsZero() {
 		e.Now = time.Now()
 	}
 	subj := r.Address
 	if r.ConnectErr != nil {
-		return []checks.Check{checks.Errored("tls.enabled", subj, fmt.Errorf("endpoint unreachable: %w", r.ConnectErr))}
+		return []checks.Check{checks.Errored("tls.enabled", subj, fmt.Errorf("endpoint unreachable: %s", failureKind(r.ConnectErr)))}
 	}
 	var out []checks.Check
-	switch p := r.Plaintext; {
-	case p.Err != nil:
-		out = append(out, checks.Errored("tls.plaintext.refused", subj, p.Err))
-	case !p.Tested:
-		out = append(out, checks.New("tls.plaintext.refused", checks.Skip, subj, "the "+r.Dialect+" dialect has no plaintext session to attempt"))
-	case p.Accepted:
-		out = append(out, checks.Failed("tls.plaintext.refused", subj, p.Evidence))
+	switch p := r.Plaintext; p.Outcome {
+	case NotAttempted:
+		out = append(out, checks.NotApplicable("tls.plaintext.refused", subj, "the "+r.Dialect+" dialect has no plaintext session to attempt"))
 	default:
-		out = append(out, checks.Passed("tls.plaintext.refused", subj, p.Evidence))
+		out = append(out, checks.Reduce("tls.plaintext.refused", subj, Observation{p.Outcome, p.Evidence}.Judge(Refused, "plaintext session")))
 	}
 	accepted := r.AcceptedVersions()
 	if len(accepted) == 0 {
-		ev := "no TLS version accepted"
-		if r.TLSRefused {
-			ev = r.TLSEvidence
-		}
-		return append(out, checks.Failed("tls.enabled", subj, ev))
+		return append(out, r.enabledCheck())
 	}
 	out = append(out, checks.Passed("tls.enabled", subj, "TLS handshake completed ("+versionList(accepted)+")"))
 	out = append(out, r.versionCheck(e.Profile))
@@ -66,6 +60,36 @@ func (r *Result) Checks(e Expectations) []checks.Check {
 	return out
 }
 
+// enabledCheck judges an endpoint that accepted no TLS version: conclusive
+// when the server declined TLS in its own words, refused every version, or
+// answered a plaintext session on the same port; otherwise inconclusive.
+func (r *Result) enabledCheck() checks.Check {
+	var unknown []string
+	for _, p := range r.Protocols {
+		if p.Outcome != Refused {
+			unknown = append(unknown, p.Evidence)
+		}
+	}
+	switch {
+	case r.TLSRefused:
+		return checks.Failed("tls.enabled", r.Address, r.TLSEvidence)
+	case len(unknown) == 0:
+		return checks.Failed("tls.enabled", r.Address, "no TLS version accepted: "+protocolEvidence(r.Protocols))
+	case r.Plaintext.Outcome == Accepted:
+		return checks.Failed("tls.enabled", r.Address, "the port speaks plaintext ("+r.Plaintext.Evidence+") and accepted no ClientHello ("+strings.Join(unknown, "; ")+")")
+	}
+	c := checks.Reduce("tls.enabled", r.Address, checks.Unknown("TLS handshake", "no TLS version accepted and "+strings.Join(unknown, "; ")))
+	return c
+}
+
+func protocolEvidence(ps []Protocol) string {
+	var parts []string
+	for _, p := range ps {
+		parts = append(parts, p.Evidence)
+	}
+	return strings.Join(parts, "; ")
+}
+
 func versionList(vs []uint16) string {
 	names := make([]string, len(vs))
 	for i, v := range vs {
@@ -75,81 +99,82 @@ func versionList(vs []uint16) string {
 }
 
 func (r *Result) versionCheck(p tlsprofile.Profile) checks.Check {
-	var bad, missing, refused []uint16
+	var obs []checks.Observation
+	var missing []uint16
 	for _, pr := range r.Protocols {
+		name := tlsprofile.VersionName(pr.Version)
 		switch {
+		case pr.Outcome == Inconclusive:
+			obs = append(obs, checks.Unknown(name, strings.TrimPrefix(pr.Evidence, name+" not tested: ")))
 		case pr.Accepted && !p.AllowsVersion(pr.Version):
-			bad = append(bad, pr.Version)
-		case !pr.Accepted && p.AllowsVersion(pr.Version):
-			missing = append(missing, pr.Version)
-		case !pr.Accepted:
-			refused = append(refused, pr.Version)
+			obs = append(obs, checks.Bad(fmt.Sprintf("%s handshake accepted, not allowed by the %s profile", name, p.Name)))
+		case pr.Accepted:
+			obs = append(obs, checks.Good(name+" accepted"))
+		default:
+			if p.AllowsVersion(pr.Version) {
+				missing = append(missing, pr.Version)
+			}
+			obs = append(obs, checks.Good(pr.Evidence))
 		}
 	}
-	ev := "accepted: " + versionList(r.AcceptedVersions())
-	if len(refused) > 0 {
-		ev += "; refused: " + versionList(refused)
+	c := checks.Reduce("tls.protocol.versions", r.Address, obs...)
+	if c.Status == checks.Pass && len(missing) > 0 {
+		c.Status = checks.Warn
+		c.Evidence = fmt.Sprintf("%s refused although the %s profile allows it; %s", versionList(missing), p.Name, c.Evidence)
 	}
-	if len(bad) > 0 {
-		return checks.Failed("tls.protocol.versions", r.Address, fmt.Sprintf("%s handshake accepted, not allowed by the %s profile (%s)", versionList(bad), p.Name, ev))
-	}
-	if len(missing) > 0 {
-		c := checks.New("tls.protocol.versions", checks.Warn, r.Address, fmt.Sprintf("%s refused although the %s profile allows it (%s)", versionList(missing), p.Name, ev))
-		return c
-	}
-	return checks.Passed("tls.protocol.versions", r.Address, ev)
+	return c
 }
 
 func (r *Result) cipherCheck(p tlsprofile.Profile) checks.Check {
-	var bad, good []string
+	var obs []checks.Observation
 	for _, c := range r.Ciphers {
-		name := c.Name
-		if s, ok := tlsprofile.SuiteByID(c.ID); ok {
-			name = s.IANA
-		}
-		entry := fmt.Sprintf("%s %s (%s)", tlsprofile.VersionName(c.Version), name, tlsprofile.HexID(c.ID))
+		entry := fmt.Sprintf("%s %s (%s)", tlsprofile.VersionName(c.Version), c.Name, tlsprofile.HexID(c.ID))
 		if p.AllowsSuite(c.ID) {
-			good = append(good, entry)
+			obs = append(obs, checks.Good("accepted "+entry))
 		} else {
-			bad = append(bad, entry)
+			obs = append(obs, checks.Bad(fmt.Sprintf("accepted outside the %s profile: %s", p.Name, entry)))
 		}
 	}
-	if len(bad) > 0 {
-		return checks.Failed("tls.cipher_suites", r.Address, fmt.Sprintf("accepted outside the %s profile: %s; tested: %s", p.Name, strings.Join(bad, ", "), r.CipherCoverage))
+	for _, pr := range r.Protocols {
+		if pr.Accepted && pr.SuitesIncomplete != "" {
+			obs = append(obs, checks.Unknown(tlsprofile.VersionName(pr.Version)+" suite enumeration", "incomplete, the list is partial: "+pr.SuitesIncomplete))
+		}
 	}
-	return checks.Passed("tls.cipher_suites", r.Address, fmt.Sprintf("accepted: %s; tested: %s", strings.Join(good, ", "), r.CipherCoverage))
+	c := checks.Reduce("tls.cipher_suites", r.Address, obs...)
+	c.Evidence += "; tested: " + r.CipherCoverage
+	return c
 }
 
 func (r *Result) groupCheck(p tlsprofile.Profile) checks.Check {
-	if len(r.Groups) == 0 {
-		return checks.New("tls.key_exchange.groups", checks.Skip, r.Address, "no key-exchange group observed (no ECDHE or TLS 1.3 accepted)")
+	if !r.GroupsTested {
+		return checks.NotApplicable("tls.key_exchange.groups", r.Address, "no key exchange with groups accepted (no ECDHE suite and no TLS 1.3)")
 	}
-	var bad, good []string
+	var obs []checks.Observation
 	for _, g := range r.Groups {
 		name := GroupName(g)
 		if slices.Contains(p.Groups, name) {
-			good = append(good, name)
+			obs = append(obs, checks.Good("accepted "+name))
 		} else {
-			bad = append(bad, name)
+			obs = append(obs, checks.Bad(fmt.Sprintf("accepted outside the %s profile: %s", p.Name, name)))
 		}
 	}
-	if len(bad) > 0 {
-		return checks.Failed("tls.key_exchange.groups", r.Address, fmt.Sprintf("accepted outside the %s profile: %s (accepted: %s)", p.Name, strings.Join(bad, ", "), strings.Join(append(good, bad...), ", ")))
+	if r.GroupsIncomplete != "" {
+		obs = append(obs, checks.Unknown("group enumeration", "incomplete, the list is partial: "+r.GroupsIncomplete))
 	}
-	return checks.Passed("tls.key_exchange.groups", r.Address, "accepted: "+strings.Join(good, ", "))
+	return checks.Reduce("tls.key_exchange.groups", r.Address, obs...)
 }
 
 func (r *Result) certificateChecks(e Expectations) []checks.Check {
 	c := r.Certificate
 	if c == nil || len(c.Chain) == 0 {
-		return []checks.Check{checks.Errored("tls.certificate.trusted", r.Address, fmt.Errorf("no certificate observed: %s", r.ClientAuth.Evidence))}
+		return []checks.Check{checks.Reduce("tls.certificate.trusted", r.Address, checks.Unknown("read the server's certificate", "no handshake got as far as the certificate: "+r.ClientAuth.NoCert.Evidence))}
 	}
 	leaf := c.Chain[0]
 	var out []checks.Check
 	desc := fmt.Sprintf("subject %q issued by %q, %s", leaf.Subject.CommonName, leaf.Issuer.CommonName, KeyDescription(leaf.PublicKey))
 	switch {
 	case !c.TrustChecked:
-		out = append(out, checks.New("tls.certificate.trusted", checks.Skip, r.Address, "no CA given to verify against; "+desc))
+		out = append(out, checks.NotApplicable("tls.certificate.trusted", r.Address, "no CA given to verify against; "+desc))
 	case c.TrustErr != nil:
 		out = append(out, checks.Failed("tls.certificate.trusted", r.Address, desc+": "+c.TrustErr.Error()))
 	default:
@@ -224,26 +249,35 @@ func KeyDescription(pub any) string {
 	return fmt.Sprintf("%T key", pub)
 }
 
+// clientAuthCheck: a session without a certificate and one with an
+// unrelated CA's certificate must both be refused in the server's own words.
+// harden's trusted certificate being refused is a warning (the requirement
+// holds, but a trusted client is locked out).
 func (r *Result) clientAuthCheck() checks.Check {
 	ca := r.ClientAuth
-	if !ca.Tested {
-		return checks.New("tls.client_auth.required", checks.Error, r.Address, "client authentication was not tested: "+ca.Evidence)
+	obs := []checks.Observation{ca.NoCert.Judge(Refused, "session without a client certificate")}
+	if ca.NoCert.Outcome == Refused {
+		obs = append(obs, ca.WrongCA.Judge(Refused, "session with a certificate from an unrelated CA"))
 	}
-	if !ca.Refused {
-		return checks.Failed("tls.client_auth.required", r.Address, ca.Evidence)
+	c := checks.Reduce("tls.client_auth.required", r.Address, obs...)
+	if c.Status == checks.Fail && ca.NoCert.Outcome == Accepted && !ca.Requested {
+		c.Evidence += " (the server did not ask for one)"
 	}
-	if ca.WrongCATested && !ca.WrongCARefused {
-		return checks.Failed("tls.client_auth.required", r.Address, ca.Evidence+"; but "+ca.WrongCAEvidence)
+	if ca.Trusted.Outcome != NotAttempted {
+		if c.Status == checks.Pass && ca.Trusted.Outcome != Accepted {
+			c.Status = checks.Warn
+			c.Evidence += "; but " + ca.Trusted.asEvidence().String()
+		} else {
+			c.Evidence += "; " + ca.Trusted.asEvidence().String()
+		}
 	}
-	if ca.TrustedClientTested && !ca.TrustedClientAccepted {
-		return checks.New("tls.client_auth.required", checks.Warn, r.Address, ca.Evidence+"; but "+ca.TrustedClientEvidence)
+	return c
+}
+
+// asEvidence is the attempt as a neutral check observation (for evidence).
+func (o Observation) asEvidence() checks.Observation {
+	if o.Outcome == Inconclusive {
+		return checks.Unknown("", o.Evidence)
 	}
-	ev := ca.Evidence
-	if ca.WrongCATested {
-		ev += "; " + ca.WrongCAEvidence
-	}
-	if ca.TrustedClientTested {
-		ev += "; " + ca.TrustedClientEvidence
-	}
-	return checks.Passed("tls.client_auth.required", r.Address, ev)
+	return checks.Good(o.Evidence)
 }

@@ -10,34 +10,35 @@ import (
 	"io"
 	"net"
 	"strings"
-	"time"
 )
 
 // ErrTLSRefused: the server said it does not do TLS (e.g. PostgreSQL's 'N').
 var ErrTLSRefused = errors.New("server refused to start TLS")
 
-// Refusal is an application-level refusal observed after a handshake.
-type Refusal struct{ Evidence string }
-
-func (r *Refusal) Error() string { return r.Evidence }
-
-// Dialect adapts probing to one protocol.
+// Dialect adapts probing to one protocol. Each dialect states, next to its
+// code, which answers count as a refusal; everything else it cannot
+// recognise is inconclusive.
 type Dialect interface {
 	Name() string
 	// ALPN protocols to offer in the ClientHello (nil for none).
 	ALPN() []string
 	// StartTLS runs the protocol's pre-TLS negotiation on a fresh
-	// connection; it returns ErrTLSRefused when the server declines TLS.
+	// connection. nil: go ahead with TLS. An error wrapping ErrTLSRefused:
+	// the server declined TLS in its own words. Any other error is a
+	// transient failure (retried, then inconclusive).
 	StartTLS(ctx context.Context, conn net.Conn) error
-	// Plaintext opens a session without TLS on a fresh connection and says
-	// whether the server went along (evidence describes what it did).
-	// ok=false with a nil error means the dialect cannot tell.
-	Plaintext(ctx context.Context, conn net.Conn) (accepted bool, evidence string, ok bool, err error)
+	// Plaintext opens a session without TLS on a fresh connection and
+	// judges the server's answer: Accepted, Refused (in the server's own
+	// words), Inconclusive, or NotAttempted when the protocol has no
+	// plaintext session to try. An error is a transient failure to retry.
+	Plaintext(ctx context.Context, conn net.Conn) (Observation, error)
 	// Exchange sends one application request over an established TLS
-	// session. With TLS 1.3 a server that requires a client certificate
-	// completes the handshake and refuses only here; a refusal is reported
-	// as a *Refusal or a TLS alert error.
-	Exchange(ctx context.Context, conn *tls.Conn) error
+	// session and judges the answer the same way. With TLS 1.3 a server
+	// that requires a client certificate completes the handshake and
+	// refuses only here. NotAttempted: the protocol has no request to make
+	// (the probe then waits for a post-handshake alert itself, only when
+	// the server asked for a certificate it did not get).
+	Exchange(ctx context.Context, conn *tls.Conn) (Observation, error)
 }
 
 // TLS is a plain TLS endpoint with no application protocol knowledge.
@@ -52,27 +53,32 @@ var PostgresDirect Dialect = postgresDialect{direct: true}
 // HTTP is HTTPS (object stores, Vault).
 var HTTP Dialect = httpDialect{}
 
+// Plain TLS. Refusals: only the TLS layer's (an alert, a ServerHello for
+// another version). No plaintext session and no application request.
 type tlsDialect struct{}
 
 func (tlsDialect) Name() string                             { return "tls" }
 func (tlsDialect) ALPN() []string                           { return nil }
 func (tlsDialect) StartTLS(context.Context, net.Conn) error { return nil }
-func (tlsDialect) Plaintext(context.Context, net.Conn) (bool, string, bool, error) {
-	return false, "", false, nil
+func (tlsDialect) Plaintext(context.Context, net.Conn) (Observation, error) {
+	return Observation{NotAttempted, "plain TLS has no plaintext session to attempt"}, nil
+}
+func (tlsDialect) Exchange(context.Context, *tls.Conn) (Observation, error) {
+	return Observation{NotAttempted, ""}, nil
 }
 
-// Exchange for plain TLS: wait briefly for an alert the server may send right
-// after the handshake (TLS 1.3 certificate_required).
-func (tlsDialect) Exchange(ctx context.Context, conn *tls.Conn) error {
-	conn.SetReadDeadline(time.Now().Add(time.Second))
-	_, err := conn.Read(make([]byte, 1))
-	var ne net.Error
-	if err == nil || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, io.EOF) {
-		return nil
-	}
-	return err
-}
-
+// PostgreSQL. Refusals:
+//   - TLS: 'N' to the SSLRequest (ssl = off);
+//   - plaintext session: an ErrorResponse with SQLSTATE 28000 raised by
+//     pg_hba's check (routine ClientAuthentication: "no pg_hba.conf entry
+//     ... no encryption", "pg_hba.conf rejects connection"). Nothing else:
+//     53300 too many clients, 57P03 starting up, an ident or peer failure
+//     (routine auth_failed) say nothing about plaintext being refused;
+//   - session without a (trusted) client certificate: a TLS alert, or
+//     SQLSTATE 28000 from ClientAuthentication about the certificate.
+//
+// An authentication request ('R') is acceptance: the server is ready to
+// take credentials over that session.
 type postgresDialect struct{ direct bool }
 
 func (d postgresDialect) Name() string {
@@ -99,20 +105,19 @@ func (d postgresDialect) StartTLS(ctx context.Context, conn net.Conn) error {
 	binary.BigEndian.PutUint32(msg[0:4], 8)
 	binary.BigEndian.PutUint32(msg[4:8], pgSSLRequestCode)
 	if _, err := conn.Write(msg); err != nil {
-		return err
+		return transient("send SSLRequest", err)
 	}
 	b := make([]byte, 1)
 	if _, err := io.ReadFull(conn, b); err != nil {
-		return fmt.Errorf("read SSLRequest answer: %w", err)
+		return transient("read the answer to SSLRequest", err)
 	}
 	switch b[0] {
 	case 'S':
 		return nil
 	case 'N':
 		return fmt.Errorf("%w: PostgreSQL answered 'N' to SSLRequest (ssl = off)", ErrTLSRefused)
-	default:
-		return fmt.Errorf("unexpected answer %q to SSLRequest", b[0])
 	}
+	return transient("SSLRequest", fmt.Errorf("unexpected answer %q (not 'S' or 'N')", b[0]))
 }
 
 // startupMessage is a protocol 3.0 StartupMessage for a probe user; the
@@ -158,76 +163,125 @@ func readFirstMessage(r io.Reader) (byte, map[byte]string, error) {
 	return hdr[0], fields, nil
 }
 
-func (d postgresDialect) Plaintext(ctx context.Context, conn net.Conn) (bool, string, bool, error) {
+// pgTransientStates are SQLSTATEs of a server that cannot take the session
+// right now: too many connections, starting up, shutting down, recovery.
+var pgTransientStates = map[string]bool{"53300": true, "57P03": true, "57P01": true, "57P02": true, "08006": true}
+
+// pgHBARejection: SQLSTATE 28000 raised by pg_hba's own check.
+func pgHBARejection(f map[byte]string) bool {
+	if f['C'] != "28000" {
+		return false
+	}
+	if r, ok := f['R']; ok {
+		return r == "ClientAuthentication"
+	}
+	// Servers that omit the routine field: fall back on the (English)
+	// message; a translated one stays inconclusive.
+	return strings.Contains(f['M'], "pg_hba.conf")
+}
+
+func pgErrorText(f map[byte]string) string {
+	return fmt.Sprintf("%s (SQLSTATE %s)", f['M'], f['C'])
+}
+
+// pgAnswer reads the first answer to a StartupMessage and judges it.
+func pgAnswer(r io.Reader, isRefusal func(map[byte]string) bool, session string) (Observation, error) {
+	typ, fields, err := readFirstMessage(r)
+	if err != nil {
+		if alert, ok := remoteAlert(err); ok {
+			return refused("%s refused with a TLS alert: %s", session, alert), nil
+		}
+		return Observation{}, transient("read the answer to the StartupMessage", err)
+	}
+	switch {
+	case typ == 'R':
+		return accepted("server answered the %s StartupMessage with an authentication request", session), nil
+	case typ == 'E' && pgTransientStates[fields['C']]:
+		return Observation{}, transient("StartupMessage", fmt.Errorf("server cannot take sessions now: %s", pgErrorText(fields)))
+	case typ == 'E' && isRefusal(fields):
+		return refused("server refused the %s session: %s", session, pgErrorText(fields)), nil
+	case typ == 'E':
+		return inconclusive("server answered the %s StartupMessage with an error that is not a pg_hba rejection: %s", session, pgErrorText(fields)), nil
+	}
+	return inconclusive("unexpected message %q to the %s StartupMessage", typ, session), nil
+}
+
+func (d postgresDialect) Plaintext(ctx context.Context, conn net.Conn) (Observation, error) {
 	if d.direct {
-		return false, "", false, nil
+		return Observation{NotAttempted, "direct TLS has no plaintext session (the SSLRequest dialect tests it)"}, nil
 	}
 	if _, err := conn.Write(startupMessage()); err != nil {
-		return false, "", true, err
+		return Observation{}, transient("send a plaintext StartupMessage", err)
 	}
-	typ, fields, err := readFirstMessage(conn)
-	if err != nil {
-		return false, "", true, fmt.Errorf("read answer to plaintext StartupMessage: %w", err)
+	o, err := pgAnswer(conn, pgHBARejection, "plaintext")
+	if o.Outcome == Accepted {
+		o.Evidence += " (credentials would cross unencrypted)"
 	}
-	switch typ {
-	case 'R':
-		return true, "server answered a plaintext StartupMessage with an authentication request (credentials would cross unencrypted)", true, nil
-	case 'E':
-		return false, fmt.Sprintf("server refused the plaintext session: %s (SQLSTATE %s)", fields['M'], fields['C']), true, nil
-	}
-	return false, "", true, fmt.Errorf("unexpected message %q to plaintext StartupMessage", typ)
+	return o, err
 }
 
-func (d postgresDialect) Exchange(ctx context.Context, conn *tls.Conn) error {
+func (d postgresDialect) Exchange(ctx context.Context, conn *tls.Conn) (Observation, error) {
 	if _, err := conn.Write(startupMessage()); err != nil {
-		return err
+		if alert, ok := remoteAlert(err); ok {
+			return refused("session refused with a TLS alert: %s", alert), nil
+		}
+		return Observation{}, transient("send a StartupMessage over TLS", err)
 	}
-	typ, fields, err := readFirstMessage(bufio.NewReader(conn))
-	if err != nil {
-		return err
-	}
-	if typ == 'E' && strings.Contains(strings.ToLower(fields['M']), "certificate") {
-		return &Refusal{Evidence: fmt.Sprintf("server refused: %s (SQLSTATE %s)", fields['M'], fields['C'])}
-	}
-	return nil
+	return pgAnswer(bufio.NewReader(conn), func(f map[byte]string) bool {
+		return pgHBARejection(f) && strings.Contains(strings.ToLower(f['M']), "certificate")
+	}, "TLS")
 }
 
+// HTTP(S). Refusals:
+//   - plaintext request: an HTTP 400 telling the client to use HTTPS (Go's
+//     net/http "Client sent an HTTP request to an HTTPS server", nginx "The
+//     plain HTTP request was sent to HTTPS port"), or a TLS record (the
+//     port speaks only TLS);
+//   - session without a (trusted) client certificate: a TLS alert.
+//
+// Any HTTP answer over TLS is acceptance of the session, whatever its
+// status.
 type httpDialect struct{}
 
 func (httpDialect) Name() string                             { return "http" }
 func (httpDialect) ALPN() []string                           { return []string{"http/1.1"} }
 func (httpDialect) StartTLS(context.Context, net.Conn) error { return nil }
 
-func httpHead(rw io.ReadWriter, host string) (string, error) {
-	if _, err := fmt.Fprintf(rw, "HEAD / HTTP/1.1\r\nHost: %s\r\nUser-Agent: harden-probe\r\nConnection: close\r\n\r\n", host); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(rw).ReadString('\n')
-	return strings.TrimSpace(line), err
+// tlsRecordAnswer reports whether b starts like a TLS record (alert or
+// handshake, major version 3): a TLS-only port answering plaintext.
+func tlsRecordAnswer(b []byte) bool {
+	return len(b) >= 3 && (b[0] == 21 || b[0] == 22) && b[1] == 3 && b[2] <= 4
 }
 
-func (httpDialect) Plaintext(ctx context.Context, conn net.Conn) (bool, string, bool, error) {
+func (httpDialect) Plaintext(ctx context.Context, conn net.Conn) (Observation, error) {
 	if _, err := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: harden-probe\r\nConnection: close\r\n\r\n", conn.RemoteAddr()); err != nil {
-		return false, "no plaintext HTTP answer: " + err.Error(), true, nil
+		return Observation{}, transient("send a plaintext HTTP request", err)
 	}
 	head := make([]byte, 4096)
 	n, err := io.ReadAtLeast(conn, head, 12)
-	if n == 0 {
-		return false, "no plaintext HTTP answer: " + fmt.Sprint(err), true, nil
+	if n >= 3 && tlsRecordAnswer(head[:n]) {
+		return refused("plaintext request answered with a TLS record (the port speaks TLS only)"), nil
+	}
+	if n < 12 {
+		return Observation{}, transient("read the answer to a plaintext HTTP request", err)
 	}
 	resp := string(head[:n])
 	line, _, _ := strings.Cut(resp, "\n")
 	line = strings.TrimSpace(line)
 	if !strings.HasPrefix(line, "HTTP/") {
-		return false, "non-HTTP answer to plaintext request", true, nil
+		return Observation{}, transient("plaintext HTTP request", fmt.Errorf("answer is neither HTTP nor TLS: %q", truncate(line, 40)))
 	}
-	// A TLS-only server that tells a plaintext client to use HTTPS (Go's
-	// net/http: "Client sent an HTTP request to an HTTPS server"; nginx:
-	// "The plain HTTP request was sent to HTTPS port") refuses it.
 	if strings.Contains(line, " 400") && strings.Contains(strings.ToUpper(resp), "HTTPS") {
-		return false, "plaintext request refused: " + line + " (" + strings.TrimSpace(lastLine(resp)) + ")", true, nil
+		return refused("plaintext request refused: %s (%s)", line, strings.TrimSpace(lastLine(resp))), nil
 	}
-	return true, "server answered plaintext HTTP: " + line, true, nil
+	return accepted("server answered plaintext HTTP: %s", line), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 func lastLine(s string) string {
@@ -238,7 +292,20 @@ func lastLine(s string) string {
 	return s
 }
 
-func (httpDialect) Exchange(ctx context.Context, conn *tls.Conn) error {
-	_, err := httpHead(conn, conn.RemoteAddr().String())
-	return err
+func (httpDialect) Exchange(ctx context.Context, conn *tls.Conn) (Observation, error) {
+	_, err := fmt.Fprintf(conn, "HEAD / HTTP/1.1\r\nHost: %s\r\nUser-Agent: harden-probe\r\nConnection: close\r\n\r\n", conn.RemoteAddr())
+	var line string
+	if err == nil {
+		line, err = bufio.NewReader(conn).ReadString('\n')
+	}
+	if alert, ok := remoteAlert(err); ok {
+		return refused("session refused with a TLS alert: %s", alert), nil
+	}
+	if err != nil && line == "" {
+		return Observation{}, transient("HTTP request over TLS", err)
+	}
+	if line = strings.TrimSpace(line); !strings.HasPrefix(line, "HTTP/") {
+		return Observation{}, transient("HTTP request over TLS", fmt.Errorf("answer is not HTTP: %q", truncate(line, 40)))
+	}
+	return accepted("server answered over TLS: %s", line), nil
 }

@@ -15,7 +15,7 @@ import (
 
 func pgError(fields map[byte]string) []byte {
 	var body []byte
-	for _, k := range []byte{'S', 'C', 'M'} {
+	for _, k := range []byte{'S', 'C', 'M', 'R'} {
 		if v, ok := fields[k]; ok {
 			body = append(append(append(body, k), v...), 0)
 		}
@@ -39,26 +39,39 @@ func fakeServer(t *testing.T, reply []byte) net.Conn {
 }
 
 func TestPostgresPlaintext(t *testing.T) {
+	hbaReject := `pg_hba.conf rejects connection for host "127.0.0.1", user "harden_probe", database "postgres", no encryption`
 	tests := map[string]struct {
-		reply    []byte
-		accepted bool
-		evidence string
-		wantErr  bool
+		reply     []byte
+		outcome   Outcome
+		evidence  string
+		transient bool
 	}{
-		"auth request": {reply: []byte{'R', 0, 0, 0, 12, 0, 0, 0, 10, 'x', 'x', 'x', 'x'}, accepted: true, evidence: "authentication request"},
-		"hostnossl reject": {reply: pgError(map[byte]string{'S': "FATAL", 'C': "28000", 'M': `pg_hba.conf rejects connection for host "127.0.0.1", user "harden_probe", database "postgres", no encryption`}),
-			evidence: "no encryption (SQLSTATE 28000)"},
-		"garbage":   {reply: []byte("HTTP/1.1 400 Bad Request\r\n"), wantErr: true},
-		"truncated": {reply: []byte{'R', 0, 0}, wantErr: true},
+		"auth request": {reply: []byte{'R', 0, 0, 0, 12, 0, 0, 0, 10, 'x', 'x', 'x', 'x'}, outcome: Accepted, evidence: "authentication request"},
+		"hostnossl reject": {reply: pgError(map[byte]string{'S': "FATAL", 'C': "28000", 'M': hbaReject, 'R': "ClientAuthentication"}),
+			outcome: Refused, evidence: "no encryption (SQLSTATE 28000)"},
+		// Without the routine field the English message still identifies pg_hba.
+		"hostnossl reject, no routine": {reply: pgError(map[byte]string{'S': "FATAL", 'C': "28000", 'M': hbaReject}), outcome: Refused, evidence: "SQLSTATE 28000"},
+		// 28000 from auth_failed (ident, peer) is not a pg_hba rejection.
+		"ident failure": {reply: pgError(map[byte]string{'S': "FATAL", 'C': "28000", 'M': `Ident authentication failed for user "harden_probe"`, 'R': "auth_failed"}),
+			outcome: Inconclusive, evidence: "not a pg_hba rejection"},
+		"translated hba reject without routine": {reply: pgError(map[byte]string{'S': "FATAL", 'C': "28000", 'M': "aucune entrée dans pg_hba"}), outcome: Inconclusive},
+		"too many clients":                      {reply: pgError(map[byte]string{'S': "FATAL", 'C': "53300", 'M': "sorry, too many clients already"}), transient: true},
+		"starting up":                           {reply: pgError(map[byte]string{'S': "FATAL", 'C': "57P03", 'M': "the database system is starting up"}), transient: true},
+		"other error":                           {reply: pgError(map[byte]string{'S': "FATAL", 'C': "XX000", 'M': "boom"}), outcome: Inconclusive},
+		"garbage":                               {reply: []byte("HTTP/1.1 400 Bad Request\r\n"), transient: true},
+		"truncated":                             {reply: []byte{'R', 0, 0}, transient: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			accepted, ev, ok, err := Postgres.Plaintext(context.Background(), fakeServer(t, tc.reply))
-			if (err != nil) != tc.wantErr || !ok {
-				t.Fatalf("err %v ok %v", err, ok)
+			o, err := Postgres.Plaintext(context.Background(), fakeServer(t, tc.reply))
+			if (err != nil) != tc.transient {
+				t.Fatalf("err %v, want transient=%v", err, tc.transient)
 			}
-			if accepted != tc.accepted || !strings.Contains(ev, tc.evidence) {
-				t.Errorf("accepted %v evidence %q", accepted, ev)
+			if tc.transient {
+				return
+			}
+			if o.Outcome != tc.outcome || !strings.Contains(o.Evidence, tc.evidence) {
+				t.Errorf("outcome %s evidence %q, want %s %q", o.Outcome, o.Evidence, tc.outcome, tc.evidence)
 			}
 		})
 	}
@@ -157,9 +170,19 @@ func TestKafkaApiVersionsFraming(t *testing.T) {
 	if err := apiVersionsAnswer(bytes.NewReader([]byte("HTTP/1.1 400"))); err == nil {
 		t.Errorf("HTTP accepted as Kafka")
 	}
-	accepted, _, _, _ := Kafka.Plaintext(context.Background(), fakeServer(t, append(ok, make([]byte, 6)...)))
-	if !accepted {
-		t.Errorf("plaintext broker not detected")
+	if o, err := Kafka.Plaintext(context.Background(), fakeServer(t, append(ok, make([]byte, 6)...))); err != nil || o.Outcome != Accepted {
+		t.Errorf("plaintext broker not detected: %v %v", o, err)
+	}
+	// An SSL listener answers the plaintext bytes with a TLS alert record.
+	if o, err := Kafka.Plaintext(context.Background(), fakeServer(t, []byte{21, 3, 3, 0, 2, 2, 10})); err != nil || o.Outcome != Refused {
+		t.Errorf("TLS alert answer: %v %v", o, err)
+	}
+	// A close, a reset or garbage is never a refusal (a broker at
+	// max.connections.per.ip closes every new connection).
+	for name, reply := range map[string][]byte{"close": nil, "garbage": []byte("SSH-2.0-OpenSSH\r\n")} {
+		if o, err := Kafka.Plaintext(context.Background(), fakeServer(t, reply)); err == nil {
+			t.Errorf("%s: %v, want a transient failure", name, o)
+		}
 	}
 }
 

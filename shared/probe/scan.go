@@ -41,6 +41,18 @@ type Options struct {
 	Concurrency int
 	// Timeout per connection (dial + negotiation + handshake).
 	Timeout time.Duration
+	// Budget caps the whole scan of one endpoint (default 30 s). A healthy
+	// endpoint takes a fraction of a second; a stalled one costs about two
+	// connection timeouts (a timed-out attempt is retried only while the
+	// endpoint has not timed out before), never more than Budget. Whatever
+	// is not observed when the budget ends is inconclusive.
+	Budget time.Duration
+	// PostHandshakeWait bounds the wait for a TLS 1.3 server's verdict on a
+	// client certificate it asked for and did not get (or did not trust)
+	// when the dialect has no application request to make (plain TLS);
+	// default 1 s. A session ticket or an alert ends it early. Nothing
+	// waits when the server did not ask for a certificate.
+	PostHandshakeWait time.Duration
 	// SplitOffers runs each version's suite enumeration in this many
 	// parallel parts. 1 (the default) enumerates sequentially: fewest
 	// connections, and the discovery order is the server's preference
@@ -59,6 +71,12 @@ func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
+	if o.Budget <= 0 {
+		o.Budget = 30 * time.Second
+	}
+	if o.PostHandshakeWait <= 0 {
+		o.PostHandshakeWait = time.Second
+	}
 	if o.SplitOffers <= 0 {
 		o.SplitOffers = 1
 	}
@@ -67,17 +85,36 @@ func (o Options) withDefaults() Options {
 
 // Plaintext is the outcome of the plaintext attempt.
 type Plaintext struct {
-	Tested   bool
+	Outcome Outcome
+	// Tested: the dialect has a plaintext session to attempt (Outcome is
+	// not NotAttempted).
+	Tested bool
+	// Accepted: the server conclusively went along.
 	Accepted bool
 	Evidence string
-	Err      error
+	// Err is set when the attempt was inconclusive (the reason).
+	Err error
+}
+
+func plaintextOf(o Observation) Plaintext {
+	p := Plaintext{Outcome: o.Outcome, Tested: o.Outcome != NotAttempted, Accepted: o.Outcome == Accepted, Evidence: o.Evidence}
+	if o.Outcome == Inconclusive {
+		p.Err = errors.New(o.Evidence)
+	}
+	return p
 }
 
 // Protocol is the outcome for one protocol version.
 type Protocol struct {
-	Version  uint16
+	Version uint16
+	// Outcome: Accepted, Refused (the server's answer is the evidence) or
+	// Inconclusive (the reason is the evidence: "not tested: ...").
+	Outcome  Outcome
 	Accepted bool
 	Evidence string
+	// SuitesIncomplete: the version is accepted but its suite enumeration
+	// could not finish (the reason); the suite list is partial.
+	SuitesIncomplete string
 	// negotiationRefused: the dialect's pre-TLS step was declined.
 	negotiationRefused bool
 }
@@ -98,24 +135,18 @@ type Certificate struct {
 	TrustErr     error
 }
 
-// ClientAuth is the outcome of connecting without a client certificate.
+// ClientAuth is what client-certificate enforcement looked like.
 type ClientAuth struct {
-	Tested bool
 	// Requested: the server sent a CertificateRequest.
 	Requested bool
-	// Refused: the session without a certificate was refused.
-	Refused  bool
-	Evidence string
-	// WrongCA: a certificate from an unrelated CA was presented (only when
-	// the server refuses clients without one); refused means the server
-	// checks who issued it, not merely that there is one.
-	WrongCATested   bool
-	WrongCARefused  bool
-	WrongCAEvidence string
-	// TrustedClientAccepted is set when a ClientCert was given and worked.
-	TrustedClientTested   bool
-	TrustedClientAccepted bool
-	TrustedClientEvidence string
+	// NoCert: a session without a client certificate (Refused is what mTLS
+	// wants).
+	NoCert Observation
+	// WrongCA: a certificate from an unrelated CA (tried only when NoCert
+	// was refused; Refused means the server checks the issuer).
+	WrongCA Observation
+	// Trusted: harden's own trusted certificate (when one was given).
+	Trusted Observation
 }
 
 // Result is everything observed on one endpoint.
@@ -136,12 +167,18 @@ type Result struct {
 	// for the highest TLS <= 1.2 version) rather than the client's.
 	ServerPreference bool
 	PreferenceOrder  []uint16
-	// Groups accepted for key exchange, by IANA id.
-	Groups      []uint16
-	Certificate *Certificate
-	ClientAuth  ClientAuth
-	// Connections is how many connections the scan opened.
+	// Groups accepted for key exchange, by IANA id. GroupsTested: a group
+	// enumeration ran (TLS 1.3 or an ECDHE suite was accepted);
+	// GroupsIncomplete: why it could not finish.
+	Groups           []uint16
+	GroupsTested     bool
+	GroupsIncomplete string
+	Certificate      *Certificate
+	ClientAuth       ClientAuth
+	// Connections is how many connections the scan opened; Retries how
+	// many attempts were repeated after a transient failure.
 	Connections int
+	Retries     int
 	Duration    time.Duration
 }
 
@@ -156,6 +193,33 @@ func (r *Result) AcceptedVersions() []uint16 {
 	return out
 }
 
+// Inconclusive counts the observations of the scan that could not
+// conclude: versions, unfinished suite and group enumerations, the
+// plaintext attempt and the client-certificate attempts.
+func (r *Result) Inconclusive() int {
+	n := 0
+	for _, p := range r.Protocols {
+		if p.Outcome == Inconclusive {
+			n++
+		}
+		if p.SuitesIncomplete != "" {
+			n++
+		}
+	}
+	if r.GroupsIncomplete != "" {
+		n++
+	}
+	if r.Plaintext.Outcome == Inconclusive {
+		n++
+	}
+	for _, o := range []Observation{r.ClientAuth.NoCert, r.ClientAuth.WrongCA, r.ClientAuth.Trusted} {
+		if o.Outcome == Inconclusive {
+			n++
+		}
+	}
+	return n
+}
+
 var probeVersions = []uint16{tlsprofile.VersionSSL30, tlsprofile.VersionTLS10, tlsprofile.VersionTLS11, tlsprofile.VersionTLS12, tlsprofile.VersionTLS13}
 
 type scanner struct {
@@ -164,12 +228,17 @@ type scanner struct {
 	sem    chan struct{}
 	conns  atomic.Int64
 	host   string
+	// retries counts repeated attempts; timedOut is set at the first
+	// timeout (later timeouts are not retried); dialed at the first
+	// connection that could be opened.
+	retries  atomic.Int64
+	timedOut atomic.Bool
+	dialed   atomic.Bool
+	dialMu   sync.Mutex
+	dialErr  error
 }
 
-// Scan probes one endpoint. It returns an error only for a bad Target; an
-// unreachable endpoint is reported in Result.ConnectErr.
-func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
-	start := time.Now()
+func newScanner(target Target, opts Options, sem int) (*scanner, error) {
 	if target.Dialect == nil {
 		target.Dialect = TLS
 	}
@@ -181,70 +250,80 @@ func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
 		target.ServerName = host
 	}
 	opts = opts.withDefaults()
-	s := &scanner{target: target, opts: opts, sem: make(chan struct{}, opts.Concurrency), host: host}
-	res := &Result{Address: target.Address, Dialect: target.Dialect.Name()}
+	if sem <= 0 {
+		sem = opts.Concurrency
+	}
+	return &scanner{target: target, opts: opts, sem: make(chan struct{}, sem), host: host}, nil
+}
+
+// Scan probes one endpoint. It returns an error only for a bad Target; an
+// unreachable endpoint is reported in Result.ConnectErr.
+func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
+	start := time.Now()
+	s, err := newScanner(target, opts, 0)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Budget)
+	defer cancel()
+	res := &Result{Address: s.target.Address, Dialect: s.target.Dialect.Name()}
+	defer func() {
+		res.Connections, res.Retries = int(s.conns.Load()), int(s.retries.Load())
+		res.Duration = time.Since(start)
+	}()
 
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); res.Plaintext = s.plaintext(ctx) }()
 	res.Protocols = make([]Protocol, len(probeVersions))
-	suites := make([][]uint16, len(probeVersions))
-	errs := make([]error, len(probeVersions))
+	scans := make([]versionScan, len(probeVersions))
 	for i, v := range probeVersions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			candidates, parts := legacySuites(), opts.SplitOffers
+			candidates, parts := legacySuites(), s.opts.SplitOffers
 			if v == tlsprofile.VersionTLS13 {
 				candidates, parts = tls13Suites(), 1
 			}
-			found, refusal, err := s.enumerateSuites(ctx, v, candidates, parts)
-			suites[i], errs[i] = found, err
-			p := Protocol{Version: v, Accepted: len(found) > 0}
-			switch {
-			case errors.Is(err, ErrTLSRefused):
-				p.Evidence, p.negotiationRefused = err.Error(), true
-			case len(found) > 0:
-				p.Evidence = fmt.Sprintf("%s accepted (%d suites)", tlsprofile.VersionName(v), len(found))
-			case err != nil:
-				p.Evidence = fmt.Sprintf("%s not tested: %v", tlsprofile.VersionName(v), err)
-			default:
-				p.Evidence = fmt.Sprintf("%s refused (%s)", tlsprofile.VersionName(v), refusal)
-			}
-			res.Protocols[i] = p
+			vs := s.enumerateSuites(ctx, v, candidates, parts)
+			scans[i] = vs
+			res.Protocols[i] = Protocol{Version: v, Outcome: vs.obs.Outcome, Accepted: vs.obs.Outcome == Accepted, Evidence: vs.obs.Evidence,
+				SuitesIncomplete: vs.incomplete, negotiationRefused: vs.tlsRefused}
 		}()
 	}
 	wg.Wait()
-	// An endpoint that no version probe could even connect to is
-	// unreachable; no separate reachability connection is spent.
-	var de *dialError
-	if !slices.ContainsFunc(errs, func(err error) bool { return !errors.As(err, &de) }) {
-		res.ConnectErr = de.err
-		res.Connections = int(s.conns.Load())
-		res.Duration = time.Since(start)
+	// An endpoint that no probe could even connect to is unreachable; no
+	// separate reachability connection is spent.
+	if !s.dialed.Load() {
+		s.dialMu.Lock()
+		res.ConnectErr = s.dialErr
+		s.dialMu.Unlock()
+		if res.ConnectErr == nil {
+			res.ConnectErr = fmt.Errorf("no connection could be opened: %w", ctx.Err())
+		}
 		return res, nil
 	}
 	for i, p := range res.Protocols {
 		if p.negotiationRefused {
 			res.TLSRefused, res.TLSEvidence = true, p.Evidence
 		}
-		for _, id := range suites[i] {
+		for _, id := range scans[i].suites {
 			res.Ciphers = append(res.Ciphers, Cipher{Version: p.Version, ID: id, Name: suiteName(id)})
 		}
-		slices.SortFunc(res.Ciphers, func(a, b Cipher) int {
-			if a.Version != b.Version {
-				return int(a.Version) - int(b.Version)
-			}
-			return int(a.ID) - int(b.ID)
-		})
 	}
+	slices.SortFunc(res.Ciphers, func(a, b Cipher) int {
+		if a.Version != b.Version {
+			return int(a.Version) - int(b.Version)
+		}
+		return int(a.ID) - int(b.ID)
+	})
 	res.CipherCoverage = fmt.Sprintf("%d suites offered in raw ClientHellos per version", len(legacySuites())+len(tls13Suites()))
 	if accepted := res.AcceptedVersions(); len(accepted) > 0 {
 		var best12 uint16
 		var best12Suites []uint16
 		for i, p := range res.Protocols {
 			if p.Accepted && p.Version <= tlsprofile.VersionTLS12 {
-				best12, best12Suites = p.Version, suites[i]
+				best12, best12Suites = p.Version, scans[i].suites
 			}
 		}
 		var ecdhe []uint16
@@ -255,11 +334,15 @@ func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
 		}
 		tls13 := slices.Contains(accepted, tlsprofile.VersionTLS13)
 		wg.Add(3)
-		go func() { defer wg.Done(); res.Groups = s.enumerateGroups(ctx, tls13, ecdhe) }()
+		go func() {
+			defer wg.Done()
+			gs := s.enumerateGroups(ctx, tls13, ecdhe)
+			res.Groups, res.GroupsTested, res.GroupsIncomplete = gs.groups, gs.tested, gs.incomplete
+		}()
 		go func() {
 			defer wg.Done()
 			if best12 != 0 {
-				res.PreferenceOrder, res.ServerPreference = s.preferenceOrder(ctx, best12, best12Suites, opts.SplitOffers == 1)
+				res.PreferenceOrder, res.ServerPreference = s.preferenceOrder(ctx, best12, best12Suites, s.opts.SplitOffers == 1)
 			}
 		}()
 		// One full handshake yields both the certificate chain and the
@@ -270,8 +353,6 @@ func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
 		}()
 		wg.Wait()
 	}
-	res.Connections = int(s.conns.Load())
-	res.Duration = time.Since(start)
 	return res, nil
 }
 
@@ -279,7 +360,7 @@ func (s *scanner) dial(ctx context.Context) (net.Conn, error) {
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, &dialError{ctx.Err()}
 	}
 	d := net.Dialer{Timeout: s.opts.Timeout}
 	if s.opts.LocalAddr != "" {
@@ -289,11 +370,15 @@ func (s *scanner) dial(ctx context.Context) (net.Conn, error) {
 	conn, err := d.DialContext(ctx, "tcp", s.target.Address)
 	if err != nil {
 		s.release()
+		s.dialMu.Lock()
+		s.dialErr = err
+		s.dialMu.Unlock()
 		return nil, &dialError{err}
 	}
+	s.dialed.Store(true)
 	conn.SetDeadline(time.Now().Add(s.opts.Timeout))
-	// Cancellation (Stop, Ctrl-C) must end blocking reads at once, not when
-	// the per-connection timeout expires.
+	// Cancellation (Stop, Ctrl-C, the endpoint budget) must end blocking
+	// reads at once, not when the per-connection timeout expires.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	return &watchedConn{Conn: conn, stop: stop}, nil
 }
@@ -315,10 +400,11 @@ var strangerCertificate = sync.OnceValues(func() (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 })
 
-// dialError: the endpoint could not be connected to at all.
+// dialError: the endpoint could not be connected to (a transient failure
+// for one attempt; the endpoint is unreachable when no attempt connected).
 type dialError struct{ err error }
 
-func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Error() string { return "connect: " + failureKind(e.err) }
 func (e *dialError) Unwrap() error { return e.err }
 
 type watchedConn struct {
@@ -334,14 +420,15 @@ func (c *watchedConn) Close() error {
 func (s *scanner) release() { <-s.sem }
 
 func (s *scanner) plaintext(ctx context.Context) Plaintext {
-	conn, err := s.dial(ctx)
-	if err != nil {
-		return Plaintext{Tested: true, Err: err}
-	}
-	defer s.release()
-	defer conn.Close()
-	accepted, evidence, ok, err := s.target.Dialect.Plaintext(ctx, conn)
-	return Plaintext{Tested: ok, Accepted: accepted, Evidence: evidence, Err: err}
+	return plaintextOf(s.attempt(ctx, "plaintext session", func() (Observation, error) {
+		conn, err := s.dial(ctx)
+		if err != nil {
+			return Observation{}, err
+		}
+		defer s.release()
+		defer conn.Close()
+		return s.target.Dialect.Plaintext(ctx, conn)
+	}))
 }
 
 // handshake opens a connection, negotiates TLS with cfg and returns the
@@ -375,12 +462,15 @@ func (s *scanner) baseConfig() *tls.Config {
 	}
 }
 
-// PlaintextOnly runs just the dialect's plaintext attempt (one connection).
+// PlaintextOnly runs just the dialect's plaintext attempt (one connection,
+// more only to retry a transient failure).
 func PlaintextOnly(ctx context.Context, target Target, opts Options) Plaintext {
-	if target.Dialect == nil {
-		target.Dialect = TLS
+	s, err := newScanner(target, opts, 1)
+	if err != nil {
+		return Plaintext{Outcome: Inconclusive, Tested: true, Err: err, Evidence: err.Error()}
 	}
-	s := &scanner{target: target, opts: opts.withDefaults(), sem: make(chan struct{}, 1)}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Budget)
+	defer cancel()
 	return s.plaintext(ctx)
 }
 
@@ -389,20 +479,13 @@ func PlaintextOnly(ctx context.Context, target Target, opts Options) Plaintext {
 // is how apply confirms that NEW connections see the new certificate and
 // settings. cfg.ServerName defaults to the target's.
 func Handshake(ctx context.Context, target Target, cfg *tls.Config, opts Options) (tls.ConnectionState, error) {
-	if target.Dialect == nil {
-		target.Dialect = TLS
-	}
-	host, _, err := net.SplitHostPort(target.Address)
+	s, err := newScanner(target, opts, 1)
 	if err != nil {
 		return tls.ConnectionState{}, err
 	}
-	if target.ServerName == "" {
-		target.ServerName = host
-	}
 	if cfg.ServerName == "" {
-		cfg.ServerName = target.ServerName
+		cfg.ServerName = s.target.ServerName
 	}
-	s := &scanner{target: target, opts: opts.withDefaults(), sem: make(chan struct{}, 1), host: host}
 	tc, err := s.handshake(ctx, cfg)
 	if err != nil {
 		return tls.ConnectionState{}, err
@@ -445,85 +528,169 @@ func (s *scanner) verifyChain(chain []*x509.Certificate) *Certificate {
 	return c
 }
 
-// clientAuth connects without a client certificate. The server's chain is
-// read on the way (VerifyConnection sees it before any client-certificate
-// refusal). A handshake that fails after the server asked for a certificate
-// is a refusal; one that fails for another reason leaves client
-// authentication untested rather than guessing.
-func (s *scanner) clientAuth(ctx context.Context, minV, maxV uint16) (ClientAuth, *Certificate) {
-	ca := ClientAuth{}
-	var requested atomic.Bool
-	var chain []*x509.Certificate
-	cfg := s.goConfig(minV, maxV)
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		chain = cs.PeerCertificates
-		return nil
-	}
-	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		requested.Store(true)
-		return &tls.Certificate{}, nil // present no certificate
-	}
-	tc, err := s.handshake(ctx, cfg)
-	ca.Requested = requested.Load()
-	switch {
-	case err != nil && ca.Requested:
-		ca.Tested, ca.Refused, ca.Evidence = true, true, "handshake without a client certificate refused: "+err.Error()
-	case err != nil:
-		ca.Evidence = "could not complete a handshake with Go's TLS client to test client authentication: " + err.Error()
+// ticketSignal is a session cache that reports a TLS 1.3 NewSessionTicket:
+// a server that asked for a client certificate sends tickets only after it
+// accepted the client's flight, so a ticket ends the wait for its verdict.
+type ticketSignal struct{ got chan struct{} }
+
+func (t *ticketSignal) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+func (t *ticketSignal) Put(string, *tls.ClientSessionState) {
+	select {
+	case t.got <- struct{}{}:
 	default:
-		ca.Tested = true
-		err = s.target.Dialect.Exchange(ctx, tc)
-		tc.Close()
-		s.release()
-		if err != nil {
-			ca.Refused, ca.Evidence = true, "session without a client certificate refused after the handshake: "+err.Error()
-		} else {
-			ca.Evidence = "session without a client certificate accepted"
-			if !ca.Requested {
-				ca.Evidence += " (server did not request one)"
+	}
+}
+
+// session makes one attempt at a TLS session with cfg (a client
+// certificate or none) and judges whether the server let it in:
+//   - a TLS alert during the handshake after the server asked for a client
+//     certificate is a refusal; one before it asked is inconclusive (the
+//     server refused something else);
+//   - once the handshake completes, the dialect's application exchange
+//     judges; a dialect with none (plain TLS) is accepted at once unless
+//     the server asked for a certificate under TLS 1.3, where its verdict
+//     comes after the handshake: an alert refuses, a session ticket or
+//     silence for PostHandshakeWait accepts.
+//
+// chain receives the server's certificates when the handshake got that far.
+func (s *scanner) session(ctx context.Context, cfg *tls.Config, what string, chain func([]*x509.Certificate)) (requested bool, obs Observation) {
+	var asked atomic.Bool
+	obs = s.attempt(ctx, what, func() (Observation, error) {
+		cfg := cfg.Clone()
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			chain(cs.PeerCertificates)
+			return nil
+		}
+		certs := cfg.Certificates
+		cfg.Certificates = nil
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			asked.Store(true)
+			if len(certs) == 0 {
+				return &tls.Certificate{}, nil // present no certificate
 			}
+			return &certs[0], nil
+		}
+		tickets := &ticketSignal{got: make(chan struct{}, 1)}
+		cfg.ClientSessionCache = tickets
+		conn, err := s.dial(ctx)
+		if err != nil {
+			return Observation{}, err
+		}
+		defer s.release()
+		defer conn.Close()
+		if err := s.target.Dialect.StartTLS(ctx, conn); err != nil {
+			if errors.Is(err, ErrTLSRefused) {
+				return inconclusive("%s: %v", what, err), nil
+			}
+			return Observation{}, err
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			if alert, ok := remoteAlert(err); ok {
+				if asked.Load() {
+					return refused("handshake refused with a TLS alert after the server asked for a client certificate: %s", alert), nil
+				}
+				return inconclusive("handshake refused with a TLS alert before any client certificate was asked for: %s", alert), nil
+			}
+			return Observation{}, transient("TLS handshake", err)
+		}
+		o, err := s.target.Dialect.Exchange(ctx, tc)
+		if err != nil || o.Outcome != NotAttempted {
+			return o, err
+		}
+		st := tc.ConnectionState()
+		switch {
+		case !asked.Load():
+			return accepted("%s handshake completed; the server did not ask for a client certificate", tlsprofile.VersionName(st.Version)), nil
+		case st.Version < tls.VersionTLS13:
+			return accepted("%s handshake completed after the server asked for a client certificate (it judges the certificate before its Finished)", tlsprofile.VersionName(st.Version)), nil
+		}
+		return s.awaitVerdict(ctx, tc, tickets.got)
+	})
+	return asked.Load(), obs
+}
+
+// awaitVerdict waits for a TLS 1.3 server's verdict on the client's
+// certificate after the handshake: an alert, a session ticket, data, or
+// silence for PostHandshakeWait.
+func (s *scanner) awaitVerdict(ctx context.Context, tc *tls.Conn, ticket <-chan struct{}) (Observation, error) {
+	wait := s.opts.PostHandshakeWait
+	tc.SetReadDeadline(time.Now().Add(wait))
+	read := make(chan error, 1)
+	go func() {
+		_, err := tc.Read(make([]byte, 1))
+		read <- err
+	}()
+	select {
+	case <-ticket:
+		return accepted("TLS 1.3 session accepted: the server sent a session ticket after the client's certificate flight"), nil
+	case err := <-read:
+		if alert, ok := remoteAlert(err); ok {
+			return refused("session refused after the TLS 1.3 handshake with a TLS alert: %s", alert), nil
+		}
+		select {
+		case <-ticket:
+			return accepted("TLS 1.3 session accepted: the server sent a session ticket after the client's certificate flight"), nil
+		default:
+		}
+		switch {
+		case err == nil:
+			return accepted("TLS 1.3 session accepted: the server sent application data"), nil
+		case isTimeout(err) && ctx.Err() == nil:
+			return accepted("TLS 1.3 session accepted: no alert within %s after the handshake", wait), nil
+		}
+		return Observation{}, transient("wait for the server's verdict after the TLS 1.3 handshake", err)
+	}
+}
+
+// clientAuth tries a session without a client certificate, then (when that
+// is refused) with a certificate from an unrelated CA, and with harden's
+// trusted one when given. The server's chain is read on the way.
+func (s *scanner) clientAuth(ctx context.Context, minV, maxV uint16) (ClientAuth, *Certificate) {
+	var mu sync.Mutex
+	var chain []*x509.Certificate
+	keep := func(c []*x509.Certificate) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(chain) == 0 && len(c) > 0 {
+			chain = c
+		}
+	}
+	var ca ClientAuth
+	ca.Requested, ca.NoCert = s.session(ctx, s.goConfig(minV, maxV), "session without a client certificate", keep)
+	switch ca.NoCert.Outcome {
+	case Accepted:
+		ca.NoCert.Evidence = "session without a client certificate accepted: " + ca.NoCert.Evidence
+	case Refused:
+		ca.NoCert.Evidence = "session without a client certificate refused: " + ca.NoCert.Evidence
+		if stranger, err := strangerCertificate(); err != nil {
+			ca.WrongCA = inconclusive("could not make an unrelated client certificate: %v", err)
+		} else {
+			cfg := s.goConfig(minV, maxV)
+			cfg.Certificates = []tls.Certificate{stranger}
+			_, ca.WrongCA = s.session(ctx, cfg, "session with a certificate from an unrelated CA", keep)
+			switch ca.WrongCA.Outcome {
+			case Refused:
+				ca.WrongCA.Evidence = "client certificate from an unrelated CA refused: " + ca.WrongCA.Evidence
+			case Accepted:
+				ca.WrongCA.Evidence = "client certificate from an unrelated CA ACCEPTED (the server requires a certificate but does not check its issuer): " + ca.WrongCA.Evidence
+			}
+		}
+	}
+	if s.target.ClientCert != nil {
+		cfg := s.goConfig(minV, maxV)
+		cfg.Certificates = []tls.Certificate{*s.target.ClientCert}
+		_, ca.Trusted = s.session(ctx, cfg, "session with the trusted client certificate", keep)
+		switch ca.Trusted.Outcome {
+		case Refused:
+			ca.Trusted.Evidence = "client with a trusted certificate refused: " + ca.Trusted.Evidence
+		case Accepted:
+			ca.Trusted.Evidence = "client with a trusted certificate accepted: " + ca.Trusted.Evidence
 		}
 	}
 	var cert *Certificate
 	if len(chain) > 0 {
 		cert = s.verifyChain(chain)
-	}
-	if ca.Refused {
-		ca.WrongCATested = true
-		stranger, err := strangerCertificate()
-		if err == nil {
-			cfg := s.goConfig(minV, maxV)
-			cfg.Certificates = []tls.Certificate{stranger}
-			var tc *tls.Conn
-			if tc, err = s.handshake(ctx, cfg); err == nil {
-				err = s.target.Dialect.Exchange(ctx, tc)
-				tc.Close()
-				s.release()
-			}
-		}
-		ca.WrongCARefused = err != nil
-		if err != nil {
-			ca.WrongCAEvidence = "client certificate from an unrelated CA refused: " + err.Error()
-		} else {
-			ca.WrongCAEvidence = "client certificate from an unrelated CA ACCEPTED: the server requires a certificate but does not check its issuer"
-		}
-	}
-	if s.target.ClientCert != nil {
-		ca.TrustedClientTested = true
-		cfg := s.goConfig(minV, maxV)
-		cfg.Certificates = []tls.Certificate{*s.target.ClientCert}
-		tc, err := s.handshake(ctx, cfg)
-		if err == nil {
-			err = s.target.Dialect.Exchange(ctx, tc)
-			tc.Close()
-			s.release()
-		}
-		ca.TrustedClientAccepted = err == nil
-		if err != nil {
-			ca.TrustedClientEvidence = "client with a trusted certificate refused: " + err.Error()
-		} else {
-			ca.TrustedClientEvidence = "client with a trusted certificate accepted"
-		}
 	}
 	return ca, cert
 }

@@ -173,6 +173,8 @@ type serverAnswer struct {
 	version uint16
 	suite   uint16
 	group   uint16
+	// tlsRefused: the dialect's negotiation was declined before any hello.
+	tlsRefused bool
 }
 
 // errNotTLS: the peer answered with something that is not a TLS record.

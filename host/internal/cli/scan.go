@@ -54,18 +54,30 @@ type scanEndpoint struct {
 	ServerPreference bool           `json:"server_preference"`
 	PreferenceOrder  []string       `json:"preference_order,omitempty"`
 	Groups           []scanGroup    `json:"groups"`
+	GroupsIncomplete string         `json:"groups_incomplete,omitempty"`
 	Certificates     []scanCert     `json:"certificates"`
 	ClientAuth       scanClientAuth `json:"client_auth"`
 	Plaintext        *scanPlaintext `json:"plaintext,omitempty"`
 	Connections      int            `json:"connections"`
+	Retries          int            `json:"retries"`
+	Inconclusive     int            `json:"inconclusive"`
 	DurationMS       float64        `json:"duration_ms"`
 	Checks           []checkReport  `json:"checks"`
 }
 
 type scanProtocol struct {
-	Version  string `json:"version"`
-	Accepted bool   `json:"accepted"`
-	Evidence string `json:"evidence"`
+	Version string `json:"version"`
+	// Outcome: accepted, refused (evidence = the server's answer) or
+	// inconclusive (evidence = "not tested: <reason>").
+	Outcome          string `json:"outcome"`
+	Accepted         bool   `json:"accepted"`
+	Evidence         string `json:"evidence"`
+	SuitesIncomplete string `json:"suites_incomplete,omitempty"`
+}
+
+type scanObservation struct {
+	Outcome  string `json:"outcome"`
+	Evidence string `json:"evidence,omitempty"`
 }
 
 type scanCipher struct {
@@ -92,14 +104,25 @@ type scanCert struct {
 }
 
 type scanClientAuth struct {
-	Requested bool   `json:"requested"`
-	Required  bool   `json:"required"`
-	Evidence  string `json:"evidence,omitempty"`
+	Requested bool             `json:"requested"`
+	Required  bool             `json:"required"`
+	Evidence  string           `json:"evidence,omitempty"`
+	NoCert    scanObservation  `json:"no_certificate"`
+	WrongCA   *scanObservation `json:"wrong_ca,omitempty"`
+	Trusted   *scanObservation `json:"trusted,omitempty"`
 }
 
 type scanPlaintext struct {
+	Outcome  string `json:"outcome"`
 	Accepted bool   `json:"accepted"`
 	Evidence string `json:"evidence"`
+}
+
+func observationReport(o probe.Observation) *scanObservation {
+	if o.Outcome == probe.NotAttempted {
+		return nil
+	}
+	return &scanObservation{Outcome: o.Outcome.String(), Evidence: o.Evidence}
 }
 
 func scan(c *cli.Context, io IO) error {
@@ -200,9 +223,12 @@ func scanOne(ctx context.Context, addr string, base probe.Target, opts probe.Opt
 		return e
 	}
 	e.Connections, e.DurationMS = res.Connections, float64(res.Duration.Microseconds())/1000
+	e.Retries, e.Inconclusive = res.Retries, res.Inconclusive()
 	for _, p := range res.Protocols {
-		e.Protocols = append(e.Protocols, scanProtocol{Version: tlsprofile.VersionName(p.Version), Accepted: p.Accepted, Evidence: p.Evidence})
+		e.Protocols = append(e.Protocols, scanProtocol{Version: tlsprofile.VersionName(p.Version), Outcome: p.Outcome.String(), Accepted: p.Accepted,
+			Evidence: p.Evidence, SuitesIncomplete: p.SuitesIncomplete})
 	}
+	e.GroupsIncomplete = res.GroupsIncomplete
 	for _, ci := range res.Ciphers {
 		e.Ciphers = append(e.Ciphers, scanCipher{Protocol: tlsprofile.VersionName(ci.Version), ID: tlsprofile.HexID(ci.ID), Name: ci.Name})
 	}
@@ -225,9 +251,14 @@ func scanOne(ctx context.Context, addr string, base probe.Target, opts probe.Opt
 			e.Certificates = append(e.Certificates, sc)
 		}
 	}
-	e.ClientAuth = scanClientAuth{Requested: res.ClientAuth.Requested, Required: res.ClientAuth.Refused, Evidence: res.ClientAuth.Evidence}
+	ca := res.ClientAuth
+	e.ClientAuth = scanClientAuth{Requested: ca.Requested, Required: ca.NoCert.Outcome == probe.Refused, Evidence: ca.NoCert.Evidence,
+		WrongCA: observationReport(ca.WrongCA), Trusted: observationReport(ca.Trusted)}
+	if nc := observationReport(ca.NoCert); nc != nil {
+		e.ClientAuth.NoCert = *nc
+	}
 	if res.Plaintext.Tested {
-		e.Plaintext = &scanPlaintext{Accepted: res.Plaintext.Accepted, Evidence: res.Plaintext.Evidence}
+		e.Plaintext = &scanPlaintext{Outcome: res.Plaintext.Outcome.String(), Accepted: res.Plaintext.Accepted, Evidence: res.Plaintext.Evidence}
 	}
 	e.Checks = checkReports(res.Checks(exp))
 	return e
@@ -240,13 +271,19 @@ func printScan(io IO, endpoints []scanEndpoint) {
 			fmt.Fprintf(io.Stdout, ": ERROR %s\n", e.Error)
 			continue
 		}
-		fmt.Fprintf(io.Stdout, " — %d connections, %.0f ms\n", e.Connections, e.DurationMS)
+		fmt.Fprintf(io.Stdout, " — %d connections, %.0f ms, %d inconclusive observations, %d retries\n", e.Connections, e.DurationMS, e.Inconclusive, e.Retries)
 		for _, p := range e.Protocols {
-			state := "refused "
-			if p.Accepted {
-				state = "ACCEPTED"
+			switch p.Outcome {
+			case probe.Accepted.String():
+				fmt.Fprintf(io.Stdout, "  %-8s ACCEPTED\n", p.Version)
+				if p.SuitesIncomplete != "" {
+					fmt.Fprintf(io.Stdout, "  %-8s suites incomplete: %s\n", p.Version, p.SuitesIncomplete)
+				}
+			case probe.Refused.String():
+				fmt.Fprintf(io.Stdout, "  %-8s refused  (%s)\n", p.Version, strings.TrimPrefix(p.Evidence, p.Version+" refused "))
+			default:
+				fmt.Fprintf(io.Stdout, "  %-8s %s\n", p.Version, p.Evidence)
 			}
-			fmt.Fprintf(io.Stdout, "  %-8s %s\n", p.Version, state)
 		}
 		for _, ci := range e.Ciphers {
 			fmt.Fprintf(io.Stdout, "  %-8s %s %s\n", ci.Protocol, ci.ID, ci.Name)
@@ -259,10 +296,13 @@ func printScan(io IO, endpoints []scanEndpoint) {
 			gs = append(gs, g.Name)
 		}
 		fmt.Fprintf(io.Stdout, "  groups: %s\n", strings.Join(gs, ", "))
+		if e.GroupsIncomplete != "" {
+			fmt.Fprintf(io.Stdout, "  groups incomplete: %s\n", e.GroupsIncomplete)
+		}
 		for i, cert := range e.Certificates {
 			fmt.Fprintf(io.Stdout, "  cert[%d]: %s, issuer %s, %s, valid to %s\n", i, cert.Subject, cert.Issuer, cert.Key, cert.NotAfter)
 		}
-		fmt.Fprintf(io.Stdout, "  client certificate: requested=%v required=%v\n", e.ClientAuth.Requested, e.ClientAuth.Required)
+		fmt.Fprintf(io.Stdout, "  client certificate: requested=%v, without one: %s\n", e.ClientAuth.Requested, e.ClientAuth.NoCert.Outcome)
 		for _, ch := range e.Checks {
 			fmt.Fprintf(io.Stdout, "  %-5s %-8s %-26s %s\n", strings.ToUpper(ch.Status), ch.Severity, ch.ID, ch.Evidence)
 		}
