@@ -19,4 +19,12 @@
 // expiry, transit keys (age of the latest version, auto-rotate, flags), the
 // audit device proven by a canary request found in its log, denied requests
 // since the previous verify, and Vault's own listener scanned by the probe.
+// Every check rests on Vault's answers (checks.Reduce): a read refused or
+// unanswered is inconclusive (an error naming it), never a pass, a skip or
+// a silent omission; the audit device list without a canary is
+// configuration only (a warning at best); zero certificates to judge is
+// not applicable, never a pass.
+//
+// An http:// address is refused before any request (the token would
+// travel in cleartext) unless connection.allow_insecure gives the reason.
 package main

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -24,8 +26,11 @@ func main() { sdk.Serve(vaultPKI{}) }
 type vaultPKI struct{}
 
 type connection struct {
-	// Address is Vault's API (https://host:8200).
-	Address string `json:"address"`
+	// Address is Vault's API (https://host:8200). An http:// address is
+	// refused unless AllowInsecure says why: the token would travel in
+	// cleartext.
+	Address       string `json:"address"`
+	AllowInsecure string `json:"allow_insecure"`
 	// CAFile verifies Vault's listener (PEM).
 	CAFile string `json:"ca_file"`
 	// Token: token_file / token_env (bootstrap); AppRole for routine runs:
@@ -98,7 +103,8 @@ const connectionSchema = `{
   "additionalProperties": false,
   "required": ["address"],
   "properties": {
-    "address": {"type": "string", "pattern": "^https?://", "description": "Vault API address"},
+    "address": {"type": "string", "pattern": "^https?://", "description": "Vault API address (https://; http:// only with allow_insecure)"},
+    "allow_insecure": {"type": "string", "minLength": 1, "description": "why an http:// address is accepted although the Vault token then travels in cleartext; required for any http:// address"},
     "ca_file": {"type": "string", "description": "PEM CA that verifies Vault's listener"},
     "token_file": {"type": "string", "description": "file with a Vault token (bootstrap)"},
     "token_env": {"type": "string"},
@@ -179,10 +185,60 @@ func orStr(v, def string) string {
 	return v
 }
 
+// ValidateSpec refuses an http:// Vault address without
+// connection.allow_insecure before any request is made (the host calls it
+// when it validates the policy, and the SDK before every method).
+func (vaultPKI) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {
+	var c connection
+	if err := q.Target.DecodeConnection(&c); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+		return
+	}
+	checkAddress(q.Target.Name, c, &r.Diagnostics)
+}
+
+// errInsecureAddress: an http:// Vault address without allow_insecure.
+var errInsecureAddress = errors.New("the Vault token would travel in cleartext")
+
+// addressError says what is wrong with a target's Vault address (nil when
+// it may be used): it must be https://, or http:// with allow_insecure.
+func addressError(target string, c connection) error {
+	u, err := url.Parse(c.Address)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("target %s: connection.address %q is not a URL with a host", target, c.Address)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if strings.TrimSpace(c.AllowInsecure) != "" {
+			return nil
+		}
+		return fmt.Errorf("target %s: Vault address %s is http://: %w; use https:// (with connection.ca_file) or set connection.allow_insecure to the reason this is accepted", target, c.Address, errInsecureAddress)
+	}
+	return fmt.Errorf("target %s: connection.address %q: scheme %q is neither https nor http", target, c.Address, u.Scheme)
+}
+
+// checkAddress puts addressError on d, and a warning for an http:// address
+// allowed by allow_insecure; false means no request may be made.
+func checkAddress(target string, c connection, d *sdk.Diagnostics) bool {
+	if err := addressError(target, c); err != nil {
+		d.AddAttributeError(sdk.Path{"connection", "address"}, "Vault address refused", err.Error())
+		return false
+	}
+	if strings.HasPrefix(c.Address, "http://") {
+		d.AddWarning("target "+target+": the Vault token travels in cleartext to "+c.Address, "allowed by connection.allow_insecure: "+c.AllowInsecure)
+	}
+	return true
+}
+
 func load(q sdk.RequestContext, d *sdk.Diagnostics) (*settings, bool) {
 	st := &settings{}
 	if err := q.Target.DecodeConnection(&st.conn); err != nil {
 		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+		return nil, false
+	}
+	if !checkAddress(q.Target.Name, st.conn, d) {
 		return nil, false
 	}
 	if err := q.Target.DecodeSpec(&st.spec); err != nil {
@@ -246,21 +302,21 @@ func isIP(s string) bool { return net.ParseIP(s) != nil }
 // client logs in as the connection says: a token (token_file/token_env) or
 // AppRole (role_id + secret_id).
 func client(ctx context.Context, q sdk.RequestContext, c connection) (*vault.Client, error) {
+	// Checked again here, whoever calls: no request (and no token) ever goes
+	// to a refused address.
+	if err := addressError(q.Target.Name, c); err != nil {
+		return nil, err
+	}
 	cfg := vault.DefaultConfig()
 	cfg.Address = c.Address
 	cfg.Timeout = 15 * time.Second
 	cfg.MaxRetries = 0
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		ca, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("connection.ca_file: %w", err)
-		}
-		tcfg.RootCAs = x509.NewCertPool()
-		if !tcfg.RootCAs.AppendCertsFromPEM(ca) {
-			return nil, fmt.Errorf("connection.ca_file %s holds no certificate", c.CAFile)
-		}
+	roots, err := c.roots()
+	if err != nil {
+		return nil, err
 	}
+	tcfg.RootCAs = roots
 	cfg.HttpClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tcfg}}
 	cl, err := vault.NewClient(cfg)
 	if err != nil {
@@ -287,6 +343,27 @@ func client(ctx context.Context, q sdk.RequestContext, c connection) (*vault.Cli
 		return nil, fmt.Errorf("vault at %s refused the credentials: %w", c.Address, err)
 	}
 	return cl, nil
+}
+
+// roots are the CAs that verify Vault's listener: connection.ca_file, or
+// the system's roots when it is not set (what the API client would use).
+func (c connection) roots() (*x509.CertPool, error) {
+	if c.CAFile == "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("no connection.ca_file and no system CA pool: %w", err)
+		}
+		return pool, nil
+	}
+	ca, err := os.ReadFile(c.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("connection.ca_file %s: %w", c.CAFile, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("connection.ca_file %s holds no PEM certificate", c.CAFile)
+	}
+	return pool, nil
 }
 
 // connect reads the settings and logs in; failures go on d.

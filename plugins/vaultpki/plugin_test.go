@@ -131,9 +131,21 @@ func TestFlow(t *testing.T) {
 			t.Errorf("after apply: %s %s (%s): %s", c.ID, c.Status, c.Subject, c.Evidence)
 		}
 	}
-	for _, id := range []string{"vault.pki.ca_present", "vault.pki.ca_lifetime", "vault.pki.roles", "vault.pki.urls", "vault.pki.tidy", "vault.transit.keys", "vault.audit.enabled", "tls.protocol.versions"} {
+	for _, id := range []string{"vault.pki.ca_present", "vault.pki.ca_lifetime", "vault.pki.ca_key", "vault.pki.roles", "vault.pki.urls", "vault.pki.tidy", "vault.pki.lint",
+		"vault.pki.expiry", "vault.transit.keys", "vault.audit.enabled", "vault.audit.denied", "tls.protocol.versions", "tls.certificate.trusted"} {
 		if len(statusOf(after, id)) == 0 {
 			t.Errorf("after: no %s check", id)
+		}
+	}
+	// Nothing issued yet but verify's own 5-minute lint leaves: the expiry
+	// check has nothing to judge and says so — it does not pass on zero.
+	if ex := statusOf(after, "vault.pki.expiry"); len(ex) != 1 || ex[0].Status != checks.Skip || !strings.Contains(ex[0].Evidence, "no issued certificate to judge") {
+		t.Errorf("expiry with no issued certificate: %+v", ex)
+	}
+	// Checks that need live evidence pass on it, not on configuration.
+	for _, c := range after.Checks {
+		if c.Status == checks.Pass && c.ConfigurationOnly {
+			t.Errorf("%s passed on configuration only: %s", c.ID, c.Evidence)
 		}
 	}
 	if ev := statusOf(after, "vault.audit.enabled"); len(ev) == 0 || !strings.Contains(ev[0].Evidence, "found in the audit log") {
@@ -237,6 +249,11 @@ func TestFlow(t *testing.T) {
 	}
 	if !legacy {
 		t.Errorf("role legacy (max_ttl 8760h) not reported: %+v", statusOf(third, "vault.pki.roles"))
+	}
+	// Now Vault has issued: the 1500 h leaf is fine, the harden-issuer's
+	// 24 h one is inside every alert window.
+	if ex := statusOf(third, "vault.pki.expiry"); len(ex) != 1 || ex[0].Status != checks.Fail || !strings.Contains(ex[0].Evidence, "< 7 days") {
+		t.Errorf("expiry with a 24 h certificate: %+v", ex)
 	}
 	// Three denials since the previous verify: the KEK user's rotate, the
 	// verify role's refused plan and the read-only token's read (harden's

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -48,13 +49,18 @@ func init() {
 			Remediation: "Rotate the key, set auto_rotate_period, deletion_allowed=false; an exportable key needs replacing.", References: kms},
 		checks.Definition{ID: "vault.audit.enabled", Title: "A file audit device records requests (proven by a canary request found in the log)", Severity: checks.High,
 			Remediation: "Enable a file audit device (harden apply does).", References: kms},
-		checks.Definition{ID: "vault.audit.denied", Title: "Permission-denied requests since the previous verify", Severity: checks.Info, Remediation: "Review who is being refused.", References: kms},
+		// Best effort: the count needs the audit log, and vault.audit.enabled
+		// already errors when the log cannot be read.
+		checks.Definition{ID: "vault.audit.denied", Title: "Permission-denied requests since the previous verify", Severity: checks.Info, Remediation: "Review who is being refused.", References: kms, BestEffort: true},
 	)
 }
 
 // Verify checks the live Vault: CAs, roles, URLs, tidy, lints on the chain
 // and a fresh leaf, issued certificates' expiry, transit keys, the audit
 // device (a canary request found in its log) and Vault's own listener.
+// Every check rests on what Vault answered: a read that fails (403,
+// timeout, reset) is an inconclusive observation, never a pass or a
+// silent omission (checks.Reduce).
 func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyResponse) {
 	st, ok := load(q.RequestContext, &r.Diagnostics)
 	if !ok {
@@ -66,6 +72,8 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	cl, err := client(ctx, q.RequestContext, st.conn)
 	if err != nil {
 		r.Diagnostics.AddTargetError("vault.login", "cannot log in to Vault", err)
+		// The listener needs no login: what it showed stands.
+		r.Checks = <-listener
 		return
 	}
 	v := &verifier{ctx: ctx, cl: cl, st: st, targets: q.Policy.Targets, self: q.Target.Name}
@@ -82,6 +90,8 @@ type verifier struct {
 	targets []sdk.TargetRef
 	self    string
 	out     []checks.Check
+	// roles of the intermediate mount, read once (roleInventory).
+	inv *roleInventory
 }
 
 func (v *verifier) add(id string, ok bool, subject, evidence string) {
@@ -92,52 +102,83 @@ func (v *verifier) add(id string, ok bool, subject, evidence string) {
 	}
 }
 
+func (v *verifier) reduce(id, subject string, obs ...checks.Observation) {
+	v.out = append(v.out, checks.Reduce(id, subject, obs...))
+}
+
+// unknown records a check that could not observe: attempt failed with err.
+func (v *verifier) unknown(id, subject, attempt string, err error) {
+	v.reduce(id, subject, checks.Unknown(attempt, err.Error()))
+}
+
+// answered reports whether err (from a Vault API call) is Vault's own
+// answer (an HTTP status with Vault's errors), not a transport failure.
+func answered(err error) bool {
+	var re *vault.ResponseError
+	return err == nil || errors.As(err, &re)
+}
+
 func scanListener(ctx context.Context, q sdk.RequestContext, st *settings) []checks.Check {
 	u, err := url.Parse(st.conn.Address)
 	if err != nil || u.Scheme != "https" {
 		return []checks.Check{checks.Failed("tls.enabled", st.conn.Address, "Vault's API is not served over https")}
 	}
+	subject := "Vault listener " + u.Host
 	target, exp, err := probe.ForRequest(q, probe.HTTP)
 	if err != nil {
-		return []checks.Check{checks.Errored("tls.enabled", st.conn.Address, err)}
+		return []checks.Check{checks.Errored("tls.enabled", subject, err)}
 	}
 	target.ClientCert, exp.RequireClientAuth = nil, false
-	target.RootCAs = nil
-	if st.conn.CAFile != "" {
-		if pemData, err := os.ReadFile(st.conn.CAFile); err == nil {
-			target.RootCAs = x509.NewCertPool()
-			target.RootCAs.AppendCertsFromPEM(pemData)
-		}
-	}
+	// The listener is judged with the CAs harden's API client trusts. An
+	// unreadable ca_file is an error naming the file, never "no CA given".
+	roots, rootsErr := st.conn.roots()
+	target.RootCAs = roots
 	target.Address = u.Host
 	res, err := probe.Scan(ctx, target, probe.Options{})
 	if err != nil {
-		return []checks.Check{checks.Errored("tls.enabled", u.Host, err)}
+		return []checks.Check{checks.Errored("tls.enabled", subject, err)}
 	}
 	out := res.Checks(exp)
+	replaced := false
 	for i := range out {
-		out[i].Subject = "Vault listener " + u.Host
+		out[i].Subject = subject
+		if rootsErr != nil && out[i].ID == "tls.certificate.trusted" && out[i].Status != checks.Fail {
+			out[i] = checks.Errored("tls.certificate.trusted", subject, fmt.Errorf("the listener's certificate cannot be judged: %w", rootsErr))
+			replaced = true
+		}
+	}
+	if rootsErr != nil && !replaced {
+		out = append(out, checks.Errored("tls.certificate.trusted", subject, fmt.Errorf("the listener's certificate cannot be judged: %w", rootsErr)))
 	}
 	return out
 }
 
 // audit: a canary request (a read of a path named by a random nonce) must
 // appear in the file audit log; permission-denied entries since the
-// previous verify's canary are counted.
+// previous verify's canary are counted. Without spec.audit.file there is no
+// log to look in: the device list is configuration only, which never
+// passes this high-severity check (checks.Configured: a warning at best).
 func (v *verifier) audit() {
+	devices, err := v.cl.Sys().ListAuditWithContext(v.ctx)
 	if v.st.auditFile == "" {
-		devices, err := v.cl.Sys().ListAuditWithContext(v.ctx)
+		subject := "audit devices"
 		if err != nil {
-			v.out = append(v.out, checks.Errored("vault.audit.enabled", "audit devices", err))
+			v.unknown("vault.audit.enabled", subject, "list audit devices", err)
 			return
 		}
-		v.add("vault.audit.enabled", len(devices) > 0, "audit devices", fmt.Sprintf("%d audit device(s) enabled; no spec.audit.file to prove one records", len(devices)))
+		var names []string
+		for path, a := range devices {
+			names = append(names, path+" ("+a.Type+")")
+		}
+		slices.Sort(names)
+		ev := fmt.Sprintf("%d audit device(s) enabled%s; no spec.audit.file, so no canary request can prove one records: set it and run verify on the Vault host",
+			len(devices), orEmpty(": ", strings.Join(names, ", ")))
+		v.out = append(v.out, checks.Configured("vault.audit.enabled", subject, ev, len(devices) > 0))
 		return
 	}
 	subject := "file audit device " + v.st.auditFile
-	devices, err := v.cl.Sys().ListAuditWithContext(v.ctx)
 	if err != nil {
-		v.out = append(v.out, checks.Errored("vault.audit.enabled", subject, err))
+		v.unknown("vault.audit.enabled", subject, "list audit devices", err)
 		return
 	}
 	if !slices.ContainsFunc(slices.Collect(maps.Values(devices)), func(a *vault.Audit) bool { return a.Type == "file" && a.Options["file_path"] == v.st.auditFile }) {
@@ -147,12 +188,19 @@ func (v *verifier) audit() {
 	nonceB := make([]byte, 12)
 	_, _ = rand.Read(nonceB)
 	nonce := "harden-canary-" + hex.EncodeToString(nonceB)
-	_, _ = v.cl.Logical().ReadWithContext(v.ctx, "sys/policy/"+nonce) // 404 or 403: either is audited
+	// 404 or 403: either is Vault's answer, and audited before it is sent.
+	// No answer at all (timeout, reset) proves nothing about the log.
+	if _, err := v.cl.Logical().ReadWithContext(v.ctx, "sys/policy/"+nonce); !answered(err) {
+		v.unknown("vault.audit.enabled", subject, "canary request "+nonce, fmt.Errorf("Vault did not answer it: %w", err))
+		return
+	}
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		found, denied, prev, err := scanAuditLog(v.st.auditFile, nonce)
 		if err != nil {
-			v.out = append(v.out, checks.New("vault.audit.enabled", checks.Warn, subject, "the audit log is not readable here ("+err.Error()+"): run verify on the Vault host to prove the device records"))
+			reason := "the audit log is not readable here (" + err.Error() + "): run verify on the Vault host with read access to the log"
+			v.reduce("vault.audit.enabled", subject, checks.Unknown("canary request "+nonce+" answered by Vault", reason))
+			v.reduce("vault.audit.denied", subject, checks.Unknown("count of permission-denied requests", reason))
 			return
 		}
 		if found {
@@ -169,11 +217,18 @@ func (v *verifier) audit() {
 			return
 		}
 		if time.Now().After(deadline) {
-			v.add("vault.audit.enabled", false, subject, "canary request "+nonce+" not found in the audit log within 3 s: the device does not record requests")
+			v.add("vault.audit.enabled", false, subject, "canary request "+nonce+" (answered by Vault) not found in the audit log within 3 s: the device does not record requests")
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func orEmpty(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }
 
 // scanAuditLog reads the JSON-lines audit log: whether nonce appears, and
@@ -216,8 +271,8 @@ func (v *verifier) pki() {
 	for _, m := range st.pkiMounts() {
 		pemData, err := caPEM(v.ctx, v.cl, m)
 		if err != nil {
-			v.out = append(v.out, checks.Errored("vault.pki.ca_present", m, err))
-			return
+			v.unknown("vault.pki.ca_present", m, "read the CA of "+m, err)
+			continue
 		}
 		if pemData == "" {
 			v.add("vault.pki.ca_present", false, m, "no CA certificate in mount "+m)
@@ -225,20 +280,21 @@ func (v *verifier) pki() {
 		}
 		c, err := parsePEMCert(pemData)
 		if err != nil {
-			v.out = append(v.out, checks.Errored("vault.pki.ca_present", m, err))
+			v.unknown("vault.pki.ca_present", m, "parse the CA certificate of "+m, err)
 			continue
 		}
 		chain[m] = c
 		v.add("vault.pki.ca_present", true, m, fmt.Sprintf("%q, valid to %s", c.Subject.CommonName, c.NotAfter.UTC().Format(time.DateOnly)))
-		// Validity left vs the longest leaf TTL + renewal window.
-		need := v.longestRoleTTL() + st.renewBefore
-		left := time.Until(c.NotAfter)
-		v.add("vault.pki.ca_lifetime", left > need, m, fmt.Sprintf("%s left; longest role max_ttl + renew_before = %s", left.Round(time.Hour), need))
+		v.caLifetime(m, c)
 		kt, ok := keyAllowed(c, st)
 		v.add("vault.pki.ca_key", ok, m, kt+" (profile "+st.profile.Name+" allows "+strings.Join(st.profile.CertificateTypes, ", ")+")")
 		urls, err := v.cl.Logical().ReadWithContext(v.ctx, m+"/config/urls")
-		ok = err == nil && urls != nil && len(asList(urls.Data["issuing_certificates"])) > 0 && len(asList(urls.Data["crl_distribution_points"])) > 0
-		ev := "issuing_certificates and crl_distribution_points set"
+		if err != nil {
+			v.unknown("vault.pki.urls", m, "read "+m+"/config/urls", err)
+			continue
+		}
+		ok = urls != nil && len(asList(urls.Data["issuing_certificates"])) > 0 && len(asList(urls.Data["crl_distribution_points"])) > 0
+		ev := "no issuing_certificates or crl_distribution_points (" + m + "/config/urls is empty)"
 		if urls != nil {
 			ev = fmt.Sprintf("issuing_certificates=%v crl_distribution_points=%v", urls.Data["issuing_certificates"], urls.Data["crl_distribution_points"])
 		}
@@ -248,10 +304,33 @@ func (v *verifier) pki() {
 		return
 	}
 	tidy, err := v.cl.Logical().ReadWithContext(v.ctx, st.intMount+"/config/auto-tidy")
-	enabled := err == nil && tidy != nil && tidy.Data["enabled"] == true && tidy.Data["tidy_cert_store"] == true
-	v.add("vault.pki.tidy", enabled, st.intMount, fmt.Sprintf("auto-tidy enabled=%v", tidy != nil && tidy.Data["enabled"] == true))
+	if err != nil {
+		v.unknown("vault.pki.tidy", st.intMount, "read "+st.intMount+"/config/auto-tidy", err)
+	} else {
+		enabled := tidy != nil && tidy.Data["enabled"] == true && tidy.Data["tidy_cert_store"] == true
+		v.add("vault.pki.tidy", enabled, st.intMount, fmt.Sprintf("auto-tidy enabled=%v tidy_cert_store=%v", tidy != nil && tidy.Data["enabled"] == true, tidy != nil && tidy.Data["tidy_cert_store"] == true))
+	}
 	v.roles()
-	v.lintAndInventory(chain)
+	v.lint(chain)
+	v.expiry(chain[st.intMount])
+}
+
+// caLifetime: validity left vs the longest leaf TTL + the renewal window.
+// A role that cannot be read has an unknown max_ttl: unless the CA is
+// already too short for the roles that were read, that is inconclusive.
+func (v *verifier) caLifetime(mount string, c *x509.Certificate) {
+	inv := v.roleInventory()
+	need := inv.longestTTL(v.st.maxTTL) + v.st.renewBefore
+	left := time.Until(c.NotAfter)
+	ev := fmt.Sprintf("%s left; longest role max_ttl + renew_before = %s", left.Round(time.Hour), need)
+	obs := []checks.Observation{checks.Good(ev)}
+	if left <= need {
+		obs[0] = checks.Bad(ev)
+	}
+	if u, ok := inv.unknownTTL(v.st.intMount); ok {
+		obs = append(obs, u)
+	}
+	v.reduce("vault.pki.ca_lifetime", mount, obs...)
 }
 
 func parsePEMCert(s string) (*x509.Certificate, error) {
@@ -277,20 +356,64 @@ func keyAllowed(c *x509.Certificate, st *settings) (string, bool) {
 	return fmt.Sprintf("%T", c.PublicKey), false
 }
 
-// roleList reads every role of the intermediate mount.
-func (v *verifier) roleList() map[string]map[string]any {
-	out := map[string]map[string]any{}
+// roleInventory is every role of the intermediate mount as Vault answered:
+// the roles read, the ones listed but not readable (with why), or why the
+// list itself failed.
+type roleInventory struct {
+	roles      map[string]map[string]any
+	unreadable map[string]string
+	listErr    error
+}
+
+// roleInventory reads the roles of the intermediate mount once per verify.
+func (v *verifier) roleInventory() *roleInventory {
+	if v.inv != nil {
+		return v.inv
+	}
+	inv := &roleInventory{roles: map[string]map[string]any{}, unreadable: map[string]string{}}
+	v.inv = inv
 	s, err := v.cl.Logical().ListWithContext(v.ctx, v.st.intMount+"/roles")
-	if err != nil || s == nil {
-		return out
+	if err != nil {
+		inv.listErr = fmt.Errorf("list %s/roles: %w", v.st.intMount, err)
+		return inv
+	}
+	if s == nil {
+		return inv // 404: the mount has no roles
 	}
 	for _, n := range asList(s.Data["keys"]) {
 		name := fmt.Sprint(n)
-		if r, err := v.cl.Logical().ReadWithContext(v.ctx, v.st.intMount+"/roles/"+name); err == nil && r != nil {
-			out[name] = r.Data
+		r, err := v.cl.Logical().ReadWithContext(v.ctx, v.st.intMount+"/roles/"+name)
+		switch {
+		case err != nil:
+			inv.unreadable[name] = err.Error()
+		case r == nil:
+			inv.unreadable[name] = "listed, but not found when read"
+		default:
+			inv.roles[name] = r.Data
 		}
 	}
-	return out
+	return inv
+}
+
+// longestTTL is the longest max_ttl of the roles read (at least floor).
+func (inv *roleInventory) longestTTL(floor time.Duration) time.Duration {
+	longest := floor
+	for _, r := range inv.roles {
+		longest = max(longest, seconds(r["max_ttl"]))
+	}
+	return longest
+}
+
+// unknownTTL is the inconclusive observation of the roles whose max_ttl
+// could not be read, if any.
+func (inv *roleInventory) unknownTTL(mount string) (checks.Observation, bool) {
+	if inv.listErr != nil {
+		return checks.Unknown("the longest role max_ttl of "+mount, inv.listErr.Error()), true
+	}
+	if len(inv.unreadable) == 0 {
+		return checks.Observation{}, false
+	}
+	return checks.Unknown("the longest role max_ttl of "+mount, fmt.Sprintf("%d role(s) not readable, their max_ttl unknown: %s", len(inv.unreadable), strings.Join(slices.Sorted(maps.Keys(inv.unreadable)), ", "))), true
 }
 
 func seconds(v any) time.Duration {
@@ -298,32 +421,24 @@ func seconds(v any) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
-func (v *verifier) longestRoleTTL() time.Duration {
-	longest := v.st.maxTTL
-	for _, r := range v.roleList() {
-		if d := seconds(r["max_ttl"]); d > longest {
-			longest = d
-		}
-	}
-	return longest
-}
-
-// roles: every role of the mount, harden's or not, is held to the policy.
+// roles: every role of the mount, harden's or not, is held to the policy;
+// a role that cannot be read is an inconclusive check of its own.
 func (v *verifier) roles() {
-	roles := v.roleList()
-	if len(roles) == 0 {
+	inv := v.roleInventory()
+	if inv.listErr != nil {
+		v.unknown("vault.pki.roles", v.st.intMount, "list the roles", inv.listErr)
+		return
+	}
+	if len(inv.roles) == 0 && len(inv.unreadable) == 0 {
 		v.add("vault.pki.roles", false, v.st.intMount, "no roles: nothing can be issued")
 		return
 	}
-	names := keys(func() map[string]any {
-		m := map[string]any{}
-		for k := range roles {
-			m[k] = nil
-		}
-		return m
-	}())
-	for _, name := range names {
-		r := roles[name]
+	for _, name := range slices.Sorted(maps.Keys(inv.unreadable)) {
+		path := v.st.intMount + "/roles/" + name
+		v.reduce("vault.pki.roles", "role "+path, checks.Unknown("read "+path, inv.unreadable[name]))
+	}
+	for _, name := range slices.Sorted(maps.Keys(inv.roles)) {
+		r := inv.roles[name]
 		var bad []string
 		if d := seconds(r["max_ttl"]); d == 0 || d > v.st.maxTTL {
 			bad = append(bad, fmt.Sprintf("max_ttl %s exceeds the rotation policy's %s", d, v.st.maxTTL))
@@ -349,10 +464,9 @@ func (v *verifier) roles() {
 	}
 }
 
-// lintAndInventory lints the chain and a fresh 5-minute leaf signed by the
-// server role (key made here, only the CSR goes to Vault), and lists issued
-// certificates close to expiry.
-func (v *verifier) lintAndInventory(chain map[string]*x509.Certificate) {
+// lint lints the chain and a fresh 5-minute leaf signed by the server role
+// (key made here, only the CSR goes to Vault).
+func (v *verifier) lint(chain map[string]*x509.Certificate) {
 	st := v.st
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	name := st.serverNames[0]
@@ -361,10 +475,20 @@ func (v *verifier) lintAndInventory(chain map[string]*x509.Certificate) {
 	s, err := v.cl.Logical().WriteWithContext(v.ctx, st.intMount+"/sign/"+st.serverRole, map[string]any{"csr": csr, "ttl": "5m"})
 	lintChain := []*x509.Certificate{chain[st.intMount], chain[st.rootMount]}
 	subject := st.intMount + " chain + a fresh leaf from role " + st.serverRole
-	if err != nil {
+	switch {
+	case err != nil && answered(err):
 		v.add("vault.pki.lint", false, subject, "the server role refused to sign a CSR for "+name+": "+err.Error())
-	} else if leaf, perr := parsePEMCert(fmt.Sprint(s.Data["certificate"])); perr == nil {
-		lintChain = append([]*x509.Certificate{leaf}, lintChain...)
+	case err != nil:
+		v.unknown("vault.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, err)
+	case s == nil:
+		v.unknown("vault.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, errors.New("Vault answered without a certificate"))
+	default:
+		leaf, perr := parsePEMCert(fmt.Sprint(s.Data["certificate"]))
+		if perr != nil {
+			v.unknown("vault.pki.lint", subject, "parse the leaf Vault signed", perr)
+		} else {
+			lintChain = append([]*x509.Certificate{leaf}, lintChain...)
+		}
 	}
 	if lintChain[len(lintChain)-1] == nil {
 		lintChain = lintChain[:len(lintChain)-1]
@@ -384,61 +508,132 @@ func (v *verifier) lintAndInventory(chain map[string]*x509.Certificate) {
 		}
 		v.out = append(v.out, checks.New("vault.pki.lint", status, subject, certlint.Summary(findings)))
 	}
-	// Inventory: what Vault stored (short-lived leaves such as the lint
-	// leaf above are left out).
+}
+
+// expiry lists the certificates the intermediate issued that are close to
+// expiry: what Vault stored, united with what the policy's endpoints serve
+// (roles with no_store leave no record in Vault). A certificate listed but
+// not readable makes it inconclusive, as do unreachable endpoints while a
+// role does not store what it issues (or the roles could not all be read).
+// A certificate list that is conclusively empty of certificates to judge
+// (none, or only CAs, verify's own short-lived lint leaves and expired ones)
+// is not applicable, with the counts as the reason; it never passes.
+func (v *verifier) expiry(inter *x509.Certificate) {
+	st := v.st
+	subject := st.intMount + " issued certificates"
 	list, err := v.cl.Logical().ListWithContext(v.ctx, st.intMount+"/certs")
-	if err != nil || list == nil {
+	if err != nil {
+		v.unknown("vault.pki.expiry", subject, "list "+st.intMount+"/certs", err)
 		return
 	}
-	var soon []string
-	total := 0
+	var serials []any
+	if list != nil { // nil: 404, nothing stored
+		serials = asList(list.Data["keys"])
+	}
+	var soon, unreadable []string
+	total, cas, short, expired := 0, 0, 0, 0
 	stored := map[string]bool{}
-	alerts := []time.Duration{30 * 24 * time.Hour, 14 * 24 * time.Hour, 7 * 24 * time.Hour}
-	for _, serial := range asList(list.Data["keys"]) {
-		c, err := v.cl.Logical().ReadWithContext(v.ctx, st.intMount+"/cert/"+fmt.Sprint(serial))
+	// Tightest window first: a certificate 1 day from expiry is "< 7 days".
+	alerts := []time.Duration{7 * 24 * time.Hour, 14 * 24 * time.Hour, 30 * 24 * time.Hour}
+	judge := func(cert *x509.Certificate, what string) {
+		total++
+		left := time.Until(cert.NotAfter)
+		for _, a := range alerts {
+			if left < a {
+				soon = append(soon, fmt.Sprintf("%s (%s) expires in %s (< %d days)", cert.Subject.CommonName, what, left.Round(time.Hour), int(a.Hours()/24)))
+				break
+			}
+		}
+	}
+	for _, serial := range serials {
+		path := st.intMount + "/cert/" + fmt.Sprint(serial)
+		c, err := v.cl.Logical().ReadWithContext(v.ctx, path)
 		if err != nil || c == nil {
+			unreadable = append(unreadable, fmt.Sprintf("%s (%v)", path, orNotFound(err)))
 			continue
 		}
 		cert, err := parsePEMCert(fmt.Sprint(c.Data["certificate"]))
-		if err != nil || cert.IsCA || cert.NotAfter.Sub(cert.NotBefore) < time.Hour || time.Now().After(cert.NotAfter) {
-			continue
-		}
-		total++
-		stored[serialHex(cert)] = true
-		left := time.Until(cert.NotAfter)
-		for _, a := range alerts {
-			if left < a {
-				soon = append(soon, fmt.Sprintf("%s (serial %s) expires in %s (< %d days)", cert.Subject.CommonName, serial, left.Round(time.Hour), int(a.Hours()/24)))
-				break
-			}
+		switch {
+		case err != nil:
+			unreadable = append(unreadable, fmt.Sprintf("%s (not a certificate: %v)", path, err))
+		case cert.IsCA:
+			cas++
+		case cert.NotAfter.Sub(cert.NotBefore) < time.Hour: // verify's own lint leaves
+			short++
+		case time.Now().After(cert.NotAfter): // left for tidy
+			expired++
+		default:
+			stored[serialHex(cert)] = true
+			judge(cert, "serial "+fmt.Sprint(serial))
 		}
 	}
-	// ... united with what the policy's endpoints actually serve (roles with
-	// no_store leave no record in Vault).
-	served, reached := v.servedCertificates(chain[st.intMount])
+	served, reached, unreached := v.servedCertificates(inter)
 	for serial, cert := range served {
-		if stored[serial] {
-			continue
-		}
-		total++
-		left := time.Until(cert.NotAfter)
-		for _, a := range alerts {
-			if left < a {
-				soon = append(soon, fmt.Sprintf("%s (served, serial %s) expires in %s (< %d days)", cert.Subject.CommonName, serial, left.Round(time.Hour), int(a.Hours()/24)))
-				break
-			}
+		if !stored[serial] {
+			judge(cert, "served, serial "+serial)
 		}
 	}
-	v.add("vault.pki.expiry", len(soon) == 0, st.intMount+" issued certificates",
-		orAll(soon, fmt.Sprintf("%d valid certificate(s) (stored in Vault or served by %d endpoint(s) of the policy), none within 30 days of expiry", total, reached)))
+	var obs []checks.Observation
+	switch {
+	case len(soon) > 0:
+		obs = append(obs, checks.Bad(strings.Join(soon, "; ")))
+	case total > 0:
+		obs = append(obs, checks.Good(fmt.Sprintf("%d valid certificate(s) (stored in Vault or served by %d endpoint(s) of the policy), none within 30 days of expiry", total, reached)))
+	}
+	if len(unreadable) > 0 {
+		obs = append(obs, checks.Unknown(fmt.Sprintf("%d of %d listed certificate(s)", len(unreadable), len(serials)), "not readable: "+firstOf(unreadable, 5)))
+	}
+	if len(unreached) > 0 {
+		if noStore, unsure := v.rolesWithoutStore(); len(noStore) > 0 || unsure {
+			why := "role(s) " + strings.Join(noStore, ", ") + " do not store what they issue (no_store)"
+			if len(noStore) == 0 {
+				why = "not every role could be read, so some may not store what they issue"
+			}
+			obs = append(obs, checks.Unknown(fmt.Sprintf("%d endpoint(s) of the policy not reached", len(unreached)), why+", and what these endpoints serve is unknown: "+firstOf(unreached, 5)))
+		}
+	}
+	if len(obs) == 0 {
+		v.out = append(v.out, checks.NotApplicable("vault.pki.expiry", subject, fmt.Sprintf(
+			"no issued certificate to judge: %s lists %d certificate(s) (%d CA, %d short-lived < 1 h such as verify's lint leaves, %d expired) and none of the %d endpoint(s) reached serves one from it",
+			st.intMount, len(serials), cas, short, expired, reached)))
+		return
+	}
+	v.reduce("vault.pki.expiry", subject, obs...)
+}
+
+func orNotFound(err error) any {
+	if err == nil {
+		return "listed, but not found when read"
+	}
+	return err
+}
+
+// firstOf joins the first n items and says how many more there are.
+func firstOf(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more", strings.Join(items[:n], "; "), len(items)-n)
+}
+
+// rolesWithoutStore names the roles with no_store on; unsure when not
+// every role could be read.
+func (v *verifier) rolesWithoutStore() (names []string, unsure bool) {
+	inv := v.roleInventory()
+	for _, name := range slices.Sorted(maps.Keys(inv.roles)) {
+		if inv.roles[name]["no_store"] == true {
+			names = append(names, name)
+		}
+	}
+	return names, inv.listErr != nil || len(inv.unreadable) > 0
 }
 
 // servedCertificates handshakes with every other target's endpoints (in
 // its plugin's dialect) and keeps the leaves the intermediate issued, by
-// serial; it also says how many endpoints answered.
-func (v *verifier) servedCertificates(inter *x509.Certificate) (map[string]*x509.Certificate, int) {
-	out := map[string]*x509.Certificate{}
-	reached := 0
+// serial; it also says how many endpoints answered and which did not
+// (each of them is also scanned, lifetime included, by its own target).
+func (v *verifier) servedCertificates(inter *x509.Certificate) (out map[string]*x509.Certificate, reached int, unreached []string) {
+	out = map[string]*x509.Certificate{}
 	dialects := map[string]probe.Dialect{"postgres": probe.Postgres, "kafka": probe.Kafka}
 	for _, t := range v.targets {
 		if t.Name == v.self {
@@ -453,7 +648,11 @@ func (v *verifier) servedCertificates(inter *x509.Certificate) (map[string]*x509
 			ctx, cancel := context.WithTimeout(v.ctx, 3*time.Second)
 			cs, err := probe.Handshake(ctx, probe.Target{Address: addr, Dialect: d}, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, probe.Options{}) //nolint:gosec // reading what is served
 			cancel()
-			if err != nil || len(cs.PeerCertificates) == 0 {
+			if err == nil && len(cs.PeerCertificates) == 0 {
+				err = errors.New("no certificate presented")
+			}
+			if err != nil {
+				unreached = append(unreached, fmt.Sprintf("%s %s (%v)", t.Name, addr, err))
 				continue
 			}
 			reached++
@@ -463,7 +662,7 @@ func (v *verifier) servedCertificates(inter *x509.Certificate) (map[string]*x509
 			}
 		}
 	}
-	return out, reached
+	return out, reached, unreached
 }
 
 // serialHex formats a serial as Vault does (colon-separated hex).
@@ -476,14 +675,8 @@ func serialHex(c *x509.Certificate) string {
 	return strings.Join(parts, ":")
 }
 
-func orAll(items []string, ok string) string {
-	if len(items) == 0 {
-		return ok
-	}
-	return strings.Join(items, "; ")
-}
-
-// transit checks every KEK the spec names.
+// transit checks every KEK the spec names: a key Vault says is missing
+// fails; a key it would not show (403, no answer) is inconclusive.
 func (v *verifier) transit() {
 	if v.st.spec.Transit == nil {
 		return
@@ -491,8 +684,12 @@ func (v *verifier) transit() {
 	for _, k := range v.st.spec.Transit.Keys {
 		path := v.st.transitMount + "/keys/" + k
 		s, err := v.cl.Logical().ReadWithContext(v.ctx, path)
-		if err != nil || s == nil {
-			v.add("vault.transit.keys", false, path, fmt.Sprintf("key missing or unreadable: %v", err))
+		if err != nil {
+			v.unknown("vault.transit.keys", path, "read "+path, err)
+			continue
+		}
+		if s == nil {
+			v.add("vault.transit.keys", false, path, "key missing (Vault answered 404)")
 			continue
 		}
 		d := s.Data
@@ -521,13 +718,19 @@ func (v *verifier) transit() {
 			}
 		}
 		age := time.Since(created)
-		if created.IsZero() || age > v.st.maxTTL {
+		var obs []checks.Observation
+		switch {
+		case created.IsZero():
+			obs = append(obs, checks.Unknown("age of latest version "+latest, "Vault's answer has no creation time for it"))
+		case age > v.st.maxTTL:
 			bad = append(bad, fmt.Sprintf("latest version %s is %s old (policy %s)", latest, age.Round(time.Hour), v.st.maxTTL))
 		}
-		if len(bad) > 0 {
-			v.add("vault.transit.keys", false, path, strings.Join(bad, "; "))
-		} else {
-			v.add("vault.transit.keys", true, path, fmt.Sprintf("aes256-gcm96, latest version %s created %s ago, auto-rotate every %s, not exportable, no plaintext backup, deletion off", latest, age.Round(time.Minute), period))
+		switch {
+		case len(bad) > 0:
+			obs = append(obs, checks.Bad(strings.Join(bad, "; ")))
+		case len(obs) == 0:
+			obs = append(obs, checks.Good(fmt.Sprintf("aes256-gcm96, latest version %s created %s ago, auto-rotate every %s, not exportable, no plaintext backup, deletion off", latest, age.Round(time.Minute), period)))
 		}
+		v.reduce("vault.transit.keys", path, obs...)
 	}
 }
