@@ -260,6 +260,11 @@ func (p *Postgres) Stop() error {
 	return nil
 }
 
+// PostgresPlaintextAdminReason is the generated policy's
+// connection.allow_plaintext_admin: why harden may log in to the fresh
+// cluster without TLS (SCRAM-SHA-256 only) before apply switches TLS on.
+const PostgresPlaintextAdminReason = "testenv: a fresh local cluster without TLS until harden apply switches it on"
+
 // Info implements Service: the postgres entry of env.json.
 func (p *Postgres) Info() any {
 	return map[string]any{"host": p.Host, "port": p.Port, "user": p.User, "password_file": p.PasswordFile,
@@ -270,7 +275,13 @@ func (p *Postgres) Info() any {
 // Target implements Service: the postgres target of the generated policy.
 func (p *Postgres) Target() map[string]any {
 	return map[string]any{"name": "warehouse-pg", "plugin": "postgres",
-		"connection":  map[string]any{"host": p.Host, "port": p.Port, "user": p.User, "password_file": p.PasswordFile, "database": "postgres", "data_dir": p.DataDir},
+		"connection": map[string]any{"host": p.Host, "port": p.Port, "user": p.User, "password_file": p.PasswordFile, "database": "postgres", "data_dir": p.DataDir,
+			// The cluster starts without TLS: harden's first login (plan and
+			// apply of the unhardened server) cannot be over TLS. The
+			// cluster's network lines use scram-sha-256, the only method
+			// harden accepts without TLS; once apply switches TLS on, harden
+			// logs in over verified TLS only.
+			"allow_plaintext_admin": PostgresPlaintextAdminReason},
 		"certificate": map[string]any{"cert_file": p.CertFile, "key_file": p.KeyFile, "client_cert_file": p.ClientCertFile, "client_key_file": p.ClientKeyFile}}
 }
 

@@ -125,11 +125,15 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 type transaction struct {
 	restores []func() error
 	backups  []string
+	// paths restored on rollback (their modification times must predate
+	// the reload that follows, see waitPastModification).
+	paths []string
 }
 
 // backup copies path aside (keeping mode and owner) and registers its
 // restore; a path that did not exist is removed on rollback.
 func (t *transaction) backup(path string) error {
+	t.paths = append(t.paths, path)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		t.restores = append(t.restores, func() error { return os.Remove(path) })
@@ -157,6 +161,7 @@ func (t *transaction) rollback(ctx context.Context, db *pgx.Conn, d *sdk.Diagnos
 			d.AddTargetError("postgres.apply.rollback", "restoring a file failed; check the backups", err)
 		}
 	}
+	waitPastModification(ctx, t.paths...)
 	if _, err := db.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		d.AddTargetError("postgres.apply.rollback", "reload after restoring failed", err)
 	}
@@ -274,6 +279,7 @@ func alterSettings(ctx context.Context, db *pgx.Conn, l *liveState, d desiredSta
 
 // reloadAndConfirm reloads and proves the new configuration is live.
 func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.RequestContext, l *liveState, d desiredState) error {
+	waitPastModification(ctx, l.HBAFile, l.IdentFile)
 	if _, err := db.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		return err
 	}
@@ -283,20 +289,8 @@ func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.Req
 	if err := waitForSettings(ctx, db, d); err != nil {
 		return err
 	}
-	var hbaErrs []string
-	rows, err := db.Query(ctx, "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL")
+	hbaErrs, err := queryStrings(ctx, db, "SELECT 'pg_hba.conf line ' || line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL ORDER BY line_number")
 	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var n int
-		var e string
-		if err := rows.Scan(&n, &e); err == nil {
-			hbaErrs = append(hbaErrs, fmt.Sprintf("pg_hba.conf line %d: %s", n, e))
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read pg_hba_file_rules: %w", err)
 	}
 	if len(hbaErrs) > 0 {
@@ -312,19 +306,8 @@ func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.Req
 			return errors.New(strings.Join(identErrs, "; "))
 		}
 	}
-	var cfgErrs []string
-	rows, err = db.Query(ctx, "SELECT coalesce(sourcefile,'') || ':' || coalesce(sourceline,0) || ' ' || name || ': ' || error FROM pg_file_settings WHERE error IS NOT NULL")
+	cfgErrs, err := queryStrings(ctx, db, "SELECT coalesce(sourcefile,'') || ':' || coalesce(sourceline,0) || ' ' || coalesce(name,'') || ': ' || error FROM pg_file_settings WHERE error IS NOT NULL")
 	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var e string
-		if err := rows.Scan(&e); err == nil {
-			cfgErrs = append(cfgErrs, e)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read pg_file_settings: %w", err)
 	}
 	if len(cfgErrs) > 0 {
@@ -342,6 +325,30 @@ func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.Req
 	}
 	again.Close(ctx)
 	return nil
+}
+
+// waitPastModification waits until the wall clock is past the whole second
+// in which any of paths was last modified. verify compares pg_stat_file's
+// modification time (whole seconds) with pg_conf_load_time(): a reload in
+// the same second as the write would leave "pending reload" undecidable.
+// At most about a second, once per apply.
+func waitPastModification(ctx context.Context, paths ...string) {
+	var latest time.Time
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil && st.ModTime().After(latest) {
+			latest = st.ModTime()
+		}
+	}
+	wait := time.Until(latest.Truncate(time.Second).Add(time.Second + 10*time.Millisecond))
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 func waitForSettings(ctx context.Context, db *pgx.Conn, d desiredState) error {
@@ -461,10 +468,13 @@ func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, hbaFile, newH
 		var addr string
 		var self bool
 		if err := rows.Scan(&s.PID, &s.User, &s.Database, &addr, &s.SSL, &s.ClientCert, &s.Replication, &self); err != nil {
+			// A session the guard cannot judge is a reason to stop.
+			blocked = append(blocked, "cannot read a live session: "+err.Error())
 			continue
 		}
 		a, err := netip.ParseAddr(addr)
 		if err != nil {
+			blocked = append(blocked, fmt.Sprintf("pid %d: cannot parse its client address %q", s.PID, addr))
 			continue
 		}
 		s.Addr = a

@@ -3,81 +3,14 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/harden-dev/harden/shared/sdk"
 )
-
-// connect opens the management connection: through the Unix socket when
-// the connection names one, else TCP with TLS verified against the policy's
-// CA, falling back to plaintext only while the server has no TLS at all (the
-// state before the first apply).
-func connect(ctx context.Context, c connection, q sdk.RequestContext) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig("")
-	if err != nil {
-		return nil, err
-	}
-	cfg.Host, cfg.Port, cfg.User, cfg.Database = c.Host, uint16(c.Port), c.User, c.Database
-	if cfg.Database == "" {
-		cfg.Database = "postgres"
-	}
-	if cfg.User == "" {
-		cfg.User = "postgres"
-	}
-	if pw, ok := q.Target.Secret("password"); ok {
-		cfg.Password = pw
-	}
-	cfg.ConnectTimeout = 10 * time.Second
-	cfg.RuntimeParams = map[string]string{"application_name": "harden"}
-	if c.SocketDir != "" {
-		cfg.Host, cfg.TLSConfig, cfg.Fallbacks = c.SocketDir, nil, nil
-		return pgx.ConnectConfig(ctx, cfg)
-	}
-	tlsCfg := &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}
-	if len(q.Certificates.CABundlePEM) > 0 {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(q.Certificates.CABundlePEM)
-		tlsCfg.RootCAs = pool
-	} else {
-		return nil, errors.New("no CA bundle to verify the server with (certificates.files.ca_file)")
-	}
-	if len(q.Certificates.ClientChainPEM) > 0 {
-		pair, err := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		tlsCfg.Certificates = []tls.Certificate{pair}
-	}
-	cfg.TLSConfig = tlsCfg
-	cfg.Fallbacks = []*pgconn.FallbackConfig{{Host: c.Host, Port: uint16(c.Port), TLSConfig: nil}}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if conn.PgConn().Conn() != nil {
-		if _, isTLS := conn.PgConn().Conn().(*tls.Conn); !isTLS {
-			// Plaintext is only acceptable before TLS exists: refuse it when
-			// the server already has ssl on (a downgrade or a missing CA).
-			var ssl string
-			if err := conn.QueryRow(ctx, "SHOW ssl").Scan(&ssl); err == nil && ssl == "on" {
-				conn.Close(ctx)
-				return nil, errors.New("server has TLS on but the verified TLS connection failed; refusing to manage it over plaintext")
-			}
-		}
-	}
-	return conn, nil
-}
 
 // pgSetting is one row of pg_settings.
 type pgSetting struct {

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,9 +25,29 @@ type connection struct {
 	Database     string `json:"database"`
 	DataDir      string `json:"data_dir"`
 	SocketDir    string `json:"socket_dir"`
+	// AllowPlaintextAdmin is the operator's reason for letting the
+	// management connection log in without TLS when the server refuses TLS
+	// (answers 'N' to the SSLRequest) — and then only with SCRAM-SHA-256.
+	// Empty: a server that refuses TLS gets no credentials (see connect).
+	AllowPlaintextAdmin string `json:"allow_plaintext_admin"`
 }
 
 func (c connection) address() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// validate checks what the JSON schema cannot say on its own (the host
+// validates the schema; connect calls this again so that no request reaches
+// the network with a connection that could send credentials in the clear).
+func (c connection) validate() error {
+	if c.SocketDir != "" && !filepath.IsAbs(c.SocketDir) {
+		// pgx takes a host that does not start with "/" for a TCP host
+		// name: a relative socket_dir would become a plaintext TCP login.
+		return fmt.Errorf("socket_dir %q must be an absolute path", c.SocketDir)
+	}
+	if c.AllowPlaintextAdmin != "" && strings.TrimSpace(c.AllowPlaintextAdmin) == "" {
+		return errors.New("allow_plaintext_admin must give the reason, not blanks")
+	}
+	return nil
+}
 
 const connectionSchema = `{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -40,7 +63,8 @@ const connectionSchema = `{
     "password_file": {"type": "string", "description": "file holding the password"},
     "database": {"type": "string", "default": "postgres"},
     "data_dir": {"type": "string", "description": "data directory, for local-file apply (default: SHOW data_directory)"},
-    "socket_dir": {"type": "string", "description": "connect for plan/apply through this Unix socket directory instead of TCP"}
+    "socket_dir": {"type": "string", "minLength": 1, "description": "connect for plan/apply/verify through this Unix socket directory (absolute path) instead of TCP"},
+    "allow_plaintext_admin": {"type": "string", "minLength": 1, "description": "why the management connection may log in without TLS while the server refuses TLS (before the first apply); then only SCRAM-SHA-256 is accepted, never a cleartext or MD5 password request. A TLS failure (untrusted certificate, wrong name) never falls back to plaintext."}
   }
 }`
 
@@ -92,6 +116,9 @@ func (postgres) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sd
 	}
 	if c.PasswordEnv != "" && c.PasswordFile != "" {
 		r.Diagnostics.AddAttributeError(sdk.Path{"connection", "password_file"}, "set password_env or password_file, not both", "")
+	}
+	if err := c.validate(); err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
 	}
 	var sp spec
 	if err := q.Target.DecodeSpec(&sp); err != nil {

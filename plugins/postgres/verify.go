@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/probe"
@@ -32,6 +31,11 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	sdk.Log().Info("scanned", "target", q.Target.Name, "address", res.Address, "connections", res.Connections, "duration", res.Duration.String())
 	r.Checks = res.Checks(exp)
 	if res.ConnectErr != nil {
+		// Nothing answered: the checks of this plugin are errors with the
+		// reason, not absent (a missing check must not look like a pass).
+		reason := "the server could not be reached: " + res.ConnectErr.Error()
+		r.Checks = append(r.Checks, checks.Reduce(otherAddressesID, res.Address, checks.Unknown("plaintext attempts", reason)))
+		r.Checks = append(r.Checks, unreachableChecks(res.Address, "log in", reason)...)
 		return
 	}
 	r.Checks = append(r.Checks, otherAddressChecks(ctx, c.Host, c.Port))
@@ -39,9 +43,9 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	// sessions. A failed login is an error check, never a silent pass.
 	db, err := connect(ctx, c, q.RequestContext)
 	if err != nil {
-		for _, id := range []string{"postgres.hba.network_methods", "postgres.password_encryption", "postgres.sessions.unencrypted"} {
-			r.Checks = append(r.Checks, checks.Errored(id, res.Address, fmt.Errorf("cannot log in: %w", err)))
-		}
+		reason := "cannot log in: " + err.Error()
+		r.Checks = append(r.Checks, unreachableChecks(res.Address, "log in", reason)...)
+		r.Checks = append(r.Checks, directTLSUnknown(res.Address, "the server version is unknown ("+reason+")"))
 		return
 	}
 	defer db.Close(context.Background())
@@ -49,20 +53,34 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	// PostgreSQL 17+ also accepts direct TLS (ALPN "postgresql", no
 	// SSLRequest): a second door that must enforce the same profile.
 	var num int
-	if err := db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err == nil && num >= 170000 {
-		direct := target
-		direct.Dialect = probe.PostgresDirect
-		dres, err := probe.Scan(ctx, direct, probe.Options{Concurrency: 3})
-		if err != nil {
-			r.Diagnostics.AddError("probe (direct TLS)", err.Error())
-			return
-		}
-		for _, ch := range dres.Checks(exp) {
-			if ch.ID == "tls.plaintext.refused" {
-				continue // the direct door has no plaintext mode; the SSLRequest scan tested it
-			}
-			ch.Subject += " (direct TLS, ALPN postgresql)"
-			r.Checks = append(r.Checks, ch)
-		}
+	if err := db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+		r.Checks = append(r.Checks, directTLSUnknown(res.Address, "cannot read server_version_num: "+err.Error()))
+		return
 	}
+	if num < 170000 {
+		return
+	}
+	direct := target
+	direct.Dialect = probe.PostgresDirect
+	dres, err := probe.Scan(ctx, direct, probe.Options{Concurrency: 3})
+	if err != nil {
+		r.Diagnostics.AddError("probe (direct TLS)", err.Error())
+		return
+	}
+	for _, ch := range dres.Checks(exp) {
+		if ch.ID == "tls.plaintext.refused" {
+			continue // the direct door has no plaintext mode; the SSLRequest scan tested it
+		}
+		ch.Subject += directTLSSubject
+		r.Checks = append(r.Checks, ch)
+	}
+}
+
+const directTLSSubject = " (direct TLS, ALPN postgresql)"
+
+// directTLSUnknown: without the server version harden cannot tell whether
+// PostgreSQL 17+'s direct-TLS door exists, so it was not checked — an
+// error, not a silent gap.
+func directTLSUnknown(subject, reason string) checks.Check {
+	return checks.Reduce("tls.enabled", subject+directTLSSubject, checks.Unknown("direct TLS (PostgreSQL 17+)", reason))
 }

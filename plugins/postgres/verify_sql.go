@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/harden-dev/harden/shared/checks"
-	"github.com/harden-dev/harden/shared/probe"
 )
 
 // Grants verify needs as a least-privilege role (documented in README):
@@ -20,90 +20,295 @@ import (
 //	GRANT pg_read_all_settings, pg_read_all_stats TO harden_verify;
 //	GRANT SELECT ON pg_hba_file_rules TO harden_verify;
 //	GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO harden_verify;
+//	GRANT EXECUTE ON FUNCTION pg_stat_file(text) TO harden_verify;
 //
-// The md5-hash check reads pg_authid and needs a superuser; without one it
-// reports skip and says so.
+// (pg_stat_file of a pg_hba.conf outside the data directory also needs
+// pg_read_server_files.) The md5-hash part of postgres.password_encryption
+// reads pg_authid and needs a superuser; without one that part is
+// inconclusive and the check says so.
+
+// sqlCheckIDs are the checks that need a logged-in session.
+var sqlCheckIDs = []string{"postgres.hba.network_methods", "postgres.password_encryption", "postgres.sessions.unencrypted"}
 
 // sqlChecks are the checks that need a logged-in session. Their evidence is
-// what the server reports about itself (its parsed rules, its sessions).
+// what the server reports about itself (its parsed rules and when it loaded
+// them, its sessions).
 func sqlChecks(ctx context.Context, db *pgx.Conn, subject string) []checks.Check {
-	var out []checks.Check
-	// pg_hba as the server parsed it.
-	rows, err := db.Query(ctx, "SELECT line_number, type, auth_method, coalesce(error,'') FROM pg_hba_file_rules ORDER BY line_number")
-	if err != nil {
-		out = append(out, checks.Errored("postgres.hba.network_methods", subject, permissionHint(err, "GRANT SELECT ON pg_hba_file_rules and EXECUTE ON FUNCTION pg_hba_file_rules()")))
-	} else {
-		var bad []string
-		n := 0
-		for rows.Next() {
-			var line int
-			var typ, method, e string
-			if err := rows.Scan(&line, &typ, &method, &e); err != nil {
-				continue
-			}
-			n++
-			switch {
-			case e != "":
-				bad = append(bad, fmt.Sprintf("line %d: error %q", line, e))
-			case typ != "local" && (method == "trust" || method == "password" || method == "md5" || method == "ident"):
-				bad = append(bad, fmt.Sprintf("line %d: %s with %s", line, typ, method))
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			out = append(out, checks.Errored("postgres.hba.network_methods", subject, permissionHint(err, "GRANT SELECT ON pg_hba_file_rules and EXECUTE ON FUNCTION pg_hba_file_rules()")))
-		} else if len(bad) > 0 {
-			out = append(out, checks.Failed("postgres.hba.network_methods", subject, "pg_hba_file_rules: "+strings.Join(bad, "; ")))
-		} else {
-			out = append(out, checks.Passed("postgres.hba.network_methods", subject, fmt.Sprintf("pg_hba_file_rules: %d rules, no weak network method, no errors", n)))
-		}
+	return []checks.Check{
+		checks.Reduce("postgres.hba.network_methods", subject, hbaObservations(ctx, db)...),
+		checks.Reduce("postgres.password_encryption", subject, passwordObservations(ctx, db)...),
+		checks.Reduce("postgres.sessions.unencrypted", subject, sessionObservations(ctx, db)...),
 	}
-	var enc string
-	if err := db.QueryRow(ctx, "SHOW password_encryption").Scan(&enc); err != nil {
-		out = append(out, checks.Errored("postgres.password_encryption", subject, err))
-	} else {
-		var md5Roles []string
-		var err error
-		md5Note := ""
-		md5Roles, err = queryStrings(ctx, db, "SELECT rolname FROM pg_authid WHERE rolpassword LIKE 'md5%' ORDER BY 1")
-		if err != nil {
-			// pgx reports a permission error while reading rows: an
-			// unreadable pg_authid is "not checked", never "no md5 hashes".
-			md5Note = "; md5 hashes not checked (reading pg_authid needs a superuser)"
-		}
-		switch {
-		case enc != "scram-sha-256":
-			out = append(out, checks.Failed("postgres.password_encryption", subject, "password_encryption = "+enc))
-		case len(md5Roles) > 0:
-			out = append(out, checks.Failed("postgres.password_encryption", subject, "roles with md5 password hashes: "+strings.Join(md5Roles, ", ")))
-		case md5Note != "":
-			out = append(out, checks.New("postgres.password_encryption", checks.Warn, subject, "password_encryption = scram-sha-256"+md5Note))
-		default:
-			out = append(out, checks.Passed("postgres.password_encryption", subject, "password_encryption = scram-sha-256; no role has an md5 hash"))
-		}
-	}
-	rows, err = db.Query(ctx, `SELECT coalesce(a.usename,''), host(a.client_addr), coalesce(a.application_name,'') FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
-		WHERE a.client_addr IS NOT NULL AND NOT s.ssl AND a.pid <> pg_backend_pid() ORDER BY 2, 1`)
-	if err != nil {
-		out = append(out, checks.Errored("postgres.sessions.unencrypted", subject, permissionHint(err, "GRANT pg_read_all_stats")))
-	} else {
-		var plain []string
-		for rows.Next() {
-			var u, addr, app string
-			if rows.Scan(&u, &addr, &app) == nil {
-				plain = append(plain, fmt.Sprintf("%s@%s (%s)", u, addr, app))
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			out = append(out, checks.Errored("postgres.sessions.unencrypted", subject, permissionHint(err, "GRANT pg_read_all_stats")))
-		} else if len(plain) > 0 {
-			out = append(out, checks.Failed("postgres.sessions.unencrypted", subject, "pg_stat_ssl: live sessions without TLS: "+strings.Join(plain, ", ")))
-		} else {
-			out = append(out, checks.Passed("postgres.sessions.unencrypted", subject, "pg_stat_ssl: every live network session uses TLS"))
-		}
+}
+
+// unreachableChecks are the session checks when there is no session: each
+// an error with the reason, never a silent gap.
+func unreachableChecks(subject, attempt, reason string) []checks.Check {
+	out := make([]checks.Check, 0, len(sqlCheckIDs))
+	for _, id := range sqlCheckIDs {
+		out = append(out, checks.Reduce(id, subject, checks.Unknown(attempt, reason)))
 	}
 	return out
+}
+
+const hbaGrant = "GRANT SELECT ON pg_hba_file_rules and EXECUTE ON FUNCTION pg_hba_file_rules()"
+
+// hbaRule is one row of pg_hba_file_rules. A row with an error has NULL
+// type and method (and, from PostgreSQL 16, a NULL rule_number).
+type hbaRule struct {
+	File   string // file_name (PostgreSQL 16+; else empty)
+	Line   int
+	Type   *string
+	Method *string
+	Error  *string
+}
+
+func (r hbaRule) where() string {
+	if r.File != "" {
+		return fmt.Sprintf("%s line %d", r.File, r.Line)
+	}
+	return fmt.Sprintf("line %d", r.Line)
+}
+
+// hbaFileStamp is when one rules file was last modified (pg_stat_file,
+// whole seconds), or why that could not be read.
+type hbaFileStamp struct {
+	Path     string
+	Modified time.Time
+	Err      error
+}
+
+// hbaObservations reads pg_hba_file_rules — the file on disk as the server
+// parses it now — and compares each rules file's modification time with
+// the last configuration load (pg_conf_load_time): a file changed after
+// the load is not what the server enforces ("pending reload").
+func hbaObservations(ctx context.Context, db *pgx.Conn) []checks.Observation {
+	var version int
+	if err := db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		return []checks.Observation{checks.Unknown("server_version_num", err.Error())}
+	}
+	rules, err := readHBARules(ctx, db, version)
+	if err != nil {
+		return []checks.Observation{checks.Unknown("pg_hba_file_rules", permissionHint(err, hbaGrant).Error())}
+	}
+	var hbaFile string
+	var loaded time.Time
+	if err := db.QueryRow(ctx, "SELECT current_setting('hba_file'), pg_conf_load_time()").Scan(&hbaFile, &loaded); err != nil {
+		return append(judgeHBARules(rules), checks.Unknown("last configuration load", permissionHint(err, "GRANT pg_read_all_settings").Error()))
+	}
+	files := []string{hbaFile}
+	for _, r := range rules {
+		if r.File != "" && !slices.Contains(files, r.File) {
+			files = append(files, r.File) // included files (PostgreSQL 16+)
+		}
+	}
+	stamps := make([]hbaFileStamp, 0, len(files))
+	for _, f := range files {
+		s := hbaFileStamp{Path: f}
+		if err := db.QueryRow(ctx, "SELECT (pg_stat_file($1)).modification", f).Scan(&s.Modified); err != nil {
+			s.Err = permissionHint(err, "GRANT EXECUTE ON FUNCTION pg_stat_file(text), and pg_read_server_files for a file outside the data directory")
+		}
+		stamps = append(stamps, s)
+	}
+	return append(judgeHBARules(rules), judgeHBAFreshness(stamps, loaded)...)
+}
+
+func readHBARules(ctx context.Context, db *pgx.Conn, version int) ([]hbaRule, error) {
+	file := "NULL::text"
+	if version >= 160000 {
+		file = "file_name"
+	}
+	rows, err := db.Query(ctx, "SELECT coalesce("+file+", ''), line_number, type, auth_method, error FROM pg_hba_file_rules ORDER BY 1, 2")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []hbaRule
+	for rows.Next() {
+		var r hbaRule
+		if err := rows.Scan(&r.File, &r.Line, &r.Type, &r.Method, &r.Error); err != nil {
+			return nil, fmt.Errorf("read a pg_hba_file_rules row: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// weakNetworkMethod: methods that send a password in the clear, a
+// password-equivalent hash, or nothing at all, on a network line.
+func weakNetworkMethod(method string) bool {
+	switch method {
+	case "trust", "password", "md5", "ident":
+		return true
+	}
+	return false
+}
+
+// judgeHBARules: a line with an error or a weak network method fails;
+// no rules at all is not evidence of anything.
+func judgeHBARules(rules []hbaRule) []checks.Observation {
+	if len(rules) == 0 {
+		return []checks.Observation{checks.Unknown("pg_hba_file_rules", "the server shows no rules")}
+	}
+	var obs []checks.Observation
+	good := 0
+	for _, r := range rules {
+		switch {
+		case r.Error != nil && *r.Error != "":
+			obs = append(obs, checks.Bad(fmt.Sprintf("pg_hba %s: error: %s", r.where(), *r.Error)))
+		case r.Type == nil || r.Method == nil:
+			obs = append(obs, checks.Unknown("pg_hba "+r.where(), "the server shows no type or method and no error for it"))
+		case *r.Type != "local" && weakNetworkMethod(*r.Method):
+			obs = append(obs, checks.Bad(fmt.Sprintf("pg_hba %s: %s with %s", r.where(), *r.Type, *r.Method)))
+		default:
+			good++
+		}
+	}
+	if good == len(rules) {
+		obs = append(obs, checks.Good(fmt.Sprintf("pg_hba_file_rules: %d rules, no weak network method, no errors", good)))
+	}
+	return obs
+}
+
+// judgeHBAFreshness: each rules file must predate the last configuration
+// load. pg_stat_file reports whole seconds, so a file modified in the same
+// second as the load may have been written after it: that is a pending
+// reload that cannot be ruled out, not a pass.
+func judgeHBAFreshness(stamps []hbaFileStamp, loaded time.Time) []checks.Observation {
+	var obs []checks.Observation
+	at := loaded.UTC().Format(time.RFC3339Nano)
+	for _, s := range stamps {
+		mod := s.Modified.UTC().Format(time.RFC3339)
+		switch {
+		case s.Err != nil:
+			obs = append(obs, checks.Unknown("modification time of "+s.Path+" (to compare with the last reload)", s.Err.Error()))
+		case s.Modified.After(loaded):
+			obs = append(obs, checks.Unknown(s.Path, fmt.Sprintf("pending reload: modified at %s, after the last configuration load at %s — the server still enforces the rules it loaded then (SELECT pg_reload_conf())", mod, at)))
+		case s.Modified.Add(time.Second).After(loaded):
+			obs = append(obs, checks.Unknown(s.Path, fmt.Sprintf("pending reload cannot be ruled out: modified at %s (whole seconds) and the configuration was loaded at %s, within that second (reload again: SELECT pg_reload_conf())", mod, at)))
+		default:
+			obs = append(obs, checks.Good(fmt.Sprintf("%s unchanged since the last configuration load at %s", s.Path, at)))
+		}
+	}
+	return obs
+}
+
+// passwordObservations: the server's setting for new passwords, and the
+// stored hashes themselves (pg_authid, superuser only).
+func passwordObservations(ctx context.Context, db *pgx.Conn) []checks.Observation {
+	var obs []checks.Observation
+	var enc string
+	if err := db.QueryRow(ctx, "SHOW password_encryption").Scan(&enc); err != nil {
+		obs = append(obs, checks.Unknown("SHOW password_encryption", err.Error()))
+	} else if enc != "scram-sha-256" {
+		obs = append(obs, checks.Bad("password_encryption = "+enc))
+	} else {
+		obs = append(obs, checks.Good("password_encryption = scram-sha-256"))
+	}
+	// pgx reports a permission error while reading rows: an unreadable
+	// pg_authid is "not checked", never "no md5 hashes".
+	md5Roles, err := queryStrings(ctx, db, "SELECT rolname FROM pg_authid WHERE rolpassword LIKE 'md5%' ORDER BY 1")
+	switch {
+	case err != nil:
+		obs = append(obs, checks.Unknown("md5 hashes in pg_authid", "reading pg_authid needs a superuser: "+err.Error()))
+	case len(md5Roles) > 0:
+		obs = append(obs, checks.Bad("roles with md5 password hashes: "+strings.Join(md5Roles, ", ")))
+	default:
+		obs = append(obs, checks.Good("no role has an md5 password hash"))
+	}
+	return obs
+}
+
+// activity is one row of pg_stat_activity joined with pg_stat_ssl. For a
+// session the role may not see (pg_read_all_stats), PostgreSQL shows the
+// pid but NULL backend_type, client_addr and ssl.
+type activity struct {
+	PID         int
+	User        *string
+	Addr        *string
+	App         *string
+	BackendType *string
+	SSL         *bool
+}
+
+const statsGrant = "pg_read_all_stats"
+
+// sessionObservations lists every other live network session and its TLS
+// state, and says so when some sessions are hidden from this role.
+func sessionObservations(ctx context.Context, db *pgx.Conn) []checks.Observation {
+	var role string
+	var privileged bool
+	if err := db.QueryRow(ctx, `SELECT current_user::text, coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false)
+		OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')`).Scan(&role, &privileged); err != nil {
+		return []checks.Observation{checks.Unknown("the role's view of pg_stat_activity", err.Error())}
+	}
+	rows, err := db.Query(ctx, `SELECT a.pid, a.usename::text, host(a.client_addr), a.application_name, a.backend_type, s.ssl
+		FROM pg_stat_activity a LEFT JOIN pg_stat_ssl s USING (pid) WHERE a.pid <> pg_backend_pid() ORDER BY a.pid`)
+	if err != nil {
+		return []checks.Observation{checks.Unknown("pg_stat_activity", permissionHint(err, "GRANT "+statsGrant).Error())}
+	}
+	defer rows.Close()
+	var sessions []activity
+	for rows.Next() {
+		var a activity
+		if err := rows.Scan(&a.PID, &a.User, &a.Addr, &a.App, &a.BackendType, &a.SSL); err != nil {
+			return []checks.Observation{checks.Unknown("pg_stat_activity", "read a row: "+err.Error())}
+		}
+		sessions = append(sessions, a)
+	}
+	if err := rows.Err(); err != nil {
+		return []checks.Observation{checks.Unknown("pg_stat_activity", permissionHint(err, "GRANT "+statsGrant).Error())}
+	}
+	return judgeSessions(sessions, role, privileged)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// judgeSessions: a visible network session without TLS fails; a session
+// whose address or TLS state is hidden from the role is inconclusive.
+func judgeSessions(sessions []activity, role string, privileged bool) []checks.Observation {
+	var obs []checks.Observation
+	var plain []string
+	hidden, network := 0, 0
+	for _, a := range sessions {
+		switch {
+		case a.BackendType == nil:
+			hidden++ // PostgreSQL hides the details of this process
+		case a.Addr == nil:
+			// a local-socket session or a server process: not network
+		case a.SSL == nil:
+			obs = append(obs, checks.Unknown(fmt.Sprintf("session pid %d (%s@%s)", a.PID, deref(a.User), *a.Addr), "pg_stat_ssl shows no TLS state for it"))
+		case !*a.SSL:
+			network++
+			plain = append(plain, fmt.Sprintf("%s@%s (%s)", deref(a.User), *a.Addr, deref(a.App)))
+		default:
+			network++
+		}
+	}
+	if len(plain) > 0 {
+		obs = append(obs, checks.Bad("pg_stat_ssl: live sessions without TLS: "+strings.Join(plain, ", ")))
+	}
+	if hidden > 0 {
+		why := fmt.Sprintf("PostgreSQL hides their client address and TLS state from role %s", role)
+		if !privileged {
+			why += fmt.Sprintf(" (it needs pg_read_all_stats: GRANT %s TO %s)", statsGrant, sqlIdent(role))
+		}
+		obs = append(obs, checks.Unknown(fmt.Sprintf("%d other sessions or server processes", hidden), why))
+	}
+	if len(plain) == 0 {
+		obs = append(obs, checks.Good(fmt.Sprintf("pg_stat_ssl: %d other live network sessions, every one with TLS", network)))
+	}
+	return obs
+}
+
+// sqlIdent quotes a role name for the GRANT shown to the operator.
+func sqlIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
 // queryStrings returns the first column of every row, with the error pgx
@@ -132,40 +337,4 @@ func permissionHint(err error, grant string) error {
 		return fmt.Errorf("%w (verify as a least-privilege role needs: %s)", err, grant)
 	}
 	return err
-}
-
-// otherAddressChecks proves plaintext refusal does not depend on the client
-// address: from 127.0.0.2 (any loopback address reaches a 127.0.0.1
-// listener) and over ::1 where the server listens there.
-func otherAddressChecks(ctx context.Context, host string, port int) checks.Check {
-	subject := net.JoinHostPort(host, itoa(port))
-	var evidence []string
-	failed := false
-	attempts := []struct {
-		label, addr, local string
-	}{{"from 127.0.0.2", subject, "127.0.0.2"}}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		attempts = append(attempts, struct{ label, addr, local string }{"over ::1", net.JoinHostPort("::1", itoa(port)), ""})
-	}
-	for _, a := range attempts {
-		if ip := net.ParseIP(host); a.local != "" && (ip == nil || ip.To4() == nil || !ip.IsLoopback()) {
-			continue
-		}
-		pt := probe.PlaintextOnly(ctx, probe.Target{Address: a.addr, Dialect: probe.Postgres}, probe.Options{LocalAddr: a.local})
-		switch {
-		case pt.Err != nil && strings.Contains(pt.Err.Error(), "connection refused") && a.label == "over ::1":
-			evidence = append(evidence, a.label+": server does not listen there")
-		case pt.Err != nil:
-			evidence = append(evidence, a.label+": could not test: "+pt.Err.Error())
-		case pt.Accepted:
-			failed = true
-			evidence = append(evidence, a.label+": "+pt.Evidence)
-		default:
-			evidence = append(evidence, a.label+": "+pt.Evidence)
-		}
-	}
-	if failed {
-		return checks.Failed("postgres.plaintext.other_addresses", subject, strings.Join(evidence, "; "))
-	}
-	return checks.Passed("postgres.plaintext.other_addresses", subject, strings.Join(evidence, "; "))
 }
