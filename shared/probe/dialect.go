@@ -249,7 +249,7 @@ func (httpDialect) StartTLS(context.Context, net.Conn) error { return nil }
 
 // tlsRecordAnswer reports whether b starts like a TLS record (alert or
 // handshake, major version 3): a TLS-only port answering plaintext.
-func tlsRecordAnswer(b []byte) bool {
+func tlsRecordAnswer[T string | []byte](b T) bool {
 	return len(b) >= 3 && (b[0] == 21 || b[0] == 22) && b[1] == 3 && b[2] <= 4
 }
 
@@ -257,15 +257,13 @@ func (httpDialect) Plaintext(ctx context.Context, conn net.Conn) (Observation, e
 	if _, err := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: harden-probe\r\nConnection: close\r\n\r\n", conn.RemoteAddr()); err != nil {
 		return Observation{}, transient("send a plaintext HTTP request", err)
 	}
-	head := make([]byte, 4096)
-	n, err := io.ReadAtLeast(conn, head, 12)
-	if n >= 3 && tlsRecordAnswer(head[:n]) {
+	resp, err := readHTTPResponse(conn)
+	if tlsRecordAnswer(resp) {
 		return refused("plaintext request answered with a TLS record (the port speaks TLS only)"), nil
 	}
-	if n < 12 {
+	if err != nil {
 		return Observation{}, transient("read the answer to a plaintext HTTP request", err)
 	}
-	resp := string(head[:n])
 	line, _, _ := strings.Cut(resp, "\n")
 	line = strings.TrimSpace(line)
 	if !strings.HasPrefix(line, "HTTP/") {
@@ -275,6 +273,43 @@ func (httpDialect) Plaintext(ctx context.Context, conn net.Conn) (Observation, e
 		return refused("plaintext request refused: %s (%s)", line, strings.TrimSpace(lastLine(resp))), nil
 	}
 	return accepted("server answered plaintext HTTP: %s", line), nil
+}
+
+// readHTTPResponse reads a response head and its body (up to 4 KiB of a
+// Content-Length body, else until the close the request asked for): only a
+// complete answer is judged. An answer that starts like a TLS record is
+// returned at once.
+func readHTTPResponse(r io.Reader) (string, error) {
+	var buf []byte
+	chunk := make([]byte, 4096)
+	for len(buf) < 8192 {
+		n, err := r.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if tlsRecordAnswer(buf) {
+			return string(buf), nil
+		}
+		if head, body, ok := strings.Cut(string(buf), "\r\n\r\n"); ok {
+			want := -1
+			for _, h := range strings.Split(head, "\r\n")[1:] {
+				if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "content-length") {
+					fmt.Sscan(strings.TrimSpace(v), &want)
+				}
+			}
+			if want >= 0 && len(body) >= min(want, 4096) {
+				return string(buf), nil
+			}
+			if want < 0 && err == io.EOF {
+				return string(buf), nil // no length: the body ends at the close
+			}
+		}
+		if err == io.EOF && len(buf) > 0 {
+			return string(buf), io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return string(buf), err
+		}
+	}
+	return string(buf), nil
 }
 
 func truncate(s string, n int) string {

@@ -64,12 +64,16 @@ type Options struct {
 	LocalAddr string
 }
 
+// DefaultTimeout is the per-connection timeout when Options.Timeout is zero.
+// Tests that drive a plugin's verify through stalling faults lower it.
+var DefaultTimeout = 5 * time.Second
+
 func (o Options) withDefaults() Options {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
+		o.Timeout = DefaultTimeout
 	}
 	if o.Budget <= 0 {
 		o.Budget = 30 * time.Second

@@ -1,0 +1,245 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/sdk/faultkit"
+	"github.com/harden-dev/harden/shared/tlsprofile"
+)
+
+// weakHTTPS is an HTTPS server in its "before" state: TLS 1.0-1.2 with a
+// CBC suite, no client certificates required.
+func weakHTTPS(t *testing.T, p pki, minV uint16, suites ...uint16) string {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: minV, MaxVersion: tls.VersionTLS13, CipherSuites: suites}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "https://")
+}
+
+func fastTimeouts(t *testing.T) Options {
+	old := DefaultTimeout
+	DefaultTimeout = 700 * time.Millisecond
+	t.Cleanup(func() { DefaultTimeout = old })
+	return Options{Concurrency: 4}
+}
+
+// Every fault of the standard matrix, in front of a weak server: no check
+// that fails (or errors) directly may pass through a fault.
+func TestFaultsNeverPassProbe(t *testing.T) {
+	p := newPKI(t, 60*24*time.Hour)
+	addr := weakHTTPS(t, p, tls.VersionTLS10, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+	opts := fastTimeouts(t)
+	exp := Expectations{Profile: tlsprofile.Intermediate(), RequireClientAuth: true}
+	verify := func(ctx context.Context, a string) ([]checks.Check, error) {
+		res, err := Scan(ctx, Target{Address: a, Dialect: HTTP, RootCAs: p.pool, ServerName: "127.0.0.1"}, opts)
+		if err != nil {
+			return nil, err
+		}
+		return res.Checks(exp), nil
+	}
+	direct := faultkit.NeverPasses(t, addr, verify, faultkit.Standard(true)...)
+	got := byID(direct)
+	for id, want := range map[string]checks.Status{"tls.plaintext.refused": checks.Pass, "tls.protocol.versions": checks.Fail,
+		"tls.cipher_suites": checks.Fail, "tls.client_auth.required": checks.Fail} {
+		if got[id].Status != want {
+			t.Errorf("direct %s = %s (%s), want %s", id, got[id].Status, got[id].Evidence, want)
+		}
+	}
+}
+
+// The scanners' blind spot: a proxy that answers TLS 1.0/1.1 hellos with
+// garbage, a reset, silence or a close while the server behind accepts
+// them. sslscan and testssl.sh report "not offered"; harden reports the
+// versions as not tested and the check as an error, never a pass — also in
+// front of a server that does refuse them (harden cannot tell there either).
+func TestVersionsBehindAFaultyProxy(t *testing.T) {
+	p := newPKI(t, 60*24*time.Hour)
+	weak := weakHTTPS(t, p, tls.VersionTLS10)
+	hardened := weakHTTPS(t, p, tls.VersionTLS12)
+	opts := fastTimeouts(t)
+	for _, f := range faultkit.Faults {
+		for name, up := range map[string]string{"accepts TLS 1.0": weak, "refuses TLS 1.0": hardened} {
+			t.Run(f.String()+"/"+name, func(t *testing.T) {
+				px, err := faultkit.Start(up, faultkit.Rule{Fault: f, Match: faultkit.HelloVersions(0x0301, 0x0302)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer px.Close()
+				res, err := Scan(context.Background(), Target{Address: px.Addr, Dialect: HTTP}, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := byID(res.Checks(Expectations{Profile: tlsprofile.Intermediate()}))["tls.protocol.versions"]
+				if c.Status != checks.Error || !strings.Contains(c.Evidence, "not tested") || c.Inconclusive != 2 {
+					t.Errorf("tls.protocol.versions = %s (inconclusive %d): %s", c.Status, c.Inconclusive, c.Evidence)
+				}
+				for _, pr := range res.Protocols {
+					if (pr.Version == tlsprofile.VersionTLS10 || pr.Version == tlsprofile.VersionTLS11) && pr.Outcome != Inconclusive {
+						t.Errorf("%s: %s %s", tlsprofile.VersionName(pr.Version), pr.Outcome, pr.Evidence)
+					}
+				}
+			})
+		}
+	}
+}
+
+// A fault after the first accepted suite leaves the enumeration partial:
+// tls.cipher_suites is an error, not a pass on the partial list.
+func TestSuiteEnumerationInterrupted(t *testing.T) {
+	p := newPKI(t, 60*24*time.Hour)
+	// Intermediate suites only, plus one CBC suite the server prefers last.
+	up := weakHTTPS(t, p, tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+	opts := fastTimeouts(t)
+	// The first TLS 1.2 hello offers every suite; later ones lack the
+	// accepted 0xC02B: reset those.
+	offersWithout := func(c faultkit.Conn) bool {
+		if c.Hello == nil || c.Hello.Version != 0x0303 {
+			return false
+		}
+		return !faultkit.HelloSuite(0xC02B)(c)
+	}
+	px, err := faultkit.Start(up, faultkit.Rule{Fault: faultkit.Reset, Match: offersWithout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	res, err := Scan(context.Background(), Target{Address: px.Addr, Dialect: HTTP}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := byID(res.Checks(Expectations{Profile: tlsprofile.Intermediate()}))["tls.cipher_suites"]
+	if c.Status != checks.Error || !strings.Contains(c.Evidence, "incomplete") {
+		t.Errorf("tls.cipher_suites = %s: %s", c.Status, c.Evidence)
+	}
+	// Directly the same scan passes: the fault alone made it an error.
+	res, _ = Scan(context.Background(), Target{Address: up, Dialect: HTTP}, opts)
+	if c := byID(res.Checks(Expectations{Profile: tlsprofile.Intermediate()}))["tls.cipher_suites"]; c.Status != checks.Pass {
+		t.Errorf("direct tls.cipher_suites = %s: %s", c.Status, c.Evidence)
+	}
+}
+
+// Group enumeration that hits a fault is an error, not a pass on the
+// groups found so far.
+func TestGroupEnumerationInterrupted(t *testing.T) {
+	p := newPKI(t, 60*24*time.Hour)
+	up := weakHTTPS(t, p, tls.VersionTLS13)
+	opts := fastTimeouts(t)
+	// TLS 1.3 hellos after the first group was found offer fewer groups;
+	// the probe's hello size changes with them. Fault every connection
+	// after the first few.
+	px, err := faultkit.Start(up, faultkit.Rule{Fault: faultkit.Close, Match: func(c faultkit.Conn) bool { return c.Index >= 8 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	res, err := Scan(context.Background(), Target{Address: px.Addr, Dialect: HTTP}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Checks(Expectations{Profile: tlsprofile.Intermediate()}) {
+		if c.Status == checks.Pass && c.ID != "tls.enabled" && c.ID != "tls.plaintext.refused" && c.ID != "tls.protocol.versions" && c.ID != "tls.cipher_suites" && c.ID != "tls.certificate.lint" && c.ID != "tls.certificate.lifetime" {
+			t.Errorf("%s passes with every later connection closed: %s", c.ID, c.Evidence)
+		}
+		if c.ID == "tls.key_exchange.groups" && c.Status != checks.Error {
+			t.Errorf("groups = %s: %s", c.Status, c.Evidence)
+		}
+	}
+}
+
+// Client authentication: a reset, stall or close of the attempts after the
+// handshake is never a refusal.
+func TestClientAuthFaultsAreNotRefusals(t *testing.T) {
+	p := newPKI(t, 60*24*time.Hour)
+	up := weakHTTPS(t, p, tls.VersionTLS12) // does not ask for client certificates
+	opts := fastTimeouts(t)
+	for _, f := range faultkit.Faults {
+		t.Run(f.String(), func(t *testing.T) {
+			// Go's TLS client offers TLS 1.3 with supported_versions and
+			// Go's suites; the raw probe hellos offer 0x0000-style long
+			// lists. Fault hellos that offer X25519MLKEM768-era Go suites
+			// only: the full handshakes (client-auth attempts).
+			px, err := faultkit.Start(up, faultkit.Rule{Fault: f, Match: goHandshake})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer px.Close()
+			res, err := Scan(context.Background(), Target{Address: px.Addr, Dialect: HTTP}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ClientAuth.NoCert.Outcome == Refused {
+				t.Errorf("%s counted as a refusal: %s", f, res.ClientAuth.NoCert.Evidence)
+			}
+			c := byID(res.Checks(Expectations{Profile: tlsprofile.Intermediate(), RequireClientAuth: true}))["tls.client_auth.required"]
+			if c.Status == checks.Pass {
+				t.Errorf("tls.client_auth.required passes through %s: %s", f, c.Evidence)
+			}
+		})
+	}
+}
+
+// goHandshake tells Go crypto/tls hellos (the full handshakes) from the
+// probe's raw ones: the raw hellos offer far more suites.
+func goHandshake(c faultkit.Conn) bool {
+	return c.Hello != nil && len(c.Hello.Suites) < 40 && len(c.Hello.Suites) > 20
+}
+
+// A stalled endpoint costs about two connection timeouts, not one per
+// probe, and every observation is inconclusive.
+func TestStalledEndpointBudget(t *testing.T) {
+	p := newPKI(t, 60*24*time.Hour)
+	up := weakHTTPS(t, p, tls.VersionTLS12)
+	px, err := faultkit.Start(up, faultkit.Rule{Fault: faultkit.Stall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	timeout := 300 * time.Millisecond
+	start := time.Now()
+	res, err := Scan(context.Background(), Target{Address: px.Addr, Dialect: HTTP}, Options{Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if took > 5*timeout {
+		t.Errorf("stalled endpoint took %v (timeout %v): more than the documented ~2 timeouts", took, timeout)
+	}
+	cs := res.Checks(Expectations{Profile: tlsprofile.Intermediate()})
+	for _, c := range cs {
+		if c.Status != checks.Error {
+			t.Errorf("%s = %s on a stalled endpoint: %s", c.ID, c.Status, c.Evidence)
+		}
+	}
+	if len(cs) == 0 {
+		t.Fatal("no checks")
+	}
+	t.Logf("stalled endpoint: %v, %d connections, %d retries", took, res.Connections, res.Retries)
+	// The hard budget cuts even a slow stall.
+	start = time.Now()
+	Scan(context.Background(), Target{Address: px.Addr, Dialect: HTTP}, Options{Timeout: 10 * time.Second, Budget: 400 * time.Millisecond})
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("budget 400ms, scan took %v", took)
+	}
+}
+
+// A healthy server pays nothing for the retry policy.
+func TestHealthyServerNoRetries(t *testing.T) {
+	p := newPKI(t, 60*24*time.Hour)
+	up := weakHTTPS(t, p, tls.VersionTLS10, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+	res, err := Scan(context.Background(), Target{Address: up, Dialect: HTTP, RootCAs: p.pool, ClientCert: &p.client}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireConclusive(t, res)
+}
