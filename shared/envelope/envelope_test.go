@@ -3,13 +3,17 @@ package envelope
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -148,15 +152,184 @@ func TestLocalKEKAndCommitment(t *testing.T) {
 }
 
 // FuzzDecrypt: bodies are untrusted input (the object store returns them).
+// FuzzDecrypt: a body is untrusted input. The property, checked against an
+// independent sequential model of the format (referenceOpen):
+//   - Decrypt never writes a byte that did not authenticate: its output is
+//     exactly the plaintext of the body's leading chunks that authenticate,
+//     in order, and the count it returns is what it wrote;
+//   - it succeeds exactly when the whole body authenticates as chunks
+//     0..n with the final flag on the last and nothing after it — i.e. only
+//     for bytes a real Encrypt produced — and then the body is, byte for
+//     byte, the sealing of what it returned;
+//   - it fails only with ErrFormat, ErrAuth or a header error, never panics,
+//     and allocates in proportion to the declared chunk size, never to the
+//     input;
+//   - the fuzz input as a plaintext goes through Encrypt and Decrypt exactly,
+//     and one flipped byte of that body makes Decrypt fail having written
+//     only whole chunks of the original.
 func FuzzDecrypt(f *testing.F) {
-	dek := make([]byte, 32)
-	var body bytes.Buffer
-	Encrypt(&body, bytes.NewReader([]byte("hello envelope")), dek, Options{ChunkSize: MinChunkSize})
-	f.Add(body.Bytes())
+	dek := fuzzDEK()
+	sealed := func(plain []byte, chunk int) []byte {
+		var body bytes.Buffer
+		if _, err := Encrypt(&body, bytes.NewReader(plain), dek, Options{ChunkSize: chunk}); err != nil {
+			f.Fatal(err)
+		}
+		return body.Bytes()
+	}
+	f.Add(sealed([]byte("hello envelope"), MinChunkSize))
+	f.Add(sealed(nil, MinChunkSize))
+	f.Add(sealed(bytes.Repeat([]byte{7}, MinChunkSize), MinChunkSize))     // exactly one full chunk
+	multi := sealed(bytes.Repeat([]byte("0123456789"), 300), MinChunkSize) // three chunks
+	f.Add(multi)
+	f.Add(multi[:HeaderSize+MinChunkSize+TagSize])                                                  // truncated at a chunk boundary
+	f.Add(append(append([]byte{}, multi...), multi[HeaderSize:HeaderSize+MinChunkSize+TagSize]...)) // a chunk appended
+	swapped := append([]byte{}, multi[:HeaderSize]...)
+	swapped = append(swapped, multi[HeaderSize+MinChunkSize+TagSize:HeaderSize+2*(MinChunkSize+TagSize)]...)
+	swapped = append(swapped, multi[HeaderSize:HeaderSize+MinChunkSize+TagSize]...)
+	f.Add(append(swapped, multi[HeaderSize+2*(MinChunkSize+TagSize):]...)) // chunks 0 and 1 swapped
 	f.Add([]byte("HRDN\x01\x01\x00\x00\x04\x00"))
+	f.Add([]byte("HRDN\x01\x01\x01\x00\x00\x00abcdefg12345")) // the largest chunk size, a tiny body
+	f.Add([]byte("HRDN\x02\x01\x00\x00\x04\x00abcdefg"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = Decrypt(io.Discard, bytes.NewReader(b), dek, Options{Workers: 2})
+		checkDecrypt(t, b, dek)
+		// The input as a plaintext: an exact round trip.
+		var body bytes.Buffer
+		if _, err := Encrypt(&body, bytes.NewReader(b), dek, Options{ChunkSize: MinChunkSize, Workers: 2}); err != nil {
+			t.Fatal(err)
+		}
+		out := checkDecrypt(t, body.Bytes(), dek)
+		if !bytes.Equal(out, b) {
+			t.Fatalf("round trip of %d bytes returned %d other bytes", len(b), len(out))
+		}
+		// One flipped byte: a failure, and only whole original chunks out.
+		tampered := append([]byte{}, body.Bytes()...)
+		pos := int(sha256.Sum256(b)[0]) * len(tampered) / 256
+		tampered[pos] ^= 0x80
+		var got bytes.Buffer
+		if _, err := Decrypt(&got, bytes.NewReader(tampered), dek, Options{Workers: 2}); err == nil {
+			t.Fatalf("a body with byte %d flipped decrypted", pos)
+		}
+		if got.Len()%MinChunkSize != 0 || !bytes.HasPrefix(b, got.Bytes()) {
+			t.Fatalf("tampered body: %d bytes written that are not whole chunks of the plaintext", got.Len())
+		}
+		checkDecrypt(t, tampered, dek)
 	})
+}
+
+func fuzzDEK() []byte {
+	dek := make([]byte, 32)
+	for i := range dek {
+		dek[i] = byte(i)
+	}
+	return dek
+}
+
+// checkDecrypt decrypts b and holds the result to referenceOpen (see
+// FuzzDecrypt). It returns the plaintext.
+func checkDecrypt(t *testing.T, b, dek []byte) []byte {
+	t.Helper()
+	const workers = 2
+	var out bytes.Buffer
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	n, err := Decrypt(&out, bytes.NewReader(b), dek, Options{Workers: workers})
+	runtime.ReadMemStats(&after)
+	want, authentic := referenceOpen(b, dek)
+	if n != int64(out.Len()) {
+		t.Fatalf("Decrypt returned %d but wrote %d bytes", n, out.Len())
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Fatalf("Decrypt wrote %d bytes, the authentic leading chunks hold %d (err %v)", out.Len(), len(want), err)
+	}
+	if (err == nil) != authentic {
+		t.Fatalf("Decrypt error %v, body authentic: %v", err, authentic)
+	}
+	if err == nil {
+		if again := referenceSeal(b[:HeaderSize], out.Bytes(), dek); !bytes.Equal(again, b) {
+			t.Fatalf("Decrypt accepted %d bytes that are not the sealing of its %d-byte output", len(b), out.Len())
+		}
+	} else if !errors.Is(err, ErrAuth) && !errors.Is(err, ErrFormat) && !strings.HasPrefix(err.Error(), "envelope: ") {
+		t.Fatalf("unexpected error %v", err)
+	}
+	// Allocation: at most 2 × workers + 2 chunk buffers in flight, plus the
+	// output and slack; nothing sized by a header that did not parse.
+	budget := uint64(1<<20 + 2*out.Len())
+	if len(b) >= HeaderSize {
+		if cs := binary.BigEndian.Uint32(b[6:10]); cs >= MinChunkSize && cs <= MaxChunkSize && string(b[:4]) == "HRDN" && b[4] == Version && b[5] == AlgAES256GCM {
+			budget += uint64(2*workers+4) * uint64(cs+TagSize)
+		}
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > budget {
+		t.Fatalf("Decrypt of %d bytes allocated %d bytes (budget %d)", len(b), got, budget)
+	}
+	return out.Bytes()
+}
+
+// referenceOpen is an independent, sequential reading of the body format
+// (format.go): the plaintext of the leading chunks that authenticate, and
+// whether the whole body does.
+func referenceOpen(body, dek []byte) ([]byte, bool) {
+	if len(body) < HeaderSize || string(body[:4]) != "HRDN" || body[4] != 1 || body[5] != 1 {
+		return nil, false
+	}
+	cs := int(binary.BigEndian.Uint32(body[6:10]))
+	if cs < 1<<10 || cs > 16<<20 {
+		return nil, false
+	}
+	aead := referenceGCM(dek)
+	var plain []byte
+	rest := body[HeaderSize:]
+	for i := 0; ; i++ {
+		piece := rest[:min(cs+16, len(rest))]
+		rest = rest[len(piece):]
+		final := len(rest) == 0
+		p, err := aead.Open(nil, referenceNonce(body, i, final), piece, body[:HeaderSize])
+		if err != nil {
+			return plain, false
+		}
+		plain = append(plain, p...)
+		if final {
+			return plain, true
+		}
+	}
+}
+
+// referenceSeal seals plain under header as Encrypt must have.
+func referenceSeal(header, plain, dek []byte) []byte {
+	cs := int(binary.BigEndian.Uint32(header[6:10]))
+	aead := referenceGCM(dek)
+	out := append([]byte{}, header...)
+	for i := 0; ; i++ {
+		n := min(cs, len(plain))
+		final := len(plain) <= cs
+		out = aead.Seal(out, referenceNonce(header, i, final), plain[:n], header)
+		plain = plain[n:]
+		if final {
+			return out
+		}
+	}
+}
+
+func referenceNonce(header []byte, i int, final bool) []byte {
+	nonce := make([]byte, 12)
+	copy(nonce, header[10:17])
+	binary.BigEndian.PutUint32(nonce[7:11], uint32(i))
+	if final {
+		nonce[11] = 1
+	}
+	return nonce
+}
+
+func referenceGCM(dek []byte) cipher.AEAD {
+	block, err := aes.NewCipher(dek)
+	if err != nil {
+		panic(err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return aead
 }
 
 // FuzzParseRecord: object metadata is untrusted input.
