@@ -280,7 +280,18 @@ func alterSettings(ctx context.Context, db *pgx.Conn, l *liveState, d desiredSta
 // reloadAndConfirm reloads and proves the new configuration is live.
 func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.RequestContext, l *liveState, d desiredState) error {
 	waitPastModification(ctx, l.HBAFile, l.IdentFile)
+	var before time.Time
+	if err := db.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&before); err != nil {
+		return err
+	}
 	if _, err := db.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return err
+	}
+	// The reload is asynchronous: this session's load time changes once the
+	// postmaster has reloaded and signalled its backends, so every session
+	// started after apply sees the new rules (and verify's comparison of
+	// the rules files with the load time holds).
+	if err := waitForReload(ctx, db, before); err != nil {
 		return err
 	}
 	// The reload is asynchronous: wait until this session sees the new
@@ -348,6 +359,23 @@ func waitPastModification(ctx context.Context, paths ...string) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	}
+}
+
+func waitForReload(ctx context.Context, db *pgx.Conn, before time.Time) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var now time.Time
+		if err := db.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&now); err != nil {
+			return err
+		}
+		if now.After(before) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the server did not reload its configuration within 5 s (pg_conf_load_time unchanged)")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -396,3 +396,74 @@ func TestConnectionValidation(t *testing.T) {
 		t.Errorf("connect dialed: %v", err)
 	}
 }
+
+// The same rules against a real PostgreSQL 15 before hardening: without
+// the key or the socket harden does not log in; through the local socket
+// and with allow_plaintext_admin (SCRAM) it does; a network line asking
+// for a cleartext password is refused even with the key; once TLS is on,
+// a certificate the policy's CA did not issue stops harden, key or not.
+func TestManagementConnectionRealServer(t *testing.T) {
+	pg := testenv.PostgresForTest(t)
+	ctx := context.Background()
+	client := sdk.InProcess(postgres{})
+	defer client.Close()
+	base := request(t, pg, `{}`, false)
+	with := func(conn map[string]any, secret bool) sdk.RequestContext {
+		rc := base
+		j, _ := json.Marshal(conn)
+		var secrets map[string][]byte
+		if secret {
+			secrets = map[string][]byte{"password": []byte(pg.Password())}
+		}
+		rc.Target = sdk.NewTarget("pg", j, []byte(`{}`), secrets)
+		return rc
+	}
+	plan := func(rc sdk.RequestContext) (int, string) {
+		t.Helper()
+		r, err := client.Plan(ctx, rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(r.Changes), errText(r.Diagnostics.Err())
+	}
+	tcp := map[string]any{"host": pg.Host, "port": pg.Port, "user": pg.User, "password_env": "PGPASSWORD"}
+	if n, msg := plan(with(tcp, true)); n != 0 || !strings.Contains(msg, "allow_plaintext_admin") || !strings.Contains(msg, "socket_dir") {
+		t.Errorf("no TLS, no key: %d changes, %q", n, msg)
+	}
+	socket := map[string]any{"host": pg.Host, "port": pg.Port, "user": pg.User, "socket_dir": pg.SocketDir}
+	if n, msg := plan(with(socket, false)); n == 0 || msg != "" {
+		t.Errorf("local socket: %d changes, %q", n, msg)
+	}
+	allowed := map[string]any{"host": pg.Host, "port": pg.Port, "user": pg.User, "password_env": "PGPASSWORD", "allow_plaintext_admin": "test"}
+	if n, msg := plan(with(allowed, true)); n == 0 || msg != "" {
+		t.Errorf("allow_plaintext_admin, SCRAM: %d changes, %q", n, msg)
+	}
+	// The network lines ask for a cleartext password.
+	hbaFile := filepath.Join(pg.DataDir, "pg_hba.conf")
+	scram := string(readFile(t, hbaFile))
+	writeHBA(t, pg, strings.ReplaceAll(scram, "scram-sha-256", "password"))
+	admin := adminSocket(t, pg)
+	reloadAndWait(t, pg, admin)
+	if n, msg := plan(with(allowed, true)); n != 0 || !strings.Contains(msg, "server requested password authentication") {
+		t.Errorf("allow_plaintext_admin, cleartext request: %d changes, %q", n, msg)
+	}
+	writeHBA(t, pg, scram)
+	reloadAndWait(t, pg, admin)
+	// TLS on, but the policy trusts another CA.
+	if err := pg.EnableTLS(ctx); err != nil {
+		t.Fatal(err)
+	}
+	otherDir := t.TempDir()
+	other, err := testenv.NewCA(otherDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrusting := with(allowed, true)
+	untrusting.Certificates.CABundlePEM = readFile(t, other.CertFile)
+	if n, msg := plan(untrusting); n != 0 || !strings.Contains(msg, "never falls back") || !strings.Contains(msg, "certificate") {
+		t.Errorf("untrusted certificate: %d changes, %q", n, msg)
+	}
+	if n, msg := plan(with(allowed, true)); n == 0 || msg != "" {
+		t.Errorf("TLS verified: %d changes, %q", n, msg)
+	}
+}
