@@ -445,6 +445,8 @@ func confirmHandshake(ctx context.Context, c connection, q sdk.RequestContext) e
 		}
 		if _, err := probe.Handshake(ctx, target, cfg, probe.Options{}); err == nil {
 			return fmt.Errorf("a %s handshake is still accepted", tlsprofile.VersionName(below))
+		} else if !alertFromServer(err) {
+			return fmt.Errorf("cannot confirm that a %s handshake is refused (no TLS alert from the server): %w", tlsprofile.VersionName(below), err)
 		}
 	}
 	if p.AllowsVersion(tlsprofile.VersionTLS12) {
@@ -452,9 +454,19 @@ func confirmHandshake(ctx context.Context, c connection, q sdk.RequestContext) e
 		cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: cbc} //nolint:gosec // probing a refusal
 		if _, err := probe.Handshake(ctx, target, cfg, probe.Options{}); err == nil {
 			return errors.New("a CBC cipher suite outside the profile is still accepted (ssl_ciphers did not take effect)")
+		} else if !alertFromServer(err) {
+			return fmt.Errorf("cannot confirm that a CBC cipher suite is refused (no TLS alert from the server): %w", err)
 		}
 	}
 	return nil
+}
+
+// alertFromServer: only a TLS alert the server sent is its refusal; a
+// timeout, a reset or a local error proves nothing (crypto/tls reports a
+// received alert as a net.OpError "remote error").
+func alertFromServer(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
 }
 
 func allGoSuites() []uint16 {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -480,5 +483,56 @@ func TestApplyFollowsIncludes(t *testing.T) {
 	ap, err = client.Apply(ctx, rc, nil, false)
 	if err != nil || !ap.Diagnostics.HasError() || !strings.Contains(ap.Diagnostics.Err().Error(), "bad.conf") {
 		t.Errorf("non-compliant include: %v %v", err, ap.Diagnostics)
+	}
+}
+
+// apply's confirmation that the old TLS version and a CBC suite are
+// refused needs the server's refusal (a TLS alert): a server that just
+// drops those handshakes proves nothing, and apply must not call that
+// confirmed.
+func TestConfirmHandshakeNeedsTheServersRefusal(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testenv.NewCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := ca.Issue("server", false, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcmOnly := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}
+	tests := map[string]struct {
+		min  uint16 // the server's minimum (below it: an alert)
+		drop func(*tls.ClientHelloInfo) bool
+	}{
+		// CBC is refused with an alert; TLS 1.1 hellos are dropped.
+		"TLS 1.1 dropped": {min: tls.VersionTLS10, drop: func(h *tls.ClientHelloInfo) bool { return !slices.Contains(h.SupportedVersions, tls.VersionTLS12) }},
+		// TLS 1.1 is refused with an alert; CBC-only hellos are dropped.
+		"CBC dropped": {min: tls.VersionTLS12, drop: func(h *tls.ClientHelloInfo) bool {
+			return !slices.Contains(h.CipherSuites, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256) && !slices.Contains(h.SupportedVersions, tls.VersionTLS13)
+		}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tc.min, CipherSuites: gcmOnly,
+				GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+					if tc.drop(h) {
+						h.Conn.Close() // no alert: the connection just ends
+						return nil, errors.New("dropped")
+					}
+					return nil, nil
+				}}
+			fake := newFakePG(t, cfg, authSCRAM, "")
+			rc := sdk.RequestContext{Policy: sdk.Policy{Profile: tlsprofile.Intermediate()},
+				Certificates: sdk.Certificates{ChainPEM: readFile(t, certFile), CABundlePEM: readFile(t, ca.CertFile)}}
+			err := confirmHandshake(context.Background(), connection{Host: "127.0.0.1", Port: fake.port()}, rc)
+			if err == nil || !strings.Contains(err.Error(), "cannot confirm") {
+				t.Errorf("confirmHandshake: %v (want: cannot confirm)", err)
+			}
+		})
 	}
 }
