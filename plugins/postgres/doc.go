@@ -1,10 +1,21 @@
 // Command harden-plugin-postgres hardens PostgreSQL transport security.
 //
-// This first slice implements Verify: it proves over real connections what a
-// live server enforces — plaintext sessions refused, TLS versions and cipher
-// suites accepted, the certificate presented, clients without a certificate
-// refused when the target is in the policy's mTLS scope — using the shared
-// probe kit with PostgreSQL's SSLRequest dialect. Render, plan and apply
-// (postgresql.conf, pg_hba.conf, certificate files) arrive with the
-// PostgreSQL plugin issue; until then the plugin does not advertise them.
+// Render writes postgresql.harden.conf, pg_hba.conf and the certificate
+// files; plan and apply bring a live server to the policy (backups, lockout
+// guard, ALTER SYSTEM, reload, a NEW handshake as proof, rollback on any
+// failure); verify proves over real connections what the server enforces,
+// with the shared probe kit (PostgreSQL's SSLRequest dialect, and direct TLS
+// on 17+) and the server's own views.
+//
+// Evidence: every check is reduced from observations by checks.Reduce — a
+// timeout, a reset, an SQLSTATE other than the pg_hba rejection (28000), a
+// permission error, a view that hides rows from the role, a rules file
+// changed after the last reload, or no observation at all is inconclusive
+// (an error), never a pass.
+//
+// Secrets: the management connection (connect.go) logs in only through the
+// local socket, over TLS verified against the policy's CA, or — when the
+// operator gives connection.allow_plaintext_admin a reason and the server
+// itself refuses TLS — with SCRAM-SHA-256 only. It never falls back to
+// plaintext after a TLS failure.
 package main
