@@ -76,7 +76,7 @@ func TestFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for findBytes(s.DataDir, control[1000:1064]) == "" {
+	for searchTree(os.DirFS(s.DataDir), s.DataDir, control[1000:1064], searchBuffer).found == "" {
 		if time.Now().After(deadline) {
 			t.Fatalf("a plaintext object's bytes are not found under %s: the canary search would prove nothing", s.DataDir)
 		}
@@ -114,10 +114,20 @@ func TestFlow(t *testing.T) {
 		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
 	}
 	a := byID(after)
-	for _, id := range []string{"s3.encryption.default", "s3.policy.denies", "s3.http.refused", "s3.put.unencrypted_refused", "s3.put.encrypted_accepted", "s3.objects.encrypted", "s3.at_rest.canary"} {
+	for _, id := range []string{"s3.encryption.default", "s3.policy.denies", "s3.http.refused", "s3.put.unencrypted_refused", "s3.put.encrypted_accepted", "s3.objects.encrypted", "s3.at_rest.canary", "tls.certificate.trusted"} {
 		if a[id].Status != checks.Pass {
 			t.Errorf("after: %s %s: %s", id, a[id].Status, a[id].Evidence)
 		}
+	}
+	// The policy check rests on live refusals of every deny a request can
+	// exercise (transport, unencrypted, SSE-S3 on a KMS bucket, pii/).
+	for _, live := range []string{"live: PUT over http", "live: PUT without SSE refused", "live: CopyObject without SSE refused", "live: PUT with SSE-S3 (AES256) where aws:kms is required refused", "live: PUT under pii/ with SSE-S3 (AES256) refused"} {
+		if !strings.Contains(a["s3.policy.denies"].Evidence, live) {
+			t.Errorf("s3.policy.denies lacks %q: %s", live, a["s3.policy.denies"].Evidence)
+		}
+	}
+	if a["s3.policy.denies"].ConfigurationOnly || a["s3.at_rest.canary"].Inconclusive != 0 {
+		t.Errorf("after: policy configuration only %v, canary inconclusive %d", a["s3.policy.denies"].ConfigurationOnly, a["s3.at_rest.canary"].Inconclusive)
 	}
 	// The non-admin identity is held to the same denies; pii/ needs SSE-KMS.
 	user, ok := open(s3Request(t, s, s.UserKeyFile, s.UserSecretFile), &d)
@@ -165,6 +175,35 @@ func TestFlow(t *testing.T) {
 	ev, _ = client.Verify(ctx, erc)
 	if c := byID(ev)["s3.envelope.records"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "data key reused") {
 		t.Errorf("reused data key: %s %s", c.Status, c.Evidence)
+	}
+	// An envelope prefix with no objects has nothing to judge: not a pass.
+	sp["envelope"] = map[string]any{"kek": kek.ID(), "prefix": "empty/"}
+	spJSON, _ = json.Marshal(sp)
+	erc.Target = sdk.NewTarget("lake", rc.Target.Connection, spJSON, map[string][]byte{"access_key": readKey(t, s.AccessKeyFile), "secret_key": readKey(t, s.SecretKeyFile)})
+	ev, _ = client.Verify(ctx, erc)
+	if c := byID(ev)["s3.envelope.records"]; c.Status != checks.Skip || !strings.Contains(c.Evidence, `no objects under "empty/"`) {
+		t.Errorf("empty envelope prefix: %s %s", c.Status, c.Evidence)
+	}
+
+	// harden's statements by name, with Effect Allow: the names alone are
+	// no evidence. The policy check fails on their content and on the
+	// requests the server now accepts.
+	pol, err := tg.cl.GetBucketPolicy(ctx, "lake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.cl.SetBucketPolicy(ctx, "lake", strings.ReplaceAll(pol, `"Deny"`, `"Allow"`)); err != nil {
+		t.Fatal(err)
+	}
+	allow, _ := client.Verify(ctx, rc)
+	al := byID(allow)
+	if c := al["s3.policy.denies"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "Effect is Allow") || !strings.Contains(c.Evidence, "accepted") {
+		t.Errorf("harden's Sids with Effect Allow: s3.policy.denies %s: %s", c.Status, c.Evidence)
+	}
+	for _, id := range []string{"s3.put.unencrypted_refused", "s3.http.refused"} {
+		if al[id].Status != checks.Fail {
+			t.Errorf("with the denies turned into allows: %s %s: %s", id, al[id].Status, al[id].Evidence)
+		}
 	}
 	if os.Getenv("HARDEN_DEBUG_CHECKS") != "" {
 		for _, c := range after.Checks {

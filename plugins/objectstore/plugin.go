@@ -6,6 +6,12 @@
 // backups and a lockout check, and verified by live requests that must be
 // refused, sampled objects' encryption headers and, where harden can read
 // the server's data directory, a canary proven absent from disk.
+//
+// Evidence rules (checks.Reduce): only a 403 is a refusal; a timeout, a
+// reset, another S3 error or a file that cannot be read is inconclusive —
+// an error with the reason, never a pass; the bucket policy is judged by
+// its statements' content and by the refusals verify observes, never by
+// their names; nothing to sample is "not applicable", never a pass.
 package main
 
 import (
@@ -13,6 +19,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -136,6 +143,9 @@ type target struct {
 	conn connection
 	spec spec
 	cl   *minio.Client
+	// dataFS is connection.data_dir as the at-rest search reads it (nil:
+	// os.DirFS; tests put a file system that refuses some files here).
+	dataFS fs.FS
 }
 
 // open decodes the target and makes an S3 client for url (the HTTPS
@@ -159,6 +169,20 @@ func open(q sdk.RequestContext, d *sdk.Diagnostics) (*target, bool) {
 	return t, true
 }
 
+// caPool reads connection.ca_file; an unreadable file or one without a
+// PEM certificate is an error naming it.
+func caPool(file string) (*x509.CertPool, error) {
+	pemData, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("connection.ca_file %s: %w", file, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemData) {
+		return nil, fmt.Errorf("connection.ca_file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
 func (t *target) client(q sdk.RequestContext, endpoint string) (*minio.Client, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
@@ -171,12 +195,9 @@ func (t *target) client(q sdk.RequestContext, endpoint string) (*minio.Client, e
 	}
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if t.conn.CAFile != "" {
-		pemData, err := os.ReadFile(t.conn.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("connection.ca_file: %w", err)
+		if tcfg.RootCAs, err = caPool(t.conn.CAFile); err != nil {
+			return nil, err
 		}
-		tcfg.RootCAs = x509.NewCertPool()
-		tcfg.RootCAs.AppendCertsFromPEM(pemData)
 	}
 	return minio.New(u.Host, &minio.Options{
 		Creds:     credentials.NewStaticV4(strings.TrimSpace(ak), strings.TrimSpace(sk), ""),

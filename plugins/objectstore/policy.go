@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -157,4 +158,192 @@ func normalize(v any) any {
 		return x
 	}
 	return v
+}
+
+// A requiredDeny is one deny the bucket policy must carry, judged by what
+// its statements say (Effect, Principal, Action, Resource, Condition), not
+// by their Sid: a statement named HardenDenyInsecureTransport that allows,
+// or that denies only under an extra condition, does not count.
+type requiredDeny struct {
+	// id ties live requests to the deny they exercise (denyTransport, ...).
+	id string
+	// sid is the statement harden applies for it, named in the evidence.
+	sid  string
+	what string
+	// Every action and resource the statement must cover (patterns in the
+	// statement may be broader: s3:*, arn:aws:s3:::b/*).
+	actions, resources []string
+	// The one condition the deny must rest on: an operator, its key, and
+	// the values. For a negated operator (StringNotEquals) the statement's
+	// values are the allowed set: it must be non-empty and within values;
+	// otherwise the values must match exactly (case-insensitively).
+	op, key string
+	values  []string
+}
+
+const (
+	denyTransport   = "transport"
+	denyUnencrypted = "unencrypted"
+	denyAlgorithm   = "algorithm"
+	denyPrefix      = "prefix:" // + the sensitive prefix
+)
+
+// requiredDenies are the denies spec s needs on bucket b — the content of
+// hardenStatements, in the form a judge can compare any statement with.
+func requiredDenies(b string, s spec) []requiredDeny {
+	bucket, objects := "arn:aws:s3:::"+b, "arn:aws:s3:::"+b+"/*"
+	out := []requiredDeny{
+		{id: denyTransport, sid: hardenSid + "DenyInsecureTransport", what: "every S3 action over plaintext transport (aws:SecureTransport=false)",
+			actions: []string{"s3:*"}, resources: []string{bucket, objects}, op: "Bool", key: "aws:SecureTransport", values: []string{"false"}},
+		{id: denyUnencrypted, sid: hardenSid + "DenyUnencryptedUpload", what: "PutObject without s3:x-amz-server-side-encryption (Null=true)",
+			actions: []string{"s3:PutObject"}, resources: []string{objects}, op: "Null", key: "s3:x-amz-server-side-encryption", values: []string{"true"}},
+		{id: denyAlgorithm, sid: hardenSid + "DenyUnapprovedAlgorithm", what: "PutObject with an algorithm other than " + strings.Join(approvedAlgorithms(s), " or "),
+			actions: []string{"s3:PutObject"}, resources: []string{objects}, op: "StringNotEquals", key: "s3:x-amz-server-side-encryption", values: approvedAlgorithms(s)},
+	}
+	for i, p := range s.SensitivePrefixes {
+		out = append(out, requiredDeny{id: denyPrefix + p, sid: fmt.Sprintf("%sSensitiveRequireKMS%d", hardenSid, i), what: "PutObject under " + p + " without aws:kms",
+			actions: []string{"s3:PutObject"}, resources: []string{"arn:aws:s3:::" + b + "/" + p + "*"}, op: "StringNotEquals", key: "s3:x-amz-server-side-encryption", values: []string{"aws:kms"}})
+	}
+	return out
+}
+
+// statementLabel names a statement in evidence: its Sid, or its position.
+func statementLabel(i int, st map[string]any) string {
+	if sid, _ := st["Sid"].(string); sid != "" {
+		return "statement " + sid
+	}
+	return fmt.Sprintf("statement #%d", i+1)
+}
+
+// judgeDeny finds a statement of p that implements r. It returns which
+// one, or — when none does — why harden's own statement (by Sid), if
+// present, falls short.
+func judgeDeny(p bucketPolicy, r requiredDeny) (by string, ok bool, why string) {
+	why = "no statement with this content (and none named " + r.sid + ")"
+	for i, raw := range p.Statement {
+		var st map[string]any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if dec.Decode(&st) != nil {
+			continue
+		}
+		miss := r.mismatch(st)
+		if miss == "" {
+			return statementLabel(i, st), true, ""
+		}
+		if st["Sid"] == r.sid {
+			why = r.sid + " does not implement it: " + miss
+		}
+	}
+	return "", false, why
+}
+
+// mismatch says why statement st does not implement r ("" when it does).
+func (r requiredDeny) mismatch(st map[string]any) string {
+	if e, _ := st["Effect"].(string); e != "Deny" {
+		return fmt.Sprintf("Effect is %v, not Deny", st["Effect"])
+	}
+	for _, k := range []string{"NotPrincipal", "NotAction", "NotResource"} {
+		if _, ok := st[k]; ok {
+			return k + " narrows it"
+		}
+	}
+	if !everyone(st["Principal"]) {
+		return fmt.Sprintf("Principal %v is not everyone (*)", st["Principal"])
+	}
+	for _, a := range r.actions {
+		if !slices.ContainsFunc(stringsOf(st["Action"]), func(p string) bool { return globMatch(strings.ToLower(p), strings.ToLower(a)) }) {
+			return fmt.Sprintf("Action %v does not cover %s", st["Action"], a)
+		}
+	}
+	for _, res := range r.resources {
+		if !slices.ContainsFunc(stringsOf(st["Resource"]), func(p string) bool { return globMatch(p, res) }) {
+			return fmt.Sprintf("Resource %v does not cover %s", st["Resource"], res)
+		}
+	}
+	cond, _ := st["Condition"].(map[string]any)
+	// Any other condition narrows the deny: it must rest on this one alone.
+	if len(cond) != 1 {
+		return fmt.Sprintf("Condition must be exactly %s %s, is %v", r.op, r.key, st["Condition"])
+	}
+	keys, ok := cond[r.op].(map[string]any)
+	if !ok || len(keys) != 1 {
+		return fmt.Sprintf("Condition must be exactly %s %s, is %v", r.op, r.key, st["Condition"])
+	}
+	var values []string
+	for k, v := range keys {
+		if !strings.EqualFold(k, r.key) {
+			return fmt.Sprintf("Condition %s is on %s, not %s", r.op, k, r.key)
+		}
+		values = stringsOf(v)
+	}
+	if strings.HasPrefix(r.op, "StringNot") {
+		if len(values) == 0 || slices.ContainsFunc(values, func(v string) bool { return !slices.Contains(r.values, v) }) {
+			return fmt.Sprintf("%s %s allows %v, not only %v", r.op, r.key, values, r.values)
+		}
+		return ""
+	}
+	if len(values) != len(r.values) || slices.ContainsFunc(values, func(v string) bool {
+		return !slices.ContainsFunc(r.values, func(w string) bool { return strings.EqualFold(v, w) })
+	}) {
+		return fmt.Sprintf("%s %s is %v, not %v", r.op, r.key, values, r.values)
+	}
+	return ""
+}
+
+// everyone: Principal "*" or {"AWS": "*"}.
+func everyone(p any) bool {
+	switch x := p.(type) {
+	case string:
+		return x == "*"
+	case map[string]any:
+		return slices.Contains(stringsOf(x["AWS"]), "*")
+	}
+	return false
+}
+
+// stringsOf reads a policy value that may be one value or a list of them
+// (strings, booleans or numbers, as servers re-serialise them).
+func stringsOf(v any) []string {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, stringsOf(e)...)
+		}
+		return out
+	case string:
+		return []string{x}
+	}
+	return []string{fmt.Sprint(v)}
+}
+
+// globMatch matches IAM-style patterns: * is any run of characters, ? one.
+// A literal * in s is matched only by a * in the pattern, so a pattern
+// covers a resource pattern only when it is at least as broad.
+func globMatch(pattern, s string) bool {
+	px, sx := 0, 0
+	star, mark := -1, 0
+	for sx < len(s) {
+		switch {
+		case px < len(pattern) && pattern[px] == '*':
+			star, mark = px, sx
+			px++
+		case px < len(pattern) && (pattern[px] == '?' && s[sx] != '*' || pattern[px] == s[sx]):
+			px++
+			sx++
+		case star >= 0:
+			px = star + 1
+			mark++
+			sx = mark
+		default:
+			return false
+		}
+	}
+	for px < len(pattern) && pattern[px] == '*' {
+		px++
+	}
+	return px == len(pattern)
 }
