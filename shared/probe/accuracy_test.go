@@ -80,6 +80,10 @@ type sserverConfig struct {
 	name string
 	ec   bool
 	args []string
+	// holdStdin keeps s_server's stdin open: like most TLS servers it then
+	// waits for the client to speak after the handshake (with stdin at EOF
+	// it closes the connection at once, which flatters any prober).
+	holdStdin bool
 }
 
 var sserverConfigs = []sserverConfig{
@@ -93,6 +97,11 @@ var sserverConfigs = []sserverConfig{
 	{name: "intermediate-server-order", ec: true, args: []string{"-serverpref", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"}},
 	{name: "client-cert-required", args: []string{"-Verify", "1"}},
 	{name: "ccm-aria-camellia", args: []string{"-tls1_2", "-cipher", "AESCCM:ARIA:CAMELLIA:@SECLEVEL=0"}},
+	// Servers that wait for the client to speak first: an HTTPS server
+	// (s_server -www answers only a GET) and an interactive s_server.
+	{name: "client-speaks-first-www", ec: true, args: []string{"-www"}, holdStdin: true},
+	{name: "client-speaks-first-interactive", holdStdin: true},
+	{name: "client-speaks-first-mtls", ec: true, args: []string{"-www", "-Verify", "1"}, holdStdin: true},
 }
 
 // startSServer runs openssl s_server with cfg on a free loopback port.
@@ -111,6 +120,13 @@ func startSServer(t testing.TB, p sserverPKI, cfg sserverConfig, host string) st
 	}
 	args := append([]string{"s_server", "-accept", addr, "-cert", cert, "-key", key, "-CAfile", p.ca, "-quiet"}, cfg.args...)
 	cmd := exec.Command(openssl, args...)
+	if cfg.holdStdin {
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { stdin.Close() })
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +225,7 @@ func TestAccuracyAgainstSSLScan(t *testing.T) {
 				t.Fatal(err)
 			}
 			var extra []string
-			if cfg.name == "client-cert-required" {
+			if cfg.name == "client-cert-required" || cfg.name == "client-speaks-first-mtls" {
 				// Documented difference: without a client certificate
 				// sslscan lists no TLS 1.2 suite here, because its TLS 1.2
 				// test is a full OpenSSL handshake that the server aborts
@@ -248,7 +264,7 @@ func TestAccuracyAgainstSSLScan(t *testing.T) {
 				res.ClientAuth.NoCert = Observation{}
 			}
 			requireConclusive(t, res)
-			if cfg.name == "client-cert-required" && res.ClientAuth.NoCert.Outcome != Refused {
+			if (cfg.name == "client-cert-required" || cfg.name == "client-speaks-first-mtls") && res.ClientAuth.NoCert.Outcome != Refused {
 				t.Errorf("client certificate requirement not detected: %s", res.ClientAuth.NoCert.Evidence)
 			}
 			if cfg.name == "intermediate-server-order" && (!res.ServerPreference || len(res.PreferenceOrder) != 3 || res.PreferenceOrder[0] != 0xC02C) {
