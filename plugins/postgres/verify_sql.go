@@ -126,8 +126,12 @@ func readHBARules(ctx context.Context, db *pgx.Conn, version int) ([]hbaRule, er
 	var out []hbaRule
 	for rows.Next() {
 		var r hbaRule
-		if err := rows.Scan(&r.File, &r.Line, &r.Type, &r.Method, &r.Error); err != nil {
+		var line *int
+		if err := rows.Scan(&r.File, &line, &r.Type, &r.Method, &r.Error); err != nil {
 			return nil, fmt.Errorf("read a pg_hba_file_rules row: %w", err)
+		}
+		if line != nil {
+			r.Line = *line
 		}
 		out = append(out, r)
 	}
