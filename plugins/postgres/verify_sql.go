@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -70,13 +71,21 @@ func (r hbaRule) where() string {
 	return fmt.Sprintf("line %d", r.Line)
 }
 
-// hbaFileStamp is when one rules file was last modified (pg_stat_file,
-// whole seconds), or why that could not be read.
+// hbaFileStamp is when one rules file was last modified, or why that could
+// not be read. pg_stat_file reports whole seconds (the file was written
+// somewhere in [Modified, Modified+Window)); where verify runs on the
+// server's machine the local file gives a finer time (Window then covers
+// the kernel's coarse file clock).
 type hbaFileStamp struct {
 	Path     string
 	Modified time.Time
+	Window   time.Duration
 	Err      error
 }
+
+// localClockSlack: file times come from the kernel's coarse clock (a tick,
+// 1–10 ms, behind the clock pg_conf_load_time reads).
+const localClockSlack = 50 * time.Millisecond
 
 // hbaObservations reads pg_hba_file_rules — the file on disk as the server
 // parses it now — and compares each rules file's modification time with
@@ -104,13 +113,27 @@ func hbaObservations(ctx context.Context, db *pgx.Conn) []checks.Observation {
 	}
 	stamps := make([]hbaFileStamp, 0, len(files))
 	for _, f := range files {
-		s := hbaFileStamp{Path: f}
-		if err := db.QueryRow(ctx, "SELECT (pg_stat_file($1)).modification", f).Scan(&s.Modified); err != nil {
+		s := hbaFileStamp{Path: f, Window: time.Second}
+		var size int64
+		if err := db.QueryRow(ctx, "SELECT modification, size FROM pg_stat_file($1)", f).Scan(&s.Modified, &size); err != nil {
 			s.Err = permissionHint(err, "GRANT EXECUTE ON FUNCTION pg_stat_file(text), and pg_read_server_files for a file outside the data directory")
+		} else {
+			s = s.refinedLocally(size)
 		}
 		stamps = append(stamps, s)
 	}
 	return append(judgeHBARules(rules), judgeHBAFreshness(stamps, loaded)...)
+}
+
+// refinedLocally uses the local file's finer modification time when it is
+// the same file as the server's: same path, same size, same whole second.
+func (s hbaFileStamp) refinedLocally(size int64) hbaFileStamp {
+	st, err := os.Stat(s.Path)
+	if err != nil || st.Size() != size || !st.ModTime().Truncate(time.Second).Equal(s.Modified.Truncate(time.Second)) {
+		return s
+	}
+	s.Modified, s.Window = st.ModTime(), localClockSlack
+	return s
 }
 
 func readHBARules(ctx context.Context, db *pgx.Conn, version int) ([]hbaRule, error) {
@@ -175,21 +198,25 @@ func judgeHBARules(rules []hbaRule) []checks.Observation {
 }
 
 // judgeHBAFreshness: each rules file must predate the last configuration
-// load. pg_stat_file reports whole seconds, so a file modified in the same
-// second as the load may have been written after it: that is a pending
-// reload that cannot be ruled out, not a pass.
+// load. A file whose modification time is within its stamp's window of the
+// load (the same second, when pg_stat_file's whole seconds are all there
+// is) may have been written after it: that is a pending reload that cannot
+// be ruled out, not a pass.
 func judgeHBAFreshness(stamps []hbaFileStamp, loaded time.Time) []checks.Observation {
 	var obs []checks.Observation
 	at := loaded.UTC().Format(time.RFC3339Nano)
 	for _, s := range stamps {
-		mod := s.Modified.UTC().Format(time.RFC3339)
+		mod := s.Modified.UTC().Format(time.RFC3339Nano)
+		if s.Window >= time.Second {
+			mod = s.Modified.UTC().Format(time.RFC3339) + " (whole seconds)"
+		}
 		switch {
 		case s.Err != nil:
 			obs = append(obs, checks.Unknown("modification time of "+s.Path+" (to compare with the last reload)", s.Err.Error()))
 		case s.Modified.After(loaded):
 			obs = append(obs, checks.Unknown(s.Path, fmt.Sprintf("pending reload: modified at %s, after the last configuration load at %s — the server still enforces the rules it loaded then (SELECT pg_reload_conf())", mod, at)))
-		case s.Modified.Add(time.Second).After(loaded):
-			obs = append(obs, checks.Unknown(s.Path, fmt.Sprintf("pending reload cannot be ruled out: modified at %s (whole seconds) and the configuration was loaded at %s, within that second (reload again: SELECT pg_reload_conf())", mod, at)))
+		case s.Modified.Add(s.Window).After(loaded):
+			obs = append(obs, checks.Unknown(s.Path, fmt.Sprintf("pending reload cannot be ruled out: modified at %s and the configuration was loaded at %s, too close to tell which came first (reload again: SELECT pg_reload_conf())", mod, at)))
 		default:
 			obs = append(obs, checks.Good(fmt.Sprintf("%s unchanged since the last configuration load at %s", s.Path, at)))
 		}

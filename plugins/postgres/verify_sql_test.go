@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,12 @@ func TestHBAObservations(t *testing.T) {
 		{Line: 2, Type: strp("hostssl"), Method: strp("scram-sha-256")},
 		{Line: 3, Type: strp("hostnossl"), Method: strp("reject")},
 	}
-	stamp := func(at time.Time) []hbaFileStamp { return []hbaFileStamp{{Path: "/data/pg_hba.conf", Modified: at}} }
+	stamp := func(at time.Time) []hbaFileStamp {
+		return []hbaFileStamp{{Path: "/data/pg_hba.conf", Modified: at, Window: time.Second}}
+	}
+	local := func(at time.Time) []hbaFileStamp {
+		return []hbaFileStamp{{Path: "/data/pg_hba.conf", Modified: at, Window: localClockSlack}}
+	}
 	before := stamp(loaded.Add(-time.Minute).Truncate(time.Second))
 	tests := map[string]struct {
 		rules        []hbaRule
@@ -45,6 +51,9 @@ func TestHBAObservations(t *testing.T) {
 		"file modified after the last load: pending reload, not a pass": {rules: good, stamps: stamp(loaded.Add(2 * time.Second).Truncate(time.Second)),
 			want: checks.Error, wantEvidence: []string{"pending reload: modified at 2026-12-01T09:03:20Z", "SELECT pg_reload_conf()"}},
 		"file modified in the same second as the load: cannot be ruled out": {rules: good, stamps: stamp(loaded.Truncate(time.Second)),
+			want: checks.Error, wantEvidence: []string{"pending reload cannot be ruled out"}},
+		"local file time: written 200 ms before the load": {rules: good, stamps: local(loaded.Add(-200 * time.Millisecond)), want: checks.Pass},
+		"local file time: written 10 ms before the load, within the clock's slack": {rules: good, stamps: local(loaded.Add(-10 * time.Millisecond)),
 			want: checks.Error, wantEvidence: []string{"pending reload cannot be ruled out"}},
 		"a weak rule pending reload still fails": {
 			rules:  []hbaRule{{Line: 7, Type: strp("host"), Method: strp("md5")}},
@@ -119,5 +128,34 @@ func TestSessionObservations(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The local file refines pg_stat_file's whole seconds only when it is the
+// same file: same size and the same second.
+func TestHBAFileStampRefinedLocally(t *testing.T) {
+	path := t.TempDir() + "/pg_hba.conf"
+	if err := os.WriteFile(path, []byte("hostssl all all 0.0.0.0/0 scram-sha-256\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := hbaFileStamp{Path: path, Modified: st.ModTime().Truncate(time.Second), Window: time.Second}
+	if got := server.refinedLocally(st.Size()); !got.Modified.Equal(st.ModTime()) || got.Window != localClockSlack {
+		t.Errorf("same file: %+v, want the local time %s", got, st.ModTime())
+	}
+	for name, s := range map[string]struct {
+		stamp hbaFileStamp
+		size  int64
+	}{
+		"another size":   {server, st.Size() + 1},
+		"another second": {hbaFileStamp{Path: path, Modified: server.Modified.Add(-time.Second), Window: time.Second}, st.Size()},
+		"no such file":   {hbaFileStamp{Path: path + ".missing", Modified: server.Modified, Window: time.Second}, st.Size()},
+	} {
+		if got := s.stamp.refinedLocally(s.size); got != s.stamp {
+			t.Errorf("%s: refined to %+v", name, got)
+		}
 	}
 }
