@@ -227,9 +227,13 @@ func (d postgresDialect) Exchange(ctx context.Context, conn *tls.Conn) (Observat
 		}
 		return Observation{}, transient("send a StartupMessage over TLS", err)
 	}
-	return pgAnswer(bufio.NewReader(conn), func(f map[byte]string) bool {
-		return pgHBARejection(f) && strings.Contains(strings.ToLower(f['M']), "certificate")
-	}, "TLS")
+	return pgAnswer(bufio.NewReader(conn), pgCertificateRejection, "TLS")
+}
+
+// pgCertificateRejection: pg_hba refused the session for its (missing or
+// untrusted) client certificate.
+func pgCertificateRejection(f map[byte]string) bool {
+	return pgHBARejection(f) && strings.Contains(strings.ToLower(f['M']), "certificate")
 }
 
 // HTTP(S). Refusals:

@@ -203,3 +203,50 @@ func TestHTTPPlaintext(t *testing.T) {
 		}
 	}
 }
+
+// The HTTP dialect's refusal table: only an HTTPS-redirecting 400 or a TLS
+// record refuses; a half answer, garbage or a close is never a refusal.
+func TestHTTPPlaintextTable(t *testing.T) {
+	for name, tc := range map[string]struct {
+		reply     string
+		outcome   Outcome
+		transient bool
+	}{
+		"go https 400":   {reply: "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n", outcome: Refused},
+		"nginx 400":      {reply: "HTTP/1.1 400 Bad Request\r\nContent-Length: 36\r\n\r\nThe plain HTTP request was sent to HTTPS port", outcome: Refused},
+		"tls alert":      {reply: "\x15\x03\x03\x00\x02\x02\x46", outcome: Refused},
+		"plain 200":      {reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", outcome: Accepted},
+		"half a body":    {reply: "HTTP/1.1 400 Bad Request\r\nContent-Length: 80\r\n\r\nThe plain", transient: true},
+		"half a head":    {reply: "HTTP/1.1 400 Bad Req", transient: true},
+		"garbage":        {reply: "\x00\x01garbage garbage garbage\r\n\r\n", transient: true},
+		"close, nothing": {reply: "", transient: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o, err := HTTP.Plaintext(context.Background(), fakeServer(t, []byte(tc.reply)))
+			if (err != nil) != tc.transient || (!tc.transient && o.Outcome != tc.outcome) {
+				t.Errorf("%v %v, want %s transient=%v", o, err, tc.outcome, tc.transient)
+			}
+		})
+	}
+}
+
+// PostgreSQL over TLS: only a 28000 pg_hba rejection about the certificate
+// refuses the session; another pg_hba rejection (the probe user is not
+// allowed) says nothing about certificates.
+func TestPostgresExchangeTable(t *testing.T) {
+	for name, tc := range map[string]struct {
+		fields  map[byte]string
+		outcome Outcome
+	}{
+		"certificate required":  {map[byte]string{'S': "FATAL", 'C': "28000", 'M': "connection requires a valid client certificate", 'R': "ClientAuthentication"}, Refused},
+		"no hba entry for user": {map[byte]string{'S': "FATAL", 'C': "28000", 'M': `no pg_hba.conf entry for host "127.0.0.1", user "harden_probe", database "postgres", SSL encryption`, 'R': "ClientAuthentication"}, Inconclusive},
+		"password failed":       {map[byte]string{'S': "FATAL", 'C': "28P01", 'M': "password authentication failed", 'R': "auth_failed"}, Inconclusive},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o, err := pgAnswer(bytes.NewReader(pgError(tc.fields)), pgCertificateRejection, "TLS")
+			if err != nil || o.Outcome != tc.outcome {
+				t.Errorf("%v %v, want %s", o, err, tc.outcome)
+			}
+		})
+	}
+}
