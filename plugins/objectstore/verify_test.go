@@ -309,6 +309,8 @@ func TestPolicyCheckCombinesLiveRefusals(t *testing.T) {
 		"another error is no refusal": {hardened, []attempt{{deny: denyUnencrypted, obs: refusal("PUT without SSE", minio.ErrorResponse{StatusCode: 503, Code: "SlowDown"})}}, checks.Error, "503 SlowDown"},
 		"refused, but the policy lacks the deny": {`{"Version":"2012-10-17","Statement":[{"Sid":"HardenDenyInsecureTransport","Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}]}`,
 			refusedAll, checks.Fail, "Effect is Allow"},
+		"garbled policy, refusals seen":      {`{"Statement": [`, refusedAll, checks.Error, "not a bucket policy"},
+		"garbled policy, an upload accepted": {`{"Statement": [`, []attempt{{deny: denyUnencrypted, obs: refusal("PUT without SSE", nil)}}, checks.Fail, "live: PUT without SSE accepted"},
 		"closed plaintext port exercises no statement": {hardened, []attempt{{deny: denyTransport, obs: checks.Good("PUT over http: connection refused"), portClosed: true}, {deny: denyUnencrypted, obs: refusal("PUT without SSE", forbidden)}},
 			checks.Pass, "the plaintext port is closed"},
 	}
