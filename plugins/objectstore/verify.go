@@ -126,6 +126,14 @@ type attempt struct {
 	portClosed bool
 }
 
+// live is the attempt's observation labelled as live evidence (beside the
+// policy text in s3.policy.denies).
+func (a attempt) live() checks.Observation {
+	o := a.obs
+	o.Evidence = "live: " + o.Evidence
+	return o
+}
+
 func observations(as []attempt) []checks.Observation {
 	out := make([]checks.Observation, len(as))
 	for i, a := range as {
@@ -266,9 +274,7 @@ func (t *target) policyCheck(text, subject string, tries []attempt) checks.Check
 		obs := []checks.Observation{checks.Unknown("GetBucketPolicy", "the answer is not a bucket policy: "+err.Error())}
 		for _, a := range tries {
 			if !a.portClosed {
-				o := a.obs
-				o.Evidence = "live: " + o.Evidence
-				obs = append(obs, o)
+				obs = append(obs, a.live())
 			}
 		}
 		return checks.Reduce("s3.policy.denies", subject, obs...)
@@ -283,9 +289,7 @@ func (t *target) policyCheck(text, subject string, tries []attempt) checks.Check
 		for _, a := range tries {
 			if a.deny == r.id && !a.portClosed {
 				live++
-				o := a.obs
-				o.Evidence = "live: " + o.Evidence
-				obs = append(obs, o)
+				obs = append(obs, a.live())
 			}
 		}
 		if ok {
