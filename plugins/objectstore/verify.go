@@ -30,7 +30,11 @@ import (
 func init() {
 	ref := []string{checks.RefSeedObjectStore}
 	checks.Register(
-		checks.Definition{ID: "s3.encryption.default", Title: "The bucket encrypts new objects by default (GetBucketEncryption)", Severity: checks.High, Remediation: "Set the bucket's default encryption (harden apply does).", References: ref},
+		// Configuration read back from the server (GetBucketEncryption): once
+		// the deny policy refuses uploads without SSE, the default cannot be
+		// exercised live, so it is a medium-severity configuration check;
+		// the live proof is s3.put.unencrypted_refused and s3.at_rest.canary.
+		checks.Definition{ID: "s3.encryption.default", Title: "The bucket's default encryption setting is the policy's (GetBucketEncryption, configuration)", Severity: checks.Medium, Remediation: "Set the bucket's default encryption (harden apply does).", References: ref},
 		checks.Definition{ID: "s3.policy.denies", Title: "The bucket policy denies plaintext transport and uploads without approved server-side encryption", Severity: checks.High, Remediation: "Add the deny statements (harden apply merges them).", References: ref},
 		checks.Definition{ID: "s3.http.refused", Title: "PUT, GET and LIST over http:// are refused", Severity: checks.High, Remediation: "Deny aws:SecureTransport=false or close the plaintext port.", References: ref},
 		checks.Definition{ID: "s3.put.unencrypted_refused", Title: "A PUT and a CopyObject without an SSE header are refused", Severity: checks.High, Remediation: "Deny s3:PutObject without s3:x-amz-server-side-encryption.", References: ref},
@@ -63,11 +67,7 @@ func (objectStore) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.Verif
 	}
 	want := describeEncryption(t.wantEncryption())
 	got := fmt.Sprintf("GetBucketEncryption: %s (policy: %s)", describeEncryption(l.encryption), want)
-	if describeEncryption(l.encryption) == want {
-		r.Checks = append(r.Checks, checks.Passed("s3.encryption.default", subject, got))
-	} else {
-		r.Checks = append(r.Checks, checks.Failed("s3.encryption.default", subject, got))
-	}
+	r.Checks = append(r.Checks, checks.Configured("s3.encryption.default", subject, got, describeEncryption(l.encryption) == want))
 	// The requests that must be refused, made once: their own checks and
 	// the live half of s3.policy.denies.
 	httpTries := t.httpAttempts(ctx, q.RequestContext)
