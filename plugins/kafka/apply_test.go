@@ -103,7 +103,10 @@ func TestApplyFlow(t *testing.T) {
 	if k.PID() == pid {
 		t.Errorf("apply did not restart the broker")
 	}
-	after, err := client.Verify(ctx, rc)
+	// verify with a probe identity (same CA, no ACLs): every check passes,
+	// the authorizer on the broker's own refusals.
+	probing := withProbeIdentity(t, rc, k.CA, "harden-probe")
+	after, err := client.Verify(ctx, probing)
 	if err != nil || after.Diagnostics.HasError() {
 		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
 	}
@@ -117,6 +120,62 @@ func TestApplyFlow(t *testing.T) {
 			t.Errorf("verify after apply has no passing %s (passed: %v)", id, passed)
 		}
 	}
+	requireChecks(t, after.Checks, map[string]checks.Status{"kafka.config.authorizer": checks.Pass, "kafka.config.protocols": checks.Pass,
+		"kafka.config.client_auth": checks.Pass, "kafka.config.inter_broker_tls": checks.Pass, "kafka.client.produce_consume": checks.Pass})
+	for _, c := range after.Checks {
+		if c.ID == "kafka.config.authorizer" && (!strings.Contains(c.Evidence, "TOPIC_AUTHORIZATION_FAILED") || !strings.Contains(c.Evidence, "CLUSTER_AUTHORIZATION_FAILED")) {
+			t.Errorf("authorizer passed without the probe identity's refusals: %s", c.Evidence)
+		}
+		if strings.HasPrefix(c.ID, "kafka.config.") {
+			t.Logf("%s %s: %s", c.ID, c.Status, c.Evidence)
+		}
+		if strings.HasPrefix(c.ID, "kafka.config.") && c.Status == checks.Pass && c.ConfigurationOnly {
+			t.Errorf("%s passed on configuration alone: %s", c.ID, c.Evidence)
+		}
+	}
+	t.Run("without a probe identity the authorizer is configuration only", func(t *testing.T) {
+		r, err := client.Verify(ctx, rc)
+		if err != nil || r.Diagnostics.HasError() {
+			t.Fatalf("verify: %v %v", err, r.Diagnostics.Err())
+		}
+		requireChecks(t, r.Checks, map[string]checks.Status{"kafka.config.authorizer": checks.Warn, "kafka.client.produce_consume": checks.Pass})
+		for _, c := range r.Checks {
+			if c.ID == "kafka.config.authorizer" && (!c.ConfigurationOnly || !strings.Contains(c.Evidence, "deny-by-default not observed")) {
+				t.Errorf("authorizer without a probe: %+v", c)
+			}
+		}
+	})
+	t.Run("an unusable probe identity is an error, never configuration only", func(t *testing.T) {
+		other, err := testenv.NewCA(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		own := rc
+		own.Target = sdk.NewTarget(rc.Target.Name, rc.Target.Connection, rc.Target.Spec,
+			map[string][]byte{"probe_credentials": append(mustRead(t, k.ClientCertFile), mustRead(t, k.ClientKeyFile)...)})
+		for name, q := range map[string]sdk.RequestContext{"another CA": withProbeIdentity(t, rc, other, "stranger"), "harden's own identity": own} {
+			r, err := client.Verify(ctx, q)
+			if err != nil || r.Diagnostics.HasError() {
+				t.Fatalf("%s: verify: %v %v", name, err, r.Diagnostics.Err())
+			}
+			requireChecks(t, r.Checks, map[string]checks.Status{"kafka.config.authorizer": checks.Error})
+		}
+	})
+	t.Run("no CA: produce_consume is reported, an error in the mTLS scope", func(t *testing.T) {
+		noCA := rc
+		noCA.Certificates.CABundlePEM = nil
+		r, err := client.Verify(ctx, noCA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		requireChecks(t, r.Checks, map[string]checks.Status{"kafka.client.produce_consume": checks.Error})
+		noCA.Policy.MTLSScope = nil
+		r, err = client.Verify(ctx, noCA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		requireChecks(t, r.Checks, map[string]checks.Status{"kafka.client.produce_consume": checks.Skip})
+	})
 	// An independent peer (kcat, librdkafka): metadata with harden's client
 	// certificate, refused without one.
 	kcat := func(withCert bool) error {
@@ -245,6 +304,7 @@ func TestApplyFlow(t *testing.T) {
 		}
 		os.Remove(store)
 	})
+	t.Run("allow by default is caught live, without config_file too", func(t *testing.T) { allowByDefault(t, k, rc, client) })
 	t.Run("subject change needs a restart", func(t *testing.T) {
 		cert, key, err := k.CA.IssuePeer("kafka-renamed", "127.0.0.1", "localhost")
 		if err != nil {
@@ -262,6 +322,80 @@ func TestApplyFlow(t *testing.T) {
 			}
 		}
 	})
+}
+
+// withProbeIdentity returns rc carrying a probe identity (a client
+// certificate with CN cn from ca, no ACLs) as the host would hand over
+// connection.probe_credentials_file.
+func withProbeIdentity(t *testing.T, rc sdk.RequestContext, ca *testenv.CA, cn string) sdk.RequestContext {
+	t.Helper()
+	cert, key, err := ca.Issue(cn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conn map[string]any
+	_ = json.Unmarshal(rc.Target.Connection, &conn)
+	conn["probe_credentials_file"] = cert + ".with-key.pem"
+	raw, _ := json.Marshal(conn)
+	rc.Target = sdk.NewTarget(rc.Target.Name, raw, rc.Target.Spec, map[string][]byte{"probe_credentials": append(mustRead(t, cert), mustRead(t, key)...)})
+	return rc
+}
+
+// allowByDefault: a broker whose authorizer allows what no ACL covers
+// (allow.everyone.if.no.acl.found=true) fails kafka.config.authorizer on
+// the probe identity's accepted requests — also without config_file, where
+// the setting cannot be read from a file — and never passes without a
+// probe identity.
+func allowByDefault(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *sdk.Client) {
+	ctx := context.Background()
+	orig := mustRead(t, k.Properties)
+	open := bytes.Replace(orig, []byte("allow.everyone.if.no.acl.found=false"), []byte("allow.everyone.if.no.acl.found=true"), 1)
+	if bytes.Equal(open, orig) {
+		t.Fatalf("no allow.everyone.if.no.acl.found=false in server.properties")
+	}
+	restart := func(content []byte) {
+		t.Helper()
+		if err := os.WriteFile(k.Properties, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(k.RestartCommand()[0], k.RestartCommand()[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("restart: %v %s\n%s", err, out, testenvTail(k))
+		}
+	}
+	restart(open)
+	defer restart(orig)
+	var conn map[string]any
+	_ = json.Unmarshal(rc.Target.Connection, &conn)
+	delete(conn, "config_file")
+	raw, _ := json.Marshal(conn)
+	noFile := rc
+	noFile.Target = sdk.NewTarget(rc.Target.Name, raw, rc.Target.Spec, nil)
+	r, err := client.Verify(ctx, withProbeIdentity(t, noFile, k.CA, "harden-probe"))
+	if err != nil || r.Diagnostics.HasError() {
+		t.Fatalf("verify: %v %v", err, r.Diagnostics.Err())
+	}
+	requireChecks(t, r.Checks, map[string]checks.Status{"kafka.config.authorizer": checks.Fail})
+	for _, c := range r.Checks {
+		if c.ID == "kafka.config.authorizer" && !strings.Contains(c.Evidence, "allow by default") {
+			t.Errorf("authorizer fail without the observed acceptance: %s", c.Evidence)
+		}
+		if c.ID == "kafka.config.authorizer" {
+			t.Logf("allow by default, with a probe identity: %s %s", c.Status, c.Evidence)
+		}
+	}
+	r, err = client.Verify(ctx, noFile)
+	if err != nil || r.Diagnostics.HasError() {
+		t.Fatalf("verify: %v %v", err, r.Diagnostics.Err())
+	}
+	for _, c := range r.Checks {
+		if c.ID == "kafka.config.authorizer" && c.Status == checks.Pass {
+			t.Errorf("allow-by-default broker passed kafka.config.authorizer without a probe identity: %s", c.Evidence)
+		}
+		if c.ID == "kafka.config.authorizer" {
+			t.Logf("allow by default, no probe identity, no config_file: %s %s", c.Status, c.Evidence)
+		}
+	}
+	requireChecks(t, r.Checks, map[string]checks.Status{"kafka.client.produce_consume": checks.Pass})
 }
 
 func settingOfFile(t *testing.T, props, key string) string {

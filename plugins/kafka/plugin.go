@@ -23,6 +23,12 @@ type connection struct {
 	RestartTimeout string `json:"restart_timeout"`
 	// Brokers: a cluster target, one entry per broker (rolling apply).
 	Brokers []brokerConn `json:"brokers"`
+	// ProbeCredentialsFile names a PEM file with a certificate chain from
+	// the policy CA and its private key, for an identity that has no ACLs
+	// and is no super user: verify presents it to prove live that the
+	// authorizer denies by default. The host reads it as the secret
+	// "probe_credentials" (it travels only in this target's requests).
+	ProbeCredentialsFile string `json:"probe_credentials_file"`
 }
 
 const connectionSchema = `{
@@ -36,6 +42,7 @@ const connectionSchema = `{
     "config_file": {"type": "string", "description": "the broker's server.properties: verify probes every listener it declares, controller listeners included; plan and apply merge into it"},
     "restart_command": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "argv that restarts the broker (e.g. [systemctl, restart, kafka]); needed by apply when a change needs a restart"},
     "restart_timeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$", "description": "bound for the restart and the wait until the broker answers (default 3m)"},
+    "probe_credentials_file": {"type": "string", "minLength": 1, "description": "PEM file with a certificate chain from the policy CA and its private key, for an identity WITHOUT ACLs that is no super user: verify proves with it that the authorizer denies by default (without it kafka.config.authorizer rests on configuration and warns)"},
     "brokers": {"type": "array", "minItems": 1, "description": "a cluster: every broker with its file and restart command; apply rolls through them one by one",
       "items": {"type": "object", "additionalProperties": false, "required": ["node_id", "config_file"],
         "properties": {"node_id": {"type": "integer", "minimum": 0}, "config_file": {"type": "string"},

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"sync"
 
@@ -12,7 +10,13 @@ import (
 	"github.com/harden-dev/harden/shared/sdk"
 )
 
-// Verify probes every listener of the broker.
+// Verify probes every listener of the broker, then judges the running
+// brokers' configurations against what the probes observed.
+//
+// Every check verify promises is reported, whatever happened: a listener
+// or broker that could not be looked at gives errors with the reason, a
+// check that does not apply is skipped with the reason. Nothing that could
+// not be observed passes (README: Reduction rules).
 func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyResponse) {
 	var c connection
 	if err := q.Target.DecodeConnection(&c); err != nil {
@@ -58,38 +62,105 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "invalid certificate material", err.Error())
 		return
 	}
-	results := make([][]checks.Check, len(ls))
+	results := make([]listenerResult, len(ls))
 	var wg sync.WaitGroup
 	for i, l := range ls {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = verifyListener(ctx, l, target, exp)
+			results[i] = listenerResult{l: l, checks: verifyListener(ctx, l, target, exp)}
 		}()
 	}
-	// Meanwhile: a client with a valid certificate produces and consumes,
-	// and the running brokers' configurations (DescribeConfigs).
-	var tlsAddrs []string
-	for _, l := range ls {
-		if !l.Controller && l.tls() {
-			tlsAddrs = append(tlsAddrs, l.Address)
-		}
-	}
+	scanned := make(chan struct{})
+	go func() { wg.Wait(); close(scanned) }()
+	// Meanwhile: the running brokers' configurations (DescribeConfigs), a
+	// canary produced and consumed, and the probe identity's refusals.
 	// sarama takes no context: the live checks run aside, and a cancelled
 	// verify (Ctrl-C, harden's timeout) does not wait for their timeouts.
-	liveCh := make(chan []checks.Check, 1)
-	go func() { liveCh <- liveChecks(c, q.RequestContext, tlsAddrs, files) }()
-	var live []checks.Check
+	liveCh := make(chan liveData, 1)
+	go func() {
+		tlsAddrs, undetermined := tlsBrokerAddrs(ls, nil), []string(nil)
+		if hasUnknown(ls) {
+			// Which bootstrap address speaks TLS is what the probes found.
+			<-scanned
+			tlsAddrs, undetermined = tlsBrokerAddrs(ls, results), undeterminedAddrs(results)
+		}
+		liveCh <- gatherLive(c, q.RequestContext, tlsAddrs, undetermined)
+	}()
+	var live liveData
 	select {
 	case live = <-liveCh:
 	case <-ctx.Done():
-		live = []checks.Check{checks.Errored("kafka.client.produce_consume", "broker listeners", ctx.Err())}
+		live = liveData{cancelled: ctx.Err()}
 	}
-	wg.Wait()
-	for _, cs := range results {
-		r.Checks = append(r.Checks, cs...)
+	<-scanned
+	for _, lr := range results {
+		r.Checks = append(r.Checks, lr.checks...)
 	}
-	r.Checks = append(r.Checks, live...)
+	r.Checks = append(r.Checks, judgeLive(live, q.RequestContext, results, files)...)
+}
+
+// listenerResult is what the probes observed on one listener.
+type listenerResult struct {
+	l      listener
+	checks []checks.Check
+}
+
+// status is the status of the listener's check id (false: no such check).
+func (lr listenerResult) status(id string) (checks.Status, bool) {
+	for _, c := range lr.checks {
+		if c.ID == id {
+			return c.Status, true
+		}
+	}
+	return checks.StatusUnknown, false
+}
+
+// servesTLS: a TLS scan of the listener concluded (versions were judged).
+func (lr listenerResult) servesTLS() bool {
+	s, ok := lr.status("tls.protocol.versions")
+	return ok && (s == checks.Pass || s == checks.Fail)
+}
+
+func hasUnknown(ls []listener) bool {
+	for _, l := range ls {
+		if l.Protocol == "unknown" {
+			return true
+		}
+	}
+	return false
+}
+
+// tlsBrokerAddrs: the broker (not controller) listeners that speak TLS —
+// by their declared protocol, or, for bootstrap addresses of unknown
+// protocol, by what the probes observed (results).
+func tlsBrokerAddrs(ls []listener, results []listenerResult) []string {
+	var out []string
+	for i, l := range ls {
+		switch {
+		case l.Controller:
+		case l.tls():
+			out = append(out, l.Address)
+		case l.Protocol == "unknown" && results != nil && results[i].servesTLS():
+			out = append(out, l.Address)
+		}
+	}
+	return out
+}
+
+// undeterminedAddrs: bootstrap addresses of unknown protocol that the
+// probes found neither speaking TLS nor answering cleartext.
+func undeterminedAddrs(results []listenerResult) []string {
+	var out []string
+	for _, lr := range results {
+		if lr.l.Protocol != "unknown" || lr.servesTLS() {
+			continue
+		}
+		if s, _ := lr.status("kafka.listener.plaintext"); s != checks.Fail {
+			out = append(out, lr.l.Address)
+		}
+	}
+	return out
 }
 
 func verifyListener(ctx context.Context, l listener, base probe.Target, exp probe.Expectations) []checks.Check {
@@ -102,12 +173,15 @@ func verifyListener(ctx context.Context, l listener, base probe.Target, exp prob
 	}
 	base.Address = l.Address
 	// A cleartext ApiVersions to every port: an answer is a failure,
-	// whatever the file says the listener is.
+	// whatever the file says the listener is; only the Kafka dialect's
+	// refusal (a TLS record in reply) passes.
 	pt := probe.PlaintextOnly(ctx, base, probe.Options{})
 	var out []checks.Check
 	switch {
 	case pt.Err != nil:
-		out = append(out, checks.Errored("kafka.listener.plaintext", subject, pt.Err))
+		out = append(out, checks.Reduce("kafka.listener.plaintext", subject, checks.Unknown("cleartext ApiVersions", pt.Err.Error())))
+	case !pt.Tested:
+		out = append(out, checks.Reduce("kafka.listener.plaintext", subject, checks.Unknown("cleartext ApiVersions", "not attempted")))
 	case pt.Accepted:
 		out = append(out, checks.Failed("kafka.listener.plaintext", subject, pt.Evidence))
 	default:
@@ -128,24 +202,4 @@ func verifyListener(ctx context.Context, l listener, base probe.Target, exp prob
 		out = append(out, ch)
 	}
 	return out
-}
-
-// liveChecks: a client with a valid certificate produces and consumes, and
-// the running brokers' configurations (DescribeConfigs).
-func liveChecks(c connection, q sdk.RequestContext, tlsAddrs []string, files map[string]map[string]string) []checks.Check {
-	var live []checks.Check
-	if len(tlsAddrs) == 0 {
-		live = append(live, checks.Failed("kafka.client.produce_consume", "broker listeners", "no TLS broker listener to produce and consume over"))
-	}
-	if len(tlsAddrs) > 0 && len(q.Certificates.CABundlePEM) > 0 {
-		nonce := make([]byte, 16)
-		_, _ = rand.Read(nonce)
-		live = append(live, produceConsume(tlsAddrs, q, hex.EncodeToString(nonce)))
-	}
-	admin, err := adminFor(c, q, tlsAddrs)
-	if err != nil {
-		return append(live, checks.Errored("kafka.config.inter_broker_tls", "DescribeConfigs", err))
-	}
-	defer admin.Close()
-	return append(live, verifyBrokerConfigs(admin, q, files)...)
 }

@@ -64,6 +64,45 @@ func TestVerifyPlaintextBroker(t *testing.T) {
 	if len(failed) != 2 || !strings.Contains(strings.Join(failed, "|"), "controller CONTROLLER listener") {
 		t.Errorf("plaintext listeners found: %v (checks %+v)", failed, r.Checks)
 	}
+	// Every check verify promises is there, with the status the evidence
+	// supports: no TLS listener fails the canary, the running configuration
+	// fails, and mTLS-only checks are not applicable (not in the scope).
+	requireChecks(t, r.Checks, map[string]checks.Status{
+		"kafka.client.produce_consume":  checks.Fail,
+		"kafka.config.protocols":        checks.Warn, // the JVM default is right, but no TLS listener shows it
+		"kafka.config.cipher_suites":    checks.Fail,
+		"kafka.config.inter_broker_tls": checks.Fail,
+		"kafka.config.client_auth":      checks.Skip,
+		"kafka.config.authorizer":       checks.Skip,
+	})
+}
+
+// requireChecks fails unless every id is present with every one of its
+// checks in the wanted status.
+func requireChecks(t *testing.T, cs []checks.Check, want map[string]checks.Status) {
+	t.Helper()
+	for id, st := range want {
+		n := 0
+		for _, c := range cs {
+			if c.ID != id {
+				continue
+			}
+			n++
+			if c.Status != st {
+				t.Errorf("%s (%s): %s, want %s: %s", id, c.Subject, c.Status, st, c.Evidence)
+			}
+		}
+		if n == 0 {
+			t.Errorf("no %s check (want %s)", id, st)
+		}
+	}
+}
+
+func dumpChecks(t *testing.T, cs []checks.Check) {
+	t.Helper()
+	for _, c := range cs {
+		t.Logf("%-5s %-32s %s [%d inconclusive, config-only %v]: %s", c.Status, c.ID, c.Subject, c.Inconclusive, c.ConfigurationOnly, c.Evidence)
+	}
 }
 
 func TestListeners(t *testing.T) {
