@@ -14,6 +14,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
@@ -238,7 +239,7 @@ func TestClusterMigration(t *testing.T) {
 	_ = m1
 
 	final := withPhase(phaseTLSOnly)
-	vr, err := client.Verify(ctx, final)
+	vr, err := client.Verify(ctx, withProbeIdentity(t, final, n.CA, "harden-probe"))
 	if err != nil || vr.Diagnostics.HasError() {
 		t.Fatalf("verify: %v %v", err, vr.Diagnostics.Err())
 	}
@@ -249,8 +250,28 @@ func TestClusterMigration(t *testing.T) {
 	if strings.Count(strings.Join(passed, " "), "kafka.listener.plaintext") != 6 {
 		t.Errorf("expected the plaintext check on 6 listeners (3 brokers × broker+controller): %v", passed)
 	}
+	// Every broker's running configuration, confirmed by the probes of its
+	// listeners, and its authorizer refusing the probe identity.
+	want := map[string]checks.Status{"kafka.client.produce_consume": checks.Pass}
+	for _, id := range configCheckIDs(true) {
+		want[id] = checks.Pass
+		if n := countID(vr.Checks, id); n != 3 {
+			t.Errorf("%d %s checks, want one per broker", n, id)
+		}
+	}
+	requireChecks(t, vr.Checks, want)
 	again, err := client.Apply(ctx, final, nil, false)
 	if err != nil || again.Diagnostics.HasError() || len(again.Applied) != 0 {
 		t.Errorf("second apply: %v %v %+v", err, again.Diagnostics.Err(), again.Applied)
 	}
+}
+
+func countID(cs []checks.Check, id string) int {
+	n := 0
+	for _, c := range cs {
+		if c.ID == id {
+			n++
+		}
+	}
+	return n
 }
