@@ -84,6 +84,13 @@ func gatherLive(c connection, q sdk.RequestContext, tlsAddrs, undetermined []str
 		live.probe = probeIdentityOf(q)
 	}
 	admin, err := adminFor(c, q, tlsAddrs)
+	// A reset or timeout may be transient: a bounded number of retries
+	// before the running configuration counts as unreadable (a healthy
+	// broker pays nothing for them).
+	for attempt := 1; err != nil && attempt < 3; attempt++ {
+		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+		admin, err = adminFor(c, q, tlsAddrs)
+	}
 	if err != nil {
 		live.connectErr = err
 		return live

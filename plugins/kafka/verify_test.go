@@ -9,6 +9,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/faultkit"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
@@ -152,4 +153,38 @@ func mustRead(t testing.TB, f string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Verify through the fault kit's standard matrix in front of the real
+// broker (hardened, judged against the modern profile so that versions,
+// suites and configuration fail directly): a fault never turns a check
+// that does not pass into a pass, and never makes one vanish.
+func TestVerifyThroughFaults(t *testing.T) {
+	k := testenv.KafkaForTest(t)
+	ctx := context.Background()
+	rc := brokerRequest(t, k, true)
+	client := sdk.InProcess(kafka{})
+	defer client.Close()
+	if ar, err := client.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
+	}
+	probing := withProbeIdentity(t, rc, k.CA, "harden-probe")
+	secret, _ := probing.Target.Secret("probe_credentials")
+	verify := func(ctx context.Context, addr string) ([]checks.Check, error) {
+		q := rc
+		conn, _ := json.Marshal(map[string]any{"bootstrap": []string{addr}})
+		q.Target = sdk.NewTarget("events", conn, []byte(`{}`), map[string][]byte{"probe_credentials": []byte(secret)})
+		q.Policy.Profile = tlsprofile.Modern()
+		r, err := client.Verify(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if r.Diagnostics.HasError() {
+			return nil, r.Diagnostics.Err()
+		}
+		return r.Checks, nil
+	}
+	direct := faultkit.NeverPasses(t, k.Bootstrap, verify, faultkit.Standard(true)...)
+	requireChecks(t, direct, map[string]checks.Status{"kafka.listener.plaintext": checks.Pass, "tls.protocol.versions": checks.Fail,
+		"kafka.config.protocols": checks.Fail, "kafka.config.authorizer": checks.Pass, "kafka.client.produce_consume": checks.Pass})
 }
