@@ -10,6 +10,24 @@
 // configuration through DescribeConfigs (client auth, protocols, suites,
 // inter-broker and controller TLS, authorizer).
 //
+// Evidence: only the broker's own answer concludes (a Kafka error code, a
+// TLS alert it sent, a certificate the policy CA does not verify); timeouts,
+// resets and garbage are inconclusive, and every check verify promises is
+// reported even when nothing answered. Running settings are configuration:
+// a high-severity kafka.config.* check passes only when the listener probes
+// observed what the setting configures on every listener it governs
+// (ssl.enabled.protocols ↔ tls.protocol.versions, ssl.client.auth ↔
+// tls.client_auth.required, inter-broker/controller listeners ↔ cleartext
+// refused); otherwise it is configuration-only (checks.Configured). Deny by
+// default is observed with connection.probe_credentials_file, an identity
+// from the policy CA without ACLs: every broker must refuse its Metadata
+// (TOPIC_AUTHORIZATION_FAILED) and DescribeAcls
+// (CLUSTER_AUTHORIZATION_FAILED). verify never issues such an identity
+// (with vault-pki it does not issue at all); without one the authorizer
+// check rests on configuration and warns. DescribeConfigs does not report
+// allow.everyone.if.no.acl.found (Kafka 4.1): it is read from
+// server.properties when config_file is given.
+//
 // Render produces the settings for every listener, PKCS#12 keystore and
 // truststore (named by content), the 0600 password file they reference
 // through Kafka's FileConfigProvider, a Java @argfile with the key-exchange

@@ -8,7 +8,12 @@
 //	2   verify found failing checks at or above --fail-on; plan with
 //	    --detailed-exitcode found pending changes
 //	3   target or plugin error: a plugin crashed, hung or is not trusted, a
-//	    target was unreachable, a check ended in status error, or a target
-//	    produced zero checks
+//	    target was unreachable, a check ended in status error, a plugin sent
+//	    an invalid check (unknown status or severity, invalid ID), a target
+//	    produced zero checks or only skipped ones (nothing applicable was
+//	    verified), or the certificate source could not provide the CA
+//
+// verify's rules on what plugins send are in verdict.go.
+//
 //	130 interrupted (Ctrl-C); in-flight plugin work was stopped
 package cli
