@@ -12,8 +12,7 @@
 //	    an invalid check (unknown status or severity, invalid ID), a target
 //	    produced zero checks or only skipped ones (nothing applicable was
 //	    verified), or the certificate source could not provide the CA
+//	130 interrupted (Ctrl-C); in-flight plugin work was stopped
 //
 // verify's rules on what plugins send are in verdict.go.
-//
-//	130 interrupted (Ctrl-C); in-flight plugin work was stopped
 package cli
