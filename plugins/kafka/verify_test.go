@@ -99,13 +99,6 @@ func requireChecks(t *testing.T, cs []checks.Check, want map[string]checks.Statu
 	}
 }
 
-func dumpChecks(t *testing.T, cs []checks.Check) {
-	t.Helper()
-	for _, c := range cs {
-		t.Logf("%-5s %-32s %s [%d inconclusive, config-only %v]: %s", c.Status, c.ID, c.Subject, c.Inconclusive, c.ConfigurationOnly, c.Evidence)
-	}
-}
-
 func TestListeners(t *testing.T) {
 	ps, err := parseProperties("listeners=PLAINTEXT://:9092,SSL://0.0.0.0:9093,CONTROLLER://127.0.0.1:9094\nlistener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,\\\n  CONTROLLER:PLAINTEXT\ncontroller.listener.names=CONTROLLER\n")
 	if err != nil {
