@@ -124,7 +124,9 @@ const ConfigurationPrefix = "configuration only (not observed live): "
 func Configured(id, subject, evidence string, good bool) Check {
 	ev := ConfigurationPrefix + evidence
 	if !good {
-		return New(id, Fail, subject, ev)
+		c := New(id, Fail, subject, ev)
+		c.ConfigurationOnly = true
+		return c
 	}
 	c := New(id, Pass, subject, ev)
 	if c.Severity >= High {

@@ -101,7 +101,7 @@ var sserverConfigs = []sserverConfig{
 	// (s_server -www answers only a GET) and an interactive s_server.
 	{name: "client-speaks-first-www", ec: true, args: []string{"-www"}, holdStdin: true},
 	{name: "client-speaks-first-interactive", holdStdin: true},
-	{name: "client-speaks-first-mtls", ec: true, args: []string{"-www", "-Verify", "1"}, holdStdin: true},
+	{name: "client-speaks-first-mtls", ec: true, args: []string{"-www", "-Verify", "1", "-verify_return_error"}, holdStdin: true},
 }
 
 // startSServer runs openssl s_server with cfg on a free loopback port.
@@ -266,6 +266,12 @@ func TestAccuracyAgainstSSLScan(t *testing.T) {
 			requireConclusive(t, res)
 			if (cfg.name == "client-cert-required" || cfg.name == "client-speaks-first-mtls") && res.ClientAuth.NoCert.Outcome != Refused {
 				t.Errorf("client certificate requirement not detected: %s", res.ClientAuth.NoCert.Evidence)
+			}
+			// s_server -Verify without -verify_return_error logs a failed
+			// verification and carries on: an unrelated CA's certificate
+			// gets in. With it, the session is refused.
+			if want := map[string]Outcome{"client-cert-required": Accepted, "client-speaks-first-mtls": Refused}[cfg.name]; want != NotAttempted && res.ClientAuth.WrongCA.Outcome != want {
+				t.Errorf("unrelated CA certificate: %v, want %s", res.ClientAuth.WrongCA, want)
 			}
 			if cfg.name == "intermediate-server-order" && (!res.ServerPreference || len(res.PreferenceOrder) != 3 || res.PreferenceOrder[0] != 0xC02C) {
 				t.Errorf("server order: %v %v", res.ServerPreference, res.PreferenceOrder)

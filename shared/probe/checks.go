@@ -47,7 +47,8 @@ func (r *Result) Checks(e Expectations) []checks.Check {
 	}
 	accepted := r.AcceptedVersions()
 	if len(accepted) == 0 {
-		return append(out, r.enabledCheck())
+		enabled := r.enabledCheck()
+		return append(append(out, enabled), r.dependentChecks(enabled, e.RequireClientAuth)...)
 	}
 	out = append(out, checks.Passed("tls.enabled", subj, "TLS handshake completed ("+versionList(accepted)+")"))
 	out = append(out, r.versionCheck(e.Profile))
@@ -75,11 +76,31 @@ func (r *Result) enabledCheck() checks.Check {
 		return checks.Failed("tls.enabled", r.Address, r.TLSEvidence)
 	case len(unknown) == 0:
 		return checks.Failed("tls.enabled", r.Address, "no TLS version accepted: "+protocolEvidence(r.Protocols))
-	case r.Plaintext.Outcome == Accepted:
+	case r.Plaintext.Outcome == Accepted && r.singleProtocolPort:
 		return checks.Failed("tls.enabled", r.Address, "the port speaks plaintext ("+r.Plaintext.Evidence+") and accepted no ClientHello ("+strings.Join(unknown, "; ")+")")
 	}
 	c := checks.Reduce("tls.enabled", r.Address, checks.Unknown("TLS handshake", "no TLS version accepted and "+strings.Join(unknown, "; ")))
 	return c
+}
+
+// dependentChecks stand in for the checks that need an accepted TLS
+// version when none was: not applicable when TLS is conclusively off, an
+// error when it could not be told — a failure seen directly must not
+// vanish because a fault hid every handshake.
+func (r *Result) dependentChecks(enabled checks.Check, clientAuth bool) []checks.Check {
+	ids := []string{"tls.protocol.versions", "tls.cipher_suites", "tls.key_exchange.groups", "tls.certificate.trusted", "tls.certificate.lint", "tls.certificate.lifetime"}
+	if clientAuth {
+		ids = append(ids, "tls.client_auth.required")
+	}
+	var out []checks.Check
+	for _, id := range ids {
+		if enabled.Status == checks.Fail {
+			out = append(out, checks.NotApplicable(id, r.Address, "no TLS offered: "+enabled.Evidence))
+		} else {
+			out = append(out, checks.Reduce(id, r.Address, checks.Unknown("TLS handshake", "no TLS version could be observed")))
+		}
+	}
+	return out
 }
 
 func protocolEvidence(ps []Protocol) string {
@@ -136,8 +157,11 @@ func (r *Result) cipherCheck(p tlsprofile.Profile) checks.Check {
 		}
 	}
 	for _, pr := range r.Protocols {
-		if pr.Accepted && pr.SuitesIncomplete != "" {
+		switch {
+		case pr.Accepted && pr.SuitesIncomplete != "":
 			obs = append(obs, checks.Unknown(tlsprofile.VersionName(pr.Version)+" suite enumeration", "incomplete, the list is partial: "+pr.SuitesIncomplete))
+		case pr.Outcome == Inconclusive:
+			obs = append(obs, checks.Unknown(tlsprofile.VersionName(pr.Version)+" suites", "not enumerated: the version itself could not be tested"))
 		}
 	}
 	c := checks.Reduce("tls.cipher_suites", r.Address, obs...)
@@ -147,7 +171,14 @@ func (r *Result) cipherCheck(p tlsprofile.Profile) checks.Check {
 
 func (r *Result) groupCheck(p tlsprofile.Profile) checks.Check {
 	if !r.GroupsTested {
-		return checks.NotApplicable("tls.key_exchange.groups", r.Address, "no key exchange with groups accepted (no ECDHE suite and no TLS 1.3)")
+		// Not applicable only when that is known: TLS 1.3 refused and every
+		// TLS <= 1.2 suite list complete without an ECDHE suite.
+		for _, pr := range r.Protocols {
+			if pr.Outcome == Inconclusive || pr.SuitesIncomplete != "" || (pr.Version == tlsprofile.VersionTLS13 && pr.Outcome != Refused) {
+				return checks.Reduce("tls.key_exchange.groups", r.Address, checks.Unknown("group enumeration", "not run: "+tlsprofile.VersionName(pr.Version)+" could not be fully observed"))
+			}
+		}
+		return checks.NotApplicable("tls.key_exchange.groups", r.Address, "no key exchange with groups accepted (no ECDHE suite and TLS 1.3 refused)")
 	}
 	var obs []checks.Observation
 	for _, g := range r.Groups {
@@ -167,7 +198,9 @@ func (r *Result) groupCheck(p tlsprofile.Profile) checks.Check {
 func (r *Result) certificateChecks(e Expectations) []checks.Check {
 	c := r.Certificate
 	if c == nil || len(c.Chain) == 0 {
-		return []checks.Check{checks.Reduce("tls.certificate.trusted", r.Address, checks.Unknown("read the server's certificate", "no handshake got as far as the certificate: "+r.ClientAuth.NoCert.Evidence))}
+		why := checks.Unknown("read the server's certificate", "no handshake got as far as the certificate: "+r.ClientAuth.NoCert.Evidence)
+		return []checks.Check{checks.Reduce("tls.certificate.trusted", r.Address, why), checks.Reduce("tls.certificate.lint", r.Address, why),
+			checks.Reduce("tls.certificate.lifetime", r.Address, why)}
 	}
 	leaf := c.Chain[0]
 	var out []checks.Check

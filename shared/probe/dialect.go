@@ -239,22 +239,53 @@ func pgCertificateRejection(f map[byte]string) bool {
 // HTTP(S). Refusals:
 //   - plaintext request: an HTTP 400 telling the client to use HTTPS (Go's
 //     net/http "Client sent an HTTP request to an HTTPS server", nginx "The
-//     plain HTTP request was sent to HTTPS port"), or a TLS record (the
-//     port speaks only TLS);
-//   - session without a (trusted) client certificate: a TLS alert.
+//     plain HTTP request was sent to HTTPS port" — those phrases, not any
+//     mention of https), or a complete TLS alert record (the port speaks only
+//     TLS);
+//   - session without a (trusted) client certificate: a TLS alert, or
+//     nginx's 400 "No required SSL certificate was sent" / "The SSL
+//     certificate error".
 //
 // Any HTTP answer over TLS is acceptance of the session, whatever its
 // status.
 type httpDialect struct{}
 
 func (httpDialect) Name() string                             { return "http" }
+func (httpDialect) singleProtocolPort() bool                 { return true }
 func (httpDialect) ALPN() []string                           { return []string{"http/1.1"} }
 func (httpDialect) StartTLS(context.Context, net.Conn) error { return nil }
 
-// tlsRecordAnswer reports whether b starts like a TLS record (alert or
-// handshake, major version 3): a TLS-only port answering plaintext.
+// tlsRecordAnswer reports whether b is a complete TLS alert record or starts
+// a plausible TLS handshake record: a TLS-only port answering plaintext.
 func tlsRecordAnswer[T string | []byte](b T) bool {
-	return len(b) >= 3 && (b[0] == 21 || b[0] == 22) && b[1] == 3 && b[2] <= 4
+	if len(b) < 5 || b[1] != 3 || b[2] > 4 {
+		return false
+	}
+	n := int(b[3])<<8 | int(b[4])
+	switch b[0] {
+	case 21:
+		return n == 2 && len(b) >= 7
+	case 22:
+		return n >= 4 && n <= 1<<14+2048
+	}
+	return false
+}
+
+// httpsOnlyPhrases are what TLS-only HTTP servers answer a plaintext request
+// with (Go's net/http — Vault, SeaweedFS, MinIO —, nginx).
+var httpsOnlyPhrases = []string{"Client sent an HTTP request to an HTTPS server", "The plain HTTP request was sent to HTTPS port"}
+
+// httpsCertPhrases are what nginx answers over TLS when it requires a client
+// certificate (ssl_verify_client on) and got none or an untrusted one.
+var httpsCertPhrases = []string{"No required SSL certificate was sent", "The SSL certificate error"}
+
+func containsAny(s string, phrases []string) bool {
+	for _, p := range phrases {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (httpDialect) Plaintext(ctx context.Context, conn net.Conn) (Observation, error) {
@@ -273,7 +304,7 @@ func (httpDialect) Plaintext(ctx context.Context, conn net.Conn) (Observation, e
 	if !strings.HasPrefix(line, "HTTP/") {
 		return Observation{}, transient("plaintext HTTP request", fmt.Errorf("answer is neither HTTP nor TLS: %q", truncate(line, 40)))
 	}
-	if strings.Contains(line, " 400") && strings.Contains(strings.ToUpper(resp), "HTTPS") {
+	if strings.Contains(line, " 400") && containsAny(resp, httpsOnlyPhrases) {
 		return refused("plaintext request refused: %s (%s)", line, strings.TrimSpace(lastLine(resp))), nil
 	}
 	return accepted("server answered plaintext HTTP: %s", line), nil
@@ -332,19 +363,23 @@ func lastLine(s string) string {
 }
 
 func (httpDialect) Exchange(ctx context.Context, conn *tls.Conn) (Observation, error) {
-	_, err := fmt.Fprintf(conn, "HEAD / HTTP/1.1\r\nHost: %s\r\nUser-Agent: harden-probe\r\nConnection: close\r\n\r\n", conn.RemoteAddr())
-	var line string
+	_, err := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: harden-probe\r\nConnection: close\r\n\r\n", conn.RemoteAddr())
+	var resp string
 	if err == nil {
-		line, err = bufio.NewReader(conn).ReadString('\n')
+		resp, err = readHTTPResponse(conn)
 	}
 	if alert, ok := remoteAlert(err); ok {
 		return refused("session refused with a TLS alert: %s", alert), nil
 	}
-	if err != nil && line == "" {
+	line, _, _ := strings.Cut(resp, "\n")
+	if line = strings.TrimSpace(line); !strings.HasPrefix(line, "HTTP/") {
+		if err == nil {
+			err = fmt.Errorf("answer is not HTTP: %q", truncate(line, 40))
+		}
 		return Observation{}, transient("HTTP request over TLS", err)
 	}
-	if line = strings.TrimSpace(line); !strings.HasPrefix(line, "HTTP/") {
-		return Observation{}, transient("HTTP request over TLS", fmt.Errorf("answer is not HTTP: %q", truncate(line, 40)))
+	if strings.Contains(line, " 400") && containsAny(resp, httpsCertPhrases) {
+		return refused("session refused: %s (%s)", line, strings.TrimSpace(lastLine(resp))), nil
 	}
 	return accepted("server answered over TLS: %s", line), nil
 }

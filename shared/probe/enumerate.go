@@ -51,8 +51,10 @@ func (s *scanner) offer(ctx context.Context, h hello, wantKeyExchange ...bool) (
 			return Observation{Refused, err.Error()}, nil
 		case err != nil:
 			return Observation{}, err
-		case a.alert:
+		case a.alert && !helloNotProcessedAlerts[a.alertDesc]:
 			return refused("%s", describe(a)), nil
+		case a.alert:
+			return Observation{}, transient("ClientHello", fmt.Errorf("answered with %s, which is not a refusal of the offer", describe(a)))
 		}
 		return Observation{Accepted, describe(a)}, nil
 	})
@@ -123,6 +125,9 @@ func (s *scanner) enumerateSuites(ctx context.Context, v uint16, candidates []ui
 			case o.Outcome == Inconclusive:
 				noteIncomplete(o.Evidence)
 				return
+			case o.Outcome == Refused && a.tlsRefused:
+				noteIncomplete("the server declined TLS in the middle of the enumeration: " + o.Evidence)
+				return
 			case o.Outcome == Refused || (a.hello && a.version != v):
 				return // the rest of this part is refused
 			case !ok || !slices.Contains(remaining, suite):
@@ -149,7 +154,10 @@ func (s *scanner) enumerateSuites(ctx context.Context, v uint16, candidates []ui
 			return res
 		}
 		split = true
-		_ = sa
+		if suite, ok := accepts(sa, v); ok && slices.Contains(candidates, suite) {
+			res.suites = append(res.suites, suite)
+			candidates = slices.DeleteFunc(slices.Clone(candidates), func(x uint16) bool { return x == suite })
+		}
 	}
 	first, ok := accepts(a, v)
 	switch {
@@ -332,6 +340,15 @@ func isECDHE(id uint16) bool {
 	s, ok := tlsprofile.SuiteByID(id)
 	return ok && (s.Kx == "ECDH" || s.Kx == "ECDHEPSK")
 }
+
+// helloNotProcessedAlerts say the server could not read the hello at all
+// (too large, or an extension it cannot parse), not that it refuses what the
+// hello offers: inconclusive, and a reason to retry with a smaller hello.
+// Every other fatal alert is the server's refusal of the offer — OpenSSL 3,
+// for one, refuses TLS 1.0/1.1 with internal_error when its security level
+// leaves them no usable suite. Warnings are skipped and close_notify is a
+// close without an answer (readServerAnswer).
+var helloNotProcessedAlerts = map[byte]bool{22: true, 50: true}
 
 // accepts reports whether an answer accepts version v and returns the suite.
 func accepts(a serverAnswer, v uint16) (uint16, bool) {

@@ -27,6 +27,7 @@ var Kafka Dialect = kafkaDialect{}
 type kafkaDialect struct{}
 
 func (kafkaDialect) Name() string                             { return "kafka" }
+func (kafkaDialect) singleProtocolPort() bool                 { return true }
 func (kafkaDialect) ALPN() []string                           { return nil }
 func (kafkaDialect) StartTLS(context.Context, net.Conn) error { return nil }
 

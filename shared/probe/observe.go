@@ -189,12 +189,14 @@ func (s *scanner) attempt(ctx context.Context, what string, fn func() (Observati
 			return o
 		}
 		last = err
-		s.retries.Add(1)
 		if ctx.Err() != nil {
 			return inconclusive("%s: %s (endpoint budget of %s exhausted)", what, failureKind(err), s.opts.Budget)
 		}
 		if isTimeout(err) && s.timedOut.Swap(true) {
 			break // the endpoint stalled before: do not wait again
+		}
+		if i+1 < maxAttempts {
+			s.retries.Add(1)
 		}
 	}
 	var te *transientError

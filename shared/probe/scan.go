@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,6 +180,10 @@ type Result struct {
 	GroupsIncomplete string
 	Certificate      *Certificate
 	ClientAuth       ClientAuth
+	// singleProtocolPort: the dialect's port speaks either plaintext or
+	// TLS, never both (Kafka, HTTP), so a plaintext answer proves TLS is
+	// not offered there. PostgreSQL negotiates both on one port.
+	singleProtocolPort bool
 	// Connections is how many connections the scan opened; Retries how
 	// many attempts were repeated after a transient failure.
 	Connections int
@@ -271,6 +276,9 @@ func Scan(ctx context.Context, target Target, opts Options) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Budget)
 	defer cancel()
 	res := &Result{Address: s.target.Address, Dialect: s.target.Dialect.Name()}
+	if sp, ok := s.target.Dialect.(interface{ singleProtocolPort() bool }); ok {
+		res.singleProtocolPort = sp.singleProtocolPort()
+	}
 	defer func() {
 		res.Connections, res.Retries = int(s.conns.Load()), int(s.retries.Load())
 		res.Duration = time.Since(start)
@@ -558,8 +566,11 @@ func (t *ticketSignal) Put(string, *tls.ClientSessionState) {
 //
 // chain receives the server's certificates when the handshake got that far.
 func (s *scanner) session(ctx context.Context, cfg *tls.Config, what string, chain func([]*x509.Certificate)) (requested bool, obs Observation) {
-	var asked atomic.Bool
+	var everAsked atomic.Bool
 	obs = s.attempt(ctx, what, func() (Observation, error) {
+		// Per attempt: a CertificateRequest seen on an earlier attempt says
+		// nothing about this one's alert.
+		var asked atomic.Bool
 		cfg := cfg.Clone()
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 			chain(cs.PeerCertificates)
@@ -569,6 +580,7 @@ func (s *scanner) session(ctx context.Context, cfg *tls.Config, what string, cha
 		cfg.Certificates = nil
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			asked.Store(true)
+			everAsked.Store(true)
 			if len(certs) == 0 {
 				return &tls.Certificate{}, nil // present no certificate
 			}
@@ -591,8 +603,11 @@ func (s *scanner) session(ctx context.Context, cfg *tls.Config, what string, cha
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			if alert, ok := remoteAlert(err); ok {
-				if asked.Load() {
+				switch {
+				case asked.Load() && clientCertRefusal(alert):
 					return refused("handshake refused with a TLS alert after the server asked for a client certificate: %s", alert), nil
+				case asked.Load():
+					return inconclusive("handshake ended with a TLS alert that is not about the client certificate: %s", alert), nil
 				}
 				return inconclusive("handshake refused with a TLS alert before any client certificate was asked for: %s", alert), nil
 			}
@@ -611,7 +626,19 @@ func (s *scanner) session(ctx context.Context, cfg *tls.Config, what string, cha
 		}
 		return s.awaitVerdict(ctx, tc, tickets.got)
 	})
-	return asked.Load(), obs
+	return everAsked.Load(), obs
+}
+
+// clientCertRefusal: the alert text (Go's crypto/tls names) is one a server
+// sends when it rejects the client's certificate or its absence.
+func clientCertRefusal(alert string) bool {
+	for _, a := range []string{"handshake failure", "bad certificate", "unsupported certificate", "revoked certificate",
+		"expired certificate", "unknown certificate", "unknown certificate authority", "access denied", "certificate required"} {
+		if strings.HasSuffix(alert, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // awaitVerdict waits for a TLS 1.3 server's verdict on the client's
@@ -619,6 +646,9 @@ func (s *scanner) session(ctx context.Context, cfg *tls.Config, what string, cha
 // silence for PostHandshakeWait.
 func (s *scanner) awaitVerdict(ctx context.Context, tc *tls.Conn, ticket <-chan struct{}) (Observation, error) {
 	wait := s.opts.PostHandshakeWait
+	if ctx.Err() != nil {
+		return Observation{}, transient("wait for the server's verdict after the TLS 1.3 handshake", ctx.Err())
+	}
 	tc.SetReadDeadline(time.Now().Add(wait))
 	read := make(chan error, 1)
 	go func() {

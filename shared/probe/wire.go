@@ -224,6 +224,12 @@ func readServerAnswer(r io.Reader, wantKeyExchange ...bool) (serverAnswer, error
 			if len(body) < 2 {
 				return serverAnswer{}, fmt.Errorf("short alert")
 			}
+			if body[1] == 0 {
+				return serverAnswer{}, io.EOF // close_notify: closed without an answer
+			}
+			if body[0] == 1 {
+				continue // a warning (e.g. unrecognized_name) before the ServerHello
+			}
 			return serverAnswer{alert: true, alertDesc: body[1]}, nil
 		}
 		hs = append(hs, body...)
