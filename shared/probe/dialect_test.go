@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -83,6 +84,14 @@ func TestPostgresStartTLS(t *testing.T) {
 	}
 	if err := Postgres.StartTLS(context.Background(), fakeServer(t, []byte("N"))); err == nil || !strings.Contains(err.Error(), "answered 'N'") {
 		t.Errorf("N: %v", err)
+	}
+	// Garbage or a close is never the server declining TLS.
+	for name, reply := range map[string][]byte{"garbage": []byte("E"), "close": nil} {
+		err := Postgres.StartTLS(context.Background(), fakeServer(t, reply))
+		var te *transientError
+		if !errors.As(err, &te) || errors.Is(err, ErrTLSRefused) {
+			t.Errorf("%s: %v, want a transient failure", name, err)
+		}
 	}
 }
 

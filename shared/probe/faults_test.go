@@ -98,8 +98,9 @@ func TestVersionsBehindAFaultyProxy(t *testing.T) {
 // tls.cipher_suites is an error, not a pass on the partial list.
 func TestSuiteEnumerationInterrupted(t *testing.T) {
 	p := newPKI(t, 60*24*time.Hour)
-	// Intermediate suites only, plus one CBC suite the server prefers last.
-	up := weakHTTPS(t, p, tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+	// Two intermediate suites and a CBC one, which Go's server picks last.
+	up := weakHTTPS(t, p, tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA)
 	opts := fastTimeouts(t)
 	// The first TLS 1.2 hello offers every suite; later ones lack the
 	// accepted 0xC02B: reset those.
@@ -122,70 +123,104 @@ func TestSuiteEnumerationInterrupted(t *testing.T) {
 	if c.Status != checks.Error || !strings.Contains(c.Evidence, "incomplete") {
 		t.Errorf("tls.cipher_suites = %s: %s", c.Status, c.Evidence)
 	}
-	// Directly the same scan passes: the fault alone made it an error.
+	if strings.Contains(c.Evidence, "0xC009") {
+		t.Errorf("the CBC suite was reached through the fault: %s", c.Evidence)
+	}
+	// Directly the same scan fails on the CBC suite: the fault hid it, and
+	// the check says it could not tell rather than passing the partial list.
 	res, _ = Scan(context.Background(), Target{Address: up, Dialect: HTTP}, opts)
-	if c := byID(res.Checks(Expectations{Profile: tlsprofile.Intermediate()}))["tls.cipher_suites"]; c.Status != checks.Pass {
+	if c := byID(res.Checks(Expectations{Profile: tlsprofile.Intermediate()}))["tls.cipher_suites"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "0xC009") {
 		t.Errorf("direct tls.cipher_suites = %s: %s", c.Status, c.Evidence)
+	}
+	if px.Faulted() == 0 {
+		t.Error("the fault never fired")
 	}
 }
 
-// Group enumeration that hits a fault is an error, not a pass on the
-// groups found so far.
+// Group enumeration that hits a fault after the first group is an error,
+// not a pass on the groups found so far (Go's server also accepts P-521,
+// outside the intermediate profile: directly the check fails).
 func TestGroupEnumerationInterrupted(t *testing.T) {
 	p := newPKI(t, 60*24*time.Hour)
 	up := weakHTTPS(t, p, tls.VersionTLS13)
 	opts := fastTimeouts(t)
-	// TLS 1.3 hellos after the first group was found offer fewer groups;
-	// the probe's hello size changes with them. Fault every connection
-	// after the first few.
-	px, err := faultkit.Start(up, faultkit.Rule{Fault: faultkit.Close, Match: func(c faultkit.Conn) bool { return c.Index >= 8 }})
+	withoutFirst := func(c faultkit.Conn) bool {
+		if c.Hello == nil || c.Hello.Version != 0x0304 || len(c.Hello.Groups) == 0 {
+			return false
+		}
+		for _, g := range c.Hello.Groups {
+			if g == 0x11EC {
+				return false
+			}
+		}
+		return true
+	}
+	px, err := faultkit.Start(up, faultkit.Rule{Fault: faultkit.Close, Match: withoutFirst})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer px.Close()
+	exp := Expectations{Profile: tlsprofile.Intermediate()}
 	res, err := Scan(context.Background(), Target{Address: px.Addr, Dialect: HTTP}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range res.Checks(Expectations{Profile: tlsprofile.Intermediate()}) {
-		if c.Status == checks.Pass && c.ID != "tls.enabled" && c.ID != "tls.plaintext.refused" && c.ID != "tls.protocol.versions" && c.ID != "tls.cipher_suites" && c.ID != "tls.certificate.lint" && c.ID != "tls.certificate.lifetime" {
-			t.Errorf("%s passes with every later connection closed: %s", c.ID, c.Evidence)
-		}
-		if c.ID == "tls.key_exchange.groups" && c.Status != checks.Error {
-			t.Errorf("groups = %s: %s", c.Status, c.Evidence)
-		}
+	if c := byID(res.Checks(exp))["tls.key_exchange.groups"]; c.Status != checks.Error || len(res.Groups) != 1 || px.Faulted() == 0 {
+		t.Errorf("groups through the fault = %s (%d found, %d faulted): %s", c.Status, len(res.Groups), px.Faulted(), c.Evidence)
+	}
+	res, _ = Scan(context.Background(), Target{Address: up, Dialect: HTTP}, opts)
+	if c := byID(res.Checks(exp))["tls.key_exchange.groups"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "secp521r1") {
+		t.Errorf("direct groups = %s: %s", c.Status, c.Evidence)
 	}
 }
 
-// Client authentication: a reset, stall or close of the attempts after the
-// handshake is never a refusal.
+// Client authentication: a server that asks for a certificate but lets a
+// client without one in (VerifyClientCertIfGiven) fails mTLS directly;
+// through a reset, stall, close, truncation, garbage or a hang-up after its
+// CertificateRequest on the full handshakes, never a refusal and never a
+// pass (a CertificateRequest seen on one attempt must not make another
+// attempt's failure a refusal).
 func TestClientAuthFaultsAreNotRefusals(t *testing.T) {
 	p := newPKI(t, 60*24*time.Hour)
-	up := weakHTTPS(t, p, tls.VersionTLS12) // does not ask for client certificates
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.server}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: p.pool}
+	srv.StartTLS()
+	defer srv.Close()
+	up := strings.TrimPrefix(srv.URL, "https://")
 	opts := fastTimeouts(t)
-	for _, f := range faultkit.Faults {
-		t.Run(f.String(), func(t *testing.T) {
-			// Go's TLS client offers TLS 1.3 with supported_versions and
-			// Go's suites; the raw probe hellos offer 0x0000-style long
-			// lists. Fault hellos that offer X25519MLKEM768-era Go suites
-			// only: the full handshakes (client-auth attempts).
-			px, err := faultkit.Start(up, faultkit.Rule{Fault: f, Match: goHandshake})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer px.Close()
-			res, err := Scan(context.Background(), Target{Address: px.Addr, Dialect: HTTP}, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.ClientAuth.NoCert.Outcome == Refused {
-				t.Errorf("%s counted as a refusal: %s", f, res.ClientAuth.NoCert.Evidence)
-			}
-			c := byID(res.Checks(Expectations{Profile: tlsprofile.Intermediate(), RequireClientAuth: true}))["tls.client_auth.required"]
-			if c.Status == checks.Pass {
-				t.Errorf("tls.client_auth.required passes through %s: %s", f, c.Evidence)
-			}
-		})
+	exp := Expectations{Profile: tlsprofile.Intermediate(), RequireClientAuth: true}
+	res, _ := Scan(context.Background(), Target{Address: up, Dialect: HTTP}, opts)
+	if c := byID(res.Checks(exp))["tls.client_auth.required"]; c.Status != checks.Fail || !res.ClientAuth.Requested {
+		t.Fatalf("direct: %s %s", c.Status, c.Evidence)
+	}
+	// Faults on every other full handshake too: a CertificateRequest on one
+	// attempt, a failure on the next.
+	alternate := func(c faultkit.Conn) bool { return goHandshake(c) && c.Index%2 == 0 }
+	for _, f := range append(faultkit.Faults, faultkit.HangUp) {
+		for name, match := range map[string]func(faultkit.Conn) bool{"every": goHandshake, "alternate": alternate} {
+			t.Run(f.String()+"/"+name, func(t *testing.T) {
+				px, err := faultkit.Start(up, faultkit.Rule{Fault: f, Match: match})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer px.Close()
+				res, err := Scan(context.Background(), Target{Address: px.Addr, Dialect: HTTP}, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.ClientAuth.NoCert.Outcome == Refused {
+					t.Errorf("%s counted as a refusal: %s", f, res.ClientAuth.NoCert.Evidence)
+				}
+				c := byID(res.Checks(exp))["tls.client_auth.required"]
+				if c.Status == checks.Pass || c.Status == checks.Skip {
+					t.Errorf("tls.client_auth.required %s through %s: %s", c.Status, f, c.Evidence)
+				}
+				if px.Faulted() == 0 {
+					t.Error("the fault never fired")
+				}
+			})
+		}
 	}
 }
 

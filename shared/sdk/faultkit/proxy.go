@@ -44,9 +44,13 @@ const (
 	// Delay holds the server's answer back for Rule.Delay, then forwards
 	// everything.
 	Delay
+	// HangUp forwards the request and the server's whole first answer
+	// (a ServerHello flight, a CertificateRequest), then closes: whatever
+	// comes after — the rest of a handshake, its verdict — never arrives.
+	HangUp
 )
 
-var faultNames = []string{"pass", "garbage", "reset", "stall", "close", "truncate", "delay"}
+var faultNames = []string{"pass", "garbage", "reset", "stall", "close", "truncate", "delay", "hangup"}
 
 func (f Fault) String() string {
 	if int(f) < len(faultNames) {
@@ -66,6 +70,8 @@ type Hello struct {
 	// 1.3, else the legacy version): 0x0300 SSLv3 … 0x0304 TLS 1.3.
 	Version uint16
 	Suites  []uint16
+	// Groups offered (supported_groups).
+	Groups []uint16
 }
 
 // Conn describes a connection when rules are matched.
@@ -130,6 +136,19 @@ func HelloSuite(id uint16) func(Conn) bool {
 	}
 }
 
+// LaterHellos selects the ClientHellos of version v after the first one the
+// proxy saw: a fault in the middle of an enumeration, after the server
+// accepted the first offer.
+func LaterHellos(v uint16) func(Conn) bool {
+	var seen atomic.Bool
+	return func(c Conn) bool {
+		if c.Hello == nil || c.Hello.Version != v {
+			return false
+		}
+		return seen.Swap(true)
+	}
+}
+
 // Plaintext selects connections whose first bytes are not TLS.
 func Plaintext(c Conn) bool { return c.Hello == nil }
 
@@ -156,6 +175,8 @@ type Proxy struct {
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
 	closed   chan struct{}
+	once     sync.Once
+	done     bool
 }
 
 // Start listens on a free loopback port and forwards to upstream, applying
@@ -188,25 +209,36 @@ func (p *Proxy) Connections() int { return int(p.index.Load()) }
 
 // Close stops the proxy and every connection through it.
 func (p *Proxy) Close() error {
-	close(p.closed)
-	err := p.ln.Close()
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
+	var err error
+	p.once.Do(func() {
+		close(p.closed)
+		err = p.ln.Close()
+		p.mu.Lock()
+		p.done = true
+		for c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
 	return err
 }
 
-func (p *Proxy) track(c net.Conn, on bool) {
+// track registers a connection for Close; after Close it closes c and
+// reports false.
+func (p *Proxy) track(c net.Conn, on bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if on && p.done {
+		c.Close()
+		return false
+	}
 	if on {
 		p.conns[c] = true
 	} else {
 		delete(p.conns, c)
 	}
+	return true
 }
 
 func (p *Proxy) serve() {
@@ -217,7 +249,9 @@ func (p *Proxy) serve() {
 			return
 		}
 		info := Conn{Index: int(p.index.Add(1) - 1), Since: time.Since(p.start)}
-		p.track(c, true)
+		if !p.track(c, true) {
+			return
+		}
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
@@ -334,6 +368,11 @@ func parseHello(rec []byte) *Hello {
 		if 4+l > len(b) {
 			break
 		}
+		if typ == 0x000A && l >= 2 { // supported_groups
+			for i := 2; i+1 < l && i < 2+int(binary.BigEndian.Uint16(b[4:])); i += 2 {
+				h.Groups = append(h.Groups, binary.BigEndian.Uint16(b[4+i:]))
+			}
+		}
 		if typ == 0x002B && l >= 3 { // supported_versions: take the highest
 			for i := 1; i+1 < 1+int(b[4]) && 4+i+1 < 4+l; i += 2 {
 				if v := binary.BigEndian.Uint16(b[4+i:]); v > h.Version && v <= 0x0304 {
@@ -351,7 +390,9 @@ func (p *Proxy) handle(c net.Conn, info Conn) {
 	if err != nil {
 		return
 	}
-	p.track(up, true)
+	if !p.track(up, true) {
+		return
+	}
 	defer p.track(up, false)
 	defer up.Close()
 	first, err := p.readFirst(c, up)
@@ -387,6 +428,18 @@ func (p *Proxy) handle(c net.Conn, info Conn) {
 		}
 		return
 	case Close:
+		finish(c)
+		return
+	case HangUp:
+		if _, err := up.Write(first); err != nil {
+			return
+		}
+		go io.Copy(up, c)
+		buf := make([]byte, 1<<16)
+		up.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, _ := up.Read(buf); n > 0 {
+			c.Write(buf[:n])
+		}
 		finish(c)
 		return
 	case Truncate:

@@ -2,8 +2,10 @@ package faultkit
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,7 +77,7 @@ func TestFaults(t *testing.T) {
 			go func() { defer c.Close(); io.Copy(c, c) }()
 		}
 	}()
-	for _, f := range []Fault{Pass, Garbage, Reset, Stall, Close, Truncate, Delay} {
+	for _, f := range []Fault{Pass, Garbage, Reset, Stall, Close, Truncate, Delay, HangUp} {
 		p, err := Start(ln.Addr().String(), Rule{Fault: f, Delay: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -97,7 +99,7 @@ func TestFaults(t *testing.T) {
 				t.Errorf("garbage: %q", got)
 			}
 		case Reset:
-			if err == nil || len(got) > 0 {
+			if !errors.Is(err, syscall.ECONNRESET) || len(got) > 0 {
 				t.Errorf("reset: %q %v", got, err)
 			}
 		case Stall:
@@ -111,6 +113,10 @@ func TestFaults(t *testing.T) {
 		case Truncate:
 			if string(got) != "ping-pi" {
 				t.Errorf("truncate: %q %v", got, err)
+			}
+		case HangUp:
+			if string(got) != "ping-ping-ping" || err != nil {
+				t.Errorf("hangup: %q %v (want the first answer, then a clean close)", got, err)
 			}
 		}
 		if f != Pass && p.Faulted() != 1 {
