@@ -111,17 +111,32 @@ func NeverPasses(t *testing.T, upstream string, verify Verify, rules ...Rule) []
 	compare := func(t *testing.T, name string, through []checks.Check, addr string) {
 		t.Helper()
 		seen, _ := keyed(through, addr, upstream)
+		byID := map[string][]checks.Check{}
+		for _, c := range through {
+			byID[c.ID] = append(byID[c.ID], c)
+		}
 		for _, k := range order {
 			d := directKeyed[k]
 			if d.Status == checks.Pass {
 				continue
 			}
-			c, ok := seen[k]
-			switch {
-			case !ok:
+			if c, ok := seen[k]; ok {
+				if worse(d, c) {
+					t.Errorf("%s: %s is %s directly (%s) but %s: %s", name, k, d.Status, d.Evidence, strings.ToUpper(c.Status.String()), c.Evidence)
+				}
+				continue
+			}
+			// The subject may legitimately change when the fault hides
+			// what it names (a broker that cannot be identified): then
+			// every check of that ID must still hold the verdict back.
+			same := byID[d.ID]
+			if len(same) == 0 {
 				t.Errorf("%s: %s is %s directly but missing", name, k, d.Status)
-			case worse(d, c):
-				t.Errorf("%s: %s is %s directly (%s) but %s: %s", name, k, d.Status, d.Evidence, strings.ToUpper(c.Status.String()), c.Evidence)
+			}
+			for _, c := range same {
+				if worse(d, c) {
+					t.Errorf("%s: %s is %s directly (%s) but %s as %q: %s", name, k, d.Status, d.Evidence, strings.ToUpper(c.Status.String()), c.Subject, c.Evidence)
+				}
 			}
 		}
 	}
