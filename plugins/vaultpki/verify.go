@@ -191,7 +191,7 @@ func (v *verifier) audit() {
 	// 404 or 403: either is Vault's answer, and audited before it is sent.
 	// No answer at all (timeout, reset) proves nothing about the log.
 	if _, err := v.cl.Logical().ReadWithContext(v.ctx, "sys/policy/"+nonce); !answered(err) {
-		v.unknown("vault.audit.enabled", subject, "canary request "+nonce, fmt.Errorf("Vault did not answer it: %w", err))
+		v.unknown("vault.audit.enabled", subject, "canary request "+nonce, fmt.Errorf("no answer from Vault: %w", err))
 		return
 	}
 	deadline := time.Now().Add(3 * time.Second)
@@ -481,7 +481,7 @@ func (v *verifier) lint(chain map[string]*x509.Certificate) {
 	case err != nil:
 		v.unknown("vault.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, err)
 	case s == nil:
-		v.unknown("vault.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, errors.New("Vault answered without a certificate"))
+		v.unknown("vault.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, errors.New("the answer from Vault held no certificate"))
 	default:
 		leaf, perr := parsePEMCert(fmt.Sprint(s.Data["certificate"]))
 		if perr != nil {
