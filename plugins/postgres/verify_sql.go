@@ -163,6 +163,11 @@ func readHBARules(ctx context.Context, db *pgx.Conn, version int) ([]hbaRule, er
 
 // weakNetworkMethod: methods that send a password in the clear, a
 // password-equivalent hash, or nothing at all, on a network line.
+// admitsPlaintext: a network line type that matches sessions without TLS.
+func admitsPlaintext(typ string) bool {
+	return typ == "host" || typ == "hostnossl"
+}
+
 func weakNetworkMethod(method string) bool {
 	switch method {
 	case "trust", "password", "md5", "ident":
@@ -187,12 +192,16 @@ func judgeHBARules(rules []hbaRule) []checks.Observation {
 			obs = append(obs, checks.Unknown("pg_hba "+r.where(), "the server shows no type or method and no error for it"))
 		case *r.Type != "local" && weakNetworkMethod(*r.Method):
 			obs = append(obs, checks.Bad(fmt.Sprintf("pg_hba %s: %s with %s", r.where(), *r.Type, *r.Method)))
+		case admitsPlaintext(*r.Type) && *r.Method != "reject":
+			// The probe's plaintext attempt is refused for its own user and
+			// database only; this line lets others in without TLS.
+			obs = append(obs, checks.Bad(fmt.Sprintf("pg_hba %s: %s with %s admits network sessions without TLS", r.where(), *r.Type, *r.Method)))
 		default:
 			good++
 		}
 	}
 	if good == len(rules) {
-		obs = append(obs, checks.Good(fmt.Sprintf("pg_hba_file_rules: %d rules, no weak network method, no errors", good)))
+		obs = append(obs, checks.Good(fmt.Sprintf("pg_hba_file_rules: %d rules, no weak network method, no plaintext network line except reject, no errors", good)))
 	}
 	return obs
 }

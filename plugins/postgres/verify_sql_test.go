@@ -48,6 +48,14 @@ func TestHBAObservations(t *testing.T) {
 		"trust on a network line fails": {
 			rules:  append(append([]hbaRule{}, good...), hbaRule{Line: 7, Type: strp("host"), Method: strp("trust")}),
 			stamps: before, want: checks.Fail, wantEvidence: []string{"line 7: host with trust"}},
+		// The probe's plaintext refusal covers its own user and database;
+		// a host or hostnossl line that is not reject admits others.
+		"host with scram admits plaintext sessions": {
+			rules:  append(append([]hbaRule{}, good...), hbaRule{Line: 8, Type: strp("host"), Method: strp("scram-sha-256")}),
+			stamps: before, want: checks.Fail, wantEvidence: []string{"line 8: host with scram-sha-256 admits network sessions without TLS"}},
+		"hostnossl reject is fine, hostnossl cert is not": {
+			rules:  append(append([]hbaRule{}, good...), hbaRule{Line: 9, Type: strp("hostnossl"), Method: strp("reject")}, hbaRule{Line: 10, Type: strp("hostnossl"), Method: strp("cert")}),
+			stamps: before, want: checks.Fail, wantEvidence: []string{"line 10: hostnossl with cert"}},
 		"file modified after the last load: pending reload, not a pass": {rules: good, stamps: stamp(loaded.Add(2 * time.Second).Truncate(time.Second)),
 			want: checks.Error, wantEvidence: []string{"pending reload: modified at 2026-12-01T09:03:20Z", "SELECT pg_reload_conf()"}},
 		"file modified in the same second as the load: cannot be ruled out": {rules: good, stamps: stamp(loaded.Truncate(time.Second)),

@@ -252,7 +252,7 @@ func TestAuditCanaryInconclusive(t *testing.T) {
 		// A directory: unreadable as a log even for root.
 		"log not readable":  {dir, notFound, "not readable here"},
 		"log missing":       {filepath.Join(dir, "absent.log"), notFound, "not readable here"},
-		"canary unanswered": {filepath.Join(dir, "vault.log"), hangUp, "Vault did not answer"},
+		"canary unanswered": {filepath.Join(dir, "vault.log"), hangUp, "no answer from Vault"},
 	}
 	if err := os.WriteFile(filepath.Join(dir, "vault.log"), []byte(`{"type":"request"}`+"\n"), 0o600); err != nil {
 		t.Fatal(err)

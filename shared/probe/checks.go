@@ -84,21 +84,21 @@ func (r *Result) enabledCheck() checks.Check {
 }
 
 // dependentChecks stand in for the checks that need an accepted TLS
-// version when none was: not applicable when TLS is conclusively off, an
-// error when it could not be told — a failure seen directly must not
-// vanish because a fault hid every handshake.
+// version when none was observed: nothing when TLS is conclusively off
+// (tls.enabled fails and says why), an error each when it could not be
+// told — a failure seen directly must not vanish because a fault hid every
+// handshake.
 func (r *Result) dependentChecks(enabled checks.Check, clientAuth bool) []checks.Check {
+	if enabled.Status == checks.Fail {
+		return nil
+	}
 	ids := []string{"tls.protocol.versions", "tls.cipher_suites", "tls.key_exchange.groups", "tls.certificate.trusted", "tls.certificate.lint", "tls.certificate.lifetime"}
 	if clientAuth {
 		ids = append(ids, "tls.client_auth.required")
 	}
 	var out []checks.Check
 	for _, id := range ids {
-		if enabled.Status == checks.Fail {
-			out = append(out, checks.NotApplicable(id, r.Address, "no TLS offered: "+enabled.Evidence))
-		} else {
-			out = append(out, checks.Reduce(id, r.Address, checks.Unknown("TLS handshake", "no TLS version could be observed")))
-		}
+		out = append(out, checks.Reduce(id, r.Address, checks.Unknown("TLS handshake", "no TLS version could be observed")))
 	}
 	return out
 }
