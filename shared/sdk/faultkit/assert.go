@@ -98,7 +98,6 @@ func NeverPasses(t *testing.T, upstream string, verify Verify, rules ...Rule) []
 	if err != nil {
 		t.Fatalf("direct verify of %s: %v", upstream, err)
 	}
-	directKeyed, order := keyed(direct, upstream, upstream)
 	fails := 0
 	for _, c := range direct {
 		if c.Status == checks.Fail {
@@ -110,34 +109,8 @@ func NeverPasses(t *testing.T, upstream string, verify Verify, rules ...Rule) []
 	}
 	compare := func(t *testing.T, name string, through []checks.Check, addr string) {
 		t.Helper()
-		seen, _ := keyed(through, addr, upstream)
-		byID := map[string][]checks.Check{}
-		for _, c := range through {
-			byID[c.ID] = append(byID[c.ID], c)
-		}
-		for _, k := range order {
-			d := directKeyed[k]
-			if d.Status == checks.Pass {
-				continue
-			}
-			if c, ok := seen[k]; ok {
-				if worse(d, c) {
-					t.Errorf("%s: %s is %s directly (%s) but %s: %s", name, k, d.Status, d.Evidence, strings.ToUpper(c.Status.String()), c.Evidence)
-				}
-				continue
-			}
-			// The subject may legitimately change when the fault hides
-			// what it names (a broker that cannot be identified): then
-			// every check of that ID must still hold the verdict back.
-			same := byID[d.ID]
-			if len(same) == 0 {
-				t.Errorf("%s: %s is %s directly but missing", name, k, d.Status)
-			}
-			for _, c := range same {
-				if worse(d, c) {
-					t.Errorf("%s: %s is %s directly (%s) but %s as %q: %s", name, k, d.Status, d.Evidence, strings.ToUpper(c.Status.String()), c.Subject, c.Evidence)
-				}
-			}
+		for _, v := range Compare(direct, upstream, through, addr) {
+			t.Errorf("%s: %s", name, v)
 		}
 	}
 	t.Run("control_without_faults", func(t *testing.T) {
@@ -183,6 +156,45 @@ func NeverPasses(t *testing.T, upstream string, verify Verify, rules ...Rule) []
 		t.Errorf("verify errored through every fault: the faults never reached a verdict to compare")
 	}
 	return direct
+}
+
+// Compare lists how the checks seen through a fault (from a verifier
+// pointed at addr) hide what the direct checks (at upstream) showed: a
+// non-pass that passes, a failure that becomes a skip or a non-best-effort
+// warning, a non-pass that is missing. Empty means nothing was hidden.
+func Compare(direct []checks.Check, upstream string, through []checks.Check, addr string) []string {
+	directKeyed, order := keyed(direct, upstream, upstream)
+	seen, _ := keyed(through, addr, upstream)
+	byID := map[string][]checks.Check{}
+	for _, c := range through {
+		byID[c.ID] = append(byID[c.ID], c)
+	}
+	var out []string
+	for _, k := range order {
+		d := directKeyed[k]
+		if d.Status == checks.Pass {
+			continue
+		}
+		if c, ok := seen[k]; ok {
+			if worse(d, c) {
+				out = append(out, fmt.Sprintf("%s is %s directly (%s) but %s: %s", k, d.Status, d.Evidence, strings.ToUpper(c.Status.String()), c.Evidence))
+			}
+			continue
+		}
+		// The subject may legitimately change when the fault hides what it
+		// names (a broker that cannot be identified): then every check of
+		// that ID must still hold the verdict back.
+		same := byID[d.ID]
+		if len(same) == 0 {
+			out = append(out, fmt.Sprintf("%s is %s directly but missing", k, d.Status))
+		}
+		for _, c := range same {
+			if worse(d, c) {
+				out = append(out, fmt.Sprintf("%s is %s directly (%s) but %s as %q: %s", k, d.Status, d.Evidence, strings.ToUpper(c.Status.String()), c.Subject, c.Evidence))
+			}
+		}
+	}
+	return out
 }
 
 func summary(cs []checks.Check) string {
