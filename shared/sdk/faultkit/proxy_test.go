@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -111,7 +112,9 @@ func TestFaults(t *testing.T) {
 				t.Errorf("close: %q %v", got, err)
 			}
 		case Truncate:
-			if string(got) != "ping-pi" {
+			// Half of the server's first answer (how much the echo server
+			// had echoed by then varies): a non-empty strict prefix.
+			if len(got) == 0 || len(got) >= len("ping-ping-ping") || !strings.HasPrefix("ping-ping-ping", string(got)) {
 				t.Errorf("truncate: %q %v", got, err)
 			}
 		case HangUp:
