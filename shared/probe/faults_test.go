@@ -247,8 +247,10 @@ func TestStalledEndpointBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	if took > 5*timeout {
-		t.Errorf("stalled endpoint took %v (timeout %v): more than the documented ~2 timeouts", took, timeout)
+	// About three timeouts here; the bound leaves room for a loaded CI
+	// machine, far below one timeout per probe (~40 probes).
+	if took > 8*timeout {
+		t.Errorf("stalled endpoint took %v (timeout %v): more than the documented 2-3 timeouts", took, timeout)
 	}
 	cs := res.Checks(Expectations{Profile: tlsprofile.Intermediate()})
 	for _, c := range cs {
