@@ -64,6 +64,12 @@ done
 if [[ ",$services," == *",vault,"* ]]; then
   step "Vault first: it is the certificate source of the other targets (PKI, roles, transit KEK, audit device)"
   run "$bin/harden" apply -f "$state/policy.yaml" --target vault --yes
+  if [[ ",$services," == *",kafka,"* ]]; then
+    step "An unprivileged probe identity for Kafka verify (Vault client role, CN harden-probe: no ACLs, no super user), so deny-by-default is observed, not read from configuration"
+    run "$bin/testenv" probe-identity --state-dir "$state" --out "$state/kafka-probe.pem"
+    sed -i "s|connection: {bootstrap:|connection: {probe_credentials_file: \"$state/kafka-probe.pem\", bootstrap:|" "$state/policy.yaml"
+    grep -q probe_credentials_file "$state/policy.yaml" || { echo "could not add the probe identity to the policy"; exit 1; }
+  fi
 fi
 
 step "Plan: what apply would change (PostgreSQL: ALTER SYSTEM + pg_hba; Kafka: server.properties, stores, restart; certificates issued by Vault from CSRs harden makes)"

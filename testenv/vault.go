@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -198,6 +199,9 @@ func (v *Vault) Target() map[string]any {
 	return map[string]any{"name": "vault", "plugin": "vaultpki",
 		"connection": map[string]any{"address": v.Address, "ca_file": v.CAFile, "token_file": v.TokenFile},
 		"spec": map[string]any{"audit": map[string]any{"file": filepath.Join(v.AuditDir(), "vault-audit.log")},
+			// harden's own admin identity and an unprivileged probe
+			// identity (testenv probe-identity) for Kafka's deny-by-default.
+			"pki": map[string]any{"client_names": []string{"harden-admin", ProbeIdentityCN}},
 			// The object store's envelope KEK (harden objectstore put/get/rewrap).
 			"transit": map[string]any{"keys": []string{"lake-kek"}}}}
 }
@@ -249,4 +253,54 @@ func (v *Vault) TransitKey(name string) (*vault.Client, error) {
 	}
 	_, err = cl.Logical().Write("transit/keys/"+name, map[string]any{"type": "aes256-gcm96"})
 	return cl, err
+}
+
+// ProbeIdentityCN is the common name of the unprivileged identity the demo
+// gives Kafka verify: no ACLs, no super user, so the broker must refuse it.
+const ProbeIdentityCN = "harden-probe"
+
+// IssueProbeIdentity has the Vault of the state dir (hardened by harden's
+// vaultpki target: pki_int mount, client role) issue a 90-day client
+// certificate for cn and returns certificate, issuing chain and key as PEM.
+func IssueProbeIdentity(ctx context.Context, stateDir, cn string) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(stateDir, "env.json"))
+	if err != nil {
+		return nil, err
+	}
+	var env struct {
+		Services struct {
+			Vault *struct {
+				Address   string `json:"address"`
+				CAFile    string `json:"ca_file"`
+				TokenFile string `json:"token_file"`
+			} `json:"vault"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("env.json: %w", err)
+	}
+	if env.Services.Vault == nil {
+		return nil, fmt.Errorf("no vault service in %s", stateDir)
+	}
+	v := &Vault{Address: env.Services.Vault.Address, CAFile: env.Services.Vault.CAFile, TokenFile: env.Services.Vault.TokenFile}
+	client, err := v.Client()
+	if err != nil {
+		return nil, err
+	}
+	s, err := client.Logical().WriteWithContext(ctx, "pki_int/issue/client", map[string]any{"common_name": cn, "ttl": "2160h"})
+	if err != nil {
+		return nil, fmt.Errorf("issue %s (run harden apply --target vault first): %w", cn, err)
+	}
+	if s == nil || s.Data == nil {
+		return nil, fmt.Errorf("issue %s: empty answer", cn)
+	}
+	var out []byte
+	for _, k := range []string{"certificate", "issuing_ca", "private_key"} {
+		pem, _ := s.Data[k].(string)
+		if pem == "" {
+			return nil, fmt.Errorf("issue %s: no %s in the answer", cn, k)
+		}
+		out = append(out, strings.TrimSpace(pem)+"\n"...)
+	}
+	return out, nil
 }

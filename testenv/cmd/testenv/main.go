@@ -3,11 +3,16 @@
 //
 //	testenv up --services postgres[,kafka,vault,s3] --state-dir DIR
 //	testenv down --state-dir DIR
+//	testenv probe-identity --state-dir DIR --out FILE [--cn harden-probe]
 //
 // `up` writes DIR/env.json (addresses and credential file paths, see
 // testenv.EnvFile) and DIR/policy.yaml (one target per service), prints
 // "ready" and runs until SIGTERM or SIGINT, then stops every server and
 // removes its files. `down` signals a running `up` through DIR/testenv.pid.
+// `probe-identity` has the hardened Vault of `up` (after `harden apply
+// --target vault`) issue a client certificate for an identity with no ACLs
+// and no super-user rights, written with its key to FILE (0600): what Kafka
+// verify's connection.probe_credentials_file needs to prove deny-by-default.
 package main
 
 import (
@@ -37,6 +42,10 @@ func main() {
 				Flags:  []cli.Flag{&cli.StringFlag{Name: "services", Value: "postgres", Usage: "comma-separated: " + strings.Join(testenv.Known, ",")}, stateFlag},
 				Action: up},
 			{Name: "down", Usage: "stop the services started by `up` in this state dir", Flags: []cli.Flag{stateFlag}, Action: down},
+			{Name: "probe-identity", Usage: "issue an unprivileged client certificate from the hardened Vault (pki_int/issue/client)",
+				Flags: []cli.Flag{stateFlag, &cli.StringFlag{Name: "out", Required: true, Usage: "PEM file to write (certificate chain + key, 0600)"},
+					&cli.StringFlag{Name: "cn", Value: testenv.ProbeIdentityCN, Usage: "common name (must be in the vault target's pki.client_names)"}},
+				Action: probeIdentity},
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
@@ -96,4 +105,12 @@ func down(c *cli.Context) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("testenv %d did not stop within 30 s", pid)
+}
+
+func probeIdentity(c *cli.Context) error {
+	pem, err := testenv.IssueProbeIdentity(c.Context, c.String("state-dir"), c.String("cn"))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(c.String("out"), pem, 0o600)
 }
