@@ -317,7 +317,12 @@ func client(ctx context.Context, q sdk.RequestContext, c connection) (*vault.Cli
 		return nil, err
 	}
 	tcfg.RootCAs = roots
-	cfg.HttpClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tcfg}}
+	cfg.HttpClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tcfg},
+		// Never follow a redirect: Go would follow a 307 to http:// with the
+		// X-Vault-Token header and a login body (secret_id) in cleartext.
+		// The Vault API client handles the redirects it accepts itself
+		// (same scheme only), as vault.DefaultConfig's client is set up to.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	cl, err := vault.NewClient(cfg)
 	if err != nil {
 		return nil, err
