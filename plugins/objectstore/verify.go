@@ -152,8 +152,12 @@ func refusal(what string, err error) checks.Observation {
 	switch {
 	case err == nil:
 		return checks.Bad(what + " accepted")
-	case errors.As(err, &er) && er.StatusCode == http.StatusForbidden:
+	case errors.As(err, &er) && er.StatusCode == http.StatusForbidden && er.Code == "AccessDenied":
 		return checks.Good(fmt.Sprintf("%s refused: %d %s", what, er.StatusCode, er.Code))
+	case errors.As(err, &er) && er.StatusCode == http.StatusForbidden:
+		// SignatureDoesNotMatch, InvalidAccessKeyId, RequestTimeTooSkewed:
+		// the request was not judged by the policy at all.
+		return checks.Unknown(what, fmt.Sprintf("answered %d %s, an authentication failure, not a refusal by policy", er.StatusCode, er.Code))
 	case errors.As(err, &er) && er.StatusCode == http.StatusNotFound:
 		return checks.Bad(fmt.Sprintf("%s served (%d %s), not refused", what, er.StatusCode, er.Code))
 	case errors.As(err, &er):

@@ -332,8 +332,12 @@ func TestRefusalAndAcceptance(t *testing.T) {
 		err              error
 		refusal, accepts checks.Observation
 	}{
-		"accepted":      {nil, checks.Bad("x accepted"), checks.Good("x accepted")},
-		"403":           {minio.ErrorResponse{StatusCode: 403, Code: "AccessDenied"}, checks.Good("x refused: 403 AccessDenied"), checks.Bad("x refused: 403 AccessDenied")},
+		"accepted": {nil, checks.Bad("x accepted"), checks.Good("x accepted")},
+		"403":      {minio.ErrorResponse{StatusCode: 403, Code: "AccessDenied"}, checks.Good("x refused: 403 AccessDenied"), checks.Bad("x refused: 403 AccessDenied")},
+		// A 403 that is an authentication failure (a proxy rewriting Host,
+		// a wrong key, a skewed clock) is no decision of the policy.
+		"403 signature": {minio.ErrorResponse{StatusCode: 403, Code: "SignatureDoesNotMatch"}, checks.Unknown("x", ""), checks.Bad("x refused: 403 SignatureDoesNotMatch")},
+		"403 clock":     {minio.ErrorResponse{StatusCode: 403, Code: "RequestTimeTooSkewed"}, checks.Unknown("x", ""), checks.Bad("x refused: 403 RequestTimeTooSkewed")},
 		"404 is served": {minio.ErrorResponse{StatusCode: 404, Code: "NoSuchKey"}, checks.Bad("x served (404 NoSuchKey), not refused"), checks.Unknown("x", "")},
 		"400":           {minio.ErrorResponse{StatusCode: 400, Code: "InvalidRequest"}, checks.Unknown("x", ""), checks.Unknown("x", "")},
 		"reset":         {reset, checks.Unknown("x", ""), checks.Unknown("x", "")},

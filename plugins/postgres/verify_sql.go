@@ -115,7 +115,10 @@ func hbaObservations(ctx context.Context, db *pgx.Conn) []checks.Observation {
 	for _, f := range files {
 		s := hbaFileStamp{Path: f, Window: time.Second}
 		var size int64
-		if err := db.QueryRow(ctx, "SELECT modification, size FROM pg_stat_file($1)", f).Scan(&s.Modified, &size); err != nil {
+		// The later of mtime and ctime: a deploy that keeps the source's
+		// mtime (rsync -a, cp -p, tar) still changes the ctime, which
+		// cannot be set back.
+		if err := db.QueryRow(ctx, "SELECT greatest(modification, coalesce(change, modification)), size FROM pg_stat_file($1)", f).Scan(&s.Modified, &size); err != nil {
 			s.Err = permissionHint(err, "GRANT EXECUTE ON FUNCTION pg_stat_file(text), and pg_read_server_files for a file outside the data directory")
 		} else {
 			s = s.refinedLocally(size)
@@ -125,14 +128,22 @@ func hbaObservations(ctx context.Context, db *pgx.Conn) []checks.Observation {
 	return append(judgeHBARules(rules), judgeHBAFreshness(stamps, loaded)...)
 }
 
-// refinedLocally uses the local file's finer modification time when it is
-// the same file as the server's: same path, same size, same whole second.
+// refinedLocally uses the local file's finer change time (the later of
+// mtime and ctime) when it is the same file as the server's: same path,
+// same size, same whole second.
 func (s hbaFileStamp) refinedLocally(size int64) hbaFileStamp {
 	st, err := os.Stat(s.Path)
-	if err != nil || st.Size() != size || !st.ModTime().Truncate(time.Second).Equal(s.Modified.Truncate(time.Second)) {
+	if err != nil || st.Size() != size {
 		return s
 	}
-	s.Modified, s.Window = st.ModTime(), localClockSlack
+	changed := st.ModTime()
+	if c, ok := changeTime(st); ok && c.After(changed) {
+		changed = c
+	}
+	if !changed.Truncate(time.Second).Equal(s.Modified.Truncate(time.Second)) {
+		return s
+	}
+	s.Modified, s.Window = changed, localClockSlack
 	return s
 }
 
@@ -165,7 +176,7 @@ func readHBARules(ctx context.Context, db *pgx.Conn, version int) ([]hbaRule, er
 // password-equivalent hash, or nothing at all, on a network line.
 // admitsPlaintext: a network line type that matches sessions without TLS.
 func admitsPlaintext(typ string) bool {
-	return typ == "host" || typ == "hostnossl"
+	return typ == "host" || typ == "hostnossl" || typ == "hostnogssenc"
 }
 
 func weakNetworkMethod(method string) bool {

@@ -53,6 +53,9 @@ func TestHBAObservations(t *testing.T) {
 		"host with scram admits plaintext sessions": {
 			rules:  append(append([]hbaRule{}, good...), hbaRule{Line: 8, Type: strp("host"), Method: strp("scram-sha-256")}),
 			stamps: before, want: checks.Fail, wantEvidence: []string{"line 8: host with scram-sha-256 admits network sessions without TLS"}},
+		"hostnogssenc admits plaintext too": {
+			rules:  append(append([]hbaRule{}, good...), hbaRule{Line: 11, Type: strp("hostnogssenc"), Method: strp("scram-sha-256")}),
+			stamps: before, want: checks.Fail, wantEvidence: []string{"line 11: hostnogssenc with scram-sha-256 admits"}},
 		"hostnossl reject is fine, hostnossl cert is not": {
 			rules:  append(append([]hbaRule{}, good...), hbaRule{Line: 9, Type: strp("hostnossl"), Method: strp("reject")}, hbaRule{Line: 10, Type: strp("hostnossl"), Method: strp("cert")}),
 			stamps: before, want: checks.Fail, wantEvidence: []string{"line 10: hostnossl with cert"}},

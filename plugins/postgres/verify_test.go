@@ -196,6 +196,22 @@ func TestVerifyHBAPendingReloadAndErrorLines(t *testing.T) {
 	if c := verifyCheck(t, client, rc, id); c.Status != checks.Pass {
 		t.Errorf("fixed and reloaded: %s %s", c.Status, c.Evidence)
 	}
+	// A deploy that keeps the source's old mtime (rsync -a, cp -p): the
+	// server enforces a loaded trust line; the fixed file is written, not
+	// reloaded, with its mtime set back an hour. The ctime cannot be set
+	// back: still a pending reload, no pass.
+	hba := filepath.Join(pg.DataDir, "pg_hba.conf")
+	writeHBA(t, pg, hardened+"host all all 10.0.0.0/8 trust\n")
+	reloadAndWait(t, pg, admin)
+	writeHBA(t, pg, hardened)
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(hba, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if c := verifyCheck(t, client, rc, id); c.Status != checks.Error || !strings.Contains(c.Evidence, "pending reload") {
+		t.Errorf("an unreloaded file with its mtime set back: %s %s (want error: pending reload)", c.Status, c.Evidence)
+	}
+	reloadAndWait(t, pg, admin)
 	// A line PostgreSQL rejects (ldap without its arguments): its row has
 	// NULL type and method; the check fails naming the line and the error.
 	line := strings.Count(hardened, "\n") + 1

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -475,7 +476,12 @@ func (v *verifier) lint(chain map[string]*x509.Certificate) {
 	s, err := v.cl.Logical().WriteWithContext(v.ctx, st.intMount+"/sign/"+st.serverRole, map[string]any{"csr": csr, "ttl": "5m"})
 	lintChain := []*x509.Certificate{chain[st.intMount], chain[st.rootMount]}
 	subject := st.intMount + " chain + a fresh leaf from role " + st.serverRole
+	var re *vault.ResponseError
+	leafOK := false
 	switch {
+	case err != nil && errors.As(err, &re) && re.StatusCode == http.StatusForbidden:
+		// harden's token may not sign: that says nothing about the role.
+		v.unknown("vault.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, fmt.Errorf("permission denied: %w", err))
 	case err != nil && answered(err):
 		v.add("vault.pki.lint", false, subject, "the server role refused to sign a CSR for "+name+": "+err.Error())
 	case err != nil:
@@ -488,6 +494,7 @@ func (v *verifier) lint(chain map[string]*x509.Certificate) {
 			v.unknown("vault.pki.lint", subject, "parse the leaf Vault signed", perr)
 		} else {
 			lintChain = append([]*x509.Certificate{leaf}, lintChain...)
+			leafOK = true
 		}
 	}
 	if lintChain[len(lintChain)-1] == nil {
@@ -497,6 +504,9 @@ func (v *verifier) lint(chain map[string]*x509.Certificate) {
 	switch {
 	case err != nil:
 		v.out = append(v.out, checks.Errored("vault.pki.lint", subject, err))
+	case len(findings) == 0 && !leafOK:
+		// The chain alone is clean, but "chain + a fresh leaf" was not
+		// observed: the sign step's check stands alone, no pass beside it.
 	case len(findings) == 0:
 		v.add("vault.pki.lint", true, subject, fmt.Sprintf("%d certificate(s): no RFC 5280/5480/5891/8813 lint errors or warnings", len(lintChain)))
 	default:
