@@ -22,6 +22,9 @@ import (
 //     FAIL of unknown severity would never trip --fail-on.
 //   - Configuration-only evidence never passes a high or critical check: a
 //     plugin's pass of that kind is reported as a warning.
+//   - For check IDs the host registers itself (tls.*, postgres.*), the
+//     registered severity is a floor, and a warning with inconclusive
+//     observations on a check that is not best-effort is an error.
 //   - When the certificate source could not provide the policy CA, a trust
 //     check the plugin skipped for want of a CA is an error with the
 //     source's reason: it could not run, it is not "not applicable".
@@ -115,6 +118,19 @@ func validateCheck(c sdk.Check) (sdk.Check, string) {
 		why = append(why, fmt.Sprintf("a pass with %d inconclusive observation(s) (an inconclusive observation is never a pass)", c.Inconclusive))
 	}
 	if len(why) == 0 {
+		// For IDs the host knows (shared/checks: tls.*, postgres.*), the
+		// registered definition is the contract: a plugin cannot lower the
+		// severity, nor warn on an inconclusive observation of a check
+		// that is not best-effort.
+		if d, ok := checks.Lookup(c.ID); ok {
+			if c.Severity < d.Severity {
+				c.Severity = d.Severity
+			}
+			if c.Status == checks.Warn && c.Inconclusive > 0 && !d.BestEffort {
+				c.Status = checks.Error
+				c.Evidence += " — an inconclusive observation of a check that is not best-effort is an error (reported as such by harden)"
+			}
+		}
 		if c.ConfigurationOnly && c.Status == checks.Pass && c.Severity >= checks.High {
 			c.Status = checks.Warn
 			c.Evidence += " — configuration-only evidence never passes a " + c.Severity.String() + "-severity check (reported as a warning by harden)"

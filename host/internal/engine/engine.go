@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -534,6 +535,14 @@ func (e *Engine) storedOrIssued(pol *policy.Policy, t policy.Target, dir, kind, 
 		// renewal, or nothing.
 		if cerr == nil && kerr == nil {
 			return chain, key, nil
+		}
+		// Nothing stored yet is "nothing"; a stored file that cannot be
+		// read (permissions, a directory) is an error naming it, not a
+		// verify that silently runs without harden's certificate.
+		for _, e := range []error{cerr, kerr} {
+			if e != nil && !errors.Is(e, fs.ErrNotExist) {
+				return nil, nil, fmt.Errorf("stored %s certificate of %s: %w", kind, t.Name, e)
+			}
 		}
 		return nil, nil, nil
 	}
