@@ -41,6 +41,12 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	r.Checks = append(r.Checks, otherAddressChecks(ctx, c.Host, c.Port))
 	// Checks that need a session: the server's own view of its rules and
 	// sessions. A failed login is an error check, never a silent pass.
+	// A server this scan saw accept TLS must not get a plaintext login,
+	// whatever answers the management connection's SSLRequest (an active
+	// man in the middle could answer 'N' to it alone).
+	if len(res.AcceptedVersions()) > 0 {
+		c.AllowPlaintextAdmin = ""
+	}
 	db, err := connect(ctx, c, q.RequestContext)
 	if err != nil {
 		reason := "cannot log in: " + err.Error()
