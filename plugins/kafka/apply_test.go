@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -386,6 +387,9 @@ func allowByDefault(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, clien
 	r, err = client.Verify(ctx, noFile)
 	if err != nil || r.Diagnostics.HasError() {
 		t.Fatalf("verify: %v %v", err, r.Diagnostics.Err())
+	}
+	if !slices.ContainsFunc(r.Checks, func(c checks.Check) bool { return c.ID == "kafka.config.authorizer" }) {
+		t.Errorf("kafka.config.authorizer missing without a probe identity")
 	}
 	for _, c := range r.Checks {
 		if c.ID == "kafka.config.authorizer" && c.Status == checks.Pass {

@@ -199,9 +199,17 @@ func TestFlow(t *testing.T) {
 	if err != nil || lp.Diagnostics.HasError() {
 		t.Fatalf("verify as harden-verify: %v %v", err, lp.Diagnostics.Err())
 	}
+	seenLP := map[string]bool{}
 	for _, c := range lp.Checks {
+		seenLP[c.ID] = true
 		if strings.HasPrefix(c.ID, "vault.") && (c.Status == checks.Fail || c.Status == checks.Error) {
 			t.Errorf("verify as harden-verify: %s %s (%s): %s", c.ID, c.Status, c.Subject, c.Evidence)
+		}
+	}
+	// The least-privilege role must still see everything, not less.
+	for _, id := range []string{"vault.pki.ca_lifetime", "vault.pki.roles", "vault.pki.urls", "vault.pki.tidy", "vault.transit.keys", "vault.audit.enabled"} {
+		if !seenLP[id] {
+			t.Errorf("verify as harden-verify: %s missing", id)
 		}
 	}
 	// The issuer AppRole signs a CSR for another target; the KEK user's
