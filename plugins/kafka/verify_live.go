@@ -183,6 +183,19 @@ func judgeLive(live liveData, q sdk.RequestContext, results []listenerResult, fi
 // a high-severity one passes only where the listener probes observed the
 // behaviour it configures on every listener it governs, otherwise it is
 // reported as configuration-only evidence (checks.Configured).
+// probedListener: a listener of the running configuration was probed (by
+// name, or by port for the bootstrap and wildcard addresses).
+func probedListener(results []listenerResult, l listener) bool {
+	_, port, _ := net.SplitHostPort(l.Address)
+	for _, r := range results {
+		_, rport, _ := net.SplitHostPort(r.l.Address)
+		if strings.EqualFold(r.l.Name, l.Name) || (port != "" && port == rport) {
+			return true
+		}
+	}
+	return false
+}
+
 func brokerConfigChecks(b brokerLive, q sdk.RequestContext, subject string, results []listenerResult, file map[string]string) []checks.Check {
 	cfg := b.cfg
 	p := q.Policy.Profile
@@ -193,6 +206,18 @@ func brokerConfigChecks(b brokerLive, q sdk.RequestContext, subject string, resu
 	for _, l := range ls {
 		if l.tls() {
 			tlsLs = append(tlsLs, l)
+		}
+	}
+	// A listener the running broker has but harden did not probe (not in
+	// config_file, not the bootstrap): without TLS it fails
+	// kafka.listener.plaintext on the broker's own report of it — a
+	// plaintext door left open must not go unmentioned.
+	if lerr == nil {
+		for _, l := range ls {
+			if !l.tls() && !probedListener(results, l) {
+				out = append(out, checks.Configured("kafka.listener.plaintext", subject, fmt.Sprintf(
+					"the running broker lists listener %s (%s) at %s, which carries no TLS and was not probed (DescribeConfigs listeners)", l.Name, l.Protocol, l.Address), false))
+			}
 		}
 	}
 	// Listener-level overrides (listener.name.<l>.ssl.client.auth) win.

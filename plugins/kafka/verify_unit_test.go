@@ -259,3 +259,32 @@ func TestObserveErrOnlyTheBrokersAnswerConcludes(t *testing.T) {
 		}
 	}
 }
+
+// A PLAINTEXT listener the running broker has but verify did not probe
+// (not in config_file, not the bootstrap) fails kafka.listener.plaintext
+// on the broker's own report; a probed one is judged by its probe only.
+func TestUnprobedPlaintextListenerFails(t *testing.T) {
+	rc := mtlsRequest(t, map[string]any{"bootstrap": []string{"127.0.0.1:9093"}})
+	cfg := map[string]string{"listeners": "SSL://:9093,PLAINTEXT://:9092,CONTROLLER://:9094", "controller.listener.names": "CONTROLLER",
+		"listener.security.protocol.map": "SSL:SSL,PLAINTEXT:PLAINTEXT,CONTROLLER:SSL", "ssl.client.auth": "required"}
+	probed := []listenerResult{{l: listener{Name: "bootstrap", Protocol: "unknown", Address: "127.0.0.1:9093"}}}
+	count := func(cs []checks.Check) (fails int, ev string) {
+		for _, c := range cs {
+			if c.ID == "kafka.listener.plaintext" {
+				if c.Status != checks.Fail || !c.ConfigurationOnly {
+					t.Errorf("%s configuration-only=%v: %s", c.Status, c.ConfigurationOnly, c.Evidence)
+				}
+				fails, ev = fails+1, c.Evidence
+			}
+		}
+		return fails, ev
+	}
+	if n, ev := count(brokerConfigChecks(brokerLive{id: "1", addr: "127.0.0.1:9093", cfg: cfg}, rc, "broker 1", probed, nil)); n != 1 || !strings.Contains(ev, "PLAINTEXT") || !strings.Contains(ev, "9092") {
+		t.Errorf("unprobed PLAINTEXT listener: %d checks: %s", n, ev)
+	}
+	// Probed (here by port): its probe speaks for it, no second check.
+	probed = append(probed, listenerResult{l: listener{Name: "PLAINTEXT", Protocol: "PLAINTEXT", Address: "127.0.0.1:9092"}})
+	if n, ev := count(brokerConfigChecks(brokerLive{id: "1", addr: "127.0.0.1:9093", cfg: cfg}, rc, "broker 1", probed, nil)); n != 0 {
+		t.Errorf("probed PLAINTEXT listener reported again: %s", ev)
+	}
+}
