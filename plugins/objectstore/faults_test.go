@@ -23,9 +23,7 @@ import (
 // closes or answers garbage is no refusal of plaintext.
 func TestVerifyNeverPassesThroughFaults(t *testing.T) {
 	s := testenv.SeaweedFSForTest(t)
-	old := probe.DefaultTimeout
-	probe.DefaultTimeout = time.Second
-	t.Cleanup(func() { probe.DefaultTimeout = old })
+	t.Cleanup(probe.WithDefaultTimeout(time.Second))
 	plugin := sdk.InProcess(objectStore{})
 	defer plugin.Close()
 	base := s3Request(t, s, s.AccessKeyFile, s.SecretKeyFile)

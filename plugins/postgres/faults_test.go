@@ -44,9 +44,7 @@ func TestVerifyNeverPassesThroughFaults(t *testing.T) {
 	}
 	reloadAndWait(t, pg, admin)
 	admin.Close(ctx)
-	defaultTimeout := probe.DefaultTimeout
-	probe.DefaultTimeout = time.Second
-	t.Cleanup(func() { probe.DefaultTimeout = defaultTimeout })
+	t.Cleanup(probe.WithDefaultTimeout(time.Second))
 
 	client := sdk.InProcess(postgres{})
 	defer client.Close()

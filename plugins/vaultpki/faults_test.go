@@ -22,9 +22,7 @@ import (
 // checks to compare), never a pass.
 func TestVerifyNeverPassesThroughFaults(t *testing.T) {
 	v := testenv.VaultForTest(t)
-	old := probe.DefaultTimeout
-	probe.DefaultTimeout = time.Second
-	t.Cleanup(func() { probe.DefaultTimeout = old })
+	t.Cleanup(probe.WithDefaultTimeout(time.Second))
 	root := rootToken(t, v)
 	plugin := sdk.InProcess(vaultPKI{})
 	defer plugin.Close()

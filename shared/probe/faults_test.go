@@ -29,9 +29,7 @@ func weakHTTPS(t *testing.T, p pki, minV uint16, suites ...uint16) string {
 }
 
 func fastTimeouts(t *testing.T) Options {
-	old := DefaultTimeout
-	DefaultTimeout = 700 * time.Millisecond
-	t.Cleanup(func() { DefaultTimeout = old })
+	t.Cleanup(WithDefaultTimeout(700 * time.Millisecond))
 	return Options{Concurrency: 4}
 }
 

@@ -88,6 +88,18 @@ func (o Observation) Judge(want Outcome, what string) checks.Observation {
 	return checks.Bad(o.Evidence)
 }
 
+// said prefixes a conclusive observation's evidence with what it means
+// (inconclusive evidence already says what was attempted).
+func (o Observation) said(ifRefused, ifAccepted string) Observation {
+	switch o.Outcome {
+	case Refused:
+		o.Evidence = ifRefused + o.Evidence
+	case Accepted:
+		o.Evidence = ifAccepted + o.Evidence
+	}
+	return o
+}
+
 // transientError marks a failure worth another attempt; after the last
 // attempt it becomes an Inconclusive observation with this reason.
 type transientError struct {
@@ -115,11 +127,10 @@ func transient(what string, err error) error {
 
 // failureKind names a network failure the way an operator reads it.
 func failureKind(err error) string {
-	var ne net.Error
 	switch {
 	case err == nil:
 		return "no answer"
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+	case isTimeout(err):
 		return "timed out (no answer within the connection timeout)"
 	case errors.Is(err, context.Canceled):
 		return "cancelled"

@@ -66,8 +66,17 @@ type Options struct {
 }
 
 // DefaultTimeout is the per-connection timeout when Options.Timeout is zero.
-// Tests that drive a plugin's verify through stalling faults lower it.
+// Tests that drive a plugin's verify through stalling faults lower it
+// (WithDefaultTimeout).
 var DefaultTimeout = 5 * time.Second
+
+// WithDefaultTimeout sets DefaultTimeout to d and returns the function that
+// restores it: t.Cleanup(probe.WithDefaultTimeout(time.Second)).
+func WithDefaultTimeout(d time.Duration) (restore func()) {
+	old := DefaultTimeout
+	DefaultTimeout = d
+	return func() { DefaultTimeout = old }
+}
 
 func (o Options) withDefaults() Options {
 	if o.Concurrency <= 0 {
@@ -692,35 +701,23 @@ func (s *scanner) clientAuth(ctx context.Context, minV, maxV uint16) (ClientAuth
 	}
 	var ca ClientAuth
 	ca.Requested, ca.NoCert = s.session(ctx, s.goConfig(minV, maxV), "session without a client certificate", keep)
-	switch ca.NoCert.Outcome {
-	case Accepted:
-		ca.NoCert.Evidence = "session without a client certificate accepted: " + ca.NoCert.Evidence
-	case Refused:
-		ca.NoCert.Evidence = "session without a client certificate refused: " + ca.NoCert.Evidence
+	ca.NoCert = ca.NoCert.said("session without a client certificate refused: ", "session without a client certificate accepted: ")
+	if ca.NoCert.Outcome == Refused {
 		if stranger, err := strangerCertificate(); err != nil {
 			ca.WrongCA = inconclusive("could not make an unrelated client certificate: %v", err)
 		} else {
 			cfg := s.goConfig(minV, maxV)
 			cfg.Certificates = []tls.Certificate{stranger}
 			_, ca.WrongCA = s.session(ctx, cfg, "session with a certificate from an unrelated CA", keep)
-			switch ca.WrongCA.Outcome {
-			case Refused:
-				ca.WrongCA.Evidence = "client certificate from an unrelated CA refused: " + ca.WrongCA.Evidence
-			case Accepted:
-				ca.WrongCA.Evidence = "client certificate from an unrelated CA ACCEPTED (the server requires a certificate but does not check its issuer): " + ca.WrongCA.Evidence
-			}
+			ca.WrongCA = ca.WrongCA.said("client certificate from an unrelated CA refused: ",
+				"client certificate from an unrelated CA ACCEPTED (the server requires a certificate but does not check its issuer): ")
 		}
 	}
 	if s.target.ClientCert != nil {
 		cfg := s.goConfig(minV, maxV)
 		cfg.Certificates = []tls.Certificate{*s.target.ClientCert}
 		_, ca.Trusted = s.session(ctx, cfg, "session with the trusted client certificate", keep)
-		switch ca.Trusted.Outcome {
-		case Refused:
-			ca.Trusted.Evidence = "client with a trusted certificate refused: " + ca.Trusted.Evidence
-		case Accepted:
-			ca.Trusted.Evidence = "client with a trusted certificate accepted: " + ca.Trusted.Evidence
-		}
+		ca.Trusted = ca.Trusted.said("client with a trusted certificate refused: ", "client with a trusted certificate accepted: ")
 	}
 	var cert *Certificate
 	if len(chain) > 0 {

@@ -431,25 +431,17 @@ func (p *Proxy) handle(c net.Conn, info Conn) {
 		finish(c)
 		return
 	case HangUp:
-		if _, err := up.Write(first); err != nil {
-			return
-		}
-		go io.Copy(up, c)
-		buf := make([]byte, 1<<16)
-		up.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if n, _ := up.Read(buf); n > 0 {
-			c.Write(buf[:n])
+		if buf, ok := firstAnswer(c, up, first); ok && len(buf) > 0 {
+			c.Write(buf)
 		}
 		finish(c)
 		return
 	case Truncate:
-		if _, err := up.Write(first); err != nil {
+		buf, ok := firstAnswer(c, up, first)
+		if !ok {
 			return
 		}
-		go io.Copy(up, c)
-		buf := make([]byte, 1<<16)
-		up.SetReadDeadline(time.Now().Add(10 * time.Second))
-		n, _ := up.Read(buf)
+		n := len(buf)
 		cut := n / 2
 		if n >= 5 && buf[0] >= 20 && buf[0] <= 23 && buf[1] == 3 {
 			// Cut inside the first TLS record: half its body.
@@ -487,6 +479,19 @@ func (p *Proxy) handle(c net.Conn, info Conn) {
 	}()
 	<-done
 	<-done
+}
+
+// firstAnswer forwards the client's first bytes (and the rest of what it
+// sends) to upstream and returns upstream's first answer, as one read.
+func firstAnswer(c, up net.Conn, first []byte) ([]byte, bool) {
+	if _, err := up.Write(first); err != nil {
+		return nil, false
+	}
+	go io.Copy(up, c)
+	buf := make([]byte, 1<<16)
+	up.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, _ := up.Read(buf)
+	return buf[:n], true
 }
 
 // finish closes the connection cleanly: a FIN after what was written, and
