@@ -1,0 +1,38 @@
+package applykit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// ErrLocked is returned by Lock when another live process holds the lock.
+var ErrLocked = errors.New("another harden apply holds the lock")
+
+// Lock takes an exclusive, non-blocking flock on path (created 0600, never
+// through a symlink). The kernel drops it when the process dies, so a
+// journal beside a free lock means an earlier run was killed. The lock file
+// itself stays: removing it would let a third process lock a new inode
+// while a second still holds the old one.
+func Lock(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// Closing the descriptor releases the flock.
+	return func() { f.Close() }, nil
+}

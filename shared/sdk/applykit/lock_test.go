@@ -1,0 +1,97 @@
+package applykit
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestLockTwiceIsErrLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "apply.lock")
+	unlock, err := Lock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second open file description conflicts even in one process.
+	if _, err := Lock(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock: got %v, want ErrLocked", err)
+	}
+	unlock()
+	unlock2, err := Lock(path)
+	if err != nil {
+		t.Fatalf("Lock after unlock: %v", err)
+	}
+	unlock2()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("lock file mode %v, want 0600", st.Mode().Perm())
+	}
+}
+
+func TestLockRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "elsewhere")
+	link := filepath.Join(dir, "apply.lock")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(link); err == nil {
+		t.Fatal("Lock followed a symlink")
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the symlink's target was created: %v", err)
+	}
+}
+
+// TestLockHelperProcess is the child of TestLockReleasedWhenHolderKilled.
+func TestLockHelperProcess(t *testing.T) {
+	path := os.Getenv("APPLYKIT_LOCK_HELPER")
+	if path == "" {
+		t.Skip("helper process only")
+	}
+	if _, err := Lock(path); err != nil {
+		os.Stdout.WriteString("error " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	os.Stdout.WriteString("locked\n")
+	time.Sleep(time.Minute)
+	os.Exit(0)
+}
+
+func TestLockReleasedWhenHolderKilled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "apply.lock")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockHelperProcess$")
+	cmd.Env = append(os.Environ(), "APPLYKIT_LOCK_HELPER="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("child: %q, %v", line, err)
+	}
+	if _, err := Lock(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Lock while the child holds it: got %v, want ErrLocked", err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	unlock, err := Lock(path)
+	if err != nil {
+		t.Fatalf("Lock after the holder was killed: %v", err)
+	}
+	unlock()
+}
