@@ -55,7 +55,7 @@ func TestLockRefusesSymlink(t *testing.T) {
 func TestLockHelperProcess(t *testing.T) {
 	path := os.Getenv("APPLYKIT_LOCK_HELPER")
 	if path == "" {
-		t.Skip("helper process only")
+		return // only the child of TestLockReleasedWhenHolderKilled does anything
 	}
 	if _, err := Lock(path); err != nil {
 		os.Stdout.WriteString("error " + err.Error() + "\n")
