@@ -23,32 +23,26 @@ import (
 
 	"github.com/harden-dev/harden/shared/probe"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
-// applyLockKey serialises applies on one server (session advisory lock).
-const applyLockKey = 0x6861726465 // "harde"
-
-// Apply brings the live server to the policy: certificate files, pg_hba.conf
-// and settings (ALTER SYSTEM), then a reload. Every file it touches is
-// backed up first; if PostgreSQL rejects the new files, or a NEW TLS
-// handshake does not show the new certificate and settings, or harden can no
-// longer log in, everything is restored and reloaded, and the server keeps
-// serving with its old rules.
+// Apply brings the live server to the policy: certificate files, settings
+// (ALTER SYSTEM), pg_ident.conf and pg_hba.conf, then one reload. It is
+// crash-consistent: under a per-cluster lock it writes an intent journal
+// (fsynced) before the first change and records every file's backup before
+// the file changes, so a Ctrl-C rolls back and a kill -9 is recovered by
+// the next apply. If PostgreSQL rejects the new files, or a NEW TLS
+// handshake does not show the new certificate and settings, or harden can
+// no longer log in, everything is restored and reloaded, and the server
+// keeps serving with its old rules.
 func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
 	c, s, db, ok := openManaged(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
 		return
 	}
-	defer db.Close(context.Background())
-	var locked bool
-	if err := db.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", int64(applyLockKey)).Scan(&locked); err != nil || !locked {
-		r.Diagnostics.AddTargetError("postgres.apply.locked", "another harden apply is running on this server", err)
-		return
-	}
-	// Unlock explicitly: the backend of a closed session may linger a
-	// moment, and with it a session lock.
-	defer db.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", int64(applyLockKey))
+	// db may be replaced by a new connection (a cancelled query closes it).
+	defer func() { db.Close(context.Background()) }()
 	l, ok := readLiveDiag(ctx, db, c, s, &r.Diagnostics)
 	if !ok {
 		return
@@ -60,10 +54,49 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 	case !l.AllowAlterSystem:
 		r.Diagnostics.AddTargetError("postgres.apply.alter_system", "allow_alter_system is off on this server: harden applies settings with ALTER SYSTEM", nil)
 		return
-	case len(q.PlanToken) > 0 && !bytes.Equal(q.PlanToken, l.fingerprint()):
+	}
+	if err := certificateCurrent(q.Certificates.ChainPEM, time.Now()); err != nil {
+		r.Diagnostics.AddTargetError("postgres.apply.certificate_expired", "the server certificate is not valid now; nothing was changed", err)
+		return
+	}
+	// One apply per cluster: the lock is in the data directory, whichever
+	// database this session is in (an advisory lock is per database).
+	unlock, err := applykit.Lock(lockPath(l.DataDir))
+	if errors.Is(err, applykit.ErrLocked) {
+		r.Diagnostics.AddTargetError("postgres.apply.locked", "another harden apply is running on this server", nil)
+		return
+	}
+	if err != nil {
+		r.Diagnostics.AddTargetError("postgres.apply.locked", "cannot take the apply lock in the data directory", err)
+		return
+	}
+	defer unlock()
+	prev, err := applykit.Open(journalPath(l.DataDir))
+	if err != nil {
+		r.Diagnostics.AddTargetError("postgres.apply.journal", "the apply journal cannot be read; nothing was changed — inspect or remove it", err)
+		return
+	}
+	if len(q.PlanToken) > 0 && !bytes.Equal(q.PlanToken, l.fingerprint(prev)) {
 		r.Diagnostics.AddTargetError("postgres.apply.drift", "the server changed since the plan was made; re-run plan", nil)
 		return
 	}
+	var recovered []sdk.Change
+	if prev != nil {
+		what := describeJournal(prev)
+		if db, err = recoverInterrupted(ctx, prev, db, c, q.RequestContext); err != nil {
+			r.Diagnostics.AddTargetError("postgres.apply.recover", "cannot recover the interrupted apply; nothing else was changed", err)
+			return
+		}
+		recovered = append(recovered, sdk.Change{Resource: "journal:" + prev.Path(), Action: sdk.Update,
+			Description: what + ": recovered (its backups restored, reloaded, harden logs in)"})
+		r.Diagnostics.AddWarning("recovered "+what, "then applied the policy to the live state")
+		if l, ok = readLiveDiag(ctx, db, c, s, &r.Diagnostics); !ok {
+			r.Applied = recovered
+			return
+		}
+	}
+	paths := newCertPaths(l.DataDir, s.certDir())
+	sweepDirs(l.DataDir, paths.Dir, filepath.Dir(l.HBAFile), filepath.Dir(l.IdentFile))
 	if _, includes, err := parseHBA(l.HBAText); err == nil && len(includes) > 0 {
 		// Included files are followed and kept only when every rule in
 		// them meets the policy's bar; otherwise nothing is changed.
@@ -86,6 +119,7 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 	d := computeDesired(q.RequestContext, s, l)
 	todo := changes(l, d)
 	if len(todo) == 0 {
+		r.Applied = recovered
 		return // idempotent: nothing to do, and nothing was touched
 	}
 	if blocked := lockoutGuard(ctx, db, c, l.HBAFile, d.HBA, len(q.Certificates.ClientChainPEM) > 0); len(blocked) > 0 && !q.Force {
@@ -94,119 +128,118 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 			Detail:  strings.Join(blocked, "; ")})
 		return
 	}
-	tx := &transaction{}
-	if err := applyFiles(ctx, db, l, d, tx); err != nil {
-		tx.rollback(ctx, db, &r.Diagnostics)
-		r.Diagnostics.AddTargetError("postgres.apply.files", "writing files failed; restored the previous files", err)
+	intent := make([]string, 0, len(todo))
+	for _, ch := range todo {
+		intent = append(intent, string(ch.Action)+" "+ch.Resource)
+	}
+	j, err := applykit.Begin(journalPath(l.DataDir), applykit.State{Plugin: "postgres", Target: q.Target.Name, Phase: stepBegun, Intent: intent})
+	if err != nil {
+		r.Diagnostics.AddTargetError("postgres.apply.journal", "cannot write the apply journal; nothing was changed", err)
 		return
 	}
-	if err := alterSettings(ctx, db, l, d); err != nil {
-		tx.rollback(ctx, db, &r.Diagnostics)
-		r.Diagnostics.AddTargetError("postgres.apply.settings", "ALTER SYSTEM failed; restored the previous files", err)
+	var confirmed bool
+	db, confirmed = switchOver(ctx, j, db, c, q.RequestContext, l, d, &r.Diagnostics)
+	if !confirmed {
 		return
 	}
-	if err := reloadAndConfirm(ctx, db, c, q.RequestContext, l, d); err != nil {
-		tx.rollback(ctx, db, &r.Diagnostics)
-		r.Diagnostics.AddTargetError("postgres.apply.rejected", "PostgreSQL did not take the new configuration; rolled back to the previous files and reloaded — the server keeps its old rules", err)
-		return
+	// Confirmed: the new configuration is live, so the run finishes even
+	// if the host stops it now.
+	fctx := context.WithoutCancel(ctx)
+	if err := j.Done(); err != nil {
+		r.Diagnostics.AddWarning("the new configuration is live, but the apply journal could not be removed (the next apply will restore and re-apply)", err.Error())
 	}
-	after, err := readLive(ctx, db, c, func(dd string) certPaths { return newCertPaths(dd, s.certDir()) })
+	after, err := readLive(fctx, db, c, func(dd string) certPaths { return newCertPaths(dd, s.certDir()) })
 	for i, ch := range todo {
 		if name, ok := strings.CutPrefix(ch.Resource, "setting:"); ok && err == nil && after.Settings[name].PendingRestart {
 			todo[i].RequiresRestart = true
 			r.Diagnostics.AddWarning(name+" changes only after a restart of PostgreSQL", "harden wrote it; it is not live yet")
 		}
 	}
-	tx.cleanup()
-	r.Applied = todo
+	r.Applied = append(recovered, todo...)
 }
 
-// transaction remembers backups so a failed apply can restore them.
-type transaction struct {
-	restores []func() error
-	backups  []string
-	// paths restored on rollback (their modification times must predate
-	// the reload that follows, see waitPastModification).
-	paths []string
-}
-
-// backup copies path aside (keeping mode and owner) and registers its
-// restore; a path that did not exist is removed on rollback.
-func (t *transaction) backup(path string) error {
-	t.paths = append(t.paths, path)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		t.restores = append(t.restores, func() error { return os.Remove(path) })
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	bak := fmt.Sprintf("%s.harden-backup-%s", path, time.Now().UTC().Format("20060102T150405.000"))
-	if err := writeOwned(bak, data, st.Mode().Perm(), st); err != nil {
-		return fmt.Errorf("back up %s: %w", path, err)
-	}
-	t.backups = append(t.backups, bak)
-	t.restores = append(t.restores, func() error { return writeOwned(path, data, st.Mode().Perm(), st) })
-	return nil
-}
-
-func (t *transaction) rollback(ctx context.Context, db *pgx.Conn, d *sdk.Diagnostics) {
-	for i := len(t.restores) - 1; i >= 0; i-- {
-		if err := t.restores[i](); err != nil && !errors.Is(err, os.ErrNotExist) {
-			d.AddTargetError("postgres.apply.rollback", "restoring a file failed; check the backups", err)
+// switchOver stages everything and switches in one reload. The order makes
+// every prefix safe for a reload somebody else triggers meanwhile (a
+// routine pg_ctl reload, logrotate, a config-management run):
+//  1. certificate files — new paths, or the same paths PostgreSQL re-reads
+//     only at a reload (a reload that sees a cert without its key keeps
+//     the old TLS context);
+//  2. settings, with ssl = on last: each ALTER SYSTEM rewrites
+//     postgresql.auto.conf atomically, so TLS is never switched on before
+//     its files and parameters are in place;
+//  3. pg_ident.conf (maps the new pg_hba rules may name);
+//  4. pg_hba.conf LAST, one atomic rename: only from here on can a reload
+//     refuse plaintext clients, and by then TLS is fully configured;
+//  5. the one reload, then the confirmation.
+//
+// Until 4 a reload gives the old rules (plus TLS); from 4 the new ones.
+// It returns the connection to use (maybe a new one) and whether the new
+// configuration is live and confirmed; on false it has rolled back and
+// said so on ds.
+func switchOver(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext, l *liveState, d desiredState, ds *sdk.Diagnostics) (*pgx.Conn, bool) {
+	fail := func(code, what string, err error) (*pgx.Conn, bool) {
+		if interruptedBy(ctx, err) {
+			code, what = "postgres.apply.interrupted", "apply was interrupted ("+context.Cause(ctx).Error()+")"
 		}
+		db = rollback(ctx, j, db, c, q, code, what, err, ds)
+		return db, false
 	}
-	waitPastModification(ctx, t.paths...)
-	if _, err := db.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
-		d.AddTargetError("postgres.apply.rollback", "reload after restoring failed", err)
+	if err := atStep(ctx, j, stepBegun); err != nil {
+		return fail("postgres.apply.files", "writing files failed", err)
 	}
+	if err := writeCertFiles(ctx, j, db, l, d); err != nil {
+		return fail("postgres.apply.files", "writing files failed", err)
+	}
+	if err := atStep(ctx, j, stepFiles); err != nil {
+		return fail("postgres.apply.files", "writing files failed", err)
+	}
+	if err := alterSettings(ctx, j, db, l, d); err != nil {
+		return fail("postgres.apply.settings", "ALTER SYSTEM failed", err)
+	}
+	if err := atStep(ctx, j, stepSettings); err != nil {
+		return fail("postgres.apply.settings", "ALTER SYSTEM failed", err)
+	}
+	if err := writeRulesFiles(ctx, j, l, d); err != nil {
+		return fail("postgres.apply.files", "writing files failed", err)
+	}
+	waitPastModification(ctx, l.HBAFile, l.IdentFile)
+	if err := atStep(ctx, j, stepReloading); err != nil {
+		return fail("postgres.apply.rejected", "reload", err)
+	}
+	if err := reloadAndConfirm(ctx, db, c, q, l, d); err != nil {
+		return fail("postgres.apply.rejected", "PostgreSQL did not take the new configuration", err)
+	}
+	if err := atStep(ctx, j, stepConfirmed); err != nil && ctx.Err() == nil {
+		// Only a failed journal write lands here (a cancellation after
+		// the confirmation does not undo a live configuration).
+		ds.AddWarning("the new configuration is live, but the journal could not be updated", err.Error())
+	}
+	return db, true
 }
 
-// cleanup keeps the backups (the operator's undo) and forgets the restores.
-func (t *transaction) cleanup() { t.restores = nil }
-
-// writeOwned writes data atomically with mode, owned like ref (the server's
-// OS user).
-func writeOwned(path string, data []byte, mode os.FileMode, ref os.FileInfo) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".harden-*")
+// rollback restores what this run changed, on a context the host's Stop
+// does not cancel (bounded), reloads, and reports on ds what failed and
+// what really happened to the files.
+func rollback(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext, code, what string, cause error, ds *sdk.Diagnostics) *pgx.Conn {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	j.SetPhase("rolling-back")
+	restored := restoredList(j)
+	db, err := restoreAndReload(rctx, j, db, c, q)
 	if err != nil {
-		return err
+		ds.AddTargetError(code, what+"; rolling back FAILED: "+err.Error()+" — check the backups (*.harden-backup-*)", cause)
+		return db
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if st, ok := ref.Sys().(*syscall.Stat_t); ok && (os.Geteuid() == 0 || int(st.Uid) == os.Geteuid()) {
-		if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil {
-			tmp.Close()
-			return err
-		}
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	ds.AddTargetError(code, what+"; rolled back ("+restored+") and reloaded — the server keeps its old rules", cause)
+	return db
 }
 
-func applyFiles(ctx context.Context, db *pgx.Conn, l *liveState, d desiredState, tx *transaction) error {
+func writeCertFiles(ctx context.Context, j *applykit.Journal, db *pgx.Conn, l *liveState, d desiredState) error {
 	owner, err := os.Stat(l.DataDir)
 	if err != nil {
 		return fmt.Errorf("stat data directory: %w", err)
 	}
+	first := true
 	for _, f := range d.Files {
 		if bytes.Equal(l.Files[f.Path], f.Content) {
 			continue
@@ -217,10 +250,7 @@ func applyFiles(ctx context.Context, db *pgx.Conn, l *liveState, d desiredState,
 		if st, ok := owner.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
 			os.Chown(filepath.Dir(f.Path), int(st.Uid), int(st.Gid))
 		}
-		if err := tx.backup(f.Path); err != nil {
-			return err
-		}
-		if err := writeOwned(f.Path, f.Content, os.FileMode(f.Mode), owner); err != nil {
+		if err := j.Replace(f.Path, f.Content, os.FileMode(f.Mode), owner); err != nil {
 			return fmt.Errorf("write %s: %w", f.Path, err)
 		}
 		// The server must be able to read what it will load: ask it.
@@ -231,40 +261,65 @@ func applyFiles(ctx context.Context, db *pgx.Conn, l *liveState, d desiredState,
 		if sum := md5.Sum(f.Content); got != hex.EncodeToString(sum[:]) {
 			return fmt.Errorf("PostgreSQL reads different content from %s", f.Path)
 		}
+		if first {
+			first = false
+			if err := atStep(ctx, j, stepCertFile); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
+}
+
+// writeRulesFiles writes pg_ident.conf, then pg_hba.conf (the switch).
+func writeRulesFiles(ctx context.Context, j *applykit.Journal, l *liveState, d desiredState) error {
 	hbaInfo, err := os.Stat(l.HBAFile)
 	if err != nil {
 		return err
-	}
-	if normalizeHBA(l.HBAText) != normalizeHBA(d.HBA) {
-		if err := tx.backup(l.HBAFile); err != nil {
-			return err
-		}
-		if err := writeOwned(l.HBAFile, []byte(d.HBA), hbaInfo.Mode().Perm(), hbaInfo); err != nil {
-			return fmt.Errorf("write %s: %w", l.HBAFile, err)
-		}
 	}
 	if d.Ident != "" && normalizeHBA(l.IdentText) != normalizeHBA(d.Ident) {
 		info, err := os.Stat(l.IdentFile)
 		if err != nil {
 			info = hbaInfo
 		}
-		if err := tx.backup(l.IdentFile); err != nil {
-			return err
-		}
-		if err := writeOwned(l.IdentFile, []byte(d.Ident), info.Mode().Perm(), info); err != nil {
+		if err := j.Replace(l.IdentFile, []byte(d.Ident), info.Mode().Perm(), info); err != nil {
 			return fmt.Errorf("write %s: %w", l.IdentFile, err)
 		}
+		if err := atStep(ctx, j, stepIdent); err != nil {
+			return err
+		}
 	}
-	// ALTER SYSTEM rewrites postgresql.auto.conf: back it up for rollback.
-	return tx.backup(l.AutoConf)
+	if normalizeHBA(l.HBAText) != normalizeHBA(d.HBA) {
+		if err := j.Replace(l.HBAFile, []byte(d.HBA), hbaInfo.Mode().Perm(), hbaInfo); err != nil {
+			return fmt.Errorf("write %s: %w", l.HBAFile, err)
+		}
+	}
+	return atStep(ctx, j, stepHBA)
 }
 
-func alterSettings(ctx context.Context, db *pgx.Conn, l *liveState, d desiredState) error {
+// alterSettings runs ALTER SYSTEM for each setting that differs, with ssl
+// last (see switchOver). postgresql.auto.conf is backed up before the
+// first statement rewrites it.
+func alterSettings(ctx context.Context, j *applykit.Journal, db *pgx.Conn, l *liveState, d desiredState) error {
+	ordered := make([]setting, 0, len(d.Settings))
+	var ssl []setting
 	for _, s := range d.Settings {
+		if s.Name == "ssl" {
+			ssl = append(ssl, s)
+		} else {
+			ordered = append(ordered, s)
+		}
+	}
+	first := true
+	for _, s := range append(ordered, ssl...) {
 		cur, ok := l.Settings[s.Name]
 		if !ok || cur.Value == s.Value {
 			continue
+		}
+		if first {
+			if err := j.Backup(l.AutoConf); err != nil {
+				return err
+			}
 		}
 		var stmt string
 		if err := db.QueryRow(ctx, "SELECT format('ALTER SYSTEM SET %I = %L', $1::text, $2::text)", s.Name, s.Value).Scan(&stmt); err != nil {
@@ -273,18 +328,46 @@ func alterSettings(ctx context.Context, db *pgx.Conn, l *liveState, d desiredSta
 		if _, err := db.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("%s: %w", stmt, err)
 		}
+		if first {
+			first = false
+			if err := atStep(ctx, j, stepSetting); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// certificateCurrent refuses a leaf certificate that has expired or is not
+// valid yet: it would go live, fail the confirmation and be rolled back.
+func certificateCurrent(chainPEM []byte, now time.Time) error {
+	block, _ := pem.Decode(chainPEM)
+	if block == nil {
+		return errors.New("the certificate chain is not PEM")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("parse the server certificate: %w", err)
+	}
+	switch {
+	case now.After(cert.NotAfter):
+		return fmt.Errorf("expired: not_after %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(cert.NotBefore):
+		return fmt.Errorf("not valid yet: not_before %s (not_after %s)", cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
 
 // reloadAndConfirm reloads and proves the new configuration is live.
 func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.RequestContext, l *liveState, d desiredState) error {
-	waitPastModification(ctx, l.HBAFile, l.IdentFile)
 	var before time.Time
 	if err := db.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&before); err != nil {
 		return err
 	}
 	if _, err := db.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return err
+	}
+	if err := atStep(ctx, nil, stepReloadSent); err != nil {
 		return err
 	}
 	// The reload is asynchronous: this session's load time changes once the

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // pgSetting is one row of pg_settings.
@@ -87,9 +89,13 @@ func readLive(ctx context.Context, db *pgx.Conn, c connection, paths func(dataDi
 	return l, nil
 }
 
-// fingerprint of the live state a plan was computed from.
-func (l *liveState) fingerprint() []byte {
+// fingerprint of the live state a plan was computed from, with the journal
+// of an interrupted apply when there is one (recovering it changes files).
+func (l *liveState) fingerprint(j *applykit.Journal) []byte {
 	h := sha256.New()
+	if j != nil {
+		fmt.Fprintf(h, "journal %d %s %s\n", j.State.PID, j.State.Started, j.State.Phase)
+	}
 	names := make([]string, 0, len(l.Settings))
 	for n := range l.Settings {
 		names = append(names, n)

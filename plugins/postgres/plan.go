@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // fileSpec is a file apply writes into the server's directory.
@@ -116,7 +117,9 @@ func (postgres) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 		return
 	}
 	r.Changes = changes(l, computeDesired(q.RequestContext, s, l))
-	r.PlanToken = l.fingerprint()
+	j, _ := applykit.Open(journalPath(l.DataDir)) // an unreadable one: planJournal says so
+	r.PlanToken = l.fingerprint(j)
+	planJournal(l.DataDir, r)
 }
 
 // openManaged decodes the target, requires its server certificate and

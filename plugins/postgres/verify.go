@@ -55,6 +55,7 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 		return
 	}
 	defer db.Close(context.Background())
+	verifyJournal(ctx, db, r)
 	r.Checks = append(r.Checks, sqlChecks(ctx, db, res.Address)...)
 	// PostgreSQL 17+ also accepts direct TLS (ALPN "postgresql", no
 	// SSLRequest): a second door that must enforce the same profile.

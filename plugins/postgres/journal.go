@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
+)
+
+// The journal and the lock live in the data directory: one per cluster,
+// whichever database harden connects through, and beside the files they
+// protect (apply must be able to write there anyway).
+const (
+	journalName = "harden-apply.journal"
+	lockName    = "harden-apply.lock"
+)
+
+func journalPath(dataDir string) string { return filepath.Join(dataDir, journalName) }
+func lockPath(dataDir string) string    { return filepath.Join(dataDir, lockName) }
+
+// rollbackTimeout bounds a rollback after Ctrl-C: it runs on a context the
+// host's Stop does not cancel, and must still end.
+const rollbackTimeout = 30 * time.Second
+
+// Step names, recorded in the journal as its phase and used by the fault
+// hooks. Apply passes them in this order.
+const (
+	stepBegun      = "begun"         // journal written, nothing changed yet
+	stepCertFile   = "cert-file"     // after the first certificate file
+	stepFiles      = "files-written" // every certificate file in place
+	stepSetting    = "setting"       // after the first ALTER SYSTEM
+	stepSettings   = "settings"      // every setting in postgresql.auto.conf
+	stepIdent      = "ident"         // pg_ident.conf in place
+	stepHBA        = "hba"           // pg_hba.conf in place: everything staged
+	stepReloading  = "reloading"     // everything staged, the reload comes next
+	stepReloadSent = "reload-sent"   // pg_reload_conf() sent, not confirmed
+	stepConfirmed  = "confirmed"     // new config live and harden logs in
+	stepRecovered  = "recovered"     // an interrupted run's backups restored
+)
+
+// crashAt is the interruption test's fault hook: when the plugin process
+// is started with HARDEN_POSTGRES_CRASH_AT=<step>, it kills itself with
+// SIGKILL at that step (no cleanup, as kill -9 would). Unset, it does
+// nothing.
+var crashAt = os.Getenv("HARDEN_POSTGRES_CRASH_AT")
+
+// stepHook lets unit tests act at a step (e.g. cancel the context as the
+// host's Stop does on Ctrl-C).
+var stepHook func(step string)
+
+// atStep marks a step boundary: the journal's phase (when given), the
+// fault hooks, then whether the request was cancelled meanwhile.
+func atStep(ctx context.Context, j *applykit.Journal, step string) error {
+	if j != nil {
+		if err := j.SetPhase(step); err != nil {
+			return err
+		}
+	}
+	if crashAt == step {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
+	if stepHook != nil {
+		stepHook(step)
+	}
+	return context.Cause(ctx)
+}
+
+// interruptedBy reports whether err is (or came with) the request's
+// cancellation: the host's Stop on Ctrl-C, or its timeout.
+func interruptedBy(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// describeJournal is the one sentence plan, verify and apply use.
+func describeJournal(j *applykit.Journal) string {
+	s := j.State
+	return fmt.Sprintf("an apply was interrupted at %s (pid %d, %s)", s.Phase, s.PID, s.Started.UTC().Format(time.RFC3339))
+}
+
+// journalNotice reads the journal for plan and verify (no lock taken for
+// long: they change nothing). It returns "" when there is none, else what
+// to tell the operator; running reports an apply that is still going.
+func journalNotice(dataDir string) (notice string, running bool, err error) {
+	j, err := applykit.Open(journalPath(dataDir))
+	if err != nil || j == nil {
+		return "", false, err
+	}
+	unlock, lerr := applykit.Lock(lockPath(dataDir))
+	if errors.Is(lerr, applykit.ErrLocked) {
+		return fmt.Sprintf("an apply is running (pid %d, since %s, at %s)", j.State.PID, j.State.Started.UTC().Format(time.RFC3339), j.State.Phase), true, nil
+	}
+	if lerr == nil {
+		unlock()
+	}
+	return describeJournal(j), false, nil
+}
+
+// planJournal adds what plan must say about a journal: never "nothing to
+// apply" while an interrupted run's files may be on disk.
+func planJournal(dataDir string, r *sdk.PlanResponse) {
+	notice, running, err := journalNotice(dataDir)
+	switch {
+	case err != nil:
+		r.Diagnostics.AddTargetError("postgres.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
+	case running:
+		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "postgres.apply.locked", Summary: notice})
+	case notice != "":
+		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "postgres.apply.interrupted",
+			Summary: notice + "; harden apply will recover",
+			Detail:  "the on-disk configuration may be partly new: apply restores that run's backups, reloads, then applies the policy"})
+		r.Changes = append([]sdk.Change{{Resource: "journal:" + journalPath(dataDir), Action: sdk.Update,
+			Description: notice + ": restore its backups, reload and confirm harden's login"}}, r.Changes...)
+	}
+}
+
+// verifyJournal: while a journal is there, what verify observes is not a
+// confirmed configuration; say so as an error (the checks still run).
+func verifyJournal(ctx context.Context, db *pgx.Conn, r *sdk.VerifyResponse) {
+	var dataDir string
+	if err := db.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&dataDir); err != nil {
+		return // not readable for this role: nothing to say
+	}
+	if _, err := os.Stat(dataDir); err != nil {
+		return // verify runs away from the server's files
+	}
+	notice, running, err := journalNotice(dataDir)
+	switch {
+	case err != nil:
+		r.Diagnostics.AddTargetError("postgres.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
+	case running:
+		r.Diagnostics.AddTargetError("postgres.apply.locked", notice+": the configuration verified may be about to change", nil)
+	case notice != "":
+		r.Diagnostics.AddTargetError("postgres.apply.interrupted", notice+"; the on-disk configuration is unconfirmed — run harden apply to recover", nil)
+	}
+}
+
+// sweepDirs removes what a killed run's writes left behind in the
+// directories apply writes to (under the lock).
+func sweepDirs(dirs ...string) []string {
+	seen := map[string]bool{}
+	var removed []string
+	for _, d := range dirs {
+		if d == "" || seen[d] {
+			continue
+		}
+		seen[d] = true
+		got, _ := applykit.SweepTemps(d)
+		removed = append(removed, got...)
+	}
+	return removed
+}
+
+// restoreAndReload puts the journal's backups back and reloads; the journal
+// is removed only when both worked (else the next apply retries). It
+// returns what it restored and, on failure, a sentence true to what
+// happened.
+func restoreAndReload(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext) (*pgx.Conn, error) {
+	var paths []string
+	for _, f := range j.State.Files {
+		paths = append(paths, f.Path)
+	}
+	if errs := j.Restore(); len(errs) > 0 {
+		return db, fmt.Errorf("could not restore every file (journal %s kept; the next harden apply retries): %w", j.Path(), errors.Join(errs...))
+	}
+	waitPastModification(ctx, paths...)
+	db, err := liveConn(ctx, db, c, q)
+	if err == nil {
+		err = reload(ctx, db)
+	}
+	if err != nil {
+		return db, fmt.Errorf("restored the previous files but could not reload them (journal %s kept; the next harden apply retries): %w", j.Path(), err)
+	}
+	if err := j.Done(); err != nil {
+		return db, fmt.Errorf("restored the previous files and reloaded, but: %w", err)
+	}
+	return db, nil
+}
+
+// liveConn returns db when it still answers (a cancelled query closes a pgx
+// connection), else a new management connection.
+func liveConn(ctx context.Context, db *pgx.Conn, c connection, q sdk.RequestContext) (*pgx.Conn, error) {
+	if db != nil && !db.IsClosed() && db.Ping(ctx) == nil {
+		return db, nil
+	}
+	if db != nil {
+		db.Close(context.Background())
+	}
+	return connect(ctx, c, q)
+}
+
+// reload asks the server to reload and waits until this session sees it.
+func reload(ctx context.Context, db *pgx.Conn) error {
+	var before time.Time
+	if err := db.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&before); err != nil {
+		return err
+	}
+	if _, err := db.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return err
+	}
+	return waitForReload(ctx, db, before)
+}
+
+// recoverInterrupted finishes what a killed run left: restores its
+// backups, reloads, and confirms that harden still logs in.
+func recoverInterrupted(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext) (*pgx.Conn, error) {
+	what := describeJournal(j)
+	db, err := restoreAndReload(ctx, j, db, c, q)
+	if err != nil {
+		return db, fmt.Errorf("%s; recovering: %w", what, err)
+	}
+	again, err := connect(ctx, c, q)
+	if err != nil {
+		return db, fmt.Errorf("%s; restored its backups and reloaded, but harden cannot log in: %w", what, err)
+	}
+	again.Close(context.Background())
+	return db, atStep(ctx, nil, stepRecovered)
+}
+
+// restoredList names the files a rollback restored, for the message.
+func restoredList(j *applykit.Journal) string {
+	var names []string
+	for _, f := range j.State.Files {
+		names = append(names, filepath.Base(f.Path))
+	}
+	if len(names) == 0 {
+		return "nothing had changed"
+	}
+	return "restored " + strings.Join(names, ", ")
+}
