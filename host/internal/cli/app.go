@@ -164,7 +164,11 @@ func openSession(c *cli.Context, io IO) (*session, error) {
 			targets = append(targets, t)
 		}
 	}
-	eng, err := engine.OpenForPolicy(c.Context, engineOptions(c, io.Stderr), pol)
+	opts := engineOptions(c, io.Stderr)
+	if err := requireTrusted(opts, engine.PluginNames(pol)); err != nil {
+		return nil, err
+	}
+	eng, err := engine.OpenForPolicy(c.Context, opts, pol)
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +212,22 @@ func perTarget[R any](ctx context.Context, s *session, fn func(ctx context.Conte
 	}
 	wg.Wait()
 	return results, errs
+}
+
+// requireTrusted refuses, with exit 3 (untrusted), a plugin the policy
+// needs whose only binaries the trust rule refused. The engine would call
+// it an unknown plugin, which is a configuration error (exit 1).
+func requireTrusted(opts engine.Options, names []string) error {
+	found, problems := plugins.Discover(plugins.Dirs(opts.PluginDirs))
+	for _, n := range names {
+		if slices.ContainsFunc(found, func(b plugins.Binary) bool { return b.Name == n }) {
+			continue
+		}
+		if p, ok := plugins.UntrustedProblem(problems, n); ok {
+			return exitf(ExitTarget, "plugin %s refused: %v", n, p.Err)
+		}
+	}
+	return nil
 }
 
 func interrupted(ctx context.Context) error {
@@ -511,7 +531,20 @@ func listPlugins(c *cli.Context, io IO) error {
 	if failures > 0 {
 		return &ExitError{Code: ExitTarget, Err: fmt.Errorf("%d plugin(s) failed to start", failures)}
 	}
+	if n := untrustedCount(eng.Problems); n > 0 {
+		return &ExitError{Code: ExitTarget, Err: fmt.Errorf("%d plugin binary(ies) refused as untrusted", n)}
+	}
 	return nil
+}
+
+func untrustedCount(problems []plugins.Problem) int {
+	n := 0
+	for _, p := range problems {
+		if p.Untrusted() {
+			n++
+		}
+	}
+	return n
 }
 
 func lockPlugins(c *cli.Context, io IO) error {
@@ -541,10 +574,17 @@ func lockPlugins(c *cli.Context, io IO) error {
 		names = append(names, b.Name+" "+sums[i][:12])
 	}
 	if err := lock.Write(opts.LockPath); err != nil {
-		return exitf(ExitConfig, "write lock file %s: %v", opts.LockPath, err)
+		code := ExitConfig
+		if errors.Is(err, plugins.ErrUntrusted) {
+			code = ExitTarget
+		}
+		return exitf(code, "write lock file %s: %v", opts.LockPath, err)
 	}
 	slices.Sort(names)
 	fmt.Fprintf(io.Stdout, "Locked %d plugin(s) in %s:\n  %s\n", len(found), opts.LockPath, strings.Join(names, "\n  "))
+	if n := untrustedCount(problems); n > 0 {
+		return exitf(ExitTarget, "%d plugin binary(ies) refused as untrusted and not locked", n)
+	}
 	return nil
 }
 

@@ -260,11 +260,11 @@ func TestPluginTrust(t *testing.T) {
 	if r.code != ExitTarget || !strings.Contains(r.stdout, `"lock": "checksum-mismatch"`) {
 		t.Errorf("list after tampering: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	// Group-writable binary: refused.
+	// Group-writable binary: refused as untrusted (exit 3).
 	f.lockPlugins()
 	os.Chmod(f.plugin, 0o775)
 	r = f.run("verify", "-f", f.policy)
-	if r.code != ExitConfig || !strings.Contains(r.stderr, "group- or world-writable") {
+	if r.code != ExitTarget || !strings.Contains(r.stderr, "is writable by group") {
 		t.Errorf("writable: exit %d: %s", r.code, r.stderr)
 	}
 }

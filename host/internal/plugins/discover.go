@@ -3,7 +3,7 @@ package plugins
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -31,7 +31,12 @@ func (b Binary) SHA256() (string, error) { return FileSHA256(b.Path) }
 type Problem struct {
 	Path   string
 	Reason string
+	// Err is the refusal; an *UntrustedError when the trust rule refused it.
+	Err error
 }
+
+// Untrusted reports whether the trust rule (trust.go) refused the binary.
+func (p Problem) Untrusted() bool { return errors.Is(p.Err, ErrUntrusted) }
 
 func (p Problem) Error() string { return p.Path + ": " + p.Reason }
 
@@ -73,7 +78,7 @@ func Discover(dirs []string) ([]Binary, []Problem) {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			if !os.IsNotExist(err) {
-				problems = append(problems, Problem{dir, err.Error()})
+				problems = append(problems, Problem{dir, err.Error(), err})
 			}
 			continue
 		}
@@ -94,8 +99,8 @@ func Discover(dirs []string) ([]Binary, []Problem) {
 				prev.Shadowed = append(prev.Shadowed, path)
 				continue
 			}
-			if err := checkPermissions(path, info); err != nil {
-				problems = append(problems, Problem{path, err.Error()})
+			if err := CheckTrusted("plugin binary", path); err != nil {
+				problems = append(problems, Problem{path, "refused: " + err.Error(), err})
 				continue
 			}
 			found[name] = &Binary{Name: name, Path: path}
@@ -109,16 +114,15 @@ func Discover(dirs []string) ([]Binary, []Problem) {
 	return out, problems
 }
 
-// checkPermissions refuses binaries (and their directory) that others can write.
-func checkPermissions(path string, info os.FileInfo) error {
-	if info.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("refused: binary is group- or world-writable (mode %04o); chmod go-w it", info.Mode().Perm())
+// UntrustedProblem returns the trust refusal of a binary named name, if
+// the trust rule refused one.
+func UntrustedProblem(problems []Problem, name string) (Problem, bool) {
+	for _, p := range problems {
+		if p.Untrusted() && sdk.NameFromPath(p.Path) == name {
+			return p, true
+		}
 	}
-	dir := filepath.Dir(path)
-	if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o002 != 0 && di.Mode()&os.ModeSticky == 0 {
-		return fmt.Errorf("refused: directory %s is world-writable", dir)
-	}
-	return nil
+	return Problem{}, false
 }
 
 // FileSHA256 hashes a file.

@@ -1,5 +1,6 @@
 // Package plugins finds plugin binaries in explicit directories and pins them
 // with a sha256 lock file. Only executables named harden-plugin-<name> are
-// considered; group- or world-writable binaries are refused because anyone
-// who can rewrite them could run code as the operator.
+// considered. A binary or lock file that anyone but root and the invoking
+// user could change — through its owner, its mode or a directory above it —
+// is refused (trust.go), because that user could run code as the operator.
 package plugins

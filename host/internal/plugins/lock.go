@@ -37,12 +37,17 @@ func DefaultLockPath() string {
 	return filepath.Join(dir, "harden", "plugins.lock")
 }
 
-// ReadLock reads a lock file; a missing file is an empty lock.
+// ReadLock reads a lock file; a missing file is an empty lock. A lock file
+// that someone other than root and the invoking user could have rewritten
+// is refused (*UntrustedError): the sha256 pins are only as strong as it.
 func ReadLock(path string) (*Lock, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 		return &Lock{Version: LockVersion, Plugins: map[string]LockEntry{}}, nil
 	}
+	if err := CheckTrusted("plugin lock file", path); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read plugin lock %s: %w", path, err)
 	}
@@ -59,9 +64,12 @@ func ReadLock(path string) (*Lock, error) {
 	return &l, nil
 }
 
-// Write stores the lock atomically.
+// Write stores the lock atomically, only where ReadLock will trust it.
 func (l *Lock) Write(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := CheckTrustedDir("plugin lock directory", filepath.Dir(path)); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(l.Plugins))
