@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -80,14 +82,26 @@ type Target struct {
 var defaultRotation = sdk.Rotation{MaxLifetime: 90 * 24 * time.Hour, RenewBefore: 30 * 24 * time.Hour,
 	AlertAt: []time.Duration{30 * 24 * time.Hour, 14 * 24 * time.Hour, 7 * 24 * time.Hour}}
 
+// MaxPolicySize caps the policy file: it is read and checked before YAML
+// parsing, whose memory grows with the document (a page-long policy is a few
+// KiB; a fleet of a thousand targets is well under 1 MiB).
+const MaxPolicySize = 4 << 20
+
 // Load reads and validates path against the policy schema and harden's own
 // rules. Plugin-specific schemas are checked later with ValidateTarget.
 func Load(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("policy file %s: not found", path)
 		}
+		return nil, fmt.Errorf("policy file %s: %w", path, err)
+	}
+	defer f.Close()
+	// Not required to be a regular file (a pipe or /dev/stdin is fine), but
+	// never read past the cap (/dev/zero).
+	data, err := io.ReadAll(io.LimitReader(f, MaxPolicySize+1))
+	if err != nil {
 		return nil, fmt.Errorf("policy file %s: %w", path, err)
 	}
 	return Parse(path, data)
@@ -97,6 +111,12 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // Parse validates policy bytes; name is used in error messages.
 func Parse(name string, data []byte) (*Policy, error) {
+	if len(data) > MaxPolicySize {
+		return nil, &Error{File: name, Msg: fmt.Sprintf("policy file is larger than %d MiB; a policy is a page of YAML", MaxPolicySize>>20)}
+	}
+	if n := yamlNodeBound(data); n > maxNodes {
+		return nil, &Error{File: name, Msg: fmt.Sprintf("policy file has more than %d YAML values (about %d); split the fleet into several policies", maxNodes, n)}
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -124,6 +144,11 @@ func Parse(name string, data []byte) (*Policy, error) {
 		return nil, err
 	}
 	p := &Policy{File: name, pos: pos}
+	// Secrets first, alone: no later message may quote a value that holds one.
+	if errs := p.scanSecrets(nil, raw); len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errs
+	}
 	if errs := p.validateAgainst(compiledBase, raw, nil); len(errs) > 0 {
 		return nil, errs
 	}
@@ -257,13 +282,17 @@ func (p *Policy) build(doc map[string]any) Errors {
 			errs = append(errs, p.errorAt([]string{"certificates", "vault", "target"}, "target %q uses plugin %s, not vaultpki", p.Certificates.VaultTarget, p.Targets[idx].Plugin))
 		}
 	}
+	sortErrors(errs)
+	return errs
+}
+
+func sortErrors(errs Errors) {
 	slices.SortStableFunc(errs, func(a, b *Error) int {
 		if a.Pos.Line != b.Pos.Line {
 			return a.Pos.Line - b.Pos.Line
 		}
 		return a.Pos.Column - b.Pos.Column
 	})
-	return errs
 }
 
 func asList(v any) []any {
@@ -279,18 +308,28 @@ func strList(v any) []string {
 	return out
 }
 
-// ParseDuration reads 90d, 12h, 30m, 45s.
+// ParseDuration reads 90d, 12h, 30m, 45s exactly: one unsigned integer and
+// one unit (d = 24h). A value whose nanoseconds do not fit in a
+// time.Duration (about 106751 days) is an error, never a wrapped-around
+// negative duration.
 func ParseDuration(s string) (time.Duration, error) {
 	if len(s) < 2 {
 		return 0, fmt.Errorf("invalid duration %q", s)
 	}
-	n, err := strconv.ParseInt(s[:len(s)-1], 10, 32)
-	if err != nil || n < 0 {
+	digits := s[:len(s)-1]
+	if strings.TrimLeft(digits, "0123456789") != "" {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return 0, fmt.Errorf("invalid duration %q", s)
 	}
 	unit := map[byte]time.Duration{'d': 24 * time.Hour, 'h': time.Hour, 'm': time.Minute, 's': time.Second}[s[len(s)-1]]
 	if unit == 0 {
 		return 0, fmt.Errorf("invalid duration %q (use d, h, m or s)", s)
+	}
+	if err != nil || n > int64(math.MaxInt64/unit) {
+		return 0, fmt.Errorf("duration %q is too long (at most %dd)", s, int64(math.MaxInt64/(24*time.Hour)))
 	}
 	return time.Duration(n) * unit, nil
 }
@@ -321,8 +360,19 @@ func (p *Policy) buildProfile(v any) (tlsprofile.Profile, Errors) {
 		}
 		if s, ok := ov["max_certificate_lifespan"].(string); ok {
 			d, err := ParseDuration(s)
-			if err != nil {
-				return base, Errors{p.errorAt(append(path, "max_certificate_lifespan"), "%v", err)}
+			at := append(path, "max_certificate_lifespan")
+			switch {
+			case err != nil:
+				return base, Errors{p.errorAt(at, "%v", err)}
+			case d <= 0:
+				return base, Errors{p.errorAt(at, "must be longer than 0")}
+			case d%(24*time.Hour) != 0:
+				// The profile, and with it the plugin protocol, carries the
+				// lifespan in whole days: rounding either way would judge
+				// certificates against a limit the policy does not state.
+				return base, Errors{p.errorAt(at, "%s is not a whole number of days; the TLS profile's certificate lifespan is counted in days (write e.g. 1d or 30d)", s)}
+			case d/(24*time.Hour) > math.MaxInt32:
+				return base, Errors{p.errorAt(at, "%s is too long", s)}
 			}
 			o.MaxCertificateLifespanDays = int(d / (24 * time.Hour))
 		}
@@ -429,9 +479,6 @@ func (p *Policy) resolvePath(f string) string {
 	return filepath.Join(filepath.Dir(p.File), f)
 }
 
-// secretKey matches keys that hold secrets when written inline.
-var secretKey = regexp.MustCompile(`(?i)(^|_)(password|passwd|passphrase|secret|token|private_key|secret_key|access_key|api_key|credentials?)$`)
-
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func (p *Policy) buildTarget(i int, m map[string]any) (Target, Errors) {
@@ -446,8 +493,8 @@ func (p *Policy) buildTarget(i int, m map[string]any) (Target, Errors) {
 	if spec == nil {
 		spec = map[string]any{}
 	}
-	errs = append(errs, p.findInlineSecrets(append(base, "connection"), conn, &t)...)
-	errs = append(errs, p.findInlineSecrets(append(base, "spec"), spec, nil)...)
+	errs = append(errs, p.findSecretRefs(append(base, "connection"), conn, &t)...)
+	errs = append(errs, p.findSecretRefs(append(base, "spec"), spec, nil)...)
 	t.Connection, _ = json.Marshal(conn)
 	t.Spec, _ = json.Marshal(spec)
 	if c, ok := m["certificate"].(map[string]any); ok {
@@ -480,10 +527,11 @@ func (p *Policy) buildTarget(i int, m map[string]any) (Target, Errors) {
 	return t, errs
 }
 
-// findInlineSecrets walks a block: keys that name secrets must be references
-// (*_env, *_file); PEM private keys may not appear anywhere. The offending
-// value is never echoed.
-func (p *Policy) findInlineSecrets(path []string, m map[string]any, t *Target) Errors {
+// findSecretRefs walks a block for secret references: *_env must name an
+// environment variable, *_file a file; those of a connection block (t set)
+// are what ResolveSecrets reads. Inline secrets were refused by
+// scanSecrets before this runs.
+func (p *Policy) findSecretRefs(path []string, m map[string]any, t *Target) Errors {
 	var errs Errors
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -514,23 +562,14 @@ func (p *Policy) findInlineSecrets(path []string, m map[string]any, t *Target) E
 				t.Secrets = append(t.Secrets, SecretRef{Name: strings.TrimSuffix(k, "_file"), File: p.resolvePath(s), Path: kp})
 			}
 			continue
-		case secretKey.MatchString(k):
-			if _, isObj := v.(map[string]any); !isObj && v != nil {
-				errs = append(errs, p.keyErrorAt(kp, "inline secret: never write secrets in the policy; use %s_env (environment variable) or %s_file (file path)", k, k))
-				continue
-			}
 		}
 		switch x := v.(type) {
-		case string:
-			if strings.Contains(x, "PRIVATE KEY-----") {
-				errs = append(errs, p.errorAt(kp, "inline private key: reference a key file instead"))
-			}
 		case map[string]any:
-			errs = append(errs, p.findInlineSecrets(kp, x, t)...)
+			errs = append(errs, p.findSecretRefs(kp, x, t)...)
 		case []any:
 			for j, e := range x {
 				if em, ok := e.(map[string]any); ok {
-					errs = append(errs, p.findInlineSecrets(append(append([]string(nil), kp...), strconv.Itoa(j)), em, nil)...)
+					errs = append(errs, p.findSecretRefs(append(append([]string(nil), kp...), strconv.Itoa(j)), em, nil)...)
 				}
 			}
 		}
@@ -594,9 +633,9 @@ func (p *Policy) ResolveSecrets(t Target, getenv func(string) (string, bool)) (m
 			}
 			out[ref.Name] = []byte(v)
 		case ref.File != "":
-			b, err := os.ReadFile(ref.File)
+			b, err := ReadBounded(ref.File, Secret)
 			if err != nil {
-				return nil, p.errorAt(ref.Path, "read secret file: %v", err)
+				return nil, p.errorAt(ref.Path, "secret file %v", err)
 			}
 			out[ref.Name] = bytes.TrimRight(b, "\r\n")
 		}

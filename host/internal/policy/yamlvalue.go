@@ -34,13 +34,37 @@ func toValue(n *yaml.Node, path []string, pos positions) (any, error) {
 }
 
 const (
-	maxDepth      = 64
-	maxExpansions = 10000
+	maxDepth = 64
+	// maxNodes caps the values of a document, aliases expanded: a fleet of
+	// thousands of targets fits; parsing stays within tens of MB.
+	maxNodes = 200000
 )
+
+// yamlNodeBound estimates from the bytes alone how many nodes yaml.v3 would
+// build, so a huge document is refused before it is parsed (the parser's
+// memory grows ~200 bytes per node): each flow separator (, [ {), each block
+// indicator (- or : before a space or line end) and each line can start a
+// node. It over-counts (a ':' inside a plain scalar, a multi-line string)
+// at most a few times for ordinary policies.
+func yamlNodeBound(data []byte) int {
+	n := 1
+	for i, b := range data {
+		switch b {
+		case ',', '[', '{', '\n':
+			n++
+		case '-', ':':
+			if i+1 == len(data) || data[i+1] == ' ' || data[i+1] == '\n' || data[i+1] == '\r' || data[i+1] == '\t' {
+				n++
+			}
+		}
+	}
+	return n
+}
 
 type converter struct {
 	pos        positions
 	expansions int
+	aliases    int
 }
 
 func (c *converter) value(n *yaml.Node, path []string) (any, error) {
@@ -48,8 +72,11 @@ func (c *converter) value(n *yaml.Node, path []string) (any, error) {
 		return nil, &Error{Pos: Position{n.Line, n.Column}, Path: path, Msg: fmt.Sprintf("nesting deeper than %d levels", maxDepth)}
 	}
 	c.expansions++
-	if c.expansions > maxExpansions {
-		return nil, &Error{Pos: Position{n.Line, n.Column}, Path: path, Msg: "document expands to too many values (recursive or repeated aliases)"}
+	if c.expansions > maxNodes {
+		if c.aliases > 0 {
+			return nil, &Error{Pos: Position{n.Line, n.Column}, Path: path, Msg: fmt.Sprintf("document expands to more than %d values through its aliases (recursive or repeated aliases)", maxNodes)}
+		}
+		return nil, &Error{Pos: Position{n.Line, n.Column}, Path: path, Msg: fmt.Sprintf("document has more than %d values; split the fleet into several policies", maxNodes)}
 	}
 	pos := c.pos
 	pos[joinPath(path)] = Position{n.Line, n.Column}
@@ -60,6 +87,7 @@ func (c *converter) value(n *yaml.Node, path []string) (any, error) {
 		}
 		return c.value(n.Content[0], path)
 	case yaml.AliasNode:
+		c.aliases++
 		return c.value(n.Alias, path)
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
@@ -72,6 +100,10 @@ func (c *converter) value(n *yaml.Node, path []string) (any, error) {
 				return nil, &Error{Pos: Position{k.Line, k.Column}, Path: path, Msg: "YAML merge keys (<<) are not supported; write the keys out"}
 			}
 			if _, dup := m[k.Value]; dup {
+				if secretKind(k.Value) != "" {
+					// Never quote a key that looks like a secret.
+					return nil, &Error{Pos: Position{k.Line, k.Column}, Path: path, Msg: "duplicate key (one that looks like a secret: never write secrets in the policy)"}
+				}
 				return nil, &Error{Pos: Position{k.Line, k.Column}, Path: append(path, k.Value), Msg: fmt.Sprintf("duplicate key %q", k.Value)}
 			}
 			child := append(append([]string(nil), path...), k.Value)
@@ -106,19 +138,20 @@ func scalar(n *yaml.Node, path []string) (any, error) {
 	case "!!bool":
 		var b bool
 		if err := n.Decode(&b); err != nil {
-			return nil, &Error{Pos: Position{n.Line, n.Column}, Path: path, Msg: err.Error()}
+			// yaml.v3's message quotes the value, which may be a secret.
+			return nil, &Error{Pos: Position{n.Line, n.Column}, Path: path, Msg: "invalid boolean (want true or false)"}
 		}
 		return b, nil
 	case "!!int":
 		var i int64
 		if err := n.Decode(&i); err != nil {
-			return nil, &Error{Pos: Position{n.Line, n.Column}, Path: path, Msg: err.Error()}
+			return nil, &Error{Pos: Position{n.Line, n.Column}, Path: path, Msg: "invalid integer (or out of range)"}
 		}
 		return json.Number(strconv.FormatInt(i, 10)), nil
 	case "!!float":
 		var f float64
 		if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return nil, &Error{Pos: Position{n.Line, n.Column}, Path: path, Msg: "invalid number " + strconv.Quote(n.Value)}
+			return nil, &Error{Pos: Position{n.Line, n.Column}, Path: path, Msg: "invalid number (NaN, infinity or not a number)"}
 		}
 		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
 	case "!!str":
