@@ -1,29 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"maps"
 	"strings"
 )
-
-// escapeValue escapes a properties value so that parseProperties reads it
-// back unchanged (leading blanks, backslashes, line breaks).
-func escapeValue(v string) string {
-	var b strings.Builder
-	for i, c := range v {
-		switch {
-		case c == '\\':
-			b.WriteString(`\\`)
-		case c == '\n':
-			b.WriteString(`\n`)
-		case c == '\r':
-			b.WriteString(`\r`)
-		case (c == ' ' || c == '\t') && i == 0:
-			b.WriteString(`\` + string(c))
-		default:
-			b.WriteRune(c)
-		}
-	}
-	return b.String()
-}
 
 // mergeProperties sets the managed keys in a server.properties text and
 // keeps everything else — unrelated keys, comments, blank lines, their
@@ -39,7 +20,7 @@ func mergeProperties(text string, settings [][2]string) (string, error) {
 	for _, kv := range settings {
 		want[kv[0]] = kv[1]
 	}
-	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	lines := physicalLines(text)
 	replace := map[int]string{} // first line -> new line
 	drop := map[int]bool{}
 	seen := map[string]bool{}
@@ -54,7 +35,7 @@ func mergeProperties(text string, settings [][2]string) (string, error) {
 		if !seen[p.Key] {
 			seen[p.Key] = true
 			delete(drop, p.Line)
-			replace[p.Line] = p.Key + "=" + escapeValue(v)
+			replace[p.Line] = propertyLine(p.Key, v)
 		}
 	}
 	var out []string
@@ -76,12 +57,22 @@ func mergeProperties(text string, settings [][2]string) (string, error) {
 	var missing []string
 	for _, kv := range settings {
 		if !seen[kv[0]] {
-			missing = append(missing, kv[0]+"="+escapeValue(kv[1]))
+			missing = append(missing, propertyLine(kv[0], kv[1]))
 		}
 	}
 	if len(missing) > 0 {
 		out = append(out, "", "# TLS settings managed by harden (harden apply)")
 		out = append(out, missing...)
 	}
-	return strings.Join(out, "\n") + "\n", nil
+	merged := strings.Join(out, "\n") + "\n"
+	// The broker must read exactly the file's keys with the managed ones
+	// set: a last line that ends in a continuation, for one, would swallow
+	// what follows it. Refuse rather than write a file that means more.
+	expect := propertyMap(props)
+	maps.Copy(expect, want)
+	got, err := parseProperties(merged)
+	if err != nil || !maps.Equal(propertyMap(got), expect) {
+		return "", fmt.Errorf("merging the TLS settings would change keys harden does not manage (does the file end in a line continuation?): fix the file by hand first")
+	}
+	return merged, nil
 }

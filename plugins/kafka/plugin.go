@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"strconv"
 	"strings"
 
@@ -95,6 +94,7 @@ func (kafka) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.V
 	if _, err := brokersOf(c, s); err != nil {
 		r.Diagnostics.AddAttributeError(sdk.Path{"connection", "brokers"}, "brokers do not match", err.Error())
 	}
+	addGrammarProblems(c, s, &r.Diagnostics)
 	validateListeners(s.Listeners, sdk.Path{"spec", "listeners"}, s.InterBrokerListener, &r.Diagnostics)
 	for i, b := range s.Brokers {
 		validateListeners(b.Listeners, sdk.Path{"spec", "brokers", strconv.Itoa(i), "listeners"}, s.InterBrokerListener, &r.Diagnostics)
@@ -106,9 +106,6 @@ func validateListeners(ls []listenerSpec, at sdk.Path, inter string, d *sdk.Diag
 	broker := false
 	for i, l := range ls {
 		at := append(append(sdk.Path{}, at...), strconv.Itoa(i))
-		if _, _, err := net.SplitHostPort(l.Address); err != nil {
-			d.AddAttributeError(append(at, "address"), "not host:port", err.Error())
-		}
 		if seen[strings.ToUpper(l.Name)] {
 			d.AddAttributeError(append(at, "name"), "listener name used twice", "")
 		}

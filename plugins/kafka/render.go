@@ -159,6 +159,9 @@ func renderTarget(q sdk.RequestContext, b brokerTarget, all []brokerTarget, cur 
 	rd := rendered{broker: b}
 	_ = q.Target.DecodeConnection(&rd.conn)
 	_ = q.Target.DecodeSpec(&rd.spec)
+	if !addGrammarProblems(rd.conn, rd.spec, d) {
+		return rd, false
+	}
 	if len(q.Certificates.ChainPEM) == 0 || len(q.Certificates.CABundlePEM) == 0 {
 		d.AddAttributeError(sdk.Path{"certificate"}, "Kafka needs a broker certificate and the CA bundle", "set certificate.cert_file/key_file and certificates.files.ca_file")
 		return rd, false
@@ -203,7 +206,15 @@ func renderTarget(q sdk.RequestContext, b brokerTarget, all []brokerTarget, cur 
 	var superUsers []string
 	if rd.mtls {
 		superUsers = append(superUsers, chain[0].Subject.CommonName)
+		if err := certificatePrincipal(chain[0].Subject.CommonName, "broker"); err != nil {
+			d.AddAttributeError(sdk.Path{"certificate"}, "invalid broker certificate", err.Error())
+			return rd, false
+		}
 		if client, err := sdk.ParseCertificatesPEM(q.Certificates.ClientChainPEM); err == nil && len(client) > 0 {
+			if err := certificatePrincipal(client[0].Subject.CommonName, "client"); err != nil {
+				d.AddAttributeError(sdk.Path{"certificate"}, "invalid client certificate", err.Error())
+				return rd, false
+			}
 			superUsers = append(superUsers, client[0].Subject.CommonName)
 		}
 		superUsers = append(superUsers, rd.spec.SuperUsers...)
@@ -218,7 +229,7 @@ func renderTarget(q sdk.RequestContext, b brokerTarget, all []brokerTarget, cur 
 	var conf strings.Builder
 	conf.WriteString("# TLS settings rendered by harden; harden apply merges them into server.properties.\n")
 	for _, kv := range rd.settings {
-		fmt.Fprintf(&conf, "%s=%s\n", kv[0], kv[1])
+		conf.WriteString(propertyLine(kv[0], kv[1]) + "\n")
 	}
 	secrets := fmt.Sprintf("keystore.password=%s\ntruststore.password=%s\n", pw.keystore, pw.truststore)
 	client := clientSettings(q.Policy.Profile, rd.mtls, rd.dir, truststoreName, pw.truststore)
@@ -317,10 +328,10 @@ func clientSettings(p tlsprofile.Profile, mtls bool, dir, truststoreName, trustP
 	lines := []string{
 		"security.protocol=SSL",
 		"ssl.truststore.type=PKCS12",
-		"ssl.truststore.location=" + filepath.Join(dir, truststoreName),
-		"ssl.truststore.password=" + trustPass,
-		"ssl.enabled.protocols=" + strings.Join(versions, ","),
-		"ssl.cipher.suites=" + strings.Join(jsseSuites(p), ","),
+		propertyLine("ssl.truststore.location", filepath.Join(dir, truststoreName)),
+		propertyLine("ssl.truststore.password", trustPass),
+		propertyLine("ssl.enabled.protocols", strings.Join(versions, ",")),
+		propertyLine("ssl.cipher.suites", strings.Join(jsseSuites(p), ",")),
 		"ssl.endpoint.identification.algorithm=https",
 	}
 	if mtls {
@@ -371,11 +382,11 @@ func adminClient(q sdk.RequestContext, mtls bool, dir, truststoreName, trustPass
 		"# harden's admin identity (" + chain[0].Subject.CommonName + ", a super user): kafka-configs.sh/kafka-acls.sh --command-config admin.properties",
 		"security.protocol=SSL",
 		"ssl.truststore.type=PKCS12",
-		"ssl.truststore.location=" + filepath.Join(dir, truststoreName),
-		"ssl.truststore.password=" + trustPass,
+		propertyLine("ssl.truststore.location", filepath.Join(dir, truststoreName)),
+		propertyLine("ssl.truststore.password", trustPass),
 		"ssl.keystore.type=PKCS12",
 		"ssl.keystore.location=admin.p12",
-		"ssl.keystore.password=" + pass,
+		propertyLine("ssl.keystore.password", pass),
 		"ssl.endpoint.identification.algorithm=https",
 	}, "\n") + "\n"
 	return []sdk.Artifact{

@@ -131,8 +131,13 @@ func FuzzParseProperties(f *testing.F) {
 			return
 		}
 		for _, p := range ps {
-			if p.Key == "" || p.Line < 1 {
+			if p.Line < 1 || p.End < p.Line {
 				t.Fatalf("property %+v from %q", p, text)
+			}
+			// harden's writer gives back exactly what it parsed.
+			back, err := parseProperties(propertyLine(p.Key, p.Value) + "\n")
+			if err != nil || len(back) != 1 || back[0].Key != p.Key || back[0].Value != p.Value {
+				t.Fatalf("%q=%q written back reads %+v %v", p.Key, p.Value, back, err)
 			}
 		}
 		_, _ = listenersOf(propertyMap(ps))
