@@ -23,6 +23,24 @@ import (
 // request builds a request for pg with the env's certificate and CA.
 func request(t testing.TB, pg *testenv.Postgres, specJSON string, mtls bool) sdk.RequestContext {
 	t.Helper()
+	return requestFrom(t, paramsOf(pg), specJSON, mtls)
+}
+
+// reqParams is what a request needs from a cluster; a helper process gets
+// it as JSON (see TestApplyHelperProcess).
+type reqParams struct {
+	Host, User, Password                                 string
+	Port                                                 int
+	CertFile, KeyFile, CAFile, ClientCertFile, ClientKey string
+}
+
+func paramsOf(pg *testenv.Postgres) reqParams {
+	return reqParams{Host: pg.Host, Port: pg.Port, User: pg.User, Password: pg.Password(), CertFile: pg.CertFile, KeyFile: pg.KeyFile,
+		CAFile: pg.CAFile(), ClientCertFile: pg.ClientCertFile, ClientKey: pg.ClientKeyFile}
+}
+
+func requestFrom(t testing.TB, p reqParams, specJSON string, mtls bool) sdk.RequestContext {
+	t.Helper()
 	read := func(f string) []byte {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -32,13 +50,13 @@ func request(t testing.TB, pg *testenv.Postgres, specJSON string, mtls bool) sdk
 	}
 	// The cluster starts without TLS: the first login is SCRAM without TLS,
 	// allowed explicitly (as testenv's generated policy does).
-	conn, _ := json.Marshal(map[string]any{"host": pg.Host, "port": pg.Port, "user": pg.User, "password_env": "PGPASSWORD",
+	conn, _ := json.Marshal(map[string]any{"host": p.Host, "port": p.Port, "user": p.User, "password_env": "PGPASSWORD",
 		"allow_plaintext_admin": testenv.PostgresPlaintextAdminReason})
 	rc := sdk.RequestContext{
 		Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},
-		Target: sdk.NewTarget("pg", conn, []byte(specJSON), map[string][]byte{"password": []byte(pg.Password())}),
-		Certificates: sdk.Certificates{ChainPEM: read(pg.CertFile), KeyPEM: read(pg.KeyFile), CABundlePEM: read(pg.CAFile()),
-			ClientChainPEM: read(pg.ClientCertFile), ClientKeyPEM: read(pg.ClientKeyFile)},
+		Target: sdk.NewTarget("pg", conn, []byte(specJSON), map[string][]byte{"password": []byte(p.Password)}),
+		Certificates: sdk.Certificates{ChainPEM: read(p.CertFile), KeyPEM: read(p.KeyFile), CABundlePEM: read(p.CAFile),
+			ClientChainPEM: read(p.ClientCertFile), ClientKeyPEM: read(p.ClientKey)},
 	}
 	rc.Policy.Rotation.RenewBefore = 7 * 24 * 3600 * 1e9
 	if mtls {
