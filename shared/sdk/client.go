@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,7 +90,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	cmd := exec.Command(cfg.Path)
 	cmd.Env = append(append([]string{}, cfg.Env...), envTLSFD+"=3")
 	cmd.ExtraFiles = []*os.File{tlsR}
-	setParentDeathSignal(cmd)
+	setProcessAttributes(cmd)
 	logOut := cfg.LogOutput
 	if logOut == nil {
 		logOut = io.Discard
@@ -111,6 +112,9 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	if stderr == nil {
 		stderr = logOut
 	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "plugin." + name, Output: logOut, Level: level,
+		// The host's own log lines are plain text on stderr.
+		DisableTime: true})
 	gp := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		VersionedPlugins: versionedPlugins(nil),
@@ -124,9 +128,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		Managed:          false,
 		SyncStdout:       stdout,
 		SyncStderr:       stderr,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "plugin." + name, Output: logOut, Level: level,
-			// The host's own log lines are plain text on stderr.
-			DisableTime: true}),
+		Logger:           logger,
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(maxMessageSize), grpc.MaxCallSendMsgSize(maxMessageSize))},
 	})
@@ -144,21 +146,78 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		raw, err := rpcClient.Dispense(pluginKey)
 		done <- result{raw, err}
 	}()
+	shutdown := func() { shutdownPlugin(gp, logger) }
 	select {
 	case <-ctx.Done():
-		gp.Kill()
+		shutdown()
 		return nil, fmt.Errorf("plugin %s: launch cancelled: %w", name, ctx.Err())
 	case r := <-done:
 		if r.err != nil {
-			gp.Kill()
+			shutdown()
 			return nil, fmt.Errorf("plugin %s (%s): %w", name, cfg.Path, launchError(r.err))
 		}
 		if gp.NegotiatedVersion() != ProtocolVersion {
-			gp.Kill()
+			shutdown()
 			return nil, fmt.Errorf("plugin %s speaks protocol %d, this host speaks %d", name, gp.NegotiatedVersion(), ProtocolVersion)
 		}
-		return &Client{name: name, gp: gp, rpc: r.raw.(pb.TargetServiceClient), closeFn: gp.Kill}, nil
+		return &Client{name: name, gp: gp, rpc: r.raw.(pb.TargetServiceClient), closeFn: shutdown}, nil
 	}
+}
+
+// How long closing a plugin may take (README "Plugins and trust"): the
+// plugin gets GracefulExit to exit once its connection is closed (go-plugin
+// waits as long), then its whole process group is SIGKILLed and go-plugin's
+// own waits get KillWait more. A plugin's descendant that left the group
+// (setsid) and still holds its stdout is not waited for beyond that.
+const (
+	GracefulExit = 2 * time.Second
+	KillWait     = 2 * time.Second
+)
+
+// shutdownPlugin ends a plugin process and everything it started, within
+// GracefulExit + KillWait. go-plugin's Kill alone can block for good: it
+// waits for its stdout/stderr readers, which a child still holding the pipes
+// never lets finish, and it kills the plugin process only.
+func shutdownPlugin(gp *plugin.Client, log hclog.Logger) {
+	// gp.ID waits for a launch still in progress (bounded by its start
+	// timeout), as gp.Kill does; after gp.Kill it no longer knows the pid.
+	pid := pidOf(gp)
+	done := make(chan struct{})
+	go func() { gp.Kill(); close(done) }()
+	graceful := time.NewTimer(GracefulExit)
+	defer graceful.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-graceful.C:
+			break wait
+		case <-poll.C:
+			// The plugin is gone but go-plugin still waits: a child
+			// holds the pipes. No need to wait out the grace.
+			if pid > 0 && processExited(pid) {
+				break wait
+			}
+		}
+	}
+	// Always, also after a clean exit: nothing the plugin started outlives
+	// it.
+	if err := killProcessGroup(pid); err != nil {
+		log.Warn("killing the plugin's process group", "pgid", pid, "error", err)
+	}
+	select {
+	case <-done:
+	case <-time.After(KillWait):
+		log.Warn("plugin's output pipes still open after its process group was killed (a descendant left the group); not waiting for it", "pgid", pid)
+	}
+}
+
+func pidOf(gp *plugin.Client) int {
+	pid, _ := strconv.Atoi(gp.ID())
+	return pid
 }
 
 // ErrChecksumMismatch: the binary's sha256 differs from the pinned one.
@@ -194,8 +253,17 @@ func InProcess(p Plugin) *Client {
 // Name is the plugin name derived from its binary.
 func (c *Client) Name() string { return c.name }
 
-// Close kills the plugin process (or stops the in-process server).
+// Close ends the plugin process and its process group (or stops the
+// in-process server), within GracefulExit + KillWait.
 func (c *Client) Close() { c.closeFn() }
+
+// Kill SIGKILLs the plugin's whole process group at once, without a
+// graceful exit (a second Ctrl-C). Close must still be called.
+func (c *Client) Kill() {
+	if c.gp != nil {
+		_ = killProcessGroup(pidOf(c.gp))
+	}
+}
 
 // Exited reports whether the plugin process has exited.
 func (c *Client) Exited() bool { return c.gp != nil && c.gp.Exited() }

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
@@ -53,7 +55,7 @@ func (echo) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse
 	 "properties":{"address":{"type":"string"},"state_file":{"type":"string"},"token_env":{"type":"string"}}}`)
 	r.Spec = []byte(`{"type":"object","additionalProperties":false,"properties":{
 	 "settings":{"type":"object","additionalProperties":{"type":"string"}},
-	 "mode":{"enum":["normal","crash","hang","stdout","empty","allskip","invalid","evidence","issuer-fail","issuer-empty"]},
+	 "mode":{"enum":["normal","crash","hang","stdout","empty","allskip","invalid","evidence","issuer-fail","issuer-empty","child","child-hang","rollback","stuck"]},
 	 "forbidden_env":{"type":"array","items":{"type":"string"}}}}`)
 }
 
@@ -143,7 +145,8 @@ func (e echo) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespons
 	if !ok {
 		return
 	}
-	if s.Mode == "hang" {
+	switch s.Mode {
+	case "hang":
 		// A slow apply that honours cancellation: Ctrl-C must stop it
 		// before anything is written.
 		select {
@@ -152,6 +155,19 @@ func (e echo) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespons
 			return
 		case <-time.After(time.Hour):
 		}
+	case "rollback":
+		// What a crash-consistent apply does when the host stops it: it
+		// rolls its current step back (which takes a moment) and says so.
+		select {
+		case <-ctx.Done():
+			time.Sleep(1500 * time.Millisecond)
+			r.Diagnostics.AddTargetError("echo.apply.interrupted", "apply interrupted: rolled back the current step",
+				fmt.Errorf("%v; the state file is as it was", context.Cause(ctx)))
+			return
+		case <-time.After(time.Hour):
+		}
+	case "stuck":
+		time.Sleep(time.Hour) // ignores cancellation on purpose
 	}
 	var plan sdk.PlanResponse
 	e.Plan(ctx, sdk.PlanRequest{RequestContext: q.RequestContext}, &plan)
@@ -186,6 +202,25 @@ func (echo) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespon
 		return
 	}
 	sdk.Log().Info("verifying", "target", q.Target.Name, "address", c.Address)
+	if s.Mode == "child" || s.Mode == "child-hang" {
+		// A child that keeps the plugin's stdout and stderr open, as a
+		// helper a plugin runs (or a daemon it starts) might: fds 1 and 2
+		// are the host's pipes (os.Stdout is go-plugin's own by now).
+		child := exec.Command("sleep", "300")
+		child.Stdout, child.Stderr = os.NewFile(1, "stdout"), os.NewFile(2, "stderr")
+		if err := child.Start(); err != nil {
+			r.Diagnostics.AddError("start child", err.Error())
+			return
+		}
+		pids := fmt.Sprintf("%d %d %d\n", os.Getpid(), syscall.Getpgrp(), child.Process.Pid)
+		if err := os.WriteFile(c.StateFile+".pids", []byte(pids), 0o600); err != nil {
+			r.Diagnostics.AddError("write pids", err.Error())
+			return
+		}
+		if s.Mode == "child-hang" {
+			time.Sleep(time.Hour) // ignores cancellation on purpose
+		}
+	}
 	switch s.Mode {
 	case "crash":
 		os.Exit(7)
