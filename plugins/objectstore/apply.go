@@ -14,6 +14,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/sse"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // live is the bucket's current encryption default and policy.
@@ -95,8 +96,9 @@ func (t *target) desired(l live) (wantPolicy string, changes []sdk.Change, err e
 	return wantPolicy, changes, nil
 }
 
-func token(l live, changes []sdk.Change) []byte {
+func token(l live, changes []sdk.Change, journal string) []byte {
 	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", journal)
 	fmt.Fprintf(h, "%s|%s\n", describeEncryption(l.encryption), l.policy)
 	for _, c := range changes {
 		fmt.Fprintf(h, "%s|%s\n", c.Resource, c.After)
@@ -135,45 +137,102 @@ func plan(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (*plann
 // Plan lists the encryption default and policy changes.
 func (objectStore) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
 	if p, ok := plan(ctx, q.RequestContext, &r.Diagnostics); ok {
-		r.Changes, r.PlanToken = p.changes, token(p.live, p.changes)
+		r.Changes = p.changes
+		p.planJournal(r)
+		notice, _, _ := p.noticeFor()
+		r.PlanToken = token(p.live, p.changes, notice)
 	}
 }
 
 // Apply backs up the live configuration (0600), sets the encryption
 // default and the merged policy, then checks harden can still list the
-// bucket over TLS; any failure restores what was there.
+// bucket over TLS; any failure restores what was there. An intent journal
+// (per endpoint and bucket, under a lock) is durable before the first
+// change: a run killed halfway is found by the next plan, verify and apply,
+// and that apply completes it (and confirms access) or restores the
+// configuration the killed run started from. Ctrl-C (the host's Stop)
+// restores at the next step boundary.
 func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
 	p, ok := plan(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
 		return
 	}
 	t, l, wantPolicy, changes := p.target, p.live, p.wantPolicy, p.changes
-	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(l, changes)) {
+	jp, lp, err := t.journalPaths()
+	if err != nil {
+		r.Diagnostics.AddTargetError("s3.apply.journal", "no place for the apply journal; nothing was changed", err)
+		return
+	}
+	if notice, _, _ := applykit.Notice(jp, lp); len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(l, changes, notice)) {
 		r.Diagnostics.AddTargetError("s3.plan_stale", "the bucket changed since the plan was made", errors.New("run harden plan again"))
 		return
 	}
-	if len(changes) == 0 {
+	intent := make([]string, 0, len(changes))
+	for _, c := range changes {
+		intent = append(intent, c.Resource+": "+c.After)
+	}
+	s, err := applykit.Start(jp, lp, applykit.State{Plugin: "objectstore", Target: q.Target.Name, Phase: stepBegun, Intent: intent, Data: original(l)})
+	if errors.Is(err, applykit.ErrLocked) {
+		r.Diagnostics.AddTargetError("s3.apply.locked", "another harden apply is running on this bucket; nothing was changed", err)
 		return
 	}
-	backup, err := t.backup(q.Target.Name, l)
 	if err != nil {
+		r.Diagnostics.AddTargetError("s3.apply.journal", "cannot write the apply journal; nothing was changed", err)
+		return
+	}
+	from := l // what a failure restores: where this run, or the killed one, started
+	if s.Interrupted != nil {
+		if from, err = fromOriginal(s.Interrupted.Data); err != nil {
+			s.Keep()
+			r.Diagnostics.AddTargetError("s3.apply.journal", "the journal of the interrupted apply cannot be used; inspect or remove it", err)
+			return
+		}
+		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "s3.apply.interrupted",
+			Summary: applykit.Describe(*s.Interrupted) + "; this apply completes it"})
+	}
+	if len(changes) == 0 && s.Interrupted == nil {
+		s.Done()
+		return
+	}
+	backup, err := t.backup(q.Target.Name, from)
+	if err != nil {
+		s.Done()
 		r.Diagnostics.AddTargetError("s3.backup", "cannot back up the bucket configuration; nothing was changed", err)
 		return
 	}
 	restore := func(cause error) {
-		rerr := t.restore(context.WithoutCancel(ctx), l)
-		if rerr != nil {
-			r.Diagnostics.AddTargetError("s3.apply", "apply failed and restoring FAILED (backup: "+backup+")", errors.Join(cause, rerr))
+		if rerr := t.restoreBounded(ctx, from); rerr != nil {
+			s.Keep() // the next apply tries again
+			r.Diagnostics.AddTargetError("s3.apply", "apply failed and restoring FAILED (backup: "+backup+"; the journal is kept for the next apply)", errors.Join(cause, rerr))
 			return
 		}
-		r.Diagnostics.AddTargetError("s3.apply", "apply failed; the previous configuration is restored", cause)
+		if derr := s.Done(); derr != nil {
+			cause = errors.Join(cause, derr)
+		}
+		code, what := "s3.apply", "apply failed; the previous configuration is restored"
+		if ctx.Err() != nil {
+			code, what = "s3.apply.interrupted", "apply was interrupted; the previous configuration is restored"
+		}
+		r.Diagnostics.AddTargetError(code, what, cause)
+	}
+	if err := step(ctx, s, stepBegun); err != nil {
+		restore(err)
+		return
 	}
 	if err := t.cl.SetBucketEncryption(ctx, t.spec.Bucket, t.wantEncryption()); err != nil {
 		restore(fmt.Errorf("SetBucketEncryption: %w", err))
 		return
 	}
+	if err := step(ctx, s, stepEncryption); err != nil {
+		restore(err)
+		return
+	}
 	if err := t.cl.SetBucketPolicy(ctx, t.spec.Bucket, wantPolicy); err != nil {
 		restore(fmt.Errorf("SetBucketPolicy: %w", err))
+		return
+	}
+	if err := step(ctx, s, stepPolicy); err != nil {
+		restore(err)
 		return
 	}
 	// Lockout check: harden (this identity) still lists the bucket over TLS.
@@ -183,6 +242,13 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	if obj, ok := <-t.cl.ListObjects(lctx, t.spec.Bucket, minio.ListObjectsOptions{MaxKeys: 1}); ok && obj.Err != nil {
 		restore(fmt.Errorf("after the change this identity cannot list the bucket over TLS: %w", obj.Err))
 		return
+	}
+	if err := step(ctx, s, stepConfirmed); err != nil && ctx.Err() == nil {
+		restore(err) // the journal could not be written
+		return
+	}
+	if err := s.Done(); err != nil {
+		r.Diagnostics.AddTargetError("s3.apply.journal", "applied and confirmed, but the journal could not be removed", err)
 	}
 	r.Applied = changes
 }

@@ -57,6 +57,7 @@ func (objectStore) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.Verif
 		return
 	}
 	subject := "bucket " + t.spec.Bucket + " at " + t.conn.Endpoint
+	t.verifyJournal(&r.Diagnostics)
 	scan := make(chan []checks.Check, 1)
 	go func() { scan <- t.scanTLS(ctx, q.RequestContext) }()
 	l, err := t.read(ctx)

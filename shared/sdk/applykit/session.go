@@ -1,0 +1,147 @@
+package applykit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// A Session is one apply of one target under its lock, with its intent
+// journal: the shape for plugins that change a system through its API
+// (Vault, an object store), where there is no server directory to keep the
+// journal in. Every API call is atomic on the server, so a killed run
+// leaves some of its steps done: the next plan lists what remains (and says
+// a run was interrupted), the next apply completes it — or rolls back to
+// the state the killed run started from, which the plugin keeps in
+// State.Data — and only then removes the journal.
+type Session struct {
+	Journal *Journal
+	// Interrupted is the state of a killed run found at Start (nil when
+	// there was none); its Data is what that run started from.
+	Interrupted *State
+	unlock      func()
+}
+
+// CrashEnv names the fault hook of the interruption tests: a plugin process
+// started with HARDEN_CRASH_AT=<plugin>:<phase> SIGKILLs itself when its
+// session reaches that phase (no cleanup, as kill -9 would). Unset, it does
+// nothing.
+const CrashEnv = "HARDEN_CRASH_AT"
+
+var crashAt = os.Getenv(CrashEnv)
+
+// StateDir is where journals of API-driven targets live:
+// $HOME/.local/state/harden/journal, created 0700.
+func StateDir() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no directory for the apply journal: %w", err)
+	}
+	dir := filepath.Join(home, ".local", "state", "harden", "journal")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create the journal directory: %w", err)
+	}
+	return dir, nil
+}
+
+// TargetPaths are the journal and lock paths for one target: dir ("" =
+// StateDir) and a name from the plugin and a hash of what identifies the
+// live system (an endpoint and a bucket, a Vault address and a mount), so
+// two policies naming one system share the lock.
+func TargetPaths(dir, plugin string, identity ...string) (journal, lock string, err error) {
+	if dir == "" {
+		if dir, err = StateDir(); err != nil {
+			return "", "", err
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("create the journal directory: %w", err)
+	}
+	sum := sha256.Sum256([]byte(strings.Join(identity, "\x00")))
+	base := filepath.Join(dir, plugin+"-"+hex.EncodeToString(sum[:8]))
+	return base + ".journal", base + ".lock", nil
+}
+
+// Start takes the target's lock (ErrLocked when another apply holds it),
+// reads a killed run's journal and resumes it (Interrupted set), or begins
+// a new one with s. The journal is durable before Start returns.
+func Start(journal, lock string, s State) (*Session, error) {
+	unlock, err := Lock(lock)
+	if err != nil {
+		return nil, err
+	}
+	old, err := Open(journal)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	if old == nil {
+		j, err := Begin(journal, s)
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		return &Session{Journal: j, unlock: unlock}, nil
+	}
+	was := old.State
+	old.State.PID = os.Getpid()
+	old.State.Intent = append(append([]string(nil), was.Intent...), s.Intent...)
+	old.State.Phase = "resumed"
+	if err := old.Save(); err != nil {
+		unlock()
+		return nil, err
+	}
+	return &Session{Journal: old, Interrupted: &was, unlock: unlock}, nil
+}
+
+// Step marks a step boundary: the phase goes into the journal, the fault
+// hook fires, and the request's cancellation (the host's Stop on Ctrl-C,
+// its timeout) is returned so the caller finishes or rolls back here.
+func (s *Session) Step(ctx context.Context, phase string) error {
+	if err := s.Journal.SetPhase(phase); err != nil {
+		return err
+	}
+	if crashAt != "" && crashAt == s.Journal.State.Plugin+":"+phase {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
+	return context.Cause(ctx)
+}
+
+// Done removes the journal (the run completed or rolled back) and unlocks.
+func (s *Session) Done() error {
+	defer s.unlock()
+	return s.Journal.Done()
+}
+
+// Keep unlocks and leaves the journal for the next run (a rollback that
+// failed: the next apply must try again).
+func (s *Session) Keep() { s.unlock() }
+
+// Describe is the one sentence plan, verify and apply use for a killed run.
+func Describe(s State) string {
+	return fmt.Sprintf("an apply was interrupted at %s (pid %d, %s)", s.Phase, s.PID, s.Started.UTC().Format(time.RFC3339))
+}
+
+// Notice is what plan and verify say about a target's journal: "" when
+// there is none; running when an apply holds the lock right now.
+func Notice(journal, lock string) (notice string, running bool, err error) {
+	j, err := Open(journal)
+	if err != nil || j == nil {
+		return "", false, err
+	}
+	unlock, lerr := Lock(lock)
+	if errors.Is(lerr, ErrLocked) {
+		return fmt.Sprintf("an apply is running (pid %d, since %s, at %s)", j.State.PID, j.State.Started.UTC().Format(time.RFC3339), j.State.Phase), true, nil
+	}
+	if lerr == nil {
+		unlock()
+	}
+	return Describe(j.State), false, nil
+}
