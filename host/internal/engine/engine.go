@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -109,7 +110,9 @@ type Engine struct {
 	// NoIssue: never ask a certificate source for new certificates (verify).
 	NoIssue bool
 	// Getenv resolves *_env secrets of the issuer target (default os.LookupEnv).
-	Getenv  func(string) (string, bool)
+	Getenv func(string) (string, bool)
+	// Now is the clock certificates are judged by (default time.Now).
+	Now     func() time.Time
 	opts    Options
 	Plugins map[string]*Plugin
 	// Failed holds launch failures in OpenEach mode.
@@ -388,58 +391,78 @@ func (e *Engine) Request(ctx context.Context, pol *policy.Policy, t policy.Targe
 	return sdk.RequestContext{Policy: pol.Context(), Target: sdk.NewTarget(t.Name, t.Connection, t.Spec, secrets), Certificates: certs}, err
 }
 
-// certificates loads t's certificate material from the policy's source.
+// certificates loads t's certificate material from the policy's source and,
+// unless NoIssue (verify judges what is live, expired or not), refuses
+// material that is not valid now: a plugin would put it live and fail.
 func (e *Engine) certificates(ctx context.Context, pol *policy.Policy, t policy.Target) (sdk.Certificates, error) {
+	c, err := e.loadCertificates(ctx, pol, t)
+	if err != nil || e.NoIssue {
+		return c, err
+	}
+	if err := checkValidity(pol, t, c, e.now()); err != nil {
+		return c, configErr(err)
+	}
+	return c, nil
+}
+
+func (e *Engine) loadCertificates(ctx context.Context, pol *policy.Policy, t policy.Target) (sdk.Certificates, error) {
 	var c sdk.Certificates
+	// Every file is read bounded (regular, at most policy.MaxFileSize, keys
+	// private) and its problems are placed at the policy line naming it.
 	if pol.Certificates.CAFile != "" {
-		ca, err := os.ReadFile(pol.Certificates.CAFile)
+		at := []string{"certificates", "files", "ca_file"}
+		ca, err := pol.ReadFileAt(at, pol.Certificates.CAFile, policy.Public)
 		if err != nil {
-			return c, configErr(fmt.Errorf("certificates.files.ca_file: %w", err))
+			return c, configErr(err)
 		}
 		if err := checkCerts(ca); err != nil {
-			return c, configErr(fmt.Errorf("certificates.files.ca_file %s: %w", pol.Certificates.CAFile, err))
+			return c, configErr(pol.ErrorAt(at, "%s: %v", pol.Certificates.CAFile, err))
 		}
 		c.CABundlePEM = ca
 	}
 	if pol.Certificates.CRLFile != "" {
-		crl, err := os.ReadFile(pol.Certificates.CRLFile)
+		at := []string{"certificates", "files", "crl_file"}
+		crl, err := pol.ReadFileAt(at, pol.Certificates.CRLFile, policy.Public)
 		if err != nil {
-			return c, configErr(fmt.Errorf("certificates.files.crl_file: %w", err))
+			return c, configErr(err)
 		}
 		block, _ := pem.Decode(crl)
 		if block == nil || block.Type != "X509 CRL" {
-			return c, configErr(fmt.Errorf("certificates.files.crl_file %s: no PEM X509 CRL", pol.Certificates.CRLFile))
+			return c, configErr(pol.ErrorAt(at, "%s: no PEM X509 CRL", pol.Certificates.CRLFile))
 		}
 		if _, err := x509.ParseRevocationList(block.Bytes); err != nil {
-			return c, configErr(fmt.Errorf("certificates.files.crl_file %s: %w", pol.Certificates.CRLFile, err))
+			return c, configErr(pol.ErrorAt(at, "%s: %v", pol.Certificates.CRLFile, err))
 		}
 		c.CRLPEM = crl
 	}
 	if t.CertFile != "" {
-		chain, err := os.ReadFile(t.CertFile)
-		if err != nil {
-			return c, configErr(fmt.Errorf("target %s: certificate.cert_file: %w", t.Name, err))
+		read := func(field, file string, kind policy.FileKind) ([]byte, error) {
+			return pol.ReadFileAt(certificateField(t, field), file, kind)
 		}
-		key, err := os.ReadFile(t.KeyFile)
+		chain, err := read("cert_file", t.CertFile, policy.Public)
 		if err != nil {
-			return c, configErr(fmt.Errorf("target %s: certificate.key_file: %w", t.Name, err))
+			return c, configErr(err)
+		}
+		key, err := read("key_file", t.KeyFile, policy.Secret)
+		if err != nil {
+			return c, configErr(err)
 		}
 		if _, err := tls.X509KeyPair(chain, key); err != nil {
 			// The tls error never contains key material.
-			return c, configErr(fmt.Errorf("target %s: certificate %s and key %s do not form a valid pair: %v", t.Name, t.CertFile, t.KeyFile, err))
+			return c, configErr(pol.ErrorAt(certificateField(t, "cert_file"), "certificate %s and key %s do not form a valid pair: %v", t.CertFile, t.KeyFile, err))
 		}
 		c.ChainPEM, c.KeyPEM = chain, key
 		if t.ClientCertFile != "" {
-			cchain, err := os.ReadFile(t.ClientCertFile)
+			cchain, err := read("client_cert_file", t.ClientCertFile, policy.Public)
 			if err != nil {
-				return c, configErr(fmt.Errorf("target %s: certificate.client_cert_file: %w", t.Name, err))
+				return c, configErr(err)
 			}
-			ckey, err := os.ReadFile(t.ClientKeyFile)
+			ckey, err := read("client_key_file", t.ClientKeyFile, policy.Secret)
 			if err != nil {
-				return c, configErr(fmt.Errorf("target %s: certificate.client_key_file: %w", t.Name, err))
+				return c, configErr(err)
 			}
 			if _, err := tls.X509KeyPair(cchain, ckey); err != nil {
-				return c, configErr(fmt.Errorf("target %s: client certificate %s and key %s do not form a valid pair: %v", t.Name, t.ClientCertFile, t.ClientKeyFile, err))
+				return c, configErr(pol.ErrorAt(certificateField(t, "client_cert_file"), "client certificate %s and key %s do not form a valid pair: %v", t.ClientCertFile, t.ClientKeyFile, err))
 			}
 			c.ClientChainPEM, c.ClientKeyPEM = cchain, ckey
 		}
@@ -449,6 +472,73 @@ func (e *Engine) certificates(ctx context.Context, pol *policy.Policy, t policy.
 		return e.issue(ctx, pol, t, c)
 	}
 	return c, nil
+}
+
+func certificateField(t policy.Target, field string) []string {
+	return []string{"targets", strconv.Itoa(t.Index), "certificate", field}
+}
+
+// checkValidity: every certificate handed to t's plugin — its chain, harden's
+// client chain and the CA bundle — must be valid now (not before <= now <
+// not after). The error names where the certificate came from (the policy
+// line of its file, or the issuer) and its dates.
+func checkValidity(pol *policy.Policy, t policy.Target, c sdk.Certificates, now time.Time) error {
+	issued := pol.Certificates.Source == "vault-pki" && t.CertFile == ""
+	issuer := "issued by certificate source vault-pki (target " + pol.Certificates.VaultTarget + ")"
+	for _, m := range []struct {
+		pem   []byte
+		field []string
+		file  string
+		what  string
+	}{
+		{c.CABundlePEM, []string{"certificates", "files", "ca_file"}, pol.Certificates.CAFile, "CA bundle"},
+		{c.ChainPEM, certificateField(t, "cert_file"), t.CertFile, "certificate"},
+		{c.ClientChainPEM, certificateField(t, "client_cert_file"), t.ClientCertFile, "client certificate"},
+	} {
+		if len(m.pem) == 0 {
+			continue
+		}
+		certs, err := sdk.ParseCertificatesPEM(m.pem)
+		if err != nil {
+			continue // the loader already refused unreadable material
+		}
+		for _, cert := range certs {
+			why := validityProblem(cert, now)
+			if why == "" {
+				continue
+			}
+			if issued || (m.what == "CA bundle" && pol.Certificates.CAFile == "") {
+				return fmt.Errorf("target %s: %s %s %s %s", t.Name, m.what, issuer, describeCert(cert), why)
+			}
+			return pol.ErrorAt(m.field, "%s %s %s %s", m.what, m.file, describeCert(cert), why)
+		}
+	}
+	return nil
+}
+
+func validityProblem(cert *x509.Certificate, now time.Time) string {
+	const day = "2006-01-02 15:04:05 MST"
+	switch {
+	case now.Before(cert.NotBefore):
+		return fmt.Sprintf("is not valid yet: valid from %s to %s (now %s)", cert.NotBefore.UTC().Format(day), cert.NotAfter.UTC().Format(day), now.UTC().Format(day))
+	case !now.Before(cert.NotAfter):
+		return fmt.Sprintf("has expired: valid from %s to %s (now %s)", cert.NotBefore.UTC().Format(day), cert.NotAfter.UTC().Format(day), now.UTC().Format(day))
+	}
+	return ""
+}
+
+func describeCert(cert *x509.Certificate) string {
+	if s := cert.Subject.String(); s != "" {
+		return "(subject " + s + ")"
+	}
+	return "(serial " + cert.SerialNumber.String() + ")"
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
 }
 
 // issue gets t's certificates from the issuer target (certificates.source
@@ -525,8 +615,8 @@ type issueFunc func(usage, cn string, names []string, csr []byte) (sdk.Certifica
 // the issuer sign it.
 func (e *Engine) storedOrIssued(pol *policy.Policy, t policy.Target, dir, kind, usage, cn string, names []string, caPEM []byte, call issueFunc) ([]byte, []byte, error) {
 	certFile, keyFile := filepath.Join(dir, kind+".pem"), filepath.Join(dir, kind+"-key.pem")
-	chain, cerr := os.ReadFile(certFile)
-	key, kerr := os.ReadFile(keyFile)
+	chain, cerr := policy.ReadBounded(certFile, policy.Public)
+	key, kerr := policy.ReadBounded(keyFile, policy.Secret)
 	if cerr == nil && kerr == nil && stale(chain, key, caPEM, names, pol.Certificates.Rotation.RenewBefore) == "" {
 		return chain, key, nil
 	}

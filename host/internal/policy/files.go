@@ -38,7 +38,7 @@ func ReadBounded(path string, kind FileKind) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: no such file", path)
+			return nil, &notExistError{path}
 		}
 		return nil, err
 	}
@@ -59,6 +59,13 @@ func ReadBounded(path string, kind FileKind) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// notExistError is fs.ErrNotExist with a shorter message than the os
+// package's "open PATH: no such file or directory".
+type notExistError struct{ path string }
+
+func (e *notExistError) Error() string { return e.path + ": no such file" }
+func (e *notExistError) Unwrap() error { return fs.ErrNotExist }
 
 func checkFileInfo(path string, st fs.FileInfo, kind FileKind) error {
 	if !st.Mode().IsRegular() {
@@ -105,6 +112,12 @@ func (p *Policy) ReadFileAt(path []string, file string, kind FileKind) ([]byte, 
 		return nil, p.errorAt(path, "%v", err)
 	}
 	return data, nil
+}
+
+// ErrorAt is an error placed at path's line in the policy, e.g. about a
+// certificate read from the file named there.
+func (p *Policy) ErrorAt(path []string, format string, args ...any) *Error {
+	return p.errorAt(path, format, args...)
 }
 
 // NamedFile is a file the policy says must exist, with where it is named.
@@ -178,7 +191,7 @@ func checkFile(path string, kind FileKind) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: no such file", path)
+			return &notExistError{path}
 		}
 		return err
 	}
