@@ -67,6 +67,7 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	if !ok {
 		return
 	}
+	verifyJournal(st, &r.Diagnostics)
 	// Vault's own listener, scanned like any endpoint (its own CA).
 	listener := make(chan []checks.Check, 1)
 	go func() { listener <- scanListener(ctx, q.RequestContext, st) }()
