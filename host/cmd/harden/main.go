@@ -12,8 +12,12 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args, cli.DefaultIO())
-	stop()
-	os.Exit(code)
+	// The CLI decides what a signal means (cli.interrupts): the first one
+	// during an apply step lets the plugin finish or roll back that step,
+	// anywhere else it stops at once; a second one kills the plugins.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	io := cli.DefaultIO()
+	io.Signals = sigs
+	os.Exit(cli.Run(context.Background(), os.Args, io))
 }

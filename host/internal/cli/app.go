@@ -34,6 +34,11 @@ type IO struct {
 	// IsTerminal reports whether stdin is an interactive terminal.
 	IsTerminal func() bool
 	Getenv     func(string) (string, bool)
+	// Signals delivers SIGINT and SIGTERM (main); nil when the caller ends
+	// ctx instead, which stops everything at once.
+	Signals <-chan os.Signal
+
+	interrupts *interrupts
 }
 
 // DefaultIO is the process's real streams.
@@ -105,6 +110,14 @@ func NewApp(io IO) *cli.App {
 
 // Run executes the CLI and returns the exit code, printing any error once.
 func Run(ctx context.Context, args []string, io IO) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	io.interrupts = &interrupts{stderr: io.Stderr, cancel: cancel}
+	if io.Signals != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go io.interrupts.watch(io.Signals, stop)
+	}
 	err := NewApp(io).RunContext(ctx, args)
 	if err == nil {
 		return ExitOK
@@ -118,6 +131,115 @@ func Run(ctx context.Context, args []string, io IO) int {
 		fmt.Fprintf(io.Stderr, "harden: %v\n", err)
 	}
 	return code
+}
+
+// ApplyGrace is how long harden waits, after the first SIGINT/SIGTERM
+// during an apply step, for the plugin to finish or roll back that step
+// (README "Exit codes"); then it kills the plugin as a second signal does.
+var ApplyGrace = 60 * time.Second
+
+// interrupts turns SIGINT and SIGTERM into what the running command needs.
+// The first signal ends every call at once (ctx), except while a plugin
+// applies a step: a plugin killed mid-step leaves its target half-changed
+// until the next run recovers it from the journal, so the plugin is told to
+// stop (Stop ends its request context, and a crash-consistent apply then
+// finishes or rolls back its current step), and harden waits up to
+// ApplyGrace for the answer, prints it and exits 130. A second signal, or
+// the grace running out, kills the plugins' process groups at once.
+type interrupts struct {
+	stderr io.Writer
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	signals int
+	eng     *engine.Engine // its plugins are killed on abort
+	step    string         // the target whose apply step is running
+	grace   *time.Timer
+}
+
+func (in *interrupts) watch(sigs <-chan os.Signal, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-sigs:
+			in.signal()
+		}
+	}
+}
+
+func (in *interrupts) signal() {
+	in.mu.Lock()
+	in.signals++
+	n, step, eng := in.signals, in.step, in.eng
+	if n == 1 && step != "" && eng != nil {
+		in.grace = time.AfterFunc(ApplyGrace, func() {
+			fmt.Fprintf(in.stderr, "harden: %s did not finish or roll back its current step within %v; killing its plugin now\n", step, ApplyGrace)
+			in.abort()
+		})
+	}
+	in.mu.Unlock()
+	switch {
+	case n == 1 && step != "" && eng != nil:
+		fmt.Fprintf(in.stderr, "interrupted: waiting for %s to finish or roll back its current step (press Ctrl-C again to abort now; the next harden run recovers from the journal)\n", step)
+		// The Stop call itself is bounded (engine.StopAll).
+		go eng.StopAll()
+	case n > 1 && eng != nil:
+		fmt.Fprintln(in.stderr, "interrupted again: killing the plugins now; the next harden run recovers from the journal")
+		in.abort()
+	default:
+		in.abort()
+	}
+}
+
+// abort ends every call and kills the plugins' process groups.
+func (in *interrupts) abort() {
+	in.mu.Lock()
+	eng := in.eng
+	in.mu.Unlock()
+	if eng != nil {
+		eng.KillAll()
+	}
+	in.cancel()
+}
+
+// useEngine: a second signal kills eng's plugins.
+func (in *interrupts) useEngine(eng *engine.Engine) {
+	if in == nil {
+		return
+	}
+	in.mu.Lock()
+	in.eng = eng
+	in.mu.Unlock()
+}
+
+// applying marks the apply step of target as running until the returned
+// func is called: the first signal then waits for it instead of ending it.
+func (in *interrupts) applying(target string) (done func()) {
+	if in == nil {
+		return func() {}
+	}
+	in.mu.Lock()
+	in.step = target
+	in.mu.Unlock()
+	return func() {
+		in.mu.Lock()
+		in.step = ""
+		if in.grace != nil {
+			in.grace.Stop()
+		}
+		in.mu.Unlock()
+	}
+}
+
+// signalled reports whether a signal arrived.
+func (in *interrupts) signalled() bool {
+	if in == nil {
+		return false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.signals > 0
 }
 
 func engineOptions(c *cli.Context, stderr io.Writer) engine.Options {
@@ -176,6 +298,7 @@ func openSession(c *cli.Context, io IO) (*session, error) {
 	// new certificates.
 	eng.NoIssue = c.Command.Name == "verify"
 	eng.Getenv = io.Getenv
+	io.interrupts.useEngine(eng)
 	return &session{pol: pol, eng: eng, targets: targets, io: io, timeout: c.Duration("timeout")}, nil
 }
 
@@ -377,45 +500,60 @@ func apply(c *cli.Context, io IO) error {
 			return exitf(ExitConfig, "apply changes live systems: pass --yes when not running on a terminal; nothing was applied")
 		}
 		fmt.Fprintf(io.Stdout, "\nApply %d change(s) to %d target(s)? Only 'yes' is accepted: ", rep.pendingChanges(), len(s.targets))
-		line, _ := bufio.NewReader(io.Stdin).ReadString('\n')
-		if strings.TrimSpace(line) != "yes" {
-			return exitf(ExitConfig, "apply cancelled; nothing was applied")
+		answer := make(chan string, 1)
+		go func() { line, _ := bufio.NewReader(io.Stdin).ReadString('\n'); answer <- line }()
+		select {
+		case <-c.Context.Done():
+			return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted at the confirmation; nothing was applied")}
+		case line := <-answer:
+			if strings.TrimSpace(line) != "yes" {
+				return exitf(ExitConfig, "apply cancelled; nothing was applied")
+			}
 		}
 	}
 	// Targets are applied one at a time in policy order and apply stops at the
 	// first failure, so the operator knows exactly what changed.
 	out := newReport(s)
+	notApplied := func(from int) {
+		for j := from; j < len(s.targets); j++ {
+			if out.Targets[j].Status == "ok" {
+				out.Targets[j].Status = "not-applied"
+			}
+		}
+	}
 	for i, t := range s.targets {
 		if rep.Targets[i].pending() == 0 {
 			out.Targets[i].Status = "unchanged"
 			continue
 		}
-		if c.Context.Err() != nil {
+		if c.Context.Err() != nil || io.interrupts.signalled() {
+			notApplied(i)
 			break
 		}
 		p := s.eng.Plugins[t.Plugin]
 		tctx, cancel := context.WithTimeout(c.Context, s.timeout)
-		stop := context.AfterFunc(c.Context, s.eng.StopAll)
 		rc, err := s.eng.Request(tctx, s.pol, t, io.Getenv)
 		var resp sdk.ApplyResponse
 		if err == nil {
+			// The first signal from here on lets the plugin finish or
+			// roll back its step (interrupts); tctx ends only on a
+			// second signal, the grace or --timeout.
+			stepDone := io.interrupts.applying(t.Name)
 			resp, err = p.Client.Apply(tctx, rc, plans[i].PlanToken, c.Bool("force"))
+			stepDone()
 		}
-		stop()
 		cancel()
 		out.Targets[i].setResult(err, resp.Diagnostics, s.pol)
 		out.Targets[i].Changes = changeReports(resp.Applied)
 		if out.Targets[i].Status != "ok" {
-			for j := i + 1; j < len(s.targets); j++ {
-				out.Targets[j].Status = "not-applied"
-			}
+			notApplied(i + 1)
 			break
 		}
 		out.Targets[i].Status = "applied"
 	}
-	if err := interrupted(c.Context); err != nil {
+	if io.interrupts.signalled() || c.Context.Err() != nil {
 		_ = out.print(io.Stdout, format, "apply")
-		return err
+		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted: apply stopped; each target's status is above (a target in error says whether its step finished or was rolled back); the next harden run recovers from the journal")}
 	}
 	if err := out.print(io.Stdout, format, "apply"); err != nil {
 		return err

@@ -145,6 +145,10 @@ func (e echo) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespons
 	if !ok {
 		return
 	}
+	if s.Mode == "rollback" || s.Mode == "stuck" {
+		// Tells a test the step has begun.
+		_ = os.WriteFile(c.StateFile+".applying", nil, 0o600)
+	}
 	switch s.Mode {
 	case "hang":
 		// A slow apply that honours cancellation: Ctrl-C must stop it
