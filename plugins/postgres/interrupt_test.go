@@ -10,7 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -330,10 +330,13 @@ func TestApplyLockIsPerCluster(t *testing.T) {
 	rcOther := rc
 	rcOther.Target = sdk.NewTarget("pg", conn, []byte(`{}`), map[string][]byte{"password": []byte(pg.Password())})
 	inFirst, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	// Only the first apply to get here waits; a second one (refused
+	// before it changes anything, or not) goes on.
+	var calls atomic.Int32
 	stepHook = func(step string) {
-		if step == stepBegun {
-			once.Do(func() { close(inFirst); <-release })
+		if step == stepBegun && calls.Add(1) == 1 {
+			close(inFirst)
+			<-release
 		}
 	}
 	defer func() { stepHook = nil }()
