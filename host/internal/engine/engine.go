@@ -379,6 +379,11 @@ func OpenForPolicy(ctx context.Context, opts Options, pol *policy.Policy) (*Engi
 // material the source could not provide. The caller runs what it can and
 // must still report the target as failed with that error.
 func (e *Engine) Request(ctx context.Context, pol *policy.Policy, t policy.Target, getenv func(string) (string, bool)) (sdk.RequestContext, error) {
+	// Every file the policy says must exist for t, each problem at its
+	// policy line, before anything is read or sent.
+	if err := pol.CheckFiles([]policy.Target{t}); err != nil {
+		return sdk.RequestContext{}, configErr(err)
+	}
 	secrets, err := pol.ResolveSecrets(t, getenv)
 	if err != nil {
 		return sdk.RequestContext{}, configErr(err)
