@@ -126,6 +126,14 @@ func collectLeaves(ve *jsonschema.ValidationError, prefix Path, out *Diagnostics
 	case *kind.Type:
 		*out = append(*out, Diagnostic{Severity: errorSev, Source: sourceConfig, Code: "config.wrong_type",
 			Attribute: path, Summary: fmt.Sprintf("wrong type: got %s, want %s", k.Got, strings.Join(k.Want, " or "))})
+	// The library's messages for these quote the value, which may be a
+	// secret written in the wrong place: say what was expected instead.
+	case *kind.Pattern:
+		*out = append(*out, Diagnostic{Severity: errorSev, Source: sourceConfig, Code: "config.invalid",
+			Attribute: path, Summary: fmt.Sprintf("does not match pattern %q", k.Want)})
+	case *kind.Format:
+		*out = append(*out, Diagnostic{Severity: errorSev, Source: sourceConfig, Code: "config.invalid",
+			Attribute: path, Summary: fmt.Sprintf("is not a valid %s", k.Want)})
 	default:
 		*out = append(*out, Diagnostic{Severity: errorSev, Source: sourceConfig, Code: "config.invalid",
 			Attribute: path, Summary: ve.ErrorKind.LocalizedString(printer)})
