@@ -105,7 +105,44 @@ func NewApp(io IO) *cli.App {
 			}},
 		},
 	}
+	checkFlagValues(app.Commands)
 	return app
+}
+
+// logLevels are the values --log-level accepts.
+var logLevels = []string{"trace", "debug", "info", "warn", "error"}
+
+// checkFlagValues makes every command refuse values that would silently
+// mean something else: a zero or negative duration (--timeout -5s would end
+// every call at once, or never) and an unknown --log-level (go-hclog turns
+// it into its default). Both are usage errors (exit 1).
+func checkFlagValues(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		for _, f := range cmd.Flags {
+			switch f := f.(type) {
+			case *cli.DurationFlag:
+				if f.Action == nil {
+					name := f.Name
+					f.Action = func(_ *cli.Context, d time.Duration) error {
+						if d <= 0 {
+							return exitf(ExitConfig, "--%s %v: want a positive duration such as 30s or 5m", name, d)
+						}
+						return nil
+					}
+				}
+			case *cli.StringFlag:
+				if f.Name == "log-level" && f.Action == nil {
+					f.Action = func(_ *cli.Context, level string) error {
+						if !slices.Contains(logLevels, strings.ToLower(level)) {
+							return exitf(ExitConfig, "--log-level %q: want one of %s", level, strings.Join(logLevels, ", "))
+						}
+						return nil
+					}
+				}
+			}
+		}
+		checkFlagValues(cmd.Subcommands)
+	}
 }
 
 // Run executes the CLI and returns the exit code, printing any error once.

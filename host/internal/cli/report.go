@@ -7,7 +7,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/harden-dev/harden/host/internal/engine"
 	"github.com/harden-dev/harden/host/internal/policy"
@@ -73,9 +75,13 @@ type changeReport struct {
 type artifactReport struct {
 	Path        string `json:"path"`
 	Mode        string `json:"mode"`
+	Size        int    `json:"size"`
 	Sensitive   bool   `json:"sensitive,omitempty"`
 	Description string `json:"description,omitempty"`
-	// Content is omitted for sensitive artifacts: keys never reach stdout.
+	// Binary artifacts (keystores, PKCS#12) are written only with --out.
+	Binary bool `json:"binary,omitempty"`
+	// Content is omitted for sensitive and binary artifacts: keys never
+	// reach stdout, nor do bytes that are not text for a terminal.
 	Content string `json:"content,omitempty"`
 }
 
@@ -205,11 +211,24 @@ func (r *report) exit() error {
 	return &ExitError{Code: code, Err: errors.New(strings.Join(msgs, "\n"))}
 }
 
+// targetErrors counts targets that failed as a whole (status error).
+func (r *report) targetErrors() int {
+	n := 0
+	for _, t := range r.Targets {
+		if t.Status == "error" {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *report) print(w io.Writer, format, command string) error {
 	r.Command = command
 	configOnly := 0
 	if command == "verify" {
-		r.Summary = map[string]int{}
+		// Checks by status, and target_error: targets that failed as a
+		// whole (unreachable, plugin error), whose checks may be missing.
+		r.Summary = map[string]int{"target_error": r.targetErrors()}
 		total := 0
 		for i := range r.Targets {
 			n := 0
@@ -284,9 +303,12 @@ func (r *report) print(w io.Writer, format, command string) error {
 			fmt.Fprintln(w, "  no changes")
 		}
 		for _, a := range t.Artifacts {
-			fmt.Fprintf(w, "  artifact %s (mode %s)", a.Path, a.Mode)
-			if a.Sensitive {
+			fmt.Fprintf(w, "  artifact %s (mode %s, %d bytes)", a.Path, a.Mode, a.Size)
+			switch {
+			case a.Sensitive:
 				fmt.Fprint(w, " [sensitive, not shown; use --out]")
+			case a.Binary:
+				fmt.Fprint(w, " [binary, written only with --out]")
 			}
 			fmt.Fprintln(w)
 			if a.Content != "" {
@@ -296,12 +318,22 @@ func (r *report) print(w io.Writer, format, command string) error {
 			}
 		}
 	}
+	targetErrors := ""
+	if n := r.targetErrors(); n > 0 {
+		targetErrors = fmt.Sprintf(" (%d target error(s))", n)
+	}
 	if command == "verify" {
-		fmt.Fprintf(w, "\nSummary: %d passed, %d failed, %d warnings, %d skipped, %d errors; %d inconclusive observations, %d configuration-only checks\n",
-			r.Summary["pass"], r.Summary["fail"], r.Summary["warn"], r.Summary["skip"], r.Summary["error"], *r.Inconclusive, configOnly)
+		// errors: checks in status error and targets in error.
+		fmt.Fprintf(w, "\nSummary: %d passed, %d failed, %d warnings, %d skipped, %d errors%s; %d inconclusive observations, %d configuration-only checks\n",
+			r.Summary["pass"], r.Summary["fail"], r.Summary["warn"], r.Summary["skip"], r.Summary["error"]+r.Summary["target_error"], targetErrors, *r.Inconclusive, configOnly)
 	}
 	if command == "plan" {
-		fmt.Fprintf(w, "\nPlan: %d change(s) pending\n", r.pendingChanges())
+		// A target in error has unknown pending changes: never just "0".
+		if n := r.targetErrors(); n > 0 {
+			fmt.Fprintf(w, "\nPlan: %d change(s) pending, %d target error(s): their changes are unknown\n", r.pendingChanges(), n)
+		} else {
+			fmt.Fprintf(w, "\nPlan: %d change(s) pending\n", r.pendingChanges())
+		}
 	}
 	return nil
 }
@@ -336,13 +368,37 @@ func changeReports(in []sdk.Change) []changeReport {
 func artifactReports(in []sdk.Artifact) []artifactReport {
 	out := make([]artifactReport, 0, len(in))
 	for _, a := range in {
-		ar := artifactReport{Path: a.Path, Mode: fmt.Sprintf("%04o", a.Mode), Sensitive: a.Sensitive, Description: a.Description}
-		if !a.Sensitive {
+		ar := artifactReport{Path: a.Path, Mode: fmt.Sprintf("%04o", a.Mode), Size: len(a.Content),
+			Sensitive: sensitive(a), Description: a.Description, Binary: !isText(a.Content)}
+		if !ar.Sensitive && !ar.Binary {
 			ar.Content = string(a.Content)
 		}
 		out = append(out, ar)
 	}
 	return out
+}
+
+// sensitive: what the plugin marked so, and whatever holds a private key
+// although the plugin forgot to mark it (keys are never printed).
+func sensitive(a sdk.Artifact) bool {
+	return a.Sensitive || privateKeyPEM.Match(a.Content)
+}
+
+var privateKeyPEM = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----`)
+
+// isText: valid UTF-8 without control characters other than tab, newline
+// and carriage return — what is safe to print to a terminal. PKCS#12 and
+// JKS stores are not, nor is text carrying terminal escape sequences.
+func isText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
 }
 
 // writeArtifacts writes artifacts under dir. Paths must stay inside dir;
@@ -361,7 +417,7 @@ func writeArtifacts(dir string, arts []sdk.Artifact) error {
 		if mode == 0 {
 			mode = 0o644
 		}
-		if a.Sensitive {
+		if sensitive(a) {
 			mode = 0o600
 		}
 		tmp, err := os.CreateTemp(filepath.Dir(dst), ".harden-*")

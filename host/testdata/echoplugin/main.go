@@ -55,7 +55,7 @@ func (echo) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse
 	 "properties":{"address":{"type":"string"},"state_file":{"type":"string"},"token_env":{"type":"string"}}}`)
 	r.Spec = []byte(`{"type":"object","additionalProperties":false,"properties":{
 	 "settings":{"type":"object","additionalProperties":{"type":"string"}},
-	 "mode":{"enum":["normal","crash","hang","stdout","empty","allskip","invalid","evidence","issuer-fail","issuer-empty","child","child-hang","rollback","stuck"]},
+	 "mode":{"enum":["normal","crash","hang","stdout","empty","allskip","invalid","evidence","issuer-fail","issuer-empty","child","child-hang","rollback","stuck","binary"]},
 	 "forbidden_env":{"type":"array","items":{"type":"string"}}}}`)
 }
 
@@ -97,6 +97,13 @@ func (echo) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResponse
 		fmt.Fprintf(&b, "%s = %s\n", k, s.Settings[k])
 	}
 	r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: "echo.conf", Content: []byte(b.String()), Mode: 0o644})
+	if s.Mode == "binary" {
+		// A truststore as Kafka's plugin renders it (PKCS#12: DER, not
+		// text), and a key a careless plugin forgot to mark sensitive.
+		r.Artifacts = append(r.Artifacts,
+			sdk.Artifact{Path: "truststore.p12", Content: []byte{0x30, 0x82, 0x01, 0x0a, 0x02, 0x01, 0x03, 0x30, 0x00, 0x1b, '[', '2', 'J', 0xff}, Mode: 0o644},
+			sdk.Artifact{Path: "careless-key.pem", Content: []byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oJEsWIvH0FOZ\n-----END EC PRIVATE KEY-----\n"), Mode: 0o644})
+	}
 	if len(q.Certificates.KeyPEM) > 0 {
 		r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: "tls/key.pem", Content: q.Certificates.KeyPEM, Mode: 0o600, Sensitive: true})
 	}
