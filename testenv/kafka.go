@@ -122,11 +122,7 @@ var kafkaVersionRE = regexp.MustCompile(`<kafka.version>([^<]+)</kafka.version>`
 
 // KafkaLibs finds the cached broker classpath.
 func KafkaLibs() (string, string, error) {
-	pom, err := os.ReadFile(filepath.Join(moduleRoot(), "testenv", "kafka", "pom.xml"))
-	if err != nil {
-		return "", "", fmt.Errorf("read testenv/kafka/pom.xml: %w", err)
-	}
-	m := kafkaVersionRE.FindSubmatch(pom)
+	m := kafkaVersionRE.FindSubmatch(kafkaPOM)
 	if m == nil {
 		return "", "", fmt.Errorf("testenv/kafka/pom.xml names no kafka.version")
 	}
@@ -136,18 +132,6 @@ func KafkaLibs() (string, string, error) {
 		return "", "", fmt.Errorf("the Apache Kafka %s broker jars are not installed; run scripts/kafka-maven.sh (make setup does)", version)
 	}
 	return filepath.Join(dir, "libs"), version, nil
-}
-
-// moduleRoot finds the repository root from this source file's package dir
-// or the working directory (tests run in their package dir).
-func moduleRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "testenv", "kafka", "pom.xml")); err == nil {
-			return d
-		}
-	}
-	return dir
 }
 
 // Start formats the KRaft storage and starts the broker; it blocks until

@@ -50,7 +50,7 @@ func (s *SeaweedFS) Name() string { return "s3" }
 
 // SeaweedFSBinary finds the cached build.
 func SeaweedFSBinary() (string, error) {
-	return cachedBuild("seaweedfs-build.sh", "SeaweedFS", "~10 minutes")
+	return cachedBuild(seaweedfsTool)
 }
 
 func randomKey(n int) string {

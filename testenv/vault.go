@@ -44,17 +44,7 @@ func (v *Vault) Name() string { return "vault" }
 
 // VaultBinary finds the cached Vault build.
 func VaultBinary() (string, error) {
-	return cachedBuild("vault-build.sh", "the Vault dev server", "~20 minutes")
-}
-
-// cachedBuild asks a build script (scripts/<script> --check) for its cached
-// binary, or says how to build it.
-func cachedBuild(script, what, firstTime string) (string, error) {
-	out, err := exec.Command(filepath.Join(moduleRoot(), "scripts", script), "--check").Output()
-	if err != nil {
-		return "", fmt.Errorf("%s is not built; run scripts/%s (make setup does; %s the first time)", what, script, firstTime)
-	}
-	return strings.TrimSpace(string(out)), nil
+	return cachedBuild(vaultTool)
 }
 
 // Start starts the dev server and waits until /v1/sys/health answers 200.
