@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -54,6 +56,7 @@ func versionedPlugins(impl Plugin) map[int]plugin.PluginSet {
 // Serve runs the plugin until the host goes away. Call it from main.
 func Serve(p Plugin) {
 	go exitWithParent()
+	ignoreTermination()
 	tlsConfig, err := pluginChannel()
 	if err != nil {
 		os.Stderr.WriteString("harden plugin: " + err.Error() + "\n")
@@ -72,6 +75,22 @@ func Serve(p Plugin) {
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "sdk", JSONFormat: true, Output: os.Stderr, Level: logLevel()}),
 	})
+}
+
+// ignoreTermination keeps a SIGTERM meant for the whole service (systemd's
+// stop signals every process of the unit) from killing the plugin in the
+// middle of an apply step: the host decides when a plugin stops (it sends
+// Stop, waits for the step to finish or roll back, and kills the plugin's
+// process group if it must), and the plugin dies with the host. go-plugin
+// already ignores SIGINT. The signal is caught, not set to SIG_IGN, so the
+// commands a plugin runs get the default disposition back.
+func ignoreTermination() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM)
+	go func() {
+		for range ch {
+		}
+	}()
 }
 
 // exitWithParent ends the plugin when its host dies: the process is

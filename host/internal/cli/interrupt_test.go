@@ -82,14 +82,31 @@ const waitingMessage = "interrupted: waiting for echo-a to finish or roll back i
 // and waits for it to roll back its step: harden prints at once that it is
 // waiting, then the plugin's own account of the rollback, and exits 130.
 func TestInterruptedApplyWaitsForRollback(t *testing.T) {
-	for name, sig := range map[string]os.Signal{"SIGINT": os.Interrupt, "SIGTERM": syscall.SIGTERM} {
+	cases := map[string]struct {
+		sig os.Signal
+		// toPlugin: the plugin gets the signal too, as every process of a
+		// service does from systemd's stop.
+		toPlugin bool
+	}{
+		"SIGINT":                           {os.Interrupt, false},
+		"SIGTERM":                          {syscall.SIGTERM, false},
+		"SIGTERM to harden and its plugin": {syscall.SIGTERM, true},
+	}
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, "rollback")
 			f.lockPlugins()
 			cmd, out := f.startHost("apply", "-f", f.policy, "--yes")
 			f.waitApplying()
 			start := time.Now()
-			_ = cmd.Process.Signal(sig)
+			if tc.toPlugin {
+				pids := pluginProcesses(t, f.plugin)
+				if len(pids) != 1 {
+					t.Fatalf("plugin processes %v", pids)
+				}
+				_ = syscall.Kill(pids[0], syscall.SIGTERM)
+			}
+			_ = cmd.Process.Signal(tc.sig)
 			waitFor(t, "the waiting message", time.Second, func() bool { return strings.Contains(out.String(), waitingMessage) })
 			code := exitCode(t, cmd.Wait())
 			took := time.Since(start)
