@@ -44,8 +44,8 @@ const (
 // build, so a huge document is refused before it is parsed (the parser's
 // memory grows ~200 bytes per node): each flow separator (, [ {), each block
 // indicator (- or : before a space or line end) and each line can start a
-// node. It over-counts (a ':' inside a plain scalar, a multi-line string)
-// at most a few times for ordinary policies.
+// node. It over-counts a ':' inside a plain scalar or a multi-line string,
+// and never under-counts by more than a factor of two (FuzzYAMLNodeBound).
 func yamlNodeBound(data []byte) int {
 	n := 1
 	for i, b := range data {
