@@ -729,6 +729,9 @@ func lockPlugins(c *cli.Context, io IO) error {
 		fmt.Fprintf(io.Stderr, "harden: not locking %s\n", p.Error())
 	}
 	if len(found) == 0 {
+		if n := untrustedCount(problems); n > 0 {
+			return exitf(ExitTarget, "%d plugin binary(ies) refused as untrusted and not locked; no other plugins found", n)
+		}
 		return exitf(ExitConfig, "no plugins found in %s", strings.Join(plugins.Dirs(opts.PluginDirs), ", "))
 	}
 	lock := &plugins.Lock{Version: plugins.LockVersion, Plugins: map[string]plugins.LockEntry{}}

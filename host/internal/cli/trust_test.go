@@ -84,3 +84,33 @@ func TestPluginTrustByOwner(t *testing.T) {
 		})
 	}
 }
+
+// plugins lock neither pins an untrusted binary nor writes a lock where it
+// would not be trusted: exit 3 with the reason.
+func TestLockRefusesUntrusted(t *testing.T) {
+	f := newFixture(t, "normal")
+	open := filepath.Join(f.dir, "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	f.lock = filepath.Join(open, "plugins.lock")
+	r := f.run("plugins", "lock")
+	if r.code != ExitTarget || !strings.Contains(r.stderr, "untrusted: plugin lock directory "+open+": directory "+open+" is writable by group and others") {
+		t.Errorf("lock into a world-writable dir: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(f.lock); !os.IsNotExist(err) {
+		t.Errorf("lock written anyway")
+	}
+	f.lock = filepath.Join(f.dir, "plugins.lock")
+	if err := os.Chmod(f.plugin, 0o757); err != nil {
+		t.Fatal(err)
+	}
+	r = f.run("plugins", "lock")
+	if r.code != ExitTarget || !strings.Contains(r.stderr, "not locking "+f.plugin+": refused: untrusted: plugin binary") ||
+		!strings.Contains(r.stderr, "1 plugin binary(ies) refused as untrusted and not locked") {
+		t.Errorf("lock an untrusted binary: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
