@@ -167,3 +167,25 @@ func yamlQuote(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// The AppRole files of a vaultpki connection are secrets the host resolves
+// (before: role_id_file and secret_id_file were not recognised, so the
+// plugin never got them and said "no Vault credentials"); inline, they are
+// refused like any secret.
+func TestAppRoleFilesAreSecrets(t *testing.T) {
+	p, err := Parse("/etc/harden/p.yaml", []byte(policyWith("targets:\n  - name: v\n    plugin: vaultpki\n    connection: {address: \"https://127.0.0.1:8200\", role_id_file: role-id, secret_id_file: /run/secrets/secret-id}\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range p.Targets[0].Secrets {
+		got[s.Name] = s.File
+	}
+	if got["role_id"] != "/etc/harden/role-id" || got["secret_id"] != "/run/secrets/secret-id" || len(got) != 2 {
+		t.Errorf("secrets %v", got)
+	}
+	_, err = Parse("p.yaml", []byte(policyWith("targets: [{name: v, plugin: vaultpki, connection: {secret_id: 1f2e3d4c-aaaa}}]\n")))
+	if err == nil || !strings.Contains(err.Error(), "targets[0].connection.secret_id: inline secret") || strings.Contains(err.Error(), "1f2e3d4c") {
+		t.Errorf("inline secret_id: %v", err)
+	}
+}
