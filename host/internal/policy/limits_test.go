@@ -193,7 +193,7 @@ targets:
 	// ResolveSecrets reads with the same rules.
 	os.Chmod(filepath.Join(dir, "pg-password"), 0o644)
 	_, err = p.ResolveSecrets(p.Targets[0], nil)
-	if err == nil || !strings.HasPrefix(err.Error(), pf+":7:62: targets[0].connection.password_file: secret file "+filepath.Join(dir, "pg-password")+": secret file has mode 0644") {
+	if err == nil || !strings.HasPrefix(err.Error(), pf+":7:62: targets[0].connection.password_file: "+filepath.Join(dir, "pg-password")+": secret file has mode 0644") {
 		t.Errorf("group-readable password file: %v", err)
 	}
 }

@@ -635,7 +635,7 @@ func (p *Policy) ResolveSecrets(t Target, getenv func(string) (string, bool)) (m
 		case ref.File != "":
 			b, err := ReadBounded(ref.File, Secret)
 			if err != nil {
-				return nil, p.errorAt(ref.Path, "secret file %v", err)
+				return nil, p.errorAt(ref.Path, "%v", err)
 			}
 			out[ref.Name] = bytes.TrimRight(b, "\r\n")
 		}
