@@ -116,7 +116,12 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 			return
 		}
 	}
-	d := computeDesired(q.RequestContext, s, l)
+	d, err := computeDesired(q.RequestContext, s, l)
+	if err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "a value cannot be written to the server's files; nothing was changed", err.Error())
+		r.Applied = recovered
+		return
+	}
 	todo := changes(l, d)
 	if len(todo) == 0 {
 		r.Applied = recovered
@@ -422,18 +427,32 @@ func reloadAndConfirm(ctx context.Context, db *pgx.Conn, c connection, q sdk.Req
 }
 
 // waitPastModification waits until the wall clock is past the whole second
-// in which any of paths was last modified. verify compares pg_stat_file's
-// modification time (whole seconds) with pg_conf_load_time(): a reload in
-// the same second as the write would leave "pending reload" undecidable.
-// At most about a second, once per apply.
+// in which any of paths last changed (the later of mtime and ctime), and at
+// least localClockSlack past the change itself. verify compares
+// pg_stat_file's times (whole seconds, refined to the local file's when it
+// can) with pg_conf_load_time(): a reload too close to the write would
+// leave "pending reload" undecidable. At most about a second, once per
+// apply.
 func waitPastModification(ctx context.Context, paths ...string) {
 	var latest time.Time
 	for _, p := range paths {
-		if st, err := os.Stat(p); err == nil && st.ModTime().After(latest) {
-			latest = st.ModTime()
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		changed := st.ModTime()
+		if c, ok := changeTime(st); ok && c.After(changed) {
+			changed = c
+		}
+		if changed.After(latest) {
+			latest = changed
 		}
 	}
-	wait := time.Until(latest.Truncate(time.Second).Add(time.Second + 10*time.Millisecond))
+	until := latest.Truncate(time.Second).Add(time.Second + 10*time.Millisecond)
+	if slack := latest.Add(localClockSlack + 10*time.Millisecond); slack.After(until) {
+		until = slack
+	}
+	wait := time.Until(until)
 	if wait <= 0 {
 		return
 	}

@@ -51,10 +51,7 @@ var knownMethods = []string{"trust", "reject", "scram-sha-256", "md5", "password
 // understand are errors with their line number.
 func parseHBA(text string) (rules []HBARule, includes []string, err error) {
 	for n, raw := range strings.Split(text, "\n") {
-		line := raw
-		if i := strings.IndexByte(line, '#'); i >= 0 && !inQuotes(line, i) {
-			line = line[:i]
-		}
+		line := stripComment(raw)
 		f, ferr := hbaFields(line)
 		if ferr != nil {
 			return nil, nil, fmt.Errorf("pg_hba.conf line %d: %w", n+1, ferr)
@@ -95,12 +92,19 @@ func parseHBA(text string) (rules []HBARule, includes []string, err error) {
 			return nil, nil, fmt.Errorf("pg_hba.conf line %d: missing authentication method", n+1)
 		}
 		r.Method = rest[0]
-		for _, o := range rest[1:] {
-			k, v, ok := strings.Cut(o, "=")
-			if !ok {
-				return nil, nil, fmt.Errorf("pg_hba.conf line %d: option %q is not name=value", n+1, o)
+		// Each option field is a list (commas outside quotes separate
+		// options); PostgreSQL splits each member at its first '='.
+		for _, field := range rest[1:] {
+			for _, o := range splitHBAList(field) {
+				k, v, ok := strings.Cut(o.Text, "=")
+				if !ok {
+					return nil, nil, fmt.Errorf("pg_hba.conf line %d: option %q is not name=value", n+1, o.Text)
+				}
+				if needsQuotes(v) {
+					v = quoteToken(v)
+				}
+				r.Options[k] = v
 			}
-			r.Options[k] = v
 		}
 		if !slices.Contains([]string{"local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc"}, r.Type) {
 			return nil, nil, fmt.Errorf("pg_hba.conf line %d: unknown connection type %q", n+1, r.Type)
@@ -110,7 +114,22 @@ func parseHBA(text string) (rules []HBARule, includes []string, err error) {
 	return rules, includes, nil
 }
 
-func inQuotes(s string, pos int) bool { return strings.Count(s[:pos], `"`)%2 == 1 }
+// stripComment cuts the line at the first '#' outside double quotes (a
+// quoted "#" is part of a name).
+func stripComment(line string) string {
+	inQuote := false
+	for i := 0; i < len(line); i++ {
+		switch line[i] {
+		case '"':
+			inQuote = !inQuote
+		case '#':
+			if !inQuote {
+				return line[:i]
+			}
+		}
+	}
+	return line
+}
 
 // hbaFields splits on whitespace, keeping double-quoted tokens whole.
 func hbaFields(line string) ([]string, error) {
@@ -171,14 +190,19 @@ type session struct {
 	PID            int
 }
 
-func listMatches(list, v string, special func(string) bool) bool {
-	for _, item := range strings.Split(list, ",") {
-		item = strings.Trim(item, `"`)
-		if item == "all" || item == v || (special != nil && special(item)) {
+// listMatches: a quoted member is a name, never a keyword.
+func listMatches(list, v string, special func(hbaToken) bool) bool {
+	for _, item := range splitHBAList(list) {
+		if item.isKeyword("all") || item.Text == v || (special != nil && special(item)) {
 			return true
 		}
 	}
 	return false
+}
+
+// listHasKeyword: the field names keyword unquoted.
+func listHasKeyword(list, keyword string) bool {
+	return slices.ContainsFunc(splitHBAList(list), func(t hbaToken) bool { return t.isKeyword(keyword) })
 }
 
 // admits reports whether rules (first match wins, as PostgreSQL evaluates
@@ -201,10 +225,10 @@ func admits(rules []HBARule, s session) (bool, string) {
 		if s.Replication {
 			// "all" does not match replication connections; only the
 			// replication keyword does.
-			if !slices.Contains(strings.Split(r.Database, ","), "replication") {
+			if !listHasKeyword(r.Database, "replication") {
 				continue
 			}
-		} else if !listMatches(r.Database, db, func(item string) bool { return item == "sameuser" && db == s.User }) || r.Database == "replication" {
+		} else if !listMatches(r.Database, db, func(item hbaToken) bool { return item.isKeyword("sameuser") && db == s.User }) || r.Database == "replication" {
 			continue
 		}
 		if !listMatches(r.User, s.User, nil) {

@@ -358,3 +358,50 @@ func TestApplyLockIsPerCluster(t *testing.T) {
 		t.Errorf("first apply: %v", first.Diagnostics.Err())
 	}
 }
+
+// An immutable pg_hba.conf (chattr +i): writing it fails, everything else
+// this run wrote is rolled back, and the one message says so — not
+// "restoring failed" beside "restored".
+func TestApplyImmutableHBARollbackMessage(t *testing.T) {
+	pg := testenv.PostgresForTest(t)
+	hba := filepath.Join(pg.DataDir, "pg_hba.conf")
+	if out, err := exec.Command("chattr", "+i", hba).CombinedOutput(); err != nil {
+		failOrSkip(t, "chattr +i is not available here: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", hba).Run() })
+	old := takeSnapshot(t, pg)
+	var r sdk.ApplyResponse
+	postgres{}.Apply(context.Background(), sdk.ApplyRequest{RequestContext: request(t, pg, `{}`, false)}, &r)
+	var errs []sdk.Diagnostic
+	for _, d := range r.Diagnostics {
+		if d.Severity == sdk.Error {
+			errs = append(errs, d)
+		}
+	}
+	if len(errs) != 1 || errs[0].Code != "postgres.apply.files" || !strings.Contains(errs[0].Summary, "rolled back") ||
+		strings.Contains(errs[0].Summary, "FAILED") || !strings.Contains(errs[0].Error(), "pg_hba.conf") {
+		t.Fatalf("diagnostics: %v", r.Diagnostics)
+	}
+	now := takeSnapshot(t, pg)
+	if string(now.hba) != string(old.hba) || string(now.auto) != string(old.auto) {
+		t.Errorf("files not as they were")
+	}
+	if _, err := os.Stat(filepath.Join(pg.DataDir, "harden", "server.key")); !os.IsNotExist(err) {
+		t.Errorf("the new key file is still there: %v", err)
+	}
+	if _, err := os.Stat(journalPath(pg.DataDir)); !os.IsNotExist(err) {
+		t.Errorf("journal left: %v", err)
+	}
+	if err := tryLogin(context.Background(), pg.DSN()); err != nil {
+		t.Errorf("old rules no longer work: %v", err)
+	}
+}
+
+// failOrSkip: under CI=true a missing facility fails the test.
+func failOrSkip(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}

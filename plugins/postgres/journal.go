@@ -235,5 +235,5 @@ func restoredList(j *applykit.Journal) string {
 	if len(names) == 0 {
 		return "nothing had changed"
 	}
-	return "restored " + strings.Join(names, ", ")
+	return "every file is as it was: " + strings.Join(names, ", ")
 }

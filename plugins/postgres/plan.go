@@ -29,22 +29,20 @@ type desiredState struct {
 	Files []fileSpec
 }
 
-func computeDesired(q sdk.RequestContext, s spec, l *liveState) desiredState {
+func computeDesired(q sdk.RequestContext, s spec, l *liveState) (desiredState, error) {
 	paths := newCertPaths(l.DataDir, s.certDir())
 	withCA := len(q.Certificates.CABundlePEM) > 0
 	withCRL := len(q.Certificates.CRLPEM) > 0
 	d := desiredState{Settings: desiredSettings(l.Major, q.Policy.Profile, paths, withCA, withCRL)}
-	local := s.Local
-	if len(local) == 0 {
-		local = localRules(l.HBAText)
-	}
-	if len(local) == 0 {
-		local = defaultLocal
-	}
 	_, includes, _ := parseHBA(l.HBAText)
-	d.HBA = hbaText(local, s.networkRules(q.Policy.InMTLSScope(q.Target.Name)), includes...)
+	var err error
+	if d.HBA, err = s.hbaFor(q.Policy.InMTLSScope(q.Target.Name), localRules(l.HBAText), includes...); err != nil {
+		return d, err
+	}
 	if len(s.IdentMaps) > 0 {
-		d.Ident = identText(s.IdentMaps)
+		if d.Ident, err = identText(s.IdentMaps); err != nil {
+			return d, err
+		}
 	}
 	d.Files = []fileSpec{
 		{Path: paths.Cert, Content: q.Certificates.ChainPEM, Mode: 0o644},
@@ -56,7 +54,7 @@ func computeDesired(q sdk.RequestContext, s spec, l *liveState) desiredState {
 	if withCRL {
 		d.Files = append(d.Files, fileSpec{Path: paths.CRL, Content: q.Certificates.CRLPEM, Mode: 0o644})
 	}
-	return d
+	return d, nil
 }
 
 // changes lists what apply would do, in the order it does it.
@@ -116,7 +114,12 @@ func (postgres) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 	if !ok {
 		return
 	}
-	r.Changes = changes(l, computeDesired(q.RequestContext, s, l))
+	d, err := computeDesired(q.RequestContext, s, l)
+	if err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "a value cannot be written to the server's files", err.Error())
+		return
+	}
+	r.Changes = changes(l, d)
 	j, _ := applykit.Open(journalPath(l.DataDir)) // an unreadable one: planJournal says so
 	r.PlanToken = l.fingerprint(j)
 	planJournal(l.DataDir, r)

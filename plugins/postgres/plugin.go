@@ -134,13 +134,22 @@ func (postgres) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sd
 			r.Diagnostics.AddAttributeError(at("address"), "a network rule needs an address (CIDR)", "")
 		}
 		validateMethod(&r.Diagnostics, rule, at, true)
+		rule.Type = "hostssl"
+		validateGrammar(&r.Diagnostics, rule, at)
+	}
+	for i, m := range sp.IdentMaps {
+		for j, v := range []string{m.Map, m.SystemUser, m.PGUser} {
+			if _, err := encodeList(v, identField); err != nil {
+				r.Diagnostics.AddAttributeError(sdk.Path{"spec", "ident_maps", itoa(i), identFieldNames[j]}, "cannot be written to pg_ident.conf: "+identFieldNames[j]+" "+err.Error(), grammarHint)
+			}
+		}
 	}
 	maps := map[string]bool{}
 	for _, m := range sp.IdentMaps {
 		maps[m.Map] = true
 	}
 	for i, rule := range append(append([]HBARule{}, sp.HBA...), sp.Local...) {
-		if name, ok := rule.Options["map"]; ok && !maps[name] {
+		if name, ok := rule.Options["map"]; ok && !maps[name] && checkText(name) == nil && len(name) <= 64 {
 			block, idx := "hba", i
 			if i >= len(sp.HBA) {
 				block, idx = "local", i-len(sp.HBA)
@@ -154,6 +163,43 @@ func (postgres) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sd
 			r.Diagnostics.AddAttributeError(at("type"), "local rules have type local", "")
 		}
 		validateMethod(&r.Diagnostics, rule, at, false)
+		rule.Type = "local"
+		validateGrammar(&r.Diagnostics, rule, at)
+	}
+}
+
+const grammarHint = "pg_hba.conf and pg_ident.conf fields cannot hold newlines or control characters; harden double-quotes names with blanks, '#', '\"' or ','"
+
+// validateGrammar reports every field of a policy rule that cannot be
+// written to pg_hba.conf as PostgreSQL will read it (see hbagrammar.go).
+// Messages never repeat the value.
+func validateGrammar(d *sdk.Diagnostics, rule HBARule, at func(string) sdk.Path) {
+	bad := func(field string, err error) {
+		d.AddAttributeError(at(field), "cannot be written to pg_hba.conf: "+field+" "+err.Error(), grammarHint)
+	}
+	if _, err := encodeList(rule.Database, databaseField); err != nil {
+		bad("database", err)
+	}
+	if _, err := encodeList(rule.User, userField); err != nil {
+		bad("user", err)
+	}
+	switch {
+	case rule.Type == "local" && rule.Address != "":
+		bad("address", errors.New("is set on a local rule (local rules have no address)"))
+	case rule.Type != "local" && rule.Address != "":
+		if err := checkAddress(rule.Address); err != nil {
+			bad("address", err)
+		}
+	}
+	keys := make([]string, 0, len(rule.Options))
+	for k := range rule.Options {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if _, err := encodeOption(k, rule.Options[k]); err != nil {
+			d.AddAttributeError(append(at("options"), k), "cannot be written to pg_hba.conf: option "+err.Error(), grammarHint)
+		}
 	}
 }
 

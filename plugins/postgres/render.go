@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/harden-dev/harden/shared/sdk"
@@ -33,21 +34,51 @@ type IdentMap struct {
 	PGUser     string `json:"pg_user"`
 }
 
-// identText renders pg_ident.conf.
-func identText(maps []IdentMap) string {
+// identText renders pg_ident.conf, every field encoded for its grammar
+// (see hbagrammar.go).
+func identText(maps []IdentMap) (string, error) {
 	var b strings.Builder
 	b.WriteString("# pg_ident.conf managed by harden: certificate names to roles.\n# MAPNAME SYSTEM-USERNAME PG-USERNAME\n")
-	for _, m := range maps {
-		b.WriteString(quoteIdent(m.Map) + " " + quoteIdent(m.SystemUser) + " " + quoteIdent(m.PGUser) + "\n")
+	for i, m := range maps {
+		var fields [3]string
+		for j, v := range []string{m.Map, m.SystemUser, m.PGUser} {
+			enc, err := encodeList(v, identField)
+			if err != nil {
+				return "", fmt.Errorf("ident_maps[%d].%s %w", i, identFieldNames[j], err)
+			}
+			fields[j] = enc
+		}
+		b.WriteString(strings.Join(fields[:], " ") + "\n")
 	}
-	return b.String()
+	return b.String(), nil
 }
 
-func quoteIdent(s string) string {
-	if strings.ContainsAny(s, " \t#\"") {
-		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+var identFieldNames = [3]string{"map", "system_user", "pg_user"}
+
+// hbaFor renders pg_hba.conf for the policy: its local rules (when it has
+// none: keep, the live file's, or the default) and its network rules, every
+// policy value encoded for pg_hba's grammar.
+func (s spec) hbaFor(mtls bool, keep []HBARule, includes ...string) (string, error) {
+	local := keep
+	if len(s.Local) > 0 {
+		local = make([]HBARule, 0, len(s.Local))
+		for _, r := range s.Local {
+			r.Type = "local"
+			local = append(local, r)
+		}
+		var err error
+		if local, err = encodeRules(local); err != nil {
+			return "", fmt.Errorf("spec.local: %w", err)
+		}
 	}
-	return s
+	if len(local) == 0 {
+		local = defaultLocal
+	}
+	network, err := encodeRules(s.networkRules(mtls))
+	if err != nil {
+		return "", fmt.Errorf("spec.hba: %w", err)
+	}
+	return hbaText(local, network, includes...), nil
 }
 
 func (s spec) certDir() string {
@@ -132,20 +163,28 @@ func (postgres) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResp
 	if major == 0 {
 		major = 15
 	}
-	local := s.Local
-	if len(local) == 0 {
-		local = defaultLocal
+	hba, err := s.hbaFor(q.Policy.InMTLSScope(q.Target.Name), nil)
+	if err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "a value cannot be written to pg_hba.conf", err.Error())
+		return
 	}
-	mtls := q.Policy.InMTLSScope(q.Target.Name)
-	paths := newCertPaths("$PGDATA", s.certDir())
+	ident, err := identText(s.IdentMaps)
+	if err != nil {
+		r.Diagnostics.AddAttributeError(sdk.Path{"spec", "ident_maps"}, "a value cannot be written to pg_ident.conf", err.Error())
+		return
+	}
+	// PostgreSQL expands no variables in ssl_*_file; it resolves relative
+	// paths against the data directory. So the included file works as is
+	// (a relative cert_dir stays relative, an absolute one absolute).
+	paths := newCertPaths("", s.certDir())
 	withCA := len(q.Certificates.CABundlePEM) > 0
 	r.Artifacts = append(r.Artifacts,
 		sdk.Artifact{Path: "postgresql.harden.conf", Content: []byte(confText(desiredSettings(major, q.Policy.Profile, paths, withCA, len(q.Certificates.CRLPEM) > 0))), Mode: 0o644,
 			Description: "TLS settings for PostgreSQL " + itoa(major)},
-		sdk.Artifact{Path: "pg_hba.conf", Content: []byte(hbaText(local, s.networkRules(mtls))), Mode: 0o600, Description: "client authentication: TLS only on the network"},
+		sdk.Artifact{Path: "pg_hba.conf", Content: []byte(hba), Mode: 0o600, Description: "client authentication: TLS only on the network"},
 	)
 	if len(s.IdentMaps) > 0 {
-		r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: "pg_ident.conf", Content: []byte(identText(s.IdentMaps)), Mode: 0o600,
+		r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: "pg_ident.conf", Content: []byte(ident), Mode: 0o600,
 			Description: "certificate name to role maps"})
 	}
 	if len(q.Certificates.ChainPEM) > 0 {

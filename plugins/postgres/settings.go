@@ -93,7 +93,7 @@ func onOff(b bool) string {
 // confText renders settings in postgresql.conf syntax.
 func confText(settings []setting) string {
 	var b strings.Builder
-	b.WriteString("# TLS settings rendered by harden. Apply them with `harden apply` (ALTER SYSTEM)\n# or include this file from postgresql.conf.\n")
+	b.WriteString("# TLS settings rendered by harden. Apply them with `harden apply` (ALTER SYSTEM)\n# or copy this file into the data directory and add to postgresql.conf:\n#   include_if_exists = 'postgresql.harden.conf'\n# (relative ssl_*_file paths are relative to the data directory).\n")
 	for _, s := range settings {
 		fmt.Fprintf(&b, "%s = '%s'\n", s.Name, strings.ReplaceAll(s.Value, "'", "''"))
 	}
