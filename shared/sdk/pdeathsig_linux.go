@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"syscall"
 )
@@ -13,12 +14,29 @@ import (
 // the host can kill it together with everything it started (a child that
 // keeps the plugin's stdout/stderr open would otherwise hold go-plugin's
 // pipe readers, and with them the host, forever), and makes the kernel
-// SIGKILL the plugin when the host dies, even by SIGKILL, so no plugin
-// outlives its host (go-plugin #114, #291). Being outside the terminal's
+// signal the plugin when the host dies, even by SIGKILL, so no plugin (nor
+// its children) outlives its host (go-plugin #114, #291). Being outside the terminal's
 // foreground group also means a Ctrl-C reaches the host only: the host
 // decides what the plugin is told.
 func setProcessAttributes(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: parentDeathSignal}
+}
+
+// parentDeathSignal: the plugin catches it to kill its whole group
+// (watchParent); until the SDK has set up the handler, its default action
+// ends the plugin as SIGKILL would.
+const parentDeathSignal = syscall.SIGUSR2
+
+func notifyParentDeath(ch chan<- os.Signal) { signal.Notify(ch, parentDeathSignal) }
+
+// endProcessGroup kills the plugin's process group — the plugin and every
+// child that stayed in it — when the plugin leads it (the host starts it
+// so); a plugin started some other way must not kill its starter's group.
+func endProcessGroup() {
+	if syscall.Getpgrp() == os.Getpid() {
+		_ = syscall.Kill(0, syscall.SIGKILL)
+	}
+	os.Exit(3)
 }
 
 // killProcessGroup SIGKILLs every process in the plugin's group (its pgid is

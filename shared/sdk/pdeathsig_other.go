@@ -23,5 +23,10 @@ func killProcessGroup(pid int) error {
 	return nil
 }
 
+func notifyParentDeath(chan<- os.Signal) {}
+
+// endProcessGroup: without process groups here, the plugin exits alone.
+func endProcessGroup() { os.Exit(3) }
+
 // processExited cannot tell a zombie here; the graceful wait runs its course.
 func processExited(int) bool { return false }

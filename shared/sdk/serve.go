@@ -55,7 +55,7 @@ func versionedPlugins(impl Plugin) map[int]plugin.PluginSet {
 
 // Serve runs the plugin until the host goes away. Call it from main.
 func Serve(p Plugin) {
-	go exitWithParent()
+	watchParent()
 	ignoreTermination()
 	tlsConfig, err := pluginChannel()
 	if err != nil {
@@ -93,14 +93,28 @@ func ignoreTermination() {
 	}()
 }
 
-// exitWithParent ends the plugin when its host dies: the process is
-// re-parented (to init or a subreaper) and nobody will ever call it again.
-// On Linux the host also sets a parent-death signal; this covers the rest.
-func exitWithParent() {
+// watchParent ends the plugin, with everything it started, when its host
+// dies: the process is re-parented (to init or a subreaper) and nobody will
+// ever call it again. On Linux the kernel signals it at once (the host sets
+// a parent-death signal, setProcessAttributes); a poll covers the rest. The
+// signal is a catchable one rather than SIGKILL so the plugin can take its
+// process group with it — a SIGKILLed plugin would orphan its children —
+// and so a signal that only means the host's launching thread ended (Go
+// issue 27505) is told apart by the parent still being there.
+func watchParent() {
 	parent := os.Getppid()
-	for range time.Tick(200 * time.Millisecond) {
-		if os.Getppid() != parent {
-			os.Exit(3)
+	died := make(chan os.Signal, 1)
+	notifyParentDeath(died)
+	go func() {
+		poll := time.NewTicker(200 * time.Millisecond)
+		for {
+			select {
+			case <-died:
+			case <-poll.C:
+			}
+			if os.Getppid() != parent {
+				endProcessGroup()
+			}
 		}
-	}
+	}()
 }

@@ -174,3 +174,15 @@ func TestNoHangOnPluginChild(t *testing.T) {
 		})
 	}
 }
+
+// A SIGKILLed host cannot clean up: the plugin takes its whole process
+// group, children included, with it.
+func TestNoPluginChildSurvivesSIGKILLedHost(t *testing.T) {
+	f := newFixture(t, "child-hang")
+	f.lockPlugins()
+	cmd, out := f.hostProcess("verify", "-f", f.policy)
+	p := waitPids(t, f)
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	runUntil(t, cmd, out, 10*time.Second, &p)
+	assertGroupGone(t, p)
+}
