@@ -225,7 +225,9 @@ func (in *interrupts) signal() {
 		fmt.Fprintln(in.stderr, "interrupted again: killing the plugins now; the next harden run recovers from the journal")
 		in.abort()
 	default:
-		in.abort()
+		// Calls end at once; the plugins then get the usual bounded
+		// Close (client.GracefulExit, KillWait).
+		in.cancel()
 	}
 }
 
