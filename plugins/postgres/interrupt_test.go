@@ -147,11 +147,14 @@ func TestApplyInterruptedAnywhere(t *testing.T) {
 	type round struct {
 		crashAt string
 		delay   time.Duration
+		// then: a second kill, in the next apply's recovery.
+		then string
 	}
 	var rounds []round
 	for _, s := range []string{stepBegun, stepCertFile, stepFiles, stepSetting, stepSettings, stepHBA, stepReloading, stepReloadSent, stepConfirmed} {
 		rounds = append(rounds, round{crashAt: s})
 	}
+	rounds = append(rounds, round{crashAt: stepHBA, then: stepRestored})
 	for _, d := range []time.Duration{20 * time.Millisecond, 120 * time.Millisecond, 350 * time.Millisecond, 900 * time.Millisecond} {
 		rounds = append(rounds, round{delay: d})
 	}
@@ -160,11 +163,19 @@ func TestApplyInterruptedAnywhere(t *testing.T) {
 		if name == "" {
 			name = "after " + rd.delay.String()
 		}
+		if rd.then != "" {
+			name += " then " + rd.then
+		}
 		t.Run(fmt.Sprintf("%02d %s", i, name), func(t *testing.T) {
 			restoreOld(t, pg, admin, old)
 			killed, out := runHelper(t, pg, rd.crashAt, rd.delay)
 			if rd.crashAt != "" && !killed {
 				t.Fatalf("the helper was not killed at %s: %s", rd.crashAt, out)
+			}
+			if rd.then != "" {
+				if killed, out := runHelper(t, pg, rd.then, 0); !killed {
+					t.Fatalf("the recovering helper was not killed at %s: %s", rd.then, out)
+				}
 			}
 			_, statErr := os.Stat(journalPath(pg.DataDir))
 			journal := statErr == nil
@@ -183,7 +194,13 @@ func TestApplyInterruptedAnywhere(t *testing.T) {
 			if plainErr != nil && tlsErr != nil {
 				t.Errorf("locked out after a reload: plaintext (old rules): %v; TLS (new rules): %v", plainErr, tlsErr)
 			}
-			// (2) plan says so.
+			// (2) plan says so (and verify, once: it is a full scan).
+			if rd.crashAt == stepSettings {
+				vr, err := client.Verify(ctx, rc)
+				if err != nil || !hasCode(vr.Diagnostics, "postgres.apply.interrupted") {
+					t.Errorf("verify after the kill: %v %v", err, vr.Diagnostics)
+				}
+			}
 			plan, err := client.Plan(ctx, rc)
 			if err != nil {
 				t.Fatal(err)

@@ -44,6 +44,7 @@ const (
 	stepReloading  = "reloading"     // everything staged, the reload comes next
 	stepReloadSent = "reload-sent"   // pg_reload_conf() sent, not confirmed
 	stepConfirmed  = "confirmed"     // new config live and harden logs in
+	stepRestored   = "restored"      // backups restored, the reload comes next (rollback, recovery)
 	stepRecovered  = "recovered"     // an interrupted run's backups restored
 )
 
@@ -172,6 +173,8 @@ func restoreAndReload(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c 
 	if errs := j.Restore(); len(errs) > 0 {
 		return db, fmt.Errorf("could not restore every file (journal %s kept; the next harden apply retries): %w", j.Path(), errors.Join(errs...))
 	}
+	atStep(context.Background(), nil, stepRestored) // fault hook only: a rollback goes on
+
 	waitPastModification(ctx, paths...)
 	db, err := liveConn(ctx, db, c, q)
 	if err == nil {
