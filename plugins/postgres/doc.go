@@ -7,6 +7,20 @@
 // with the shared probe kit (PostgreSQL's SSLRequest dialect, and direct TLS
 // on 17+) and the server's own views.
 //
+// Crash consistency (apply.go, journal.go): apply holds a flock in the data
+// directory (one apply per cluster) and writes an intent journal there
+// before the first change, with every file's backup recorded before the
+// file changes. It stages certificate files, settings (ssl = on last),
+// pg_ident.conf and pg_hba.conf (last), then reloads once, so a reload by
+// anyone at any moment gives the old rules or the new ones. Ctrl-C rolls
+// back on a context of its own; after a kill -9 plan and verify report the
+// journal and the next apply restores, reloads, confirms harden's login,
+// then applies.
+//
+// Policy values reach pg_hba.conf and pg_ident.conf only in PostgreSQL's
+// own grammar (hbagrammar.go): what quoting cannot carry is refused in
+// ValidateSpec.
+//
 // Evidence: every check is reduced from observations by checks.Reduce — a
 // timeout, a reset, an SQLSTATE other than the pg_hba rejection (28000), a
 // permission error, a view that hides rows from the role, a rules file
