@@ -105,9 +105,15 @@ func NewApp(io IO) *cli.App {
 			}},
 		},
 	}
+	flagActionsMu.Lock()
 	checkFlagValues(app.Commands)
+	flagActionsMu.Unlock()
 	return app
 }
+
+// flagActionsMu: pluginFlags are shared by every App; checkFlagValues sets
+// their Actions once, never while another NewApp does.
+var flagActionsMu sync.Mutex
 
 // logLevels are the values --log-level accepts.
 var logLevels = []string{"trace", "debug", "info", "warn", "error"}
