@@ -114,19 +114,26 @@ const MaxPathLength = 4096
 //
 // The rule, for every *_file, *_path, file and path value (and, without
 // the bare-word part, *_dir and dir values):
-//   - no whitespace, no control characters, none of ! " # $ & ' ( ) * ; < > ? @ [ \ ] ^ ` { | },
-//     at most 4096 bytes;
-//   - a file value without a '/' is a file name next to the policy and must
-//     contain a '.', '-' or '_' (ca.pem, vault-token, s3_secret): a bare word
-//     such as hunter2 or Tr0ub4dor is taken for a pasted password. A file
-//     really named like that is written ./hunter2.
+//   - at most 4096 bytes, no control characters (a newline included);
+//   - a value written as a path — starting with /, ./ or ../ — may hold any
+//     other character (/srv/pg@15/main, "/mnt/backup (old)/ca.pem");
+//   - any other value holds no whitespace and none of
+//     ! " # $ & ' ( ) * ; < > ? @ [ \ ] ^ ` { | }, which are common in
+//     passwords and tokens, and one without a '/' is a file name next to
+//     the policy that must contain a '.', '-' or '_' (ca.pem, vault-token,
+//     s3_secret): a bare word such as hunter2 or Tr0ub4dor is taken for a
+//     pasted password. A file really named like that is written ./hunter2.
 func pathProblem(s string, file bool) string {
 	if len(s) > MaxPathLength {
 		return "longer than a path can be"
 	}
+	explicit := strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../")
 	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(notInPaths, r) {
-			return "holds characters a file path here does not (whitespace, control characters or one of " + notInPaths + ")"
+		if unicode.IsControl(r) {
+			return "holds control characters"
+		}
+		if !explicit && (unicode.IsSpace(r) || strings.ContainsRune(notInPaths, r)) {
+			return "holds characters a file name here does not (whitespace or one of " + notInPaths + "; a path starting with /, ./ or ../ may)"
 		}
 	}
 	if file && s != "" && !strings.Contains(s, "/") && !strings.ContainsAny(s, ".-_") {

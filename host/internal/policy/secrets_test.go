@@ -115,7 +115,11 @@ func TestPathRule(t *testing.T) {
 	for s, want := range map[string]string{
 		"ca.pem": "", "vault-token": "", "s3_secret": "", "./hunter2": "", "/run/secrets/x": "", "certs/server.key": "",
 		"hunter2": "bare word", "Tr0ub4dor": "bare word", "S3cr3t!": "characters", "a b.pem": "characters",
-		"p@ss_word": "characters", "tab\t.pem": "characters", strings.Repeat("a/", 2049): "longer",
+		"p@ss_word": "characters", "tab\t.pem": "control", strings.Repeat("a/", 2049): "longer",
+		// Written as paths, real directory names keep their characters
+		// (systemd instances, a test's temporary directory, spaces).
+		"/srv/pg@15/main/server.key": "", "/mnt/backup (old)/ca.pem": "", "./my keys/k.pem": "", "../a#b/c.pem": "",
+		"/etc/x\n/ca.pem": "control",
 	} {
 		got := pathProblem(s, true)
 		if (want == "") != (got == "") || !strings.Contains(got, want) {
