@@ -183,9 +183,7 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 // said so on ds.
 func switchOver(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext, l *liveState, d desiredState, ds *sdk.Diagnostics) (*pgx.Conn, bool) {
 	fail := func(code, what string, err error) (*pgx.Conn, bool) {
-		if interruptedBy(ctx, err) {
-			code, what = "postgres.apply.interrupted", "apply was interrupted ("+context.Cause(ctx).Error()+")"
-		}
+		code, what = failureCode(ctx, code, what)
 		db = rollback(ctx, j, db, c, q, code, what, err, ds)
 		return db, false
 	}
@@ -220,6 +218,16 @@ func switchOver(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connec
 		ds.AddWarning("the new configuration is live, but the journal could not be updated", err.Error())
 	}
 	return db, true
+}
+
+// failureCode: a step that failed because the request ended (Ctrl-C, the
+// host's timeout) is an interruption; a step's own timeout (a connect
+// timeout, a reload that never came) stays that step's failure.
+func failureCode(ctx context.Context, code, what string) (string, string) {
+	if ctx.Err() == nil {
+		return code, what
+	}
+	return "postgres.apply.interrupted", "apply was interrupted (" + context.Cause(ctx).Error() + ")"
 }
 
 // rollback restores what this run changed, on a context the host's Stop

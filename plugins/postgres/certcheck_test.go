@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -68,5 +69,21 @@ func TestApplyRefusesCertificateNotValidNow(t *testing.T) {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s exists after a refused apply: %v", p, err)
 		}
+	}
+}
+
+// A step's own timeout is that step's failure; only the request's end is
+// an interruption (the first version took any DeadlineExceeded for one and
+// then read the cause of a context that had none).
+func TestFailureCode(t *testing.T) {
+	code, what := failureCode(context.Background(), "postgres.apply.rejected", "PostgreSQL did not take the new configuration")
+	if code != "postgres.apply.rejected" || what != "PostgreSQL did not take the new configuration" {
+		t.Errorf("own timeout: %s %s", code, what)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("stopped by the host"))
+	code, what = failureCode(ctx, "postgres.apply.rejected", "x")
+	if code != "postgres.apply.interrupted" || what != "apply was interrupted (stopped by the host)" {
+		t.Errorf("cancelled: %s %s", code, what)
 	}
 }

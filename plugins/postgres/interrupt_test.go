@@ -366,10 +366,16 @@ func TestApplyLockIsPerCluster(t *testing.T) {
 	<-inFirst
 	var second sdk.ApplyResponse
 	postgres{}.Apply(context.Background(), sdk.ApplyRequest{RequestContext: rcOther}, &second)
+	// A plan meanwhile says an apply is running (its journal is there).
+	var plan sdk.PlanResponse
+	postgres{}.Plan(context.Background(), sdk.PlanRequest{RequestContext: rcOther}, &plan)
 	close(release)
 	<-done
 	if !hasCode(second.Diagnostics, "postgres.apply.locked") || len(second.Applied) != 0 {
 		t.Errorf("second apply through database other: %v %+v", second.Diagnostics, second.Applied)
+	}
+	if d, ok := diagWithCode(plan.Diagnostics, "postgres.apply.locked"); !ok || d.Severity != sdk.Warning || !strings.Contains(d.Summary, "an apply is running") {
+		t.Errorf("plan while an apply runs: %v", plan.Diagnostics)
 	}
 	if first.Diagnostics.HasError() || len(first.Applied) == 0 {
 		t.Errorf("first apply: %v", first.Diagnostics.Err())

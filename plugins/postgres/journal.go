@@ -76,12 +76,6 @@ func atStep(ctx context.Context, j *applykit.Journal, step string) error {
 	return context.Cause(ctx)
 }
 
-// interruptedBy reports whether err is (or came with) the request's
-// cancellation: the host's Stop on Ctrl-C, or its timeout.
-func interruptedBy(ctx context.Context, err error) bool {
-	return ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
-
 // describeJournal is the one sentence plan, verify and apply use.
 func describeJournal(j *applykit.Journal) string {
 	s := j.State
