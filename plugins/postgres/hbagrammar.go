@@ -188,7 +188,7 @@ func checkAddress(a string) error {
 		return nil
 	}
 	if _, err := netip.ParseAddr(a); err == nil {
-		return errors.New("is an address without a prefix length: write it as a CIDR (e.g. /32 or /128)")
+		return errors.New("has no prefix length: write it as a CIDR (…/32 or …/128)")
 	}
 	if len(a) > maxToken || !hostName.MatchString(a) {
 		return errors.New("is not a CIDR, all, samehost, samenet or a host name")

@@ -32,7 +32,7 @@ func TestValidateSpecRejectsInjection(t *testing.T) {
 		"user newline":                 {rule("user", "app\nhost all all 0.0.0.0/0 trust"), "spec.hba[0].user", "control character or newline"},
 		"address with a second field":  {rule("address", "10.0.0.0/8 trust #"), "spec.hba[0].address", "is not a CIDR"},
 		"address carriage return":      {rule("address", "10.0.0.0/8\r"), "spec.hba[0].address", "control character"},
-		"bare IP":                      {rule("address", "10.0.0.1"), "spec.hba[0].address", "without a prefix length"},
+		"bare IP":                      {rule("address", "10.0.0.1"), "spec.hba[0].address", "has no prefix length"},
 		"file inclusion":               {rule("user", "@/etc/passwd"), "spec.hba[0].user", "file inclusion"},
 		"empty list member":            {rule("database", "a,,b"), "spec.hba[0].database", "list member 2 is empty"},
 		"group needing quotes":         {rule("user", "+my group"), "spec.hba[0].user", "quoting would make it a plain name"},

@@ -185,10 +185,10 @@ func validateGrammar(d *sdk.Diagnostics, rule HBARule, at func(string) sdk.Path)
 	}
 	switch {
 	case rule.Type == "local" && rule.Address != "":
-		bad("address", errors.New("is set on a local rule (local rules have no address)"))
+		d.AddAttributeError(at("address"), "cannot be written to pg_hba.conf: address is set on a local rule (local rules have no address)", "")
 	case rule.Type != "local" && rule.Address != "":
 		if err := checkAddress(rule.Address); err != nil {
-			bad("address", err)
+			d.AddAttributeError(at("address"), "cannot be written to pg_hba.conf: address "+err.Error(), "")
 		}
 	}
 	keys := make([]string, 0, len(rule.Options))
