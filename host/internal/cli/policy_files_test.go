@@ -38,7 +38,7 @@ targets:
 		f.policy + ":8:86: targets[0].certificate.client_cert_file: " + filepath.Join(f.dir, "missing.pem") + ": no such file",
 		f.policy + ":8:116: targets[0].certificate.client_key_file: " + filepath.Join(f.dir, "server-key.pem") + ": secret file has mode 0644",
 	}
-	for _, args := range [][]string{{"render"}, {"plan"}, {"verify"}, {"apply", "--yes"}} {
+	for _, args := range [][]string{{"policy", "validate"}, {"render"}, {"plan"}, {"verify"}, {"apply", "--yes"}} {
 		r := f.run(append(append([]string(nil), args...), "-f", f.policy)...)
 		if r.code != ExitConfig {
 			t.Errorf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, r.code, ExitConfig, r.stdout, r.stderr)
