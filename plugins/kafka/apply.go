@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 var netDialer = net.Dialer{Timeout: 5 * time.Second}
@@ -50,13 +50,43 @@ func livePasswords(file string) *storePasswords {
 // failure restores the files of the brokers this run changed (restarting
 // them again) or the previous dynamic settings.
 func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
-	tp, ok := plan(q.RequestContext, &r.Diagnostics)
+	// One apply per broker at a time; under the locks any journal is a
+	// run that died, and any temp file is its leftover.
+	var c connection
+	var s spec
+	if q.Target.DecodeConnection(&c) == nil && q.Target.DecodeSpec(&s) == nil {
+		if all, err := brokersOf(c, s); err == nil && slices.IndexFunc(all, func(b brokerTarget) bool { return b.ConfigFile == "" }) < 0 {
+			unlock, err := lockBrokers(all)
+			if err != nil {
+				r.Diagnostics.AddTargetError("kafka.apply.locked", "another harden apply is running on this broker; nothing was changed", err)
+				return
+			}
+			defer unlock()
+			sweepTemps(all, s)
+		}
+	}
+	tp, ok := plan(q.RequestContext, &r.Diagnostics, false)
 	if !ok {
 		return
 	}
 	if len(q.PlanToken) > 0 && !bytes.Equal(q.PlanToken, tp.token()) {
 		r.Diagnostics.AddTargetError("kafka.plan_stale", "the broker changed since the plan was made", errors.New("run harden plan again"))
 		return
+	}
+	// An interrupted run is rolled back first (and reported as applied: it
+	// was a change), then the broker is planned again as it is now.
+	journals := tp.journalChanges()
+	if len(journals) > 0 {
+		if _, err := recoverInterrupted(tp, q.RequestContext, &r.Diagnostics); err != nil {
+			r.Diagnostics.AddTargetError("kafka.apply.recover", "an interrupted apply could not be rolled back; nothing else was changed", err)
+			return
+		}
+		r.Applied = append(r.Applied, journals...)
+		var again sdk.Diagnostics
+		if tp, ok = plan(q.RequestContext, &again, false); !ok {
+			r.Diagnostics = append(r.Diagnostics, again...)
+			return
+		}
 	}
 	var todo []*planState
 	rotation := true
@@ -93,13 +123,24 @@ func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespon
 	} else {
 		err = p.applyRolling(ctx, q.RequestContext, tp, todo)
 		if err == nil {
-			r.Applied = tp.changes()
+			r.Applied = append(r.Applied, tp.changes()...)
 		}
 	}
-	if err != nil {
+	var ie interruptedError
+	switch {
+	case errors.As(err, &ie):
+		r.Diagnostics.AddTargetError("kafka.apply.interrupted", "apply interrupted (stopped by the host)", err)
+	case err != nil:
 		r.Diagnostics.AddTargetError("kafka.apply", "apply failed", err)
 	}
 }
+
+// interruptedError: the request was cancelled (Ctrl-C, the host's Stop)
+// and the apply stopped at a step boundary, rolled back.
+type interruptedError struct{ err error }
+
+func (e interruptedError) Error() string { return e.err.Error() }
+func (e interruptedError) Unwrap() error { return e.err }
 
 // phaseGuard: in a cluster, jumping to a phase that moves inter-broker or
 // controller traffic to listeners the other brokers do not have yet cuts
@@ -175,80 +216,39 @@ func lockoutGuard(q sdk.RequestContext, st *planState) []string {
 	return out
 }
 
-// transaction remembers what apply changed, to undo it.
+// transaction is one broker's change under its intent journal.
 type transaction struct {
-	stamp    string
-	backups  map[string]string // original -> backup
-	created  []string
-	restored bool
+	j *applykit.Journal
+	// restarted: the restart command ran (the broker may run the new
+	// files), so undoing needs a restart too.
+	restarted bool
 }
 
-func newTransaction() *transaction {
-	return &transaction{stamp: time.Now().UTC().Format("20060102T150405Z"), backups: map[string]string{}}
+// beginTransaction writes and fsyncs the broker's journal before the first
+// change: what will change (resource names, never values).
+func beginTransaction(q sdk.RequestContext, st *planState) (*transaction, error) {
+	var intent []string
+	for _, ch := range st.changes {
+		intent = append(intent, string(ch.Action)+" "+ch.Resource)
+	}
+	j, err := applykit.Begin(journalPath(st.rd.broker), applykit.State{Plugin: "kafka", Target: q.Target.Name, Phase: phasePrepared,
+		Intent: intent, Data: map[string]string{"broker": brokerID(st.props)}})
+	if err != nil {
+		return nil, err
+	}
+	crashPoint(phasePrepared)
+	return &transaction{j: j}, nil
 }
 
-// write replaces a file atomically (temp file + rename), keeping a backup
-// of an existing one (0600) and the owner of ref.
+// write replaces a file atomically, its backup recorded in the journal
+// first (mode and owner of ref).
 func (t *transaction) write(path string, content []byte, mode os.FileMode, ref os.FileInfo) error {
-	if old, err := os.ReadFile(path); err == nil {
-		backup := path + ".harden-" + t.stamp + ".bak"
-		if err := os.WriteFile(backup, old, 0o600); err != nil {
-			return fmt.Errorf("back up %s: %w", path, err)
-		}
-		t.backups[path] = backup
-	} else if errors.Is(err, os.ErrNotExist) {
-		t.created = append(t.created, path)
-	} else {
-		return err
-	}
-	tmp := path + ".harden-tmp"
-	if err := os.WriteFile(tmp, content, mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	if st, ok := ref.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-		if err := os.Chown(tmp, int(st.Uid), int(st.Gid)); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	return nil
+	return t.j.Replace(path, content, mode, ref)
 }
 
-// rollback puts every backed-up file back and removes the files apply
-// created.
+// rollback puts every recorded file back (removing those apply created).
 func (t *transaction) rollback() error {
-	var errs []error
-	for path, backup := range t.backups {
-		b, err := os.ReadFile(backup)
-		if err == nil {
-			err = os.WriteFile(path+".harden-tmp", b, 0o600)
-		}
-		if err == nil {
-			if fi, serr := os.Stat(path); serr == nil {
-				_ = os.Chmod(path+".harden-tmp", fi.Mode().Perm())
-				if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-					_ = os.Chown(path+".harden-tmp", int(st.Uid), int(st.Gid))
-				}
-			}
-			err = os.Rename(path+".harden-tmp", path)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("restore %s from %s: %w", path, backup, err))
-		}
-	}
-	for _, path := range t.created {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	t.restored = true
-	return errors.Join(errs...)
+	return errors.Join(t.j.Restore()...)
 }
 
 // writeFiles writes the store files and then server.properties.
@@ -269,10 +269,18 @@ func (t *transaction) writeFiles(st *planState) error {
 			return err
 		}
 	}
-	if !bytes.Equal(st.merged, st.text) {
-		return t.write(configFile, st.merged, ref.Mode().Perm(), ref)
+	if err := setPhase(t.j, phaseStoresWritten); err != nil {
+		return err
 	}
-	return nil
+	// server.properties last, in one rename: a broker started from disk
+	// finds either the old file or the new one with its stores in place.
+	if bytes.Equal(st.merged, st.text) {
+		return nil
+	}
+	if err := t.write(configFile, st.merged, ref.Mode().Perm(), ref); err != nil {
+		return err
+	}
+	return setPhase(t.j, phaseConfigWritten)
 }
 
 func (c connection) restartTimeout() time.Duration {
@@ -288,11 +296,13 @@ func (c connection) restartTimeout() time.Duration {
 func restart(ctx context.Context, c connection, q sdk.RequestContext, argv, addrs []string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.restartTimeout())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = os.Environ()
-	out, err := cmd.CombinedOutput()
+	// Own process group, killed whole on timeout or Ctrl-C; a broker the
+	// command leaves running in the background is no failure and does not
+	// block (applykit.Run). The output goes only into the error, trimmed:
+	// it could hold anything the operator's script prints.
+	res, err := applykit.Run(ctx, argv, applykit.RunOptions{Env: os.Environ()})
 	if err != nil {
-		return fmt.Errorf("restart command %s failed: %w: %s", argv[0], err, lastLines(string(out), 5))
+		return fmt.Errorf("restart command failed: %w: %s", err, lastLines(string(res.Output), 5))
 	}
 	for {
 		for _, a := range addrs {
@@ -332,6 +342,11 @@ func lastLines(s string, n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
+	for i, l := range lines {
+		if len(l) > 200 {
+			lines[i] = l[:200] + "…"
+		}
+	}
 	return strings.Join(lines, " | ")
 }
 
@@ -343,7 +358,10 @@ type applied struct {
 
 // applyRolling applies the static changes broker by broker; after the last
 // one, the end state (tls-only) must pass verify. A failure undoes every
-// broker this run changed, newest first, with a restart each.
+// broker this run changed, newest first, restarting those the restart
+// command had run on. Cancellation (Ctrl-C) is looked at between the steps
+// and during the restart and wait: the undo then runs on an uncancelled,
+// bounded context and the error says what was done.
 func (p kafka) applyRolling(ctx context.Context, q sdk.RequestContext, tp *targetPlan, todo []*planState) error {
 	for _, st := range todo {
 		if len(st.rd.broker.RestartCommand) == 0 {
@@ -352,10 +370,15 @@ func (p kafka) applyRolling(ctx context.Context, q sdk.RequestContext, tp *targe
 	}
 	var done []applied
 	undo := func(cause error) error {
+		interrupted := ctx.Err() != nil
+		uctx, cancel := undoContext(ctx, tp.conn)
+		defer cancel()
 		var errs []string
+		var restarted []string
 		for i := len(done) - 1; i >= 0; i-- {
 			a := done[i]
 			if err := a.tx.rollback(); err != nil {
+				// The journal stays: the next run sees it and tries again.
 				errs = append(errs, fmt.Sprintf("%s: restoring files: %v", a.st.rd.broker.label(), err))
 				continue
 			}
@@ -364,25 +387,50 @@ func (p kafka) applyRolling(ctx context.Context, q sdk.RequestContext, tp *targe
 					errs = append(errs, fmt.Sprintf("%s: restoring dynamic store settings: %v", a.st.rd.broker.label(), err))
 				}
 			}
-			if err := restart(ctx, tp.conn, q, a.st.rd.broker.RestartCommand, listenerAddrs(a.st.props)); err != nil {
-				errs = append(errs, fmt.Sprintf("%s: restarted with its previous files but did not come back: %v", a.st.rd.broker.label(), err))
-				continue
+			if a.tx.restarted {
+				if err := restart(uctx, tp.conn, q, a.st.rd.broker.RestartCommand, listenerAddrs(a.st.props)); err != nil {
+					errs = append(errs, fmt.Sprintf("%s: restarted with its previous files but did not come back: %v", a.st.rd.broker.label(), err))
+					continue
+				}
+				restarted = append(restarted, a.st.rd.broker.label())
+				if err := waitInSync(uctx, tp, q); err != nil {
+					errs = append(errs, fmt.Sprintf("after restoring %s: %v", a.st.rd.broker.label(), err))
+				}
 			}
-			if err := waitInSync(ctx, tp, q); err != nil {
-				errs = append(errs, fmt.Sprintf("after restoring %s: %v", a.st.rd.broker.label(), err))
+			if err := a.tx.j.Done(); err != nil {
+				errs = append(errs, err.Error())
 			}
 		}
-		if len(errs) > 0 {
-			return fmt.Errorf("%w; undoing FAILED: %s", cause, strings.Join(errs, "; "))
+		var out error
+		switch {
+		case len(errs) > 0:
+			out = fmt.Errorf("%w; undoing FAILED: %s", cause, strings.Join(errs, "; "))
+		case len(restarted) > 0:
+			out = fmt.Errorf("%w; the previous files are restored and the broker(s) restarted with them (%s)", cause, strings.Join(restarted, ", "))
+		default:
+			out = fmt.Errorf("%w; the previous files are restored (no broker had been restarted)", cause)
 		}
-		var names []string
-		for _, a := range done {
-			names = append(names, a.st.rd.broker.label())
+		if interrupted {
+			return interruptedError{out}
 		}
-		return fmt.Errorf("%w; the previous files are restored and the broker(s) restarted with them (%s)", cause, strings.Join(names, ", "))
+		return out
+	}
+	stopped := func(where string) error {
+		if ctx.Err() == nil {
+			return nil
+		}
+		return undo(fmt.Errorf("interrupted %s", where))
 	}
 	for _, st := range todo {
 		b := st.rd.broker
+		if err := stopped("before " + b.label()); err != nil {
+			return err
+		}
+		tx, err := beginTransaction(q, st)
+		if err != nil {
+			return undo(fmt.Errorf("%s: %w", b.label(), err))
+		}
+		done = append(done, applied{st, tx})
 		if len(st.dynamic) > 0 {
 			// Per-listener overrides from an earlier rotation would win over
 			// server.properties after the restart: remove them first (the
@@ -391,30 +439,66 @@ func (p kafka) applyRolling(ctx context.Context, q sdk.RequestContext, tp *targe
 				return undo(fmt.Errorf("%s: remove the dynamic store overrides before the restart: %w", b.label(), err))
 			}
 		}
-		tx := newTransaction()
-		done = append(done, applied{st, tx})
 		if err := tx.writeFiles(st); err != nil {
 			return undo(fmt.Errorf("%s: %w", b.label(), err))
+		}
+		if err := stopped("after writing the files of " + b.label() + ", before its restart"); err != nil {
+			return err
 		}
 		var addrs []string
 		for _, l := range brokerListeners(b.Listeners) {
 			addrs = append(addrs, l.Address)
 		}
+		if err := setPhase(tx.j, phaseRestarting); err != nil {
+			return undo(fmt.Errorf("%s: %w", b.label(), err))
+		}
+		tx.restarted = true
 		if err := restart(ctx, tp.conn, q, b.RestartCommand, addrs); err != nil {
+			if ctx.Err() != nil {
+				return undo(fmt.Errorf("interrupted during the restart of %s: %w", b.label(), err))
+			}
+			return undo(fmt.Errorf("%s: %w", b.label(), err))
+		}
+		if err := setPhase(tx.j, phaseRestarted); err != nil {
 			return undo(fmt.Errorf("%s: %w", b.label(), err))
 		}
 		if err := waitInSync(ctx, tp, q); err != nil {
+			if ctx.Err() != nil {
+				return undo(fmt.Errorf("interrupted waiting for the cluster after restarting %s", b.label()))
+			}
 			return undo(fmt.Errorf("after restarting %s: %w", b.label(), err))
 		}
 	}
-	if tp.spec.phase() != phaseTLSOnly {
-		return nil // a migration step: verify fails by design until tls-only
+	if tp.spec.phase() == phaseTLSOnly {
+		if err := p.verifyRestarted(ctx, q, done); err != nil {
+			if ctx.Err() != nil {
+				return undo(fmt.Errorf("interrupted during verify: %w", err))
+			}
+			return undo(err)
+		}
+	} // else a migration step: verify fails by design until tls-only
+	for _, a := range done {
+		if err := a.tx.j.Done(); err != nil {
+			return err
+		}
 	}
-	// Success only on evidence from the restarted brokers.
+	return nil
+}
+
+// verifyRestarted: success only on evidence from the restarted brokers.
+func (p kafka) verifyRestarted(ctx context.Context, q sdk.RequestContext, done []applied) error {
+	for _, a := range done {
+		if err := setPhase(a.tx.j, phaseVerifying); err != nil {
+			return err
+		}
+	}
 	var vr sdk.VerifyResponse
 	p.Verify(ctx, sdk.VerifyRequest{RequestContext: q}, &vr)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if vr.Diagnostics.HasError() {
-		return undo(fmt.Errorf("verify after the restart: %w", vr.Diagnostics.Err()))
+		return fmt.Errorf("verify after the restart: %w", vr.Diagnostics.Err())
 	}
 	var bad []string
 	for _, ch := range vr.Checks {
@@ -423,7 +507,7 @@ func (p kafka) applyRolling(ctx context.Context, q sdk.RequestContext, tp *targe
 		}
 	}
 	if len(bad) > 0 {
-		return undo(fmt.Errorf("the restarted broker does not pass verify: %s", strings.Join(bad, "; ")))
+		return fmt.Errorf("the restarted broker does not pass verify: %s", strings.Join(bad, "; "))
 	}
 	return nil
 }
@@ -537,7 +621,6 @@ func alterDynamic(c connection, q sdk.RequestContext, all []brokerTarget, broker
 // with fresh handshakes that the new certificate is served; then
 // server.properties follows, so a restart keeps the new stores.
 func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, all []brokerTarget, st *planState, d *sdk.Diagnostics) error {
-	tx := newTransaction()
 	broker := brokerID(st.props)
 	set := map[string]string{}
 	previous := map[string]string{}
@@ -557,6 +640,23 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, all 
 			}
 		}
 	}
+	tx, err := beginTransaction(q, st)
+	if err != nil {
+		return err
+	}
+	// The journal knows the overrides before the broker does: a killed run
+	// is undone on the broker too (store paths, no secrets).
+	for k, v := range set {
+		tx.j.State.Data[dynSet+k] = v
+		tx.j.State.Data[dynPrev+k] = "-"
+		if p, ok := previous[k]; ok {
+			tx.j.State.Data[dynPrev+k] = p
+		}
+	}
+	if err := tx.j.Save(); err != nil {
+		_ = tx.j.Done()
+		return err
+	}
 	undo := func(cause error) error {
 		del := map[string]string{}
 		for k := range set {
@@ -567,9 +667,16 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, all 
 		rerr := alterDynamic(c, q, all, broker, del, previous)
 		rerr = errors.Join(rerr, tx.rollback())
 		if rerr != nil {
-			return fmt.Errorf("%w; restoring the previous stores FAILED: %v", cause, rerr)
+			return fmt.Errorf("%w; restoring the previous stores FAILED (the journal stays for the next run): %v", cause, rerr)
 		}
-		return fmt.Errorf("%w; the broker is back on its previous stores", cause)
+		if err := tx.j.Done(); err != nil {
+			return fmt.Errorf("%w; the broker is back on its previous stores, but: %v", cause, err)
+		}
+		out := fmt.Errorf("%w; the broker is back on its previous stores", cause)
+		if ctx.Err() != nil {
+			return interruptedError{out}
+		}
+		return out
 	}
 	// Stores first (new names, so the running broker's files are untouched).
 	files := *st
@@ -577,10 +684,16 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, all 
 	if err := tx.writeFiles(&files); err != nil {
 		return undo(err)
 	}
+	if ctx.Err() != nil {
+		return undo(errors.New("interrupted after writing the stores"))
+	}
 	if len(set) > 0 {
 		if err := alterDynamic(c, q, all, broker, nil, set); err != nil {
 			return undo(fmt.Errorf("KIP-226 update refused by the broker: %w", err))
 		}
+	}
+	if err := setPhase(tx.j, phaseDynamicSet); err != nil {
+		return undo(err)
 	}
 	if err := confirmServed(ctx, q, st.rd); err != nil {
 		return undo(err)
@@ -590,9 +703,15 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, all 
 		if err == nil {
 			err = tx.write(st.rd.broker.ConfigFile, st.merged, ref.Mode().Perm(), ref)
 		}
+		if err == nil {
+			err = setPhase(tx.j, phaseConfigWritten)
+		}
 		if err != nil {
 			return undo(err)
 		}
+	}
+	if err := tx.j.Done(); err != nil {
+		return err
 	}
 	for _, l := range st.rd.broker.Listeners {
 		if l.Controller {

@@ -160,6 +160,9 @@ type planState struct {
 	// dynamic: per-listener store overrides (KIP-226) the broker has, which
 	// a static apply must clear or they would win over server.properties.
 	dynamic map[string]string
+	// journal: an interrupted apply left its journal (apply rolls it back
+	// first).
+	journal *sdk.Change
 }
 
 // rotationKeys are the settings a KIP-226 rotation may change.
@@ -176,9 +179,20 @@ type targetPlan struct {
 // changes lists every broker's changes (prefixed by the broker in a
 // cluster).
 func (tp *targetPlan) changes() []sdk.Change {
-	var out []sdk.Change
+	out := tp.journalChanges()
 	for _, st := range tp.brokers {
 		out = append(out, st.changes...)
+	}
+	return out
+}
+
+// journalChanges: the interrupted applies found.
+func (tp *targetPlan) journalChanges() []sdk.Change {
+	var out []sdk.Change
+	for _, st := range tp.brokers {
+		if st.journal != nil {
+			out = append(out, *st.journal)
+		}
 	}
 	return out
 }
@@ -188,13 +202,17 @@ func (tp *targetPlan) token() []byte {
 	h := sha256.New()
 	for _, st := range tp.brokers {
 		h.Write(planToken(st.text, st.changes))
+		if st.journal != nil {
+			h.Write([]byte(st.journal.Description))
+		}
 	}
 	return h.Sum(nil)
 }
 
-// plan reads every broker's file, store dir and running configuration and
-// works out the changes.
-func plan(q sdk.RequestContext, d *sdk.Diagnostics) (*targetPlan, bool) {
+// plan reads every broker's file, store dir, apply journal and running
+// configuration and works out the changes. probeLock: tell a running apply
+// from a dead one (plan and verify; apply holds the locks itself).
+func plan(q sdk.RequestContext, d *sdk.Diagnostics, probeLock bool) (*targetPlan, bool) {
 	tp := &targetPlan{}
 	if err := q.Target.DecodeConnection(&tp.conn); err != nil {
 		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
@@ -210,7 +228,7 @@ func plan(q sdk.RequestContext, d *sdk.Diagnostics) (*targetPlan, bool) {
 		return nil, false
 	}
 	for _, b := range tp.all {
-		st, ok := planBroker(q, b, tp.all, d)
+		st, ok := planBroker(q, b, tp.all, d, probeLock)
 		if !ok {
 			return nil, false
 		}
@@ -225,13 +243,17 @@ func plan(q sdk.RequestContext, d *sdk.Diagnostics) (*targetPlan, bool) {
 }
 
 // planBroker plans one broker.
-func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk.Diagnostics) (*planState, bool) {
+func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk.Diagnostics, probeLock bool) (*planState, bool) {
 	if b.ConfigFile == "" {
 		d.AddAttributeError(sdk.Path{"connection", "config_file"}, "plan and apply need the broker's server.properties", "")
 		return nil, false
 	}
 	if len(b.Listeners) == 0 {
 		d.AddAttributeError(sdk.Path{"spec", "listeners"}, "plan and apply need the listeners of "+b.label()+" after hardening", "list every listener (controller ones marked) with its address")
+		return nil, false
+	}
+	journal, ok := noteJournal(b, probeLock, d)
+	if !ok {
 		return nil, false
 	}
 	text, current, ok := readBrokerProperties(b.ConfigFile, d)
@@ -249,7 +271,7 @@ func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk
 	if !ok {
 		return nil, false
 	}
-	st := &planState{rd: rd, text: text, props: current}
+	st := &planState{rd: rd, text: text, props: current, journal: journal}
 	merged, err := mergeProperties(string(text), rd.settings)
 	if err != nil {
 		d.AddTargetError("kafka.config.parse", b.ConfigFile, err)
@@ -298,11 +320,17 @@ func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk
 		return nil, false
 	}
 	st.live = live
+	// Files on disk the running broker does not serve are a pending change
+	// (an apply killed between writing and restarting, or a hand edit):
+	// apply restarts the broker and verifies, never "nothing to apply".
 	pending := false
-	for _, key := range []string{"listeners", "ssl.client.auth", "ssl.enabled.protocols", "inter.broker.listener.name"} {
-		if f, ok := current[key]; ok && live.values[key] != "" && live.values[key] != f {
+	for _, key := range pendingKeys {
+		run, known := runningValue(live, key, b)
+		if f, ok := current[key]; ok && known && run != f {
 			pending = true
-			d.AddWarning("the running broker differs from server.properties for "+key, fmt.Sprintf("running %q, file %q: a restart is pending", live.values[key], f))
+			d.AddWarning("the running broker differs from server.properties for "+key, fmt.Sprintf("running %q, file %q: a restart is pending", run, f))
+			st.changes = append(st.changes, sdk.Change{Resource: "broker " + brokerID(current) + " running config:" + key, Action: sdk.Update,
+				Before: run, After: f, RequiresRestart: true, Description: "server.properties is not what the running broker serves: a restart is pending"})
 		}
 	}
 	// Dynamic store overrides that do not point at the rendered stores.
@@ -335,6 +363,28 @@ func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk
 		}
 	}
 	return st, true
+}
+
+// pendingKeys are the settings harden manages whose running value the
+// broker reports (DescribeConfigs) as it started with them; passwords are
+// never reported.
+var pendingKeys = []string{"listeners", "advertised.listeners", "listener.security.protocol.map", "inter.broker.listener.name", "controller.listener.names",
+	"ssl.client.auth", "ssl.enabled.protocols", "ssl.protocol", "ssl.cipher.suites", "authorizer.class.name", "allow.everyone.if.no.acl.found", "super.users",
+	"ssl.keystore.location", "ssl.truststore.location"}
+
+// runningValue is what the running broker uses for key: a KIP-226
+// rotation overrides the stores per listener, and the static value stays
+// the start-up one.
+func runningValue(live liveConfig, key string, b brokerTarget) (string, bool) {
+	if slices.Contains(rotationKeys, key) {
+		for _, l := range brokerListeners(b.Listeners) {
+			if v, ok := live.dynamic["listener.name."+strings.ToLower(l.Name)+"."+key]; ok {
+				return v, true
+			}
+		}
+	}
+	v := live.values[key]
+	return v, v != ""
 }
 
 // storeOverride reports whether key is a per-listener store location
@@ -435,7 +485,7 @@ func brokerListeners(ls []listenerSpec) []listenerSpec {
 // files, per-listener dynamic overrides; each change says whether it needs
 // a restart or goes through KIP-226 without one.
 func (kafka) Plan(_ context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
-	tp, ok := plan(q.RequestContext, &r.Diagnostics)
+	tp, ok := plan(q.RequestContext, &r.Diagnostics, true)
 	if !ok {
 		return
 	}

@@ -33,6 +33,10 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 		configFiles = append(configFiles, b.ConfigFile)
 	}
 	for _, f := range configFiles {
+		// An interrupted apply is said, whatever the broker answers now.
+		if _, ok := noteJournal(brokerTarget{ConfigFile: f}, true, &r.Diagnostics); !ok {
+			return
+		}
 		_, props, ok := readBrokerProperties(f, &r.Diagnostics)
 		if !ok {
 			return

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
+)
+
+// Crash consistency (issue 12 items 1 and 6). Each broker's apply has an
+// intent journal beside its server.properties, written and fsynced before
+// the first change, every file's backup recorded before the file changes
+// (applykit). Stores are written first (new names, or atomic
+// replacements), server.properties last in one atomic rename, then the
+// restart, then verify; the journal goes only when the run succeeded or
+// was rolled back. A journal found under a free lock is a run that died:
+// plan and verify say so, and apply rolls it back (files from the
+// backups, dynamic overrides undone) before it plans and applies again.
+
+// Journal phases, in order (also the fault hook's names).
+const (
+	phasePrepared      = "prepared"
+	phaseStoresWritten = "stores-written"
+	phaseConfigWritten = "config-written"
+	phaseRestarting    = "restarting"
+	phaseRestarted     = "restarted"
+	phaseDynamicSet    = "dynamic-set" // a KIP-226 rotation told the broker
+	phaseVerifying     = "verifying"
+)
+
+func journalPath(b brokerTarget) string { return b.ConfigFile + ".harden-journal" }
+func lockPath(b brokerTarget) string    { return b.ConfigFile + ".harden-lock" }
+
+// crashEnv is the interruption test's fault hook: the plugin SIGKILLs
+// itself right after recording that phase. Read only when set.
+const crashEnv = "HARDEN_KAFKA_CRASH_AT"
+
+func crashPoint(phase string) {
+	if v := os.Getenv(crashEnv); v != "" && v == phase {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
+}
+
+// setPhase records a step boundary in the journal, then offers the fault
+// hook its chance.
+func setPhase(j *applykit.Journal, phase string) error {
+	if err := j.SetPhase(phase); err != nil {
+		return err
+	}
+	crashPoint(phase)
+	return nil
+}
+
+// lockBrokers takes every broker's apply lock, in the target's order.
+func lockBrokers(all []brokerTarget) (func(), error) {
+	var unlocks []func()
+	release := func() {
+		for i := len(unlocks) - 1; i >= 0; i-- {
+			unlocks[i]()
+		}
+	}
+	for _, b := range all {
+		u, err := applykit.Lock(lockPath(b))
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("%s: %w", b.label(), err)
+		}
+		unlocks = append(unlocks, u)
+	}
+	return release, nil
+}
+
+// describeJournal says what an interrupted run left, for the operator.
+func describeJournal(j *applykit.Journal) string {
+	return fmt.Sprintf("the apply started %s by pid %d stopped at phase %q with %d file(s) backed up (%s)",
+		j.State.Started.Format(time.RFC3339), j.State.PID, j.State.Phase, len(j.State.Files), j.Path())
+}
+
+// applyRunning: another live process holds b's lock.
+func applyRunning(b brokerTarget) bool {
+	unlock, err := applykit.Lock(lockPath(b))
+	if errors.Is(err, applykit.ErrLocked) {
+		return true
+	}
+	if err == nil {
+		unlock()
+	}
+	return false
+}
+
+// noteJournal is what plan and verify report about b's journal: an
+// interrupted apply (a pending change for plan), a running one, or a
+// journal harden cannot trust.
+func noteJournal(b brokerTarget, probeLock bool, d *sdk.Diagnostics) (*sdk.Change, bool) {
+	j, err := applykit.Open(journalPath(b))
+	if err != nil {
+		d.AddTargetError("kafka.apply.journal", b.label()+": cannot trust the apply journal; inspect it and its backups, then remove it", err)
+		return nil, false
+	}
+	if j == nil {
+		return nil, true
+	}
+	if probeLock && applyRunning(b) {
+		d.AddWarning(b.label()+": a harden apply is running", describeJournal(j))
+		return nil, true
+	}
+	d.AddWarning(b.label()+": an interrupted harden apply", describeJournal(j)+": harden apply rolls it back, then applies again")
+	return &sdk.Change{Resource: "journal:" + j.Path(), Action: sdk.Update, Before: "interrupted at " + j.State.Phase, After: "rolled back, then applied",
+		Description: "an interrupted harden apply: " + describeJournal(j), RequiresRestart: true}, true
+}
+
+// Journal data keys of a rotation's dynamic overrides: what it set, and
+// what they were ("-" absent).
+const dynSet, dynPrev = "dynamic.set.", "dynamic.previous."
+
+// recoverInterrupted rolls back what killed runs left on every broker
+// (the caller holds the locks): the dynamic overrides a rotation set, then
+// the files from their backups; temp files swept. It says what it did; an
+// error leaves the journal in place.
+func recoverInterrupted(tp *targetPlan, q sdk.RequestContext, d *sdk.Diagnostics) (bool, error) {
+	recovered := false
+	for _, b := range tp.all {
+		j, err := applykit.Open(journalPath(b))
+		if err != nil {
+			return recovered, fmt.Errorf("%s: cannot trust the apply journal (inspect it, then remove it): %w", b.label(), err)
+		}
+		if j == nil {
+			continue
+		}
+		what := describeJournal(j)
+		del, prev := map[string]string{}, map[string]string{}
+		for k, v := range j.State.Data {
+			if key, ok := strings.CutPrefix(k, dynSet); ok {
+				if p, ok := j.State.Data[dynPrev+key]; ok && p != "-" {
+					prev[key] = p
+				} else {
+					del[key] = ""
+				}
+			}
+			_ = v
+		}
+		if len(del)+len(prev) > 0 {
+			if err := alterDynamic(tp.conn, q, tp.all, j.State.Data["broker"], del, prev); err != nil {
+				return recovered, fmt.Errorf("%s: %s; undoing its dynamic store overrides failed: %w", b.label(), what, err)
+			}
+		}
+		if errs := j.Restore(); len(errs) > 0 {
+			return recovered, fmt.Errorf("%s: %s; restoring its files FAILED (journal kept): %w", b.label(), what, errors.Join(errs...))
+		}
+		if err := j.Done(); err != nil {
+			return recovered, err
+		}
+		recovered = true
+		d.AddWarning(b.label()+": an interrupted apply was rolled back",
+			what+": its files are restored from the journal's backups; this apply starts over from the broker as it is")
+	}
+	return recovered, nil
+}
+
+// sweepTemps removes temp files a killed run left beside the files apply
+// writes (applykit's, and the ".harden-tmp" of earlier versions).
+func sweepTemps(all []brokerTarget, s spec) {
+	for _, b := range all {
+		for _, dir := range []string{filepath.Dir(b.ConfigFile), s.storeDir(b.ConfigFile)} {
+			_, _ = applykit.SweepTemps(dir)
+			legacy, _ := filepath.Glob(filepath.Join(dir, "*.harden-tmp"))
+			for _, f := range legacy {
+				os.Remove(f)
+			}
+		}
+	}
+}
+
+// undoContext: a rollback after Ctrl-C must not run on the cancelled
+// request context, and must still end.
+func undoContext(ctx context.Context, c connection) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 2*c.restartTimeout()+time.Minute)
+}
