@@ -22,7 +22,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -172,7 +171,7 @@ func open(q sdk.RequestContext, d *sdk.Diagnostics) (*target, bool) {
 // caPool reads connection.ca_file; an unreadable file or one without a
 // PEM certificate is an error naming it.
 func caPool(file string) (*x509.CertPool, error) {
-	pemData, err := os.ReadFile(file)
+	pemData, err := sdk.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("connection.ca_file %s: %w", file, err)
 	}

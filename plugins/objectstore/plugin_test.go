@@ -80,3 +80,11 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+// connection.ca_file is read bounded: /dev/zero is an error naming it, not
+// a plugin that runs out of memory.
+func TestCAFileBounded(t *testing.T) {
+	if _, err := caPool("/dev/zero"); err == nil || !strings.Contains(err.Error(), "connection.ca_file /dev/zero") || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("caPool(/dev/zero) = %v", err)
+	}
+}

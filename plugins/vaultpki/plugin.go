@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -360,7 +359,7 @@ func (c connection) roots() (*x509.CertPool, error) {
 		}
 		return pool, nil
 	}
-	ca, err := os.ReadFile(c.CAFile)
+	ca, err := sdk.ReadFile(c.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("connection.ca_file %s: %w", c.CAFile, err)
 	}

@@ -404,3 +404,11 @@ func appRoleCreds(t *testing.T, cl *vault.Client, role string) map[string][]byte
 	}
 	return map[string][]byte{"role_id": []byte(fmt.Sprint(rid.Data["role_id"])), "secret_id": []byte(fmt.Sprint(sid.Data["secret_id"]))}
 }
+
+// connection.ca_file is read bounded: /dev/zero is an error naming it, not
+// a plugin that runs out of memory.
+func TestCAFileBounded(t *testing.T) {
+	if _, err := (connection{CAFile: "/dev/zero"}).roots(); err == nil || !strings.Contains(err.Error(), "connection.ca_file /dev/zero") || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("roots(/dev/zero) = %v", err)
+	}
+}

@@ -177,7 +177,7 @@ func desired(ctx context.Context, cl *vault.Client, st *settings, d *sdk.Diagnos
 // so the CSR is made once.
 func externalIntermediate(cl *vault.Client, st *settings, d *sdk.Diagnostics) []step {
 	ext := st.spec.PKI.ExternalIntermediate
-	if chain, err := os.ReadFile(ext.CertificateFile); err == nil {
+	if chain, err := sdk.ReadFile(ext.CertificateFile); err == nil {
 		return []step{{
 			change: sdk.Change{Resource: "intermediate CA in " + st.intMount, Action: sdk.Create, After: "signed outside Vault: " + ext.CertificateFile},
 			needs:  map[string]string{st.intMount + "/intermediate/set-signed": "update"},
