@@ -4,7 +4,10 @@
 // Exit codes:
 //
 //	0   all good
-//	1   usage or configuration error (policy, flags, unknown plugin)
+//	1   usage or configuration error (policy, flags and their values,
+//	    unknown plugin, a file the policy names that is missing, not
+//	    regular, too big or a secret others may read, a certificate
+//	    outside its validity)
 //	2   verify found failing checks at or above --fail-on; plan with
 //	    --detailed-exitcode found pending changes
 //	3   target or plugin error: a plugin crashed, hung or is not trusted, a
@@ -12,7 +15,10 @@
 //	    an invalid check (unknown status or severity, invalid ID), a target
 //	    produced zero checks or only skipped ones (nothing applicable was
 //	    verified), or the certificate source could not provide the CA
-//	130 interrupted (Ctrl-C); in-flight plugin work was stopped
+//	130 interrupted (SIGINT/SIGTERM): during apply the plugin finishes or
+//	    rolls back its current step first (up to 60 s; a second signal
+//	    kills it at once, and the next run recovers from its journal);
+//	    any other command stops at once
 //
 // verify's rules on what plugins send are in verdict.go.
 package cli
