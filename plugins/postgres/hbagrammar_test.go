@@ -232,3 +232,51 @@ func firstError(ds sdk.Diagnostics) (sdk.Diagnostic, bool) {
 	}
 	return sdk.Diagnostic{}, false
 }
+
+// FuzzIdentText: a pg_ident.conf line harden renders from values that
+// validate reads back (PostgreSQL's tokenizer) as exactly three fields, the
+// policy's values; values that do not validate are never rendered.
+func FuzzIdentText(f *testing.F) {
+	f.Add("certmap", "reporting client", "app")
+	f.Add("m", "cn\nm root postgres", "app")
+	f.Add("m", "/^(.*)@example\\.com$", `\1`)
+	f.Add("m#x", `a"b`, "+admins")
+	f.Fuzz(func(t *testing.T, mapName, systemUser, pgUser string) {
+		values := []string{mapName, systemUser, pgUser}
+		valid := true
+		for _, v := range values {
+			if _, err := encodeList(v, identField); err != nil {
+				valid = false
+			}
+		}
+		text, err := identText([]IdentMap{{Map: mapName, SystemUser: systemUser, PGUser: pgUser}})
+		if !valid {
+			if err == nil {
+				t.Fatalf("invalid values rendered:\n%s", text)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("valid values not rendered: %v", err)
+		}
+		var lines []string
+		for _, l := range strings.Split(text, "\n") {
+			if l = stripComment(l); strings.TrimSpace(l) != "" {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) != 1 {
+			t.Fatalf("%d lines:\n%s", len(lines), text)
+		}
+		fields, err := hbaFields(lines[0])
+		if err != nil || len(fields) != 3 {
+			t.Fatalf("fields %q, %v", fields, err)
+		}
+		for i, field := range fields {
+			toks := splitHBAList(field)
+			if len(toks) != 1 || toks[0].Text != values[i] {
+				t.Fatalf("field %d reads back as %+v, want %q", i, toks, values[i])
+			}
+		}
+	})
+}
