@@ -54,37 +54,52 @@ func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespon
 	// run that died, and any temp file is its leftover.
 	var c connection
 	var s spec
+	var all []brokerTarget
 	if q.Target.DecodeConnection(&c) == nil && q.Target.DecodeSpec(&s) == nil {
-		if all, err := brokersOf(c, s); err == nil && slices.IndexFunc(all, func(b brokerTarget) bool { return b.ConfigFile == "" }) < 0 {
-			unlock, err := lockBrokers(all)
+		if bs, err := brokersOf(c, s); err == nil && slices.IndexFunc(bs, func(b brokerTarget) bool { return b.ConfigFile == "" }) < 0 {
+			unlock, err := lockBrokers(bs)
 			if err != nil {
 				r.Diagnostics.AddTargetError("kafka.apply.locked", "another harden apply is running on this broker; nothing was changed", err)
 				return
 			}
 			defer unlock()
+			all = bs
 			sweepTemps(all, s)
 		}
 	}
-	tp, ok := plan(q.RequestContext, &r.Diagnostics, false)
-	if !ok {
-		return
-	}
-	if len(q.PlanToken) > 0 && !bytes.Equal(q.PlanToken, tp.token()) {
+	var first sdk.Diagnostics
+	tp, ok := plan(q.RequestContext, &first, false)
+	if ok && len(q.PlanToken) > 0 && !bytes.Equal(q.PlanToken, tp.token()) {
+		r.Diagnostics = append(r.Diagnostics, first...)
 		r.Diagnostics.AddTargetError("kafka.plan_stale", "the broker changed since the plan was made", errors.New("run harden plan again"))
 		return
 	}
-	// An interrupted run is rolled back first (and reported as applied: it
-	// was a change), then the broker is planned again as it is now.
-	journals := tp.journalChanges()
-	if len(journals) > 0 {
-		if _, err := recoverInterrupted(tp, q.RequestContext, &r.Diagnostics); err != nil {
+	// An interrupted run is rolled back first — also when the broker cannot
+	// be planned now (it may be down after the kill) — and reported as
+	// applied (it was a change); then the broker is planned again as it is.
+	var journals []sdk.Change
+	if ok {
+		journals = tp.journalChanges()
+	} else {
+		journals = pendingJournals(all)
+	}
+	if len(journals) == 0 {
+		r.Diagnostics = append(r.Diagnostics, first...)
+		if !ok {
+			return
+		}
+	} else {
+		for _, d := range first {
+			if d.Severity == sdk.Warning {
+				r.Diagnostics = append(r.Diagnostics, d)
+			}
+		}
+		if err := recoverInterrupted(c, all, q.RequestContext, &r.Diagnostics); err != nil {
 			r.Diagnostics.AddTargetError("kafka.apply.recover", "an interrupted apply could not be rolled back; nothing else was changed", err)
 			return
 		}
 		r.Applied = append(r.Applied, journals...)
-		var again sdk.Diagnostics
-		if tp, ok = plan(q.RequestContext, &again, false); !ok {
-			r.Diagnostics = append(r.Diagnostics, again...)
+		if tp, ok = plan(q.RequestContext, &r.Diagnostics, false); !ok {
 			return
 		}
 	}
@@ -302,7 +317,10 @@ func restart(ctx context.Context, c connection, q sdk.RequestContext, argv, addr
 	// it could hold anything the operator's script prints.
 	res, err := applykit.Run(ctx, argv, applykit.RunOptions{Env: os.Environ()})
 	if err != nil {
-		return fmt.Errorf("restart command failed: %w: %s", err, lastLines(string(res.Output), 5))
+		if out := lastLines(string(res.Output), 5); out != "" {
+			return fmt.Errorf("restart command failed: %w: %s", err, out)
+		}
+		return fmt.Errorf("restart command failed: %w", err)
 	}
 	for {
 		for _, a := range addrs {

@@ -259,12 +259,56 @@ func TestApplyInterrupted(t *testing.T) {
 		}
 	})
 
-	// End state: verify passes the checks the hardening promises.
 	pc := launchPlugin(t, bin)
 	defer pc.Close()
-	if _, err := pc.Apply(ctx, rc, nil, false); err != nil {
-		t.Fatal(err)
+	if ar, err := pc.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
 	}
+
+	// A KIP-226 rotation killed once the broker took the new stores, before
+	// server.properties names them: the recovery takes the dynamic
+	// overrides back before it removes the stores, then rotates again —
+	// no restart at any point.
+	t.Run("rotation killed after the dynamic update", func(t *testing.T) {
+		cert, key, err := k.CA.IssuePeer("kafka-stopped", "127.0.0.1", "localhost") // a renewal
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Certificates.ChainPEM, rc.Certificates.KeyPEM = mustRead(t, cert), mustRead(t, key)
+		old, pid := mustRead(t, k.Properties), k.PID()
+		c := launchPlugin(t, bin, crashEnv+"="+phaseDynamicSet)
+		if _, err := c.Apply(ctx, rc, nil, false); err == nil {
+			t.Fatalf("the plugin was not killed at %s", phaseDynamicSet)
+		}
+		c.Close()
+		if disk := mustRead(t, k.Properties); !bytes.Equal(disk, old) {
+			t.Errorf("server.properties changed before the rotation was confirmed")
+		}
+		referencedFilesExist(t, old)
+		p, err := pc.Plan(ctx, rc)
+		if err != nil || p.Diagnostics.HasError() || !hasChange(p.Changes, "journal:") {
+			t.Fatalf("plan after the kill: %v %v %+v", err, p.Diagnostics.Err(), p.Changes)
+		}
+		rec, err := pc.Apply(ctx, rc, p.PlanToken, false)
+		if err != nil || rec.Diagnostics.HasError() || !hasChange(rec.Applied, "journal:") {
+			t.Fatalf("apply after the kill: %v %v %+v", err, rec.Diagnostics.Err(), rec.Applied)
+		}
+		served, err := servedCertificate(rc, rendered{broker: brokerTarget{Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}})
+		if err != nil || !bytes.Equal(served.Raw, mustPEMCert(t, rc.Certificates.ChainPEM)) {
+			t.Errorf("the renewed certificate is not served: %v", err)
+		}
+		if k.PID() != pid {
+			t.Errorf("the rotation's recovery restarted the broker")
+		}
+		if l := leftovers(k); len(l) > 0 {
+			t.Errorf("left behind: %v", l)
+		}
+		if again, err := pc.Plan(ctx, rc); err != nil || len(again.Changes) != 0 {
+			t.Errorf("plan after the recovered rotation: %v %+v", err, again.Changes)
+		}
+	})
+
+	// End state: verify passes the checks the hardening promises.
 	v, err := pc.Verify(ctx, rc)
 	if err != nil || v.Diagnostics.HasError() {
 		t.Fatalf("verify: %v %v", err, v.Diagnostics.Err())

@@ -125,19 +125,18 @@ const dynSet, dynPrev = "dynamic.set.", "dynamic.previous."
 // (the caller holds the locks): the dynamic overrides a rotation set, then
 // the files from their backups; temp files swept. It says what it did; an
 // error leaves the journal in place.
-func recoverInterrupted(tp *targetPlan, q sdk.RequestContext, d *sdk.Diagnostics) (bool, error) {
-	recovered := false
-	for _, b := range tp.all {
+func recoverInterrupted(c connection, all []brokerTarget, q sdk.RequestContext, d *sdk.Diagnostics) error {
+	for _, b := range all {
 		j, err := applykit.Open(journalPath(b))
 		if err != nil {
-			return recovered, fmt.Errorf("%s: cannot trust the apply journal (inspect it, then remove it): %w", b.label(), err)
+			return fmt.Errorf("%s: cannot trust the apply journal (inspect it, then remove it): %w", b.label(), err)
 		}
 		if j == nil {
 			continue
 		}
 		what := describeJournal(j)
 		del, prev := map[string]string{}, map[string]string{}
-		for k, v := range j.State.Data {
+		for k := range j.State.Data {
 			if key, ok := strings.CutPrefix(k, dynSet); ok {
 				if p, ok := j.State.Data[dynPrev+key]; ok && p != "-" {
 					prev[key] = p
@@ -145,24 +144,35 @@ func recoverInterrupted(tp *targetPlan, q sdk.RequestContext, d *sdk.Diagnostics
 					del[key] = ""
 				}
 			}
-			_ = v
 		}
 		if len(del)+len(prev) > 0 {
-			if err := alterDynamic(tp.conn, q, tp.all, j.State.Data["broker"], del, prev); err != nil {
-				return recovered, fmt.Errorf("%s: %s; undoing its dynamic store overrides failed: %w", b.label(), what, err)
+			if err := alterDynamic(c, q, all, j.State.Data["broker"], del, prev); err != nil {
+				return fmt.Errorf("%s: %s; undoing its dynamic store overrides failed: %w", b.label(), what, err)
 			}
 		}
 		if errs := j.Restore(); len(errs) > 0 {
-			return recovered, fmt.Errorf("%s: %s; restoring its files FAILED (journal kept): %w", b.label(), what, errors.Join(errs...))
+			return fmt.Errorf("%s: %s; restoring its files FAILED (journal kept): %w", b.label(), what, errors.Join(errs...))
 		}
 		if err := j.Done(); err != nil {
-			return recovered, err
+			return err
 		}
-		recovered = true
 		d.AddWarning(b.label()+": an interrupted apply was rolled back",
 			what+": its files are restored from the journal's backups; this apply starts over from the broker as it is")
 	}
-	return recovered, nil
+	return nil
+}
+
+// pendingJournals: the interrupted applies of all, as plan reports them
+// (used when the broker cannot be planned).
+func pendingJournals(all []brokerTarget) []sdk.Change {
+	var out []sdk.Change
+	var scratch sdk.Diagnostics
+	for _, b := range all {
+		if ch, _ := noteJournal(b, false, &scratch); ch != nil {
+			out = append(out, *ch)
+		}
+	}
+	return out
 }
 
 // sweepTemps removes temp files a killed run left beside the files apply

@@ -372,14 +372,15 @@ var pendingKeys = []string{"listeners", "advertised.listeners", "listener.securi
 	"ssl.client.auth", "ssl.enabled.protocols", "ssl.protocol", "ssl.cipher.suites", "authorizer.class.name", "allow.everyone.if.no.acl.found", "super.users",
 	"ssl.keystore.location", "ssl.truststore.location"}
 
-// runningValue is what the running broker uses for key: a KIP-226
-// rotation overrides the stores per listener, and the static value stays
-// the start-up one.
+// runningValue is what the running broker started with for key. A store
+// a KIP-226 rotation overrides per listener is no restart matter: the
+// plan's dynamic-config changes compare the overrides (and the broker
+// reports a fresh override a moment late), so it is not compared here.
 func runningValue(live liveConfig, key string, b brokerTarget) (string, bool) {
 	if slices.Contains(rotationKeys, key) {
-		for _, l := range brokerListeners(b.Listeners) {
-			if v, ok := live.dynamic["listener.name."+strings.ToLower(l.Name)+"."+key]; ok {
-				return v, true
+		for k := range live.dynamic {
+			if base, ok := storeOverride(k); ok && base == key {
+				return "", false
 			}
 		}
 	}
