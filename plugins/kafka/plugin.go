@@ -115,7 +115,8 @@ func validateListeners(ls []listenerSpec, at sdk.Path, inter string, d *sdk.Diag
 	if len(ls) > 0 && !broker {
 		d.AddAttributeError(at, "no broker listener (all are controller listeners)", "")
 	}
-	if len(ls) > 0 && inter != "" && !seen[strings.ToUpper(inter)] {
+	// A malformed name is reported by the grammar check alone.
+	if len(ls) > 0 && inter != "" && listenerNameRE.MatchString(inter) && !seen[strings.ToUpper(inter)] {
 		d.AddAttributeError(sdk.Path{"spec", "inter_broker_listener"}, "not one of the listeners", "")
 	}
 }

@@ -124,6 +124,16 @@ func TestGrammarRefusesValues(t *testing.T) {
 			if len(at) != 1 || at[0] != tc.path {
 				t.Errorf("errors at %v, want one at %s: %v", at, tc.path, r.Diagnostics.Err())
 			}
+			// validate (the host's admission of every request) says it once too.
+			var v sdk.ValidateSpecResponse
+			kafka{}.ValidateSpec(t.Context(), sdk.ValidateSpecRequest{RequestContext: rc}, &v)
+			at = nil
+			for _, x := range v.Diagnostics {
+				at = append(at, x.Attribute.String())
+			}
+			if len(at) != 1 || at[0] != tc.path {
+				t.Errorf("validate: errors at %v, want one at %s: %v", at, tc.path, v.Diagnostics.Err())
+			}
 		})
 	}
 }
