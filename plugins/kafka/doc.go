@@ -34,10 +34,25 @@
 // groups, the CN principal mapping with a deny-by-default StandardAuthorizer
 // under mTLS, and client/Spark configs.
 //
+// Every value written into server.properties goes through one writer
+// (propertyLine, java.util.Properties.store's escaping), and every policy
+// value bound for it is first checked for the grammar of its setting; the
+// parser follows java.util.Properties.load as Kafka calls it (ISO 8859-1,
+// \uXXXX, the JDK's continuation rules), held to the JDK by a
+// differential test.
+//
 // Plan compares them with server.properties, the store dir and the running
-// broker (DescribeConfigs, per-broker dynamic overrides). Apply is static
-// (merge, backups, the operator's restart command, verify of the restarted
-// broker, restore and restart on failure) or, when only the stores change
-// and the new certificate keeps the served subject and names, a KIP-226
-// update on the running broker confirmed by fresh handshakes.
+// broker (DescribeConfigs, per-broker dynamic overrides): a file the
+// running broker does not serve is a pending restart, and an interrupted
+// apply's journal is a pending change. Apply is static (merge, the
+// operator's restart command, verify of the restarted broker, restore and
+// restart on failure) or, when only the stores change and the new
+// certificate keeps the served subject and names, a KIP-226 update on the
+// running broker confirmed by fresh handshakes. Both run under a per-broker
+// lock and an intent journal beside server.properties (shared/sdk/applykit):
+// backups recorded before each change, stores first, server.properties last
+// in one rename, then the restart, then verify; a killed run is rolled back
+// by the next apply, Ctrl-C rolls back before returning
+// kafka.apply.interrupted. The restart command runs in its own process group
+// (applykit.Run).
 package main
