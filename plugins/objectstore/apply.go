@@ -153,30 +153,51 @@ func (objectStore) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanRespo
 // configuration the killed run started from. Ctrl-C (the host's Stop)
 // restores at the next step boundary.
 func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
-	p, ok := plan(ctx, q.RequestContext, &r.Diagnostics)
+	t0, ok := open(q.RequestContext, &r.Diagnostics)
 	if !ok {
 		return
 	}
-	t, l, wantPolicy, changes := p.target, p.live, p.wantPolicy, p.changes
-	jp, lp, err := t.journalPaths()
+	jp, lp, err := t0.journalPaths()
 	if err != nil {
 		r.Diagnostics.AddTargetError("s3.apply.journal", "no place for the apply journal; nothing was changed", err)
 		return
 	}
-	if notice, _, _ := applykit.Notice(jp, lp); len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(l, changes, notice)) {
+	// The lock comes first: no other apply may change the bucket between
+	// the read the plan token is checked against and this run's changes.
+	s, err := applykit.Acquire(jp, lp)
+	if errors.Is(err, applykit.ErrLocked) {
+		r.Diagnostics.AddTargetError("s3.apply.locked", "another harden apply is running on this bucket; nothing was changed", err)
+		return
+	}
+	if err != nil {
+		r.Diagnostics.AddTargetError("s3.apply.journal", "cannot take the apply lock or read the journal; nothing was changed", err)
+		return
+	}
+	p, ok := plan(ctx, q.RequestContext, &r.Diagnostics)
+	if !ok {
+		s.Done()
+		return
+	}
+	t, l, wantPolicy, changes := p.target, p.live, p.wantPolicy, p.changes
+	notice := ""
+	if s.Interrupted != nil {
+		notice = applykit.Describe(*s.Interrupted)
+	}
+	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(l, changes, notice)) {
+		s.Done()
 		r.Diagnostics.AddTargetError("s3.plan_stale", "the bucket changed since the plan was made", errors.New("run harden plan again"))
+		return
+	}
+	if len(changes) == 0 && s.Interrupted == nil {
+		s.Done()
 		return
 	}
 	intent := make([]string, 0, len(changes))
 	for _, c := range changes {
 		intent = append(intent, c.Resource+": "+c.After)
 	}
-	s, err := applykit.Start(jp, lp, applykit.State{Plugin: "objectstore", Target: q.Target.Name, Phase: stepBegun, Intent: intent, Data: original(l)})
-	if errors.Is(err, applykit.ErrLocked) {
-		r.Diagnostics.AddTargetError("s3.apply.locked", "another harden apply is running on this bucket; nothing was changed", err)
-		return
-	}
-	if err != nil {
+	if err := s.Begin(applykit.State{Plugin: "objectstore", Target: q.Target.Name, Phase: stepBegun, Intent: intent, Data: original(l)}); err != nil {
+		s.Done()
 		r.Diagnostics.AddTargetError("s3.apply.journal", "cannot write the apply journal; nothing was changed", err)
 		return
 	}
@@ -188,11 +209,7 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 			return
 		}
 		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "s3.apply.interrupted",
-			Summary: applykit.Describe(*s.Interrupted) + "; this apply completes it"})
-	}
-	if len(changes) == 0 && s.Interrupted == nil {
-		s.Done()
-		return
+			Summary: notice + "; this apply completes it"})
 	}
 	backup, err := t.backup(q.Target.Name, from)
 	if err != nil {

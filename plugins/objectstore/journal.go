@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/sse"
@@ -82,6 +84,8 @@ func (t *target) noticeFor() (notice string, running bool, err error) {
 func (t *target) planJournal(r *sdk.PlanResponse) {
 	notice, running, err := t.noticeFor()
 	switch {
+	case errors.Is(err, fs.ErrPermission):
+		r.Diagnostics.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
 	case err != nil:
 		r.Diagnostics.AddTargetError("s3.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
 	case running:
@@ -100,6 +104,8 @@ func (t *target) planJournal(r *sdk.PlanResponse) {
 func (t *target) verifyJournal(d *sdk.Diagnostics) {
 	notice, running, err := t.noticeFor()
 	switch {
+	case errors.Is(err, fs.ErrPermission):
+		d.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
 	case err != nil:
 		d.AddTargetError("s3.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
 	case running:

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
@@ -43,6 +45,8 @@ func (st *settings) journalNotice() (notice string, running bool, err error) {
 func planJournal(st *settings, r *sdk.PlanResponse) {
 	notice, running, err := st.journalNotice()
 	switch {
+	case errors.Is(err, fs.ErrPermission):
+		r.Diagnostics.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
 	case err != nil:
 		r.Diagnostics.AddTargetError("vault.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
 	case running:
@@ -58,6 +62,8 @@ func planJournal(st *settings, r *sdk.PlanResponse) {
 func verifyJournal(st *settings, d *sdk.Diagnostics) {
 	notice, running, err := st.journalNotice()
 	switch {
+	case errors.Is(err, fs.ErrPermission):
+		d.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
 	case err != nil:
 		d.AddTargetError("vault.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
 	case running:

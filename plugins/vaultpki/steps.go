@@ -536,24 +536,46 @@ func (vaultPKI) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 // the rest. Ctrl-C (the host's Stop) undoes this run's steps at the next
 // boundary.
 func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
-	st, cl, steps, ok := planSteps(ctx, q.RequestContext, &r.Diagnostics)
+	st0, ok := load(q.RequestContext, &r.Diagnostics)
 	if !ok {
 		return
 	}
-	jp, lp, err := st.journalPaths()
+	jp, lp, err := st0.journalPaths()
 	if err != nil {
 		r.Diagnostics.AddTargetError("vault.apply.journal", "no place for the apply journal; nothing was changed", err)
 		return
 	}
-	notice, _, _ := applykit.Notice(jp, lp)
+	// The lock comes first: no other apply may change Vault between the
+	// read the plan token is checked against and this run's steps.
+	sess, err := applykit.Acquire(jp, lp)
+	if errors.Is(err, applykit.ErrLocked) {
+		r.Diagnostics.AddTargetError("vault.apply.locked", "another harden apply is running on this Vault; nothing was changed", err)
+		return
+	}
+	if err != nil {
+		r.Diagnostics.AddTargetError("vault.apply.journal", "cannot take the apply lock or read the journal; nothing was changed", err)
+		return
+	}
+	_, cl, steps, ok := planSteps(ctx, q.RequestContext, &r.Diagnostics)
+	if !ok {
+		sess.Done()
+		return
+	}
+	notice := ""
+	if sess.Interrupted != nil {
+		notice = applykit.Describe(*sess.Interrupted)
+	}
 	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(steps, notice)) {
+		sess.Done()
 		r.Diagnostics.AddTargetError("vault.plan_stale", "Vault changed since the plan was made", errors.New("run harden plan again"))
 		return
 	}
-	if len(steps) == 0 && notice == "" {
+	if len(steps) == 0 && sess.Interrupted == nil {
+		sess.Done()
 		return // idempotent: nothing to do, nothing touched
 	}
 	if err := checkCapabilities(ctx, cl, steps); err != nil {
+		sess.Done()
 		r.Diagnostics.AddTargetError("vault.capabilities", "apply refused", err)
 		return
 	}
@@ -561,18 +583,14 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	for _, s := range steps {
 		intent = append(intent, s.change.Resource)
 	}
-	sess, err := applykit.Start(jp, lp, applykit.State{Plugin: "vaultpki", Target: q.Target.Name, Phase: "begun", Intent: intent})
-	if errors.Is(err, applykit.ErrLocked) {
-		r.Diagnostics.AddTargetError("vault.apply.locked", "another harden apply is running on this Vault; nothing was changed", err)
-		return
-	}
-	if err != nil {
+	if err := sess.Begin(applykit.State{Plugin: "vaultpki", Target: q.Target.Name, Phase: "begun", Intent: intent}); err != nil {
+		sess.Done()
 		r.Diagnostics.AddTargetError("vault.apply.journal", "cannot write the apply journal; nothing was changed", err)
 		return
 	}
 	if sess.Interrupted != nil {
 		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vault.apply.interrupted",
-			Summary: applykit.Describe(*sess.Interrupted) + "; this apply completes it"})
+			Summary: notice + "; this apply completes it"})
 	}
 	for i, s := range steps {
 		err := atStep(ctx, sess, fmt.Sprintf("step-%d", i+1))

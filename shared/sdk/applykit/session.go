@@ -26,6 +26,7 @@ type Session struct {
 	// Interrupted is the state of a killed run found at Start (nil when
 	// there was none); its Data is what that run started from.
 	Interrupted *State
+	path        string
 	unlock      func()
 }
 
@@ -38,40 +39,39 @@ const CrashEnv = "HARDEN_CRASH_AT"
 var crashAt = os.Getenv(CrashEnv)
 
 // StateDir is where journals of API-driven targets live:
-// $HOME/.local/state/harden/journal, created 0700.
+// $HOME/.local/state/harden/journal (created 0700 by Acquire, never by the
+// read-only paths of plan and verify).
 func StateDir() (string, error) {
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return "", fmt.Errorf("no directory for the apply journal: %w", err)
 	}
-	dir := filepath.Join(home, ".local", "state", "harden", "journal")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("create the journal directory: %w", err)
-	}
-	return dir, nil
+	return filepath.Join(home, ".local", "state", "harden", "journal"), nil
 }
 
 // TargetPaths are the journal and lock paths for one target: dir ("" =
 // StateDir) and a name from the plugin and a hash of what identifies the
 // live system (an endpoint and a bucket, a Vault address and a mount), so
-// two policies naming one system share the lock.
+// two policies naming one system share the lock. Nothing is created.
 func TargetPaths(dir, plugin string, identity ...string) (journal, lock string, err error) {
 	if dir == "" {
 		if dir, err = StateDir(); err != nil {
 			return "", "", err
 		}
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", fmt.Errorf("create the journal directory: %w", err)
 	}
 	sum := sha256.Sum256([]byte(strings.Join(identity, "\x00")))
 	base := filepath.Join(dir, plugin+"-"+hex.EncodeToString(sum[:8]))
 	return base + ".journal", base + ".lock", nil
 }
 
-// Start takes the target's lock (ErrLocked when another apply holds it),
-// reads a killed run's journal and resumes it (Interrupted set), or begins
-// a new one with s. The journal is durable before Start returns.
-func Start(journal, lock string, s State) (*Session, error) {
+// Acquire takes the target's lock (ErrLocked when another apply holds it;
+// the journal's directory is created 0700 first) and reads a killed run's
+// journal (Interrupted). Take it before reading the live state a plan token
+// is checked against: then no other apply can change the target in between.
+func Acquire(journal, lock string) (*Session, error) {
+	if err := os.MkdirAll(filepath.Dir(lock), 0o700); err != nil {
+		return nil, fmt.Errorf("create the journal directory: %w", err)
+	}
 	unlock, err := Lock(lock)
 	if err != nil {
 		return nil, err
@@ -81,23 +81,43 @@ func Start(journal, lock string, s State) (*Session, error) {
 		unlock()
 		return nil, err
 	}
-	if old == nil {
-		j, err := Begin(journal, s)
-		if err != nil {
-			unlock()
-			return nil, err
-		}
-		return &Session{Journal: j, unlock: unlock}, nil
+	s := &Session{path: journal, unlock: unlock}
+	if old != nil {
+		was := old.State
+		s.Journal, s.Interrupted = old, &was
 	}
-	was := old.State
-	old.State.PID = os.Getpid()
-	old.State.Intent = append(append([]string(nil), was.Intent...), s.Intent...)
-	old.State.Phase = "resumed"
-	if err := old.Save(); err != nil {
-		unlock()
+	return s, nil
+}
+
+// Begin makes the intent durable before the first change: a new journal
+// with st, or the killed run's journal resumed (its Data kept: where that
+// run started; st's intent added).
+func (s *Session) Begin(st State) error {
+	if s.Journal == nil {
+		j, err := Begin(s.path, st)
+		if err != nil {
+			return err
+		}
+		s.Journal = j
+		return nil
+	}
+	s.Journal.State.PID = os.Getpid()
+	s.Journal.State.Intent = append(append([]string(nil), s.Interrupted.Intent...), st.Intent...)
+	s.Journal.State.Phase = "resumed"
+	return s.Journal.Save()
+}
+
+// Start is Acquire followed by Begin.
+func Start(journal, lock string, st State) (*Session, error) {
+	s, err := Acquire(journal, lock)
+	if err != nil {
 		return nil, err
 	}
-	return &Session{Journal: old, Interrupted: &was, unlock: unlock}, nil
+	if err := s.Begin(st); err != nil {
+		s.unlock()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Step marks a step boundary: the phase goes into the journal, the fault
@@ -117,6 +137,9 @@ func (s *Session) Step(ctx context.Context, phase string) error {
 // Done removes the journal (the run completed or rolled back) and unlocks.
 func (s *Session) Done() error {
 	defer s.unlock()
+	if s.Journal == nil {
+		return nil
+	}
 	return s.Journal.Done()
 }
 
@@ -130,11 +153,16 @@ func Describe(s State) string {
 }
 
 // Notice is what plan and verify say about a target's journal: "" when
-// there is none; running when an apply holds the lock right now.
+// there is none (or no journal directory); running when an apply holds the
+// lock right now. It creates nothing. An error wrapping fs.ErrPermission
+// means this user cannot look (a read-only auditor): callers warn.
 func Notice(journal, lock string) (notice string, running bool, err error) {
 	j, err := Open(journal)
 	if err != nil || j == nil {
 		return "", false, err
+	}
+	if _, err := os.Stat(lock); errors.Is(err, os.ErrNotExist) {
+		return Describe(j.State), false, nil
 	}
 	unlock, lerr := Lock(lock)
 	if errors.Is(lerr, ErrLocked) {
