@@ -620,6 +620,17 @@ func endpointsOf(plugin string, conn map[string]any) []sdk.Endpoint {
 	return eps
 }
 
+// conventionalEnvName: upper-case letters, digits and '_', not starting with
+// a digit (PGPASSWORD, VAULT_TOKEN) — a name safe to repeat in an error.
+func conventionalEnvName(s string) bool {
+	for i, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r == '_' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // ResolveSecrets reads target t's secrets from the environment and files. The
 // error names the reference, never the value.
 func (p *Policy) ResolveSecrets(t Target, getenv func(string) (string, bool)) (map[string][]byte, error) {
@@ -629,6 +640,11 @@ func (p *Policy) ResolveSecrets(t Target, getenv func(string) (string, bool)) (m
 		case ref.Env != "":
 			v, ok := getenv(ref.Env)
 			if !ok || v == "" {
+				if !conventionalEnvName(ref.Env) {
+					// A mixed-case word here may be a password pasted
+					// where the variable's name belongs: never repeat it.
+					return nil, p.keyErrorAt(ref.Path, "the environment variable named here is not set (not repeated: it is not an upper-case NAME, is it a pasted secret?)")
+				}
 				return nil, p.keyErrorAt(ref.Path, "environment variable %s is not set", ref.Env)
 			}
 			out[ref.Name] = []byte(v)

@@ -193,3 +193,24 @@ func TestAppRoleFilesAreSecrets(t *testing.T) {
 		t.Errorf("inline secret_id: %v", err)
 	}
 }
+
+// A password pasted where an environment variable's name belongs is never
+// repeated by the "not set" error (it was: "environment variable
+// Tr0ub4dor3XYZ is not set"); a conventional NAME still is.
+func TestUnsetEnvNameNotEchoedWhenItMayBeASecret(t *testing.T) {
+	doc := policyWith("targets:\n  - name: a\n    plugin: b\n    connection: {host: 127.0.0.1, port: 5432, password_env: Tr0ub4dor3XYZ}\n")
+	p, err := Parse("/etc/harden/p.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, _ := p.Target("a")
+	_, err = p.ResolveSecrets(tg, func(string) (string, bool) { return "", false })
+	if err == nil || strings.Contains(err.Error(), "Tr0ub4dor3XYZ") || !strings.Contains(err.Error(), "p.yaml:6:") {
+		t.Fatalf("unset mixed-case env name: %v", err)
+	}
+	for name, ok := range map[string]bool{"PGPASSWORD": true, "VAULT_TOKEN_2": true, "_X": true, "pg_pass": false, "2FA": false, "": false, "Tr0ub4dor3XYZ": false} {
+		if conventionalEnvName(name) != ok {
+			t.Errorf("conventionalEnvName(%q) != %v", name, ok)
+		}
+	}
+}
