@@ -94,7 +94,7 @@ func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespon
 				r.Diagnostics = append(r.Diagnostics, d)
 			}
 		}
-		if err := recoverInterrupted(c, all, q.RequestContext, &r.Diagnostics); err != nil {
+		if err := recoverInterrupted(ctx, c, all, q.RequestContext, &r.Diagnostics); err != nil {
 			r.Diagnostics.AddTargetError("kafka.apply.recover", "an interrupted apply could not be rolled back; nothing else was changed", err)
 			return
 		}

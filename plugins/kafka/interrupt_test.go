@@ -103,16 +103,20 @@ func TestApplyInterrupted(t *testing.T) {
 		name    string
 		crashAt string
 		delay   time.Duration
+		// killBroker: the broker dies too (a restart that stopped it and
+		// failed to start it again).
+		killBroker bool
 	}{
 		// Every step boundary of a static apply once (config-written is
 		// item 6's), then a real delay.
-		{"PLAINTEXT broker, files written, not restarted (item 6)", phaseConfigWritten, 0},
-		{"journal written", phasePrepared, 0},
-		{"stores written", phaseStoresWritten, 0},
-		{"restart about to run", phaseRestarting, 0},
-		{"restarted, not verified", phaseRestarted, 0},
-		{"verifying", phaseVerifying, 0},
-		{"killed 2.5s into apply", "", 2500 * time.Millisecond},
+		{"PLAINTEXT broker, files written, not restarted (item 6)", phaseConfigWritten, 0, false},
+		{"journal written", phasePrepared, 0, false},
+		{"stores written", phaseStoresWritten, 0, false},
+		{"restart about to run", phaseRestarting, 0, false},
+		{"restarted, not verified", phaseRestarted, 0, false},
+		{"verifying", phaseVerifying, 0, false},
+		{"killed 2.5s into apply", "", 2500 * time.Millisecond, false},
+		{"killed at the restart, the broker down", phaseRestarting, 0, true},
 	}
 	start := time.Now()
 	for i, step := range steps {
@@ -161,7 +165,14 @@ func TestApplyInterrupted(t *testing.T) {
 			_ = k.PID()
 			disk := mustRead(t, k.Properties)
 			referencedFilesExist(t, disk)
-			if !brokerAnswers(ctx, k.Bootstrap, clientTLS(rc)) && !brokerAnswers(ctx, k.Bootstrap, nil) {
+			if step.killBroker {
+				if err := syscall.Kill(k.PID(), syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				for brokerAnswers(ctx, k.Bootstrap, clientTLS(rc)) || brokerAnswers(ctx, k.Bootstrap, nil) {
+					time.Sleep(100 * time.Millisecond)
+				}
+			} else if !brokerAnswers(ctx, k.Bootstrap, clientTLS(rc)) && !brokerAnswers(ctx, k.Bootstrap, nil) {
 				t.Fatalf("harden cannot reach the broker after the kill:\n%s", testenvTail(k))
 			}
 			_, journalErr := os.Stat(k.Properties + ".harden-journal")
@@ -170,7 +181,14 @@ func TestApplyInterrupted(t *testing.T) {
 			pc := launchPlugin(t, bin)
 			defer pc.Close()
 			p, err := pc.Plan(ctx, rc)
-			if err != nil || p.Diagnostics.HasError() {
+			if step.killBroker {
+				// The broker cannot be planned, the interrupted apply is said.
+				if err != nil || !p.Diagnostics.HasError() || !strings.Contains(fmt.Sprint(p.Diagnostics), "interrupted harden apply") {
+					t.Fatalf("plan with the broker down: %v %v", err, p.Diagnostics)
+				}
+				p.Changes = append(p.Changes, sdk.Change{Resource: "journal:"}) // said as a diagnostic
+				p.PlanToken = nil
+			} else if err != nil || p.Diagnostics.HasError() {
 				t.Fatalf("plan after the kill: %v %v", err, p.Diagnostics.Err())
 			}
 			if step.delay == 0 && !interrupted {
@@ -203,6 +221,9 @@ func TestApplyInterrupted(t *testing.T) {
 			}
 			if interrupted && (!hasChange(rec.Applied, "journal:") || !strings.Contains(fmt.Sprint(rec.Diagnostics), "interrupted apply was rolled back")) {
 				t.Errorf("apply does not say it rolled the interrupted apply back: %+v %v", rec.Applied, rec.Diagnostics)
+			}
+			if step.killBroker && !strings.Contains(fmt.Sprint(rec.Diagnostics), "the broker, which did not answer, is restarted with them") {
+				t.Errorf("apply does not say it brought the broker back: %v", rec.Diagnostics)
 			}
 			if len(rec.Applied) > 0 && k.PID() == before {
 				t.Errorf("apply did not restart the broker")

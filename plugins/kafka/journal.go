@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -125,7 +126,7 @@ const dynSet, dynPrev = "dynamic.set.", "dynamic.previous."
 // (the caller holds the locks): the dynamic overrides a rotation set, then
 // the files from their backups; temp files swept. It says what it did; an
 // error leaves the journal in place.
-func recoverInterrupted(c connection, all []brokerTarget, q sdk.RequestContext, d *sdk.Diagnostics) error {
+func recoverInterrupted(ctx context.Context, c connection, all []brokerTarget, q sdk.RequestContext, d *sdk.Diagnostics) error {
 	for _, b := range all {
 		j, err := applykit.Open(journalPath(b))
 		if err != nil {
@@ -153,13 +154,46 @@ func recoverInterrupted(c connection, all []brokerTarget, q sdk.RequestContext, 
 		if errs := j.Restore(); len(errs) > 0 {
 			return fmt.Errorf("%s: %s; restoring its files FAILED (journal kept): %w", b.label(), what, errors.Join(errs...))
 		}
+		// A run killed during or after the restart may have left the broker
+		// down (a failed start): bring it back on the restored files.
+		how := "its files are restored from the journal's backups"
+		if slices.Contains([]string{phaseRestarting, phaseRestarted, phaseVerifying}, j.State.Phase) && len(b.RestartCommand) > 0 && !brokerAnswersAny(ctx, b, q) {
+			_, props, ok := readBrokerProperties(b.ConfigFile, d)
+			if !ok {
+				return fmt.Errorf("%s: %s; its files are restored, but server.properties cannot be read (journal kept)", b.label(), what)
+			}
+			if err := restart(ctx, c, q, b.RestartCommand, listenerAddrs(props)); err != nil {
+				return fmt.Errorf("%s: %s; its files are restored, but the broker, which did not answer, did not come back on them (journal kept): %w", b.label(), what, err)
+			}
+			how += ", and the broker, which did not answer, is restarted with them"
+		}
 		if err := j.Done(); err != nil {
 			return err
 		}
 		d.AddWarning(b.label()+": an interrupted apply was rolled back",
-			what+": its files are restored from the journal's backups; this apply starts over from the broker as it is")
+			what+": "+how+"; this apply starts over from the broker as it is")
 	}
 	return nil
+}
+
+// brokerAnswersAny: one of b's broker listeners, as its server.properties
+// declares them now or as the spec wants them, answers (TLS or cleartext).
+func brokerAnswersAny(ctx context.Context, b brokerTarget, q sdk.RequestContext) bool {
+	var addrs []string
+	if text, err := os.ReadFile(b.ConfigFile); err == nil {
+		if ps, err := parseProperties(string(text)); err == nil {
+			addrs = listenerAddrs(propertyMap(ps))
+		}
+	}
+	for _, l := range brokerListeners(b.Listeners) {
+		addrs = append(addrs, l.Address)
+	}
+	for _, a := range addrs {
+		if brokerAnswers(ctx, a, clientTLS(q)) || brokerAnswers(ctx, a, nil) {
+			return true
+		}
+	}
+	return false
 }
 
 // pendingJournals: the interrupted applies of all, as plan reports them
