@@ -138,6 +138,15 @@ func TestCertificatesValidNow(t *testing.T) {
 	if c, err := e.certificates(context.Background(), f.pol, f.pol.Targets[0]); err != nil || len(c.ClientKeyPEM) == 0 {
 		t.Errorf("valid material refused: %v", err)
 	}
+	// An organisation's bundle that still holds an expired legacy root
+	// beside the valid CA is accepted (it was refused: review).
+	legacy := newCA(t, testNow.Add(-3*year), testNow.Add(-year))
+	bundle := okCA
+	bundle.pem = append(append([]byte(nil), legacy.pem...), okCA.pem...)
+	f = writeCertFixture(t, bundle, good, goodClient)
+	if _, err := e.certificates(context.Background(), f.pol, f.pol.Targets[0]); err != nil {
+		t.Errorf("a bundle with one expired legacy root beside a valid CA refused: %v", err)
+	}
 }
 
 // Material from the vault-pki source is judged the same way, and named by

@@ -484,7 +484,7 @@ func certificateField(t policy.Target, field string) []string {
 }
 
 // checkValidity: every certificate handed to t's plugin — its chain, harden's
-// client chain and the CA bundle — must be valid now (not before <= now <
+// client chain and (at least one CA of) the CA bundle — must be valid now (not before <= now <
 // not after). The error names where the certificate came from (the policy
 // line of its file, or the issuer) and its dates.
 func checkValidity(pol *policy.Policy, t policy.Target, c sdk.Certificates, now time.Time) error {
@@ -506,6 +506,14 @@ func checkValidity(pol *policy.Policy, t policy.Target, c sdk.Certificates, now 
 		certs, err := sdk.ParseCertificatesPEM(m.pem)
 		if err != nil {
 			continue // the loader already refused unreadable material
+		}
+		if m.what == "CA bundle" && slices.ContainsFunc(certs, func(c *x509.Certificate) bool { return validityProblem(c, now) == "" }) {
+			// An organisation's bundle may still hold an expired legacy
+			// root beside the one that matters: only a bundle with no CA
+			// valid now is refused (the chain's own certificates are
+			// judged one by one below, and the plugin's handshake
+			// confirms the chain verifies).
+			continue
 		}
 		for _, cert := range certs {
 			why := validityProblem(cert, now)
