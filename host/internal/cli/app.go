@@ -181,6 +181,38 @@ func Run(ctx context.Context, args []string, io IO) int {
 // (README "Exit codes"); then it kills the plugin as a second signal does.
 var ApplyGrace = 60 * time.Second
 
+// softDeadline is --timeout for an apply step: cutting the call off at the
+// deadline would kill a plugin in the middle of its step (a rollback takes
+// seconds), so at the deadline harden tells the plugin to stop — as the first
+// Ctrl-C does — and waits up to ApplyGrace for its answer (a target error
+// saying whether the step finished or was rolled back) before it kills the
+// plugin. An apply therefore ends within --timeout + ApplyGrace + the close.
+func softDeadline(ctx context.Context, d time.Duration, target string, eng *engine.Engine, stderr io.Writer) (context.Context, func()) {
+	actx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	var grace *time.Timer
+	deadline := time.AfterFunc(d, func() {
+		fmt.Fprintf(stderr, "harden: %s did not finish within --timeout %v: asking it to finish or roll back its current step (waiting up to %v)\n", target, d, ApplyGrace)
+		go eng.StopAll()
+		mu.Lock()
+		defer mu.Unlock()
+		grace = time.AfterFunc(ApplyGrace, func() {
+			fmt.Fprintf(stderr, "harden: %s did not finish or roll back its current step within %v; killing its plugin now\n", target, ApplyGrace)
+			eng.KillAll()
+			cancel()
+		})
+	})
+	return actx, func() {
+		deadline.Stop()
+		mu.Lock()
+		if grace != nil {
+			grace.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}
+
 // interrupts turns SIGINT and SIGTERM into what the running command needs.
 // The first signal ends every call at once (ctx), except while a plugin
 // applies a step: a plugin killed mid-step leaves its target half-changed
@@ -584,16 +616,19 @@ func apply(c *cli.Context, io IO) error {
 		p := s.eng.Plugins[t.Plugin]
 		tctx, cancel := context.WithTimeout(c.Context, s.timeout)
 		rc, err := s.eng.Request(tctx, s.pol, t, io.Getenv)
+		cancel()
 		var resp sdk.ApplyResponse
 		if err == nil {
 			// The first signal from here on lets the plugin finish or
-			// roll back its step (interrupts); tctx ends only on a
-			// second signal, the grace or --timeout.
+			// roll back its step (interrupts), and so does --timeout
+			// (softDeadline); the call ends only on a second signal or
+			// when the grace runs out.
 			stepDone := io.interrupts.applying(t.Name)
-			resp, err = p.Client.Apply(tctx, rc, plans[i].PlanToken, c.Bool("force"))
+			actx, end := softDeadline(c.Context, s.timeout, t.Name, s.eng, io.Stderr)
+			resp, err = p.Client.Apply(actx, rc, plans[i].PlanToken, c.Bool("force"))
+			end()
 			stepDone()
 		}
-		cancel()
 		out.Targets[i].setResult(err, resp.Diagnostics, s.pol)
 		out.Targets[i].Changes = changeReports(resp.Applied)
 		if out.Targets[i].Status != "ok" {
