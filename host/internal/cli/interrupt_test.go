@@ -107,7 +107,7 @@ func TestInterruptedApplyWaitsForRollback(t *testing.T) {
 				_ = syscall.Kill(pids[0], syscall.SIGTERM)
 			}
 			_ = cmd.Process.Signal(tc.sig)
-			waitFor(t, "the waiting message", time.Second, func() bool { return strings.Contains(out.String(), waitingMessage) })
+			waitFor(t, "the waiting message", 5*time.Second, func() bool { return strings.Contains(out.String(), waitingMessage) })
 			code := exitCode(t, cmd.Wait())
 			took := time.Since(start)
 			if code != ExitInterrupted {
@@ -142,7 +142,7 @@ func TestSecondInterruptKillsPlugin(t *testing.T) {
 	cmd, out := f.startHost("apply", "-f", f.policy, "--yes")
 	f.waitApplying()
 	_ = cmd.Process.Signal(os.Interrupt)
-	waitFor(t, "the waiting message", time.Second, func() bool { return strings.Contains(out.String(), waitingMessage) })
+	waitFor(t, "the waiting message", 5*time.Second, func() bool { return strings.Contains(out.String(), waitingMessage) })
 	time.Sleep(200 * time.Millisecond)
 	start := time.Now()
 	_ = cmd.Process.Signal(os.Interrupt)
@@ -151,7 +151,7 @@ func TestSecondInterruptKillsPlugin(t *testing.T) {
 	if code != ExitInterrupted || !strings.Contains(out.String(), "interrupted again: killing the plugins now") {
 		t.Errorf("exit %d\n%s", code, out)
 	}
-	if took > 2*time.Second {
+	if took > 5*time.Second {
 		t.Errorf("harden took %v after the second signal", took)
 	}
 	t.Logf("second signal to exit: %v", took.Round(time.Millisecond))
