@@ -27,7 +27,9 @@ var (
 	// AWS access key IDs.
 	awsKeyRE = regexp.MustCompile(`(^|[^A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}($|[^A-Z0-9])`)
 	// Base64 of a DER SEQUENCE long enough to be a key (MII…, MIG…, MIH…).
-	derRE = regexp.MustCompile(`(^|[^A-Za-z0-9+/])MI[GHIJ][A-Za-z0-9+/]{60,}`)
+	// Also the short ones: a P-256 SEC1 key (MHcCAQEE…) and an Ed25519 or
+	// X25519 PKCS#8 key (MC4CAQAwBQYDK2V…).
+	derRE = regexp.MustCompile(`(^|[^A-Za-z0-9+/])(MI[GHIJ][A-Za-z0-9+/]{60,}|MHcCAQEE[A-Za-z0-9+/]{40,}|MC4CAQAwBQYDK2V[A-Za-z0-9+/]{20,})`)
 	// A password in a libpq key/value connection string or a URL query.
 	kvPasswordRE = regexp.MustCompile(`(?i)(^|[\s?&;])(password|passwd|pwd|sslpassword|passphrase|secret|secret_key|token|access_token|api_key|apikey|x-amz-signature|x-amz-credential|sig)\s*=`)
 )
@@ -56,8 +58,42 @@ func secretKind(s string) string {
 }
 
 // urlHasPassword: some scheme://user:password@ in s. The userinfo ends at
-// the first '@' before any '/', '?' or '#' (RFC 3986).
+// the first '@' before any '/', '?' or '#' (RFC 3986) — and, as people
+// paste them, a password may hold an unescaped '/' or '#'
+// (https://ops:pa/ss@h/): scheme://user:X@host where X is not a port.
 func urlHasPassword(s string) bool {
+	return urlHasStrictPassword(s) || urlHasLoosePassword(s)
+}
+
+func urlHasLoosePassword(s string) bool {
+	for rest := s; ; {
+		i := strings.Index(rest, "://")
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+3:]
+		word := rest
+		if j := strings.IndexFunc(word, unicode.IsSpace); j >= 0 {
+			word = word[:j]
+		}
+		colon := strings.IndexAny(word, ":/@")
+		if colon <= 0 || word[colon] != ':' {
+			continue // no user name before a ':'
+		}
+		at := strings.LastIndex(word, "@")
+		if at <= colon+1 || at == len(word)-1 {
+			continue
+		}
+		pw := word[colon+1 : at]
+		port := strings.TrimLeft(pw, "0123456789")
+		if len(port) < len(pw) && (port == "" || port[0] == '/' || port[0] == '?' || port[0] == '#') {
+			continue // host:port/path@… — a port, then a path
+		}
+		return true
+	}
+}
+
+func urlHasStrictPassword(s string) bool {
 	for rest := s; ; {
 		i := strings.Index(rest, "://")
 		if i < 0 {

@@ -214,3 +214,29 @@ func TestUnsetEnvNameNotEchoedWhenItMayBeASecret(t *testing.T) {
 		}
 	}
 }
+
+// A URL password with an unescaped '/' or '#', as people paste them, is
+// found too (it was not: review); host:port/path@x is not a password.
+func TestURLPasswordWithSlash(t *testing.T) {
+	for s, want := range map[string]bool{
+		"https://ops:pa/ss@h/": true, "https://ops:p#w@h": true, "postgres://u:p/w@db:5432/app": true,
+		"https://h:1/p@x": false, "https://s3.internal:8443/bucket@v2": false, "https://h/p@x": false, "user@host": false,
+	} {
+		if got := urlHasPassword(s); got != want {
+			t.Errorf("urlHasPassword(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// Short base64 DER keys (P-256 SEC1, Ed25519 PKCS#8) are key material too
+// (they passed: review).
+func TestShortDERKeysFound(t *testing.T) {
+	for _, k := range []string{
+		"MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oWbx5aQpA3WroAoGCCqGSM49AwEHoUQDQgAE",
+		"MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC",
+	} {
+		if secretKind("spec value "+k) != "base64 DER key material" {
+			t.Errorf("not found: %.20s…", k)
+		}
+	}
+}
