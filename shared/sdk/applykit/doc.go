@@ -16,4 +16,16 @@
 //
 // "Journal present and lock free" means the run that wrote it died: the
 // kernel drops a flock with its holder.
+//
+// Trust: keep the journal and the lock where only the applying user can
+// write (StateDir, TargetPaths), never in a directory the service's OS user
+// owns — a journal there is that user's to rewrite, and Restore would then
+// remove or overwrite what it names as root. Open journals with OpenAllowed
+// (or Restrict) and the exact files the plugin writes. Run as root, every
+// file operation on a file owned by another user — WriteFile, Backup,
+// Restore, MkdirAll with that owner — runs with that user's filesystem
+// identity (AsOwner: a per-thread fsuid/fsgid on Linux), so a symlink that
+// user planted leads nowhere it could not write itself. Restore puts back
+// only files that hold what the apply wrote (or their old content):
+// anything else is ErrChanged until the operator forces it.
 package applykit

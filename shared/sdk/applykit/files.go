@@ -18,18 +18,22 @@ const tempPrefix = ".harden-tmp-"
 // owner; owner may be nil), the data, an fsync, then a rename over path and
 // an fsync of the directory. The temporary file is removed on every failure
 // path, so a failed write leaves path as it was and nothing beside it.
+//
+// Run as root with an owner that is not root, the whole write is done with
+// owner's filesystem identity (AsOwner): it cannot land anywhere owner
+// could not write itself, whatever symlinks owner planted on the way.
 func WriteFile(path string, data []byte, mode os.FileMode, owner os.FileInfo) error {
-	uid, gid := -1, -1
-	if owner != nil {
-		if st, ok := owner.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(st.Uid), int(st.Gid)
-		}
-	}
+	uid, gid := ownerIDs(owner)
 	return writeFile(path, data, mode, uid, gid)
 }
 
-// writeFile is WriteFile with a numeric owner (-1: leave as created).
-func writeFile(path string, data []byte, mode os.FileMode, uid, gid int) (err error) {
+// writeFile is WriteFile with a numeric owner (-1: leave as created), done
+// as that owner (asIdentity).
+func writeFile(path string, data []byte, mode os.FileMode, uid, gid int) error {
+	return asIdentity(uid, gid, func() error { return writeFileHere(path, data, mode, uid, gid) })
+}
+
+func writeFileHere(path string, data []byte, mode os.FileMode, uid, gid int) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
@@ -84,7 +88,19 @@ func syncDir(dir string) error {
 // ".harden-tmp-*" and the ".harden-<digits>" naming plugins/postgres used
 // before. Call it only while holding the Lock (a live run's temp file would
 // go too). It returns the paths it removed.
-func SweepTemps(dir string) ([]string, error) {
+func SweepTemps(dir string) ([]string, error) { return SweepTempsAs(dir, nil) }
+
+// SweepTempsAs is SweepTemps done as owner (AsOwner): for a directory owned
+// by a service's user, who could swap it for a symlink meanwhile.
+func SweepTempsAs(dir string, owner os.FileInfo) (removed []string, err error) {
+	err = AsOwner(owner, func() error {
+		removed, err = sweepTemps(dir)
+		return err
+	})
+	return removed, err
+}
+
+func sweepTemps(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err

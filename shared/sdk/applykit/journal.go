@@ -38,6 +38,10 @@ type FileBackup struct {
 	GID       int         `json:"gid"`
 	OldSHA256 string      `json:"old_sha256,omitempty"`
 	NewSHA256 string      `json:"new_sha256,omitempty"`
+	// AsUID and AsGID are the filesystem identity the file was backed up
+	// and written with, and is restored with (0: as the process is).
+	AsUID int `json:"as_uid,omitempty"`
+	AsGID int `json:"as_gid,omitempty"`
 }
 
 // State is what the journal holds. It never holds a secret: Intent and Data
@@ -62,6 +66,52 @@ type State struct {
 type Journal struct {
 	path  string
 	State State
+	// allow, when set (Restrict), is the set of paths this journal may
+	// back up and restore.
+	allow func(path string) bool
+}
+
+// ErrNotAllowed is returned for a journal that names a file its plugin
+// does not write: it is refused rather than restored.
+var ErrNotAllowed = errors.New("names a file this apply does not write")
+
+// ErrChanged is returned by Restore for a file that is neither its content
+// before the apply nor what the apply wrote: somebody changed it since.
+var ErrChanged = errors.New("changed since harden changed it (neither its content before the apply nor what harden wrote); inspect it, then run harden apply --force to put the state before that apply back")
+
+// Restrict limits the journal to the paths allow accepts: every file it
+// already names must be allowed (else ErrNotAllowed, naming the file), and
+// Backup and Restore refuse the others from now on. A plugin passes the
+// live files it writes (its config files, its certificate paths), so a
+// planted or stale journal cannot make harden remove or overwrite anything
+// else.
+func (j *Journal) Restrict(allow func(path string) bool) error {
+	for _, f := range j.State.Files {
+		if !allow(f.Path) {
+			return fmt.Errorf("journal %s: %s: %w", j.path, f.Path, ErrNotAllowed)
+		}
+	}
+	j.allow = allow
+	return nil
+}
+
+// OpenAllowed is Open followed by Restrict(allow).
+func OpenAllowed(path string, allow func(path string) bool) (*Journal, error) {
+	j, err := Open(path)
+	if err != nil || j == nil {
+		return j, err
+	}
+	if err := j.Restrict(allow); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+func (j *Journal) allowed(path string) error {
+	if j.allow != nil && !j.allow(path) {
+		return fmt.Errorf("%s: %w", path, ErrNotAllowed)
+	}
+	return nil
 }
 
 // Path is where the journal lives.
@@ -170,6 +220,9 @@ func decodeState(data []byte) (State, error) {
 		if f.NewSHA256 != "" && !isHexSHA256(f.NewSHA256) {
 			return State{}, fmt.Errorf("files[%d]: new_sha256 is not a SHA-256", i)
 		}
+		if f.AsUID < 0 || f.AsGID < 0 {
+			return State{}, fmt.Errorf("files[%d]: as_uid/as_gid is negative", i)
+		}
 		if f.Mode&^os.ModePerm != 0 {
 			return State{}, fmt.Errorf("files[%d]: mode is not a permission", i)
 		}
@@ -209,11 +262,21 @@ func (j *Journal) SetPhase(p string) error {
 // Backup records path before the caller changes it: a copy beside it
 // (<path>.harden-backup-<UTC time>, same mode and owner, fsynced) when it
 // exists, "did not exist" otherwise, then saves the journal. A path already
-// recorded keeps its first backup (the state before this run).
-func (j *Journal) Backup(path string) error {
+// recorded keeps its first backup (the state before this run). The file is
+// read without following a symlink, and its mode and owner are those of the
+// very file read; the copy is written as that file's owner (AsOwner).
+func (j *Journal) Backup(path string) error { return j.BackupAs(path, nil) }
+
+// BackupAs is Backup done entirely with owner's filesystem identity
+// (AsOwner), and recorded so that Restore uses it too: for a file in a
+// directory owned by a service's user (nil: as Backup).
+func (j *Journal) BackupAs(path string, owner os.FileInfo) error {
 	path = filepath.Clean(path)
 	if !filepath.IsAbs(path) {
 		return fmt.Errorf("back up %s: not an absolute path", path)
+	}
+	if err := j.allowed(path); err != nil {
+		return fmt.Errorf("back up %w", err)
 	}
 	for _, f := range j.State.Files {
 		if f.Path == path {
@@ -221,28 +284,30 @@ func (j *Journal) Backup(path string) error {
 		}
 	}
 	fb := FileBackup{Path: path, UID: -1, GID: -1}
-	st, err := os.Lstat(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("back up %s: %w", path, err)
-	case !st.Mode().IsRegular():
-		return fmt.Errorf("back up %s: not a regular file", path)
-	default:
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("back up %s: %w", path, err)
+	asUID, asGID := ownerIDs(owner)
+	err := asIdentity(asUID, asGID, func() error {
+		data, st, err := readNoFollow(path)
+		if err != nil || st == nil {
+			return err
 		}
 		fb.Existed, fb.Mode = true, st.Mode().Perm()
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			fb.UID, fb.GID = int(sys.Uid), int(sys.Gid)
-		}
+		fb.UID, fb.GID = ownerIDs(st)
 		sum := sha256.Sum256(data)
 		fb.OldSHA256 = hex.EncodeToString(sum[:])
 		fb.Backup = backupName(path)
-		if err := writeFile(fb.Backup, data, fb.Mode, fb.UID, fb.GID); err != nil {
-			return fmt.Errorf("back up %s: %w", path, err)
+		if owner == nil {
+			// Written as the file's owner: a root-only file reached
+			// through a swapped directory stays root's.
+			asUID, asGID = fb.UID, fb.GID
+			return writeFile(fb.Backup, data, fb.Mode, fb.UID, fb.GID)
 		}
+		return writeFileHere(fb.Backup, data, fb.Mode, fb.UID, fb.GID)
+	})
+	if err != nil {
+		return fmt.Errorf("back up %s: %w", path, err)
+	}
+	if asUID > 0 && asGID >= 0 {
+		fb.AsUID, fb.AsGID = asUID, asGID
 	}
 	j.State.Files = append(j.State.Files, fb)
 	return j.Save()
@@ -263,7 +328,7 @@ func backupName(path string) string {
 // Replace is Backup followed by WriteFile, with the new content's SHA-256
 // recorded before the write.
 func (j *Journal) Replace(path string, data []byte, mode os.FileMode, owner os.FileInfo) error {
-	if err := j.Backup(path); err != nil {
+	if err := j.BackupAs(path, owner); err != nil {
 		return err
 	}
 	sum := sha256.Sum256(data)
@@ -281,43 +346,88 @@ func (j *Journal) Replace(path string, data []byte, mode os.FileMode, owner os.F
 // Restore puts every recorded file back, in reverse order: a file that
 // existed gets its backup's content, mode and owner (atomically, fsynced);
 // one that did not is removed. A file that already holds its old content is
-// left alone. It returns one error per file it could not restore, each
+// left alone; one that holds neither its old content nor what this apply
+// wrote is left alone too, with ErrChanged (RestoreWith's Force restores
+// it). Every file is restored with the identity it was changed with
+// (BackupAs). It returns one error per file it could not restore, each
 // naming the file; nil means every file is as it was.
-func (j *Journal) Restore() []error {
+func (j *Journal) Restore() []error { return j.RestoreWith(RestoreOptions{}) }
+
+// RestoreOptions adjust Restore.
+type RestoreOptions struct {
+	// Force restores a file that changed since the apply (the operator
+	// inspected it: harden apply --force).
+	Force bool
+	// Ours, when set, tells whether current is what this apply made of a
+	// file whose new content it could not record — e.g. a file the server
+	// rewrites itself (PostgreSQL's postgresql.auto.conf under ALTER
+	// SYSTEM). old is its content before the apply (nil: it did not exist).
+	Ours func(f FileBackup, old, current []byte) bool
+}
+
+// RestoreWith is Restore with options.
+func (j *Journal) RestoreWith(o RestoreOptions) []error {
 	var errs []error
 	for i := len(j.State.Files) - 1; i >= 0; i-- {
-		if err := restoreFile(j.State.Files[i]); err != nil {
-			errs = append(errs, err)
+		f := j.State.Files[i]
+		err := j.allowed(f.Path)
+		if err == nil {
+			err = asIdentity(f.AsUID, f.AsGID, func() error { return restoreFile(f, o) })
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore %w", err))
 		}
 	}
 	return errs
 }
 
-func restoreFile(f FileBackup) error {
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// restoreFile restores one file; its errors start with the file's path.
+func restoreFile(f FileBackup, o RestoreOptions) error {
+	cur, st, err := readNoFollow(f.Path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Path, err)
+	}
+	exists := st != nil
+	var old []byte
+	if f.Existed {
+		if exists && sha256Hex(cur) == f.OldSHA256 {
+			return nil
+		}
+		data, bst, err := readNoFollow(f.Backup)
+		if err == nil && bst == nil {
+			err = os.ErrNotExist
+		}
+		if err != nil {
+			return fmt.Errorf("%s: read backup %s: %w", f.Path, f.Backup, err)
+		}
+		if sha256Hex(data) != f.OldSHA256 {
+			return fmt.Errorf("%s: backup %s does not hold the recorded content", f.Path, f.Backup)
+		}
+		old = data
+	} else if !exists {
+		return nil
+	}
+	ours := exists && ((f.NewSHA256 != "" && sha256Hex(cur) == f.NewSHA256) || (o.Ours != nil && o.Ours(f, old, cur)))
+	if !ours && !o.Force {
+		return fmt.Errorf("%s: %w", f.Path, ErrChanged)
+	}
 	if !f.Existed {
 		err := os.Remove(f.Path)
 		if err == nil {
 			err = syncDir(filepath.Dir(f.Path))
 		}
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("restore %s (remove, it did not exist before): %w", f.Path, err)
+			return fmt.Errorf("%s (remove, it did not exist before): %w", f.Path, err)
 		}
 		return nil
 	}
-	if cur, err := os.ReadFile(f.Path); err == nil {
-		if sum := sha256.Sum256(cur); hex.EncodeToString(sum[:]) == f.OldSHA256 {
-			return nil
-		}
-	}
-	data, err := os.ReadFile(f.Backup)
-	if err != nil {
-		return fmt.Errorf("restore %s: read backup: %w", f.Path, err)
-	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != f.OldSHA256 {
-		return fmt.Errorf("restore %s: backup %s does not hold the recorded content", f.Path, f.Backup)
-	}
-	if err := writeFile(f.Path, data, f.Mode, f.UID, f.GID); err != nil {
-		return fmt.Errorf("restore %s: %w", f.Path, err)
+	if err := writeFileHere(f.Path, old, f.Mode, f.UID, f.GID); err != nil {
+		return fmt.Errorf("%s: %w", f.Path, err)
 	}
 	return nil
 }

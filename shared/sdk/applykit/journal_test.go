@@ -218,3 +218,132 @@ func TestOpenSaveReopen(t *testing.T) {
 		t.Fatalf("oversized journal: %v", err)
 	}
 }
+
+// C1(b): a planted journal naming a file the plugin does not write (here a
+// stand-in for /etc/shadow, "did not exist" so Restore would remove it) is
+// refused by OpenAllowed, naming the file, and Restrict keeps Restore and
+// Backup to the allowed paths.
+func TestOpenAllowedRefusesAPlantedJournal(t *testing.T) {
+	dir := t.TempDir()
+	shadow := filepath.Join(dir, "shadow")
+	os.WriteFile(shadow, []byte("root:x:0:0\n"), 0o600)
+	hba := filepath.Join(dir, "pg_hba.conf")
+	allow := func(p string) bool { return p == hba }
+	jp := filepath.Join(dir, "j")
+	os.WriteFile(jp, []byte(`{"version":1,"files":[{"path":"`+shadow+`","existed":false}]}`), 0o600)
+	j, err := OpenAllowed(jp, allow)
+	if !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), shadow) || j != nil {
+		t.Fatalf("OpenAllowed: %v, %v", j, err)
+	}
+	k, err := Open(jp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Restrict(allow); !errors.Is(err, ErrNotAllowed) {
+		t.Fatalf("Restrict: %v", err)
+	}
+	// Restricted after the fact: Restore still refuses the file.
+	k.allow = allow
+	if errs := k.Restore(); len(errs) != 1 || !errors.Is(errs[0], ErrNotAllowed) {
+		t.Fatalf("Restore: %v", errs)
+	}
+	if err := k.Backup(shadow); !errors.Is(err, ErrNotAllowed) {
+		t.Fatalf("Backup: %v", err)
+	}
+	if got, err := os.ReadFile(shadow); err != nil || string(got) != "root:x:0:0\n" {
+		t.Fatalf("shadow now %q, %v", got, err)
+	}
+	// Without any allowlist, a file that "did not exist" but now holds
+	// something harden did not write is not removed either (M4).
+	if errs := k.RestoreWith(RestoreOptions{}); len(errs) != 1 {
+		t.Fatalf("%v", errs)
+	}
+	k.allow = nil
+	if errs := k.Restore(); len(errs) != 1 || !errors.Is(errs[0], ErrChanged) {
+		t.Fatalf("Restore without allowlist: %v", errs)
+	}
+	if _, err := os.Stat(shadow); err != nil {
+		t.Fatalf("shadow removed: %v", err)
+	}
+}
+
+// M4: a file changed after the interrupted apply (neither the old content
+// nor what harden wrote) is left alone with ErrChanged naming it; Force
+// restores it; Ours accepts what the plugin recognises as its own change.
+func TestRestoreRefusesAFileChangedSince(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Begin(filepath.Join(dir, "j"), State{Phase: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, "pg_hba.conf")
+	created := filepath.Join(dir, "server.key")
+	os.WriteFile(f, []byte("old\n"), 0o640)
+	if err := j.Replace(f, []byte("new\n"), 0o640, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Replace(created, []byte("key\n"), 0o600, nil); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(f, []byte("the DBA's fix\n"), 0o640)
+	os.WriteFile(created, []byte("another key\n"), 0o600)
+	errs := j.Restore()
+	if len(errs) != 2 {
+		t.Fatalf("Restore: %v", errs)
+	}
+	for i, p := range []string{created, f} {
+		if !errors.Is(errs[i], ErrChanged) || !strings.HasPrefix(errs[i].Error(), "restore "+p+": ") || !strings.Contains(errs[i].Error(), "harden apply --force") {
+			t.Errorf("error %d: %v", i, errs[i])
+		}
+	}
+	if got, _ := os.ReadFile(f); string(got) != "the DBA's fix\n" {
+		t.Errorf("changed file overwritten: %q", got)
+	}
+	if got, _ := os.ReadFile(created); string(got) != "another key\n" {
+		t.Errorf("changed new file touched: %q", got)
+	}
+	// What harden wrote is restored without Force.
+	os.WriteFile(f, []byte("new\n"), 0o640)
+	os.WriteFile(created, []byte("key\n"), 0o600)
+	if errs := j.Restore(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got, _ := os.ReadFile(f); string(got) != "old\n" {
+		t.Errorf("not restored: %q", got)
+	}
+	if _, err := os.Stat(created); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("created file still there: %v", err)
+	}
+	// Force restores whatever is there now.
+	os.WriteFile(f, []byte("the DBA's fix\n"), 0o640)
+	if errs := j.RestoreWith(RestoreOptions{Force: true}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got, _ := os.ReadFile(f); string(got) != "old\n" {
+		t.Errorf("not restored with Force: %q", got)
+	}
+	// Ours: a file without a recorded new content (Backup only).
+	auto := filepath.Join(dir, "postgresql.auto.conf")
+	os.WriteFile(auto, []byte("a = '1'\n"), 0o600)
+	if err := j.Backup(auto); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(auto, []byte("a = '1'\nssl = 'on'\n"), 0o600)
+	if errs := j.Restore(); len(errs) != 1 || !errors.Is(errs[0], ErrChanged) {
+		t.Fatalf("Backup-only file without Ours: %v", errs)
+	}
+	var saw []string
+	ours := func(fb FileBackup, old, cur []byte) bool {
+		saw = append(saw, fb.Path+":"+string(old)+"|"+string(cur))
+		return string(cur) == "a = '1'\nssl = 'on'\n"
+	}
+	if errs := j.RestoreWith(RestoreOptions{Ours: ours}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got, _ := os.ReadFile(auto); string(got) != "a = '1'\n" {
+		t.Errorf("auto.conf not restored: %q", got)
+	}
+	if len(saw) != 1 || saw[0] != auto+":a = '1'\n|a = '1'\nssl = 'on'\n" {
+		t.Errorf("Ours saw %q", saw)
+	}
+}
