@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,19 +58,25 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 		r.Diagnostics.AddTargetError("postgres.apply.certificate_expired", "the server certificate is not valid now; nothing was changed", err)
 		return
 	}
-	// One apply per cluster: the lock is in the data directory, whichever
-	// database this session is in (an advisory lock is per database).
-	unlock, err := applykit.Lock(lockPath(l.DataDir))
+	// One apply per cluster, whichever database this session is in (an
+	// advisory lock is per database); see clusterJournal for where.
+	journal, lock, err := clusterJournal(ctx, db, l.DataDir)
+	if err != nil {
+		r.Diagnostics.AddTargetError("postgres.apply.journal", "cannot name this cluster's apply journal; nothing was changed", err)
+		return
+	}
+	unlock, err := applykit.Lock(lock)
 	if errors.Is(err, applykit.ErrLocked) {
 		r.Diagnostics.AddTargetError("postgres.apply.locked", "another harden apply is running on this server", nil)
 		return
 	}
 	if err != nil {
-		r.Diagnostics.AddTargetError("postgres.apply.locked", "cannot take the apply lock in the data directory", err)
+		r.Diagnostics.AddTargetError("postgres.apply.locked", "cannot take the cluster's apply lock", err)
 		return
 	}
 	defer unlock()
-	prev, err := applykit.Open(journalPath(l.DataDir))
+	allowed := allowedFiles(l, s.certDir())
+	prev, err := applykit.OpenAllowed(journal, allowed)
 	if err != nil {
 		r.Diagnostics.AddTargetError("postgres.apply.journal", "the apply journal cannot be read; nothing was changed — inspect or remove it", err)
 		return
@@ -83,7 +88,7 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 	var recovered []sdk.Change
 	if prev != nil {
 		what := describeJournal(prev)
-		if db, err = recoverInterrupted(ctx, prev, db, c, q.RequestContext); err != nil {
+		if db, err = recoverInterrupted(ctx, prev, db, c, q.RequestContext, q.Force); err != nil {
 			r.Diagnostics.AddTargetError("postgres.apply.recover", "cannot recover the interrupted apply; nothing else was changed", err)
 			return
 		}
@@ -96,11 +101,11 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 		}
 	}
 	paths := newCertPaths(l.DataDir, s.certDir())
-	sweepDirs(l.DataDir, paths.Dir, filepath.Dir(l.HBAFile), filepath.Dir(l.IdentFile))
+	sweepDirs(l.Owner, l.DataDir, paths.Dir, filepath.Dir(l.HBAFile), filepath.Dir(l.IdentFile))
 	if _, includes, err := parseHBA(l.HBAText); err == nil && len(includes) > 0 {
 		// Included files are followed and kept only when every rule in
 		// them meets the policy's bar; otherwise nothing is changed.
-		rules, origins, err := includedRules(l.HBAFile, includes)
+		rules, origins, err := includedRules(l.Owner, l.HBAFile, includes)
 		if err != nil {
 			r.Diagnostics.AddTargetError("postgres.apply.hba_include", "cannot follow the include directives of pg_hba.conf; nothing was changed", err)
 			return
@@ -127,21 +132,28 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 		r.Applied = recovered
 		return // idempotent: nothing to do, and nothing was touched
 	}
-	if blocked := lockoutGuard(ctx, db, c, l.HBAFile, d.HBA, len(q.Certificates.ClientChainPEM) > 0); len(blocked) > 0 && !q.Force {
+	if blocked := lockoutGuard(ctx, db, c, l.Owner, l.HBAFile, d.HBA, len(q.Certificates.ClientChainPEM) > 0); len(blocked) > 0 && !q.Force {
 		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Error, Source: sdk.SourceConfig, Code: "postgres.apply.lockout",
 			Summary: "the new pg_hba.conf would lock out live clients; nothing was changed (harden apply --force overrides)",
 			Detail:  strings.Join(blocked, "; ")})
 		return
 	}
 	intent := make([]string, 0, len(todo))
+	// The values ALTER SYSTEM will set: how a recovery recognises the
+	// postgresql.auto.conf this run made (autoConfOurs).
+	data := map[string]string{}
 	for _, ch := range todo {
 		intent = append(intent, string(ch.Action)+" "+ch.Resource)
+		if name, ok := strings.CutPrefix(ch.Resource, "setting:"); ok {
+			data[settingKey+name] = ch.After
+		}
 	}
-	j, err := applykit.Begin(journalPath(l.DataDir), applykit.State{Plugin: "postgres", Target: q.Target.Name, Phase: stepBegun, Intent: intent})
+	j, err := applykit.Begin(journal, applykit.State{Plugin: "postgres", Target: q.Target.Name, Phase: stepBegun, Intent: intent, Data: data})
 	if err != nil {
 		r.Diagnostics.AddTargetError("postgres.apply.journal", "cannot write the apply journal; nothing was changed", err)
 		return
 	}
+	j.Restrict(allowed) // a new journal names nothing yet: cannot fail
 	var confirmed bool
 	db, confirmed = switchOver(ctx, j, db, c, q.RequestContext, l, d, &r.Diagnostics)
 	if !confirmed {
@@ -238,7 +250,7 @@ func rollback(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connecti
 	defer cancel()
 	j.SetPhase("rolling-back")
 	restored := restoredList(j)
-	db, err := restoreAndReload(rctx, j, db, c, q)
+	db, err := restoreAndReload(rctx, j, db, c, q, false)
 	if err != nil {
 		ds.AddTargetError(code, what+"; rolling back FAILED: "+err.Error()+" — check the backups (*.harden-backup-*)", cause)
 		return db
@@ -247,23 +259,22 @@ func rollback(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connecti
 	return db
 }
 
+// writeCertFiles writes the certificate files. Every file operation of
+// apply runs as the data directory's owner (l.Owner, applykit.AsOwner):
+// that user may have replaced a directory on the way with a symlink to /etc,
+// and as that user the write is simply refused (before, root created the
+// directory through the symlink, chowned /etc to postgres and wrote
+// server.key there).
 func writeCertFiles(ctx context.Context, j *applykit.Journal, db *pgx.Conn, l *liveState, d desiredState) error {
-	owner, err := os.Stat(l.DataDir)
-	if err != nil {
-		return fmt.Errorf("stat data directory: %w", err)
-	}
 	first := true
 	for _, f := range d.Files {
 		if bytes.Equal(l.Files[f.Path], f.Content) {
 			continue
 		}
-		if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
-			return err
+		if err := applykit.MkdirAll(filepath.Dir(f.Path), 0o700, l.Owner); err != nil {
+			return fmt.Errorf("create %s as the data directory's owner: %w", filepath.Dir(f.Path), err)
 		}
-		if st, ok := owner.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-			os.Chown(filepath.Dir(f.Path), int(st.Uid), int(st.Gid))
-		}
-		if err := j.Replace(f.Path, f.Content, os.FileMode(f.Mode), owner); err != nil {
+		if err := j.Replace(f.Path, f.Content, os.FileMode(f.Mode), l.Owner); err != nil {
 			return fmt.Errorf("write %s: %w", f.Path, err)
 		}
 		// The server must be able to read what it will load: ask it.
@@ -295,7 +306,7 @@ func writeRulesFiles(ctx context.Context, j *applykit.Journal, l *liveState, d d
 		if err != nil {
 			info = hbaInfo
 		}
-		if err := j.Replace(l.IdentFile, []byte(d.Ident), info.Mode().Perm(), info); err != nil {
+		if err := j.Replace(l.IdentFile, []byte(d.Ident), info.Mode().Perm(), l.Owner); err != nil {
 			return fmt.Errorf("write %s: %w", l.IdentFile, err)
 		}
 		if err := atStep(ctx, j, stepIdent); err != nil {
@@ -303,7 +314,7 @@ func writeRulesFiles(ctx context.Context, j *applykit.Journal, l *liveState, d d
 		}
 	}
 	if normalizeHBA(l.HBAText) != normalizeHBA(d.HBA) {
-		if err := j.Replace(l.HBAFile, []byte(d.HBA), hbaInfo.Mode().Perm(), hbaInfo); err != nil {
+		if err := j.Replace(l.HBAFile, []byte(d.HBA), hbaInfo.Mode().Perm(), l.Owner); err != nil {
 			return fmt.Errorf("write %s: %w", l.HBAFile, err)
 		}
 	}
@@ -330,7 +341,7 @@ func alterSettings(ctx context.Context, j *applykit.Journal, db *pgx.Conn, l *li
 			continue
 		}
 		if first {
-			if err := j.Backup(l.AutoConf); err != nil {
+			if err := j.BackupAs(l.AutoConf, l.Owner); err != nil {
 				return err
 			}
 		}
@@ -589,13 +600,13 @@ func allGoSuites() []uint16 {
 
 // lockoutGuard evaluates the new rules against every live network session
 // and against harden's own next connection; it returns who would be cut off.
-func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, hbaFile, newHBA string, hardenHasClientCert bool) []string {
+func lockoutGuard(ctx context.Context, db *pgx.Conn, c connection, owner os.FileInfo, hbaFile, newHBA string, hardenHasClientCert bool) []string {
 	rules, includes, err := parseHBA(newHBA)
 	if err != nil {
 		return []string{"new pg_hba.conf does not parse: " + err.Error()}
 	}
 	if len(includes) > 0 {
-		extra, _, err := includedRules(hbaFile, includes)
+		extra, _, err := includedRules(owner, hbaFile, includes)
 		if err != nil {
 			return []string{"cannot follow include directives: " + err.Error()}
 		}

@@ -65,7 +65,8 @@ func TestApplyRefusesCertificateNotValidNow(t *testing.T) {
 	if !ok || d.Code != "postgres.apply.certificate_expired" || !strings.Contains(d.Error(), cases["expired"].want) || len(r.Applied) != 0 {
 		t.Fatalf("apply with an expired certificate: %v", r.Diagnostics)
 	}
-	for _, p := range []string{filepath.Join(pg.DataDir, "harden"), journalPath(pg.DataDir)} {
+	journal, _ := journalOf(t, pg)
+	for _, p := range []string{filepath.Join(pg.DataDir, "harden"), journal} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s exists after a refused apply: %v", p, err)
 		}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // HBARule is one pg_hba.conf line, as the policy states it or as parsed
@@ -268,8 +270,18 @@ func addressMatches(spec string, a netip.Addr) bool {
 // includedRules follows the include directives of a pg_hba.conf (PostgreSQL
 // 16+: include, include_if_exists, include_dir; paths relative to the file's
 // directory) one level deep and returns the rules they add, each with the
-// file and line it comes from.
-func includedRules(hbaFile string, includes []string) ([]HBARule, []string, error) {
+// file and line it comes from. The files are read as owner (the data
+// directory's, applykit.AsOwner): an include may name any path, and parse
+// errors quote what was read.
+func includedRules(owner os.FileInfo, hbaFile string, includes []string) (rules []HBARule, origins []string, err error) {
+	err = applykit.AsOwner(owner, func() error {
+		rules, origins, err = readIncludes(hbaFile, includes)
+		return err
+	})
+	return rules, origins, err
+}
+
+func readIncludes(hbaFile string, includes []string) ([]HBARule, []string, error) {
 	var rules []HBARule
 	var origins []string
 	base := filepath.Dir(hbaFile)

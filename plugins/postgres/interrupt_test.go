@@ -66,7 +66,8 @@ func restoreOld(t *testing.T, pg *testenv.Postgres, admin *pgx.Conn, s snapshot)
 		t.Fatal(err)
 	}
 	os.RemoveAll(filepath.Join(pg.DataDir, "harden"))
-	os.Remove(journalPath(pg.DataDir))
+	journal, _ := journalOf(t, pg)
+	os.Remove(journal)
 	reloadAndWait(t, pg, admin)
 	waitSetting(t, admin, "ssl", "off")
 }
@@ -137,6 +138,7 @@ func TestApplyInterruptedAnywhere(t *testing.T) {
 	ctx := context.Background()
 	admin := adminSocket(t, pg)
 	old := takeSnapshot(t, pg)
+	journalPath, _ := journalOf(t, pg)
 	client := sdk.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{}`, false)
@@ -177,7 +179,7 @@ func TestApplyInterruptedAnywhere(t *testing.T) {
 					t.Fatalf("the recovering helper was not killed at %s: %s", rd.then, out)
 				}
 			}
-			_, statErr := os.Stat(journalPath(pg.DataDir))
+			_, statErr := os.Stat(journalPath)
 			journal := statErr == nil
 			if rd.crashAt != "" && !journal {
 				t.Fatalf("no journal after a kill at %s", rd.crashAt)
@@ -218,7 +220,7 @@ func TestApplyInterruptedAnywhere(t *testing.T) {
 			if journal && (len(ap.Applied) == 0 || !strings.HasPrefix(ap.Applied[0].Resource, "journal:") || !strings.Contains(ap.Applied[0].Description, "recovered")) {
 				t.Errorf("apply did not say it recovered: %+v", ap.Applied)
 			}
-			if _, err := os.Stat(journalPath(pg.DataDir)); !os.IsNotExist(err) {
+			if _, err := os.Stat(journalPath); !os.IsNotExist(err) {
 				t.Errorf("journal still there after apply: %v", err)
 			}
 			if err := tryLogin(ctx, pg.DSN()); err == nil {
@@ -288,6 +290,7 @@ func TestApplyCancelledRollsBack(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	admin := adminSocket(t, pg)
 	old := takeSnapshot(t, pg)
+	journalPath, _ := journalOf(t, pg)
 	rc := request(t, pg, `{}`, false)
 	defer func() { stepHook = nil }()
 	for _, at := range []string{stepCertFile, stepSetting, stepHBA, stepReloadSent, stepConfirmed} {
@@ -303,7 +306,7 @@ func TestApplyCancelledRollsBack(t *testing.T) {
 			var r sdk.ApplyResponse
 			postgres{}.Apply(ctx, sdk.ApplyRequest{RequestContext: rc}, &r)
 			stepHook = nil
-			if _, err := os.Stat(journalPath(pg.DataDir)); !os.IsNotExist(err) {
+			if _, err := os.Stat(journalPath); !os.IsNotExist(err) {
 				t.Errorf("journal left: %v", err)
 			}
 			requireNoTemps(t, pg.DataDir, filepath.Join(pg.DataDir, "harden"))
@@ -412,12 +415,17 @@ func TestApplyImmutableHBARollbackMessage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(pg.DataDir, "harden", "server.key")); !os.IsNotExist(err) {
 		t.Errorf("the new key file is still there: %v", err)
 	}
-	if _, err := os.Stat(journalPath(pg.DataDir)); !os.IsNotExist(err) {
-		t.Errorf("journal left: %v", err)
+	if journal, _ := journalOf(t, pg); fileExists(journal) {
+		t.Errorf("journal left: %s", journal)
 	}
 	if err := tryLogin(context.Background(), pg.DSN()); err != nil {
 		t.Errorf("old rules no longer work: %v", err)
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 // failOrSkip: under CI=true a missing facility fails the test.

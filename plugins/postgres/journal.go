@@ -16,16 +16,41 @@ import (
 	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
-// The journal and the lock live in the data directory: one per cluster,
-// whichever database harden connects through, and beside the files they
-// protect (apply must be able to write there anyway).
-const (
-	journalName = "harden-apply.journal"
-	lockName    = "harden-apply.lock"
-)
+// clusterJournal is where the journal and the lock of a cluster live: in
+// the applying user's private state directory (applykit.StateDir,
+// $HOME/.local/state/harden/journal, 0700), one per cluster whichever
+// database harden connects through — named from the data directory's real
+// path and the cluster's system identifier (a standby restored from the
+// primary's backup shares the identifier, not the directory).
+//
+// Never in the data directory: the cluster's OS user (postgres, which runs
+// the server and whatever a superuser's COPY ... TO PROGRAM runs) can
+// replace anything there, and harden, as root, restores and removes what
+// the journal names. A root-owned 0600 file there also breaks pg_basebackup
+// and pg_rewind of the cluster.
+func clusterJournal(ctx context.Context, db *pgx.Conn, dataDir string) (journal, lock string, err error) {
+	var sysid string
+	if err := db.QueryRow(ctx, "SELECT system_identifier::text FROM pg_control_system()").Scan(&sysid); err != nil {
+		return "", "", fmt.Errorf("read the cluster's system identifier (pg_control_system): %w", err)
+	}
+	real, err := filepath.EvalSymlinks(dataDir)
+	if err != nil {
+		return "", "", fmt.Errorf("resolve the data directory: %w", err)
+	}
+	return applykit.TargetPaths("", "postgres", real, sysid)
+}
 
-func journalPath(dataDir string) string { return filepath.Join(dataDir, journalName) }
-func lockPath(dataDir string) string    { return filepath.Join(dataDir, lockName) }
+// allowedFiles are the only files a journal of this cluster may name: the
+// live rules files, postgresql.auto.conf and the certificate paths. Any
+// other path in a journal is refused, never restored or removed.
+func allowedFiles(l *liveState, certDir string) func(string) bool {
+	p := newCertPaths(l.DataDir, certDir)
+	ok := map[string]bool{}
+	for _, f := range []string{l.HBAFile, l.IdentFile, l.AutoConf, p.Cert, p.Key, p.CA, p.CRL} {
+		ok[filepath.Clean(f)] = true
+	}
+	return func(path string) bool { return ok[path] }
+}
 
 // rollbackTimeout bounds a rollback after Ctrl-C: it runs on a context the
 // host's Stop does not cancel, and must still end.
@@ -85,12 +110,12 @@ func describeJournal(j *applykit.Journal) string {
 // journalNotice reads the journal for plan and verify (no lock taken for
 // long: they change nothing). It returns "" when there is none, else what
 // to tell the operator; running reports an apply that is still going.
-func journalNotice(dataDir string) (notice string, running bool, err error) {
-	j, err := applykit.Open(journalPath(dataDir))
+func journalNotice(journal, lock string) (notice string, running bool, err error) {
+	j, err := applykit.Open(journal)
 	if err != nil || j == nil {
 		return "", false, err
 	}
-	unlock, lerr := applykit.Lock(lockPath(dataDir))
+	unlock, lerr := applykit.Lock(lock)
 	if errors.Is(lerr, applykit.ErrLocked) {
 		return fmt.Sprintf("an apply is running (pid %d, since %s, at %s)", j.State.PID, j.State.Started.UTC().Format(time.RFC3339), j.State.Phase), true, nil
 	}
@@ -102,8 +127,8 @@ func journalNotice(dataDir string) (notice string, running bool, err error) {
 
 // planJournal adds what plan must say about a journal: never "nothing to
 // apply" while an interrupted run's files may be on disk.
-func planJournal(dataDir string, r *sdk.PlanResponse) {
-	notice, running, err := journalNotice(dataDir)
+func planJournal(journal, lock string, r *sdk.PlanResponse) {
+	notice, running, err := journalNotice(journal, lock)
 	switch {
 	case err != nil:
 		r.Diagnostics.AddTargetError("postgres.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
@@ -113,7 +138,7 @@ func planJournal(dataDir string, r *sdk.PlanResponse) {
 		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "postgres.apply.interrupted",
 			Summary: notice + "; harden apply will recover",
 			Detail:  "the on-disk configuration may be partly new: apply restores that run's backups, reloads, then applies the policy"})
-		r.Changes = append([]sdk.Change{{Resource: "journal:" + journalPath(dataDir), Action: sdk.Update,
+		r.Changes = append([]sdk.Change{{Resource: "journal:" + journal, Action: sdk.Update,
 			Description: notice + ": restore its backups, reload and confirm harden's login"}}, r.Changes...)
 	}
 }
@@ -128,7 +153,11 @@ func verifyJournal(ctx context.Context, db *pgx.Conn, r *sdk.VerifyResponse) {
 	if _, err := os.Stat(dataDir); err != nil {
 		return // verify runs away from the server's files
 	}
-	notice, running, err := journalNotice(dataDir)
+	journal, lock, err := clusterJournal(ctx, db, dataDir)
+	if err != nil {
+		return // not this cluster's applier (no superuser): nothing to say
+	}
+	notice, running, err := journalNotice(journal, lock)
 	switch {
 	case err != nil:
 		r.Diagnostics.AddTargetError("postgres.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
@@ -140,8 +169,8 @@ func verifyJournal(ctx context.Context, db *pgx.Conn, r *sdk.VerifyResponse) {
 }
 
 // sweepDirs removes what a killed run's writes left behind in the
-// directories apply writes to (under the lock).
-func sweepDirs(dirs ...string) []string {
+// directories apply writes to (under the lock), as their owner.
+func sweepDirs(owner os.FileInfo, dirs ...string) []string {
 	seen := map[string]bool{}
 	var removed []string
 	for _, d := range dirs {
@@ -149,7 +178,7 @@ func sweepDirs(dirs ...string) []string {
 			continue
 		}
 		seen[d] = true
-		got, _ := applykit.SweepTemps(d)
+		got, _ := applykit.SweepTempsAs(d, owner)
 		removed = append(removed, got...)
 	}
 	return removed
@@ -159,12 +188,12 @@ func sweepDirs(dirs ...string) []string {
 // is removed only when both worked (else the next apply retries). It
 // returns what it restored and, on failure, a sentence true to what
 // happened.
-func restoreAndReload(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext) (*pgx.Conn, error) {
+func restoreAndReload(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext, force bool) (*pgx.Conn, error) {
 	var paths []string
 	for _, f := range j.State.Files {
 		paths = append(paths, f.Path)
 	}
-	if errs := j.Restore(); len(errs) > 0 {
+	if errs := j.RestoreWith(applykit.RestoreOptions{Force: force, Ours: autoConfOurs(j.State)}); len(errs) > 0 {
 		return db, fmt.Errorf("could not restore every file (journal %s kept; the next harden apply retries): %w", j.Path(), errors.Join(errs...))
 	}
 	atStep(context.Background(), nil, stepRestored) // fault hook only: a rollback goes on
@@ -209,9 +238,9 @@ func reload(ctx context.Context, db *pgx.Conn) error {
 
 // recoverInterrupted finishes what a killed run left: restores its
 // backups, reloads, and confirms that harden still logs in.
-func recoverInterrupted(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext) (*pgx.Conn, error) {
+func recoverInterrupted(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext, force bool) (*pgx.Conn, error) {
 	what := describeJournal(j)
-	db, err := restoreAndReload(ctx, j, db, c, q)
+	db, err := restoreAndReload(ctx, j, db, c, q, force)
 	if err != nil {
 		return db, fmt.Errorf("%s; recovering: %w", what, err)
 	}

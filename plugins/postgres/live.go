@@ -35,6 +35,10 @@ type liveState struct {
 	AllowAlterSystem bool
 	Superuser        bool
 	Files            map[string][]byte // cert files as they are now (nil: absent)
+	// Owner is the data directory's status: its owner is the cluster's OS
+	// user, the identity every file operation on the server's files runs
+	// with (applykit.AsOwner).
+	Owner os.FileInfo
 }
 
 var managedSettings = []string{"ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_crl_file", "ssl_min_protocol_version", "ssl_max_protocol_version",
@@ -70,21 +74,33 @@ func readLive(ctx context.Context, db *pgx.Conn, c connection, paths func(dataDi
 	if s, ok := l.Settings["allow_alter_system"]; ok && s.Value == "off" {
 		l.AllowAlterSystem = false
 	}
-	text, err := os.ReadFile(l.HBAFile)
-	if err != nil {
-		return nil, fmt.Errorf("read %s (apply runs where it can read and write the server's files): %w", l.HBAFile, err)
+	if l.Owner, err = os.Stat(l.DataDir); err != nil {
+		return nil, fmt.Errorf("stat the data directory (apply runs where it can read and write the server's files): %w", err)
 	}
-	l.HBAText = string(text)
-	if ident, err := os.ReadFile(l.IdentFile); err == nil {
-		l.IdentText = string(ident)
-	}
-	p := paths(l.DataDir)
+	// Read as the cluster's OS user: the server's settings (hba_file, a
+	// cert path) may point anywhere, e.g. at /etc/shadow, and what is read
+	// here is shown by plan.
 	l.Files = map[string][]byte{}
-	for _, f := range []string{p.Cert, p.Key, p.CA, p.CRL} {
-		data, err := os.ReadFile(f)
-		if err == nil {
-			l.Files[f] = data
+	err = applykit.AsOwner(l.Owner, func() error {
+		text, err := os.ReadFile(l.HBAFile)
+		if err != nil {
+			return fmt.Errorf("read %s (apply runs where it can read and write the server's files): %w", l.HBAFile, err)
 		}
+		l.HBAText = string(text)
+		if ident, err := os.ReadFile(l.IdentFile); err == nil {
+			l.IdentText = string(ident)
+		}
+		p := paths(l.DataDir)
+		for _, f := range []string{p.Cert, p.Key, p.CA, p.CRL} {
+			data, err := os.ReadFile(f)
+			if err == nil {
+				l.Files[f] = data
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return l, nil
 }

@@ -120,9 +120,14 @@ func (postgres) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 		return
 	}
 	r.Changes = changes(l, d)
-	j, _ := applykit.Open(journalPath(l.DataDir)) // an unreadable one: planJournal says so
+	journal, lock, err := clusterJournal(ctx, db, l.DataDir)
+	if err != nil {
+		r.Diagnostics.AddTargetError("postgres.apply.journal", "cannot tell whether an apply of this cluster was interrupted", err)
+		return
+	}
+	j, _ := applykit.Open(journal) // an unreadable one: planJournal says so
 	r.PlanToken = l.fingerprint(j)
-	planJournal(l.DataDir, r)
+	planJournal(journal, lock, r)
 }
 
 // openManaged decodes the target, requires its server certificate and

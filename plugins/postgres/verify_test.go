@@ -115,6 +115,18 @@ func adminSocket(t *testing.T, pg *testenv.Postgres) *pgx.Conn {
 	return db
 }
 
+// journalOf is the cluster's apply journal (and lock) in the applying
+// user's state directory, as apply names it.
+func journalOf(t *testing.T, pg *testenv.Postgres) (journal, lock string) {
+	t.Helper()
+	db := adminSocket(t, pg)
+	journal, lock, err := clusterJournal(context.Background(), db, pg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return journal, lock
+}
+
 // reloadAndWait reloads and waits until new sessions see the new load
 // time (the postmaster reloads asynchronously), after the wall clock has
 // left the second the rules were written in.
