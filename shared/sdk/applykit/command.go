@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -84,6 +85,15 @@ func Run(ctx context.Context, argv []string, opts RunOptions) (Result, error) {
 	cmd.Env, cmd.Dir = opts.Env, opts.Dir
 	cmd.Stdout, cmd.Stderr = out, out // stdin: /dev/null
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The command is outside the plugin's process group, so the host's
+	// group kill does not reach it: it dies with the plugin instead (a hung
+	// restart must not outlive harden and restart the broker during the
+	// next run's recovery). The parent-death signal is tied to the thread
+	// that forked, so that thread stays locked until the command exits.
+	if dieWithParent(cmd.SysProcAttr) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	// exec calls Cancel only when runCtx ends before the command itself
 	// exited: a command that finished keeps its children.
 	cmd.Cancel = func() error {

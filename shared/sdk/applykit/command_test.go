@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -119,5 +121,51 @@ func TestRunExitStatusAndOutput(t *testing.T) {
 	}
 	if _, err := Run(t.Context(), nil, RunOptions{}); err == nil {
 		t.Errorf("an empty command succeeded")
+	}
+}
+
+// TestRunHelperProcess is the "plugin" of TestRunCommandDiesWithThePlugin:
+// it runs a command that writes its pid and hangs. Nothing in a normal run.
+func TestRunHelperProcess(t *testing.T) {
+	pidFile := os.Getenv("HARDEN_RUN_HELPER_PIDFILE")
+	if pidFile == "" {
+		return
+	}
+	Run(context.Background(), []string{"sh", "-c", "echo $$ > " + pidFile + "; exec sleep 300"}, RunOptions{})
+}
+
+// A command the plugin runs is in its own process group, out of reach of the
+// host's group kill: when the plugin is killed, the command dies with it (a
+// hung restart_command outlived harden before; review).
+func TestRunCommandDiesWithThePlugin(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	helper := exec.Command(os.Args[0], "-test.run=^TestRunHelperProcess$", "-test.count=1")
+	helper.Env = append(os.Environ(), "HARDEN_RUN_HELPER_PIDFILE="+pidFile)
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	deadline := time.Now().Add(10 * time.Second)
+	for pid == 0 {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if time.Now().After(deadline) {
+			helper.Process.Kill()
+			t.Fatal("the command never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	helper.Process.Kill()
+	helper.Wait()
+	for deadline = time.Now().Add(5 * time.Second); syscall.Kill(pid, 0) == nil; {
+		if stat, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat")); strings.Contains(string(stat), ") Z ") {
+			break // a zombie: dead, not yet reaped
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the command (pid %d) outlived the killed plugin", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
