@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/minio/minio-go/v7"
@@ -17,6 +14,7 @@ import (
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
+	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -59,25 +57,7 @@ func TestApplyHelperProcess(t *testing.T) {
 func runS3Helper(t *testing.T, p helperParams, crashAt string) (killed bool, out string) {
 	t.Helper()
 	raw, _ := json.Marshal(p)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestApplyHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "HARDEN_S3_APPLY_HELPER="+string(raw), applykit.CrashEnv+"="+crashAt)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	rest, _ := bufio.NewReader(stdout).ReadString(0)
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() && st.Signal() == syscall.SIGKILL {
-			return true, rest
-		}
-	}
-	return false, rest
+	return sdktest.RunHelperProcess(t, "TestApplyHelperProcess", "HARDEN_S3_APPLY_HELPER="+string(raw), applykit.CrashEnv+"="+crashAt)
 }
 
 func diagCode(ds sdk.Diagnostics, code string) bool {

@@ -1,21 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
+	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -39,25 +36,7 @@ func TestApplyHelperProcess(t *testing.T) {
 func runVaultHelper(t *testing.T, v *testenv.Vault, crashAt string) (killed bool, out string) {
 	t.Helper()
 	raw, _ := json.Marshal(v)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestApplyHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "HARDEN_VAULT_APPLY_HELPER="+string(raw), applykit.CrashEnv+"="+crashAt)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	rest, _ := bufio.NewReader(stdout).ReadString(0)
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() && st.Signal() == syscall.SIGKILL {
-			return true, rest
-		}
-	}
-	return false, rest
+	return sdktest.RunHelperProcess(t, "TestApplyHelperProcess", "HARDEN_VAULT_APPLY_HELPER="+string(raw), applykit.CrashEnv+"="+crashAt)
 }
 
 func hasDiag(ds sdk.Diagnostics, code string) bool {
