@@ -49,10 +49,10 @@ func autoConfOurs(s applykit.State) func(f applykit.FileBackup, old, cur []byte)
 
 // parseAutoConf reads a PostgreSQL configuration file of name = value
 // lines (guc-file.l: '#' comments, an optional '=', a value quoted with
-// '…' — ” and backslash escapes — or a bare word) into lower-case names
-// and their values, the last one winning as in PostgreSQL. ok is false for
-// anything else (include directives too): the caller then does not claim
-// the file.
+// '…' (a doubled quote and backslash escapes inside) or a bare word) into
+// lower-case names and their values, the last one winning as in
+// PostgreSQL. ok is false for anything else (include directives too): the
+// caller then does not claim the file.
 func parseAutoConf(text string) (map[string]string, bool) {
 	out := map[string]string{}
 	for _, line := range strings.Split(text, "\n") {
