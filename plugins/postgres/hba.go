@@ -52,55 +52,76 @@ var knownMethods = []string{"trust", "reject", "scram-sha-256", "md5", "password
 // include directives are returned for the caller to follow; lines it cannot
 // understand are errors with their line number.
 func parseHBA(text string) (rules []HBARule, includes []string, err error) {
-	for n, raw := range strings.Split(text, "\n") {
-		line := stripComment(raw)
-		f, ferr := hbaFields(line)
+	for _, line := range logicalLines(text) {
+		n := line.number
+		fields, ferr := hbaTokenize(line.text)
 		if ferr != nil {
-			return nil, nil, fmt.Errorf("pg_hba.conf line %d: %w", n+1, ferr)
+			return nil, nil, fmt.Errorf("pg_hba.conf line %d: %w", n, ferr)
 		}
-		if len(f) == 0 {
+		if len(fields) == 0 {
 			continue
 		}
-		switch f[0] {
-		case "include", "include_if_exists", "include_dir":
-			if len(f) != 2 {
-				return nil, nil, fmt.Errorf("pg_hba.conf line %d: %s needs one file name", n+1, f[0])
+		// PostgreSQL compares the connection type, the address and the
+		// method as strings, quoted or not; one value each, and none of
+		// them can be empty or hold a blank, comma, '#' or quote.
+		single := func(i int, what string) (string, error) {
+			if len(fields[i]) != 1 {
+				return "", fmt.Errorf("pg_hba.conf line %d: multiple values for the %s", n, what)
 			}
-			includes = append(includes, f[0]+" "+f[1])
+			v := fields[i][0].Text
+			if v == "" || strings.ContainsAny(v, " \t\r#\",") {
+				return "", fmt.Errorf("pg_hba.conf line %d: invalid %s", n, what)
+			}
+			return v, nil
+		}
+		kind, err := single(0, "connection type")
+		if err != nil {
+			return nil, nil, err
+		}
+		switch kind {
+		case "include", "include_if_exists", "include_dir":
+			if len(fields) != 2 || len(fields[1]) != 1 {
+				return nil, nil, fmt.Errorf("pg_hba.conf line %d: %s needs one file name", n, kind)
+			}
+			includes = append(includes, kind+" "+fields[1][0].Text)
 			continue
 		}
-		r := HBARule{Type: f[0], Options: map[string]string{}}
-		rest := f[1:]
-		want := 4
+		r := HBARule{Type: kind, Options: map[string]string{}}
+		want := 5
 		if r.Type == "local" {
-			want = 3
+			want = 4
 		}
-		if len(rest) < want-1 {
-			return nil, nil, fmt.Errorf("pg_hba.conf line %d: too few fields", n+1)
+		if len(fields) < want-1 {
+			return nil, nil, fmt.Errorf("pg_hba.conf line %d: too few fields", n)
 		}
-		r.Database, r.User = rest[0], rest[1]
-		rest = rest[2:]
+		r.Database, r.User = rawField(fields[1]), rawField(fields[2])
+		next := 3
 		if r.Type != "local" {
-			r.Address, rest = rest[0], rest[1:]
+			if r.Address, err = single(3, "address"); err != nil {
+				return nil, nil, err
+			}
+			next = 4
 			// "address mask" form: 127.0.0.1 255.255.255.255
-			if len(rest) > 0 && strings.Count(rest[0], ".") == 3 && !strings.Contains(r.Address, "/") {
-				if bits, ok := maskBits(rest[0]); ok {
+			if next < len(fields) && len(fields[next]) == 1 && strings.Count(fields[next][0].Text, ".") == 3 && !strings.Contains(r.Address, "/") {
+				if bits, ok := maskBits(fields[next][0].Text); ok {
 					r.Address = fmt.Sprintf("%s/%d", r.Address, bits)
-					rest = rest[1:]
+					next++
 				}
 			}
 		}
-		if len(rest) == 0 {
-			return nil, nil, fmt.Errorf("pg_hba.conf line %d: missing authentication method", n+1)
+		if next >= len(fields) {
+			return nil, nil, fmt.Errorf("pg_hba.conf line %d: missing authentication method", n)
 		}
-		r.Method = rest[0]
+		if r.Method, err = single(next, "authentication method"); err != nil {
+			return nil, nil, err
+		}
 		// Each option field is a list (commas outside quotes separate
 		// options); PostgreSQL splits each member at its first '='.
-		for _, field := range rest[1:] {
-			for _, o := range splitHBAList(field) {
+		for _, field := range fields[next+1:] {
+			for _, o := range field {
 				k, v, ok := strings.Cut(o.Text, "=")
 				if !ok {
-					return nil, nil, fmt.Errorf("pg_hba.conf line %d: option %q is not name=value", n+1, o.Text)
+					return nil, nil, fmt.Errorf("pg_hba.conf line %d: option %q is not name=value", n, o.Text)
 				}
 				if needsQuotes(v) {
 					v = quoteToken(v)
@@ -109,11 +130,48 @@ func parseHBA(text string) (rules []HBARule, includes []string, err error) {
 			}
 		}
 		if !slices.Contains([]string{"local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc"}, r.Type) {
-			return nil, nil, fmt.Errorf("pg_hba.conf line %d: unknown connection type %q", n+1, r.Type)
+			return nil, nil, fmt.Errorf("pg_hba.conf line %d: unknown connection type %q", n, r.Type)
 		}
 		rules = append(rules, r)
 	}
 	return rules, includes, nil
+}
+
+// logicalLine is one line as PostgreSQL's tokenize_auth_file reads it, with
+// the number of its first physical line.
+type logicalLine struct {
+	number int
+	text   string
+}
+
+// logicalLines splits a pg_hba.conf/pg_ident.conf into lines as PostgreSQL
+// does: trailing CR/LF stripped, and a line whose last character is a
+// backslash joined with the next one (the backslash removed) — before any
+// comment is recognised, so a comment ending in a backslash swallows the
+// next line.
+func logicalLines(text string) []logicalLine {
+	var out []logicalLine
+	var cur strings.Builder
+	start, open := 0, false
+	for i, raw := range strings.Split(text, "\n") {
+		raw = strings.TrimRight(raw, "\r\n")
+		if !open {
+			start = i + 1
+		}
+		if t, ok := strings.CutSuffix(raw, "\\"); ok {
+			cur.WriteString(t)
+			open = true
+			continue
+		}
+		cur.WriteString(raw)
+		out = append(out, logicalLine{start, cur.String()})
+		cur.Reset()
+		open = false
+	}
+	if open {
+		out = append(out, logicalLine{start, cur.String()})
+	}
+	return out
 }
 
 // stripComment cuts the line at the first '#' outside double quotes (a
@@ -133,35 +191,117 @@ func stripComment(line string) string {
 	return line
 }
 
-// hbaFields splits on whitespace, keeping double-quoted tokens whole.
+// hbaFields splits a line into its fields, each in the canonical raw form
+// (rawField) the rest of the package reads with splitHBAList.
 func hbaFields(line string) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	quoted, inTok := false, false
-	for _, r := range line {
-		switch {
-		case r == '"':
-			quoted = !quoted
-			inTok = true
-			cur.WriteRune(r)
-		case !quoted && (r == ' ' || r == '\t' || r == '\r'):
-			if inTok {
-				out = append(out, cur.String())
-				cur.Reset()
-				inTok = false
-			}
-		default:
-			cur.WriteRune(r)
-			inTok = true
-		}
+	fields, err := hbaTokenize(line)
+	if err != nil {
+		return nil, err
 	}
-	if quoted {
-		return nil, fmt.Errorf("unterminated quote")
-	}
-	if inTok {
-		out = append(out, cur.String())
+	out := make([]string, 0, len(fields))
+	for _, f := range fields {
+		out = append(out, rawField(f))
 	}
 	return out, nil
+}
+
+// hbaTokenize reads a logical line as PostgreSQL's next_field_expand and
+// next_token (hba.c) do: blanks separate fields, a comma outside quotes
+// continues the field with another member (blanks after it included), a
+// '#' outside quotes ends the line. An unterminated quote, which
+// PostgreSQL reads to the end of the line, is an error here.
+func hbaTokenize(line string) ([][]hbaToken, error) {
+	var fields [][]hbaToken
+	i := 0
+	for i < len(line) {
+		var field []hbaToken
+		for {
+			tok, ok, comma, next, err := nextToken(line, i)
+			if err != nil {
+				return nil, err
+			}
+			i = next
+			if !ok {
+				break
+			}
+			field = append(field, tok)
+			if !comma {
+				break
+			}
+		}
+		if field != nil {
+			fields = append(fields, field)
+		}
+	}
+	return fields, nil
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }
+
+// nextToken is PostgreSQL's next_token: it skips blanks and commas, then
+// reads up to an unquoted blank, comma or '#'. Double quotes are dropped
+// (two of them inside quotes are one literal quote); the token counts as
+// quoted only when a quote came before any of its text — a"ll" is the
+// keyword all to PostgreSQL. ok is false when nothing was read.
+func nextToken(s string, i int) (tok hbaToken, ok, comma bool, next int, err error) {
+	for i < len(s) && (isBlank(s[i]) || s[i] == ',') {
+		i++
+	}
+	var buf strings.Builder
+	inQuote, wasQuote, sawQuote, initialQuote := false, false, false, false
+	for i < len(s) && (!isBlank(s[i]) || inQuote) {
+		c := s[i]
+		if c == '#' && !inQuote {
+			i = len(s)
+			break
+		}
+		if c == ',' && !inQuote {
+			comma = true
+			break
+		}
+		if c != '"' || wasQuote {
+			buf.WriteByte(c)
+		}
+		if inQuote && c == '"' {
+			wasQuote = !wasQuote
+		} else {
+			wasQuote = false
+		}
+		if c == '"' {
+			inQuote = !inQuote
+			sawQuote = true
+			if buf.Len() == 0 {
+				initialQuote = true
+			}
+		}
+		i++
+	}
+	if inQuote {
+		return hbaToken{}, false, false, i, fmt.Errorf("unterminated quote")
+	}
+	return hbaToken{buf.String(), initialQuote}, sawQuote || buf.Len() > 0, comma, i, nil
+}
+
+// rawField writes a field's members back in a form that reads (nextToken)
+// as the same members: a quoted member quoted; a bare one as it is, or —
+// when it holds what a bare token cannot (a blank, a comma, '#', a quote) —
+// its first byte bare and the rest quoted, so that it stays unquoted (a
+// keyword, +group or /regex keeps its meaning).
+func rawField(members []hbaToken) string {
+	parts := make([]string, 0, len(members))
+	for _, m := range members {
+		switch {
+		case m.Quoted:
+			parts = append(parts, quoteToken(m.Text))
+		case !strings.ContainsAny(m.Text, " \t\r#\",") && m.Text != "":
+			parts = append(parts, m.Text)
+		case m.Text == "": // not from nextToken: an empty token is a quoted one
+			parts = append(parts, `""`)
+		default:
+			parts = append(parts, m.Text[:1]+quoteToken(m.Text[1:]))
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func maskBits(mask string) (int, bool) {

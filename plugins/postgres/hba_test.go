@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,6 +65,8 @@ func FuzzParseHBA(f *testing.F) {
 	f.Add("local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n")
 	f.Add(`hostssl "a b" all ::1/128 cert clientcert=verify-full`)
 	f.Add("include_dir conf.d\nhost all all 10.0.0.0 255.255.0.0 md5 # x")
+	f.Add("host all all 10.0.0.0/8 \\\nmd5\n# x \\\nhost all all 0.0.0.0/0 trust")
+	f.Add(`hostssl a"ll" x, "y""z" ::1/128 "cert" map=a" b"`)
 	f.Fuzz(func(t *testing.T, text string) {
 		rules, _, err := parseHBA(text)
 		if err != nil {
@@ -107,4 +110,72 @@ type validateResp struct{ sdk.ValidateSpecResponse }
 
 func validateReq(specJSON string) sdk.ValidateSpecRequest {
 	return sdk.ValidateSpecRequest{RequestContext: sdk.RequestContext{Target: sdk.NewTarget("pg", []byte(`{"host":"127.0.0.1","port":5432}`), []byte(specJSON), nil)}}
+}
+
+// m1: PostgreSQL's tokenizer (hba.c tokenize_auth_file, next_token) joins a
+// line ending in a backslash with the next one — a comment too, which then
+// swallows the next line —, continues a list after ", ", and treats a
+// token as quoted only when it starts with a quote: a"ll" is the keyword
+// all, "trust" is the method trust.
+func TestParseHBALikePostgres(t *testing.T) {
+	text := "host all all 10.0.0.0/8 \\\n  scram-sha-256\n" +
+		"# an old rule, disabled \\\nhost all all 0.0.0.0/0 trust\n" +
+		"hostssl a\"ll\" all 10.0.0.0/8 scram-sha-256\n" +
+		"hostssl \"all\" x, y 10.0.0.0/8 scram-sha-256\n" +
+		"host all all 10.0.0.0/8 \"trust\"\n" +
+		"hostssl all all 10.0.0.0/8 cert\r\n"
+	rules, _, err := parseHBA(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, r := range rules {
+		lines = append(lines, r.Line())
+	}
+	want := []string{
+		"host all all 10.0.0.0/8 scram-sha-256",
+		"hostssl all all 10.0.0.0/8 scram-sha-256",
+		`hostssl "all" x,y 10.0.0.0/8 scram-sha-256`,
+		"host all all 10.0.0.0/8 trust",
+		"hostssl all all 10.0.0.0/8 cert",
+	}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("rules:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if !listHasKeyword(rules[1].Database, "all") || listHasKeyword(rules[2].Database, "all") {
+		t.Errorf("keyword all: a\"ll\" %v, \"all\" %v", listHasKeyword(rules[1].Database, "all"), listHasKeyword(rules[2].Database, "all"))
+	}
+	if why := compliant(rules[3]); why == "" {
+		t.Errorf("a quoted \"trust\" on a host line passed as compliant")
+	}
+	if toks := splitHBAList(`a" b",c`); !slices.Equal(toks, []hbaToken{{"a b", false}, {"c", false}}) {
+		t.Errorf("tokens %+v", toks)
+	}
+	// Line numbers are those of the first physical line.
+	_, _, err = parseHBA("local all all peer\nhost all \\\nall\n")
+	if err == nil || !strings.Contains(err.Error(), "line 2:") {
+		t.Errorf("error %v, want one at line 2", err)
+	}
+}
+
+// FuzzHBATokens: any line tokenizes without panicking, and each field
+// written back (rawField) reads as exactly the same members, quoting
+// included — what parseHBA keeps of a live file means what it meant.
+func FuzzHBATokens(f *testing.F) {
+	f.Add(`hostssl a"ll" x, "y""z" ::1/128 cert map=a" b" # c`)
+	f.Add(`"a""" ""b , +"g h"`)
+	f.Add("\"\"\"x\" a\"\"\"\"b")
+	f.Fuzz(func(t *testing.T, line string) {
+		fields, err := hbaTokenize(line)
+		if err != nil {
+			return
+		}
+		for _, field := range fields {
+			raw := rawField(field)
+			again, err := hbaTokenize(raw)
+			if err != nil || len(again) != 1 || !slices.Equal(again[0], field) {
+				t.Fatalf("field %+v written as %q reads back as %+v (%v)", field, raw, again, err)
+			}
+		}
+	})
 }

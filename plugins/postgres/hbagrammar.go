@@ -14,9 +14,11 @@ import (
 // pg_hba.conf and pg_ident.conf grammar, as PostgreSQL's tokenizer
 // (hba.c next_token) reads it: blanks separate fields; '#' outside double
 // quotes starts a comment; double quotes quote (a literal quote is two);
-// commas outside quotes separate list members; a quoted member is never a
-// keyword (all, sameuser, samerole, samegroup, replication), a group
-// (+name), a file inclusion (@file) or a regular expression (/re).
+// commas outside quotes separate list members (blanks after a comma
+// included); a line ending in a backslash continues on the next; a member
+// that starts with a quote is never a keyword (all, sameuser, samerole,
+// samegroup, replication), a group (+name), a file inclusion (@file) or a
+// regular expression (/re) — one quoted later (a"ll") still is.
 //
 // Policy values are rendered under these rules: a member that needs it is
 // double-quoted; what quoting cannot express is rejected in ValidateSpec:
@@ -27,7 +29,7 @@ import (
 // keyword.
 
 // hbaToken is one list member of a field: its text with quotes removed,
-// and whether any part of it was quoted.
+// and whether it started with a quote (PostgreSQL's initial_quote).
 type hbaToken struct {
 	Text   string
 	Quoted bool
@@ -38,30 +40,19 @@ const maxToken = 255
 
 var hbaKeywords = []string{"all", "sameuser", "samerole", "samegroup", "replication"}
 
-// splitHBAList decodes a field's raw text (as parseHBA returns it) into its
-// list members.
+// splitHBAList decodes a field's raw text (as parseHBA returns it, or as
+// encodeList renders it) into its list members, as PostgreSQL reads them
+// (nextToken).
 func splitHBAList(field string) []hbaToken {
-	var out []hbaToken
-	var cur strings.Builder
-	quoted, inQuote := false, false
-	for i := 0; i < len(field); i++ {
-		c := field[i]
-		switch {
-		case c == '"' && inQuote && i+1 < len(field) && field[i+1] == '"':
-			cur.WriteByte('"') // "" inside quotes is a literal quote
-			i++
-		case c == '"':
-			inQuote = !inQuote
-			quoted = true
-		case c == ',' && !inQuote:
-			out = append(out, hbaToken{cur.String(), quoted})
-			cur.Reset()
-			quoted = false
-		default:
-			cur.WriteByte(c)
-		}
+	fields, err := hbaTokenize(field)
+	if err != nil || len(fields) == 0 {
+		return []hbaToken{{Text: field}}
 	}
-	return append(out, hbaToken{cur.String(), quoted})
+	var out []hbaToken
+	for _, f := range fields {
+		out = append(out, f...)
+	}
+	return out
 }
 
 // isKeyword: an unquoted keyword token.
