@@ -7,15 +7,25 @@
 // with the shared probe kit (PostgreSQL's SSLRequest dialect, and direct TLS
 // on 17+) and the server's own views.
 //
-// Crash consistency (apply.go, journal.go): apply holds a flock in the data
-// directory (one apply per cluster) and writes an intent journal there
-// before the first change, with every file's backup recorded before the
-// file changes. It stages certificate files, settings (ssl = on last),
+// Crash consistency (apply.go, journal.go): apply holds a flock (one apply
+// per cluster) and writes an intent journal before the first change, both
+// in the applying user's state directory ($HOME/.local/state/harden/journal,
+// named from the data directory's real path and system_identifier — never
+// in the data directory, which the cluster's OS user controls), with every
+// file's backup recorded before the file changes. It stages certificate files, settings (ssl = on last),
 // pg_ident.conf and pg_hba.conf (last), then reloads once, so a reload by
 // anyone at any moment gives the old rules or the new ones. Ctrl-C rolls
 // back on a context of its own; after a kill -9 plan and verify report the
 // journal and the next apply restores, reloads, confirms harden's login,
 // then applies.
+//
+// Privilege: run as root, every file operation on the server's files —
+// reads, the certificate directory, writes, backups, restores — runs with
+// the filesystem identity of the data directory's owner (applykit.AsOwner),
+// so nothing that user planted (a symlink to /etc, a journal naming
+// /etc/shadow) gets root's rights. A recovery restores only files that hold
+// what the killed run wrote (postgresql.auto.conf: its old settings plus
+// the values that run set); a file changed since needs apply --force.
 //
 // Policy values reach pg_hba.conf and pg_ident.conf only in PostgreSQL's
 // own grammar (hbagrammar.go): what quoting cannot carry is refused in

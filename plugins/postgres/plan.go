@@ -122,7 +122,11 @@ func (postgres) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 	r.Changes = changes(l, d)
 	journal, lock, err := clusterJournal(ctx, db, l.DataDir)
 	if err != nil {
-		r.Diagnostics.AddTargetError("postgres.apply.journal", "cannot tell whether an apply of this cluster was interrupted", err)
+		// E.g. a role without pg_control_system: the plan stands, but it
+		// must not look like "nothing interrupted".
+		r.PlanToken = l.fingerprint(nil)
+		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "postgres.apply.journal",
+			Summary: "cannot tell whether an apply of this cluster was interrupted", Detail: err.Error()})
 		return
 	}
 	j, _ := applykit.Open(journal) // an unreadable one: planJournal says so
