@@ -28,9 +28,10 @@ func WriteFile(path string, data []byte, mode os.FileMode, owner os.FileInfo) er
 }
 
 // writeFile is WriteFile with a numeric owner (-1: leave as created), done
-// as that owner (asIdentity).
+// as that owner (asIdentity) unless its directory is root-controlled.
 func writeFile(path string, data []byte, mode os.FileMode, uid, gid int) error {
-	return asIdentity(uid, gid, func() error { return writeFileHere(path, data, mode, uid, gid) })
+	u, g := identityIn(filepath.Dir(path), uid, gid)
+	return asIdentity(u, g, func() error { return writeFileHere(path, data, mode, uid, gid) })
 }
 
 func writeFileHere(path string, data []byte, mode os.FileMode, uid, gid int) (err error) {
@@ -93,7 +94,9 @@ func SweepTemps(dir string) ([]string, error) { return SweepTempsAs(dir, nil) }
 // SweepTempsAs is SweepTemps done as owner (AsOwner): for a directory owned
 // by a service's user, who could swap it for a symlink meanwhile.
 func SweepTempsAs(dir string, owner os.FileInfo) (removed []string, err error) {
-	err = AsOwner(owner, func() error {
+	uid, gid := ownerIDs(owner)
+	uid, gid = identityIn(dir, uid, gid)
+	err = asIdentity(uid, gid, func() error {
 		removed, err = sweepTemps(dir)
 		return err
 	})

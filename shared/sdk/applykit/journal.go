@@ -38,8 +38,9 @@ type FileBackup struct {
 	GID       int         `json:"gid"`
 	OldSHA256 string      `json:"old_sha256,omitempty"`
 	NewSHA256 string      `json:"new_sha256,omitempty"`
-	// AsUID and AsGID are the filesystem identity the file was backed up
-	// and written with, and is restored with (0: as the process is).
+	// AsUID and AsGID are the owner whose filesystem identity the file is
+	// backed up, written and restored with (0: the file's own owner, UID
+	// and GID) — except in a root-controlled directory (see WriteFile).
 	AsUID int `json:"as_uid,omitempty"`
 	AsGID int `json:"as_gid,omitempty"`
 }
@@ -285,7 +286,8 @@ func (j *Journal) BackupAs(path string, owner os.FileInfo) error {
 	}
 	fb := FileBackup{Path: path, UID: -1, GID: -1}
 	asUID, asGID := ownerIDs(owner)
-	err := asIdentity(asUID, asGID, func() error {
+	u, g := identityIn(filepath.Dir(path), asUID, asGID)
+	err := asIdentity(u, g, func() error {
 		data, st, err := readNoFollow(path)
 		if err != nil || st == nil {
 			return err
@@ -372,7 +374,12 @@ func (j *Journal) RestoreWith(o RestoreOptions) []error {
 		f := j.State.Files[i]
 		err := j.allowed(f.Path)
 		if err == nil {
-			err = asIdentity(f.AsUID, f.AsGID, func() error { return restoreFile(f, o) })
+			u, g := f.AsUID, f.AsGID
+			if u == 0 {
+				u, g = f.UID, f.GID // recorded by an older applykit: the file's owner
+			}
+			u, g = identityIn(filepath.Dir(f.Path), u, g)
+			err = asIdentity(u, g, func() error { return restoreFile(f, o) })
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restore %w", err))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -17,6 +18,53 @@ func ownerIDs(owner os.FileInfo) (uid, gid int) {
 		}
 	}
 	return -1, -1
+}
+
+// identityIn is the identity to work in dir with for a file of uid/gid:
+// that owner's — unless dir is root-controlled (rootControlled), where only
+// root can rearrange anything, so root's own identity is safe and keeps
+// root's right to give a file to its owner (a kafka-owned
+// server.properties in a root-owned /etc/kafka is written as root and
+// chowned, not refused because kafka cannot create files there).
+func identityIn(dir string, uid, gid int) (int, int) {
+	if uid <= 0 || os.Geteuid() != 0 || rootControlled(dir) {
+		return -1, -1
+	}
+	return uid, gid
+}
+
+// rootControlled: dir and every directory above it — along the path as
+// written and along its real path — is owned by root and writable by
+// nobody else (a sticky directory such as /tmp aside: there nobody else
+// can rename or remove root's entries). Then no other user can swap
+// anything on the way for a symlink.
+func rootControlled(dir string) bool {
+	if !filepath.IsAbs(dir) {
+		return false
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false
+	}
+	for _, p := range []string{filepath.Clean(dir), real} {
+		for d := p; ; d = filepath.Dir(d) {
+			st, err := os.Lstat(d)
+			if err != nil {
+				return false
+			}
+			sys, ok := st.Sys().(*syscall.Stat_t)
+			if !ok || sys.Uid != 0 {
+				return false
+			}
+			if st.Mode()&os.ModeSymlink == 0 && st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 {
+				return false
+			}
+			if d == "/" {
+				break
+			}
+		}
+	}
+	return true
 }
 
 // AsOwner runs fn with the filesystem identity (fsuid, fsgid, groups) of
@@ -34,9 +82,38 @@ func AsOwner(owner os.FileInfo, fn func() error) error {
 
 // MkdirAll creates dir and its missing parents with perm, as owner (see
 // AsOwner): they belong to owner, and a symlink on the way leads nowhere
-// owner could not go already (os.MkdirAll follows symlinks).
+// owner could not go already (os.MkdirAll follows symlinks). Under a
+// root-controlled directory (rootControlled) root creates them and gives
+// them to owner.
 func MkdirAll(dir string, perm os.FileMode, owner os.FileInfo) error {
-	return AsOwner(owner, func() error { return os.MkdirAll(dir, perm) })
+	uid, gid := ownerIDs(owner)
+	existing := filepath.Clean(dir)
+	var missing []string
+	for {
+		if _, err := os.Lstat(existing); err == nil || existing == filepath.Dir(existing) {
+			break
+		}
+		missing = append(missing, existing)
+		existing = filepath.Dir(existing)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	u, g := identityIn(existing, uid, gid)
+	return asIdentity(u, g, func() error {
+		if err := os.MkdirAll(dir, perm); err != nil {
+			return err
+		}
+		if u < 0 && uid > 0 && os.Geteuid() == 0 {
+			// Root created them in a root-controlled directory.
+			for _, d := range missing {
+				if err := os.Lchown(d, uid, gid); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // maxFile bounds what applykit reads of a file it backs up or restores:

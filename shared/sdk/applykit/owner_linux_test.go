@@ -265,3 +265,57 @@ func TestBackupAsOwnerRefusesASymlinkedDirectory(t *testing.T) {
 	}
 	requireVictimUntouched(t, victim, secret)
 }
+
+// A file owned by the service's user in a directory only root controls
+// (a kafka-owned server.properties in a root-owned /etc/kafka): the user
+// cannot rearrange anything there, so root writes, backs up and restores
+// it and gives the result to its owner — as that user it could not even
+// create the temporary file.
+func TestRootControlledDirectoryKeepsRootsRights(t *testing.T) {
+	_, _, victim, _ := hostileTree(t)
+	path := filepath.Join(victim, "server.properties")
+	if err := os.WriteFile(path, []byte("old\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := Begin(filepath.Join(t.TempDir(), "j"), State{Phase: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Replace(path, []byte("new\n"), 0o640, ref); err != nil {
+		t.Fatal(err)
+	}
+	requireOwner := func(p string, uid uint32) {
+		t.Helper()
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Sys().(*syscall.Stat_t).Uid; got != uid {
+			t.Errorf("%s owned by %d, want %d", p, got, uid)
+		}
+	}
+	requireOwner(path, nobody)
+	requireOwner(j.State.Files[0].Backup, nobody)
+	if errs := j.Restore(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "old\n" {
+		t.Errorf("restored %q", got)
+	}
+	requireOwner(path, nobody)
+	dir := filepath.Join(victim, "certs", "a")
+	if err := MkdirAll(dir, 0o700, ref); err != nil {
+		t.Fatal(err)
+	}
+	requireOwner(filepath.Join(victim, "certs"), nobody)
+	requireOwner(dir, nobody)
+	requireOwner(victim, 0)
+	requireRootIdentity(t)
+}
