@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -16,6 +17,11 @@ var ErrLocked = errors.New("another harden apply holds the lock")
 // itself stays: removing it would let a third process lock a new inode
 // while a second still holds the old one.
 func Lock(path string) (unlock func(), err error) {
+	// A first apply finds no state directory yet (the read-only paths of
+	// plan and verify never create it).
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create the directory of lock %s: %w", path, err)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)

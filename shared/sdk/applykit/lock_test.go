@@ -95,3 +95,18 @@ func TestLockReleasedWhenHolderKilled(t *testing.T) {
 	}
 	unlock()
 }
+
+// The first apply of a user finds no state directory: Lock makes it (0700).
+// It failed with "no such file or directory" once plan and verify stopped
+// creating it.
+func TestLockCreatesItsDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "home", ".local", "state", "harden", "journal")
+	unlock, err := Lock(filepath.Join(dir, "postgres-x.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("state directory: %v %v", err, st)
+	}
+}
