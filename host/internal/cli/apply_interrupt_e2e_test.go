@@ -37,9 +37,13 @@ func TestApplyInterruptedEndToEnd(t *testing.T) {
 	}
 	lock := filepath.Join(dir, "plugins.lock")
 	plugin := filepath.Join(pluginDir, "harden-plugin-postgres")
+	// The plugin keeps its journal under the applying user's state
+	// directory ($HOME/.local/state/harden/journal): this test's own HOME.
+	home := filepath.Join(dir, "home")
+	journals := filepath.Join(home, ".local", "state", "harden", "journal")
 	harden := func(args ...string) *exec.Cmd {
 		c := exec.Command(hardenBin, append(args, "--plugin-dir", pluginDir, "--lock-file", lock)...)
-		c.Env = os.Environ()
+		c.Env = append(os.Environ(), "HOME="+home)
 		return c
 	}
 	run := func(args ...string) result {
@@ -62,8 +66,15 @@ func TestApplyInterruptedEndToEnd(t *testing.T) {
 	}
 	// The postgres plugin's steps, in order, as its journal records them.
 	phases := []string{"begun", "cert-file", "files-written", "setting", "settings", "ident", "hba", "reloading", "confirmed"}
-	reached := func(journal, phase string) bool {
-		raw, err := os.ReadFile(journal)
+	journalFile := func() string {
+		m, _ := filepath.Glob(filepath.Join(journals, "postgres-*.journal"))
+		if len(m) == 1 {
+			return m[0]
+		}
+		return ""
+	}
+	reached := func(phase string) bool {
+		raw, err := os.ReadFile(journalFile())
 		if err != nil {
 			return false
 		}
@@ -104,7 +115,6 @@ func TestApplyInterruptedEndToEnd(t *testing.T) {
 				t.Fatalf("env.json: %v", err)
 			}
 			dataDir := ef.Services.Postgres.DataDir
-			journal := filepath.Join(dataDir, "harden-apply.journal")
 
 			var out bytes.Buffer
 			c := harden("apply", "-f", policy, "--yes")
@@ -114,7 +124,7 @@ func TestApplyInterruptedEndToEnd(t *testing.T) {
 			}
 			deadline := time.Now().Add(60 * time.Second)
 			for {
-				if reached(journal, rd.phase) {
+				if reached(rd.phase) {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -129,8 +139,7 @@ func TestApplyInterruptedEndToEnd(t *testing.T) {
 			}
 			err = c.Wait()
 			waitNoPlugin(t, plugin, 10*time.Second)
-			_, jerr := os.Stat(journal)
-			left := jerr == nil
+			left := journalFile() != ""
 			if rd.sig == syscall.SIGKILL && !left {
 				t.Fatalf("no journal after apply was killed at %s", rd.phase)
 			}
@@ -172,8 +181,8 @@ func TestApplyInterruptedEndToEnd(t *testing.T) {
 			if r := run("apply", "-f", policy, "--yes"); r.code != 0 || !strings.Contains(r.stdout, "Nothing to apply") {
 				t.Errorf("second apply: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 			}
-			if _, err := os.Stat(journal); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("a journal is left after the recovering apply: %v", err)
+			if j := journalFile(); j != "" {
+				t.Errorf("a journal is left after the recovering apply: %s", j)
 			}
 			filepath.WalkDir(dataDir, func(p string, d os.DirEntry, err error) error {
 				if err == nil && strings.HasPrefix(d.Name(), ".harden-") {
