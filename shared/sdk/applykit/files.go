@@ -51,8 +51,9 @@ func writeFileHere(path string, data []byte, mode os.FileMode, uid, gid int) (er
 		return err
 	}
 	// Only root may give a file away; a non-root user keeps it (chown to
-	// itself with its own group is a no-op that cannot fail).
-	if uid >= 0 && (os.Geteuid() == 0 || uid == os.Geteuid()) {
+	// itself with its own group is a no-op that cannot fail). Working as
+	// another user (asIdentity), what is created is that user's.
+	if fs := currentFSUID(); uid >= 0 && (fs == 0 || uid == fs) {
 		if err = tmp.Chown(uid, gid); err != nil {
 			return err
 		}

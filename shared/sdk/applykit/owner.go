@@ -26,11 +26,38 @@ func ownerIDs(owner os.FileInfo) (uid, gid int) {
 // root's right to give a file to its owner (a kafka-owned
 // server.properties in a root-owned /etc/kafka is written as root and
 // chowned, not refused because kafka cannot create files there).
+//
+// A file of root's (or none yet, uid < 0) in a directory another user
+// controls is worked on as that user (controller): root's ownership there
+// protects nothing, since that user can replace the file anyway — but
+// root's rights could be steered through a symlink. The result belongs to
+// that user.
 func identityIn(dir string, uid, gid int) (int, int) {
-	if uid <= 0 || os.Geteuid() != 0 || rootControlled(dir) {
+	if os.Geteuid() != 0 || rootControlled(dir) {
 		return -1, -1
 	}
-	return uid, gid
+	if uid > 0 {
+		return uid, gid
+	}
+	if cu, cg, ok := controller(dir); ok {
+		return cu, cg
+	}
+	return -1, -1
+}
+
+// controller is the owner of the deepest directory (or symlink) on dir's
+// path that is not root's: the user who can rearrange what lies below.
+func controller(dir string) (uid, gid int, ok bool) {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if st, err := os.Lstat(d); err == nil {
+			if sys, isUnix := st.Sys().(*syscall.Stat_t); isUnix && sys.Uid != 0 {
+				return int(sys.Uid), int(sys.Gid), true
+			}
+		}
+		if d == filepath.Dir(d) {
+			return 0, 0, false
+		}
+	}
 }
 
 // rootControlled: dir and every directory above it — along the path as

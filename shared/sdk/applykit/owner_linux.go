@@ -100,3 +100,10 @@ func sameGroups(a, b []int) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// currentFSUID is the calling thread's fsuid (setfsuid with an invalid id
+// changes nothing and returns the current one).
+func currentFSUID() int {
+	fs, _ := unix.SetfsuidRetUid(-1)
+	return fs
+}

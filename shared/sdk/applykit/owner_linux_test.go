@@ -319,3 +319,39 @@ func TestRootControlledDirectoryKeepsRootsRights(t *testing.T) {
 	requireOwner(victim, 0)
 	requireRootIdentity(t)
 }
+
+// Without an owner (or with root as the owner), work in a directory
+// another user controls is done as that user: a new file or a root-owned
+// one written, backed up or restored through the symlink it planted is
+// EACCES, and what is written in its own directory is its.
+func TestNoOwnerInAUserControlledDirectoryActsAsThatUser(t *testing.T) {
+	owned, _, victim, secret := hostileTree(t)
+	link := filepath.Join(owned, "conf")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	requireEACCES(t, "WriteFile without owner", WriteFile(filepath.Join(link, "cron"), []byte("* * * * * root sh\n"), 0o644, nil))
+	root, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireEACCES(t, "WriteFile with a root owner", WriteFile(filepath.Join(link, "cron"), []byte("x"), 0o644, root))
+	j, err := Begin(filepath.Join(t.TempDir(), "j"), State{Phase: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireEACCES(t, "Backup of a root-only file", j.Backup(filepath.Join(link, "secret")))
+	requireVictimUntouched(t, victim, secret)
+
+	f := filepath.Join(owned, "server.properties")
+	if err := WriteFile(f, []byte("a=b\n"), 0o644, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(f); st.Sys().(*syscall.Stat_t).Uid != nobody {
+		t.Errorf("written as %d, want %d", st.Sys().(*syscall.Stat_t).Uid, nobody)
+	}
+	requireRootIdentity(t)
+}
