@@ -21,11 +21,21 @@
 // write (StateDir, TargetPaths), never in a directory the service's OS user
 // owns — a journal there is that user's to rewrite, and Restore would then
 // remove or overwrite what it names as root. Open journals with OpenAllowed
-// (or Restrict) and the exact files the plugin writes. Run as root, every
-// file operation on a file owned by another user — WriteFile, Backup,
-// Restore, MkdirAll with that owner — runs with that user's filesystem
-// identity (AsOwner: a per-thread fsuid/fsgid on Linux), so a symlink that
-// user planted leads nowhere it could not write itself. Restore puts back
-// only files that hold what the apply wrote (or their old content):
-// anything else is ErrChanged until the operator forces it.
+// (or Restrict) and the exact files the plugin writes.
+//
+// The owner rule: run as root, every file operation — WriteFile, Backup,
+// Restore, MkdirAll, SweepTempsAs — runs with the filesystem identity
+// (per-thread fsuid/fsgid on Linux, supplementary groups dropped) of the
+// file's owner (the owner passed in, or the file's), or, for a file of
+// root's or a new one, of the user who controls the directory (the owner
+// of the deepest non-root directory on its path). So a symlink that user
+// planted leads nowhere it could not write itself: EACCES. Only in a
+// root-controlled directory (it and all above it root's and writable by
+// nobody else) does root act as root, and give the file to its owner.
+// Backups are read with O_NOFOLLOW and fstat on the same descriptor.
+//
+// Restore puts back only files that hold what the apply wrote (or their
+// old content): anything else is ErrChanged until the operator forces it
+// (RestoreWith Force); RestoreOptions.Ours lets a plugin recognise a file
+// the server rewrites itself.
 package applykit
