@@ -194,7 +194,11 @@ func restoreAndReload(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c 
 		paths = append(paths, f.Path)
 	}
 	if errs := j.RestoreWith(applykit.RestoreOptions{Force: force, Ours: autoConfOurs(j.State)}); len(errs) > 0 {
-		return db, fmt.Errorf("could not restore every file (journal %s kept; the next harden apply retries): %w", j.Path(), errors.Join(errs...))
+		err := errors.Join(errs...)
+		if errors.Is(err, applykit.ErrChanged) {
+			return db, fmt.Errorf("restored nothing, every file is as it is now (journal %s kept): %w", j.Path(), err)
+		}
+		return db, fmt.Errorf("could not restore every file (journal %s kept; the next harden apply retries): %w", j.Path(), err)
 	}
 	atStep(context.Background(), nil, stepRestored) // fault hook only: a rollback goes on
 

@@ -231,14 +231,19 @@ func TestApplyRecoveryKeepsAFileChangedSince(t *testing.T) {
 			postgres{}.Apply(ctx, sdk.ApplyRequest{RequestContext: rc}, &r)
 			errs := errorCodes(r.Diagnostics)
 			if len(errs) != 1 || !strings.HasPrefix(errs[0], "postgres.apply.recover: ") || !strings.Contains(errs[0], filepath.Join(pg.DataDir, tc.file)+": changed since") ||
-				!strings.Contains(errs[0], "harden apply --force") || len(r.Applied) != 0 {
+				!strings.Contains(errs[0], "harden apply --force") || strings.Contains(errs[0], "retries") || len(r.Applied) != 0 {
 				t.Fatalf("apply: %v %+v", errs, r.Applied)
 			}
+			t.Logf("%s", errs[0])
 			if now, _ := os.ReadFile(filepath.Join(pg.DataDir, tc.file)); string(now) != string(changed) {
 				t.Errorf("%s overwritten", tc.file)
 			}
 			if !fileExists(journal) {
 				t.Fatalf("journal removed after a refused recovery")
+			}
+			// Nothing else was restored either (the killed run's key stays).
+			if !fileExists(filepath.Join(pg.DataDir, "harden", "server.key")) {
+				t.Errorf("the killed run's server.key was removed although the recovery was refused")
 			}
 			var forced sdk.ApplyResponse
 			postgres{}.Apply(ctx, sdk.ApplyRequest{RequestContext: rc, Force: true}, &forced)

@@ -367,25 +367,45 @@ type RestoreOptions struct {
 	Ours func(f FileBackup, old, current []byte) bool
 }
 
-// RestoreWith is Restore with options.
+// RestoreWith is Restore with options. Unless Force is set, a file changed
+// since (ErrChanged) stops the whole restore before anything is touched:
+// the files stay exactly as they are, for the operator to inspect.
 func (j *Journal) RestoreWith(o RestoreOptions) []error {
+	if !o.Force {
+		var changed []error
+		for i := len(j.State.Files) - 1; i >= 0; i-- {
+			if err := j.restoreOne(j.State.Files[i], o, true); errors.Is(err, ErrChanged) || errors.Is(err, ErrNotAllowed) {
+				changed = append(changed, err)
+			}
+		}
+		if len(changed) > 0 {
+			return changed
+		}
+	}
 	var errs []error
 	for i := len(j.State.Files) - 1; i >= 0; i-- {
-		f := j.State.Files[i]
-		err := j.allowed(f.Path)
-		if err == nil {
-			u, g := f.AsUID, f.AsGID
-			if u == 0 {
-				u, g = f.UID, f.GID // recorded by an older applykit: the file's owner
-			}
-			u, g = identityIn(filepath.Dir(f.Path), u, g)
-			err = asIdentity(u, g, func() error { return restoreFile(f, o) })
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("restore %w", err))
+		if err := j.restoreOne(j.State.Files[i], o, false); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
+}
+
+// restoreOne restores f (check only: whether it could be) as the identity
+// it was changed with.
+func (j *Journal) restoreOne(f FileBackup, o RestoreOptions, check bool) error {
+	if err := j.allowed(f.Path); err != nil {
+		return fmt.Errorf("restore %w", err)
+	}
+	u, g := f.AsUID, f.AsGID
+	if u == 0 {
+		u, g = f.UID, f.GID // not recorded: the file's owner
+	}
+	u, g = identityIn(filepath.Dir(f.Path), u, g)
+	if err := asIdentity(u, g, func() error { return restoreFile(f, o, check) }); err != nil {
+		return fmt.Errorf("restore %w", err)
+	}
+	return nil
 }
 
 func sha256Hex(data []byte) string {
@@ -393,8 +413,9 @@ func sha256Hex(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// restoreFile restores one file; its errors start with the file's path.
-func restoreFile(f FileBackup, o RestoreOptions) error {
+// restoreFile restores one file (check: only says whether it would); its
+// errors start with the file's path.
+func restoreFile(f FileBackup, o RestoreOptions, check bool) error {
 	cur, st, err := readNoFollow(f.Path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.Path, err)
@@ -422,6 +443,9 @@ func restoreFile(f FileBackup, o RestoreOptions) error {
 	ours := exists && ((f.NewSHA256 != "" && sha256Hex(cur) == f.NewSHA256) || (o.Ours != nil && o.Ours(f, old, cur)))
 	if !ours && !o.Force {
 		return fmt.Errorf("%s: %w", f.Path, ErrChanged)
+	}
+	if check {
+		return nil
 	}
 	if !f.Existed {
 		err := os.Remove(f.Path)

@@ -302,9 +302,16 @@ func TestRestoreRefusesAFileChangedSince(t *testing.T) {
 	if got, _ := os.ReadFile(created); string(got) != "another key\n" {
 		t.Errorf("changed new file touched: %q", got)
 	}
+	// One file changed, one as harden wrote it: nothing is touched.
+	os.WriteFile(created, []byte("key\n"), 0o600)
+	if errs := j.Restore(); len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "restore "+f+": ") {
+		t.Fatalf("Restore with one file changed: %v", errs)
+	}
+	if got, _ := os.ReadFile(created); string(got) != "key\n" {
+		t.Errorf("the unchanged file was restored although another one changed: %q", got)
+	}
 	// What harden wrote is restored without Force.
 	os.WriteFile(f, []byte("new\n"), 0o640)
-	os.WriteFile(created, []byte("key\n"), 0o600)
 	if errs := j.Restore(); len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -343,7 +350,12 @@ func TestRestoreRefusesAFileChangedSince(t *testing.T) {
 	if got, _ := os.ReadFile(auto); string(got) != "a = '1'\n" {
 		t.Errorf("auto.conf not restored: %q", got)
 	}
-	if len(saw) != 1 || saw[0] != auto+":a = '1'\n|a = '1'\nssl = 'on'\n" {
-		t.Errorf("Ours saw %q", saw)
+	for _, call := range saw {
+		if call != auto+":a = '1'\n|a = '1'\nssl = 'on'\n" {
+			t.Errorf("Ours saw %q", call)
+		}
+	}
+	if len(saw) == 0 {
+		t.Error("Ours was not asked")
 	}
 }
