@@ -75,6 +75,7 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 		return
 	}
 	defer unlock()
+	legacyFiles(l, true, &r.Diagnostics)
 	allowed := allowedFiles(l, s.certDir())
 	prev, err := applykit.OpenAllowed(journal, allowed)
 	if err != nil {

@@ -40,6 +40,30 @@ func clusterJournal(ctx context.Context, db *pgx.Conn, dataDir string) (journal,
 	return applykit.TargetPaths("", "postgres", real, sysid)
 }
 
+// legacyJournal and legacyLock are where harden kept them before, in the
+// data directory.
+const (
+	legacyJournal = "harden-apply.journal"
+	legacyLock    = "harden-apply.lock"
+)
+
+// legacyFiles deals with what an earlier harden left in the data
+// directory: the lock (an empty file, root's: it breaks pg_basebackup and
+// pg_rewind) is removed when remove is set (apply, under the new lock); a
+// journal there is never read — the cluster's OS user could have written
+// it — but reported, for the operator to inspect and remove.
+func legacyFiles(l *liveState, remove bool, ds *sdk.Diagnostics) {
+	if remove {
+		applykit.AsOwner(l.Owner, func() error { return os.Remove(filepath.Join(l.DataDir, legacyLock)) })
+	}
+	p := filepath.Join(l.DataDir, legacyJournal)
+	if _, err := os.Lstat(p); err == nil {
+		ds.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "postgres.apply.legacy_journal",
+			Summary: "an apply journal of an earlier harden is in the data directory: " + p,
+			Detail:  "harden no longer reads a journal there (the cluster's OS user can write it); inspect it, restore what it names by hand if that run was interrupted, then remove it"})
+	}
+}
+
 // allowedFiles are the only files a journal of this cluster may name: the
 // live rules files, postgresql.auto.conf and the certificate paths. Any
 // other path in a journal is refused, never restored or removed.

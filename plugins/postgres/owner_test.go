@@ -258,3 +258,36 @@ func TestApplyRecoveryKeepsAFileChangedSince(t *testing.T) {
 	}
 	admin.Exec(ctx, "ALTER SYSTEM RESET work_mem")
 }
+
+// M2 for clusters an earlier harden applied: its root-owned 0600 lock in
+// the data directory is removed by the next apply; its journal there is
+// never read but reported (plan and apply), for the operator.
+func TestApplyCleansUpTheLegacyLock(t *testing.T) {
+	requireRoot(t)
+	pg := testenv.PostgresForTest(t)
+	lock, journal := filepath.Join(pg.DataDir, "harden-apply.lock"), filepath.Join(pg.DataDir, "harden-apply.journal")
+	for _, p := range []string{lock, journal} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := request(t, pg, `{}`, false)
+	var plan sdk.PlanResponse
+	postgres{}.Plan(context.Background(), sdk.PlanRequest{RequestContext: rc}, &plan)
+	if d, ok := diagWithCode(plan.Diagnostics, "postgres.apply.legacy_journal"); !ok || d.Severity != sdk.Warning || !strings.Contains(d.Summary, journal) {
+		t.Errorf("plan: %v", plan.Diagnostics)
+	}
+	var r sdk.ApplyResponse
+	postgres{}.Apply(context.Background(), sdk.ApplyRequest{RequestContext: rc}, &r)
+	if r.Diagnostics.HasError() || !hasCode(r.Diagnostics, "postgres.apply.legacy_journal") {
+		t.Fatalf("apply: %v", r.Diagnostics)
+	}
+	if fileExists(lock) {
+		t.Errorf("the legacy lock is still there")
+	}
+	if !fileExists(journal) {
+		t.Errorf("the legacy journal was removed (it is the operator's to inspect)")
+	}
+	os.Remove(journal)
+	requireNothingRootOwned(t, pg.DataDir)
+}

@@ -120,6 +120,7 @@ func (postgres) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 		return
 	}
 	r.Changes = changes(l, d)
+	legacyFiles(l, false, &r.Diagnostics)
 	journal, lock, err := clusterJournal(ctx, db, l.DataDir)
 	if err != nil {
 		// E.g. a role without pg_control_system: the plan stands, but it
