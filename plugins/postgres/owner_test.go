@@ -4,7 +4,9 @@ import (
 	"context"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -290,4 +292,12 @@ func TestApplyCleansUpTheLegacyLock(t *testing.T) {
 	}
 	os.Remove(journal)
 	requireNothingRootOwned(t, pg.DataDir)
+	// The walsender reads the data directory as postgres: with a root-owned
+	// 0600 file in it, pg_basebackup fails with "Permission denied".
+	target := t.TempDir()
+	out, err := exec.Command(filepath.Join(pg.BinDir, "pg_basebackup"), "-D", filepath.Join(target, "copy"), "-h", pg.SocketDir,
+		"-p", strconv.Itoa(pg.Port), "-U", pg.User, "-X", "none", "-c", "fast").CombinedOutput()
+	if err != nil {
+		t.Errorf("pg_basebackup after apply: %v\n%s", err, out)
+	}
 }
