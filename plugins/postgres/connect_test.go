@@ -156,11 +156,17 @@ func (f *fakePG) handle(conn net.Conn) {
 	if _, err := io.ReadFull(rec, body); err != nil {
 		return
 	}
+	f.mu.Lock()
 	if hdr[0] == 'p' {
-		f.mu.Lock()
 		f.passwords = append(f.passwords, body)
-		f.mu.Unlock()
 	}
+	// Recorded before the answer: the client returns as soon as it reads
+	// it, and the test looks right then (the deferred check came too late
+	// on a loaded machine).
+	if len(f.secret) > 0 && bytes.Contains(rec.buf.Bytes(), f.secret) {
+		f.sawSecret = true
+	}
+	f.mu.Unlock()
 	rw.Write(backendMessage('E', []byte("SFATAL\x00VFATAL\x00C28P01\x00Mpassword authentication failed (fake server)\x00\x00")))
 }
 
