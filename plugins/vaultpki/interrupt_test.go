@@ -55,7 +55,7 @@ func hasDiag(ds sdk.Diagnostics, code string) bool {
 // and the next apply completes it: the vault.* checks pass, a second apply
 // changes nothing, the journal is gone.
 func TestApplyInterruptedCompletes(t *testing.T) {
-	t.Setenv("HOME", t.TempDir()) // the journals of this test only
+	t.Setenv(applykit.StateDirEnv, t.TempDir()) // the journals of this test only
 	for _, at := range []string{"step-2", "step-6", "done"} {
 		t.Run(at, func(t *testing.T) {
 			v := testenv.VaultForTest(t)
@@ -96,7 +96,7 @@ func TestApplyInterruptedCompletes(t *testing.T) {
 			if err != nil || again.Diagnostics.HasError() || len(again.Applied) != 0 {
 				t.Fatalf("second apply: %v %v %+v", err, again.Diagnostics.Err(), again.Applied)
 			}
-			left, _ := filepath.Glob(filepath.Join(os.Getenv("HOME"), ".local/state/harden/journal/*.journal"))
+			left, _ := filepath.Glob(filepath.Join(os.Getenv(applykit.StateDirEnv), "journal", "*.journal"))
 			if len(left) != 0 {
 				t.Fatalf("journals left: %v", left)
 			}
@@ -108,7 +108,7 @@ func TestApplyInterruptedCompletes(t *testing.T) {
 // between two steps; apply undoes the steps it made on a context that is
 // not cancelled, says it was interrupted, and leaves no journal.
 func TestApplyCancelledUndoes(t *testing.T) {
-	t.Setenv("HOME", t.TempDir())
+	t.Setenv(applykit.StateDirEnv, t.TempDir())
 	v := testenv.VaultForTest(t)
 	rc := vaultRequest(t, v, rootToken(t, v))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -126,7 +126,7 @@ func TestApplyCancelledUndoes(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(r.Diagnostics.Err()), "earlier changes were undone") {
 		t.Errorf("the interrupted apply does not say it undid its steps: %v", r.Diagnostics.Err())
 	}
-	left, _ := filepath.Glob(filepath.Join(os.Getenv("HOME"), ".local/state/harden/journal/*.journal"))
+	left, _ := filepath.Glob(filepath.Join(os.Getenv(applykit.StateDirEnv), "journal", "*.journal"))
 	if len(left) != 0 {
 		t.Fatalf("journals left after an undone apply: %v", left)
 	}

@@ -37,13 +37,13 @@ func TestApplyInterruptedEndToEnd(t *testing.T) {
 	}
 	lock := filepath.Join(dir, "plugins.lock")
 	plugin := filepath.Join(pluginDir, "harden-plugin-postgres")
-	// The plugin keeps its journal under the applying user's state
-	// directory ($HOME/.local/state/harden/journal): this test's own HOME.
-	home := filepath.Join(dir, "home")
-	journals := filepath.Join(home, ".local", "state", "harden", "journal")
+	// The plugin keeps its journal in harden's state directory
+	// (applykit.StateDir): this test's own, passed on by the host.
+	state0 := filepath.Join(dir, "state")
+	journals := filepath.Join(state0, "journal")
 	harden := func(args ...string) *exec.Cmd {
 		c := exec.Command(hardenBin, append(args, "--plugin-dir", pluginDir, "--lock-file", lock)...)
-		c.Env = append(os.Environ(), "HOME="+home)
+		c.Env = append(os.Environ(), "HARDEN_STATE_DIR="+state0)
 		return c
 	}
 	run := func(args ...string) result {

@@ -126,7 +126,8 @@ type Engine struct {
 // inherited; secrets travel only inside their own target's request.
 func minimalEnv(logLevel string) []string {
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
-	for _, k := range []string{"HOME", "TMPDIR", "TZ"} {
+	// HARDEN_STATE_DIR: where plugins keep their apply journals (applykit).
+	for _, k := range []string{"HOME", "TMPDIR", "TZ", "HARDEN_STATE_DIR"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

@@ -38,13 +38,26 @@ const CrashEnv = "HARDEN_CRASH_AT"
 
 var crashAt = os.Getenv(CrashEnv)
 
-// StateDir is where journals of API-driven targets live:
-// $HOME/.local/state/harden/journal (created 0700 by Acquire, never by the
-// read-only paths of plan and verify).
+// StateDirEnv overrides where journals live (the host passes it on to its
+// plugins).
+const StateDirEnv = "HARDEN_STATE_DIR"
+
+// StateDir is where the journals and locks harden keeps away from the
+// systems it changes live (created 0700 by Lock, never by the read-only
+// paths of plan and verify): $HARDEN_STATE_DIR/journal when set; for root
+// /var/lib/harden/journal (whatever $HOME says: cron, systemd and an
+// interactive root shell must share one lock); for any other user
+// $HOME/.local/state/harden/journal.
 func StateDir() (string, error) {
+	if d := os.Getenv(StateDirEnv); d != "" {
+		return filepath.Join(d, "journal"), nil
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/harden/journal", nil
+	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", fmt.Errorf("no directory for the apply journal: %w", err)
+		return "", fmt.Errorf("no directory for the apply journal (set %s or HOME): %w", StateDirEnv, err)
 	}
 	return filepath.Join(home, ".local", "state", "harden", "journal"), nil
 }
