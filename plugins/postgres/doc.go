@@ -9,11 +9,13 @@
 //
 // Crash consistency (apply.go, journal.go): apply holds a flock (one apply
 // per cluster) and writes an intent journal before the first change, both
-// in the applying user's state directory ($HOME/.local/state/harden/journal,
+// in harden's state directory (applykit.StateDir: /var/lib/harden/journal
+// for root, ~/.local/state/harden/journal for others, $HARDEN_STATE_DIR;
 // named from the data directory's real path and system_identifier — never
 // in the data directory, which the cluster's OS user controls), with every
-// file's backup recorded before the file changes. It stages certificate files, settings (ssl = on last),
-// pg_ident.conf and pg_hba.conf (last), then reloads once, so a reload by
+// file's backup recorded before the file changes. It stages certificate
+// files, settings (ssl = on last), pg_ident.conf and pg_hba.conf (last),
+// then reloads once, so a reload by
 // anyone at any moment gives the old rules or the new ones. Ctrl-C rolls
 // back on a context of its own; after a kill -9 plan and verify report the
 // journal and the next apply restores, reloads, confirms harden's login,

@@ -17,8 +17,8 @@ import (
 )
 
 // clusterJournal is where the journal and the lock of a cluster live: in
-// the applying user's private state directory (applykit.StateDir,
-// $HOME/.local/state/harden/journal, 0700), one per cluster whichever
+// the applying user's private state directory (applykit.StateDir: for root
+// /var/lib/harden/journal, 0700), one per cluster whichever
 // database harden connects through — named from the data directory's real
 // path and the cluster's system identifier (a standby restored from the
 // primary's backup shares the identifier, not the directory).
