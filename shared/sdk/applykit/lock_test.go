@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -109,4 +110,30 @@ func TestLockCreatesItsDirectory(t *testing.T) {
 	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("state directory: %v %v", err, st)
 	}
+}
+
+// A lock (and journal) directory others can change is refused: a
+// pre-existing group-writable /var/lib/harden would let them plant a
+// journal (it was trusted: review).
+func TestLockRefusesADirectoryOthersCanChange(t *testing.T) {
+	base := t.TempDir()
+	open := filepath.Join(base, "shared")
+	os.Mkdir(open, 0o700)
+	os.Chmod(open, 0o775)
+	if _, err := Lock(filepath.Join(open, "journal", "x.lock")); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("a group-writable directory: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		other := filepath.Join(base, "other")
+		os.Mkdir(other, 0o700)
+		os.Chown(other, 65534, 65534)
+		if _, err := Lock(filepath.Join(other, "x.lock")); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Fatalf("a directory of another user: %v", err)
+		}
+	}
+	unlock, err := Lock(filepath.Join(base, "private", "x.lock"))
+	if err != nil {
+		t.Fatalf("a private directory under /tmp (sticky) refused: %v", err)
+	}
+	unlock()
 }
