@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -81,7 +80,7 @@ func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespon
 	if ok {
 		journals = tp.journalChanges()
 	} else {
-		journals = pendingJournals(all)
+		journals = pendingJournals(all, s)
 	}
 	if len(journals) == 0 {
 		r.Diagnostics = append(r.Diagnostics, first...)
@@ -94,7 +93,7 @@ func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespon
 				r.Diagnostics = append(r.Diagnostics, d)
 			}
 		}
-		if err := recoverInterrupted(ctx, c, all, q.RequestContext, &r.Diagnostics); err != nil {
+		if err := recoverInterrupted(ctx, c, s, all, q.RequestContext, q.Force, &r.Diagnostics); err != nil {
 			r.Diagnostics.AddTargetError("kafka.apply.recover", "an interrupted apply could not be rolled back; nothing else was changed", err)
 			return
 		}
@@ -251,6 +250,9 @@ func beginTransaction(q sdk.RequestContext, st *planState) (*transaction, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := j.Restrict(allowedFiles(st.rd.broker, st.rd.spec)); err != nil {
+		return nil, err
+	}
 	crashPoint(phasePrepared)
 	return &transaction{j: j}, nil
 }
@@ -273,11 +275,10 @@ func (t *transaction) writeFiles(st *planState) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(st.rd.dir, 0o700); err != nil {
+	// As the config file's owner (applykit.MkdirAll): root following a
+	// symlink the broker's user planted would chown its target.
+	if err := applykit.MkdirAll(st.rd.dir, 0o700, ref); err != nil {
 		return fmt.Errorf("create %s: %w", st.rd.dir, err)
-	}
-	if sys, ok := ref.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-		_ = os.Chown(st.rd.dir, int(sys.Uid), int(sys.Gid))
 	}
 	for _, f := range st.files {
 		if err := t.write(f.path, f.content, f.mode, ref); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -38,7 +39,8 @@ func buildPlugin(t *testing.T) string {
 
 func launchPlugin(t *testing.T, bin string, env ...string) *sdk.Client {
 	t.Helper()
-	c, err := sdk.Launch(t.Context(), sdk.LaunchConfig{Path: bin, Env: append([]string{"PATH=" + os.Getenv("PATH")}, env...)})
+	base := []string{"PATH=" + os.Getenv("PATH"), applykit.StateDirEnv + "=" + os.Getenv(applykit.StateDirEnv)}
+	c, err := sdk.Launch(t.Context(), sdk.LaunchConfig{Path: bin, Env: append(base, env...)})
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}
@@ -76,6 +78,9 @@ func leftovers(k *testenv.Kafka) []string {
 				out = append(out, e.Name())
 			}
 		}
+	}
+	if _, err := os.Stat(journalPath(brokerTarget{ConfigFile: k.Properties})); err == nil {
+		out = append(out, journalPath(brokerTarget{ConfigFile: k.Properties}))
 	}
 	return out
 }
@@ -175,7 +180,7 @@ func TestApplyInterrupted(t *testing.T) {
 			} else if !brokerAnswers(ctx, k.Bootstrap, clientTLS(rc)) && !brokerAnswers(ctx, k.Bootstrap, nil) {
 				t.Fatalf("harden cannot reach the broker after the kill:\n%s", testenvTail(k))
 			}
-			_, journalErr := os.Stat(k.Properties + ".harden-journal")
+			_, journalErr := os.Stat(journalPath(brokerTarget{ConfigFile: k.Properties}))
 			interrupted := journalErr == nil
 
 			pc := launchPlugin(t, bin)

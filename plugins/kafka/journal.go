@@ -36,8 +36,35 @@ const (
 	phaseVerifying     = "verifying"
 )
 
-func journalPath(b brokerTarget) string { return b.ConfigFile + ".harden-journal" }
-func lockPath(b brokerTarget) string    { return b.ConfigFile + ".harden-lock" }
+// The journal and the lock of a broker live in harden's private state
+// directory (applykit.StateDir: /var/lib/harden/journal for root), keyed by the
+// broker's config file — not beside it: the broker's OS user can write the
+// config directory, and a journal planted there would make harden, as
+// root, restore or remove files of its choosing (and set the dynamic
+// overrides it names with harden's admin identity).
+func brokerJournal(b brokerTarget) (journal, lock string) {
+	id, err := filepath.Abs(b.ConfigFile)
+	if err != nil {
+		id = b.ConfigFile
+	}
+	j, l, err := applykit.TargetPaths("", "kafka", filepath.Clean(id))
+	if err != nil {
+		return "", "" // no HOME: Lock and Begin fail with a clear error
+	}
+	return j, l
+}
+
+func journalPath(b brokerTarget) string { j, _ := brokerJournal(b); return j }
+func lockPath(b brokerTarget) string    { _, l := brokerJournal(b); return l }
+
+// allowedFiles are the only files a journal of b may name: its
+// server.properties and the files of its store directory. A journal naming
+// anything else is refused, never restored or removed.
+func allowedFiles(b brokerTarget, s spec) func(string) bool {
+	config := filepath.Clean(b.ConfigFile)
+	store := filepath.Clean(s.storeDir(b.ConfigFile))
+	return func(path string) bool { return path == config || filepath.Dir(path) == store }
+}
 
 // crashEnv is the interruption test's fault hook: the plugin SIGKILLs
 // itself right after recording that phase. Read only when set.
@@ -100,8 +127,8 @@ func applyRunning(b brokerTarget) bool {
 // noteJournal is what plan and verify report about b's journal: an
 // interrupted apply (a pending change for plan), a running one, or a
 // journal harden cannot trust.
-func noteJournal(b brokerTarget, probeLock bool, d *sdk.Diagnostics) (*sdk.Change, bool) {
-	j, err := applykit.Open(journalPath(b))
+func noteJournal(b brokerTarget, s spec, probeLock bool, d *sdk.Diagnostics) (*sdk.Change, bool) {
+	j, err := applykit.OpenAllowed(journalPath(b), allowedFiles(b, s))
 	if err != nil {
 		d.AddTargetError("kafka.apply.journal", b.label()+": cannot trust the apply journal; inspect it and its backups, then remove it", err)
 		return nil, false
@@ -126,9 +153,9 @@ const dynSet, dynPrev = "dynamic.set.", "dynamic.previous."
 // (the caller holds the locks): the dynamic overrides a rotation set, then
 // the files from their backups; temp files swept. It says what it did; an
 // error leaves the journal in place.
-func recoverInterrupted(ctx context.Context, c connection, all []brokerTarget, q sdk.RequestContext, d *sdk.Diagnostics) error {
+func recoverInterrupted(ctx context.Context, c connection, s spec, all []brokerTarget, q sdk.RequestContext, force bool, d *sdk.Diagnostics) error {
 	for _, b := range all {
-		j, err := applykit.Open(journalPath(b))
+		j, err := applykit.OpenAllowed(journalPath(b), allowedFiles(b, s))
 		if err != nil {
 			return fmt.Errorf("%s: cannot trust the apply journal (inspect it, then remove it): %w", b.label(), err)
 		}
@@ -151,7 +178,13 @@ func recoverInterrupted(ctx context.Context, c connection, all []brokerTarget, q
 				return fmt.Errorf("%s: %s; undoing its dynamic store overrides failed: %w", b.label(), what, err)
 			}
 		}
-		if errs := j.Restore(); len(errs) > 0 {
+		// A file changed since the kill (neither its old content nor what
+		// that run wrote) stops the restore before anything is touched;
+		// harden apply --force puts the backups back anyway.
+		if errs := j.RestoreWith(applykit.RestoreOptions{Force: force}); len(errs) > 0 {
+			if slices.ContainsFunc(errs, func(e error) bool { return errors.Is(e, applykit.ErrChanged) }) {
+				return fmt.Errorf("%s: %s; restored nothing, every file is as it is now (journal kept): %w", b.label(), what, errors.Join(errs...))
+			}
 			return fmt.Errorf("%s: %s; restoring its files FAILED (journal kept): %w", b.label(), what, errors.Join(errs...))
 		}
 		// A run killed during or after the restart may have left the broker
@@ -198,11 +231,11 @@ func brokerAnswersAny(ctx context.Context, b brokerTarget, q sdk.RequestContext)
 
 // pendingJournals: the interrupted applies of all, as plan reports them
 // (used when the broker cannot be planned).
-func pendingJournals(all []brokerTarget) []sdk.Change {
+func pendingJournals(all []brokerTarget, s spec) []sdk.Change {
 	var out []sdk.Change
 	var scratch sdk.Diagnostics
 	for _, b := range all {
-		if ch, _ := noteJournal(b, false, &scratch); ch != nil {
+		if ch, _ := noteJournal(b, s, false, &scratch); ch != nil {
 			out = append(out, *ch)
 		}
 	}

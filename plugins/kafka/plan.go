@@ -252,7 +252,9 @@ func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk
 		d.AddAttributeError(sdk.Path{"spec", "listeners"}, "plan and apply need the listeners of "+b.label()+" after hardening", "list every listener (controller ones marked) with its address")
 		return nil, false
 	}
-	journal, ok := noteJournal(b, probeLock, d)
+	var sp spec
+	_ = q.Target.DecodeSpec(&sp) // the journal's allowed files; render reports a bad spec
+	journal, ok := noteJournal(b, sp, probeLock, d)
 	if !ok {
 		return nil, false
 	}

@@ -34,7 +34,9 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 	}
 	for _, f := range configFiles {
 		// An interrupted apply is said, whatever the broker answers now.
-		if _, ok := noteJournal(brokerTarget{ConfigFile: f}, true, &r.Diagnostics); !ok {
+		var sp spec
+		_ = q.Target.DecodeSpec(&sp) // the journal's allowed files
+		if _, ok := noteJournal(brokerTarget{ConfigFile: f}, sp, true, &r.Diagnostics); !ok {
 			return
 		}
 		_, props, ok := readBrokerProperties(f, &r.Diagnostics)

@@ -36,6 +36,10 @@ func TestMain(m *testing.M) {
 	}
 	echoBin = filepath.Join(dir, "harden-plugin-echo")
 	hardenBin = filepath.Join(dir, "harden")
+	// The plugins' apply journals (passed on by the host), never /var/lib/harden.
+	if os.Getenv("HARDEN_STATE_DIR") == "" {
+		os.Setenv("HARDEN_STATE_DIR", filepath.Join(dir, "state"))
+	}
 	for _, b := range []struct{ dir, out, pkg string }{
 		{"../../testdata/echoplugin", echoBin, "."},
 		{"../../..", hardenBin, "./host/cmd/harden"},
