@@ -21,6 +21,7 @@ func TestNoteJournal(t *testing.T) {
 	if ch, ok := noteJournal(b, spec{}, true, &d); ch != nil || !ok || len(d) != 0 {
 		t.Fatalf("no journal: %+v %v %v", ch, ok, d)
 	}
+	os.MkdirAll(filepath.Dir(journalPath(b)), 0o700) // as apply's lock does
 	j, err := applykit.Begin(journalPath(b), applykit.State{Plugin: "kafka", Target: "events", Phase: phaseConfigWritten})
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +120,7 @@ func TestRecoveryKeepsAFileChangedSince(t *testing.T) {
 	dir := t.TempDir()
 	b := brokerTarget{ConfigFile: filepath.Join(dir, "server.properties")}
 	os.WriteFile(b.ConfigFile, []byte("node.id=1\n"), 0o644)
+	os.MkdirAll(filepath.Dir(journalPath(b)), 0o700) // as apply's lock does
 	j, err := applykit.Begin(journalPath(b), applykit.State{Plugin: "kafka", Target: "events", Phase: phaseConfigWritten})
 	if err != nil {
 		t.Fatal(err)

@@ -1,25 +1,11 @@
 package main
 
 import (
-	"os"
 	"testing"
 
-	"github.com/harden-dev/harden/shared/sdk/applykit"
+	"github.com/harden-dev/harden/shared/sdk/sdktest"
 )
 
-// TestMain keeps the apply journals of this package's tests in a
-// directory of their own (never /var/lib/harden); a helper process the
-// tests start inherits it.
-func TestMain(m *testing.M) {
-	if os.Getenv(applykit.StateDirEnv) == "" {
-		dir, err := os.MkdirTemp("", "harden-state-")
-		if err != nil {
-			panic(err)
-		}
-		os.Setenv(applykit.StateDirEnv, dir)
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+// TestMain keeps this package's apply journals in a temporary state
+// directory.
+func TestMain(m *testing.M) { sdktest.MainWithStateDir(m) }
