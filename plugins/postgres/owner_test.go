@@ -132,6 +132,7 @@ func TestApplyRefusesAJournalNamingAnotherFile(t *testing.T) {
 	dir, secret := rootOnlyDir(t)
 	journal, _ := journalOf(t, pg)
 	planted := `{"version":1,"plugin":"postgres","target":"pg","phase":"hba","files":[{"path":"` + secret + `","existed":false}]}`
+	os.MkdirAll(filepath.Dir(journal), 0o700) // the state directory, as a first lock makes it
 	if err := os.WriteFile(journal, []byte(planted), 0o600); err != nil {
 		t.Fatal(err)
 	}
