@@ -2,11 +2,14 @@
 GO      ?= go
 BIN     := bin
 PLUGINS := $(notdir $(wildcard plugins/*))
+# Go modules besides the root one: the plugin SDK (shared/) and plugins
+# written against the SDK alone, outside harden's module (plugins/*/go.mod).
+MODULES := shared $(patsubst %/go.mod,%,$(wildcard plugins/*/go.mod))
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/harden-dev/harden/host/internal/cli.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build setup test test-unit proto proto-check lint demo bench clean
+.PHONY: all build setup test test-unit test-sdk proto proto-check lint demo bench clean
 
 all: build
 
@@ -14,9 +17,10 @@ build:
 	@mkdir -p $(BIN)/plugins
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/harden ./host/cmd/harden
 	@for p in $(PLUGINS); do \
-		echo "$(GO) build -trimpath -ldflags \"-s -w\" -o $(BIN)/plugins/harden-plugin-$$p ./plugins/$$p"; \
-		$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/plugins/harden-plugin-$$p ./plugins/$$p || exit 1; \
-		chmod go-w $(BIN)/plugins/harden-plugin-$$p; \
+		out=$(CURDIR)/$(BIN)/plugins/harden-plugin-$$p; \
+		echo "(cd plugins/$$p && $(GO) build -trimpath -ldflags \"-s -w\" -o $$out .)"; \
+		(cd plugins/$$p && $(GO) build -trimpath -ldflags "-s -w" -o $$out .) || exit 1; \
+		chmod go-w $$out; \
 	done
 	$(GO) build -o $(BIN)/testenv ./testenv/cmd/testenv
 
@@ -30,7 +34,11 @@ setup:
 # instead of skipping. HARDEN_ALLOW_SKIP=1 lets them skip (CI as the caller
 # set it); scripts/testrun lists every skipped test at the end either way.
 test: setup build
-	CI=$(if $(filter 1,$(HARDEN_ALLOW_SKIP)),$(CI),true) GO=$(GO) $(GO) run ./scripts/testrun -count=1 -timeout 20m ./...
+	CI=$(if $(filter 1,$(HARDEN_ALLOW_SKIP)),$(CI),true) GO=$(GO) $(GO) run ./scripts/testrun $(addprefix -module ,$(MODULES)) -count=1 -timeout 20m ./...
+
+# The plugin SDK module on its own, as a third party builds it.
+test-sdk:
+	cd shared && GOWORK=off $(GO) test -count=1 ./...
 
 proto:
 	scripts/proto.sh
@@ -42,6 +50,10 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	@for m in $(MODULES); do \
+		echo "(cd $$m && go vet ./... && staticcheck ./...)"; \
+		(cd $$m && $(GO) vet ./... && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...) || exit 1; \
+	done
 	cd host/testdata/echoplugin && $(GO) vet ./...
 
 demo: setup build

@@ -10,18 +10,20 @@ go build -o "$bin/protoc-gen-go" google.golang.org/protobuf/cmd/protoc-gen-go
 go build -o "$bin/protoc-gen-go-grpc" google.golang.org/grpc/cmd/protoc-gen-go-grpc
 go build -o "$bin/protogen" .
 cd "$root/proto"
+# Generated code lands at its go_package path: internal to the SDK module.
+module=github.com/harden-dev/harden
 protos=$(find . -name '*.proto' | sed 's|^\./||' | sort)
 if [ "${1:-}" = "--check" ]; then
   tmpout=$(mktemp -d)
-  "$bin/protogen" -I . -out "$tmpout" -plugins "$bin" $protos
+  "$bin/protogen" -I . -module "$module" -out "$tmpout" -plugins "$bin" $protos
   status=0
   for f in $(cd "$tmpout" && find . -name '*.go' | sed 's|^\./||'); do
-    if ! cmp -s "$tmpout/$f" "$root/proto/$f"; then
-      echo "proto: generated code is stale: proto/$f (run make proto)" >&2
+    if ! cmp -s "$tmpout/$f" "$root/$f"; then
+      echo "proto: generated code is stale: $f (run make proto)" >&2
       status=1
     fi
   done
   exit $status
 fi
-"$bin/protogen" -I . -out . -plugins "$bin" $protos
-echo "proto: generated $(find . -name '*.pb.go' | wc -l) files"
+"$bin/protogen" -I . -module "$module" -out "$root" -plugins "$bin" $protos
+echo "proto: generated $(cd "$root" && git ls-files -co --exclude-standard '*.pb.go' | wc -l) files (internal to the SDK: shared/sdk/internal/targetv1)"

@@ -21,6 +21,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -64,7 +65,7 @@ func TestApplyFlow(t *testing.T) {
 	k := testenv.KafkaForTest(t)
 	ctx := context.Background()
 	rc := brokerRequest(t, k, true)
-	client := sdk.InProcess(kafka{})
+	client := hostclient.InProcess(kafka{})
 	defer client.Close()
 
 	before, err := client.Verify(ctx, rc)
@@ -347,7 +348,7 @@ func withProbeIdentity(t *testing.T, rc sdk.RequestContext, ca *testenv.CA, cn s
 // the probe identity's accepted requests — also without config_file, where
 // the setting cannot be read from a file — and never passes without a
 // probe identity.
-func allowByDefault(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *sdk.Client) {
+func allowByDefault(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *hostclient.Client) {
 	ctx := context.Background()
 	orig := mustRead(t, k.Properties)
 	open := bytes.Replace(orig, []byte("allow.everyone.if.no.acl.found=false"), []byte("allow.everyone.if.no.acl.found=true"), 1)
@@ -447,7 +448,7 @@ func produceAs(addr string, rc sdk.RequestContext, certFile, keyFile string) err
 // rotation: a renewed certificate (same subject and names) goes through
 // KIP-226 while a producer sends every 10 ms: no failed send, every
 // message consumed, the new certificate served, the broker not restarted.
-func rotation(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *sdk.Client) {
+func rotation(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *hostclient.Client) {
 	ctx := context.Background()
 	cfg := saramaConfig(rc, true)
 	admin, err := sarama.NewClusterAdmin([]string{k.Bootstrap}, cfg)
@@ -575,7 +576,7 @@ func TestApplyRollsBackOnFailedRestart(t *testing.T) {
 	rc.Target = sdk.NewTarget("events", raw, rc.Target.Spec, nil)
 	_ = good
 	before := mustRead(t, k.Properties)
-	client := sdk.InProcess(kafka{})
+	client := hostclient.InProcess(kafka{})
 	defer client.Close()
 	ar, err := client.Apply(ctx, rc, nil, false)
 	if err != nil {
@@ -614,7 +615,7 @@ func TestApplyLockoutGuard(t *testing.T) {
 	rc := brokerRequest(t, k, true)
 	rc.Certificates.ClientChainPEM, rc.Certificates.ClientKeyPEM = nil, nil
 	before := mustRead(t, k.Properties)
-	client := sdk.InProcess(kafka{})
+	client := hostclient.InProcess(kafka{})
 	defer client.Close()
 	ar, err := client.Apply(context.Background(), rc, nil, false)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -20,7 +21,7 @@ import (
 // sslscan on the broker's SSL listener (protocols and suites only).
 func BenchmarkVerify(b *testing.B) {
 	k := testenv.KafkaForTest(b)
-	client := sdk.InProcess(kafka{})
+	client := hostclient.InProcess(kafka{})
 	defer client.Close()
 	rc := brokerRequest(b, k, true)
 	if ap, err := client.Apply(context.Background(), rc, nil, false); err != nil || ap.Diagnostics.HasError() {

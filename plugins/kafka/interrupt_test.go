@@ -19,6 +19,7 @@ import (
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -26,7 +27,7 @@ import (
 // real plugin process).
 func buildPlugin(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), sdk.BinaryPrefix+"kafka")
+	bin := filepath.Join(t.TempDir(), hostclient.BinaryPrefix+"kafka")
 	goBin := os.Getenv("GO")
 	if goBin == "" {
 		goBin = "go"
@@ -37,10 +38,10 @@ func buildPlugin(t *testing.T) string {
 	return bin
 }
 
-func launchPlugin(t *testing.T, bin string, env ...string) *sdk.Client {
+func launchPlugin(t *testing.T, bin string, env ...string) *hostclient.Client {
 	t.Helper()
 	base := []string{"PATH=" + os.Getenv("PATH"), applykit.StateDirEnv + "=" + os.Getenv(applykit.StateDirEnv)}
-	c, err := sdk.Launch(t.Context(), sdk.LaunchConfig{Path: bin, Env: append(base, env...)})
+	c, err := hostclient.Launch(t.Context(), hostclient.LaunchConfig{Path: bin, Env: append(base, env...)})
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}
@@ -359,7 +360,7 @@ func TestApplyRestartCommandLeavesAChild(t *testing.T) {
 	conn["restart_timeout"] = "30s"
 	raw, _ := json.Marshal(conn)
 	rc.Target = sdk.NewTarget("events", raw, rc.Target.Spec, nil)
-	client := sdk.InProcess(kafka{})
+	client := hostclient.InProcess(kafka{})
 	defer client.Close()
 	start := time.Now()
 	ar, err := client.Apply(ctx, rc, nil, false)

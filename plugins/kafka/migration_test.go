@@ -16,6 +16,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -166,7 +167,7 @@ func TestClusterMigration(t *testing.T) {
 		r.Target = sdk.NewTarget("events", conn, s, nil)
 		return r
 	}
-	client := sdk.InProcess(kafka{})
+	client := hostclient.InProcess(kafka{})
 	defer client.Close()
 
 	// Jumping straight to the end state is refused: it would cut the first

@@ -10,6 +10,7 @@ import (
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/faultkit"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
@@ -47,7 +48,7 @@ func TestConformance(t *testing.T) {
 // evidence.
 func TestVerifyPlaintextBroker(t *testing.T) {
 	k := testenv.KafkaForTest(t)
-	client := sdk.InProcess(kafka{})
+	client := hostclient.InProcess(kafka{})
 	defer client.Close()
 	conn, _ := json.Marshal(map[string]any{"bootstrap": []string{k.Bootstrap}, "config_file": k.Properties})
 	r, err := client.Verify(context.Background(), sdk.RequestContext{
@@ -161,7 +162,7 @@ func TestVerifyThroughFaults(t *testing.T) {
 	k := testenv.KafkaForTest(t)
 	ctx := context.Background()
 	rc := brokerRequest(t, k, true)
-	client := sdk.InProcess(kafka{})
+	client := hostclient.InProcess(kafka{})
 	defer client.Close()
 	if ar, err := client.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() {
 		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())

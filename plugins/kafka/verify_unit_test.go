@@ -17,6 +17,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
@@ -66,7 +67,7 @@ func closedPort(t *testing.T) string {
 // and the canary is an error (nothing was observed), not a "no TLS
 // listener" failure.
 func TestVerifyNothingAnswering(t *testing.T) {
-	client := sdk.InProcess(kafka{})
+	client := hostclient.InProcess(kafka{})
 	defer client.Close()
 	resetting := resettingServer(t)
 	dir := t.TempDir()

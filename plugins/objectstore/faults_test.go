@@ -11,6 +11,7 @@ import (
 	"github.com/harden-dev/harden/shared/probe"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/faultkit"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -24,7 +25,7 @@ import (
 func TestVerifyNeverPassesThroughFaults(t *testing.T) {
 	s := testenv.SeaweedFSForTest(t)
 	t.Cleanup(probe.WithDefaultTimeout(time.Second))
-	plugin := sdk.InProcess(objectStore{})
+	plugin := hostclient.InProcess(objectStore{})
 	defer plugin.Close()
 	base := s3Request(t, s, s.AccessKeyFile, s.SecretKeyFile)
 	verifyAt := func(ctx context.Context, https, http string) ([]checks.Check, error) {

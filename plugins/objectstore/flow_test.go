@@ -13,9 +13,10 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/encrypt"
 
+	"github.com/harden-dev/harden/plugins/objectstore/envelope"
 	"github.com/harden-dev/harden/shared/checks"
-	"github.com/harden-dev/harden/shared/envelope"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -56,7 +57,7 @@ func TestFlow(t *testing.T) {
 	s := testenv.SeaweedFSForTest(t)
 	ctx := context.Background()
 	rc := s3Request(t, s, s.AccessKeyFile, s.SecretKeyFile)
-	client := sdk.InProcess(objectStore{})
+	client := hostclient.InProcess(objectStore{})
 	defer client.Close()
 	var d sdk.Diagnostics
 	tg, ok := open(rc, &d)

@@ -14,6 +14,7 @@ import (
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
@@ -96,7 +97,7 @@ func TestApplyInterruptedAtEveryStep(t *testing.T) {
 	ctx := context.Background()
 	p := helperParams{Target: s.Target(), AccessKey: s.AccessKeyFile, SecretKey: s.SecretKeyFile}
 	rc := requestFromParams(t, p)
-	client := sdk.InProcess(objectStore{})
+	client := hostclient.InProcess(objectStore{})
 	defer client.Close()
 	var d sdk.Diagnostics
 	tg, ok := open(rc, &d)

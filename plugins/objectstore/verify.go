@@ -21,8 +21,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/encrypt"
 
+	"github.com/harden-dev/harden/plugins/objectstore/envelope"
 	"github.com/harden-dev/harden/shared/checks"
-	"github.com/harden-dev/harden/shared/envelope"
 	"github.com/harden-dev/harden/shared/probe"
 	"github.com/harden-dev/harden/shared/sdk"
 )

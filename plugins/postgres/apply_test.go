@@ -16,6 +16,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -133,7 +134,7 @@ func TestApplyFlow(t *testing.T) {
 				db.Exec(ctx, "SELECT pg_reload_conf()")
 				db.Close(ctx)
 			}
-			client := sdk.InProcess(postgres{})
+			client := hostclient.InProcess(postgres{})
 			defer client.Close()
 			rc := request(t, pg, `{}`, false)
 
@@ -205,7 +206,7 @@ func TestApplyRollsBackRejectedHBA(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	ctx := context.Background()
 	old, _ := os.ReadFile(filepath.Join(pg.DataDir, "pg_hba.conf"))
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{"hba":[{"database":"all","user":"all","address":"127.0.0.1/32","method":"scram-sha-256"},{"database":"all","user":"nobody","address":"10.0.0.0/8","method":"ldap"}]}`, false)
 	ap, err := client.Apply(ctx, rc, nil, false)
@@ -249,7 +250,7 @@ func TestApplyLockoutGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Close(ctx)
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{"hba":[{"database":"all","user":"`+pg.User+`","address":"127.0.0.1/32","method":"scram-sha-256"}]}`, false)
 	// verify sees the application's plaintext session.
@@ -292,7 +293,7 @@ func TestApplyLockoutGuard(t *testing.T) {
 func TestApplyMTLS(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	ctx := context.Background()
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{}`, true)
 	ap, err := client.Apply(ctx, rc, nil, false)
@@ -328,7 +329,7 @@ func TestApplyMTLS(t *testing.T) {
 func TestVerifyLeastPrivilege(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	ctx := context.Background()
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{}`, false)
 	if ap, err := client.Apply(ctx, rc, nil, false); err != nil || ap.Diagnostics.HasError() {
@@ -384,7 +385,7 @@ func TestVerifyLeastPrivilege(t *testing.T) {
 func TestApplyCertAuthWithIdentMap(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	ctx := context.Background()
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	spec := `{"hba":[{"database":"all","user":"all","address":"127.0.0.1/32","method":"cert","options":{"map":"certmap"}}],
 		"ident_maps":[{"map":"certmap","system_user":"` + pg.User + `","pg_user":"` + pg.User + `"},{"map":"certmap","system_user":"reporting client","pg_user":"app"}]}`
@@ -433,7 +434,7 @@ func TestApplyCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{}`, true)
 	rc.Certificates.CRLPEM, _ = os.ReadFile(crl)
@@ -470,7 +471,7 @@ func TestApplyFollowsIncludes(t *testing.T) {
 	hba := filepath.Join(pg.DataDir, "pg_hba.conf")
 	old, _ := os.ReadFile(hba)
 	os.WriteFile(hba, append(old, []byte("include_dir conf.d\n")...), 0o600)
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{}`, false)
 	ap, err := client.Apply(ctx, rc, nil, false)

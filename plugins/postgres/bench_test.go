@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -17,7 +17,7 @@ import (
 // --starttls-psql on the same server (protocols and suites only).
 func BenchmarkVerify(b *testing.B) {
 	pg := testenv.PostgresForTest(b)
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(b, pg, `{}`, false)
 	if ap, err := client.Apply(context.Background(), rc, nil, false); err != nil || ap.Diagnostics.HasError() {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -281,7 +282,7 @@ func TestManagementConnectionSendsNoCredentialsWithoutVerifiedTLS(t *testing.T) 
 					CABundlePEM: readFile(t, policyCA.CertFile)},
 			}
 			rc.Policy.Rotation.RenewBefore = 7 * 24 * time.Hour
-			client := sdk.InProcess(postgres{})
+			client := hostclient.InProcess(postgres{})
 			defer client.Close()
 			ctx := context.Background()
 			entries := map[string]func() string{
@@ -376,7 +377,7 @@ func TestConnectionValidation(t *testing.T) {
 		"relative socket_dir":     {`{"host":"127.0.0.1","port":5432,"socket_dir":"run/postgresql"}`, "absolute"},
 		"valid":                   {`{"host":"127.0.0.1","port":5432,"allow_plaintext_admin":"bootstrap before TLS","socket_dir":"/run/postgresql"}`, ""},
 	}
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -411,7 +412,7 @@ func TestConnectionValidation(t *testing.T) {
 func TestManagementConnectionRealServer(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	ctx := context.Background()
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	base := request(t, pg, `{}`, false)
 	with := func(conn map[string]any, secret bool) sdk.RequestContext {

@@ -16,6 +16,7 @@ import (
 	"github.com/harden-dev/harden/shared/probe"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/faultkit"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -46,7 +47,7 @@ func TestVerifyNeverPassesThroughFaults(t *testing.T) {
 	admin.Close(ctx)
 	t.Cleanup(probe.WithDefaultTimeout(time.Second))
 
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	verify := func(ctx context.Context, addr string) ([]checks.Check, error) {
 		host, port, err := net.SplitHostPort(addr)

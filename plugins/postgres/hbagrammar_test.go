@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -193,7 +194,7 @@ func FuzzRenderHBA(f *testing.F) {
 func TestApplyHBAGrammarOnPostgres(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	ctx := context.Background()
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	hbaFile := filepath.Join(pg.DataDir, "pg_hba.conf")
 	before, _ := os.ReadFile(hbaFile)

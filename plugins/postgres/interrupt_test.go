@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -139,7 +140,7 @@ func TestApplyInterruptedAnywhere(t *testing.T) {
 	admin := adminSocket(t, pg)
 	old := takeSnapshot(t, pg)
 	journalPath, _ := journalOf(t, pg)
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{}`, false)
 	var c connection

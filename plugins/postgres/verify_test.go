@@ -15,6 +15,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
@@ -47,7 +48,7 @@ func statuses(cs []checks.Check) map[string]checks.Check {
 func TestVerifyLivePostgres(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	ctx := context.Background()
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	conn, _ := json.Marshal(map[string]any{"host": pg.Host, "port": pg.Port, "user": pg.User})
 	ca, err := os.ReadFile(pg.CAFile())
@@ -164,7 +165,7 @@ func checkByID(t *testing.T, cs []checks.Check, id string) checks.Check {
 	return checks.Check{}
 }
 
-func verifyCheck(t *testing.T, client *sdk.Client, rc sdk.RequestContext, id string) checks.Check {
+func verifyCheck(t *testing.T, client *hostclient.Client, rc sdk.RequestContext, id string) checks.Check {
 	t.Helper()
 	vr, err := client.Verify(context.Background(), rc)
 	if err != nil {
@@ -179,7 +180,7 @@ func verifyCheck(t *testing.T, client *sdk.Client, rc sdk.RequestContext, id str
 func TestVerifyHBAPendingReloadAndErrorLines(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	ctx := context.Background()
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{}`, false)
 	if ap, err := client.Apply(ctx, rc, nil, false); err != nil || ap.Diagnostics.HasError() {
@@ -260,7 +261,7 @@ func TestVerifySessionsHiddenFromRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Close(ctx)
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{}`, false)
 	conn, _ := json.Marshal(map[string]any{"host": pg.Host, "port": pg.Port, "user": "harden_verify", "password_env": "PGPASSWORD",
@@ -284,7 +285,7 @@ func TestVerifySessionsHiddenFromRole(t *testing.T) {
 func TestVerifyOtherAddressesForAHostName(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	ctx := context.Background()
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	rc := request(t, pg, `{}`, false)
 	byName := rc
@@ -314,7 +315,7 @@ func TestVerifyUnreachableReportsEveryCheck(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	client := sdk.InProcess(postgres{})
+	client := hostclient.InProcess(postgres{})
 	defer client.Close()
 	conn, _ := json.Marshal(map[string]any{"host": "127.0.0.1", "port": port})
 	rc := sdk.RequestContext{Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate()},

@@ -14,15 +14,16 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/testenv"
 )
 
 // hardenedVault starts a dev Vault and applies the test policy to it.
-func hardenedVault(b *testing.B) (*testenv.Vault, *sdk.Client, sdk.RequestContext) {
+func hardenedVault(b *testing.B) (*testenv.Vault, *hostclient.Client, sdk.RequestContext) {
 	v := testenv.VaultForTest(b)
 	rc := vaultRequest(b, v, rootToken(b, v))
-	client := sdk.InProcess(vaultPKI{})
+	client := hostclient.InProcess(vaultPKI{})
 	b.Cleanup(func() { client.Close() })
 	if ar, err := client.Apply(context.Background(), rc, nil, false); err != nil || ar.Diagnostics.HasError() {
 		b.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())

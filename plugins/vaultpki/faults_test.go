@@ -11,6 +11,7 @@ import (
 	"github.com/harden-dev/harden/shared/probe"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/faultkit"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -24,7 +25,7 @@ func TestVerifyNeverPassesThroughFaults(t *testing.T) {
 	v := testenv.VaultForTest(t)
 	t.Cleanup(probe.WithDefaultTimeout(time.Second))
 	root := rootToken(t, v)
-	plugin := sdk.InProcess(vaultPKI{})
+	plugin := hostclient.InProcess(vaultPKI{})
 	defer plugin.Close()
 	verify := func(ctx context.Context, addr string) ([]checks.Check, error) {
 		rc := vaultRequest(t, v, root)

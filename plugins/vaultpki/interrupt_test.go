@@ -12,6 +12,7 @@ import (
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -61,7 +62,7 @@ func TestApplyInterruptedCompletes(t *testing.T) {
 			v := testenv.VaultForTest(t)
 			ctx := context.Background()
 			rc := vaultRequest(t, v, rootToken(t, v))
-			client := sdk.InProcess(vaultPKI{})
+			client := hostclient.InProcess(vaultPKI{})
 			defer client.Close()
 			killed, out := runVaultHelper(t, v, "vaultpki:"+at)
 			if !killed {

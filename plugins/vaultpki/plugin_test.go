@@ -20,6 +20,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
@@ -80,7 +81,7 @@ func TestFlow(t *testing.T) {
 	ctx := context.Background()
 	root := rootToken(t, v)
 	rc := vaultRequest(t, v, root)
-	client := sdk.InProcess(vaultPKI{})
+	client := hostclient.InProcess(vaultPKI{})
 	defer client.Close()
 
 	before, err := client.Verify(ctx, rc)
@@ -311,7 +312,7 @@ func TestExternalIntermediate(t *testing.T) {
 	rc := vaultRequest(t, v, rootToken(t, v))
 	spec, _ := json.Marshal(map[string]any{"pki": map[string]any{"external_intermediate": map[string]any{"csr_file": csrFile, "certificate_file": certFile}}})
 	rc.Target = sdk.NewTarget("vault", rc.Target.Connection, spec, map[string][]byte{"token": []byte(rootToken(t, v))})
-	client := sdk.InProcess(vaultPKI{})
+	client := hostclient.InProcess(vaultPKI{})
 	defer client.Close()
 	if ar, err := client.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() {
 		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
@@ -371,7 +372,7 @@ func TestExportableKeyNeedsANewKey(t *testing.T) {
 	if _, err := cl.Logical().WriteWithContext(ctx, "transit/keys/lake-kek", map[string]any{"type": "aes256-gcm96", "exportable": true}); err != nil {
 		t.Fatal(err)
 	}
-	client := sdk.InProcess(vaultPKI{})
+	client := hostclient.InProcess(vaultPKI{})
 	defer client.Close()
 	p, err := client.Plan(ctx, rc)
 	if err != nil || p.Diagnostics.HasError() || !strings.Contains(fmt.Sprint(p.Diagnostics), "lake-kek needs a new key: exportable is on") {

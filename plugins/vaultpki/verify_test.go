@@ -26,6 +26,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
@@ -143,7 +144,7 @@ func TestHTTPAddressRefusedBeforeAnyRequest(t *testing.T) {
 			Target: sdk.NewTarget("corp-vault", c, []byte(`{}`), map[string][]byte{"token": []byte("s3cret-token")})}
 	}
 	ctx := context.Background()
-	plugin := sdk.InProcess(vaultPKI{})
+	plugin := hostclient.InProcess(vaultPKI{})
 	defer plugin.Close()
 	rc := request(map[string]any{"address": plain.URL})
 
@@ -481,7 +482,7 @@ func TestListenerCAFileUnreadable(t *testing.T) {
 				}
 			}
 			// Verify cannot log in either; the listener's checks still come back.
-			plugin := sdk.InProcess(vaultPKI{})
+			plugin := hostclient.InProcess(vaultPKI{})
 			defer plugin.Close()
 			vr, _ := plugin.Verify(ctx, rc)
 			if err := vr.Diagnostics.Err(); err == nil || !strings.Contains(err.Error(), caFile) {

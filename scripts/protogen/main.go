@@ -25,14 +25,19 @@ func main() {
 	importPath := flag.String("I", "proto", "import path (root of the .proto tree)")
 	outDir := flag.String("out", "proto", "output root")
 	pluginDir := flag.String("plugins", "", "directory holding protoc-gen-go and protoc-gen-go-grpc")
+	module := flag.String("module", "", "Go module path: files go to their go_package path below -out with this prefix stripped (default: beside the .proto)")
 	flag.Parse()
-	if err := run(*importPath, *outDir, *pluginDir, flag.Args()); err != nil {
+	if err := run(*importPath, *outDir, *pluginDir, *module, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "protogen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(importPath, outDir, pluginDir string, files []string) error {
+func run(importPath, outDir, pluginDir, module string, files []string) error {
+	param := "paths=source_relative"
+	if module != "" {
+		param = "module=" + module
+	}
 	compiler := protocompile.Compiler{
 		Resolver:       protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: []string{importPath}}),
 		SourceInfoMode: protocompile.SourceInfoStandard,
@@ -61,7 +66,7 @@ func run(importPath, outDir, pluginDir string, files []string) error {
 	for _, gen := range []string{"protoc-gen-go", "protoc-gen-go-grpc"} {
 		req := &pluginpb.CodeGeneratorRequest{
 			FileToGenerate: files,
-			Parameter:      proto.String("paths=source_relative"),
+			Parameter:      proto.String(param),
 			ProtoFile:      all,
 		}
 		in, err := proto.Marshal(req)

@@ -3,7 +3,10 @@
 // output of failing tests) and ends with every skipped test and its reason,
 // so a run that skipped tests can never pass silently.
 //
-//	go run ./scripts/testrun -count=1 -timeout 20m ./...
+//	go run ./scripts/testrun [-module DIR]... -count=1 -timeout 20m ./...
+//
+// Each -module DIR runs the same go test in that module's directory too (the
+// SDK module shared/, out-of-tree plugins), after the current one.
 //
 // The exit code is go test's (1 if any test failed even if go test said 0).
 // `make test` runs it with CI=true unless HARDEN_ALLOW_SKIP=1: under CI=true a
@@ -27,33 +30,65 @@ func main() {
 	if goBin == "" {
 		goBin = "go"
 	}
-	cmd := exec.Command(goBin, append([]string{"test", "-json"}, os.Args[1:]...)...)
+	dirs, args := splitModules(os.Args[1:])
+	total := &summary{}
+	code := 0
+	for _, dir := range dirs {
+		c, s := runIn(goBin, dir, args)
+		total.skips = append(total.skips, s.skips...)
+		total.failed += s.failed
+		if c != 0 && code == 0 {
+			code = c
+		}
+	}
+	total.report(os.Stdout, os.Getenv("CI") == "true")
+	if code == 0 && total.failed > 0 {
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// splitModules takes the -module DIR arguments out of args; "." comes first.
+func splitModules(in []string) (dirs, args []string) {
+	dirs = []string{"."}
+	for i := 0; i < len(in); i++ {
+		switch {
+		case in[i] == "-module" && i+1 < len(in):
+			dirs = append(dirs, in[i+1])
+			i++
+		case strings.HasPrefix(in[i], "-module="):
+			dirs = append(dirs, strings.TrimPrefix(in[i], "-module="))
+		default:
+			args = append(args, in[i])
+		}
+	}
+	return dirs, args
+}
+
+func runIn(goBin, dir string, args []string) (int, *summary) {
+	cmd := exec.Command(goBin, append([]string{"test", "-json"}, args...)...)
+	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testrun:", err)
-		os.Exit(1)
+		return 1, &summary{}
 	}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "testrun:", err)
-		os.Exit(1)
+		return 1, &summary{}
 	}
 	s := summarize(out, os.Stdout)
 	err = cmd.Wait()
-	s.report(os.Stdout, os.Getenv("CI") == "true")
-	code := 0
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
-		code = ee.ExitCode()
+		return ee.ExitCode(), s
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "testrun:", err)
-		code = 1
+		return 1, s
 	}
-	if code == 0 && s.failed > 0 {
-		code = 1
-	}
-	os.Exit(code)
+	return 0, s
 }
 
 // event is one line of `go test -json` (cmd/test2json).

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/shared/tlsprofile"
-	"github.com/harden-dev/harden/testenv"
 )
 
 // Accuracy against sslscan: for every openssl s_server configuration the set
@@ -341,50 +340,5 @@ func BenchmarkScanVsSSLScan(b *testing.B) {
 	}
 }
 
-// PostgreSQL 15 (Debian, OpenSSL 3) and 17 (npm, OpenSSL 1.1.1) with TLS
-// switched on and their default ssl_ciphers, scanned through the SSLRequest
-// dialect, against sslscan --starttls-psql. PostgreSQL 17 also speaks direct
-// TLS (ALPN "postgresql"): the direct dialect must find the same suites.
-func TestAccuracyPostgres(t *testing.T) {
-	needTool(t, "sslscan")
-	for _, major := range []string{"15", "17"} {
-		t.Run("postgres-"+major, func(t *testing.T) {
-			pg := testenv.PostgresVersionForTest(t, major)
-			if err := pg.EnableTLS(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			addr := net.JoinHostPort(pg.Host, strconv.Itoa(pg.Port))
-			res, err := Scan(context.Background(), Target{Address: addr, Dialect: Postgres}, Options{Concurrency: 3})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, want := hardenPairs(res), sslscanPairs(t, addr, "--starttls-psql")
-			if onlyHarden, onlySSLScan := diff(got, want); len(onlyHarden)+len(onlySSLScan) > 0 || len(want) == 0 {
-				t.Errorf("harden only: %v\nsslscan only: %v", onlyHarden, onlySSLScan)
-			}
-			var families []string
-			for _, c := range res.Ciphers {
-				for _, f := range []string{"_CBC_", "_CCM", "ARIA", "CAMELLIA"} {
-					if strings.Contains(c.Name, f) && !slices.Contains(families, f) {
-						families = append(families, f)
-					}
-				}
-			}
-			slices.Sort(families)
-			if strings.Join(families, ",") != "ARIA,CAMELLIA,_CBC_,_CCM" {
-				t.Errorf("PostgreSQL's default ciphers should show CBC, CCM, ARIA and CAMELLIA suites; found %v", families)
-			}
-			t.Logf("%s: %d pairs agree with sslscan --starttls-psql; %d connections (cap 3), %v", pg.Version, len(got), res.Connections, res.Duration.Round(time.Millisecond))
-			requireConclusive(t, res)
-			if major == "17" {
-				direct, err := Scan(context.Background(), Target{Address: addr, Dialect: PostgresDirect}, Options{Concurrency: 3})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if d := hardenPairs(direct); strings.Join(d, ",") != strings.Join(got, ",") {
-					t.Errorf("direct TLS (ALPN postgresql) found %v, SSLRequest %v", d, got)
-				}
-			}
-		})
-	}
-}
+// TestAccuracyPostgres (real PostgreSQL, started by testenv) lives in
+// plugins/postgres: the SDK module does not depend on harden's testenv.

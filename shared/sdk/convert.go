@@ -1,26 +1,17 @@
 package sdk
 
 import (
-	"strings"
 	"time"
-	"unicode/utf8"
 
-	pb "github.com/harden-dev/harden/proto/harden/target/v1"
-	"github.com/harden-dev/harden/shared/checks"
+	pb "github.com/harden-dev/harden/shared/sdk/internal/targetv1"
+	"github.com/harden-dev/harden/shared/sdk/internal/wire"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
-// Conversions between the author model and the wire model. Both directions
-// live here so the plugin side (server.go) and host side (client.go) agree.
+// Conversions between the author model and the wire model, plugin side:
+// requests in, responses out. hostclient has the other direction.
 
-// validUTF8 forces text to valid UTF-8: protobuf refuses to marshal invalid
-// strings and the whole response would be lost for one bad byte of evidence.
-func validUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
+func validUTF8(s string) string { return wire.ValidUTF8(s) }
 
 func diagsToPB(ds Diagnostics) []*pb.Diagnostic {
 	out := make([]*pb.Diagnostic, 0, len(ds))
@@ -46,42 +37,10 @@ func diagsToPB(ds Diagnostics) []*pb.Diagnostic {
 	return out
 }
 
-func diagsFromPB(in []*pb.Diagnostic) Diagnostics {
-	var out Diagnostics
-	for _, d := range in {
-		sev := Error
-		if d.GetSeverity() == pb.Diagnostic_SEVERITY_WARNING {
-			sev = Warning
-		}
-		src := SourcePlugin
-		switch d.GetSource() {
-		case pb.Diagnostic_SOURCE_TARGET:
-			src = SourceTarget
-		case pb.Diagnostic_SOURCE_CONFIG:
-			src = SourceConfig
-		}
-		out = append(out, Diagnostic{Severity: sev, Summary: d.GetSummary(), Detail: d.GetDetail(),
-			Attribute: Path(d.GetAttribute()), Source: src, Code: d.GetCode()})
-	}
-	return out
-}
-
 var capToPB = map[Capability]pb.Capability{
 	CapRender: pb.Capability_CAPABILITY_RENDER, CapPlan: pb.Capability_CAPABILITY_PLAN,
 	CapApply: pb.Capability_CAPABILITY_APPLY, CapVerify: pb.Capability_CAPABILITY_VERIFY,
 	CapIssuer: pb.Capability_CAPABILITY_ISSUER,
-}
-
-func capsFromPB(in []pb.Capability) []Capability {
-	var out []Capability
-	for _, c := range in {
-		for k, v := range capToPB {
-			if v == c {
-				out = append(out, k)
-			}
-		}
-	}
-	return out
 }
 
 func u16s(in []uint32) []uint16 {
@@ -90,31 +49,6 @@ func u16s(in []uint32) []uint16 {
 		out[i] = uint16(v)
 	}
 	return out
-}
-
-func u32s(in []uint16) []uint32 {
-	out := make([]uint32, len(in))
-	for i, v := range in {
-		out[i] = uint32(v)
-	}
-	return out
-}
-
-func profileToPB(p tlsprofile.Profile) *pb.TLSProfile {
-	versions := make([]string, len(p.Versions))
-	for i, v := range p.Versions {
-		versions[i] = tlsprofile.VersionName(v)
-	}
-	return &pb.TLSProfile{
-		Name: p.Name, Guideline: p.Guideline, Versions: versions,
-		Tls12CipherSuites: u32s(p.TLS12Suites), Tls13CipherSuites: u32s(p.TLS13Suites),
-		Groups: p.Groups, CertificateTypes: p.CertificateTypes,
-		MaxCertificateLifespanDays:         uint32(p.MaxCertificateLifespanDays),
-		RecommendedCertificateLifespanDays: uint32(p.RecommendedCertLifespanDays),
-		ServerPreferredOrder:               p.ServerPreferredOrder,
-		RsaMinKeyBits:                      uint32(p.RSAMinKeyBits), EcdhMinBits: uint32(p.ECDHMinBits),
-		InsecureReason: p.InsecureReason,
-	}
 }
 
 func profileFromPB(in *pb.TLSProfile) tlsprofile.Profile {
@@ -140,28 +74,6 @@ func profileFromPB(in *pb.TLSProfile) tlsprofile.Profile {
 	return p
 }
 
-func policyToPB(p Policy) *pb.PolicyContext {
-	targets := make([]*pb.TargetRef, 0, len(p.Targets))
-	for _, t := range p.Targets {
-		eps := make([]*pb.Endpoint, 0, len(t.Endpoints))
-		for _, e := range t.Endpoints {
-			eps = append(eps, &pb.Endpoint{Name: e.Name, Address: e.Address})
-		}
-		targets = append(targets, &pb.TargetRef{Name: t.Name, Plugin: t.Plugin, Endpoints: eps,
-			CertificateNames: t.CertificateNames, Mtls: t.MTLS})
-	}
-	alerts := make([]int64, len(p.Rotation.AlertAt))
-	for i, a := range p.Rotation.AlertAt {
-		alerts[i] = int64(a / time.Second)
-	}
-	return &pb.PolicyContext{
-		ApiVersion: p.APIVersion, Profile: profileToPB(p.Profile),
-		Rotation: &pb.Rotation{MaxLifetimeSeconds: int64(p.Rotation.MaxLifetime / time.Second),
-			RenewBeforeSeconds: int64(p.Rotation.RenewBefore / time.Second), AlertAtSeconds: alerts},
-		MtlsScope: p.MTLSScope, Targets: targets, CertificateSource: p.CertificateSource,
-	}
-}
-
 func policyFromPB(in *pb.PolicyContext) Policy {
 	var targets []TargetRef
 	for _, t := range in.GetTargets() {
@@ -182,10 +94,6 @@ func policyFromPB(in *pb.PolicyContext) Policy {
 			RenewBefore: time.Duration(in.GetRotation().GetRenewBeforeSeconds()) * time.Second, AlertAt: alerts},
 		MTLSScope: in.GetMtlsScope(), Targets: targets, CertificateSource: in.GetCertificateSource(),
 	}
-}
-
-func targetToPB(t Target) *pb.TargetConfig {
-	return &pb.TargetConfig{Name: t.Name, ConnectionJson: t.Connection, SpecJson: t.Spec, Secrets: t.secrets}
 }
 
 func targetFromPB(in *pb.TargetConfig) Target {
@@ -219,14 +127,6 @@ func artifactsToPB(in []Artifact) []*pb.Artifact {
 	return out
 }
 
-func artifactsFromPB(in []*pb.Artifact) []Artifact {
-	var out []Artifact
-	for _, a := range in {
-		out = append(out, Artifact{Path: a.GetPath(), Content: a.GetContent(), Mode: a.GetMode(), Sensitive: a.GetSensitive(), Description: a.GetDescription()})
-	}
-	return out
-}
-
 var actionToPB = map[Action]pb.Change_Action{Create: pb.Change_ACTION_CREATE, Update: pb.Change_ACTION_UPDATE,
 	Delete: pb.Change_ACTION_DELETE, NoOp: pb.Change_ACTION_NOOP}
 
@@ -239,21 +139,6 @@ func changesToPB(in []Change) []*pb.Change {
 	return out
 }
 
-func changesFromPB(in []*pb.Change) []Change {
-	var out []Change
-	for _, c := range in {
-		action := Action("")
-		for k, v := range actionToPB {
-			if v == c.GetAction() {
-				action = k
-			}
-		}
-		out = append(out, Change{Resource: c.GetResource(), Action: action, Before: c.GetBefore(), After: c.GetAfter(),
-			Sensitive: c.GetSensitive(), RequiresRestart: c.GetRequiresRestart(), Description: c.GetDescription()})
-	}
-	return out
-}
-
 func checksToPB(in []Check) []*pb.Check {
 	out := make([]*pb.Check, 0, len(in))
 	for _, c := range in {
@@ -261,16 +146,6 @@ func checksToPB(in []Check) []*pb.Check {
 			Title: validUTF8(c.Title), Evidence: validUTF8(c.Evidence), Remediation: validUTF8(c.Remediation),
 			References: c.References, Subject: validUTF8(c.Subject), Inconclusive: int32(c.Inconclusive),
 			ConfigurationOnly: c.ConfigurationOnly})
-	}
-	return out
-}
-
-func checksFromPB(in []*pb.Check) []Check {
-	var out []Check
-	for _, c := range in {
-		out = append(out, Check{ID: c.GetId(), Status: checks.Status(c.GetStatus()), Severity: checks.Severity(c.GetSeverity()),
-			Title: c.GetTitle(), Evidence: c.GetEvidence(), Remediation: c.GetRemediation(), References: c.GetReferences(),
-			Subject: c.GetSubject(), Inconclusive: int(c.GetInconclusive()), ConfigurationOnly: c.GetConfigurationOnly()})
 	}
 	return out
 }

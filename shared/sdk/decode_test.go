@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -28,3 +29,5 @@ type onlyVerify struct{}
 func (onlyVerify) Metadata(_ ctxT, _ MetadataRequest, _ *MetadataResponse) {}
 func (onlyVerify) Schema(_ ctxT, _ SchemaRequest, _ *SchemaResponse)       {}
 func (onlyVerify) Verify(_ ctxT, _ VerifyRequest, _ *VerifyResponse)       {}
+
+type ctxT = context.Context

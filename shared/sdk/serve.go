@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"context"
 	"crypto/tls"
 	"os"
 	"os/signal"
@@ -12,45 +11,17 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	pb "github.com/harden-dev/harden/proto/harden/target/v1"
+	pb "github.com/harden-dev/harden/shared/sdk/internal/targetv1"
+	"github.com/harden-dev/harden/shared/sdk/internal/wire"
 )
 
-// ProtocolVersion is the major version of proto/harden/target/v1.
-const ProtocolVersion = 1
+// ProtocolVersion is the major version of proto/harden/target/v1 that this
+// SDK speaks; the SDK module's major version follows it.
+const ProtocolVersion = wire.ProtocolVersion
 
-// maxMessageSize bounds one gRPC message. Rendered artifacts (certificate
-// bundles, keystores, config files) and verify reports of large object-store
-// samples exceed gRPC's 4 MiB default; 64 MiB keeps headroom while still
-// bounding what a broken plugin can make the host allocate.
-const maxMessageSize = 64 << 20
-
-// handshake is go-plugin's UX guard against running a plugin by hand; it is
-// not a security measure (SecureConfig and AutoMTLS are).
-var handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "HARDEN_PLUGIN_MAGIC_COOKIE",
-	MagicCookieValue: "6f1d0b7e-harden-target-plugin",
-}
-
-const pluginKey = "target"
-
-// grpcTarget is the go-plugin glue for protocol v1.
-type grpcTarget struct {
-	plugin.NetRPCUnsupportedPlugin
-	impl Plugin
-}
-
-func (p *grpcTarget) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterTargetServiceServer(s, newServer(p.impl))
-	return nil
-}
-
-func (p *grpcTarget) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return pb.NewTargetServiceClient(c), nil
-}
-
-func versionedPlugins(impl Plugin) map[int]plugin.PluginSet {
-	return map[int]plugin.PluginSet{ProtocolVersion: {pluginKey: &grpcTarget{impl: impl}}}
+func init() {
+	wire.NewServer = func(impl any) pb.TargetServiceServer { return newServer(impl.(Plugin)) }
+	wire.TargetSecrets = func(t any) map[string][]byte { return t.(Target).secrets }
 }
 
 // Serve runs the plugin until the host goes away. Call it from main.
@@ -68,10 +39,10 @@ func Serve(p Plugin) {
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		TLSProvider:      tlsProvider,
-		HandshakeConfig:  handshake,
-		VersionedPlugins: versionedPlugins(p),
+		HandshakeConfig:  wire.Handshake,
+		VersionedPlugins: wire.Plugins(newServer(p)),
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMessageSize), grpc.MaxSendMsgSize(maxMessageSize))...)
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(wire.MaxMessageSize), grpc.MaxSendMsgSize(wire.MaxMessageSize))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "sdk", JSONFormat: true, Output: os.Stderr, Level: logLevel()}),
 	})

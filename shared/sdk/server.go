@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync"
 
-	pb "github.com/harden-dev/harden/proto/harden/target/v1"
+	pb "github.com/harden-dev/harden/shared/sdk/internal/targetv1"
 )
 
 // server adapts a Plugin to the wire protocol. It validates every request's

@@ -22,6 +22,7 @@ import (
 	"github.com/harden-dev/harden/host/internal/policy"
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 )
 
 // Version is set at build time.
@@ -717,7 +718,7 @@ func listPlugins(c *cli.Context, io IO) error {
 		}
 		if err := eng.Failed[b.Name]; err != nil {
 			r.Error = err.Error()
-			if errors.Is(err, sdk.ErrChecksumMismatch) || strings.Contains(err.Error(), "does not match its sha256") {
+			if errors.Is(err, hostclient.ErrChecksumMismatch) || strings.Contains(err.Error(), "does not match its sha256") {
 				r.Lock = string(plugins.Mismatch)
 			}
 			if r.Lock != string(plugins.Unlocked) {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/host/internal/plugins"
-	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 )
 
 // Performance targets (issue: Foundation): plugin launch + handshake +
@@ -24,7 +24,7 @@ import (
 
 func buildProductPlugin(b *testing.B, name string) string {
 	b.Helper()
-	out := filepath.Join(b.TempDir(), sdk.BinaryPrefix+name)
+	out := filepath.Join(b.TempDir(), hostclient.BinaryPrefix+name)
 	// Built as `make build` ships it: stripped.
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./plugins/"+name)
 	cmd.Dir = "../../.."
@@ -91,7 +91,7 @@ func BenchmarkPluginLaunchMetadata(b *testing.B) {
 	var ds []time.Duration
 	for b.Loop() {
 		start := time.Now()
-		c, err := sdk.Launch(ctx, sdk.LaunchConfig{Path: bin, SHA256: sum, Env: []string{"PATH=/usr/bin:/bin"}})
+		c, err := hostclient.Launch(ctx, hostclient.LaunchConfig{Path: bin, SHA256: sum, Env: []string{"PATH=/usr/bin:/bin"}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func BenchmarkPluginsList(b *testing.B) {
 	data, _ := os.ReadFile(pg)
 	os.WriteFile(filepath.Join(dir, filepath.Base(pg)), data, 0o755)
 	for _, n := range []string{"alpha", "beta", "gamma"} {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.pluginName="+n, "-o", filepath.Join(dir, sdk.BinaryPrefix+n), ".")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.pluginName="+n, "-o", filepath.Join(dir, hostclient.BinaryPrefix+n), ".")
 		cmd.Dir = "../../testdata/echoplugin"
 		if o, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("build %s: %v\n%s", n, err, o)

@@ -21,7 +21,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
-	"github.com/harden-dev/harden/shared/envelope"
+	"github.com/harden-dev/harden/plugins/objectstore/envelope"
 )
 
 var kekFlags = []cli.Flag{

@@ -17,7 +17,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/harden-dev/harden/shared/envelope"
+	"github.com/harden-dev/harden/plugins/objectstore/envelope"
 	"github.com/harden-dev/harden/testenv"
 )
 

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 )
 
 // closeGrace is the documented bound on top of --timeout (README "Plugins
 // and trust"): the Stop call (1 s), the plugin's graceful exit and the wait
 // after its process group is killed.
-const closeGrace = time.Second + sdk.GracefulExit + sdk.KillWait
+const closeGrace = time.Second + hostclient.GracefulExit + hostclient.KillWait
 
 // pluginPids is what the echo plugin's child modes record: its pid, its
 // process group and the pid of the `sleep 300` child holding its stdout.

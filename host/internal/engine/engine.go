@@ -25,8 +25,9 @@ import (
 
 	"github.com/harden-dev/harden/host/internal/plugins"
 	"github.com/harden-dev/harden/host/internal/policy"
-	"github.com/harden-dev/harden/shared/schema"
+	"github.com/harden-dev/harden/host/internal/schema"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 )
 
 // Kind classifies failures for the CLI's exit codes.
@@ -78,7 +79,7 @@ type UnknownPluginError struct {
 }
 
 func (e *UnknownPluginError) Error() string {
-	return fmt.Sprintf("unknown plugin %q: no executable %s%s in %v%s", e.Name, sdk.BinaryPrefix, e.Name, e.Dirs, e.Why)
+	return fmt.Sprintf("unknown plugin %q: no executable %s%s in %v%s", e.Name, hostclient.BinaryPrefix, e.Name, e.Dirs, e.Why)
 }
 
 // Options configures plugin handling.
@@ -98,7 +99,7 @@ type Plugin struct {
 	LockStatus plugins.Status
 	// SHA256 (hex) that go-plugin checked right before exec.
 	SHA256     string
-	Client     *sdk.Client
+	Client     *hostclient.Client
 	Meta       sdk.MetadataResponse
 	Schemas    sdk.SchemaResponse
 	Connection *schema.Schema
@@ -181,7 +182,7 @@ func open(ctx context.Context, opts Options, names []string, keepGoing bool) (*E
 		if !ok {
 			why := ""
 			for _, p := range problems {
-				if sdk.NameFromPath(p.Path) == n {
+				if hostclient.NameFromPath(p.Path) == n {
 					why = " (" + p.Error() + ")"
 				}
 			}
@@ -216,7 +217,7 @@ func open(ctx context.Context, opts Options, names []string, keepGoing bool) (*E
 		go func() {
 			defer wg.Done()
 			err := e.launch(ctx, p)
-			if errors.Is(err, sdk.ErrChecksumMismatch) {
+			if errors.Is(err, hostclient.ErrChecksumMismatch) {
 				if opts.AllowUnlocked {
 					// Unsafe mode: run what is there, but say so.
 					p.LockStatus = plugins.Mismatch
@@ -254,7 +255,7 @@ func (e *Engine) launch(ctx context.Context, p *Plugin) error {
 	if err != nil || len(sum) != 32 {
 		return fmt.Errorf("plugin %s: invalid sha256 %q in the lock file", p.Binary.Name, p.SHA256)
 	}
-	c, err := sdk.Launch(ctx, sdk.LaunchConfig{Path: p.Binary.Path, SHA256: sum, Env: minimalEnv(e.opts.LogLevel),
+	c, err := hostclient.Launch(ctx, hostclient.LaunchConfig{Path: p.Binary.Path, SHA256: sum, Env: minimalEnv(e.opts.LogLevel),
 		LogOutput: e.opts.LogOutput, LogLevel: e.opts.LogLevel, StartTimeout: e.opts.StartTimeout})
 	if err != nil {
 		return err
@@ -270,7 +271,7 @@ func (e *Engine) launch(ctx context.Context, p *Plugin) error {
 		return fmt.Errorf("plugin %s: metadata: %w", p.Binary.Name, meta.Diagnostics.Err())
 	}
 	if meta.Name != p.Binary.Name {
-		return fmt.Errorf("plugin binary %s calls itself %q; the binary must be named %s%s", p.Binary.Path, meta.Name, sdk.BinaryPrefix, meta.Name)
+		return fmt.Errorf("plugin binary %s calls itself %q; the binary must be named %s%s", p.Binary.Path, meta.Name, hostclient.BinaryPrefix, meta.Name)
 	}
 	p.Meta = meta
 	s, err := c.Schema(cctx)

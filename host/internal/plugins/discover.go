@@ -11,7 +11,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 )
 
 // Binary is one discovered plugin executable. Discovery does not hash it:
@@ -83,11 +83,11 @@ func Discover(dirs []string) ([]Binary, []Problem) {
 			continue
 		}
 		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), sdk.BinaryPrefix) {
+			if !strings.HasPrefix(e.Name(), hostclient.BinaryPrefix) {
 				continue
 			}
 			path := filepath.Join(dir, e.Name())
-			name := sdk.NameFromPath(path)
+			name := hostclient.NameFromPath(path)
 			if !validName.MatchString(name) {
 				continue
 			}
@@ -118,7 +118,7 @@ func Discover(dirs []string) ([]Binary, []Problem) {
 // the trust rule refused one.
 func UntrustedProblem(problems []Problem, name string) (Problem, bool) {
 	for _, p := range problems {
-		if p.Untrusted() && sdk.NameFromPath(p.Path) == name {
+		if p.Untrusted() && hostclient.NameFromPath(p.Path) == name {
 			return p, true
 		}
 	}

@@ -20,7 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/harden-dev/harden/shared/schema"
+	"github.com/harden-dev/harden/host/internal/schema"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )

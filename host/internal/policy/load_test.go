@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/harden-dev/harden/shared/schema"
+	"github.com/harden-dev/harden/host/internal/schema"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 )
 
 // BenchVerify measures one full verify of rc through client per benchmark
@@ -15,7 +16,7 @@ import (
 // five times as the reference measured in the same run, and reports both
 // medians (verify-median-ms, sslscan-median-ms): machines are shared and
 // noisy, so the ratio is what an issue's performance target reads.
-func BenchVerify(b *testing.B, client *sdk.Client, rc sdk.RequestContext, check func(sdk.VerifyResponse) error, sslscanArgs ...string) {
+func BenchVerify(b *testing.B, client *hostclient.Client, rc sdk.RequestContext, check func(sdk.VerifyResponse) error, sslscanArgs ...string) {
 	b.Helper()
 	ctx := context.Background()
 	var ours []time.Duration

@@ -30,8 +30,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/harden-dev/harden/shared/schema"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
@@ -98,7 +98,7 @@ func Run(t *testing.T, h Harness) {
 	defer cancel()
 
 	var stdout bytes.Buffer
-	var client *sdk.Client
+	var client *hostclient.Client
 	wantName := h.Name
 	restoreStdout := func() {}
 	switch {
@@ -107,15 +107,15 @@ func Run(t *testing.T, h Harness) {
 		if err != nil {
 			t.Fatalf("sdktest: %v", err)
 		}
-		client, err = sdk.Launch(ctx, sdk.LaunchConfig{Path: h.Binary, SHA256: sum, Env: []string{"PATH=/usr/bin:/bin"},
+		client, err = hostclient.Launch(ctx, hostclient.LaunchConfig{Path: h.Binary, SHA256: sum, Env: []string{"PATH=/usr/bin:/bin"},
 			Stdout: &lockedBuffer{b: &stdout}, LogOutput: testWriter{t}})
 		if err != nil {
 			t.Fatalf("sdktest: launch %s: %v", h.Binary, err)
 		}
-		wantName = sdk.NameFromPath(h.Binary)
+		wantName = hostclient.NameFromPath(h.Binary)
 	case h.Plugin != nil:
 		restoreStdout = captureStdout(t, &stdout)
-		client = sdk.InProcess(h.Plugin)
+		client = hostclient.InProcess(h.Plugin)
 	default:
 		t.Fatal("sdktest: Harness needs Binary or Plugin")
 	}
@@ -154,7 +154,7 @@ func Run(t *testing.T, h Harness) {
 				t.Errorf("%s schema is empty", name)
 				continue
 			}
-			if _, err := schema.Compile(name+" schema", doc); err != nil {
+			if err := compileLikeHost(name+" schema", doc); err != nil {
 				t.Errorf("%v", err)
 			}
 		}

@@ -2558,7 +2558,7 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x05Apply\x12\x1e.harden.target.v1.ApplyRequest\x1a\x1f.harden.target.v1.ApplyResponse\x12K\n" +
 	"\x06Verify\x12\x1f.harden.target.v1.VerifyRequest\x1a .harden.target.v1.VerifyResponse\x12i\n" +
 	"\x10IssueCertificate\x12).harden.target.v1.IssueCertificateRequest\x1a*.harden.target.v1.IssueCertificateResponse\x12E\n" +
-	"\x04Stop\x12\x1d.harden.target.v1.StopRequest\x1a\x1e.harden.target.v1.StopResponseB>Z<github.com/harden-dev/harden/proto/harden/target/v1;targetv1b\x06proto3"
+	"\x04Stop\x12\x1d.harden.target.v1.StopRequest\x1a\x1e.harden.target.v1.StopResponseBDZBgithub.com/harden-dev/harden/shared/sdk/internal/targetv1;targetv1b\x06proto3"
 
 var (
 	file_harden_target_v1_target_proto_rawDescOnce sync.Once

@@ -1,4 +1,9 @@
-package sdk
+// Package hostclient is the host side of the plugin protocol: it launches a
+// harden-plugin-<name> binary (sha256 pin, minimal environment, one-time
+// mutual TLS over an inherited descriptor, its own process group, parent-death
+// signal) and calls it over gRPC. The harden host and sdktest use it; plugin
+// binaries never link it.
+package hostclient
 
 import (
 	"context"
@@ -22,7 +27,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
-	pb "github.com/harden-dev/harden/proto/harden/target/v1"
+	"github.com/harden-dev/harden/shared/sdk"
+	pb "github.com/harden-dev/harden/shared/sdk/internal/targetv1"
+	"github.com/harden-dev/harden/shared/sdk/internal/wire"
 )
 
 // BinaryPrefix starts every plugin executable's name.
@@ -88,7 +95,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		return nil, err
 	}
 	cmd := exec.Command(cfg.Path)
-	cmd.Env = append(append([]string{}, cfg.Env...), envTLSFD+"=3")
+	cmd.Env = append(append([]string{}, cfg.Env...), wire.EnvTLSFD+"=3")
 	cmd.ExtraFiles = []*os.File{tlsR}
 	setProcessAttributes(cmd)
 	logOut := cfg.LogOutput
@@ -116,8 +123,8 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		// The host's own log lines are plain text on stderr.
 		DisableTime: true})
 	gp := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  handshake,
-		VersionedPlugins: versionedPlugins(nil),
+		HandshakeConfig:  wire.Handshake,
+		VersionedPlugins: wire.Plugins(nil),
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		SecureConfig:     secure,
@@ -130,7 +137,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		SyncStderr:       stderr,
 		Logger:           logger,
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(maxMessageSize), grpc.MaxCallSendMsgSize(maxMessageSize))},
+			grpc.MaxCallRecvMsgSize(wire.MaxMessageSize), grpc.MaxCallSendMsgSize(wire.MaxMessageSize))},
 	})
 	type result struct {
 		raw any
@@ -143,7 +150,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 			done <- result{err: err}
 			return
 		}
-		raw, err := rpcClient.Dispense(pluginKey)
+		raw, err := rpcClient.Dispense(wire.PluginKey)
 		done <- result{raw, err}
 	}()
 	shutdown := func() { shutdownPlugin(gp, logger) }
@@ -156,9 +163,9 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 			shutdown()
 			return nil, fmt.Errorf("plugin %s (%s): %w", name, cfg.Path, launchError(r.err))
 		}
-		if gp.NegotiatedVersion() != ProtocolVersion {
+		if gp.NegotiatedVersion() != wire.ProtocolVersion {
 			shutdown()
-			return nil, fmt.Errorf("plugin %s speaks protocol %d, this host speaks %d", name, gp.NegotiatedVersion(), ProtocolVersion)
+			return nil, fmt.Errorf("plugin %s speaks protocol %d, this host speaks %d", name, gp.NegotiatedVersion(), wire.ProtocolVersion)
 		}
 		return &Client{name: name, gp: gp, rpc: r.raw.(pb.TargetServiceClient), closeFn: shutdown}, nil
 	}
@@ -232,15 +239,15 @@ func launchError(err error) error {
 
 // InProcess serves p on an in-memory gRPC connection and returns a client that
 // crosses the real protocol and serialization, without a child process.
-func InProcess(p Plugin) *Client {
+func InProcess(p sdk.Plugin) *Client {
 	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageSize), grpc.MaxSendMsgSize(maxMessageSize))
-	pb.RegisterTargetServiceServer(srv, newServer(p))
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(wire.MaxMessageSize), grpc.MaxSendMsgSize(wire.MaxMessageSize))
+	pb.RegisterTargetServiceServer(srv, wire.NewServer(p))
 	go func() { _ = srv.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///inprocess",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageSize), grpc.MaxCallSendMsgSize(maxMessageSize)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(wire.MaxMessageSize), grpc.MaxCallSendMsgSize(wire.MaxMessageSize)))
 	if err != nil {
 		panic(err) // only fails on invalid options
 	}
@@ -305,77 +312,77 @@ func (c *Client) wrap(ctx context.Context, op string, err error) error {
 }
 
 // Metadata calls GetMetadata.
-func (c *Client) Metadata(ctx context.Context) (MetadataResponse, error) {
+func (c *Client) Metadata(ctx context.Context) (sdk.MetadataResponse, error) {
 	r, err := c.rpc.GetMetadata(ctx, &pb.GetMetadataRequest{})
 	if err != nil {
-		return MetadataResponse{}, c.wrap(ctx, "metadata", err)
+		return sdk.MetadataResponse{}, c.wrap(ctx, "metadata", err)
 	}
-	return MetadataResponse{Name: r.GetName(), Version: r.GetVersion(), Description: r.GetDescription(),
+	return sdk.MetadataResponse{Name: r.GetName(), Version: r.GetVersion(), Description: r.GetDescription(),
 		Capabilities: capsFromPB(r.GetCapabilities()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
 // Schema calls GetSchema.
-func (c *Client) Schema(ctx context.Context) (SchemaResponse, error) {
+func (c *Client) Schema(ctx context.Context) (sdk.SchemaResponse, error) {
 	r, err := c.rpc.GetSchema(ctx, &pb.GetSchemaRequest{})
 	if err != nil {
-		return SchemaResponse{}, c.wrap(ctx, "schema", err)
+		return sdk.SchemaResponse{}, c.wrap(ctx, "schema", err)
 	}
-	return SchemaResponse{Connection: r.GetConnectionSchema(), Spec: r.GetSpecSchema(), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+	return sdk.SchemaResponse{Connection: r.GetConnectionSchema(), Spec: r.GetSpecSchema(), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
 // ValidateSpec calls ValidateSpec.
-func (c *Client) ValidateSpec(ctx context.Context, rc RequestContext) (ValidateSpecResponse, error) {
+func (c *Client) ValidateSpec(ctx context.Context, rc sdk.RequestContext) (sdk.ValidateSpecResponse, error) {
 	r, err := c.rpc.ValidateSpec(ctx, &pb.ValidateSpecRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target)})
 	if err != nil {
-		return ValidateSpecResponse{}, c.wrap(ctx, "validate", err)
+		return sdk.ValidateSpecResponse{}, c.wrap(ctx, "validate", err)
 	}
-	return ValidateSpecResponse{Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+	return sdk.ValidateSpecResponse{Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
 // Render calls Render.
-func (c *Client) Render(ctx context.Context, rc RequestContext) (RenderResponse, error) {
+func (c *Client) Render(ctx context.Context, rc sdk.RequestContext) (sdk.RenderResponse, error) {
 	r, err := c.rpc.Render(ctx, &pb.RenderRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates)})
 	if err != nil {
-		return RenderResponse{}, c.wrap(ctx, "render", err)
+		return sdk.RenderResponse{}, c.wrap(ctx, "render", err)
 	}
-	return RenderResponse{Artifacts: artifactsFromPB(r.GetArtifacts()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+	return sdk.RenderResponse{Artifacts: artifactsFromPB(r.GetArtifacts()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
 // Plan calls Plan.
-func (c *Client) Plan(ctx context.Context, rc RequestContext) (PlanResponse, error) {
+func (c *Client) Plan(ctx context.Context, rc sdk.RequestContext) (sdk.PlanResponse, error) {
 	r, err := c.rpc.Plan(ctx, &pb.PlanRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates)})
 	if err != nil {
-		return PlanResponse{}, c.wrap(ctx, "plan", err)
+		return sdk.PlanResponse{}, c.wrap(ctx, "plan", err)
 	}
-	return PlanResponse{Changes: changesFromPB(r.GetChanges()), PlanToken: r.GetPlanToken(), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+	return sdk.PlanResponse{Changes: changesFromPB(r.GetChanges()), PlanToken: r.GetPlanToken(), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
 // Apply calls Apply.
-func (c *Client) Apply(ctx context.Context, rc RequestContext, planToken []byte, force bool) (ApplyResponse, error) {
+func (c *Client) Apply(ctx context.Context, rc sdk.RequestContext, planToken []byte, force bool) (sdk.ApplyResponse, error) {
 	r, err := c.rpc.Apply(ctx, &pb.ApplyRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates), PlanToken: planToken, Force: force})
 	if err != nil {
-		return ApplyResponse{}, c.wrap(ctx, "apply", err)
+		return sdk.ApplyResponse{}, c.wrap(ctx, "apply", err)
 	}
-	return ApplyResponse{Applied: changesFromPB(r.GetApplied()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+	return sdk.ApplyResponse{Applied: changesFromPB(r.GetApplied()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
 // Verify calls Verify.
-func (c *Client) Verify(ctx context.Context, rc RequestContext) (VerifyResponse, error) {
+func (c *Client) Verify(ctx context.Context, rc sdk.RequestContext) (sdk.VerifyResponse, error) {
 	r, err := c.rpc.Verify(ctx, &pb.VerifyRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates)})
 	if err != nil {
-		return VerifyResponse{}, c.wrap(ctx, "verify", err)
+		return sdk.VerifyResponse{}, c.wrap(ctx, "verify", err)
 	}
-	return VerifyResponse{Checks: checksFromPB(r.GetChecks()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+	return sdk.VerifyResponse{Checks: checksFromPB(r.GetChecks()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
 // IssueCertificate calls IssueCertificate.
-func (c *Client) IssueCertificate(ctx context.Context, q IssueCertificateRequest) (IssueCertificateResponse, error) {
+func (c *Client) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequest) (sdk.IssueCertificateResponse, error) {
 	r, err := c.rpc.IssueCertificate(ctx, &pb.IssueCertificateRequest{Policy: policyToPB(q.Policy), Target: targetToPB(q.Target),
 		ForTarget: q.ForTarget, Usage: q.Usage, CommonName: q.CommonName, Names: q.Names, TtlSeconds: int64(q.TTL / time.Second), CsrPem: q.CSRPEM})
 	if err != nil {
-		return IssueCertificateResponse{}, c.wrap(ctx, "issue certificate", err)
+		return sdk.IssueCertificateResponse{}, c.wrap(ctx, "issue certificate", err)
 	}
-	return IssueCertificateResponse{Certificate: certsFromPB(r.GetCertificate()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+	return sdk.IssueCertificateResponse{Certificate: certsFromPB(r.GetCertificate()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
 // Stop asks the plugin to cancel all in-flight work.

@@ -1,4 +1,4 @@
-package sdk
+package hostclient
 
 import (
 	"context"
@@ -18,7 +18,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	pb "github.com/harden-dev/harden/proto/harden/target/v1"
+	pb "github.com/harden-dev/harden/shared/sdk/internal/targetv1"
+	"github.com/harden-dev/harden/shared/sdk/internal/wire"
 )
 
 func buildMini(t *testing.T) string {
@@ -69,7 +70,7 @@ func TestPluginChannelIsMutualTLS(t *testing.T) {
 	}
 	// The one-time key never appears in the plugin's environment.
 	env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.PID()), "environ"))
-	if err != nil || !strings.Contains(string(env), envTLSFD+"=3") {
+	if err != nil || !strings.Contains(string(env), wire.EnvTLSFD+"=3") {
 		t.Fatalf("plugin environment: %v %q", err, env)
 	}
 	if strings.Contains(string(env), "PRIVATE KEY") {

@@ -1,0 +1,149 @@
+package hostclient
+
+import (
+	"time"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/sdk"
+	pb "github.com/harden-dev/harden/shared/sdk/internal/targetv1"
+	"github.com/harden-dev/harden/shared/sdk/internal/wire"
+	"github.com/harden-dev/harden/shared/tlsprofile"
+)
+
+// Conversions between the author model and the wire model, host side:
+// requests out, responses in. Package sdk has the other direction.
+
+func diagsFromPB(in []*pb.Diagnostic) sdk.Diagnostics {
+	var out sdk.Diagnostics
+	for _, d := range in {
+		sev := sdk.Error
+		if d.GetSeverity() == pb.Diagnostic_SEVERITY_WARNING {
+			sev = sdk.Warning
+		}
+		src := sdk.SourcePlugin
+		switch d.GetSource() {
+		case pb.Diagnostic_SOURCE_TARGET:
+			src = sdk.SourceTarget
+		case pb.Diagnostic_SOURCE_CONFIG:
+			src = sdk.SourceConfig
+		}
+		out = append(out, sdk.Diagnostic{Severity: sev, Summary: d.GetSummary(), Detail: d.GetDetail(),
+			Attribute: sdk.Path(d.GetAttribute()), Source: src, Code: d.GetCode()})
+	}
+	return out
+}
+
+func capsFromPB(in []pb.Capability) []sdk.Capability {
+	var out []sdk.Capability
+	for _, c := range in {
+		for k, v := range capToPB {
+			if v == c {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+func u32s(in []uint16) []uint32 {
+	out := make([]uint32, len(in))
+	for i, v := range in {
+		out[i] = uint32(v)
+	}
+	return out
+}
+
+func profileToPB(p tlsprofile.Profile) *pb.TLSProfile {
+	versions := make([]string, len(p.Versions))
+	for i, v := range p.Versions {
+		versions[i] = tlsprofile.VersionName(v)
+	}
+	return &pb.TLSProfile{
+		Name: p.Name, Guideline: p.Guideline, Versions: versions,
+		Tls12CipherSuites: u32s(p.TLS12Suites), Tls13CipherSuites: u32s(p.TLS13Suites),
+		Groups: p.Groups, CertificateTypes: p.CertificateTypes,
+		MaxCertificateLifespanDays:         uint32(p.MaxCertificateLifespanDays),
+		RecommendedCertificateLifespanDays: uint32(p.RecommendedCertLifespanDays),
+		ServerPreferredOrder:               p.ServerPreferredOrder,
+		RsaMinKeyBits:                      uint32(p.RSAMinKeyBits), EcdhMinBits: uint32(p.ECDHMinBits),
+		InsecureReason: p.InsecureReason,
+	}
+}
+
+func policyToPB(p sdk.Policy) *pb.PolicyContext {
+	targets := make([]*pb.TargetRef, 0, len(p.Targets))
+	for _, t := range p.Targets {
+		eps := make([]*pb.Endpoint, 0, len(t.Endpoints))
+		for _, e := range t.Endpoints {
+			eps = append(eps, &pb.Endpoint{Name: e.Name, Address: e.Address})
+		}
+		targets = append(targets, &pb.TargetRef{Name: t.Name, Plugin: t.Plugin, Endpoints: eps,
+			CertificateNames: t.CertificateNames, Mtls: t.MTLS})
+	}
+	alerts := make([]int64, len(p.Rotation.AlertAt))
+	for i, a := range p.Rotation.AlertAt {
+		alerts[i] = int64(a / time.Second)
+	}
+	return &pb.PolicyContext{
+		ApiVersion: p.APIVersion, Profile: profileToPB(p.Profile),
+		Rotation: &pb.Rotation{MaxLifetimeSeconds: int64(p.Rotation.MaxLifetime / time.Second),
+			RenewBeforeSeconds: int64(p.Rotation.RenewBefore / time.Second), AlertAtSeconds: alerts},
+		MtlsScope: p.MTLSScope, Targets: targets, CertificateSource: p.CertificateSource,
+	}
+}
+
+func targetToPB(t sdk.Target) *pb.TargetConfig {
+	return &pb.TargetConfig{Name: t.Name, ConnectionJson: t.Connection, SpecJson: t.Spec, Secrets: wire.TargetSecrets(t)}
+}
+
+func certsToPB(c sdk.Certificates) *pb.CertificateMaterial {
+	return &pb.CertificateMaterial{CertificateChainPem: c.ChainPEM, PrivateKeyPem: c.KeyPEM, CaBundlePem: c.CABundlePEM,
+		ClientCertificateChainPem: c.ClientChainPEM, ClientPrivateKeyPem: c.ClientKeyPEM, CrlPem: c.CRLPEM}
+}
+
+func artifactsFromPB(in []*pb.Artifact) []sdk.Artifact {
+	var out []sdk.Artifact
+	for _, a := range in {
+		out = append(out, sdk.Artifact{Path: a.GetPath(), Content: a.GetContent(), Mode: a.GetMode(), Sensitive: a.GetSensitive(), Description: a.GetDescription()})
+	}
+	return out
+}
+
+func changesFromPB(in []*pb.Change) []sdk.Change {
+	var out []sdk.Change
+	for _, c := range in {
+		action := sdk.Action("")
+		for k, v := range actionToPB {
+			if v == c.GetAction() {
+				action = k
+			}
+		}
+		out = append(out, sdk.Change{Resource: c.GetResource(), Action: action, Before: c.GetBefore(), After: c.GetAfter(),
+			Sensitive: c.GetSensitive(), RequiresRestart: c.GetRequiresRestart(), Description: c.GetDescription()})
+	}
+	return out
+}
+
+func checksFromPB(in []*pb.Check) []sdk.Check {
+	var out []sdk.Check
+	for _, c := range in {
+		out = append(out, sdk.Check{ID: c.GetId(), Status: checks.Status(c.GetStatus()), Severity: checks.Severity(c.GetSeverity()),
+			Title: c.GetTitle(), Evidence: c.GetEvidence(), Remediation: c.GetRemediation(), References: c.GetReferences(),
+			Subject: c.GetSubject(), Inconclusive: int(c.GetInconclusive()), ConfigurationOnly: c.GetConfigurationOnly()})
+	}
+	return out
+}
+
+var actionToPB = map[sdk.Action]pb.Change_Action{sdk.Create: pb.Change_ACTION_CREATE, sdk.Update: pb.Change_ACTION_UPDATE,
+	sdk.Delete: pb.Change_ACTION_DELETE, sdk.NoOp: pb.Change_ACTION_NOOP}
+
+var capToPB = map[sdk.Capability]pb.Capability{
+	sdk.CapRender: pb.Capability_CAPABILITY_RENDER, sdk.CapPlan: pb.Capability_CAPABILITY_PLAN,
+	sdk.CapApply: pb.Capability_CAPABILITY_APPLY, sdk.CapVerify: pb.Capability_CAPABILITY_VERIFY,
+	sdk.CapIssuer: pb.Capability_CAPABILITY_ISSUER,
+}
+
+func certsFromPB(in *pb.CertificateMaterial) sdk.Certificates {
+	return sdk.Certificates{ChainPEM: in.GetCertificateChainPem(), KeyPEM: in.GetPrivateKeyPem(), CABundlePEM: in.GetCaBundlePem(),
+		ClientChainPEM: in.GetClientCertificateChainPem(), ClientKeyPEM: in.GetClientPrivateKeyPem(), CRLPEM: in.GetCrlPem()}
+}
