@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,138 +10,10 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/sse"
 
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
-
-// live is the bucket's current encryption default and policy.
-type live struct {
-	encryption *sse.Configuration // nil: none
-	policy     string
-}
-
-func (t *target) read(ctx context.Context) (live, error) {
-	var l live
-	ok, err := t.cl.BucketExists(ctx, t.spec.Bucket)
-	if err != nil {
-		return l, fmt.Errorf("bucket %s at %s: %w", t.spec.Bucket, t.conn.Endpoint, err)
-	}
-	if !ok {
-		return l, fmt.Errorf("bucket %s does not exist at %s", t.spec.Bucket, t.conn.Endpoint)
-	}
-	enc, err := t.cl.GetBucketEncryption(ctx, t.spec.Bucket)
-	if err != nil {
-		var er minio.ErrorResponse
-		if !errors.As(err, &er) || er.Code != "ServerSideEncryptionConfigurationNotFoundError" {
-			return l, fmt.Errorf("GetBucketEncryption: %w", err)
-		}
-		enc = nil
-	}
-	l.encryption = enc
-	if l.policy, err = t.cl.GetBucketPolicy(ctx, t.spec.Bucket); err != nil {
-		return l, fmt.Errorf("GetBucketPolicy: %w", err)
-	}
-	return l, nil
-}
-
-func (t *target) wantEncryption() *sse.Configuration {
-	if t.spec.SSE.algorithm() == "aws:kms" {
-		return sse.NewConfigurationSSEKMS(t.spec.SSE.KMSKeyID)
-	}
-	return sse.NewConfigurationSSES3()
-}
-
-func describeEncryption(c *sse.Configuration) string {
-	if c == nil || len(c.Rules) == 0 {
-		return "none"
-	}
-	a := c.Rules[0].Apply
-	if a.KmsMasterKeyID != "" {
-		return a.SSEAlgorithm + " key " + a.KmsMasterKeyID
-	}
-	return a.SSEAlgorithm
-}
-
-// desired works out the changes: the encryption default and the merged
-// policy (the operator's statements kept).
-func (t *target) desired(l live) (wantPolicy string, changes []sdk.Change, err error) {
-	cur, err := parsePolicy(l.policy)
-	if err != nil {
-		return "", nil, err
-	}
-	if wantPolicy, err = mergePolicy(cur, t.spec.Bucket, t.spec); err != nil {
-		return "", nil, err
-	}
-	if got, want := describeEncryption(l.encryption), describeEncryption(t.wantEncryption()); got != want {
-		changes = append(changes, sdk.Change{Resource: "bucket " + t.spec.Bucket + " default encryption", Action: sdk.Update, Before: got, After: want})
-	}
-	curCanon := ""
-	if l.policy != "" {
-		curCanon, _ = canonical(cur)
-	}
-	if curCanon != wantPolicy {
-		kept := 0
-		for _, st := range cur.Statement {
-			if sid := sidOf(st); len(sid) < len(hardenSid) || sid[:len(hardenSid)] != hardenSid {
-				kept++
-			}
-		}
-		changes = append(changes, sdk.Change{Resource: "bucket " + t.spec.Bucket + " policy", Action: sdk.Update,
-			Before: fmt.Sprintf("%d statement(s)", len(cur.Statement)),
-			After:  fmt.Sprintf("%d of the operator's statement(s) kept + %d harden deny statement(s)", kept, len(hardenStatements(t.spec.Bucket, t.spec)))})
-	}
-	return wantPolicy, changes, nil
-}
-
-func token(l live, changes []sdk.Change, journal string) []byte {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n", journal)
-	fmt.Fprintf(h, "%s|%s\n", describeEncryption(l.encryption), l.policy)
-	for _, c := range changes {
-		fmt.Fprintf(h, "%s|%s\n", c.Resource, c.After)
-	}
-	return h.Sum(nil)
-}
-
-// planned is the target with its live state and the changes to it.
-type planned struct {
-	*target
-	live       live
-	wantPolicy string
-	changes    []sdk.Change
-}
-
-// plan opens the target, reads the bucket and works out the changes;
-// failures go on d.
-func plan(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (*planned, bool) {
-	t, ok := open(q, d)
-	if !ok {
-		return nil, false
-	}
-	p := &planned{target: t}
-	var err error
-	if p.live, err = t.read(ctx); err != nil {
-		d.AddTargetError("s3.read", "cannot read the bucket", err)
-		return nil, false
-	}
-	if p.wantPolicy, p.changes, err = t.desired(p.live); err != nil {
-		d.AddTargetError("s3.policy", "the live bucket policy cannot be merged", err)
-		return nil, false
-	}
-	return p, true
-}
-
-// Plan lists the encryption default and policy changes.
-func (objectStore) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
-	if p, ok := plan(ctx, q.RequestContext, &r.Diagnostics); ok {
-		r.Changes = p.changes
-		p.planJournal(r)
-		notice, _, _ := p.noticeFor()
-		r.PlanToken = token(p.live, p.changes, notice)
-	}
-}
 
 // Apply backs up the live configuration (0600), sets the encryption
 // default and the merged policy, then checks harden can still list the
@@ -159,18 +30,18 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	}
 	jp, lp, err := t0.journalPaths()
 	if err != nil {
-		r.Diagnostics.AddTargetError("s3.apply.journal", "no place for the apply journal; nothing was changed", err)
+		r.Diagnostics.AddTargetError("objectstore.apply.journal", "no place for the apply journal; nothing was changed", err)
 		return
 	}
 	// The lock comes first: no other apply may change the bucket between
 	// the read the plan token is checked against and this run's changes.
 	s, err := applykit.Acquire(jp, lp)
 	if errors.Is(err, applykit.ErrLocked) {
-		r.Diagnostics.AddTargetError("s3.apply.locked", "another harden apply is running on this bucket; nothing was changed", err)
+		r.Diagnostics.AddTargetError("objectstore.apply.locked", "another harden apply is running on this bucket; nothing was changed", err)
 		return
 	}
 	if err != nil {
-		r.Diagnostics.AddTargetError("s3.apply.journal", "cannot take the apply lock or read the journal; nothing was changed", err)
+		r.Diagnostics.AddTargetError("objectstore.apply.journal", "cannot take the apply lock or read the journal; nothing was changed", err)
 		return
 	}
 	p, ok := plan(ctx, q.RequestContext, &r.Diagnostics)
@@ -185,7 +56,7 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	}
 	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(l, changes, notice)) {
 		s.Done()
-		r.Diagnostics.AddTargetError("s3.plan_stale", "the bucket changed since the plan was made", errors.New("run harden plan again"))
+		r.Diagnostics.AddTargetError("objectstore.plan_stale", "the bucket changed since the plan was made", errors.New("run harden plan again"))
 		return
 	}
 	if len(changes) == 0 && s.Interrupted == nil {
@@ -198,37 +69,37 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	}
 	if err := s.Begin(applykit.State{Plugin: "objectstore", Target: q.Target.Name, Phase: stepBegun, Intent: intent, Data: original(l)}); err != nil {
 		s.Done()
-		r.Diagnostics.AddTargetError("s3.apply.journal", "cannot write the apply journal; nothing was changed", err)
+		r.Diagnostics.AddTargetError("objectstore.apply.journal", "cannot write the apply journal; nothing was changed", err)
 		return
 	}
 	from := l // what a failure restores: where this run, or the killed one, started
 	if s.Interrupted != nil {
 		if from, err = fromOriginal(s.Interrupted.Data); err != nil {
 			s.Keep()
-			r.Diagnostics.AddTargetError("s3.apply.journal", "the journal of the interrupted apply cannot be used; inspect or remove it", err)
+			r.Diagnostics.AddTargetError("objectstore.apply.journal", "the journal of the interrupted apply cannot be used; inspect or remove it", err)
 			return
 		}
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "s3.apply.interrupted",
+		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.interrupted",
 			Summary: notice + "; this apply completes it"})
 	}
 	backup, err := t.backup(q.Target.Name, from)
 	if err != nil {
 		s.Done()
-		r.Diagnostics.AddTargetError("s3.backup", "cannot back up the bucket configuration; nothing was changed", err)
+		r.Diagnostics.AddTargetError("objectstore.backup", "cannot back up the bucket configuration; nothing was changed", err)
 		return
 	}
 	restore := func(cause error) {
 		if rerr := t.restoreBounded(ctx, from); rerr != nil {
 			s.Keep() // the next apply tries again
-			r.Diagnostics.AddTargetError("s3.apply", "apply failed and restoring FAILED (backup: "+backup+"; the journal is kept for the next apply)", errors.Join(cause, rerr))
+			r.Diagnostics.AddTargetError("objectstore.apply", "apply failed and restoring FAILED (backup: "+backup+"; the journal is kept for the next apply)", errors.Join(cause, rerr))
 			return
 		}
 		if derr := s.Done(); derr != nil {
 			cause = errors.Join(cause, derr)
 		}
-		code, what := "s3.apply", "apply failed; the previous configuration is restored"
+		code, what := "objectstore.apply", "apply failed; the previous configuration is restored"
 		if ctx.Err() != nil {
-			code, what = "s3.apply.interrupted", "apply was interrupted; the previous configuration is restored"
+			code, what = "objectstore.apply.interrupted", "apply was interrupted; the previous configuration is restored"
 		}
 		r.Diagnostics.AddTargetError(code, what, cause)
 	}
@@ -265,7 +136,7 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 		return
 	}
 	if err := s.Done(); err != nil {
-		r.Diagnostics.AddTargetError("s3.apply.journal", "applied and confirmed, but the journal could not be removed", err)
+		r.Diagnostics.AddTargetError("objectstore.apply.journal", "applied and confirmed, but the journal could not be removed", err)
 	}
 	r.Applied = changes
 }

@@ -51,7 +51,7 @@ func TestVerifyNeverPassesThroughFaults(t *testing.T) {
 	for _, c := range direct {
 		d[c.ID] = c
 	}
-	for _, id := range []string{"s3.encryption.default", "s3.policy.denies", "s3.http.refused", "s3.put.unencrypted_refused"} {
+	for _, id := range []string{"objectstore.encryption.default", "objectstore.policy.denies", "objectstore.http.refused", "objectstore.put.unencrypted_refused"} {
 		if d[id].Status != checks.Fail {
 			t.Errorf("direct %s = %s: %s", id, d[id].Status, d[id].Evidence)
 		}
@@ -73,12 +73,12 @@ func TestVerifyNeverPassesThroughFaults(t *testing.T) {
 				t.Fatalf("%s never fired", f)
 			}
 			for _, c := range through {
-				if (c.ID == "s3.http.refused" || c.ID == "s3.policy.denies") && c.Status == checks.Pass {
+				if (c.ID == "objectstore.http.refused" || c.ID == "objectstore.policy.denies") && c.Status == checks.Pass {
 					t.Errorf("%s passes with the plaintext endpoint behind %s: %s", c.ID, f, c.Evidence)
 				}
 			}
-			if c := byIDChecks(through)["s3.http.refused"]; c.Status != checks.Error && c.Status != checks.Fail {
-				t.Errorf("s3.http.refused behind %s: %s: %s", f, c.Status, c.Evidence)
+			if c := byIDChecks(through)["objectstore.http.refused"]; c.Status != checks.Error && c.Status != checks.Fail {
+				t.Errorf("objectstore.http.refused behind %s: %s: %s", f, c.Status, c.Evidence)
 			}
 		})
 	}

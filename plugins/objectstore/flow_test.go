@@ -91,7 +91,7 @@ func TestFlow(t *testing.T) {
 		t.Fatalf("verify before: %v %v", err, before.Diagnostics.Err())
 	}
 	b := byID(before)
-	for _, id := range []string{"s3.encryption.default", "s3.policy.denies", "s3.http.refused", "s3.put.unencrypted_refused"} {
+	for _, id := range []string{"objectstore.encryption.default", "objectstore.policy.denies", "objectstore.http.refused", "objectstore.put.unencrypted_refused"} {
 		if b[id].Status != checks.Fail {
 			t.Errorf("before: %s %s: %s", id, b[id].Status, b[id].Evidence)
 		}
@@ -115,7 +115,7 @@ func TestFlow(t *testing.T) {
 		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
 	}
 	a := byID(after)
-	for _, id := range []string{"s3.encryption.default", "s3.policy.denies", "s3.http.refused", "s3.put.unencrypted_refused", "s3.put.encrypted_accepted", "s3.objects.encrypted", "s3.at_rest.canary", "tls.certificate.trusted"} {
+	for _, id := range []string{"objectstore.encryption.default", "objectstore.policy.denies", "objectstore.http.refused", "objectstore.put.unencrypted_refused", "objectstore.put.encrypted_accepted", "objectstore.objects.encrypted", "objectstore.at_rest.canary", "tls.certificate.trusted"} {
 		if a[id].Status != checks.Pass {
 			t.Errorf("after: %s %s: %s", id, a[id].Status, a[id].Evidence)
 		}
@@ -123,12 +123,12 @@ func TestFlow(t *testing.T) {
 	// The policy check rests on live refusals of every deny a request can
 	// exercise (transport, unencrypted, SSE-S3 on a KMS bucket, pii/).
 	for _, live := range []string{"live: PUT over http", "live: PUT without SSE refused", "live: CopyObject without SSE refused", "live: PUT with SSE-S3 (AES256) where aws:kms is required refused", "live: PUT under pii/ with SSE-S3 (AES256) refused"} {
-		if !strings.Contains(a["s3.policy.denies"].Evidence, live) {
-			t.Errorf("s3.policy.denies lacks %q: %s", live, a["s3.policy.denies"].Evidence)
+		if !strings.Contains(a["objectstore.policy.denies"].Evidence, live) {
+			t.Errorf("objectstore.policy.denies lacks %q: %s", live, a["objectstore.policy.denies"].Evidence)
 		}
 	}
-	if a["s3.policy.denies"].ConfigurationOnly || a["s3.at_rest.canary"].Inconclusive != 0 {
-		t.Errorf("after: policy configuration only %v, canary inconclusive %d", a["s3.policy.denies"].ConfigurationOnly, a["s3.at_rest.canary"].Inconclusive)
+	if a["objectstore.policy.denies"].ConfigurationOnly || a["objectstore.at_rest.canary"].Inconclusive != 0 {
+		t.Errorf("after: policy configuration only %v, canary inconclusive %d", a["objectstore.policy.denies"].ConfigurationOnly, a["objectstore.at_rest.canary"].Inconclusive)
 	}
 	// The non-admin identity is held to the same denies; pii/ needs SSE-KMS.
 	user, ok := open(s3Request(t, s, s.UserKeyFile, s.UserSecretFile), &d)
@@ -167,14 +167,14 @@ func TestFlow(t *testing.T) {
 	erc := rc
 	erc.Target = sdk.NewTarget("lake", rc.Target.Connection, spJSON, map[string][]byte{"access_key": readKey(t, s.AccessKeyFile), "secret_key": readKey(t, s.SecretKeyFile)})
 	ev, _ := client.Verify(ctx, erc)
-	if c := byID(ev)["s3.envelope.records"]; c.Status != checks.Pass || !strings.Contains(c.Evidence, "coverage 3/3") || byID(after)["s3.objects.encrypted"].Evidence != "coverage 1/1 objects, every one with an approved server-side encryption" {
+	if c := byID(ev)["objectstore.envelope.records"]; c.Status != checks.Pass || !strings.Contains(c.Evidence, "coverage 3/3") || byID(after)["objectstore.objects.encrypted"].Evidence != "coverage 1/1 objects, every one with an approved server-side encryption" {
 		t.Errorf("envelope records: %s %s", c.Status, c.Evidence)
 	}
 	if _, err := tg.cl.CopyObject(ctx, minio.CopyDestOptions{Bucket: "lake", Object: "env/d", Encryption: tg.sseFor("env/d")}, minio.CopySrcOptions{Bucket: "lake", Object: "env/a"}); err != nil {
 		t.Fatal(err)
 	}
 	ev, _ = client.Verify(ctx, erc)
-	if c := byID(ev)["s3.envelope.records"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "data key reused") {
+	if c := byID(ev)["objectstore.envelope.records"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "data key reused") {
 		t.Errorf("reused data key: %s %s", c.Status, c.Evidence)
 	}
 	// An envelope prefix with no objects has nothing to judge: not a pass.
@@ -182,7 +182,7 @@ func TestFlow(t *testing.T) {
 	spJSON, _ = json.Marshal(sp)
 	erc.Target = sdk.NewTarget("lake", rc.Target.Connection, spJSON, map[string][]byte{"access_key": readKey(t, s.AccessKeyFile), "secret_key": readKey(t, s.SecretKeyFile)})
 	ev, _ = client.Verify(ctx, erc)
-	if c := byID(ev)["s3.envelope.records"]; c.Status != checks.Skip || !strings.Contains(c.Evidence, `no objects under "empty/"`) {
+	if c := byID(ev)["objectstore.envelope.records"]; c.Status != checks.Skip || !strings.Contains(c.Evidence, `no objects under "empty/"`) {
 		t.Errorf("empty envelope prefix: %s %s", c.Status, c.Evidence)
 	}
 
@@ -198,10 +198,10 @@ func TestFlow(t *testing.T) {
 	}
 	allow, _ := client.Verify(ctx, rc)
 	al := byID(allow)
-	if c := al["s3.policy.denies"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "Effect is Allow") || !strings.Contains(c.Evidence, "accepted") {
-		t.Errorf("harden's Sids with Effect Allow: s3.policy.denies %s: %s", c.Status, c.Evidence)
+	if c := al["objectstore.policy.denies"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "Effect is Allow") || !strings.Contains(c.Evidence, "accepted") {
+		t.Errorf("harden's Sids with Effect Allow: objectstore.policy.denies %s: %s", c.Status, c.Evidence)
 	}
-	for _, id := range []string{"s3.put.unencrypted_refused", "s3.http.refused"} {
+	for _, id := range []string{"objectstore.put.unencrypted_refused", "objectstore.http.refused"} {
 		if al[id].Status != checks.Fail {
 			t.Errorf("with the denies turned into allows: %s %s: %s", id, al[id].Status, al[id].Evidence)
 		}

@@ -127,15 +127,15 @@ func TestApplyInterruptedAtEveryStep(t *testing.T) {
 			if err != nil || plan.Diagnostics.HasError() {
 				t.Fatalf("plan: %v %v", err, plan.Diagnostics.Err())
 			}
-			if !diagCode(plan.Diagnostics, "s3.apply.interrupted") || len(plan.Changes) == 0 || !strings.Contains(plan.Changes[0].Description, "interrupted at "+at) {
+			if !diagCode(plan.Diagnostics, "objectstore.apply.interrupted") || len(plan.Changes) == 0 || !strings.Contains(plan.Changes[0].Description, "interrupted at "+at) {
 				t.Fatalf("plan after a kill at %s does not report the interrupted apply: %+v %+v", at, plan.Diagnostics, plan.Changes)
 			}
 			v, err := client.Verify(ctx, rc)
-			if err != nil || !diagCode(v.Diagnostics, "s3.apply.interrupted") {
+			if err != nil || !diagCode(v.Diagnostics, "objectstore.apply.interrupted") {
 				t.Fatalf("verify after a kill at %s does not say so: %v %+v", at, err, v.Diagnostics)
 			}
 			ar, err := client.Apply(ctx, rc, plan.PlanToken, false)
-			if err != nil || ar.Diagnostics.HasError() || !diagCode(ar.Diagnostics, "s3.apply.interrupted") {
+			if err != nil || ar.Diagnostics.HasError() || !diagCode(ar.Diagnostics, "objectstore.apply.interrupted") {
 				t.Fatalf("recovering apply: %v %v %+v", err, ar.Diagnostics.Err(), ar.Diagnostics)
 			}
 			if _, err := os.Stat(jp); !errors.Is(err, os.ErrNotExist) {
@@ -146,7 +146,7 @@ func TestApplyInterruptedAtEveryStep(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := byID(after)
-			for _, id := range []string{"s3.encryption.default", "s3.policy.denies", "s3.put.unencrypted_refused"} {
+			for _, id := range []string{"objectstore.encryption.default", "objectstore.policy.denies", "objectstore.put.unencrypted_refused"} {
 				if a[id].Status != checks.Pass {
 					t.Errorf("after recovery: %s %s: %s", id, a[id].Status, a[id].Evidence)
 				}
@@ -186,7 +186,7 @@ func TestApplyCancelledRestores(t *testing.T) {
 	defer func() { stepHook = nil }()
 	var r sdk.ApplyResponse
 	objectStore{}.Apply(ctx, sdk.ApplyRequest{RequestContext: rc}, &r)
-	if !diagCode(r.Diagnostics, "s3.apply.interrupted") || len(r.Applied) != 0 {
+	if !diagCode(r.Diagnostics, "objectstore.apply.interrupted") || len(r.Applied) != 0 {
 		t.Fatalf("a cancelled apply: %+v applied %+v", r.Diagnostics, r.Applied)
 	}
 	bg := context.Background()

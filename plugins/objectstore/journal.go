@@ -87,11 +87,11 @@ func (t *target) planJournal(r *sdk.PlanResponse) {
 	case errors.Is(err, fs.ErrPermission):
 		r.Diagnostics.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
 	case err != nil:
-		r.Diagnostics.AddTargetError("s3.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
+		r.Diagnostics.AddTargetError("objectstore.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
 	case running:
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "s3.apply.locked", Summary: notice})
+		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.locked", Summary: notice})
 	case notice != "":
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "s3.apply.interrupted",
+		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.interrupted",
 			Summary: notice + "; harden apply will complete it",
 			Detail:  "some of that run's changes may be live and unconfirmed: apply sets what remains and confirms harden's access, or restores where that run started"})
 		r.Changes = append([]sdk.Change{{Resource: "bucket " + t.spec.Bucket + " interrupted apply", Action: sdk.Update,
@@ -107,11 +107,11 @@ func (t *target) verifyJournal(d *sdk.Diagnostics) {
 	case errors.Is(err, fs.ErrPermission):
 		d.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
 	case err != nil:
-		d.AddTargetError("s3.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
+		d.AddTargetError("objectstore.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
 	case running:
-		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "s3.apply.locked", Summary: notice, Detail: "the configuration verified may be about to change"})
+		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.locked", Summary: notice, Detail: "the configuration verified may be about to change"})
 	case notice != "":
-		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "s3.apply.interrupted", Summary: notice, Detail: "what verify observed is live but that run never confirmed it: run harden apply to complete it"})
+		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.interrupted", Summary: notice, Detail: "what verify observed is live but that run never confirmed it: run harden apply to complete it"})
 	}
 }
 

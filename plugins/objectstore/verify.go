@@ -33,16 +33,16 @@ func init() {
 		// Configuration read back from the server (GetBucketEncryption): once
 		// the deny policy refuses uploads without SSE, the default cannot be
 		// exercised live, so it is a medium-severity configuration check;
-		// the live proof is s3.put.unencrypted_refused and s3.at_rest.canary.
-		checks.Definition{ID: "s3.encryption.default", Title: "The bucket's default encryption setting is the policy's (GetBucketEncryption, configuration)", Severity: checks.Medium, Remediation: "Set the bucket's default encryption (harden apply does).", References: ref},
-		checks.Definition{ID: "s3.policy.denies", Title: "The bucket policy denies plaintext transport and uploads without approved server-side encryption", Severity: checks.High, Remediation: "Add the deny statements (harden apply merges them).", References: ref},
-		checks.Definition{ID: "s3.http.refused", Title: "PUT, GET and LIST over http:// are refused", Severity: checks.High, Remediation: "Deny aws:SecureTransport=false or close the plaintext port.", References: ref},
-		checks.Definition{ID: "s3.put.unencrypted_refused", Title: "A PUT and a CopyObject without an SSE header are refused", Severity: checks.High, Remediation: "Deny s3:PutObject without s3:x-amz-server-side-encryption.", References: ref},
-		checks.Definition{ID: "s3.put.encrypted_accepted", Title: "An encrypted multipart upload still works", Severity: checks.Medium, Remediation: "Check the deny statements are not broader than intended.", References: ref},
-		checks.Definition{ID: "s3.objects.encrypted", Title: "Sampled objects report an approved encryption (HeadObject)", Severity: checks.High, Remediation: "Re-upload or copy the listed objects with encryption.", References: ref},
-		checks.Definition{ID: "s3.envelope.records", Title: "Envelope-encrypted objects carry a record of the KEK, each with its own data key; records under an older KEK version are rewrap debt", Severity: checks.High,
+		// the live proof is objectstore.put.unencrypted_refused and objectstore.at_rest.canary.
+		checks.Definition{ID: "objectstore.encryption.default", Title: "The bucket's default encryption setting is the policy's (GetBucketEncryption, configuration)", Severity: checks.Medium, Remediation: "Set the bucket's default encryption (harden apply does).", References: ref},
+		checks.Definition{ID: "objectstore.policy.denies", Title: "The bucket policy denies plaintext transport and uploads without approved server-side encryption", Severity: checks.High, Remediation: "Add the deny statements (harden apply merges them).", References: ref},
+		checks.Definition{ID: "objectstore.http.refused", Title: "PUT, GET and LIST over http:// are refused", Severity: checks.High, Remediation: "Deny aws:SecureTransport=false or close the plaintext port.", References: ref},
+		checks.Definition{ID: "objectstore.put.unencrypted_refused", Title: "A PUT and a CopyObject without an SSE header are refused", Severity: checks.High, Remediation: "Deny s3:PutObject without s3:x-amz-server-side-encryption.", References: ref},
+		checks.Definition{ID: "objectstore.put.encrypted_accepted", Title: "An encrypted multipart upload still works", Severity: checks.Medium, Remediation: "Check the deny statements are not broader than intended.", References: ref},
+		checks.Definition{ID: "objectstore.objects.encrypted", Title: "Sampled objects report an approved encryption (HeadObject)", Severity: checks.High, Remediation: "Re-upload or copy the listed objects with encryption.", References: ref},
+		checks.Definition{ID: "objectstore.envelope.records", Title: "Envelope-encrypted objects carry a record of the KEK, each with its own data key; records under an older KEK version are rewrap debt", Severity: checks.High,
 			Remediation: "Upload with harden objectstore put; after a KEK rotation run harden objectstore rewrap.", References: ref},
-		checks.Definition{ID: "s3.at_rest.canary", Title: "Bytes written through an encrypted PUT are not on the server's disk in plaintext", Severity: checks.High, Remediation: "The server echoes SSE headers without encrypting: configure real SSE (a KMS) or use envelope encryption.", References: ref},
+		checks.Definition{ID: "objectstore.at_rest.canary", Title: "Bytes written through an encrypted PUT are not on the server's disk in plaintext", Severity: checks.High, Remediation: "The server echoes SSE headers without encrypting: configure real SSE (a KMS) or use envelope encryption.", References: ref},
 	)
 }
 
@@ -62,25 +62,25 @@ func (objectStore) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.Verif
 	go func() { scan <- t.scanTLS(ctx, q.RequestContext) }()
 	l, err := t.read(ctx)
 	if err != nil {
-		r.Diagnostics.AddTargetError("s3.read", "cannot read the bucket", err)
+		r.Diagnostics.AddTargetError("objectstore.read", "cannot read the bucket", err)
 		r.Checks = <-scan
 		return
 	}
 	want := describeEncryption(t.wantEncryption())
 	got := fmt.Sprintf("GetBucketEncryption: %s (policy: %s)", describeEncryption(l.encryption), want)
-	r.Checks = append(r.Checks, checks.Configured("s3.encryption.default", subject, got, describeEncryption(l.encryption) == want))
+	r.Checks = append(r.Checks, checks.Configured("objectstore.encryption.default", subject, got, describeEncryption(l.encryption) == want))
 	// The requests that must be refused, made once: their own checks and
-	// the live half of s3.policy.denies.
+	// the live half of objectstore.policy.denies.
 	httpTries := t.httpAttempts(ctx, q.RequestContext)
 	plainTries := t.unencryptedAttempts(ctx)
 	algTries := t.algorithmAttempts(ctx)
 	r.Checks = append(r.Checks, t.policyCheck(l.policy, subject, slices.Concat(httpTries, plainTries, algTries)))
 	if t.conn.HTTPEndpoint == "" {
-		r.Checks = append(r.Checks, checks.NotApplicable("s3.http.refused", subject, "no connection.http_endpoint: the server has no plaintext endpoint to test"))
+		r.Checks = append(r.Checks, checks.NotApplicable("objectstore.http.refused", subject, "no connection.http_endpoint: the server has no plaintext endpoint to test"))
 	} else {
-		r.Checks = append(r.Checks, checks.Reduce("s3.http.refused", subject, observations(httpTries)...))
+		r.Checks = append(r.Checks, checks.Reduce("objectstore.http.refused", subject, observations(httpTries)...))
 	}
-	r.Checks = append(r.Checks, checks.Reduce("s3.put.unencrypted_refused", subject, observations(plainTries)...))
+	r.Checks = append(r.Checks, checks.Reduce("objectstore.put.unencrypted_refused", subject, observations(plainTries)...))
 	r.Checks = append(r.Checks, t.multipartAccepted(ctx, subject))
 	r.Checks = append(r.Checks, t.sample(ctx, subject))
 	if t.spec.Envelope != nil {
@@ -128,7 +128,7 @@ type attempt struct {
 }
 
 // live is the attempt's observation labelled as live evidence (beside the
-// policy text in s3.policy.denies).
+// policy text in objectstore.policy.denies).
 func (a attempt) live() checks.Observation {
 	o := a.obs
 	o.Evidence = "live: " + o.Evidence
@@ -282,7 +282,7 @@ func (t *target) policyCheck(text, subject string, tries []attempt) checks.Check
 				obs = append(obs, a.live())
 			}
 		}
-		return checks.Reduce("s3.policy.denies", subject, obs...)
+		return checks.Reduce("objectstore.policy.denies", subject, obs...)
 	}
 	var obs []checks.Observation
 	for _, r := range requiredDenies(t.spec.Bucket, t.spec) {
@@ -305,7 +305,7 @@ func (t *target) policyCheck(text, subject string, tries []attempt) checks.Check
 			obs = append(obs, checks.Good(ev))
 		}
 	}
-	return checks.Reduce("s3.policy.denies", subject, obs...)
+	return checks.Reduce("objectstore.policy.denies", subject, obs...)
 }
 
 // noLiveRequest says why no request exercised deny r.
@@ -347,7 +347,7 @@ func (t *target) multipartAccepted(ctx context.Context, subject string) checks.C
 	if err == nil {
 		_ = t.cl.RemoveObject(ctx, t.spec.Bucket, key, minio.RemoveObjectOptions{})
 	}
-	return checks.Reduce("s3.put.encrypted_accepted", subject, acceptance(fmt.Sprintf("encrypted multipart upload of %d bytes (3 parts)", size), err))
+	return checks.Reduce("objectstore.put.encrypted_accepted", subject, acceptance(fmt.Sprintf("encrypted multipart upload of %d bytes (3 parts)", size), err))
 }
 
 // sample inspects up to spec.sample objects with HeadObject; a HEAD that
@@ -364,10 +364,10 @@ func (t *target) sample(ctx context.Context, subject string) checks.Check {
 		}
 	})
 	if err != nil {
-		return checks.Reduce("s3.objects.encrypted", subject, checks.Unknown("list the objects", err.Error()))
+		return checks.Reduce("objectstore.objects.encrypted", subject, checks.Unknown("list the objects", err.Error()))
 	}
 	if total == 0 {
-		return checks.NotApplicable("s3.objects.encrypted", subject, "the bucket holds no objects yet (harden's own verify objects aside): nothing to sample")
+		return checks.NotApplicable("objectstore.objects.encrypted", subject, "the bucket holds no objects yet (harden's own verify objects aside): nothing to sample")
 	}
 	cov := fmt.Sprintf("coverage %d/%d objects", checked, total)
 	var obs []checks.Observation
@@ -379,7 +379,7 @@ func (t *target) sample(ctx context.Context, subject string) checks.Check {
 	if len(unknown) > 0 {
 		obs = append(obs, checks.Unknown(fmt.Sprintf("%d sampled object(s)", len(unknown)), firstOf(unknown, 5)))
 	}
-	return checks.Reduce("s3.objects.encrypted", subject, obs...)
+	return checks.Reduce("objectstore.objects.encrypted", subject, obs...)
 }
 
 // firstOf joins the first n items and says how many more there are.
@@ -400,7 +400,7 @@ var searchBuffer = 1 << 20
 // directory that did not grow, or a canary the server would not take
 // makes the proof inconclusive: an error, never "in none of the files".
 func (t *target) canary(ctx context.Context, subject string) checks.Check {
-	const id = "s3.at_rest.canary"
+	const id = "objectstore.at_rest.canary"
 	if t.conn.DataDir == "" {
 		return checks.NotApplicable(id, subject, "no connection.data_dir: the at-rest proof needs harden on the server's host")
 	}
@@ -583,7 +583,7 @@ func treeSize(fsys fs.FS) (int64, error) {
 // version older than the newest seen are rewrap debt. A HEAD that fails is
 // inconclusive; an empty prefix has nothing to judge (not applicable).
 func (t *target) envelopeRecords(ctx context.Context, subject string) checks.Check {
-	const id = "s3.envelope.records"
+	const id = "objectstore.envelope.records"
 	seen := map[string]string{}
 	versions := map[int]int{}
 	var missing, reused, unknown []string

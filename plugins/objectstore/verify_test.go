@@ -217,7 +217,7 @@ func TestCanaryInconclusiveWhenFilesCannotBeRead(t *testing.T) {
 	}
 }
 
-// s3.policy.denies judges what the statements say, not their names.
+// objectstore.policy.denies judges what the statements say, not their names.
 func TestPolicyDeniesJudgedByContent(t *testing.T) {
 	s := spec{Bucket: "lake", SensitivePrefixes: []string{"pii/"}, SSE: sseSpec{Algorithm: "aws:kms", KMSKeyID: "k"}}
 	hardened, err := mergePolicy(bucketPolicy{}, "lake", s)
@@ -286,7 +286,7 @@ func TestPolicyDeniesJudgedByContent(t *testing.T) {
 	}
 }
 
-// s3.policy.denies rests on the policy's content AND the live refusals:
+// objectstore.policy.denies rests on the policy's content AND the live refusals:
 // a right-looking policy the server does not enforce fails; a refusal that
 // could not be observed makes it an error; only both good pass.
 func TestPolicyCheckCombinesLiveRefusals(t *testing.T) {
@@ -318,7 +318,7 @@ func TestPolicyCheckCombinesLiveRefusals(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := tg.policyCheck(tc.policy, "lake", tc.tries)
 			if c.Status != tc.want || !strings.Contains(c.Evidence, tc.in) {
-				t.Errorf("s3.policy.denies %s, want %s with %q: %s", c.Status, tc.want, tc.in, c.Evidence)
+				t.Errorf("objectstore.policy.denies %s, want %s with %q: %s", c.Status, tc.want, tc.in, c.Evidence)
 			}
 		})
 	}
@@ -396,9 +396,9 @@ func TestHTTPRefusedNeedsAnAnswer(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			tries := tg.httpAttempts(ctx, sdk.RequestContext{Target: sdk.NewTarget("fake", nil, nil, map[string][]byte{"access_key": []byte("a"), "secret_key": []byte("s")})})
-			c := checks.Reduce("s3.http.refused", "fake", observations(tries)...)
+			c := checks.Reduce("objectstore.http.refused", "fake", observations(tries)...)
 			if c.Status != tc.want || len(tries) != 3 {
-				t.Errorf("s3.http.refused over %s: %s: %s", tc.endpoint, c.Status, c.Evidence)
+				t.Errorf("objectstore.http.refused over %s: %s: %s", tc.endpoint, c.Status, c.Evidence)
 			}
 		})
 	}

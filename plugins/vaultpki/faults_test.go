@@ -41,7 +41,7 @@ func TestVerifyNeverPassesThroughFaults(t *testing.T) {
 		return r.Checks, err
 	}
 	direct := faultkit.NeverPasses(t, trimScheme(v.Address), verify, faultkit.Standard(true)...)
-	for _, id := range []string{"vault.pki.ca_present", "vault.audit.enabled", "vault.transit.keys"} {
+	for _, id := range []string{"vaultpki.pki.ca_present", "vaultpki.audit.enabled", "vaultpki.transit.keys"} {
 		cs := only(t, direct, id)
 		if cs[0].Status != checks.Fail {
 			t.Errorf("direct %s = %s: %s", id, cs[0].Status, cs[0].Evidence)

@@ -72,22 +72,22 @@ func TestApplyInterruptedCompletes(t *testing.T) {
 			if err != nil || plan.Diagnostics.HasError() {
 				t.Fatalf("plan: %v %v", err, plan.Diagnostics.Err())
 			}
-			if !hasDiag(plan.Diagnostics, "vault.apply.interrupted") || len(plan.Changes) == 0 || !strings.Contains(plan.Changes[0].Description, "interrupted at "+at) {
+			if !hasDiag(plan.Diagnostics, "vaultpki.apply.interrupted") || len(plan.Changes) == 0 || !strings.Contains(plan.Changes[0].Description, "interrupted at "+at) {
 				t.Fatalf("plan after a kill at %s does not report it: %+v %+v", at, plan.Diagnostics, plan.Changes)
 			}
 			ver, err := client.Verify(ctx, rc)
-			if err != nil || !hasDiag(ver.Diagnostics, "vault.apply.interrupted") {
+			if err != nil || !hasDiag(ver.Diagnostics, "vaultpki.apply.interrupted") {
 				t.Fatalf("verify after a kill at %s does not say so: %v %+v", at, err, ver.Diagnostics)
 			}
 			ar, err := client.Apply(ctx, rc, plan.PlanToken, false)
-			if err != nil || ar.Diagnostics.HasError() || !hasDiag(ar.Diagnostics, "vault.apply.interrupted") {
+			if err != nil || ar.Diagnostics.HasError() || !hasDiag(ar.Diagnostics, "vaultpki.apply.interrupted") {
 				t.Fatalf("completing apply: %v %v %+v", err, ar.Diagnostics.Err(), ar.Diagnostics)
 			}
 			after, err := client.Verify(ctx, rc)
 			if err != nil || after.Diagnostics.HasError() {
 				t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
 			}
-			for _, id := range []string{"vault.pki.ca_present", "vault.audit.enabled", "vault.transit.keys"} {
+			for _, id := range []string{"vaultpki.pki.ca_present", "vaultpki.audit.enabled", "vaultpki.transit.keys"} {
 				cs := statusOf(after, id)
 				if len(cs) == 0 || cs[0].Status != checks.Pass {
 					t.Errorf("after completing: %s: %+v", id, cs)
@@ -121,7 +121,7 @@ func TestApplyCancelledUndoes(t *testing.T) {
 	defer func() { stepHook = nil }()
 	var r sdk.ApplyResponse
 	vaultPKI{}.Apply(ctx, sdk.ApplyRequest{RequestContext: rc}, &r)
-	if !hasDiag(r.Diagnostics, "vault.apply.interrupted") || len(r.Applied) != 0 {
+	if !hasDiag(r.Diagnostics, "vaultpki.apply.interrupted") || len(r.Applied) != 0 {
 		t.Fatalf("a cancelled apply: %+v applied %+v", r.Diagnostics, r.Applied)
 	}
 	if !strings.Contains(fmt.Sprint(r.Diagnostics.Err()), "earlier changes were undone") {

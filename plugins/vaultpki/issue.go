@@ -30,7 +30,7 @@ func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequ
 		err = fmt.Errorf("mount %s has no CA yet: run harden apply --target %s first", st.pkiMounts()[0], q.Target.Name)
 	}
 	if err != nil {
-		r.Diagnostics.AddTargetError("vault.issue", "no CA to issue from", err)
+		r.Diagnostics.AddTargetError("vaultpki.issue", "no CA to issue from", err)
 		return
 	}
 	var crls []string
@@ -78,7 +78,7 @@ func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequ
 		if errors.As(err, &re) {
 			err = fmt.Errorf("%s refused the CSR for %s: %s", st.intMount+"/sign/"+role, q.ForTarget, strings.Join(re.Errors, "; "))
 		}
-		r.Diagnostics.AddTargetError("vault.issue", "Vault did not sign", err)
+		r.Diagnostics.AddTargetError("vaultpki.issue", "Vault did not sign", err)
 		return
 	}
 	chain := []string{fmt.Sprint(s.Data["certificate"])}

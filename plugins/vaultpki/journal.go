@@ -48,11 +48,11 @@ func planJournal(st *settings, r *sdk.PlanResponse) {
 	case errors.Is(err, fs.ErrPermission):
 		r.Diagnostics.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
 	case err != nil:
-		r.Diagnostics.AddTargetError("vault.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
+		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
 	case running:
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vault.apply.locked", Summary: notice})
+		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vaultpki.apply.locked", Summary: notice})
 	case notice != "":
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vault.apply.interrupted",
+		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vaultpki.apply.interrupted",
 			Summary: notice + "; harden apply will complete it", Detail: "the steps that run did not reach are listed below"})
 		r.Changes = append([]sdk.Change{{Resource: "vault interrupted apply", Action: sdk.Update,
 			Description: notice + ": complete its remaining steps"}}, r.Changes...)
@@ -65,10 +65,10 @@ func verifyJournal(st *settings, d *sdk.Diagnostics) {
 	case errors.Is(err, fs.ErrPermission):
 		d.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
 	case err != nil:
-		d.AddTargetError("vault.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
+		d.AddTargetError("vaultpki.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
 	case running:
-		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vault.apply.locked", Summary: notice, Detail: "the configuration verified may be about to change"})
+		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vaultpki.apply.locked", Summary: notice, Detail: "the configuration verified may be about to change"})
 	case notice != "":
-		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vault.apply.interrupted", Summary: notice, Detail: "run harden apply to complete it"})
+		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vaultpki.apply.interrupted", Summary: notice, Detail: "run harden apply to complete it"})
 	}
 }

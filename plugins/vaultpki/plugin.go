@@ -20,8 +20,6 @@ import (
 
 const version = "0.1.0"
 
-func main() { sdk.Serve(vaultPKI{}) }
-
 type vaultPKI struct{}
 
 type connection struct {
@@ -378,7 +376,7 @@ func connect(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (*se
 	}
 	cl, err := client(ctx, q, st.conn)
 	if err != nil {
-		d.AddTargetError("vault.login", "cannot log in to Vault", err)
+		d.AddTargetError("vaultpki.login", "cannot log in to Vault", err)
 		return nil, nil, false
 	}
 	return st, cl, true

@@ -88,7 +88,7 @@ func TestFlow(t *testing.T) {
 	if err != nil || before.Diagnostics.HasError() {
 		t.Fatalf("verify before: %v %v", err, before.Diagnostics.Err())
 	}
-	for _, id := range []string{"vault.pki.ca_present", "vault.audit.enabled", "vault.transit.keys"} {
+	for _, id := range []string{"vaultpki.pki.ca_present", "vaultpki.audit.enabled", "vaultpki.transit.keys"} {
 		cs := statusOf(before, id)
 		if len(cs) == 0 || cs[0].Status != checks.Fail {
 			t.Errorf("before: %s should fail: %+v", id, cs)
@@ -128,19 +128,19 @@ func TestFlow(t *testing.T) {
 		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
 	}
 	for _, c := range after.Checks {
-		if strings.HasPrefix(c.ID, "vault.") && (c.Status == checks.Fail || c.Status == checks.Error) {
+		if strings.HasPrefix(c.ID, "vaultpki.") && (c.Status == checks.Fail || c.Status == checks.Error) {
 			t.Errorf("after apply: %s %s (%s): %s", c.ID, c.Status, c.Subject, c.Evidence)
 		}
 	}
-	for _, id := range []string{"vault.pki.ca_present", "vault.pki.ca_lifetime", "vault.pki.ca_key", "vault.pki.roles", "vault.pki.urls", "vault.pki.tidy", "vault.pki.lint",
-		"vault.pki.expiry", "vault.transit.keys", "vault.audit.enabled", "vault.audit.denied", "tls.protocol.versions", "tls.certificate.trusted"} {
+	for _, id := range []string{"vaultpki.pki.ca_present", "vaultpki.pki.ca_lifetime", "vaultpki.pki.ca_key", "vaultpki.pki.roles", "vaultpki.pki.urls", "vaultpki.pki.tidy", "vaultpki.pki.lint",
+		"vaultpki.pki.expiry", "vaultpki.transit.keys", "vaultpki.audit.enabled", "vaultpki.audit.denied", "tls.protocol.versions", "tls.certificate.trusted"} {
 		if len(statusOf(after, id)) == 0 {
 			t.Errorf("after: no %s check", id)
 		}
 	}
 	// Nothing issued yet but verify's own 5-minute lint leaves: the expiry
 	// check has nothing to judge and says so — it does not pass on zero.
-	if ex := statusOf(after, "vault.pki.expiry"); len(ex) != 1 || ex[0].Status != checks.Skip || !strings.Contains(ex[0].Evidence, "no issued certificate to judge") {
+	if ex := statusOf(after, "vaultpki.pki.expiry"); len(ex) != 1 || ex[0].Status != checks.Skip || !strings.Contains(ex[0].Evidence, "no issued certificate to judge") {
 		t.Errorf("expiry with no issued certificate: %+v", ex)
 	}
 	// Checks that need live evidence pass on it, not on configuration.
@@ -149,7 +149,7 @@ func TestFlow(t *testing.T) {
 			t.Errorf("%s passed on configuration only: %s", c.ID, c.Evidence)
 		}
 	}
-	if ev := statusOf(after, "vault.audit.enabled"); len(ev) == 0 || !strings.Contains(ev[0].Evidence, "found in the audit log") {
+	if ev := statusOf(after, "vaultpki.audit.enabled"); len(ev) == 0 || !strings.Contains(ev[0].Evidence, "found in the audit log") {
 		t.Errorf("audit canary: %+v", ev)
 	}
 	if os.Getenv("HARDEN_DEBUG_CHECKS") != "" {
@@ -203,12 +203,12 @@ func TestFlow(t *testing.T) {
 	seenLP := map[string]bool{}
 	for _, c := range lp.Checks {
 		seenLP[c.ID] = true
-		if strings.HasPrefix(c.ID, "vault.") && (c.Status == checks.Fail || c.Status == checks.Error) {
+		if strings.HasPrefix(c.ID, "vaultpki.") && (c.Status == checks.Fail || c.Status == checks.Error) {
 			t.Errorf("verify as harden-verify: %s %s (%s): %s", c.ID, c.Status, c.Subject, c.Evidence)
 		}
 	}
 	// The least-privilege role must still see everything, not less.
-	for _, id := range []string{"vault.pki.ca_lifetime", "vault.pki.roles", "vault.pki.urls", "vault.pki.tidy", "vault.transit.keys", "vault.audit.enabled"} {
+	for _, id := range []string{"vaultpki.pki.ca_lifetime", "vaultpki.pki.roles", "vaultpki.pki.urls", "vaultpki.pki.tidy", "vaultpki.transit.keys", "vaultpki.audit.enabled"} {
 		if !seenLP[id] {
 			t.Errorf("verify as harden-verify: %s missing", id)
 		}
@@ -251,23 +251,23 @@ func TestFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	legacy := false
-	for _, c := range statusOf(third, "vault.pki.roles") {
+	for _, c := range statusOf(third, "vaultpki.pki.roles") {
 		if strings.Contains(c.Subject, "legacy") {
 			legacy = c.Status == checks.Fail && strings.Contains(c.Evidence, "exceeds the rotation policy")
 		}
 	}
 	if !legacy {
-		t.Errorf("role legacy (max_ttl 8760h) not reported: %+v", statusOf(third, "vault.pki.roles"))
+		t.Errorf("role legacy (max_ttl 8760h) not reported: %+v", statusOf(third, "vaultpki.pki.roles"))
 	}
 	// Now Vault has issued: the 1500 h leaf is fine, the harden-issuer's
 	// 24 h one is inside every alert window.
-	if ex := statusOf(third, "vault.pki.expiry"); len(ex) != 1 || ex[0].Status != checks.Fail || !strings.Contains(ex[0].Evidence, "< 7 days") {
+	if ex := statusOf(third, "vaultpki.pki.expiry"); len(ex) != 1 || ex[0].Status != checks.Fail || !strings.Contains(ex[0].Evidence, "< 7 days") {
 		t.Errorf("expiry with a 24 h certificate: %+v", ex)
 	}
 	// Three denials since the previous verify: the KEK user's rotate, the
 	// verify role's refused plan and the read-only token's read (harden's
 	// own canaries are not counted).
-	if d := statusOf(third, "vault.audit.denied"); len(d) == 0 || !strings.HasPrefix(d[0].Evidence, "3 permission-denied") {
+	if d := statusOf(third, "vaultpki.audit.denied"); len(d) == 0 || !strings.HasPrefix(d[0].Evidence, "3 permission-denied") {
 		t.Errorf("denied requests since the previous verify: %+v", d)
 	}
 	// No token in any check or diagnostic.
@@ -387,7 +387,7 @@ func TestExportableKeyNeedsANewKey(t *testing.T) {
 		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
 	}
 	vr, _ := client.Verify(ctx, rc)
-	if cs := statusOf(vr, "vault.transit.keys"); len(cs) != 1 || cs[0].Status != checks.Fail || !strings.Contains(cs[0].Evidence, "exportable=true") {
+	if cs := statusOf(vr, "vaultpki.transit.keys"); len(cs) != 1 || cs[0].Status != checks.Fail || !strings.Contains(cs[0].Evidence, "exportable=true") {
 		t.Errorf("verify of an exportable key: %+v", cs)
 	}
 }

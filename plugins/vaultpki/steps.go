@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/harden-dev/harden/shared/sdk"
-	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // step is one change apply makes, with what it needs and how to undo it.
@@ -486,161 +484,4 @@ func toAnyMap(m map[string]string) map[string]any {
 		out[k] = v
 	}
 	return out
-}
-
-// token fingerprints the planned changes.
-func token(steps []step, journal string) []byte {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n", journal)
-	for _, s := range steps {
-		fmt.Fprintf(h, "%s|%s|%s|%s\n", s.change.Resource, s.change.Action, s.change.Before, s.change.After)
-	}
-	return h.Sum(nil)
-}
-
-// planSteps logs in and reads Vault's state into the steps apply would
-// take; failures go on d.
-func planSteps(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (*settings, *vault.Client, []step, bool) {
-	st, cl, ok := connect(ctx, q, d)
-	if !ok {
-		return nil, nil, nil, false
-	}
-	steps, err := desired(ctx, cl, st, d)
-	if err != nil {
-		readError(d, err)
-		return nil, nil, nil, false
-	}
-	return st, cl, steps, true
-}
-
-// Plan lists the steps apply would take (and a killed run to complete).
-func (vaultPKI) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
-	st, _, steps, ok := planSteps(ctx, q.RequestContext, &r.Diagnostics)
-	if !ok {
-		return
-	}
-	for _, s := range steps {
-		r.Changes = append(r.Changes, s.change)
-	}
-	planJournal(st, r)
-	notice, _, _ := st.journalNotice()
-	r.PlanToken = token(steps, notice)
-}
-
-// Apply runs the steps in order after a capability pre-flight; a failure
-// undoes this run's steps, newest first. Nothing destructive: CAs are
-// never re-generated, keys never deleted. An intent journal (per Vault and
-// mounts, under a lock) is durable before the first step; each of Vault's
-// writes is atomic, so a run killed between two steps leaves the earlier
-// ones done: the next plan and verify say so, and the next apply completes
-// the rest. Ctrl-C (the host's Stop) undoes this run's steps at the next
-// boundary.
-func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
-	st0, ok := load(q.RequestContext, &r.Diagnostics)
-	if !ok {
-		return
-	}
-	jp, lp, err := st0.journalPaths()
-	if err != nil {
-		r.Diagnostics.AddTargetError("vault.apply.journal", "no place for the apply journal; nothing was changed", err)
-		return
-	}
-	// The lock comes first: no other apply may change Vault between the
-	// read the plan token is checked against and this run's steps.
-	sess, err := applykit.Acquire(jp, lp)
-	if errors.Is(err, applykit.ErrLocked) {
-		r.Diagnostics.AddTargetError("vault.apply.locked", "another harden apply is running on this Vault; nothing was changed", err)
-		return
-	}
-	if err != nil {
-		r.Diagnostics.AddTargetError("vault.apply.journal", "cannot take the apply lock or read the journal; nothing was changed", err)
-		return
-	}
-	_, cl, steps, ok := planSteps(ctx, q.RequestContext, &r.Diagnostics)
-	if !ok {
-		sess.Done()
-		return
-	}
-	notice := ""
-	if sess.Interrupted != nil {
-		notice = applykit.Describe(*sess.Interrupted)
-	}
-	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(steps, notice)) {
-		sess.Done()
-		r.Diagnostics.AddTargetError("vault.plan_stale", "Vault changed since the plan was made", errors.New("run harden plan again"))
-		return
-	}
-	if len(steps) == 0 && sess.Interrupted == nil {
-		sess.Done()
-		return // idempotent: nothing to do, nothing touched
-	}
-	if err := checkCapabilities(ctx, cl, steps); err != nil {
-		sess.Done()
-		r.Diagnostics.AddTargetError("vault.capabilities", "apply refused", err)
-		return
-	}
-	intent := make([]string, 0, len(steps))
-	for _, s := range steps {
-		intent = append(intent, s.change.Resource)
-	}
-	if err := sess.Begin(applykit.State{Plugin: "vaultpki", Target: q.Target.Name, Phase: "begun", Intent: intent}); err != nil {
-		sess.Done()
-		r.Diagnostics.AddTargetError("vault.apply.journal", "cannot write the apply journal; nothing was changed", err)
-		return
-	}
-	if sess.Interrupted != nil {
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vault.apply.interrupted",
-			Summary: notice + "; this apply completes it"})
-	}
-	for i, s := range steps {
-		err := atStep(ctx, sess, fmt.Sprintf("step-%d", i+1))
-		if err == nil {
-			err = s.apply(ctx)
-		}
-		if err != nil {
-			var undoErrs []string
-			for j := i - 1; j >= 0; j-- {
-				if steps[j].undo != nil {
-					uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-					uerr := steps[j].undo(uctx)
-					cancel()
-					if uerr != nil {
-						undoErrs = append(undoErrs, steps[j].change.Resource+": "+uerr.Error())
-					}
-				}
-			}
-			code, what := "vault.apply", "apply failed"
-			if ctx.Err() != nil {
-				code, what = "vault.apply.interrupted", "apply was interrupted"
-			}
-			msg := fmt.Errorf("%s: %w; this run's earlier changes were undone", s.change.Resource, err)
-			if len(undoErrs) > 0 {
-				msg = fmt.Errorf("%s: %w; undoing FAILED for: %s", s.change.Resource, err, strings.Join(undoErrs, "; "))
-				sess.Keep() // the next apply sees the journal
-			} else if derr := sess.Done(); derr != nil {
-				msg = errors.Join(msg, derr)
-			}
-			r.Diagnostics.AddTargetError(code, what, msg)
-			r.Applied = nil
-			return
-		}
-		r.Applied = append(r.Applied, s.change)
-	}
-	if err := atStep(ctx, sess, "done"); err != nil && ctx.Err() == nil {
-		r.Diagnostics.AddTargetError("vault.apply.journal", "applied, but the journal could not be written", err)
-	}
-	if err := sess.Done(); err != nil {
-		r.Diagnostics.AddTargetError("vault.apply.journal", "applied, but the journal could not be removed", err)
-	}
-}
-
-// readError reports a failed read of Vault's state; a 403 means the token
-// lacks capabilities (nothing was changed).
-func readError(d *sdk.Diagnostics, err error) {
-	var re *vault.ResponseError
-	if errors.As(err, &re) && re.StatusCode == 403 {
-		d.AddTargetError("vault.capabilities", "the Vault token lacks capabilities to read Vault's state; nothing was changed", err)
-		return
-	}
-	d.AddTargetError("vault.read", "cannot read Vault's state", err)
 }

@@ -36,23 +36,23 @@ func init() {
 	rot := []string{checks.RefSeedRotation}
 	kms := []string{"seed: KMS: creates, stores, rotates, and audits keys; enable KMS audit logs"}
 	checks.Register(
-		checks.Definition{ID: "vault.pki.ca_present", Title: "The root and intermediate CAs exist", Severity: checks.High, Remediation: "Run harden apply for the Vault target.", References: rot},
-		checks.Definition{ID: "vault.pki.ca_lifetime", Title: "CA validity left exceeds the longest leaf TTL plus the renewal window", Severity: checks.High,
+		checks.Definition{ID: "vaultpki.pki.ca_present", Title: "The root and intermediate CAs exist", Severity: checks.High, Remediation: "Run harden apply for the Vault target.", References: rot},
+		checks.Definition{ID: "vaultpki.pki.ca_lifetime", Title: "CA validity left exceeds the longest leaf TTL plus the renewal window", Severity: checks.High,
 			Remediation: "Renew the CA (a new intermediate signed by the root) before leaves outlive it.", References: rot},
-		checks.Definition{ID: "vault.pki.ca_key", Title: "CA keys are of a type the TLS profile allows", Severity: checks.Medium, Remediation: "Issue a new CA with an allowed key type.", References: []string{checks.RefMozillaTLS}},
-		checks.Definition{ID: "vault.pki.roles", Title: "PKI roles: max TTL within the rotation policy, no wildcard/glob/any-name issuing, profile key types", Severity: checks.High,
+		checks.Definition{ID: "vaultpki.pki.ca_key", Title: "CA keys are of a type the TLS profile allows", Severity: checks.Medium, Remediation: "Issue a new CA with an allowed key type.", References: []string{checks.RefMozillaTLS}},
+		checks.Definition{ID: "vaultpki.pki.roles", Title: "PKI roles: max TTL within the rotation policy, no wildcard/glob/any-name issuing, profile key types", Severity: checks.High,
 			Remediation: "Lower max_ttl, disable allow_any_name/allow_glob_domains/allow_wildcard_certificates (harden apply does for its roles).", References: rot},
-		checks.Definition{ID: "vault.pki.urls", Title: "Issuing-certificate and CRL distribution URLs are configured", Severity: checks.Medium, Remediation: "Set <mount>/config/urls.", References: rot},
-		checks.Definition{ID: "vault.pki.tidy", Title: "Automatic tidy of expired certificates is on", Severity: checks.Low, Remediation: "Enable <mount>/config/auto-tidy.", References: rot},
-		checks.Definition{ID: "vault.pki.lint", Title: "The CA chain and a freshly issued leaf pass the RFC 5280 lints", Severity: checks.Medium, Remediation: "Fix the role or CA fields the lint names.", References: rot},
-		checks.Definition{ID: "vault.pki.expiry", Title: "Certificates Vault issued are not close to expiry", Severity: checks.Medium, Remediation: "Renew the listed certificates (harden apply re-issues the policy's).", References: rot},
-		checks.Definition{ID: "vault.transit.keys", Title: "Transit KEKs: latest version within the rotation period, auto-rotate on, not exportable, no plaintext backup, deletion off", Severity: checks.High,
+		checks.Definition{ID: "vaultpki.pki.urls", Title: "Issuing-certificate and CRL distribution URLs are configured", Severity: checks.Medium, Remediation: "Set <mount>/config/urls.", References: rot},
+		checks.Definition{ID: "vaultpki.pki.tidy", Title: "Automatic tidy of expired certificates is on", Severity: checks.Low, Remediation: "Enable <mount>/config/auto-tidy.", References: rot},
+		checks.Definition{ID: "vaultpki.pki.lint", Title: "The CA chain and a freshly issued leaf pass the RFC 5280 lints", Severity: checks.Medium, Remediation: "Fix the role or CA fields the lint names.", References: rot},
+		checks.Definition{ID: "vaultpki.pki.expiry", Title: "Certificates Vault issued are not close to expiry", Severity: checks.Medium, Remediation: "Renew the listed certificates (harden apply re-issues the policy's).", References: rot},
+		checks.Definition{ID: "vaultpki.transit.keys", Title: "Transit KEKs: latest version within the rotation period, auto-rotate on, not exportable, no plaintext backup, deletion off", Severity: checks.High,
 			Remediation: "Rotate the key, set auto_rotate_period, deletion_allowed=false; an exportable key needs replacing.", References: kms},
-		checks.Definition{ID: "vault.audit.enabled", Title: "A file audit device records requests (proven by a canary request found in the log)", Severity: checks.High,
+		checks.Definition{ID: "vaultpki.audit.enabled", Title: "A file audit device records requests (proven by a canary request found in the log)", Severity: checks.High,
 			Remediation: "Enable a file audit device (harden apply does).", References: kms},
-		// Best effort: the count needs the audit log, and vault.audit.enabled
+		// Best effort: the count needs the audit log, and vaultpki.audit.enabled
 		// already errors when the log cannot be read.
-		checks.Definition{ID: "vault.audit.denied", Title: "Permission-denied requests since the previous verify", Severity: checks.Info, Remediation: "Review who is being refused.", References: kms, BestEffort: true},
+		checks.Definition{ID: "vaultpki.audit.denied", Title: "Permission-denied requests since the previous verify", Severity: checks.Info, Remediation: "Review who is being refused.", References: kms, BestEffort: true},
 	)
 }
 
@@ -73,7 +73,7 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	go func() { listener <- scanListener(ctx, q.RequestContext, st) }()
 	cl, err := client(ctx, q.RequestContext, st.conn)
 	if err != nil {
-		r.Diagnostics.AddTargetError("vault.login", "cannot log in to Vault", err)
+		r.Diagnostics.AddTargetError("vaultpki.login", "cannot log in to Vault", err)
 		// The listener needs no login: what it showed stands.
 		r.Checks = <-listener
 		return
@@ -165,7 +165,7 @@ func (v *verifier) audit() {
 	if v.st.auditFile == "" {
 		subject := "audit devices"
 		if err != nil {
-			v.unknown("vault.audit.enabled", subject, "list audit devices", err)
+			v.unknown("vaultpki.audit.enabled", subject, "list audit devices", err)
 			return
 		}
 		var names []string
@@ -175,16 +175,16 @@ func (v *verifier) audit() {
 		slices.Sort(names)
 		ev := fmt.Sprintf("%d audit device(s) enabled%s; no spec.audit.file, so no canary request can prove one records: set it and run verify on the Vault host",
 			len(devices), orEmpty(": ", strings.Join(names, ", ")))
-		v.out = append(v.out, checks.Configured("vault.audit.enabled", subject, ev, len(devices) > 0))
+		v.out = append(v.out, checks.Configured("vaultpki.audit.enabled", subject, ev, len(devices) > 0))
 		return
 	}
 	subject := "file audit device " + v.st.auditFile
 	if err != nil {
-		v.unknown("vault.audit.enabled", subject, "list audit devices", err)
+		v.unknown("vaultpki.audit.enabled", subject, "list audit devices", err)
 		return
 	}
 	if !slices.ContainsFunc(slices.Collect(maps.Values(devices)), func(a *vault.Audit) bool { return a.Type == "file" && a.Options["file_path"] == v.st.auditFile }) {
-		v.add("vault.audit.enabled", false, subject, fmt.Sprintf("no file audit device writes %s (%d device(s) enabled)", v.st.auditFile, len(devices)))
+		v.add("vaultpki.audit.enabled", false, subject, fmt.Sprintf("no file audit device writes %s (%d device(s) enabled)", v.st.auditFile, len(devices)))
 		return
 	}
 	nonceB := make([]byte, 12)
@@ -193,7 +193,7 @@ func (v *verifier) audit() {
 	// 404 or 403: either is Vault's answer, and audited before it is sent.
 	// No answer at all (timeout, reset) proves nothing about the log.
 	if _, err := v.cl.Logical().ReadWithContext(v.ctx, "sys/policy/"+nonce); !answered(err) {
-		v.unknown("vault.audit.enabled", subject, "canary request "+nonce, fmt.Errorf("no answer from Vault: %w", err))
+		v.unknown("vaultpki.audit.enabled", subject, "canary request "+nonce, fmt.Errorf("no answer from Vault: %w", err))
 		return
 	}
 	deadline := time.Now().Add(3 * time.Second)
@@ -201,12 +201,12 @@ func (v *verifier) audit() {
 		found, denied, prev, err := scanAuditLog(v.st.auditFile, nonce)
 		if err != nil {
 			reason := "the audit log is not readable here (" + err.Error() + "): run verify on the Vault host with read access to the log"
-			v.reduce("vault.audit.enabled", subject, checks.Unknown("canary request "+nonce+" answered by Vault", reason))
-			v.reduce("vault.audit.denied", subject, checks.Unknown("count of permission-denied requests", reason))
+			v.reduce("vaultpki.audit.enabled", subject, checks.Unknown("canary request "+nonce+" answered by Vault", reason))
+			v.reduce("vaultpki.audit.denied", subject, checks.Unknown("count of permission-denied requests", reason))
 			return
 		}
 		if found {
-			v.add("vault.audit.enabled", true, subject, "canary request "+nonce+" found in the audit log")
+			v.add("vaultpki.audit.enabled", true, subject, "canary request "+nonce+" found in the audit log")
 			ev := fmt.Sprintf("%d permission-denied request(s) since the previous verify", denied)
 			if !prev {
 				ev = fmt.Sprintf("%d permission-denied request(s) in the log (no earlier verify canary)", denied)
@@ -215,11 +215,11 @@ func (v *verifier) audit() {
 			if denied > 0 {
 				st = checks.Warn
 			}
-			v.out = append(v.out, checks.New("vault.audit.denied", st, subject, ev))
+			v.out = append(v.out, checks.New("vaultpki.audit.denied", st, subject, ev))
 			return
 		}
 		if time.Now().After(deadline) {
-			v.add("vault.audit.enabled", false, subject, "canary request "+nonce+" (answered by Vault) not found in the audit log within 3 s: the device does not record requests")
+			v.add("vaultpki.audit.enabled", false, subject, "canary request "+nonce+" (answered by Vault) not found in the audit log within 3 s: the device does not record requests")
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -273,26 +273,26 @@ func (v *verifier) pki() {
 	for _, m := range st.pkiMounts() {
 		pemData, err := caPEM(v.ctx, v.cl, m)
 		if err != nil {
-			v.unknown("vault.pki.ca_present", m, "read the CA of "+m, err)
+			v.unknown("vaultpki.pki.ca_present", m, "read the CA of "+m, err)
 			continue
 		}
 		if pemData == "" {
-			v.add("vault.pki.ca_present", false, m, "no CA certificate in mount "+m)
+			v.add("vaultpki.pki.ca_present", false, m, "no CA certificate in mount "+m)
 			continue
 		}
 		c, err := parsePEMCert(pemData)
 		if err != nil {
-			v.unknown("vault.pki.ca_present", m, "parse the CA certificate of "+m, err)
+			v.unknown("vaultpki.pki.ca_present", m, "parse the CA certificate of "+m, err)
 			continue
 		}
 		chain[m] = c
-		v.add("vault.pki.ca_present", true, m, fmt.Sprintf("%q, valid to %s", c.Subject.CommonName, c.NotAfter.UTC().Format(time.DateOnly)))
+		v.add("vaultpki.pki.ca_present", true, m, fmt.Sprintf("%q, valid to %s", c.Subject.CommonName, c.NotAfter.UTC().Format(time.DateOnly)))
 		v.caLifetime(m, c)
 		kt, ok := keyAllowed(c, st)
-		v.add("vault.pki.ca_key", ok, m, kt+" (profile "+st.profile.Name+" allows "+strings.Join(st.profile.CertificateTypes, ", ")+")")
+		v.add("vaultpki.pki.ca_key", ok, m, kt+" (profile "+st.profile.Name+" allows "+strings.Join(st.profile.CertificateTypes, ", ")+")")
 		urls, err := v.cl.Logical().ReadWithContext(v.ctx, m+"/config/urls")
 		if err != nil {
-			v.unknown("vault.pki.urls", m, "read "+m+"/config/urls", err)
+			v.unknown("vaultpki.pki.urls", m, "read "+m+"/config/urls", err)
 			continue
 		}
 		ok = urls != nil && len(asList(urls.Data["issuing_certificates"])) > 0 && len(asList(urls.Data["crl_distribution_points"])) > 0
@@ -300,17 +300,17 @@ func (v *verifier) pki() {
 		if urls != nil {
 			ev = fmt.Sprintf("issuing_certificates=%v crl_distribution_points=%v", urls.Data["issuing_certificates"], urls.Data["crl_distribution_points"])
 		}
-		v.add("vault.pki.urls", ok, m, ev)
+		v.add("vaultpki.pki.urls", ok, m, ev)
 	}
 	if chain[st.intMount] == nil {
 		return
 	}
 	tidy, err := v.cl.Logical().ReadWithContext(v.ctx, st.intMount+"/config/auto-tidy")
 	if err != nil {
-		v.unknown("vault.pki.tidy", st.intMount, "read "+st.intMount+"/config/auto-tidy", err)
+		v.unknown("vaultpki.pki.tidy", st.intMount, "read "+st.intMount+"/config/auto-tidy", err)
 	} else {
 		enabled := tidy != nil && tidy.Data["enabled"] == true && tidy.Data["tidy_cert_store"] == true
-		v.add("vault.pki.tidy", enabled, st.intMount, fmt.Sprintf("auto-tidy enabled=%v tidy_cert_store=%v", tidy != nil && tidy.Data["enabled"] == true, tidy != nil && tidy.Data["tidy_cert_store"] == true))
+		v.add("vaultpki.pki.tidy", enabled, st.intMount, fmt.Sprintf("auto-tidy enabled=%v tidy_cert_store=%v", tidy != nil && tidy.Data["enabled"] == true, tidy != nil && tidy.Data["tidy_cert_store"] == true))
 	}
 	v.roles()
 	v.lint(chain)
@@ -332,7 +332,7 @@ func (v *verifier) caLifetime(mount string, c *x509.Certificate) {
 	if u, ok := inv.unknownTTL(v.st.intMount); ok {
 		obs = append(obs, u)
 	}
-	v.reduce("vault.pki.ca_lifetime", mount, obs...)
+	v.reduce("vaultpki.pki.ca_lifetime", mount, obs...)
 }
 
 func parsePEMCert(s string) (*x509.Certificate, error) {
@@ -428,16 +428,16 @@ func seconds(v any) time.Duration {
 func (v *verifier) roles() {
 	inv := v.roleInventory()
 	if inv.listErr != nil {
-		v.unknown("vault.pki.roles", v.st.intMount, "list the roles", inv.listErr)
+		v.unknown("vaultpki.pki.roles", v.st.intMount, "list the roles", inv.listErr)
 		return
 	}
 	if len(inv.roles) == 0 && len(inv.unreadable) == 0 {
-		v.add("vault.pki.roles", false, v.st.intMount, "no roles: nothing can be issued")
+		v.add("vaultpki.pki.roles", false, v.st.intMount, "no roles: nothing can be issued")
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(inv.unreadable)) {
 		path := v.st.intMount + "/roles/" + name
-		v.reduce("vault.pki.roles", "role "+path, checks.Unknown("read "+path, inv.unreadable[name]))
+		v.reduce("vaultpki.pki.roles", "role "+path, checks.Unknown("read "+path, inv.unreadable[name]))
 	}
 	for _, name := range slices.Sorted(maps.Keys(inv.roles)) {
 		r := inv.roles[name]
@@ -459,9 +459,9 @@ func (v *verifier) roles() {
 		}
 		subject := "role " + v.st.intMount + "/roles/" + name
 		if len(bad) > 0 {
-			v.add("vault.pki.roles", false, subject, strings.Join(bad, "; "))
+			v.add("vaultpki.pki.roles", false, subject, strings.Join(bad, "; "))
 		} else {
-			v.add("vault.pki.roles", true, subject, fmt.Sprintf("max_ttl %s, key_type %s, server_flag=%v client_flag=%v, no wildcard/glob/any-name", seconds(r["max_ttl"]), kt, r["server_flag"], r["client_flag"]))
+			v.add("vaultpki.pki.roles", true, subject, fmt.Sprintf("max_ttl %s, key_type %s, server_flag=%v client_flag=%v, no wildcard/glob/any-name", seconds(r["max_ttl"]), kt, r["server_flag"], r["client_flag"]))
 		}
 	}
 }
@@ -482,17 +482,17 @@ func (v *verifier) lint(chain map[string]*x509.Certificate) {
 	switch {
 	case err != nil && errors.As(err, &re) && re.StatusCode == http.StatusForbidden:
 		// harden's token may not sign: that says nothing about the role.
-		v.unknown("vault.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, fmt.Errorf("permission denied: %w", err))
+		v.unknown("vaultpki.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, fmt.Errorf("permission denied: %w", err))
 	case err != nil && answered(err):
-		v.add("vault.pki.lint", false, subject, "the server role refused to sign a CSR for "+name+": "+err.Error())
+		v.add("vaultpki.pki.lint", false, subject, "the server role refused to sign a CSR for "+name+": "+err.Error())
 	case err != nil:
-		v.unknown("vault.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, err)
+		v.unknown("vaultpki.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, err)
 	case s == nil:
-		v.unknown("vault.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, errors.New("the answer from Vault held no certificate"))
+		v.unknown("vaultpki.pki.lint", subject, "sign a CSR for "+name+" with role "+st.serverRole, errors.New("the answer from Vault held no certificate"))
 	default:
 		leaf, perr := parsePEMCert(fmt.Sprint(s.Data["certificate"]))
 		if perr != nil {
-			v.unknown("vault.pki.lint", subject, "parse the leaf Vault signed", perr)
+			v.unknown("vaultpki.pki.lint", subject, "parse the leaf Vault signed", perr)
 		} else {
 			lintChain = append([]*x509.Certificate{leaf}, lintChain...)
 			leafOK = true
@@ -504,12 +504,12 @@ func (v *verifier) lint(chain map[string]*x509.Certificate) {
 	findings, err := certlint.Lint(lintChain)
 	switch {
 	case err != nil:
-		v.out = append(v.out, checks.Errored("vault.pki.lint", subject, err))
+		v.out = append(v.out, checks.Errored("vaultpki.pki.lint", subject, err))
 	case len(findings) == 0 && !leafOK:
 		// The chain alone is clean, but "chain + a fresh leaf" was not
 		// observed: the sign step's check stands alone, no pass beside it.
 	case len(findings) == 0:
-		v.add("vault.pki.lint", true, subject, fmt.Sprintf("%d certificate(s): no RFC 5280/5480/5891/8813 lint errors or warnings", len(lintChain)))
+		v.add("vaultpki.pki.lint", true, subject, fmt.Sprintf("%d certificate(s): no RFC 5280/5480/5891/8813 lint errors or warnings", len(lintChain)))
 	default:
 		status := checks.Warn
 		for _, f := range findings {
@@ -517,7 +517,7 @@ func (v *verifier) lint(chain map[string]*x509.Certificate) {
 				status = checks.Fail
 			}
 		}
-		v.out = append(v.out, checks.New("vault.pki.lint", status, subject, certlint.Summary(findings)))
+		v.out = append(v.out, checks.New("vaultpki.pki.lint", status, subject, certlint.Summary(findings)))
 	}
 }
 
@@ -534,7 +534,7 @@ func (v *verifier) expiry(inter *x509.Certificate) {
 	subject := st.intMount + " issued certificates"
 	list, err := v.cl.Logical().ListWithContext(v.ctx, st.intMount+"/certs")
 	if err != nil {
-		v.unknown("vault.pki.expiry", subject, "list "+st.intMount+"/certs", err)
+		v.unknown("vaultpki.pki.expiry", subject, "list "+st.intMount+"/certs", err)
 		return
 	}
 	var serials []any
@@ -604,12 +604,12 @@ func (v *verifier) expiry(inter *x509.Certificate) {
 		}
 	}
 	if len(obs) == 0 {
-		v.out = append(v.out, checks.NotApplicable("vault.pki.expiry", subject, fmt.Sprintf(
+		v.out = append(v.out, checks.NotApplicable("vaultpki.pki.expiry", subject, fmt.Sprintf(
 			"no issued certificate to judge: %s lists %d certificate(s) (%d CA, %d short-lived < 1 h such as verify's lint leaves, %d expired) and none of the %d endpoint(s) reached serves one from it",
 			st.intMount, len(serials), cas, short, expired, reached)))
 		return
 	}
-	v.reduce("vault.pki.expiry", subject, obs...)
+	v.reduce("vaultpki.pki.expiry", subject, obs...)
 }
 
 func orNotFound(err error) any {
@@ -696,11 +696,11 @@ func (v *verifier) transit() {
 		path := v.st.transitMount + "/keys/" + k
 		s, err := v.cl.Logical().ReadWithContext(v.ctx, path)
 		if err != nil {
-			v.unknown("vault.transit.keys", path, "read "+path, err)
+			v.unknown("vaultpki.transit.keys", path, "read "+path, err)
 			continue
 		}
 		if s == nil {
-			v.add("vault.transit.keys", false, path, "key missing (Vault answered 404)")
+			v.add("vaultpki.transit.keys", false, path, "key missing (Vault answered 404)")
 			continue
 		}
 		d := s.Data
@@ -742,6 +742,6 @@ func (v *verifier) transit() {
 		case len(obs) == 0:
 			obs = append(obs, checks.Good(fmt.Sprintf("aes256-gcm96, latest version %s created %s ago, auto-rotate every %s, not exportable, no plaintext backup, deletion off", latest, age.Round(time.Minute), period)))
 		}
-		v.reduce("vault.transit.keys", path, obs...)
+		v.reduce("vaultpki.transit.keys", path, obs...)
 	}
 }

@@ -228,9 +228,9 @@ func TestAuditDeviceListAloneNeverPasses(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			v := fakeVerifier(t, fakeVault{"GET sys/audit": tc.list}, nil)
 			v.audit()
-			c := only(t, v.out, "vault.audit.enabled")[0]
+			c := only(t, v.out, "vaultpki.audit.enabled")[0]
 			if c.Status != tc.want || strings.HasPrefix(c.Evidence, checks.ConfigurationPrefix) != tc.configOnly {
-				t.Errorf("vault.audit.enabled %s, want %s (labelled configuration only: %v): %s", c.Status, tc.want, tc.configOnly, c.Evidence)
+				t.Errorf("vaultpki.audit.enabled %s, want %s (labelled configuration only: %v): %s", c.Status, tc.want, tc.configOnly, c.Evidence)
 			}
 		})
 	}
@@ -262,9 +262,9 @@ func TestAuditCanaryInconclusive(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			v := fakeVerifier(t, fakeVault{"GET sys/audit": device(tc.file), "GET sys/policy/*": tc.canary}, map[string]any{"audit": map[string]any{"file": tc.file}})
 			v.audit()
-			c := only(t, v.out, "vault.audit.enabled")[0]
+			c := only(t, v.out, "vaultpki.audit.enabled")[0]
 			if c.Status != checks.Error || c.Inconclusive != 1 || !strings.Contains(c.Evidence, tc.want) {
-				t.Errorf("vault.audit.enabled %s (%d inconclusive): %s", c.Status, c.Inconclusive, c.Evidence)
+				t.Errorf("vaultpki.audit.enabled %s (%d inconclusive): %s", c.Status, c.Inconclusive, c.Evidence)
 			}
 			for _, d := range v.out {
 				if d.Status == checks.Pass {
@@ -339,9 +339,9 @@ func TestUnreadableRolesAreInconclusive(t *testing.T) {
 			v := fakeVerifier(t, tc.roles, nil)
 			v.roles()
 			v.caLifetime("pki_int", inter.cert)
-			got := only(t, v.out, "vault.pki.roles")
+			got := only(t, v.out, "vaultpki.pki.roles")
 			if len(got) != len(tc.wantRoles) {
-				t.Errorf("%d vault.pki.roles checks, want %d: %+v", len(got), len(tc.wantRoles), got)
+				t.Errorf("%d vaultpki.pki.roles checks, want %d: %+v", len(got), len(tc.wantRoles), got)
 			}
 			for suffix, want := range tc.wantRoles {
 				found := false
@@ -354,18 +354,18 @@ func TestUnreadableRolesAreInconclusive(t *testing.T) {
 					}
 				}
 				if !found {
-					t.Errorf("no vault.pki.roles check for %s: %+v", suffix, got)
+					t.Errorf("no vaultpki.pki.roles check for %s: %+v", suffix, got)
 				}
 			}
-			life := only(t, v.out, "vault.pki.ca_lifetime")[0]
+			life := only(t, v.out, "vaultpki.pki.ca_lifetime")[0]
 			if life.Status != tc.wantLife || !strings.Contains(life.Evidence, tc.wantReason) {
-				t.Errorf("vault.pki.ca_lifetime %s, want %s (naming %q): %s", life.Status, tc.wantLife, tc.wantReason, life.Evidence)
+				t.Errorf("vaultpki.pki.ca_lifetime %s, want %s (naming %q): %s", life.Status, tc.wantLife, tc.wantReason, life.Evidence)
 			}
 		})
 	}
 }
 
-// vault.pki.expiry is always there: an error listing certificates is an
+// vaultpki.pki.expiry is always there: an error listing certificates is an
 // error check (it used to produce no check at all), a certificate Vault
 // will not show is inconclusive, and nothing to judge is "not applicable"
 // with the counts — never a pass on zero certificates.
@@ -400,9 +400,9 @@ func TestExpiryNeedsObservations(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			v := fakeVerifier(t, tc.f, nil)
 			v.expiry(inter.cert)
-			cs := only(t, v.out, "vault.pki.expiry")
+			cs := only(t, v.out, "vaultpki.pki.expiry")
 			if len(cs) != 1 || cs[0].Status != tc.want || !strings.Contains(cs[0].Evidence, tc.inEvidence) {
-				t.Errorf("vault.pki.expiry %s, want %s (evidence with %q): %+v", cs[0].Status, tc.want, tc.inEvidence, cs)
+				t.Errorf("vaultpki.pki.expiry %s, want %s (evidence with %q): %+v", cs[0].Status, tc.want, tc.inEvidence, cs)
 			}
 		})
 	}
@@ -430,11 +430,11 @@ func TestFailedReadsAreInconclusive(t *testing.T) {
 	v := fakeVerifier(t, f, map[string]any{"transit": map[string]any{"keys": []string{"lake-kek", "other-kek", "missing-kek"}}})
 	v.pki()
 	v.transit()
-	want := map[string]checks.Status{"vault.pki.ca_present": checks.Pass, "vault.pki.ca_key": checks.Pass, "vault.pki.urls": checks.Error, "vault.pki.tidy": checks.Error,
-		"vault.pki.roles": checks.Error, "vault.pki.ca_lifetime": checks.Error, "vault.pki.expiry": checks.Error, "vault.transit.keys": checks.Error}
+	want := map[string]checks.Status{"vaultpki.pki.ca_present": checks.Pass, "vaultpki.pki.ca_key": checks.Pass, "vaultpki.pki.urls": checks.Error, "vaultpki.pki.tidy": checks.Error,
+		"vaultpki.pki.roles": checks.Error, "vaultpki.pki.ca_lifetime": checks.Error, "vaultpki.pki.expiry": checks.Error, "vaultpki.transit.keys": checks.Error}
 	for id, status := range want {
 		for _, c := range only(t, v.out, id) {
-			if id == "vault.transit.keys" && strings.HasSuffix(c.Subject, "missing-kek") {
+			if id == "vaultpki.transit.keys" && strings.HasSuffix(c.Subject, "missing-kek") {
 				if c.Status != checks.Fail {
 					t.Errorf("%s (%s): %s, want fail (Vault answered 404): %s", id, c.Subject, c.Status, c.Evidence)
 				}
@@ -447,9 +447,9 @@ func TestFailedReadsAreInconclusive(t *testing.T) {
 	}
 	// The lint: signing got no answer, so the leaf was not linted — one
 	// inconclusive check, and no pass for the clean chain beside it.
-	lint := only(t, v.out, "vault.pki.lint")
+	lint := only(t, v.out, "vaultpki.pki.lint")
 	if len(lint) != 1 || !strings.Contains(lint[0].Evidence, "sign a CSR") || lint[0].Status != checks.Error {
-		t.Errorf("vault.pki.lint without a leaf: %+v", lint)
+		t.Errorf("vaultpki.pki.lint without a leaf: %+v", lint)
 	}
 }
 
