@@ -118,11 +118,11 @@ func plan(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (*plann
 	p := &planned{target: t}
 	var err error
 	if p.live, err = t.read(ctx); err != nil {
-		d.AddTargetError("s3.read", "cannot read the bucket", err)
+		d.AddTargetError("objectstore.read", "cannot read the bucket", err)
 		return nil, false
 	}
 	if p.wantPolicy, p.changes, err = t.desired(p.live); err != nil {
-		d.AddTargetError("s3.policy", "the live bucket policy cannot be merged", err)
+		d.AddTargetError("objectstore.policy", "the live bucket policy cannot be merged", err)
 		return nil, false
 	}
 	return p, true

@@ -27,18 +27,18 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	}
 	jp, lp, err := st0.journalPaths()
 	if err != nil {
-		r.Diagnostics.AddTargetError("vault.apply.journal", "no place for the apply journal; nothing was changed", err)
+		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "no place for the apply journal; nothing was changed", err)
 		return
 	}
 	// The lock comes first: no other apply may change Vault between the
 	// read the plan token is checked against and this run's steps.
 	sess, err := applykit.Acquire(jp, lp)
 	if errors.Is(err, applykit.ErrLocked) {
-		r.Diagnostics.AddTargetError("vault.apply.locked", "another harden apply is running on this Vault; nothing was changed", err)
+		r.Diagnostics.AddTargetError("vaultpki.apply.locked", "another harden apply is running on this Vault; nothing was changed", err)
 		return
 	}
 	if err != nil {
-		r.Diagnostics.AddTargetError("vault.apply.journal", "cannot take the apply lock or read the journal; nothing was changed", err)
+		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "cannot take the apply lock or read the journal; nothing was changed", err)
 		return
 	}
 	_, cl, steps, ok := planSteps(ctx, q.RequestContext, &r.Diagnostics)
@@ -52,7 +52,7 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	}
 	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(steps, notice)) {
 		sess.Done()
-		r.Diagnostics.AddTargetError("vault.plan_stale", "Vault changed since the plan was made", errors.New("run harden plan again"))
+		r.Diagnostics.AddTargetError("vaultpki.plan_stale", "Vault changed since the plan was made", errors.New("run harden plan again"))
 		return
 	}
 	if len(steps) == 0 && sess.Interrupted == nil {
@@ -61,7 +61,7 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	}
 	if err := checkCapabilities(ctx, cl, steps); err != nil {
 		sess.Done()
-		r.Diagnostics.AddTargetError("vault.capabilities", "apply refused", err)
+		r.Diagnostics.AddTargetError("vaultpki.capabilities", "apply refused", err)
 		return
 	}
 	intent := make([]string, 0, len(steps))
@@ -70,11 +70,11 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	}
 	if err := sess.Begin(applykit.State{Plugin: "vaultpki", Target: q.Target.Name, Phase: "begun", Intent: intent}); err != nil {
 		sess.Done()
-		r.Diagnostics.AddTargetError("vault.apply.journal", "cannot write the apply journal; nothing was changed", err)
+		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "cannot write the apply journal; nothing was changed", err)
 		return
 	}
 	if sess.Interrupted != nil {
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vault.apply.interrupted",
+		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vaultpki.apply.interrupted",
 			Summary: notice + "; this apply completes it"})
 	}
 	for i, s := range steps {
@@ -94,9 +94,9 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 					}
 				}
 			}
-			code, what := "vault.apply", "apply failed"
+			code, what := "vaultpki.apply", "apply failed"
 			if ctx.Err() != nil {
-				code, what = "vault.apply.interrupted", "apply was interrupted"
+				code, what = "vaultpki.apply.interrupted", "apply was interrupted"
 			}
 			msg := fmt.Errorf("%s: %w; this run's earlier changes were undone", s.change.Resource, err)
 			if len(undoErrs) > 0 {
@@ -112,10 +112,10 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 		r.Applied = append(r.Applied, s.change)
 	}
 	if err := atStep(ctx, sess, "done"); err != nil && ctx.Err() == nil {
-		r.Diagnostics.AddTargetError("vault.apply.journal", "applied, but the journal could not be written", err)
+		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "applied, but the journal could not be written", err)
 	}
 	if err := sess.Done(); err != nil {
-		r.Diagnostics.AddTargetError("vault.apply.journal", "applied, but the journal could not be removed", err)
+		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "applied, but the journal could not be removed", err)
 	}
 }
 
@@ -124,8 +124,8 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 func readError(d *sdk.Diagnostics, err error) {
 	var re *vault.ResponseError
 	if errors.As(err, &re) && re.StatusCode == 403 {
-		d.AddTargetError("vault.capabilities", "the Vault token lacks capabilities to read Vault's state; nothing was changed", err)
+		d.AddTargetError("vaultpki.capabilities", "the Vault token lacks capabilities to read Vault's state; nothing was changed", err)
 		return
 	}
-	d.AddTargetError("vault.read", "cannot read Vault's state", err)
+	d.AddTargetError("vaultpki.read", "cannot read Vault's state", err)
 }
