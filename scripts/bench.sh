@@ -24,7 +24,7 @@ echo "== envelope: 1 GiB file->file encrypt vs age 1.1.1 (same input and disk, a
 scripts/bench-envelope.sh
 echo
 echo "== envelope: rewrap rate against the local SeaweedFS + Vault (reference: sequential HEADs, same run)"
-go test -run '^$' -bench 'BenchmarkRewrap' -benchtime 1x ./shared/envelope/ | grep -E '^Benchmark'
+go test -run '^$' -bench 'BenchmarkRewrap' -benchtime 1x ./plugins/objectstore/envelope/ | grep -E '^Benchmark'
 echo
 echo "== probe: harden scan over 1,000 endpoints (5 configurations, separate listener process)"
 go test -run '^$' -bench 'ScanManyEndpoints' -benchtime 1x ./host/internal/cli/ | grep -E '^Benchmark'

@@ -11,7 +11,7 @@ import (
 
 // admission checks a request's target blocks against the plugin's declared
 // schemas before the plugin sees them. The host has already validated them
-// with full diagnostics and positions (package shared/schema); this is the
+// with full diagnostics and positions (package host/internal/schema); this is the
 // plugin's own defence, built on google/jsonschema-go because its start-up
 // cost is a fraction of a millisecond — plugin launch has a 50 ms budget.
 type admission struct {
