@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -140,10 +139,7 @@ func (s *Session) Step(ctx context.Context, phase string) error {
 	if err := s.Journal.SetPhase(phase); err != nil {
 		return err
 	}
-	if crashAt != "" && crashAt == s.Journal.State.Plugin+":"+phase {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is on its way
-	}
+	Crash(s.Journal.State.Plugin, phase)
 	return context.Cause(ctx)
 }
 

@@ -1,0 +1,235 @@
+package applykit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/harden-dev/harden/shared/sdk"
+)
+
+// A Step is one change an apply makes, with how to undo it: the unit of
+// RunSteps. Apply must be atomic on the target (one API call, one file
+// rename), so a run killed between two steps leaves whole steps done.
+type Step struct {
+	// Change is what the step does, as plan lists it; RunSteps returns the
+	// changes of the steps it applied. A zero Change (an internal step,
+	// e.g. a confirmation) is not listed.
+	Change sdk.Change
+	// Phase is the journal phase recorded (and the fault hook's name:
+	// HARDEN_CRASH_AT=<plugin>:<Phase>) at the boundary just before Apply;
+	// "" is "step-<n>" (n counting from 1).
+	Phase string
+	// Apply makes the change.
+	Apply func(context.Context) error
+	// Undo reverts it (nil: nothing to revert, e.g. a read-only check). It
+	// runs on a context the request's cancellation does not reach, bounded
+	// by StepOptions.UndoTimeout.
+	Undo func(context.Context) error
+}
+
+// StepOptions adjust RunSteps.
+type StepOptions struct {
+	// Preflight runs before the first step and before anything changes
+	// (Vault's capability check): an error means nothing was changed and is
+	// returned wrapping ErrPreflight.
+	Preflight func(context.Context, []Step) error
+	// Final is the phase recorded after the last step ("" is "done"). A
+	// cancellation that arrives only then does not undo a finished run.
+	Final string
+	// Recover, when set, runs after this run's undos when the run fails:
+	// it reverts what an interrupted run (Session.Interrupted) left, for
+	// plugins that roll back to where that run started (objectstore).
+	Recover func(context.Context) error
+	// UndoTimeout bounds the whole rollback (default 30 s): it runs after
+	// Ctrl-C, on a context the host's Stop does not cancel, and must end.
+	UndoTimeout time.Duration
+	// Hook, when set, is called at every boundary with its phase (unit
+	// tests: cancel the context there, as the host's Stop does).
+	Hook func(phase string)
+}
+
+// ErrPreflight wraps a Preflight failure: nothing was changed.
+var ErrPreflight = errors.New("pre-flight refused the apply; nothing was changed")
+
+// StepError is how RunSteps fails after the pre-flight: the step that
+// failed, whether the request was cancelled, and what the rollback did.
+type StepError struct {
+	// Step is the failed step's resource ("" for a journal write).
+	Step string
+	// Phase is the boundary or step that failed.
+	Phase string
+	Err   error
+	// Interrupted: the request was cancelled (Ctrl-C, the host's timeout).
+	Interrupted bool
+	// UndoFailed names each step whose undo failed, with its error; then
+	// the journal is kept (Session.Keep) for the next apply.
+	UndoFailed []string
+}
+
+func (e *StepError) Error() string {
+	what := e.Phase
+	if e.Step != "" {
+		what = e.Step
+	}
+	msg := fmt.Sprintf("%s: %v", what, e.Err)
+	if len(e.UndoFailed) > 0 {
+		return msg + "; undoing FAILED for: " + strings.Join(e.UndoFailed, "; ") + " (the journal is kept for the next apply)"
+	}
+	return msg + "; this run's earlier changes were undone"
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Report adds the failure to d: <plugin>.apply.interrupted when the
+// request was cancelled, else <plugin>.apply.
+func (e *StepError) Report(plugin string, d *sdk.Diagnostics) {
+	code, what := plugin+".apply", "apply failed"
+	if e.Interrupted {
+		code, what = plugin+".apply.interrupted", "apply was interrupted"
+	}
+	if len(e.UndoFailed) > 0 {
+		what += "; undoing FAILED"
+	} else {
+		what += "; this run's changes were undone"
+	}
+	d.AddTargetError(code, what, e)
+}
+
+// RunSteps applies steps in order under the session's journal (Begin must
+// have been called) and ends the session: the pre-flight first (nothing
+// changed on failure), then at each boundary the phase in the journal, the
+// fault hook (HARDEN_CRASH_AT) and the request's cancellation. When a step
+// or a boundary fails — or ctx is cancelled (Ctrl-C) — the steps this run
+// applied are undone, newest first, on an uncancelled context bounded by
+// UndoTimeout; if every undo worked the journal is removed (Done), else it
+// is kept (Keep) and the *StepError names each step whose undo failed. On
+// success it returns the applied changes and removes the journal.
+func (s *Session) RunSteps(ctx context.Context, steps []Step, o StepOptions) (applied []sdk.Change, err error) {
+	if o.Preflight != nil {
+		if err := o.Preflight(ctx, steps); err != nil {
+			s.Done()
+			return nil, fmt.Errorf("%w: %w", ErrPreflight, err)
+		}
+	}
+	boundary := func(phase string) error {
+		if err := s.Journal.SetPhase(phase); err != nil {
+			return err
+		}
+		if o.Hook != nil {
+			o.Hook(phase)
+		}
+		Crash(s.Journal.State.Plugin, phase)
+		return context.Cause(ctx)
+	}
+	var done []Step
+	for i, st := range steps {
+		phase := st.Phase
+		if phase == "" {
+			phase = fmt.Sprintf("step-%d", i+1)
+		}
+		err := boundary(phase)
+		if err == nil {
+			err = st.Apply(ctx)
+		}
+		if err != nil {
+			return nil, s.rollback(ctx, done, o, &StepError{Step: st.Change.Resource, Phase: phase, Err: err})
+		}
+		done = append(done, st)
+		if st.Change.Resource != "" || st.Change.Action != "" {
+			applied = append(applied, st.Change)
+		}
+	}
+	final := o.Final
+	if final == "" {
+		final = "done"
+	}
+	if err := boundary(final); err != nil && ctx.Err() == nil {
+		// The journal could not be written: the run is not durable.
+		return nil, s.rollback(ctx, done, o, &StepError{Phase: final, Err: err})
+	}
+	if err := s.Done(); err != nil {
+		return applied, fmt.Errorf("applied, but: %w", err)
+	}
+	return applied, nil
+}
+
+// rollback undoes done newest first (then Recover) and ends the session.
+func (s *Session) rollback(ctx context.Context, done []Step, o StepOptions, se *StepError) error {
+	se.Interrupted = ctx.Err() != nil
+	timeout := o.UndoTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	s.Journal.SetPhase("rolling-back") // best effort: the undos go on
+	for i := len(done) - 1; i >= 0; i-- {
+		if done[i].Undo == nil {
+			continue
+		}
+		if err := done[i].Undo(uctx); err != nil {
+			name := done[i].Change.Resource
+			if name == "" {
+				name = done[i].Phase
+			}
+			se.UndoFailed = append(se.UndoFailed, name+": "+err.Error())
+		}
+	}
+	if o.Recover != nil {
+		if err := o.Recover(uctx); err != nil {
+			se.UndoFailed = append(se.UndoFailed, "what the interrupted run changed: "+err.Error())
+		}
+	}
+	if len(se.UndoFailed) > 0 {
+		s.Keep()
+		return se
+	}
+	if err := s.Done(); err != nil {
+		se.UndoFailed = append(se.UndoFailed, err.Error())
+	}
+	return se
+}
+
+// FileStep is a Step that replaces path through the journal (Replace: the
+// backup recorded first, then WriteFile — atomic, fsynced, mode, owner
+// kept) and whose undo restores that one file (RestoreFile).
+func (s *Session) FileStep(change sdk.Change, path string, data []byte, mode os.FileMode, owner os.FileInfo) Step {
+	return Step{
+		Change: change,
+		Apply:  func(context.Context) error { return s.Journal.Replace(path, data, mode, owner) },
+		Undo:   func(context.Context) error { return s.Journal.RestoreFile(path) },
+	}
+}
+
+// RestoreFile puts one recorded file back as Restore does (its backup, or
+// removed when it did not exist; ErrChanged when somebody changed it since
+// harden wrote it). A path the journal does not hold is nothing to do.
+func (j *Journal) RestoreFile(path string) error {
+	path = filepath.Clean(path)
+	for _, f := range j.State.Files {
+		if f.Path == path {
+			if err := j.restoreOne(f, RestoreOptions{}, true); err != nil {
+				return err
+			}
+			return j.restoreOne(f, RestoreOptions{}, false)
+		}
+	}
+	return nil
+}
+
+// Crash is the fault hook of the interruption tests for boundaries a
+// plugin marks itself (outside RunSteps and Session.Step): a process
+// started with HARDEN_CRASH_AT=<plugin>:<phase> SIGKILLs itself here (no
+// cleanup, as kill -9 would). Unset, it does nothing.
+func Crash(plugin, phase string) {
+	if crashAt != "" && crashAt == plugin+":"+phase {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
+}
