@@ -1,7 +1,9 @@
 package sdk
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,8 +26,40 @@ func init() {
 	wire.TargetSecrets = func(t any) map[string][]byte { return t.(Target).secrets }
 }
 
+// ServeOption changes how Serve runs the plugin.
+type ServeOption func(*serveConfig)
+
+type serveConfig struct {
+	debug bool
+}
+
+// WithDebug serves in debug mode when the plugin is started by hand (by a
+// debugger, say) rather than by a host: it prints a
+// HARDEN_REATTACH_PLUGINS='{...}' line on stdout and serves until
+// interrupted; a harden started with that variable attaches to this process
+// instead of launching a binary, so a breakpoint in Verify is hit by a real
+// `harden verify`. HARDEN_PLUGIN_DEBUG=1 does the same without rebuilding.
+// A plugin launched by a host ignores it, so leaving it in is harmless.
+//
+// In debug mode the plugin listens on a Unix socket in a fresh directory
+// only its user can enter, without the one-time mutual TLS of a launch
+// (there is no host to hand out the certificates) and without the lock
+// file's sha256 pin (the host did not exec it): for development only.
+func WithDebug() ServeOption { return func(c *serveConfig) { c.debug = true } }
+
 // Serve runs the plugin until the host goes away. Call it from main.
-func Serve(p Plugin) {
+func Serve(p Plugin, opts ...ServeOption) {
+	var cfg serveConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if os.Getenv(wire.EnvDebug) == "1" {
+		cfg.debug = true
+	}
+	// Launched by a host (it passes the channel's descriptor): never debug.
+	if cfg.debug && os.Getenv(wire.EnvTLSFD) == "" {
+		os.Exit(serveDebug(p))
+	}
 	watchParent()
 	ignoreTermination()
 	tlsConfig, err := pluginChannel()
@@ -37,7 +71,11 @@ func Serve(p Plugin) {
 	if tlsConfig != nil {
 		tlsProvider = func() (*tls.Config, error) { return tlsConfig, nil }
 	}
-	plugin.Serve(&plugin.ServeConfig{
+	plugin.Serve(serveConfigFor(p, tlsProvider, nil))
+}
+
+func serveConfigFor(p Plugin, tlsProvider func() (*tls.Config, error), test *plugin.ServeTestConfig) *plugin.ServeConfig {
+	return &plugin.ServeConfig{
 		TLSProvider:      tlsProvider,
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: wire.Plugins(newServer(p)),
@@ -45,7 +83,48 @@ func Serve(p Plugin) {
 			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(wire.MaxMessageSize), grpc.MaxSendMsgSize(wire.MaxMessageSize))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "sdk", JSONFormat: true, Output: os.Stderr, Level: logLevel()}),
-	})
+		Test:   test,
+	}
+}
+
+// serveDebug serves p in go-plugin's test mode (no handshake cookie, no
+// stdout protocol line, the process is not the host's to kill) until
+// SIGINT or SIGTERM, and returns the exit code.
+func serveDebug(p Plugin) int {
+	fail := func(err error) int {
+		os.Stderr.WriteString("harden plugin (debug mode): " + err.Error() + "\n")
+		return 1
+	}
+	var meta MetadataResponse
+	p.Metadata(context.Background(), MetadataRequest{}, &meta)
+	if meta.Name == "" {
+		return fail(errors.New("the plugin's metadata names no plugin"))
+	}
+	// go-plugin makes its socket in PLUGIN_UNIX_SOCKET_DIR; a directory of
+	// our own (0700) keeps other users off the plaintext socket.
+	dir, err := os.MkdirTemp("", "harden-plugin-debug-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Setenv(plugin.EnvUnixSocketDir, dir); err != nil {
+		return fail(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reattach := make(chan *plugin.ReattachConfig, 1)
+	closed := make(chan struct{})
+	go plugin.Serve(serveConfigFor(p, nil, &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed}))
+	select {
+	case rc := <-reattach:
+		os.Stdout.WriteString(wire.ReattachLine(meta.Name, wire.ReattachFrom(rc)) + "\n")
+		os.Stderr.WriteString("harden plugin " + meta.Name + ": debug mode, serving on " + rc.Addr.String() +
+			" (no mutual TLS, no sha256 pin: for development only).\nExport the line above in the shell that runs harden; Ctrl-C ends the plugin.\n")
+	case <-closed:
+		return fail(errors.New("serving ended before it started (see the log above)"))
+	}
+	<-closed
+	return 0
 }
 
 // ignoreTermination keeps a SIGTERM meant for the whole service (systemd's

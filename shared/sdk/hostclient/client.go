@@ -55,15 +55,34 @@ type LaunchConfig struct {
 	// stderr outside the log stream (go-plugin SyncStdout/SyncStderr); nil
 	// discards it.
 	Stdout, Stderr io.Writer
+	// Reattach, when set, attaches to a plugin somebody started by hand in
+	// debug mode (sdk.WithDebug; its HARDEN_REATTACH_PLUGINS line, read by
+	// ParseReattach) instead of launching Path: nothing is exec'd, so
+	// SHA256, Env and the mutual TLS channel do not apply — the caller must
+	// say so — and Close and Kill leave the process running.
+	Reattach *Reattach
+	// Name of the plugin when attaching (default: from Path).
+	Name string
 }
+
+// Reattach is where a plugin in debug mode serves.
+type Reattach = wire.Reattach
+
+// ReattachEnv names the variable holding the debug-mode plugins to attach
+// to: {"<name>": Reattach, ...}, as the plugins print it.
+const ReattachEnv = wire.EnvReattach
+
+// ParseReattach reads ReattachEnv's value.
+func ParseReattach(v string) (map[string]Reattach, error) { return wire.ParseReattach(v) }
 
 // Client talks to one plugin through the versioned gRPC protocol. It is used
 // by the harden host and by sdktest, so both cross the same wire.
 type Client struct {
-	name    string
-	gp      *plugin.Client
-	rpc     pb.TargetServiceClient
-	closeFn func()
+	name     string
+	gp       *plugin.Client
+	attached bool
+	rpc      pb.TargetServiceClient
+	closeFn  func()
 }
 
 // NameFromPath returns the plugin name of a harden-plugin-<name> binary.
@@ -75,8 +94,14 @@ func NameFromPath(path string) string {
 // returns a client. The process is killed when ctx ends before the handshake.
 func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	name := NameFromPath(cfg.Path)
+	if cfg.Name != "" {
+		name = cfg.Name
+	}
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 10 * time.Second
+	}
+	if cfg.Reattach != nil {
+		return attach(ctx, name, cfg)
 	}
 	tlsConfig, bundle, err := hostChannel()
 	if err != nil {
@@ -170,6 +195,69 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		return &Client{name: name, gp: gp, rpc: r.raw.(pb.TargetServiceClient), closeFn: shutdown}, nil
 	}
 }
+
+// attach connects to a plugin serving in debug mode (plaintext gRPC on the
+// socket it printed).
+func attach(ctx context.Context, name string, cfg LaunchConfig) (*Client, error) {
+	rc, err := cfg.Reattach.Config()
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %s: %w", name, ReattachEnv, err)
+	}
+	if rc.ProtocolVersion != wire.ProtocolVersion {
+		return nil, fmt.Errorf("plugin %s (%s) speaks protocol %d, this host speaks %d", name, ReattachEnv, rc.ProtocolVersion, wire.ProtocolVersion)
+	}
+	logOut := cfg.LogOutput
+	if logOut == nil {
+		logOut = io.Discard
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "plugin." + name, Output: logOut, Level: hclog.LevelFromString(cfg.LogLevel), DisableTime: true})
+	gp := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig: wire.Handshake,
+		// A reattach does no version negotiation: go-plugin takes Plugins.
+		Plugins:          wire.Plugins(nil)[wire.ProtocolVersion],
+		Reattach:         rc,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           logger,
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(wire.MaxMessageSize), grpc.MaxCallSendMsgSize(wire.MaxMessageSize))},
+	})
+	type result struct {
+		proto plugin.ClientProtocol
+		raw   any
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		proto, err := gp.Client()
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		raw, err := proto.Dispense(wire.PluginKey)
+		done <- result{proto, raw, err}
+	}()
+	var r result
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("plugin %s: attach cancelled: %w", name, ctx.Err())
+	case r = <-done:
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("plugin %s: attaching to %s %s (pid %d): %w", name, rc.Addr.Network(), rc.Addr, rc.Pid, r.err)
+	}
+	// Only the connection is closed: go-plugin's Close would also shut the
+	// plugin's server down, and the developer's process is not ours.
+	closeFn := func() {
+		if g, ok := r.proto.(*plugin.GRPCClient); ok {
+			_ = g.Conn.Close()
+		}
+	}
+	return &Client{name: name, gp: gp, attached: true, rpc: r.raw.(pb.TargetServiceClient), closeFn: closeFn}, nil
+}
+
+// Attached reports whether the client attached to a plugin in debug mode
+// rather than launching it.
+func (c *Client) Attached() bool { return c.attached }
 
 // How long closing a plugin may take (README "Plugins and trust"): the
 // plugin gets GracefulExit to exit once its connection is closed (go-plugin
@@ -267,7 +355,7 @@ func (c *Client) Close() { c.closeFn() }
 // Kill SIGKILLs the plugin's whole process group at once, without a
 // graceful exit (a second Ctrl-C). Close must still be called.
 func (c *Client) Kill() {
-	if c.gp != nil {
+	if c.gp != nil && !c.attached {
 		_ = killProcessGroup(pidOf(c.gp))
 	}
 }

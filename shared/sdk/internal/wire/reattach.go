@@ -1,0 +1,98 @@
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/hashicorp/go-plugin"
+)
+
+// Debug mode (sdk.WithDebug, HARDEN_PLUGIN_DEBUG=1): a plugin started by
+// hand, e.g. under a debugger, serves without a host and prints how to reach
+// it; a host given that line attaches to it instead of launching a binary.
+// Terraform's TF_REATTACH_PROVIDERS works the same way and the JSON has the
+// same shape, so the tooling people know carries over.
+const (
+	// EnvDebug asks sdk.Serve for debug mode.
+	EnvDebug = "HARDEN_PLUGIN_DEBUG"
+	// EnvReattach holds {"<plugin name>": Reattach, ...} for the host.
+	EnvReattach = "HARDEN_REATTACH_PLUGINS"
+)
+
+// Reattach is how a host reaches one plugin serving in debug mode.
+type Reattach struct {
+	Protocol        string
+	ProtocolVersion int
+	Addr            ReattachAddr
+	Pid             int
+}
+
+// ReattachAddr is a net.Addr in JSON.
+type ReattachAddr struct {
+	Network string
+	String  string
+}
+
+// ReattachFrom describes what go-plugin's test-mode Serve reports.
+func ReattachFrom(rc *plugin.ReattachConfig) Reattach {
+	return Reattach{Protocol: string(rc.Protocol), ProtocolVersion: rc.ProtocolVersion, Pid: rc.Pid,
+		Addr: ReattachAddr{Network: rc.Addr.Network(), String: rc.Addr.String()}}
+}
+
+// Config is the go-plugin reattach configuration. Test is always set: the
+// host never kills a plugin somebody started by hand (and may be stepping
+// through); it ends when they end it.
+func (r Reattach) Config() (*plugin.ReattachConfig, error) {
+	var addr net.Addr
+	var err error
+	switch r.Addr.Network {
+	case "unix":
+		addr, err = net.ResolveUnixAddr("unix", r.Addr.String)
+	case "tcp":
+		addr, err = net.ResolveTCPAddr("tcp", r.Addr.String)
+		if err == nil && !addr.(*net.TCPAddr).IP.IsLoopback() {
+			err = fmt.Errorf("address %s is not a loopback address", r.Addr.String)
+		}
+	default:
+		err = fmt.Errorf("network %q: want unix or tcp", r.Addr.Network)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Protocol != string(plugin.ProtocolGRPC) {
+		return nil, fmt.Errorf("protocol %q: want grpc", r.Protocol)
+	}
+	if r.Pid <= 0 {
+		return nil, fmt.Errorf("pid %d: want the plugin's process id", r.Pid)
+	}
+	return &plugin.ReattachConfig{Protocol: plugin.ProtocolGRPC, ProtocolVersion: r.ProtocolVersion, Addr: addr, Pid: r.Pid, Test: true}, nil
+}
+
+// ParseReattach reads EnvReattach's value. The operator may have quoted it
+// as the plugin printed it (HARDEN_REATTACH_PLUGINS='{...}').
+func ParseReattach(v string) (map[string]Reattach, error) {
+	v = strings.TrimSpace(v)
+	v = strings.TrimPrefix(v, EnvReattach+"=")
+	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+		v = v[1 : len(v)-1]
+	}
+	m := map[string]Reattach{}
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvReattach, err)
+	}
+	for name, r := range m {
+		if _, err := r.Config(); err != nil {
+			return nil, fmt.Errorf("%s: plugin %q: %w", EnvReattach, name, err)
+		}
+	}
+	return m, nil
+}
+
+// ReattachLine is what a plugin in debug mode prints on stdout: a shell
+// assignment to paste.
+func ReattachLine(name string, r Reattach) string {
+	b, _ := json.Marshal(map[string]Reattach{name: r})
+	return EnvReattach + "='" + string(b) + "'"
+}
