@@ -15,13 +15,13 @@ import (
 // HBARule is one pg_hba.conf line, as the policy states it or as parsed
 // from the live file.
 type HBARule struct {
-	Type     string `json:"type"`     // local, host, hostssl, hostnossl, hostgssenc, hostnogssenc
-	Database string `json:"database"` // all, sameuser, replication, name[,name]
-	User     string `json:"user"`     // all, name[,name], +group
-	Address  string `json:"address,omitempty"`
-	Method   string `json:"method"`
+	Type     string `json:"type" jsonschema:"hostssl (the only network type harden writes) or local"` // local, host, hostssl, hostnossl, hostgssenc, hostnogssenc
+	Database string `json:"database" schema:"required"`                                               // all, sameuser, replication, name[,name]
+	User     string `json:"user" schema:"required"`                                                   // all, name[,name], +group
+	Address  string `json:"address,omitempty" jsonschema:"CIDR, e.g. 10.0.0.0/8 or ::1/128"`
+	Method   string `json:"method" schema:"required" jsonschema:"scram-sha-256, cert, reject, ..."`
 	// Options are name=value pairs after the method, e.g. clientcert=verify-full, map=certmap.
-	Options map[string]string `json:"options,omitempty"`
+	Options map[string]string `json:"options,omitempty" jsonschema:"e.g. {clientcert: verify-full, map: certmap}"`
 }
 
 // Line renders the rule in pg_hba.conf syntax with stable option order.

@@ -15,21 +15,22 @@ import (
 
 type postgres struct{}
 
-// connection is the target's connection block.
+// connection is the target's connection block; its fields' tags are the
+// connection schema the host validates policies against (sdk.SchemaFor).
 type connection struct {
-	Host         string `json:"host"`
-	Port         int    `json:"port"`
-	User         string `json:"user"`
-	PasswordEnv  string `json:"password_env"`
-	PasswordFile string `json:"password_file"`
-	Database     string `json:"database"`
-	DataDir      string `json:"data_dir"`
-	SocketDir    string `json:"socket_dir"`
+	Host         string `json:"host" schema:"required,minLength=1" jsonschema:"server host name or IP address"`
+	Port         int    `json:"port" schema:"required,minimum=1,maximum=65535"`
+	User         string `json:"user" jsonschema:"role used for plan/apply (superuser or pg_read_all_settings for plan)"`
+	PasswordEnv  string `json:"password_env" jsonschema:"environment variable holding the password"`
+	PasswordFile string `json:"password_file" jsonschema:"file holding the password"`
+	Database     string `json:"database" schema:"default=postgres"`
+	DataDir      string `json:"data_dir" jsonschema:"data directory, for local-file apply (default: SHOW data_directory)"`
+	SocketDir    string `json:"socket_dir" schema:"minLength=1" jsonschema:"connect for plan/apply/verify through this Unix socket directory (absolute path) instead of TCP"`
 	// AllowPlaintextAdmin is the operator's reason for letting the
 	// management connection log in without TLS when the server refuses TLS
 	// (answers 'N' to the SSLRequest) — and then only with SCRAM-SHA-256.
 	// Empty: a server that refuses TLS gets no credentials (see connect).
-	AllowPlaintextAdmin string `json:"allow_plaintext_admin"`
+	AllowPlaintextAdmin string `json:"allow_plaintext_admin" schema:"minLength=1" jsonschema:"why the management connection may log in without TLS while the server refuses TLS (before the first apply); then only SCRAM-SHA-256 is accepted, never a cleartext or MD5 password request. A TLS failure (untrusted certificate, wrong name) never falls back to plaintext."`
 }
 
 func (c connection) address() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
@@ -49,55 +50,11 @@ func (c connection) validate() error {
 	return nil
 }
 
-const connectionSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "PostgreSQL connection",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["host", "port"],
-  "properties": {
-    "host": {"type": "string", "minLength": 1, "description": "server host name or IP address"},
-    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-    "user": {"type": "string", "description": "role used for plan/apply (superuser or pg_read_all_settings for plan)"},
-    "password_env": {"type": "string", "description": "environment variable holding the password"},
-    "password_file": {"type": "string", "description": "file holding the password"},
-    "database": {"type": "string", "default": "postgres"},
-    "data_dir": {"type": "string", "description": "data directory, for local-file apply (default: SHOW data_directory)"},
-    "socket_dir": {"type": "string", "minLength": 1, "description": "connect for plan/apply/verify through this Unix socket directory (absolute path) instead of TCP"},
-    "allow_plaintext_admin": {"type": "string", "minLength": 1, "description": "why the management connection may log in without TLS while the server refuses TLS (before the first apply); then only SCRAM-SHA-256 is accepted, never a cleartext or MD5 password request. A TLS failure (untrusted certificate, wrong name) never falls back to plaintext."}
-  }
-}`
-
-const specSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "PostgreSQL spec",
-  "type": "object",
-  "additionalProperties": false,
-  "$defs": {
-    "rule": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": ["database", "user", "method"],
-      "properties": {
-        "type": {"type": "string", "description": "hostssl (the only network type harden writes) or local"},
-        "database": {"type": "string"},
-        "user": {"type": "string"},
-        "address": {"type": "string", "description": "CIDR, e.g. 10.0.0.0/8 or ::1/128"},
-        "method": {"type": "string", "description": "scram-sha-256, cert, reject, ..."},
-        "options": {"type": "object", "additionalProperties": {"type": "string"}, "description": "e.g. {clientcert: verify-full, map: certmap}"}
-      }
-    }
-  },
-  "properties": {
-    "hba": {"type": "array", "items": {"$ref": "#/$defs/rule"}, "description": "network rules in order; default: hostssl from 127.0.0.1 and ::1 with scram-sha-256"},
-    "local": {"type": "array", "items": {"$ref": "#/$defs/rule"}, "description": "local socket rules; default: keep the live file's"},
-    "cert_dir": {"type": "string", "description": "directory for server.crt/server.key/root.crt, relative to the data directory (default harden)"},
-    "server_version": {"type": "integer", "minimum": 12, "maximum": 18, "description": "major version for render (plan/apply read the live server's)"},
-    "ident_maps": {"type": "array", "description": "pg_ident.conf: certificate names to roles, for hba rules with options {map: NAME}",
-      "items": {"type": "object", "additionalProperties": false, "required": ["map", "system_user", "pg_user"],
-        "properties": {"map": {"type": "string", "minLength": 1}, "system_user": {"type": "string", "minLength": 1}, "pg_user": {"type": "string", "minLength": 1}}}}
-  }
-}`
+// The schemas are derived from the types the requests decode into.
+var (
+	connectionSchema = sdk.MustSchemaFor[connection]("PostgreSQL connection")
+	specSchema       = sdk.MustSchemaFor[spec]("PostgreSQL spec")
+)
 
 func (postgres) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
 	r.Name, r.Version = "postgres", version
@@ -105,7 +62,7 @@ func (postgres) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.Metada
 }
 
 func (postgres) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
-	r.Connection, r.Spec = []byte(connectionSchema), []byte(specSchema)
+	r.Connection, r.Spec = connectionSchema, specSchema
 }
 
 func (postgres) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {

@@ -12,26 +12,26 @@ import (
 type spec struct {
 	// HBA are the network rules, in order. Only hostssl lines; harden adds
 	// hostnossl reject lines for IPv4 and IPv6.
-	HBA []HBARule `json:"hba"`
+	HBA []HBARule `json:"hba" jsonschema:"network rules in order; default: hostssl from 127.0.0.1 and ::1 with scram-sha-256"`
 	// Local socket rules, kept as the policy says. Absent: apply keeps the
 	// live file's local lines; render writes "local all all peer".
-	Local []HBARule `json:"local"`
+	Local []HBARule `json:"local" jsonschema:"local socket rules; default: keep the live file's"`
 	// CertDir holds server.crt, server.key and root.crt (relative to the
 	// data directory unless absolute). Default "harden".
-	CertDir string `json:"cert_dir"`
+	CertDir string `json:"cert_dir" jsonschema:"directory for server.crt/server.key/root.crt, relative to the data directory (default harden)"`
 	// ServerVersion is the major version render targets (plan and apply
 	// read the live server's). Default 15.
-	ServerVersion int `json:"server_version"`
+	ServerVersion int `json:"server_version" schema:"minimum=12,maximum=18" jsonschema:"major version for render (plan/apply read the live server's)"`
 	// IdentMaps map certificate CNs (system user) to roles, for hba rules
 	// with options {map: NAME}. Absent: apply leaves pg_ident.conf alone.
-	IdentMaps []IdentMap `json:"ident_maps"`
+	IdentMaps []IdentMap `json:"ident_maps" jsonschema:"pg_ident.conf: certificate names to roles, for hba rules with options {map: NAME}"`
 }
 
 // IdentMap is one pg_ident.conf line.
 type IdentMap struct {
-	Map        string `json:"map"`
-	SystemUser string `json:"system_user"`
-	PGUser     string `json:"pg_user"`
+	Map        string `json:"map" schema:"required,minLength=1"`
+	SystemUser string `json:"system_user" schema:"required,minLength=1"`
+	PGUser     string `json:"pg_user" schema:"required,minLength=1"`
 }
 
 // identText renders pg_ident.conf, every field encoded for its grammar
