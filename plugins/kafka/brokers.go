@@ -10,15 +10,15 @@ import (
 
 // brokerConn is one broker of a cluster target (connection.brokers).
 type brokerConn struct {
-	NodeID         int      `json:"node_id"`
-	ConfigFile     string   `json:"config_file"`
-	RestartCommand []string `json:"restart_command"`
+	NodeID         int      `json:"node_id" schema:"required,minimum=0"`
+	ConfigFile     string   `json:"config_file" schema:"required"`
+	RestartCommand []string `json:"restart_command" schema:"minItems=1"`
 }
 
 // brokerSpec is one broker's listeners after hardening (spec.brokers).
 type brokerSpec struct {
-	NodeID    int            `json:"node_id"`
-	Listeners []listenerSpec `json:"listeners"`
+	NodeID    int            `json:"node_id" schema:"required,minimum=0"`
+	Listeners []listenerSpec `json:"listeners" schema:"required" jsonschema:"the broker's listeners after hardening, all SSL"`
 }
 
 // Migration phases of a running cluster from PLAINTEXT to SSL. Each phase
@@ -39,7 +39,7 @@ const (
 )
 
 type migration struct {
-	Phase string `json:"phase"`
+	Phase string `json:"phase" schema:"enum=add-tls|switch|tls-only" jsonschema:"rolling PLAINTEXT→SSL migration: add-tls (SSL listeners beside the old ones), switch (inter-broker and controller traffic to SSL; move clients), tls-only (old listeners removed; the default)"`
 }
 
 func (s spec) phase() string {

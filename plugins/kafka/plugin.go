@@ -12,62 +12,29 @@ import (
 type kafka struct{}
 
 type connection struct {
-	Bootstrap  []string `json:"bootstrap"`
-	ConfigFile string   `json:"config_file"`
+	Bootstrap  []string `json:"bootstrap" schema:"required,minItems=1" jsonschema:"host:port of the brokers"`
+	ConfigFile string   `json:"config_file" jsonschema:"the broker's server.properties: verify probes every listener it declares, controller listeners included; plan and apply merge into it"`
 	// RestartCommand restarts the broker (argv, no shell): a static apply
 	// runs it and verifies the restarted broker before declaring success.
-	RestartCommand []string `json:"restart_command"`
+	RestartCommand []string `json:"restart_command" schema:"minItems=1" jsonschema:"argv that restarts the broker (e.g. [systemctl, restart, kafka]); needed by apply when a change needs a restart"`
 	// RestartTimeout bounds the restart and the wait for the broker to
 	// answer again (Go duration, default 3m).
-	RestartTimeout string `json:"restart_timeout"`
+	RestartTimeout string `json:"restart_timeout" schema:"pattern=^[0-9]+(ms|s|m|h)$" jsonschema:"bound for the restart and the wait until the broker answers (default 3m)"`
 	// Brokers: a cluster target, one entry per broker (rolling apply).
-	Brokers []brokerConn `json:"brokers"`
+	Brokers []brokerConn `json:"brokers" schema:"minItems=1" jsonschema:"a cluster: every broker with its file and restart command; apply rolls through them one by one"`
 	// ProbeCredentialsFile names a PEM file with a certificate chain from
 	// the policy CA and its private key, for an identity that has no ACLs
 	// and is no super user: verify presents it to prove live that the
 	// authorizer denies by default. The host reads it as the secret
 	// "probe_credentials" (it travels only in this target's requests).
-	ProbeCredentialsFile string `json:"probe_credentials_file"`
+	ProbeCredentialsFile string `json:"probe_credentials_file" schema:"minLength=1" jsonschema:"PEM file with a certificate chain from the policy CA and its private key, for an identity WITHOUT ACLs that is no super user: verify proves with it that the authorizer denies by default (without it kafka.config.authorizer rests on configuration and warns)"`
 }
 
-const connectionSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "Kafka connection",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["bootstrap"],
-  "properties": {
-    "bootstrap": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "host:port of the brokers"},
-    "config_file": {"type": "string", "description": "the broker's server.properties: verify probes every listener it declares, controller listeners included; plan and apply merge into it"},
-    "restart_command": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "argv that restarts the broker (e.g. [systemctl, restart, kafka]); needed by apply when a change needs a restart"},
-    "restart_timeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$", "description": "bound for the restart and the wait until the broker answers (default 3m)"},
-    "probe_credentials_file": {"type": "string", "minLength": 1, "description": "PEM file with a certificate chain from the policy CA and its private key, for an identity WITHOUT ACLs that is no super user: verify proves with it that the authorizer denies by default (without it kafka.config.authorizer rests on configuration and warns)"},
-    "brokers": {"type": "array", "minItems": 1, "description": "a cluster: every broker with its file and restart command; apply rolls through them one by one",
-      "items": {"type": "object", "additionalProperties": false, "required": ["node_id", "config_file"],
-        "properties": {"node_id": {"type": "integer", "minimum": 0}, "config_file": {"type": "string"},
-          "restart_command": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}}
-  }
-}`
-
-const specSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "Kafka spec",
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "listeners": {"type": "array", "description": "the broker's listeners after hardening, all SSL",
-      "items": {"type": "object", "additionalProperties": false, "required": ["name", "address"],
-        "properties": {"name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]*$"}, "address": {"type": "string"}, "controller": {"type": "boolean"}}}},
-    "inter_broker_listener": {"type": "string"},
-    "store_dir": {"type": "string", "description": "directory for keystore, truststore and password file on the broker host"},
-    "brokers": {"type": "array", "minItems": 1, "description": "a cluster: each broker's listeners after hardening (with connection.brokers)",
-      "items": {"type": "object", "additionalProperties": false, "required": ["node_id", "listeners"],
-        "properties": {"node_id": {"type": "integer", "minimum": 0}, "listeners": {"$ref": "#/properties/listeners"}}}},
-    "migration": {"type": "object", "additionalProperties": false, "properties": {
-      "phase": {"enum": ["add-tls", "switch", "tls-only"], "description": "rolling PLAINTEXT→SSL migration: add-tls (SSL listeners beside the old ones), switch (inter-broker and controller traffic to SSL; move clients), tls-only (old listeners removed; the default)"}}},
-    "super_users": {"type": "array", "items": {"type": "string", "pattern": "^[^;,]+$"}, "description": "extra principals (certificate CNs) made super users under mTLS; the brokers' and harden's own are always added"}
-  }
-}`
+// The schemas are derived from the types the requests decode into.
+var (
+	connectionSchema = sdk.MustSchemaFor[connection]("Kafka connection")
+	specSchema       = sdk.MustSchemaFor[spec]("Kafka spec")
+)
 
 func init() {
 	checks.Register(checks.Definition{ID: "kafka.listener.plaintext", Title: "No listener answers cleartext Kafka requests", Severity: checks.High,
@@ -122,5 +89,5 @@ func validateListeners(ls []listenerSpec, at sdk.Path, inter string, d *sdk.Diag
 }
 
 func (kafka) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
-	r.Connection, r.Spec = []byte(connectionSchema), []byte(specSchema)
+	r.Connection, r.Spec = connectionSchema, specSchema
 }

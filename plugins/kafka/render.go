@@ -24,24 +24,24 @@ type spec struct {
 	// Listeners the broker should have, all over TLS. Controller listeners
 	// are marked; the first other listener carries inter-broker traffic
 	// unless InterBrokerListener names one.
-	Listeners           []listenerSpec `json:"listeners"`
+	Listeners           []listenerSpec `json:"listeners" jsonschema:"the broker's listeners after hardening, all SSL"`
 	InterBrokerListener string         `json:"inter_broker_listener"`
 	// StoreDir is where keystore, truststore and the password file live on
 	// the broker host (default: "harden" next to connection.config_file).
-	StoreDir string `json:"store_dir"`
+	StoreDir string `json:"store_dir" jsonschema:"directory for keystore, truststore and password file on the broker host"`
 	// SuperUsers are extra principals (certificate CNs) with every right
 	// under mTLS, besides the brokers' and harden's own identities.
-	SuperUsers []string `json:"super_users"`
+	SuperUsers []string `json:"super_users" schema:"items.pattern=^[^;,]+$" jsonschema:"extra principals (certificate CNs) made super users under mTLS; the brokers' and harden's own are always added"`
 	// Brokers: per-broker listeners of a cluster target (with
 	// connection.brokers) instead of Listeners.
-	Brokers []brokerSpec `json:"brokers"`
+	Brokers []brokerSpec `json:"brokers" schema:"minItems=1" jsonschema:"a cluster: each broker's listeners after hardening (with connection.brokers)"`
 	// Migration: the phase of a rolling PLAINTEXT→SSL migration.
 	Migration *migration `json:"migration"`
 }
 
 type listenerSpec struct {
-	Name       string `json:"name"`
-	Address    string `json:"address"`
+	Name       string `json:"name" schema:"required,pattern=^[A-Za-z][A-Za-z0-9_]*$"`
+	Address    string `json:"address" schema:"required"`
 	Controller bool   `json:"controller"`
 }
 
