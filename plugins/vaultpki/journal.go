@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"io/fs"
-
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
@@ -19,56 +15,34 @@ func (st *settings) journalPaths() (journal, lock string, err error) {
 	return applykit.TargetPaths("", "vaultpki", st.conn.Address, st.rootMount, st.intMount, st.transitMount)
 }
 
-// atStep marks a boundary between two of apply's steps: the journal's phase,
-// the fault hook (HARDEN_CRASH_AT=vaultpki:<phase>), cancellation.
-func atStep(ctx context.Context, s *applykit.Session, phase string) error {
-	if err := s.Journal.SetPhase(phase); err != nil {
-		return err
-	}
-	if stepHook != nil {
-		stepHook(phase)
-	}
-	return s.Step(ctx, phase)
-}
-
-// journalNotice is what plan and verify say about a killed run: each of
-// Vault's writes is atomic, so what remains shows in the plan, but the run
-// never finished and apply must complete it.
-func (st *settings) journalNotice() (notice string, running bool, err error) {
+// notices is what plan and verify say about a killed run: each of Vault's
+// writes is atomic, so what remains shows in the plan, but the run never
+// finished and apply must complete it.
+func (st *settings) notices() (applykit.Notices, error) {
 	jp, lp, err := st.journalPaths()
-	if err != nil {
-		return "", false, err
-	}
-	return applykit.Notice(jp, lp)
+	return applykit.Notices{Plugin: "vaultpki", Journal: jp, Lock: lp,
+		PlanNext: "harden apply will complete it", PlanDetail: "the steps that run did not reach are listed below",
+		Change:       sdk.Change{Resource: "vault interrupted apply", Description: "complete its remaining steps"},
+		VerifyDetail: "run harden apply to complete it"}, err
 }
 
-func planJournal(st *settings, r *sdk.PlanResponse) {
-	notice, running, err := st.journalNotice()
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		r.Diagnostics.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
-	case err != nil:
-		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
-	case running:
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vaultpki.apply.locked", Summary: notice})
-	case notice != "":
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vaultpki.apply.interrupted",
-			Summary: notice + "; harden apply will complete it", Detail: "the steps that run did not reach are listed below"})
-		r.Changes = append([]sdk.Change{{Resource: "vault interrupted apply", Action: sdk.Update,
-			Description: notice + ": complete its remaining steps"}}, r.Changes...)
+// planJournal adds the journal's notice to r and returns it (for the plan
+// token).
+func planJournal(st *settings, r *sdk.PlanResponse) string {
+	n, err := st.notices()
+	if err != nil {
+		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "no place for the apply journal", err)
+		return ""
 	}
+	notice, _ := n.Plan(r)
+	return notice
 }
 
 func verifyJournal(st *settings, d *sdk.Diagnostics) {
-	notice, running, err := st.journalNotice()
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		d.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
-	case err != nil:
-		d.AddTargetError("vaultpki.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
-	case running:
-		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vaultpki.apply.locked", Summary: notice, Detail: "the configuration verified may be about to change"})
-	case notice != "":
-		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "vaultpki.apply.interrupted", Summary: notice, Detail: "run harden apply to complete it"})
+	n, err := st.notices()
+	if err != nil {
+		d.AddTargetError("vaultpki.apply.journal", "no place for the apply journal", err)
+		return
 	}
+	n.Verify(d)
 }
