@@ -25,13 +25,13 @@ type objectStore struct{}
 type connection struct {
 	// Endpoint is the HTTPS S3 endpoint; HTTPEndpoint the plaintext one, if
 	// the server has one (verify proves requests over it are refused).
-	Endpoint     string `json:"endpoint"`
-	HTTPEndpoint string `json:"http_endpoint"`
+	Endpoint     string `json:"endpoint" schema:"required,pattern=^https://" jsonschema:"HTTPS S3 endpoint"`
+	HTTPEndpoint string `json:"http_endpoint" schema:"pattern=^http://" jsonschema:"the server's plaintext endpoint, if any: verify proves it refuses requests"`
 	CAFile       string `json:"ca_file"`
 	Region       string `json:"region"`
 	// DataDir is the server's data directory when harden runs on the same
 	// host: verify proves a canary is not stored in plaintext there.
-	DataDir       string `json:"data_dir"`
+	DataDir       string `json:"data_dir" jsonschema:"server data directory, when harden runs on its host: at-rest canary"`
 	AccessKeyEnv  string `json:"access_key_env"`
 	AccessKeyFile string `json:"access_key_file"`
 	SecretKeyEnv  string `json:"secret_key_env"`
@@ -39,62 +39,33 @@ type connection struct {
 }
 
 type spec struct {
-	Bucket string  `json:"bucket"`
+	Bucket string  `json:"bucket" schema:"required,minLength=3"`
 	SSE    sseSpec `json:"sse"`
 	// SensitivePrefixes require SSE-KMS whatever the default (e.g. pii/).
-	SensitivePrefixes []string `json:"sensitive_prefixes"`
+	SensitivePrefixes []string `json:"sensitive_prefixes" schema:"items.pattern=^[^*?]+/$" jsonschema:"prefixes whose uploads must use SSE-KMS (e.g. pii/)"`
 	// Sample: how many objects verify inspects with HeadObject (default 100).
-	Sample    int    `json:"sample"`
-	BackupDir string `json:"backup_dir"`
+	Sample    int    `json:"sample" schema:"minimum=0" jsonschema:"objects verify inspects with HeadObject (default 100)"`
+	BackupDir string `json:"backup_dir" jsonschema:"where apply keeps the previous policy and encryption config (default ~/.local/state/harden/backups)"`
 	// Envelope: objects under Prefix must be envelope-encrypted with KEK.
-	Envelope *envelopeSpec `json:"envelope"`
+	Envelope *envelopeSpec `json:"envelope" jsonschema:"objects under prefix must be envelope-encrypted (harden objectstore put)"`
 }
 
 type envelopeSpec struct {
-	KEK    string `json:"kek"`
+	KEK    string `json:"kek" schema:"required" jsonschema:"KEK id in the records, e.g. vault:transit/lake-kek"`
 	Prefix string `json:"prefix"`
 }
 
 type sseSpec struct {
 	// Algorithm: aws:kms (with KMSKeyID) or AES256 (SSE-S3).
-	Algorithm string `json:"algorithm"`
+	Algorithm string `json:"algorithm" schema:"enum=aws:kms|AES256"`
 	KMSKeyID  string `json:"kms_key_id"`
 }
 
-const connectionSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "S3 connection",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["endpoint"],
-  "properties": {
-    "endpoint": {"type": "string", "pattern": "^https://", "description": "HTTPS S3 endpoint"},
-    "http_endpoint": {"type": "string", "pattern": "^http://", "description": "the server's plaintext endpoint, if any: verify proves it refuses requests"},
-    "ca_file": {"type": "string"},
-    "region": {"type": "string"},
-    "data_dir": {"type": "string", "description": "server data directory, when harden runs on its host: at-rest canary"},
-    "access_key_env": {"type": "string"}, "access_key_file": {"type": "string"},
-    "secret_key_env": {"type": "string"}, "secret_key_file": {"type": "string"}
-  }
-}`
-
-const specSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "Object store spec",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["bucket"],
-  "properties": {
-    "bucket": {"type": "string", "minLength": 3},
-    "sse": {"type": "object", "additionalProperties": false, "properties": {
-      "algorithm": {"enum": ["aws:kms", "AES256"]}, "kms_key_id": {"type": "string"}}},
-    "sensitive_prefixes": {"type": "array", "items": {"type": "string", "pattern": "^[^*?]+/$"}, "description": "prefixes whose uploads must use SSE-KMS (e.g. pii/)"},
-    "sample": {"type": "integer", "minimum": 0, "description": "objects verify inspects with HeadObject (default 100)"},
-    "backup_dir": {"type": "string", "description": "where apply keeps the previous policy and encryption config (default ~/.local/state/harden/backups)"},
-    "envelope": {"type": "object", "additionalProperties": false, "required": ["kek"], "description": "objects under prefix must be envelope-encrypted (harden objectstore put)",
-      "properties": {"kek": {"type": "string", "description": "KEK id in the records, e.g. vault:transit/lake-kek"}, "prefix": {"type": "string"}}}
-  }
-}`
+// The schemas are derived from the types the requests decode into.
+var (
+	connectionSchema = sdk.MustSchemaFor[connection]("S3 connection")
+	specSchema       = sdk.MustSchemaFor[spec]("Object store spec")
+)
 
 func (objectStore) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
 	r.Name, r.Version = "objectstore", version
@@ -102,7 +73,7 @@ func (objectStore) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.Met
 }
 
 func (objectStore) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
-	r.Connection, r.Spec = []byte(connectionSchema), []byte(specSchema)
+	r.Connection, r.Spec = connectionSchema, specSchema
 }
 
 func (objectStore) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {

@@ -26,20 +26,20 @@ type connection struct {
 	// Address is Vault's API (https://host:8200). An http:// address is
 	// refused unless AllowInsecure says why: the token would travel in
 	// cleartext.
-	Address       string `json:"address"`
-	AllowInsecure string `json:"allow_insecure"`
+	Address       string `json:"address" schema:"required,pattern=^https?://" jsonschema:"Vault API address (https://; http:// only with allow_insecure)"`
+	AllowInsecure string `json:"allow_insecure" schema:"minLength=1" jsonschema:"why an http:// address is accepted although the Vault token then travels in cleartext; required for any http:// address"`
 	// CAFile verifies Vault's listener (PEM).
-	CAFile string `json:"ca_file"`
+	CAFile string `json:"ca_file" jsonschema:"PEM CA that verifies Vault's listener"`
 	// Token: token_file / token_env (bootstrap); AppRole for routine runs:
 	// role_id_file + secret_id_file (resolved by the host as secrets).
 	AppRoleMount string `json:"approle_mount"`
 	// Secret references: the host resolves them and sends only the values
 	// of this target (Target.Secret); the references themselves are unused.
-	TokenFile    string `json:"token_file"`
+	TokenFile    string `json:"token_file" jsonschema:"file with a Vault token (bootstrap)"`
 	TokenEnv     string `json:"token_env"`
-	RoleIDFile   string `json:"role_id_file"`
+	RoleIDFile   string `json:"role_id_file" jsonschema:"AppRole role id (routine runs)"`
 	RoleIDEnv    string `json:"role_id_env"`
-	SecretIDFile string `json:"secret_id_file"`
+	SecretIDFile string `json:"secret_id_file" jsonschema:"AppRole secret id"`
 	SecretIDEnv  string `json:"secret_id_env"`
 }
 
@@ -54,21 +54,21 @@ type pkiSpec struct {
 	IntermediateMount string   `json:"intermediate_mount"`
 	RootCommonName    string   `json:"root_common_name"`
 	IntermediateCN    string   `json:"intermediate_common_name"`
-	RootTTL           string   `json:"root_ttl"`
-	IntermediateTTL   string   `json:"intermediate_ttl"`
-	URLBase           string   `json:"url_base"`
+	RootTTL           string   `json:"root_ttl" schema:"pattern=^[0-9]+h$"`
+	IntermediateTTL   string   `json:"intermediate_ttl" schema:"pattern=^[0-9]+h$"`
+	URLBase           string   `json:"url_base" schema:"pattern=^https?://" jsonschema:"base of the issuing-certificate and CRL URLs (default: connection.address)"`
 	ServerRole        string   `json:"server_role"`
 	ClientRole        string   `json:"client_role"`
-	ClientNames       []string `json:"client_names"`
+	ClientNames       []string `json:"client_names" jsonschema:"common names the client role may issue (e.g. harden-admin)"`
 	AllowWildcards    bool     `json:"allow_wildcards"`
 	// ExternalIntermediate: the intermediate is signed by a CA outside Vault
 	// (an enterprise root); no root mount is made.
-	ExternalIntermediate *externalSpec `json:"external_intermediate"`
+	ExternalIntermediate *externalSpec `json:"external_intermediate" jsonschema:"intermediate signed by a CA outside Vault: apply writes the CSR, the next apply sets the signed chain"`
 }
 
 type externalSpec struct {
-	CSRFile         string `json:"csr_file"`
-	CertificateFile string `json:"certificate_file"`
+	CSRFile         string `json:"csr_file" schema:"required"`
+	CertificateFile string `json:"certificate_file" schema:"required"`
 }
 
 func (st *settings) external() bool { return st.spec.PKI.ExternalIntermediate != nil }
@@ -84,59 +84,20 @@ func (st *settings) pkiMounts() []string {
 
 type transitSpec struct {
 	Mount string   `json:"mount"`
-	Keys  []string `json:"keys"`
+	Keys  []string `json:"keys" schema:"items.pattern=^[A-Za-z0-9_-]+$"`
 }
 
 type auditSpec struct {
 	// File is the file audit device's log path on the Vault host.
-	File string `json:"file"`
-	Path string `json:"path"`
+	File string `json:"file" schema:"required" jsonschema:"file audit device log path on the Vault host"`
+	Path string `json:"path" jsonschema:"audit device path (default harden-file)"`
 }
 
-const connectionSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "Vault connection",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["address"],
-  "properties": {
-    "address": {"type": "string", "pattern": "^https?://", "description": "Vault API address (https://; http:// only with allow_insecure)"},
-    "allow_insecure": {"type": "string", "minLength": 1, "description": "why an http:// address is accepted although the Vault token then travels in cleartext; required for any http:// address"},
-    "ca_file": {"type": "string", "description": "PEM CA that verifies Vault's listener"},
-    "token_file": {"type": "string", "description": "file with a Vault token (bootstrap)"},
-    "token_env": {"type": "string"},
-    "role_id_file": {"type": "string", "description": "AppRole role id (routine runs)"},
-    "role_id_env": {"type": "string"},
-    "secret_id_file": {"type": "string", "description": "AppRole secret id"},
-    "secret_id_env": {"type": "string"},
-    "approle_mount": {"type": "string"}
-  }
-}`
-
-const specSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "Vault PKI spec",
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "pki": {"type": "object", "additionalProperties": false, "properties": {
-      "root_mount": {"type": "string"}, "intermediate_mount": {"type": "string"},
-      "root_common_name": {"type": "string"}, "intermediate_common_name": {"type": "string"},
-      "root_ttl": {"type": "string", "pattern": "^[0-9]+h$"}, "intermediate_ttl": {"type": "string", "pattern": "^[0-9]+h$"},
-      "url_base": {"type": "string", "pattern": "^https?://", "description": "base of the issuing-certificate and CRL URLs (default: connection.address)"},
-      "server_role": {"type": "string"}, "client_role": {"type": "string"},
-      "client_names": {"type": "array", "items": {"type": "string"}, "description": "common names the client role may issue (e.g. harden-admin)"},
-      "allow_wildcards": {"type": "boolean"},
-      "external_intermediate": {"type": "object", "additionalProperties": false, "required": ["csr_file", "certificate_file"],
-        "description": "intermediate signed by a CA outside Vault: apply writes the CSR, the next apply sets the signed chain",
-        "properties": {"csr_file": {"type": "string"}, "certificate_file": {"type": "string"}}}}},
-    "transit": {"type": "object", "additionalProperties": false, "properties": {
-      "mount": {"type": "string"}, "keys": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}}},
-    "audit": {"type": "object", "additionalProperties": false, "required": ["file"], "properties": {
-      "file": {"type": "string", "description": "file audit device log path on the Vault host"},
-      "path": {"type": "string", "description": "audit device path (default harden-file)"}}}
-  }
-}`
+// The schemas are derived from the types the requests decode into.
+var (
+	connectionSchema = sdk.MustSchemaFor[connection]("Vault connection")
+	specSchema       = sdk.MustSchemaFor[spec]("Vault PKI spec")
+)
 
 func (vaultPKI) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
 	r.Name, r.Version = "vaultpki", version
@@ -144,7 +105,7 @@ func (vaultPKI) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.Metada
 }
 
 func (vaultPKI) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
-	r.Connection, r.Spec = []byte(connectionSchema), []byte(specSchema)
+	r.Connection, r.Spec = connectionSchema, specSchema
 }
 
 // settings are the spec with defaults filled in from the policy.
