@@ -7,7 +7,9 @@
 //   - its connection and spec schemas are valid JSON Schema;
 //   - unknown keys in spec and connection are rejected with their path;
 //   - render is deterministic and does not contact the target;
-//   - Stop cancels an in-flight plan or verify promptly;
+//   - Stop cancels an in-flight call of every capability that reaches the
+//     target (plan, apply, verify, certificate issuing) promptly, and leaves
+//     the plugin serving: render and validation answer as before;
 //   - nothing is written to stdout.
 //
 // The harness supplies a valid target for an address sdktest chooses: a local
@@ -31,6 +33,7 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
@@ -45,6 +48,11 @@ type Harness struct {
 	Name   string
 	// Target returns a valid target whose endpoint is addr (host:port).
 	Target func(addr string) sdk.Target
+	// TargetFor, when set, may return a different valid target for one
+	// capability (plan and apply often need more than verify: a config
+	// file, a certificate), used for that capability's Stop check. ok false
+	// means Target.
+	TargetFor func(c sdk.Capability, addr string) (t sdk.Target, ok bool)
 	// Certificates used for render; empty material is allowed.
 	Certificates sdk.Certificates
 	// StopTimeout bounds how fast Stop must end in-flight work (default 2 s).
@@ -107,7 +115,13 @@ func Run(t *testing.T, h Harness) {
 		if err != nil {
 			t.Fatalf("sdktest: %v", err)
 		}
-		client, err = hostclient.Launch(ctx, hostclient.LaunchConfig{Path: h.Binary, SHA256: sum, Env: []string{"PATH=/usr/bin:/bin"},
+		// Apply's journal goes where the test package keeps it
+		// (MainWithStateDir), never in /var/lib/harden.
+		env := []string{"PATH=/usr/bin:/bin"}
+		if d, ok := os.LookupEnv(applykit.StateDirEnv); ok {
+			env = append(env, applykit.StateDirEnv+"="+d)
+		}
+		client, err = hostclient.Launch(ctx, hostclient.LaunchConfig{Path: h.Binary, SHA256: sum, Env: env,
 			Stdout: &lockedBuffer{b: &stdout}, LogOutput: testWriter{t}})
 		if err != nil {
 			t.Fatalf("sdktest: launch %s: %v", h.Binary, err)
@@ -232,42 +246,7 @@ func Run(t *testing.T, h Harness) {
 		})
 	}
 
-	var slowOp func(context.Context) error
-	switch {
-	case slices.Contains(meta.Capabilities, sdk.CapVerify):
-		slowOp = func(ctx context.Context) error { _, err := client.Verify(ctx, rc); return err }
-	case slices.Contains(meta.Capabilities, sdk.CapPlan):
-		slowOp = func(ctx context.Context) error { _, err := client.Plan(ctx, rc); return err }
-	}
-	if slowOp != nil {
-		t.Run("stop_cancels_in_flight", func(t *testing.T) {
-			before := tp.count.Load()
-			done := make(chan error, 1)
-			go func() { done <- slowOp(ctx) }()
-			deadline := time.Now().Add(5 * time.Second)
-			for tp.count.Load() == before && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if tp.count.Load() == before {
-				t.Fatalf("plan/verify never connected to the target endpoint %s", tp.ln.Addr())
-			}
-			select {
-			case err := <-done:
-				t.Fatalf("plan/verify returned before Stop against a target that never answers (err=%v); it must wait with the request context", err)
-			default:
-			}
-			start := time.Now()
-			if err := client.Stop(ctx); err != nil {
-				t.Fatalf("stop: %v", err)
-			}
-			select {
-			case <-done:
-				t.Logf("in-flight call ended %v after Stop", time.Since(start).Round(time.Millisecond))
-			case <-time.After(h.StopTimeout):
-				t.Fatalf("in-flight call still running %v after Stop", h.StopTimeout)
-			}
-		})
-	}
+	stopChecks(t, h, client, meta, rc, tp, ctx)
 
 	t.Run("nothing_on_stdout", func(t *testing.T) {
 		// go-plugin forwards the plugin's stdout asynchronously.
