@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -104,6 +105,8 @@ type Plugin struct {
 	Schemas    sdk.SchemaResponse
 	Connection *schema.Schema
 	Spec       *schema.Schema
+	// reattach is set for a plugin in debug mode (HARDEN_REATTACH_PLUGINS).
+	reattach *hostclient.Reattach
 }
 
 // Engine holds the launched plugins.
@@ -162,15 +165,31 @@ func OpenEach(ctx context.Context, opts Options, names []string) (*Engine, error
 
 func open(ctx context.Context, opts Options, names []string, keepGoing bool) (*Engine, []error, error) {
 	found, problems := plugins.Discover(plugins.Dirs(opts.PluginDirs))
-	e := &Engine{opts: opts, Plugins: map[string]*Plugin{}, Failed: map[string]error{}, Found: found, Problems: problems}
 	lock, err := plugins.ReadLock(opts.LockPath)
 	if err != nil {
 		return nil, nil, pluginErr(err)
+	}
+	reattach, err := reattachments(opts.LogOutput)
+	if err != nil {
+		return nil, nil, configErr(err)
 	}
 	byName := map[string]plugins.Binary{}
 	for _, b := range found {
 		byName[b.Name] = b
 	}
+	// A plugin in debug mode stands in for the binary of its name, or is
+	// one more plugin when there is none.
+	for n, r := range reattach {
+		b := plugins.Binary{Name: n, Path: fmt.Sprintf("reattached: %s %s (pid %d)", r.Addr.Network, r.Addr.String, r.Pid)}
+		if i := slices.IndexFunc(found, func(f plugins.Binary) bool { return f.Name == n }); i >= 0 {
+			found[i] = b
+		} else {
+			found = append(found, b)
+		}
+		byName[n] = b
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].Name < found[j].Name })
+	e := &Engine{opts: opts, Plugins: map[string]*Plugin{}, Failed: map[string]error{}, Found: found, Problems: problems}
 	if names == nil {
 		for _, b := range found {
 			names = append(names, b.Name)
@@ -190,7 +209,9 @@ func open(ctx context.Context, opts Options, names []string, keepGoing bool) (*E
 		}
 		p := &Plugin{Binary: b, LockStatus: plugins.Locked}
 		entry, locked := lock.Plugins[n]
-		switch {
+		switch r, reattached := reattach[n]; {
+		case reattached:
+			p.LockStatus, p.reattach = plugins.Reattached, &r
 		case locked:
 			// go-plugin hashes the binary right before exec and refuses
 			// it unless it matches the lock: the only hash on this path.
@@ -247,7 +268,38 @@ func open(ctx context.Context, opts Options, names []string, keepGoing bool) (*E
 	return e, failed, nil
 }
 
+// reattachments reads HARDEN_REATTACH_PLUGINS and warns, for each plugin
+// in it, that the lock does not protect it.
+func reattachments(log io.Writer) (map[string]hostclient.Reattach, error) {
+	v := os.Getenv(hostclient.ReattachEnv)
+	if v == "" {
+		return nil, nil
+	}
+	m, err := hostclient.ParseReattach(v)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = os.Stderr
+	}
+	names := slices.Sorted(maps.Keys(m))
+	for _, n := range names {
+		r := m[n]
+		fmt.Fprintf(log, "warning: plugin %s: attaching to the process %d in debug mode at %s %s (%s): the lock file's sha256 pin and the one-time mutual TLS channel do not apply to it — for plugin development only\n",
+			n, r.Pid, r.Addr.Network, r.Addr.String, hostclient.ReattachEnv)
+	}
+	return m, nil
+}
+
 func (e *Engine) launch(ctx context.Context, p *Plugin) error {
+	if p.reattach != nil {
+		c, err := hostclient.Launch(ctx, hostclient.LaunchConfig{Reattach: p.reattach, Name: p.Binary.Name,
+			LogOutput: e.opts.LogOutput, LogLevel: e.opts.LogLevel, StartTimeout: e.opts.StartTimeout})
+		if err != nil {
+			return err
+		}
+		return e.identify(ctx, p, c)
+	}
 	// The checksum handed to go-plugin is the one observed now (equal to
 	// the lock's unless unlocked plugins are allowed); go-plugin re-hashes
 	// right before exec, so a swap after discovery is refused too.
@@ -260,6 +312,11 @@ func (e *Engine) launch(ctx context.Context, p *Plugin) error {
 	if err != nil {
 		return err
 	}
+	return e.identify(ctx, p, c)
+}
+
+// identify checks a started plugin's metadata and compiles its schemas.
+func (e *Engine) identify(ctx context.Context, p *Plugin, c *hostclient.Client) error {
 	p.Client = c
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

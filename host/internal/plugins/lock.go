@@ -107,6 +107,9 @@ const (
 	Locked   Status = "locked"
 	Unlocked Status = "unlocked"
 	Mismatch Status = "checksum-mismatch"
+	// Reattached: a plugin in debug mode the host attached to
+	// (HARDEN_REATTACH_PLUGINS); nothing was exec'd, so no pin applies.
+	Reattached Status = "reattached"
 )
 
 // Check hashes b and compares it with the lock.
