@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -104,23 +103,17 @@ func managementConfig(c connection, q sdk.RequestContext) (*pgx.ConnConfig, erro
 }
 
 // verifiedTLS is the TLS configuration of the management connection: the
-// policy's CA and the connection's host name, nothing skipped.
+// policy's CA and the connection's host name, nothing skipped (libpq's
+// verify-full). A CA bundle or client pair that does not parse is an error,
+// never a weaker connection.
 func verifiedTLS(c connection, q sdk.RequestContext) (*tls.Config, error) {
-	if len(q.Certificates.CABundlePEM) == 0 {
+	cfg, err := sdk.ClientTLS(q.Certificates, sdk.ClientTLSOptions{ServerName: c.Host})
+	switch {
+	case errors.Is(err, sdk.ErrNoCA):
 		return nil, errors.New("no CA bundle to verify the server with (certificates.files.ca_file, or the vault-pki source before its CA exists): " +
 			"harden logs in over TCP only through TLS it can verify, and sent no credentials")
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(q.Certificates.CABundlePEM) {
-		return nil, errors.New("the CA bundle holds no PEM certificate: harden cannot verify the server and sent no credentials")
-	}
-	cfg := &tls.Config{ServerName: c.Host, RootCAs: pool, MinVersion: tls.VersionTLS12}
-	if len(q.Certificates.ClientChainPEM) > 0 {
-		pair, err := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
+	case err != nil:
+		return nil, fmt.Errorf("%w: harden cannot verify %s and sent no credentials", err, c.address())
 	}
 	return cfg, nil
 }

@@ -66,9 +66,8 @@ func (postgres) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResp
 }
 
 func (postgres) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {
-	var c connection
-	if err := q.Target.DecodeConnection(&c); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+	c, sp, ok := sdk.Decode[connection, spec](q.Target, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	if c.PasswordEnv != "" && c.PasswordFile != "" {
@@ -76,11 +75,6 @@ func (postgres) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sd
 	}
 	if err := c.validate(); err != nil {
 		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
-	}
-	var sp spec
-	if err := q.Target.DecodeSpec(&sp); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
-		return
 	}
 	for i, rule := range sp.HBA {
 		at := func(k string) sdk.Path { return sdk.Path{"spec", "hba", itoa(i), k} }

@@ -154,9 +154,8 @@ var defaultLocal = []HBARule{{Type: "local", Database: "all", User: "all", Metho
 // Render is pure: the policy, the spec and the certificate material in,
 // postgresql settings, pg_hba.conf and certificate files out.
 func (postgres) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResponse) {
-	var s spec
-	if err := q.Target.DecodeSpec(&s); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+	_, s, ok := sdk.Decode[connection, spec](q.Target, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	major := s.ServerVersion

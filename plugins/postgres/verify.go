@@ -10,9 +10,8 @@ import (
 
 // Verify proves transport security on the live server with the probe kit.
 func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyResponse) {
-	var c connection
-	if err := q.Target.DecodeConnection(&c); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+	c, _, ok := sdk.Decode[connection, spec](q.Target, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	target, exp, err := probe.ForRequest(q.RequestContext, probe.Postgres)
