@@ -77,9 +77,8 @@ func (objectStore) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaR
 }
 
 func (objectStore) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {
-	var s spec
-	if err := q.Target.DecodeSpec(&s); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+	_, s, ok := sdk.Decode[connection, spec](q.Target, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	if s.SSE.algorithm() == "aws:kms" && s.SSE.KMSKeyID == "" {
@@ -106,15 +105,11 @@ type target struct {
 // open decodes the target and makes an S3 client for url (the HTTPS
 // endpoint unless another is given).
 func open(q sdk.RequestContext, d *sdk.Diagnostics) (*target, bool) {
-	t := &target{}
-	if err := q.Target.DecodeConnection(&t.conn); err != nil {
-		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+	c, s, ok := sdk.Decode[connection, spec](q.Target, d)
+	if !ok {
 		return nil, false
 	}
-	if err := q.Target.DecodeSpec(&t.spec); err != nil {
-		d.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
-		return nil, false
-	}
+	t := &target{conn: c, spec: s}
 	cl, err := t.client(q, t.conn.Endpoint)
 	if err != nil {
 		d.AddTargetError("objectstore.connect", "cannot set up the S3 client", err)
@@ -124,18 +119,29 @@ func open(q sdk.RequestContext, d *sdk.Diagnostics) (*target, bool) {
 	return t, true
 }
 
-// caPool reads connection.ca_file; an unreadable file or one without a
-// PEM certificate is an error naming it.
+// clientTLS is the S3 client's TLS (sdk.ClientTLS): connection.ca_file
+// when set, else the system's roots — an S3 endpoint is often a public
+// service, so the policy's CA is trusted for it only through ca_file — and
+// no client certificate. A ca_file that cannot be read or holds anything
+// that is not a whole certificate is an error naming it.
+func clientTLS(caFile string) (*tls.Config, error) {
+	cfg, err := sdk.ClientTLS(sdk.Certificates{}, sdk.ClientTLSOptions{CAFile: caFile, SystemRoots: true, NoClientCertificate: true})
+	switch {
+	case err != nil && caFile != "":
+		return nil, fmt.Errorf("connection.ca_file %s: %w", caFile, err)
+	case err != nil:
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// caPool is connection.ca_file as a pool (see clientTLS).
 func caPool(file string) (*x509.CertPool, error) {
-	pemData, err := sdk.ReadFile(file)
+	cfg, err := clientTLS(file)
 	if err != nil {
-		return nil, fmt.Errorf("connection.ca_file %s: %w", file, err)
+		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemData) {
-		return nil, fmt.Errorf("connection.ca_file %s holds no PEM certificate", file)
-	}
-	return pool, nil
+	return cfg.RootCAs, nil
 }
 
 func (t *target) client(q sdk.RequestContext, endpoint string) (*minio.Client, error) {
@@ -148,11 +154,9 @@ func (t *target) client(q sdk.RequestContext, endpoint string) (*minio.Client, e
 	if ak == "" || sk == "" {
 		return nil, fmt.Errorf("no S3 credentials: set connection.access_key_env/_file and secret_key_env/_file")
 	}
-	tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.conn.CAFile != "" {
-		if tcfg.RootCAs, err = caPool(t.conn.CAFile); err != nil {
-			return nil, err
-		}
+	tcfg, err := clientTLS(t.conn.CAFile)
+	if err != nil {
+		return nil, err
 	}
 	return minio.New(u.Host, &minio.Options{
 		Creds:     credentials.NewStaticV4(strings.TrimSpace(ak), strings.TrimSpace(sk), ""),
