@@ -2,28 +2,22 @@ package engine
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/harden-dev/harden/host/internal/certstore"
 	"github.com/harden-dev/harden/host/internal/plugins"
 	"github.com/harden-dev/harden/host/internal/policy"
 	"github.com/harden-dev/harden/host/internal/schema"
@@ -463,7 +457,7 @@ func (e *Engine) certificates(ctx context.Context, pol *policy.Policy, t policy.
 	if err != nil || e.NoIssue {
 		return c, err
 	}
-	if err := checkValidity(pol, t, c, e.now()); err != nil {
+	if err := certstore.CheckValidity(pol, t, c, e.now()); err != nil {
 		return c, configErr(err)
 	}
 	return c, nil
@@ -479,7 +473,7 @@ func (e *Engine) loadCertificates(ctx context.Context, pol *policy.Policy, t pol
 		if err != nil {
 			return c, configErr(err)
 		}
-		if err := checkCerts(ca); err != nil {
+		if err := certstore.CheckCerts(ca); err != nil {
 			return c, configErr(pol.ErrorAt(at, "%s: %v", pol.Certificates.CAFile, err))
 		}
 		c.CABundlePEM = ca
@@ -501,7 +495,7 @@ func (e *Engine) loadCertificates(ctx context.Context, pol *policy.Policy, t pol
 	}
 	if t.CertFile != "" {
 		read := func(field, file string, kind policy.FileKind) ([]byte, error) {
-			return pol.ReadFileAt(certificateField(t, field), file, kind)
+			return pol.ReadFileAt(certstore.CertificateField(t, field), file, kind)
 		}
 		chain, err := read("cert_file", t.CertFile, policy.Public)
 		if err != nil {
@@ -513,7 +507,7 @@ func (e *Engine) loadCertificates(ctx context.Context, pol *policy.Policy, t pol
 		}
 		if _, err := tls.X509KeyPair(chain, key); err != nil {
 			// The tls error never contains key material.
-			return c, configErr(pol.ErrorAt(certificateField(t, "cert_file"), "certificate %s and key %s do not form a valid pair: %v", t.CertFile, t.KeyFile, err))
+			return c, configErr(pol.ErrorAt(certstore.CertificateField(t, "cert_file"), "certificate %s and key %s do not form a valid pair: %v", t.CertFile, t.KeyFile, err))
 		}
 		c.ChainPEM, c.KeyPEM = chain, key
 		if t.ClientCertFile != "" {
@@ -526,7 +520,7 @@ func (e *Engine) loadCertificates(ctx context.Context, pol *policy.Policy, t pol
 				return c, configErr(err)
 			}
 			if _, err := tls.X509KeyPair(cchain, ckey); err != nil {
-				return c, configErr(pol.ErrorAt(certificateField(t, "client_cert_file"), "client certificate %s and key %s do not form a valid pair: %v", t.ClientCertFile, t.ClientKeyFile, err))
+				return c, configErr(pol.ErrorAt(certstore.CertificateField(t, "client_cert_file"), "client certificate %s and key %s do not form a valid pair: %v", t.ClientCertFile, t.ClientKeyFile, err))
 			}
 			c.ClientChainPEM, c.ClientKeyPEM = cchain, ckey
 		}
@@ -536,74 +530,6 @@ func (e *Engine) loadCertificates(ctx context.Context, pol *policy.Policy, t pol
 		return e.issue(ctx, pol, t, c)
 	}
 	return c, nil
-}
-
-func certificateField(t policy.Target, field string) []string {
-	return []string{"targets", strconv.Itoa(t.Index), "certificate", field}
-}
-
-// checkValidity: every certificate handed to t's plugin — its chain, harden's
-// client chain and (at least one CA of) the CA bundle — must be valid now (not before <= now <
-// not after). The error names where the certificate came from (the policy
-// line of its file, or the issuer) and its dates.
-func checkValidity(pol *policy.Policy, t policy.Target, c sdk.Certificates, now time.Time) error {
-	issued := pol.Certificates.Source == "vault-pki" && t.CertFile == ""
-	issuer := "issued by certificate source vault-pki (target " + pol.Certificates.VaultTarget + ")"
-	for _, m := range []struct {
-		pem   []byte
-		field []string
-		file  string
-		what  string
-	}{
-		{c.CABundlePEM, []string{"certificates", "files", "ca_file"}, pol.Certificates.CAFile, "CA bundle"},
-		{c.ChainPEM, certificateField(t, "cert_file"), t.CertFile, "certificate"},
-		{c.ClientChainPEM, certificateField(t, "client_cert_file"), t.ClientCertFile, "client certificate"},
-	} {
-		if len(m.pem) == 0 {
-			continue
-		}
-		certs, err := sdk.ParseCertificatesPEM(m.pem)
-		if err != nil {
-			continue // the loader already refused unreadable material
-		}
-		if m.what == "CA bundle" && slices.ContainsFunc(certs, func(c *x509.Certificate) bool { return validityProblem(c, now) == "" }) {
-			// An organisation's bundle may still hold an expired legacy
-			// root beside the one that matters: only a bundle with no CA
-			// valid now is refused (the chain's own certificates are
-			// judged one by one below, and the plugin's handshake
-			// confirms the chain verifies).
-			continue
-		}
-		for _, cert := range certs {
-			why := validityProblem(cert, now)
-			if why == "" {
-				continue
-			}
-			if issued || (m.what == "CA bundle" && pol.Certificates.CAFile == "") {
-				return fmt.Errorf("target %s: %s %s %s %s", t.Name, m.what, issuer, describeCert(cert), why)
-			}
-			return pol.ErrorAt(m.field, "%s %s %s %s", m.what, m.file, describeCert(cert), why)
-		}
-	}
-	return nil
-}
-
-func validityProblem(cert *x509.Certificate, now time.Time) string {
-	const day = "2006-01-02 15:04:05 MST"
-	switch {
-	case now.Before(cert.NotBefore):
-		return fmt.Sprintf("is not valid yet: valid from %s to %s (now %s)", cert.NotBefore.UTC().Format(day), cert.NotAfter.UTC().Format(day), now.UTC().Format(day))
-	case !now.Before(cert.NotAfter):
-		return fmt.Sprintf("has expired: valid from %s to %s (now %s)", cert.NotBefore.UTC().Format(day), cert.NotAfter.UTC().Format(day), now.UTC().Format(day))
-	}
-	return ""
-}
-
-func describeCert(cert *x509.Certificate) string {
-	if s := cert.Subject.String(); s != "" {
-		return "(subject " + s + ")"
-	}
-	return "(serial " + cert.SerialNumber.String() + ")"
 }
 
 func (e *Engine) now() time.Time {
@@ -648,7 +574,7 @@ func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target,
 		err = pluginErr(fmt.Errorf("target %s: certificate source %s returned no CA bundle", t.Name, issuerTarget.Name))
 	}
 	if err == nil {
-		err = checkCerts(ca.CABundlePEM)
+		err = certstore.CheckCerts(ca.CABundlePEM)
 	}
 	if err != nil && !e.NoIssue {
 		return c, err
@@ -660,137 +586,33 @@ func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target,
 		return c, &CertificateSourceError{Target: t.Name, Source: "vault-pki (target " + issuerTarget.Name + ")", Err: err}
 	}
 	c.CABundlePEM, c.CRLPEM = ca.CABundlePEM, ca.CRLPEM
-	dir := filepath.Join(pol.Certificates.VaultStoreDir, t.Name)
+	store := certstore.Store{Dir: filepath.Join(pol.Certificates.VaultStoreDir, t.Name), Target: t.Name,
+		RenewBefore: pol.Certificates.Rotation.RenewBefore, NoIssue: e.NoIssue, Now: e.now}
 	usage := "server"
 	if slices.Contains(pol.MTLSScope, t.Name) {
 		usage = "peer" // a node that is also a client of its peers (Kafka brokers)
 	}
+	signed := func(usage, cn string, names []string) certstore.IssueFunc {
+		return func(csr []byte) ([]byte, error) {
+			got, err := call(usage, cn, names, csr)
+			return got.ChainPEM, err
+		}
+	}
 	// CN: the target's name (its principal where CNs are principals, e.g.
 	// Kafka); the SANs are the target's endpoint hosts and certificate_names.
 	cn := t.Name
-	if c.ChainPEM, c.KeyPEM, err = e.storedOrIssued(pol, t, dir, "server", usage, cn, t.CertificateNames, ca.CABundlePEM, call); err != nil {
+	w := certstore.Want{Kind: "server", CommonName: cn, Names: t.CertificateNames, CAPEM: ca.CABundlePEM}
+	if c.ChainPEM, c.KeyPEM, err = store.Get(w, signed(usage, cn, t.CertificateNames)); err != nil {
 		return c, err
 	}
 	if slices.Contains(pol.MTLSScope, t.Name) {
 		name := pol.Certificates.VaultClientName
-		if c.ClientChainPEM, c.ClientKeyPEM, err = e.storedOrIssued(pol, t, dir, "client", "client", name, nil, ca.CABundlePEM, call); err != nil {
+		w := certstore.Want{Kind: "client", CommonName: name, CAPEM: ca.CABundlePEM}
+		if c.ClientChainPEM, c.ClientKeyPEM, err = store.Get(w, signed("client", name, nil)); err != nil {
 			return c, err
 		}
 	}
 	return c, nil
-}
-
-type issueFunc func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error)
-
-// storedOrIssued returns the stored pair <dir>/<kind>.pem + <kind>-key.pem
-// when it is still good, else (unless NoIssue) makes a key and a CSR and has
-// the issuer sign it.
-func (e *Engine) storedOrIssued(pol *policy.Policy, t policy.Target, dir, kind, usage, cn string, names []string, caPEM []byte, call issueFunc) ([]byte, []byte, error) {
-	certFile, keyFile := filepath.Join(dir, kind+".pem"), filepath.Join(dir, kind+"-key.pem")
-	chain, cerr := policy.ReadBounded(certFile, policy.Public)
-	key, kerr := policy.ReadBounded(keyFile, policy.Secret)
-	if cerr == nil && kerr == nil && stale(chain, key, caPEM, names, pol.Certificates.Rotation.RenewBefore) == "" {
-		return chain, key, nil
-	}
-	if e.NoIssue {
-		// verify never issues: it uses what is stored, even if due for
-		// renewal, or nothing.
-		if cerr == nil && kerr == nil {
-			return chain, key, nil
-		}
-		// Nothing stored yet is "nothing"; a stored file that cannot be
-		// read (permissions, a directory) is an error naming it, not a
-		// verify that silently runs without harden's certificate.
-		for _, e := range []error{cerr, kerr} {
-			if e != nil && !errors.Is(e, fs.ErrNotExist) {
-				return nil, nil, fmt.Errorf("stored %s certificate of %s: %w", kind, t.Name, e)
-			}
-		}
-		return nil, nil, nil
-	}
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	csrDER, err := x509.CreateCertificateRequest(rand.Reader, tmpl, priv)
-	if err != nil {
-		return nil, nil, err
-	}
-	got, err := call(usage, cn, names, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
-	if err != nil {
-		return nil, nil, err
-	}
-	// PKCS#8: Kafka's PEM keystores need it.
-	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, nil, err
-	}
-	key = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
-	}
-	if err := writeAtomic(keyFile, key, 0o600); err != nil {
-		return nil, nil, err
-	}
-	if err := writeAtomic(certFile, got.ChainPEM, 0o644); err != nil {
-		return nil, nil, err
-	}
-	return got.ChainPEM, key, nil
-}
-
-// stale says why a stored certificate must be replaced ("" when it is
-// good): not a pair, not chaining to the current CA, missing a name, or
-// within renew_before of its end.
-func stale(chain, key, caPEM []byte, names []string, renewBefore time.Duration) string {
-	if _, err := tls.X509KeyPair(chain, key); err != nil {
-		return "certificate and key do not match"
-	}
-	certs, err := sdk.ParseCertificatesPEM(chain)
-	if err != nil || len(certs) == 0 {
-		return "unreadable certificate"
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return "does not chain to the issuer's current CA"
-	}
-	for _, n := range names {
-		if certs[0].VerifyHostname(n) != nil {
-			return "does not cover " + n
-		}
-	}
-	if time.Until(certs[0].NotAfter) < renewBefore {
-		return "within renew_before of its end"
-	}
-	return ""
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func checkCerts(pemData []byte) error {
-	_, err := sdk.ParseCertificatesPEM(pemData)
-	return err
 }
 
 func (e *Engine) getenv() func(string) (string, bool) {
