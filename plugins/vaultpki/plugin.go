@@ -147,9 +147,8 @@ func orStr(v, def string) string {
 // connection.allow_insecure before any request is made (the host calls it
 // when it validates the policy, and the SDK before every method).
 func (vaultPKI) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {
-	var c connection
-	if err := q.Target.DecodeConnection(&c); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+	c, _, ok := sdk.Decode[connection, spec](q.Target, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	checkAddress(q.Target.Name, c, &r.Diagnostics)
@@ -191,18 +190,11 @@ func checkAddress(target string, c connection, d *sdk.Diagnostics) bool {
 }
 
 func load(q sdk.RequestContext, d *sdk.Diagnostics) (*settings, bool) {
-	st := &settings{}
-	if err := q.Target.DecodeConnection(&st.conn); err != nil {
-		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+	c, s, ok := sdk.Decode[connection, spec](q.Target, d)
+	if !ok || !checkAddress(q.Target.Name, c, d) {
 		return nil, false
 	}
-	if !checkAddress(q.Target.Name, st.conn, d) {
-		return nil, false
-	}
-	if err := q.Target.DecodeSpec(&st.spec); err != nil {
-		d.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
-		return nil, false
-	}
+	st := &settings{conn: c, spec: s}
 	p := st.spec.PKI
 	st.rootMount, st.intMount = orStr(p.RootMount, "pki"), orStr(p.IntermediateMount, "pki_int")
 	st.rootCN, st.intCN = orStr(p.RootCommonName, "harden "+q.Target.Name+" root CA"), orStr(p.IntermediateCN, "harden "+q.Target.Name+" intermediate CA")
@@ -269,12 +261,10 @@ func client(ctx context.Context, q sdk.RequestContext, c connection) (*vault.Cli
 	cfg.Address = c.Address
 	cfg.Timeout = 15 * time.Second
 	cfg.MaxRetries = 0
-	tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	roots, err := c.roots()
+	tcfg, err := c.clientTLS()
 	if err != nil {
 		return nil, err
 	}
-	tcfg.RootCAs = roots
 	cfg.HttpClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tcfg},
 		// Never follow a redirect: Go would follow a 307 to http:// with the
 		// X-Vault-Token header and a login body (secret_id) in cleartext.
@@ -308,25 +298,28 @@ func client(ctx context.Context, q sdk.RequestContext, c connection) (*vault.Cli
 	return cl, nil
 }
 
-// roots are the CAs that verify Vault's listener: connection.ca_file, or
-// the system's roots when it is not set (what the API client would use).
-func (c connection) roots() (*x509.CertPool, error) {
-	if c.CAFile == "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			return nil, fmt.Errorf("no connection.ca_file and no system CA pool: %w", err)
-		}
-		return pool, nil
-	}
-	ca, err := sdk.ReadFile(c.CAFile)
-	if err != nil {
+// clientTLS is the TLS of harden's Vault API client (sdk.ClientTLS):
+// connection.ca_file, or the system's roots when it is not set (what the
+// API client would use), and no client certificate. A ca_file that cannot
+// be read or holds anything but whole certificates is an error naming it.
+func (c connection) clientTLS() (*tls.Config, error) {
+	cfg, err := sdk.ClientTLS(sdk.Certificates{}, sdk.ClientTLSOptions{CAFile: c.CAFile, SystemRoots: true, NoClientCertificate: true})
+	switch {
+	case err != nil && c.CAFile != "":
 		return nil, fmt.Errorf("connection.ca_file %s: %w", c.CAFile, err)
+	case err != nil:
+		return nil, fmt.Errorf("no connection.ca_file: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return nil, fmt.Errorf("connection.ca_file %s holds no PEM certificate", c.CAFile)
+	return cfg, nil
+}
+
+// roots are the CAs that verify Vault's listener (see clientTLS).
+func (c connection) roots() (*x509.CertPool, error) {
+	cfg, err := c.clientTLS()
+	if err != nil {
+		return nil, err
 	}
-	return pool, nil
+	return cfg.RootCAs, nil
 }
 
 // connect reads the settings and logs in; failures go on d.
