@@ -24,11 +24,11 @@ import (
 // configuration the killed run started from. Ctrl-C (the host's Stop)
 // restores at the next step boundary.
 func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
-	t0, ok := open(q.RequestContext, &r.Diagnostics)
+	t, ok := open(q.RequestContext, &r.Diagnostics)
 	if !ok {
 		return
 	}
-	jp, lp, err := t0.journalPaths()
+	jp, lp, err := t.journalPaths()
 	if err != nil {
 		r.Diagnostics.AddTargetError("objectstore.apply.journal", "no place for the apply journal; nothing was changed", err)
 		return
@@ -36,27 +36,22 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	// The lock comes first: no other apply may change the bucket between
 	// the read the plan token is checked against and this run's changes.
 	s, err := applykit.Acquire(jp, lp)
-	if errors.Is(err, applykit.ErrLocked) {
-		r.Diagnostics.AddTargetError("objectstore.apply.locked", "another harden apply is running on this bucket; nothing was changed", err)
-		return
-	}
 	if err != nil {
-		r.Diagnostics.AddTargetError("objectstore.apply.journal", "cannot take the apply lock or read the journal; nothing was changed", err)
+		applykit.Locked("objectstore", "this bucket", err, &r.Diagnostics)
 		return
 	}
-	p, ok := plan(ctx, q.RequestContext, &r.Diagnostics)
+	p, ok := t.plan(ctx, &r.Diagnostics)
 	if !ok {
 		s.Done()
 		return
 	}
-	t, l, wantPolicy, changes := p.target, p.live, p.wantPolicy, p.changes
+	l, wantPolicy, changes := p.live, p.wantPolicy, p.changes
 	notice := ""
 	if s.Interrupted != nil {
 		notice = applykit.Describe(*s.Interrupted)
 	}
-	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(l, changes, notice)) {
+	if !applykit.PlanCurrent(&r.Diagnostics, q.PlanToken, token(l, changes, notice), "the bucket") {
 		s.Done()
-		r.Diagnostics.AddTargetError("objectstore.plan_stale", "the bucket changed since the plan was made", errors.New("run harden plan again"))
 		return
 	}
 	if len(changes) == 0 && s.Interrupted == nil {
@@ -73,6 +68,7 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 		return
 	}
 	from := l // what a failure restores: where this run, or the killed one, started
+	var opts applykit.StepOptions
 	if s.Interrupted != nil {
 		if from, err = fromOriginal(s.Interrupted.Data); err != nil {
 			s.Keep()
@@ -81,61 +77,60 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 		}
 		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.interrupted",
 			Summary: notice + "; this apply completes it"})
+		// A failure rolls back what the killed run set too.
+		opts.Recover = func(ctx context.Context) error { return t.restore(ctx, from) }
 	}
 	backup, err := t.backup(q.Target.Name, from)
 	if err != nil {
-		s.Done()
+		if s.Interrupted != nil {
+			s.Keep()
+		} else {
+			s.Done()
+		}
 		r.Diagnostics.AddTargetError("objectstore.backup", "cannot back up the bucket configuration; nothing was changed", err)
 		return
 	}
-	restore := func(cause error) {
-		if rerr := t.restoreBounded(ctx, from); rerr != nil {
-			s.Keep() // the next apply tries again
-			r.Diagnostics.AddTargetError("objectstore.apply", "apply failed and restoring FAILED (backup: "+backup+"; the journal is kept for the next apply)", errors.Join(cause, rerr))
-			return
+	opts.Hook, opts.Final, opts.UndoTimeout = stepHook, stepConfirmed, rollbackTimeout
+	steps := []applykit.Step{{
+		Phase: stepBegun,
+		Apply: func(ctx context.Context) error {
+			if err := t.cl.SetBucketEncryption(ctx, t.spec.Bucket, t.wantEncryption()); err != nil {
+				return fmt.Errorf("SetBucketEncryption: %w", err)
+			}
+			return nil
+		},
+		Undo: func(ctx context.Context) error { return t.restoreEncryption(ctx, from) },
+	}, {
+		Phase: stepEncryption,
+		Apply: func(ctx context.Context) error {
+			if err := t.cl.SetBucketPolicy(ctx, t.spec.Bucket, wantPolicy); err != nil {
+				return fmt.Errorf("SetBucketPolicy: %w", err)
+			}
+			return nil
+		},
+		Undo: func(ctx context.Context) error { return t.cl.SetBucketPolicy(ctx, t.spec.Bucket, from.policy) },
+	}, {
+		// Lockout check: harden (this identity) still lists the bucket over TLS.
+		Phase: stepPolicy,
+		Apply: func(ctx context.Context) error {
+			lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel() // (one answer is enough; cancel ends the listing)
+			if obj, ok := <-t.cl.ListObjects(lctx, t.spec.Bucket, minio.ListObjectsOptions{MaxKeys: 1}); ok && obj.Err != nil {
+				return fmt.Errorf("after the change this identity cannot list the bucket over TLS: %w", obj.Err)
+			}
+			return nil
+		},
+	}}
+	_, err = s.RunSteps(ctx, steps, opts)
+	var se *applykit.StepError
+	switch {
+	case errors.As(err, &se):
+		se.Report("objectstore", &r.Diagnostics)
+		if len(se.UndoFailed) > 0 {
+			r.Diagnostics.AddWarning("the bucket configuration before this apply is saved in "+backup, "restore it from there if the next apply cannot")
 		}
-		if derr := s.Done(); derr != nil {
-			cause = errors.Join(cause, derr)
-		}
-		code, what := "objectstore.apply", "apply failed; the previous configuration is restored"
-		if ctx.Err() != nil {
-			code, what = "objectstore.apply.interrupted", "apply was interrupted; the previous configuration is restored"
-		}
-		r.Diagnostics.AddTargetError(code, what, cause)
-	}
-	if err := step(ctx, s, stepBegun); err != nil {
-		restore(err)
 		return
-	}
-	if err := t.cl.SetBucketEncryption(ctx, t.spec.Bucket, t.wantEncryption()); err != nil {
-		restore(fmt.Errorf("SetBucketEncryption: %w", err))
-		return
-	}
-	if err := step(ctx, s, stepEncryption); err != nil {
-		restore(err)
-		return
-	}
-	if err := t.cl.SetBucketPolicy(ctx, t.spec.Bucket, wantPolicy); err != nil {
-		restore(fmt.Errorf("SetBucketPolicy: %w", err))
-		return
-	}
-	if err := step(ctx, s, stepPolicy); err != nil {
-		restore(err)
-		return
-	}
-	// Lockout check: harden (this identity) still lists the bucket over TLS.
-	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	// (one answer is enough; cancel ends the listing)
-	if obj, ok := <-t.cl.ListObjects(lctx, t.spec.Bucket, minio.ListObjectsOptions{MaxKeys: 1}); ok && obj.Err != nil {
-		restore(fmt.Errorf("after the change this identity cannot list the bucket over TLS: %w", obj.Err))
-		return
-	}
-	if err := step(ctx, s, stepConfirmed); err != nil && ctx.Err() == nil {
-		restore(err) // the journal could not be written
-		return
-	}
-	if err := s.Done(); err != nil {
+	case err != nil:
 		r.Diagnostics.AddTargetError("objectstore.apply.journal", "applied and confirmed, but the journal could not be removed", err)
 	}
 	r.Applied = changes
@@ -156,16 +151,17 @@ func (t *target) backup(name string, l live) (string, error) {
 	}
 	b, _ := json.MarshalIndent(map[string]any{"bucket": t.spec.Bucket, "endpoint": t.conn.Endpoint, "policy": l.policy, "encryption": l.encryption}, "", "  ")
 	path := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.json", name, t.spec.Bucket, time.Now().UTC().Format("20060102T150405.000Z")))
-	return path, os.WriteFile(path, b, 0o600)
+	return path, applykit.WriteFile(path, b, 0o600, nil)
 }
 
+// restore puts l's encryption default and policy back.
 func (t *target) restore(ctx context.Context, l live) error {
-	var errs []error
+	return errors.Join(t.restoreEncryption(ctx, l), t.cl.SetBucketPolicy(ctx, t.spec.Bucket, l.policy))
+}
+
+func (t *target) restoreEncryption(ctx context.Context, l live) error {
 	if l.encryption == nil {
-		errs = append(errs, t.cl.RemoveBucketEncryption(ctx, t.spec.Bucket))
-	} else {
-		errs = append(errs, t.cl.SetBucketEncryption(ctx, t.spec.Bucket, l.encryption))
+		return t.cl.RemoveBucketEncryption(ctx, t.spec.Bucket)
 	}
-	errs = append(errs, t.cl.SetBucketPolicy(ctx, t.spec.Bucket, l.policy))
-	return errors.Join(errs...)
+	return t.cl.SetBucketEncryption(ctx, t.spec.Bucket, l.encryption)
 }

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/sse"
@@ -30,17 +27,6 @@ const rollbackTimeout = 30 * time.Second
 // stepHook lets unit tests act at a step (e.g. cancel the context as the
 // host's Stop does on Ctrl-C).
 var stepHook func(step string)
-
-// step marks a step boundary (journal phase, fault hook, cancellation).
-func step(ctx context.Context, s *applykit.Session, name string) error {
-	if err := s.Journal.SetPhase(name); err != nil {
-		return err
-	}
-	if stepHook != nil {
-		stepHook(name)
-	}
-	return s.Step(ctx, name)
-}
 
 // journalPaths: one journal and lock per bucket of an endpoint, in
 // backup_dir when the spec sets one, else harden's state directory.
@@ -71,53 +57,38 @@ func fromOriginal(d map[string]string) (live, error) {
 	return l, nil
 }
 
-// noticeFor is what plan and verify say about the target's journal.
-func (t *target) noticeFor() (notice string, running bool, err error) {
+// notices is what plan and verify say about the target's journal: never
+// "nothing to apply" while a killed run is unconfirmed; what verify
+// observes is live, but that run never confirmed it.
+func (t *target) notices() (applykit.Notices, error) {
 	jp, lp, err := t.journalPaths()
-	if err != nil {
-		return "", false, err
-	}
-	return applykit.Notice(jp, lp)
+	return applykit.Notices{Plugin: "objectstore", Journal: jp, Lock: lp,
+		PlanNext:   "harden apply will complete it",
+		PlanDetail: "some of that run's changes may be live and unconfirmed: apply sets what remains and confirms harden's access, or restores where that run started",
+		Change: sdk.Change{Resource: "bucket " + t.spec.Bucket + " interrupted apply",
+			Description: "complete it and confirm harden still lists the bucket over TLS"},
+		VerifyDetail: "what verify observed is live but that run never confirmed it: run harden apply to complete it"}, err
 }
 
-// planJournal: never "nothing to apply" while a killed run is unconfirmed.
-func (t *target) planJournal(r *sdk.PlanResponse) {
-	notice, running, err := t.noticeFor()
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		r.Diagnostics.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
-	case err != nil:
-		r.Diagnostics.AddTargetError("objectstore.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
-	case running:
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.locked", Summary: notice})
-	case notice != "":
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.interrupted",
-			Summary: notice + "; harden apply will complete it",
-			Detail:  "some of that run's changes may be live and unconfirmed: apply sets what remains and confirms harden's access, or restores where that run started"})
-		r.Changes = append([]sdk.Change{{Resource: "bucket " + t.spec.Bucket + " interrupted apply", Action: sdk.Update,
-			Description: notice + ": complete it and confirm harden still lists the bucket over TLS"}}, r.Changes...)
+// planJournal adds the journal's notice to r and returns it (for the plan
+// token).
+func (t *target) planJournal(r *sdk.PlanResponse) string {
+	n, err := t.notices()
+	if err != nil {
+		r.Diagnostics.AddTargetError("objectstore.apply.journal", "no place for the apply journal", err)
+		return ""
 	}
+	notice, _ := n.Plan(r)
+	return notice
 }
 
 // verifyJournal: what verify observes is live, but a killed run never
 // confirmed it: say so.
 func (t *target) verifyJournal(d *sdk.Diagnostics) {
-	notice, running, err := t.noticeFor()
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		d.AddWarning("cannot read the apply journal (permission denied): an interrupted apply by another user would not be seen here", err.Error())
-	case err != nil:
-		d.AddTargetError("objectstore.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
-	case running:
-		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.locked", Summary: notice, Detail: "the configuration verified may be about to change"})
-	case notice != "":
-		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.interrupted", Summary: notice, Detail: "what verify observed is live but that run never confirmed it: run harden apply to complete it"})
+	n, err := t.notices()
+	if err != nil {
+		d.AddTargetError("objectstore.apply.journal", "no place for the apply journal", err)
+		return
 	}
-}
-
-// restoreBounded restores l on a context the host's Stop does not cancel.
-func (t *target) restoreBounded(ctx context.Context, l live) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-	defer cancel()
-	return t.restore(rctx, l)
+	n.Verify(d)
 }

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/sse"
 )
@@ -90,14 +90,14 @@ func (t *target) desired(l live) (wantPolicy string, changes []sdk.Change, err e
 	return wantPolicy, changes, nil
 }
 
+// token fingerprints the live configuration, the changes and a killed
+// run's notice.
 func token(l live, changes []sdk.Change, journal string) []byte {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n", journal)
-	fmt.Fprintf(h, "%s|%s\n", describeEncryption(l.encryption), l.policy)
+	parts := []string{journal, describeEncryption(l.encryption), l.policy}
 	for _, c := range changes {
-		fmt.Fprintf(h, "%s|%s\n", c.Resource, c.After)
+		parts = append(parts, c.Resource, c.After)
 	}
-	return h.Sum(nil)
+	return applykit.PlanToken(parts...)
 }
 
 // planned is the target with its live state and the changes to it.
@@ -108,13 +108,9 @@ type planned struct {
 	changes    []sdk.Change
 }
 
-// plan opens the target, reads the bucket and works out the changes;
+// plan reads the bucket of the opened target and works out the changes;
 // failures go on d.
-func plan(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (*planned, bool) {
-	t, ok := open(q, d)
-	if !ok {
-		return nil, false
-	}
+func (t *target) plan(ctx context.Context, d *sdk.Diagnostics) (*planned, bool) {
 	p := &planned{target: t}
 	var err error
 	if p.live, err = t.read(ctx); err != nil {
@@ -130,10 +126,12 @@ func plan(ctx context.Context, q sdk.RequestContext, d *sdk.Diagnostics) (*plann
 
 // Plan lists the encryption default and policy changes.
 func (objectStore) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
-	if p, ok := plan(ctx, q.RequestContext, &r.Diagnostics); ok {
+	t, ok := open(q.RequestContext, &r.Diagnostics)
+	if !ok {
+		return
+	}
+	if p, ok := t.plan(ctx, &r.Diagnostics); ok {
 		r.Changes = p.changes
-		p.planJournal(r)
-		notice, _, _ := p.noticeFor()
-		r.PlanToken = token(p.live, p.changes, notice)
+		r.PlanToken = token(p.live, p.changes, p.planJournal(r))
 	}
 }
