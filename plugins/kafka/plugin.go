@@ -48,14 +48,8 @@ func (kafka) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataR
 }
 
 func (kafka) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {
-	var s spec
-	var c connection
-	if err := q.Target.DecodeSpec(&s); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
-		return
-	}
-	if err := q.Target.DecodeConnection(&c); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+	c, s, ok := sdk.Decode[connection, spec](q.Target, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	if _, err := brokersOf(c, s); err != nil {

@@ -104,14 +104,8 @@ func (d *detRand) Read(p []byte) (int, error) {
 // (no password in server.properties), the JVM @argfile for the key-exchange
 // groups, and client configs.
 func (kafka) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResponse) {
-	var c connection
-	var s spec
-	if err := q.Target.DecodeConnection(&c); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
-		return
-	}
-	if err := q.Target.DecodeSpec(&s); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+	c, s, ok := sdk.Decode[connection, spec](q.Target, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	all, err := brokersOf(c, s)

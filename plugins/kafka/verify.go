@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -18,10 +19,15 @@ import (
 // check that does not apply is skipped with the reason. Nothing that could
 // not be observed passes (README: Reduction rules).
 func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyResponse) {
-	var c connection
-	if err := q.Target.DecodeConnection(&c); err != nil {
-		r.Diagnostics.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
+	c, sp, ok := sdk.Decode[connection, spec](q.Target, &r.Diagnostics)
+	if !ok {
 		return
+	}
+	// harden's own TLS material that cannot be used is said, not dropped;
+	// every check is still reported (those that need the client are then
+	// errors from the TLS layer, never passes).
+	if _, err := sdk.ClientTLS(q.Certificates, sdk.ClientTLSOptions{}); err != nil && !errors.Is(err, sdk.ErrNoCA) {
+		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "harden's TLS client material for the broker cannot be used", err.Error())
 	}
 	var ls []listener
 	files := map[string]map[string]string{} // node id -> server.properties
@@ -34,8 +40,6 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 	}
 	for _, f := range configFiles {
 		// An interrupted apply is said, whatever the broker answers now.
-		var sp spec
-		_ = q.Target.DecodeSpec(&sp) // the journal's allowed files
 		if _, ok := noteJournal(brokerTarget{ConfigFile: f}, sp, true, &r.Diagnostics); !ok {
 			return
 		}

@@ -481,10 +481,18 @@ func probeIdentityOf(q sdk.RequestContext) *probeIdentity {
 		return &probeIdentity{problem: "probe certificate: " + err.Error()}
 	}
 	pi := &probeIdentity{cert: &pair, cn: leaf.Subject.CommonName}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(q.Certificates.CABundlePEM) {
+	if len(q.Certificates.CABundlePEM) == 0 {
 		pi.problem = "no policy CA to check the probe identity against"
 		return pi
+	}
+	cas, err := sdk.ParseCertificatesPEM(q.Certificates.CABundlePEM)
+	if err != nil {
+		pi.problem = "the policy's CA bundle, to check the probe identity against: " + err.Error()
+		return pi
+	}
+	roots := x509.NewCertPool()
+	for _, ca := range cas {
+		roots.AddCert(ca)
 	}
 	inter := x509.NewCertPool()
 	for _, der := range pair.Certificate[1:] {
