@@ -14,6 +14,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // step is one change apply makes, with what it needs and how to undo it.
@@ -199,7 +200,9 @@ func externalIntermediate(cl *vault.Client, st *settings, d *sdk.Diagnostics) []
 			if err != nil {
 				return err
 			}
-			return os.WriteFile(ext.CSRFile, []byte(fmt.Sprint(s.Data["csr"])+"\n"), 0o644)
+			// Atomic (applykit.WriteFile): a half-written CSR is never
+			// what the operator sends to the CA. Public: 0644.
+			return applykit.WriteFile(ext.CSRFile, []byte(fmt.Sprint(s.Data["csr"])+"\n"), 0o644, nil)
 		},
 	}}
 }

@@ -87,8 +87,8 @@ func syncDir(dir string) error {
 }
 
 // SweepTemps removes the temporary files a killed run left in dir: applykit's
-// ".harden-tmp-*" and the ".harden-<digits>" naming plugins/postgres used
-// before. Call it only while holding the Lock (a live run's temp file would
+// ".harden-tmp-*", the ".harden-<digits>" naming plugins/postgres used
+// before and the "<file>.harden-tmp" of plugins/kafka's earlier versions. Call it only while holding the Lock (a live run's temp file would
 // go too). It returns the paths it removed.
 func SweepTemps(dir string) ([]string, error) { return SweepTempsAs(dir, nil) }
 
@@ -131,7 +131,7 @@ func sweepTemps(dir string) ([]string, error) {
 }
 
 func isTempName(name string) bool {
-	if strings.HasPrefix(name, tempPrefix) {
+	if strings.HasPrefix(name, tempPrefix) || (strings.HasSuffix(name, ".harden-tmp") && name != ".harden-tmp") {
 		return true
 	}
 	// os.CreateTemp(dir, ".harden-*") put only digits after the prefix.

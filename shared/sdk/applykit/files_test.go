@@ -56,7 +56,7 @@ func TestWriteFileLeavesNoTempOnFailure(t *testing.T) {
 
 func TestSweepTemps(t *testing.T) {
 	dir := t.TempDir()
-	for _, n := range []string{".harden-tmp-123", ".harden-tmp-abc", ".harden-4242", "pg_hba.conf", "pg_hba.conf.harden-backup-20260101T000000.000Z", ".harden-backup", ".harden-", ".harden-12x"} {
+	for _, n := range []string{".harden-tmp-123", "server.properties.harden-tmp", ".harden-tmp-abc", ".harden-4242", "pg_hba.conf", "pg_hba.conf.harden-backup-20260101T000000.000Z", ".harden-backup", ".harden-", ".harden-12x"} {
 		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func TestSweepTemps(t *testing.T) {
 		names = append(names, filepath.Base(p))
 	}
 	slices.Sort(names)
-	want := []string{".harden-4242", ".harden-tmp-123", ".harden-tmp-abc"}
+	want := []string{".harden-4242", ".harden-tmp-123", ".harden-tmp-abc", "server.properties.harden-tmp"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("removed %v, want %v", names, want)
 	}
