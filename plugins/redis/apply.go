@@ -45,6 +45,12 @@ func (redisTLS) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	notice := ""
 	if sess.Interrupted != nil {
 		notice = applykit.Describe(*sess.Interrupted)
+		// The plan the operator approved was read from the killed run's
+		// state, with its notice: check the token against that state, then
+		// roll back and plan anew.
+		if len(q.PlanToken) > 0 && !tokenMatches(ctx, q, t, notice, sess, r) {
+			return
+		}
 		if err := sess.Journal.Restrict(t.allowed); err != nil {
 			sess.Keep()
 			r.Diagnostics.AddTargetError("redis.apply.journal", "the apply journal names a file this plugin does not write; nothing was changed", err)
@@ -65,9 +71,9 @@ func (redisTLS) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 		return
 	}
 	defer p.c.Close()
-	if len(q.PlanToken) > 0 && string(q.PlanToken) != string(token(p.steps, notice)) {
+	if len(q.PlanToken) > 0 && sess.Interrupted == nil && string(q.PlanToken) != string(token(p.steps, notice)) {
 		sess.Done()
-		r.Diagnostics.AddTargetError("redis.plan_stale", "redis changed since the plan was made; nothing was changed", errors.New("run harden plan again"))
+		staleDiagnostic(&r.Diagnostics)
 		return
 	}
 	if len(p.steps) == 0 {
@@ -192,4 +198,27 @@ func recoverRun(ctx context.Context, q sdk.RequestContext, t *target, j *applyki
 		}
 	}
 	return nil
+}
+
+func staleDiagnostic(d *sdk.Diagnostics) {
+	d.AddTargetError("redis.plan_stale", "redis changed since the plan was made; nothing was changed", errors.New("run harden plan again"))
+}
+
+// tokenMatches reads the live state before a recovery and compares its
+// plan with the approved token; on a mismatch (or a failed read) it unlocks
+// (the journal stays) and says so on r.
+func tokenMatches(ctx context.Context, q sdk.ApplyRequest, t *target, notice string, sess *applykit.Session, r *sdk.ApplyResponse) bool {
+	p, err := readPlan(ctx, q.RequestContext, t)
+	if err != nil {
+		sess.Keep()
+		r.Diagnostics.AddTargetError("redis.apply", "cannot read redis's state; nothing was changed", err)
+		return false
+	}
+	p.c.Close()
+	if string(q.PlanToken) != string(token(p.steps, notice)) {
+		sess.Keep()
+		staleDiagnostic(&r.Diagnostics)
+		return false
+	}
+	return true
 }
