@@ -26,6 +26,9 @@ type schemaSample struct {
 	hidden  string
 }
 
+// hidden is unexported: encoding/json skips it, so must the schema.
+var _ = schemaSample{}.hidden
+
 type extended struct {
 	A string `json:"a"`
 	B string `json:"b"`
