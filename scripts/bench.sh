@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${BENCH_COUNT:-40}
-go test -run '^$' -bench 'ReferenceExec|PluginLaunchMetadata|PluginsList' -benchtime "${count}x" ./host/internal/cli/ | tee /tmp/harden-bench.txt
+go test -run '^$' -bench 'ReferenceExec|PluginLaunchMetadata|PluginsList' -benchtime "${count}x" ./host/e2e/ | tee /tmp/harden-bench.txt
 echo
 echo "== probe: full scan per openssl s_server configuration vs sslscan in the same run"
 go test -run '^$' -bench 'ScanVsSSLScan' -benchtime "${SCAN_COUNT:-20}x" ./shared/probe/ | grep -E '^Benchmark' | awk '{printf "%-55s harden %7s ms  sslscan %7s ms  speedup %5sx\n", $1, $5, $9, $7}'
@@ -27,7 +27,7 @@ echo "== envelope: rewrap rate against the local SeaweedFS + Vault (reference: s
 go test -run '^$' -bench 'BenchmarkRewrap' -benchtime 1x ./plugins/objectstore/envelope/ | grep -E '^Benchmark'
 echo
 echo "== probe: harden scan over 1,000 endpoints (5 configurations, separate listener process)"
-go test -run '^$' -bench 'ScanManyEndpoints' -benchtime 1x ./host/internal/cli/ | grep -E '^Benchmark'
+go test -run '^$' -bench 'ScanManyEndpoints' -benchtime 1x ./host/e2e/ | grep -E '^Benchmark'
 
 awk '/ReferenceExec/ {for(i=1;i<=NF;i++) if($(i+1)=="median-ms") ref=$i}
      /PluginLaunchMetadata/ {for(i=1;i<=NF;i++) if($(i+1)=="median-ms") launch=$i}

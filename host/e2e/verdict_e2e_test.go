@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // The host's rules on what plugins send (verdict.go), end to end through a
@@ -42,7 +44,7 @@ func TestVerifyZeroChecksIsAnError(t *testing.T) {
 	f := newFixture(t, "empty")
 	f.lockPlugins()
 	r := f.run("verify", "-f", f.policy)
-	if r.code != ExitTarget || !strings.Contains(r.stdout, "echo-a (echo): ERROR") || !strings.Contains(r.stderr, "no checks ran; an empty verification is never a pass") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stdout, "echo-a (echo): ERROR") || !strings.Contains(r.stderr, "no checks ran; an empty verification is never a pass") {
 		t.Errorf("zero checks: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
@@ -52,7 +54,7 @@ func TestVerifyAllSkippedIsAnError(t *testing.T) {
 	f := newFixture(t, "allskip")
 	f.lockPlugins()
 	r, rep := f.verifyJSON()
-	if r.code != ExitTarget || !strings.Contains(r.stderr, "nothing applicable was verified: all 2 check(s) were skipped") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stderr, "nothing applicable was verified: all 2 check(s) were skipped") {
 		t.Errorf("all skipped: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if len(rep.Targets) != 1 || rep.Targets[0].Status != "error" || rep.Summary["skip"] != 2 {
@@ -67,7 +69,7 @@ func TestVerifyInvalidChecksAreErrors(t *testing.T) {
 	f.lockPlugins()
 	for _, failOn := range []string{"info", "critical"} {
 		r, rep := f.verifyJSON("--fail-on", failOn)
-		if r.code != ExitTarget || !strings.Contains(r.stderr, "plugin echo sent 4 invalid check(s), reported as errors") {
+		if r.code != cli.ExitTarget || !strings.Contains(r.stderr, "plugin echo sent 4 invalid check(s), reported as errors") {
 			t.Errorf("--fail-on %s: exit %d\n%s", failOn, r.code, r.stderr)
 		}
 		if len(rep.Targets) != 1 || rep.Targets[0].Status != "error" {
@@ -105,7 +107,7 @@ func TestVerifyReportsInconclusiveAndConfigurationOnly(t *testing.T) {
 	f.lockPlugins()
 	r, rep := f.verifyJSON()
 	// echo.reachable had two inconclusive observations: an error.
-	if r.code != ExitTarget {
+	if r.code != cli.ExitTarget {
 		t.Errorf("exit %d\n%s", r.code, r.stderr)
 	}
 	if rep.FormatVersion != 1 || rep.Inconclusive == nil || *rep.Inconclusive != 2 ||
@@ -161,7 +163,7 @@ func TestVerifyCertificateSourceErrorSurfaces(t *testing.T) {
 			f := newFixture(t, "normal")
 			// echo stands in for the vaultpki plugin (a certificate source).
 			cmd := exec.Command("go", "build", "-ldflags", "-X main.pluginName=vaultpki", "-o", filepath.Join(f.pluginDir, "harden-plugin-vaultpki"), ".")
-			cmd.Dir = "../../testdata/echoplugin"
+			cmd.Dir = "../testdata/echoplugin"
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("build: %v\n%s", err, out)
 			}
@@ -173,7 +175,7 @@ func TestVerifyCertificateSourceErrorSurfaces(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, rep := f.verifyJSON("--target", "echo-a")
-			if r.code != ExitTarget || !strings.Contains(r.stderr, "certificate source vault-pki (target pki) could not provide the policy CA") || !strings.Contains(r.stderr, reason) {
+			if r.code != cli.ExitTarget || !strings.Contains(r.stderr, "certificate source vault-pki (target pki) could not provide the policy CA") || !strings.Contains(r.stderr, reason) {
 				t.Errorf("exit %d\n%s", r.code, r.stderr)
 			}
 			if len(rep.Targets) != 1 || rep.Targets[0].Status != "error" {
@@ -196,7 +198,7 @@ func TestVerifyCertificateSourceErrorSurfaces(t *testing.T) {
 				t.Errorf("tls.certificate.trusted is not an error with the issuer's reason:\n%s", r.stdout)
 			}
 			// plan and apply still stop on the same error.
-			if r := f.run("plan", "-f", f.policy, "--target", "echo-a"); r.code != ExitTarget || !strings.Contains(r.stdout+r.stderr, reason) {
+			if r := f.run("plan", "-f", f.policy, "--target", "echo-a"); r.code != cli.ExitTarget || !strings.Contains(r.stdout+r.stderr, reason) {
 				t.Errorf("plan: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 			}
 		})

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // --timeout during an apply step is a request to finish or roll back, like
@@ -20,8 +22,8 @@ func TestApplyTimeoutLetsThePluginRollBack(t *testing.T) {
 	cmd, out := f.startHost("apply", "-f", f.policy, "--yes", "--timeout", "2s")
 	code := exitCode(t, cmd.Wait())
 	took := time.Since(start)
-	if code != ExitTarget {
-		t.Errorf("exit %d, want %d\n%s", code, ExitTarget, out)
+	if code != cli.ExitTarget {
+		t.Errorf("exit %d, want %d\n%s", code, cli.ExitTarget, out)
 	}
 	for _, want := range []string{
 		"harden: echo-a did not finish within --timeout 2s: asking it to finish or roll back its current step",
@@ -40,20 +42,20 @@ func TestApplyTimeoutLetsThePluginRollBack(t *testing.T) {
 }
 
 // A plugin that ignores the request to stop is killed when the grace runs
-// out: harden still ends, within --timeout + ApplyGrace + the close.
+// out: harden still ends, within --timeout + cli.ApplyGrace + the close.
 func TestApplyTimeoutGraceRunsOut(t *testing.T) {
-	old := ApplyGrace
-	ApplyGrace = time.Second
-	t.Cleanup(func() { ApplyGrace = old })
+	old := cli.ApplyGrace
+	cli.ApplyGrace = time.Second
+	t.Cleanup(func() { cli.ApplyGrace = old })
 	f := newFixture(t, "stuck")
 	f.lockPlugins()
 	var stdout, stderr syncBuffer
-	io := IO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, IsTerminal: func() bool { return false },
+	io := cli.IO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, IsTerminal: func() bool { return false },
 		Getenv: func(k string) (string, bool) { return secretToken, k == "ECHO_TOKEN" }}
 	start := time.Now()
-	code := Run(context.Background(), []string{"harden", "apply", "-f", f.policy, "--yes", "--timeout", "1s", "--plugin-dir", f.pluginDir, "--lock-file", f.lock}, io)
+	code := cli.Run(context.Background(), []string{"harden", "apply", "-f", f.policy, "--yes", "--timeout", "1s", "--plugin-dir", f.pluginDir, "--lock-file", f.lock}, io)
 	took := time.Since(start)
-	if code != ExitTarget || !strings.Contains(stderr.String(), "harden: echo-a did not finish or roll back its current step within 1s; killing its plugin now") {
+	if code != cli.ExitTarget || !strings.Contains(stderr.String(), "harden: echo-a did not finish or roll back its current step within 1s; killing its plugin now") {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
 	}
 	if took > 2*time.Second+closeGrace+2*time.Second {

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ func TestApplyInterruptedEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	pluginDir := filepath.Join(dir, "plugins")
 	cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "harden-plugin-postgres"), "./plugins/postgres")
-	cmd.Dir = "../../.."
+	cmd.Dir = "../.."
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build postgres plugin: %v\n%s", err, out)
 	}

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/plugins/objectstore/envelope"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -24,9 +25,9 @@ import (
 func runCLI(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
 	var out, errb strings.Builder
-	io := IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false },
+	io := cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false },
 		Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
-	code := Run(context.Background(), append([]string{"harden"}, args...), io)
+	code := cli.Run(context.Background(), append([]string{"harden"}, args...), io)
 	return result{code, out.String(), errb.String()}
 }
 

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/host/internal/plugins"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
 )
@@ -27,7 +28,7 @@ func buildProductPlugin(b *testing.B, name string) string {
 	out := filepath.Join(b.TempDir(), hostclient.BinaryPrefix+name)
 	// Built as `make build` ships it: stripped.
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./plugins/"+name)
-	cmd.Dir = "../../.."
+	cmd.Dir = "../.."
 	if o, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("build %s: %v\n%s", name, err, o)
 	}
@@ -60,7 +61,7 @@ func BenchmarkReferenceExec(b *testing.B) {
 // binary: the launch budget is measured on the worst case.
 func largestProductPlugin(b *testing.B) string {
 	b.Helper()
-	dirs, _ := os.ReadDir("../../../plugins")
+	dirs, _ := os.ReadDir("../../plugins")
 	var best string
 	var size int64
 	for _, d := range dirs {
@@ -114,20 +115,20 @@ func BenchmarkPluginsList(b *testing.B) {
 	os.WriteFile(filepath.Join(dir, filepath.Base(pg)), data, 0o755)
 	for _, n := range []string{"alpha", "beta", "gamma"} {
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.pluginName="+n, "-o", filepath.Join(dir, hostclient.BinaryPrefix+n), ".")
-		cmd.Dir = "../../testdata/echoplugin"
+		cmd.Dir = "../testdata/echoplugin"
 		if o, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("build %s: %v\n%s", n, err, o)
 		}
 	}
 	lock := filepath.Join(dir, "plugins.lock")
-	io := IO{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, IsTerminal: func() bool { return false }, Getenv: os.LookupEnv}
-	if code := Run(context.Background(), []string{"harden", "plugins", "lock", "--plugin-dir", dir, "--lock-file", lock}, io); code != 0 {
+	io := cli.IO{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, IsTerminal: func() bool { return false }, Getenv: os.LookupEnv}
+	if code := cli.Run(context.Background(), []string{"harden", "plugins", "lock", "--plugin-dir", dir, "--lock-file", lock}, io); code != 0 {
 		b.Fatalf("lock: %d", code)
 	}
 	var ds []time.Duration
 	for b.Loop() {
 		start := time.Now()
-		if code := Run(context.Background(), []string{"harden", "plugins", "list", "--plugin-dir", dir, "--lock-file", lock}, io); code != 0 {
+		if code := cli.Run(context.Background(), []string{"harden", "plugins", "list", "--plugin-dir", dir, "--lock-file", lock}, io); code != 0 {
 			b.Fatalf("list: exit %d", code)
 		}
 		ds = append(ds, time.Since(start))

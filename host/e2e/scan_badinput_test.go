@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // badServer accepts connections and treats each with handle.
@@ -88,8 +90,8 @@ func TestScanBadEndpoints(t *testing.T) {
 			start := time.Now()
 			err := cmd.Run()
 			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != ExitTarget {
-				t.Fatalf("exit %v, want %d (stderr %s)", err, ExitTarget, stderr.String())
+			if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitTarget {
+				t.Fatalf("exit %v, want %d (stderr %s)", err, cli.ExitTarget, stderr.String())
 			}
 			if took := time.Since(start); took > 10*time.Second {
 				t.Errorf("took %v", took)

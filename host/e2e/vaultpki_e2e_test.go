@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -23,7 +24,7 @@ func TestVaultPKISourceEndToEnd(t *testing.T) {
 	pluginDir := filepath.Join(dir, "plugins")
 	for _, p := range []string{"postgres", "vaultpki"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "harden-plugin-"+p), "./plugins/"+p)
-		cmd.Dir = "../../.."
+		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("build %s: %v\n%s", p, err, out)
 		}
@@ -42,8 +43,8 @@ func TestVaultPKISourceEndToEnd(t *testing.T) {
 	run := func(args ...string) result {
 		t.Helper()
 		var out, errb strings.Builder
-		io := IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false }, Getenv: os.LookupEnv}
-		code := Run(context.Background(), append(append([]string{"harden"}, args...), "--plugin-dir", pluginDir, "--lock-file", lock), io)
+		io := cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false }, Getenv: os.LookupEnv}
+		code := cli.Run(context.Background(), append(append([]string{"harden"}, args...), "--plugin-dir", pluginDir, "--lock-file", lock), io)
 		return result{code, out.String(), errb.String()}
 	}
 	if r := run("plugins", "lock"); r.code != 0 {

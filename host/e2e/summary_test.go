@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // A target that failed as a whole (here the plugin crashed) is counted in
@@ -14,7 +16,7 @@ func TestSummaryCountsTargetErrors(t *testing.T) {
 	f := newFixture(t, "crash")
 	f.lockPlugins()
 	r := f.run("verify", "-f", f.policy)
-	if r.code != ExitTarget || !strings.Contains(r.stdout, "Summary: 0 passed, 0 failed, 0 warnings, 0 skipped, 1 errors (1 target error(s));") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stdout, "Summary: 0 passed, 0 failed, 0 warnings, 0 skipped, 1 errors (1 target error(s));") {
 		t.Errorf("text: exit %d\n%s", r.code, r.stdout)
 	}
 	r = f.run("verify", "-f", f.policy, "--format", "json")
@@ -30,7 +32,7 @@ func TestSummaryCountsTargetErrors(t *testing.T) {
 	pol, _ := os.ReadFile(f.policy)
 	os.WriteFile(f.policy, []byte(strings.Replace(string(pol), f.addr, dead, 1)), 0o644)
 	r = f.run("plan", "-f", f.policy)
-	if r.code != ExitTarget || !strings.Contains(r.stdout, "Plan: 0 change(s) pending, 1 target error(s): their changes are unknown") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stdout, "Plan: 0 change(s) pending, 1 target error(s): their changes are unknown") {
 		t.Errorf("plan: exit %d\n%s", r.code, r.stdout)
 	}
 	// Healthy: no target errors mentioned.

@@ -1,8 +1,10 @@
-package cli
+package e2e
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // A zero or negative --timeout and an unknown --log-level are usage errors
@@ -26,8 +28,8 @@ func TestBadFlagValuesAreUsageErrors(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			r := f.run(tc.args...)
-			if r.code != ExitConfig || !strings.Contains(r.stderr, tc.want) {
-				t.Errorf("exit %d (want %d)\nstderr: %s\nwant: %s", r.code, ExitConfig, r.stderr, tc.want)
+			if r.code != cli.ExitConfig || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d (want %d)\nstderr: %s\nwant: %s", r.code, cli.ExitConfig, r.stderr, tc.want)
 			}
 			if r.stdout != "" {
 				t.Errorf("it ran anyway:\n%s", r.stdout)
@@ -36,7 +38,7 @@ func TestBadFlagValuesAreUsageErrors(t *testing.T) {
 	}
 	// scan's per-connection --timeout too, before any connection.
 	r := f.run("scan", "--timeout", "-5s", f.addr)
-	if r.code != ExitConfig || !strings.Contains(r.stderr, "--timeout -5s: want a positive duration") {
+	if r.code != cli.ExitConfig || !strings.Contains(r.stderr, "--timeout -5s: want a positive duration") {
 		t.Errorf("scan: exit %d: %s", r.code, r.stderr)
 	}
 	// Valid values still work.

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // BenchmarkScanManyEndpoints: `harden scan` over 1,000 TLS listeners in five
@@ -20,7 +22,7 @@ import (
 func BenchmarkScanManyEndpoints(b *testing.B) {
 	bin := filepath.Join(b.TempDir(), "listeners")
 	build := exec.Command("go", "build", "-o", bin, "./host/testdata/listeners")
-	build.Dir = "../../.."
+	build.Dir = "../.."
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
@@ -68,7 +70,7 @@ func BenchmarkScanManyEndpoints(b *testing.B) {
 		err := cmd.Wait()
 		close(done)
 		secs = time.Since(start).Seconds()
-		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != ExitFindings) {
+		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != cli.ExitFindings) {
 			b.Fatalf("scan: %v", err)
 		}
 		var doc struct{ Endpoints []struct{ Error string } }

@@ -1,10 +1,12 @@
-package cli
+package e2e
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // The trust rule end to end: a plugin binary, a directory above it, a lock
@@ -71,14 +73,14 @@ func TestPluginTrustByOwner(t *testing.T) {
 				}
 				return
 			}
-			if r.code != ExitTarget || !strings.Contains(r.stderr, want) {
-				t.Errorf("verify: exit %d (want %d)\nstderr: %s\nwant: %s", r.code, ExitTarget, r.stderr, want)
+			if r.code != cli.ExitTarget || !strings.Contains(r.stderr, want) {
+				t.Errorf("verify: exit %d (want %d)\nstderr: %s\nwant: %s", r.code, cli.ExitTarget, r.stderr, want)
 			}
 			if strings.Contains(r.stdout, "PASS") {
 				t.Errorf("an untrusted plugin ran:\n%s", r.stdout)
 			}
 			r = f.run("plugins", "list")
-			if r.code != ExitTarget || !strings.Contains(r.stdout+r.stderr, strings.TrimPrefix(want, "plugin echo refused: ")) {
+			if r.code != cli.ExitTarget || !strings.Contains(r.stdout+r.stderr, strings.TrimPrefix(want, "plugin echo refused: ")) {
 				t.Errorf("plugins list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 			}
 		})
@@ -98,7 +100,7 @@ func TestLockRefusesUntrusted(t *testing.T) {
 	}
 	f.lock = filepath.Join(open, "plugins.lock")
 	r := f.run("plugins", "lock")
-	if r.code != ExitTarget || !strings.Contains(r.stderr, "untrusted: plugin lock directory "+open+": directory "+open+" is writable by group and others") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stderr, "untrusted: plugin lock directory "+open+": directory "+open+" is writable by group and others") {
 		t.Errorf("lock into a world-writable dir: exit %d\n%s", r.code, r.stderr)
 	}
 	if _, err := os.Stat(f.lock); !os.IsNotExist(err) {
@@ -109,7 +111,7 @@ func TestLockRefusesUntrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = f.run("plugins", "lock")
-	if r.code != ExitTarget || !strings.Contains(r.stderr, "not locking "+f.plugin+": refused: untrusted: plugin binary") ||
+	if r.code != cli.ExitTarget || !strings.Contains(r.stderr, "not locking "+f.plugin+": refused: untrusted: plugin binary") ||
 		!strings.Contains(r.stderr, "1 plugin binary(ies) refused as untrusted and not locked") {
 		t.Errorf("lock an untrusted binary: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
 )
 
@@ -143,10 +144,10 @@ func TestNoHangOnPluginChild(t *testing.T) {
 		stderr string
 	}{
 		"plugin works normally": {mode: "child", code: 0, limit: closeGrace},
-		"timeout": {mode: "child-hang", args: []string{"--timeout", "1s"}, code: ExitTarget, limit: time.Second + closeGrace,
+		"timeout": {mode: "child-hang", args: []string{"--timeout", "1s"}, code: cli.ExitTarget, limit: time.Second + closeGrace,
 			stderr: "plugin echo did not finish verify in time"},
-		"SIGTERM": {mode: "child-hang", signal: syscall.SIGTERM, code: ExitInterrupted, limit: closeGrace, stderr: "interrupted"},
-		"SIGINT":  {mode: "child-hang", signal: os.Interrupt, code: ExitInterrupted, limit: closeGrace, stderr: "interrupted"},
+		"SIGTERM": {mode: "child-hang", signal: syscall.SIGTERM, code: cli.ExitInterrupted, limit: closeGrace, stderr: "interrupted"},
+		"SIGINT":  {mode: "child-hang", signal: os.Interrupt, code: cli.ExitInterrupted, limit: closeGrace, stderr: "interrupted"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // syncBuffer is written by the process's output copier (or harden's signal
@@ -110,8 +112,8 @@ func TestInterruptedApplyWaitsForRollback(t *testing.T) {
 			waitFor(t, "the waiting message", 5*time.Second, func() bool { return strings.Contains(out.String(), waitingMessage) })
 			code := exitCode(t, cmd.Wait())
 			took := time.Since(start)
-			if code != ExitInterrupted {
-				t.Errorf("exit %d, want %d\n%s", code, ExitInterrupted, out)
+			if code != cli.ExitInterrupted {
+				t.Errorf("exit %d, want %d\n%s", code, cli.ExitInterrupted, out)
 			}
 			// The plugin's rollback takes 1.5 s: harden waited for it and
 			// printed what the plugin said; the plugin's context ended
@@ -148,7 +150,7 @@ func TestSecondInterruptKillsPlugin(t *testing.T) {
 	_ = cmd.Process.Signal(os.Interrupt)
 	code := exitCode(t, cmd.Wait())
 	took := time.Since(start)
-	if code != ExitInterrupted || !strings.Contains(out.String(), "interrupted again: killing the plugins now") {
+	if code != cli.ExitInterrupted || !strings.Contains(out.String(), "interrupted again: killing the plugins now") {
 		t.Errorf("exit %d\n%s", code, out)
 	}
 	if took > 5*time.Second {
@@ -158,21 +160,21 @@ func TestSecondInterruptKillsPlugin(t *testing.T) {
 	waitNoPlugin(t, f.plugin, 2*time.Second)
 }
 
-// A step that neither finishes nor rolls back within ApplyGrace is killed
+// A step that neither finishes nor rolls back within cli.ApplyGrace is killed
 // as by a second signal.
 func TestInterruptedApplyGraceRunsOut(t *testing.T) {
-	old := ApplyGrace
-	ApplyGrace = time.Second
-	t.Cleanup(func() { ApplyGrace = old })
+	old := cli.ApplyGrace
+	cli.ApplyGrace = time.Second
+	t.Cleanup(func() { cli.ApplyGrace = old })
 	f := newFixture(t, "stuck")
 	f.lockPlugins()
 	sigs := make(chan os.Signal, 1)
 	var stdout, stderr syncBuffer
-	io := IO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, IsTerminal: func() bool { return false },
+	io := cli.IO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, IsTerminal: func() bool { return false },
 		Getenv: func(k string) (string, bool) { return secretToken, k == "ECHO_TOKEN" }, Signals: sigs}
 	codec := make(chan int, 1)
 	go func() {
-		codec <- Run(context.Background(), []string{"harden", "apply", "-f", f.policy, "--yes", "--plugin-dir", f.pluginDir, "--lock-file", f.lock}, io)
+		codec <- cli.Run(context.Background(), []string{"harden", "apply", "-f", f.policy, "--yes", "--plugin-dir", f.pluginDir, "--lock-file", f.lock}, io)
 	}()
 	f.waitApplying()
 	start := time.Now()
@@ -180,15 +182,15 @@ func TestInterruptedApplyGraceRunsOut(t *testing.T) {
 	var code int
 	select {
 	case code = <-codec:
-	case <-time.After(ApplyGrace + closeGrace + 10*time.Second):
+	case <-time.After(cli.ApplyGrace + closeGrace + 10*time.Second):
 		t.Fatalf("apply still running after the grace\n%s", stderr.String())
 	}
 	took := time.Since(start)
-	if code != ExitInterrupted || !strings.Contains(stderr.String(), "harden: echo-a did not finish or roll back its current step within 1s; killing its plugin now") {
+	if code != cli.ExitInterrupted || !strings.Contains(stderr.String(), "harden: echo-a did not finish or roll back its current step within 1s; killing its plugin now") {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
 	}
-	if took < ApplyGrace || took > ApplyGrace+closeGrace {
-		t.Errorf("took %v; the grace is %v", took, ApplyGrace)
+	if took < cli.ApplyGrace || took > cli.ApplyGrace+closeGrace {
+		t.Errorf("took %v; the grace is %v", took, cli.ApplyGrace)
 	}
 	waitNoPlugin(t, f.plugin, 2*time.Second)
 }

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
 )
@@ -41,8 +42,8 @@ func TestMain(m *testing.M) {
 		os.Setenv("HARDEN_STATE_DIR", filepath.Join(dir, "state"))
 	}
 	for _, b := range []struct{ dir, out, pkg string }{
-		{"../../testdata/echoplugin", echoBin, "."},
-		{"../../..", hardenBin, "./host/cmd/harden"},
+		{"../testdata/echoplugin", echoBin, "."},
+		{"../..", hardenBin, "./host/cmd/harden"},
 	} {
 		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
 		cmd.Dir = b.dir
@@ -144,7 +145,7 @@ type result struct {
 func (f *fixture) run(args ...string) result {
 	f.t.Helper()
 	var out, errb bytes.Buffer
-	io := IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false },
+	io := cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false },
 		Getenv: func(k string) (string, bool) {
 			if k == "ECHO_TOKEN" {
 				return secretToken, true
@@ -153,7 +154,7 @@ func (f *fixture) run(args ...string) result {
 		}}
 	full := append([]string{"harden"}, args...)
 	full = append(full, "--plugin-dir", f.pluginDir, "--lock-file", f.lock)
-	code := Run(context.Background(), full, io)
+	code := cli.Run(context.Background(), full, io)
 	r := result{code, out.String(), errb.String()}
 	if strings.Contains(r.stdout+r.stderr, secretToken) || strings.Contains(r.stdout+r.stderr, "inherited-secret-value") {
 		f.t.Errorf("a secret appeared in the output of %v", args)
@@ -230,7 +231,7 @@ func TestVerifyFailingTargetAndFailOn(t *testing.T) {
 	pol, _ := os.ReadFile(f.policy)
 	os.WriteFile(f.policy, bytes.Replace(pol, []byte(f.addr), []byte(dead), 1), 0o644)
 	r := f.run("verify", "-f", f.policy)
-	if r.code != ExitTarget || !strings.Contains(r.stdout, "ERROR high     echo.reachable") || !strings.Contains(r.stderr, "connection refused") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stdout, "ERROR high     echo.reachable") || !strings.Contains(r.stderr, "connection refused") {
 		t.Errorf("unreachable target: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
@@ -239,7 +240,7 @@ func TestPluginTrust(t *testing.T) {
 	f := newFixture(t, "normal")
 	// Not in the lock.
 	r := f.run("verify", "-f", f.policy)
-	if r.code != ExitTarget || !strings.Contains(r.stderr, "plugin echo") || !strings.Contains(r.stderr, "not in the lock file") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stderr, "plugin echo") || !strings.Contains(r.stderr, "not in the lock file") {
 		t.Errorf("unlocked: exit %d: %s", r.code, r.stderr)
 	}
 	// Listed as unlocked without being run.
@@ -257,18 +258,18 @@ func TestPluginTrust(t *testing.T) {
 	fh.Write([]byte("tampered"))
 	fh.Close()
 	r = f.run("verify", "-f", f.policy)
-	if r.code != ExitTarget || !strings.Contains(r.stderr, "does not match its sha256 in the lock file") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stderr, "does not match its sha256 in the lock file") {
 		t.Errorf("mismatch: exit %d: %s", r.code, r.stderr)
 	}
 	r = f.run("plugins", "list", "--format", "json")
-	if r.code != ExitTarget || !strings.Contains(r.stdout, `"lock": "checksum-mismatch"`) {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stdout, `"lock": "checksum-mismatch"`) {
 		t.Errorf("list after tampering: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	// Group-writable binary: refused as untrusted (exit 3).
 	f.lockPlugins()
 	os.Chmod(f.plugin, 0o775)
 	r = f.run("verify", "-f", f.policy)
-	if r.code != ExitTarget || !strings.Contains(r.stderr, "is writable by group") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stderr, "is writable by group") {
 		t.Errorf("writable: exit %d: %s", r.code, r.stderr)
 	}
 }
@@ -279,7 +280,7 @@ func TestUnknownPluginPointsAtPolicyLine(t *testing.T) {
 	pol, _ := os.ReadFile(f.policy)
 	os.WriteFile(f.policy, bytes.Replace(pol, []byte("plugin: echo"), []byte("plugin: nosuch"), 1), 0o644)
 	r := f.run("verify", "-f", f.policy)
-	if r.code != ExitConfig || !strings.Contains(r.stderr, "policy.yaml:5:13: targets[0].plugin: unknown plugin \"nosuch\"") {
+	if r.code != cli.ExitConfig || !strings.Contains(r.stderr, "policy.yaml:5:13: targets[0].plugin: unknown plugin \"nosuch\"") {
 		t.Errorf("exit %d: %s", r.code, r.stderr)
 	}
 }
@@ -290,12 +291,12 @@ func TestPluginSchemaErrorsPointAtPolicyLine(t *testing.T) {
 	pol, _ := os.ReadFile(f.policy)
 	os.WriteFile(f.policy, bytes.Replace(pol, []byte("mode: normal"), []byte("mode: normal\n      colour: blue"), 1), 0o644)
 	r := f.run("policy", "validate", "-f", f.policy)
-	if r.code != ExitConfig || !strings.Contains(r.stderr, "policy.yaml:11:7: targets[0].spec.colour: unknown key \"colour\"") {
+	if r.code != cli.ExitConfig || !strings.Contains(r.stderr, "policy.yaml:11:7: targets[0].spec.colour: unknown key \"colour\"") {
 		t.Errorf("exit %d: %s", r.code, r.stderr)
 	}
 	os.WriteFile(f.policy, bytes.Replace(pol, []byte("ssl: \"on\""), []byte("\"a=b\": x"), 1), 0o644)
 	r = f.run("policy", "validate", "-f", f.policy)
-	if r.code != ExitConfig || !strings.Contains(r.stderr, "targets[0].spec.settings.a=b: setting names cannot contain '='") {
+	if r.code != cli.ExitConfig || !strings.Contains(r.stderr, "targets[0].spec.settings.a=b: setting names cannot contain '='") {
 		t.Errorf("ValidateSpec diagnostic: exit %d: %s", r.code, r.stderr)
 	}
 	f.writePolicy("normal")
@@ -345,7 +346,7 @@ func TestCrashingPlugin(t *testing.T) {
 	f := newFixture(t, "crash")
 	f.lockPlugins()
 	r := f.run("verify", "-f", f.policy)
-	if r.code != ExitTarget || !strings.Contains(r.stderr, "plugin echo crashed during verify") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stderr, "plugin echo crashed during verify") {
 		t.Errorf("exit %d: %s", r.code, r.stderr)
 	}
 	waitNoPlugin(t, f.plugin, 5*time.Second)
@@ -356,7 +357,7 @@ func TestHangingPluginTimesOut(t *testing.T) {
 	f.lockPlugins()
 	start := time.Now()
 	r := f.run("verify", "-f", f.policy, "--timeout", "1s")
-	if r.code != ExitTarget || !strings.Contains(r.stderr, "plugin echo did not finish verify in time") {
+	if r.code != cli.ExitTarget || !strings.Contains(r.stderr, "plugin echo did not finish verify in time") {
 		t.Errorf("exit %d: %s", r.code, r.stderr)
 	}
 	if d := time.Since(start); d > 15*time.Second {
@@ -369,12 +370,12 @@ func TestPlanApplyIdempotent(t *testing.T) {
 	f := newFixture(t, "normal")
 	f.lockPlugins()
 	r := f.run("plan", "-f", f.policy, "--detailed-exitcode")
-	if r.code != ExitFindings || !strings.Contains(r.stdout, `+ ssl: "on"`) || !strings.Contains(r.stdout, "2 change(s) pending") {
+	if r.code != cli.ExitFindings || !strings.Contains(r.stdout, `+ ssl: "on"`) || !strings.Contains(r.stdout, "2 change(s) pending") {
 		t.Fatalf("plan: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	// Not a terminal and no --yes: refused, nothing applied.
 	r = f.run("apply", "-f", f.policy)
-	if r.code != ExitConfig || !strings.Contains(r.stderr, "pass --yes") {
+	if r.code != cli.ExitConfig || !strings.Contains(r.stderr, "pass --yes") {
 		t.Fatalf("apply without --yes: exit %d %s", r.code, r.stderr)
 	}
 	if _, err := os.Stat(f.state); !os.IsNotExist(err) {
@@ -480,7 +481,7 @@ func TestCtrlCDuringApplyStopsCleanly(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("host took %v to stop after Ctrl-C", d)
 	}
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitInterrupted {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != cli.ExitInterrupted {
 		t.Errorf("exit: %v\n%s", err, out)
 	}
 	if !strings.Contains(out.String(), "interrupted") {
@@ -516,25 +517,25 @@ func TestBadPolicyExitCodes(t *testing.T) {
 	f := newFixture(t, "normal")
 	f.lockPlugins()
 	r := f.run("verify", "-f", filepath.Join(f.dir, "missing.yaml"))
-	if r.code != ExitConfig || !strings.Contains(r.stderr, "missing.yaml: not found") {
+	if r.code != cli.ExitConfig || !strings.Contains(r.stderr, "missing.yaml: not found") {
 		t.Errorf("missing file: %d %s", r.code, r.stderr)
 	}
 	os.WriteFile(f.policy, []byte("apiVersion: harden/v1\nprofile: [\n"), 0o644)
 	r = f.run("apply", "-f", f.policy, "--yes")
-	if r.code != ExitConfig || !strings.Contains(r.stderr, "policy.yaml:2: YAML syntax error") {
+	if r.code != cli.ExitConfig || !strings.Contains(r.stderr, "policy.yaml:2: YAML syntax error") {
 		t.Errorf("syntax error: %d %s", r.code, r.stderr)
 	}
 	r = f.run("verify", "-f", f.policy, "--fail-on", "severe")
-	if r.code != ExitConfig || !strings.Contains(r.stderr, "--fail-on") {
+	if r.code != cli.ExitConfig || !strings.Contains(r.stderr, "--fail-on") {
 		t.Errorf("bad --fail-on: %d %s", r.code, r.stderr)
 	}
 	f.writePolicy("normal")
 	r = f.run("verify", "-f", f.policy, "--target", "nope")
-	if r.code != ExitConfig || !strings.Contains(r.stderr, `--target "nope": no such target`) {
+	if r.code != cli.ExitConfig || !strings.Contains(r.stderr, `--target "nope": no such target`) {
 		t.Errorf("bad --target: %d %s", r.code, r.stderr)
 	}
 	r = f.run("verify", "-f", f.policy, "--format", "xml")
-	if r.code != ExitConfig {
+	if r.code != cli.ExitConfig {
 		t.Errorf("bad --format: %d %s", r.code, r.stderr)
 	}
 }

@@ -1,15 +1,18 @@
-package cli
+package e2e
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -24,7 +27,12 @@ func TestScanJSONContract(t *testing.T) {
 	certFile, keyFile, _ := ca.Issue("server", false, "127.0.0.1")
 	clientCert, clientKey, _ := ca.Issue("client", true)
 	pair, _ := tls.LoadX509KeyPair(certFile, keyFile)
-	pool, _ := loadPool(ca.CertFile)
+	caPEM, err := os.ReadFile(ca.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
 		MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}})
 	if err != nil {
@@ -45,10 +53,10 @@ func TestScanJSONContract(t *testing.T) {
 		}
 	}()
 	var out, errb bytes.Buffer
-	io := IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false }, Getenv: func(string) (string, bool) { return "", false }}
-	code := Run(context.Background(), []string{"harden", "scan", "--format", "json", "--ca", ca.CertFile, "--client-cert", clientCert, "--client-key", clientKey,
+	io := cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false }, Getenv: func(string) (string, bool) { return "", false }}
+	code := cli.Run(context.Background(), []string{"harden", "scan", "--format", "json", "--ca", ca.CertFile, "--client-cert", clientCert, "--client-key", clientKey,
 		"--require-client-cert", ln.Addr().String()}, io)
-	if code != ExitFindings {
+	if code != cli.ExitFindings {
 		t.Fatalf("exit %d (want 2: the CBC suite fails the intermediate profile)\n%s\n%s", code, out.String(), errb.String())
 	}
 	var doc struct {
@@ -101,7 +109,7 @@ func TestScanJSONContract(t *testing.T) {
 	addr := dead.Addr().String()
 	dead.Close()
 	out.Reset()
-	if code := Run(context.Background(), []string{"harden", "scan", addr}, io); code != ExitTarget {
+	if code := cli.Run(context.Background(), []string{"harden", "scan", addr}, io); code != cli.ExitTarget {
 		t.Errorf("unreachable: exit %d", code)
 	}
 }

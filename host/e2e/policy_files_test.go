@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // The files a policy names are checked before any plugin sees the target:
@@ -40,8 +42,8 @@ targets:
 	}
 	for _, args := range [][]string{{"policy", "validate"}, {"render"}, {"plan"}, {"verify"}, {"apply", "--yes"}} {
 		r := f.run(append(append([]string(nil), args...), "-f", f.policy)...)
-		if r.code != ExitConfig {
-			t.Errorf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, r.code, ExitConfig, r.stdout, r.stderr)
+		if r.code != cli.ExitConfig {
+			t.Errorf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, r.code, cli.ExitConfig, r.stdout, r.stderr)
 		}
 		for _, w := range want {
 			if !strings.Contains(r.stdout+r.stderr, w) {

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"crypto/ecdsa"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // A secret written into the policy — a PEM key pasted where key_file
@@ -77,8 +79,8 @@ targets:
 				{"verify"}, {"verify", "--format", "json"}, {"apply", "--yes"}, {"apply", "--yes", "--format", "json"},
 			} {
 				r := f.run(append(append([]string(nil), args...), "-f", f.policy)...)
-				if r.code != ExitConfig {
-					t.Errorf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, r.code, ExitConfig, r.stdout, r.stderr)
+				if r.code != cli.ExitConfig {
+					t.Errorf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, r.code, cli.ExitConfig, r.stdout, r.stderr)
 				}
 				if !strings.Contains(r.stderr, tc.want) {
 					t.Errorf("%v: stderr does not name %q:\n%s", args, tc.want, r.stderr)
