@@ -27,15 +27,15 @@ type connection struct {
 	// the server has one (verify proves requests over it are refused).
 	Endpoint     string `json:"endpoint" schema:"required,pattern=^https://" jsonschema:"HTTPS S3 endpoint"`
 	HTTPEndpoint string `json:"http_endpoint" schema:"pattern=^http://" jsonschema:"the server's plaintext endpoint, if any: verify proves it refuses requests"`
-	CAFile       string `json:"ca_file"`
-	Region       string `json:"region"`
+	CAFile       string `json:"ca_file" jsonschema:"PEM CA that verifies the HTTPS endpoint (default: the system's roots)"`
+	Region       string `json:"region" jsonschema:"S3 region of the bucket"`
 	// DataDir is the server's data directory when harden runs on the same
 	// host: verify proves a canary is not stored in plaintext there.
 	DataDir       string `json:"data_dir" jsonschema:"server data directory, when harden runs on its host: at-rest canary"`
-	AccessKeyEnv  string `json:"access_key_env"`
-	AccessKeyFile string `json:"access_key_file"`
-	SecretKeyEnv  string `json:"secret_key_env"`
-	SecretKeyFile string `json:"secret_key_file"`
+	AccessKeyEnv  string `json:"access_key_env" jsonschema:"environment variable holding the S3 access key"`
+	AccessKeyFile string `json:"access_key_file" jsonschema:"file holding the S3 access key"`
+	SecretKeyEnv  string `json:"secret_key_env" jsonschema:"environment variable holding the S3 secret key"`
+	SecretKeyFile string `json:"secret_key_file" jsonschema:"file holding the S3 secret key"`
 }
 
 type spec struct {
@@ -52,13 +52,13 @@ type spec struct {
 
 type envelopeSpec struct {
 	KEK    string `json:"kek" schema:"required" jsonschema:"KEK id in the records, e.g. vault:transit/lake-kek"`
-	Prefix string `json:"prefix"`
+	Prefix string `json:"prefix" jsonschema:"key prefix whose objects must be envelope-encrypted, e.g. curated/"`
 }
 
 type sseSpec struct {
 	// Algorithm: aws:kms (with KMSKeyID) or AES256 (SSE-S3).
-	Algorithm string `json:"algorithm" schema:"enum=aws:kms|AES256"`
-	KMSKeyID  string `json:"kms_key_id"`
+	Algorithm string `json:"algorithm" schema:"enum=aws:kms|AES256" jsonschema:"default bucket encryption: aws:kms (SSE-KMS, with kms_key_id) or AES256 (SSE-S3; the default)"`
+	KMSKeyID  string `json:"kms_key_id" jsonschema:"KMS key id for aws:kms (not the envelope KEK)"`
 }
 
 // The schemas are derived from the types the requests decode into.

@@ -32,43 +32,43 @@ type connection struct {
 	CAFile string `json:"ca_file" jsonschema:"PEM CA that verifies Vault's listener"`
 	// Token: token_file / token_env (bootstrap); AppRole for routine runs:
 	// role_id_file + secret_id_file (resolved by the host as secrets).
-	AppRoleMount string `json:"approle_mount"`
+	AppRoleMount string `json:"approle_mount" jsonschema:"mount of the AppRole auth method (default approle)"`
 	// Secret references: the host resolves them and sends only the values
 	// of this target (Target.Secret); the references themselves are unused.
 	TokenFile    string `json:"token_file" jsonschema:"file with a Vault token (bootstrap)"`
-	TokenEnv     string `json:"token_env"`
+	TokenEnv     string `json:"token_env" jsonschema:"environment variable holding a Vault token"`
 	RoleIDFile   string `json:"role_id_file" jsonschema:"AppRole role id (routine runs)"`
-	RoleIDEnv    string `json:"role_id_env"`
+	RoleIDEnv    string `json:"role_id_env" jsonschema:"environment variable holding the AppRole role id"`
 	SecretIDFile string `json:"secret_id_file" jsonschema:"AppRole secret id"`
-	SecretIDEnv  string `json:"secret_id_env"`
+	SecretIDEnv  string `json:"secret_id_env" jsonschema:"environment variable holding the AppRole secret id"`
 }
 
 type spec struct {
-	PKI     pkiSpec      `json:"pki"`
-	Transit *transitSpec `json:"transit"`
-	Audit   *auditSpec   `json:"audit"`
+	PKI     pkiSpec      `json:"pki" jsonschema:"root and intermediate CA, roles and URLs"`
+	Transit *transitSpec `json:"transit" jsonschema:"transit KEKs for envelope encryption"`
+	Audit   *auditSpec   `json:"audit" jsonschema:"the file audit device"`
 }
 
 type pkiSpec struct {
-	RootMount         string   `json:"root_mount"`
-	IntermediateMount string   `json:"intermediate_mount"`
-	RootCommonName    string   `json:"root_common_name"`
-	IntermediateCN    string   `json:"intermediate_common_name"`
-	RootTTL           string   `json:"root_ttl" schema:"pattern=^[0-9]+h$"`
-	IntermediateTTL   string   `json:"intermediate_ttl" schema:"pattern=^[0-9]+h$"`
+	RootMount         string   `json:"root_mount" jsonschema:"PKI mount of the root CA (default pki)"`
+	IntermediateMount string   `json:"intermediate_mount" jsonschema:"PKI mount of the intermediate CA (default pki_int)"`
+	RootCommonName    string   `json:"root_common_name" jsonschema:"root CA common name (default: harden TARGET root CA)"`
+	IntermediateCN    string   `json:"intermediate_common_name" jsonschema:"intermediate CA common name (default: harden TARGET intermediate CA)"`
+	RootTTL           string   `json:"root_ttl" schema:"pattern=^[0-9]+h$" jsonschema:"root CA lifetime in hours (default 87600h, 10 years)"`
+	IntermediateTTL   string   `json:"intermediate_ttl" schema:"pattern=^[0-9]+h$" jsonschema:"intermediate CA lifetime in hours (default 43800h, 5 years)"`
 	URLBase           string   `json:"url_base" schema:"pattern=^https?://" jsonschema:"base of the issuing-certificate and CRL URLs (default: connection.address)"`
-	ServerRole        string   `json:"server_role"`
-	ClientRole        string   `json:"client_role"`
+	ServerRole        string   `json:"server_role" jsonschema:"role that issues server certificates (default server)"`
+	ClientRole        string   `json:"client_role" jsonschema:"role that issues client certificates (default client)"`
 	ClientNames       []string `json:"client_names" jsonschema:"common names the client role may issue (e.g. harden-admin)"`
-	AllowWildcards    bool     `json:"allow_wildcards"`
+	AllowWildcards    bool     `json:"allow_wildcards" jsonschema:"let the server role issue wildcard names"`
 	// ExternalIntermediate: the intermediate is signed by a CA outside Vault
 	// (an enterprise root); no root mount is made.
 	ExternalIntermediate *externalSpec `json:"external_intermediate" jsonschema:"intermediate signed by a CA outside Vault: apply writes the CSR, the next apply sets the signed chain"`
 }
 
 type externalSpec struct {
-	CSRFile         string `json:"csr_file" schema:"required"`
-	CertificateFile string `json:"certificate_file" schema:"required"`
+	CSRFile         string `json:"csr_file" schema:"required" jsonschema:"where apply writes the intermediate's CSR"`
+	CertificateFile string `json:"certificate_file" schema:"required" jsonschema:"the signed intermediate chain (PEM) for the next apply"`
 }
 
 func (st *settings) external() bool { return st.spec.PKI.ExternalIntermediate != nil }
@@ -83,8 +83,8 @@ func (st *settings) pkiMounts() []string {
 }
 
 type transitSpec struct {
-	Mount string   `json:"mount"`
-	Keys  []string `json:"keys" schema:"items.pattern=^[A-Za-z0-9_-]+$"`
+	Mount string   `json:"mount" jsonschema:"transit mount (default transit)"`
+	Keys  []string `json:"keys" schema:"items.pattern=^[A-Za-z0-9_-]+$" jsonschema:"transit keys (KEKs) to create, e.g. lake-kek"`
 }
 
 type auditSpec struct {
