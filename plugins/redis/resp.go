@@ -72,13 +72,14 @@ func readReply(r *bufio.Reader, depth int) (reply, error) {
 	case '+', '-':
 		return reply{kind: kind, str: rest}, nil
 	case ':':
-		n, err := strconv.ParseInt(rest, 10, 64)
+		n, err := respInt(rest)
 		if err != nil {
 			return reply{}, fmt.Errorf("%w: integer %q", errProtocol, rest)
 		}
 		return reply{kind: kind, n: n}, nil
 	case '$':
-		n, err := strconv.Atoi(rest)
+		n64, err := respInt(rest)
+		n := int(n64)
 		switch {
 		case err != nil || n < -1:
 			return reply{}, fmt.Errorf("%w: bulk length %q", errProtocol, rest)
@@ -96,7 +97,8 @@ func readReply(r *bufio.Reader, depth int) (reply, error) {
 		}
 		return reply{kind: kind, str: string(buf[:n])}, nil
 	case '*':
-		n, err := strconv.Atoi(rest)
+		n64, err := respInt(rest)
+		n := int(n64)
 		switch {
 		case err != nil || n < -1:
 			return reply{}, fmt.Errorf("%w: array length %q", errProtocol, rest)
@@ -118,6 +120,17 @@ func readReply(r *bufio.Reader, depth int) (reply, error) {
 		return out, nil
 	}
 	return reply{}, fmt.Errorf("%w: type byte %q", errProtocol, kind)
+}
+
+// respInt parses an integer as redis writes it: an optional minus and
+// digits, no sign, no leading zeros, no "-0" (so what is accepted is
+// exactly what encode writes back).
+func respInt(s string) (int64, error) {
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" || (len(digits) > 1 && digits[0] == '0') || s == "-0" || strings.TrimLeft(digits, "0123456789") != "" {
+		return 0, fmt.Errorf("not a RESP integer: %q", s)
+	}
+	return strconv.ParseInt(s, 10, 64)
 }
 
 // readLine reads up to CRLF (a bare LF or an overlong line is not RESP).
