@@ -25,7 +25,7 @@ type spec struct {
 	// are marked; the first other listener carries inter-broker traffic
 	// unless InterBrokerListener names one.
 	Listeners           []listenerSpec `json:"listeners" jsonschema:"the broker's listeners after hardening, all SSL"`
-	InterBrokerListener string         `json:"inter_broker_listener"`
+	InterBrokerListener string         `json:"inter_broker_listener" jsonschema:"listener for inter-broker traffic (default: the first non-controller listener)"`
 	// StoreDir is where keystore, truststore and the password file live on
 	// the broker host (default: "harden" next to connection.config_file).
 	StoreDir string `json:"store_dir" jsonschema:"directory for keystore, truststore and password file on the broker host"`
@@ -40,9 +40,9 @@ type spec struct {
 }
 
 type listenerSpec struct {
-	Name       string `json:"name" schema:"required,pattern=^[A-Za-z][A-Za-z0-9_]*$"`
-	Address    string `json:"address" schema:"required"`
-	Controller bool   `json:"controller"`
+	Name       string `json:"name" schema:"required,pattern=^[A-Za-z][A-Za-z0-9_]*$" jsonschema:"listener name, e.g. SSL or CONTROLLER"`
+	Address    string `json:"address" schema:"required" jsonschema:"host:port the listener binds"`
+	Controller bool   `json:"controller" jsonschema:"a KRaft controller listener"`
 }
 
 func (s spec) storeDir(configFile string) string {

@@ -23,7 +23,7 @@ type connection struct {
 	User         string `json:"user" jsonschema:"role used for plan/apply (superuser or pg_read_all_settings for plan)"`
 	PasswordEnv  string `json:"password_env" jsonschema:"environment variable holding the password"`
 	PasswordFile string `json:"password_file" jsonschema:"file holding the password"`
-	Database     string `json:"database" schema:"default=postgres"`
+	Database     string `json:"database" schema:"default=postgres" jsonschema:"database the management connection logs in to"`
 	DataDir      string `json:"data_dir" jsonschema:"data directory, for local-file apply (default: SHOW data_directory)"`
 	SocketDir    string `json:"socket_dir" schema:"minLength=1" jsonschema:"connect for plan/apply/verify through this Unix socket directory (absolute path) instead of TCP"`
 	// AllowPlaintextAdmin is the operator's reason for letting the
