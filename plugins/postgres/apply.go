@@ -66,12 +66,8 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 		return
 	}
 	unlock, err := applykit.Lock(lock)
-	if errors.Is(err, applykit.ErrLocked) {
-		r.Diagnostics.AddTargetError("postgres.apply.locked", "another harden apply is running on this server", nil)
-		return
-	}
 	if err != nil {
-		r.Diagnostics.AddTargetError("postgres.apply.locked", "cannot take the cluster's apply lock", err)
+		applykit.Locked("postgres", "this server", err, &r.Diagnostics)
 		return
 	}
 	defer unlock()
@@ -82,13 +78,12 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 		r.Diagnostics.AddTargetError("postgres.apply.journal", "the apply journal cannot be read; nothing was changed — inspect or remove it", err)
 		return
 	}
-	if len(q.PlanToken) > 0 && !bytes.Equal(q.PlanToken, l.fingerprint(prev)) {
-		r.Diagnostics.AddTargetError("postgres.apply.drift", "the server changed since the plan was made; re-run plan", nil)
+	if !applykit.PlanCurrent(&r.Diagnostics, q.PlanToken, l.fingerprint(prev), "the server") {
 		return
 	}
 	var recovered []sdk.Change
 	if prev != nil {
-		what := describeJournal(prev)
+		what := applykit.Describe(prev.State)
 		if db, err = recoverInterrupted(ctx, prev, db, c, q.RequestContext, q.Force); err != nil {
 			r.Diagnostics.AddTargetError("postgres.apply.recover", "cannot recover the interrupted apply; nothing else was changed", err)
 			return

@@ -18,12 +18,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/testenv"
 )
 
 // TestApplyHelperProcess is the plugin process the interruption test kills:
-// it runs one apply (HARDEN_POSTGRES_CRASH_AT makes it SIGKILL itself at a
+// it runs one apply (HARDEN_CRASH_AT=postgres:<step> makes it SIGKILL itself at a
 // step) and reports on stdout. It does nothing in a normal test run.
 func TestApplyHelperProcess(t *testing.T) {
 	raw := os.Getenv("HARDEN_PG_APPLY_HELPER")
@@ -96,7 +97,10 @@ func runHelper(t *testing.T, pg *testenv.Postgres, crashAt string, delay time.Du
 	t.Helper()
 	params, _ := json.Marshal(paramsOf(pg))
 	cmd := exec.Command(os.Args[0], "-test.run=^TestApplyHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "HARDEN_PG_APPLY_HELPER="+string(params), "HARDEN_POSTGRES_CRASH_AT="+crashAt)
+	cmd.Env = append(os.Environ(), "HARDEN_PG_APPLY_HELPER="+string(params))
+	if crashAt != "" {
+		cmd.Env = append(cmd.Env, applykit.CrashEnv+"=postgres:"+crashAt)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -97,75 +96,40 @@ const (
 	stepRecovered  = "recovered"     // an interrupted run's backups restored
 )
 
-// crashAt is the interruption test's fault hook: when the plugin process
-// is started with HARDEN_POSTGRES_CRASH_AT=<step>, it kills itself with
-// SIGKILL at that step (no cleanup, as kill -9 would). Unset, it does
-// nothing.
-var crashAt = os.Getenv("HARDEN_POSTGRES_CRASH_AT")
-
 // stepHook lets unit tests act at a step (e.g. cancel the context as the
 // host's Stop does on Ctrl-C).
 var stepHook func(step string)
 
 // atStep marks a step boundary: the journal's phase (when given), the
-// fault hooks, then whether the request was cancelled meanwhile.
+// fault hook (HARDEN_CRASH_AT=postgres:<step>, applykit.Crash) and the
+// unit tests' hook, then whether the request was cancelled meanwhile.
 func atStep(ctx context.Context, j *applykit.Journal, step string) error {
 	if j != nil {
 		if err := j.SetPhase(step); err != nil {
 			return err
 		}
 	}
-	if crashAt == step {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is on its way
-	}
+	applykit.Crash("postgres", step)
 	if stepHook != nil {
 		stepHook(step)
 	}
 	return context.Cause(ctx)
 }
 
-// describeJournal is the one sentence plan, verify and apply use.
-func describeJournal(j *applykit.Journal) string {
-	s := j.State
-	return fmt.Sprintf("an apply was interrupted at %s (pid %d, %s)", s.Phase, s.PID, s.Started.UTC().Format(time.RFC3339))
-}
-
-// journalNotice reads the journal for plan and verify (no lock taken for
-// long: they change nothing). It returns "" when there is none, else what
-// to tell the operator; running reports an apply that is still going.
-func journalNotice(journal, lock string) (notice string, running bool, err error) {
-	j, err := applykit.Open(journal)
-	if err != nil || j == nil {
-		return "", false, err
-	}
-	unlock, lerr := applykit.Lock(lock)
-	if errors.Is(lerr, applykit.ErrLocked) {
-		return fmt.Sprintf("an apply is running (pid %d, since %s, at %s)", j.State.PID, j.State.Started.UTC().Format(time.RFC3339), j.State.Phase), true, nil
-	}
-	if lerr == nil {
-		unlock()
-	}
-	return describeJournal(j), false, nil
+// notices is what plan and verify say about the cluster's journal.
+func notices(journal, lock string) applykit.Notices {
+	return applykit.Notices{Plugin: "postgres", Journal: journal, Lock: lock,
+		PlanNext:   "harden apply will recover",
+		PlanDetail: "the on-disk configuration may be partly new: apply restores that run's backups, reloads, then applies the policy",
+		Change:     sdk.Change{Description: "restore its backups, reload and confirm harden's login"},
+		// While a journal is there, what verify observes is not a
+		// confirmed configuration: an error (the checks still run).
+		VerifyErrors: true, VerifyDetail: "the on-disk configuration is unconfirmed — run harden apply to recover"}
 }
 
 // planJournal adds what plan must say about a journal: never "nothing to
 // apply" while an interrupted run's files may be on disk.
-func planJournal(journal, lock string, r *sdk.PlanResponse) {
-	notice, running, err := journalNotice(journal, lock)
-	switch {
-	case err != nil:
-		r.Diagnostics.AddTargetError("postgres.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
-	case running:
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "postgres.apply.locked", Summary: notice})
-	case notice != "":
-		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "postgres.apply.interrupted",
-			Summary: notice + "; harden apply will recover",
-			Detail:  "the on-disk configuration may be partly new: apply restores that run's backups, reloads, then applies the policy"})
-		r.Changes = append([]sdk.Change{{Resource: "journal:" + journal, Action: sdk.Update,
-			Description: notice + ": restore its backups, reload and confirm harden's login"}}, r.Changes...)
-	}
-}
+func planJournal(journal, lock string, r *sdk.PlanResponse) { notices(journal, lock).Plan(r) }
 
 // verifyJournal: while a journal is there, what verify observes is not a
 // confirmed configuration; say so as an error (the checks still run).
@@ -181,15 +145,7 @@ func verifyJournal(ctx context.Context, db *pgx.Conn, r *sdk.VerifyResponse) {
 	if err != nil {
 		return // not this cluster's applier (no superuser): nothing to say
 	}
-	notice, running, err := journalNotice(journal, lock)
-	switch {
-	case err != nil:
-		r.Diagnostics.AddTargetError("postgres.apply.journal", "the apply journal cannot be read; inspect or remove it", err)
-	case running:
-		r.Diagnostics.AddTargetError("postgres.apply.locked", notice+": the configuration verified may be about to change", nil)
-	case notice != "":
-		r.Diagnostics.AddTargetError("postgres.apply.interrupted", notice+"; the on-disk configuration is unconfirmed — run harden apply to recover", nil)
-	}
+	notices(journal, lock).Verify(&r.Diagnostics)
 }
 
 // sweepDirs removes what a killed run's writes left behind in the
@@ -267,7 +223,7 @@ func reload(ctx context.Context, db *pgx.Conn) error {
 // recoverInterrupted finishes what a killed run left: restores its
 // backups, reloads, and confirms that harden still logs in.
 func recoverInterrupted(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext, force bool) (*pgx.Conn, error) {
-	what := describeJournal(j)
+	what := applykit.Describe(j.State)
 	db, err := restoreAndReload(ctx, j, db, c, q, force)
 	if err != nil {
 		return db, fmt.Errorf("%s; recovering: %w", what, err)

@@ -171,15 +171,5 @@ func readLiveDiag(ctx context.Context, db *pgx.Conn, c connection, s spec, d *sd
 }
 
 func decodeAll(q sdk.RequestContext, d *sdk.Diagnostics) (connection, spec, bool) {
-	var c connection
-	var s spec
-	if err := q.Target.DecodeConnection(&c); err != nil {
-		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
-		return c, s, false
-	}
-	if err := q.Target.DecodeSpec(&s); err != nil {
-		d.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
-		return c, s, false
-	}
-	return c, s, true
+	return sdk.Decode[connection, spec](q.Target, d)
 }
