@@ -78,7 +78,7 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 		r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "objectstore.apply.interrupted",
 			Summary: notice + "; this apply completes it"})
 		// A failure rolls back what the killed run set too.
-		opts.Recover = func(ctx context.Context) error { return t.restore(ctx, from) }
+		opts.Rollback = func(ctx context.Context) error { return t.restore(ctx, from) }
 	}
 	backup, err := t.backup(q.Target.Name, from)
 	if err != nil {

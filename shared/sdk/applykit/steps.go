@@ -37,15 +37,19 @@ type Step struct {
 type StepOptions struct {
 	// Preflight runs before the first step and before anything changes
 	// (Vault's capability check): an error means nothing was changed and is
-	// returned wrapping ErrPreflight.
+	// returned wrapping ErrPreflight; the journal of a killed run the
+	// session resumed stays.
 	Preflight func(context.Context, []Step) error
-	// Final is the phase recorded after the last step ("" is "done"). A
-	// cancellation that arrives only then does not undo a finished run.
+	// Final is the phase recorded after the last step (Session.RunSteps:
+	// "" is "done"; Journal.RunSteps: "" records none). A cancellation
+	// that arrives only then does not undo a finished run.
 	Final string
-	// Recover, when set, runs after this run's undos when the run fails:
-	// it reverts what an interrupted run (Session.Interrupted) left, for
-	// plugins that roll back to where that run started (objectstore).
-	Recover func(context.Context) error
+	// Rollback, when set, runs after the steps' undos when the run fails:
+	// an undo of the whole run rather than of a step — where a killed run
+	// that this one resumed started (objectstore), or every file the
+	// journal recorded and a reload (postgres: a failed step may have
+	// written some of its files).
+	Rollback func(context.Context) error
 	// UndoTimeout bounds the whole rollback (default 30 s): it runs after
 	// Ctrl-C, on a context the host's Stop does not cancel, and must end.
 	UndoTimeout time.Duration
@@ -103,28 +107,60 @@ func (e *StepError) Report(plugin string, d *sdk.Diagnostics) {
 
 // RunSteps applies steps in order under the session's journal (Begin must
 // have been called) and ends the session: the pre-flight first (nothing
-// changed on failure), then at each boundary the phase in the journal, the
-// fault hook (HARDEN_CRASH_AT) and the request's cancellation. When a step
-// or a boundary fails — or ctx is cancelled (Ctrl-C) — the steps this run
-// applied are undone, newest first, on an uncancelled context bounded by
-// UndoTimeout; if every undo worked the journal is removed (Done), else it
-// is kept (Keep) and the *StepError names each step whose undo failed. On
-// success it returns the applied changes and removes the journal.
+// changed on failure), then Journal.RunSteps. When a step or a boundary
+// fails — or ctx is cancelled (Ctrl-C) — and every undo worked, the
+// journal is removed (Done), else it is kept (Keep) and the *StepError
+// names each step whose undo failed. On success it returns the applied
+// changes and removes the journal.
 func (s *Session) RunSteps(ctx context.Context, steps []Step, o StepOptions) (applied []sdk.Change, err error) {
 	if o.Preflight != nil {
 		if err := o.Preflight(ctx, steps); err != nil {
-			s.Done()
+			if s.Interrupted != nil {
+				s.Keep() // the killed run's journal stays for the next apply
+			} else {
+				s.Done()
+			}
 			return nil, fmt.Errorf("%w: %w", ErrPreflight, err)
 		}
 	}
+	if o.Final == "" {
+		o.Final = "done"
+	}
+	applied, err = s.Journal.RunSteps(ctx, steps, o)
+	var se *StepError
+	if errors.As(err, &se) {
+		if len(se.UndoFailed) > 0 {
+			s.Keep()
+			return nil, se
+		}
+		if derr := s.Done(); derr != nil {
+			se.UndoFailed = append(se.UndoFailed, derr.Error())
+		}
+		return nil, se
+	}
+	if err := s.Done(); err != nil {
+		return applied, fmt.Errorf("applied, but: %w", err)
+	}
+	return applied, nil
+}
+
+// RunSteps applies steps in order under the journal, marking each boundary
+// (the phase in the journal, StepOptions.Hook, the fault hook
+// HARDEN_CRASH_AT=<plugin>:<phase>, then the request's cancellation). When
+// a step or a boundary fails, or ctx is cancelled, the steps this run
+// applied are undone newest first, then Rollback runs, all on an
+// uncancelled context bounded by UndoTimeout; the error is a *StepError.
+// The journal itself is the caller's to remove or keep (Session.RunSteps
+// does it); Preflight is Session.RunSteps'.
+func (j *Journal) RunSteps(ctx context.Context, steps []Step, o StepOptions) (applied []sdk.Change, err error) {
 	boundary := func(phase string) error {
-		if err := s.Journal.SetPhase(phase); err != nil {
+		if err := j.SetPhase(phase); err != nil {
 			return err
 		}
 		if o.Hook != nil {
 			o.Hook(phase)
 		}
-		Crash(s.Journal.State.Plugin, phase)
+		Crash(j.State.Plugin, phase)
 		return context.Cause(ctx)
 	}
 	var done []Step
@@ -138,29 +174,24 @@ func (s *Session) RunSteps(ctx context.Context, steps []Step, o StepOptions) (ap
 			err = st.Apply(ctx)
 		}
 		if err != nil {
-			return nil, s.rollback(ctx, done, o, &StepError{Step: st.Change.Resource, Phase: phase, Err: err})
+			return nil, j.rollback(ctx, done, o, &StepError{Step: st.Change.Resource, Phase: phase, Err: err})
 		}
 		done = append(done, st)
 		if st.Change.Resource != "" || st.Change.Action != "" {
 			applied = append(applied, st.Change)
 		}
 	}
-	final := o.Final
-	if final == "" {
-		final = "done"
-	}
-	if err := boundary(final); err != nil && ctx.Err() == nil {
-		// The journal could not be written: the run is not durable.
-		return nil, s.rollback(ctx, done, o, &StepError{Phase: final, Err: err})
-	}
-	if err := s.Done(); err != nil {
-		return applied, fmt.Errorf("applied, but: %w", err)
+	if o.Final != "" {
+		if err := boundary(o.Final); err != nil && ctx.Err() == nil {
+			// The journal could not be written: the run is not durable.
+			return nil, j.rollback(ctx, done, o, &StepError{Phase: o.Final, Err: err})
+		}
 	}
 	return applied, nil
 }
 
-// rollback undoes done newest first (then Recover) and ends the session.
-func (s *Session) rollback(ctx context.Context, done []Step, o StepOptions, se *StepError) error {
+// rollback undoes done newest first, then runs Rollback.
+func (j *Journal) rollback(ctx context.Context, done []Step, o StepOptions, se *StepError) error {
 	se.Interrupted = ctx.Err() != nil
 	timeout := o.UndoTimeout
 	if timeout <= 0 {
@@ -168,7 +199,7 @@ func (s *Session) rollback(ctx context.Context, done []Step, o StepOptions, se *
 	}
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	s.Journal.SetPhase("rolling-back") // best effort: the undos go on
+	j.SetPhase("rolling-back") // best effort: the undos go on
 	for i := len(done) - 1; i >= 0; i-- {
 		if done[i].Undo == nil {
 			continue
@@ -181,17 +212,10 @@ func (s *Session) rollback(ctx context.Context, done []Step, o StepOptions, se *
 			se.UndoFailed = append(se.UndoFailed, name+": "+err.Error())
 		}
 	}
-	if o.Recover != nil {
-		if err := o.Recover(uctx); err != nil {
-			se.UndoFailed = append(se.UndoFailed, "what the interrupted run changed: "+err.Error())
+	if o.Rollback != nil {
+		if err := o.Rollback(uctx); err != nil {
+			se.UndoFailed = append(se.UndoFailed, err.Error())
 		}
-	}
-	if len(se.UndoFailed) > 0 {
-		s.Keep()
-		return se
-	}
-	if err := s.Done(); err != nil {
-		se.UndoFailed = append(se.UndoFailed, err.Error())
 	}
 	return se
 }
