@@ -103,6 +103,7 @@ func NewApp(io IO) *cli.App {
 					Flags: append([]cli.Flag{formatFlag}, pluginFlags...), Action: func(c *cli.Context) error { return listPlugins(c, io) }},
 				{Name: "lock", Usage: "pin every discovered plugin binary by sha256 in the lock file",
 					Flags: pluginFlags, Action: func(c *cli.Context) error { return lockPlugins(c, io) }},
+				newPluginCommand(io),
 			}},
 		},
 	}
