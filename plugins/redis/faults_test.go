@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/probe"
+	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/faultkit"
+	"github.com/harden-dev/harden/shared/sdk/hostclient"
+)
+
+// The whole verify against a real redis in a weak state — TLS on with
+// redis's defaults (every TLS 1.2 suite OpenSSL offers, every group), the
+// plaintext port open, no password — directly and through every fault of
+// the standard matrix in front of its TLS port: a fault never turns a
+// check that fails (or errors) directly into a pass, and never makes one
+// vanish. The management socket and the plaintext port are reached
+// directly: the faults are on the TLS path the probe and the
+// unauthenticated PING take.
+func TestVerifyNeverPassesThroughFaults(t *testing.T) {
+	for name, mtls := range map[string]bool{"tls": false, "mtls_scope": true} {
+		t.Run(name, func(t *testing.T) { faultMatrix(t, mtls) })
+	}
+}
+
+// faultMatrix: under mTLS scope redis (tls-auth-clients no) also fails
+// tls.client_auth.required directly, through redisDialect's Exchange.
+func faultMatrix(t *testing.T, mtls bool) {
+	p := newPKI(t, "fault CA")
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{"redis.crt": p.serverPEM, "redis.key": p.serverKey, "ca.crt": p.caPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tlsPort := freePort(t)
+	s := startRedis(t, "", "tls-port "+strconv.Itoa(tlsPort), "tls-cert-file "+filepath.Join(dir, "redis.crt"),
+		"tls-key-file "+filepath.Join(dir, "redis.key"), "tls-ca-cert-file "+filepath.Join(dir, "ca.crt"), "tls-auth-clients no")
+	s.tlsPort = tlsPort
+	t.Cleanup(probe.WithDefaultTimeout(time.Second))
+	plugin := hostclient.InProcess(redisTLS{})
+	defer plugin.Close()
+	verify := func(ctx context.Context, addr string) ([]checks.Check, error) {
+		rc := s.request(t, p, mtls, map[string]any{"address": addr}, nil)
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		r, err := plugin.Verify(ctx, rc)
+		if err == nil && r.Diagnostics.HasError() {
+			err = r.Diagnostics.Err()
+		}
+		return r.Checks, err
+	}
+	upstream := "127.0.0.1:" + strconv.Itoa(tlsPort)
+	direct := faultkit.NeverPasses(t, upstream, verify, faultkit.Standard(false)...)
+	got := map[string]sdk.Check{}
+	for _, c := range direct {
+		got[c.ID] = c
+	}
+	want := []string{checkPlaintextClosed, checkAuthRequired, checkConfigTLS, "tls.cipher_suites"}
+	if mtls {
+		want = append(want, "tls.client_auth.required")
+	}
+	for _, id := range want {
+		if got[id].Status != checks.Fail {
+			t.Errorf("direct %s = %s, want fail: %s", id, got[id].Status, got[id].Evidence)
+		}
+	}
+	if got["tls.enabled"].Status != checks.Pass {
+		t.Errorf("direct tls.enabled = %s: %s", got["tls.enabled"].Status, got["tls.enabled"].Evidence)
+	}
+}
