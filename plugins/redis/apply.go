@@ -119,6 +119,7 @@ func (redisTLS) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 		return
 	}
 	r.Applied = applied
+	transientWarning(t, &r.Diagnostics)
 	if err := sess.Done(); err != nil {
 		r.Diagnostics.AddTargetError("redis.apply.journal", "applied, but the journal could not be removed", err)
 	}

@@ -188,3 +188,17 @@ func TestPlaintextAdminBootstrap(t *testing.T) {
 		t.Errorf("second apply: %v %+v", r2.Diagnostics.Err(), r2.Applied)
 	}
 }
+
+// spec.config_file must be the file redis runs with: else nothing is
+// changed (CONFIG REWRITE would persist the settings elsewhere).
+func TestConfigFileMustBeRedisOwn(t *testing.T) {
+	s := startRedis(t, "")
+	rc := s.request(t, newPKI(t, "CA"), false, nil, map[string]any{"config_file": "/etc/redis/other.conf"})
+	r := applyOnce(t, hostclient.InProcess(redisTLS{}), rc, nil)
+	if !hasCode(r.Diagnostics, "redis.apply") || !strings.Contains(r.Diagnostics.Err().Error(), "not spec.config_file /etc/redis/other.conf") {
+		t.Fatalf("apply with another config file: %+v", r.Diagnostics)
+	}
+	if got := s.config("tls-port"); got != "0" {
+		t.Errorf("tls-port = %s", got)
+	}
+}

@@ -63,6 +63,10 @@ func readPlan(ctx context.Context, q sdk.RequestContext, t *target) (*plan, erro
 		}
 		return nil, fmt.Errorf("cert_dir %s: %w (create it, owned by the user redis runs as)", t.spec.CertDir, err)
 	}
+	if err := p.checkConfigFile(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
 	if err := p.build(); err != nil {
 		c.Close()
 		return nil, err
@@ -154,6 +158,47 @@ func (p *plan) build() error {
 			apply: func(ctx context.Context) error { _, err := p.c.do(ctx, "CONFIG", "REWRITE"); return err }})
 	}
 	return nil
+}
+
+// checkConfigFile: CONFIG REWRITE writes the file redis was started with,
+// so spec.config_file must be that file (INFO server's config_file), or
+// the settings would be persisted somewhere else — or nowhere.
+func (p *plan) checkConfigFile(ctx context.Context) error {
+	want := p.t.spec.ConfigFile
+	if want == "" {
+		return nil
+	}
+	v, err := p.c.do(ctx, "INFO", "server")
+	if err != nil {
+		return err
+	}
+	if v.kind != '$' || v.null {
+		return fmt.Errorf("INFO server over %s: %w: answered %s", p.c.via, errProtocol, v.describe())
+	}
+	switch got, ok := infoField(v.str, "config_file"); {
+	case !ok:
+		return fmt.Errorf("INFO server over %s has no readable config_file field", p.c.via)
+	case got == "":
+		return fmt.Errorf("redis was started without a config file, so CONFIG REWRITE cannot persist the settings in %s: start it with %s", want, want)
+	case got != want:
+		return fmt.Errorf("redis was started with config file %s, not spec.config_file %s", got, want)
+	}
+	return nil
+}
+
+// infoField is one field of an INFO answer ("name:value" lines, "# Section"
+// headers, CRLF or LF); not ok when missing or garbled.
+func infoField(info, name string) (string, bool) {
+	for line := range strings.Lines(info) {
+		k, v, ok := strings.Cut(strings.TrimRight(line, "\r\n"), ":")
+		if ok && k == name {
+			if strings.Contains(v, "\r") {
+				return "", false // a CR inside a line is not what redis writes: garbled
+			}
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // setStep is a CONFIG SET of want; undo sets the values read before.
@@ -253,6 +298,7 @@ func (redisTLS) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 		r.Changes = append(r.Changes, s.changes...)
 	}
 	r.PlanToken = token(p.steps, notice)
+	transientWarning(t, &r.Diagnostics)
 }
 
 // journalNotice warns about a killed or running apply; it is part of the
@@ -295,3 +341,11 @@ func containsFold(s, sub string) bool {
 // undoTimeout bounds one undo (run on a context the operator's Ctrl-C does
 // not cancel: the undo is what Ctrl-C asked for).
 const undoTimeout = 30 * time.Second
+
+// transientWarning: without config_file nothing persists the settings.
+func transientWarning(t *target, d *sdk.Diagnostics) {
+	if t.spec.ConfigFile == "" {
+		d.AddWarning("spec.config_file is not set: the applied settings last until redis restarts",
+			"name the redis.conf redis-server was started with; apply then persists them with CONFIG REWRITE")
+	}
+}

@@ -101,3 +101,39 @@ func FuzzReadReply(f *testing.F) {
 		}
 	})
 }
+
+func TestInfoField(t *testing.T) {
+	info := "# Server\r\nredis_version:7.0.15\r\nconfig_file:/etc/redis/redis.conf\r\nexecutable:/usr/bin/redis-server\r\n"
+	if v, ok := infoField(info, "config_file"); !ok || v != "/etc/redis/redis.conf" {
+		t.Errorf("config_file = %q, %v", v, ok)
+	}
+	if v, ok := infoField("# Server\nconfig_file:\n", "config_file"); !ok || v != "" {
+		t.Errorf("empty config_file = %q, %v", v, ok)
+	}
+	if _, ok := infoField("xconfig_file:/a\r\n", "config_file"); ok {
+		t.Error("a longer name matched")
+	}
+}
+
+// FuzzInfoField: a field found is the value of a line that says exactly
+// name:value, and holds no line break (nothing of a neighbouring line).
+func FuzzInfoField(f *testing.F) {
+	f.Add("# Server\r\nconfig_file:/etc/redis/redis.conf\r\n", "config_file")
+	f.Add("config_file:a:b\n\nconfig_file:c", "config_file")
+	f.Add("config_file:\r0", "config_file") // a CR inside the value: garbled, not found
+	f.Fuzz(func(t *testing.T, info, name string) {
+		v, ok := infoField(info, name)
+		if !ok {
+			if v != "" {
+				t.Fatalf("not found, but value %q", v)
+			}
+			return
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			t.Fatalf("value %q holds a line break", v)
+		}
+		if !strings.Contains("\n"+info+"\n", "\n"+name+":"+v) {
+			t.Fatalf("%q: no line %q", info, name+":"+v)
+		}
+	})
+}
