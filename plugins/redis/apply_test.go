@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
 )
 
@@ -59,7 +60,7 @@ func TestFailedLoginRollsBack(t *testing.T) {
 		t.Fatalf("apply did not fail with redis.apply: %+v", r.Diagnostics)
 	}
 	msg := r.Diagnostics.Err().Error()
-	for _, want := range []string{"tls-login", "undone"} {
+	for _, want := range []string{"tls-login", "undone", "a new TLS session"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("apply error %q does not say %q", msg, want)
 		}
@@ -140,7 +141,7 @@ func TestStalePlanRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := applyOnce(t, cl, rc, pr.PlanToken)
-	if !hasCode(r.Diagnostics, "redis.plan_stale") {
+	if !hasCode(r.Diagnostics, applykit.PlanStaleCode) {
 		t.Fatalf("stale plan not refused: %+v", r.Diagnostics)
 	}
 	if got := s.config("tls-port"); got != "0" {

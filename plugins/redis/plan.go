@@ -3,12 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,15 +22,6 @@ import (
 var managed = []string{"tls-cert-file", "tls-key-file", "tls-ca-cert-file", "tls-auth-clients", "tls-protocols",
 	"tls-ciphers", "tls-ciphersuites", "tls-prefer-server-ciphers", "tls-port", "port"}
 
-// step is one change apply makes and how to undo it. A step without
-// changes is a gate (the new TLS login) that changes nothing itself.
-type step struct {
-	phase   string
-	changes []sdk.Change
-	apply   func(context.Context) error
-	undo    func(context.Context) error
-}
-
 // plan is the live state read and the steps that bring it to the policy.
 type plan struct {
 	t      *target
@@ -39,7 +30,9 @@ type plan struct {
 	config map[string]string
 	// owner is cert_dir's: the files are written as that user.
 	owner os.FileInfo
-	steps []step
+	// tlsWasOn: the TLS port was open before this run.
+	tlsWasOn bool
+	steps    []applykit.Step
 	// journal is set by apply before the first step.
 	journal *applykit.Journal
 }
@@ -82,80 +75,61 @@ func (p *plan) build() error {
 	if len(q.Certificates.CABundlePEM) == 0 {
 		return fmt.Errorf("the policy gives target %s no CA bundle: harden could not verify the new TLS port before closing the plaintext one", t.name)
 	}
-	// Files that differ from what the policy wants.
-	var writes []file
-	var changes []sdk.Change
+	// Files that differ from what the policy wants, one step each: the
+	// backup is recorded in the journal, then the file replaced atomically
+	// as cert_dir's owner; undo restores it from the journal.
+	wrote := false
 	for _, f := range t.files(q) {
 		old, err := sdk.ReadFile(f.path)
+		var ch sdk.Change
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			changes = append(changes, fileChange(f, sdk.Create))
+			ch = fileChange(f, sdk.Create)
 		case err != nil:
 			return fmt.Errorf("read %s: %w", f.path, err)
 		case !bytes.Equal(old, f.data):
-			changes = append(changes, fileChange(f, sdk.Update))
+			ch = fileChange(f, sdk.Update)
 		default:
 			continue
 		}
-		writes = append(writes, f)
+		wrote = true
+		p.steps = append(p.steps, applykit.Step{Change: ch, Phase: "file-" + filepath.Base(f.path),
+			Apply: func(context.Context) error { return p.journal.Replace(f.path, f.data, os.FileMode(f.mode), p.owner) },
+			Undo:  func(context.Context) error { return p.journal.RestoreFile(f.path) }})
 	}
-	tlsOn := p.config["tls-port"] != "0"
-	if len(writes) > 0 {
-		p.steps = append(p.steps, step{phase: "files", changes: changes,
-			apply: func(context.Context) error {
-				for _, f := range writes {
-					if err := p.journal.Replace(f.path, f.data, os.FileMode(f.mode), p.owner); err != nil {
-						return err
-					}
-				}
-				return nil
-			},
-			undo: func(ctx context.Context) error {
-				if errs := p.journal.Restore(); len(errs) > 0 {
-					return errors.Join(errs...)
-				}
-				if !tlsOn {
-					return nil
-				}
-				// The server holds the new certificate in memory: setting the
-				// paths again reloads the restored files.
-				return configSet(ctx, p.c, p.old("tls-cert-file", "tls-key-file", "tls-ca-cert-file"))
-			}})
-	}
+	p.tlsWasOn = p.config["tls-port"] != "0"
 	// tls-* in one CONFIG SET; again when only the files changed (a
 	// running TLS port reloads them).
 	want := t.tlsSettings(q)
-	if diff := p.differing(want); len(diff) > 0 || (len(writes) > 0 && tlsOn) {
-		var cs []sdk.Change
-		for _, s := range diff {
-			cs = append(cs, sdk.Change{Resource: "config " + s.name, Action: sdk.Update, Before: p.config[s.name], After: s.value})
-		}
+	if diff := p.differing(want); len(diff) > 0 || (wrote && p.tlsWasOn) {
+		ch := sdk.Change{Resource: "config tls-*", Action: sdk.Update, Before: p.listed(p.old(names(diff)...)), After: p.listed(diff),
+			Description: "one CONFIG SET (all or nothing)"}
 		if len(diff) == 0 {
-			cs = append(cs, sdk.Change{Resource: "config tls-cert-file", Action: sdk.Update, Before: p.config["tls-cert-file"], After: t.certFile(),
-				Description: "set again: the running TLS port reloads the new certificate files"})
+			ch.Before, ch.After = "", "tls-cert-file, tls-key-file, tls-ca-cert-file set again"
+			ch.Description = "the running TLS port reloads the new certificate files"
 		}
-		p.steps = append(p.steps, p.setStep("tls-settings", cs, want))
+		p.steps = append(p.steps, p.setStep("tls-settings", ch, want))
 	}
 	ports := t.portSettings()
 	if d := p.differing(ports[:1]); len(d) > 0 {
-		p.steps = append(p.steps, p.setStep("tls-port", []sdk.Change{{Resource: "config tls-port", Action: sdk.Update,
-			Before: p.config["tls-port"], After: d[0].value, Description: "opens the TLS port"}}, d))
+		p.steps = append(p.steps, p.setStep("tls-port", sdk.Change{Resource: "config tls-port", Action: sdk.Update,
+			Before: p.config["tls-port"], After: d[0].value, Description: "opens the TLS port"}, d))
 	}
 	closing := len(ports) > 1 && len(p.differing(ports[1:])) > 0
 	if len(p.steps) > 0 || closing {
 		// The gate: never close the plaintext port, nor keep new settings,
 		// unless a NEW TLS session verified with the policy's CA logs in.
-		p.steps = append(p.steps, step{phase: "tls-login", apply: p.checkLogin})
+		p.steps = append(p.steps, applykit.Step{Phase: "tls-login", Apply: p.checkLogin})
 	}
 	if closing {
-		p.steps = append(p.steps, p.setStep("plaintext-closed", []sdk.Change{{Resource: "config port", Action: sdk.Update,
-			Before: p.config["port"], After: "0", Description: "closes the plaintext port (TLS logins proven first)"}}, ports[1:]))
+		p.steps = append(p.steps, p.setStep("plaintext-closed", sdk.Change{Resource: "config port", Action: sdk.Update,
+			Before: p.config["port"], After: "0", Description: "closes the plaintext port (TLS logins proven first)"}, ports[1:]))
 	}
 	if t.spec.ConfigFile != "" && len(p.steps) > 0 {
-		p.steps = append(p.steps, step{phase: "rewrite",
-			changes: []sdk.Change{{Resource: "file " + t.spec.ConfigFile, Action: sdk.Update, After: "CONFIG REWRITE",
-				Description: "persists the settings in redis.conf"}},
-			apply: func(ctx context.Context) error { _, err := p.c.do(ctx, "CONFIG", "REWRITE"); return err }})
+		p.steps = append(p.steps, applykit.Step{Phase: "rewrite",
+			Change: sdk.Change{Resource: "file " + t.spec.ConfigFile, Action: sdk.Update, After: "CONFIG REWRITE",
+				Description: "persists the settings in redis.conf"},
+			Apply: func(ctx context.Context) error { _, err := p.c.do(ctx, "CONFIG", "REWRITE"); return err }})
 	}
 	return nil
 }
@@ -202,14 +176,37 @@ func infoField(info, name string) (string, bool) {
 }
 
 // setStep is a CONFIG SET of want; undo sets the values read before.
-func (p *plan) setStep(phase string, cs []sdk.Change, want []setting) step {
-	names := make([]string, len(want))
-	for i, s := range want {
-		names[i] = s.name
+func (p *plan) setStep(phase string, ch sdk.Change, want []setting) applykit.Step {
+	return applykit.Step{Phase: phase, Change: ch,
+		Apply: func(ctx context.Context) error { return configSet(ctx, p.c, want) },
+		Undo:  func(ctx context.Context) error { return configSet(ctx, p.c, p.old(names(want)...)) }}
+}
+
+// reloadOld runs after a failed run's undos (StepOptions.Rollback): when
+// TLS was on before, redis still holds the certificate it loaded during
+// the run; setting the old paths again loads the restored files.
+func (p *plan) reloadOld(ctx context.Context) error {
+	if !p.tlsWasOn {
+		return nil
 	}
-	return step{phase: phase, changes: cs,
-		apply: func(ctx context.Context) error { return configSet(ctx, p.c, want) },
-		undo:  func(ctx context.Context) error { return configSet(ctx, p.c, p.old(names...)) }}
+	return configSet(ctx, p.c, p.old("tls-cert-file", "tls-key-file", "tls-ca-cert-file"))
+}
+
+func names(ss []setting) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.name
+	}
+	return out
+}
+
+// listed shows settings as plan does: name=value, one CONFIG SET.
+func (p *plan) listed(ss []setting) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = s.name + "=" + quoteConf(s.value)
+	}
+	return strings.Join(parts, " ")
 }
 
 // old is the settings' values before the apply.
@@ -255,15 +252,13 @@ func fileChange(f file, a sdk.Action) sdk.Change {
 }
 
 // token fingerprints the planned changes and a killed run's notice.
-func token(steps []step, notice string) []byte {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n", notice)
+func token(steps []applykit.Step, notice string) []byte {
+	parts := []string{notice}
 	for _, s := range steps {
-		for _, c := range s.changes {
-			fmt.Fprintf(h, "%s|%s|%s|%s\n", c.Resource, c.Action, c.Before, c.After)
-		}
+		c := s.Change
+		parts = append(parts, s.Phase, c.Resource, string(c.Action), c.Before, c.After)
 	}
-	return h.Sum(nil)
+	return applykit.PlanToken(parts...)
 }
 
 // journalPaths: the journal and lock for this redis (its TLS address and
@@ -281,13 +276,16 @@ func (t *target) allowed(path string) bool {
 	return false
 }
 
-// Plan lists the changes apply would make.
+// Plan lists the changes apply would make (and a killed run to roll back).
 func (redisTLS) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
 	t, ok := load(q.RequestContext, &r.Diagnostics)
 	if !ok {
 		return
 	}
-	notice := journalNotice(t, &r.Diagnostics)
+	notice, ok := t.notices().Plan(r)
+	if !ok {
+		return
+	}
 	p, err := readPlan(ctx, q.RequestContext, t)
 	if err != nil {
 		r.Diagnostics.AddTargetError("redis.plan", "cannot read redis's state", err)
@@ -295,30 +293,19 @@ func (redisTLS) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 	}
 	defer p.c.Close()
 	for _, s := range p.steps {
-		r.Changes = append(r.Changes, s.changes...)
+		if s.Change.Resource != "" {
+			r.Changes = append(r.Changes, s.Change)
+		}
 	}
 	r.PlanToken = token(p.steps, notice)
 	transientWarning(t, &r.Diagnostics)
 }
 
-// journalNotice warns about a killed or running apply; it is part of the
-// plan token (a plan made before the interruption is stale).
-func journalNotice(t *target, d *sdk.Diagnostics) string {
-	jp, lp, err := t.journalPaths()
-	if err != nil {
-		return ""
-	}
-	notice, running, err := applykit.Notice(jp, lp)
-	switch {
-	case err != nil:
-		d.AddWarning("cannot read the apply journal of "+t.name, err.Error())
-	case running:
-		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "redis.apply.locked", Summary: notice})
-	case notice != "":
-		d.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "redis.apply.interrupted",
-			Summary: notice + "; the next apply rolls it back first"})
-	}
-	return notice
+// notices is how plan and verify report this redis's journal.
+func (t *target) notices() applykit.Notices {
+	jp, lp, _ := t.journalPaths()
+	return applykit.Notices{Plugin: "redis", Journal: jp, Lock: lp, Allow: t.allowed,
+		PlanNext: "the next apply rolls it back first, then applies anew", VerifyDetail: "run harden apply: it rolls the killed run back, then applies anew"}
 }
 
 // plaintextAddress is where the plaintext port is: connection's

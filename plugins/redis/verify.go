@@ -24,7 +24,7 @@ func (redisTLS) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	if !ok {
 		return
 	}
-	journalNotice(t, &r.Diagnostics)
+	t.notices().Verify(&r.Diagnostics)
 	subj := t.conn.Address
 	pt, exp, err := probe.ForRequest(q.RequestContext, redisDialect{})
 	if err != nil {
