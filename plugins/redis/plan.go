@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
@@ -324,10 +323,6 @@ func (t *target) plaintextAddress(port string) (string, error) {
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
-
-// undoTimeout bounds one undo (run on a context the operator's Ctrl-C does
-// not cancel: the undo is what Ctrl-C asked for).
-const undoTimeout = 30 * time.Second
 
 // transientWarning: without config_file nothing persists the settings.
 func transientWarning(t *target, d *sdk.Diagnostics) {
