@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"os"
 	"path/filepath"
@@ -198,6 +200,78 @@ func TestConfigFileMustBeRedisOwn(t *testing.T) {
 	r := applyOnce(t, hostclient.InProcess(redisTLS{}), rc, nil)
 	if !hasCode(r.Diagnostics, "redis.apply") || !strings.Contains(r.Diagnostics.Err().Error(), "not spec.config_file /etc/redis/other.conf") {
 		t.Fatalf("apply with another config file: %+v", r.Diagnostics)
+	}
+	if got := s.config("tls-port"); got != "0" {
+		t.Errorf("tls-port = %s", got)
+	}
+}
+
+// servedSerial is the serial of the certificate redis serves now.
+func servedSerial(t *testing.T, s *redisServer, p pki) string {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.caPEM)
+	c, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.tlsPort), &tls.Config{RootCAs: pool, ServerName: "localhost", InsecureSkipVerify: true}) //nolint:gosec // the serial is all we read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// Certificate rotation on a live TLS port: the new files are written and
+// redis reloads them (the tls-* settings set again); a rotation whose new
+// certificate fails the login gate (it does not name the server) is
+// undone — files restored and reloaded, the old certificate served again.
+func TestRotation(t *testing.T) {
+	s := startRedis(t, "pw-rotate")
+	p := newPKI(t, "CA")
+	cl := hostclient.InProcess(redisTLS{})
+	defer cl.Close()
+	if r := applyOnce(t, cl, s.request(t, p, false, nil, nil), nil); r.Diagnostics.HasError() {
+		t.Fatal(r.Diagnostics.Err())
+	}
+	if got := servedSerial(t, s, p); got != "2" {
+		t.Fatalf("served serial %s, want 2", got)
+	}
+
+	bad := p
+	bad.serverPEM, bad.serverKey = p.issue(10, "other", []string{"other.example"}, true)
+	r := applyOnce(t, cl, s.request(t, bad, false, nil, nil), nil)
+	if !hasCode(r.Diagnostics, "redis.apply") || !strings.Contains(r.Diagnostics.Err().Error(), "tls-login") {
+		t.Fatalf("a rotation to a certificate that fails the login gate: %+v", r.Diagnostics)
+	}
+	if got := servedSerial(t, s, p); got != "2" {
+		t.Errorf("after the undone rotation redis serves serial %s, want the old 2", got)
+	}
+	if key, _ := os.ReadFile(filepath.Join(s.dir, "tls", "redis.key")); string(key) != string(p.serverKey) {
+		t.Errorf("redis.key was not restored")
+	}
+
+	good := p
+	good.serverPEM, good.serverKey = p.issue(11, "localhost", []string{"localhost"}, true)
+	rc := s.request(t, good, false, nil, nil)
+	pr, err := cl.Plan(context.Background(), rc)
+	if err != nil || pr.Diagnostics.HasError() {
+		t.Fatalf("plan: %v %v", err, pr.Diagnostics.Err())
+	}
+	if r := applyOnce(t, cl, rc, pr.PlanToken); r.Diagnostics.HasError() {
+		t.Fatal(r.Diagnostics.Err())
+	}
+	if got := servedSerial(t, s, p); got != "11" {
+		t.Errorf("after the rotation redis serves serial %s, want 11", got)
+	}
+}
+
+// Under mTLS scope without harden's client certificate, plan refuses
+// before anything changes (the login gate could never pass).
+func TestMTLSNeedsHardensClientCertificate(t *testing.T) {
+	s := startRedis(t, "")
+	rc := s.request(t, newPKI(t, "CA"), true, nil, nil)
+	rc.Certificates.ClientChainPEM, rc.Certificates.ClientKeyPEM = nil, nil
+	r := applyOnce(t, hostclient.InProcess(redisTLS{}), rc, nil)
+	if !hasCode(r.Diagnostics, "redis.apply") || !strings.Contains(r.Diagnostics.Err().Error(), "no client certificate") {
+		t.Fatalf("%+v", r.Diagnostics)
 	}
 	if got := s.config("tls-port"); got != "0" {
 		t.Errorf("tls-port = %s", got)

@@ -71,6 +71,9 @@ func (p *plan) build() error {
 	if len(q.Certificates.ChainPEM) == 0 || len(q.Certificates.KeyPEM) == 0 {
 		return fmt.Errorf("the policy gives target %s no certificate and key: nothing to configure TLS with", t.name)
 	}
+	if q.Policy.InMTLSScope(t.name) && len(q.Certificates.ClientChainPEM) == 0 {
+		return fmt.Errorf("target %s is in the policy's mTLS scope but the policy gives harden no client certificate (certificate.client_cert_file): after tls-auth-clients yes harden could not log in to prove TLS works", t.name)
+	}
 	if len(q.Certificates.CABundlePEM) == 0 {
 		return fmt.Errorf("the policy gives target %s no CA bundle: harden could not verify the new TLS port before closing the plaintext one", t.name)
 	}

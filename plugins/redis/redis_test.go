@@ -162,6 +162,9 @@ func freePort(t *testing.T) int {
 // client certificate for harden.
 type pki struct {
 	caPEM, serverPEM, serverKey, clientPEM, clientKey []byte
+	// issue makes another certificate from the same CA (serial, names:
+	// DNS names; a server certificate when server is set).
+	issue func(serial int64, cn string, dns []string, server bool) (certPEM, keyPEM []byte)
 }
 
 func newPKI(t *testing.T, cn string) pki {
@@ -174,15 +177,19 @@ func newPKI(t *testing.T, cn string) pki {
 		t.Fatal(err)
 	}
 	caCert, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, name string, usage x509.ExtKeyUsage) ([]byte, []byte) {
+	issue := func(serial int64, name string, dns []string, server bool) ([]byte, []byte) {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		usage := x509.ExtKeyUsageClientAuth
+		if server {
+			usage = x509.ExtKeyUsageServerAuth
+		}
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour),
-			NotAfter: time.Now().Add(20 * 24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+			NotAfter: time.Now().Add(20 * 24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, DNSNames: dns}
 		pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 		ski := sha256.Sum256(pub)
 		tmpl.SubjectKeyId = ski[:20]
-		if usage == x509.ExtKeyUsageServerAuth {
-			tmpl.DNSNames, tmpl.IPAddresses = []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")}
+		if server && len(dns) == 1 && dns[0] == "localhost" {
+			tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 		if err != nil {
@@ -191,9 +198,9 @@ func newPKI(t *testing.T, cn string) pki {
 		kd, _ := x509.MarshalPKCS8PrivateKey(key)
 		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
 	}
-	p := pki{caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})}
-	p.serverPEM, p.serverKey = issue(2, "localhost", x509.ExtKeyUsageServerAuth)
-	p.clientPEM, p.clientKey = issue(3, "harden", x509.ExtKeyUsageClientAuth)
+	p := pki{caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), issue: issue}
+	p.serverPEM, p.serverKey = issue(2, "localhost", []string{"localhost"}, true)
+	p.clientPEM, p.clientKey = issue(3, "harden", nil, false)
 	return p
 }
 
