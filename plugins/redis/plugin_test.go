@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ func TestConformance(t *testing.T) {
 	})
 	t.Run("binary", func(t *testing.T) {
 		bin := filepath.Join(t.TempDir(), "harden-plugin-redis")
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		if out, err := exec.Command(goTool(), "build", "-o", bin, ".").CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
 		sdktest.Run(t, sdktest.Harness{Binary: bin, Target: conformanceTarget(t.TempDir()), Certificates: certs})
@@ -41,7 +42,7 @@ func TestConformance(t *testing.T) {
 // The module is a third party's: it may use harden's SDK module and
 // nothing else of harden (not testenv, host or the other plugins).
 func TestDependsOnlyOnTheSDK(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "-test", "./...").Output()
+	out, err := exec.Command(goTool(), "list", "-deps", "-test", "./...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
@@ -141,4 +142,12 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// goTool is the go command: $GO as make passes it, else go on PATH.
+func goTool() string {
+	if g := os.Getenv("GO"); g != "" {
+		return g
+	}
+	return "go"
 }
