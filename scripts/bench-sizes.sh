@@ -16,8 +16,12 @@ build() { # tree outdir
 	mkdir -p "$2"
 	for d in "$1"/plugins/*/; do
 		n=$(basename "$d")
-		[ -f "$d/main.go" ] || continue
-		(cd "$1" && go build -trimpath -ldflags "-s -w" -o "$2/harden-plugin-$n" "./plugins/$n") || echo "build $n failed in $1" >&2
+		grep -qs "^package main" "$d"*.go || continue
+		if [ -f "$d/go.mod" ]; then # a module of its own (plugins/redis)
+			(cd "$d" && go build -trimpath -ldflags "-s -w" -o "$2/harden-plugin-$n" .) || echo "build $n failed in $1" >&2
+		else
+			(cd "$1" && go build -trimpath -ldflags "-s -w" -o "$2/harden-plugin-$n" "./plugins/$n") || echo "build $n failed in $1" >&2
+		fi
 	done
 	(cd "$1" && go build -trimpath -ldflags "-s -w" -o "$2/harden" ./host/cmd/harden 2>/dev/null || go build -trimpath -ldflags "-s -w" -o "$2/harden" ./cmd/harden 2>/dev/null) || true
 }
