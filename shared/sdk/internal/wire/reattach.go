@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/go-plugin"
@@ -49,12 +51,18 @@ func (r Reattach) Config() (*plugin.ReattachConfig, error) {
 	var err error
 	switch r.Addr.Network {
 	case "unix":
-		addr, err = net.ResolveUnixAddr("unix", r.Addr.String)
+		if !filepath.IsAbs(r.Addr.String) {
+			err = fmt.Errorf("socket %q: want an absolute path", r.Addr.String)
+		}
+		addr = &net.UnixAddr{Net: "unix", Name: r.Addr.String}
 	case "tcp":
-		addr, err = net.ResolveTCPAddr("tcp", r.Addr.String)
-		if err == nil && !addr.(*net.TCPAddr).IP.IsLoopback() {
+		// An IP literal: a host name would mean a DNS lookup, and only
+		// loopback is allowed anyway.
+		var ap netip.AddrPort
+		if ap, err = netip.ParseAddrPort(r.Addr.String); err == nil && !ap.Addr().IsLoopback() {
 			err = fmt.Errorf("address %s is not a loopback address", r.Addr.String)
 		}
+		addr = net.TCPAddrFromAddrPort(ap)
 	default:
 		err = fmt.Errorf("network %q: want unix or tcp", r.Addr.Network)
 	}
