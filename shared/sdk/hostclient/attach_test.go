@@ -112,7 +112,7 @@ func TestParseReattachRefuses(t *testing.T) {
 	for in, want := range map[string]string{
 		`{`: "unexpected end",
 		`{"x":{"Protocol":"grpc","ProtocolVersion":1,"Pid":5,"Addr":{"Network":"tcp","String":"192.0.2.1:5"}}}`: "not a loopback address",
-		`{"x":{"Protocol":"grpc","ProtocolVersion":1,"Pid":5,"Addr":{"Network":"tcp","String":"localhost:5"}}}`: "ParseAddrPort",
+		`{"x":{"Protocol":"grpc","ProtocolVersion":1,"Pid":5,"Addr":{"Network":"tcp","String":"localhost:5"}}}`: "want a loopback IP and port",
 		`{"x":{"Protocol":"grpc","ProtocolVersion":1,"Pid":5,"Addr":{"Network":"unix","String":"rel/s"}}}`:      "want an absolute path",
 		`{"x":{"Protocol":"netrpc","ProtocolVersion":1,"Pid":5,"Addr":{"Network":"unix","String":"/s"}}}`:       "want grpc",
 		`{"x":{"Protocol":"grpc","ProtocolVersion":1,"Pid":0,"Addr":{"Network":"unix","String":"/s"}}}`:         "pid 0",

@@ -59,7 +59,9 @@ func (r Reattach) Config() (*plugin.ReattachConfig, error) {
 		// An IP literal: a host name would mean a DNS lookup, and only
 		// loopback is allowed anyway.
 		var ap netip.AddrPort
-		if ap, err = netip.ParseAddrPort(r.Addr.String); err == nil && !ap.Addr().IsLoopback() {
+		if ap, err = netip.ParseAddrPort(r.Addr.String); err != nil {
+			err = fmt.Errorf("address %q: want a loopback IP and port such as 127.0.0.1:5000", r.Addr.String)
+		} else if !ap.Addr().IsLoopback() {
 			err = fmt.Errorf("address %s is not a loopback address", r.Addr.String)
 		}
 		addr = net.TCPAddrFromAddrPort(ap)
