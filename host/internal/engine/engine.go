@@ -273,6 +273,11 @@ func reattachments(log io.Writer) (map[string]hostclient.Reattach, error) {
 	if err != nil {
 		return nil, err
 	}
+	for n := range m {
+		if !plugins.ValidName(n) {
+			return nil, fmt.Errorf("%s: %q is not a plugin name (lower-case letters, digits, '-' and '_')", hostclient.ReattachEnv, n)
+		}
+	}
 	if log == nil {
 		log = os.Stderr
 	}

@@ -331,6 +331,10 @@ func TestOpenReattaches(t *testing.T) {
 	if !running(cmd.Process.Pid) {
 		t.Error("closing the engine ended the debugged plugin")
 	}
+	t.Setenv(hostclient.ReattachEnv, strings.Replace(strings.TrimSpace(line), `{"tiny":`, `{"../tiny":`, 1))
+	if _, err := Open(ctx(t), e.opts(), []string{"tiny"}); err == nil || !strings.Contains(err.Error(), `"../tiny" is not a plugin name`) {
+		t.Errorf("bad name in %s: %v", hostclient.ReattachEnv, err)
+	}
 	t.Setenv(hostclient.ReattachEnv, `{"tiny":{"Protocol":"grpc"`)
 	var ee *Error
 	if _, err := Open(ctx(t), e.opts(), []string{"tiny"}); err == nil || !errors.As(err, &ee) || ee.Kind != KindConfig {

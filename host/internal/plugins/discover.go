@@ -42,6 +42,9 @@ func (p Problem) Error() string { return p.Path + ": " + p.Reason }
 
 var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
+// ValidName reports whether name may name a plugin (harden-plugin-<name>).
+func ValidName(name string) bool { return validName.MatchString(name) }
+
 // DefaultDir is the plugin directory under the user's data dir.
 func DefaultDir() string {
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
