@@ -15,8 +15,9 @@ import (
 // redisDialect teaches the SDK's probe Redis's TLS port.
 //
 // Refusals: only the TLS layer's (a TLS alert, in the server's words).
-// Acceptance: any RESP answer to PING over TLS — +PONG, or an error such
-// as -NOAUTH, which is redis taking the request. Anything else (a close
+// Acceptance (TLS 1.2): any RESP answer to PING over TLS — +PONG, or an
+// error such as -NOAUTH, which is redis taking the request. Under TLS 1.3
+// the probe's post-handshake verdict decides (Exchange). Anything else (a close
 // without an answer, a reset, bytes that are not RESP) is a transient
 // failure, retried by the probe and then inconclusive.
 //
@@ -37,6 +38,17 @@ func (redisDialect) Plaintext(context.Context, net.Conn) (probe.Observation, err
 }
 
 func (redisDialect) Exchange(ctx context.Context, c *tls.Conn) (probe.Observation, error) {
+	if c.ConnectionState().Version >= tls.VersionTLS13 {
+		// Under TLS 1.3 the server judges the client's certificate after
+		// the handshake. A PING sent before its verdict is unread when
+		// redis refuses and closes, so the kernel answers with a reset
+		// that can overtake the alert: an inconclusive attempt where the
+		// server had refused. The probe's own wait (an alert refuses, a
+		// session ticket — sent only after the client's certificate
+		// flight was accepted — or silence accepts) reads the verdict
+		// without writing first.
+		return probe.Observation{Outcome: probe.NotAttempted}, nil
+	}
 	deadline := time.Now().Add(callTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d

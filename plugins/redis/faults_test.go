@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,5 +75,39 @@ func faultMatrix(t *testing.T, mtls bool) {
 	}
 	if got["tls.enabled"].Status != checks.Pass {
 		t.Errorf("direct tls.enabled = %s: %s", got["tls.enabled"].Status, got["tls.enabled"].Evidence)
+	}
+}
+
+// The dialect's exchange on a real TLS port: under TLS 1.2 a PING answered
+// in RESP is acceptance; under TLS 1.3 it leaves the verdict to the probe.
+func TestDialectExchange(t *testing.T) {
+	p := newPKI(t, "CA")
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{"redis.crt": p.serverPEM, "redis.key": p.serverKey, "ca.crt": p.caPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tlsPort := freePort(t)
+	startRedis(t, "", "tls-port "+strconv.Itoa(tlsPort), "tls-cert-file "+filepath.Join(dir, "redis.crt"),
+		"tls-key-file "+filepath.Join(dir, "redis.key"), "tls-ca-cert-file "+filepath.Join(dir, "ca.crt"), "tls-auth-clients no")
+	for name, tc := range map[string]struct {
+		version uint16
+		want    probe.Outcome
+	}{"TLS 1.2": {tls.VersionTLS12, probe.Accepted}, "TLS 1.3": {tls.VersionTLS13, probe.NotAttempted}} {
+		t.Run(name, func(t *testing.T) {
+			c, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(tlsPort), &tls.Config{MinVersion: tc.version, MaxVersion: tc.version, InsecureSkipVerify: true}) //nolint:gosec // the dialect is under test, not trust
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			o, err := redisDialect{}.Exchange(context.Background(), c)
+			if err != nil || o.Outcome != tc.want {
+				t.Fatalf("Exchange = %v %q, %v; want %v", o.Outcome, o.Evidence, err, tc.want)
+			}
+			if tc.want == probe.Accepted && !strings.Contains(o.Evidence, "+PONG") {
+				t.Errorf("evidence %q does not show the PONG", o.Evidence)
+			}
+		})
 	}
 }
