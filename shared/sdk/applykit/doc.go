@@ -17,6 +17,15 @@
 // "Journal present and lock free" means the run that wrote it died: the
 // kernel drops a flock with its holder.
 //
+// Most plugins need only the shapes on top: a Session (Acquire, Begin) and
+// RunSteps over a list of Steps — each an atomic change with its undo; the
+// runner checks a pre-flight, marks every boundary in the journal with the
+// fault hook (HARDEN_CRASH_AT=<plugin>:<phase>) and the request's
+// cancellation, and on failure or Ctrl-C undoes this run's steps newest
+// first, keeping the journal when an undo fails. PlanToken and PlanCurrent
+// are the stale-plan check (one code, apply.plan_stale); Notices is what
+// plan and verify say about a journal.
+//
 // Trust: keep the journal and the lock where only the applying user can
 // write (StateDir, TargetPaths), never in a directory the service's OS user
 // owns — a journal there is that user's to rewrite, and Restore would then
