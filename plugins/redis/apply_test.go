@@ -261,6 +261,18 @@ func TestRotation(t *testing.T) {
 	if got := servedSerial(t, s, p); got != "11" {
 		t.Errorf("after the rotation redis serves serial %s, want 11", got)
 	}
+
+	// Only openssl.cnf missing: one file, marked restart required, and no
+	// reload, login gate or rewrite around it.
+	os.Remove(filepath.Join(s.dir, "tls", "openssl.cnf"))
+	conf, _ := os.ReadFile(s.conf)
+	r = applyOnce(t, cl, rc, nil)
+	if r.Diagnostics.HasError() || len(r.Applied) != 1 || !r.Applied[0].RequiresRestart || !strings.HasSuffix(r.Applied[0].Resource, "openssl.cnf") {
+		t.Errorf("apply of a missing openssl.cnf: %v %+v", r.Diagnostics.Err(), r.Applied)
+	}
+	if now, _ := os.ReadFile(s.conf); string(now) != string(conf) {
+		t.Errorf("redis.conf was rewritten for a file redis reads only at its start")
+	}
 }
 
 // Under mTLS scope without harden's client certificate, plan refuses

@@ -80,7 +80,7 @@ func (p *plan) build() error {
 	// Files that differ from what the policy wants, one step each: the
 	// backup is recorded in the journal, then the file replaced atomically
 	// as cert_dir's owner; undo restores it from the journal.
-	wrote := false
+	certsWritten := false
 	for _, f := range t.files(q) {
 		old, err := sdk.ReadFile(f.path)
 		var ch sdk.Change
@@ -94,7 +94,8 @@ func (p *plan) build() error {
 		default:
 			continue
 		}
-		wrote = true
+		// openssl.cnf takes effect at redis's next start: nothing to reload.
+		certsWritten = certsWritten || f.path != t.opensslFile()
 		p.steps = append(p.steps, applykit.Step{Change: ch, Phase: "file-" + filepath.Base(f.path),
 			Apply: func(context.Context) error { return p.journal.Replace(f.path, f.data, os.FileMode(f.mode), p.owner) },
 			Undo:  func(context.Context) error { return p.journal.RestoreFile(f.path) }})
@@ -103,7 +104,9 @@ func (p *plan) build() error {
 	// tls-* in one CONFIG SET; again when only the files changed (a
 	// running TLS port reloads them).
 	want := t.tlsSettings(q)
-	if diff := p.differing(want); len(diff) > 0 || (wrote && p.tlsWasOn) {
+	configChanged := false
+	if diff := p.differing(want); len(diff) > 0 || (certsWritten && p.tlsWasOn) {
+		configChanged = true
 		ch := sdk.Change{Resource: "config tls-*", Action: sdk.Update, Before: p.listed(p.old(names(diff)...)), After: p.listed(diff),
 			Description: "one CONFIG SET (all or nothing)"}
 		if len(diff) == 0 {
@@ -114,11 +117,12 @@ func (p *plan) build() error {
 	}
 	ports := t.portSettings()
 	if d := p.differing(ports[:1]); len(d) > 0 {
+		configChanged = true
 		p.steps = append(p.steps, p.setStep("tls-port", sdk.Change{Resource: "config tls-port", Action: sdk.Update,
 			Before: p.config["tls-port"], After: d[0].value, Description: "opens the TLS port"}, d))
 	}
 	closing := len(ports) > 1 && len(p.differing(ports[1:])) > 0
-	if len(p.steps) > 0 || closing {
+	if configChanged || closing {
 		// The gate: never close the plaintext port, nor keep new settings,
 		// unless a NEW TLS session verified with the policy's CA logs in.
 		p.steps = append(p.steps, applykit.Step{Phase: "tls-login", Apply: p.checkLogin})
@@ -127,7 +131,7 @@ func (p *plan) build() error {
 		p.steps = append(p.steps, p.setStep("plaintext-closed", sdk.Change{Resource: "config port", Action: sdk.Update,
 			Before: p.config["port"], After: "0", Description: "closes the plaintext port (TLS logins proven first)"}, ports[1:]))
 	}
-	if t.spec.ConfigFile != "" && len(p.steps) > 0 {
+	if t.spec.ConfigFile != "" && (configChanged || closing) {
 		p.steps = append(p.steps, applykit.Step{Phase: "rewrite",
 			Change: sdk.Change{Resource: "file " + t.spec.ConfigFile, Action: sdk.Update, After: "CONFIG REWRITE",
 				Description: "persists the settings in redis.conf"},
