@@ -187,3 +187,11 @@ func TestSchemaForRefusesBadTags(t *testing.T) {
 		}
 	}
 }
+
+// The plugins derive their schemas at start-up, inside the 50 ms launch
+// budget: this says what that costs.
+func BenchmarkSchemaFor(b *testing.B) {
+	for b.Loop() {
+		MustSchemaFor[schemaSample]("Sample")
+	}
+}
