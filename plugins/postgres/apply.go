@@ -190,35 +190,46 @@ func (p postgres) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRes
 // configuration is live and confirmed; on false it has rolled back and
 // said so on ds.
 func switchOver(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext, l *liveState, d desiredState, ds *sdk.Diagnostics) (*pgx.Conn, bool) {
-	fail := func(code, what string, err error) (*pgx.Conn, bool) {
-		code, what = failureCode(ctx, code, what)
-		db = rollback(ctx, j, db, c, q, code, what, err, ds)
+	// Each step's failure is reported as what it was doing.
+	codes := map[string][2]string{
+		stepBegun:     {"postgres.apply.files", "writing files failed"},
+		stepFiles:     {"postgres.apply.settings", "ALTER SYSTEM failed"},
+		stepSettings:  {"postgres.apply.files", "writing files failed"},
+		stepReloading: {"postgres.apply.rejected", "PostgreSQL did not take the new configuration"},
+	}
+	steps := []applykit.Step{
+		{Phase: stepBegun, Apply: func(ctx context.Context) error { return writeCertFiles(ctx, j, db, l, d) }},
+		{Phase: stepFiles, Apply: func(ctx context.Context) error { return alterSettings(ctx, j, db, l, d) }},
+		{Phase: stepSettings, Apply: func(ctx context.Context) error {
+			if err := writeRulesFiles(ctx, j, l, d); err != nil {
+				return err
+			}
+			waitPastModification(ctx, l.HBAFile, l.IdentFile)
+			return nil
+		}},
+		{Phase: stepReloading, Apply: func(ctx context.Context) error { return reloadAndConfirm(ctx, db, c, q, l, d) }},
+	}
+	// The undo of every step is the journal's: a failed step may have
+	// written some of its files, so a failure restores every file the
+	// journal recorded (the file-restore rollback) and reloads.
+	restored := ""
+	rollback := func(rctx context.Context) error {
+		restored = restoredList(j)
+		var err error
+		db, err = restoreAndReload(rctx, j, db, c, q, false)
+		return err
+	}
+	_, err := j.RunSteps(ctx, steps, applykit.StepOptions{Rollback: rollback, UndoTimeout: rollbackTimeout, Hook: stepHook})
+	var se *applykit.StepError
+	if errors.As(err, &se) {
+		cw := codes[se.Phase]
+		code, what := failureCode(ctx, cw[0], cw[1])
+		if len(se.UndoFailed) > 0 {
+			ds.AddTargetError(code, what+"; rolling back FAILED: "+strings.Join(se.UndoFailed, "; ")+" — check the backups (*.harden-backup-*)", se.Err)
+		} else {
+			ds.AddTargetError(code, what+"; rolled back ("+restored+") and reloaded — the server keeps its old rules", se.Err)
+		}
 		return db, false
-	}
-	if err := atStep(ctx, j, stepBegun); err != nil {
-		return fail("postgres.apply.files", "writing files failed", err)
-	}
-	if err := writeCertFiles(ctx, j, db, l, d); err != nil {
-		return fail("postgres.apply.files", "writing files failed", err)
-	}
-	if err := atStep(ctx, j, stepFiles); err != nil {
-		return fail("postgres.apply.files", "writing files failed", err)
-	}
-	if err := alterSettings(ctx, j, db, l, d); err != nil {
-		return fail("postgres.apply.settings", "ALTER SYSTEM failed", err)
-	}
-	if err := atStep(ctx, j, stepSettings); err != nil {
-		return fail("postgres.apply.settings", "ALTER SYSTEM failed", err)
-	}
-	if err := writeRulesFiles(ctx, j, l, d); err != nil {
-		return fail("postgres.apply.files", "writing files failed", err)
-	}
-	waitPastModification(ctx, l.HBAFile, l.IdentFile)
-	if err := atStep(ctx, j, stepReloading); err != nil {
-		return fail("postgres.apply.rejected", "reload", err)
-	}
-	if err := reloadAndConfirm(ctx, db, c, q, l, d); err != nil {
-		return fail("postgres.apply.rejected", "PostgreSQL did not take the new configuration", err)
 	}
 	if err := atStep(ctx, j, stepConfirmed); err != nil && ctx.Err() == nil {
 		// Only a failed journal write lands here (a cancellation after
@@ -236,23 +247,6 @@ func failureCode(ctx context.Context, code, what string) (string, string) {
 		return code, what
 	}
 	return "postgres.apply.interrupted", "apply was interrupted (" + context.Cause(ctx).Error() + ")"
-}
-
-// rollback restores what this run changed, on a context the host's Stop
-// does not cancel (bounded), reloads, and reports on ds what failed and
-// what really happened to the files.
-func rollback(ctx context.Context, j *applykit.Journal, db *pgx.Conn, c connection, q sdk.RequestContext, code, what string, cause error, ds *sdk.Diagnostics) *pgx.Conn {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-	defer cancel()
-	j.SetPhase("rolling-back")
-	restored := restoredList(j)
-	db, err := restoreAndReload(rctx, j, db, c, q, false)
-	if err != nil {
-		ds.AddTargetError(code, what+"; rolling back FAILED: "+err.Error()+" — check the backups (*.harden-backup-*)", cause)
-		return db
-	}
-	ds.AddTargetError(code, what+"; rolled back ("+restored+") and reloaded — the server keeps its old rules", cause)
-	return db
 }
 
 // writeCertFiles writes the certificate files. Every file operation of
