@@ -51,26 +51,25 @@ func livePasswords(file string) *storePasswords {
 func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyResponse) {
 	// One apply per broker at a time; under the locks any journal is a
 	// run that died, and any temp file is its leftover.
-	var c connection
-	var s spec
+	c, s, ok := sdk.Decode[connection, spec](q.Target, &r.Diagnostics)
+	if !ok {
+		return
+	}
 	var all []brokerTarget
-	if q.Target.DecodeConnection(&c) == nil && q.Target.DecodeSpec(&s) == nil {
-		if bs, err := brokersOf(c, s); err == nil && slices.IndexFunc(bs, func(b brokerTarget) bool { return b.ConfigFile == "" }) < 0 {
-			unlock, err := lockBrokers(bs)
-			if err != nil {
-				r.Diagnostics.AddTargetError("kafka.apply.locked", "another harden apply is running on this broker; nothing was changed", err)
-				return
-			}
-			defer unlock()
-			all = bs
-			sweepTemps(all, s)
+	if bs, err := brokersOf(c, s); err == nil && slices.IndexFunc(bs, func(b brokerTarget) bool { return b.ConfigFile == "" }) < 0 {
+		unlock, err := lockBrokers(bs)
+		if err != nil {
+			applykit.Locked("kafka", "this broker", err, &r.Diagnostics)
+			return
 		}
+		defer unlock()
+		all = bs
+		sweepTemps(all, s)
 	}
 	var first sdk.Diagnostics
-	tp, ok := plan(q.RequestContext, &first, false)
-	if ok && len(q.PlanToken) > 0 && !bytes.Equal(q.PlanToken, tp.token()) {
+	tp, ok := plan(ctx, q.RequestContext, c, s, &first, false)
+	if ok && !applykit.PlanCurrent(&first, q.PlanToken, tp.token(), "the broker") {
 		r.Diagnostics = append(r.Diagnostics, first...)
-		r.Diagnostics.AddTargetError("kafka.plan_stale", "the broker changed since the plan was made", errors.New("run harden plan again"))
 		return
 	}
 	// An interrupted run is rolled back first — also when the broker cannot
@@ -98,7 +97,7 @@ func (p kafka) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespon
 			return
 		}
 		r.Applied = append(r.Applied, journals...)
-		if tp, ok = plan(q.RequestContext, &r.Diagnostics, false); !ok {
+		if tp, ok = plan(ctx, q.RequestContext, c, s, &r.Diagnostics, false); !ok {
 			return
 		}
 	}
@@ -253,7 +252,7 @@ func beginTransaction(q sdk.RequestContext, st *planState) (*transaction, error)
 	if err := j.Restrict(allowedFiles(st.rd.broker, st.rd.spec)); err != nil {
 		return nil, err
 	}
-	crashPoint(phasePrepared)
+	applykit.Crash("kafka", phasePrepared)
 	return &transaction{j: j}, nil
 }
 
@@ -340,20 +339,23 @@ func restart(ctx context.Context, c connection, q sdk.RequestContext, argv, addr
 }
 
 // brokerAnswers: one ApiVersions exchange over TLS (with harden's
-// identity), or in cleartext when cfg is nil.
+// identity), or in cleartext when cfg is nil; false as soon as ctx ends.
 func brokerAnswers(ctx context.Context, addr string, cfg *tls.Config) bool {
 	conf := saramaConfig(sdk.RequestContext{}, false)
 	if cfg != nil {
 		conf.Net.TLS.Enable, conf.Net.TLS.Config = true, cfg
 	}
 	conf.Net.DialTimeout, conf.Net.ReadTimeout = 2*time.Second, 2*time.Second
-	b := sarama.NewBroker(addr)
-	if err := b.Open(conf); err != nil {
-		return false
-	}
-	defer b.Close()
-	_, err := b.ApiVersions(&sarama.ApiVersionsRequest{Version: 0})
-	return err == nil && ctx.Err() == nil
+	ok, _ := untilDone(ctx, func(ctx context.Context) (bool, error) {
+		b := sarama.NewBroker(addr)
+		if err := b.Open(conf); err != nil {
+			return false, nil
+		}
+		defer closeOnDone(ctx, b)()
+		_, err := b.ApiVersions(&sarama.ApiVersionsRequest{Version: 0})
+		return err == nil, nil
+	})
+	return ok && ctx.Err() == nil
 }
 
 func lastLines(s string, n int) string {
@@ -538,12 +540,22 @@ func waitInSync(ctx context.Context, tp *targetPlan, q sdk.RequestContext) error
 	defer cancel()
 	last := "no answer"
 	for {
-		if n, detail, err := underReplicated(tp, q); err != nil {
+		type count struct {
+			n      int
+			detail string
+		}
+		got, err := untilDone(ctx, func(ctx context.Context) (count, error) {
+			n, detail, err := underReplicated(ctx, tp, q)
+			return count{n, detail}, err
+		})
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
 			last = err.Error()
-		} else if n == 0 {
+		case got.n == 0:
 			return nil
-		} else {
-			last = detail
+		default:
+			last = got.detail
 		}
 		select {
 		case <-ctx.Done():
@@ -555,8 +567,8 @@ func waitInSync(ctx context.Context, tp *targetPlan, q sdk.RequestContext) error
 
 // underReplicated counts missing brokers and partitions whose ISR is
 // smaller than their replica set (or that have no leader).
-func underReplicated(tp *targetPlan, q sdk.RequestContext) (int, string, error) {
-	admin, err := adminForTarget(tp.conn, q, tp.all)
+func underReplicated(ctx context.Context, tp *targetPlan, q sdk.RequestContext) (int, string, error) {
+	admin, err := adminForTarget(ctx, tp.conn, q, tp.all)
 	if err != nil {
 		return 0, "", err
 	}
@@ -595,10 +607,10 @@ func underReplicated(tp *targetPlan, q sdk.RequestContext) (int, string, error) 
 }
 
 // answering keeps the addresses where harden's TLS client gets an answer.
-func answering(addrs []string, q sdk.RequestContext) []string {
+func answering(ctx context.Context, addrs []string, q sdk.RequestContext) []string {
 	var out []string
 	for _, a := range addrs {
-		if brokerAnswers(context.Background(), a, clientTLS(q)) {
+		if brokerAnswers(ctx, a, clientTLS(q)) {
 			out = append(out, a)
 		}
 	}
@@ -620,7 +632,9 @@ func listenerAddrs(props map[string]string) []string {
 // alterDynamic deletes the keys of del and sets those of set on the
 // broker's per-broker dynamic configuration (KIP-226).
 func alterDynamic(c connection, q sdk.RequestContext, all []brokerTarget, broker string, del, set map[string]string) error {
-	admin, err := adminForTarget(c, q, all)
+	// A write: it runs to its end (bounded by saramaConfig's timeouts), a
+	// rollback's too, whatever the request's cancellation says.
+	admin, err := adminForTarget(context.Background(), c, q, all)
 	if err != nil {
 		return err
 	}
@@ -676,58 +690,61 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, all 
 		_ = tx.j.Done()
 		return err
 	}
-	undo := func(cause error) error {
+	// The steps (applykit.Journal.RunSteps: at each boundary the phase,
+	// the fault hook and Ctrl-C). Their undo is one: the overrides taken
+	// back, then every file the journal recorded restored.
+	files := *st
+	files.merged = st.text // server.properties only after the broker took the stores
+	steps := []applykit.Step{
+		// Stores first (new names, so the running broker's files are untouched).
+		{Phase: phasePrepared, Apply: func(context.Context) error { return tx.writeFiles(&files) }},
+		{Phase: phaseStoresWritten, Apply: func(context.Context) error {
+			if len(set) == 0 {
+				return nil
+			}
+			if err := alterDynamic(c, q, all, broker, nil, set); err != nil {
+				return fmt.Errorf("KIP-226 update refused by the broker: %w", err)
+			}
+			return nil
+		}},
+		{Phase: phaseDynamicSet, Apply: func(ctx context.Context) error { return confirmServed(ctx, q, st.rd) }},
+		{Phase: phaseServed, Apply: func(context.Context) error {
+			if bytes.Equal(st.merged, st.text) {
+				return nil
+			}
+			ref, err := os.Stat(st.rd.broker.ConfigFile)
+			if err == nil {
+				err = tx.write(st.rd.broker.ConfigFile, st.merged, ref.Mode().Perm(), ref)
+			}
+			if err == nil {
+				err = setPhase(tx.j, phaseConfigWritten)
+			}
+			return err
+		}},
+	}
+	rollback := func(context.Context) error {
 		del := map[string]string{}
 		for k := range set {
 			if _, ok := previous[k]; !ok {
 				del[k] = ""
 			}
 		}
-		rerr := alterDynamic(c, q, all, broker, del, previous)
-		rerr = errors.Join(rerr, tx.rollback())
-		if rerr != nil {
-			return fmt.Errorf("%w; restoring the previous stores FAILED (the journal stays for the next run): %v", cause, rerr)
+		return errors.Join(alterDynamic(c, q, all, broker, del, previous), tx.rollback())
+	}
+	_, err = tx.j.RunSteps(ctx, steps, applykit.StepOptions{Rollback: rollback, UndoTimeout: undoTimeout(c)})
+	var se *applykit.StepError
+	if errors.As(err, &se) {
+		if len(se.UndoFailed) > 0 {
+			return fmt.Errorf("%w; restoring the previous stores FAILED (the journal stays for the next run): %s", se.Err, strings.Join(se.UndoFailed, "; "))
 		}
 		if err := tx.j.Done(); err != nil {
-			return fmt.Errorf("%w; the broker is back on its previous stores, but: %v", cause, err)
+			return fmt.Errorf("%w; the broker is back on its previous stores, but: %v", se.Err, err)
 		}
-		out := fmt.Errorf("%w; the broker is back on its previous stores", cause)
-		if ctx.Err() != nil {
+		out := fmt.Errorf("%w; the broker is back on its previous stores", se.Err)
+		if se.Interrupted {
 			return interruptedError{out}
 		}
 		return out
-	}
-	// Stores first (new names, so the running broker's files are untouched).
-	files := *st
-	files.merged = st.text // server.properties only after the broker took the stores
-	if err := tx.writeFiles(&files); err != nil {
-		return undo(err)
-	}
-	if ctx.Err() != nil {
-		return undo(errors.New("interrupted after writing the stores"))
-	}
-	if len(set) > 0 {
-		if err := alterDynamic(c, q, all, broker, nil, set); err != nil {
-			return undo(fmt.Errorf("KIP-226 update refused by the broker: %w", err))
-		}
-	}
-	if err := setPhase(tx.j, phaseDynamicSet); err != nil {
-		return undo(err)
-	}
-	if err := confirmServed(ctx, q, st.rd); err != nil {
-		return undo(err)
-	}
-	if !bytes.Equal(st.merged, st.text) {
-		ref, err := os.Stat(st.rd.broker.ConfigFile)
-		if err == nil {
-			err = tx.write(st.rd.broker.ConfigFile, st.merged, ref.Mode().Perm(), ref)
-		}
-		if err == nil {
-			err = setPhase(tx.j, phaseConfigWritten)
-		}
-		if err != nil {
-			return undo(err)
-		}
 	}
 	if err := tx.j.Done(); err != nil {
 		return err

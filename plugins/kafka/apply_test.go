@@ -539,7 +539,7 @@ func rotation(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *hos
 		}
 	}
 	// New certificate served on a fresh handshake; plan is empty again.
-	served, err := servedCertificate(rc, rendered{broker: brokerTarget{Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}})
+	served, err := servedCertificate(context.Background(), rc, rendered{broker: brokerTarget{Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}})
 	if err != nil || !bytes.Equal(served.Raw, mustPEMCert(t, rc.Certificates.ChainPEM)) {
 		t.Errorf("new certificate not served: %v", err)
 	}

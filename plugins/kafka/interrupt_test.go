@@ -86,13 +86,17 @@ func leftovers(k *testenv.Kafka) []string {
 	return out
 }
 
+func hasCode(ds sdk.Diagnostics, code string) bool {
+	return slices.ContainsFunc(ds, func(d sdk.Diagnostic) bool { return d.Code == code })
+}
+
 func hasChange(cs []sdk.Change, prefix string) bool {
 	return slices.ContainsFunc(cs, func(c sdk.Change) bool { return strings.HasPrefix(c.Resource, prefix) })
 }
 
 // THE interruption test (issue 12 items 1 and 6): a real plugin process
 // is SIGKILLed at every step of a static apply (the fault hook
-// HARDEN_KAFKA_CRASH_AT) and after a real delay, on a real broker.
+// HARDEN_CRASH_AT=kafka:<phase>) and after a real delay, on a real broker.
 // After each kill: server.properties is old or new and names only files
 // that exist, harden still reaches the broker, plan reports the
 // interrupted apply (never "nothing to apply"), apply rolls it back and
@@ -139,7 +143,7 @@ func TestApplyInterrupted(t *testing.T) {
 			old := mustRead(t, k.Properties)
 			var env []string
 			if step.crashAt != "" {
-				env = append(env, crashEnv+"="+step.crashAt)
+				env = append(env, applykit.CrashEnv+"=kafka:"+step.crashAt)
 			}
 			c := launchPlugin(t, bin, env...)
 			pid := c.PID()
@@ -189,7 +193,7 @@ func TestApplyInterrupted(t *testing.T) {
 			p, err := pc.Plan(ctx, rc)
 			if step.killBroker {
 				// The broker cannot be planned, the interrupted apply is said.
-				if err != nil || !p.Diagnostics.HasError() || !strings.Contains(fmt.Sprint(p.Diagnostics), "interrupted harden apply") {
+				if err != nil || !p.Diagnostics.HasError() || !hasCode(p.Diagnostics, "kafka.apply.interrupted") {
 					t.Fatalf("plan with the broker down: %v %v", err, p.Diagnostics)
 				}
 				p.Changes = append(p.Changes, sdk.Change{Resource: "journal:"}) // said as a diagnostic
@@ -200,7 +204,7 @@ func TestApplyInterrupted(t *testing.T) {
 			if step.delay == 0 && !interrupted {
 				t.Errorf("no journal after a kill at %s", step.crashAt)
 			}
-			if interrupted && (!hasChange(p.Changes, "journal:") || !strings.Contains(fmt.Sprint(p.Diagnostics), "interrupted harden apply")) {
+			if interrupted && (!hasChange(p.Changes, "journal:") || !hasCode(p.Diagnostics, "kafka.apply.interrupted")) {
 				t.Errorf("plan does not report the interrupted apply: %+v %v", p.Changes, p.Diagnostics)
 			}
 			if i == 0 {
@@ -212,7 +216,7 @@ func TestApplyInterrupted(t *testing.T) {
 					t.Errorf("plan does not report the pending restart (file new, broker old): %+v", p.Changes)
 				}
 				v, err := pc.Verify(ctx, rc)
-				if err != nil || !strings.Contains(fmt.Sprint(v.Diagnostics), "interrupted harden apply") {
+				if err != nil || !hasCode(v.Diagnostics, "kafka.apply.interrupted") {
 					t.Errorf("verify does not report the interrupted apply: %v %v", err, v.Diagnostics)
 				}
 			}
@@ -303,7 +307,7 @@ func TestApplyInterrupted(t *testing.T) {
 		}
 		rc.Certificates.ChainPEM, rc.Certificates.KeyPEM = mustRead(t, cert), mustRead(t, key)
 		old, pid := mustRead(t, k.Properties), k.PID()
-		c := launchPlugin(t, bin, crashEnv+"="+phaseDynamicSet)
+		c := launchPlugin(t, bin, applykit.CrashEnv+"=kafka:"+phaseDynamicSet)
 		if _, err := c.Apply(ctx, rc, nil, false); err == nil {
 			t.Fatalf("the plugin was not killed at %s", phaseDynamicSet)
 		}
@@ -320,7 +324,7 @@ func TestApplyInterrupted(t *testing.T) {
 		if err != nil || rec.Diagnostics.HasError() || !hasChange(rec.Applied, "journal:") {
 			t.Fatalf("apply after the kill: %v %v %+v", err, rec.Diagnostics.Err(), rec.Applied)
 		}
-		served, err := servedCertificate(rc, rendered{broker: brokerTarget{Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}})
+		served, err := servedCertificate(context.Background(), rc, rendered{broker: brokerTarget{Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}})
 		if err != nil || !bytes.Equal(served.Raw, mustPEMCert(t, rc.Certificates.ChainPEM)) {
 			t.Errorf("the renewed certificate is not served: %v", err)
 		}

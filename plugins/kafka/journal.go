@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
@@ -33,6 +32,7 @@ const (
 	phaseRestarting    = "restarting"
 	phaseRestarted     = "restarted"
 	phaseDynamicSet    = "dynamic-set" // a KIP-226 rotation told the broker
+	phaseServed        = "served"      // a KIP-226 rotation's new certificate is served
 	phaseVerifying     = "verifying"
 )
 
@@ -66,24 +66,13 @@ func allowedFiles(b brokerTarget, s spec) func(string) bool {
 	return func(path string) bool { return path == config || filepath.Dir(path) == store }
 }
 
-// crashEnv is the interruption test's fault hook: the plugin SIGKILLs
-// itself right after recording that phase. Read only when set.
-const crashEnv = "HARDEN_KAFKA_CRASH_AT"
-
-func crashPoint(phase string) {
-	if v := os.Getenv(crashEnv); v != "" && v == phase {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is on its way
-	}
-}
-
 // setPhase records a step boundary in the journal, then offers the fault
-// hook its chance.
+// hook (HARDEN_CRASH_AT=kafka:<phase>) its chance.
 func setPhase(j *applykit.Journal, phase string) error {
 	if err := j.SetPhase(phase); err != nil {
 		return err
 	}
-	crashPoint(phase)
+	applykit.Crash("kafka", phase)
 	return nil
 }
 
@@ -108,41 +97,26 @@ func lockBrokers(all []brokerTarget) (func(), error) {
 
 // describeJournal says what an interrupted run left, for the operator.
 func describeJournal(j *applykit.Journal) string {
-	return fmt.Sprintf("the apply started %s by pid %d stopped at phase %q with %d file(s) backed up (%s)",
-		j.State.Started.Format(time.RFC3339), j.State.PID, j.State.Phase, len(j.State.Files), j.Path())
+	return fmt.Sprintf("%s with %d file(s) backed up (%s)", applykit.Describe(j.State), len(j.State.Files), j.Path())
 }
 
-// applyRunning: another live process holds b's lock.
-func applyRunning(b brokerTarget) bool {
-	unlock, err := applykit.Lock(lockPath(b))
-	if errors.Is(err, applykit.ErrLocked) {
-		return true
-	}
-	if err == nil {
-		unlock()
-	}
-	return false
-}
-
-// noteJournal is what plan and verify report about b's journal: an
-// interrupted apply (a pending change for plan), a running one, or a
-// journal harden cannot trust.
+// noteJournal is what plan and verify report about b's journal
+// (applykit.Notices): an interrupted apply (a pending change for plan), a
+// running one, or a journal harden cannot trust (ok false). probeLock:
+// tell a running apply from a dead one (plan and verify; apply holds the
+// locks itself).
 func noteJournal(b brokerTarget, s spec, probeLock bool, d *sdk.Diagnostics) (*sdk.Change, bool) {
-	j, err := applykit.OpenAllowed(journalPath(b), allowedFiles(b, s))
-	if err != nil {
-		d.AddTargetError("kafka.apply.journal", b.label()+": cannot trust the apply journal; inspect it and its backups, then remove it", err)
-		return nil, false
+	n := applykit.Notices{Plugin: "kafka", Journal: journalPath(b), Lock: lockPath(b), Allow: allowedFiles(b, s), Held: !probeLock,
+		Label: b.label() + ": ", PlanNext: "harden apply rolls it back, then applies again",
+		Change: sdk.Change{Before: "interrupted", After: "rolled back, then applied", RequiresRestart: true,
+			Description: "harden apply rolls it back, then applies again"}}
+	var r sdk.PlanResponse
+	_, ok := n.Plan(&r)
+	*d = append(*d, r.Diagnostics...)
+	if len(r.Changes) == 0 {
+		return nil, ok
 	}
-	if j == nil {
-		return nil, true
-	}
-	if probeLock && applyRunning(b) {
-		d.AddWarning(b.label()+": a harden apply is running", describeJournal(j))
-		return nil, true
-	}
-	d.AddWarning(b.label()+": an interrupted harden apply", describeJournal(j)+": harden apply rolls it back, then applies again")
-	return &sdk.Change{Resource: "journal:" + j.Path(), Action: sdk.Update, Before: "interrupted at " + j.State.Phase, After: "rolled back, then applied",
-		Description: "an interrupted harden apply: " + describeJournal(j), RequiresRestart: true}, true
+	return &r.Changes[0], ok
 }
 
 // Journal data keys of a rotation's dynamic overrides: what it set, and
@@ -243,21 +217,20 @@ func pendingJournals(all []brokerTarget, s spec) []sdk.Change {
 }
 
 // sweepTemps removes temp files a killed run left beside the files apply
-// writes (applykit's, and the ".harden-tmp" of earlier versions).
+// writes (applykit.SweepTemps: applykit's, and the ".harden-tmp" of
+// earlier versions), as the user who controls the directory.
 func sweepTemps(all []brokerTarget, s spec) {
 	for _, b := range all {
 		for _, dir := range []string{filepath.Dir(b.ConfigFile), s.storeDir(b.ConfigFile)} {
 			_, _ = applykit.SweepTemps(dir)
-			legacy, _ := filepath.Glob(filepath.Join(dir, "*.harden-tmp"))
-			for _, f := range legacy {
-				os.Remove(f)
-			}
 		}
 	}
 }
 
 // undoContext: a rollback after Ctrl-C must not run on the cancelled
-// request context, and must still end.
+// request context, and must still end (undoTimeout).
 func undoContext(ctx context.Context, c connection) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 2*c.restartTimeout()+time.Minute)
+	return context.WithTimeout(context.WithoutCancel(ctx), undoTimeout(c))
 }
+
+func undoTimeout(c connection) time.Duration { return 2*c.restartTimeout() + time.Minute }

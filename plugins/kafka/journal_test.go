@@ -27,8 +27,8 @@ func TestNoteJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch, ok := noteJournal(b, spec{}, true, &d)
-	if !ok || ch == nil || ch.Resource != "journal:"+journalPath(b) || !ch.RequiresRestart || !strings.Contains(ch.Description, `phase "config-written"`) ||
-		!strings.Contains(fmt.Sprint(d), "an interrupted harden apply") {
+	if !ok || ch == nil || ch.Resource != "journal:"+journalPath(b) || !ch.RequiresRestart || !strings.Contains(ch.Description, "interrupted at config-written") ||
+		len(d) != 1 || d[0].Code != "kafka.apply.interrupted" || d[0].Severity != sdk.Warning {
 		t.Errorf("interrupted apply: %+v %v", ch, d)
 	}
 	unlock, err := applykit.Lock(lockPath(b))
@@ -36,7 +36,7 @@ func TestNoteJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = nil
-	if ch, ok := noteJournal(b, spec{}, true, &d); ch != nil || !ok || !strings.Contains(fmt.Sprint(d), "a harden apply is running") {
+	if ch, ok := noteJournal(b, spec{}, true, &d); ch != nil || !ok || len(d) != 1 || d[0].Code != "kafka.apply.locked" || !strings.Contains(d[0].Summary, "an apply is running") {
 		t.Errorf("running apply: %+v %v", ch, d)
 	}
 	unlock()

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,23 +18,69 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // saramaVersion: Kafka 4 removed old protocol versions; sarama must speak a
 // version the broker still accepts.
 var saramaVersion = sarama.V4_0_0_0
 
-// clientTLS is harden's TLS client configuration for the broker: the
-// policy's CA and harden's client identity (mTLS).
+// clientTLS is harden's TLS client configuration for the broker
+// (sdk.ClientTLS): the policy's CA and harden's client identity (mTLS).
+// Material that does not parse is reported by plan (checkClientTLS); here a
+// configuration that trusts nothing and presents nothing stands in for it.
+// Without a CA bundle (a PLAINTEXT broker) nothing is trusted either.
 func clientTLS(q sdk.RequestContext) *tls.Config {
-	cfg := &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
-	cfg.RootCAs.AppendCertsFromPEM(q.Certificates.CABundlePEM)
-	if len(q.Certificates.ClientChainPEM) > 0 {
-		if pair, err := tls.X509KeyPair(q.Certificates.ClientChainPEM, q.Certificates.ClientKeyPEM); err == nil {
-			cfg.Certificates = []tls.Certificate{pair}
-		}
+	cfg, err := sdk.ClientTLS(q.Certificates, sdk.ClientTLSOptions{})
+	if err != nil {
+		return &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
 	}
 	return cfg
+}
+
+// checkClientTLS reports harden's client TLS material that cannot be used
+// (a client key that does not match its certificate, half a pair, a CA
+// bundle with garbage) as a diagnostic: it is never dropped silently.
+func checkClientTLS(q sdk.RequestContext, d *sdk.Diagnostics) bool {
+	if _, err := sdk.ClientTLS(q.Certificates, sdk.ClientTLSOptions{}); err != nil && !errors.Is(err, sdk.ErrNoCA) {
+		d.AddAttributeError(sdk.Path{"certificate"}, "harden's TLS client material for the broker cannot be used", err.Error())
+		return false
+	}
+	return true
+}
+
+// untilDone runs fn — sarama calls, which take no context — and returns
+// ctx's error as soon as ctx ends (the host's Stop, Ctrl-C). fn then ends
+// on its own (its clients are closed from a context.AfterFunc, and every
+// network call is bounded by saramaConfig's timeouts).
+func untilDone[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := fn(ctx)
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, context.Cause(ctx)
+	}
+}
+
+// closeOnDone closes c when ctx ends before the returned stop is called;
+// stop closes it otherwise. Either way c is closed exactly once.
+func closeOnDone(ctx context.Context, c interface{ Close() error }) (stop func()) {
+	after := context.AfterFunc(ctx, func() { c.Close() })
+	return func() {
+		if after() {
+			c.Close()
+		}
+	}
 }
 
 // saramaConfig is harden's client configuration; tlsOn selects TLS with
@@ -83,14 +130,14 @@ func adminFor(c connection, q sdk.RequestContext, tlsAddrs []string) (sarama.Clu
 // migration), else as newAdmin does. Kafka's metadata lists only the
 // brokers that have the listener a request came in on, so a listener not
 // every broker has yet would hide brokers.
-func adminForTarget(c connection, q sdk.RequestContext, all []brokerTarget) (sarama.ClusterAdmin, error) {
+func adminForTarget(ctx context.Context, c connection, q sdk.RequestContext, all []brokerTarget) (sarama.ClusterAdmin, error) {
 	var addrs []string
 	for _, b := range all {
 		for _, l := range brokerListeners(b.Listeners) {
 			addrs = append(addrs, l.Address)
 		}
 	}
-	if ok := answering(addrs, q); len(ok) == len(addrs) {
+	if ok := answering(ctx, addrs, q); len(ok) == len(addrs) {
 		return adminFor(c, q, ok)
 	}
 	return newAdmin(c, q)
@@ -105,25 +152,27 @@ type liveConfig struct {
 
 // liveBrokerConfig reads the broker's effective configuration through
 // DescribeConfigs (sarama ClusterAdmin), over TLS with harden's client
-// identity when the bootstrap listener needs it.
-func liveBrokerConfig(c connection, q sdk.RequestContext, all []brokerTarget, brokerID string) (liveConfig, error) {
-	live := liveConfig{values: map[string]string{}, dynamic: map[string]string{}}
-	admin, err := adminForTarget(c, q, all)
-	if err != nil {
-		return live, err
-	}
-	defer admin.Close()
-	entries, err := describeBroker(admin, brokerID)
-	if err != nil {
-		return live, err
-	}
-	for _, e := range entries {
-		live.values[e.Name] = e.Value
-		if e.Source == sarama.SourceDynamicBroker {
-			live.dynamic[e.Name] = e.Value
+// identity when the bootstrap listener needs it. It ends when ctx does.
+func liveBrokerConfig(ctx context.Context, c connection, q sdk.RequestContext, all []brokerTarget, brokerID string) (liveConfig, error) {
+	return untilDone(ctx, func(ctx context.Context) (liveConfig, error) {
+		live := liveConfig{values: map[string]string{}, dynamic: map[string]string{}}
+		admin, err := adminForTarget(ctx, c, q, all)
+		if err != nil {
+			return live, err
 		}
-	}
-	return live, nil
+		defer closeOnDone(ctx, admin)()
+		entries, err := describeBroker(admin, brokerID)
+		if err != nil {
+			return live, err
+		}
+		for _, e := range entries {
+			live.values[e.Name] = e.Value
+			if e.Source == sarama.SourceDynamicBroker {
+				live.dynamic[e.Name] = e.Value
+			}
+		}
+		return live, nil
+	})
 }
 
 // brokerID is the broker's node id from its server.properties.
@@ -197,29 +246,26 @@ func (tp *targetPlan) journalChanges() []sdk.Change {
 	return out
 }
 
-// token fingerprints every file read and every pending change.
+// token fingerprints every file read, every pending change and the
+// interrupted applies found.
 func (tp *targetPlan) token() []byte {
-	h := sha256.New()
+	var parts []string
 	for _, st := range tp.brokers {
-		h.Write(planToken(st.text, st.changes))
+		parts = append(parts, string(planToken(st.text, st.changes)))
 		if st.journal != nil {
-			h.Write([]byte(st.journal.Description))
+			parts = append(parts, st.journal.Description)
 		}
 	}
-	return h.Sum(nil)
+	return applykit.PlanToken(parts...)
 }
 
 // plan reads every broker's file, store dir, apply journal and running
-// configuration and works out the changes. probeLock: tell a running apply
-// from a dead one (plan and verify; apply holds the locks itself).
-func plan(q sdk.RequestContext, d *sdk.Diagnostics, probeLock bool) (*targetPlan, bool) {
-	tp := &targetPlan{}
-	if err := q.Target.DecodeConnection(&tp.conn); err != nil {
-		d.AddAttributeError(sdk.Path{"connection"}, "invalid connection", err.Error())
-		return nil, false
-	}
-	if err := q.Target.DecodeSpec(&tp.spec); err != nil {
-		d.AddAttributeError(sdk.Path{"spec"}, "invalid spec", err.Error())
+// configuration and works out the changes of the decoded target (c, s).
+// probeLock: tell a running apply from a dead one (plan and verify; apply
+// holds the locks itself). It ends promptly when ctx does.
+func plan(ctx context.Context, q sdk.RequestContext, c connection, s spec, d *sdk.Diagnostics, probeLock bool) (*targetPlan, bool) {
+	tp := &targetPlan{conn: c, spec: s}
+	if !checkClientTLS(q, d) {
 		return nil, false
 	}
 	var err error
@@ -228,7 +274,7 @@ func plan(q sdk.RequestContext, d *sdk.Diagnostics, probeLock bool) (*targetPlan
 		return nil, false
 	}
 	for _, b := range tp.all {
-		st, ok := planBroker(q, b, tp.all, d, probeLock)
+		st, ok := planBroker(ctx, q, tp.spec, b, tp.all, d, probeLock)
 		if !ok {
 			return nil, false
 		}
@@ -243,7 +289,7 @@ func plan(q sdk.RequestContext, d *sdk.Diagnostics, probeLock bool) (*targetPlan
 }
 
 // planBroker plans one broker.
-func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk.Diagnostics, probeLock bool) (*planState, bool) {
+func planBroker(ctx context.Context, q sdk.RequestContext, s spec, b brokerTarget, all []brokerTarget, d *sdk.Diagnostics, probeLock bool) (*planState, bool) {
 	if b.ConfigFile == "" {
 		d.AddAttributeError(sdk.Path{"connection", "config_file"}, "plan and apply need the broker's server.properties", "")
 		return nil, false
@@ -252,9 +298,7 @@ func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk
 		d.AddAttributeError(sdk.Path{"spec", "listeners"}, "plan and apply need the listeners of "+b.label()+" after hardening", "list every listener (controller ones marked) with its address")
 		return nil, false
 	}
-	var sp spec
-	_ = q.Target.DecodeSpec(&sp) // the journal's allowed files; render reports a bad spec
-	journal, ok := noteJournal(b, sp, probeLock, d)
+	journal, ok := noteJournal(b, s, probeLock, d)
 	if !ok {
 		return nil, false
 	}
@@ -266,8 +310,6 @@ func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk
 		d.AddTargetError("kafka.config.node_id", b.label()+": "+b.ConfigFile, fmt.Errorf("the file says node.id=%s", brokerID(current)))
 		return nil, false
 	}
-	var s spec
-	_ = q.Target.DecodeSpec(&s)
 	pw := livePasswords(filepath.Join(s.storeDir(b.ConfigFile), "secrets.properties"))
 	rd, ok := renderTarget(q, b, all, current, pw, d)
 	if !ok {
@@ -316,7 +358,7 @@ func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk
 	}
 	// The running broker's view: a difference from the file means the file
 	// was changed without a restart.
-	live, err := liveBrokerConfig(rd.conn, q, all, brokerID(current))
+	live, err := liveBrokerConfig(ctx, rd.conn, q, all, brokerID(current))
 	if err != nil {
 		d.AddTargetError("kafka.describe_configs", "cannot read the running broker's configuration", err)
 		return nil, false
@@ -350,7 +392,7 @@ func planBroker(q sdk.RequestContext, b brokerTarget, all []brokerTarget, d *sdk
 	if len(st.changes) == 0 {
 		return st, true
 	}
-	st.rotation, st.restartReason = rotationPossible(q, st, keysChanged, fileRestart, pending)
+	st.rotation, st.restartReason = rotationPossible(ctx, q, st, keysChanged, fileRestart, pending)
 	if st.rotation {
 		for i := range st.changes {
 			st.changes[i].RequiresRestart = false
@@ -415,7 +457,7 @@ func settingOf(settings [][2]string, key string) string {
 
 // rotationPossible decides between a KIP-226 rotation and a static apply
 // with restart, and says why when it must restart.
-func rotationPossible(q sdk.RequestContext, st *planState, keysChanged []string, fileRestart, pending bool) (bool, string) {
+func rotationPossible(ctx context.Context, q sdk.RequestContext, st *planState, keysChanged []string, fileRestart, pending bool) (bool, string) {
 	var reasons []string
 	var static []string
 	for _, k := range keysChanged {
@@ -433,7 +475,7 @@ func rotationPossible(q sdk.RequestContext, st *planState, keysChanged []string,
 		reasons = append(reasons, "the running broker still differs from server.properties")
 	}
 	// The served certificate is what Kafka compares a new keystore with.
-	served, err := servedCertificate(q, st.rd)
+	served, err := servedCertificate(ctx, q, st.rd)
 	switch {
 	case err != nil:
 		reasons = append(reasons, "the broker does not serve TLS yet ("+err.Error()+")")
@@ -461,16 +503,16 @@ func certNames(c *x509.Certificate) []string {
 
 // servedCertificate handshakes with the first broker listener, as harden's
 // client identity, and returns the certificate it serves.
-func servedCertificate(q sdk.RequestContext, rd rendered) (*x509.Certificate, error) {
+func servedCertificate(ctx context.Context, q sdk.RequestContext, rd rendered) (*x509.Certificate, error) {
 	addr := brokerListeners(rd.broker.Listeners)[0].Address
 	cfg := clientTLS(q)
 	cfg.InsecureSkipVerify = true //nolint:gosec // reading what is served, not trusting it
-	conn, err := tls.DialWithDialer(&netDialer, "tcp", addr, cfg)
+	conn, err := (&tls.Dialer{NetDialer: &netDialer, Config: cfg}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
 	}
 	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0], nil
+	return conn.(*tls.Conn).ConnectionState().PeerCertificates[0], nil
 }
 
 // brokerListeners are the non-controller listeners.
@@ -487,8 +529,12 @@ func brokerListeners(ls []listenerSpec) []listenerSpec {
 // Plan lists what apply would change: server.properties settings, store
 // files, per-listener dynamic overrides; each change says whether it needs
 // a restart or goes through KIP-226 without one.
-func (kafka) Plan(_ context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
-	tp, ok := plan(q.RequestContext, &r.Diagnostics, true)
+func (kafka) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse) {
+	c, s, ok := sdk.Decode[connection, spec](q.Target, &r.Diagnostics)
+	if !ok {
+		return
+	}
+	tp, ok := plan(ctx, q.RequestContext, c, s, &r.Diagnostics, true)
 	if !ok {
 		return
 	}
