@@ -34,7 +34,7 @@ setup:
 # instead of skipping. HARDEN_ALLOW_SKIP=1 lets them skip (CI as the caller
 # set it); scripts/testrun lists every skipped test at the end either way.
 test: setup build
-	CI=$(if $(filter 1,$(HARDEN_ALLOW_SKIP)),$(CI),true) GO=$(GO) $(GO) run ./scripts/testrun $(addprefix -module ,$(MODULES)) -count=1 -timeout 20m ./...
+	CI=$(if $(filter 1,$(HARDEN_ALLOW_SKIP)),$(CI),true) GO=$(GO) $(GO) run ./scripts/testrun $(addprefix -module ,$(MODULES)) -count=1 -timeout 30m ./...
 
 # The plugin SDK module on its own, as a third party builds it.
 test-sdk:

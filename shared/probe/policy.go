@@ -15,9 +15,15 @@ import (
 func ForRequest(q sdk.RequestContext, dialect Dialect) (Target, Expectations, error) {
 	t := Target{Dialect: dialect}
 	if len(q.Certificates.CABundlePEM) > 0 {
+		// Strict: a bundle with a block that does not parse is refused,
+		// not trusted as far as it parses (sdk.ClientTLS's rule).
+		cas, err := sdk.ParseCertificatesPEM(q.Certificates.CABundlePEM)
+		if err != nil {
+			return t, Expectations{}, fmt.Errorf("the policy's CA bundle: %w", err)
+		}
 		t.RootCAs = x509.NewCertPool()
-		if !t.RootCAs.AppendCertsFromPEM(q.Certificates.CABundlePEM) {
-			return t, Expectations{}, fmt.Errorf("CA bundle holds no certificates")
+		for _, c := range cas {
+			t.RootCAs.AddCert(c)
 		}
 	}
 	if len(q.Certificates.ClientChainPEM) > 0 {

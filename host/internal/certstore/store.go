@@ -18,6 +18,7 @@ import (
 
 	"github.com/harden-dev/harden/host/internal/policy"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // Store is one target's directory of issued certificates: <Dir>/<kind>.pem
@@ -168,18 +169,15 @@ func Stale(chain, key, caPEM []byte, names []string, renewBefore time.Duration, 
 	return ""
 }
 
-// writeAtomic replaces path with data at mode: readers see the old file or
-// the new one, never a part.
+// writeAtomic replaces path with data at mode through applykit.WriteFile
+// (a fresh temporary file, fsync, rename, fsync of the directory: readers
+// see the old file or the new one, never a part). The "<file>.tmp" an
+// earlier harden's store left after a crash is removed.
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
+	if err := os.Remove(path + ".tmp"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	// WriteFile keeps the mode of a leftover tmp file and honours umask.
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return applykit.WriteFile(path, data, mode, nil)
 }
 
 // CheckCerts says whether pemData holds certificates and nothing unreadable.

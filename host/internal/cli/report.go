@@ -15,6 +15,7 @@ import (
 	"github.com/harden-dev/harden/host/internal/policy"
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // FormatVersion of the JSON reports; bumped only on incompatible changes.
@@ -420,26 +421,7 @@ func writeArtifacts(dir string, arts []sdk.Artifact) error {
 		if sensitive(a) {
 			mode = 0o600
 		}
-		tmp, err := os.CreateTemp(filepath.Dir(dst), ".harden-*")
-		if err != nil {
-			return err
-		}
-		if err := tmp.Chmod(mode); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			return err
-		}
-		if _, err := tmp.Write(a.Content); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			return err
-		}
-		if err := tmp.Close(); err != nil {
-			os.Remove(tmp.Name())
-			return err
-		}
-		if err := os.Rename(tmp.Name(), dst); err != nil {
-			os.Remove(tmp.Name())
+		if err := applykit.WriteFile(dst, a.Content, mode, nil); err != nil {
 			return err
 		}
 	}

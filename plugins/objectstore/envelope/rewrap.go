@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/encrypt"
 )
@@ -204,14 +205,10 @@ func each(n, conc int, fn func(int)) {
 }
 
 func writeCheckpoint(path, key string) error {
-	tmp := path + ".tmp"
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(tmp, []byte(key+"\n"), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return applykit.WriteFile(path, []byte(key+"\n"), 0o600, nil)
 }
 
 // noncurrentDebt counts noncurrent versions whose record is under an older
