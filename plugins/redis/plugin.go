@@ -19,71 +19,47 @@ type redisTLS struct{}
 type connection struct {
 	// Address is the TLS port, host:port. Its port is the tls-port apply
 	// sets.
-	Address string `json:"address"`
+	Address string `json:"address" jsonschema:"host:port of the TLS port (its port is the tls-port apply sets)" schema:"required,minLength=3"`
 	// ServerName is checked against the server's certificate (default: the
 	// address's host).
-	ServerName string `json:"server_name"`
+	ServerName string `json:"server_name" jsonschema:"name checked against the server's certificate (default: the address's host)"`
 	// PlaintextAddress is the plaintext port verify proves refused (default:
 	// the address's host with the port redis reports).
-	PlaintextAddress string `json:"plaintext_address"`
+	PlaintextAddress string `json:"plaintext_address" jsonschema:"host:port of the plaintext port that verify proves closed (default: the address's host and the port redis reports)"`
 	// UnixSocket is the management path before TLS is on (and after).
-	UnixSocket string `json:"unix_socket"`
+	UnixSocket string `json:"unix_socket" jsonschema:"path of redis's Unix socket: the management path before TLS is on"`
 	// Username is the ACL user to log in as (default: the default user).
-	Username string `json:"username"`
+	Username string `json:"username" jsonschema:"ACL user (default: the default user)"`
 	// PasswordEnv and PasswordFile are secret references: the host resolves
 	// them and the plugin reads the value with Target.Secret("password").
-	PasswordEnv  string `json:"password_env"`
-	PasswordFile string `json:"password_file"`
+	PasswordEnv  string `json:"password_env" jsonschema:"environment variable holding the password"`
+	PasswordFile string `json:"password_file" jsonschema:"file holding the password"`
 	// AllowPlaintextAdmin says why harden may manage the server over
 	// plaintext TCP while it has no TLS port and no Unix socket is given.
 	// The password is never sent there.
-	AllowPlaintextAdmin string `json:"allow_plaintext_admin"`
+	AllowPlaintextAdmin string `json:"allow_plaintext_admin" jsonschema:"why harden may manage redis over plaintext TCP while it has no TLS port and no unix_socket is given; the password is never sent there" schema:"minLength=1"`
 }
 
 // spec is the target's spec block.
 type spec struct {
 	// CertDir is where apply writes redis.crt, redis.key (0600), ca.crt
 	// and openssl.cnf, as the directory's owner.
-	CertDir string `json:"cert_dir"`
+	CertDir string `json:"cert_dir" jsonschema:"absolute directory on the redis host for redis.crt, redis.key, ca.crt and openssl.cnf (written as the directory's owner)" schema:"required,minLength=1"`
 	// ConfigFile is the redis.conf the server was started with: CONFIG
 	// REWRITE persists the applied settings there.
-	ConfigFile string `json:"config_file"`
+	ConfigFile string `json:"config_file" jsonschema:"the redis.conf redis-server was started with; CONFIG REWRITE persists the settings there"`
 	// ClosePlaintext: set port 0 once TLS logins work (default true).
-	ClosePlaintext *bool `json:"close_plaintext"`
+	ClosePlaintext *bool `json:"close_plaintext" jsonschema:"set port 0 once TLS logins work (default true)"`
 }
 
 func (s spec) closePlaintext() bool { return s.ClosePlaintext == nil || *s.ClosePlaintext }
 
-const connectionSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "Redis connection",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["address"],
-  "properties": {
-    "address": {"type": "string", "minLength": 3, "description": "host:port of the TLS port (its port is the tls-port apply sets)"},
-    "server_name": {"type": "string", "description": "name checked against the server's certificate (default: the address's host)"},
-    "plaintext_address": {"type": "string", "description": "host:port of the plaintext port that verify proves closed (default: the address's host and the port redis reports)"},
-    "unix_socket": {"type": "string", "description": "path of redis's Unix socket: the management path before TLS is on"},
-    "username": {"type": "string", "description": "ACL user (default: the default user)"},
-    "password_env": {"type": "string", "description": "environment variable holding the password"},
-    "password_file": {"type": "string", "description": "file holding the password"},
-    "allow_plaintext_admin": {"type": "string", "minLength": 1, "description": "why harden may manage redis over plaintext TCP while it has no TLS port and no unix_socket is given; the password is never sent there"}
-  }
-}`
-
-const specSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "Redis TLS spec",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["cert_dir"],
-  "properties": {
-    "cert_dir": {"type": "string", "minLength": 1, "description": "absolute directory on the redis host for redis.crt, redis.key, ca.crt and openssl.cnf (written as the directory's owner)"},
-    "config_file": {"type": "string", "description": "the redis.conf redis-server was started with; CONFIG REWRITE persists the settings there"},
-    "close_plaintext": {"type": "boolean", "description": "set port 0 once TLS logins work (default true)"}
-  }
-}`
+// The schemas are derived from the config types above (their json,
+// jsonschema and schema tags): one source of truth.
+var (
+	connectionSchema = sdk.MustSchemaFor[connection]("Redis connection")
+	specSchema       = sdk.MustSchemaFor[spec]("Redis TLS spec")
+)
 
 func (redisTLS) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
 	r.Name, r.Version = "redis", version
@@ -91,7 +67,7 @@ func (redisTLS) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.Metada
 }
 
 func (redisTLS) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
-	r.Connection, r.Spec = []byte(connectionSchema), []byte(specSchema)
+	r.Connection, r.Spec = connectionSchema, specSchema
 }
 
 func (redisTLS) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {
