@@ -32,8 +32,8 @@ type connection struct {
 
 // The schemas are derived from the types the requests decode into.
 var (
-	connectionSchema = sdk.MustSchemaFor[connection]("Kafka connection")
-	specSchema       = sdk.MustSchemaFor[spec]("Kafka spec")
+	connectionSchema = sdk.LazySchemaFor[connection]("Kafka connection")
+	specSchema       = sdk.LazySchemaFor[spec]("Kafka spec")
 )
 
 func init() {
@@ -83,5 +83,5 @@ func validateListeners(ls []listenerSpec, at sdk.Path, inter string, d *sdk.Diag
 }
 
 func (kafka) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
-	r.Connection, r.Spec = connectionSchema, specSchema
+	r.Connection, r.Spec = connectionSchema(), specSchema()
 }

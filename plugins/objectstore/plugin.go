@@ -63,8 +63,8 @@ type sseSpec struct {
 
 // The schemas are derived from the types the requests decode into.
 var (
-	connectionSchema = sdk.MustSchemaFor[connection]("S3 connection")
-	specSchema       = sdk.MustSchemaFor[spec]("Object store spec")
+	connectionSchema = sdk.LazySchemaFor[connection]("S3 connection")
+	specSchema       = sdk.LazySchemaFor[spec]("Object store spec")
 )
 
 func (objectStore) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
@@ -73,7 +73,7 @@ func (objectStore) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.Met
 }
 
 func (objectStore) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
-	r.Connection, r.Spec = connectionSchema, specSchema
+	r.Connection, r.Spec = connectionSchema(), specSchema()
 }
 
 func (objectStore) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {

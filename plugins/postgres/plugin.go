@@ -52,8 +52,8 @@ func (c connection) validate() error {
 
 // The schemas are derived from the types the requests decode into.
 var (
-	connectionSchema = sdk.MustSchemaFor[connection]("PostgreSQL connection")
-	specSchema       = sdk.MustSchemaFor[spec]("PostgreSQL spec")
+	connectionSchema = sdk.LazySchemaFor[connection]("PostgreSQL connection")
+	specSchema       = sdk.LazySchemaFor[spec]("PostgreSQL spec")
 )
 
 func (postgres) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
@@ -62,7 +62,7 @@ func (postgres) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.Metada
 }
 
 func (postgres) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
-	r.Connection, r.Spec = connectionSchema, specSchema
+	r.Connection, r.Spec = connectionSchema(), specSchema()
 }
 
 func (postgres) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {

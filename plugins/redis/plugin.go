@@ -57,8 +57,8 @@ func (s spec) closePlaintext() bool { return s.ClosePlaintext == nil || *s.Close
 // The schemas are derived from the config types above (their json,
 // jsonschema and schema tags): one source of truth.
 var (
-	connectionSchema = sdk.MustSchemaFor[connection]("Redis connection")
-	specSchema       = sdk.MustSchemaFor[spec]("Redis TLS spec")
+	connectionSchema = sdk.LazySchemaFor[connection]("Redis connection")
+	specSchema       = sdk.LazySchemaFor[spec]("Redis TLS spec")
 )
 
 func (redisTLS) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
@@ -67,7 +67,7 @@ func (redisTLS) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.Metada
 }
 
 func (redisTLS) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
-	r.Connection, r.Spec = connectionSchema, specSchema
+	r.Connection, r.Spec = connectionSchema(), specSchema()
 }
 
 func (redisTLS) ValidateSpec(_ context.Context, q sdk.ValidateSpecRequest, r *sdk.ValidateSpecResponse) {

@@ -95,8 +95,8 @@ type auditSpec struct {
 
 // The schemas are derived from the types the requests decode into.
 var (
-	connectionSchema = sdk.MustSchemaFor[connection]("Vault connection")
-	specSchema       = sdk.MustSchemaFor[spec]("Vault PKI spec")
+	connectionSchema = sdk.LazySchemaFor[connection]("Vault connection")
+	specSchema       = sdk.LazySchemaFor[spec]("Vault PKI spec")
 )
 
 func (vaultPKI) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.MetadataResponse) {
@@ -105,7 +105,7 @@ func (vaultPKI) Metadata(_ context.Context, _ sdk.MetadataRequest, r *sdk.Metada
 }
 
 func (vaultPKI) Schema(_ context.Context, _ sdk.SchemaRequest, r *sdk.SchemaResponse) {
-	r.Connection, r.Spec = connectionSchema, specSchema
+	r.Connection, r.Spec = connectionSchema(), specSchema()
 }
 
 // settings are the spec with defaults filled in from the policy.

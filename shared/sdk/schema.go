@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/jsonschema-go/jsonschema"
 )
@@ -55,6 +56,17 @@ func MustSchemaFor[T any](title string) []byte {
 		panic(err)
 	}
 	return doc
+}
+
+// LazySchemaFor is MustSchemaFor derived on first use (and once): a
+// plugin's package-level schema costs nothing at start-up, so a launch that
+// only asks for metadata (`harden plugins list`) does not pay for it.
+//
+//	var connectionSchema = sdk.LazySchemaFor[connection]("mydb connection")
+//	...
+//	r.Connection = connectionSchema()
+func LazySchemaFor[T any](title string) func() []byte {
+	return sync.OnceValue(func() []byte { return MustSchemaFor[T](title) })
 }
 
 // SchemaExtender is implemented by a config type whose schema needs more
