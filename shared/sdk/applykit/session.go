@@ -156,6 +156,19 @@ func (s *Session) Done() error {
 // failed: the next apply must try again).
 func (s *Session) Keep() { s.unlock() }
 
+// Release ends a session that changed nothing (a plan error, a stale
+// plan, a refused pre-flight): a killed run's journal it found stays — it
+// is the only record of the state that run started from, which the next
+// apply rolls back to or completes — and otherwise the journal this
+// session may have begun is removed. The lock is released either way.
+func (s *Session) Release() error {
+	if s.Interrupted != nil {
+		s.Keep()
+		return nil
+	}
+	return s.Done()
+}
+
 // Describe is the one sentence plan, verify and apply use for a killed run.
 func Describe(s State) string {
 	return fmt.Sprintf("an apply was interrupted at %s (pid %d, %s)", s.Phase, s.PID, s.Started.UTC().Format(time.RFC3339))

@@ -48,7 +48,10 @@ type StepOptions struct {
 	// an undo of the whole run rather than of a step — where a killed run
 	// that this one resumed started (objectstore), or every file the
 	// journal recorded and a reload (postgres: a failed step may have
-	// written some of its files).
+	// written some of its files). It does not run after a step's undo
+	// failed: it assumes the steps are undone, and run over a state where
+	// some are not it could mix old and new (redis: the old certificate
+	// paths under the new tls-* settings).
 	Rollback func(context.Context) error
 	// UndoTimeout bounds the whole rollback (default 30 s): it runs after
 	// Ctrl-C, on a context the host's Stop does not cancel, and must end.
@@ -71,9 +74,15 @@ type StepError struct {
 	Err   error
 	// Interrupted: the request was cancelled (Ctrl-C, the host's timeout).
 	Interrupted bool
-	// UndoFailed names each step whose undo failed, with its error; then
+	// UndoFailed names the step whose undo failed, with its error (the
+	// undo stops there), or the Rollback's or the journal's failure; then
 	// the journal is kept (Session.Keep) for the next apply.
 	UndoFailed []string
+	// StillApplied are the steps this run applied that were not undone
+	// (the one whose undo failed, then the older ones, newest first): the
+	// target is in the state after them, a consistent prefix of the run
+	// that the next apply resumes from the journal.
+	StillApplied []string
 }
 
 func (e *StepError) Error() string {
@@ -83,7 +92,11 @@ func (e *StepError) Error() string {
 	}
 	msg := fmt.Sprintf("%s: %v", what, e.Err)
 	if len(e.UndoFailed) > 0 {
-		return msg + "; undoing FAILED for: " + strings.Join(e.UndoFailed, "; ") + " (the journal is kept for the next apply)"
+		msg += "; undoing FAILED for: " + strings.Join(e.UndoFailed, "; ")
+		if len(e.StillApplied) > 0 {
+			msg += "; undoing stopped there, still applied: " + strings.Join(e.StillApplied, ", ")
+		}
+		return msg + " (the journal is kept for the next apply)"
 	}
 	return msg + "; this run's earlier changes were undone"
 }
@@ -110,16 +123,12 @@ func (e *StepError) Report(plugin string, d *sdk.Diagnostics) {
 // changed on failure), then Journal.RunSteps. When a step or a boundary
 // fails — or ctx is cancelled (Ctrl-C) — and every undo worked, the
 // journal is removed (Done), else it is kept (Keep) and the *StepError
-// names each step whose undo failed. On success it returns the applied
-// changes and removes the journal.
+// names the step whose undo failed and the steps still applied. On success
+// it returns the applied changes and removes the journal.
 func (s *Session) RunSteps(ctx context.Context, steps []Step, o StepOptions) (applied []sdk.Change, err error) {
 	if o.Preflight != nil {
 		if err := o.Preflight(ctx, steps); err != nil {
-			if s.Interrupted != nil {
-				s.Keep() // the killed run's journal stays for the next apply
-			} else {
-				s.Done()
-			}
+			s.Release() // a killed run's journal stays for the next apply
 			return nil, fmt.Errorf("%w: %w", ErrPreflight, err)
 		}
 	}
@@ -190,7 +199,12 @@ func (j *Journal) RunSteps(ctx context.Context, steps []Step, o StepOptions) (ap
 	return applied, nil
 }
 
-// rollback undoes done newest first, then runs Rollback.
+// rollback undoes done newest first, then runs Rollback. It stops at the
+// first undo that fails: undoing older steps under a newer one that stays
+// could leave neither the old state nor the new (redis: the TLS port
+// closed after the plaintext port failed to reopen — no TCP listener
+// left). What remains is the state after the steps still applied, which
+// the kept journal lets the next apply resume or roll back.
 func (j *Journal) rollback(ctx context.Context, done []Step, o StepOptions, se *StepError) error {
 	se.Interrupted = ctx.Err() != nil
 	timeout := o.UndoTimeout
@@ -205,11 +219,11 @@ func (j *Journal) rollback(ctx context.Context, done []Step, o StepOptions, se *
 			continue
 		}
 		if err := done[i].Undo(uctx); err != nil {
-			name := done[i].Change.Resource
-			if name == "" {
-				name = done[i].Phase
+			se.UndoFailed = append(se.UndoFailed, stepName(done[i], i)+": "+err.Error())
+			for k := i; k >= 0; k-- {
+				se.StillApplied = append(se.StillApplied, stepName(done[k], k))
 			}
-			se.UndoFailed = append(se.UndoFailed, name+": "+err.Error())
+			return se
 		}
 	}
 	if o.Rollback != nil {
@@ -218,6 +232,17 @@ func (j *Journal) rollback(ctx context.Context, done []Step, o StepOptions, se *
 		}
 	}
 	return se
+}
+
+// stepName is how a StepError names step i: its resource, else its phase.
+func stepName(st Step, i int) string {
+	switch {
+	case st.Change.Resource != "":
+		return st.Change.Resource
+	case st.Phase != "":
+		return st.Phase
+	}
+	return fmt.Sprintf("step-%d", i+1)
 }
 
 // FileStep is a Step that replaces path through the journal (Replace: the

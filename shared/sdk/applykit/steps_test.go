@@ -328,3 +328,109 @@ func TestNoticesLockedAndHeld(t *testing.T) {
 		t.Fatalf("Locked: %+v", d)
 	}
 }
+
+// An undo that fails in the MIDDLE stops the rollback there: the older
+// steps stay applied (undoing them under the newer one that stayed could
+// leave neither state), Rollback does not run, the journal is kept and the
+// error names the failed undo and every step still applied.
+func TestRunStepsMiddleUndoFailureStops(t *testing.T) {
+	dir := t.TempDir()
+	s, jp, lp := session(t, dir)
+	var order []string
+	step := func(name string, applyErr, undoErr error) applykit.Step {
+		return applykit.Step{Change: sdk.Change{Resource: name, Action: sdk.Update},
+			Apply: func(context.Context) error { order = append(order, "apply "+name); return applyErr },
+			Undo:  func(context.Context) error { order = append(order, "undo "+name); return undoErr }}
+	}
+	steps := []applykit.Step{
+		step("config tls-port", nil, nil),
+		step("config port", nil, errors.New("address already in use")),
+		{Phase: "tls-login", Apply: func(context.Context) error { order = append(order, "apply login"); return nil }},
+		step("config rewrite", nil, nil),
+		step("audit", errors.New("500 internal error"), nil),
+	}
+	rollbackRan := false
+	applied, err := s.RunSteps(context.Background(), steps, applykit.StepOptions{
+		Rollback: func(context.Context) error { rollbackRan = true; return nil }})
+	var se *applykit.StepError
+	if !errors.As(err, &se) || applied != nil {
+		t.Fatalf("RunSteps: %v, applied %+v", err, applied)
+	}
+	if got := strings.Join(order, ", "); got != "apply config tls-port, apply config port, apply login, apply config rewrite, apply audit, undo config rewrite, undo config port" {
+		t.Fatalf("order %s", got)
+	}
+	if rollbackRan {
+		t.Fatal("Rollback ran after a step's undo failed")
+	}
+	if len(se.UndoFailed) != 1 || se.UndoFailed[0] != "config port: address already in use" ||
+		strings.Join(se.StillApplied, ", ") != "config port, config tls-port" {
+		t.Fatalf("StepError: %+v", se)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "undoing FAILED for: config port: address already in use") ||
+		!strings.Contains(msg, "still applied: config port, config tls-port") || !strings.Contains(msg, "journal is kept") {
+		t.Fatalf("the error does not say which undo failed and what stays applied: %s", msg)
+	}
+	if _, err := os.Stat(jp); err != nil {
+		t.Fatalf("the journal was not kept after a failed undo: %v", err)
+	}
+	again, err := applykit.Acquire(jp, lp)
+	if err != nil || again.Interrupted == nil {
+		t.Fatalf("after a failed undo the lock must be free and the journal found: %v %+v", err, again)
+	}
+	again.Done()
+}
+
+// When every undo works, Rollback runs after them.
+func TestRunStepsRollbackAfterUndos(t *testing.T) {
+	s, jp, _ := session(t, t.TempDir())
+	var order []string
+	steps := []applykit.Step{
+		{Phase: "one", Apply: func(context.Context) error { return nil }, Undo: func(context.Context) error { order = append(order, "undo one"); return nil }},
+		{Phase: "two", Apply: func(context.Context) error { return errors.New("refused") }},
+	}
+	_, err := s.RunSteps(context.Background(), steps, applykit.StepOptions{
+		Rollback: func(context.Context) error { order = append(order, "rollback"); return nil }})
+	if err == nil || strings.Join(order, ", ") != "undo one, rollback" {
+		t.Fatalf("RunSteps: %v, order %v", err, order)
+	}
+	if _, err := os.Stat(jp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the journal stays after a clean rollback: %v", err)
+	}
+}
+
+// Release keeps a killed run's journal (the record of where it started)
+// and removes a journal nothing interrupted.
+func TestSessionRelease(t *testing.T) {
+	dir := t.TempDir()
+	s, jp, lp := session(t, dir)
+	s.Keep() // as a kill would leave it
+	found, err := applykit.Acquire(jp, lp)
+	if err != nil || found.Interrupted == nil {
+		t.Fatalf("Acquire: %v %+v", err, found)
+	}
+	if err := found.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(jp); err != nil {
+		t.Fatalf("Release removed a killed run's journal: %v", err)
+	}
+	os.Remove(jp)
+	fresh, err := applykit.Acquire(jp, lp)
+	if err != nil || fresh.Interrupted != nil {
+		t.Fatalf("Acquire: %v %+v", err, fresh)
+	}
+	if err := fresh.Begin(applykit.State{Plugin: "kittest", Target: "t", Phase: "begun"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(jp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Release kept a journal nothing interrupted: %v", err)
+	}
+	if again, err := applykit.Acquire(jp, lp); err != nil {
+		t.Fatalf("Release did not unlock: %v", err)
+	} else {
+		again.Done()
+	}
+}
