@@ -42,7 +42,7 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	}
 	p, ok := t.plan(ctx, &r.Diagnostics)
 	if !ok {
-		s.Done()
+		s.Release() // a killed run's journal is the record of where it started
 		return
 	}
 	l, wantPolicy, changes := p.live, p.wantPolicy, p.changes
@@ -51,7 +51,7 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 		notice = applykit.Describe(*s.Interrupted)
 	}
 	if !applykit.PlanCurrent(&r.Diagnostics, q.PlanToken, token(l, changes, notice), "the bucket") {
-		s.Done()
+		s.Release()
 		return
 	}
 	if len(changes) == 0 && s.Interrupted == nil {
@@ -63,7 +63,7 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 		intent = append(intent, c.Resource+": "+c.After)
 	}
 	if err := s.Begin(applykit.State{Plugin: "objectstore", Target: q.Target.Name, Phase: stepBegun, Intent: intent, Data: original(l)}); err != nil {
-		s.Done()
+		s.Release()
 		r.Diagnostics.AddTargetError("objectstore.apply.journal", "cannot write the apply journal; nothing was changed", err)
 		return
 	}
@@ -82,11 +82,7 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	}
 	backup, err := t.backup(q.Target.Name, from)
 	if err != nil {
-		if s.Interrupted != nil {
-			s.Keep()
-		} else {
-			s.Done()
-		}
+		s.Release()
 		r.Diagnostics.AddTargetError("objectstore.backup", "cannot back up the bucket configuration; nothing was changed", err)
 		return
 	}

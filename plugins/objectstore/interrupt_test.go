@@ -201,3 +201,68 @@ func TestApplyCancelledRestores(t *testing.T) {
 		t.Errorf("a journal is left after a rolled-back apply: %v", err)
 	}
 }
+
+// A stale plan after a kill changes nothing and KEEPS the killed run's
+// journal: it is the only record of the configuration that run started
+// from (before, the stale apply removed it). The next plan still reports
+// the interrupted run, and its apply completes it.
+func TestApplyStalePlanAfterKillKeepsJournal(t *testing.T) {
+	s := testenv.SeaweedFSForTest(t)
+	ctx := context.Background()
+	p := helperParams{Target: s.Target(), AccessKey: s.AccessKeyFile, SecretKey: s.SecretKeyFile}
+	rc := requestFromParams(t, p)
+	client := hostclient.InProcess(objectStore{})
+	defer client.Close()
+	var d sdk.Diagnostics
+	tg, ok := open(rc, &d)
+	if !ok {
+		t.Fatal(d.Err())
+	}
+	operator := `{"Version":"2012-10-17","Statement":[{"Sid":"OpsReadCurated","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::lake/curated/*"}]}`
+	unharden(t, tg, operator)
+	jp, _, err := tg.journalPaths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if killed, out := runS3Helper(t, p, "objectstore:"+stepEncryption); !killed {
+		t.Fatalf("the apply process was not killed at %s: %s", stepEncryption, out)
+	}
+	before, err := os.ReadFile(jp)
+	if err != nil {
+		t.Fatalf("no journal after the kill: %v", err)
+	}
+	plan, err := client.Plan(ctx, rc)
+	if err != nil || plan.Diagnostics.HasError() {
+		t.Fatalf("plan: %v %v", err, plan.Diagnostics.Err())
+	}
+	// The bucket changes between plan and apply.
+	changed := `{"Version":"2012-10-17","Statement":[{"Sid":"OpsReadRaw","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::lake/raw/*"}]}`
+	if err := tg.cl.SetBucketPolicy(ctx, tg.spec.Bucket, changed); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := client.Apply(ctx, rc, plan.PlanToken, false)
+	if err != nil || !diagCode(stale.Diagnostics, applykit.PlanStaleCode) || len(stale.Applied) != 0 {
+		t.Fatalf("apply with the stale plan: %v %+v %+v", err, stale.Diagnostics, stale.Applied)
+	}
+	after, err := os.ReadFile(jp)
+	if err != nil {
+		t.Fatalf("the stale apply removed the killed run's journal: %v", err)
+	}
+	if string(after) != string(before) {
+		t.Fatalf("the stale apply changed the killed run's journal:\n%s\nwant\n%s", after, before)
+	}
+	if pol, _ := tg.cl.GetBucketPolicy(ctx, tg.spec.Bucket); !strings.Contains(pol, "OpsReadRaw") {
+		t.Fatalf("the stale apply changed the bucket policy: %s", pol)
+	}
+	plan, err = client.Plan(ctx, rc)
+	if err != nil || !diagCode(plan.Diagnostics, "objectstore.apply.interrupted") {
+		t.Fatalf("plan after the stale apply: %v %+v", err, plan.Diagnostics)
+	}
+	ar, err := client.Apply(ctx, rc, plan.PlanToken, false)
+	if err != nil || ar.Diagnostics.HasError() || !diagCode(ar.Diagnostics, "objectstore.apply.interrupted") {
+		t.Fatalf("recovering apply: %v %+v", err, ar.Diagnostics)
+	}
+	if _, err := os.Stat(jp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the journal is still there after the recovering apply: %v", err)
+	}
+}

@@ -36,7 +36,7 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	}
 	cl, steps, ok := planSteps(ctx, q.RequestContext, st, &r.Diagnostics)
 	if !ok {
-		sess.Done()
+		sess.Release() // a killed run's journal is the record of where it started
 		return
 	}
 	notice := ""
@@ -44,7 +44,7 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 		notice = applykit.Describe(*sess.Interrupted)
 	}
 	if !applykit.PlanCurrent(&r.Diagnostics, q.PlanToken, token(steps, notice), "Vault") {
-		sess.Done()
+		sess.Release()
 		return
 	}
 	if len(steps) == 0 && sess.Interrupted == nil {
@@ -58,7 +58,7 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 		kit = append(kit, applykit.Step{Change: s.change, Apply: s.apply, Undo: s.undo})
 	}
 	if err := sess.Begin(applykit.State{Plugin: "vaultpki", Target: q.Target.Name, Phase: "begun", Intent: intent}); err != nil {
-		sess.Done()
+		sess.Release()
 		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "cannot write the apply journal; nothing was changed", err)
 		return
 	}
