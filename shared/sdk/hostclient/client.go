@@ -206,6 +206,25 @@ func attach(ctx context.Context, name string, cfg LaunchConfig) (*Client, error)
 	if rc.ProtocolVersion != wire.ProtocolVersion {
 		return nil, fmt.Errorf("plugin %s (%s) speaks protocol %d, this host speaks %d", name, ReattachEnv, rc.ProtocolVersion, wire.ProtocolVersion)
 	}
+	// The host will send this process target secrets and private keys.
+	// One connection first, checked and closed, so a wrong socket or
+	// process is refused with a clear error before go-plugin starts; then
+	// the same check is gRPC's dialer, so every connection a request
+	// travels on is proven to lead to r.Pid of this user — no window
+	// between a check and the connection that is used.
+	probe, err := wire.DialReattach(ctx, *cfg.Reattach)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %s: %w", name, ReattachEnv, err)
+	}
+	probe.Close()
+	reattach := *cfg.Reattach
+	checkedDial := func(ctx context.Context, _ string) (net.Conn, error) {
+		conn, err := wire.DialReattach(ctx, reattach)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %s: %s: %w", name, ReattachEnv, err)
+		}
+		return conn, nil
+	}
 	logOut := cfg.LogOutput
 	if logOut == nil {
 		logOut = io.Discard
@@ -218,7 +237,9 @@ func attach(ctx context.Context, name string, cfg LaunchConfig) (*Client, error)
 		Reattach:         rc,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           logger,
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+		// go-plugin puts its own dialer first; a later WithContextDialer
+		// replaces it (gRPC applies options in order).
+		GRPCDialOptions: []grpc.DialOption{grpc.WithContextDialer(checkedDial), grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(wire.MaxMessageSize), grpc.MaxCallSendMsgSize(wire.MaxMessageSize))},
 	})
 	type result struct {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"strings"
 
@@ -46,30 +45,21 @@ func ReattachFrom(rc *plugin.ReattachConfig) Reattach {
 // Config is the go-plugin reattach configuration. Test is always set: the
 // host never kills a plugin somebody started by hand (and may be stepping
 // through); it ends when they end it.
+//
+// Only a Unix socket is accepted: the SDK serves debug mode on nothing else,
+// and a loopback TCP port is open to every local user — whoever listens on
+// it would receive the target's secrets and private keys. The socket itself
+// and the process serving it are checked when dialing (DialReattach).
 func (r Reattach) Config() (*plugin.ReattachConfig, error) {
-	var addr net.Addr
-	var err error
 	switch r.Addr.Network {
 	case "unix":
 		if !filepath.IsAbs(r.Addr.String) {
-			err = fmt.Errorf("socket %q: want an absolute path", r.Addr.String)
+			return nil, fmt.Errorf("socket %q: want an absolute path", r.Addr.String)
 		}
-		addr = &net.UnixAddr{Net: "unix", Name: r.Addr.String}
 	case "tcp":
-		// An IP literal: a host name would mean a DNS lookup, and only
-		// loopback is allowed anyway.
-		var ap netip.AddrPort
-		if ap, err = netip.ParseAddrPort(r.Addr.String); err != nil {
-			err = fmt.Errorf("address %q: want a loopback IP and port such as 127.0.0.1:5000", r.Addr.String)
-		} else if !ap.Addr().IsLoopback() {
-			err = fmt.Errorf("address %s is not a loopback address", r.Addr.String)
-		}
-		addr = net.TCPAddrFromAddrPort(ap)
+		return nil, fmt.Errorf("network tcp (%s): only a Unix socket is accepted — a TCP port can be opened by any local user, and a debug-mode plugin serves on a Unix socket", r.Addr.String)
 	default:
-		err = fmt.Errorf("network %q: want unix or tcp", r.Addr.Network)
-	}
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("network %q: want unix", r.Addr.Network)
 	}
 	if r.Protocol != string(plugin.ProtocolGRPC) {
 		return nil, fmt.Errorf("protocol %q: want grpc", r.Protocol)
@@ -77,6 +67,7 @@ func (r Reattach) Config() (*plugin.ReattachConfig, error) {
 	if r.Pid <= 0 {
 		return nil, fmt.Errorf("pid %d: want the plugin's process id", r.Pid)
 	}
+	addr := &net.UnixAddr{Net: "unix", Name: filepath.Clean(r.Addr.String)}
 	return &plugin.ReattachConfig{Protocol: plugin.ProtocolGRPC, ProtocolVersion: r.ProtocolVersion, Addr: addr, Pid: r.Pid, Test: true}, nil
 }
 
