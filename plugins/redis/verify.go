@@ -116,23 +116,48 @@ func authCheck(ctx context.Context, q sdk.RequestContext, t *target) checks.Chec
 	return checks.Reduce(checkAuthRequired, t.conn.Address, checks.Unknown("unauthenticated PING", strings.Join(tried, "; ")))
 }
 
-// plaintextCheck proves the plaintext port closed. Conclusive: the host's
-// "connection refused" (nothing listens) — good; a RESP answer to a
-// plaintext PING — bad. A timeout, a reset, a close or bytes that are not
-// RESP prove nothing. Without an address to try (port 0 reported and no
-// plaintext_address), only redis's own report is left: configuration
-// evidence, which cannot pass this high-severity check.
+// plaintextCheck proves the plaintext port closed. A RESP answer to a
+// plaintext PING is conclusive: bad. "Connection refused" is conclusive —
+// good — only together with redis's own report of port 0: a refusal seen
+// from harden's side while redis says it listens on a port (a container
+// that publishes only the TLS port, a bind to another interface, a
+// plaintext_address that is not redis's port) proves nothing about the
+// port redis has open, so it is inconclusive. When CONFIG GET fails the
+// refusal is all there is, and it cannot tell whether the address is
+// redis's plaintext port at all: inconclusive too. A timeout, a reset, a
+// close or bytes that are not RESP prove nothing. Without an address to
+// try (port 0 reported and no plaintext_address), only redis's own report
+// is left: configuration evidence, which cannot pass this high-severity
+// check.
 func plaintextCheck(ctx context.Context, t *target, config map[string]string, cfgErr error) checks.Check {
-	addr, err := t.plaintextAddress(config["port"])
+	port := config["port"]
+	addr, err := t.plaintextAddress(port)
 	if err != nil {
 		if cfgErr != nil {
 			return checks.Reduce(checkPlaintextClosed, t.conn.Address, checks.Unknown("plaintext port", "no plaintext_address and no CONFIG GET port: "+cfgErr.Error()))
 		}
 		return checks.Configured(checkPlaintextClosed, t.conn.Address, "CONFIG GET port = 0 (set connection.plaintext_address for live evidence)", true)
 	}
-	return checks.Reduce(checkPlaintextClosed, addr, plaintextAttempt(ctx, addr))
+	obs := plaintextAttempt(ctx, addr)
+	if obs.Conclusive() && !obs.Bad {
+		// A refusal: it counts only when redis itself says no plaintext port.
+		switch {
+		case cfgErr != nil:
+			obs = checks.Unknown("plaintext PING to "+addr, addr+" refused, but redis's own port setting is unknown (CONFIG GET: "+cfgErr.Error()+"): cannot tell whether that is redis's plaintext port")
+		case port == "":
+			obs = checks.Unknown("plaintext PING to "+addr, addr+" refused, but CONFIG GET returned no port setting: cannot tell whether that is redis's plaintext port")
+		case port != "0":
+			obs = checks.Unknown("plaintext PING to "+addr, fmt.Sprintf("redis reports port %s listening; %s refused: not redis's plaintext port as seen from here", quoteConf(port), addr))
+		default:
+			obs = checks.Good(obs.Evidence + "; redis reports port 0")
+		}
+	}
+	return checks.Reduce(checkPlaintextClosed, addr, obs)
 }
 
+// plaintextAttempt is one plaintext PING to addr: Bad when redis answers
+// in RESP, Good when the connection is refused (nothing listens at addr —
+// plaintextCheck decides what that proves), else inconclusive.
 func plaintextAttempt(ctx context.Context, addr string) checks.Observation {
 	what := "plaintext PING to " + addr
 	c, err := dial(ctx, "tcp", addr, nil, "plaintext to "+addr)
