@@ -39,7 +39,7 @@ func (redisTLS) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	}
 	p, err := readPlan(ctx, q.RequestContext, t)
 	if err != nil {
-		keepOrDone(sess)
+		sess.Release()
 		r.Diagnostics.AddTargetError("redis.apply", "cannot read redis's state; nothing was changed", err)
 		return
 	}
@@ -51,7 +51,7 @@ func (redisTLS) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	// run's, with its notice, when there is one).
 	if !applykit.PlanCurrent(&r.Diagnostics, q.PlanToken, token(p.steps, notice), "redis "+t.conn.Address) {
 		p.c.Close()
-		keepOrDone(sess)
+		sess.Release()
 		return
 	}
 	if sess.Interrupted != nil {
@@ -80,7 +80,7 @@ func (redisTLS) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 		data["config."+n] = p.config[n]
 	}
 	if err := sess.Begin(applykit.State{Plugin: "redis", Target: t.name, Phase: "begun", Intent: intent, Data: data}); err != nil {
-		keepOrDone(sess)
+		sess.Release()
 		r.Diagnostics.AddTargetError("redis.apply.journal", "cannot write the apply journal; nothing was changed", err)
 		return
 	}
@@ -101,16 +101,6 @@ func (redisTLS) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	}
 	r.Applied = applied
 	transientWarning(t, &r.Diagnostics)
-}
-
-// keepOrDone ends a session that changed nothing: a killed run's journal
-// stays for the next apply, else the lock is released.
-func keepOrDone(sess *applykit.Session) {
-	if sess.Interrupted != nil {
-		sess.Keep()
-		return
-	}
-	sess.Done()
 }
 
 // stepHook is called at every step boundary (tests cancel the context

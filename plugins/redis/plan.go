@@ -118,8 +118,18 @@ func (p *plan) build() error {
 	ports := t.portSettings()
 	if d := p.differing(ports[:1]); len(d) > 0 {
 		configChanged = true
-		p.steps = append(p.steps, p.setStep("tls-port", sdk.Change{Resource: "config tls-port", Action: sdk.Update,
-			Before: p.config["tls-port"], After: d[0].value, Description: "opens the TLS port"}, d))
+		st := p.setStep("tls-port", sdk.Change{Resource: "config tls-port", Action: sdk.Update,
+			Before: p.config["tls-port"], After: d[0].value, Description: "opens the TLS port"}, d)
+		if !p.tlsWasOn {
+			undo := st.Undo
+			st.Undo = func(ctx context.Context) error {
+				if err := p.plaintextOpen(ctx); err != nil {
+					return err
+				}
+				return undo(ctx)
+			}
+		}
+		p.steps = append(p.steps, st)
 	}
 	closing := len(ports) > 1 && len(p.differing(ports[1:])) > 0
 	if configChanged || closing {
@@ -186,6 +196,22 @@ func (p *plan) setStep(phase string, ch sdk.Change, want []setting) applykit.Ste
 	return applykit.Step{Phase: phase, Change: ch,
 		Apply: func(ctx context.Context) error { return configSet(ctx, p.c, want) },
 		Undo:  func(ctx context.Context) error { return configSet(ctx, p.c, p.old(names(want)...)) }}
+}
+
+// plaintextOpen guards the undo that closes the TLS port again: redis
+// must report a plaintext port (CONFIG GET port not 0), or closing TLS
+// would leave it no TCP listener at all — the operator locked out, and
+// without unix_socket harden too. Refused, the TLS port stays open and the
+// journal is kept for the next apply.
+func (p *plan) plaintextOpen(ctx context.Context) error {
+	now, err := configGet(ctx, p.c, "port")
+	if err != nil {
+		return fmt.Errorf("the TLS port stays open: CONFIG GET port before closing it: %w", err)
+	}
+	if now["port"] == "0" {
+		return fmt.Errorf("the TLS port stays open: redis reports port 0, so closing it would leave redis %s no TCP listener", p.t.conn.Address)
+	}
+	return nil
 }
 
 // reloadOld runs after a failed run's undos (StepOptions.Rollback): when

@@ -79,7 +79,8 @@ type StepError struct {
 	// the journal is kept (Session.Keep) for the next apply.
 	UndoFailed []string
 	// StillApplied are the steps this run applied that were not undone
-	// (the one whose undo failed, then the older ones, newest first): the
+	// (the one whose undo failed, then the older ones, newest first; not
+	// the internal steps without an undo, such as a check): the
 	// target is in the state after them, a consistent prefix of the run
 	// that the next apply resumes from the journal.
 	StillApplied []string
@@ -221,7 +222,11 @@ func (j *Journal) rollback(ctx context.Context, done []Step, o StepOptions, se *
 		if err := done[i].Undo(uctx); err != nil {
 			se.UndoFailed = append(se.UndoFailed, stepName(done[i], i)+": "+err.Error())
 			for k := i; k >= 0; k-- {
-				se.StillApplied = append(se.StillApplied, stepName(done[k], k))
+				// (an internal step with nothing to undo, a check, is not
+				// a change that stays)
+				if k == i || done[k].Undo != nil || done[k].Change != (sdk.Change{}) {
+					se.StillApplied = append(se.StillApplied, stepName(done[k], k))
+				}
 			}
 			return se
 		}

@@ -332,7 +332,8 @@ func TestNoticesLockedAndHeld(t *testing.T) {
 // An undo that fails in the MIDDLE stops the rollback there: the older
 // steps stay applied (undoing them under the newer one that stayed could
 // leave neither state), Rollback does not run, the journal is kept and the
-// error names the failed undo and every step still applied.
+// error names the failed undo and every step still applied (not the
+// check between them: nothing of it stays).
 func TestRunStepsMiddleUndoFailureStops(t *testing.T) {
 	dir := t.TempDir()
 	s, jp, lp := session(t, dir)
@@ -344,8 +345,8 @@ func TestRunStepsMiddleUndoFailureStops(t *testing.T) {
 	}
 	steps := []applykit.Step{
 		step("config tls-port", nil, nil),
-		step("config port", nil, errors.New("address already in use")),
 		{Phase: "tls-login", Apply: func(context.Context) error { order = append(order, "apply login"); return nil }},
+		step("config port", nil, errors.New("address already in use")),
 		step("config rewrite", nil, nil),
 		step("audit", errors.New("500 internal error"), nil),
 	}
@@ -356,7 +357,7 @@ func TestRunStepsMiddleUndoFailureStops(t *testing.T) {
 	if !errors.As(err, &se) || applied != nil {
 		t.Fatalf("RunSteps: %v, applied %+v", err, applied)
 	}
-	if got := strings.Join(order, ", "); got != "apply config tls-port, apply config port, apply login, apply config rewrite, apply audit, undo config rewrite, undo config port" {
+	if got := strings.Join(order, ", "); got != "apply config tls-port, apply login, apply config port, apply config rewrite, apply audit, undo config rewrite, undo config port" {
 		t.Fatalf("order %s", got)
 	}
 	if rollbackRan {
