@@ -11,10 +11,13 @@ import (
 )
 
 // A plugin started by hand in debug mode serves a real `harden verify`
-// through HARDEN_REATTACH_PLUGINS: the checks run in that process, harden
-// warns that no pin applies, `plugins list` says reattached, and the plugin
-// is still serving when harden has exited.
-func TestVerifyAttachesToDebugPlugin(t *testing.T) {
+// through HARDEN_REATTACH_PLUGINS and --debug-plugins: the checks run in
+// that process, harden warns that no pin applies, that it stands in for the
+// locked binary and that secrets go to it, `plugins list` says reattached,
+// and the plugin is still serving when harden has exited. The variable
+// without the flag is a usage error (exit 1) naming both, and nothing is
+// attached.
+func TestReattachVerifyThroughDebugPlugin(t *testing.T) {
 	f := newFixture(t, "normal")
 	f.lockPlugins()
 	cmd := exec.Command(echoBin)
@@ -29,16 +32,27 @@ func TestVerifyAttachesToDebugPlugin(t *testing.T) {
 		t.Fatalf("reattach line %q: %v", line, err)
 	}
 	t.Setenv(hostclient.ReattachEnv, strings.TrimSpace(line))
-	for range 2 {
-		r := f.run("verify", "-f", f.policy)
-		if r.code != 0 || !strings.Contains(r.stdout, "PASS  high     echo.reachable") {
-			t.Fatalf("verify through the debug plugin: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-		}
-		if !strings.Contains(r.stderr, "warning: plugin echo: attaching to the process") || !strings.Contains(r.stderr, "do not apply") {
-			t.Errorf("no warning that the pin does not apply: %s", r.stderr)
+	for _, args := range [][]string{{"verify", "-f", f.policy}, {"plugins", "list"}} {
+		r := f.run(args...)
+		if r.code != 1 || !strings.Contains(r.stderr, hostclient.ReattachEnv+" is set") || !strings.Contains(r.stderr, "--debug-plugins") ||
+			strings.Contains(r.stderr, "warning: plugin") || r.stdout != "" {
+			t.Fatalf("%v without --debug-plugins: exit %d\n%s\n%s", args, r.code, r.stdout, r.stderr)
 		}
 	}
-	r := f.run("plugins", "list")
+	// The flag counts after the command and before it (global).
+	for _, args := range [][]string{{"verify", "-f", f.policy, "--debug-plugins"}, {"--debug-plugins", "verify", "-f", f.policy}} {
+		r := f.run(args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "PASS  high     echo.reachable") {
+			t.Fatalf("verify through the debug plugin (%v): exit %d\n%s\n%s", args, r.code, r.stdout, r.stderr)
+		}
+		for _, want := range []string{"warning: plugin echo: attaching to the process", "do not apply", "instead of the installed " + f.pluginDir,
+			"secrets and private keys will be sent to that process"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("warning lacks %q: %s", want, r.stderr)
+			}
+		}
+	}
+	r := f.run("plugins", "list", "--debug-plugins")
 	if r.code != 0 || !strings.Contains(r.stdout, "reattached") || !strings.Contains(r.stdout, "reattached: unix ") {
 		t.Errorf("plugins list: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -763,6 +763,9 @@ func applyRotation(ctx context.Context, q sdk.RequestContext, c connection, all 
 // broker listener must serve the new certificate.
 func confirmServed(ctx context.Context, q sdk.RequestContext, rd rendered) error {
 	cfg := clientTLS(q)
+	// DialContext: a cancelled apply stops waiting in the middle of a
+	// handshake too, not only between handshakes.
+	dialer := tls.Dialer{NetDialer: &netDialer, Config: cfg}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, l := range brokerListeners(rd.broker.Listeners) {
 		streak := 0
@@ -771,13 +774,13 @@ func confirmServed(ctx context.Context, q sdk.RequestContext, rd rendered) error
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				return fmt.Errorf("listener %s at %s still serves another certificate (%s) 30 s after the update", l.Name, l.Address, last)
 			}
-			conn, err := tls.DialWithDialer(&netDialer, "tcp", l.Address, cfg)
+			conn, err := dialer.DialContext(ctx, "tcp", l.Address)
 			if err != nil {
 				last, streak = err.Error(), 0
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
-			served := conn.ConnectionState().PeerCertificates[0]
+			served := conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
 			conn.Close()
 			if bytes.Equal(served.Raw, rd.leaf.Raw) {
 				streak++

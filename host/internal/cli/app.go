@@ -58,8 +58,14 @@ var (
 		&cli.BoolFlag{Name: "allow-unlocked", Usage: "run plugins that are not in the lock file or whose checksum changed (unsafe)"},
 		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "log level of host and plugins: trace, debug, info, warn, error"},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "time limit per target operation"},
+		debugPluginsFlag(),
 	}
 )
+
+// debugPluginsFlag is accepted before the command (global) and after it.
+func debugPluginsFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "debug-plugins", Usage: "attach to plugins started by hand with HARDEN_PLUGIN_DEBUG=1, as named in HARDEN_REATTACH_PLUGINS; development only"}
+}
 
 func policyFlags(extra ...cli.Flag) []cli.Flag {
 	return append(append([]cli.Flag{fileFlag, targetFlag, formatFlag}, extra...), pluginFlags...)
@@ -76,6 +82,7 @@ func NewApp(io IO) *cli.App {
 		ErrWriter: io.Stderr,
 		// Errors are printed once by Run, with their exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
+		Flags:          []cli.Flag{debugPluginsFlag()},
 		Commands: []*cli.Command{
 			{Name: "render", Usage: "render hardened configuration for each target (no network)",
 				Flags:  policyFlags(&cli.StringFlag{Name: "out", Usage: "write artifacts under DIR/<target>/ (private keys 0600) instead of listing them"}),
@@ -326,8 +333,14 @@ func engineOptions(c *cli.Context, stderr io.Writer) engine.Options {
 	if lock == "" {
 		lock = plugins.DefaultLockPath()
 	}
+	// --debug-plugins counts before or after the command: each level of
+	// the lineage reads its own (a command's flag shadows the global one).
+	debug := false
+	for _, l := range c.Lineage() {
+		debug = debug || l.Bool("debug-plugins")
+	}
 	return engine.Options{PluginDirs: c.StringSlice("plugin-dir"), LockPath: lock, AllowUnlocked: c.Bool("allow-unlocked"),
-		LogOutput: stderr, LogLevel: c.String("log-level")}
+		LogOutput: stderr, LogLevel: c.String("log-level"), DebugPlugins: debug}
 }
 
 func checkFormat(c *cli.Context) error {

@@ -86,6 +86,11 @@ type Options struct {
 	LogLevel      string
 	// StartTimeout bounds launch + handshake per plugin.
 	StartTimeout time.Duration
+	// DebugPlugins (--debug-plugins) allows attaching to the debug-mode
+	// plugins HARDEN_REATTACH_PLUGINS names. The variable alone is not
+	// enough: it is easily left set in a shell or a CI job, and an attached
+	// process receives target secrets and private keys without any pin.
+	DebugPlugins bool
 }
 
 // Plugin is a launched, identified plugin.
@@ -163,13 +168,13 @@ func open(ctx context.Context, opts Options, names []string, keepGoing bool) (*E
 	if err != nil {
 		return nil, nil, pluginErr(err)
 	}
-	reattach, err := reattachments(opts.LogOutput)
-	if err != nil {
-		return nil, nil, configErr(err)
-	}
 	byName := map[string]plugins.Binary{}
 	for _, b := range found {
 		byName[b.Name] = b
+	}
+	reattach, err := reattachments(opts, byName)
+	if err != nil {
+		return nil, nil, configErr(err)
 	}
 	// A plugin in debug mode stands in for the binary of its name, or is
 	// one more plugin when there is none.
@@ -262,12 +267,17 @@ func open(ctx context.Context, opts Options, names []string, keepGoing bool) (*E
 	return e, failed, nil
 }
 
-// reattachments reads HARDEN_REATTACH_PLUGINS and warns, for each plugin
-// in it, that the lock does not protect it.
-func reattachments(log io.Writer) (map[string]hostclient.Reattach, error) {
+// reattachments reads HARDEN_REATTACH_PLUGINS, refuses it unless
+// --debug-plugins was given, and warns, for each plugin in it, that the lock
+// does not protect it and that its targets' secrets and keys go to that
+// process (installed names the binaries it stands in for).
+func reattachments(opts Options, installed map[string]plugins.Binary) (map[string]hostclient.Reattach, error) {
 	v := os.Getenv(hostclient.ReattachEnv)
 	if v == "" {
 		return nil, nil
+	}
+	if !opts.DebugPlugins {
+		return nil, fmt.Errorf("%s is set, but attaching to debug-mode plugins needs --debug-plugins as well: the attached processes would receive target secrets and private keys without the lock file's pin; unset %s, or pass --debug-plugins for plugin development", hostclient.ReattachEnv, hostclient.ReattachEnv)
 	}
 	m, err := hostclient.ParseReattach(v)
 	if err != nil {
@@ -278,14 +288,22 @@ func reattachments(log io.Writer) (map[string]hostclient.Reattach, error) {
 			return nil, fmt.Errorf("%s: %q is not a plugin name (lower-case letters, digits, '-' and '_')", hostclient.ReattachEnv, n)
 		}
 	}
+	log := opts.LogOutput
 	if log == nil {
 		log = os.Stderr
 	}
-	names := slices.Sorted(maps.Keys(m))
-	for _, n := range names {
+	root := ""
+	if os.Geteuid() == 0 {
+		root = " (harden runs as root)"
+	}
+	for _, n := range slices.Sorted(maps.Keys(m)) {
 		r := m[n]
-		fmt.Fprintf(log, "warning: plugin %s: attaching to the process %d in debug mode at %s %s (%s): the lock file's sha256 pin and the one-time mutual TLS channel do not apply to it — for plugin development only\n",
-			n, r.Pid, r.Addr.Network, r.Addr.String, hostclient.ReattachEnv)
+		instead := ""
+		if b, ok := installed[n]; ok {
+			instead = ", instead of the installed " + b.Path
+		}
+		fmt.Fprintf(log, "warning: plugin %s: attaching to the process %d in debug mode at %s %s (%s, --debug-plugins%s): the lock file's sha256 pin and the one-time mutual TLS channel do not apply to it, and its targets' secrets and private keys will be sent to that process%s — for plugin development only\n",
+			n, r.Pid, r.Addr.Network, r.Addr.String, hostclient.ReattachEnv, instead, root)
 	}
 	return m, nil
 }

@@ -292,8 +292,9 @@ func TestPluginCrashesDuringCall(t *testing.T) {
 }
 
 // HARDEN_REATTACH_PLUGINS: the engine attaches to a plugin somebody started
-// in debug mode (none installed), warns that the pin does not apply, and
-// leaves the process running when it closes.
+// in debug mode (none installed) when --debug-plugins is given too, warns
+// that the pin does not apply and where secrets go, and leaves the process
+// running when it closes. The variable alone is a configuration error.
 func TestOpenReattaches(t *testing.T) {
 	e := newEnv(t)
 	bin := filepath.Join(t.TempDir(), hostclient.BinaryPrefix+"tiny")
@@ -311,7 +312,17 @@ func TestOpenReattaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(hostclient.ReattachEnv, strings.TrimSpace(line))
-	eng, err := Open(ctx(t), e.opts(), []string{"tiny"})
+	var ee *Error
+	if _, err := Open(ctx(t), e.opts(), []string{"tiny"}); err == nil || !errors.As(err, &ee) || ee.Kind != KindConfig ||
+		!strings.Contains(err.Error(), hostclient.ReattachEnv) || !strings.Contains(err.Error(), "--debug-plugins") {
+		t.Fatalf("%s without --debug-plugins: %v", hostclient.ReattachEnv, err)
+	}
+	if w := e.log.String(); strings.Contains(w, "attaching") {
+		t.Errorf("without --debug-plugins: %q", w)
+	}
+	opts := e.opts()
+	opts.DebugPlugins = true
+	eng, err := Open(ctx(t), opts, []string{"tiny"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +331,8 @@ func TestOpenReattaches(t *testing.T) {
 		t.Errorf("reattached plugin %+v pid %d", p, p.Client.PID())
 	}
 	if w := e.log.String(); !strings.Contains(w, "warning: plugin tiny: attaching to the process "+strconv.Itoa(cmd.Process.Pid)) ||
-		!strings.Contains(w, "sha256 pin and the one-time mutual TLS channel do not apply") {
+		!strings.Contains(w, "sha256 pin and the one-time mutual TLS channel do not apply") ||
+		!strings.Contains(w, "secrets and private keys will be sent to that process") {
 		t.Errorf("warning: %q", w)
 	}
 	if len(eng.Found) != 1 || !strings.HasPrefix(eng.Found[0].Path, "reattached: unix ") {
@@ -332,12 +344,18 @@ func TestOpenReattaches(t *testing.T) {
 		t.Error("closing the engine ended the debugged plugin")
 	}
 	t.Setenv(hostclient.ReattachEnv, strings.Replace(strings.TrimSpace(line), `{"tiny":`, `{"../tiny":`, 1))
-	if _, err := Open(ctx(t), e.opts(), []string{"tiny"}); err == nil || !strings.Contains(err.Error(), `"../tiny" is not a plugin name`) {
+	if _, err := Open(ctx(t), opts, []string{"tiny"}); err == nil || !strings.Contains(err.Error(), `"../tiny" is not a plugin name`) {
 		t.Errorf("bad name in %s: %v", hostclient.ReattachEnv, err)
 	}
 	t.Setenv(hostclient.ReattachEnv, `{"tiny":{"Protocol":"grpc"`)
-	var ee *Error
-	if _, err := Open(ctx(t), e.opts(), []string{"tiny"}); err == nil || !errors.As(err, &ee) || ee.Kind != KindConfig {
+	if _, err := Open(ctx(t), opts, []string{"tiny"}); err == nil || !errors.As(err, &ee) || ee.Kind != KindConfig {
 		t.Errorf("garbled %s: %v", hostclient.ReattachEnv, err)
+	}
+	// A TCP address is refused even with the flag: any local user can
+	// listen on a loopback port.
+	t.Setenv(hostclient.ReattachEnv, `{"tiny":{"Protocol":"grpc","ProtocolVersion":1,"Pid":`+strconv.Itoa(cmd.Process.Pid)+`,"Addr":{"Network":"tcp","String":"127.0.0.1:5000"}}}`)
+	if _, err := Open(ctx(t), opts, []string{"tiny"}); err == nil || !errors.As(err, &ee) || ee.Kind != KindConfig ||
+		!strings.Contains(err.Error(), "only a Unix socket is accepted") {
+		t.Errorf("tcp in %s: %v", hostclient.ReattachEnv, err)
 	}
 }
