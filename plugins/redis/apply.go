@@ -49,7 +49,7 @@ func (redisTLS) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	}
 	// The plan the operator approved was read from this state (a killed
 	// run's, with its notice, when there is one).
-	if !applykit.PlanCurrent(&r.Diagnostics, q.PlanToken, token(p.steps, notice), "redis "+t.conn.Address) {
+	if !applykit.PlanCurrent(&r.Diagnostics, q.PlanToken, token(p, notice), "redis "+t.conn.Address) {
 		p.c.Close()
 		sess.Release()
 		return

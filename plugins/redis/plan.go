@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -32,6 +34,10 @@ type plan struct {
 	// tlsWasOn: the TLS port was open before this run.
 	tlsWasOn bool
 	steps    []applykit.Step
+	// digests are each file's path and the sha256 of its content before
+	// and as the policy wants it: the plan token covers what the files
+	// hold, not only which of them change.
+	digests []string
 	// journal is set by apply before the first step.
 	journal *applykit.Journal
 }
@@ -86,12 +92,15 @@ func (p *plan) build() error {
 		var ch sdk.Change
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			ch = fileChange(f, sdk.Create)
+			ch = fileChange(f, sdk.Create, nil)
+			p.digests = append(p.digests, f.path, "absent", digest(f.data))
 		case err != nil:
 			return fmt.Errorf("read %s: %w", f.path, err)
 		case !bytes.Equal(old, f.data):
-			ch = fileChange(f, sdk.Update)
+			ch = fileChange(f, sdk.Update, old)
+			p.digests = append(p.digests, f.path, digest(old), digest(f.data))
 		default:
+			p.digests = append(p.digests, f.path, digest(old), digest(f.data))
 			continue
 		}
 		// openssl.cnf takes effect at redis's next start: nothing to reload.
@@ -275,21 +284,43 @@ func (p *plan) checkLogin(ctx context.Context) error {
 	return nil
 }
 
-func fileChange(f file, a sdk.Action) sdk.Change {
+// fileChange describes writing f over old (nil: the file does not exist).
+// The contents' sha256 are shown for the public files only: of a key file
+// not even a digest leaves the plugin in a description (the plan token,
+// itself a digest, covers it).
+func fileChange(f file, a sdk.Action, old []byte) sdk.Change {
 	c := sdk.Change{Resource: "file " + f.path, Action: a, After: fmt.Sprintf("%s, mode %04o", f.description, f.mode), Sensitive: f.sensitive}
+	switch {
+	case f.sensitive && old != nil:
+		c.Before = "present (content not shown)"
+	case old != nil:
+		c.Before = fmt.Sprintf("%d bytes, sha256 %s", len(old), digest(old)[:16])
+	}
+	if !f.sensitive {
+		c.After += ", sha256 " + digest(f.data)[:16]
+	}
 	if f.path != "" && strings.HasSuffix(f.path, "openssl.cnf") {
 		c.RequiresRestart = true
 	}
 	return c
 }
 
-// token fingerprints the planned changes and a killed run's notice.
-func token(steps []applykit.Step, notice string) []byte {
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// token fingerprints the planned changes, the files' contents before and
+// as wanted (a redis.crt replaced between plan and apply makes the plan
+// stale, though the same files change) and a killed run's notice.
+func token(p *plan, notice string) []byte {
 	parts := []string{notice}
-	for _, s := range steps {
+	for _, s := range p.steps {
 		c := s.Change
 		parts = append(parts, s.Phase, c.Resource, string(c.Action), c.Before, c.After)
 	}
+	parts = append(parts, "files")
+	parts = append(parts, p.digests...)
 	return applykit.PlanToken(parts...)
 }
 
@@ -329,7 +360,7 @@ func (redisTLS) Plan(ctx context.Context, q sdk.PlanRequest, r *sdk.PlanResponse
 			r.Changes = append(r.Changes, s.Change)
 		}
 	}
-	r.PlanToken = token(p.steps, notice)
+	r.PlanToken = token(p, notice)
 	transientWarning(t, &r.Diagnostics)
 }
 

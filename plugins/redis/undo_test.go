@@ -4,11 +4,13 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
 )
 
@@ -113,5 +115,79 @@ func TestTLSPortUndoKeepsATCPListener(t *testing.T) {
 	jp, _, _ := rcTarget(t, rc).journalPaths()
 	if _, err := os.Stat(jp); err != nil {
 		t.Fatalf("the journal was not kept: %v", err)
+	}
+}
+
+// The plan token covers what the files hold: redis.crt replaced between
+// plan and apply (the same files still change) makes the plan stale, and
+// nothing is changed; so does redis.key replaced, whose change shows no
+// digest. The plan shows the public files' digests, never the key's.
+func TestStalePlanFileContent(t *testing.T) {
+	s := startRedis(t, "")
+	rc := s.request(t, newPKI(t, "CA"), false, nil, nil)
+	tlsDir := filepath.Join(s.dir, "tls")
+	crt, key := filepath.Join(tlsDir, "redis.crt"), filepath.Join(tlsDir, "redis.key")
+	for path, data := range map[string]string{crt: "an older certificate\n", key: "an older key\n"} {
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := hostclient.InProcess(redisTLS{})
+	defer cl.Close()
+	pr, err := cl.Plan(context.Background(), rc)
+	if err != nil || pr.Diagnostics.HasError() {
+		t.Fatalf("plan: %v %v", err, pr.Diagnostics.Err())
+	}
+	for _, c := range pr.Changes {
+		switch c.Resource {
+		case "file " + crt:
+			if !strings.Contains(c.Before, "sha256 ") || !strings.Contains(c.After, "sha256 ") {
+				t.Errorf("the certificate's change shows no digests: %+v", c)
+			}
+		case "file " + key:
+			if strings.Contains(c.Before+c.After, "sha256") || strings.Contains(c.Before+c.After, "older key") {
+				t.Errorf("the key's change shows its content or a digest of it: %+v", c)
+			}
+		}
+	}
+	replaced := []byte("the operator's certificate, put there after the plan\n")
+	if err := os.WriteFile(crt, replaced, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := applyOnce(t, cl, rc, pr.PlanToken)
+	if !hasCode(r.Diagnostics, applykit.PlanStaleCode) || len(r.Applied) != 0 {
+		t.Fatalf("apply after redis.crt was replaced: %+v, applied %+v", r.Diagnostics, r.Applied)
+	}
+	if got, _ := os.ReadFile(crt); string(got) != string(replaced) {
+		t.Errorf("a stale apply rewrote redis.crt: %q", got)
+	}
+	if got, _ := os.ReadFile(key); string(got) != "an older key\n" {
+		t.Errorf("a stale apply rewrote redis.key")
+	}
+	if got := s.config("tls-port"); got != "0" {
+		t.Errorf("a stale apply set tls-port %s", got)
+	}
+	// The key replaced after the plan: its change shows no digest, the
+	// token still covers it.
+	pr, err = cl.Plan(context.Background(), rc)
+	if err != nil || pr.Diagnostics.HasError() {
+		t.Fatalf("plan: %v %v", err, pr.Diagnostics.Err())
+	}
+	if err := os.WriteFile(key, []byte("the operator's key, put there after the plan\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := applyOnce(t, cl, rc, pr.PlanToken); !hasCode(r.Diagnostics, applykit.PlanStaleCode) || len(r.Applied) != 0 {
+		t.Fatalf("apply after redis.key was replaced: %+v, applied %+v", r.Diagnostics, r.Applied)
+	}
+	if got := s.config("tls-port"); got != "0" {
+		t.Errorf("a stale apply set tls-port %s", got)
+	}
+	// The same files again, unchanged since the plan: the token holds.
+	pr, err = cl.Plan(context.Background(), rc)
+	if err != nil || pr.Diagnostics.HasError() {
+		t.Fatalf("plan: %v %v", err, pr.Diagnostics.Err())
+	}
+	if r := applyOnce(t, cl, rc, pr.PlanToken); r.Diagnostics.HasError() || len(r.Applied) == 0 {
+		t.Fatalf("apply with a current plan: %v %+v", r.Diagnostics.Err(), r.Applied)
 	}
 }
