@@ -31,9 +31,9 @@ func TestVerifyNeverPassesThroughFaults(t *testing.T) {
 	}
 }
 
-// faultMatrix: under mTLS scope redis (tls-auth-clients no) also fails
-// tls.client_auth.required directly, through redisDialect's Exchange.
-func faultMatrix(t *testing.T, mtls bool) {
+// weakRedis is a real redis with TLS on with redis's defaults, the
+// plaintext port open and no password.
+func weakRedis(t *testing.T) (*redisServer, pki) {
 	p := newPKI(t, "fault CA")
 	dir := t.TempDir()
 	for name, data := range map[string][]byte{"redis.crt": p.serverPEM, "redis.key": p.serverKey, "ca.crt": p.caPEM} {
@@ -45,6 +45,14 @@ func faultMatrix(t *testing.T, mtls bool) {
 	s := startRedis(t, "", "tls-port "+strconv.Itoa(tlsPort), "tls-cert-file "+filepath.Join(dir, "redis.crt"),
 		"tls-key-file "+filepath.Join(dir, "redis.key"), "tls-ca-cert-file "+filepath.Join(dir, "ca.crt"), "tls-auth-clients no")
 	s.tlsPort = tlsPort
+	return s, p
+}
+
+// faultMatrix: under mTLS scope redis (tls-auth-clients no) also fails
+// tls.client_auth.required directly, through redisDialect's Exchange.
+func faultMatrix(t *testing.T, mtls bool) {
+	s, p := weakRedis(t)
+	tlsPort := s.tlsPort
 	t.Cleanup(probe.WithDefaultTimeout(time.Second))
 	plugin := hostclient.InProcess(redisTLS{})
 	defer plugin.Close()
@@ -75,6 +83,39 @@ func faultMatrix(t *testing.T, mtls bool) {
 	}
 	if got["tls.enabled"].Status != checks.Pass {
 		t.Errorf("direct tls.enabled = %s: %s", got["tls.enabled"].Status, got["tls.enabled"].Evidence)
+	}
+}
+
+// The faults in front of plaintext_address instead (the TLS port reached
+// directly): redis answers a plaintext PING there, so
+// redis.plaintext.closed fails directly, and a garbled answer, a reset, a
+// stall (the call's timeout), a close or a truncated answer on the
+// plaintext port never passes it — none of them is the "connection
+// refused" that, with redis reporting port 0, would.
+func TestPlaintextVerdictNeverPassesThroughFaults(t *testing.T) {
+	s, p := weakRedis(t)
+	t.Cleanup(probe.WithDefaultTimeout(time.Second))
+	plugin := hostclient.InProcess(redisTLS{})
+	defer plugin.Close()
+	verify := func(ctx context.Context, addr string) ([]checks.Check, error) {
+		rc := s.request(t, p, false, map[string]any{"plaintext_address": addr}, nil)
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		r, err := plugin.Verify(ctx, rc)
+		if err == nil && r.Diagnostics.HasError() {
+			err = r.Diagnostics.Err()
+		}
+		return r.Checks, err
+	}
+	var rules []faultkit.Rule
+	for _, f := range faultkit.Faults {
+		rules = append(rules, faultkit.Rule{Fault: f, Match: faultkit.Plaintext, Name: "on the plaintext port"})
+	}
+	upstream := "127.0.0.1:" + strconv.Itoa(s.port)
+	direct := faultkit.NeverPasses(t, upstream, verify, rules...)
+	got := byID(direct)
+	if c := got[checkPlaintextClosed]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "answered a plaintext PING") {
+		t.Errorf("direct %s = %s, want fail on redis's answer: %s", checkPlaintextClosed, c.Status, c.Evidence)
 	}
 }
 

@@ -68,3 +68,39 @@ func TestVerifyPlaintextAddressNotRedisPort(t *testing.T) {
 		t.Fatalf("%s = %s: %s", c.ID, c.Status, c.Evidence)
 	}
 }
+
+// Even with redis reporting port 0, only a refusal passes: garbage, a
+// close or a reset from something listening at plaintext_address (a
+// proxy, a load balancer in front of a closed port) is inconclusive.
+func TestPlaintextFaultsWithPortZeroNeverPass(t *testing.T) {
+	for name, answer := range map[string]func(*net.TCPConn){
+		"garbage": func(c *net.TCPConn) { c.Write([]byte("\x15\x03\x01\x00\x02garbage\r\n")) },
+		"close":   func(*net.TCPConn) {},
+		"reset":   func(c *net.TCPConn) { c.SetLinger(0) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					answer(c.(*net.TCPConn))
+					c.Close()
+				}
+			}()
+			dir := t.TempDir()
+			fake := &redisServer{t: t, dir: dir, sock: filepath.Join(dir, "redis.sock"), tlsPort: freePort(t)}
+			tg := rcTarget(t, fake.request(t, newPKI(t, "CA"), false, map[string]any{"plaintext_address": ln.Addr().String()}, nil))
+			c := plaintextCheck(context.Background(), tg, map[string]string{"port": "0"}, nil)
+			if c.Status != checks.Error {
+				t.Fatalf("%s through %s = %s: %s", c.ID, name, c.Status, c.Evidence)
+			}
+		})
+	}
+}
