@@ -22,7 +22,8 @@
 // runner checks a pre-flight, marks every boundary in the journal with the
 // fault hook (HARDEN_CRASH_AT=<plugin>:<phase>) and the request's
 // cancellation, and on failure or Ctrl-C undoes this run's steps newest
-// first, keeping the journal when an undo fails. PlanToken and PlanCurrent
+// first, stopping at an undo that fails and keeping the journal (the steps
+// still applied are a prefix of the run the next apply can resume). PlanToken and PlanCurrent
 // are the stale-plan check (one code, apply.plan_stale); Notices is what
 // plan and verify say about a journal.
 //
