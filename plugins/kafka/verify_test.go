@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -39,6 +40,21 @@ func TestConformance(t *testing.T) {
 		Target: func(addr string) sdk.Target {
 			conn, _ := json.Marshal(map[string]any{"bootstrap": []string{addr}})
 			return sdk.NewTarget("events", conn, []byte(`{}`), nil)
+		},
+		// Plan and apply need the broker's server.properties and its
+		// listeners before they contact it: a broker whose file is in a
+		// temporary directory and whose listeners are all at addr.
+		TargetFor: func(c sdk.Capability, addr string) (sdk.Target, bool) {
+			if c != sdk.CapPlan && c != sdk.CapApply {
+				return sdk.Target{}, false
+			}
+			file := filepath.Join(t.TempDir(), "server.properties")
+			if err := os.WriteFile(file, []byte("node.id=1\nprocess.roles=broker,controller\nlisteners=PLAINTEXT://"+addr+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			conn, _ := json.Marshal(map[string]any{"bootstrap": []string{addr}, "config_file": file})
+			spec, _ := json.Marshal(map[string]any{"listeners": []map[string]any{{"name": "SSL", "address": addr}}})
+			return sdk.NewTarget("events", conn, spec, nil), true
 		},
 	})
 }

@@ -22,9 +22,27 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	// A server certificate: plan and apply refuse a target without one
+	// before connecting, and their Stop checks must catch them in flight.
+	ca, err := testenv.NewCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Issue("postgres", false, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(f string) []byte {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	sdktest.Run(t, sdktest.Harness{
-		Plugin: postgres{},
-		Name:   "postgres",
+		Plugin:       postgres{},
+		Name:         "postgres",
+		Certificates: sdk.Certificates{ChainPEM: read(cert), KeyPEM: read(key), CABundlePEM: read(ca.CertFile)},
 		Target: func(addr string) sdk.Target {
 			host, port, _ := strings.Cut(addr, ":")
 			conn, _ := json.Marshal(map[string]any{"host": host, "port": json.Number(port)})

@@ -57,6 +57,13 @@ type Harness struct {
 	Certificates sdk.Certificates
 	// StopTimeout bounds how fast Stop must end in-flight work (default 2 s).
 	StopTimeout time.Duration
+	// StopSkip names the capabilities whose Stop check legitimately cannot
+	// reach the target, each with the reason (e.g. an issuer that refuses
+	// any target without its CA). Without an entry, a capability that
+	// refuses the harness target before contacting it fails the Stop check
+	// under CI=true — the check would otherwise prove nothing, silently —
+	// and is skipped elsewhere. Prefer a TargetFor that reaches the target.
+	StopSkip map[sdk.Capability]string
 }
 
 // tarpit accepts TCP connections on loopback and never answers.
