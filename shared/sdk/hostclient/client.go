@@ -59,7 +59,9 @@ type LaunchConfig struct {
 	// debug mode (sdk.WithDebug; its HARDEN_REATTACH_PLUGINS line, read by
 	// ParseReattach) instead of launching Path: nothing is exec'd, so
 	// SHA256, Env and the mutual TLS channel do not apply — the caller must
-	// say so — and Close and Kill leave the process running.
+	// say so — and Close and Kill leave the process running. Only a Unix
+	// socket of this user is accepted, and every connection must be served
+	// by the Pid it names (wire.DialReattach), before any request.
 	Reattach *Reattach
 	// Name of the plugin when attaching (default: from Path).
 	Name string
