@@ -403,9 +403,13 @@ func (p kafka) applyRolling(ctx context.Context, q sdk.RequestContext, tp *targe
 				errs = append(errs, fmt.Sprintf("%s: restoring files: %v", a.st.rd.broker.label(), err))
 				continue
 			}
+			keep := false
 			if len(a.st.dynamic) > 0 {
 				if err := alterDynamic(tp.conn, q, tp.all, brokerID(a.st.props), nil, a.st.dynamic); err != nil {
+					// The journal stays (it holds the overrides to
+					// restore); the broker still goes back to its files.
 					errs = append(errs, fmt.Sprintf("%s: restoring dynamic store settings: %v", a.st.rd.broker.label(), err))
+					keep = true
 				}
 			}
 			if a.tx.restarted {
@@ -417,6 +421,9 @@ func (p kafka) applyRolling(ctx context.Context, q sdk.RequestContext, tp *targe
 				if err := waitInSync(uctx, tp, q); err != nil {
 					errs = append(errs, fmt.Sprintf("after restoring %s: %v", a.st.rd.broker.label(), err))
 				}
+			}
+			if keep {
+				continue
 			}
 			if err := a.tx.j.Done(); err != nil {
 				errs = append(errs, err.Error())
@@ -771,7 +778,10 @@ func confirmServed(ctx context.Context, q sdk.RequestContext, rd rendered) error
 		streak := 0
 		last := ""
 		for streak < 8 {
-			if time.Now().After(deadline) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("listener %s at %s: confirming the new certificate was interrupted (%w); last seen: %s", l.Name, l.Address, ctx.Err(), last)
+			}
+			if time.Now().After(deadline) {
 				return fmt.Errorf("listener %s at %s still serves another certificate (%s) 30 s after the update", l.Name, l.Address, last)
 			}
 			conn, err := dialer.DialContext(ctx, "tcp", l.Address)
