@@ -107,28 +107,50 @@ func (redisTLS) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 // there, as the host's Stop does).
 var stepHook func(phase string)
 
-// recoverAndReplan rolls a killed run back — the files from the journal's
-// backups, then every managed setting to its value before that run in one
-// CONFIG SET (all or nothing), then CONFIG REWRITE — and reads the plan
-// anew from the restored state. The journal stays: Begin resumes it, with
-// the same start state.
+// recoverAndReplan rolls a killed run back and reads the plan anew from
+// the restored state. The journal stays: Begin resumes it, with the same
+// start state. The order keeps what redis serves and what the files hold
+// together at every point where it can stop:
+//
+//  1. port and tls-port as before the run, in one CONFIG SET (all or
+//     nothing; changing a port does not reload the certificate files). It
+//     fails when redis cannot listen on the old port again — another
+//     process took it. Then nothing is put back: redis keeps serving TLS
+//     with the files on disk, the journal stays, and every retry stops
+//     here until the port is free. Restoring the files first would leave
+//     a running TLS port with certificate paths that no longer hold what
+//     it loaded (those the run created: removed).
+//  2. the files from the journal's backups.
+//  3. every managed setting as before the run, in one CONFIG SET: with
+//     TLS on before, the tls-*-file settings reload the restored files (a
+//     run killed between two file writes leaves a certificate and a key
+//     that do not match: loading them before the restore would fail).
+//  4. CONFIG REWRITE.
 func recoverAndReplan(ctx context.Context, q sdk.RequestContext, t *target, sess *applykit.Session, notice string, r *sdk.ApplyResponse) (*plan, error) {
 	j := sess.Journal
 	if err := j.Restrict(t.allowed); err != nil {
 		return nil, err
 	}
-	if errs := j.Restore(); len(errs) > 0 {
-		return nil, fmt.Errorf("restore files: %w", errors.Join(errs...))
+	var old, ports []setting
+	for _, n := range managed {
+		if v, ok := j.State.Data["config."+n]; ok {
+			old = append(old, setting{n, v})
+			if n == "port" || n == "tls-port" {
+				ports = append(ports, setting{n, v})
+			}
+		}
 	}
 	c, err := t.manage(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	var old []setting
-	for _, n := range managed {
-		if v, ok := j.State.Data["config."+n]; ok {
-			old = append(old, setting{n, v})
-		}
+	if err := configSet(ctx, c, ports); err != nil {
+		c.Close()
+		return nil, portsError(ports, err)
+	}
+	if errs := j.Restore(); len(errs) > 0 {
+		c.Close()
+		return nil, fmt.Errorf("restore files (port and tls-port are as before the killed run): %w", errors.Join(errs...))
 	}
 	err = configSet(ctx, c, old)
 	if err == nil && t.spec.ConfigFile != "" {
@@ -141,4 +163,19 @@ func recoverAndReplan(ctx context.Context, q sdk.RequestContext, t *target, sess
 	r.Diagnostics.Add(sdk.Diagnostic{Severity: sdk.Warning, Source: sdk.SourceTarget, Code: "redis.apply.interrupted",
 		Summary: notice + "; rolled back to the settings before it, then applied anew"})
 	return readPlan(ctx, q, t)
+}
+
+// portsError is step 1's failure: which old port redis could not listen
+// on again, from CONFIG SET's "possibly related to argument 'port'" (that
+// another process has it is a guess: a port below 1024 without the
+// privilege fails the same way), and that the files were left alone.
+func portsError(ports []setting, err error) error {
+	for _, s := range ports {
+		if containsFold(err.Error(), "argument '"+s.name+"'") && containsFold(err.Error(), "unable to listen") {
+			// The run moved this port, so it got past the files and the
+			// TLS port loaded them.
+			return fmt.Errorf("redis cannot listen on its %s %s again, as before the killed run (is it taken by another process?): %w; the certificate files were left as they are (what redis's TLS port loaded): free the port, then run harden apply again", s.name, s.value, err)
+		}
+	}
+	return fmt.Errorf("set %s as before the killed run: %w; the certificate files were not touched", (&plan{}).listed(ports), err)
 }

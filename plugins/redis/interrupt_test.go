@@ -95,6 +95,52 @@ func TestApplyKilledIsRolledBack(t *testing.T) {
 	}
 }
 
+// A rotation on a live TLS port killed between two file writes: redis.crt
+// is the new certificate, redis.key still the old key, and redis serves
+// the old pair. The next apply restores the files before any CONFIG SET
+// reloads them (loading this pair would fail: the certificate and the key
+// do not match), so it rolls back and applies the rotation anew.
+func TestRotationKilledBetweenFilesIsRolledBack(t *testing.T) {
+	s := startRedis(t, "pw-rotate-killed")
+	p := newPKI(t, "CA")
+	cl := hostclient.InProcess(redisTLS{})
+	defer cl.Close()
+	if r := applyOnce(t, cl, s.request(t, p, false, nil, nil), nil); r.Diagnostics.HasError() {
+		t.Fatal(r.Diagnostics.Err())
+	}
+	rotated := p
+	rotated.serverPEM, rotated.serverKey = p.issue(12, "localhost", []string{"localhost"}, true)
+	var h helperState
+	h.Dir, h.Conf, h.Sock, h.Password, h.Port, h.TLSPort = s.dir, s.conf, s.sock, s.password, s.port, s.tlsPort
+	h.PKI.CA, h.PKI.Server, h.PKI.Key = rotated.caPEM, rotated.serverPEM, rotated.serverKey
+	raw, _ := json.Marshal(h)
+	if killed, _ := sdktest.RunHelperProcess(t, "TestApplyHelperProcess", helperEnv+"="+string(raw), applykit.CrashEnv+"=redis:file-redis.key"); !killed {
+		t.Fatal("the helper apply was not killed between the two files")
+	}
+	if crt, _ := os.ReadFile(filepath.Join(s.dir, "tls", "redis.crt")); string(crt) != string(rotated.serverPEM) {
+		t.Fatal("the killed run did not write the new redis.crt: nothing between two files to test")
+	}
+	if key, _ := os.ReadFile(filepath.Join(s.dir, "tls", "redis.key")); string(key) != string(p.serverKey) {
+		t.Fatal("the killed run got past redis.key")
+	}
+	rc := s.request(t, rotated, false, nil, nil)
+	pr, err := cl.Plan(context.Background(), rc)
+	if err != nil || pr.Diagnostics.HasError() || !hasWarning(pr.Diagnostics, "redis.apply.interrupted") {
+		t.Fatalf("plan after the kill: %v %+v", err, pr.Diagnostics)
+	}
+	r := applyOnce(t, cl, rc, pr.PlanToken)
+	if r.Diagnostics.HasError() || !hasWarning(r.Diagnostics, "redis.apply.interrupted") {
+		t.Fatalf("apply after the kill: %+v", r.Diagnostics)
+	}
+	if got := servedSerial(t, s, p); got != "12" {
+		t.Errorf("after the recovered rotation redis serves serial %s, want 12", got)
+	}
+	jp, _, _ := rcTarget(t, rc).journalPaths()
+	if _, err := os.Stat(jp); err == nil {
+		t.Errorf("journal %s left after a completed apply", jp)
+	}
+}
+
 func hasWarning(ds sdk.Diagnostics, code string) bool {
 	for _, d := range ds {
 		if d.Code == code && d.Severity == sdk.Warning {

@@ -129,7 +129,7 @@ func (p *plan) build() error {
 		configChanged = true
 		st := p.setStep("tls-port", sdk.Change{Resource: "config tls-port", Action: sdk.Update,
 			Before: p.config["tls-port"], After: d[0].value, Description: "opens the TLS port"}, d)
-		if !p.tlsWasOn {
+		if !p.tlsWasOn && p.config["port"] != "0" {
 			undo := st.Undo
 			st.Undo = func(ctx context.Context) error {
 				if err := p.plaintextOpen(ctx); err != nil {
@@ -207,11 +207,15 @@ func (p *plan) setStep(phase string, ch sdk.Change, want []setting) applykit.Ste
 		Undo:  func(ctx context.Context) error { return configSet(ctx, p.c, p.old(names(want)...)) }}
 }
 
-// plaintextOpen guards the undo that closes the TLS port again: redis
-// must report a plaintext port (CONFIG GET port not 0), or closing TLS
-// would leave it no TCP listener at all — the operator locked out, and
-// without unix_socket harden too. Refused, the TLS port stays open and the
-// journal is kept for the next apply.
+// plaintextOpen guards the undo that closes the TLS port again when redis
+// had a plaintext port before this run: redis must still report one
+// (CONFIG GET port not 0), or closing TLS would leave it no TCP listener
+// at all — the operator locked out, and without unix_socket harden too.
+// That is the case when the undo of port 0 could not run (CONFIG SET port
+// 0 took effect but its reply was lost). Refused, the TLS port stays open
+// and the journal is kept for the next apply. A redis that had neither
+// port before (reached over its Unix socket) is not guarded: closing TLS
+// is going back to how it was.
 func (p *plan) plaintextOpen(ctx context.Context) error {
 	now, err := configGet(ctx, p.c, "port")
 	if err != nil {
