@@ -104,6 +104,14 @@ func stopChecks(t *testing.T, h Harness, client *hostclient.Client, meta sdk.Met
 			case r != nil:
 				t.Fatalf("%s returned before Stop against a target that never answers (err=%v, diagnostics %v); it must wait with the request context", c.name, r.err, r.diags)
 			}
+			// The call must still be in flight a while after it reached the
+			// target: one that gives up on a timeout of its own would end
+			// after Stop too and prove nothing about Stop.
+			select {
+			case got := <-done:
+				t.Fatalf("%s returned on its own within %v of reaching a target that never answers, before Stop (err=%v, diagnostics %v); it must wait with the request context", c.name, h.StopTimeout, got.err, got.diags)
+			case <-time.After(h.StopTimeout):
+			}
 			start := time.Now()
 			if err := client.Stop(ctx); err != nil {
 				t.Fatalf("stop: %v", err)
