@@ -28,16 +28,10 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	if !ok {
 		return
 	}
-	jp, lp, err := t.journalPaths()
-	if err != nil {
-		r.Diagnostics.AddTargetError("objectstore.apply.journal", "no place for the apply journal; nothing was changed", err)
-		return
-	}
 	// The lock comes first: no other apply may change the bucket between
 	// the read the plan token is checked against and this run's changes.
-	s, err := applykit.Acquire(jp, lp)
-	if err != nil {
-		applykit.Locked("objectstore", "this bucket", err, &r.Diagnostics)
+	s, ok := applykit.AcquireAt("objectstore", "this bucket", t.journalPaths, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	p, ok := t.plan(ctx, &r.Diagnostics)
@@ -70,6 +64,7 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	from := l // what a failure restores: where this run, or the killed one, started
 	var opts applykit.StepOptions
 	if s.Interrupted != nil {
+		var err error
 		if from, err = fromOriginal(s.Interrupted.Data); err != nil {
 			s.Keep()
 			r.Diagnostics.AddTargetError("objectstore.apply.journal", "the journal of the interrupted apply cannot be used; inspect or remove it", err)

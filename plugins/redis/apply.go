@@ -25,16 +25,10 @@ func (redisTLS) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	if !ok {
 		return
 	}
-	jp, lp, err := t.journalPaths()
-	if err != nil {
-		r.Diagnostics.AddTargetError("redis.apply.journal", "no place for the apply journal; nothing was changed", err)
-		return
-	}
 	// The lock first: no other apply may change redis between the read
 	// the plan token is checked against and this run's steps.
-	sess, err := applykit.Acquire(jp, lp)
-	if err != nil {
-		applykit.Locked("redis", "redis "+t.conn.Address, err, &r.Diagnostics)
+	sess, ok := applykit.AcquireAt("redis", "redis "+t.conn.Address, t.journalPaths, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	p, err := readPlan(ctx, q.RequestContext, t)

@@ -22,16 +22,10 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	if !ok {
 		return
 	}
-	jp, lp, err := st.journalPaths()
-	if err != nil {
-		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "no place for the apply journal; nothing was changed", err)
-		return
-	}
 	// The lock comes first: no other apply may change Vault between the
 	// read the plan token is checked against and this run's steps.
-	sess, err := applykit.Acquire(jp, lp)
-	if err != nil {
-		applykit.Locked("vaultpki", "this Vault", err, &r.Diagnostics)
+	sess, ok := applykit.AcquireAt("vaultpki", "this Vault", st.journalPaths, &r.Diagnostics)
+	if !ok {
 		return
 	}
 	cl, steps, ok := planSteps(ctx, q.RequestContext, st, &r.Diagnostics)

@@ -165,6 +165,28 @@ func (n Notices) Verify(d *sdk.Diagnostics) {
 	}
 }
 
+// AcquireAt is apply's opening for a plugin whose journal and lock paths
+// come from paths (usually TargetPaths): it takes the lock and reads a
+// killed run's journal (Acquire). A failure is reported on d —
+// <plugin>.apply.journal when there is no place for the journal or it
+// cannot be read, <plugin>.apply.locked when another apply holds the lock
+// (what names the target) — and ok is false: nothing was changed.
+//
+//	sess, ok := applykit.AcquireAt("redis", "redis "+addr, t.journalPaths, &r.Diagnostics)
+func AcquireAt(plugin, what string, paths func() (journal, lock string, err error), d *sdk.Diagnostics) (*Session, bool) {
+	jp, lp, err := paths()
+	if err != nil {
+		d.AddTargetError(plugin+".apply.journal", "no place for the apply journal; nothing was changed", err)
+		return nil, false
+	}
+	s, err := Acquire(jp, lp)
+	if err != nil {
+		Locked(plugin, what, err, d)
+		return nil, false
+	}
+	return s, true
+}
+
 // Locked reports an apply refused because another holds the lock
 // (<plugin>.apply.locked) or a lock or journal that failed otherwise
 // (<plugin>.apply.journal); what names the target.

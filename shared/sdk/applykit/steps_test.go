@@ -435,3 +435,32 @@ func TestSessionRelease(t *testing.T) {
 		again.Done()
 	}
 }
+
+// AcquireAt: no place for the journal, another apply holding the lock, and
+// the way in — each reported with the plugin's code, nothing taken on
+// failure.
+func TestAcquireAt(t *testing.T) {
+	dir := t.TempDir()
+	jp, lp := filepath.Join(dir, "kit.journal"), filepath.Join(dir, "kit.lock")
+	paths := func() (string, string, error) { return jp, lp, nil }
+	var d sdk.Diagnostics
+	if s, ok := applykit.AcquireAt("kittest", "this thing", func() (string, string, error) { return "", "", errors.New("no state dir") }, &d); ok || s != nil ||
+		len(d) != 1 || d[0].Code != "kittest.apply.journal" || !strings.Contains(d[0].Summary, "nothing was changed") {
+		t.Fatalf("no paths: %v %+v", ok, d)
+	}
+	s, ok := applykit.AcquireAt("kittest", "this thing", paths, &d)
+	if !ok || s == nil {
+		t.Fatalf("first acquire: %+v", d)
+	}
+	d = nil
+	if s2, ok := applykit.AcquireAt("kittest", "this thing", paths, &d); ok || s2 != nil || len(d) != 1 || d[0].Code != "kittest.apply.locked" || !strings.Contains(d[0].Summary, "this thing") {
+		t.Fatalf("second acquire while held: %v %+v", ok, d)
+	}
+	s.Done()
+	d = nil
+	s3, ok := applykit.AcquireAt("kittest", "this thing", paths, &d)
+	if !ok || len(d) != 0 {
+		t.Fatalf("acquire after release: %+v", d)
+	}
+	s3.Done()
+}
