@@ -283,7 +283,8 @@ func TestApplyFlow(t *testing.T) {
 		}
 		// Kafka's own refusal: the keystore handed to the broker directly.
 		dir := filepath.Join(filepath.Dir(k.Properties), "harden")
-		rd, ok := renderTarget(rc2, brokerTarget{ConfigFile: k.Properties, Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}, nil, nil, livePasswords(filepath.Join(dir, "secrets.properties")), &sdk.Diagnostics{})
+		c2, s2, _ := sdk.Decode[connection, spec](rc2.Target, &sdk.Diagnostics{})
+		rd, ok := renderTarget(rc2, c2, s2, brokerTarget{ConfigFile: k.Properties, Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}, nil, nil, livePasswords(filepath.Join(dir, "secrets.properties")), &sdk.Diagnostics{})
 		if !ok {
 			t.Fatal("render")
 		}

@@ -274,7 +274,7 @@ func plan(ctx context.Context, q sdk.RequestContext, c connection, s spec, d *sd
 		return nil, false
 	}
 	for _, b := range tp.all {
-		st, ok := planBroker(ctx, q, tp.spec, b, tp.all, d, probeLock)
+		st, ok := planBroker(ctx, q, tp.conn, tp.spec, b, tp.all, d, probeLock)
 		if !ok {
 			return nil, false
 		}
@@ -289,7 +289,7 @@ func plan(ctx context.Context, q sdk.RequestContext, c connection, s spec, d *sd
 }
 
 // planBroker plans one broker.
-func planBroker(ctx context.Context, q sdk.RequestContext, s spec, b brokerTarget, all []brokerTarget, d *sdk.Diagnostics, probeLock bool) (*planState, bool) {
+func planBroker(ctx context.Context, q sdk.RequestContext, c connection, s spec, b brokerTarget, all []brokerTarget, d *sdk.Diagnostics, probeLock bool) (*planState, bool) {
 	if b.ConfigFile == "" {
 		d.AddAttributeError(sdk.Path{"connection", "config_file"}, "plan and apply need the broker's server.properties", "")
 		return nil, false
@@ -311,7 +311,7 @@ func planBroker(ctx context.Context, q sdk.RequestContext, s spec, b brokerTarge
 		return nil, false
 	}
 	pw := livePasswords(filepath.Join(s.storeDir(b.ConfigFile), "secrets.properties"))
-	rd, ok := renderTarget(q, b, all, current, pw, d)
+	rd, ok := renderTarget(q, c, s, b, all, current, pw, d)
 	if !ok {
 		return nil, false
 	}

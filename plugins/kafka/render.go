@@ -114,7 +114,7 @@ func (kafka) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderRespons
 		return
 	}
 	for _, b := range all {
-		rd, ok := renderTarget(q.RequestContext, b, all, nil, nil, &r.Diagnostics)
+		rd, ok := renderTarget(q.RequestContext, c, s, b, all, nil, nil, &r.Diagnostics)
 		if !ok {
 			return
 		}
@@ -149,10 +149,8 @@ type rendered struct {
 // renderTarget renders one broker b of the target (all: every broker);
 // cur is its server.properties (nil offline: the end state), pw the store
 // passwords it already has (nil: derived from the key).
-func renderTarget(q sdk.RequestContext, b brokerTarget, all []brokerTarget, cur map[string]string, pw *storePasswords, d *sdk.Diagnostics) (rendered, bool) {
-	rd := rendered{broker: b}
-	_ = q.Target.DecodeConnection(&rd.conn)
-	_ = q.Target.DecodeSpec(&rd.spec)
+func renderTarget(q sdk.RequestContext, c connection, s spec, b brokerTarget, all []brokerTarget, cur map[string]string, pw *storePasswords, d *sdk.Diagnostics) (rendered, bool) {
+	rd := rendered{broker: b, conn: c, spec: s}
 	if !addGrammarProblems(rd.conn, rd.spec, d) {
 		return rd, false
 	}
