@@ -56,17 +56,12 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	for _, c := range changes {
 		intent = append(intent, c.Resource+": "+c.After)
 	}
-	if err := s.Begin(applykit.State{Plugin: "objectstore", Target: q.Target.Name, Phase: stepBegun, Intent: intent, Data: original(l)}); err != nil {
-		s.Release()
-		r.Diagnostics.AddTargetError("objectstore.apply.journal", "cannot write the apply journal; nothing was changed", err)
-		return
-	}
 	from := l // what a failure restores: where this run, or the killed one, started
 	var opts applykit.StepOptions
 	if s.Interrupted != nil {
 		var err error
 		if from, err = fromOriginal(s.Interrupted.Data); err != nil {
-			s.Keep()
+			s.Release()
 			r.Diagnostics.AddTargetError("objectstore.apply.journal", "the journal of the interrupted apply cannot be used; inspect or remove it", err)
 			return
 		}
@@ -79,6 +74,13 @@ func (objectStore) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRe
 	if err != nil {
 		s.Release()
 		r.Diagnostics.AddTargetError("objectstore.backup", "cannot back up the bucket configuration; nothing was changed", err)
+		return
+	}
+	// The journal is written only once the backup exists: a failure before
+	// this point leaves a killed run's journal exactly as it was.
+	if err := s.Begin(applykit.State{Plugin: "objectstore", Target: q.Target.Name, Phase: stepBegun, Intent: intent, Data: original(l)}); err != nil {
+		s.Release()
+		r.Diagnostics.AddTargetError("objectstore.apply.journal", "cannot write the apply journal; nothing was changed", err)
 		return
 	}
 	opts.Hook, opts.Final, opts.UndoTimeout = stepHook, stepConfirmed, rollbackTimeout
