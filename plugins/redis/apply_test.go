@@ -48,6 +48,20 @@ func hasCode(ds sdk.Diagnostics, code string) bool {
 	return slices.ContainsFunc(ds, func(d sdk.Diagnostic) bool { return d.Code == code && d.Severity == sdk.Error })
 }
 
+// errorSays requires msg (what: "apply error") to say each of wants and,
+// when password is set, never to carry it.
+func errorSays(t *testing.T, what, msg, password string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(msg, want) {
+			t.Errorf("%s does not say %q: %s", what, want, msg)
+		}
+	}
+	if password != "" && strings.Contains(msg, password) {
+		t.Errorf("the password is in the %s: %s", what, msg)
+	}
+}
+
 // The new TLS login fails (the server's certificate does not name the
 // server_name harden checks): apply undoes the TLS port, the tls-*
 // settings and the files, newest first, says so, and the plaintext port
@@ -61,15 +75,7 @@ func TestFailedLoginRollsBack(t *testing.T) {
 	if !hasCode(r.Diagnostics, "redis.apply") {
 		t.Fatalf("apply did not fail with redis.apply: %+v", r.Diagnostics)
 	}
-	msg := r.Diagnostics.Err().Error()
-	for _, want := range []string{"tls-login", "undone", "a new TLS session"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("apply error %q does not say %q", msg, want)
-		}
-	}
-	if strings.Contains(msg, "pw-rollback") {
-		t.Errorf("the password is in the error: %s", msg)
-	}
+	errorSays(t, "apply error", r.Diagnostics.Err().Error(), "pw-rollback", "tls-login", "undone", "a new TLS session")
 	if len(r.Applied) != 0 {
 		t.Errorf("a rolled-back apply reports applied changes: %+v", r.Applied)
 	}

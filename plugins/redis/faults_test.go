@@ -56,16 +56,7 @@ func faultMatrix(t *testing.T, mtls bool) {
 	t.Cleanup(probe.WithDefaultTimeout(time.Second))
 	plugin := hostclient.InProcess(redisTLS{})
 	defer plugin.Close()
-	verify := func(ctx context.Context, addr string) ([]checks.Check, error) {
-		rc := s.request(t, p, mtls, map[string]any{"address": addr}, nil)
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		r, err := plugin.Verify(ctx, rc)
-		if err == nil && r.Diagnostics.HasError() {
-			err = r.Diagnostics.Err()
-		}
-		return r.Checks, err
-	}
+	verify := verifyAt(t, s, p, plugin, mtls, "address")
 	upstream := "127.0.0.1:" + strconv.Itoa(tlsPort)
 	direct := faultkit.NeverPasses(t, upstream, verify, faultkit.Standard(false)...)
 	got := map[string]sdk.Check{}
@@ -97,16 +88,7 @@ func TestPlaintextVerdictNeverPassesThroughFaults(t *testing.T) {
 	t.Cleanup(probe.WithDefaultTimeout(time.Second))
 	plugin := hostclient.InProcess(redisTLS{})
 	defer plugin.Close()
-	verify := func(ctx context.Context, addr string) ([]checks.Check, error) {
-		rc := s.request(t, p, false, map[string]any{"plaintext_address": addr}, nil)
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		r, err := plugin.Verify(ctx, rc)
-		if err == nil && r.Diagnostics.HasError() {
-			err = r.Diagnostics.Err()
-		}
-		return r.Checks, err
-	}
+	verify := verifyAt(t, s, p, plugin, false, "plaintext_address")
 	var rules []faultkit.Rule
 	for _, f := range faultkit.Faults {
 		rules = append(rules, faultkit.Rule{Fault: f, Match: faultkit.Plaintext, Name: "on the plaintext port"})
@@ -150,5 +132,21 @@ func TestDialectExchange(t *testing.T) {
 				t.Errorf("evidence %q does not show the PONG", o.Evidence)
 			}
 		})
+	}
+}
+
+// verifyAt is the fault kit's verify: the whole Verify with the connection
+// key (address or plaintext_address) pointed at the fault proxy; an error
+// diagnostic counts as the call's error.
+func verifyAt(t *testing.T, s *redisServer, p pki, plugin *hostclient.Client, mtls bool, key string) func(context.Context, string) ([]checks.Check, error) {
+	return func(ctx context.Context, addr string) ([]checks.Check, error) {
+		rc := s.request(t, p, mtls, map[string]any{key: addr}, nil)
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		r, err := plugin.Verify(ctx, rc)
+		if err == nil && r.Diagnostics.HasError() {
+			err = r.Diagnostics.Err()
+		}
+		return r.Checks, err
 	}
 }
