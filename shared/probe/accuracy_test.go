@@ -1,4 +1,4 @@
-package probe
+package probe_test
 
 import (
 	"context"
@@ -9,36 +9,24 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"encoding/xml"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/harden-dev/harden/shared/probe"
+	"github.com/harden-dev/harden/shared/probe/probetest"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
 // Accuracy against sslscan: for every openssl s_server configuration the set
 // of (protocol, cipher id) pairs harden reports must equal what Debian's
 // sslscan reports. Both tools run against the same live server.
-
-func needTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (CI=true: failing instead of skipping; scripts/setup.sh installs it)", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
 
 type sserverPKI struct{ dir, rsaCert, rsaKey, ecCert, ecKey, ca string }
 
@@ -106,7 +94,7 @@ var sserverConfigs = []sserverConfig{
 // startSServer runs openssl s_server with cfg on a free loopback port.
 func startSServer(t testing.TB, p sserverPKI, cfg sserverConfig, host string) string {
 	t.Helper()
-	openssl := needTool(t, "openssl")
+	openssl := probetest.NeedTool(t, "openssl")
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
@@ -141,85 +129,13 @@ func startSServer(t testing.TB, p sserverPKI, cfg sserverConfig, host string) st
 	return ""
 }
 
-type sslscanXML struct {
-	Ciphers []struct {
-		Status  string `xml:"status,attr"`
-		Version string `xml:"sslversion,attr"`
-		ID      string `xml:"id,attr"`
-	} `xml:"ssltest>cipher"`
-	Groups []struct {
-		Version string `xml:"sslversion,attr"`
-		ID      string `xml:"id,attr"`
-	} `xml:"ssltest>group"`
-}
-
-func sslscanPairs(t testing.TB, addr string, extra ...string) []string {
-	pairs, _ := sslscanRun(t, addr, extra...)
-	return pairs
-}
-
-// sslscanRun returns (protocol, suite) pairs and the TLS 1.3 groups.
-func sslscanRun(t testing.TB, addr string, extra ...string) ([]string, []string) {
-	t.Helper()
-	out, err := exec.Command(needTool(t, "sslscan"), append(append([]string{"--no-colour", "--xml=-"}, extra...), addr)...).Output()
-	if err != nil {
-		t.Fatalf("sslscan: %v", err)
-	}
-	var doc sslscanXML
-	if err := xml.Unmarshal(out, &doc); err != nil {
-		t.Fatalf("sslscan xml: %v", err)
-	}
-	var pairs []string
-	for _, c := range doc.Ciphers {
-		id, _ := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(c.ID), "0x"), 16, 16)
-		v := c.Version
-		if v == "TLSv1.0" {
-			v = "TLSv1"
-		}
-		pairs = append(pairs, v+" "+tlsprofile.HexID(uint16(id)))
-	}
-	slices.Sort(pairs)
-	var groups []string
-	for _, g := range doc.Groups {
-		id, _ := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(g.ID), "0x"), 16, 16)
-		if g.Version == "TLSv1.3" {
-			groups = append(groups, tlsprofile.HexID(uint16(id)))
-		}
-	}
-	slices.Sort(groups)
-	return pairs, groups
-}
-
-func hardenPairs(res *Result) []string {
-	var pairs []string
-	for _, c := range res.Ciphers {
-		pairs = append(pairs, tlsprofile.VersionName(c.Version)+" "+tlsprofile.HexID(c.ID))
-	}
-	slices.Sort(pairs)
-	return pairs
-}
-
-func diff(a, b []string) (onlyA, onlyB []string) {
-	for _, x := range a {
-		if !slices.Contains(b, x) {
-			onlyA = append(onlyA, x)
-		}
-	}
-	for _, x := range b {
-		if !slices.Contains(a, x) {
-			onlyB = append(onlyB, x)
-		}
-	}
-	return
-}
-
 func TestAccuracyAgainstSSLScan(t *testing.T) {
-	needTool(t, "sslscan")
+	probetest.NeedTool(t, "sslscan")
 	p := newSServerPKI(t)
 	for _, cfg := range sserverConfigs {
 		t.Run(cfg.name, func(t *testing.T) {
 			addr := startSServer(t, p, cfg, "127.0.0.1")
-			res, err := Scan(context.Background(), Target{Address: addr}, Options{})
+			res, err := probe.Scan(context.Background(), probe.Target{Address: addr}, probe.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,22 +149,22 @@ func TestAccuracyAgainstSSLScan(t *testing.T) {
 				// sslscan agrees once it has a client certificate.
 				extra = []string{"--certs=" + p.rsaCert, "--pk=" + p.rsaKey}
 			}
-			want, wantGroups := sslscanRun(t, addr, extra...)
-			got := hardenPairs(res)
+			want, wantGroups := probetest.SSLScan(t, addr, extra...)
+			got := probetest.Pairs(res)
 			if slices.Contains(res.AcceptedVersions(), tlsprofile.VersionTLS13) {
 				var gotGroups []string
 				for _, g := range res.Groups {
 					gotGroups = append(gotGroups, tlsprofile.HexID(g))
 				}
 				slices.Sort(gotGroups)
-				if a, b := diff(gotGroups, wantGroups); len(a)+len(b) > 0 {
+				if a, b := probetest.Diff(gotGroups, wantGroups); len(a)+len(b) > 0 {
 					t.Errorf("TLS 1.3 groups: harden only %v, sslscan only %v", a, b)
 				}
 			}
 			if len(want) == 0 {
 				t.Fatalf("sslscan found no suites; the server did not start as configured")
 			}
-			if onlyHarden, onlySSLScan := diff(got, want); len(onlyHarden)+len(onlySSLScan) > 0 {
+			if onlyHarden, onlySSLScan := probetest.Diff(got, want); len(onlyHarden)+len(onlySSLScan) > 0 {
 				t.Errorf("harden only: %v\nsslscan only: %v", onlyHarden, onlySSLScan)
 			}
 			t.Logf("%d (protocol, suite) pairs agree; %d connections, %v", len(got), res.Connections, res.Duration.Round(time.Millisecond))
@@ -257,38 +173,25 @@ func TestAccuracyAgainstSSLScan(t *testing.T) {
 				// handshake, so the client-certificate attempt is honestly
 				// inconclusive ("handshake refused ... before any client
 				// certificate was asked for").
-				if res.ClientAuth.NoCert.Outcome != Inconclusive {
+				if res.ClientAuth.NoCert.Outcome != probe.Inconclusive {
 					t.Errorf("client auth on a server Go cannot handshake with: %v", res.ClientAuth.NoCert)
 				}
-				res.ClientAuth.NoCert = Observation{}
+				res.ClientAuth.NoCert = probe.Observation{}
 			}
-			requireConclusive(t, res)
-			if (cfg.name == "client-cert-required" || cfg.name == "client-speaks-first-mtls") && res.ClientAuth.NoCert.Outcome != Refused {
+			probetest.RequireConclusive(t, res)
+			if (cfg.name == "client-cert-required" || cfg.name == "client-speaks-first-mtls") && res.ClientAuth.NoCert.Outcome != probe.Refused {
 				t.Errorf("client certificate requirement not detected: %s", res.ClientAuth.NoCert.Evidence)
 			}
 			// s_server -Verify without -verify_return_error logs a failed
 			// verification and carries on: an unrelated CA's certificate
 			// gets in. With it, the session is refused.
-			if want := map[string]Outcome{"client-cert-required": Accepted, "client-speaks-first-mtls": Refused}[cfg.name]; want != NotAttempted && res.ClientAuth.WrongCA.Outcome != want {
+			if want := map[string]probe.Outcome{"client-cert-required": probe.Accepted, "client-speaks-first-mtls": probe.Refused}[cfg.name]; want != probe.NotAttempted && res.ClientAuth.WrongCA.Outcome != want {
 				t.Errorf("unrelated CA certificate: %v, want %s", res.ClientAuth.WrongCA, want)
 			}
 			if cfg.name == "intermediate-server-order" && (!res.ServerPreference || len(res.PreferenceOrder) != 3 || res.PreferenceOrder[0] != 0xC02C) {
 				t.Errorf("server order: %v %v", res.ServerPreference, res.PreferenceOrder)
 			}
 		})
-	}
-}
-
-// requireConclusive: a real, healthy server answers every probe in its own
-// words — no observation may be inconclusive and nothing is retried.
-func requireConclusive(t testing.TB, res *Result) {
-	t.Helper()
-	if n := res.Inconclusive(); n > 0 || res.Retries > 0 {
-		t.Errorf("%d inconclusive observations, %d retries on a healthy server:", n, res.Retries)
-		for _, p := range res.Protocols {
-			t.Errorf("  %s: %s %s %s", tlsprofile.VersionName(p.Version), p.Outcome, p.Evidence, p.SuitesIncomplete)
-		}
-		t.Errorf("  groups: %s; plaintext: %s; client auth: %v / %v / %v", res.GroupsIncomplete, res.Plaintext.Evidence, res.ClientAuth.NoCert, res.ClientAuth.WrongCA, res.ClientAuth.Trusted)
 	}
 }
 
@@ -300,7 +203,7 @@ func TestScanIPv6(t *testing.T) {
 	}
 	p := newSServerPKI(t)
 	addr := startSServer(t, p, sserverConfigs[0], "::1")
-	res, err := Scan(context.Background(), Target{Address: addr}, Options{})
+	res, err := probe.Scan(context.Background(), probe.Target{Address: addr}, probe.Options{})
 	if err != nil || res.ConnectErr != nil {
 		t.Fatal(err, res.ConnectErr)
 	}
@@ -312,7 +215,7 @@ func TestScanIPv6(t *testing.T) {
 // BenchmarkScanVsSSLScan: a full scan per configuration and, in the same
 // run, sslscan against the same server; reports both medians and the ratio.
 func BenchmarkScanVsSSLScan(b *testing.B) {
-	needTool(b, "sslscan")
+	probetest.NeedTool(b, "sslscan")
 	p := newSServerPKI(b)
 	for _, cfg := range sserverConfigs {
 		b.Run(cfg.name, func(b *testing.B) {
@@ -320,14 +223,14 @@ func BenchmarkScanVsSSLScan(b *testing.B) {
 			var ours, theirs []time.Duration
 			for b.Loop() {
 				start := time.Now()
-				if _, err := Scan(context.Background(), Target{Address: addr}, Options{}); err != nil {
+				if _, err := probe.Scan(context.Background(), probe.Target{Address: addr}, probe.Options{}); err != nil {
 					b.Fatal(err)
 				}
 				ours = append(ours, time.Since(start))
 			}
 			for range min(5, len(ours)) {
 				start := time.Now()
-				sslscanPairs(b, addr)
+				func() []string { p, _ := probetest.SSLScan(b, addr); return p }()
 				theirs = append(theirs, time.Since(start))
 			}
 			slices.Sort(ours)
