@@ -40,7 +40,7 @@ func diagsToPB(ds Diagnostics) []*pb.Diagnostic {
 var capToPB = map[Capability]pb.Capability{
 	CapRender: pb.Capability_CAPABILITY_RENDER, CapPlan: pb.Capability_CAPABILITY_PLAN,
 	CapApply: pb.Capability_CAPABILITY_APPLY, CapVerify: pb.Capability_CAPABILITY_VERIFY,
-	CapIssuer: pb.Capability_CAPABILITY_ISSUER,
+	CapIssuer: pb.Capability_CAPABILITY_ISSUER, CapInventory: pb.Capability_CAPABILITY_INVENTORY,
 }
 
 func u16s(in []uint32) []uint16 {
@@ -151,3 +151,30 @@ func checksToPB(in []Check) []*pb.Check {
 }
 
 func secondsToDuration(s int64) time.Duration { return time.Duration(s) * time.Second }
+
+func listenersToPB(in []ServedListener) []*pb.ServedListener {
+	out := make([]*pb.ServedListener, 0, len(in))
+	for _, l := range in {
+		hs := make([]*pb.ServedHandshake, 0, len(l.Handshakes))
+		for _, h := range l.Handshakes {
+			hs = append(hs, &pb.ServedHandshake{ChainPem: h.ChainPEM, Version: validUTF8(h.Version), Outcome: validUTF8(h.Outcome), Evidence: validUTF8(h.Evidence)})
+		}
+		out = append(out, &pb.ServedListener{Name: validUTF8(l.Name), Address: validUTF8(l.Address), Handshakes: hs,
+			ReloadsOn: validUTF8(l.ReloadsOn), Error: validUTF8(l.Error)})
+	}
+	return out
+}
+
+func storedToPB(in []StoredItem) []*pb.StoredItem {
+	out := make([]*pb.StoredItem, 0, len(in))
+	for _, it := range in {
+		var created int64
+		if !it.LatestCreated.IsZero() {
+			created = it.LatestCreated.Unix()
+		}
+		out = append(out, &pb.StoredItem{Kind: validUTF8(it.Kind), Name: validUTF8(it.Name), Location: validUTF8(it.Location),
+			ChainPem: it.ChainPEM, LatestVersion: int64(it.LatestVersion), LatestCreatedUnix: created,
+			AutoRotatePeriodSeconds: int64(it.AutoRotatePeriod / time.Second), KeyType: validUTF8(it.KeyType), Error: validUTF8(it.Error)})
+	}
+	return out
+}

@@ -48,6 +48,8 @@ const (
 	CapApply  Capability = "apply"
 	CapVerify Capability = "verify"
 	CapIssuer Capability = "issuer"
+	// CapInventory: the plugin implements Inventorier.
+	CapInventory Capability = "inventory"
 )
 
 // CapabilitiesOf derives the capabilities from the interfaces p implements.
@@ -67,6 +69,9 @@ func CapabilitiesOf(p Plugin) []Capability {
 	}
 	if _, ok := p.(Issuer); ok {
 		caps = append(caps, CapIssuer)
+	}
+	if _, ok := p.(Inventorier); ok {
+		caps = append(caps, CapInventory)
 	}
 	return caps
 }

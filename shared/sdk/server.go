@@ -214,3 +214,19 @@ func (s *server) IssueCertificate(ctx context.Context, req *pb.IssueCertificateR
 	}
 	return &pb.IssueCertificateResponse{Certificate: certsToPB(resp.Certificate), Diagnostics: diagsToPB(resp.Diagnostics)}, nil
 }
+
+func (s *server) Inventory(ctx context.Context, req *pb.InventoryRequest) (*pb.InventoryResponse, error) {
+	ctx, done := s.requestContext(ctx)
+	defer done()
+	inv, ok := s.impl.(Inventorier)
+	if !ok {
+		return &pb.InventoryResponse{Diagnostics: diagsToPB(unsupported("inventory"))}, nil
+	}
+	rc := requestContextFromPB(req, req.GetCertificates())
+	resp := InventoryResponse{Diagnostics: s.admit(ctx, rc)}
+	if !resp.Diagnostics.HasError() {
+		q := InventoryRequest{RequestContext: rc, Handshakes: max(1, int(req.GetHandshakes()))}
+		s.call(&resp.Diagnostics, func() { inv.Inventory(ctx, q, &resp) })
+	}
+	return &pb.InventoryResponse{Listeners: listenersToPB(resp.Listeners), Stored: storedToPB(resp.Stored), Diagnostics: diagsToPB(resp.Diagnostics)}, nil
+}

@@ -496,6 +496,16 @@ func (c *Client) IssueCertificate(ctx context.Context, q sdk.IssueCertificateReq
 	return sdk.IssueCertificateResponse{Certificate: certsFromPB(r.GetCertificate()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
+// Inventory calls Inventory with handshakes fresh handshakes per listener.
+func (c *Client) Inventory(ctx context.Context, rc sdk.RequestContext, handshakes int) (sdk.InventoryResponse, error) {
+	r, err := c.rpc.Inventory(ctx, &pb.InventoryRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target),
+		Certificates: certsToPB(rc.Certificates), Handshakes: int32(min(max(handshakes, 1), 1000))})
+	if err != nil {
+		return sdk.InventoryResponse{}, c.wrap(ctx, "inventory", err)
+	}
+	return sdk.InventoryResponse{Listeners: listenersFromPB(r.GetListeners()), Stored: storedFromPB(r.GetStored()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
 // Stop asks the plugin to cancel all in-flight work.
 func (c *Client) Stop(ctx context.Context) error {
 	_, err := c.rpc.Stop(ctx, &pb.StopRequest{})

@@ -140,10 +140,36 @@ var actionToPB = map[sdk.Action]pb.Change_Action{sdk.Create: pb.Change_ACTION_CR
 var capToPB = map[sdk.Capability]pb.Capability{
 	sdk.CapRender: pb.Capability_CAPABILITY_RENDER, sdk.CapPlan: pb.Capability_CAPABILITY_PLAN,
 	sdk.CapApply: pb.Capability_CAPABILITY_APPLY, sdk.CapVerify: pb.Capability_CAPABILITY_VERIFY,
-	sdk.CapIssuer: pb.Capability_CAPABILITY_ISSUER,
+	sdk.CapIssuer: pb.Capability_CAPABILITY_ISSUER, sdk.CapInventory: pb.Capability_CAPABILITY_INVENTORY,
 }
 
 func certsFromPB(in *pb.CertificateMaterial) sdk.Certificates {
 	return sdk.Certificates{ChainPEM: in.GetCertificateChainPem(), KeyPEM: in.GetPrivateKeyPem(), CABundlePEM: in.GetCaBundlePem(),
 		ClientChainPEM: in.GetClientCertificateChainPem(), ClientKeyPEM: in.GetClientPrivateKeyPem(), CRLPEM: in.GetCrlPem()}
+}
+
+func listenersFromPB(in []*pb.ServedListener) []sdk.ServedListener {
+	out := make([]sdk.ServedListener, 0, len(in))
+	for _, l := range in {
+		hs := make([]sdk.ServedHandshake, 0, len(l.GetHandshakes()))
+		for _, h := range l.GetHandshakes() {
+			hs = append(hs, sdk.ServedHandshake{ChainPEM: h.GetChainPem(), Version: h.GetVersion(), Outcome: h.GetOutcome(), Evidence: h.GetEvidence()})
+		}
+		out = append(out, sdk.ServedListener{Name: l.GetName(), Address: l.GetAddress(), Handshakes: hs, ReloadsOn: l.GetReloadsOn(), Error: l.GetError()})
+	}
+	return out
+}
+
+func storedFromPB(in []*pb.StoredItem) []sdk.StoredItem {
+	out := make([]sdk.StoredItem, 0, len(in))
+	for _, it := range in {
+		var created time.Time
+		if it.GetLatestCreatedUnix() != 0 {
+			created = time.Unix(it.GetLatestCreatedUnix(), 0).UTC()
+		}
+		out = append(out, sdk.StoredItem{Kind: it.GetKind(), Name: it.GetName(), Location: it.GetLocation(), ChainPEM: it.GetChainPem(),
+			LatestVersion: int(it.GetLatestVersion()), LatestCreated: created,
+			AutoRotatePeriod: time.Duration(it.GetAutoRotatePeriodSeconds()) * time.Second, KeyType: it.GetKeyType(), Error: it.GetError()})
+	}
+	return out
 }

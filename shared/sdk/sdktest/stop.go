@@ -50,6 +50,10 @@ func stopChecks(t *testing.T, h Harness, client *hostclient.Client, meta sdk.Met
 			r, err := client.Verify(ctx, rcFor(sdk.CapVerify))
 			return r.Diagnostics, err
 		}},
+		{"inventory", sdk.CapInventory, func(ctx context.Context) (sdk.Diagnostics, error) {
+			r, err := client.Inventory(ctx, rcFor(sdk.CapInventory), 1)
+			return r.Diagnostics, err
+		}},
 		{"issue_certificate", sdk.CapIssuer, func(ctx context.Context) (sdk.Diagnostics, error) {
 			r, err := client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rcFor(sdk.CapIssuer), ForTarget: rc.Target.Name, Usage: "ca"})
 			return r.Diagnostics, err

@@ -42,6 +42,8 @@ const (
 	Capability_CAPABILITY_VERIFY      Capability = 4
 	// The plugin can issue certificates for other targets (a CA source).
 	Capability_CAPABILITY_ISSUER Capability = 5
+	// The plugin reports served and stored certificates and keys (Inventory).
+	Capability_CAPABILITY_INVENTORY Capability = 6
 )
 
 // Enum value maps for Capability.
@@ -53,6 +55,7 @@ var (
 		3: "CAPABILITY_APPLY",
 		4: "CAPABILITY_VERIFY",
 		5: "CAPABILITY_ISSUER",
+		6: "CAPABILITY_INVENTORY",
 	}
 	Capability_value = map[string]int32{
 		"CAPABILITY_UNSPECIFIED": 0,
@@ -61,6 +64,7 @@ var (
 		"CAPABILITY_APPLY":       3,
 		"CAPABILITY_VERIFY":      4,
 		"CAPABILITY_ISSUER":      5,
+		"CAPABILITY_INVENTORY":   6,
 	}
 )
 
@@ -2278,6 +2282,411 @@ func (x *IssueCertificateResponse) GetDiagnostics() []*Diagnostic {
 	return nil
 }
 
+type InventoryRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *PolicyContext         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Target *TargetConfig          `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// The trust bundle and harden's client identity, as for Verify.
+	Certificates *CertificateMaterial `protobuf:"bytes,3,opt,name=certificates,proto3" json:"certificates,omitempty"`
+	// Fresh handshakes to make on every listener (0 means 1). The rotation
+	// gate asks for several consecutive ones.
+	Handshakes    int32 `protobuf:"varint,4,opt,name=handshakes,proto3" json:"handshakes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InventoryRequest) Reset() {
+	*x = InventoryRequest{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InventoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InventoryRequest) ProtoMessage() {}
+
+func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InventoryRequest.ProtoReflect.Descriptor instead.
+func (*InventoryRequest) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *InventoryRequest) GetPolicy() *PolicyContext {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *InventoryRequest) GetTarget() *TargetConfig {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *InventoryRequest) GetCertificates() *CertificateMaterial {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
+}
+
+func (x *InventoryRequest) GetHandshakes() int32 {
+	if x != nil {
+		return x.Handshakes
+	}
+	return 0
+}
+
+// One fresh connection to a listener: the chain the server sent and whether
+// a client holding the request's trust bundle and client identity got in.
+type ServedHandshake struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's certificates, leaf first (PEM); empty when the handshake
+	// did not get that far.
+	ChainPem []byte `protobuf:"bytes,1,opt,name=chain_pem,json=chainPem,proto3" json:"chain_pem,omitempty"`
+	// Negotiated protocol version (e.g. "TLSv1.3"); empty without a handshake.
+	Version string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// "accepted": the session (and the dialect's application exchange, where
+	// it has one) went through; "refused": the server refused in its own words;
+	// "inconclusive": anything else (then evidence says why).
+	Outcome string `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The server's words or the reason nothing conclusive was observed.
+	Evidence      string `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServedHandshake) Reset() {
+	*x = ServedHandshake{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServedHandshake) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServedHandshake) ProtoMessage() {}
+
+func (x *ServedHandshake) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServedHandshake.ProtoReflect.Descriptor instead.
+func (*ServedHandshake) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ServedHandshake) GetChainPem() []byte {
+	if x != nil {
+		return x.ChainPem
+	}
+	return nil
+}
+
+func (x *ServedHandshake) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ServedHandshake) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ServedHandshake) GetEvidence() string {
+	if x != nil {
+		return x.Evidence
+	}
+	return ""
+}
+
+type ServedListener struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Listener name inside the target (e.g. "SSL", "CONTROLLER", "postgres").
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// host:port
+	Address    string             `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Handshakes []*ServedHandshake `protobuf:"bytes,3,rep,name=handshakes,proto3" json:"handshakes,omitempty"`
+	// Empty when the listener takes new certificate material live; otherwise
+	// when it does (e.g. "restart": a Kafka controller listener keeps its
+	// certificate after a KIP-226 update until the broker restarts).
+	ReloadsOn string `protobuf:"bytes,4,opt,name=reloads_on,json=reloadsOn,proto3" json:"reloads_on,omitempty"`
+	// Why the listener could not be reached at all.
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServedListener) Reset() {
+	*x = ServedListener{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServedListener) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServedListener) ProtoMessage() {}
+
+func (x *ServedListener) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServedListener.ProtoReflect.Descriptor instead.
+func (*ServedListener) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ServedListener) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServedListener) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ServedListener) GetHandshakes() []*ServedHandshake {
+	if x != nil {
+		return x.Handshakes
+	}
+	return nil
+}
+
+func (x *ServedListener) GetReloadsOn() string {
+	if x != nil {
+		return x.ReloadsOn
+	}
+	return ""
+}
+
+func (x *ServedListener) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// A certificate or key the target stores (not one it serves).
+type StoredItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "ca", "certificate" or "key".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Where it lives, e.g. "pki_int issuer" or "transit/keys/lake-kek".
+	Location string `protobuf:"bytes,3,opt,name=location,proto3" json:"location,omitempty"`
+	// Certificates, leaf (or the CA) first, PEM.
+	ChainPem []byte `protobuf:"bytes,4,opt,name=chain_pem,json=chainPem,proto3" json:"chain_pem,omitempty"`
+	// Keys: the latest version, when it was made, the automatic rotation
+	// period (0: rotation is off) and the key type.
+	LatestVersion           int64  `protobuf:"varint,5,opt,name=latest_version,json=latestVersion,proto3" json:"latest_version,omitempty"`
+	LatestCreatedUnix       int64  `protobuf:"varint,6,opt,name=latest_created_unix,json=latestCreatedUnix,proto3" json:"latest_created_unix,omitempty"`
+	AutoRotatePeriodSeconds int64  `protobuf:"varint,7,opt,name=auto_rotate_period_seconds,json=autoRotatePeriodSeconds,proto3" json:"auto_rotate_period_seconds,omitempty"`
+	KeyType                 string `protobuf:"bytes,8,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
+	// Why the item could not be read (then the rest is empty).
+	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredItem) Reset() {
+	*x = StoredItem{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredItem) ProtoMessage() {}
+
+func (x *StoredItem) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredItem.ProtoReflect.Descriptor instead.
+func (*StoredItem) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *StoredItem) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *StoredItem) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StoredItem) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *StoredItem) GetChainPem() []byte {
+	if x != nil {
+		return x.ChainPem
+	}
+	return nil
+}
+
+func (x *StoredItem) GetLatestVersion() int64 {
+	if x != nil {
+		return x.LatestVersion
+	}
+	return 0
+}
+
+func (x *StoredItem) GetLatestCreatedUnix() int64 {
+	if x != nil {
+		return x.LatestCreatedUnix
+	}
+	return 0
+}
+
+func (x *StoredItem) GetAutoRotatePeriodSeconds() int64 {
+	if x != nil {
+		return x.AutoRotatePeriodSeconds
+	}
+	return 0
+}
+
+func (x *StoredItem) GetKeyType() string {
+	if x != nil {
+		return x.KeyType
+	}
+	return ""
+}
+
+func (x *StoredItem) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type InventoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Listeners     []*ServedListener      `protobuf:"bytes,1,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	Stored        []*StoredItem          `protobuf:"bytes,2,rep,name=stored,proto3" json:"stored,omitempty"`
+	Diagnostics   []*Diagnostic          `protobuf:"bytes,3,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InventoryResponse) Reset() {
+	*x = InventoryResponse{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InventoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InventoryResponse) ProtoMessage() {}
+
+func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InventoryResponse.ProtoReflect.Descriptor instead.
+func (*InventoryResponse) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *InventoryResponse) GetListeners() []*ServedListener {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
+func (x *InventoryResponse) GetStored() []*StoredItem {
+	if x != nil {
+		return x.Stored
+	}
+	return nil
+}
+
+func (x *InventoryResponse) GetDiagnostics() []*Diagnostic {
+	if x != nil {
+		return x.Diagnostics
+	}
+	return nil
+}
+
 type StopRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2286,7 +2695,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[27]
+	mi := &file_harden_target_v1_target_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2707,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[27]
+	mi := &file_harden_target_v1_target_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2720,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{27}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{32}
 }
 
 type StopResponse struct {
@@ -2322,7 +2731,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[28]
+	mi := &file_harden_target_v1_target_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +2743,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[28]
+	mi := &file_harden_target_v1_target_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +2756,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{28}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{33}
 }
 
 var File_harden_target_v1_target_proto protoreflect.FileDescriptor
@@ -2538,9 +2947,45 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\acsr_pem\x18\b \x01(\fR\x06csrPem\"\xa3\x01\n" +
 	"\x18IssueCertificateResponse\x12G\n" +
 	"\vcertificate\x18\x01 \x01(\v2%.harden.target.v1.CertificateMaterialR\vcertificate\x12>\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\r\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xee\x01\n" +
+	"\x10InventoryRequest\x127\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1f.harden.target.v1.PolicyContextR\x06policy\x126\n" +
+	"\x06target\x18\x02 \x01(\v2\x1e.harden.target.v1.TargetConfigR\x06target\x12I\n" +
+	"\fcertificates\x18\x03 \x01(\v2%.harden.target.v1.CertificateMaterialR\fcertificates\x12\x1e\n" +
+	"\n" +
+	"handshakes\x18\x04 \x01(\x05R\n" +
+	"handshakes\"~\n" +
+	"\x0fServedHandshake\x12\x1b\n" +
+	"\tchain_pem\x18\x01 \x01(\fR\bchainPem\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x18\n" +
+	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x12\x1a\n" +
+	"\bevidence\x18\x04 \x01(\tR\bevidence\"\xb6\x01\n" +
+	"\x0eServedListener\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12A\n" +
+	"\n" +
+	"handshakes\x18\x03 \x03(\v2!.harden.target.v1.ServedHandshakeR\n" +
+	"handshakes\x12\x1d\n" +
+	"\n" +
+	"reloads_on\x18\x04 \x01(\tR\treloadsOn\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"\xb2\x02\n" +
+	"\n" +
+	"StoredItem\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\blocation\x18\x03 \x01(\tR\blocation\x12\x1b\n" +
+	"\tchain_pem\x18\x04 \x01(\fR\bchainPem\x12%\n" +
+	"\x0elatest_version\x18\x05 \x01(\x03R\rlatestVersion\x12.\n" +
+	"\x13latest_created_unix\x18\x06 \x01(\x03R\x11latestCreatedUnix\x12;\n" +
+	"\x1aauto_rotate_period_seconds\x18\a \x01(\x03R\x17autoRotatePeriodSeconds\x12\x19\n" +
+	"\bkey_type\x18\b \x01(\tR\akeyType\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"\xc9\x01\n" +
+	"\x11InventoryResponse\x12>\n" +
+	"\tlisteners\x18\x01 \x03(\v2 .harden.target.v1.ServedListenerR\tlisteners\x124\n" +
+	"\x06stored\x18\x02 \x03(\v2\x1c.harden.target.v1.StoredItemR\x06stored\x12>\n" +
+	"\vdiagnostics\x18\x03 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\r\n" +
 	"\vStopRequest\"\x0e\n" +
-	"\fStopResponse*\x98\x01\n" +
+	"\fStopResponse*\xb2\x01\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -2548,7 +2993,8 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x0fCAPABILITY_PLAN\x10\x02\x12\x14\n" +
 	"\x10CAPABILITY_APPLY\x10\x03\x12\x15\n" +
 	"\x11CAPABILITY_VERIFY\x10\x04\x12\x15\n" +
-	"\x11CAPABILITY_ISSUER\x10\x052\xfd\x05\n" +
+	"\x11CAPABILITY_ISSUER\x10\x05\x12\x18\n" +
+	"\x14CAPABILITY_INVENTORY\x10\x062\xd3\x06\n" +
 	"\rTargetService\x12Z\n" +
 	"\vGetMetadata\x12$.harden.target.v1.GetMetadataRequest\x1a%.harden.target.v1.GetMetadataResponse\x12T\n" +
 	"\tGetSchema\x12\".harden.target.v1.GetSchemaRequest\x1a#.harden.target.v1.GetSchemaResponse\x12]\n" +
@@ -2557,7 +3003,8 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x04Plan\x12\x1d.harden.target.v1.PlanRequest\x1a\x1e.harden.target.v1.PlanResponse\x12H\n" +
 	"\x05Apply\x12\x1e.harden.target.v1.ApplyRequest\x1a\x1f.harden.target.v1.ApplyResponse\x12K\n" +
 	"\x06Verify\x12\x1f.harden.target.v1.VerifyRequest\x1a .harden.target.v1.VerifyResponse\x12i\n" +
-	"\x10IssueCertificate\x12).harden.target.v1.IssueCertificateRequest\x1a*.harden.target.v1.IssueCertificateResponse\x12E\n" +
+	"\x10IssueCertificate\x12).harden.target.v1.IssueCertificateRequest\x1a*.harden.target.v1.IssueCertificateResponse\x12T\n" +
+	"\tInventory\x12\".harden.target.v1.InventoryRequest\x1a#.harden.target.v1.InventoryResponse\x12E\n" +
 	"\x04Stop\x12\x1d.harden.target.v1.StopRequest\x1a\x1e.harden.target.v1.StopResponseBDZBgithub.com/harden-dev/harden/shared/sdk/internal/targetv1;targetv1b\x06proto3"
 
 var (
@@ -2573,7 +3020,7 @@ func file_harden_target_v1_target_proto_rawDescGZIP() []byte {
 }
 
 var file_harden_target_v1_target_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_harden_target_v1_target_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_harden_target_v1_target_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_harden_target_v1_target_proto_goTypes = []any{
 	(Capability)(0),                  // 0: harden.target.v1.Capability
 	(Diagnostic_Severity)(0),         // 1: harden.target.v1.Diagnostic.Severity
@@ -2608,9 +3055,14 @@ var file_harden_target_v1_target_proto_goTypes = []any{
 	(*VerifyResponse)(nil),           // 30: harden.target.v1.VerifyResponse
 	(*IssueCertificateRequest)(nil),  // 31: harden.target.v1.IssueCertificateRequest
 	(*IssueCertificateResponse)(nil), // 32: harden.target.v1.IssueCertificateResponse
-	(*StopRequest)(nil),              // 33: harden.target.v1.StopRequest
-	(*StopResponse)(nil),             // 34: harden.target.v1.StopResponse
-	nil,                              // 35: harden.target.v1.TargetConfig.SecretsEntry
+	(*InventoryRequest)(nil),         // 33: harden.target.v1.InventoryRequest
+	(*ServedHandshake)(nil),          // 34: harden.target.v1.ServedHandshake
+	(*ServedListener)(nil),           // 35: harden.target.v1.ServedListener
+	(*StoredItem)(nil),               // 36: harden.target.v1.StoredItem
+	(*InventoryResponse)(nil),        // 37: harden.target.v1.InventoryResponse
+	(*StopRequest)(nil),              // 38: harden.target.v1.StopRequest
+	(*StopResponse)(nil),             // 39: harden.target.v1.StopResponse
+	nil,                              // 40: harden.target.v1.TargetConfig.SecretsEntry
 }
 var file_harden_target_v1_target_proto_depIdxs = []int32{
 	0,  // 0: harden.target.v1.GetMetadataResponse.capabilities:type_name -> harden.target.v1.Capability
@@ -2620,7 +3072,7 @@ var file_harden_target_v1_target_proto_depIdxs = []int32{
 	10, // 4: harden.target.v1.PolicyContext.profile:type_name -> harden.target.v1.TLSProfile
 	11, // 5: harden.target.v1.PolicyContext.rotation:type_name -> harden.target.v1.Rotation
 	13, // 6: harden.target.v1.PolicyContext.targets:type_name -> harden.target.v1.TargetRef
-	35, // 7: harden.target.v1.TargetConfig.secrets:type_name -> harden.target.v1.TargetConfig.SecretsEntry
+	40, // 7: harden.target.v1.TargetConfig.secrets:type_name -> harden.target.v1.TargetConfig.SecretsEntry
 	1,  // 8: harden.target.v1.Diagnostic.severity:type_name -> harden.target.v1.Diagnostic.Severity
 	2,  // 9: harden.target.v1.Diagnostic.source:type_name -> harden.target.v1.Diagnostic.Source
 	3,  // 10: harden.target.v1.Change.action:type_name -> harden.target.v1.Change.Action
@@ -2653,29 +3105,38 @@ var file_harden_target_v1_target_proto_depIdxs = []int32{
 	15, // 37: harden.target.v1.IssueCertificateRequest.target:type_name -> harden.target.v1.TargetConfig
 	16, // 38: harden.target.v1.IssueCertificateResponse.certificate:type_name -> harden.target.v1.CertificateMaterial
 	17, // 39: harden.target.v1.IssueCertificateResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	6,  // 40: harden.target.v1.TargetService.GetMetadata:input_type -> harden.target.v1.GetMetadataRequest
-	8,  // 41: harden.target.v1.TargetService.GetSchema:input_type -> harden.target.v1.GetSchemaRequest
-	21, // 42: harden.target.v1.TargetService.ValidateSpec:input_type -> harden.target.v1.ValidateSpecRequest
-	23, // 43: harden.target.v1.TargetService.Render:input_type -> harden.target.v1.RenderRequest
-	25, // 44: harden.target.v1.TargetService.Plan:input_type -> harden.target.v1.PlanRequest
-	27, // 45: harden.target.v1.TargetService.Apply:input_type -> harden.target.v1.ApplyRequest
-	29, // 46: harden.target.v1.TargetService.Verify:input_type -> harden.target.v1.VerifyRequest
-	31, // 47: harden.target.v1.TargetService.IssueCertificate:input_type -> harden.target.v1.IssueCertificateRequest
-	33, // 48: harden.target.v1.TargetService.Stop:input_type -> harden.target.v1.StopRequest
-	7,  // 49: harden.target.v1.TargetService.GetMetadata:output_type -> harden.target.v1.GetMetadataResponse
-	9,  // 50: harden.target.v1.TargetService.GetSchema:output_type -> harden.target.v1.GetSchemaResponse
-	22, // 51: harden.target.v1.TargetService.ValidateSpec:output_type -> harden.target.v1.ValidateSpecResponse
-	24, // 52: harden.target.v1.TargetService.Render:output_type -> harden.target.v1.RenderResponse
-	26, // 53: harden.target.v1.TargetService.Plan:output_type -> harden.target.v1.PlanResponse
-	28, // 54: harden.target.v1.TargetService.Apply:output_type -> harden.target.v1.ApplyResponse
-	30, // 55: harden.target.v1.TargetService.Verify:output_type -> harden.target.v1.VerifyResponse
-	32, // 56: harden.target.v1.TargetService.IssueCertificate:output_type -> harden.target.v1.IssueCertificateResponse
-	34, // 57: harden.target.v1.TargetService.Stop:output_type -> harden.target.v1.StopResponse
-	49, // [49:58] is the sub-list for method output_type
-	40, // [40:49] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	14, // 40: harden.target.v1.InventoryRequest.policy:type_name -> harden.target.v1.PolicyContext
+	15, // 41: harden.target.v1.InventoryRequest.target:type_name -> harden.target.v1.TargetConfig
+	16, // 42: harden.target.v1.InventoryRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
+	34, // 43: harden.target.v1.ServedListener.handshakes:type_name -> harden.target.v1.ServedHandshake
+	35, // 44: harden.target.v1.InventoryResponse.listeners:type_name -> harden.target.v1.ServedListener
+	36, // 45: harden.target.v1.InventoryResponse.stored:type_name -> harden.target.v1.StoredItem
+	17, // 46: harden.target.v1.InventoryResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	6,  // 47: harden.target.v1.TargetService.GetMetadata:input_type -> harden.target.v1.GetMetadataRequest
+	8,  // 48: harden.target.v1.TargetService.GetSchema:input_type -> harden.target.v1.GetSchemaRequest
+	21, // 49: harden.target.v1.TargetService.ValidateSpec:input_type -> harden.target.v1.ValidateSpecRequest
+	23, // 50: harden.target.v1.TargetService.Render:input_type -> harden.target.v1.RenderRequest
+	25, // 51: harden.target.v1.TargetService.Plan:input_type -> harden.target.v1.PlanRequest
+	27, // 52: harden.target.v1.TargetService.Apply:input_type -> harden.target.v1.ApplyRequest
+	29, // 53: harden.target.v1.TargetService.Verify:input_type -> harden.target.v1.VerifyRequest
+	31, // 54: harden.target.v1.TargetService.IssueCertificate:input_type -> harden.target.v1.IssueCertificateRequest
+	33, // 55: harden.target.v1.TargetService.Inventory:input_type -> harden.target.v1.InventoryRequest
+	38, // 56: harden.target.v1.TargetService.Stop:input_type -> harden.target.v1.StopRequest
+	7,  // 57: harden.target.v1.TargetService.GetMetadata:output_type -> harden.target.v1.GetMetadataResponse
+	9,  // 58: harden.target.v1.TargetService.GetSchema:output_type -> harden.target.v1.GetSchemaResponse
+	22, // 59: harden.target.v1.TargetService.ValidateSpec:output_type -> harden.target.v1.ValidateSpecResponse
+	24, // 60: harden.target.v1.TargetService.Render:output_type -> harden.target.v1.RenderResponse
+	26, // 61: harden.target.v1.TargetService.Plan:output_type -> harden.target.v1.PlanResponse
+	28, // 62: harden.target.v1.TargetService.Apply:output_type -> harden.target.v1.ApplyResponse
+	30, // 63: harden.target.v1.TargetService.Verify:output_type -> harden.target.v1.VerifyResponse
+	32, // 64: harden.target.v1.TargetService.IssueCertificate:output_type -> harden.target.v1.IssueCertificateResponse
+	37, // 65: harden.target.v1.TargetService.Inventory:output_type -> harden.target.v1.InventoryResponse
+	39, // 66: harden.target.v1.TargetService.Stop:output_type -> harden.target.v1.StopResponse
+	57, // [57:67] is the sub-list for method output_type
+	47, // [47:57] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_harden_target_v1_target_proto_init() }
@@ -2689,7 +3150,7 @@ func file_harden_target_v1_target_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_harden_target_v1_target_proto_rawDesc), len(file_harden_target_v1_target_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   30,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,7 @@ const (
 	TargetService_Apply_FullMethodName            = "/harden.target.v1.TargetService/Apply"
 	TargetService_Verify_FullMethodName           = "/harden.target.v1.TargetService/Verify"
 	TargetService_IssueCertificate_FullMethodName = "/harden.target.v1.TargetService/IssueCertificate"
+	TargetService_Inventory_FullMethodName        = "/harden.target.v1.TargetService/Inventory"
 	TargetService_Stop_FullMethodName             = "/harden.target.v1.TargetService/Stop"
 )
 
@@ -61,6 +62,11 @@ type TargetServiceClient interface {
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
 	// IssueCertificate is offered only by plugins advertising CAPABILITY_ISSUER.
 	IssueCertificate(ctx context.Context, in *IssueCertificateRequest, opts ...grpc.CallOption) (*IssueCertificateResponse, error)
+	// Inventory is offered only by plugins advertising CAPABILITY_INVENTORY:
+	// what the live target serves on each of its TLS listeners, seen in fresh
+	// handshakes, and the certificates and keys it stores (a CA, transit KEKs).
+	// The rotation gate and `harden inventory` rest on it.
+	Inventory(ctx context.Context, in *InventoryRequest, opts ...grpc.CallOption) (*InventoryResponse, error)
 	// Stop cancels every in-flight request of this plugin process.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
 }
@@ -153,6 +159,16 @@ func (c *targetServiceClient) IssueCertificate(ctx context.Context, in *IssueCer
 	return out, nil
 }
 
+func (c *targetServiceClient) Inventory(ctx context.Context, in *InventoryRequest, opts ...grpc.CallOption) (*InventoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InventoryResponse)
+	err := c.cc.Invoke(ctx, TargetService_Inventory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *targetServiceClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StopResponse)
@@ -183,6 +199,11 @@ type TargetServiceServer interface {
 	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
 	// IssueCertificate is offered only by plugins advertising CAPABILITY_ISSUER.
 	IssueCertificate(context.Context, *IssueCertificateRequest) (*IssueCertificateResponse, error)
+	// Inventory is offered only by plugins advertising CAPABILITY_INVENTORY:
+	// what the live target serves on each of its TLS listeners, seen in fresh
+	// handshakes, and the certificates and keys it stores (a CA, transit KEKs).
+	// The rotation gate and `harden inventory` rest on it.
+	Inventory(context.Context, *InventoryRequest) (*InventoryResponse, error)
 	// Stop cancels every in-flight request of this plugin process.
 	Stop(context.Context, *StopRequest) (*StopResponse, error)
 	mustEmbedUnimplementedTargetServiceServer()
@@ -218,6 +239,9 @@ func (UnimplementedTargetServiceServer) Verify(context.Context, *VerifyRequest) 
 }
 func (UnimplementedTargetServiceServer) IssueCertificate(context.Context, *IssueCertificateRequest) (*IssueCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IssueCertificate not implemented")
+}
+func (UnimplementedTargetServiceServer) Inventory(context.Context, *InventoryRequest) (*InventoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Inventory not implemented")
 }
 func (UnimplementedTargetServiceServer) Stop(context.Context, *StopRequest) (*StopResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stop not implemented")
@@ -387,6 +411,24 @@ func _TargetService_IssueCertificate_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TargetService_Inventory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InventoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TargetServiceServer).Inventory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TargetService_Inventory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TargetServiceServer).Inventory(ctx, req.(*InventoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TargetService_Stop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StopRequest)
 	if err := dec(in); err != nil {
@@ -443,6 +485,10 @@ var TargetService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "IssueCertificate",
 			Handler:    _TargetService_IssueCertificate_Handler,
+		},
+		{
+			MethodName: "Inventory",
+			Handler:    _TargetService_Inventory_Handler,
 		},
 		{
 			MethodName: "Stop",
