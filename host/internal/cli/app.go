@@ -96,6 +96,8 @@ func NewApp(io IO) *cli.App {
 			{Name: "verify", Usage: "prove over real connections what each live target enforces",
 				Flags:  policyFlags(&cli.StringFlag{Name: "fail-on", Value: "info", Usage: "exit 2 when a failing check has at least this severity: info, low, medium, high, critical"}),
 				Action: func(c *cli.Context) error { return verify(c, io) }},
+			rotateCommand(io),
+			inventoryCommand(io),
 			scanCommand(io),
 			envelopeCommand(io),
 			objectstoreCommand(io),
@@ -386,9 +388,9 @@ func openSession(c *cli.Context, io IO) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	// verify proves what is live; it never asks a certificate source for
-	// new certificates.
-	eng.NoIssue = c.Command.Name == "verify"
+	// verify and inventory judge what is live; they never ask a
+	// certificate source for new certificates.
+	eng.NoIssue = c.Command.Name == "verify" || c.Command.Name == "inventory"
 	eng.Getenv = io.Getenv
 	io.interrupts.useEngine(eng)
 	return &session{pol: pol, eng: eng, targets: targets, io: io, timeout: c.Duration("timeout")}, nil
