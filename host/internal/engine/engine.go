@@ -457,19 +457,17 @@ func OpenForPolicy(ctx context.Context, opts Options, pol *policy.Policy) (*Engi
 func (e *Engine) Request(ctx context.Context, pol *policy.Policy, t policy.Target, getenv func(string) (string, bool)) (sdk.RequestContext, error) {
 	// Every file the policy says must exist for t, each problem at its
 	// policy line, before anything is read or sent.
-	if err := pol.CheckFiles([]policy.Target{t}); err != nil {
-		return sdk.RequestContext{}, configErr(err)
-	}
-	secrets, err := pol.ResolveSecrets(t, getenv)
+	rc, err := e.BaseRequest(pol, t, getenv)
 	if err != nil {
-		return sdk.RequestContext{}, configErr(err)
+		return rc, err
 	}
 	certs, err := e.certificates(ctx, pol, t)
 	var source *CertificateSourceError
 	if err != nil && !errors.As(err, &source) {
 		return sdk.RequestContext{}, err
 	}
-	return sdk.RequestContext{Policy: pol.Context(), Target: sdk.NewTarget(t.Name, t.Connection, t.Spec, secrets), Certificates: certs}, err
+	rc.Certificates = certs
+	return rc, err
 }
 
 // certificates loads t's certificate material from the policy's source and,
@@ -572,14 +570,106 @@ func (e *Engine) now() time.Time {
 // a missing certificate leaves it out; a CA the source cannot provide is a
 // *CertificateSourceError (Request still returns the rest).
 func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target, c sdk.Certificates) (sdk.Certificates, error) {
+	iss, err := e.IssuerFor(ctx, pol, t)
+	if err != nil {
+		var source *CertificateSourceError
+		if e.NoIssue && !errors.As(err, &source) {
+			// Never silently without a CA: every trust check would turn
+			// into a "no CA given" skip. verify still runs what it can
+			// without the CA, and the target ends in this error.
+			var ie *issuerError
+			if errors.As(err, &ie) {
+				err = &CertificateSourceError{Target: t.Name, Source: "vault-pki (target " + ie.issuer + ")", Err: ie.err}
+			}
+		}
+		return c, err
+	}
+	c.CABundlePEM, c.CRLPEM = iss.CA.CABundlePEM, iss.CA.CRLPEM
+	if c.ChainPEM, c.KeyPEM, err = iss.Store.Get(iss.ServerWant(), iss.Signer(iss.ServerUsage, t.Name, t.CertificateNames)); err != nil {
+		return c, err
+	}
+	if iss.Client {
+		if c.ClientChainPEM, c.ClientKeyPEM, err = iss.Store.Get(iss.ClientWant(), iss.Signer("client", iss.ClientName, nil)); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// Issuer is a target's certificate source (certificates.source vault-pki):
+// the issuer's current CA, its certificate store, and what it signs for
+// the target. `harden rotate` uses it to renew outside apply.
+type Issuer struct {
+	// IssuerTarget names the policy target that issues (the vaultpki one).
+	IssuerTarget string
+	// CA holds the issuer's CA bundle and CRL, fresh from the issuer.
+	CA sdk.Certificates
+	// Store is the target's certificate store.
+	Store certstore.Store
+	// ServerUsage is "server", or "peer" for a target in the mTLS scope
+	// (a node that is also a client of its peers: Kafka brokers).
+	ServerUsage string
+	// Client: harden holds a client certificate for the target (mTLS).
+	Client     bool
+	ClientName string
+	target     policy.Target
+	sign       func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error)
+}
+
+// ServerWant is what the target's server certificate must be.
+func (i *Issuer) ServerWant() certstore.Want {
+	return certstore.Want{Kind: "server", CommonName: i.target.Name, Names: i.target.CertificateNames, CAPEM: i.CA.CABundlePEM}
+}
+
+// ClientWant is what harden's client certificate for the target must be.
+func (i *Issuer) ClientWant() certstore.Want {
+	return certstore.Want{Kind: "client", CommonName: i.ClientName, CAPEM: i.CA.CABundlePEM}
+}
+
+// Signer has the issuer sign a CSR for usage, cn and names.
+func (i *Issuer) Signer(usage, cn string, names []string) certstore.IssueFunc {
+	return func(csr []byte) ([]byte, error) {
+		got, err := i.sign(usage, cn, names, csr)
+		return got.ChainPEM, err
+	}
+}
+
+// Want returns the Want and the signer of kind ("server" or "client").
+func (i *Issuer) Want(kind string) (certstore.Want, certstore.IssueFunc) {
+	if kind == "client" {
+		return i.ClientWant(), i.Signer("client", i.ClientName, nil)
+	}
+	return i.ServerWant(), i.Signer(i.ServerUsage, i.target.Name, i.target.CertificateNames)
+}
+
+// issuerError: the issuer could not provide its CA (wrapped into a
+// CertificateSourceError in NoIssue mode).
+type issuerError struct {
+	issuer string
+	err    error
+}
+
+func (e *issuerError) Error() string { return e.err.Error() }
+func (e *issuerError) Unwrap() error { return e.err }
+
+// IssuerFor returns t's certificate source under certificates.source
+// vault-pki, with the issuer's CA fetched now. Keys are made where they are
+// used (here) and only CSRs go to the issuer; certificates and keys (0600)
+// are kept in the store dir and reused while they chain to the issuer's
+// current CA, cover t's names and are valid beyond renew_before — so a
+// second apply changes nothing. In NoIssue mode the store never issues.
+func (e *Engine) IssuerFor(ctx context.Context, pol *policy.Policy, t policy.Target) (*Issuer, error) {
+	if pol.Certificates.Source != "vault-pki" || t.Name == pol.Certificates.VaultTarget || t.CertFile != "" {
+		return nil, configErr(fmt.Errorf("target %s: its certificates do not come from certificates.source vault-pki", t.Name))
+	}
 	issuerTarget, _ := pol.Target(pol.Certificates.VaultTarget)
 	p, ok := e.Plugins[issuerTarget.Plugin]
 	if !ok || !slices.Contains(p.Meta.Capabilities, sdk.CapIssuer) {
-		return c, pluginErr(fmt.Errorf("target %s: certificate source vault-pki: plugin %s of target %s does not offer certificate issuing", t.Name, issuerTarget.Plugin, issuerTarget.Name))
+		return nil, pluginErr(fmt.Errorf("target %s: certificate source vault-pki: plugin %s of target %s does not offer certificate issuing", t.Name, issuerTarget.Plugin, issuerTarget.Name))
 	}
 	rc, err := e.Request(ctx, pol, issuerTarget, e.getenv())
 	if err != nil {
-		return c, err
+		return nil, err
 	}
 	call := func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error) {
 		r, err := p.Client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rc, ForTarget: t.Name, Usage: usage,
@@ -599,43 +689,32 @@ func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target,
 	if err == nil {
 		err = certstore.CheckCerts(ca.CABundlePEM)
 	}
-	if err != nil && !e.NoIssue {
-		return c, err
-	}
 	if err != nil {
-		// Never silently without a CA: every trust check would turn into a
-		// "no CA given" skip. verify still runs what it can without the
-		// CA, and the target ends in this error.
-		return c, &CertificateSourceError{Target: t.Name, Source: "vault-pki (target " + issuerTarget.Name + ")", Err: err}
+		return nil, &issuerError{issuer: issuerTarget.Name, err: err}
 	}
-	c.CABundlePEM, c.CRLPEM = ca.CABundlePEM, ca.CRLPEM
-	store := certstore.Store{Dir: filepath.Join(pol.Certificates.VaultStoreDir, t.Name), Target: t.Name,
-		RenewBefore: pol.Certificates.Rotation.RenewBefore, NoIssue: e.NoIssue, Now: e.now}
-	usage := "server"
+	iss := &Issuer{IssuerTarget: issuerTarget.Name, CA: sdk.Certificates{CABundlePEM: ca.CABundlePEM, CRLPEM: ca.CRLPEM},
+		Store: certstore.Store{Dir: filepath.Join(pol.Certificates.VaultStoreDir, t.Name), Target: t.Name,
+			RenewBefore: pol.Certificates.Rotation.RenewBefore, NoIssue: e.NoIssue, Now: e.now},
+		ServerUsage: "server", ClientName: pol.Certificates.VaultClientName, target: t, sign: call}
 	if slices.Contains(pol.MTLSScope, t.Name) {
-		usage = "peer" // a node that is also a client of its peers (Kafka brokers)
+		iss.ServerUsage = "peer"
+		iss.Client = true
 	}
-	signed := func(usage, cn string, names []string) certstore.IssueFunc {
-		return func(csr []byte) ([]byte, error) {
-			got, err := call(usage, cn, names, csr)
-			return got.ChainPEM, err
-		}
+	return iss, nil
+}
+
+// BaseRequest is t's request without certificate material: the policy
+// context and only t's secrets, after every file the policy names for t
+// was checked. rotate adds the material it is switching between.
+func (e *Engine) BaseRequest(pol *policy.Policy, t policy.Target, getenv func(string) (string, bool)) (sdk.RequestContext, error) {
+	if err := pol.CheckFiles([]policy.Target{t}); err != nil {
+		return sdk.RequestContext{}, configErr(err)
 	}
-	// CN: the target's name (its principal where CNs are principals, e.g.
-	// Kafka); the SANs are the target's endpoint hosts and certificate_names.
-	cn := t.Name
-	w := certstore.Want{Kind: "server", CommonName: cn, Names: t.CertificateNames, CAPEM: ca.CABundlePEM}
-	if c.ChainPEM, c.KeyPEM, err = store.Get(w, signed(usage, cn, t.CertificateNames)); err != nil {
-		return c, err
+	secrets, err := pol.ResolveSecrets(t, getenv)
+	if err != nil {
+		return sdk.RequestContext{}, configErr(err)
 	}
-	if slices.Contains(pol.MTLSScope, t.Name) {
-		name := pol.Certificates.VaultClientName
-		w := certstore.Want{Kind: "client", CommonName: name, CAPEM: ca.CABundlePEM}
-		if c.ClientChainPEM, c.ClientKeyPEM, err = store.Get(w, signed("client", name, nil)); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
+	return sdk.RequestContext{Policy: pol.Context(), Target: sdk.NewTarget(t.Name, t.Connection, t.Spec, secrets)}, nil
 }
 
 func (e *Engine) getenv() func(string) (string, bool) {

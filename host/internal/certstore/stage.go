@@ -1,0 +1,104 @@
+package certstore
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/harden-dev/harden/host/internal/policy"
+)
+
+// A rotation keeps the pair it replaces beside the new one, so that a
+// failed verify gate (or a rotation killed half-way) can put the previous
+// material back: <kind>.prev.pem and <kind>.prev-key.pem.
+
+// PrevPaths of kind's previous certificate and key files.
+func (s Store) PrevPaths(kind string) (cert, key string) {
+	return filepath.Join(s.Dir, kind+".prev.pem"), filepath.Join(s.Dir, kind+".prev-key.pem")
+}
+
+// Pair is a certificate chain and its key as stored.
+type Pair struct {
+	Chain, Key []byte
+}
+
+// Valid: both halves present and they form a key pair.
+func (p Pair) Valid() bool {
+	if len(p.Chain) == 0 || len(p.Key) == 0 {
+		return false
+	}
+	_, err := tls.X509KeyPair(p.Chain, p.Key)
+	return err == nil
+}
+
+func (s Store) read(cert, key string) (Pair, error) {
+	chain, cerr := policy.ReadBounded(cert, policy.Public)
+	k, kerr := policy.ReadBounded(key, policy.Secret)
+	if errors.Is(cerr, fs.ErrNotExist) && errors.Is(kerr, fs.ErrNotExist) {
+		return Pair{}, nil
+	}
+	if err := errors.Join(cerr, kerr); err != nil {
+		return Pair{}, fmt.Errorf("target %s: certificate store: %w", s.Target, err)
+	}
+	return Pair{chain, k}, nil
+}
+
+// Current is kind's stored pair (empty when there is none).
+func (s Store) Current(kind string) (Pair, error) {
+	return s.read(s.Paths(kind))
+}
+
+// Previous is the pair the last rotation of kind replaced (empty when none).
+func (s Store) Previous(kind string) (Pair, error) {
+	return s.read(s.PrevPaths(kind))
+}
+
+// Stage makes next kind's current pair and keeps the current one as the
+// previous pair. A current pair that is not a valid pair (a rotation killed
+// between its two files) is not kept: the previous pair stays what it was.
+// Keys are written 0600, the key before its chain: a crash in between
+// leaves a mismatched current pair, which is never used and never kept.
+func (s Store) Stage(kind string, next Pair) error {
+	cur, err := s.Current(kind)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("target %s: certificate store: %w", s.Target, err)
+	}
+	if cur.Valid() {
+		pc, pk := s.PrevPaths(kind)
+		if err := s.write(pc, pk, cur); err != nil {
+			return err
+		}
+	}
+	c, k := s.Paths(kind)
+	return s.write(c, k, next)
+}
+
+// Restore puts the previous pair back as kind's current one (a failed
+// gate). The previous pair stays, so a second Restore is harmless.
+func (s Store) Restore(kind string) error {
+	prev, err := s.Previous(kind)
+	if err != nil {
+		return err
+	}
+	if !prev.Valid() {
+		return fmt.Errorf("target %s: certificate store: no previous %s certificate to restore", s.Target, kind)
+	}
+	c, k := s.Paths(kind)
+	return s.write(c, k, prev)
+}
+
+func (s Store) write(cert, key string, p Pair) error {
+	if err := writeAtomic(key, p.Key, 0o600); err != nil {
+		return fmt.Errorf("target %s: %w", s.Target, err)
+	}
+	if err := writeAtomic(cert, p.Chain, 0o644); err != nil {
+		return fmt.Errorf("target %s: %w", s.Target, err)
+	}
+	return nil
+}
