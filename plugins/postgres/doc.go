@@ -5,7 +5,8 @@
 // guard, ALTER SYSTEM, reload, a NEW handshake as proof, rollback on any
 // failure); verify proves over real connections what the server enforces,
 // with the shared probe kit (PostgreSQL's SSLRequest dialect, and direct TLS
-// on 17+) and the server's own views.
+// on 17+) and the server's own views; inventory (inventory.go) reports the
+// chain fresh SSLRequest handshakes see on the connection's host:port.
 //
 // Crash consistency (apply.go, journal.go): apply holds a flock (one apply
 // per cluster) and writes an intent journal before the first change, both
