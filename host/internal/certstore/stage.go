@@ -56,22 +56,18 @@ func (s Store) Previous(kind string) (Pair, error) {
 	return s.read(s.PrevPaths(kind))
 }
 
-// Stage makes next kind's current pair and keeps the current one as the
-// previous pair. A current pair that is not a valid pair (a rotation killed
-// between its two files) is not kept: the previous pair stays what it was.
+// Stage makes next kind's current pair and keeps replaced — the pair the
+// target serves, which the caller observed — as the previous one. An
+// invalid replaced pair is not kept: the previous pair stays what it was.
 // Keys are written 0600, the key before its chain: a crash in between
 // leaves a mismatched current pair, which is never used and never kept.
-func (s Store) Stage(kind string, next Pair) error {
-	cur, err := s.Current(kind)
-	if err != nil {
-		return err
-	}
+func (s Store) Stage(kind string, next, replaced Pair) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("target %s: certificate store: %w", s.Target, err)
 	}
-	if cur.Valid() {
+	if replaced.Valid() {
 		pc, pk := s.PrevPaths(kind)
-		if err := s.write(pc, pk, cur); err != nil {
+		if err := s.write(pc, pk, replaced); err != nil {
 			return err
 		}
 	}

@@ -1,16 +1,601 @@
 package cli
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/harden-dev/harden/host/internal/certstore"
+	"github.com/harden-dev/harden/host/internal/engine"
+	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/host/internal/rotate"
+	"github.com/harden-dev/harden/shared/sdk"
 )
 
-// rotateCommand: `harden rotate` (issue 14; being built).
+// rotateCommand: `harden rotate` renews the certificates that are due —
+// each target's server certificate and harden's own client certificate —
+// and pushes them through the target's plugin without downtime, behind a
+// verify gate: consecutive fresh handshakes on every listener must serve
+// the new certificate with a chain clients holding the current bundle
+// accept, and harden must still log in with nothing else pending. A gate
+// that fails puts the previous material back and checks that it is served
+// again. It changes certificate material only: a target with any other
+// pending change is refused (so it is safe in cron).
 func rotateCommand(io IO) *cli.Command {
 	return &cli.Command{Name: "rotate", Usage: "renew certificates due for renewal, verify-gated, rolled back on failure",
-		Flags: policyFlags(),
-		Action: func(c *cli.Context) error {
-			return &ExitError{Code: ExitConfig, Err: errors.New("harden rotate: not available yet")}
-		}}
+		Flags: policyFlags(
+			&cli.BoolFlag{Name: "yes", Usage: "rotate without asking"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "say what is due and what would be renewed; change nothing, issue nothing"},
+			&cli.BoolFlag{Name: "force-renew", Usage: "renew every certificate, due or not"},
+			&cli.IntFlag{Name: "gate-handshakes", Value: 8, Usage: "consecutive fresh handshakes every listener must answer with the new certificate"},
+			&cli.DurationFlag{Name: "gate-timeout", Value: 30 * time.Second, Usage: "how long the gate waits for every listener to serve the new certificate"},
+		),
+		Action: func(c *cli.Context) error { return runRotate(c, io) }}
+}
+
+// rotateReport is `harden rotate`'s output (JSON field names are stable).
+type rotateReport struct {
+	FormatVersion int                  `json:"format_version"`
+	Policy        string               `json:"policy"`
+	Targets       []rotateTargetReport `json:"targets"`
+}
+
+type rotateTargetReport struct {
+	Name   string `json:"name"`
+	Plugin string `json:"plugin"`
+	// Status: renewed, not_due, would_renew (dry run), refused (nothing
+	// changed: other pending changes, or what is live is unknown),
+	// rolled_back (the gate failed; the previous material is served
+	// again), due (files source: harden cannot renew), skipped, error.
+	Status   string          `json:"status"`
+	Message  string          `json:"message,omitempty"`
+	Renewed  []renewalReport `json:"renewed,omitempty"`
+	Gate     string          `json:"gate,omitempty"`
+	Pending  []string        `json:"restart_pending,omitempty"`
+	Changes  []changeReport  `json:"changes,omitempty"`
+	Duration float64         `json:"duration_ms"`
+}
+
+type renewalReport struct {
+	Kind      string    `json:"kind"`
+	Reason    string    `json:"reason"`
+	OldSerial string    `json:"old_serial,omitempty"`
+	NewSerial string    `json:"new_serial,omitempty"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
+	RenewAt   time.Time `json:"renew_at,omitzero"`
+}
+
+type rotateOptions struct {
+	dryRun, force, yes bool
+	handshakes         int
+	gateTimeout        time.Duration
+}
+
+func runRotate(c *cli.Context, io IO) error {
+	o := rotateOptions{dryRun: c.Bool("dry-run"), force: c.Bool("force-renew"), yes: c.Bool("yes"),
+		handshakes: c.Int("gate-handshakes"), gateTimeout: c.Duration("gate-timeout")}
+	if o.handshakes < 1 || o.handshakes > 1000 {
+		return exitf(ExitConfig, "--gate-handshakes %d: want 1 to 1000", o.handshakes)
+	}
+	if o.gateTimeout <= 0 {
+		return exitf(ExitConfig, "--gate-timeout must be positive")
+	}
+	if !o.yes && !o.dryRun && !io.IsTerminal() {
+		return exitf(ExitConfig, "rotate changes live systems: pass --yes when not running on a terminal (or --dry-run); nothing was changed")
+	}
+	s, err := openSession(c, io)
+	if err != nil {
+		return err
+	}
+	defer s.eng.Close()
+	rep := rotateReport{FormatVersion: 1, Policy: s.pol.File}
+	// One target at a time, in policy order: each gate is judged on its own
+	// and an operator reading the output knows what changed.
+	for _, t := range s.targets {
+		if c.Context.Err() != nil || io.interrupts.signalled() {
+			rep.Targets = append(rep.Targets, rotateTargetReport{Name: t.Name, Plugin: t.Plugin, Status: "skipped", Message: "interrupted before this target"})
+			continue
+		}
+		start := time.Now()
+		r := rotateTarget(c.Context, s, t, o, io)
+		r.Name, r.Plugin, r.Duration = t.Name, t.Plugin, float64(time.Since(start).Microseconds())/1000
+		rep.Targets = append(rep.Targets, r)
+		if c.String("format") == "text" {
+			printRotateTarget(io, r)
+		}
+	}
+	if c.String("format") == "json" {
+		if err := writeJSON(io.Stdout, rep); err != nil {
+			return err
+		}
+	}
+	if io.interrupts.signalled() || c.Context.Err() != nil {
+		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted: rotate stopped; each target's status is above")}
+	}
+	code := ExitOK
+	for _, r := range rep.Targets {
+		switch r.Status {
+		case "error", "rolled_back":
+			code = ExitTarget
+		case "refused", "due":
+			if code == ExitOK {
+				code = ExitFindings
+			}
+		}
+	}
+	if code != ExitOK {
+		return &ExitError{Code: code}
+	}
+	return nil
+}
+
+func printRotateTarget(io IO, r rotateTargetReport) {
+	fmt.Fprintf(io.Stdout, "%s (%s): %s", r.Name, r.Plugin, strings.ReplaceAll(r.Status, "_", " "))
+	if r.Message != "" {
+		fmt.Fprintf(io.Stdout, ": %s", r.Message)
+	}
+	fmt.Fprintln(io.Stdout)
+	for _, n := range r.Renewed {
+		line := fmt.Sprintf("  %s certificate (%s)", n.Kind, n.Reason)
+		if n.OldSerial != "" {
+			line += ": serial " + n.OldSerial
+		}
+		if n.NewSerial != "" {
+			line += " -> " + n.NewSerial + ", valid until " + n.NotAfter.UTC().Format(time.RFC3339) + ", renew at " + n.RenewAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintln(io.Stdout, line)
+	}
+	for _, ch := range r.Changes {
+		fmt.Fprintf(io.Stdout, "  ~ %s %s\n", ch.Action, ch.Resource)
+	}
+	if r.Gate != "" {
+		fmt.Fprintf(io.Stdout, "  gate: %s\n", r.Gate)
+	}
+	for _, p := range r.Pending {
+		fmt.Fprintf(io.Stdout, "  restart needed: %s\n", p)
+	}
+}
+
+// rotation is one target's material: what the store holds now, what it
+// held before the last rotation, and the issuer.
+type rotation struct {
+	s    *session
+	t    policy.Target
+	p    *engine.Plugin
+	iss  *engine.Issuer
+	base sdk.RequestContext
+	o    rotateOptions
+	io   IO
+}
+
+func (r *rotation) material(server, client certstore.Pair) sdk.RequestContext {
+	rc := r.base
+	rc.Certificates = sdk.Certificates{ChainPEM: server.Chain, KeyPEM: server.Key, CABundlePEM: r.iss.CA.CABundlePEM, CRLPEM: r.iss.CA.CRLPEM}
+	if r.iss.Client {
+		rc.Certificates.ClientChainPEM, rc.Certificates.ClientKeyPEM = client.Chain, client.Key
+	}
+	return rc
+}
+
+func (r *rotation) now() time.Time { return r.s.eng.Now() }
+
+func rotateTarget(ctx context.Context, s *session, t policy.Target, o rotateOptions, io IO) rotateTargetReport {
+	pol := s.pol
+	if t.Name == pol.Certificates.VaultTarget {
+		return rotateTargetReport{Status: "skipped", Message: "the certificate source itself: its own listener certificate is not issued by harden"}
+	}
+	if pol.Certificates.Source != "vault-pki" || t.CertFile != "" {
+		return rotateFiles(ctx, s, t)
+	}
+	p := s.eng.Plugins[t.Plugin]
+	for _, need := range []sdk.Capability{sdk.CapPlan, sdk.CapApply, sdk.CapInventory} {
+		if !slices.Contains(p.Meta.Capabilities, need) {
+			return rotateTargetReport{Status: "error", Message: fmt.Sprintf("plugin %s does not offer %s: harden cannot rotate it behind a verify gate", t.Plugin, need)}
+		}
+	}
+	tctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	iss, err := s.eng.IssuerFor(tctx, pol, t)
+	if err != nil {
+		return rotateTargetReport{Status: "error", Message: err.Error()}
+	}
+	base, err := s.eng.BaseRequest(pol, t, io.Getenv)
+	if err != nil {
+		return rotateTargetReport{Status: "error", Message: err.Error()}
+	}
+	r := &rotation{s: s, t: t, p: p, iss: iss, base: base, o: o, io: io}
+	return r.run(tctx)
+}
+
+// rotateFiles: with certificates from files harden cannot renew; it says
+// what is due and what to do.
+func rotateFiles(ctx context.Context, s *session, t policy.Target) rotateTargetReport {
+	rc, err := s.eng.Request(ctx, s.pol, t, s.io.Getenv)
+	if err != nil {
+		return rotateTargetReport{Status: "error", Message: err.Error()}
+	}
+	rb := s.pol.Certificates.Rotation.RenewBefore
+	var due []string
+	for _, m := range []struct {
+		what, file string
+		pem        []byte
+	}{
+		{"certificate", t.CertFile, rc.Certificates.ChainPEM}, {"client certificate", t.ClientCertFile, rc.Certificates.ClientChainPEM}} {
+		if len(m.pem) == 0 {
+			continue
+		}
+		certs, err := sdk.ParseCertificatesPEM(m.pem)
+		if err != nil || len(certs) == 0 {
+			continue
+		}
+		if left := certs[0].NotAfter.Sub(s.eng.Now()); left < rb {
+			due = append(due, fmt.Sprintf("%s %s ends on %s (%s left, renew_before %s)", m.what, m.file, certs[0].NotAfter.UTC().Format(time.RFC3339), left.Round(time.Hour), rb))
+		}
+	}
+	if len(due) == 0 {
+		return rotateTargetReport{Status: "not_due", Message: "certificates from files, none within renew_before"}
+	}
+	return rotateTargetReport{Status: "due", Message: "certificates.source files: harden cannot renew them: " + strings.Join(due, "; ") +
+		"; put renewed files at those paths and run harden apply (or use certificates.source vault-pki)"}
+}
+
+func (r *rotation) run(ctx context.Context) rotateTargetReport {
+	var rep rotateTargetReport
+	store := r.iss.Store
+	now := r.now()
+	cur, err := store.Current("server")
+	if err == nil && !cur.Valid() && len(cur.Chain)+len(cur.Key) == 0 {
+		return rotateTargetReport{Status: "refused", Message: "no certificate issued for this target yet: run harden apply first"}
+	}
+	prev, perr := store.Previous("server")
+	curClient, cerr := store.Current("client")
+	prevClient, pcerr := store.Previous("client")
+	if err := errors.Join(err, perr, cerr, pcerr); err != nil {
+		return rotateTargetReport{Status: "error", Message: err.Error()}
+	}
+	// Harden's own client certificate first: the plugin logs in with it
+	// for everything below. An expired one is renewed here too, since
+	// only the issuer is needed for that.
+	client, clientRenewed := curClient, false
+	if r.iss.Client {
+		if !client.Valid() {
+			client = prevClient
+		}
+		why := rotate.Due(curClient, r.iss.ClientWant(), store.RenewBefore, now)
+		if why == "" && r.o.force {
+			why = "--force-renew"
+		}
+		if why != "" {
+			n := renewalReport{Kind: "client", Reason: why, OldSerial: serialOf(curClient)}
+			if r.o.dryRun {
+				rep.Renewed = append(rep.Renewed, n)
+			} else {
+				next, err := r.issue("client")
+				if err != nil {
+					return rotateTargetReport{Status: "error", Message: "renewing harden's client certificate: " + err.Error()}
+				}
+				if err := store.Stage("client", next, curClient); err != nil {
+					return rotateTargetReport{Status: "error", Message: err.Error()}
+				}
+				client, clientRenewed = next, true
+				r.fill(&n, next)
+				rep.Renewed = append(rep.Renewed, n)
+			}
+		}
+	}
+	// What is live: every listener must serve the current certificate
+	// (or, after a rotation killed half-way, the previous one).
+	inv, err := r.p.Client.Inventory(ctx, r.material(cur, client), 1)
+	if err != nil {
+		return r.failClient(rep, "inventory: "+err.Error())
+	}
+	live, why := whatIsLive(inv, cur, prev)
+	if live == "" {
+		return r.failClient(rep, why)
+	}
+	livePair := cur
+	if live == "previous" {
+		livePair = prev
+	}
+	// Nothing else may be pending: rotate changes certificate material
+	// only. The plan also proves that harden can log in with its client.
+	plan, err := r.p.Client.Plan(ctx, r.material(livePair, client))
+	if err == nil && plan.Diagnostics.HasError() {
+		err = plan.Diagnostics.Err()
+	}
+	if err != nil && clientRenewed {
+		msg := "harden cannot log in or plan with its renewed client certificate: " + err.Error()
+		if rerr := store.Restore("client"); rerr != nil {
+			msg += "; " + rerr.Error()
+		} else {
+			msg += "; the previous client certificate was put back"
+		}
+		return r.failClient(rep, msg)
+	}
+	if err != nil {
+		return r.failClient(rep, "plan with the certificate that is live: "+err.Error())
+	}
+	if len(plan.Changes) > 0 {
+		rep = r.failClient(rep, fmt.Sprintf("%d pending change(s) besides certificate renewal: run harden plan and harden apply first; nothing was changed", len(plan.Changes)))
+		rep.Status = "refused"
+		rep.Changes = changeReports(plan.Changes)
+		return rep
+	}
+	// The server certificate.
+	var next certstore.Pair
+	n := renewalReport{Kind: "server", OldSerial: serialOf(livePair)}
+	switch {
+	case live == "previous" && cur.Valid() && rotate.Due(cur, r.iss.ServerWant(), store.RenewBefore, now) == "":
+		// A rotation was stopped after the store took the new pair and
+		// before the target served it: push that pair.
+		n.Reason, next = "resuming an interrupted rotation", cur
+	default:
+		n.Reason = rotate.Due(cur, r.iss.ServerWant(), store.RenewBefore, now)
+		if n.Reason == "" && r.o.force {
+			n.Reason = "--force-renew"
+		}
+	}
+	if n.Reason == "" {
+		rep.Status = "not_due"
+		if len(rep.Renewed) > 0 {
+			rep.Status = "renewed"
+		}
+		if l := rotate.Leaf(cur); l != nil {
+			rep.Message = fmt.Sprintf("server certificate serial %s valid until %s, renew at %s", rotate.Serial(l), l.NotAfter.UTC().Format(time.RFC3339),
+				l.NotAfter.Add(-store.RenewBefore).UTC().Format(time.RFC3339))
+		}
+		return rep
+	}
+	if r.o.dryRun {
+		rep.Renewed = append(rep.Renewed, n)
+		rep.Status = "would_renew"
+		return rep
+	}
+	if !r.o.yes {
+		if ok, err := r.confirm(ctx, n); !ok {
+			rep = r.failClient(rep, err)
+			rep.Status = "refused"
+			return rep
+		}
+	}
+	if next.Chain == nil {
+		if next, err = r.issue("server"); err != nil {
+			return r.failClient(rep, "renewing the server certificate: "+err.Error())
+		}
+		// The pair kept as previous is the one served, which after an
+		// interrupted rotation is the previous pair, not the current one.
+		if err := store.Stage("server", next, livePair); err != nil {
+			return r.failClient(rep, err.Error())
+		}
+	}
+	r.fill(&n, next)
+	rep.Renewed = append(rep.Renewed, n)
+	newRC := r.material(next, client)
+	changes, applyErr := r.push(ctx, newRC)
+	rep.Changes = changeReports(changes)
+	var v rotate.Verdict
+	if applyErr == nil {
+		v = r.gate(ctx, newRC, rotate.Leaf(next), rotate.Leaf(livePair))
+		if v.OK {
+			if err := r.converged(ctx, newRC); err != nil {
+				v.OK, v.Problems = false, []string{err.Error()}
+			}
+		}
+	}
+	if applyErr == nil && v.OK {
+		rep.Status, rep.Gate, rep.Pending = "renewed", v.String(), v.Pending
+		return rep
+	}
+	// Roll back: the previous material, pushed and gated like the new one.
+	failure := ""
+	if applyErr != nil {
+		failure = "apply of the renewed certificate failed (the plugin rolled its step back): " + applyErr.Error()
+	} else {
+		failure = "verify gate failed: " + v.String()
+		rep.Gate = v.String()
+	}
+	oldRC := r.material(livePair, client)
+	if _, err := r.push(ctx, oldRC); err != nil {
+		return r.restoreStore(rep, "error", failure+"; restoring the previous certificate failed too: "+err.Error())
+	}
+	back := r.gate(ctx, oldRC, rotate.Leaf(livePair), nil)
+	if !back.OK {
+		return r.restoreStore(rep, "error", failure+"; after restoring the previous certificate the gate still fails: "+back.String())
+	}
+	return r.restoreStore(rep, "rolled_back", failure+"; the previous certificate (serial "+serialOf(livePair)+") is served again: "+back.String())
+}
+
+// restoreStore puts the previous server pair back in the store after a
+// failed rotation, so the next run starts from what is live.
+func (r *rotation) restoreStore(rep rotateTargetReport, status, msg string) rotateTargetReport {
+	if err := r.iss.Store.Restore("server"); err != nil {
+		msg += "; " + err.Error()
+	}
+	rep.Status, rep.Message = status, msg
+	return rep
+}
+
+// failClient ends the run in error; a client certificate renewed earlier
+// in it stays (it is valid, and only harden uses it).
+func (r *rotation) failClient(rep rotateTargetReport, msg string) rotateTargetReport {
+	rep.Status, rep.Message = "error", msg
+	return rep
+}
+
+func (r *rotation) confirm(ctx context.Context, n renewalReport) (bool, string) {
+	fmt.Fprintf(r.io.Stdout, "Renew the server certificate of %s (%s) and push it? Only 'yes' is accepted: ", r.t.Name, n.Reason)
+	answer := make(chan string, 1)
+	go func() { line, _ := bufio.NewReader(r.io.Stdin).ReadString('\n'); answer <- line }()
+	select {
+	case <-ctx.Done():
+		return false, "interrupted at the confirmation; nothing was changed"
+	case line := <-answer:
+		if strings.TrimSpace(line) != "yes" {
+			return false, "cancelled; nothing was changed"
+		}
+	}
+	return true, ""
+}
+
+// issue makes a key here and has the issuer sign its CSR; the result must
+// chain to the issuer's CA and cover the target's names.
+func (r *rotation) issue(kind string) (certstore.Pair, error) {
+	w, sign := r.iss.Want(kind)
+	key, csr, err := certstore.NewKeyAndCSR(w.CommonName, w.Names)
+	if err != nil {
+		return certstore.Pair{}, err
+	}
+	chain, err := sign(csr)
+	if err != nil {
+		return certstore.Pair{}, err
+	}
+	p := certstore.Pair{Chain: chain, Key: key}
+	if why := rotate.Due(p, w, 0, r.now()); why != "" {
+		return certstore.Pair{}, fmt.Errorf("the issued certificate is not usable: %s", why)
+	}
+	return p, nil
+}
+
+func (r *rotation) fill(n *renewalReport, p certstore.Pair) {
+	if l := rotate.Leaf(p); l != nil {
+		n.NewSerial, n.NotAfter, n.RenewAt = rotate.Serial(l), l.NotAfter, l.NotAfter.Add(-r.iss.Store.RenewBefore)
+	}
+}
+
+// push plans and applies rc's material (the plugin confirms on its side
+// and rolls its own step back on failure).
+func (r *rotation) push(ctx context.Context, rc sdk.RequestContext) ([]sdk.Change, error) {
+	plan, err := r.p.Client.Plan(ctx, rc)
+	if err == nil && plan.Diagnostics.HasError() {
+		err = plan.Diagnostics.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	if len(plan.Changes) == 0 {
+		return nil, nil
+	}
+	done := r.io.interrupts.applying(r.t.Name)
+	actx, end := softDeadline(ctx, r.s.timeout, r.t.Name, r.s.eng, r.io.Stderr)
+	resp, err := r.p.Client.Apply(actx, rc, plan.PlanToken, false)
+	end()
+	done()
+	if err == nil && resp.Diagnostics.HasError() {
+		err = resp.Diagnostics.Err()
+	}
+	return plan.Changes, err
+}
+
+// gate runs Inventory with the configured handshakes until every listener
+// passes or the gate timeout ends; the last verdict is returned.
+func (r *rotation) gate(ctx context.Context, rc sdk.RequestContext, leaf, old *x509.Certificate) rotate.Verdict {
+	roots := x509.NewCertPool()
+	if cas, err := sdk.ParseCertificatesPEM(r.iss.CA.CABundlePEM); err == nil {
+		for _, c := range cas {
+			roots.AddCert(c)
+		}
+	}
+	deadline := time.Now().Add(r.o.gateTimeout)
+	for {
+		inv, err := r.p.Client.Inventory(ctx, rc, r.o.handshakes)
+		var v rotate.Verdict
+		if err != nil {
+			v = rotate.Verdict{Problems: []string{"inventory: " + err.Error()}}
+		} else {
+			v = rotate.Judge(inv, rotate.Expect{Leaf: leaf, Old: old, Roots: roots, Now: r.now(), Handshakes: r.o.handshakes})
+		}
+		if v.OK || time.Now().After(deadline) || ctx.Err() != nil {
+			return v
+		}
+		select {
+		case <-ctx.Done():
+			return v
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// converged: after the push, harden logs in with the new material and the
+// plan has nothing left (a restart-only certificate change on a listener
+// that reloads only on restart is reported by the gate, not here).
+func (r *rotation) converged(ctx context.Context, rc sdk.RequestContext) error {
+	plan, err := r.p.Client.Plan(ctx, rc)
+	if err == nil && plan.Diagnostics.HasError() {
+		err = plan.Diagnostics.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("harden cannot log in or plan with the new certificate: %w", err)
+	}
+	var left []string
+	for _, c := range plan.Changes {
+		if c.RequiresRestart && strings.Contains(strings.ToLower(c.Description), "restart") && strings.Contains(strings.ToLower(c.Resource), "controller") {
+			continue
+		}
+		left = append(left, string(c.Action)+" "+c.Resource)
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("after the push the plan still has %d change(s): %s", len(left), strings.Join(left, ", "))
+	}
+	return nil
+}
+
+// whatIsLive: which stored pair every listener serves — "current", or
+// "previous" after a rotation stopped half-way ("" and why otherwise). Anything else
+// (a certificate harden did not issue, a listener it cannot see) is a
+// refusal with the evidence: rotate never guesses what it replaces.
+func whatIsLive(inv sdk.InventoryResponse, cur, prev certstore.Pair) (string, string) {
+	if inv.Diagnostics.HasError() {
+		return "", "inventory: " + inv.Diagnostics.Err().Error()
+	}
+	if len(inv.Listeners) == 0 {
+		return "", "the plugin reported no TLS listener: nothing to rotate behind a gate"
+	}
+	curLeaf, prevLeaf := rotate.Leaf(cur), rotate.Leaf(prev)
+	servesCur, servesPrev := true, true
+	for _, l := range inv.Listeners {
+		if l.Error != "" {
+			return "", fmt.Sprintf("listener %s at %s: %s; nothing was changed", l.Name, l.Address, l.Error)
+		}
+		if len(l.Handshakes) == 0 {
+			return "", fmt.Sprintf("listener %s at %s: no handshake observed; nothing was changed", l.Name, l.Address)
+		}
+		h := l.Handshakes[0]
+		chain, err := sdk.ParseCertificatesPEM(h.ChainPEM)
+		if err != nil || len(chain) == 0 {
+			return "", fmt.Sprintf("listener %s at %s: cannot tell what it serves (%s: %s); nothing was changed", l.Name, l.Address, h.Outcome, h.Evidence)
+		}
+		isCur := curLeaf != nil && bytes.Equal(chain[0].Raw, curLeaf.Raw)
+		isPrev := prevLeaf != nil && bytes.Equal(chain[0].Raw, prevLeaf.Raw)
+		if !isCur && !isPrev {
+			return "", fmt.Sprintf("listener %s at %s serves serial %s, which is not the certificate harden holds for this target (serial %s): run harden plan and harden apply first; nothing was changed",
+				l.Name, l.Address, rotate.Serial(chain[0]), rotate.Serial(curLeaf))
+		}
+		// A listener that reloads only on restart may lag behind.
+		if l.ReloadsOn == "" {
+			servesCur = servesCur && isCur
+			servesPrev = servesPrev && isPrev
+		}
+	}
+	switch {
+	case servesCur:
+		return "current", ""
+	case servesPrev:
+		return "previous", ""
+	}
+	return "", "the listeners serve different certificates (a rotation in progress elsewhere?); nothing was changed"
+}
+
+func serialOf(p certstore.Pair) string {
+	if l := rotate.Leaf(p); l != nil {
+		return rotate.Serial(l)
+	}
+	return ""
 }
