@@ -5,7 +5,8 @@
 // with the operator's statements, never clobbering them — applied with
 // backups and a lockout check, and verified by live requests that must be
 // refused, sampled objects' encryption headers and, where harden can read
-// the server's data directory, a canary proven absent from disk.
+// the server's data directory, a canary proven absent from disk. Inventory
+// (inventory.go) reports the chain fresh handshakes see on the endpoint.
 //
 // Evidence rules (checks.Reduce): only a 403 is a refusal; a timeout, a
 // reset, another S3 error or a file that cannot be read is inconclusive —
