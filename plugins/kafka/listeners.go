@@ -13,6 +13,7 @@ type listener struct {
 	Address    string // host:port to probe
 	Controller bool
 	Node       string // "broker N" in a cluster target
+	NodeID     string // node.id (or broker.id) of the file that declares it
 }
 
 // listenersOf reads listeners, listener.security.protocol.map and

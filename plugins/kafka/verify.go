@@ -29,43 +29,13 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 	if _, err := sdk.ClientTLS(q.Certificates, sdk.ClientTLSOptions{}); err != nil && !errors.Is(err, sdk.ErrNoCA) {
 		r.Diagnostics.AddAttributeError(sdk.Path{"certificate"}, "harden's TLS client material for the broker cannot be used", err.Error())
 	}
-	var ls []listener
-	files := map[string]map[string]string{} // node id -> server.properties
-	var configFiles []string
-	if c.ConfigFile != "" {
-		configFiles = append(configFiles, c.ConfigFile)
-	}
-	for _, b := range c.Brokers {
-		configFiles = append(configFiles, b.ConfigFile)
-	}
-	for _, f := range configFiles {
+	ls, files, ok := declaredListeners(c, &r.Diagnostics, func(f string) bool {
 		// An interrupted apply is said, whatever the broker answers now.
-		if _, ok := noteJournal(brokerTarget{ConfigFile: f}, sp, true, &r.Diagnostics); !ok {
-			return
-		}
-		_, props, ok := readBrokerProperties(f, &r.Diagnostics)
-		if !ok {
-			return
-		}
-		bls, err := listenersOf(props)
-		if err != nil {
-			r.Diagnostics.AddTargetError("kafka.config.listeners", f, err)
-			return
-		}
-		for i := range bls {
-			if len(configFiles) > 1 {
-				bls[i].Node = "broker " + brokerID(props)
-			}
-		}
-		ls = append(ls, bls...)
-		files[brokerID(props)] = props
-	}
-	if len(configFiles) == 0 {
-		// Without the brokers' files only the bootstrap addresses are known;
-		// their protocol is found out by probing.
-		for _, b := range c.Bootstrap {
-			ls = append(ls, listener{Name: "bootstrap", Protocol: "unknown", Address: b})
-		}
+		_, ok := noteJournal(brokerTarget{ConfigFile: f}, sp, true, &r.Diagnostics)
+		return ok
+	})
+	if !ok {
+		return
 	}
 	target, exp, err := probe.ForRequest(q.RequestContext, probe.Kafka)
 	if err != nil {
@@ -108,6 +78,52 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 		r.Checks = append(r.Checks, lr.checks...)
 	}
 	r.Checks = append(r.Checks, judgeLive(live, q.RequestContext, results, files)...)
+}
+
+// declaredListeners lists every listener the brokers' server.properties
+// declare (connection.config_file, connection.brokers), controller
+// listeners included, and each file's properties by node id; before (if
+// set) runs first on each file and stops the listing by returning false.
+// Without the brokers' files only the bootstrap addresses are known: their
+// protocol is "unknown", found out by probing.
+func declaredListeners(c connection, d *sdk.Diagnostics, before func(file string) bool) ([]listener, map[string]map[string]string, bool) {
+	var ls []listener
+	files := map[string]map[string]string{} // node id -> server.properties
+	var configFiles []string
+	if c.ConfigFile != "" {
+		configFiles = append(configFiles, c.ConfigFile)
+	}
+	for _, b := range c.Brokers {
+		configFiles = append(configFiles, b.ConfigFile)
+	}
+	for _, f := range configFiles {
+		if before != nil && !before(f) {
+			return nil, nil, false
+		}
+		_, props, ok := readBrokerProperties(f, d)
+		if !ok {
+			return nil, nil, false
+		}
+		bls, err := listenersOf(props)
+		if err != nil {
+			d.AddTargetError("kafka.config.listeners", f, err)
+			return nil, nil, false
+		}
+		for i := range bls {
+			bls[i].NodeID = brokerID(props)
+			if len(configFiles) > 1 {
+				bls[i].Node = "broker " + brokerID(props)
+			}
+		}
+		ls = append(ls, bls...)
+		files[brokerID(props)] = props
+	}
+	if len(configFiles) == 0 {
+		for _, b := range c.Bootstrap {
+			ls = append(ls, listener{Name: "bootstrap", Protocol: "unknown", Address: b})
+		}
+	}
+	return ls, files, true
 }
 
 // listenerResult is what the probes observed on one listener.
