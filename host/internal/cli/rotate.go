@@ -185,7 +185,15 @@ func (r *rotation) material(server, client certstore.Pair) sdk.RequestContext {
 	return rc
 }
 
-func (r *rotation) now() time.Time { return r.s.eng.Now() }
+func (r *rotation) now() time.Time { return clock(r.s.eng) }
+
+// clock is the engine's clock (tests set it), else the time now.
+func clock(e *engine.Engine) time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
 
 func rotateTarget(ctx context.Context, s *session, t policy.Target, o rotateOptions, io IO) rotateTargetReport {
 	pol := s.pol
@@ -236,7 +244,7 @@ func rotateFiles(ctx context.Context, s *session, t policy.Target) rotateTargetR
 		if err != nil || len(certs) == 0 {
 			continue
 		}
-		if left := certs[0].NotAfter.Sub(s.eng.Now()); left < rb {
+		if left := certs[0].NotAfter.Sub(clock(s.eng)); left < rb {
 			due = append(due, fmt.Sprintf("%s %s ends on %s (%s left, renew_before %s)", m.what, m.file, certs[0].NotAfter.UTC().Format(time.RFC3339), left.Round(time.Hour), rb))
 		}
 	}
