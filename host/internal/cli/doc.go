@@ -14,7 +14,12 @@
 //	    target was unreachable, a check ended in status error, a plugin sent
 //	    an invalid check (unknown status or severity, invalid ID), a target
 //	    produced zero checks or only skipped ones (nothing applicable was
-//	    verified), or the certificate source could not provide the CA
+//	    verified), or the certificate source could not provide the CA;
+//	    inventory: something could not be read and nothing below was found
+//	4-7 inventory only, the most urgent item decides: 4 a certificate in
+//	    the widest alert tier (30d) or a key with rotation disabled or
+//	    overdue, 5 in a tier between (14d), 6 in the narrowest (7d), 7
+//	    expired or not valid yet
 //	130 interrupted (SIGINT/SIGTERM): during apply the plugin finishes or
 //	    rolls back its current step first (up to 60 s; a second signal
 //	    kills it at once, and the next run recovers from its journal);

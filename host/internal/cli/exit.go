@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/harden-dev/harden/host/internal/engine"
+	"github.com/harden-dev/harden/host/internal/inventory"
 )
 
 // Exit codes, documented in doc.go and README.md.
@@ -14,6 +15,15 @@ const (
 	ExitFindings    = 2
 	ExitTarget      = 3
 	ExitInterrupted = 130
+)
+
+// `harden inventory`'s codes: the most urgent item decides (inventory.Exit*).
+const (
+	ExitInventoryIncomplete = inventory.ExitIncomplete    // 3: something could not be read
+	ExitInventoryWidest     = inventory.ExitWidestTier    // 4: widest alert tier; a KEK rotation off or overdue
+	ExitInventoryMiddle     = inventory.ExitMiddleTier    // 5: a tier between the widest and the narrowest
+	ExitInventoryNarrowest  = inventory.ExitNarrowestTier // 6: the narrowest alert tier
+	ExitInventoryExpired    = inventory.ExitExpired       // 7: expired or not valid yet
 )
 
 // ExitError ends the program with a code; Err may be nil when the output

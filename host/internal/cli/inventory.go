@@ -1,16 +1,76 @@
 package cli
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/harden-dev/harden/host/internal/engine"
+	"github.com/harden-dev/harden/host/internal/inventory"
+	"github.com/harden-dev/harden/shared/sdk"
 )
 
-// inventoryCommand: `harden inventory` (issue 14; being built).
+// inventoryCommand: `harden inventory` lists every certificate and key the
+// policy touches — served (fresh handshakes), held by harden, the CA bundle,
+// stored by the targets — with its expiry tier or next rotation date. It
+// reads live state and changes nothing (the session is in NoIssue mode);
+// the exit code is the most urgent tier (inventory.Exit*).
 func inventoryCommand(io IO) *cli.Command {
 	return &cli.Command{Name: "inventory", Usage: "every certificate and key the policy touches, with its next renewal or rotation date",
-		Flags: policyFlags(),
-		Action: func(c *cli.Context) error {
-			return &ExitError{Code: ExitConfig, Err: errors.New("harden inventory: not available yet")}
-		}}
+		Flags:  policyFlags(),
+		Action: func(c *cli.Context) error { return runInventory(c, io) }}
+}
+
+func runInventory(c *cli.Context, io IO) error {
+	s, err := openSession(c, io)
+	if err != nil {
+		return err
+	}
+	defer s.eng.Close()
+	results, errs := perTarget(c.Context, s, func(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) (inventory.Target, error) {
+		return inventory.Ask(ctx, p, rc), nil
+	})
+	if err := interrupted(c.Context); err != nil {
+		return err
+	}
+	for i, t := range s.targets {
+		// A request that failed never reached Ask: the result is empty.
+		results[i].Name, results[i].RequestErr = t.Name, errs[i]
+	}
+	now := time.Now()
+	if s.eng.Now != nil {
+		now = s.eng.Now()
+	}
+	rep := inventory.Collect(s.pol, results, now)
+	if c.String("format") == "json" {
+		err = writeJSON(io.Stdout, rep)
+	} else {
+		err = inventory.WriteText(io.Stdout, rep)
+	}
+	if err != nil {
+		return err
+	}
+	switch code := rep.Summary.ExitCode; code {
+	case ExitOK:
+		return nil
+	case ExitInventoryIncomplete:
+		return exitf(code, "inventory incomplete: %d item(s) could not be read (see error: lines above)", rep.Summary.Incomplete)
+	default:
+		return &ExitError{Code: code, Err: fmt.Errorf("inventory: %s", urgency(code))}
+	}
+}
+
+// urgency says on stderr why the exit code is what it is.
+func urgency(code int) string {
+	switch code {
+	case ExitInventoryExpired:
+		return "a certificate has expired or is not valid yet"
+	case ExitInventoryNarrowest:
+		return "a certificate is inside the narrowest alert tier"
+	case ExitInventoryMiddle:
+		return "a certificate is inside an alert tier"
+	}
+	return "a certificate is inside the widest alert tier, or a key's rotation is disabled or overdue"
 }
