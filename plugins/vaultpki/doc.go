@@ -25,6 +25,12 @@
 // configuration only (a warning at best); zero certificates to judge is
 // not applicable, never a pass.
 //
+// Inventory (read-only): Vault's API listener in fresh handshakes, every
+// issuer of the managed PKI mounts with its chain (the default marked) and
+// the transit keys the spec names (latest version and when it was made,
+// auto-rotate period, type); a read refused, unanswered or not found is
+// the item with that as its Error, never left out.
+//
 // An http:// address is refused before any request (the token would
 // travel in cleartext) unless connection.allow_insecure gives the reason.
 package main
