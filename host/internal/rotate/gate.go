@@ -41,7 +41,7 @@ type Verdict struct {
 
 func (v Verdict) String() string {
 	if v.OK {
-		s := fmt.Sprintf("%d fresh handshake(s) on %d listener(s) served the new certificate", v.Handshakes, v.Listeners)
+		s := fmt.Sprintf("%d fresh handshake(s) on %d listener(s) served the expected certificate", v.Handshakes, v.Listeners)
 		if len(v.Pending) > 0 {
 			s += "; restart needed: " + strings.Join(v.Pending, "; ")
 		}
@@ -74,11 +74,21 @@ func Judge(inv sdk.InventoryResponse, ex Expect) Verdict {
 			fail("listener %s: %d of %d handshakes observed", name, len(l.Handshakes), ex.Handshakes)
 		}
 		pending := false
+		// The same finding in several handshakes is said once, with the
+		// handshakes it was seen in.
+		var order []string
+		seen := map[string][]int{}
+		note := func(i int, format string, args ...any) {
+			m := fmt.Sprintf(format, args...)
+			if _, ok := seen[m]; !ok {
+				order = append(order, m)
+			}
+			seen[m] = append(seen[m], i+1)
+		}
 		for i, h := range l.Handshakes {
-			at := fmt.Sprintf("listener %s, handshake %d", name, i+1)
 			chain, err := sdk.ParseCertificatesPEM(h.ChainPEM)
 			if err != nil || len(chain) == 0 {
-				fail("%s: no certificate observed (%s: %s)", at, h.Outcome, h.Evidence)
+				note(i, "no certificate observed (%s: %s)", h.Outcome, h.Evidence)
 				continue
 			}
 			v.Handshakes++
@@ -88,15 +98,18 @@ func Judge(inv sdk.InventoryResponse, ex Expect) Verdict {
 			case l.ReloadsOn != "" && ex.Old != nil && bytes.Equal(leaf.Raw, ex.Old.Raw):
 				pending = true
 			default:
-				fail("%s: serves serial %s (%s), not the new serial %s", at, serialHex(leaf), leaf.Subject.CommonName, serialHex(ex.Leaf))
+				note(i, "serves serial %s (%s), not the expected serial %s", serialHex(leaf), leaf.Subject.CommonName, serialHex(ex.Leaf))
 				continue
 			}
 			if err := verifyChain(chain, ex.Roots, hostOf(l.Address), ex.Now); err != nil {
-				fail("%s: a client holding the current bundle would refuse it: %v", at, err)
+				note(i, "a client holding the current bundle would refuse it: %v", err)
 			}
 			if h.Outcome != sdk.OutcomeAccepted {
-				fail("%s: the session did not go through (%s: %s)", at, h.Outcome, h.Evidence)
+				note(i, "the session did not go through (%s: %s)", h.Outcome, h.Evidence)
 			}
+		}
+		for _, m := range order {
+			fail("listener %s: %s in %d of %d handshake(s) (%s)", name, m, len(seen[m]), len(l.Handshakes), handshakeList(seen[m]))
 		}
 		if pending {
 			v.Pending = append(v.Pending, fmt.Sprintf("%s serves serial %s until it %ss", name, serialHex(ex.Old), l.ReloadsOn))
@@ -104,6 +117,17 @@ func Judge(inv sdk.InventoryResponse, ex Expect) Verdict {
 	}
 	v.OK = len(v.Problems) == 0
 	return v
+}
+
+func handshakeList(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = fmt.Sprint(n)
+	}
+	if len(parts) > 6 {
+		parts = append(parts[:5], "…", parts[len(parts)-1])
+	}
+	return "#" + strings.Join(parts, ",")
 }
 
 func hostOf(addr string) string {
