@@ -41,6 +41,7 @@ var capToPB = map[Capability]pb.Capability{
 	CapRender: pb.Capability_CAPABILITY_RENDER, CapPlan: pb.Capability_CAPABILITY_PLAN,
 	CapApply: pb.Capability_CAPABILITY_APPLY, CapVerify: pb.Capability_CAPABILITY_VERIFY,
 	CapIssuer: pb.Capability_CAPABILITY_ISSUER, CapInventory: pb.Capability_CAPABILITY_INVENTORY,
+	CapSecretStore: pb.Capability_CAPABILITY_SECRET_STORE, CapClientConfig: pb.Capability_CAPABILITY_CLIENT_CONFIG,
 }
 
 func u16s(in []uint32) []uint16 {
@@ -92,8 +93,16 @@ func policyFromPB(in *pb.PolicyContext) Policy {
 		APIVersion: in.GetApiVersion(), Profile: profileFromPB(in.GetProfile()),
 		Rotation: Rotation{MaxLifetime: time.Duration(in.GetRotation().GetMaxLifetimeSeconds()) * time.Second,
 			RenewBefore: time.Duration(in.GetRotation().GetRenewBeforeSeconds()) * time.Second, AlertAt: alerts},
-		MTLSScope: in.GetMtlsScope(), Targets: targets, CertificateSource: in.GetCertificateSource(),
+		MTLSScope: in.GetMtlsScope(), Targets: targets, CertificateSource: in.GetCertificateSource(), Clients: clientsFromPB(in.GetClients()),
 	}
+}
+
+func clientsFromPB(in []*pb.ClientRef) []ClientRef {
+	var out []ClientRef
+	for _, c := range in {
+		out = append(out, ClientRef{Name: c.GetName(), Targets: c.GetTargets(), VaultKV: c.GetVaultKv(), Dir: c.GetDir()})
+	}
+	return out
 }
 
 func targetFromPB(in *pb.TargetConfig) Target {

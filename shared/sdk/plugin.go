@@ -50,6 +50,10 @@ const (
 	CapIssuer Capability = "issuer"
 	// CapInventory: the plugin implements Inventorier.
 	CapInventory Capability = "inventory"
+	// CapSecretStore: the plugin implements SecretStore.
+	CapSecretStore Capability = "secret_store"
+	// CapClientConfig: the plugin implements ClientRenderer.
+	CapClientConfig Capability = "client_config"
 )
 
 // CapabilitiesOf derives the capabilities from the interfaces p implements.
@@ -72,6 +76,12 @@ func CapabilitiesOf(p Plugin) []Capability {
 	}
 	if _, ok := p.(Inventorier); ok {
 		caps = append(caps, CapInventory)
+	}
+	if _, ok := p.(SecretStore); ok {
+		caps = append(caps, CapSecretStore)
+	}
+	if _, ok := p.(ClientRenderer); ok {
+		caps = append(caps, CapClientConfig)
 	}
 	return caps
 }

@@ -146,7 +146,18 @@ func (s *server) Render(ctx context.Context, req *pb.RenderRequest) (*pb.RenderR
 	rc := requestContextFromPB(req, req.GetCertificates())
 	resp := RenderResponse{Diagnostics: s.admit(ctx, rc)}
 	if !resp.Diagnostics.HasError() {
-		s.call(&resp.Diagnostics, func() { r.Render(ctx, RenderRequest{rc}, &resp) })
+		if cl := req.GetClient(); cl != nil {
+			ci := &ClientIdentity{Name: cl.GetName(), CertFile: cl.GetCertFile(), KeyFile: cl.GetKeyFile(), CAFile: cl.GetCaFile(),
+				KeystoreFile: cl.GetKeystoreFile(), KeystorePasswordFile: cl.GetKeystorePasswordFile(), TruststoreFile: cl.GetTruststoreFile()}
+			cr, ok := s.impl.(ClientRenderer)
+			if !ok {
+				resp.Diagnostics = append(resp.Diagnostics, unsupported("client configuration rendering")...)
+			} else {
+				s.call(&resp.Diagnostics, func() { cr.RenderClient(ctx, RenderRequest{RequestContext: rc, Client: ci}, &resp) })
+			}
+		} else {
+			s.call(&resp.Diagnostics, func() { r.Render(ctx, RenderRequest{RequestContext: rc}, &resp) })
+		}
 	}
 	return &pb.RenderResponse{Artifacts: artifactsToPB(resp.Artifacts), Diagnostics: diagsToPB(resp.Diagnostics)}, nil
 }
@@ -229,4 +240,20 @@ func (s *server) Inventory(ctx context.Context, req *pb.InventoryRequest) (*pb.I
 		s.call(&resp.Diagnostics, func() { inv.Inventory(ctx, q, &resp) })
 	}
 	return &pb.InventoryResponse{Listeners: listenersToPB(resp.Listeners), Stored: storedToPB(resp.Stored), Diagnostics: diagsToPB(resp.Diagnostics)}, nil
+}
+
+func (s *server) DeliverSecret(ctx context.Context, req *pb.DeliverSecretRequest) (*pb.DeliverSecretResponse, error) {
+	ctx, done := s.requestContext(ctx)
+	defer done()
+	st, ok := s.impl.(SecretStore)
+	if !ok {
+		return &pb.DeliverSecretResponse{Diagnostics: diagsToPB(unsupported("secret delivery"))}, nil
+	}
+	rc := requestContextFromPB(req, nil)
+	resp := DeliverSecretResponse{Diagnostics: s.admit(ctx, rc)}
+	if !resp.Diagnostics.HasError() {
+		q := DeliverSecretRequest{RequestContext: rc, Client: req.GetClient(), Path: req.GetPath(), Data: req.GetData(), Metadata: req.GetMetadata()}
+		s.call(&resp.Diagnostics, func() { st.DeliverSecret(ctx, q, &resp) })
+	}
+	return &pb.DeliverSecretResponse{Version: int64(resp.Version), Diagnostics: diagsToPB(resp.Diagnostics)}, nil
 }

@@ -65,6 +65,8 @@ type Policy struct {
 	MTLSScope         []string
 	Targets           []TargetRef
 	CertificateSource string
+	// Clients are the client identities the policy declares.
+	Clients []ClientRef
 }
 
 // InMTLSScope reports whether the named target must require client certificates.
@@ -150,8 +152,12 @@ type ValidateSpecRequest struct{ RequestContext }
 // ValidateSpecResponse carries the validation diagnostics.
 type ValidateSpecResponse struct{ Diagnostics Diagnostics }
 
-// RenderRequest asks for hardened configuration (pure function).
-type RenderRequest struct{ RequestContext }
+// RenderRequest asks for hardened configuration (pure function). With
+// Client set (a ClientRenderer), only that client's configuration.
+type RenderRequest struct {
+	RequestContext
+	Client *ClientIdentity
+}
 
 // Artifact is one rendered file.
 type Artifact struct {

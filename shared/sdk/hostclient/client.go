@@ -459,6 +459,27 @@ func (c *Client) Render(ctx context.Context, rc sdk.RequestContext) (sdk.RenderR
 	return sdk.RenderResponse{Artifacts: artifactsFromPB(r.GetArtifacts()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
+// RenderClient calls Render for one client identity (CapClientConfig).
+func (c *Client) RenderClient(ctx context.Context, rc sdk.RequestContext, ci sdk.ClientIdentity) (sdk.RenderResponse, error) {
+	r, err := c.rpc.Render(ctx, &pb.RenderRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates),
+		Client: &pb.ClientIdentity{Name: ci.Name, CertFile: ci.CertFile, KeyFile: ci.KeyFile, CaFile: ci.CAFile, KeystoreFile: ci.KeystoreFile,
+			KeystorePasswordFile: ci.KeystorePasswordFile, TruststoreFile: ci.TruststoreFile}})
+	if err != nil {
+		return sdk.RenderResponse{}, c.wrap(ctx, "render client configuration", err)
+	}
+	return sdk.RenderResponse{Artifacts: artifactsFromPB(r.GetArtifacts()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
+// DeliverSecret calls DeliverSecret (CapSecretStore).
+func (c *Client) DeliverSecret(ctx context.Context, q sdk.DeliverSecretRequest) (sdk.DeliverSecretResponse, error) {
+	r, err := c.rpc.DeliverSecret(ctx, &pb.DeliverSecretRequest{Policy: policyToPB(q.Policy), Target: targetToPB(q.Target),
+		Client: q.Client, Path: q.Path, Data: q.Data, Metadata: q.Metadata})
+	if err != nil {
+		return sdk.DeliverSecretResponse{}, c.wrap(ctx, "deliver secret", err)
+	}
+	return sdk.DeliverSecretResponse{Version: int(r.GetVersion()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
 // Plan calls Plan.
 func (c *Client) Plan(ctx context.Context, rc sdk.RequestContext) (sdk.PlanResponse, error) {
 	r, err := c.rpc.Plan(ctx, &pb.PlanRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates)})

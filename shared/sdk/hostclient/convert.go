@@ -88,8 +88,16 @@ func policyToPB(p sdk.Policy) *pb.PolicyContext {
 		ApiVersion: p.APIVersion, Profile: profileToPB(p.Profile),
 		Rotation: &pb.Rotation{MaxLifetimeSeconds: int64(p.Rotation.MaxLifetime / time.Second),
 			RenewBeforeSeconds: int64(p.Rotation.RenewBefore / time.Second), AlertAtSeconds: alerts},
-		MtlsScope: p.MTLSScope, Targets: targets, CertificateSource: p.CertificateSource,
+		MtlsScope: p.MTLSScope, Targets: targets, CertificateSource: p.CertificateSource, Clients: clientsToPB(p.Clients),
 	}
+}
+
+func clientsToPB(in []sdk.ClientRef) []*pb.ClientRef {
+	out := make([]*pb.ClientRef, 0, len(in))
+	for _, c := range in {
+		out = append(out, &pb.ClientRef{Name: c.Name, Targets: c.Targets, VaultKv: c.VaultKV, Dir: c.Dir})
+	}
+	return out
 }
 
 func targetToPB(t sdk.Target) *pb.TargetConfig {
@@ -141,6 +149,7 @@ var capToPB = map[sdk.Capability]pb.Capability{
 	sdk.CapRender: pb.Capability_CAPABILITY_RENDER, sdk.CapPlan: pb.Capability_CAPABILITY_PLAN,
 	sdk.CapApply: pb.Capability_CAPABILITY_APPLY, sdk.CapVerify: pb.Capability_CAPABILITY_VERIFY,
 	sdk.CapIssuer: pb.Capability_CAPABILITY_ISSUER, sdk.CapInventory: pb.Capability_CAPABILITY_INVENTORY,
+	sdk.CapSecretStore: pb.Capability_CAPABILITY_SECRET_STORE, sdk.CapClientConfig: pb.Capability_CAPABILITY_CLIENT_CONFIG,
 }
 
 func certsFromPB(in *pb.CertificateMaterial) sdk.Certificates {

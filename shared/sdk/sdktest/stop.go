@@ -54,6 +54,11 @@ func stopChecks(t *testing.T, h Harness, client *hostclient.Client, meta sdk.Met
 			r, err := client.Inventory(ctx, rcFor(sdk.CapInventory), 1)
 			return r.Diagnostics, err
 		}},
+		{"deliver_secret", sdk.CapSecretStore, func(ctx context.Context) (sdk.Diagnostics, error) {
+			r, err := client.DeliverSecret(ctx, sdk.DeliverSecretRequest{RequestContext: rcFor(sdk.CapSecretStore), Client: "harden-conformance",
+				Path: "secret/data/harden-conformance", Data: map[string][]byte{"probe": []byte("conformance")}})
+			return r.Diagnostics, err
+		}},
 		{"issue_certificate", sdk.CapIssuer, func(ctx context.Context) (sdk.Diagnostics, error) {
 			r, err := client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rcFor(sdk.CapIssuer), ForTarget: rc.Target.Name, Usage: "ca"})
 			return r.Diagnostics, err

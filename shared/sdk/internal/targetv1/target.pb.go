@@ -44,6 +44,10 @@ const (
 	Capability_CAPABILITY_ISSUER Capability = 5
 	// The plugin reports served and stored certificates and keys (Inventory).
 	Capability_CAPABILITY_INVENTORY Capability = 6
+	// The plugin stores client bundles in a secret store (DeliverSecret).
+	Capability_CAPABILITY_SECRET_STORE Capability = 7
+	// The plugin renders client configurations (RenderRequest.client).
+	Capability_CAPABILITY_CLIENT_CONFIG Capability = 8
 )
 
 // Enum value maps for Capability.
@@ -56,15 +60,19 @@ var (
 		4: "CAPABILITY_VERIFY",
 		5: "CAPABILITY_ISSUER",
 		6: "CAPABILITY_INVENTORY",
+		7: "CAPABILITY_SECRET_STORE",
+		8: "CAPABILITY_CLIENT_CONFIG",
 	}
 	Capability_value = map[string]int32{
-		"CAPABILITY_UNSPECIFIED": 0,
-		"CAPABILITY_RENDER":      1,
-		"CAPABILITY_PLAN":        2,
-		"CAPABILITY_APPLY":       3,
-		"CAPABILITY_VERIFY":      4,
-		"CAPABILITY_ISSUER":      5,
-		"CAPABILITY_INVENTORY":   6,
+		"CAPABILITY_UNSPECIFIED":   0,
+		"CAPABILITY_RENDER":        1,
+		"CAPABILITY_PLAN":          2,
+		"CAPABILITY_APPLY":         3,
+		"CAPABILITY_VERIFY":        4,
+		"CAPABILITY_ISSUER":        5,
+		"CAPABILITY_INVENTORY":     6,
+		"CAPABILITY_SECRET_STORE":  7,
+		"CAPABILITY_CLIENT_CONFIG": 8,
 	}
 )
 
@@ -141,7 +149,7 @@ func (x Diagnostic_Severity) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Diagnostic_Severity.Descriptor instead.
 func (Diagnostic_Severity) EnumDescriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{11, 0}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{12, 0}
 }
 
 type Diagnostic_Source int32
@@ -196,7 +204,7 @@ func (x Diagnostic_Source) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Diagnostic_Source.Descriptor instead.
 func (Diagnostic_Source) EnumDescriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{11, 1}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{12, 1}
 }
 
 type Change_Action int32
@@ -252,7 +260,7 @@ func (x Change_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Change_Action.Descriptor instead.
 func (Change_Action) EnumDescriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{13, 0}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{14, 0}
 }
 
 type Check_Status int32
@@ -311,7 +319,7 @@ func (x Check_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Check_Status.Descriptor instead.
 func (Check_Status) EnumDescriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{14, 0}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{15, 0}
 }
 
 type Check_Severity int32
@@ -369,7 +377,7 @@ func (x Check_Severity) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Check_Severity.Descriptor instead.
 func (Check_Severity) EnumDescriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{14, 1}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{15, 1}
 }
 
 type GetMetadataRequest struct {
@@ -921,6 +929,79 @@ func (x *TargetRef) GetMtls() bool {
 	return false
 }
 
+// A client identity the policy declares (clients:): harden issues its
+// certificate (CN = name) and delivers its bundle.
+type ClientRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Targets it connects to.
+	Targets []string `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
+	// Where the bundle goes: a Vault KV v2 path as the API names it
+	// ("secret/data/clients/spark-etl"), or a directory on this host.
+	VaultKv       string `protobuf:"bytes,3,opt,name=vault_kv,json=vaultKv,proto3" json:"vault_kv,omitempty"`
+	Dir           string `protobuf:"bytes,4,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientRef) Reset() {
+	*x = ClientRef{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientRef) ProtoMessage() {}
+
+func (x *ClientRef) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientRef.ProtoReflect.Descriptor instead.
+func (*ClientRef) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ClientRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClientRef) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *ClientRef) GetVaultKv() string {
+	if x != nil {
+		return x.VaultKv
+	}
+	return ""
+}
+
+func (x *ClientRef) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
 // Read-only view of the whole policy, sent with every request, so that a plugin
 // such as a CA can serve the others. Contains no secrets.
 type PolicyContext struct {
@@ -932,13 +1013,14 @@ type PolicyContext struct {
 	MtlsScope         []string     `protobuf:"bytes,4,rep,name=mtls_scope,json=mtlsScope,proto3" json:"mtls_scope,omitempty"`
 	Targets           []*TargetRef `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
 	CertificateSource string       `protobuf:"bytes,6,opt,name=certificate_source,json=certificateSource,proto3" json:"certificate_source,omitempty"`
+	Clients           []*ClientRef `protobuf:"bytes,7,rep,name=clients,proto3" json:"clients,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PolicyContext) Reset() {
 	*x = PolicyContext{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[8]
+	mi := &file_harden_target_v1_target_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1032,7 @@ func (x *PolicyContext) String() string {
 func (*PolicyContext) ProtoMessage() {}
 
 func (x *PolicyContext) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[8]
+	mi := &file_harden_target_v1_target_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1045,7 @@ func (x *PolicyContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyContext.ProtoReflect.Descriptor instead.
 func (*PolicyContext) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{8}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PolicyContext) GetApiVersion() string {
@@ -1008,6 +1090,13 @@ func (x *PolicyContext) GetCertificateSource() string {
 	return ""
 }
 
+func (x *PolicyContext) GetClients() []*ClientRef {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
 type TargetConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1024,7 +1113,7 @@ type TargetConfig struct {
 
 func (x *TargetConfig) Reset() {
 	*x = TargetConfig{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[9]
+	mi := &file_harden_target_v1_target_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1125,7 @@ func (x *TargetConfig) String() string {
 func (*TargetConfig) ProtoMessage() {}
 
 func (x *TargetConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[9]
+	mi := &file_harden_target_v1_target_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1138,7 @@ func (x *TargetConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetConfig.ProtoReflect.Descriptor instead.
 func (*TargetConfig) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{9}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TargetConfig) GetName() string {
@@ -1099,7 +1188,7 @@ type CertificateMaterial struct {
 
 func (x *CertificateMaterial) Reset() {
 	*x = CertificateMaterial{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[10]
+	mi := &file_harden_target_v1_target_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1200,7 @@ func (x *CertificateMaterial) String() string {
 func (*CertificateMaterial) ProtoMessage() {}
 
 func (x *CertificateMaterial) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[10]
+	mi := &file_harden_target_v1_target_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1213,7 @@ func (x *CertificateMaterial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateMaterial.ProtoReflect.Descriptor instead.
 func (*CertificateMaterial) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{10}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CertificateMaterial) GetCertificateChainPem() []byte {
@@ -1185,7 +1274,7 @@ type Diagnostic struct {
 
 func (x *Diagnostic) Reset() {
 	*x = Diagnostic{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[11]
+	mi := &file_harden_target_v1_target_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1286,7 @@ func (x *Diagnostic) String() string {
 func (*Diagnostic) ProtoMessage() {}
 
 func (x *Diagnostic) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[11]
+	mi := &file_harden_target_v1_target_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1299,7 @@ func (x *Diagnostic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnostic.ProtoReflect.Descriptor instead.
 func (*Diagnostic) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{11}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Diagnostic) GetSeverity() Diagnostic_Severity {
@@ -1271,7 +1360,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[12]
+	mi := &file_harden_target_v1_target_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1372,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[12]
+	mi := &file_harden_target_v1_target_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1385,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{12}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Artifact) GetPath() string {
@@ -1351,7 +1440,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[13]
+	mi := &file_harden_target_v1_target_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1452,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[13]
+	mi := &file_harden_target_v1_target_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1465,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{13}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Change) GetResource() string {
@@ -1454,7 +1543,7 @@ type Check struct {
 
 func (x *Check) Reset() {
 	*x = Check{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[14]
+	mi := &file_harden_target_v1_target_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1555,7 @@ func (x *Check) String() string {
 func (*Check) ProtoMessage() {}
 
 func (x *Check) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[14]
+	mi := &file_harden_target_v1_target_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1568,7 @@ func (x *Check) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Check.ProtoReflect.Descriptor instead.
 func (*Check) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{14}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Check) GetId() string {
@@ -1562,7 +1651,7 @@ type ValidateSpecRequest struct {
 
 func (x *ValidateSpecRequest) Reset() {
 	*x = ValidateSpecRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[15]
+	mi := &file_harden_target_v1_target_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1663,7 @@ func (x *ValidateSpecRequest) String() string {
 func (*ValidateSpecRequest) ProtoMessage() {}
 
 func (x *ValidateSpecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[15]
+	mi := &file_harden_target_v1_target_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1676,7 @@ func (x *ValidateSpecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateSpecRequest.ProtoReflect.Descriptor instead.
 func (*ValidateSpecRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{15}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ValidateSpecRequest) GetPolicy() *PolicyContext {
@@ -1613,7 +1702,7 @@ type ValidateSpecResponse struct {
 
 func (x *ValidateSpecResponse) Reset() {
 	*x = ValidateSpecResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[16]
+	mi := &file_harden_target_v1_target_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1714,7 @@ func (x *ValidateSpecResponse) String() string {
 func (*ValidateSpecResponse) ProtoMessage() {}
 
 func (x *ValidateSpecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[16]
+	mi := &file_harden_target_v1_target_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1727,7 @@ func (x *ValidateSpecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateSpecResponse.ProtoReflect.Descriptor instead.
 func (*ValidateSpecResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{16}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ValidateSpecResponse) GetDiagnostics() []*Diagnostic {
@@ -1649,17 +1738,21 @@ func (x *ValidateSpecResponse) GetDiagnostics() []*Diagnostic {
 }
 
 type RenderRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Policy        *PolicyContext         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
-	Target        *TargetConfig          `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
-	Certificates  *CertificateMaterial   `protobuf:"bytes,3,opt,name=certificates,proto3" json:"certificates,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Policy       *PolicyContext         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Target       *TargetConfig          `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	Certificates *CertificateMaterial   `protobuf:"bytes,3,opt,name=certificates,proto3" json:"certificates,omitempty"`
+	// When set, render only what this client needs to connect to the target
+	// (Kafka client.properties and Spark options, a libpq/JDBC connection
+	// string), naming the files where the client will keep its bundle.
+	Client        *ClientIdentity `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RenderRequest) Reset() {
 	*x = RenderRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[17]
+	mi := &file_harden_target_v1_target_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1764,7 @@ func (x *RenderRequest) String() string {
 func (*RenderRequest) ProtoMessage() {}
 
 func (x *RenderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[17]
+	mi := &file_harden_target_v1_target_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1777,7 @@ func (x *RenderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenderRequest.ProtoReflect.Descriptor instead.
 func (*RenderRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{17}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RenderRequest) GetPolicy() *PolicyContext {
@@ -1708,6 +1801,109 @@ func (x *RenderRequest) GetCertificates() *CertificateMaterial {
 	return nil
 }
 
+func (x *RenderRequest) GetClient() *ClientIdentity {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+// A client identity's files as the client will hold them (paths on the
+// client's machine, written into the rendered configuration).
+type ClientIdentity struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	CertFile string                 `protobuf:"bytes,2,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
+	KeyFile  string                 `protobuf:"bytes,3,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	CaFile   string                 `protobuf:"bytes,4,opt,name=ca_file,json=caFile,proto3" json:"ca_file,omitempty"`
+	// PKCS#12 keystore (certificate and key) and the file holding its password.
+	KeystoreFile         string `protobuf:"bytes,5,opt,name=keystore_file,json=keystoreFile,proto3" json:"keystore_file,omitempty"`
+	KeystorePasswordFile string `protobuf:"bytes,6,opt,name=keystore_password_file,json=keystorePasswordFile,proto3" json:"keystore_password_file,omitempty"`
+	// PKCS#12 truststore (the CA) for JVM clients; same password file.
+	TruststoreFile string `protobuf:"bytes,7,opt,name=truststore_file,json=truststoreFile,proto3" json:"truststore_file,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ClientIdentity) Reset() {
+	*x = ClientIdentity{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientIdentity) ProtoMessage() {}
+
+func (x *ClientIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientIdentity.ProtoReflect.Descriptor instead.
+func (*ClientIdentity) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ClientIdentity) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClientIdentity) GetCertFile() string {
+	if x != nil {
+		return x.CertFile
+	}
+	return ""
+}
+
+func (x *ClientIdentity) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *ClientIdentity) GetCaFile() string {
+	if x != nil {
+		return x.CaFile
+	}
+	return ""
+}
+
+func (x *ClientIdentity) GetKeystoreFile() string {
+	if x != nil {
+		return x.KeystoreFile
+	}
+	return ""
+}
+
+func (x *ClientIdentity) GetKeystorePasswordFile() string {
+	if x != nil {
+		return x.KeystorePasswordFile
+	}
+	return ""
+}
+
+func (x *ClientIdentity) GetTruststoreFile() string {
+	if x != nil {
+		return x.TruststoreFile
+	}
+	return ""
+}
+
 type RenderResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Artifacts     []*Artifact            `protobuf:"bytes,1,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
@@ -1718,7 +1914,7 @@ type RenderResponse struct {
 
 func (x *RenderResponse) Reset() {
 	*x = RenderResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[18]
+	mi := &file_harden_target_v1_target_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +1926,7 @@ func (x *RenderResponse) String() string {
 func (*RenderResponse) ProtoMessage() {}
 
 func (x *RenderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[18]
+	mi := &file_harden_target_v1_target_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +1939,7 @@ func (x *RenderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenderResponse.ProtoReflect.Descriptor instead.
 func (*RenderResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{18}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RenderResponse) GetArtifacts() []*Artifact {
@@ -1771,7 +1967,7 @@ type PlanRequest struct {
 
 func (x *PlanRequest) Reset() {
 	*x = PlanRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[19]
+	mi := &file_harden_target_v1_target_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1783,7 +1979,7 @@ func (x *PlanRequest) String() string {
 func (*PlanRequest) ProtoMessage() {}
 
 func (x *PlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[19]
+	mi := &file_harden_target_v1_target_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1796,7 +1992,7 @@ func (x *PlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRequest.ProtoReflect.Descriptor instead.
 func (*PlanRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{19}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PlanRequest) GetPolicy() *PolicyContext {
@@ -1833,7 +2029,7 @@ type PlanResponse struct {
 
 func (x *PlanResponse) Reset() {
 	*x = PlanResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[20]
+	mi := &file_harden_target_v1_target_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +2041,7 @@ func (x *PlanResponse) String() string {
 func (*PlanResponse) ProtoMessage() {}
 
 func (x *PlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[20]
+	mi := &file_harden_target_v1_target_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +2054,7 @@ func (x *PlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanResponse.ProtoReflect.Descriptor instead.
 func (*PlanResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{20}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PlanResponse) GetChanges() []*Change {
@@ -1896,7 +2092,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[21]
+	mi := &file_harden_target_v1_target_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2104,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[21]
+	mi := &file_harden_target_v1_target_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2117,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{21}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ApplyRequest) GetPolicy() *PolicyContext {
@@ -1969,7 +2165,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[22]
+	mi := &file_harden_target_v1_target_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2177,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[22]
+	mi := &file_harden_target_v1_target_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2190,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{22}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ApplyResponse) GetApplied() []*Change {
@@ -2024,7 +2220,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[23]
+	mi := &file_harden_target_v1_target_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2232,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[23]
+	mi := &file_harden_target_v1_target_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2245,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{23}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VerifyRequest) GetPolicy() *PolicyContext {
@@ -2083,7 +2279,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[24]
+	mi := &file_harden_target_v1_target_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2291,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[24]
+	mi := &file_harden_target_v1_target_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2304,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{24}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *VerifyResponse) GetChecks() []*Check {
@@ -2146,7 +2342,7 @@ type IssueCertificateRequest struct {
 
 func (x *IssueCertificateRequest) Reset() {
 	*x = IssueCertificateRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[25]
+	mi := &file_harden_target_v1_target_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2158,7 +2354,7 @@ func (x *IssueCertificateRequest) String() string {
 func (*IssueCertificateRequest) ProtoMessage() {}
 
 func (x *IssueCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[25]
+	mi := &file_harden_target_v1_target_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2171,7 +2367,7 @@ func (x *IssueCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCertificateRequest.ProtoReflect.Descriptor instead.
 func (*IssueCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{25}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *IssueCertificateRequest) GetPolicy() *PolicyContext {
@@ -2240,7 +2436,7 @@ type IssueCertificateResponse struct {
 
 func (x *IssueCertificateResponse) Reset() {
 	*x = IssueCertificateResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[26]
+	mi := &file_harden_target_v1_target_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2448,7 @@ func (x *IssueCertificateResponse) String() string {
 func (*IssueCertificateResponse) ProtoMessage() {}
 
 func (x *IssueCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[26]
+	mi := &file_harden_target_v1_target_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2461,7 @@ func (x *IssueCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCertificateResponse.ProtoReflect.Descriptor instead.
 func (*IssueCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{26}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *IssueCertificateResponse) GetCertificate() *CertificateMaterial {
@@ -2297,7 +2493,7 @@ type InventoryRequest struct {
 
 func (x *InventoryRequest) Reset() {
 	*x = InventoryRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[27]
+	mi := &file_harden_target_v1_target_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2505,7 @@ func (x *InventoryRequest) String() string {
 func (*InventoryRequest) ProtoMessage() {}
 
 func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[27]
+	mi := &file_harden_target_v1_target_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2518,7 @@ func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryRequest.ProtoReflect.Descriptor instead.
 func (*InventoryRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{27}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *InventoryRequest) GetPolicy() *PolicyContext {
@@ -2374,7 +2570,7 @@ type ServedHandshake struct {
 
 func (x *ServedHandshake) Reset() {
 	*x = ServedHandshake{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[28]
+	mi := &file_harden_target_v1_target_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2582,7 @@ func (x *ServedHandshake) String() string {
 func (*ServedHandshake) ProtoMessage() {}
 
 func (x *ServedHandshake) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[28]
+	mi := &file_harden_target_v1_target_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2595,7 @@ func (x *ServedHandshake) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServedHandshake.ProtoReflect.Descriptor instead.
 func (*ServedHandshake) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{28}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ServedHandshake) GetChainPem() []byte {
@@ -2449,7 +2645,7 @@ type ServedListener struct {
 
 func (x *ServedListener) Reset() {
 	*x = ServedListener{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[29]
+	mi := &file_harden_target_v1_target_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2461,7 +2657,7 @@ func (x *ServedListener) String() string {
 func (*ServedListener) ProtoMessage() {}
 
 func (x *ServedListener) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[29]
+	mi := &file_harden_target_v1_target_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2474,7 +2670,7 @@ func (x *ServedListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServedListener.ProtoReflect.Descriptor instead.
 func (*ServedListener) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{29}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ServedListener) GetName() string {
@@ -2536,7 +2732,7 @@ type StoredItem struct {
 
 func (x *StoredItem) Reset() {
 	*x = StoredItem{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[30]
+	mi := &file_harden_target_v1_target_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +2744,7 @@ func (x *StoredItem) String() string {
 func (*StoredItem) ProtoMessage() {}
 
 func (x *StoredItem) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[30]
+	mi := &file_harden_target_v1_target_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +2757,7 @@ func (x *StoredItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredItem.ProtoReflect.Descriptor instead.
 func (*StoredItem) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{30}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StoredItem) GetKind() string {
@@ -2638,7 +2834,7 @@ type InventoryResponse struct {
 
 func (x *InventoryResponse) Reset() {
 	*x = InventoryResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[31]
+	mi := &file_harden_target_v1_target_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2650,7 +2846,7 @@ func (x *InventoryResponse) String() string {
 func (*InventoryResponse) ProtoMessage() {}
 
 func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[31]
+	mi := &file_harden_target_v1_target_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2663,7 +2859,7 @@ func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryResponse.ProtoReflect.Descriptor instead.
 func (*InventoryResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{31}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *InventoryResponse) GetListeners() []*ServedListener {
@@ -2687,6 +2883,149 @@ func (x *InventoryResponse) GetDiagnostics() []*Diagnostic {
 	return nil
 }
 
+type DeliverSecretRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *PolicyContext         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The secret store's own target (e.g. the vaultpki one) and its secrets.
+	Target *TargetConfig `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// The client the bundle is for (its name in the policy's clients).
+	Client string `protobuf:"bytes,3,opt,name=client,proto3" json:"client,omitempty"`
+	// Where: a Vault KV v2 path as the API names it (mount/data/path).
+	Path string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	// The bundle: file name -> content (binary content as is).
+	Data map[string][]byte `protobuf:"bytes,5,rep,name=data,proto3" json:"data,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Facts stored beside it (KV v2 custom_metadata): serial, not_after,
+	// renew_at, issuer.
+	Metadata      map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverSecretRequest) Reset() {
+	*x = DeliverSecretRequest{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverSecretRequest) ProtoMessage() {}
+
+func (x *DeliverSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverSecretRequest.ProtoReflect.Descriptor instead.
+func (*DeliverSecretRequest) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeliverSecretRequest) GetPolicy() *PolicyContext {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *DeliverSecretRequest) GetTarget() *TargetConfig {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *DeliverSecretRequest) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *DeliverSecretRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *DeliverSecretRequest) GetData() map[string][]byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *DeliverSecretRequest) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+type DeliverSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version the store gave the bundle.
+	Version       int64         `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Diagnostics   []*Diagnostic `protobuf:"bytes,2,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverSecretResponse) Reset() {
+	*x = DeliverSecretResponse{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverSecretResponse) ProtoMessage() {}
+
+func (x *DeliverSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverSecretResponse.ProtoReflect.Descriptor instead.
+func (*DeliverSecretResponse) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DeliverSecretResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DeliverSecretResponse) GetDiagnostics() []*Diagnostic {
+	if x != nil {
+		return x.Diagnostics
+	}
+	return nil
+}
+
 type StopRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2695,7 +3034,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[32]
+	mi := &file_harden_target_v1_target_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +3046,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[32]
+	mi := &file_harden_target_v1_target_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +3059,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{32}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{36}
 }
 
 type StopResponse struct {
@@ -2731,7 +3070,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[33]
+	mi := &file_harden_target_v1_target_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +3082,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[33]
+	mi := &file_harden_target_v1_target_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +3095,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{33}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{37}
 }
 
 var File_harden_target_v1_target_proto protoreflect.FileDescriptor
@@ -2805,7 +3144,12 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x06plugin\x18\x02 \x01(\tR\x06plugin\x128\n" +
 	"\tendpoints\x18\x03 \x03(\v2\x1a.harden.target.v1.EndpointR\tendpoints\x12+\n" +
 	"\x11certificate_names\x18\x04 \x03(\tR\x10certificateNames\x12\x12\n" +
-	"\x04mtls\x18\x05 \x01(\bR\x04mtls\"\xa5\x02\n" +
+	"\x04mtls\x18\x05 \x01(\bR\x04mtls\"f\n" +
+	"\tClientRef\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\x12\x19\n" +
+	"\bvault_kv\x18\x03 \x01(\tR\avaultKv\x12\x10\n" +
+	"\x03dir\x18\x04 \x01(\tR\x03dir\"\xdc\x02\n" +
 	"\rPolicyContext\x12\x1f\n" +
 	"\vapi_version\x18\x01 \x01(\tR\n" +
 	"apiVersion\x126\n" +
@@ -2814,7 +3158,8 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\n" +
 	"mtls_scope\x18\x04 \x03(\tR\tmtlsScope\x125\n" +
 	"\atargets\x18\x05 \x03(\v2\x1b.harden.target.v1.TargetRefR\atargets\x12-\n" +
-	"\x12certificate_source\x18\x06 \x01(\tR\x11certificateSource\"\xeb\x01\n" +
+	"\x12certificate_source\x18\x06 \x01(\tR\x11certificateSource\x125\n" +
+	"\aclients\x18\a \x03(\v2\x1b.harden.target.v1.ClientRefR\aclients\"\xeb\x01\n" +
 	"\fTargetConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x0fconnection_json\x18\x02 \x01(\fR\x0econnectionJson\x12\x1b\n" +
@@ -2899,11 +3244,20 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x06policy\x18\x01 \x01(\v2\x1f.harden.target.v1.PolicyContextR\x06policy\x126\n" +
 	"\x06target\x18\x02 \x01(\v2\x1e.harden.target.v1.TargetConfigR\x06target\"V\n" +
 	"\x14ValidateSpecResponse\x12>\n" +
-	"\vdiagnostics\x18\x01 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xcb\x01\n" +
+	"\vdiagnostics\x18\x01 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\x85\x02\n" +
 	"\rRenderRequest\x127\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1f.harden.target.v1.PolicyContextR\x06policy\x126\n" +
 	"\x06target\x18\x02 \x01(\v2\x1e.harden.target.v1.TargetConfigR\x06target\x12I\n" +
-	"\fcertificates\x18\x03 \x01(\v2%.harden.target.v1.CertificateMaterialR\fcertificates\"\x8a\x01\n" +
+	"\fcertificates\x18\x03 \x01(\v2%.harden.target.v1.CertificateMaterialR\fcertificates\x128\n" +
+	"\x06client\x18\x04 \x01(\v2 .harden.target.v1.ClientIdentityR\x06client\"\xf9\x01\n" +
+	"\x0eClientIdentity\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tcert_file\x18\x02 \x01(\tR\bcertFile\x12\x19\n" +
+	"\bkey_file\x18\x03 \x01(\tR\akeyFile\x12\x17\n" +
+	"\aca_file\x18\x04 \x01(\tR\x06caFile\x12#\n" +
+	"\rkeystore_file\x18\x05 \x01(\tR\fkeystoreFile\x124\n" +
+	"\x16keystore_password_file\x18\x06 \x01(\tR\x14keystorePasswordFile\x12'\n" +
+	"\x0ftruststore_file\x18\a \x01(\tR\x0etruststoreFile\"\x8a\x01\n" +
 	"\x0eRenderResponse\x128\n" +
 	"\tartifacts\x18\x01 \x03(\v2\x1a.harden.target.v1.ArtifactR\tartifacts\x12>\n" +
 	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xc9\x01\n" +
@@ -2983,9 +3337,25 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x11InventoryResponse\x12>\n" +
 	"\tlisteners\x18\x01 \x03(\v2 .harden.target.v1.ServedListenerR\tlisteners\x124\n" +
 	"\x06stored\x18\x02 \x03(\v2\x1c.harden.target.v1.StoredItemR\x06stored\x12>\n" +
-	"\vdiagnostics\x18\x03 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\r\n" +
+	"\vdiagnostics\x18\x03 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xc1\x03\n" +
+	"\x14DeliverSecretRequest\x127\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1f.harden.target.v1.PolicyContextR\x06policy\x126\n" +
+	"\x06target\x18\x02 \x01(\v2\x1e.harden.target.v1.TargetConfigR\x06target\x12\x16\n" +
+	"\x06client\x18\x03 \x01(\tR\x06client\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12D\n" +
+	"\x04data\x18\x05 \x03(\v20.harden.target.v1.DeliverSecretRequest.DataEntryR\x04data\x12P\n" +
+	"\bmetadata\x18\x06 \x03(\v24.harden.target.v1.DeliverSecretRequest.MetadataEntryR\bmetadata\x1a7\n" +
+	"\tDataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
+	"\x15DeliverSecretResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12>\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\r\n" +
 	"\vStopRequest\"\x0e\n" +
-	"\fStopResponse*\xb2\x01\n" +
+	"\fStopResponse*\xed\x01\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -2994,7 +3364,9 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x10CAPABILITY_APPLY\x10\x03\x12\x15\n" +
 	"\x11CAPABILITY_VERIFY\x10\x04\x12\x15\n" +
 	"\x11CAPABILITY_ISSUER\x10\x05\x12\x18\n" +
-	"\x14CAPABILITY_INVENTORY\x10\x062\xd3\x06\n" +
+	"\x14CAPABILITY_INVENTORY\x10\x06\x12\x1b\n" +
+	"\x17CAPABILITY_SECRET_STORE\x10\a\x12\x1c\n" +
+	"\x18CAPABILITY_CLIENT_CONFIG\x10\b2\xb5\a\n" +
 	"\rTargetService\x12Z\n" +
 	"\vGetMetadata\x12$.harden.target.v1.GetMetadataRequest\x1a%.harden.target.v1.GetMetadataResponse\x12T\n" +
 	"\tGetSchema\x12\".harden.target.v1.GetSchemaRequest\x1a#.harden.target.v1.GetSchemaResponse\x12]\n" +
@@ -3004,7 +3376,8 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x05Apply\x12\x1e.harden.target.v1.ApplyRequest\x1a\x1f.harden.target.v1.ApplyResponse\x12K\n" +
 	"\x06Verify\x12\x1f.harden.target.v1.VerifyRequest\x1a .harden.target.v1.VerifyResponse\x12i\n" +
 	"\x10IssueCertificate\x12).harden.target.v1.IssueCertificateRequest\x1a*.harden.target.v1.IssueCertificateResponse\x12T\n" +
-	"\tInventory\x12\".harden.target.v1.InventoryRequest\x1a#.harden.target.v1.InventoryResponse\x12E\n" +
+	"\tInventory\x12\".harden.target.v1.InventoryRequest\x1a#.harden.target.v1.InventoryResponse\x12`\n" +
+	"\rDeliverSecret\x12&.harden.target.v1.DeliverSecretRequest\x1a'.harden.target.v1.DeliverSecretResponse\x12E\n" +
 	"\x04Stop\x12\x1d.harden.target.v1.StopRequest\x1a\x1e.harden.target.v1.StopResponseBDZBgithub.com/harden-dev/harden/shared/sdk/internal/targetv1;targetv1b\x06proto3"
 
 var (
@@ -3020,7 +3393,7 @@ func file_harden_target_v1_target_proto_rawDescGZIP() []byte {
 }
 
 var file_harden_target_v1_target_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_harden_target_v1_target_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_harden_target_v1_target_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_harden_target_v1_target_proto_goTypes = []any{
 	(Capability)(0),                  // 0: harden.target.v1.Capability
 	(Diagnostic_Severity)(0),         // 1: harden.target.v1.Diagnostic.Severity
@@ -3036,107 +3409,122 @@ var file_harden_target_v1_target_proto_goTypes = []any{
 	(*Rotation)(nil),                 // 11: harden.target.v1.Rotation
 	(*Endpoint)(nil),                 // 12: harden.target.v1.Endpoint
 	(*TargetRef)(nil),                // 13: harden.target.v1.TargetRef
-	(*PolicyContext)(nil),            // 14: harden.target.v1.PolicyContext
-	(*TargetConfig)(nil),             // 15: harden.target.v1.TargetConfig
-	(*CertificateMaterial)(nil),      // 16: harden.target.v1.CertificateMaterial
-	(*Diagnostic)(nil),               // 17: harden.target.v1.Diagnostic
-	(*Artifact)(nil),                 // 18: harden.target.v1.Artifact
-	(*Change)(nil),                   // 19: harden.target.v1.Change
-	(*Check)(nil),                    // 20: harden.target.v1.Check
-	(*ValidateSpecRequest)(nil),      // 21: harden.target.v1.ValidateSpecRequest
-	(*ValidateSpecResponse)(nil),     // 22: harden.target.v1.ValidateSpecResponse
-	(*RenderRequest)(nil),            // 23: harden.target.v1.RenderRequest
-	(*RenderResponse)(nil),           // 24: harden.target.v1.RenderResponse
-	(*PlanRequest)(nil),              // 25: harden.target.v1.PlanRequest
-	(*PlanResponse)(nil),             // 26: harden.target.v1.PlanResponse
-	(*ApplyRequest)(nil),             // 27: harden.target.v1.ApplyRequest
-	(*ApplyResponse)(nil),            // 28: harden.target.v1.ApplyResponse
-	(*VerifyRequest)(nil),            // 29: harden.target.v1.VerifyRequest
-	(*VerifyResponse)(nil),           // 30: harden.target.v1.VerifyResponse
-	(*IssueCertificateRequest)(nil),  // 31: harden.target.v1.IssueCertificateRequest
-	(*IssueCertificateResponse)(nil), // 32: harden.target.v1.IssueCertificateResponse
-	(*InventoryRequest)(nil),         // 33: harden.target.v1.InventoryRequest
-	(*ServedHandshake)(nil),          // 34: harden.target.v1.ServedHandshake
-	(*ServedListener)(nil),           // 35: harden.target.v1.ServedListener
-	(*StoredItem)(nil),               // 36: harden.target.v1.StoredItem
-	(*InventoryResponse)(nil),        // 37: harden.target.v1.InventoryResponse
-	(*StopRequest)(nil),              // 38: harden.target.v1.StopRequest
-	(*StopResponse)(nil),             // 39: harden.target.v1.StopResponse
-	nil,                              // 40: harden.target.v1.TargetConfig.SecretsEntry
+	(*ClientRef)(nil),                // 14: harden.target.v1.ClientRef
+	(*PolicyContext)(nil),            // 15: harden.target.v1.PolicyContext
+	(*TargetConfig)(nil),             // 16: harden.target.v1.TargetConfig
+	(*CertificateMaterial)(nil),      // 17: harden.target.v1.CertificateMaterial
+	(*Diagnostic)(nil),               // 18: harden.target.v1.Diagnostic
+	(*Artifact)(nil),                 // 19: harden.target.v1.Artifact
+	(*Change)(nil),                   // 20: harden.target.v1.Change
+	(*Check)(nil),                    // 21: harden.target.v1.Check
+	(*ValidateSpecRequest)(nil),      // 22: harden.target.v1.ValidateSpecRequest
+	(*ValidateSpecResponse)(nil),     // 23: harden.target.v1.ValidateSpecResponse
+	(*RenderRequest)(nil),            // 24: harden.target.v1.RenderRequest
+	(*ClientIdentity)(nil),           // 25: harden.target.v1.ClientIdentity
+	(*RenderResponse)(nil),           // 26: harden.target.v1.RenderResponse
+	(*PlanRequest)(nil),              // 27: harden.target.v1.PlanRequest
+	(*PlanResponse)(nil),             // 28: harden.target.v1.PlanResponse
+	(*ApplyRequest)(nil),             // 29: harden.target.v1.ApplyRequest
+	(*ApplyResponse)(nil),            // 30: harden.target.v1.ApplyResponse
+	(*VerifyRequest)(nil),            // 31: harden.target.v1.VerifyRequest
+	(*VerifyResponse)(nil),           // 32: harden.target.v1.VerifyResponse
+	(*IssueCertificateRequest)(nil),  // 33: harden.target.v1.IssueCertificateRequest
+	(*IssueCertificateResponse)(nil), // 34: harden.target.v1.IssueCertificateResponse
+	(*InventoryRequest)(nil),         // 35: harden.target.v1.InventoryRequest
+	(*ServedHandshake)(nil),          // 36: harden.target.v1.ServedHandshake
+	(*ServedListener)(nil),           // 37: harden.target.v1.ServedListener
+	(*StoredItem)(nil),               // 38: harden.target.v1.StoredItem
+	(*InventoryResponse)(nil),        // 39: harden.target.v1.InventoryResponse
+	(*DeliverSecretRequest)(nil),     // 40: harden.target.v1.DeliverSecretRequest
+	(*DeliverSecretResponse)(nil),    // 41: harden.target.v1.DeliverSecretResponse
+	(*StopRequest)(nil),              // 42: harden.target.v1.StopRequest
+	(*StopResponse)(nil),             // 43: harden.target.v1.StopResponse
+	nil,                              // 44: harden.target.v1.TargetConfig.SecretsEntry
+	nil,                              // 45: harden.target.v1.DeliverSecretRequest.DataEntry
+	nil,                              // 46: harden.target.v1.DeliverSecretRequest.MetadataEntry
 }
 var file_harden_target_v1_target_proto_depIdxs = []int32{
 	0,  // 0: harden.target.v1.GetMetadataResponse.capabilities:type_name -> harden.target.v1.Capability
-	17, // 1: harden.target.v1.GetMetadataResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	17, // 2: harden.target.v1.GetSchemaResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	18, // 1: harden.target.v1.GetMetadataResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	18, // 2: harden.target.v1.GetSchemaResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
 	12, // 3: harden.target.v1.TargetRef.endpoints:type_name -> harden.target.v1.Endpoint
 	10, // 4: harden.target.v1.PolicyContext.profile:type_name -> harden.target.v1.TLSProfile
 	11, // 5: harden.target.v1.PolicyContext.rotation:type_name -> harden.target.v1.Rotation
 	13, // 6: harden.target.v1.PolicyContext.targets:type_name -> harden.target.v1.TargetRef
-	40, // 7: harden.target.v1.TargetConfig.secrets:type_name -> harden.target.v1.TargetConfig.SecretsEntry
-	1,  // 8: harden.target.v1.Diagnostic.severity:type_name -> harden.target.v1.Diagnostic.Severity
-	2,  // 9: harden.target.v1.Diagnostic.source:type_name -> harden.target.v1.Diagnostic.Source
-	3,  // 10: harden.target.v1.Change.action:type_name -> harden.target.v1.Change.Action
-	4,  // 11: harden.target.v1.Check.status:type_name -> harden.target.v1.Check.Status
-	5,  // 12: harden.target.v1.Check.severity:type_name -> harden.target.v1.Check.Severity
-	14, // 13: harden.target.v1.ValidateSpecRequest.policy:type_name -> harden.target.v1.PolicyContext
-	15, // 14: harden.target.v1.ValidateSpecRequest.target:type_name -> harden.target.v1.TargetConfig
-	17, // 15: harden.target.v1.ValidateSpecResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	14, // 16: harden.target.v1.RenderRequest.policy:type_name -> harden.target.v1.PolicyContext
-	15, // 17: harden.target.v1.RenderRequest.target:type_name -> harden.target.v1.TargetConfig
-	16, // 18: harden.target.v1.RenderRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
-	18, // 19: harden.target.v1.RenderResponse.artifacts:type_name -> harden.target.v1.Artifact
-	17, // 20: harden.target.v1.RenderResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	14, // 21: harden.target.v1.PlanRequest.policy:type_name -> harden.target.v1.PolicyContext
-	15, // 22: harden.target.v1.PlanRequest.target:type_name -> harden.target.v1.TargetConfig
-	16, // 23: harden.target.v1.PlanRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
-	19, // 24: harden.target.v1.PlanResponse.changes:type_name -> harden.target.v1.Change
-	17, // 25: harden.target.v1.PlanResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	14, // 26: harden.target.v1.ApplyRequest.policy:type_name -> harden.target.v1.PolicyContext
-	15, // 27: harden.target.v1.ApplyRequest.target:type_name -> harden.target.v1.TargetConfig
-	16, // 28: harden.target.v1.ApplyRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
-	19, // 29: harden.target.v1.ApplyResponse.applied:type_name -> harden.target.v1.Change
-	17, // 30: harden.target.v1.ApplyResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	14, // 31: harden.target.v1.VerifyRequest.policy:type_name -> harden.target.v1.PolicyContext
-	15, // 32: harden.target.v1.VerifyRequest.target:type_name -> harden.target.v1.TargetConfig
-	16, // 33: harden.target.v1.VerifyRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
-	20, // 34: harden.target.v1.VerifyResponse.checks:type_name -> harden.target.v1.Check
-	17, // 35: harden.target.v1.VerifyResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	14, // 36: harden.target.v1.IssueCertificateRequest.policy:type_name -> harden.target.v1.PolicyContext
-	15, // 37: harden.target.v1.IssueCertificateRequest.target:type_name -> harden.target.v1.TargetConfig
-	16, // 38: harden.target.v1.IssueCertificateResponse.certificate:type_name -> harden.target.v1.CertificateMaterial
-	17, // 39: harden.target.v1.IssueCertificateResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	14, // 40: harden.target.v1.InventoryRequest.policy:type_name -> harden.target.v1.PolicyContext
-	15, // 41: harden.target.v1.InventoryRequest.target:type_name -> harden.target.v1.TargetConfig
-	16, // 42: harden.target.v1.InventoryRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
-	34, // 43: harden.target.v1.ServedListener.handshakes:type_name -> harden.target.v1.ServedHandshake
-	35, // 44: harden.target.v1.InventoryResponse.listeners:type_name -> harden.target.v1.ServedListener
-	36, // 45: harden.target.v1.InventoryResponse.stored:type_name -> harden.target.v1.StoredItem
-	17, // 46: harden.target.v1.InventoryResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	6,  // 47: harden.target.v1.TargetService.GetMetadata:input_type -> harden.target.v1.GetMetadataRequest
-	8,  // 48: harden.target.v1.TargetService.GetSchema:input_type -> harden.target.v1.GetSchemaRequest
-	21, // 49: harden.target.v1.TargetService.ValidateSpec:input_type -> harden.target.v1.ValidateSpecRequest
-	23, // 50: harden.target.v1.TargetService.Render:input_type -> harden.target.v1.RenderRequest
-	25, // 51: harden.target.v1.TargetService.Plan:input_type -> harden.target.v1.PlanRequest
-	27, // 52: harden.target.v1.TargetService.Apply:input_type -> harden.target.v1.ApplyRequest
-	29, // 53: harden.target.v1.TargetService.Verify:input_type -> harden.target.v1.VerifyRequest
-	31, // 54: harden.target.v1.TargetService.IssueCertificate:input_type -> harden.target.v1.IssueCertificateRequest
-	33, // 55: harden.target.v1.TargetService.Inventory:input_type -> harden.target.v1.InventoryRequest
-	38, // 56: harden.target.v1.TargetService.Stop:input_type -> harden.target.v1.StopRequest
-	7,  // 57: harden.target.v1.TargetService.GetMetadata:output_type -> harden.target.v1.GetMetadataResponse
-	9,  // 58: harden.target.v1.TargetService.GetSchema:output_type -> harden.target.v1.GetSchemaResponse
-	22, // 59: harden.target.v1.TargetService.ValidateSpec:output_type -> harden.target.v1.ValidateSpecResponse
-	24, // 60: harden.target.v1.TargetService.Render:output_type -> harden.target.v1.RenderResponse
-	26, // 61: harden.target.v1.TargetService.Plan:output_type -> harden.target.v1.PlanResponse
-	28, // 62: harden.target.v1.TargetService.Apply:output_type -> harden.target.v1.ApplyResponse
-	30, // 63: harden.target.v1.TargetService.Verify:output_type -> harden.target.v1.VerifyResponse
-	32, // 64: harden.target.v1.TargetService.IssueCertificate:output_type -> harden.target.v1.IssueCertificateResponse
-	37, // 65: harden.target.v1.TargetService.Inventory:output_type -> harden.target.v1.InventoryResponse
-	39, // 66: harden.target.v1.TargetService.Stop:output_type -> harden.target.v1.StopResponse
-	57, // [57:67] is the sub-list for method output_type
-	47, // [47:57] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	14, // 7: harden.target.v1.PolicyContext.clients:type_name -> harden.target.v1.ClientRef
+	44, // 8: harden.target.v1.TargetConfig.secrets:type_name -> harden.target.v1.TargetConfig.SecretsEntry
+	1,  // 9: harden.target.v1.Diagnostic.severity:type_name -> harden.target.v1.Diagnostic.Severity
+	2,  // 10: harden.target.v1.Diagnostic.source:type_name -> harden.target.v1.Diagnostic.Source
+	3,  // 11: harden.target.v1.Change.action:type_name -> harden.target.v1.Change.Action
+	4,  // 12: harden.target.v1.Check.status:type_name -> harden.target.v1.Check.Status
+	5,  // 13: harden.target.v1.Check.severity:type_name -> harden.target.v1.Check.Severity
+	15, // 14: harden.target.v1.ValidateSpecRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 15: harden.target.v1.ValidateSpecRequest.target:type_name -> harden.target.v1.TargetConfig
+	18, // 16: harden.target.v1.ValidateSpecResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	15, // 17: harden.target.v1.RenderRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 18: harden.target.v1.RenderRequest.target:type_name -> harden.target.v1.TargetConfig
+	17, // 19: harden.target.v1.RenderRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
+	25, // 20: harden.target.v1.RenderRequest.client:type_name -> harden.target.v1.ClientIdentity
+	19, // 21: harden.target.v1.RenderResponse.artifacts:type_name -> harden.target.v1.Artifact
+	18, // 22: harden.target.v1.RenderResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	15, // 23: harden.target.v1.PlanRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 24: harden.target.v1.PlanRequest.target:type_name -> harden.target.v1.TargetConfig
+	17, // 25: harden.target.v1.PlanRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
+	20, // 26: harden.target.v1.PlanResponse.changes:type_name -> harden.target.v1.Change
+	18, // 27: harden.target.v1.PlanResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	15, // 28: harden.target.v1.ApplyRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 29: harden.target.v1.ApplyRequest.target:type_name -> harden.target.v1.TargetConfig
+	17, // 30: harden.target.v1.ApplyRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
+	20, // 31: harden.target.v1.ApplyResponse.applied:type_name -> harden.target.v1.Change
+	18, // 32: harden.target.v1.ApplyResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	15, // 33: harden.target.v1.VerifyRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 34: harden.target.v1.VerifyRequest.target:type_name -> harden.target.v1.TargetConfig
+	17, // 35: harden.target.v1.VerifyRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
+	21, // 36: harden.target.v1.VerifyResponse.checks:type_name -> harden.target.v1.Check
+	18, // 37: harden.target.v1.VerifyResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	15, // 38: harden.target.v1.IssueCertificateRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 39: harden.target.v1.IssueCertificateRequest.target:type_name -> harden.target.v1.TargetConfig
+	17, // 40: harden.target.v1.IssueCertificateResponse.certificate:type_name -> harden.target.v1.CertificateMaterial
+	18, // 41: harden.target.v1.IssueCertificateResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	15, // 42: harden.target.v1.InventoryRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 43: harden.target.v1.InventoryRequest.target:type_name -> harden.target.v1.TargetConfig
+	17, // 44: harden.target.v1.InventoryRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
+	36, // 45: harden.target.v1.ServedListener.handshakes:type_name -> harden.target.v1.ServedHandshake
+	37, // 46: harden.target.v1.InventoryResponse.listeners:type_name -> harden.target.v1.ServedListener
+	38, // 47: harden.target.v1.InventoryResponse.stored:type_name -> harden.target.v1.StoredItem
+	18, // 48: harden.target.v1.InventoryResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	15, // 49: harden.target.v1.DeliverSecretRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 50: harden.target.v1.DeliverSecretRequest.target:type_name -> harden.target.v1.TargetConfig
+	45, // 51: harden.target.v1.DeliverSecretRequest.data:type_name -> harden.target.v1.DeliverSecretRequest.DataEntry
+	46, // 52: harden.target.v1.DeliverSecretRequest.metadata:type_name -> harden.target.v1.DeliverSecretRequest.MetadataEntry
+	18, // 53: harden.target.v1.DeliverSecretResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	6,  // 54: harden.target.v1.TargetService.GetMetadata:input_type -> harden.target.v1.GetMetadataRequest
+	8,  // 55: harden.target.v1.TargetService.GetSchema:input_type -> harden.target.v1.GetSchemaRequest
+	22, // 56: harden.target.v1.TargetService.ValidateSpec:input_type -> harden.target.v1.ValidateSpecRequest
+	24, // 57: harden.target.v1.TargetService.Render:input_type -> harden.target.v1.RenderRequest
+	27, // 58: harden.target.v1.TargetService.Plan:input_type -> harden.target.v1.PlanRequest
+	29, // 59: harden.target.v1.TargetService.Apply:input_type -> harden.target.v1.ApplyRequest
+	31, // 60: harden.target.v1.TargetService.Verify:input_type -> harden.target.v1.VerifyRequest
+	33, // 61: harden.target.v1.TargetService.IssueCertificate:input_type -> harden.target.v1.IssueCertificateRequest
+	35, // 62: harden.target.v1.TargetService.Inventory:input_type -> harden.target.v1.InventoryRequest
+	40, // 63: harden.target.v1.TargetService.DeliverSecret:input_type -> harden.target.v1.DeliverSecretRequest
+	42, // 64: harden.target.v1.TargetService.Stop:input_type -> harden.target.v1.StopRequest
+	7,  // 65: harden.target.v1.TargetService.GetMetadata:output_type -> harden.target.v1.GetMetadataResponse
+	9,  // 66: harden.target.v1.TargetService.GetSchema:output_type -> harden.target.v1.GetSchemaResponse
+	23, // 67: harden.target.v1.TargetService.ValidateSpec:output_type -> harden.target.v1.ValidateSpecResponse
+	26, // 68: harden.target.v1.TargetService.Render:output_type -> harden.target.v1.RenderResponse
+	28, // 69: harden.target.v1.TargetService.Plan:output_type -> harden.target.v1.PlanResponse
+	30, // 70: harden.target.v1.TargetService.Apply:output_type -> harden.target.v1.ApplyResponse
+	32, // 71: harden.target.v1.TargetService.Verify:output_type -> harden.target.v1.VerifyResponse
+	34, // 72: harden.target.v1.TargetService.IssueCertificate:output_type -> harden.target.v1.IssueCertificateResponse
+	39, // 73: harden.target.v1.TargetService.Inventory:output_type -> harden.target.v1.InventoryResponse
+	41, // 74: harden.target.v1.TargetService.DeliverSecret:output_type -> harden.target.v1.DeliverSecretResponse
+	43, // 75: harden.target.v1.TargetService.Stop:output_type -> harden.target.v1.StopResponse
+	65, // [65:76] is the sub-list for method output_type
+	54, // [54:65] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_harden_target_v1_target_proto_init() }
@@ -3150,7 +3538,7 @@ func file_harden_target_v1_target_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_harden_target_v1_target_proto_rawDesc), len(file_harden_target_v1_target_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   35,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,7 @@ const (
 	TargetService_Verify_FullMethodName           = "/harden.target.v1.TargetService/Verify"
 	TargetService_IssueCertificate_FullMethodName = "/harden.target.v1.TargetService/IssueCertificate"
 	TargetService_Inventory_FullMethodName        = "/harden.target.v1.TargetService/Inventory"
+	TargetService_DeliverSecret_FullMethodName    = "/harden.target.v1.TargetService/DeliverSecret"
 	TargetService_Stop_FullMethodName             = "/harden.target.v1.TargetService/Stop"
 )
 
@@ -67,6 +68,11 @@ type TargetServiceClient interface {
 	// handshakes, and the certificates and keys it stores (a CA, transit KEKs).
 	// The rotation gate and `harden inventory` rest on it.
 	Inventory(ctx context.Context, in *InventoryRequest, opts ...grpc.CallOption) (*InventoryResponse, error)
+	// DeliverSecret is offered only by plugins advertising
+	// CAPABILITY_SECRET_STORE: it writes a client identity's bundle (its
+	// certificate, key, CA and rendered client configs) to the secret store
+	// the plugin manages (Vault KV v2), readable by that client only.
+	DeliverSecret(ctx context.Context, in *DeliverSecretRequest, opts ...grpc.CallOption) (*DeliverSecretResponse, error)
 	// Stop cancels every in-flight request of this plugin process.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
 }
@@ -169,6 +175,16 @@ func (c *targetServiceClient) Inventory(ctx context.Context, in *InventoryReques
 	return out, nil
 }
 
+func (c *targetServiceClient) DeliverSecret(ctx context.Context, in *DeliverSecretRequest, opts ...grpc.CallOption) (*DeliverSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeliverSecretResponse)
+	err := c.cc.Invoke(ctx, TargetService_DeliverSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *targetServiceClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StopResponse)
@@ -204,6 +220,11 @@ type TargetServiceServer interface {
 	// handshakes, and the certificates and keys it stores (a CA, transit KEKs).
 	// The rotation gate and `harden inventory` rest on it.
 	Inventory(context.Context, *InventoryRequest) (*InventoryResponse, error)
+	// DeliverSecret is offered only by plugins advertising
+	// CAPABILITY_SECRET_STORE: it writes a client identity's bundle (its
+	// certificate, key, CA and rendered client configs) to the secret store
+	// the plugin manages (Vault KV v2), readable by that client only.
+	DeliverSecret(context.Context, *DeliverSecretRequest) (*DeliverSecretResponse, error)
 	// Stop cancels every in-flight request of this plugin process.
 	Stop(context.Context, *StopRequest) (*StopResponse, error)
 	mustEmbedUnimplementedTargetServiceServer()
@@ -242,6 +263,9 @@ func (UnimplementedTargetServiceServer) IssueCertificate(context.Context, *Issue
 }
 func (UnimplementedTargetServiceServer) Inventory(context.Context, *InventoryRequest) (*InventoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Inventory not implemented")
+}
+func (UnimplementedTargetServiceServer) DeliverSecret(context.Context, *DeliverSecretRequest) (*DeliverSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeliverSecret not implemented")
 }
 func (UnimplementedTargetServiceServer) Stop(context.Context, *StopRequest) (*StopResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stop not implemented")
@@ -429,6 +453,24 @@ func _TargetService_Inventory_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TargetService_DeliverSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeliverSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TargetServiceServer).DeliverSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TargetService_DeliverSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TargetServiceServer).DeliverSecret(ctx, req.(*DeliverSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TargetService_Stop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StopRequest)
 	if err := dec(in); err != nil {
@@ -489,6 +531,10 @@ var TargetService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Inventory",
 			Handler:    _TargetService_Inventory_Handler,
+		},
+		{
+			MethodName: "DeliverSecret",
+			Handler:    _TargetService_DeliverSecret_Handler,
 		},
 		{
 			MethodName: "Stop",
