@@ -36,9 +36,28 @@ type Policy struct {
 	Certificates Certificates
 	MTLSScope    []string
 	Targets      []Target
+	Clients      []Client
 
 	pos positions
 }
+
+// Client is one client identity of the clients: block.
+type Client struct {
+	Index   int
+	Name    string
+	Targets []string
+	// VaultKV (mount/data/path) or Dir (absolute, resolved against the
+	// policy file), exactly one.
+	VaultKV string
+	Dir     string
+	// InstallDir: where the client keeps its files (the paths in its
+	// rendered configurations).
+	InstallDir string
+}
+
+// ClientFiles are the bundle's file names.
+var ClientFiles = struct{ Cert, Key, CA, Keystore, Truststore, Password string }{
+	"tls.crt", "tls.key", "ca.crt", "keystore.p12", "truststore.p12", "keystore.password"}
 
 // Certificates is the certificate source and rotation cadence.
 type Certificates struct {
@@ -273,6 +292,7 @@ func (p *Policy) build(doc map[string]any) Errors {
 			errs = append(errs, p.errorAt([]string{"mtls", "scope", strconv.Itoa(i)}, "unknown target %q", s))
 		}
 	}
+	errs = append(errs, p.buildClients(asList(doc["clients"]), names)...)
 	if p.Certificates.Source == "vault-pki" {
 		idx, ok := names[p.Certificates.VaultTarget]
 		switch {
@@ -284,6 +304,67 @@ func (p *Policy) build(doc map[string]any) Errors {
 	}
 	sortErrors(errs)
 	return errs
+}
+
+// buildClients reads the clients: block. A client's name is its
+// certificate's CN, so it may not be a target's name (the targets' own
+// certificates use those) nor harden's own client name.
+func (p *Policy) buildClients(raw []any, targets map[string]int) Errors {
+	var errs Errors
+	seen := map[string]int{}
+	for i, rc := range raw {
+		m := rc.(map[string]any)
+		at := func(k ...string) []string { return append([]string{"clients", strconv.Itoa(i)}, k...) }
+		c := Client{Index: i}
+		c.Name, _ = m["name"].(string)
+		for _, t := range asList(m["targets"]) {
+			c.Targets = append(c.Targets, t.(string))
+		}
+		d, _ := m["deliver"].(map[string]any)
+		c.VaultKV, _ = d["vault_kv"].(string)
+		if dir, ok := d["dir"].(string); ok {
+			c.Dir = p.resolvePath(dir)
+		}
+		c.InstallDir, _ = m["install_dir"].(string)
+		if c.InstallDir == "" {
+			c.InstallDir = c.Dir
+			if c.InstallDir == "" {
+				c.InstallDir = "/etc/harden/clients/" + c.Name
+			}
+		}
+		if prev, dup := seen[c.Name]; dup {
+			errs = append(errs, p.errorAt(at("name"), "client name %q is already used by clients[%d]", c.Name, prev))
+		}
+		seen[c.Name] = i
+		if _, clash := targets[c.Name]; clash {
+			errs = append(errs, p.errorAt(at("name"), "client name %q is also a target's name: a client's name is its certificate's common name, which must not be a target's", c.Name))
+		}
+		if p.Certificates.Source == "vault-pki" && c.Name == p.Certificates.VaultClientName {
+			errs = append(errs, p.errorAt(at("name"), "client name %q is harden's own client certificate name (certificates.vault.client_name)", c.Name))
+		}
+		if p.Certificates.Source != "vault-pki" {
+			errs = append(errs, p.errorAt(at("name"), "client identities are issued by the certificate source: they need certificates.source vault-pki"))
+		}
+		for j, t := range c.Targets {
+			if _, ok := targets[t]; !ok {
+				errs = append(errs, p.errorAt(at("targets", strconv.Itoa(j)), "unknown target %q", t))
+			} else if t == p.Certificates.VaultTarget {
+				errs = append(errs, p.errorAt(at("targets", strconv.Itoa(j)), "target %q is the certificate source, not a service a client connects to", t))
+			}
+		}
+		p.Clients = append(p.Clients, c)
+	}
+	return errs
+}
+
+// Client returns the client of that name.
+func (p *Policy) Client(name string) (Client, bool) {
+	for _, c := range p.Clients {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Client{}, false
 }
 
 func sortErrors(errs Errors) {
@@ -663,6 +744,9 @@ func (p *Policy) ResolveSecrets(t Target, getenv func(string) (string, bool)) (m
 func (p *Policy) Context() sdk.Policy {
 	ctx := sdk.Policy{APIVersion: p.APIVersion, Profile: p.Profile, Rotation: p.Certificates.Rotation,
 		MTLSScope: p.MTLSScope, CertificateSource: p.Certificates.Source}
+	for _, c := range p.Clients {
+		ctx.Clients = append(ctx.Clients, sdk.ClientRef{Name: c.Name, Targets: c.Targets, VaultKV: c.VaultKV, Dir: c.Dir})
+	}
 	for _, t := range p.Targets {
 		ctx.Targets = append(ctx.Targets, sdk.TargetRef{Name: t.Name, Plugin: t.Plugin, Endpoints: t.Endpoints,
 			CertificateNames: t.CertificateNames, MTLS: slices.Contains(p.MTLSScope, t.Name)})

@@ -79,6 +79,8 @@ func baseSchema() map[string]any {
 					"description": "names of targets that must require client certificates"},
 			}),
 			"targets": map[string]any{"type": "array", "minItems": 1, "items": map[string]any{"$ref": "#/$defs/target"}},
+			"clients": map[string]any{"type": "array", "items": map[string]any{"$ref": "#/$defs/client"},
+				"description": "client identities harden issues (CN = name), renders configurations for and delivers; renewed by harden rotate"},
 		},
 		"$defs": map[string]any{
 			"target": obj(map[string]any{
@@ -94,6 +96,18 @@ func baseSchema() map[string]any {
 				}, "cert_file", "key_file"),
 				"certificate_names": strList,
 			}, "name", "plugin"),
+			"client": obj(map[string]any{
+				"name": map[string]any{"type": "string", "pattern": namePattern, "description": "the client's certificate CN (its Kafka principal, its PostgreSQL role for cert auth)"},
+				"targets": map[string]any{"type": "array", "minItems": 1, "uniqueItems": true, "items": str,
+					"description": "targets the client connects to; harden renders its configuration for each"},
+				"deliver": map[string]any{"type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
+					"description": "where the bundle (tls.crt, tls.key, ca.crt, keystore.p12, truststore.p12, configs) goes: exactly one of vault_kv, dir",
+					"properties": map[string]any{
+						"vault_kv": map[string]any{"type": "string", "pattern": `^[a-zA-Z0-9_-]+/data/[a-zA-Z0-9_./-]+$`, "description": "Vault KV v2 path as the API names it (mount/data/path), written through the certificate source's vaultpki target; readable by the client's own policy harden-client-<name>"},
+						"dir":      map[string]any{"type": "string", "minLength": 1, "description": "directory on this host (0700, files 0600), relative to the policy file"},
+					}},
+				"install_dir": map[string]any{"type": "string", "pattern": "^/", "description": "where the client keeps the bundle's files: the paths its rendered configurations name (default: dir, or /etc/harden/clients/<name>)"},
+			}, "name", "targets", "deliver"),
 		},
 	}
 }
