@@ -407,3 +407,192 @@ func BenchmarkInventoryDemo(b *testing.B) {
 		}
 	}
 }
+
+// startPlaintextRedis starts a real redis-server in its "before" state:
+// plaintext port, a Unix socket, started from its redis.conf (CONFIG
+// REWRITE needs one). It returns the plaintext address, the socket and the
+// config file.
+func startPlaintextRedis(t *testing.T) (addr, sock, conf string) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-server not found (make setup installs it): %v", err)
+		}
+		t.Skipf("redis-server not found: %v", err)
+	}
+	dir := t.TempDir()
+	port := freeTCPPort(t)
+	sock, conf = filepath.Join(dir, "redis.sock"), filepath.Join(dir, "redis.conf")
+	lines := strings.Join([]string{"bind 127.0.0.1", "port " + strconv.Itoa(port), "unixsocket " + sock, "unixsocketperm 700", `save ""`,
+		"appendonly no", "dir " + dir, "logfile " + filepath.Join(dir, "redis.log"), "daemonize no"}, "\n") + "\n"
+	if err := os.WriteFile(conf, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, conf)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return "127.0.0.1:" + strconv.Itoa(port), sock, conf
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+			t.Fatalf("redis-server did not come up on %s:\n%s", sock, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Inventory with the real Vault as the certificate source: after apply,
+// redis serves the certificate harden had Vault issue — the served leaf is
+// the one in harden's store and verifies against Vault's bundle — Vault's
+// issuers are listed as stored CAs and the transit KEKs with their next
+// rotation date (latest version's creation + auto_rotate_period). A KEK
+// whose auto-rotation someone turned off is reported as rotation disabled
+// and makes the exit code 4.
+func TestInventoryVaultPKI(t *testing.T) {
+	dir := t.TempDir()
+	pluginDir := filepath.Join(dir, "plugins")
+	buildRedisPlugin(t, pluginDir)
+	cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "harden-plugin-vaultpki"), "./plugins/vaultpki")
+	cmd.Dir = "../.."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build vaultpki: %v\n%s", err, out)
+	}
+	v := testenv.VaultForTest(t)
+	plainAddr, sock, conf := startPlaintextRedis(t)
+	tlsAddr := "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
+	store := filepath.Join(dir, "certs")
+	policy := filepath.Join(dir, "policy.yaml")
+	doc := fmt.Sprintf(`apiVersion: harden/v1
+profile: intermediate
+certificates:
+  source: vault-pki
+  vault: {target: vault, store_dir: %q}
+  rotation: {max_lifetime: 90d, renew_before: 30d, alert_at: [30d, 14d, 7d]}
+targets:
+  - name: vault
+    plugin: vaultpki
+    connection: {address: %q, ca_file: %q, token_file: %q}
+    spec: {pki: {client_names: [harden-admin]}, transit: {keys: [lake-kek, manual-kek]}}
+  - name: cache
+    plugin: redis
+    certificate_names: [localhost]
+    connection: {address: %q, server_name: localhost, unix_socket: %q, plaintext_address: %q}
+    spec: {cert_dir: %q, config_file: %q}
+`, store, v.Address, v.CAFile, v.TokenFile, tlsAddr, sock, plainAddr, filepath.Join(dir, "redis-tls"), conf)
+	if err := os.WriteFile(policy, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "redis-tls"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, "plugins.lock")
+	run := func(args ...string) result {
+		t.Helper()
+		var out, errb strings.Builder
+		io := cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false }, Getenv: os.LookupEnv}
+		code := cli.Run(context.Background(), append(append([]string{"harden"}, args...), "--plugin-dir", pluginDir, "--lock-file", lock), io)
+		return result{code, out.String(), errb.String()}
+	}
+	for _, step := range [][]string{{"plugins", "lock"}, {"apply", "-f", policy, "--target", "vault", "--yes"}, {"apply", "-f", policy, "--target", "cache", "--yes"}} {
+		if r := run(step...); r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s\n%s", step, r.code, r.stdout, r.stderr)
+		}
+	}
+	type keyJSON struct {
+		LatestVersion           int        `json:"latest_version"`
+		LatestCreated           *time.Time `json:"latest_created"`
+		AutoRotatePeriodSeconds int64      `json:"auto_rotate_period_seconds"`
+		NextRotation            *time.Time `json:"next_rotation"`
+	}
+	type itemJSON struct {
+		Kind, Target, Where, Name, Tier, Error string
+		Findings                               []string
+		Served                                 *struct {
+			Trusted     bool  `json:"trusted"`
+			MatchesHeld *bool `json:"matches_held"`
+		}
+		Key *keyJSON
+	}
+	inventory := func() (result, []itemJSON) {
+		t.Helper()
+		r := run("inventory", "-f", policy, "--format", "json")
+		var doc struct{ Items []itemJSON }
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatalf("inventory: exit %d: %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+		}
+		return r, doc.Items
+	}
+	find := func(items []itemJSON, kind, target, name string) []itemJSON {
+		var out []itemJSON
+		for _, it := range items {
+			if it.Kind == kind && it.Target == target && (name == "" || it.Name == name) {
+				out = append(out, it)
+			}
+		}
+		return out
+	}
+	r, items := inventory()
+	if r.code != 0 {
+		t.Errorf("after apply: exit %d, want 0\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	served, held := find(items, "served", "cache", ""), find(items, "server", "cache", "")
+	if len(served) != 1 || served[0].Tier != "ok" || served[0].Served == nil || !served[0].Served.Trusted || served[0].Served.MatchesHeld == nil || !*served[0].Served.MatchesHeld {
+		t.Errorf("redis does not serve harden's Vault-issued certificate, trusted: %+v", served)
+	}
+	if len(held) != 1 || held[0].Where != filepath.Join(store, "cache", "server.pem") || held[0].Tier != "ok" {
+		t.Errorf("held certificate in the store: %+v", held)
+	}
+	if cas := find(items, "stored_ca", "vault", ""); len(cas) == 0 || cas[0].Tier != "ok" {
+		t.Errorf("Vault's issuers: %+v", cas)
+	}
+	for _, name := range []string{"lake-kek", "manual-kek"} {
+		k := find(items, "key", "vault", name)
+		if len(k) != 1 || k[0].Tier != "ok" || k[0].Key == nil || k[0].Key.LatestCreated == nil || k[0].Key.NextRotation == nil ||
+			k[0].Key.AutoRotatePeriodSeconds != int64(90*24*3600) || !k[0].Key.NextRotation.Equal(k[0].Key.LatestCreated.Add(90*24*time.Hour)) {
+			t.Errorf("KEK %s: %+v %+v", name, k, k[0].Key)
+		}
+	}
+
+	// Someone turns manual-kek's automatic rotation off.
+	cl, err := v.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Logical().Write("transit/keys/manual-kek/config", map[string]any{"auto_rotate_period": "0"}); err != nil {
+		t.Fatal(err)
+	}
+	r, items = inventory()
+	k := find(items, "key", "vault", "manual-kek")
+	if r.code != 4 || len(k) != 1 || k[0].Tier != "rotation_disabled" || k[0].Key.NextRotation != nil || len(k[0].Findings) == 0 ||
+		!strings.Contains(k[0].Findings[0], "rotation disabled") {
+		t.Errorf("KEK with rotation off: exit %d, %+v\n%s", r.code, k, r.stderr)
+	}
+	if lake := find(items, "key", "vault", "lake-kek"); len(lake) != 1 || lake[0].Tier != "ok" {
+		t.Errorf("lake-kek: %+v", lake)
+	}
+	r = run("inventory", "-f", policy)
+	t.Logf("harden inventory (text):\n%s", r.stdout)
+	if !strings.Contains(r.stdout, "never (rotation off)") || !strings.Contains(r.stdout, "rotation_disabled") || r.code != 4 {
+		t.Errorf("text: exit %d\n%s", r.code, r.stdout)
+	}
+	token, _ := os.ReadFile(v.TokenFile)
+	if len(token) > 0 && strings.Contains(r.stdout+r.stderr, strings.TrimSpace(string(token))) {
+		t.Errorf("the Vault token appears in harden's output")
+	}
+}

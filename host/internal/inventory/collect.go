@@ -151,8 +151,20 @@ func (c *collector) target(t Target, src sources) {
 	if len(t.Certificates.CABundlePEM) > 0 {
 		c.bundle(t.Name, src.ca, t.Certificates.CABundlePEM)
 	}
+	// A stored CA's chain repeats its parents, which are often issuers of
+	// their own: each certificate is listed once per target, as the issuer
+	// it is where it is one.
+	issuers := map[string]bool{}
 	for _, s := range t.Response.Stored {
-		c.stored(t.Name, s)
+		if s.Kind == sdk.StoredCA && s.Error == "" {
+			if sha := c.leafSHA(s.ChainPEM); sha != "" {
+				issuers[sha] = true
+			}
+		}
+	}
+	listed := map[string]bool{}
+	for _, s := range t.Response.Stored {
+		c.stored(t.Name, s, issuers, listed)
 	}
 }
 
@@ -170,9 +182,10 @@ func fingerprint(cert *x509.Certificate) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// pool is the bundle's CAs (nil, nil without a bundle).
 func pool(bundle []byte) (*x509.CertPool, error) {
 	if len(bundle) == 0 {
-		return nil, fmt.Errorf("harden holds no CA bundle for the target")
+		return nil, nil
 	}
 	certs, err := sdk.ParseCertificatesPEM(bundle)
 	if err != nil {
@@ -282,6 +295,13 @@ func outcomeText(h sdk.ServedHandshake) string {
 // any key usage: whether clients holding that bundle get in is a chain
 // question here; names and usages are verify's checks.
 func (c *collector) trust(it *Item, chain []*x509.Certificate, roots *x509.CertPool, rootsErr error) {
+	if roots == nil && rootsErr == nil {
+		// Harden holds no bundle for the target (the certificate source's
+		// own target, whose plugin trusts its API by a CA of its own):
+		// not judged, and no finding — harden has nothing to judge by.
+		it.Served.TrustError = "not judged: harden holds no CA bundle for the target"
+		return
+	}
 	err := rootsErr
 	if err == nil {
 		inter := x509.NewCertPool()
@@ -340,7 +360,7 @@ func (c *collector) bundle(target, where string, bundle []byte) {
 	}
 }
 
-func (c *collector) stored(target string, s sdk.StoredItem) {
+func (c *collector) stored(target string, s sdk.StoredItem, issuers, listed map[string]bool) {
 	kind := map[string]string{sdk.StoredCA: KindStoredCA, sdk.StoredCertificate: KindStoredCertificate, sdk.StoredKey: KindKey}[s.Kind]
 	if kind == "" {
 		c.unreadable(KindTarget, target, s.Location, s.Name, "the plugin reported a stored item of unknown kind %q", s.Kind)
@@ -363,8 +383,14 @@ func (c *collector) stored(target string, s sdk.StoredItem) {
 		c.add(c.leafItem(kind, target, s.Location, s.Name, certs[0]))
 		return
 	}
-	// A CA's chain: every certificate in it expires on its own.
-	for _, cert := range certs {
+	// A CA's chain: every certificate in it expires on its own; a parent
+	// that is an issuer itself is listed as that issuer.
+	for i, cert := range certs {
+		sha := fingerprint(cert)
+		if i > 0 && (issuers[sha] || listed[sha]) {
+			continue
+		}
+		listed[sha] = true
 		c.add(Item{Kind: kind, Target: target, Where: s.Location, Name: s.Name, Certificate: c.certificate(cert),
 			Tier: c.rules.CertificateTier(cert.NotBefore, cert.NotAfter, c.now)})
 	}

@@ -120,6 +120,7 @@ func TestCollect(t *testing.T) {
 			},
 			Stored: []sdk.StoredItem{
 				{Kind: sdk.StoredCA, Name: "pki", Location: "pki/", ChainPEM: append(ca.pem, vaultRoot.pem...)},
+				{Kind: sdk.StoredCA, Name: "root", Location: "root/", ChainPEM: vaultRoot.pem},
 				{Kind: sdk.StoredKey, Name: "harden-kek", Location: "transit/keys/harden-kek", LatestVersion: 2, LatestCreated: kekCreated, KeyType: "aes256-gcm96"},
 				{Kind: sdk.StoredKey, Name: "rotating", Location: "transit/keys/rotating", LatestVersion: 5, LatestCreated: now.Add(-day), AutoRotatePeriod: 30 * day},
 				{Kind: sdk.StoredKey, Name: "locked", Location: "transit/keys/locked", Error: "permission denied"},
@@ -163,7 +164,8 @@ func TestCollect(t *testing.T) {
 	if cas := items(r, KindCA, ""); len(cas) != 1 || strings.Join(cas[0].Targets, ",") != "a,b" || cas[0].Where != "/srv/harden/ca.pem" || cas[0].Tier != TierOK {
 		t.Errorf("CA bundle, deduplicated: %+v", cas)
 	}
-	if st := items(r, KindStoredCA, "a"); len(st) != 2 || st[0].Tier != TierOK || st[1].Tier != TierExpired || st[1].Where != "pki/" {
+	// The root in pki's chain is an issuer of its own: listed once, there.
+	if st := items(r, KindStoredCA, "a"); len(st) != 2 || st[0].Tier != TierOK || st[0].Where != "pki/" || st[1].Tier != TierExpired || st[1].Where != "root/" {
 		t.Errorf("stored CA chain: %+v", st)
 	}
 	keys := items(r, KindKey, "a")
@@ -312,5 +314,23 @@ func TestReportFormats(t *testing.T) {
 		if !strings.Contains(out, k) {
 			t.Errorf("text lacks %q:\n%s", k, out)
 		}
+	}
+}
+
+// Without a bundle (the certificate source's own target) the chain is not
+// judged and that is no finding; without a held certificate matches_held is
+// null.
+func TestServedWithoutBundle(t *testing.T) {
+	ca := newCA(t, "API CA", now.Add(400*day))
+	r := Collect(parsePolicy(t, filesPolicy), []Target{{Name: "b", Response: sdk.InventoryResponse{Listeners: []sdk.ServedListener{
+		{Name: "api", Address: "127.0.0.1:8200", ReloadsOn: "SIGHUP", Handshakes: []sdk.ServedHandshake{{ChainPEM: ca.leaf(t, 3, "vault", now.Add(60*day)), Outcome: sdk.OutcomeAccepted}}}}}}}, now)
+	s := items(r, KindServed, "b")
+	if len(s) != 1 || s[0].Served.Trusted || !strings.Contains(s[0].Served.TrustError, "not judged") || len(s[0].Findings) != 0 ||
+		s[0].Served.MatchesHeld != nil || s[0].Served.ReloadsOn != "SIGHUP" || r.Summary.ExitCode != 0 {
+		t.Errorf("%+v %+v", s, s[0].Served)
+	}
+	j, _ := json.Marshal(s[0])
+	if !strings.Contains(string(j), `"matches_held":null`) {
+		t.Errorf("matches_held not null: %s", j)
 	}
 }
