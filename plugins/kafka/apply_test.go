@@ -74,6 +74,10 @@ func TestApplyFlow(t *testing.T) {
 	}
 	failed, _ := checkStatus(before)
 	got := strings.Join(failed, "\n")
+	if inv, err := client.Inventory(ctx, rc, 1); err != nil || inv.Diagnostics.HasError() || len(inv.Listeners) != 2 ||
+		listenerNamed(t, inv, "1/PLAINTEXT").Error != noTLS || listenerNamed(t, inv, "1/CONTROLLER").Error != noTLS {
+		t.Errorf("inventory of the PLAINTEXT broker: %v %+v", err, inv)
+	}
 	if strings.Count(got, "kafka.listener.plaintext fail") != 2 {
 		t.Errorf("verify before should fail kafka.listener.plaintext on both listeners:\n%s", got)
 	}
@@ -263,6 +267,24 @@ func TestApplyFlow(t *testing.T) {
 	if err != nil || again.Diagnostics.HasError() || len(again.Applied) != 0 || k.PID() != pid {
 		t.Errorf("second apply: %v %v %+v (restarted: %v)", err, again.Diagnostics.Err(), again.Applied, k.PID() != pid)
 	}
+	t.Run("inventory serves the applied leaf; harden's renewed client certificate changes nothing", func(t *testing.T) {
+		leaf := servedLeaf(t, k.CertFile)
+		requireInventory(t, client, rc, k, 1, map[string][]byte{"1/SSL": leaf, "1/CONTROLLER": leaf})
+		cert, key, err := k.CA.Issue("harden-admin", true) // harden's own identity renewed: same CN, new key
+		if err != nil {
+			t.Fatal(err)
+		}
+		renewed := rc
+		renewed.Certificates.ClientChainPEM, renewed.Certificates.ClientKeyPEM = mustRead(t, cert), mustRead(t, key)
+		if bytes.Equal(renewed.Certificates.ClientKeyPEM, rc.Certificates.ClientKeyPEM) {
+			t.Fatal("the renewed client key is the old one")
+		}
+		p, err := client.Plan(ctx, renewed)
+		if err != nil || p.Diagnostics.HasError() || len(p.Changes) != 0 {
+			t.Errorf("plan with harden's renewed client certificate: %v %v %+v", err, p.Diagnostics.Err(), p.Changes)
+		}
+		requireInventory(t, client, renewed, k, 2, map[string][]byte{"1/SSL": leaf, "1/CONTROLLER": leaf})
+	})
 
 	t.Run("rotation without restart", func(t *testing.T) { rotation(t, k, rc, client) })
 	t.Run("dropped SAN: plan routes to a restart, Kafka refuses it dynamically", func(t *testing.T) {
@@ -489,6 +511,7 @@ func rotation(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *hos
 		}
 	}()
 	time.Sleep(time.Second)
+	oldCert := rc.Certificates.ChainPEM                                 // IssuePeer rewrites k.CertFile
 	cert, key, err := k.CA.IssuePeer("kafka", "127.0.0.1", "localhost") // renewal: same subject and names
 	if err != nil {
 		t.Fatal(err)
@@ -539,15 +562,53 @@ func rotation(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *hos
 			t.Fatalf("consumed %d of %d", got, sent.Load())
 		}
 	}
-	// New certificate served on a fresh handshake; plan is empty again.
+	// New certificate served on a fresh handshake.
 	served, err := servedCertificate(context.Background(), rc, rendered{broker: brokerTarget{Listeners: []listenerSpec{{Name: "SSL", Address: k.Bootstrap}}}})
 	if err != nil || !bytes.Equal(served.Raw, mustPEMCert(t, rc.Certificates.ChainPEM)) {
 		t.Errorf("new certificate not served: %v", err)
 	}
-	if again, err := client.Plan(ctx, rc); err != nil || len(again.Changes) != 0 {
-		t.Errorf("plan after rotation: %v %+v", err, again.Changes)
-	}
 	t.Logf("rotation: %d messages sent and consumed while rotating, 0 failed", sent.Load())
+	renewedConverges(t, k, rc, client, oldCert)
+}
+
+// renewedConverges: right after a KIP-226 renewal, 8 fresh handshakes
+// on the broker listener serve the new leaf and the controller listener
+// (ReloadsOn restart) still the old one; plan with the same renewed
+// material then reports exactly that listener's pending restart, apart
+// from anything else (resource "broker 1 controller listener
+// CONTROLLER:ssl.keystore.location"), and apply does that restart: the
+// controller listener serves the new leaf too and plan is empty.
+func renewedConverges(t *testing.T, k *testenv.Kafka, rc sdk.RequestContext, client *hostclient.Client, oldCert []byte) {
+	ctx := context.Background()
+	renewed, old := mustPEMCert(t, rc.Certificates.ChainPEM), mustPEMCert(t, oldCert)
+	requireInventory(t, client, rc, k, 8, map[string][]byte{"1/SSL": renewed, "1/CONTROLLER": old})
+	p, err := client.Plan(ctx, rc)
+	if err != nil || p.Diagnostics.HasError() {
+		t.Fatalf("plan after rotation: %v %v", err, p.Diagnostics.Err())
+	}
+	props := propertyMapOf(t, string(mustRead(t, k.Properties)))
+	if len(p.Changes) != 1 {
+		t.Fatalf("plan after rotation: want the controller listener's pending restart alone, got %+v", p.Changes)
+	}
+	ch := p.Changes[0]
+	if ch.Resource != "broker 1 controller listener CONTROLLER:ssl.keystore.location" || ch.Action != sdk.Update || !ch.RequiresRestart ||
+		ch.After != props["ssl.keystore.location"] || ch.Before == ch.After || ch.Before == "" ||
+		!strings.Contains(ch.Description, "the new certificate is served there after the next broker restart") {
+		t.Errorf("the controller listener's pending restart: %+v", ch)
+	}
+	t.Logf("plan after the renewal: %s %s (restart: %v): %s", ch.Action, ch.Resource, ch.RequiresRestart, ch.Description)
+	pid := k.PID()
+	ar, err := client.Apply(ctx, rc, p.PlanToken, false)
+	if err != nil || ar.Diagnostics.HasError() || len(ar.Applied) != 1 || ar.Applied[0].Resource != ch.Resource {
+		t.Fatalf("apply of the pending restart: %v %v %+v\n%s", err, ar.Diagnostics.Err(), ar.Applied, testenvTail(k))
+	}
+	if k.PID() == pid {
+		t.Errorf("the controller listener's pending restart was applied without a restart")
+	}
+	requireInventory(t, client, rc, k, 2, map[string][]byte{"1/SSL": renewed, "1/CONTROLLER": renewed})
+	if again, err := client.Plan(ctx, rc); err != nil || again.Diagnostics.HasError() || len(again.Changes) != 0 {
+		t.Errorf("plan after the restart: %v %v %+v", err, again.Diagnostics.Err(), again.Changes)
+	}
 }
 
 func mustPEMCert(t *testing.T, pemData []byte) []byte {

@@ -43,8 +43,9 @@
 //
 // Plan compares them with server.properties, the store dir and the running
 // broker (DescribeConfigs, per-broker dynamic overrides): a file the
-// running broker does not serve is a pending restart, and an interrupted
-// apply's journal is a pending change. Apply is static (merge, the
+// running broker does not serve is a pending restart — the controller
+// listener a KIP-226 rotation cannot reach too, named as such — and an
+// interrupted apply's journal is a pending change. Apply is static (merge, the
 // operator's restart command, verify of the restarted broker, restore and
 // restart on failure) or, when only the stores change and the new
 // certificate keeps the served subject and names, a KIP-226 update on the
@@ -55,4 +56,8 @@
 // by the next apply, Ctrl-C rolls back before returning
 // kafka.apply.interrupted. The restart command runs in its own process group
 // (applykit.Run).
+//
+// Inventory lists what every listener verify probes serves, in fresh
+// handshakes through the Kafka dialect (probe.Served); controller listeners
+// reload on restart only.
 package main

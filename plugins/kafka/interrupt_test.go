@@ -334,7 +334,9 @@ func TestApplyInterrupted(t *testing.T) {
 		if l := leftovers(k); len(l) > 0 {
 			t.Errorf("left behind: %v", l)
 		}
-		if again, err := pc.Plan(ctx, rc); err != nil || len(again.Changes) != 0 {
+		// What is left is the controller listener's restart (Kafka reloads
+		// broker listeners only), said as such.
+		if again, err := pc.Plan(ctx, rc); err != nil || len(again.Changes) != 1 || again.Changes[0].Resource != "broker 1 controller listener CONTROLLER:ssl.keystore.location" {
 			t.Errorf("plan after the recovered rotation: %v %+v", err, again.Changes)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
@@ -241,10 +243,12 @@ func servedLeaf(t *testing.T, certFile string) []byte {
 // and serving the leaf wanted for that listener.
 func requireInventory(t *testing.T, client *hostclient.Client, rc sdk.RequestContext, k *testenv.Kafka, n int, want map[string][]byte) {
 	t.Helper()
+	start := time.Now()
 	inv, err := client.Inventory(context.Background(), rc, n)
 	if err != nil || inv.Diagnostics.HasError() {
 		t.Fatalf("inventory: %v %v", err, inv.Diagnostics.Err())
 	}
+	t.Logf("inventory(%d) of %d listeners: %v", n, len(inv.Listeners), time.Since(start).Round(time.Millisecond))
 	if len(inv.Listeners) != len(want) {
 		t.Fatalf("inventory lists %d listeners, want %d: %+v", len(inv.Listeners), len(want), inv.Listeners)
 	}
@@ -262,8 +266,18 @@ func requireInventory(t *testing.T, client *hostclient.Client, rc sdk.RequestCon
 		for i, got := range leaves(t, l) {
 			h := l.Handshakes[i]
 			if h.Outcome != sdk.OutcomeAccepted || !bytes.Equal(got, leaf) {
-				t.Errorf("%s, handshake %d: %s (%s), the wanted leaf: %v", name, i, h.Outcome, h.Evidence, bytes.Equal(got, leaf))
+				t.Errorf("%s, handshake %d: %s (%s), serves serial %s, want %s", name, i, h.Outcome, h.Evidence, serialOf(t, got), serialOf(t, leaf))
 			}
 		}
 	}
+}
+
+// serialOf is a DER certificate's serial ("none" without one).
+func serialOf(t *testing.T, der []byte) string {
+	t.Helper()
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "none"
+	}
+	return c.SerialNumber.Text(16)
 }

@@ -377,6 +377,10 @@ func planBroker(ctx context.Context, q sdk.RequestContext, c connection, s spec,
 				Before: run, After: f, RequiresRestart: true, Description: "server.properties is not what the running broker serves: a restart is pending"})
 		}
 	}
+	// Listeners the rotation could not reach: a pending restart too, named
+	// by the listener (plan's changes say so last, apart from the rest).
+	stale := staleStores(live, current)
+	pending = pending || len(stale) > 0
 	// Dynamic store overrides that do not point at the rendered stores.
 	st.dynamic = map[string]string{}
 	want := map[string]string{"ssl.keystore.location": settingOf(rd.settings, "ssl.keystore.location"), "ssl.truststore.location": settingOf(rd.settings, "ssl.truststore.location")}
@@ -390,6 +394,7 @@ func planBroker(ctx context.Context, q sdk.RequestContext, c connection, s spec,
 		}
 	}
 	if len(st.changes) == 0 {
+		st.changes = stale // apply restarts the broker for them (static)
 		return st, true
 	}
 	st.rotation, st.restartReason = rotationPossible(ctx, q, st, keysChanged, fileRestart, pending)
@@ -406,7 +411,54 @@ func planBroker(ctx context.Context, q sdk.RequestContext, c connection, s spec,
 			}
 		}
 	}
+	st.changes = append(st.changes, stale...)
 	return st, true
+}
+
+// staleStores lists the running broker's TLS listeners that still serve a
+// store server.properties no longer names: a listener without its own
+// per-listener override (KIP-226) runs the store the broker started with,
+// and after a rotation that is every controller listener — Kafka reloads
+// dynamic stores on broker listeners only. Each is a pending restart,
+// reported per listener and store (resource "broker <id> controller
+// listener <NAME>:<store setting>") so that the host can tell it from any
+// other pending change. A store setting without overrides is the pending
+// keys' matter (a file the broker was not restarted on).
+func staleStores(live liveConfig, props map[string]string) []sdk.Change {
+	ls, err := listenersOf(props)
+	if err != nil {
+		return nil // reported by the listener checks
+	}
+	var out []sdk.Change
+	for _, key := range rotationKeys {
+		run, file := live.values[key], props[key]
+		overridden := false
+		for k := range live.dynamic {
+			if base, ok := storeOverride(k); ok && base == key {
+				overridden = true
+			}
+		}
+		if !overridden || run == "" || file == "" || run == file {
+			continue
+		}
+		what := "the new certificate is served"
+		if key == "ssl.truststore.location" {
+			what = "the new truststore (CA bundle) is used"
+		}
+		for _, l := range ls {
+			if _, own := live.dynamic["listener.name."+strings.ToLower(l.Name)+"."+key]; own || !l.tls() {
+				continue
+			}
+			kind := "listener"
+			if l.Controller {
+				kind = "controller listener"
+			}
+			out = append(out, sdk.Change{Resource: fmt.Sprintf("broker %s %s %s:%s", brokerID(props), kind, l.Name, key), Action: sdk.Update,
+				Before: run, After: file, RequiresRestart: true,
+				Description: fmt.Sprintf("%s %s at %s still runs the store the broker started with (Kafka reloads KIP-226 stores on broker listeners only): %s there after the next broker restart", kind, l.Name, l.Address, what)})
+		}
+	}
+	return out
 }
 
 // pendingKeys are the settings harden manages whose running value the

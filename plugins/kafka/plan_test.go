@@ -98,3 +98,56 @@ func TestPlanReportsABadClientKey(t *testing.T) {
 		t.Fatal("the diagnostic echoes key material")
 	}
 }
+
+// staleStores names each TLS listener without its own store override that
+// runs a store server.properties no longer names — after a KIP-226
+// rotation, the controller listener — and nothing else: no overrides (the
+// pending keys' matter), an override on every listener, the same store, a
+// PLAINTEXT listener.
+func TestStaleStores(t *testing.T) {
+	props := map[string]string{"node.id": "3", "listeners": "SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094,PLAINTEXT://127.0.0.1:9092",
+		"listener.security.protocol.map": "SSL:SSL,CONTROLLER:SSL,PLAINTEXT:PLAINTEXT", "controller.listener.names": "CONTROLLER",
+		"ssl.keystore.location": "/s/broker-new.p12", "ssl.truststore.location": "/s/truststore-new.p12"}
+	tests := map[string]struct {
+		values, dynamic map[string]string
+		want            []string
+	}{
+		"renewed leaf, controller not reloaded": {
+			values:  map[string]string{"ssl.keystore.location": "/s/broker-old.p12", "ssl.truststore.location": "/s/truststore-new.p12"},
+			dynamic: map[string]string{"listener.name.ssl.ssl.keystore.location": "/s/broker-new.p12"},
+			want:    []string{"broker 3 controller listener CONTROLLER:ssl.keystore.location"}},
+		"new CA bundle, controller not reloaded": {
+			values:  map[string]string{"ssl.keystore.location": "/s/broker-new.p12", "ssl.truststore.location": "/s/truststore-old.p12"},
+			dynamic: map[string]string{"listener.name.ssl.ssl.truststore.location": "/s/truststore-new.p12"},
+			want:    []string{"broker 3 controller listener CONTROLLER:ssl.truststore.location"}},
+		"both": {
+			values: map[string]string{"ssl.keystore.location": "/s/broker-old.p12", "ssl.truststore.location": "/s/truststore-old.p12"},
+			dynamic: map[string]string{"listener.name.ssl.ssl.keystore.location": "/s/broker-new.p12",
+				"listener.name.ssl.ssl.truststore.location": "/s/truststore-new.p12"},
+			want: []string{"broker 3 controller listener CONTROLLER:ssl.keystore.location", "broker 3 controller listener CONTROLLER:ssl.truststore.location"}},
+		"no override: a file the broker was not restarted on": {
+			values: map[string]string{"ssl.keystore.location": "/s/broker-old.p12"}},
+		"every TLS listener overridden": {
+			values: map[string]string{"ssl.keystore.location": "/s/broker-old.p12"},
+			dynamic: map[string]string{"listener.name.ssl.ssl.keystore.location": "/s/broker-new.p12",
+				"listener.name.controller.ssl.keystore.location": "/s/broker-new.p12"}},
+		"restarted since the rotation": {
+			values:  map[string]string{"ssl.keystore.location": "/s/broker-new.p12"},
+			dynamic: map[string]string{"listener.name.ssl.ssl.keystore.location": "/s/broker-new.p12"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var got []string
+			for _, ch := range staleStores(liveConfig{values: tc.values, dynamic: tc.dynamic}, props) {
+				got = append(got, ch.Resource)
+				if !ch.RequiresRestart || ch.Action != sdk.Update || ch.After != props[ch.Resource[strings.LastIndex(ch.Resource, ":")+1:]] ||
+					ch.Before == ch.After || !strings.Contains(ch.Description, "after the next broker restart") {
+					t.Errorf("change %+v", ch)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
