@@ -37,6 +37,7 @@ func rotateCommand(io IO) *cli.Command {
 			&cli.BoolFlag{Name: "force-renew", Usage: "renew every certificate, due or not"},
 			&cli.IntFlag{Name: "gate-handshakes", Value: 8, Usage: "consecutive fresh handshakes every listener must answer with the new certificate"},
 			&cli.DurationFlag{Name: "gate-timeout", Value: 30 * time.Second, Usage: "how long the gate waits for every listener to serve the new certificate"},
+			&cli.StringSliceFlag{Name: "client", Usage: "only this client identity (repeatable; default: every client, unless --target is given)"},
 		),
 		Action: func(c *cli.Context) error { return runRotate(c, io) }}
 }
@@ -98,8 +99,13 @@ func runRotate(c *cli.Context, io IO) error {
 	defer s.eng.Close()
 	rep := rotateReport{FormatVersion: 1, Policy: s.pol.File}
 	// One target at a time, in policy order: each gate is judged on its own
-	// and an operator reading the output knows what changed.
-	for _, t := range s.targets {
+	// and an operator reading the output knows what changed. --client alone
+	// rotates only those clients.
+	targets := s.targets
+	if len(c.StringSlice("client")) > 0 && len(c.StringSlice("target")) == 0 {
+		targets = nil
+	}
+	for _, t := range targets {
 		if c.Context.Err() != nil || io.interrupts.signalled() {
 			rep.Targets = append(rep.Targets, rotateTargetReport{Name: t.Name, Plugin: t.Plugin, Status: "skipped", Message: "interrupted before this target"})
 			continue
@@ -107,6 +113,22 @@ func runRotate(c *cli.Context, io IO) error {
 		start := time.Now()
 		r := rotateTarget(c.Context, s, t, o, io)
 		r.Name, r.Plugin, r.Duration = t.Name, t.Plugin, float64(time.Since(start).Microseconds())/1000
+		rep.Targets = append(rep.Targets, r)
+		if c.String("format") == "text" {
+			printRotateTarget(io, r)
+		}
+	}
+	clients, err := selectedClients(c, s.pol)
+	if err != nil {
+		return err
+	}
+	for _, cl := range clients {
+		if c.Context.Err() != nil || io.interrupts.signalled() {
+			break
+		}
+		start := time.Now()
+		r := rotateClient(c.Context, s, cl, o, io)
+		r.Name, r.Plugin, r.Duration = cl.Name, "client", float64(time.Since(start).Microseconds())/1000
 		rep.Targets = append(rep.Targets, r)
 		if c.String("format") == "text" {
 			printRotateTarget(io, r)
@@ -135,6 +157,27 @@ func runRotate(c *cli.Context, io IO) error {
 		return &ExitError{Code: code}
 	}
 	return nil
+}
+
+// selectedClients: --client names, else every client unless --target
+// narrowed the run to targets.
+func selectedClients(c *cli.Context, pol *policy.Policy) ([]policy.Client, error) {
+	names := c.StringSlice("client")
+	if len(names) == 0 {
+		if len(c.StringSlice("target")) > 0 {
+			return nil, nil
+		}
+		return pol.Clients, nil
+	}
+	var out []policy.Client
+	for _, n := range names {
+		cl, ok := pol.Client(n)
+		if !ok {
+			return nil, exitf(ExitConfig, "--client %q: no such client in %s", n, pol.File)
+		}
+		out = append(out, cl)
+	}
+	return out, nil
 }
 
 func printRotateTarget(io IO, r rotateTargetReport) {

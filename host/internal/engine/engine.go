@@ -662,35 +662,9 @@ func (e *Engine) IssuerFor(ctx context.Context, pol *policy.Policy, t policy.Tar
 	if pol.Certificates.Source != "vault-pki" || t.Name == pol.Certificates.VaultTarget || t.CertFile != "" {
 		return nil, configErr(fmt.Errorf("target %s: its certificates do not come from certificates.source vault-pki", t.Name))
 	}
-	issuerTarget, _ := pol.Target(pol.Certificates.VaultTarget)
-	p, ok := e.Plugins[issuerTarget.Plugin]
-	if !ok || !slices.Contains(p.Meta.Capabilities, sdk.CapIssuer) {
-		return nil, pluginErr(fmt.Errorf("target %s: certificate source vault-pki: plugin %s of target %s does not offer certificate issuing", t.Name, issuerTarget.Plugin, issuerTarget.Name))
-	}
-	rc, err := e.Request(ctx, pol, issuerTarget, e.getenv())
+	issuerTarget, call, ca, err := e.source(ctx, pol, t.Name)
 	if err != nil {
 		return nil, err
-	}
-	call := func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error) {
-		r, err := p.Client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rc, ForTarget: t.Name, Usage: usage,
-			CommonName: cn, Names: names, TTL: pol.Certificates.Rotation.MaxLifetime, CSRPEM: csr})
-		if err != nil {
-			return sdk.Certificates{}, pluginErr(err)
-		}
-		if r.Diagnostics.HasError() {
-			return sdk.Certificates{}, pluginErr(fmt.Errorf("target %s: certificate from %s: %w", t.Name, issuerTarget.Name, r.Diagnostics.Err()))
-		}
-		return r.Certificate, nil
-	}
-	ca, err := call("ca", "", nil, nil)
-	if err == nil && len(ca.CABundlePEM) == 0 {
-		err = pluginErr(fmt.Errorf("target %s: certificate source %s returned no CA bundle", t.Name, issuerTarget.Name))
-	}
-	if err == nil {
-		err = certstore.CheckCerts(ca.CABundlePEM)
-	}
-	if err != nil {
-		return nil, &issuerError{issuer: issuerTarget.Name, err: err}
 	}
 	iss := &Issuer{IssuerTarget: issuerTarget.Name, CA: sdk.Certificates{CABundlePEM: ca.CABundlePEM, CRLPEM: ca.CRLPEM},
 		Store: certstore.Store{Dir: filepath.Join(pol.Certificates.VaultStoreDir, t.Name), Target: t.Name,
@@ -701,6 +675,58 @@ func (e *Engine) IssuerFor(ctx context.Context, pol *policy.Policy, t policy.Tar
 		iss.Client = true
 	}
 	return iss, nil
+}
+
+// source finds the policy's issuer, fetches its CA and returns a signer
+// for forName (a target, or a client identity).
+func (e *Engine) source(ctx context.Context, pol *policy.Policy, forName string) (policy.Target, func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error), sdk.Certificates, error) {
+	issuerTarget, _ := pol.Target(pol.Certificates.VaultTarget)
+	p, ok := e.Plugins[issuerTarget.Plugin]
+	if !ok || !slices.Contains(p.Meta.Capabilities, sdk.CapIssuer) {
+		return issuerTarget, nil, sdk.Certificates{}, pluginErr(fmt.Errorf("%s: certificate source vault-pki: plugin %s of target %s does not offer certificate issuing", forName, issuerTarget.Plugin, issuerTarget.Name))
+	}
+	rc, err := e.Request(ctx, pol, issuerTarget, e.getenv())
+	if err != nil {
+		return issuerTarget, nil, sdk.Certificates{}, err
+	}
+	call := func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error) {
+		r, err := p.Client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rc, ForTarget: forName, Usage: usage,
+			CommonName: cn, Names: names, TTL: pol.Certificates.Rotation.MaxLifetime, CSRPEM: csr})
+		if err != nil {
+			return sdk.Certificates{}, pluginErr(err)
+		}
+		if r.Diagnostics.HasError() {
+			return sdk.Certificates{}, pluginErr(fmt.Errorf("%s: certificate from %s: %w", forName, issuerTarget.Name, r.Diagnostics.Err()))
+		}
+		return r.Certificate, nil
+	}
+	ca, err := call("ca", "", nil, nil)
+	if err == nil && len(ca.CABundlePEM) == 0 {
+		err = pluginErr(fmt.Errorf("%s: certificate source %s returned no CA bundle", forName, issuerTarget.Name))
+	}
+	if err == nil {
+		err = certstore.CheckCerts(ca.CABundlePEM)
+	}
+	if err != nil {
+		return issuerTarget, nil, sdk.Certificates{}, &issuerError{issuer: issuerTarget.Name, err: err}
+	}
+	return issuerTarget, call, ca, nil
+}
+
+// ClientIssuer is the certificate source of client identity c: its store
+// is <store_dir>/clients/<name> (kind "client"), its CN c.Name.
+func (e *Engine) ClientIssuer(ctx context.Context, pol *policy.Policy, c policy.Client) (*Issuer, error) {
+	if pol.Certificates.Source != "vault-pki" {
+		return nil, configErr(fmt.Errorf("client %s: client identities need certificates.source vault-pki", c.Name))
+	}
+	issuerTarget, call, ca, err := e.source(ctx, pol, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &Issuer{IssuerTarget: issuerTarget.Name, CA: sdk.Certificates{CABundlePEM: ca.CABundlePEM, CRLPEM: ca.CRLPEM},
+		Store: certstore.Store{Dir: filepath.Join(pol.Certificates.VaultStoreDir, "clients", c.Name), Target: "client " + c.Name,
+			RenewBefore: pol.Certificates.Rotation.RenewBefore, NoIssue: e.NoIssue, Now: e.now},
+		Client: true, ClientName: c.Name, target: policy.Target{Name: c.Name}, sign: call}, nil
 }
 
 // BaseRequest is t's request without certificate material: the policy
