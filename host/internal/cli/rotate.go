@@ -436,7 +436,7 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	if applyErr == nil {
 		v = r.gate(ctx, newRC, rotate.Leaf(next), rotate.Leaf(livePair))
 		if v.OK {
-			if err := r.converged(ctx, newRC); err != nil {
+			if err := r.converged(ctx, newRC, &v); err != nil {
 				v.OK, v.Problems = false, []string{err.Error()}
 			}
 		}
@@ -575,9 +575,11 @@ func (r *rotation) gate(ctx context.Context, rc sdk.RequestContext, leaf, old *x
 }
 
 // converged: after the push, harden logs in with the new material and the
-// plan has nothing left (a restart-only certificate change on a listener
-// that reloads only on restart is reported by the gate, not here).
-func (r *rotation) converged(ctx context.Context, rc sdk.RequestContext) error {
+// plan has nothing left — except, when the gate saw listeners that take
+// new material only on restart, the restarts the plugin plans for them
+// (the plan before the push was empty, so whatever it lists now comes
+// from the rotation). Those are reported, not failed.
+func (r *rotation) converged(ctx context.Context, rc sdk.RequestContext, v *rotate.Verdict) error {
 	plan, err := r.p.Client.Plan(ctx, rc)
 	if err == nil && plan.Diagnostics.HasError() {
 		err = plan.Diagnostics.Err()
@@ -587,7 +589,7 @@ func (r *rotation) converged(ctx context.Context, rc sdk.RequestContext) error {
 	}
 	var left []string
 	for _, c := range plan.Changes {
-		if c.RequiresRestart && strings.Contains(strings.ToLower(c.Description), "restart") && strings.Contains(strings.ToLower(c.Resource), "controller") {
+		if c.RequiresRestart && len(v.Pending) > 0 {
 			continue
 		}
 		left = append(left, string(c.Action)+" "+c.Resource)

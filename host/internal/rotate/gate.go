@@ -112,7 +112,7 @@ func Judge(inv sdk.InventoryResponse, ex Expect) Verdict {
 			fail("listener %s: %s in %d of %d handshake(s) (%s)", name, m, len(seen[m]), len(l.Handshakes), handshakeList(seen[m]))
 		}
 		if pending {
-			v.Pending = append(v.Pending, fmt.Sprintf("%s serves serial %s until it %ss", name, serialHex(ex.Old), l.ReloadsOn))
+			v.Pending = append(v.Pending, fmt.Sprintf("%s serves serial %s until its next %s", name, serialHex(ex.Old), l.ReloadsOn))
 		}
 	}
 	v.OK = len(v.Problems) == 0
