@@ -38,6 +38,7 @@ func rotateCommand(io IO) *cli.Command {
 			&cli.IntFlag{Name: "gate-handshakes", Value: 8, Usage: "consecutive fresh handshakes every listener must answer with the new certificate"},
 			&cli.DurationFlag{Name: "gate-timeout", Value: 30 * time.Second, Usage: "how long the gate waits for every listener to serve the new certificate"},
 			&cli.StringSliceFlag{Name: "client", Usage: "only this client identity (repeatable; default: every client, unless --target is given)"},
+			&cli.BoolFlag{Name: "schedule", Usage: "print when the next rotate run is due (2/3 of the shortest remaining lifetime or renew_before, whichever is earlier, with jitter) and exit"},
 		),
 		Action: func(c *cli.Context) error { return runRotate(c, io) }}
 }
@@ -89,7 +90,7 @@ func runRotate(c *cli.Context, io IO) error {
 	if o.gateTimeout <= 0 {
 		return exitf(ExitConfig, "--gate-timeout must be positive")
 	}
-	if !o.yes && !o.dryRun && !io.IsTerminal() {
+	if !o.yes && !o.dryRun && !c.Bool("schedule") && !io.IsTerminal() {
 		return exitf(ExitConfig, "rotate changes live systems: pass --yes when not running on a terminal (or --dry-run); nothing was changed")
 	}
 	s, err := openSession(c, io)
@@ -97,6 +98,9 @@ func runRotate(c *cli.Context, io IO) error {
 		return err
 	}
 	defer s.eng.Close()
+	if c.Bool("schedule") {
+		return runSchedule(c, s)
+	}
 	rep := rotateReport{FormatVersion: 1, Policy: s.pol.File}
 	// One target at a time, in policy order: each gate is judged on its own
 	// and an operator reading the output knows what changed. --client alone
