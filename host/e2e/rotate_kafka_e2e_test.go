@@ -158,13 +158,17 @@ targets:
 			Name, Status, Gate string
 			Pending            []string `json:"restart_pending"`
 			Duration           float64  `json:"duration_ms"`
+			Steps              []struct {
+				Step     string  `json:"step"`
+				Duration float64 `json:"duration_ms"`
+			} `json:"steps"`
 		} `json:"targets"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, r.stdout)
 	}
 	for _, tr := range rep.Targets {
-		t.Logf("%s: %s in %.0f ms; gate: %s; restart pending: %v", tr.Name, tr.Status, tr.Duration, tr.Gate, tr.Pending)
+		t.Logf("%s: %s in %.0f ms; gate: %s; restart pending: %v; steps: %+v", tr.Name, tr.Status, tr.Duration, tr.Gate, tr.Pending, tr.Steps)
 		if tr.Status != "renewed" {
 			t.Errorf("%s: %s\n%s", tr.Name, tr.Status, r.stdout)
 		}

@@ -64,6 +64,13 @@ type rotateTargetReport struct {
 	Pending  []string        `json:"restart_pending,omitempty"`
 	Changes  []changeReport  `json:"changes,omitempty"`
 	Duration float64         `json:"duration_ms"`
+	// Steps: where the time went (inventory, plan, push, gate, ...).
+	Steps []stepReport `json:"steps,omitempty"`
+}
+
+type stepReport struct {
+	Step     string  `json:"step"`
+	Duration float64 `json:"duration_ms"`
 }
 
 type renewalReport struct {
@@ -214,13 +221,22 @@ func printRotateTarget(io IO, r rotateTargetReport) {
 // rotation is one target's material: what the store holds now, what it
 // held before the last rotation, and the issuer.
 type rotation struct {
-	s    *session
-	t    policy.Target
-	p    *engine.Plugin
-	iss  *engine.Issuer
-	base sdk.RequestContext
-	o    rotateOptions
-	io   IO
+	s     *session
+	t     policy.Target
+	p     *engine.Plugin
+	iss   *engine.Issuer
+	base  sdk.RequestContext
+	o     rotateOptions
+	io    IO
+	steps []stepReport
+}
+
+// step times one step: defer r.step("plan")().
+func (r *rotation) step(name string) func() {
+	start := time.Now()
+	return func() {
+		r.steps = append(r.steps, stepReport{Step: name, Duration: float64(time.Since(start).Microseconds()) / 1000})
+	}
 }
 
 func (r *rotation) material(server, client certstore.Pair) sdk.RequestContext {
@@ -267,7 +283,9 @@ func rotateTarget(ctx context.Context, s *session, t policy.Target, o rotateOpti
 		return rotateTargetReport{Status: "error", Message: err.Error()}
 	}
 	r := &rotation{s: s, t: t, p: p, iss: iss, base: base, o: o, io: io}
-	return r.run(tctx)
+	rep := r.run(tctx)
+	rep.Steps = r.steps
+	return rep
 }
 
 // rotateFiles: with certificates from files harden cannot renew; it says
@@ -348,7 +366,9 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	}
 	// What is live: every listener must serve the current certificate
 	// (or, after a rotation killed half-way, the previous one).
+	done := r.step("what is live (inventory)")
 	inv, err := r.p.Client.Inventory(ctx, r.material(cur, client), 1)
+	done()
 	if err != nil {
 		return r.failClient(rep, "inventory: "+err.Error())
 	}
@@ -362,7 +382,9 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	}
 	// Nothing else may be pending: rotate changes certificate material
 	// only. The plan also proves that harden can log in with its client.
+	done = r.step("nothing else pending (plan)")
 	plan, err := r.p.Client.Plan(ctx, r.material(livePair, client))
+	done()
 	if err == nil && plan.Diagnostics.HasError() {
 		err = plan.Diagnostics.Err()
 	}
@@ -422,7 +444,10 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 		}
 	}
 	if next.Chain == nil {
-		if next, err = r.issue("server"); err != nil {
+		done := r.step("issue")
+		next, err = r.issue("server")
+		done()
+		if err != nil {
 			return r.failClient(rep, "renewing the server certificate: "+err.Error())
 		}
 		// The pair kept as previous is the one served, which after an
@@ -528,7 +553,9 @@ func (r *rotation) fill(n *renewalReport, p certstore.Pair) {
 // push plans and applies rc's material (the plugin confirms on its side
 // and rolls its own step back on failure).
 func (r *rotation) push(ctx context.Context, rc sdk.RequestContext) ([]sdk.Change, error) {
+	done := r.step("push: plan")
 	plan, err := r.p.Client.Plan(ctx, rc)
+	done()
 	if err == nil && plan.Diagnostics.HasError() {
 		err = plan.Diagnostics.Err()
 	}
@@ -538,11 +565,13 @@ func (r *rotation) push(ctx context.Context, rc sdk.RequestContext) ([]sdk.Chang
 	if len(plan.Changes) == 0 {
 		return nil, nil
 	}
-	done := r.io.interrupts.applying(r.t.Name)
+	stepDone := r.io.interrupts.applying(r.t.Name)
 	actx, end := softDeadline(ctx, r.s.timeout, r.t.Name, r.s.eng, r.io.Stderr)
+	applied := r.step("push: apply")
 	resp, err := r.p.Client.Apply(actx, rc, plan.PlanToken, false)
+	applied()
 	end()
-	done()
+	stepDone()
 	if err == nil && resp.Diagnostics.HasError() {
 		err = resp.Diagnostics.Err()
 	}
@@ -552,6 +581,7 @@ func (r *rotation) push(ctx context.Context, rc sdk.RequestContext) ([]sdk.Chang
 // gate runs Inventory with the configured handshakes until every listener
 // passes or the gate timeout ends; the last verdict is returned.
 func (r *rotation) gate(ctx context.Context, rc sdk.RequestContext, leaf, old *x509.Certificate) rotate.Verdict {
+	defer r.step("gate")()
 	roots := x509.NewCertPool()
 	if cas, err := sdk.ParseCertificatesPEM(r.iss.CA.CABundlePEM); err == nil {
 		for _, c := range cas {
@@ -584,6 +614,7 @@ func (r *rotation) gate(ctx context.Context, rc sdk.RequestContext, leaf, old *x
 // (the plan before the push was empty, so whatever it lists now comes
 // from the rotation). Those are reported, not failed.
 func (r *rotation) converged(ctx context.Context, rc sdk.RequestContext, v *rotate.Verdict) error {
+	defer r.step("harden logs in, nothing left (plan)")()
 	plan, err := r.p.Client.Plan(ctx, rc)
 	if err == nil && plan.Diagnostics.HasError() {
 		err = plan.Diagnostics.Err()
