@@ -27,8 +27,8 @@ func clientIdentityIn(name, dir string) sdk.ClientIdentity {
 		KeystoreFile: filepath.Join(dir, "keystore.p12"), KeystorePasswordFile: filepath.Join(dir, "keystore.password"), TruststoreFile: filepath.Join(dir, "truststore.p12")}
 }
 
-// artifact returns the response's artifact at path.
-func artifact(t *testing.T, r sdk.RenderResponse, path string) sdk.Artifact {
+// clientArtifact returns the response's artifact at path.
+func clientArtifact(t *testing.T, r sdk.RenderResponse, path string) sdk.Artifact {
 	t.Helper()
 	for _, a := range r.Artifacts {
 		if a.Path == path {
@@ -59,7 +59,7 @@ func expectedClientSettings(bootstrap string, id sdk.ClientIdentity) map[string]
 // neither file is marked or moded as a secret.
 func requireClientArtifacts(t *testing.T, r sdk.RenderResponse, want map[string]string) {
 	t.Helper()
-	client, spark := artifact(t, r, "client.properties"), artifact(t, r, "spark-options.properties")
+	client, spark := clientArtifact(t, r, "client.properties"), clientArtifact(t, r, "spark-options.properties")
 	got := propertyMapOf(t, string(client.Content))
 	for k, v := range want {
 		if got[k] != v {
