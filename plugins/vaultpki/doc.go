@@ -31,6 +31,22 @@
 // auto-rotate period, type); a read refused, unanswered or not found is
 // the item with that as its Error, never left out.
 //
+// Client identities (the policy's clients:): the client role issues every
+// client's CN besides spec.pki.client_names (IssueCertificate refuses any
+// other CN in its own words). For a client delivered to Vault KV
+// (deliver.vault_kv, mount/data/path), plan and apply make the KV v2 mount
+// when missing (a KV v1 mount or another engine there is an error naming
+// it; nothing changes) and the ACL policy harden-client-<name>: read on
+// that data path, nothing else (a KV v2 data read carries the version's
+// custom_metadata). DeliverSecret (secret_store) writes a declared
+// client's bundle to its own path only, as one KV v2 version (text as
+// strings, anything not UTF-8 base64 under "<name>.base64"), then its
+// custom_metadata, reads the version back and compares; with the target's
+// token, after a capability check (create/update and read on the data
+// path, update on the metadata path). Inventory lists each bundle's
+// tls.crt as client/<name>; verify's vaultpki.clients.policy compares each
+// client's policy as Vault stores it (configuration-level).
+//
 // An http:// address is refused before any request (the token would
 // travel in cleartext) unless connection.allow_insecure gives the reason.
 package main

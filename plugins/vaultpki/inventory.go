@@ -99,7 +99,7 @@ func storedItems(ctx context.Context, cl *vault.Client, st *settings) []sdk.Stor
 			out = append(out, transitKey(ctx, cl, st.transitMount, k))
 		}
 	}
-	return out
+	return append(out, clientItems(ctx, cl, st)...)
 }
 
 // unread is every item the spec names, none of them read, all with why.
@@ -113,7 +113,7 @@ func unread(st *settings, why string) []sdk.StoredItem {
 			out = append(out, sdk.StoredItem{Kind: sdk.StoredKey, Name: k, Location: st.transitMount + "/keys/" + k, Error: why})
 		}
 	}
-	return out
+	return append(out, unreadClients(st, why)...)
 }
 
 // issuers lists a PKI mount's issuers and reads each one's certificate and

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 
 	vault "github.com/hashicorp/vault/api"
@@ -64,8 +66,16 @@ func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequ
 		r.Diagnostics.AddError("a CSR is needed", "keys are made where they are used: send a PEM CERTIFICATE REQUEST")
 		return
 	}
-	if csr, err := x509.ParseCertificateRequest(block.Bytes); err != nil || csr.CheckSignature() != nil {
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil || csr.CheckSignature() != nil {
 		r.Diagnostics.AddError("invalid CSR", fmt.Sprint(err))
+		return
+	}
+	// The client role's names are these too; said here in harden's words
+	// rather than as the role's refusal.
+	if q.Usage == "client" && !slices.Contains(st.clientNames, csr.Subject.CommonName) {
+		r.Diagnostics.AddError("client certificate refused: CN "+strconv.Quote(csr.Subject.CommonName)+" is not a client identity",
+			"the client role issues the policy's clients (clients:) and spec.pki.client_names only: "+strings.Join(st.clientNames, ", ")+"; add the client to the policy")
 		return
 	}
 	ttl := q.TTL

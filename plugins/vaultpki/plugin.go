@@ -127,6 +127,9 @@ type settings struct {
 	auditPath, auditFile string
 	profile              tlsprofile.Profile
 	renewBefore          time.Duration
+	// The policy's clients, and those delivered to Vault KV (clients.go).
+	clientRefs []sdk.ClientRef
+	kv         []kvClient
 }
 
 func parseHours(s string, def time.Duration) time.Duration {
@@ -243,6 +246,9 @@ func load(q sdk.RequestContext, d *sdk.Diagnostics) (*settings, bool) {
 	}
 	if st.spec.Audit != nil {
 		st.auditPath, st.auditFile = orStr(st.spec.Audit.Path, "harden-file"), st.spec.Audit.File
+	}
+	if !st.loadClients(q.Policy, d) {
+		return nil, false
 	}
 	return st, true
 }

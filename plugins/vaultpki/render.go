@@ -38,6 +38,7 @@ path %q { capabilities = ["read"] }
 path %q { capabilities = ["update"] }
 path "sys/audit" { capabilities = ["read", "sudo"] }
 `, st.intMount+"/roles", st.intMount+"/roles/*", st.intMount+"/config/auto-tidy", st.intMount+"/certs", st.intMount+"/cert/*", st.intMount+"/sign/"+st.serverRole)
+	verifier.WriteString(verifierClientPaths(st))
 	out := []aclPolicy{
 		{"harden-issuer", "signs CSRs for the policy's targets", issuer.String()},
 		{"harden-verify", "reads PKI, transit and audit state for harden verify", verifier.String()},
@@ -88,6 +89,7 @@ func (vaultPKI) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResp
 	for _, p := range policies(st) {
 		r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: "vault/policies/" + p.name + ".hcl", Content: []byte("# " + p.purpose + "\n" + p.hcl), Mode: 0o644, Description: "Vault ACL policy: " + p.purpose})
 	}
+	r.Artifacts = append(r.Artifacts, clientPolicyArtifacts(st)...)
 	r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: "vault/listener.hcl", Content: []byte(listenerHCL(st)), Mode: 0o644, Description: "Vault listener with the profile's TLS versions and suites"})
 }
 

@@ -162,6 +162,12 @@ func desired(ctx context.Context, cl *vault.Client, st *settings, d *sdk.Diagnos
 			steps = append(steps, ks...)
 		}
 	}
+	// The clients' KV mounts and ACL policies (clients.go).
+	cs, err := clientSteps(ctx, cl, st, mounts)
+	if err != nil {
+		return nil, err
+	}
+	steps = append(steps, cs...)
 	ps, err := policySteps(ctx, cl, st)
 	if err != nil {
 		return nil, err

@@ -50,6 +50,9 @@ func init() {
 			Remediation: "Rotate the key, set auto_rotate_period, deletion_allowed=false; an exportable key needs replacing.", References: kms},
 		checks.Definition{ID: "vaultpki.audit.enabled", Title: "A file audit device records requests (proven by a canary request found in the log)", Severity: checks.High,
 			Remediation: "Enable a file audit device (harden apply does).", References: kms},
+		checks.Definition{ID: "vaultpki.clients.policy", Title: "Each client delivered to Vault KV has its ACL policy harden-client-<name>, granting read on its bundle's path and nothing else", Severity: checks.Medium,
+			Remediation: "Run harden apply for the Vault target (it writes the policy); keep other rules out of it.",
+			References:  []string{"HashiCorp Vault policies: deny by default, grant only what is needed (https://developer.hashicorp.com/vault/docs/concepts/policies)"}},
 		// Best effort: the count needs the audit log, and vaultpki.audit.enabled
 		// already errors when the log cannot be read.
 		checks.Definition{ID: "vaultpki.audit.denied", Title: "Permission-denied requests since the previous verify", Severity: checks.Info, Remediation: "Review who is being refused.", References: kms, BestEffort: true},
@@ -82,6 +85,7 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	v.audit()
 	v.pki()
 	v.transit()
+	v.clientPolicies()
 	r.Checks = append(v.out, <-listener...)
 }
 
