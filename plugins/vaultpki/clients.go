@@ -317,7 +317,7 @@ func bundleChain(d map[string]any) ([]byte, error) {
 		if dt, _ := meta["deletion_time"].(string); dt != "" || meta["destroyed"] == true {
 			return nil, fmt.Errorf("%w (version %v, deletion_time %q)", errDeleted, meta["version"], dt)
 		}
-		return nil, errors.New("Vault's answer holds no data")
+		return nil, errors.New("the answer from Vault holds no data")
 	}
 	crt, ok := data["tls.crt"].(string)
 	if !ok {

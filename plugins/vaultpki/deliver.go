@@ -122,7 +122,7 @@ func deliverable(ctx context.Context, cl *vault.Client, k kvClient) error {
 	var re *vault.ResponseError
 	switch {
 	case errors.As(err, &re) && re.StatusCode == 403:
-		return fmt.Errorf("Vault refused to say which mount serves %s (the mount %s does not exist, or the token has no right under it; harden apply creates the mount): %w", k.dataPath(), k.mount, err)
+		return fmt.Errorf("which mount serves %s: refused (the mount %s does not exist, or the token has no right under it; harden apply creates the mount): %w", k.dataPath(), k.mount, err)
 	case err != nil:
 		return fmt.Errorf("ask Vault which mount serves %s: %w", k.dataPath(), err)
 	case s == nil:
@@ -189,7 +189,7 @@ func writeBundle(ctx context.Context, cl *vault.Client, k kvClient, data map[str
 	back, err := cl.Logical().ReadWithDataWithContext(ctx, k.dataPath(), map[string][]string{"version": {strconv.Itoa(v)}})
 	if err != nil || back == nil {
 		if err == nil {
-			err = errors.New("Vault answered 404")
+			err = errors.New("not found (404)")
 		}
 		return v, fmt.Errorf("version %d of %s was written but could not be read back: %w", v, k.dataPath(), err)
 	}
