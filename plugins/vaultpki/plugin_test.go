@@ -34,11 +34,6 @@ func TestConformance(t *testing.T) {
 			conn, _ := json.Marshal(map[string]any{"address": "https://" + addr})
 			return sdk.NewTarget("vault", conn, []byte(`{}`), map[string][]byte{"token": []byte("t")})
 		},
-		// DeliverSecret refuses a client the policy does not declare
-		// before it contacts Vault, and the harness's policy declares
-		// none (a target cannot add one). TestDeliverStopsWithContext
-		// holds a declared client's delivery in flight and stops it.
-		StopSkip: map[sdk.Capability]string{sdk.CapSecretStore: "the harness's policy declares no client; TestDeliverStopsWithContext stops a delivery in flight"},
 	})
 }
 

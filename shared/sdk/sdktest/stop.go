@@ -3,7 +3,14 @@ package sdktest
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"slices"
 	"testing"
@@ -55,8 +62,12 @@ func stopChecks(t *testing.T, h Harness, client *hostclient.Client, meta sdk.Met
 			return r.Diagnostics, err
 		}},
 		{"deliver_secret", sdk.CapSecretStore, func(ctx context.Context) (sdk.Diagnostics, error) {
-			r, err := client.DeliverSecret(ctx, sdk.DeliverSecretRequest{RequestContext: rcFor(sdk.CapSecretStore), Client: "harden-conformance",
-				Path: "secret/data/harden-conformance", Data: map[string][]byte{"probe": []byte("conformance")}})
+			// The policy declares the client, as a real one would: a store
+			// refuses bundles for clients the policy does not name.
+			dr := rcFor(sdk.CapSecretStore)
+			dr.Policy.Clients = append(slices.Clone(dr.Policy.Clients), sdk.ClientRef{Name: "harden-conformance", VaultKV: "secret/data/harden-conformance"})
+			r, err := client.DeliverSecret(ctx, sdk.DeliverSecretRequest{RequestContext: dr, Client: "harden-conformance",
+				Path: "secret/data/harden-conformance", Data: map[string][]byte{"tls.crt": conformanceCertPEM, "probe": []byte("conformance")}})
 			return r.Diagnostics, err
 		}},
 		{"issue_certificate", sdk.CapIssuer, func(ctx context.Context) (sdk.Diagnostics, error) {
@@ -175,3 +186,13 @@ func stopChecks(t *testing.T, h Harness, client *hostclient.Client, meta sdk.Met
 func sameDiag(a, b sdk.Diagnostic) bool {
 	return a.Severity == b.Severity && a.Code == b.Code && a.Summary == b.Summary && slices.Equal(a.Attribute, b.Attribute)
 }
+
+// conformanceCertPEM is a self-signed certificate for the deliver_secret
+// Stop check's bundle (a store may insist on a tls.crt).
+var conformanceCertPEM = func() []byte {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "harden-conformance"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}()
