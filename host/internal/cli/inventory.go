@@ -43,7 +43,7 @@ func runInventory(c *cli.Context, io IO) error {
 	if s.eng.Now != nil {
 		now = s.eng.Now()
 	}
-	rep := inventory.Collect(s.pol, results, now)
+	rep := inventory.CollectWith(s.pol, results, clientsFor(c, s), now)
 	if c.String("format") == "json" {
 		err = writeJSON(io.Stdout, rep)
 	} else {
@@ -73,4 +73,13 @@ func urgency(code int) string {
 		return "a certificate is inside an alert tier"
 	}
 	return "a certificate is inside the widest alert tier, or a key's rotation is disabled or overdue"
+}
+
+// clientsFor: the policy's client identities, unless --target narrowed
+// the run to targets.
+func clientsFor(c *cli.Context, s *session) []inventory.HeldClient {
+	if len(c.StringSlice("target")) > 0 {
+		return nil
+	}
+	return inventory.ReadClients(s.pol)
 }

@@ -53,6 +53,30 @@ func Ask(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) Target {
 // Collect judges every target's raw inventory at now by the policy's
 // rotation settings. It reads nothing and calls nothing.
 func Collect(pol *policy.Policy, targets []Target, now time.Time) *Report {
+	return CollectWith(pol, targets, nil, now)
+}
+
+// HeldClient is a client identity's certificate as harden's store holds it.
+type HeldClient struct {
+	Name, Where string
+	Chain       []byte
+	Err         error
+}
+
+// ReadClients reads every client identity's stored certificate.
+func ReadClients(pol *policy.Policy) []HeldClient {
+	var out []HeldClient
+	for _, cl := range pol.Clients {
+		store := certstore.Store{Dir: filepath.Join(pol.Certificates.VaultStoreDir, "clients", cl.Name), Target: "client " + cl.Name}
+		where, _ := store.Paths("client")
+		p, err := store.Current("client")
+		out = append(out, HeldClient{Name: cl.Name, Where: where, Chain: p.Chain, Err: err})
+	}
+	return out
+}
+
+// CollectWith is Collect with the client identities harden holds.
+func CollectWith(pol *policy.Policy, targets []Target, clients []HeldClient, now time.Time) *Report {
 	rot := pol.Certificates.Rotation
 	c := collector{rules: NewRules(rot.RenewBefore, rot.AlertAt), now: now, cas: map[string]int{}}
 	rep := &Report{FormatVersion: FormatVersion, GeneratedAt: now.UTC(), Policy: pol.File, RenewBefore: DurationName(rot.RenewBefore),
@@ -65,6 +89,16 @@ func Collect(pol *policy.Policy, targets []Target, now time.Time) *Report {
 			if d.Severity != sdk.Error {
 				rep.Notes = append(rep.Notes, Note{Target: t.Name, Message: d.Error()})
 			}
+		}
+	}
+	for _, cl := range clients {
+		switch {
+		case cl.Err != nil:
+			c.unreadable(KindClientIdentity, cl.Name, cl.Where, cl.Name, "%v", cl.Err)
+		case len(cl.Chain) == 0:
+			c.unreadable(KindClientIdentity, cl.Name, cl.Where, cl.Name, "client %s has no certificate yet (harden rotate issues and delivers it)", cl.Name)
+		default:
+			c.held(KindClientIdentity, cl.Name, cl.Where, cl.Chain, true)
 		}
 	}
 	rep.Items = append(c.items, c.caItems...)

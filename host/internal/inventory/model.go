@@ -25,6 +25,11 @@ const (
 	// KindTarget: a problem with the target as a whole (the request, the
 	// plugin, its diagnostics): what it would have listed is missing.
 	KindTarget = "target"
+	// KindClientIdentity: a client identity of the policy's clients:, as
+	// harden holds it (<store_dir>/clients/<name>/client.pem); what was
+	// delivered to Vault is the certificate source's stored_certificate
+	// "client/<name>".
+	KindClientIdentity = "client_identity"
 )
 
 // Tiers besides the policy's alert tiers (named after each alert_at value,
