@@ -64,3 +64,32 @@ type DeliverSecretResponse struct {
 	Version     int
 	Diagnostics Diagnostics
 }
+
+// CARotator is the issuer's side of a staged CA rotation (CapCARotation).
+type CARotator interface {
+	RotateCA(ctx context.Context, req RotateCARequest, resp *RotateCAResponse)
+}
+
+// RotateCA operations (see the proto for what each does; all idempotent).
+const (
+	CAStatus     = "status"
+	CAPrepare    = "prepare"
+	CAActivate   = "activate"
+	CADeactivate = "deactivate"
+	CAFinish     = "finish"
+	CADiscard    = "discard"
+)
+
+// RotateCARequest: the issuer's own target in RequestContext.
+type RotateCARequest struct {
+	RequestContext
+	Operation string
+}
+
+// RotateCAResponse: the current and the prepared next root (PEM), and
+// which intermediate signs now ("current" or "next").
+type RotateCAResponse struct {
+	CurrentRootPEM, NextRootPEM []byte
+	Signing                     string
+	Diagnostics                 Diagnostics
+}

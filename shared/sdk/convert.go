@@ -41,7 +41,7 @@ var capToPB = map[Capability]pb.Capability{
 	CapRender: pb.Capability_CAPABILITY_RENDER, CapPlan: pb.Capability_CAPABILITY_PLAN,
 	CapApply: pb.Capability_CAPABILITY_APPLY, CapVerify: pb.Capability_CAPABILITY_VERIFY,
 	CapIssuer: pb.Capability_CAPABILITY_ISSUER, CapInventory: pb.Capability_CAPABILITY_INVENTORY,
-	CapSecretStore: pb.Capability_CAPABILITY_SECRET_STORE, CapClientConfig: pb.Capability_CAPABILITY_CLIENT_CONFIG,
+	CapSecretStore: pb.Capability_CAPABILITY_SECRET_STORE, CapClientConfig: pb.Capability_CAPABILITY_CLIENT_CONFIG, CapCARotation: pb.Capability_CAPABILITY_CA_ROTATION,
 }
 
 func u16s(in []uint32) []uint16 {

@@ -54,6 +54,8 @@ const (
 	CapSecretStore Capability = "secret_store"
 	// CapClientConfig: the plugin implements ClientRenderer.
 	CapClientConfig Capability = "client_config"
+	// CapCARotation: the plugin implements CARotator.
+	CapCARotation Capability = "ca_rotation"
 )
 
 // CapabilitiesOf derives the capabilities from the interfaces p implements.
@@ -82,6 +84,9 @@ func CapabilitiesOf(p Plugin) []Capability {
 	}
 	if _, ok := p.(ClientRenderer); ok {
 		caps = append(caps, CapClientConfig)
+	}
+	if _, ok := p.(CARotator); ok {
+		caps = append(caps, CapCARotation)
 	}
 	return caps
 }

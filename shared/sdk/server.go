@@ -220,7 +220,7 @@ func (s *server) IssueCertificate(ctx context.Context, req *pb.IssueCertificateR
 	resp := IssueCertificateResponse{Diagnostics: s.admit(ctx, rc)}
 	if !resp.Diagnostics.HasError() {
 		q := IssueCertificateRequest{RequestContext: rc, ForTarget: req.GetForTarget(), Usage: req.GetUsage(),
-			CommonName: req.GetCommonName(), Names: req.GetNames(), TTL: secondsToDuration(req.GetTtlSeconds()), CSRPEM: req.GetCsrPem()}
+			CommonName: req.GetCommonName(), Names: req.GetNames(), TTL: secondsToDuration(req.GetTtlSeconds()), CSRPEM: req.GetCsrPem(), Issuer: req.GetIssuer()}
 		s.call(&resp.Diagnostics, func() { is.IssueCertificate(ctx, q, &resp) })
 	}
 	return &pb.IssueCertificateResponse{Certificate: certsToPB(resp.Certificate), Diagnostics: diagsToPB(resp.Diagnostics)}, nil
@@ -256,4 +256,19 @@ func (s *server) DeliverSecret(ctx context.Context, req *pb.DeliverSecretRequest
 		s.call(&resp.Diagnostics, func() { st.DeliverSecret(ctx, q, &resp) })
 	}
 	return &pb.DeliverSecretResponse{Version: int64(resp.Version), Diagnostics: diagsToPB(resp.Diagnostics)}, nil
+}
+
+func (s *server) RotateCA(ctx context.Context, req *pb.RotateCARequest) (*pb.RotateCAResponse, error) {
+	ctx, done := s.requestContext(ctx)
+	defer done()
+	ro, ok := s.impl.(CARotator)
+	if !ok {
+		return &pb.RotateCAResponse{Diagnostics: diagsToPB(unsupported("CA rotation"))}, nil
+	}
+	rc := requestContextFromPB(req, nil)
+	resp := RotateCAResponse{Diagnostics: s.admit(ctx, rc)}
+	if !resp.Diagnostics.HasError() {
+		s.call(&resp.Diagnostics, func() { ro.RotateCA(ctx, RotateCARequest{RequestContext: rc, Operation: req.GetOperation()}, &resp) })
+	}
+	return &pb.RotateCAResponse{CurrentRootPem: resp.CurrentRootPEM, NextRootPem: resp.NextRootPEM, Signing: validUTF8(resp.Signing), Diagnostics: diagsToPB(resp.Diagnostics)}, nil
 }

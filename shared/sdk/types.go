@@ -243,6 +243,9 @@ type IssueCertificateRequest struct {
 	TTL        time.Duration
 	// CSRPEM is the PKCS#10 request: the key stays where it was made.
 	CSRPEM []byte
+	// Issuer: "" the CA that signs now, "next" or "current" during a staged
+	// CA rotation (CapCARotation).
+	Issuer string
 }
 
 // IssueCertificateResponse carries the issued material.

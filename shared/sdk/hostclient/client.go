@@ -480,6 +480,15 @@ func (c *Client) DeliverSecret(ctx context.Context, q sdk.DeliverSecretRequest) 
 	return sdk.DeliverSecretResponse{Version: int(r.GetVersion()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
 }
 
+// RotateCA calls RotateCA (CapCARotation).
+func (c *Client) RotateCA(ctx context.Context, q sdk.RotateCARequest) (sdk.RotateCAResponse, error) {
+	r, err := c.rpc.RotateCA(ctx, &pb.RotateCARequest{Policy: policyToPB(q.Policy), Target: targetToPB(q.Target), Operation: q.Operation})
+	if err != nil {
+		return sdk.RotateCAResponse{}, c.wrap(ctx, "rotate CA", err)
+	}
+	return sdk.RotateCAResponse{CurrentRootPEM: r.GetCurrentRootPem(), NextRootPEM: r.GetNextRootPem(), Signing: r.GetSigning(), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+}
+
 // Plan calls Plan.
 func (c *Client) Plan(ctx context.Context, rc sdk.RequestContext) (sdk.PlanResponse, error) {
 	r, err := c.rpc.Plan(ctx, &pb.PlanRequest{Policy: policyToPB(rc.Policy), Target: targetToPB(rc.Target), Certificates: certsToPB(rc.Certificates)})
@@ -510,7 +519,7 @@ func (c *Client) Verify(ctx context.Context, rc sdk.RequestContext) (sdk.VerifyR
 // IssueCertificate calls IssueCertificate.
 func (c *Client) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequest) (sdk.IssueCertificateResponse, error) {
 	r, err := c.rpc.IssueCertificate(ctx, &pb.IssueCertificateRequest{Policy: policyToPB(q.Policy), Target: targetToPB(q.Target),
-		ForTarget: q.ForTarget, Usage: q.Usage, CommonName: q.CommonName, Names: q.Names, TtlSeconds: int64(q.TTL / time.Second), CsrPem: q.CSRPEM})
+		ForTarget: q.ForTarget, Usage: q.Usage, CommonName: q.CommonName, Names: q.Names, TtlSeconds: int64(q.TTL / time.Second), CsrPem: q.CSRPEM, Issuer: q.Issuer})
 	if err != nil {
 		return sdk.IssueCertificateResponse{}, c.wrap(ctx, "issue certificate", err)
 	}

@@ -149,7 +149,7 @@ var capToPB = map[sdk.Capability]pb.Capability{
 	sdk.CapRender: pb.Capability_CAPABILITY_RENDER, sdk.CapPlan: pb.Capability_CAPABILITY_PLAN,
 	sdk.CapApply: pb.Capability_CAPABILITY_APPLY, sdk.CapVerify: pb.Capability_CAPABILITY_VERIFY,
 	sdk.CapIssuer: pb.Capability_CAPABILITY_ISSUER, sdk.CapInventory: pb.Capability_CAPABILITY_INVENTORY,
-	sdk.CapSecretStore: pb.Capability_CAPABILITY_SECRET_STORE, sdk.CapClientConfig: pb.Capability_CAPABILITY_CLIENT_CONFIG,
+	sdk.CapSecretStore: pb.Capability_CAPABILITY_SECRET_STORE, sdk.CapClientConfig: pb.Capability_CAPABILITY_CLIENT_CONFIG, sdk.CapCARotation: pb.Capability_CAPABILITY_CA_ROTATION,
 }
 
 func certsFromPB(in *pb.CertificateMaterial) sdk.Certificates {

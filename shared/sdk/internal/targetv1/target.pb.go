@@ -48,6 +48,8 @@ const (
 	Capability_CAPABILITY_SECRET_STORE Capability = 7
 	// The plugin renders client configurations (RenderRequest.client).
 	Capability_CAPABILITY_CLIENT_CONFIG Capability = 8
+	// The issuer takes part in staged CA rotation (RotateCA).
+	Capability_CAPABILITY_CA_ROTATION Capability = 9
 )
 
 // Enum value maps for Capability.
@@ -62,6 +64,7 @@ var (
 		6: "CAPABILITY_INVENTORY",
 		7: "CAPABILITY_SECRET_STORE",
 		8: "CAPABILITY_CLIENT_CONFIG",
+		9: "CAPABILITY_CA_ROTATION",
 	}
 	Capability_value = map[string]int32{
 		"CAPABILITY_UNSPECIFIED":   0,
@@ -73,6 +76,7 @@ var (
 		"CAPABILITY_INVENTORY":     6,
 		"CAPABILITY_SECRET_STORE":  7,
 		"CAPABILITY_CLIENT_CONFIG": 8,
+		"CAPABILITY_CA_ROTATION":   9,
 	}
 )
 
@@ -2335,7 +2339,11 @@ type IssueCertificateRequest struct {
 	// PKCS#10 request (PEM) for usage server, client or peer: the key is made
 	// where it is used and never travels to the issuer. Empty for usage "ca"
 	// (only the CA bundle and CRL are returned).
-	CsrPem        []byte `protobuf:"bytes,8,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
+	CsrPem []byte `protobuf:"bytes,8,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
+	// Sign with this CA instead of the one that signs now: "next" (the new CA
+	// of a staged rotation) or "current" (the established one). Empty: the
+	// one that signs now (after RotateCA "activate", the next one).
+	Issuer        string `protobuf:"bytes,9,opt,name=issuer,proto3" json:"issuer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2424,6 +2432,13 @@ func (x *IssueCertificateRequest) GetCsrPem() []byte {
 		return x.CsrPem
 	}
 	return nil
+}
+
+func (x *IssueCertificateRequest) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
 }
 
 type IssueCertificateResponse struct {
@@ -3026,6 +3041,145 @@ func (x *DeliverSecretResponse) GetDiagnostics() []*Diagnostic {
 	return nil
 }
 
+type RotateCARequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *PolicyContext         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Target *TargetConfig          `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// "status": what exists, changes nothing. "prepare": make the next root
+	// and intermediate beside the current ones (idempotent: a prepared next
+	// CA is reused). "activate": the next intermediate signs new leaves.
+	// "deactivate": the current intermediate signs again. "finish": the next
+	// CA becomes the current one (usage "ca" returns its root) and the old
+	// one is retired (kept, never deleted, no longer signing). "discard": a
+	// prepared next CA that never signed is set aside (kept, renamed).
+	// Every operation is idempotent.
+	Operation     string `protobuf:"bytes,3,opt,name=operation,proto3" json:"operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateCARequest) Reset() {
+	*x = RotateCARequest{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateCARequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateCARequest) ProtoMessage() {}
+
+func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateCARequest.ProtoReflect.Descriptor instead.
+func (*RotateCARequest) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RotateCARequest) GetPolicy() *PolicyContext {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *RotateCARequest) GetTarget() *TargetConfig {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *RotateCARequest) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+type RotateCAResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trust anchors (PEM): the current CA's root, and the prepared next
+	// one's (empty when none).
+	CurrentRootPem []byte `protobuf:"bytes,1,opt,name=current_root_pem,json=currentRootPem,proto3" json:"current_root_pem,omitempty"`
+	NextRootPem    []byte `protobuf:"bytes,2,opt,name=next_root_pem,json=nextRootPem,proto3" json:"next_root_pem,omitempty"`
+	// Which intermediate signs new leaves now: "current" or "next".
+	Signing       string        `protobuf:"bytes,3,opt,name=signing,proto3" json:"signing,omitempty"`
+	Diagnostics   []*Diagnostic `protobuf:"bytes,4,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateCAResponse) Reset() {
+	*x = RotateCAResponse{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateCAResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateCAResponse) ProtoMessage() {}
+
+func (x *RotateCAResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateCAResponse.ProtoReflect.Descriptor instead.
+func (*RotateCAResponse) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RotateCAResponse) GetCurrentRootPem() []byte {
+	if x != nil {
+		return x.CurrentRootPem
+	}
+	return nil
+}
+
+func (x *RotateCAResponse) GetNextRootPem() []byte {
+	if x != nil {
+		return x.NextRootPem
+	}
+	return nil
+}
+
+func (x *RotateCAResponse) GetSigning() string {
+	if x != nil {
+		return x.Signing
+	}
+	return ""
+}
+
+func (x *RotateCAResponse) GetDiagnostics() []*Diagnostic {
+	if x != nil {
+		return x.Diagnostics
+	}
+	return nil
+}
+
 type StopRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3034,7 +3188,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[36]
+	mi := &file_harden_target_v1_target_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3200,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[36]
+	mi := &file_harden_target_v1_target_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3213,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{36}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{38}
 }
 
 type StopResponse struct {
@@ -3070,7 +3224,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[37]
+	mi := &file_harden_target_v1_target_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3082,7 +3236,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[37]
+	mi := &file_harden_target_v1_target_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3095,7 +3249,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{37}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{39}
 }
 
 var File_harden_target_v1_target_proto protoreflect.FileDescriptor
@@ -3286,7 +3440,7 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\fcertificates\x18\x03 \x01(\v2%.harden.target.v1.CertificateMaterialR\fcertificates\"\x81\x01\n" +
 	"\x0eVerifyResponse\x12/\n" +
 	"\x06checks\x18\x01 \x03(\v2\x17.harden.target.v1.CheckR\x06checks\x12>\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xb0\x02\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xc8\x02\n" +
 	"\x17IssueCertificateRequest\x127\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1f.harden.target.v1.PolicyContextR\x06policy\x126\n" +
 	"\x06target\x18\x02 \x01(\v2\x1e.harden.target.v1.TargetConfigR\x06target\x12\x1d\n" +
@@ -3298,7 +3452,8 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x05names\x18\x06 \x03(\tR\x05names\x12\x1f\n" +
 	"\vttl_seconds\x18\a \x01(\x03R\n" +
 	"ttlSeconds\x12\x17\n" +
-	"\acsr_pem\x18\b \x01(\fR\x06csrPem\"\xa3\x01\n" +
+	"\acsr_pem\x18\b \x01(\fR\x06csrPem\x12\x16\n" +
+	"\x06issuer\x18\t \x01(\tR\x06issuer\"\xa3\x01\n" +
 	"\x18IssueCertificateResponse\x12G\n" +
 	"\vcertificate\x18\x01 \x01(\v2%.harden.target.v1.CertificateMaterialR\vcertificate\x12>\n" +
 	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xee\x01\n" +
@@ -3353,9 +3508,18 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
 	"\x15DeliverSecretResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12>\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\r\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xa0\x01\n" +
+	"\x0fRotateCARequest\x127\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1f.harden.target.v1.PolicyContextR\x06policy\x126\n" +
+	"\x06target\x18\x02 \x01(\v2\x1e.harden.target.v1.TargetConfigR\x06target\x12\x1c\n" +
+	"\toperation\x18\x03 \x01(\tR\toperation\"\xba\x01\n" +
+	"\x10RotateCAResponse\x12(\n" +
+	"\x10current_root_pem\x18\x01 \x01(\fR\x0ecurrentRootPem\x12\"\n" +
+	"\rnext_root_pem\x18\x02 \x01(\fR\vnextRootPem\x12\x18\n" +
+	"\asigning\x18\x03 \x01(\tR\asigning\x12>\n" +
+	"\vdiagnostics\x18\x04 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\r\n" +
 	"\vStopRequest\"\x0e\n" +
-	"\fStopResponse*\xed\x01\n" +
+	"\fStopResponse*\x89\x02\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -3366,7 +3530,8 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x11CAPABILITY_ISSUER\x10\x05\x12\x18\n" +
 	"\x14CAPABILITY_INVENTORY\x10\x06\x12\x1b\n" +
 	"\x17CAPABILITY_SECRET_STORE\x10\a\x12\x1c\n" +
-	"\x18CAPABILITY_CLIENT_CONFIG\x10\b2\xb5\a\n" +
+	"\x18CAPABILITY_CLIENT_CONFIG\x10\b\x12\x1a\n" +
+	"\x16CAPABILITY_CA_ROTATION\x10\t2\x88\b\n" +
 	"\rTargetService\x12Z\n" +
 	"\vGetMetadata\x12$.harden.target.v1.GetMetadataRequest\x1a%.harden.target.v1.GetMetadataResponse\x12T\n" +
 	"\tGetSchema\x12\".harden.target.v1.GetSchemaRequest\x1a#.harden.target.v1.GetSchemaResponse\x12]\n" +
@@ -3377,7 +3542,8 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x06Verify\x12\x1f.harden.target.v1.VerifyRequest\x1a .harden.target.v1.VerifyResponse\x12i\n" +
 	"\x10IssueCertificate\x12).harden.target.v1.IssueCertificateRequest\x1a*.harden.target.v1.IssueCertificateResponse\x12T\n" +
 	"\tInventory\x12\".harden.target.v1.InventoryRequest\x1a#.harden.target.v1.InventoryResponse\x12`\n" +
-	"\rDeliverSecret\x12&.harden.target.v1.DeliverSecretRequest\x1a'.harden.target.v1.DeliverSecretResponse\x12E\n" +
+	"\rDeliverSecret\x12&.harden.target.v1.DeliverSecretRequest\x1a'.harden.target.v1.DeliverSecretResponse\x12Q\n" +
+	"\bRotateCA\x12!.harden.target.v1.RotateCARequest\x1a\".harden.target.v1.RotateCAResponse\x12E\n" +
 	"\x04Stop\x12\x1d.harden.target.v1.StopRequest\x1a\x1e.harden.target.v1.StopResponseBDZBgithub.com/harden-dev/harden/shared/sdk/internal/targetv1;targetv1b\x06proto3"
 
 var (
@@ -3393,7 +3559,7 @@ func file_harden_target_v1_target_proto_rawDescGZIP() []byte {
 }
 
 var file_harden_target_v1_target_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_harden_target_v1_target_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_harden_target_v1_target_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_harden_target_v1_target_proto_goTypes = []any{
 	(Capability)(0),                  // 0: harden.target.v1.Capability
 	(Diagnostic_Severity)(0),         // 1: harden.target.v1.Diagnostic.Severity
@@ -3437,11 +3603,13 @@ var file_harden_target_v1_target_proto_goTypes = []any{
 	(*InventoryResponse)(nil),        // 39: harden.target.v1.InventoryResponse
 	(*DeliverSecretRequest)(nil),     // 40: harden.target.v1.DeliverSecretRequest
 	(*DeliverSecretResponse)(nil),    // 41: harden.target.v1.DeliverSecretResponse
-	(*StopRequest)(nil),              // 42: harden.target.v1.StopRequest
-	(*StopResponse)(nil),             // 43: harden.target.v1.StopResponse
-	nil,                              // 44: harden.target.v1.TargetConfig.SecretsEntry
-	nil,                              // 45: harden.target.v1.DeliverSecretRequest.DataEntry
-	nil,                              // 46: harden.target.v1.DeliverSecretRequest.MetadataEntry
+	(*RotateCARequest)(nil),          // 42: harden.target.v1.RotateCARequest
+	(*RotateCAResponse)(nil),         // 43: harden.target.v1.RotateCAResponse
+	(*StopRequest)(nil),              // 44: harden.target.v1.StopRequest
+	(*StopResponse)(nil),             // 45: harden.target.v1.StopResponse
+	nil,                              // 46: harden.target.v1.TargetConfig.SecretsEntry
+	nil,                              // 47: harden.target.v1.DeliverSecretRequest.DataEntry
+	nil,                              // 48: harden.target.v1.DeliverSecretRequest.MetadataEntry
 }
 var file_harden_target_v1_target_proto_depIdxs = []int32{
 	0,  // 0: harden.target.v1.GetMetadataResponse.capabilities:type_name -> harden.target.v1.Capability
@@ -3452,7 +3620,7 @@ var file_harden_target_v1_target_proto_depIdxs = []int32{
 	11, // 5: harden.target.v1.PolicyContext.rotation:type_name -> harden.target.v1.Rotation
 	13, // 6: harden.target.v1.PolicyContext.targets:type_name -> harden.target.v1.TargetRef
 	14, // 7: harden.target.v1.PolicyContext.clients:type_name -> harden.target.v1.ClientRef
-	44, // 8: harden.target.v1.TargetConfig.secrets:type_name -> harden.target.v1.TargetConfig.SecretsEntry
+	46, // 8: harden.target.v1.TargetConfig.secrets:type_name -> harden.target.v1.TargetConfig.SecretsEntry
 	1,  // 9: harden.target.v1.Diagnostic.severity:type_name -> harden.target.v1.Diagnostic.Severity
 	2,  // 10: harden.target.v1.Diagnostic.source:type_name -> harden.target.v1.Diagnostic.Source
 	3,  // 11: harden.target.v1.Change.action:type_name -> harden.target.v1.Change.Action
@@ -3495,36 +3663,41 @@ var file_harden_target_v1_target_proto_depIdxs = []int32{
 	18, // 48: harden.target.v1.InventoryResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
 	15, // 49: harden.target.v1.DeliverSecretRequest.policy:type_name -> harden.target.v1.PolicyContext
 	16, // 50: harden.target.v1.DeliverSecretRequest.target:type_name -> harden.target.v1.TargetConfig
-	45, // 51: harden.target.v1.DeliverSecretRequest.data:type_name -> harden.target.v1.DeliverSecretRequest.DataEntry
-	46, // 52: harden.target.v1.DeliverSecretRequest.metadata:type_name -> harden.target.v1.DeliverSecretRequest.MetadataEntry
+	47, // 51: harden.target.v1.DeliverSecretRequest.data:type_name -> harden.target.v1.DeliverSecretRequest.DataEntry
+	48, // 52: harden.target.v1.DeliverSecretRequest.metadata:type_name -> harden.target.v1.DeliverSecretRequest.MetadataEntry
 	18, // 53: harden.target.v1.DeliverSecretResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	6,  // 54: harden.target.v1.TargetService.GetMetadata:input_type -> harden.target.v1.GetMetadataRequest
-	8,  // 55: harden.target.v1.TargetService.GetSchema:input_type -> harden.target.v1.GetSchemaRequest
-	22, // 56: harden.target.v1.TargetService.ValidateSpec:input_type -> harden.target.v1.ValidateSpecRequest
-	24, // 57: harden.target.v1.TargetService.Render:input_type -> harden.target.v1.RenderRequest
-	27, // 58: harden.target.v1.TargetService.Plan:input_type -> harden.target.v1.PlanRequest
-	29, // 59: harden.target.v1.TargetService.Apply:input_type -> harden.target.v1.ApplyRequest
-	31, // 60: harden.target.v1.TargetService.Verify:input_type -> harden.target.v1.VerifyRequest
-	33, // 61: harden.target.v1.TargetService.IssueCertificate:input_type -> harden.target.v1.IssueCertificateRequest
-	35, // 62: harden.target.v1.TargetService.Inventory:input_type -> harden.target.v1.InventoryRequest
-	40, // 63: harden.target.v1.TargetService.DeliverSecret:input_type -> harden.target.v1.DeliverSecretRequest
-	42, // 64: harden.target.v1.TargetService.Stop:input_type -> harden.target.v1.StopRequest
-	7,  // 65: harden.target.v1.TargetService.GetMetadata:output_type -> harden.target.v1.GetMetadataResponse
-	9,  // 66: harden.target.v1.TargetService.GetSchema:output_type -> harden.target.v1.GetSchemaResponse
-	23, // 67: harden.target.v1.TargetService.ValidateSpec:output_type -> harden.target.v1.ValidateSpecResponse
-	26, // 68: harden.target.v1.TargetService.Render:output_type -> harden.target.v1.RenderResponse
-	28, // 69: harden.target.v1.TargetService.Plan:output_type -> harden.target.v1.PlanResponse
-	30, // 70: harden.target.v1.TargetService.Apply:output_type -> harden.target.v1.ApplyResponse
-	32, // 71: harden.target.v1.TargetService.Verify:output_type -> harden.target.v1.VerifyResponse
-	34, // 72: harden.target.v1.TargetService.IssueCertificate:output_type -> harden.target.v1.IssueCertificateResponse
-	39, // 73: harden.target.v1.TargetService.Inventory:output_type -> harden.target.v1.InventoryResponse
-	41, // 74: harden.target.v1.TargetService.DeliverSecret:output_type -> harden.target.v1.DeliverSecretResponse
-	43, // 75: harden.target.v1.TargetService.Stop:output_type -> harden.target.v1.StopResponse
-	65, // [65:76] is the sub-list for method output_type
-	54, // [54:65] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	15, // 54: harden.target.v1.RotateCARequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 55: harden.target.v1.RotateCARequest.target:type_name -> harden.target.v1.TargetConfig
+	18, // 56: harden.target.v1.RotateCAResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	6,  // 57: harden.target.v1.TargetService.GetMetadata:input_type -> harden.target.v1.GetMetadataRequest
+	8,  // 58: harden.target.v1.TargetService.GetSchema:input_type -> harden.target.v1.GetSchemaRequest
+	22, // 59: harden.target.v1.TargetService.ValidateSpec:input_type -> harden.target.v1.ValidateSpecRequest
+	24, // 60: harden.target.v1.TargetService.Render:input_type -> harden.target.v1.RenderRequest
+	27, // 61: harden.target.v1.TargetService.Plan:input_type -> harden.target.v1.PlanRequest
+	29, // 62: harden.target.v1.TargetService.Apply:input_type -> harden.target.v1.ApplyRequest
+	31, // 63: harden.target.v1.TargetService.Verify:input_type -> harden.target.v1.VerifyRequest
+	33, // 64: harden.target.v1.TargetService.IssueCertificate:input_type -> harden.target.v1.IssueCertificateRequest
+	35, // 65: harden.target.v1.TargetService.Inventory:input_type -> harden.target.v1.InventoryRequest
+	40, // 66: harden.target.v1.TargetService.DeliverSecret:input_type -> harden.target.v1.DeliverSecretRequest
+	42, // 67: harden.target.v1.TargetService.RotateCA:input_type -> harden.target.v1.RotateCARequest
+	44, // 68: harden.target.v1.TargetService.Stop:input_type -> harden.target.v1.StopRequest
+	7,  // 69: harden.target.v1.TargetService.GetMetadata:output_type -> harden.target.v1.GetMetadataResponse
+	9,  // 70: harden.target.v1.TargetService.GetSchema:output_type -> harden.target.v1.GetSchemaResponse
+	23, // 71: harden.target.v1.TargetService.ValidateSpec:output_type -> harden.target.v1.ValidateSpecResponse
+	26, // 72: harden.target.v1.TargetService.Render:output_type -> harden.target.v1.RenderResponse
+	28, // 73: harden.target.v1.TargetService.Plan:output_type -> harden.target.v1.PlanResponse
+	30, // 74: harden.target.v1.TargetService.Apply:output_type -> harden.target.v1.ApplyResponse
+	32, // 75: harden.target.v1.TargetService.Verify:output_type -> harden.target.v1.VerifyResponse
+	34, // 76: harden.target.v1.TargetService.IssueCertificate:output_type -> harden.target.v1.IssueCertificateResponse
+	39, // 77: harden.target.v1.TargetService.Inventory:output_type -> harden.target.v1.InventoryResponse
+	41, // 78: harden.target.v1.TargetService.DeliverSecret:output_type -> harden.target.v1.DeliverSecretResponse
+	43, // 79: harden.target.v1.TargetService.RotateCA:output_type -> harden.target.v1.RotateCAResponse
+	45, // 80: harden.target.v1.TargetService.Stop:output_type -> harden.target.v1.StopResponse
+	69, // [69:81] is the sub-list for method output_type
+	57, // [57:69] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_harden_target_v1_target_proto_init() }
@@ -3538,7 +3711,7 @@ func file_harden_target_v1_target_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_harden_target_v1_target_proto_rawDesc), len(file_harden_target_v1_target_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

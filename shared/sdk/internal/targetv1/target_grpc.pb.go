@@ -40,6 +40,7 @@ const (
 	TargetService_IssueCertificate_FullMethodName = "/harden.target.v1.TargetService/IssueCertificate"
 	TargetService_Inventory_FullMethodName        = "/harden.target.v1.TargetService/Inventory"
 	TargetService_DeliverSecret_FullMethodName    = "/harden.target.v1.TargetService/DeliverSecret"
+	TargetService_RotateCA_FullMethodName         = "/harden.target.v1.TargetService/RotateCA"
 	TargetService_Stop_FullMethodName             = "/harden.target.v1.TargetService/Stop"
 )
 
@@ -73,6 +74,10 @@ type TargetServiceClient interface {
 	// certificate, key, CA and rendered client configs) to the secret store
 	// the plugin manages (Vault KV v2), readable by that client only.
 	DeliverSecret(ctx context.Context, in *DeliverSecretRequest, opts ...grpc.CallOption) (*DeliverSecretResponse, error)
+	// RotateCA is offered only by plugins advertising CAPABILITY_CA_ROTATION:
+	// the issuer's side of a staged CA rotation (a new root and intermediate
+	// beside the current ones, then made the ones that sign, or undone).
+	RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error)
 	// Stop cancels every in-flight request of this plugin process.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
 }
@@ -185,6 +190,16 @@ func (c *targetServiceClient) DeliverSecret(ctx context.Context, in *DeliverSecr
 	return out, nil
 }
 
+func (c *targetServiceClient) RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateCAResponse)
+	err := c.cc.Invoke(ctx, TargetService_RotateCA_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *targetServiceClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StopResponse)
@@ -225,6 +240,10 @@ type TargetServiceServer interface {
 	// certificate, key, CA and rendered client configs) to the secret store
 	// the plugin manages (Vault KV v2), readable by that client only.
 	DeliverSecret(context.Context, *DeliverSecretRequest) (*DeliverSecretResponse, error)
+	// RotateCA is offered only by plugins advertising CAPABILITY_CA_ROTATION:
+	// the issuer's side of a staged CA rotation (a new root and intermediate
+	// beside the current ones, then made the ones that sign, or undone).
+	RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error)
 	// Stop cancels every in-flight request of this plugin process.
 	Stop(context.Context, *StopRequest) (*StopResponse, error)
 	mustEmbedUnimplementedTargetServiceServer()
@@ -266,6 +285,9 @@ func (UnimplementedTargetServiceServer) Inventory(context.Context, *InventoryReq
 }
 func (UnimplementedTargetServiceServer) DeliverSecret(context.Context, *DeliverSecretRequest) (*DeliverSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeliverSecret not implemented")
+}
+func (UnimplementedTargetServiceServer) RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateCA not implemented")
 }
 func (UnimplementedTargetServiceServer) Stop(context.Context, *StopRequest) (*StopResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stop not implemented")
@@ -471,6 +493,24 @@ func _TargetService_DeliverSecret_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TargetService_RotateCA_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateCARequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TargetServiceServer).RotateCA(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TargetService_RotateCA_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TargetServiceServer).RotateCA(ctx, req.(*RotateCARequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TargetService_Stop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StopRequest)
 	if err := dec(in); err != nil {
@@ -535,6 +575,10 @@ var TargetService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeliverSecret",
 			Handler:    _TargetService_DeliverSecret_Handler,
+		},
+		{
+			MethodName: "RotateCA",
+			Handler:    _TargetService_RotateCA_Handler,
 		},
 		{
 			MethodName: "Stop",
