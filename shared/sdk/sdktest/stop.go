@@ -70,6 +70,10 @@ func stopChecks(t *testing.T, h Harness, client *hostclient.Client, meta sdk.Met
 				Path: "secret/data/harden-conformance", Data: map[string][]byte{"tls.crt": conformanceCertPEM, "probe": []byte("conformance")}})
 			return r.Diagnostics, err
 		}},
+		{"rotate_ca", sdk.CapCARotation, func(ctx context.Context) (sdk.Diagnostics, error) {
+			r, err := client.RotateCA(ctx, sdk.RotateCARequest{RequestContext: rcFor(sdk.CapCARotation), Operation: sdk.CAStatus})
+			return r.Diagnostics, err
+		}},
 		{"issue_certificate", sdk.CapIssuer, func(ctx context.Context) (sdk.Diagnostics, error) {
 			r, err := client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rcFor(sdk.CapIssuer), ForTarget: rc.Target.Name, Usage: "ca"})
 			return r.Diagnostics, err
