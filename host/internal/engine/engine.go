@@ -20,6 +20,7 @@ import (
 	"github.com/harden-dev/harden/host/internal/certstore"
 	"github.com/harden-dev/harden/host/internal/plugins"
 	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/host/internal/rotate"
 	"github.com/harden-dev/harden/host/internal/schema"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
@@ -613,7 +614,7 @@ type Issuer struct {
 	Client     bool
 	ClientName string
 	target     policy.Target
-	sign       func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error)
+	sign       func(usage, cn string, names []string, csr []byte, issuer string) (sdk.Certificates, error)
 }
 
 // ServerWant is what the target's server certificate must be.
@@ -628,8 +629,14 @@ func (i *Issuer) ClientWant() certstore.Want {
 
 // Signer has the issuer sign a CSR for usage, cn and names.
 func (i *Issuer) Signer(usage, cn string, names []string) certstore.IssueFunc {
+	return i.SignerFrom("", usage, cn, names)
+}
+
+// SignerFrom signs with a given CA of a staged rotation: "next" or
+// "current" ("" the one that signs now).
+func (i *Issuer) SignerFrom(issuer, usage, cn string, names []string) certstore.IssueFunc {
 	return func(csr []byte) ([]byte, error) {
-		got, err := i.sign(usage, cn, names, csr)
+		got, err := i.sign(usage, cn, names, csr, issuer)
 		return got.ChainPEM, err
 	}
 }
@@ -679,7 +686,7 @@ func (e *Engine) IssuerFor(ctx context.Context, pol *policy.Policy, t policy.Tar
 
 // source finds the policy's issuer, fetches its CA and returns a signer
 // for forName (a target, or a client identity).
-func (e *Engine) source(ctx context.Context, pol *policy.Policy, forName string) (policy.Target, func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error), sdk.Certificates, error) {
+func (e *Engine) source(ctx context.Context, pol *policy.Policy, forName string) (policy.Target, func(usage, cn string, names []string, csr []byte, issuer string) (sdk.Certificates, error), sdk.Certificates, error) {
 	issuerTarget, _ := pol.Target(pol.Certificates.VaultTarget)
 	p, ok := e.Plugins[issuerTarget.Plugin]
 	if !ok || !slices.Contains(p.Meta.Capabilities, sdk.CapIssuer) {
@@ -689,9 +696,9 @@ func (e *Engine) source(ctx context.Context, pol *policy.Policy, forName string)
 	if err != nil {
 		return issuerTarget, nil, sdk.Certificates{}, err
 	}
-	call := func(usage, cn string, names []string, csr []byte) (sdk.Certificates, error) {
+	call := func(usage, cn string, names []string, csr []byte, issuer string) (sdk.Certificates, error) {
 		r, err := p.Client.IssueCertificate(ctx, sdk.IssueCertificateRequest{RequestContext: rc, ForTarget: forName, Usage: usage,
-			CommonName: cn, Names: names, TTL: pol.Certificates.Rotation.MaxLifetime, CSRPEM: csr})
+			CommonName: cn, Names: names, TTL: pol.Certificates.Rotation.MaxLifetime, CSRPEM: csr, Issuer: issuer})
 		if err != nil {
 			return sdk.Certificates{}, pluginErr(err)
 		}
@@ -700,7 +707,7 @@ func (e *Engine) source(ctx context.Context, pol *policy.Policy, forName string)
 		}
 		return r.Certificate, nil
 	}
-	ca, err := call("ca", "", nil, nil)
+	ca, err := call("ca", "", nil, nil, "")
 	if err == nil && len(ca.CABundlePEM) == 0 {
 		err = pluginErr(fmt.Errorf("%s: certificate source %s returned no CA bundle", forName, issuerTarget.Name))
 	}
@@ -709,6 +716,15 @@ func (e *Engine) source(ctx context.Context, pol *policy.Policy, forName string)
 	}
 	if err != nil {
 		return issuerTarget, nil, sdk.Certificates{}, &issuerError{issuer: issuerTarget.Name, err: err}
+	}
+	// While a staged CA rotation runs, every target holds the phase's
+	// bundle (both roots, then the next one alone), whichever command runs.
+	st, err := rotate.LoadCAState(pol.Certificates.VaultStoreDir)
+	if err != nil {
+		return issuerTarget, nil, sdk.Certificates{}, configErr(err)
+	}
+	if st != nil {
+		ca.CABundlePEM = st.Bundle()
 	}
 	return issuerTarget, call, ca, nil
 }
