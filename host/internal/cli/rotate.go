@@ -38,6 +38,9 @@ func rotateCommand(io IO) *cli.Command {
 			&cli.IntFlag{Name: "gate-handshakes", Value: 8, Usage: "consecutive fresh handshakes every listener must answer with the new certificate"},
 			&cli.DurationFlag{Name: "gate-timeout", Value: 30 * time.Second, Usage: "how long the gate waits for every listener to serve the new certificate"},
 			&cli.StringSliceFlag{Name: "client", Usage: "only this client identity (repeatable; default: every client, unless --target is given)"},
+			&cli.BoolFlag{Name: "ca", Usage: "staged CA rotation: prepare the next CA, then phases trust, reissue, retire — each verified on every target, persisted, resumable"},
+			&cli.BoolFlag{Name: "abort", Usage: "with --ca: go back one phase of the CA rotation in progress"},
+			&cli.StringFlag{Name: "stop-after", Usage: "with --ca: stop once this phase (trust or reissue) is done on every target, e.g. to update clients outside harden's reach before the next"},
 			&cli.BoolFlag{Name: "schedule", Usage: "print when the next rotate run is due (2/3 of the shortest remaining lifetime or renew_before, whichever is earlier, with jitter) and exit"},
 		),
 		Action: func(c *cli.Context) error { return runRotate(c, io) }}
@@ -48,6 +51,8 @@ type rotateReport struct {
 	FormatVersion int                  `json:"format_version"`
 	Policy        string               `json:"policy"`
 	Targets       []rotateTargetReport `json:"targets"`
+	// CA: a staged CA rotation (--ca).
+	CA *caReport `json:"ca_rotation,omitempty"`
 }
 
 type rotateTargetReport struct {
@@ -107,6 +112,16 @@ func runRotate(c *cli.Context, io IO) error {
 	defer s.eng.Close()
 	if c.Bool("schedule") {
 		return runSchedule(c, s)
+	}
+	if c.Bool("ca") {
+		stop := c.String("stop-after")
+		if stop != "" && stop != rotate.PhaseTrust && stop != rotate.PhaseReissue {
+			return exitf(ExitConfig, "--stop-after %q: want trust or reissue", stop)
+		}
+		return runCARotation(c, s, o, c.Bool("abort"), stop)
+	}
+	if c.Bool("abort") {
+		return exitf(ExitConfig, "--abort goes with --ca")
 	}
 	rep := rotateReport{FormatVersion: 1, Policy: s.pol.File}
 	// One target at a time, in policy order: each gate is judged on its own
@@ -229,6 +244,21 @@ type rotation struct {
 	o     rotateOptions
 	io    IO
 	steps []stepReport
+	// bundle overrides the CA bundle handed to the target (a staged CA
+	// rotation pushing a new bundle); nil: the issuer's.
+	bundle []byte
+	// dueCA: a stored certificate must chain to this (the next root while
+	// a CA rotation re-issues); nil: the issuer's bundle.
+	dueCA []byte
+}
+
+// want is what a stored certificate of kind must be.
+func (r *rotation) want(kind string) certstore.Want {
+	w, _ := r.iss.Want(kind)
+	if r.dueCA != nil {
+		w.CAPEM = r.dueCA
+	}
+	return w
 }
 
 // step times one step: defer r.step("plan")().
@@ -241,7 +271,11 @@ func (r *rotation) step(name string) func() {
 
 func (r *rotation) material(server, client certstore.Pair) sdk.RequestContext {
 	rc := r.base
-	rc.Certificates = sdk.Certificates{ChainPEM: server.Chain, KeyPEM: server.Key, CABundlePEM: r.iss.CA.CABundlePEM, CRLPEM: r.iss.CA.CRLPEM}
+	bundle := r.iss.CA.CABundlePEM
+	if r.bundle != nil {
+		bundle = r.bundle
+	}
+	rc.Certificates = sdk.Certificates{ChainPEM: server.Chain, KeyPEM: server.Key, CABundlePEM: bundle, CRLPEM: r.iss.CA.CRLPEM}
 	if r.iss.Client {
 		rc.Certificates.ClientChainPEM, rc.Certificates.ClientKeyPEM = client.Chain, client.Key
 	}
@@ -266,26 +300,35 @@ func rotateTarget(ctx context.Context, s *session, t policy.Target, o rotateOpti
 	if pol.Certificates.Source != "vault-pki" || t.CertFile != "" {
 		return rotateFiles(ctx, s, t)
 	}
-	p := s.eng.Plugins[t.Plugin]
-	for _, need := range []sdk.Capability{sdk.CapPlan, sdk.CapApply, sdk.CapInventory} {
-		if !slices.Contains(p.Meta.Capabilities, need) {
-			return rotateTargetReport{Status: "error", Message: fmt.Sprintf("plugin %s does not offer %s: harden cannot rotate it behind a verify gate", t.Plugin, need)}
-		}
-	}
 	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	iss, err := s.eng.IssuerFor(tctx, pol, t)
-	if err != nil {
-		return rotateTargetReport{Status: "error", Message: err.Error()}
+	r, failed := newRotation(tctx, s, t, o, io)
+	if failed != nil {
+		return *failed
 	}
-	base, err := s.eng.BaseRequest(pol, t, io.Getenv)
-	if err != nil {
-		return rotateTargetReport{Status: "error", Message: err.Error()}
-	}
-	r := &rotation{s: s, t: t, p: p, iss: iss, base: base, o: o, io: io}
 	rep := r.run(tctx)
 	rep.Steps = r.steps
 	return rep
+}
+
+// newRotation prepares the rotation of one vault-pki target: its plugin
+// must plan, apply and report an inventory (the gate rests on it).
+func newRotation(ctx context.Context, s *session, t policy.Target, o rotateOptions, io IO) (*rotation, *rotateTargetReport) {
+	p := s.eng.Plugins[t.Plugin]
+	for _, need := range []sdk.Capability{sdk.CapPlan, sdk.CapApply, sdk.CapInventory} {
+		if !slices.Contains(p.Meta.Capabilities, need) {
+			return nil, &rotateTargetReport{Status: "error", Message: fmt.Sprintf("plugin %s does not offer %s: harden cannot rotate it behind a verify gate", t.Plugin, need)}
+		}
+	}
+	iss, err := s.eng.IssuerFor(ctx, s.pol, t)
+	if err != nil {
+		return nil, &rotateTargetReport{Status: "error", Message: err.Error()}
+	}
+	base, err := s.eng.BaseRequest(s.pol, t, io.Getenv)
+	if err != nil {
+		return nil, &rotateTargetReport{Status: "error", Message: err.Error()}
+	}
+	return &rotation{s: s, t: t, p: p, iss: iss, base: base, o: o, io: io}, nil
 }
 
 // rotateFiles: with certificates from files harden cannot renew; it says
@@ -342,7 +385,7 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 		if !client.Valid() {
 			client = prevClient
 		}
-		why := rotate.Due(curClient, r.iss.ClientWant(), store.RenewBefore, now)
+		why := rotate.Due(curClient, r.want("client"), store.RenewBefore, now)
 		if why == "" && r.o.force {
 			why = "--force-renew"
 		}
@@ -410,12 +453,12 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	var next certstore.Pair
 	n := renewalReport{Kind: "server", OldSerial: serialOf(livePair)}
 	switch {
-	case live == "previous" && cur.Valid() && rotate.Due(cur, r.iss.ServerWant(), store.RenewBefore, now) == "":
+	case live == "previous" && cur.Valid() && rotate.Due(cur, r.want("server"), store.RenewBefore, now) == "":
 		// A rotation was stopped after the store took the new pair and
 		// before the target served it: push that pair.
 		n.Reason, next = "resuming an interrupted rotation", cur
 	default:
-		n.Reason = rotate.Due(cur, r.iss.ServerWant(), store.RenewBefore, now)
+		n.Reason = rotate.Due(cur, r.want("server"), store.RenewBefore, now)
 		if n.Reason == "" && r.o.force {
 			n.Reason = "--force-renew"
 		}
@@ -583,7 +626,7 @@ func (r *rotation) push(ctx context.Context, rc sdk.RequestContext) ([]sdk.Chang
 func (r *rotation) gate(ctx context.Context, rc sdk.RequestContext, leaf, old *x509.Certificate) rotate.Verdict {
 	defer r.step("gate")()
 	roots := x509.NewCertPool()
-	if cas, err := sdk.ParseCertificatesPEM(r.iss.CA.CABundlePEM); err == nil {
+	if cas, err := sdk.ParseCertificatesPEM(rc.Certificates.CABundlePEM); err == nil {
 		for _, c := range cas {
 			roots.AddCert(c)
 		}

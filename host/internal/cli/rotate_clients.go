@@ -36,7 +36,20 @@ import (
 // certificate is, when --force-renew says so, or when what is delivered
 // is not the stored certificate (missing, older, changed by hand).
 
+// clientCA: what a staged CA rotation asks of a client's step.
+type clientCA struct {
+	// dueCA: the certificate must chain to this root (nil: the bundle).
+	dueCA []byte
+	// redeliver: deliver the current pair again with the phase's bundle,
+	// for this reason, even when nothing is due.
+	redeliver string
+}
+
 func rotateClient(ctx context.Context, s *session, c policy.Client, o rotateOptions, io IO) rotateTargetReport {
+	return rotateClientCA(ctx, s, c, o, clientCA{})
+}
+
+func rotateClientCA(ctx context.Context, s *session, c policy.Client, o rotateOptions, ca clientCA) rotateTargetReport {
 	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	iss, err := s.eng.ClientIssuer(tctx, s.pol, c)
@@ -49,9 +62,16 @@ func rotateClient(ctx context.Context, s *session, c policy.Client, o rotateOpti
 		return rotateTargetReport{Status: "error", Message: err.Error()}
 	}
 	now := clock(s.eng)
-	why := rotate.Due(cur, iss.ClientWant(), store.RenewBefore, now)
+	want := iss.ClientWant()
+	if ca.dueCA != nil {
+		want.CAPEM = ca.dueCA
+	}
+	why := rotate.Due(cur, want, store.RenewBefore, now)
 	if why == "" && o.force {
 		why = "--force-renew"
+	}
+	if why == "" && ca.redeliver != "" {
+		why = "the delivered bundle: " + ca.redeliver
 	}
 	if why == "" {
 		// The store is current; is it what the client was given?

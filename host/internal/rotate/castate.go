@@ -137,9 +137,15 @@ func (st *CAState) BundleBefore(phase string) []byte {
 	return st.PhaseBundle(PhaseTrust)
 }
 
-// Bundle is what targets hold now: the phase's bundle, except that while
-// retiring, a target not yet done still holds both roots.
-func (st *CAState) Bundle() []byte { return st.PhaseBundle(st.Phase) }
+// Bundle is what every command hands targets now: the phase's bundle, or
+// while aborting a phase the bundle of the phase before it (trust undone:
+// the current root alone; retire undone: both roots).
+func (st *CAState) Bundle() []byte {
+	if st.Aborting {
+		return st.BundleBefore(st.Phase)
+	}
+	return st.PhaseBundle(st.Phase)
+}
 
 // NextRoot is the next root certificate.
 func (st *CAState) NextRoot() []byte { return ensureNL(st.NextRootPEM) }
