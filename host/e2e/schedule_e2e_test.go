@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -299,6 +301,21 @@ clients:
 	if err != nil || json.Unmarshal(out, &s) != nil || s.DecidedBy.Target != "svc-b" {
 		t.Errorf("harden binary: %v\n%s\n%s", err, out, stderr.String())
 	}
+
+	// deploy/systemd/harden-rotate-next on this real schedule (systemctl
+	// and systemd-run stubbed): one timer, within the schedule's window.
+	script := nextScript(t)
+	wrapper := filepath.Join(dir, "harden-wrapper")
+	os.WriteFile(wrapper, []byte(fmt.Sprintf("#!/bin/sh\nexec %q \"$@\" --plugin-dir %q --lock-file %q\n", hardenBin, pluginDir, lock)), 0o755)
+	start = time.Now()
+	log, err := runNextScript(t, script, nil, wrapper, policy)
+	if err != nil || strings.Contains(log, "systemctl") || !strings.Contains(log, "systemd-run ") {
+		t.Fatalf("harden-rotate-next with the real schedule: %v\n%s", err, log)
+	}
+	due := now.Add(20 * day)
+	if when := calendarOf(t, log); when.Before(due.Add(-due.Sub(start)/10).Add(-2*time.Second)) || when.After(due) {
+		t.Errorf("harden-rotate-next scheduled %s, want within 10 %% before %s", when, due)
+	}
 }
 
 // After a real apply with Vault PKI as the certificate source, the
@@ -407,4 +424,471 @@ targets:
 		t.Fatal("the forced rotation kept the serial")
 	}
 	check("after a forced rotation")
+}
+
+// The shipped deploy files (deploy/): what the units and the CronJob run,
+// checked against the CLI, and systemd's own verifier where it exists.
+
+const deployDir = "../../deploy"
+
+// unitFile is a systemd unit file: section -> key -> values (keys repeat).
+type unitFile map[string]map[string][]string
+
+// parseUnit reads systemd's INI dialect: [Section], Key=Value, '#' and ';'
+// comments, blank lines; no continuation lines (the shipped files use none).
+func parseUnit(t *testing.T, file string) unitFile {
+	t.Helper()
+	u := unitFile{}
+	section := ""
+	for i, line := range strings.Split(string(mustRead(t, file)), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = line[1 : len(line)-1]
+			if u[section] == nil {
+				u[section] = map[string][]string{}
+			}
+		case strings.HasSuffix(line, "\\"):
+			t.Fatalf("%s:%d: continuation line", file, i+1)
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || section == "" || strings.TrimSpace(k) == "" {
+				t.Fatalf("%s:%d: not Key=Value in a section: %q", file, i+1, line)
+			}
+			u[section][strings.TrimSpace(k)] = append(u[section][strings.TrimSpace(k)], strings.TrimSpace(v))
+		}
+	}
+	return u
+}
+
+func (u unitFile) one(t *testing.T, section, key string) string {
+	t.Helper()
+	v := u[section][key]
+	if len(v) != 1 {
+		t.Fatalf("[%s] %s: %q, want one value", section, key, v)
+	}
+	return v[0]
+}
+
+// rotateArgsParse runs the CLI with a unit's or the CronJob's arguments
+// (the policy swapped for one that does not exist): the flags must be
+// harden rotate's, so the run ends at the missing policy, exit 1.
+func rotateArgsParse(t *testing.T, what string, args []string) {
+	t.Helper()
+	if len(args) < 4 || args[0] != "rotate" || args[1] != "-f" || args[len(args)-1] != "--yes" {
+		t.Fatalf("%s runs %q, want harden rotate -f <policy> ... --yes", what, args)
+	}
+	missing := filepath.Join(t.TempDir(), "policy.yaml")
+	argv := append([]string{"harden", "rotate", "-f", missing}, args[3:]...)
+	var out, errb strings.Builder
+	code := cli.Run(context.Background(), argv, cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false }, Getenv: os.LookupEnv})
+	if code != cli.ExitConfig || !strings.Contains(errb.String(), missing) || strings.Contains(errb.String(), "flag provided but not defined") {
+		t.Errorf("%s: %q: %d\n%s", what, argv, code, errb.String())
+	}
+}
+
+func TestDeploySystemdUnits(t *testing.T) {
+	svcFile, timerFile := filepath.Join(deployDir, "systemd", "harden-rotate.service"), filepath.Join(deployDir, "systemd", "harden-rotate.timer")
+	svc, timer := parseUnit(t, svcFile), parseUnit(t, timerFile)
+	exec0 := svc.one(t, "Service", "ExecStart")
+	if exec0 != "/usr/local/bin/harden rotate -f /etc/harden/policy.yaml --yes" {
+		t.Errorf("ExecStart=%s", exec0)
+	}
+	rotateArgsParse(t, "harden-rotate.service", strings.Fields(exec0)[1:])
+	for k, want := range map[string]string{"Type": "oneshot", "ProtectSystem": "strict", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
+		"ProtectHome": "yes", "StateDirectory": "harden", "StateDirectoryMode": "0700", "UMask": "0077"} {
+		if got := svc.one(t, "Service", k); got != want {
+			t.Errorf("[Service] %s=%s, want %s", k, got, want)
+		}
+	}
+	if rw := strings.Join(svc["Service"]["ReadWritePaths"], " "); !slicesContains(strings.Fields(rw), "/var/lib/harden") {
+		t.Errorf("ReadWritePaths=%s: the state directory is not writable", rw)
+	}
+	env := strings.Join(svc["Service"]["Environment"], " ")
+	for _, want := range []string{"HARDEN_STATE_DIR=/var/lib/harden", "HARDEN_PLUGIN_PATH=", "HARDEN_PLUGIN_LOCK="} {
+		if !strings.Contains(env, want) {
+			t.Errorf("Environment lacks %s: %s", want, env)
+		}
+	}
+	for k, want := range map[string]string{"OnCalendar": "daily", "RandomizedDelaySec": "4h", "Persistent": "true", "Unit": "harden-rotate.service"} {
+		if got := timer.one(t, "Timer", k); got != want {
+			t.Errorf("[Timer] %s=%s, want %s", k, got, want)
+		}
+	}
+	if got := timer.one(t, "Install", "WantedBy"); got != "timers.target" {
+		t.Errorf("timer WantedBy=%s", got)
+	}
+
+	// systemd's own verifier, on copies whose ExecStart names an
+	// executable that exists here (it checks that too).
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("systemd-analyze not found (Debian package systemd)")
+		}
+		t.Skip("systemd-analyze not found: only the INI checks ran")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "harden-rotate.service"), bytes.ReplaceAll(mustRead(t, svcFile), []byte("/usr/local/bin/harden"), []byte(self)), 0o644)
+	os.WriteFile(filepath.Join(dir, "harden-rotate.timer"), mustRead(t, timerFile), 0o644)
+	cmd := exec.Command(analyze, "verify", filepath.Join(dir, "harden-rotate.service"), filepath.Join(dir, "harden-rotate.timer"))
+	out, err := cmd.CombinedOutput()
+	// Any output is a warning (an unknown or misspelt key is only logged).
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// The CronJob, decoded with unknown fields refused into the subset of the
+// Kubernetes types it uses (a key at the wrong level fails here).
+type k8sDoc struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Metadata   struct {
+		Name   string            `yaml:"name"`
+		Labels map[string]string `yaml:"labels"`
+	} `yaml:"metadata"`
+	Spec yaml.Node `yaml:"spec"`
+}
+
+type cronJobSpec struct {
+	Schedule                   string `yaml:"schedule"`
+	TimeZone                   string `yaml:"timeZone"`
+	ConcurrencyPolicy          string `yaml:"concurrencyPolicy"`
+	StartingDeadlineSeconds    *int   `yaml:"startingDeadlineSeconds"`
+	SuccessfulJobsHistoryLimit *int   `yaml:"successfulJobsHistoryLimit"`
+	FailedJobsHistoryLimit     *int   `yaml:"failedJobsHistoryLimit"`
+	JobTemplate                struct {
+		Spec struct {
+			BackoffLimit          *int `yaml:"backoffLimit"`
+			ActiveDeadlineSeconds *int `yaml:"activeDeadlineSeconds"`
+			Template              struct {
+				Metadata struct {
+					Labels map[string]string `yaml:"labels"`
+				} `yaml:"metadata"`
+				Spec podSpec `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	} `yaml:"jobTemplate"`
+}
+
+type podSpec struct {
+	RestartPolicy                string `yaml:"restartPolicy"`
+	AutomountServiceAccountToken *bool  `yaml:"automountServiceAccountToken"`
+	SecurityContext              struct {
+		RunAsNonRoot   *bool `yaml:"runAsNonRoot"`
+		RunAsUser      *int  `yaml:"runAsUser"`
+		RunAsGroup     *int  `yaml:"runAsGroup"`
+		FSGroup        *int  `yaml:"fsGroup"`
+		SeccompProfile struct {
+			Type string `yaml:"type"`
+		} `yaml:"seccompProfile"`
+	} `yaml:"securityContext"`
+	Containers []struct {
+		Name            string   `yaml:"name"`
+		Image           string   `yaml:"image"`
+		ImagePullPolicy string   `yaml:"imagePullPolicy"`
+		Command         []string `yaml:"command"`
+		Env             []struct {
+			Name  string `yaml:"name"`
+			Value string `yaml:"value"`
+		} `yaml:"env"`
+		SecurityContext struct {
+			AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+			ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
+			Capabilities             struct {
+				Drop []string `yaml:"drop"`
+			} `yaml:"capabilities"`
+		} `yaml:"securityContext"`
+		Resources struct {
+			Requests map[string]string `yaml:"requests"`
+			Limits   map[string]string `yaml:"limits"`
+		} `yaml:"resources"`
+		VolumeMounts []struct {
+			Name      string `yaml:"name"`
+			MountPath string `yaml:"mountPath"`
+			ReadOnly  bool   `yaml:"readOnly"`
+		} `yaml:"volumeMounts"`
+	} `yaml:"containers"`
+	Volumes []struct {
+		Name      string `yaml:"name"`
+		ConfigMap *struct {
+			Name string `yaml:"name"`
+		} `yaml:"configMap"`
+		Secret *struct {
+			SecretName  string `yaml:"secretName"`
+			DefaultMode int    `yaml:"defaultMode"`
+		} `yaml:"secret"`
+		PersistentVolumeClaim *struct {
+			ClaimName string `yaml:"claimName"`
+		} `yaml:"persistentVolumeClaim"`
+		EmptyDir *struct {
+			Medium    string `yaml:"medium"`
+			SizeLimit string `yaml:"sizeLimit"`
+		} `yaml:"emptyDir"`
+	} `yaml:"volumes"`
+}
+
+type pvcSpec struct {
+	AccessModes []string `yaml:"accessModes"`
+	Resources   struct {
+		Requests map[string]string `yaml:"requests"`
+	} `yaml:"resources"`
+}
+
+func decodeStrict(t *testing.T, n *yaml.Node, v any) {
+	t.Helper()
+	data, err := yaml.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%T: %v", v, err)
+	}
+}
+
+func TestDeployCronJob(t *testing.T) {
+	file := filepath.Join(deployDir, "kubernetes", "harden-rotate-cronjob.yaml")
+	dec := yaml.NewDecoder(bytes.NewReader(mustRead(t, file)))
+	dec.KnownFields(true)
+	var cron *cronJobSpec
+	pvcs := map[string]pvcSpec{}
+	for {
+		var d k8sDoc
+		err := dec.Decode(&d)
+		if err != nil {
+			if err.Error() == "EOF" {
+				break
+			}
+			t.Fatalf("%s: %v", file, err)
+		}
+		switch {
+		case d.APIVersion == "batch/v1" && d.Kind == "CronJob":
+			if cron != nil {
+				t.Fatal("two CronJobs")
+			}
+			cron = new(cronJobSpec)
+			decodeStrict(t, &d.Spec, cron)
+		case d.APIVersion == "v1" && d.Kind == "PersistentVolumeClaim":
+			var p pvcSpec
+			decodeStrict(t, &d.Spec, &p)
+			pvcs[d.Metadata.Name] = p
+		default:
+			t.Fatalf("unexpected document %s %s", d.APIVersion, d.Kind)
+		}
+	}
+	if cron == nil {
+		t.Fatal("no batch/v1 CronJob in " + file)
+	}
+	if cron.ConcurrencyPolicy != "Forbid" || cron.Schedule == "" || len(strings.Fields(cron.Schedule)) != 5 {
+		t.Errorf("concurrencyPolicy %q schedule %q", cron.ConcurrencyPolicy, cron.Schedule)
+	}
+	js := cron.JobTemplate.Spec
+	if js.BackoffLimit == nil || *js.BackoffLimit < 0 || js.ActiveDeadlineSeconds == nil {
+		t.Errorf("backoffLimit %v activeDeadlineSeconds %v", js.BackoffLimit, js.ActiveDeadlineSeconds)
+	}
+	pod := js.Template.Spec
+	if pod.RestartPolicy != "Never" || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot ||
+		pod.SecurityContext.RunAsUser == nil || *pod.SecurityContext.RunAsUser == 0 || pod.SecurityContext.FSGroup == nil {
+		t.Errorf("pod %+v", pod.SecurityContext)
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		!slicesContains(sc.Capabilities.Drop, "ALL") {
+		t.Errorf("container securityContext %+v", sc)
+	}
+	if len(c.Command) < 2 || filepath.Base(c.Command[0]) != "harden" {
+		t.Fatalf("command %q", c.Command)
+	}
+	rotateArgsParse(t, "the CronJob", c.Command[1:])
+	policy := c.Command[3]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	volumes := map[string]int{}
+	for i, v := range pod.Volumes {
+		volumes[v.Name] = i
+	}
+	mountOf := func(path string) (string, bool) {
+		best, ro := "", false
+		for _, m := range c.VolumeMounts {
+			if (path == m.MountPath || strings.HasPrefix(path, m.MountPath+"/")) && len(m.MountPath) > len(best) {
+				best, ro = m.Name, m.ReadOnly
+			}
+		}
+		return best, ro
+	}
+	// The policy comes from a ConfigMap, read-only.
+	if name, ro := mountOf(policy); name == "" || pod.Volumes[volumes[name]].ConfigMap == nil || !ro {
+		t.Errorf("the policy %s is not on a read-only ConfigMap volume (%q)", policy, name)
+	}
+	// The state (journals; the store under it) on the PVC this file declares.
+	state := env["HARDEN_STATE_DIR"]
+	name, ro := mountOf(state)
+	if state == "" || name == "" || ro || pod.Volumes[volumes[name]].PersistentVolumeClaim == nil {
+		t.Fatalf("HARDEN_STATE_DIR %q is not on a writable PVC (%q)", state, name)
+	}
+	if claim := pod.Volumes[volumes[name]].PersistentVolumeClaim.ClaimName; len(pvcs[claim].AccessModes) == 0 {
+		t.Errorf("claim %s is not declared in %s", claim, file)
+	}
+	// Secrets from a Secret, readable by the owner (root) and its group only.
+	var secret bool
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			secret = true
+			if v.Secret.DefaultMode&^0o740 != 0 || v.Secret.DefaultMode == 0 {
+				t.Errorf("secret defaultMode %o: harden refuses secrets others may read", v.Secret.DefaultMode)
+			}
+		}
+	}
+	if !secret {
+		t.Error("no Secret volume")
+	}
+	// With a read-only root, the plugins' sockets need a writable TMPDIR.
+	if name, ro := mountOf(env["TMPDIR"]); env["TMPDIR"] == "" || name == "" || ro || pod.Volumes[volumes[name]].EmptyDir == nil {
+		t.Errorf("TMPDIR %q is not a writable emptyDir", env["TMPDIR"])
+	}
+	if env["HARDEN_PLUGIN_PATH"] == "" || env["HARDEN_PLUGIN_LOCK"] == "" {
+		t.Errorf("plugin path or lock not set: %v", env)
+	}
+}
+
+// deploy/systemd/harden-rotate-next with systemctl and systemd-run
+// replaced by stubs that record their arguments (jq and date are the
+// real ones): it schedules one transient timer at the next run, starts the
+// service first when something is due, never reschedules sooner than the
+// minimum gap, and stops (no timer) when harden fails.
+func TestDeployRotateNextScript(t *testing.T) {
+	script := nextScript(t)
+	const policy = "/etc/harden/policy.yaml"
+	sched := func(in int64, dueNow bool) string {
+		return fmt.Sprintf(`{"format_version":1,"next_run":"x","in_seconds":%d,"due_now":%v,"reason":"because"}`, in, dueNow)
+	}
+	t.Run("not due", func(t *testing.T) {
+		start := time.Now()
+		log, err := runNextScript(t, script, []string{sched(20*86400, false)}, "", policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(log, "systemctl") || strings.Count(log, "harden rotate -f /etc/harden/policy.yaml --schedule --format json") != 1 ||
+			!strings.Contains(log, "systemd-run --quiet --collect --unit=harden-rotate-next-") || !strings.HasSuffix(strings.TrimSpace(log), script) {
+			t.Errorf("log:\n%s", log)
+		}
+		if when := calendarOf(t, log); when.Before(start.Add(20*86400*time.Second).Add(-time.Second)) || when.After(time.Now().Add(20*86400*time.Second)) {
+			t.Errorf("calendar %s, want 20 days from %s", when, start)
+		}
+	})
+	t.Run("due now, still due after the run: the service, then the minimum gap", func(t *testing.T) {
+		start := time.Now()
+		log, err := runNextScript(t, script, []string{sched(0, true), sched(0, true)}, "", policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(log), "\n")
+		if len(lines) != 4 || !strings.HasPrefix(lines[0], "harden ") || lines[1] != "systemctl start harden-rotate.service" ||
+			!strings.HasPrefix(lines[2], "harden ") || !strings.HasPrefix(lines[3], "systemd-run ") {
+			t.Fatalf("log:\n%s", log)
+		}
+		if when := calendarOf(t, log); when.Before(start.Add(time.Hour).Add(-time.Second)) || when.After(time.Now().Add(time.Hour)) {
+			t.Errorf("calendar %s, want an hour from %s", when, start)
+		}
+	})
+	t.Run("harden fails: no timer", func(t *testing.T) {
+		log, err := runNextScript(t, script, nil, "", policy)
+		if err == nil || strings.Contains(log, "systemd-run") {
+			t.Errorf("err %v log:\n%s", err, log)
+		}
+	})
+}
+
+// runNextScript runs deploy/systemd/harden-rotate-next with systemctl and
+// systemd-run replaced by stubs that log their arguments, and harden by
+// one answering schedules in turn (exit 3 after the last) unless harden
+// names a real one. It returns the log of every call.
+func runNextScript(t *testing.T, script string, schedules []string, harden, policy string) (log string, err error) {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	logFile := filepath.Join(dir, "log")
+	stub := "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> " + logFile + "\n"
+	os.WriteFile(filepath.Join(bin, "systemctl"), []byte(stub), 0o755)
+	os.WriteFile(filepath.Join(bin, "systemd-run"), []byte(stub), 0o755)
+	if harden == "" {
+		for i, s := range schedules {
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("s%d", i)), []byte(s), 0o644)
+		}
+		harden = filepath.Join(bin, "harden")
+		os.WriteFile(harden, []byte(fmt.Sprintf(`#!/bin/sh
+echo "harden $*" >> %[1]s
+n=$(grep -c '^harden ' %[1]s)
+f=%[2]s/s$((n-1))
+[ -f "$f" ] || { echo "harden: exit 3" >&2; exit 3; }
+cat "$f"
+`, logFile, dir)), 0o755)
+	}
+	cmd := exec.Command("sh", script)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HARDEN="+harden, "HARDEN_POLICY="+policy)
+	out, err := cmd.CombinedOutput()
+	t.Logf("script output: %s", out)
+	data, _ := os.ReadFile(logFile)
+	return string(data), err
+}
+
+// calendarOf is the --on-calendar time the script gave systemd-run.
+func calendarOf(t *testing.T, log string) time.Time {
+	t.Helper()
+	i := strings.Index(log, "--on-calendar=")
+	if i < 0 {
+		t.Fatalf("no --on-calendar in\n%s", log)
+	}
+	rest := log[i+len("--on-calendar="):]
+	when, err := time.Parse("2006-01-02 15:04:05 MST", rest[:min(len(rest), len("2006-01-02 15:04:05 UTC"))])
+	if err != nil {
+		t.Fatalf("--on-calendar %q: %v", rest, err)
+	}
+	return when
+}
+
+// nextScript is the script's absolute path; it must be executable, and
+// jq, date and sh must exist (under CI=true their absence fails).
+func nextScript(t *testing.T) string {
+	t.Helper()
+	for _, tool := range []string{"jq", "date", "sh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not found", tool)
+			}
+			t.Skipf("%s not found", tool)
+		}
+	}
+	script, err := filepath.Abs(filepath.Join(deployDir, "systemd", "harden-rotate-next"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(script); err != nil || fi.Mode().Perm()&0o111 == 0 {
+		t.Fatalf("%s is not executable: %v", script, err)
+	}
+	return script
 }
