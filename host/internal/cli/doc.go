@@ -15,7 +15,9 @@
 //	    an invalid check (unknown status or severity, invalid ID), a target
 //	    produced zero checks or only skipped ones (nothing applicable was
 //	    verified), or the certificate source could not provide the CA;
-//	    inventory: something could not be read and nothing below was found
+//	    inventory: something could not be read and nothing below was found;
+//	    rotate --schedule: no certificate held to schedule, or a held
+//	    certificate file could not be read
 //	4-7 inventory only, the most urgent item decides: 4 a certificate in
 //	    the widest alert tier (30d) or a key with rotation disabled or
 //	    overdue, 5 in a tier between (14d), 6 in the narrowest (7d), 7
