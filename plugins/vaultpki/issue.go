@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -22,6 +23,12 @@ import (
 // bundle and the CRLs of the intermediate and the root (PostgreSQL checks
 // the CRL of every CA in the chain). Usage "ca" returns the bundle and CRLs
 // only, so the host can tell whether a stored certificate still chains.
+//
+// During a staged CA rotation (RotateCA), Issuer "next" signs with the
+// next intermediate and "current" with the one the current root signed;
+// the trust bundle stays the current root until finish, and the CRLs are
+// those of all four CAs. Issuer "next" is refused without a prepared next
+// CA.
 func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequest, r *sdk.IssueCertificateResponse) {
 	st, cl, ok := connect(ctx, q.RequestContext, &r.Diagnostics)
 	if !ok {
@@ -35,9 +42,14 @@ func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequ
 		r.Diagnostics.AddTargetError("vaultpki.issue", "no CA to issue from", err)
 		return
 	}
+	signPath, crlPaths, err := issuerFor(ctx, cl, st, q.Issuer)
+	if err != nil {
+		r.Diagnostics.AddTargetError("vaultpki.issue", "no CA to issue from", err)
+		return
+	}
 	var crls []string
-	for _, m := range st.pkiMounts() {
-		raw, err := cl.Logical().ReadRawWithContext(ctx, m+"/crl/pem")
+	for _, p := range crlPaths {
+		raw, err := cl.Logical().ReadRawWithContext(ctx, p)
 		if err == nil && raw.StatusCode == 200 {
 			if b, rerr := io.ReadAll(io.LimitReader(raw.Body, 16<<20)); rerr == nil {
 				crls = append(crls, strings.TrimSpace(string(b)))
@@ -50,7 +62,7 @@ func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequ
 	r.Certificate.CABundlePEM = []byte(rootPEM + "\n")
 	// Only with the CRL of every CA in the chain (PostgreSQL checks them
 	// all): an enterprise root's CRL is not in Vault.
-	if len(crls) == 2 {
+	if len(crls) == len(crlPaths) && len(crls) >= 2 {
 		r.Certificate.CRLPEM = []byte(strings.Join(crls, "\n") + "\n")
 	}
 	if q.Usage == "ca" {
@@ -82,18 +94,22 @@ func (vaultPKI) IssueCertificate(ctx context.Context, q sdk.IssueCertificateRequ
 	if ttl <= 0 || ttl > st.maxTTL {
 		ttl = st.maxTTL
 	}
-	s, err := cl.Logical().WriteWithContext(ctx, st.intMount+"/sign/"+role, map[string]any{"csr": string(q.CSRPEM), "ttl": fmt.Sprintf("%ds", int(ttl.Seconds()))})
+	path := signPath(role)
+	s, err := cl.Logical().WriteWithContext(ctx, path, map[string]any{"csr": string(q.CSRPEM), "ttl": fmt.Sprintf("%ds", int(ttl.Seconds()))})
 	if err != nil {
 		var re *vault.ResponseError
 		if errors.As(err, &re) {
-			err = fmt.Errorf("%s refused the CSR for %s: %s", st.intMount+"/sign/"+role, q.ForTarget, strings.Join(re.Errors, "; "))
+			err = fmt.Errorf("%s refused the CSR for %s: %s", path, q.ForTarget, strings.Join(re.Errors, "; "))
 		}
 		r.Diagnostics.AddTargetError("vaultpki.issue", "Vault did not sign", err)
 		return
 	}
+	// The chain without its root: the current root is the trust bundle,
+	// and a next root (signing "next") reaches the targets' bundles
+	// through the host, never a served chain.
 	chain := []string{fmt.Sprint(s.Data["certificate"])}
 	for _, c := range asList(s.Data["ca_chain"]) {
-		if pemStr := strings.TrimSpace(fmt.Sprint(c)); pemStr != strings.TrimSpace(rootPEM) {
+		if pemStr := strings.TrimSpace(fmt.Sprint(c)); pemStr != strings.TrimSpace(rootPEM) && !selfSigned(pemStr) {
 			chain = append(chain, pemStr)
 		}
 	}
@@ -120,4 +136,14 @@ func trustAnchor(ctx context.Context, cl *vault.Client, st *settings) (string, e
 		}
 		last = strings.TrimSpace(string(pem.EncodeToMemory(b)))
 	}
+}
+
+// selfSigned: the PEM is one certificate that signs itself (a root).
+func selfSigned(pemStr string) bool {
+	certs, err := sdk.ParseCertificatesPEM([]byte(pemStr))
+	if err != nil || len(certs) != 1 {
+		return false
+	}
+	c := certs[0]
+	return bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil
 }

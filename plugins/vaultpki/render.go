@@ -17,8 +17,8 @@ type aclPolicy struct {
 	name, purpose, hcl string
 }
 
-// policies: the certificate issuer (sign CSRs with the roles, read the CA
-// chain and CRL), the verifier (read-only, plus signing one short leaf for
+// policies: the certificate issuer (sign CSRs with the roles, also by an
+// explicit issuer during a CA rotation, read the CA chain and CRL), the verifier (read-only, plus signing one short leaf for
 // the lint check and sudo to read audit devices), and one user per KEK
 // (data keys, decrypt, rewrap — no key management).
 func policies(st *settings) []aclPolicy {
@@ -29,6 +29,9 @@ func policies(st *settings) []aclPolicy {
 	}
 	for _, r := range roleSpecs(st) {
 		fmt.Fprintf(&issuer, "path %q { capabilities = [\"update\"] }\n", st.intMount+"/sign/"+r.name)
+		// During a staged CA rotation: sign with the next or the current
+		// intermediate by its issuer id (IssueCertificateRequest.Issuer).
+		fmt.Fprintf(&issuer, "path %q { capabilities = [\"update\"] }\n", st.intMount+"/issuer/+/sign/"+r.name)
 	}
 	fmt.Fprintf(&verifier, `path %q { capabilities = ["list"] }
 path %q { capabilities = ["read"] }
