@@ -24,10 +24,10 @@ const inventoryListener = "s3"
 //
 // No credentials are needed or used: the handshakes end after one
 // anonymous GET / (any HTTP answer means the session went through), so
-// nothing on the server changes. ReloadsOn is empty: harden does not
-// deliver the endpoint's certificate (apply changes bucket settings only),
-// so there is no reload step of harden's to wait for; the handshakes show
-// what the server serves now. Stored is empty: the plugin reads no
+// nothing on the server changes. ReloadsOn is sdk.ReloadsNever: harden
+// does not deliver the endpoint's certificate (apply changes bucket
+// settings only), so harden rotate has nothing to push here and skips the
+// target; the handshakes show what the server serves now. Stored is empty: the plugin reads no
 // certificate or key material (SSE keys live in the server's KMS, envelope
 // KEKs in Vault transit).
 func (objectStore) Inventory(ctx context.Context, q sdk.InventoryRequest, r *sdk.InventoryResponse) {
@@ -42,12 +42,14 @@ func (objectStore) Inventory(ctx context.Context, q sdk.InventoryRequest, r *sdk
 	}
 	addr := endpointAddress(u)
 	if u.Scheme != "https" {
-		r.Listeners = []sdk.ServedListener{{Name: inventoryListener, Address: addr,
+		r.Listeners = []sdk.ServedListener{{Name: inventoryListener, Address: addr, ReloadsOn: sdk.ReloadsNever,
 			Error: fmt.Sprintf("connection.endpoint %s://%s is plaintext %s, no TLS: nothing is served to inventory", u.Scheme, u.Host, u.Scheme)}}
 		return
 	}
 	target := probe.Target{Address: addr, Dialect: probe.HTTP}
-	r.Listeners = []sdk.ServedListener{probe.Served(ctx, target, inventoryListener, q.Handshakes, probe.Options{})}
+	l := probe.Served(ctx, target, inventoryListener, q.Handshakes, probe.Options{})
+	l.ReloadsOn = sdk.ReloadsNever
+	r.Listeners = []sdk.ServedListener{l}
 }
 
 // endpointAddress is the URL's host:port, with the scheme's default port

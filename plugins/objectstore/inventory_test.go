@@ -52,7 +52,7 @@ func oneListener(t *testing.T, inv sdk.InventoryResponse, addr string) sdk.Serve
 		t.Fatalf("inventory: diagnostics %v, stored %d, listeners %+v", inv.Diagnostics.Err(), len(inv.Stored), inv.Listeners)
 	}
 	l := inv.Listeners[0]
-	if l.Name != inventoryListener || l.Address != addr || l.ReloadsOn != "" {
+	if l.Name != inventoryListener || l.Address != addr || l.ReloadsOn != sdk.ReloadsNever {
 		t.Fatalf("listener %+v", l)
 	}
 	return l

@@ -53,6 +53,10 @@ type ServedHandshake struct {
 	Evidence string
 }
 
+// ReloadsNever: the listener serves a certificate harden does not deploy
+// (an object store endpoint with its own certificate); rotate skips it.
+const ReloadsNever = "never"
+
 // ServedListener is one TLS listener of the target.
 type ServedListener struct {
 	Name    string
@@ -61,7 +65,7 @@ type ServedListener struct {
 	Handshakes []ServedHandshake
 	// ReloadsOn is empty when the listener takes new certificate material
 	// live, else when it does ("restart": a Kafka controller listener after
-	// a KIP-226 update).
+	// a KIP-226 update), or ReloadsNever.
 	ReloadsOn string
 	// Error: the listener could not be reached at all.
 	Error string

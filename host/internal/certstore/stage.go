@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // A rotation keeps the pair it replaces beside the new one, so that a
@@ -60,7 +61,9 @@ func (s Store) Previous(kind string) (Pair, error) {
 // target serves, which the caller observed — as the previous one. An
 // invalid replaced pair is not kept: the previous pair stays what it was.
 // Keys are written 0600, the key before its chain: a crash in between
-// leaves a mismatched current pair, which is never used and never kept.
+// leaves a mismatched current pair, which is never kept as a previous
+// pair, never judged live (rotate compares served leaves with valid pairs
+// only) and re-issued by the next run.
 func (s Store) Stage(kind string, next, replaced Pair) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("target %s: certificate store: %w", s.Target, err)
@@ -97,4 +100,42 @@ func (s Store) write(cert, key string, p Pair) error {
 		return fmt.Errorf("target %s: %w", s.Target, err)
 	}
 	return nil
+}
+
+// Lock takes the store's exclusive lock (<dir>.lock beside it): one harden
+// run at a time issues, stages or restores this target's certificates. The
+// kernel drops it when the holder dies.
+func (s Store) Lock() (unlock func(), err error) {
+	unlock, err = applykit.Lock(filepath.Clean(s.Dir) + ".lock")
+	if errors.Is(err, applykit.ErrLocked) {
+		return nil, fmt.Errorf("target %s: another harden run is renewing its certificates (lock %s.lock); try again when it ends", s.Target, filepath.Clean(s.Dir))
+	}
+	return unlock, err
+}
+
+// PendingPath marks a rotation of kind whose gate has not passed yet.
+func (s Store) PendingPath(kind string) string { return filepath.Join(s.Dir, kind+".pending") }
+
+// MarkPending records, before a new pair is pushed, that its gate is
+// still to pass: a run killed before it did is re-gated by the next one.
+func (s Store) MarkPending(kind, serial string) error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return err
+	}
+	return writeAtomic(s.PendingPath(kind), []byte(serial+"\n"), 0o600)
+}
+
+// Pending reports whether a rotation of kind awaits its gate.
+func (s Store) Pending(kind string) bool {
+	_, err := os.Stat(s.PendingPath(kind))
+	return err == nil
+}
+
+// ClearPending: the gate passed, or the previous pair is served again.
+func (s Store) ClearPending(kind string) error {
+	err := os.Remove(s.PendingPath(kind))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }

@@ -123,6 +123,11 @@ func runRotate(c *cli.Context, io IO) error {
 	if c.Bool("abort") {
 		return exitf(ExitConfig, "--abort goes with --ca")
 	}
+	// Every name is checked before anything changes.
+	clients, err := selectedClients(c, s.pol)
+	if err != nil {
+		return err
+	}
 	rep := rotateReport{FormatVersion: 1, Policy: s.pol.File}
 	// One target at a time, in policy order: each gate is judged on its own
 	// and an operator reading the output knows what changed. --client alone
@@ -143,10 +148,6 @@ func runRotate(c *cli.Context, io IO) error {
 		if c.String("format") == "text" {
 			printRotateTarget(io, r)
 		}
-	}
-	clients, err := selectedClients(c, s.pol)
-	if err != nil {
-		return err
 	}
 	for _, cl := range clients {
 		if c.Context.Err() != nil || io.interrupts.signalled() {
@@ -250,6 +251,16 @@ type rotation struct {
 	// dueCA: a stored certificate must chain to this (the next root while
 	// a CA rotation re-issues); nil: the issuer's bundle.
 	dueCA []byte
+	// listeners: the names whatIsLive saw; the gate must see them all.
+	listeners []string
+}
+
+func listenerNames(inv sdk.InventoryResponse) []string {
+	var out []string
+	for _, l := range inv.Listeners {
+		out = append(out, l.Name)
+	}
+	return out
 }
 
 // want is what a stored certificate of kind must be.
@@ -334,9 +345,20 @@ func newRotation(ctx context.Context, s *session, t policy.Target, o rotateOptio
 // rotateFiles: with certificates from files harden cannot renew; it says
 // what is due and what to do.
 func rotateFiles(ctx context.Context, s *session, t policy.Target) rotateTargetReport {
+	// Read as verify does (no validity refusal): an expired file is due,
+	// with the way out, not an error.
 	rc, err := s.eng.Request(ctx, s.pol, t, s.io.Getenv)
-	if err != nil {
+	var source *engine.CertificateSourceError
+	if err != nil && !errors.As(err, &source) && !strings.Contains(err.Error(), "valid") {
 		return rotateTargetReport{Status: "error", Message: err.Error()}
+	}
+	if err != nil {
+		chain, _ := policy.ReadBounded(t.CertFile, policy.Public)
+		rc.Certificates.ChainPEM = chain
+		if t.ClientCertFile != "" {
+			cchain, _ := policy.ReadBounded(t.ClientCertFile, policy.Public)
+			rc.Certificates.ClientChainPEM = cchain
+		}
 	}
 	rb := s.pol.Certificates.Rotation.RenewBefore
 	var due []string
@@ -366,9 +388,16 @@ func rotateFiles(ctx context.Context, s *session, t policy.Target) rotateTargetR
 func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	var rep rotateTargetReport
 	store := r.iss.Store
+	// One run at a time changes this target's certificates (a cron job
+	// beside an operator, or an apply issuing).
+	unlock, err := store.Lock()
+	if err != nil {
+		return rotateTargetReport{Status: "refused", Message: err.Error()}
+	}
+	defer unlock()
 	now := r.now()
 	cur, err := store.Current("server")
-	if err == nil && !cur.Valid() && len(cur.Chain)+len(cur.Key) == 0 {
+	if err == nil && len(cur.Chain)+len(cur.Key) == 0 {
 		return rotateTargetReport{Status: "refused", Message: "no certificate issued for this target yet: run harden apply first"}
 	}
 	prev, perr := store.Previous("server")
@@ -377,35 +406,35 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	if err := errors.Join(err, perr, cerr, pcerr); err != nil {
 		return rotateTargetReport{Status: "error", Message: err.Error()}
 	}
-	// Harden's own client certificate first: the plugin logs in with it
-	// for everything below. An expired one is renewed here too, since
-	// only the issuer is needed for that.
-	client, clientRenewed := curClient, false
+	// Harden's own client certificate: the plugin logs in with it for
+	// everything below. One that cannot be used any more (expired, not a
+	// pair, another CA) is renewed first — only the issuer is needed for
+	// that — so harden can log in at all; one that is merely due is
+	// renewed with the rest, after the checks.
+	client := curClient
+	var clientDue string
 	if r.iss.Client {
 		if !client.Valid() {
 			client = prevClient
 		}
-		why := rotate.Due(curClient, r.want("client"), store.RenewBefore, now)
-		if why == "" && r.o.force {
-			why = "--force-renew"
+		clientDue = rotate.Due(curClient, r.want("client"), store.RenewBefore, now)
+		if clientDue == "" && r.o.force {
+			clientDue = "--force-renew"
 		}
-		if why != "" {
-			n := renewalReport{Kind: "client", Reason: why, OldSerial: serialOf(curClient)}
-			if r.o.dryRun {
-				rep.Renewed = append(rep.Renewed, n)
-			} else {
-				next, err := r.issue("client")
-				if err != nil {
-					return rotateTargetReport{Status: "error", Message: "renewing harden's client certificate: " + err.Error()}
-				}
-				if err := store.Stage("client", next, curClient); err != nil {
-					return rotateTargetReport{Status: "error", Message: err.Error()}
-				}
-				client, clientRenewed = next, true
-				r.fill(&n, next)
-				rep.Renewed = append(rep.Renewed, n)
+		if clientDue != "" && !r.o.dryRun && rotate.Due(client, r.want("client"), 0, now) != "" {
+			next, n, failed := r.renewClient(ctx, curClient, clientDue)
+			if failed != nil {
+				return *failed
 			}
+			client, clientDue = next, ""
+			rep.Renewed = append(rep.Renewed, n)
 		}
+	}
+	changed := func(msg string) string {
+		if len(rep.Renewed) > 0 {
+			return strings.Replace(msg, "nothing was changed", "only harden's own client certificate was renewed", 1)
+		}
+		return msg
 	}
 	// What is live: every listener must serve the current certificate
 	// (or, after a rotation killed half-way, the previous one).
@@ -417,12 +446,17 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	}
 	live, why := whatIsLive(inv, cur, prev)
 	if live == "" {
-		return r.failClient(rep, why)
+		return r.failClient(rep, changed(why))
+	}
+	if live == "unmanaged" {
+		rep.Status, rep.Message = "skipped", why
+		return rep
 	}
 	livePair := cur
 	if live == "previous" {
 		livePair = prev
 	}
+	r.listeners = listenerNames(inv)
 	// Nothing else may be pending: rotate changes certificate material
 	// only. The plan also proves that harden can log in with its client.
 	done = r.step("nothing else pending (plan)")
@@ -431,20 +465,11 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	if err == nil && plan.Diagnostics.HasError() {
 		err = plan.Diagnostics.Err()
 	}
-	if err != nil && clientRenewed {
-		msg := "harden cannot log in or plan with its renewed client certificate: " + err.Error()
-		if rerr := store.Restore("client"); rerr != nil {
-			msg += "; " + rerr.Error()
-		} else {
-			msg += "; the previous client certificate was put back"
-		}
-		return r.failClient(rep, msg)
-	}
 	if err != nil {
 		return r.failClient(rep, "plan with the certificate that is live: "+err.Error())
 	}
 	if len(plan.Changes) > 0 {
-		rep = r.failClient(rep, fmt.Sprintf("%d pending change(s) besides certificate renewal: run harden plan and harden apply first; nothing was changed", len(plan.Changes)))
+		rep = r.failClient(rep, changed(fmt.Sprintf("%d pending change(s) besides certificate renewal: run harden plan and harden apply first; nothing was changed", len(plan.Changes))))
 		rep.Status = "refused"
 		rep.Changes = changeReports(plan.Changes)
 		return rep
@@ -452,18 +477,22 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	// The server certificate.
 	var next certstore.Pair
 	n := renewalReport{Kind: "server", OldSerial: serialOf(livePair)}
+	curDue := rotate.Due(cur, r.want("server"), store.RenewBefore, now)
 	switch {
-	case live == "previous" && cur.Valid() && rotate.Due(cur, r.want("server"), store.RenewBefore, now) == "":
+	case store.Pending("server") && cur.Valid() && curDue == "":
 		// A rotation was stopped after the store took the new pair and
-		// before the target served it: push that pair.
+		// before its gate passed (pushed or not): push it (a no-op when
+		// it is served) and gate it now.
+		n.Reason, next = "resuming an interrupted rotation", cur
+	case live == "previous" && cur.Valid() && curDue == "":
 		n.Reason, next = "resuming an interrupted rotation", cur
 	default:
-		n.Reason = rotate.Due(cur, r.want("server"), store.RenewBefore, now)
+		n.Reason = curDue
 		if n.Reason == "" && r.o.force {
 			n.Reason = "--force-renew"
 		}
 	}
-	if n.Reason == "" {
+	if n.Reason == "" && clientDue == "" {
 		rep.Status = "not_due"
 		if len(rep.Renewed) > 0 {
 			rep.Status = "renewed"
@@ -475,29 +504,55 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 		return rep
 	}
 	if r.o.dryRun {
-		rep.Renewed = append(rep.Renewed, n)
+		if clientDue != "" {
+			rep.Renewed = append(rep.Renewed, renewalReport{Kind: "client", Reason: clientDue, OldSerial: serialOf(curClient)})
+		}
+		if n.Reason != "" {
+			rep.Renewed = append(rep.Renewed, n)
+		}
 		rep.Status = "would_renew"
 		return rep
 	}
 	if !r.o.yes {
-		if ok, err := r.confirm(ctx, n); !ok {
-			rep = r.failClient(rep, err)
+		what := n
+		if n.Reason == "" {
+			what = renewalReport{Kind: "client", Reason: clientDue}
+		}
+		if ok, err := r.confirm(ctx, what); !ok {
+			rep = r.failClient(rep, changed(err))
 			rep.Status = "refused"
 			return rep
 		}
+	}
+	if clientDue != "" {
+		nextClient, cn, failed := r.renewClient(ctx, curClient, clientDue)
+		if failed != nil {
+			failed.Renewed = append(rep.Renewed, failed.Renewed...)
+			return *failed
+		}
+		client = nextClient
+		rep.Renewed = append(rep.Renewed, cn)
+	}
+	if n.Reason == "" {
+		// Only harden's client certificate was due: its login was checked.
+		rep.Status = "renewed"
+		return rep
 	}
 	if next.Chain == nil {
 		done := r.step("issue")
 		next, err = r.issue("server")
 		done()
 		if err != nil {
-			return r.failClient(rep, "renewing the server certificate: "+err.Error())
+			return r.failClient(rep, changed("renewing the server certificate: "+err.Error()+"; nothing was changed"))
 		}
 		// The pair kept as previous is the one served, which after an
 		// interrupted rotation is the previous pair, not the current one.
 		if err := store.Stage("server", next, livePair); err != nil {
 			return r.failClient(rep, err.Error())
 		}
+	}
+	if err := store.MarkPending("server", serialOf(next)); err != nil {
+		return r.failClient(rep, err.Error())
 	}
 	r.fill(&n, next)
 	rep.Renewed = append(rep.Renewed, n)
@@ -514,10 +569,16 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 		}
 	}
 	if applyErr == nil && v.OK {
+		if err := store.ClearPending("server"); err != nil {
+			return r.failClient(rep, err.Error())
+		}
 		rep.Status, rep.Gate, rep.Pending = "renewed", v.String(), v.Pending
 		return rep
 	}
-	// Roll back: the previous material, pushed and gated like the new one.
+	// Roll back: the previous material, pushed and gated like the new one
+	// — on a context of its own, bounded, that Ctrl-C or --timeout of the
+	// forward run does not end (the first signal waits for it, as for an
+	// apply step).
 	failure := ""
 	if applyErr != nil {
 		failure = "apply of the renewed certificate failed (the plugin rolled its step back): " + applyErr.Error()
@@ -525,25 +586,66 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 		failure = "verify gate failed: " + v.String()
 		rep.Gate = v.String()
 	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.timeout)
+	defer cancel()
+	stepDone := r.io.interrupts.applying(r.t.Name)
+	defer stepDone()
 	oldRC := r.material(livePair, client)
-	if _, err := r.push(ctx, oldRC); err != nil {
-		return r.restoreStore(rep, "error", failure+"; restoring the previous certificate failed too: "+err.Error())
+	keep := "; the store keeps the new pair as current and the replaced one as previous, so the next harden rotate finds whichever is served and gates it again"
+	if _, err := r.push(rctx, oldRC); err != nil {
+		rep.Status, rep.Message = "error", failure+"; restoring the previous certificate failed too: "+err.Error()+keep
+		return rep
 	}
-	back := r.gate(ctx, oldRC, rotate.Leaf(livePair), nil)
+	back := r.gate(rctx, oldRC, rotate.Leaf(livePair), nil)
 	if !back.OK {
-		return r.restoreStore(rep, "error", failure+"; after restoring the previous certificate the gate still fails: "+back.String())
+		rep.Status, rep.Message = "error", failure+"; after restoring the previous certificate the gate still fails: "+back.String()+keep
+		return rep
 	}
-	return r.restoreStore(rep, "rolled_back", failure+"; the previous certificate (serial "+serialOf(livePair)+") is served again: "+back.String())
-}
-
-// restoreStore puts the previous server pair back in the store after a
-// failed rotation, so the next run starts from what is live.
-func (r *rotation) restoreStore(rep rotateTargetReport, status, msg string) rotateTargetReport {
-	if err := r.iss.Store.Restore("server"); err != nil {
+	// The previous pair is confirmed served: only now the store follows.
+	msg := failure + "; the previous certificate (serial " + serialOf(livePair) + ") is served again: " + back.String()
+	if err := store.Restore("server"); err != nil {
+		msg += "; " + err.Error()
+	} else if err := store.ClearPending("server"); err != nil {
 		msg += "; " + err.Error()
 	}
-	rep.Status, rep.Message = status, msg
+	rep.Status, rep.Message = "rolled_back", msg
 	return rep
+}
+
+// renewClient issues harden's client certificate for the target, stages
+// it and proves harden still logs in with it (a plan), else puts the
+// previous one back.
+func (r *rotation) renewClient(ctx context.Context, cur certstore.Pair, why string) (certstore.Pair, renewalReport, *rotateTargetReport) {
+	store := r.iss.Store
+	n := renewalReport{Kind: "client", Reason: why, OldSerial: serialOf(cur)}
+	next, err := r.issue("client")
+	if err != nil {
+		return certstore.Pair{}, n, &rotateTargetReport{Status: "error", Message: "renewing harden's client certificate: " + err.Error() + "; nothing was changed"}
+	}
+	if err := store.Stage("client", next, cur); err != nil {
+		return certstore.Pair{}, n, &rotateTargetReport{Status: "error", Message: err.Error()}
+	}
+	server, _ := store.Current("server")
+	if prev, _ := store.Previous("server"); !server.Valid() {
+		server = prev
+	}
+	plan, err := r.p.Client.Plan(ctx, r.material(server, next))
+	if err == nil && plan.Diagnostics.HasError() {
+		err = plan.Diagnostics.Err()
+	}
+	if err != nil {
+		msg := "harden cannot log in with its renewed client certificate: " + err.Error()
+		if cur.Valid() {
+			if rerr := store.Restore("client"); rerr != nil {
+				msg += "; " + rerr.Error()
+			} else {
+				msg += "; the previous client certificate was put back"
+			}
+		}
+		return certstore.Pair{}, n, &rotateTargetReport{Status: "error", Message: msg}
+	}
+	r.fill(&n, next)
+	return next, n, nil
 }
 
 // failClient ends the run in error; a client certificate renewed earlier
@@ -583,6 +685,10 @@ func (r *rotation) issue(kind string) (certstore.Pair, error) {
 	p := certstore.Pair{Chain: chain, Key: key}
 	if why := rotate.Due(p, w, 0, r.now()); why != "" {
 		return certstore.Pair{}, fmt.Errorf("the issued certificate is not usable: %s", why)
+	}
+	// A leaf the CA's own end cuts short would be due again at once.
+	if why := rotate.Due(p, w, r.iss.Store.RenewBefore, r.now()); why != "" {
+		return certstore.Pair{}, fmt.Errorf("the issued certificate is due at once (%s): the issuing CA ends too soon; rotate the CA (harden rotate --ca)", why)
 	}
 	return p, nil
 }
@@ -638,7 +744,7 @@ func (r *rotation) gate(ctx context.Context, rc sdk.RequestContext, leaf, old *x
 		if err != nil {
 			v = rotate.Verdict{Problems: []string{"inventory: " + err.Error()}}
 		} else {
-			v = rotate.Judge(inv, rotate.Expect{Leaf: leaf, Old: old, Roots: roots, Now: r.now(), Handshakes: r.o.handshakes})
+			v = rotate.Judge(inv, rotate.Expect{Leaf: leaf, Old: old, Roots: roots, Now: r.now(), Handshakes: r.o.handshakes, Listeners: r.listeners})
 		}
 		if v.OK || time.Now().After(deadline) || ctx.Err() != nil {
 			return v
@@ -689,7 +795,22 @@ func whatIsLive(inv sdk.InventoryResponse, cur, prev certstore.Pair) (string, st
 	if len(inv.Listeners) == 0 {
 		return "", "the plugin reported no TLS listener: nothing to rotate behind a gate"
 	}
-	curLeaf, prevLeaf := rotate.Leaf(cur), rotate.Leaf(prev)
+	// Only valid pairs count: a pair half-written by a killed run is
+	// never taken for what is live.
+	var curLeaf, prevLeaf *x509.Certificate
+	if cur.Valid() {
+		curLeaf = rotate.Leaf(cur)
+	}
+	if prev.Valid() {
+		prevLeaf = rotate.Leaf(prev)
+	}
+	unmanaged := true
+	for _, l := range inv.Listeners {
+		unmanaged = unmanaged && l.ReloadsOn == sdk.ReloadsNever
+	}
+	if unmanaged {
+		return "unmanaged", "the target's listeners serve a certificate harden does not deploy (reloads_on never): nothing to rotate here"
+	}
 	servesCur, servesPrev := true, true
 	for _, l := range inv.Listeners {
 		if l.Error != "" {

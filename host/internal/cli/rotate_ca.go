@@ -379,9 +379,14 @@ func (r *rotation) pushBundle(ctx context.Context, before, after []byte, proofCA
 	if err != nil {
 		return rotateTargetReport{Status: "error", Message: "inventory: " + err.Error()}
 	}
-	if live, why := whatIsLive(inv, cur, certstore.Pair{}); live != "current" {
+	switch live, why := whatIsLive(inv, cur, certstore.Pair{}); live {
+	case "unmanaged":
+		return rotateTargetReport{Status: "skipped", Message: why}
+	case "current":
+	default:
 		return rotateTargetReport{Status: "refused", Message: why}
 	}
+	r.listeners = listenerNames(inv)
 	planAfter, err := r.p.Client.Plan(ctx, afterRC)
 	if err == nil && planAfter.Diagnostics.HasError() {
 		err = planAfter.Diagnostics.Err()

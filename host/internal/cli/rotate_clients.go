@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -13,7 +14,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -57,6 +57,11 @@ func rotateClientCA(ctx context.Context, s *session, c policy.Client, o rotateOp
 		return rotateTargetReport{Status: "error", Message: err.Error()}
 	}
 	store := iss.Store
+	unlock, err := store.Lock()
+	if err != nil {
+		return rotateTargetReport{Status: "refused", Message: err.Error()}
+	}
+	defer unlock()
 	cur, err := store.Current("client")
 	if err != nil {
 		return rotateTargetReport{Status: "error", Message: err.Error()}
@@ -96,6 +101,19 @@ func rotateClientCA(ctx context.Context, s *session, c policy.Client, o rotateOp
 		rep.Status, rep.Renewed = "would_renew", []renewalReport{n}
 		return rep
 	}
+	if !o.yes {
+		fmt.Fprintf(s.io.Stdout, "Renew and deliver client %s (%s)? Only 'yes' is accepted: ", c.Name, why)
+		answer := make(chan string, 1)
+		go func() { line, _ := bufio.NewReader(s.io.Stdin).ReadString('\n'); answer <- line }()
+		select {
+		case <-ctx.Done():
+			return rotateTargetReport{Status: "refused", Message: "interrupted at the confirmation; nothing was changed"}
+		case line := <-answer:
+			if strings.TrimSpace(line) != "yes" {
+				return rotateTargetReport{Status: "refused", Message: "cancelled; nothing was changed"}
+			}
+		}
+	}
 	next := cur
 	reissue := !strings.HasPrefix(why, "the delivered bundle") || !cur.Valid()
 	if reissue {
@@ -112,6 +130,13 @@ func rotateClientCA(ctx context.Context, s *session, c policy.Client, o rotateOp
 		if bad := rotate.Due(next, w, 0, now); bad != "" {
 			return rotateTargetReport{Status: "error", Message: "the issued client certificate is not usable: " + bad}
 		}
+	}
+	// Before anything is delivered: every target that requires client
+	// certificates lets the new one in (the server's own acceptance).
+	if proof, err := clientLetIn(tctx, s, c, iss, next); err != nil {
+		return rotateTargetReport{Status: "error", Message: err.Error() + "; nothing was delivered"}
+	} else if proof != "" {
+		rep.Gate = proof
 	}
 	bundle, meta, err := clientBundle(tctx, s, c, iss, next)
 	if err != nil {
@@ -147,6 +172,49 @@ func rotateClientCA(ctx context.Context, s *session, c policy.Client, o rotateOp
 	}
 	rep.Message += fmt.Sprintf("; configurations for %s", strings.Join(c.Targets, ", "))
 	return rep
+}
+
+// clientLetIn presents the client's pair in a fresh handshake on every
+// listener of each of its targets in the mTLS scope: each must accept.
+func clientLetIn(ctx context.Context, s *session, c policy.Client, iss *engine.Issuer, pair certstore.Pair) (string, error) {
+	n := 0
+	for _, tn := range c.Targets {
+		if !s.pol.Context().InMTLSScope(tn) {
+			continue
+		}
+		t, _ := s.pol.Target(tn)
+		p := s.eng.Plugins[t.Plugin]
+		if !slices.Contains(p.Meta.Capabilities, sdk.CapInventory) {
+			continue
+		}
+		rc, err := s.eng.BaseRequest(s.pol, t, s.io.Getenv)
+		if err != nil {
+			return "", err
+		}
+		rc.Certificates = sdk.Certificates{CABundlePEM: iss.CA.CABundlePEM, ClientChainPEM: pair.Chain, ClientKeyPEM: pair.Key}
+		inv, err := p.Client.Inventory(ctx, rc, 1)
+		if err == nil && inv.Diagnostics.HasError() {
+			err = inv.Diagnostics.Err()
+		}
+		if err != nil {
+			return "", fmt.Errorf("client %s: checking that %s lets the new certificate in: %w", c.Name, tn, err)
+		}
+		for _, l := range inv.Listeners {
+			if l.Error != "" {
+				return "", fmt.Errorf("client %s: %s listener %s: %s", c.Name, tn, l.Name, l.Error)
+			}
+			for _, h := range l.Handshakes {
+				if h.Outcome != sdk.OutcomeAccepted {
+					return "", fmt.Errorf("client %s: %s listener %s at %s does not let the new certificate in (%s: %s)", c.Name, tn, l.Name, l.Address, h.Outcome, h.Evidence)
+				}
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("the new client certificate was accepted in %d handshake(s) on the targets that require one", n), nil
 }
 
 func deliveryName(c policy.Client) string {
@@ -203,11 +271,10 @@ func clientBundle(ctx context.Context, s *session, c policy.Client, iss *engine.
 		if !slices.Contains(p.Meta.Capabilities, sdk.CapClientConfig) {
 			return nil, nil, fmt.Errorf("client %s: plugin %s of target %s does not render client configurations", c.Name, t.Plugin, tn)
 		}
-		rc, err := s.eng.BaseRequest(s.pol, t, s.io.Getenv)
-		if err != nil {
-			return nil, nil, err
-		}
-		rc.Certificates = sdk.Certificates{CABundlePEM: iss.CA.CABundlePEM}
+		// Without the target's secrets: a client configuration never needs
+		// harden's credentials, so none can leak into it.
+		rc := sdk.RequestContext{Policy: s.pol.Context(), Target: sdk.NewTarget(t.Name, t.Connection, t.Spec, nil),
+			Certificates: sdk.Certificates{CABundlePEM: iss.CA.CABundlePEM}}
 		r, err := p.Client.RenderClient(ctx, rc, ci)
 		if err == nil && r.Diagnostics.HasError() {
 			err = r.Diagnostics.Err()
@@ -248,33 +315,73 @@ func deliver(ctx context.Context, s *session, c policy.Client, bundle map[string
 		}
 		return r.Version, err
 	}
-	return 0, deliverDir(c.Dir, bundle)
+	return 0, deliverDir(c.Dir, bundle, meta["serial"])
 }
 
-// deliverDir writes the bundle into dir (0700, every file 0600), each file
-// atomically; the certificate last, so a reader that sees the new
-// certificate also finds its key.
-func deliverDir(dir string, bundle map[string][]byte) error {
-	names := make([]string, 0, len(bundle))
-	for n := range bundle {
-		names = append(names, n)
+// deliverDir makes dir show the whole new bundle at once: the files are
+// written (0600) into a fresh version directory beside it
+// (.<name>.bundles/<serial>-<time>, 0700), then dir — a symbolic link to
+// the version — is switched with one rename. A reader sees the old bundle
+// or the new one, never a key from one and a certificate from the other;
+// a failure before the switch leaves the old bundle. The version before
+// is kept (the previous bundle), older ones are removed.
+func deliverDir(dir string, bundle map[string][]byte, serial string) error {
+	dir = filepath.Clean(dir)
+	parent, base := filepath.Split(dir)
+	versions := filepath.Join(parent, "."+base+".bundles")
+	if err := os.MkdirAll(versions, 0o700); err != nil {
+		return err
 	}
-	sort.Slice(names, func(i, j int) bool {
-		if (names[i] == policy.ClientFiles.Cert) != (names[j] == policy.ClientFiles.Cert) {
-			return names[j] == policy.ClientFiles.Cert
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+		entries, _ := os.ReadDir(dir)
+		if !fi.IsDir() || len(entries) > 0 {
+			return fmt.Errorf("%s exists and is not harden's delivery link: move it away (harden keeps a link there to the current bundle)", dir)
 		}
-		return names[i] < names[j]
-	})
-	for _, n := range names {
-		p := filepath.Join(dir, filepath.FromSlash(n))
-		if !strings.HasPrefix(p, filepath.Clean(dir)+string(filepath.Separator)) {
+		if err := os.Remove(dir); err != nil {
+			return err
+		}
+	}
+	version := filepath.Join(versions, fmt.Sprintf("%s-%d", strings.ReplaceAll(serial, ":", ""), time.Now().UnixNano()))
+	if err := os.Mkdir(version, 0o700); err != nil {
+		return err
+	}
+	for n, content := range bundle {
+		p := filepath.Join(version, filepath.FromSlash(n))
+		if !strings.HasPrefix(p, version+string(filepath.Separator)) {
+			os.RemoveAll(version)
 			return fmt.Errorf("bundle file %q leaves %s", n, dir)
 		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			os.RemoveAll(version)
 			return err
 		}
-		if err := applykit.WriteFile(p, bundle[n], 0o600, nil); err != nil {
+		if err := applykit.WriteFile(p, content, 0o600, nil); err != nil {
+			os.RemoveAll(version)
 			return err
+		}
+	}
+	before, _ := os.Readlink(dir)
+	link := dir + ".harden-tmp"
+	os.Remove(link)
+	if err := os.Symlink(version, link); err != nil {
+		os.RemoveAll(version)
+		return err
+	}
+	if err := os.Rename(link, dir); err != nil {
+		os.Remove(link)
+		os.RemoveAll(version)
+		return err
+	}
+	if d, err := os.Open(parent); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	// Keep the new and the one before; drop the rest.
+	entries, _ := os.ReadDir(versions)
+	for _, e := range entries {
+		p := filepath.Join(versions, e.Name())
+		if p != version && p != before {
+			os.RemoveAll(p)
 		}
 	}
 	return nil

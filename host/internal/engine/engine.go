@@ -586,6 +586,14 @@ func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target,
 		return c, err
 	}
 	c.CABundlePEM, c.CRLPEM = iss.CA.CABundlePEM, iss.CA.CRLPEM
+	if !e.NoIssue {
+		// Not while a harden rotate changes this target's pairs.
+		unlock, err := iss.Store.Lock()
+		if err != nil {
+			return c, pluginErr(err)
+		}
+		defer unlock()
+	}
 	if c.ChainPEM, c.KeyPEM, err = iss.Store.Get(iss.ServerWant(), iss.Signer(iss.ServerUsage, t.Name, t.CertificateNames)); err != nil {
 		return c, err
 	}

@@ -345,6 +345,19 @@ func (p *Policy) buildClients(raw []any, targets map[string]int) Errors {
 		if p.Certificates.Source != "vault-pki" {
 			errs = append(errs, p.errorAt(at("name"), "client identities are issued by the certificate source: they need certificates.source vault-pki"))
 		}
+		if c.Dir != "" {
+			for _, other := range p.Clients {
+				if other.Dir == "" {
+					continue
+				}
+				rel, err := filepath.Rel(other.Dir, c.Dir)
+				rel2, err2 := filepath.Rel(c.Dir, other.Dir)
+				inside := func(r string, e error) bool { return e == nil && (r == "." || !strings.HasPrefix(r, "..")) }
+				if inside(rel, err) || inside(rel2, err2) {
+					errs = append(errs, p.errorAt(at("deliver", "dir"), "client %s is delivered to %s, which is (or lies in or around) client %s's %s: each client needs a directory of its own", c.Name, c.Dir, other.Name, other.Dir))
+				}
+			}
+		}
 		for j, t := range c.Targets {
 			if _, ok := targets[t]; !ok {
 				errs = append(errs, p.errorAt(at("targets", strconv.Itoa(j)), "unknown target %q", t))

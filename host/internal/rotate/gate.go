@@ -25,6 +25,9 @@ type Expect struct {
 	Now   time.Time
 	// Handshakes each listener must have answered.
 	Handshakes int
+	// Listeners: names that must all be observed (what was live before
+	// the push); none missing.
+	Listeners []string
 }
 
 // Verdict of one gate run.
@@ -63,6 +66,16 @@ func Judge(inv sdk.InventoryResponse, ex Expect) Verdict {
 	if len(inv.Listeners) == 0 {
 		fail("the plugin reported no TLS listener: nothing was observed")
 	}
+	seenNames := map[string]bool{}
+	for _, l := range inv.Listeners {
+		seenNames[l.Name] = true
+	}
+	for _, n := range ex.Listeners {
+		if !seenNames[n] {
+			fail("listener %s was live before the push and is not reported now", n)
+		}
+	}
+	live := 0
 	for _, l := range inv.Listeners {
 		name := l.Name + " at " + l.Address
 		if l.Error != "" {
@@ -113,7 +126,12 @@ func Judge(inv sdk.InventoryResponse, ex Expect) Verdict {
 		}
 		if pending {
 			v.Pending = append(v.Pending, fmt.Sprintf("%s serves serial %s until its next %s", name, serialHex(ex.Old), l.ReloadsOn))
+		} else if l.ReloadsOn == "" && len(l.Handshakes) > 0 {
+			live++
 		}
+	}
+	if len(inv.Listeners) > 0 && live == 0 {
+		fail("no listener that takes new certificates live serves the new one: nothing proves the push took")
 	}
 	v.OK = len(v.Problems) == 0
 	return v

@@ -98,6 +98,7 @@ func TestJudge(t *testing.T) {
 		{"session refused", sdk.InventoryResponse{Listeners: []sdk.ServedListener{listener("a", "", served(newP), served(newP), served(newP), refusedAfter)}}, false, "the session did not go through (refused: SQLSTATE 28000)", 0, 4, 1},
 		{"too few", sdk.InventoryResponse{Listeners: []sdk.ServedListener{listener("a", "", served(newP))}}, false, "1 of 4 handshakes observed", 0, 1, 1},
 		{"no listeners", sdk.InventoryResponse{}, false, "no TLS listener", 0, 0, 0},
+		{"only restart-only listeners, all on the old one", sdk.InventoryResponse{Listeners: []sdk.ServedListener{listener("CONTROLLER", "restart", repeat(served(oldP), 4)...)}}, false, "no listener that takes new certificates live serves the new one", 1, 4, 1},
 		{"unreachable", sdk.InventoryResponse{Listeners: []sdk.ServedListener{{Name: "a", Address: "127.0.0.1:1", Error: "connection refused"}}}, false, "connection refused", 0, 0, 0},
 		{"diagnostic", sdk.InventoryResponse{Diagnostics: sdk.Diagnostics{{Severity: sdk.Error, Summary: "login failed"}}, Listeners: []sdk.ServedListener{listener("a", "", repeat(served(newP), 4)...)}}, false, "login failed", 0, 4, 1},
 	}
@@ -108,6 +109,27 @@ func TestJudge(t *testing.T) {
 				t.Errorf("verdict %+v (%s); want ok=%v saying %q, %d pending, %d handshakes on %d listeners", v, v, c.ok, c.says, c.pending, c.counted, c.listened)
 			}
 		})
+	}
+	// A listener seen before the push and missing after it.
+	withNames := ex
+	withNames.Listeners = []string{"a", "b"}
+	if v := Judge(sdk.InventoryResponse{Listeners: []sdk.ServedListener{listener("a", "", repeat(served(newP), 4)...)}}, withNames); v.OK || !strings.Contains(v.String(), "listener b was live before the push and is not reported now") {
+		t.Errorf("missing listener: %+v", v)
+	}
+	// The expected leaf under a bundle that does not hold its CA.
+	otherRoots := x509.NewCertPool()
+	otherRoots.AddCert(other.cert)
+	untrusting := ex
+	untrusting.Roots = otherRoots
+	if v := Judge(sdk.InventoryResponse{Listeners: []sdk.ServedListener{listener("a", "", repeat(served(newP), 4)...)}}, untrusting); v.OK || !strings.Contains(v.String(), "would refuse it") {
+		t.Errorf("untrusted bundle: %+v", v)
+	}
+	// Without an old certificate (a CA phase push), an old leaf fails even
+	// on a restart-only listener.
+	noOld := ex
+	noOld.Old = nil
+	if v := Judge(sdk.InventoryResponse{Listeners: []sdk.ServedListener{listener("a", "", repeat(served(newP), 4)...), listener("C", "restart", repeat(served(oldP), 4)...)}}, noOld); v.OK {
+		t.Errorf("Old=nil: %+v", v)
 	}
 	// Wrong host name: the chain is trusted but not for the listener.
 	inv := sdk.InventoryResponse{Listeners: []sdk.ServedListener{{Name: "a", Address: "127.0.0.9:5432", Handshakes: repeat(served(newP), 4)}}}
