@@ -9,13 +9,15 @@
 //	    regular, too big or a secret others may read, a certificate
 //	    outside its validity)
 //	2   verify found failing checks at or above --fail-on; plan with
-//	    --detailed-exitcode found pending changes
+//	    --detailed-exitcode found pending changes; rotate refused a target
+//	    (another pending change) or found a files certificate due
 //	3   target or plugin error: a plugin crashed, hung or is not trusted, a
 //	    target was unreachable, a check ended in status error, a plugin sent
 //	    an invalid check (unknown status or severity, invalid ID), a target
 //	    produced zero checks or only skipped ones (nothing applicable was
 //	    verified), or the certificate source could not provide the CA;
 //	    inventory: something could not be read and nothing below was found;
+//	    rotate: a target or client in error, or rolled back;
 //	    rotate --schedule: no certificate held to schedule, or a held
 //	    certificate file could not be read
 //	4-7 inventory only, the most urgent item decides: 4 a certificate in
