@@ -109,5 +109,24 @@ fi
 step "Apply again: nothing left to change"
 run "$bin/harden" apply -f "$state/policy.yaml" --yes
 
+if [[ ",$services," == *",vault,"* ]]; then
+  step "Inventory: every certificate and key the policy touches, served (fresh handshakes) and stored (Vault issuers, transit KEKs), with its tier and next rotation date"
+  set +e
+  "$bin/harden" inventory -f "$state/policy.yaml"
+  echo "harden inventory exited with $? (0: nothing inside an alert tier)"
+  set -e
+
+  step "Rotate: nothing is due (90-day certificates, renew_before 30d), so nothing happens — safe in cron"
+  run "$bin/harden" rotate -f "$state/policy.yaml" --yes
+
+  pgt=$(sed -n 's/^  - name: \(.*-pg\)$/\1/p' "$state/policy.yaml" | head -1)
+  if [ -n "$pgt" ]; then
+    step "Rotate $pgt now (--force-renew): new key here, CSR to Vault, pushed by reload, then the verify gate — 8 fresh handshakes must serve the new serial and harden must still log in, or the old certificate is put back"
+    run "$bin/harden" rotate -f "$state/policy.yaml" --target "$pgt" --force-renew --yes
+    step "When the next unattended rotate run is due (2/3 of the shortest remaining lifetime or renew_before, with jitter)"
+    run "$bin/harden" rotate -f "$state/policy.yaml" --schedule
+  fi
+fi
+
 step "The after-report as JSON (first lines)"
 "$bin/harden" verify -f "$state/policy.yaml" --format json | head -25 || true
