@@ -47,6 +47,27 @@
 // tls.crt as client/<name>; verify's vaultpki.clients.policy compares each
 // client's policy as Vault stores it (configuration-level).
 //
+// Staged CA rotation (ca_rotation, RotateCA; the host drives the phases):
+// prepare makes a next root (<root>/root/generate/internal, issuer and key
+// "harden-next", ECDSA P-256, root_ttl) and a next intermediate (CSR from
+// <int>/intermediate/generate/internal with key "harden-next", signed by
+// <root>/issuer/<next>/sign-intermediate, imported by
+// <int>/intermediate/set-signed, named "harden-next", the imported root copy
+// "harden-next-root"); neither becomes a default. activate and deactivate
+// write <int>/config/issuers default (harden's roles sign with
+// issuer_ref "default"; a role pinned elsewhere is refused). finish makes
+// the next intermediate and then the next root the defaults, renames the
+// old root, intermediate and root copy "retired-<date>" (usage without
+// issuing-certificates, kept for CRLs), and gives the next ones apply's
+// names (root "harden-root", the rest unnamed). discard renames a next CA
+// that does not sign "discarded-<date>" (not issuing). The state is read
+// from Vault alone (issuer names and which key signed which certificate),
+// one write at a time, so every operation is idempotent and a killed run
+// is completed by the next; writes take apply's lock and a capability
+// pre-flight. IssueCertificate's Issuer "next"/"current" signs by
+// <int>/issuer/<id>/sign/<role>; the bundle stays the current root until
+// finish.
+//
 // An http:// address is refused before any request (the token would
 // travel in cleartext) unless connection.allow_insecure gives the reason.
 package main

@@ -890,3 +890,23 @@ func noNext(rot *rotation) string {
 	}
 	return "there is no next CA (RotateCA prepare makes one)"
 }
+
+// signerOf is the root mount's issuer whose key signed inter: the default
+// root, or while the next intermediate signs (a staged CA rotation) the
+// next root. The default root when none is found (the lint then still
+// lints both certificates).
+func (v *verifier) signerOf(inter, root *x509.Certificate) *x509.Certificate {
+	if inter == nil || root == nil || inter.CheckSignatureFrom(root) == nil {
+		return root
+	}
+	m, err := readIssuers(v.ctx, v.cl, v.st.rootMount, false)
+	if err != nil {
+		return root
+	}
+	for _, i := range m.all {
+		if inter.CheckSignatureFrom(i.cert) == nil {
+			return i.cert
+		}
+	}
+	return root
+}

@@ -521,3 +521,218 @@ path "sys/capabilities-self" { capabilities = ["update"] }
 		t.Errorf("the root token appears in a response")
 	}
 }
+
+// issuerList decodes Vault's LIST <mount>/issuers answer, whose ids go
+// into request paths: whatever the answer, an accepted list holds only
+// ids (letters, digits, '-'), each once and each named in "keys", key ids
+// of the same shape, and one default at most.
+func FuzzIssuerList(f *testing.F) {
+	f.Add(`{"keys":["be418461-01bf-799d-03b8-38584ead543e","e29462a7-e091-cb45-8aff-e3de7fef8a5f"],"key_info":{"be418461-01bf-799d-03b8-38584ead543e":{"is_default":true,"issuer_name":"","key_id":"1e46d6cf-69ea-3470-43a6-12f9876250a1"},"e29462a7-e091-cb45-8aff-e3de7fef8a5f":{"is_default":false,"issuer_name":"harden-next","key_id":""}}}`)
+	f.Add(`{"keys":["../../sys/policy/x"],"key_info":{}}`)
+	f.Add(`{"keys":["a","a"]}`)
+	f.Add(`{"keys":["a","b"],"key_info":{"a":{"is_default":true},"b":{"is_default":true,"key_id":"k/../x"}}}`)
+	f.Add(`{"keys":[1,null,{"x":1}]}`)
+	f.Fuzz(func(t *testing.T, answer string) {
+		dec := json.NewDecoder(strings.NewReader(answer))
+		dec.UseNumber()
+		var d map[string]any
+		if dec.Decode(&d) != nil {
+			return
+		}
+		list, err := issuerList(d)
+		if err != nil {
+			if list != nil {
+				t.Fatal("an error with a list")
+			}
+			return
+		}
+		listed := map[string]bool{}
+		for _, k := range asList(d["keys"]) {
+			if s, ok := k.(string); ok {
+				listed[s] = true
+			}
+		}
+		seen, defaults := map[string]bool{}, 0
+		for _, i := range list {
+			if !vaultIDRE.MatchString(i.id) || strings.Contains(i.id, "/") || strings.Contains(i.id, ".") || !listed[i.id] || seen[i.id] {
+				t.Fatalf("accepted issuer id %q from %s", i.id, answer)
+			}
+			if i.keyID != "" && !vaultIDRE.MatchString(i.keyID) {
+				t.Fatalf("accepted key id %q", i.keyID)
+			}
+			seen[i.id] = true
+			if i.isDefault {
+				defaults++
+			}
+		}
+		if defaults > 1 {
+			t.Fatalf("%d defaults accepted", defaults)
+		}
+	})
+}
+
+// classify reads the rotation phase from what Vault lists, names and signs.
+// Over every mix of fixed roots and intermediates (each present or not,
+// any name, any default, with a key or without): it never panics, the
+// phase is one of the five, and what it says holds — a prepared next CA
+// is a next root named harden-next that is not the default with an
+// intermediate named harden-next it signed; "next" signs only when that
+// intermediate is the default; the current intermediate has its key, is
+// not the next one, is neither retired nor discarded and was signed by
+// the current root; there is a next CA exactly when a root is named
+// harden-next.
+func FuzzClassify(f *testing.F) {
+	a := seedCA(f, nil, "root A")
+	b := seedCA(f, nil, "root B")
+	x := seedCA(f, a, "intermediate X")
+	y := seedCA(f, b, "intermediate Y")
+	x2 := seedCA(f, a, "intermediate X2")
+	roots := []*testCA{a, b, seedCA(f, nil, "root C")}
+	inters := []*testCA{x, y, x2, a, b} // a and b: the keyless root copies
+	names := []string{"", nextName, nextRootCopy, currentRootName, "retired-2026-01-01", "discarded-2026-01-01", "other"}
+	f.Add([]byte{0x03, 0x11, 0x00, 0x00, 0x1f, 0x01, 0x11, 0x00, 0x00, 0x22, 0x01, 0x00})
+	f.Add([]byte{0x07, 0x30, 0x11, 0x00, 0x1f, 0x01, 0x11, 0x10, 0x00, 0x22, 0x21, 0x12})
+	f.Add([]byte{})
+	// Prepared (A harden-root default, B harden-next; X default, Y
+	// harden-next, the copies), then the same activated.
+	f.Add([]byte{0x03, 0x01, 0x03, 0x01, 0x00, 0x1b, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02})
+	f.Add([]byte{0x03, 0x01, 0x03, 0x01, 0x00, 0x1b, 0x02, 0x00, 0x01, 0x00, 0x00, 0x02})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		at := func(i int) byte {
+			if i < len(in) {
+				return in[i]
+			}
+			return 0
+		}
+		pos := 0
+		build := func(mount string, cas []*testCA, keyed func(int) bool) *mountIssuers {
+			m := &mountIssuers{mount: mount, keys: map[string]string{}}
+			present := at(pos)
+			pos++
+			def := int(at(pos)) % (len(cas) + 1)
+			pos++
+			for i, c := range cas {
+				ctl := at(pos)
+				pos++
+				if present&(1<<i) == 0 {
+					continue
+				}
+				it := &issuerInfo{id: fmt.Sprintf("%s-%d", mount, i), name: names[int(ctl&0x0f)%len(names)], cert: c.cert, pem: c.pem}
+				if keyed(i) || ctl&0x10 != 0 {
+					it.keyID = "key-" + it.id
+				}
+				if def == i+1 {
+					it.isDefault, m.def = true, it
+				}
+				m.all = append(m.all, it)
+			}
+			return m
+		}
+		root := build("pki", roots, func(int) bool { return true })
+		inter := build("pki_int", inters, func(i int) bool { return i < 3 })
+		r, err := classify(root, inter)
+		if err != nil {
+			if r != nil {
+				t.Fatal("an error with a rotation")
+			}
+			return
+		}
+		if !slices.Contains([]string{phaseIdle, phasePartial, phasePrepared, phaseFinishing, phaseDiscarding}, r.phase) {
+			t.Fatalf("phase %q", r.phase)
+		}
+		if (r.phase == phaseIdle) != (root.named(nextName) == nil) {
+			t.Fatalf("phase %s with next root %v", r.phase, root.named(nextName))
+		}
+		if r.phase == phasePrepared && (r.next == nil || r.next.name != nextName || root.def == r.next || r.nextInt == nil || r.nextInt.name != nextName || !signedBy(r.nextInt, r.next)) {
+			t.Fatalf("prepared without a whole next CA: %+v", r)
+		}
+		if r.signing() == "next" && (r.nextInt == nil || inter.def != r.nextInt || !signedBy(r.nextInt, r.next)) {
+			t.Fatalf("signing next while the default is %+v", inter.def)
+		}
+		for _, c := range append([]*issuerInfo{r.curInt}, r.oldInts...) {
+			if c == nil {
+				continue
+			}
+			if c == r.nextInt || c.keyID == "" || setAside(c.name) || root.def == nil || root.def == r.next || !signedBy(c, root.def) {
+				t.Fatalf("current intermediate %+v (root default %+v)", c, root.def)
+			}
+		}
+		if r.curInt == nil && r.curIntErr == nil {
+			t.Fatal("no current intermediate and no reason")
+		}
+	})
+}
+
+// The phases classify reads, state by state, as prepare, activate, finish
+// and discard leave Vault (and as a run killed between two writes does).
+func TestClassifyPhases(t *testing.T) {
+	a, b := seedCA(t, nil, "root A"), seedCA(t, nil, "root B")
+	x, y, x2 := seedCA(t, a, "intermediate X"), seedCA(t, b, "intermediate Y"), seedCA(t, a, "intermediate X2")
+	type iss struct {
+		ca      *testCA
+		name    string
+		keyless bool
+		def     bool
+	}
+	mount := func(name string, is ...iss) *mountIssuers {
+		m := &mountIssuers{mount: name}
+		for n, i := range is {
+			it := &issuerInfo{id: fmt.Sprintf("%s-%d", name, n), name: i.name, cert: i.ca.cert, pem: i.ca.pem, isDefault: i.def}
+			if !i.keyless {
+				it.keyID = "k-" + it.id
+			}
+			if i.def {
+				m.def = it
+			}
+			m.all = append(m.all, it)
+		}
+		return m
+	}
+	rootIdle := []iss{{ca: a, name: "harden-root", def: true}}
+	rootNext := []iss{{ca: a, name: "harden-root", def: true}, {ca: b, name: nextName}}
+	intIdle := []iss{{ca: x, def: true}, {ca: a, keyless: true}}
+	for name, c := range map[string]struct {
+		root, inter    []iss
+		phase, signing string
+		curInt         *testCA
+		err            string
+	}{
+		"after apply":       {root: rootIdle, inter: intIdle, phase: phaseIdle, signing: "current", curInt: x},
+		"root made":         {root: rootNext, inter: intIdle, phase: phasePartial, signing: "current", curInt: x},
+		"imported, unnamed": {root: rootNext, inter: append(intIdle, iss{ca: y}, iss{ca: b, keyless: true}), phase: phasePartial, signing: "current", curInt: x},
+		"prepared":          {root: rootNext, inter: append(intIdle, iss{ca: y, name: nextName}, iss{ca: b, keyless: true, name: nextRootCopy}), phase: phasePrepared, signing: "current", curInt: x},
+		"activated": {root: rootNext, inter: []iss{{ca: x}, {ca: a, keyless: true}, {ca: y, name: nextName, def: true}, {ca: b, keyless: true, name: nextRootCopy}},
+			phase: phasePrepared, signing: "next", curInt: x},
+		"finish: intermediates renamed": {root: rootNext, inter: []iss{{ca: x, name: "retired-d"}, {ca: a, keyless: true, name: "retired-d-root"}, {ca: y, def: true}, {ca: b, keyless: true}},
+			phase: phaseFinishing, signing: "next"},
+		"finish: root default switched": {root: []iss{{ca: a, name: "retired-d"}, {ca: b, name: nextName, def: true}}, inter: []iss{{ca: x, name: "retired-d"}, {ca: y, def: true}},
+			phase: phaseFinishing, signing: "next"},
+		"finished": {root: []iss{{ca: a, name: "retired-d"}, {ca: b, name: "harden-root", def: true}}, inter: []iss{{ca: x, name: "retired-d"}, {ca: y, def: true}},
+			phase: phaseIdle, signing: "current", curInt: y},
+		"discard begun": {root: rootNext, inter: append(intIdle, iss{ca: y, name: "discarded-d"}), phase: phaseDiscarding, signing: "current", curInt: x},
+		"two intermediates, one default": {root: rootNext, inter: []iss{{ca: x, def: true}, {ca: x2}, {ca: y, name: nextName}},
+			phase: phasePrepared, signing: "current", curInt: x},
+		"two intermediates, none default": {root: rootNext, inter: []iss{{ca: x}, {ca: x2}, {ca: y, name: nextName, def: true}},
+			phase: phasePrepared, signing: "next"},
+		"next intermediate with a foreign name": {root: rootNext, inter: append(intIdle, iss{ca: y, name: "mine"}), err: `is named "mine"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, err := classify(mount("pki", c.root...), mount("pki_int", c.inter...))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || r.phase != c.phase || r.signing() != c.signing {
+				t.Fatalf("phase %v signing %v err %v, want %s %s", r.phase, r.signing(), err, c.phase, c.signing)
+			}
+			switch {
+			case c.curInt == nil && r.curInt != nil:
+				t.Errorf("current intermediate %s, want none", r.curInt.cert.Subject.CommonName)
+			case c.curInt != nil && (r.curInt == nil || !r.curInt.cert.Equal(c.curInt.cert)):
+				t.Errorf("current intermediate %+v (%v), want %s", r.curInt, r.curIntErr, c.curInt.cert.Subject.CommonName)
+			}
+		})
+	}
+}

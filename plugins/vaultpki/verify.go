@@ -479,7 +479,7 @@ func (v *verifier) lint(chain map[string]*x509.Certificate) {
 	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}, DNSNames: []string{name}}, key)
 	csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
 	s, err := v.cl.Logical().WriteWithContext(v.ctx, st.intMount+"/sign/"+st.serverRole, map[string]any{"csr": csr, "ttl": "5m"})
-	lintChain := []*x509.Certificate{chain[st.intMount], chain[st.rootMount]}
+	lintChain := []*x509.Certificate{chain[st.intMount], v.signerOf(chain[st.intMount], chain[st.rootMount])}
 	subject := st.intMount + " chain + a fresh leaf from role " + st.serverRole
 	var re *vault.ResponseError
 	leafOK := false
