@@ -8,6 +8,9 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -734,5 +738,91 @@ func TestClassifyPhases(t *testing.T) {
 				t.Errorf("current intermediate %+v (%v), want %s", r.curInt, r.curIntErr, c.curInt.cert.Subject.CommonName)
 			}
 		})
+	}
+}
+
+// Vault sealed in the middle of a prepare (after the next root was made):
+// the error names the step and says the change made stays; once Vault is
+// unsealed, the next prepare completes that same next CA. A killed apply's
+// journal makes every writing operation refuse (nothing changed) until
+// apply completes it; status still answers.
+func TestRotateCASealedAndInterruptedApply(t *testing.T) {
+	t.Setenv(applykit.StateDirEnv, t.TempDir())
+	v := testenv.VaultForTest(t)
+	ctx := context.Background()
+	rc := vaultRequest(t, v, rootToken(t, v))
+	client := hostclient.InProcess(vaultPKI{})
+	defer client.Close()
+	cl, err := client0(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ar, err := client.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
+	}
+	stepHook = func(step string) {
+		if strings.HasPrefix(step, "rotate_ca prepare: make the next intermediate") {
+			if err := cl.Sys().SealWithContext(ctx); err != nil {
+				t.Errorf("seal: %v", err)
+			}
+		}
+	}
+	var r sdk.RotateCAResponse
+	vaultPKI{}.RotateCA(ctx, sdk.RotateCARequest{RequestContext: rc, Operation: sdk.CAPrepare}, &r)
+	stepHook = nil
+	msg := fmt.Sprint(r.Diagnostics.Err())
+	if !strings.Contains(msg, "make the next intermediate") || !strings.Contains(msg, "sealed") || !strings.Contains(msg, "after 1 change(s)") {
+		t.Fatalf("prepare with Vault sealed half-way: %v", r.Diagnostics)
+	}
+	log, err := os.ReadFile(v.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`Unseal Key: (\S+)`).FindSubmatch(log)
+	if m == nil {
+		t.Fatal("no unseal key in the dev server's log")
+	}
+	if s, err := cl.Sys().UnsealWithContext(ctx, string(m[1])); err != nil || s.Sealed {
+		t.Fatalf("unseal: %v", err)
+	}
+	half := viewMount(t, cl, "pki").byName["harden-next"]
+	if half == nil {
+		t.Fatal("no next root after the half-way prepare")
+	}
+	p := caRun(t, client, rc, sdk.CAPrepare)
+	if !rootOf(t, p.NextRootPEM).Equal(half.cert) {
+		t.Errorf("the prepare after unsealing made another root")
+	}
+
+	// A killed apply's journal.
+	jp, _, err := applykit.TargetPaths("", "vaultpki", v.Address, "pki", "pki_int", "transit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(jp), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	j, err := applykit.Begin(jp, applykit.State{Plugin: "vaultpki", Target: "vault", Phase: "step-3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := viewMount(t, cl, "pki").fingerprint() + viewMount(t, cl, "pki_int").fingerprint()
+	for _, op := range []string{sdk.CAActivate, sdk.CAFinish, sdk.CADiscard} {
+		r, err := client.RotateCA(ctx, sdk.RotateCARequest{RequestContext: rc, Operation: op})
+		if err != nil || !hasDiag(r.Diagnostics, "vaultpki.apply.interrupted") || !strings.Contains(fmt.Sprint(r.Diagnostics.Err()), "nothing was changed") {
+			t.Errorf("%s with a killed apply's journal: %v %v", op, err, r.Diagnostics)
+		}
+	}
+	if after := viewMount(t, cl, "pki").fingerprint() + viewMount(t, cl, "pki_int").fingerprint(); after != before {
+		t.Errorf("a refused operation changed Vault")
+	}
+	if s := caRun(t, client, rc, sdk.CAStatus); !bytes.Equal(s.NextRootPEM, p.NextRootPEM) {
+		t.Errorf("status with a killed apply's journal")
+	}
+	if err := j.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if a := caRun(t, client, rc, sdk.CAActivate); a.Signing != "next" {
+		t.Errorf("activate after the journal is gone: %q", a.Signing)
 	}
 }
