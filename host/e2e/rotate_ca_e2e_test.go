@@ -57,6 +57,8 @@ func TestRotateCAStaged(t *testing.T) {
 	pg := testenv.PostgresForTest(t)
 	vc := v.Target()["connection"].(map[string]any)
 	pgc, _ := json.Marshal(pg.Target()["connection"])
+	// PostgreSQL in the mTLS scope: clientcert=verify-full compares the
+	// certificate's CN with the role harden logs in as.
 	store := filepath.Join(dir, "certs")
 	delivered := filepath.Join(dir, "delivered", "loader")
 	policy := filepath.Join(dir, "policy.yaml")
@@ -64,13 +66,13 @@ func TestRotateCAStaged(t *testing.T) {
 profile: intermediate
 certificates:
   source: vault-pki
-  vault: {target: vault, store_dir: %q}
+  vault: {target: vault, store_dir: %q, client_name: %q}
 mtls: {scope: [warehouse-pg]}
 targets:
   - name: vault
     plugin: vaultpki
     connection: {address: %q, ca_file: %q, token_file: %q}
-    spec: {pki: {client_names: [harden-admin]}}
+    spec: {pki: {client_names: [%q]}}
   - name: warehouse-pg
     plugin: postgres
     certificate_names: [localhost]
@@ -79,7 +81,7 @@ clients:
   - name: loader
     targets: [warehouse-pg]
     deliver: {dir: %q}
-`, store, vc["address"], vc["ca_file"], vc["token_file"], pgc, delivered)), 0o600)
+`, store, pg.User, vc["address"], vc["ca_file"], vc["token_file"], pg.User, pgc, delivered)), 0o600)
 	lock := filepath.Join(dir, "plugins.lock")
 	run := func(args ...string) result {
 		t.Helper()

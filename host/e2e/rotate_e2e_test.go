@@ -209,7 +209,7 @@ func TestRotatePostgresFromVaultPKI(t *testing.T) {
 	conn.Close(ctx)
 	time.Sleep(300 * time.Millisecond)
 	r = run("rotate", "-f", policy, "--target", "warehouse-pg", "--yes", "--force-renew")
-	if r.code != 2 || !strings.Contains(r.stdout, "refused") || !strings.Contains(r.stdout, "pending change(s) besides certificate renewal") || !strings.Contains(r.stdout, "password_encryption") {
+	if r.code != 2 || !strings.Contains(r.stdout, "refused") || !strings.Contains(r.stdout, "pending change(s) besides certificate material") || !strings.Contains(r.stdout, "password_encryption") {
 		t.Errorf("rotate with another pending change: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if again, _ := os.ReadFile(serverPEM); !bytes.Equal(again, renewed) {

@@ -327,10 +327,10 @@ func planBroker(ctx context.Context, q sdk.RequestContext, c connection, s spec,
 		cur, ok := current[kv[0]]
 		switch {
 		case !ok:
-			st.changes = append(st.changes, sdk.Change{Resource: "server.properties:" + kv[0], Action: sdk.Create, After: kv[1], RequiresRestart: true})
+			st.changes = append(st.changes, sdk.Change{Resource: "server.properties:" + kv[0], Action: sdk.Create, After: kv[1], RequiresRestart: true, CertificateMaterial: storeKey(kv[0])})
 			keysChanged = append(keysChanged, kv[0])
 		case cur != kv[1]:
-			st.changes = append(st.changes, sdk.Change{Resource: "server.properties:" + kv[0], Action: sdk.Update, Before: cur, After: kv[1], RequiresRestart: true})
+			st.changes = append(st.changes, sdk.Change{Resource: "server.properties:" + kv[0], Action: sdk.Update, Before: cur, After: kv[1], RequiresRestart: true, CertificateMaterial: storeKey(kv[0])})
 			keysChanged = append(keysChanged, kv[0])
 		}
 	}
@@ -345,9 +345,9 @@ func planBroker(ctx context.Context, q sdk.RequestContext, c connection, s spec,
 		fw := fileWrite{path: path, content: a.Content, mode: os.FileMode(a.Mode), exists: err == nil}
 		switch {
 		case err != nil:
-			st.changes = append(st.changes, sdk.Change{Resource: "file:" + path, Action: sdk.Create, After: fmt.Sprintf("%d bytes, mode %04o", len(a.Content), a.Mode), Sensitive: a.Sensitive})
+			st.changes = append(st.changes, sdk.Change{Resource: "file:" + path, Action: sdk.Create, After: fmt.Sprintf("%d bytes, mode %04o", len(a.Content), a.Mode), Sensitive: a.Sensitive, CertificateMaterial: storeFile(path)})
 		case !bytes.Equal(old, a.Content):
-			st.changes = append(st.changes, sdk.Change{Resource: "file:" + path, Action: sdk.Update, Sensitive: a.Sensitive})
+			st.changes = append(st.changes, sdk.Change{Resource: "file:" + path, Action: sdk.Update, Sensitive: a.Sensitive, CertificateMaterial: storeFile(path)})
 		default:
 			continue
 		}
@@ -374,7 +374,7 @@ func planBroker(ctx context.Context, q sdk.RequestContext, c connection, s spec,
 			pending = true
 			d.AddWarning("the running broker differs from server.properties for "+key, fmt.Sprintf("running %q, file %q: a restart is pending", run, f))
 			st.changes = append(st.changes, sdk.Change{Resource: "broker " + brokerID(current) + " running config:" + key, Action: sdk.Update,
-				Before: run, After: f, RequiresRestart: true, Description: "server.properties is not what the running broker serves: a restart is pending"})
+				Before: run, After: f, RequiresRestart: true, Description: "server.properties is not what the running broker serves: a restart is pending", CertificateMaterial: storeKey(key)})
 		}
 	}
 	// Listeners the rotation could not reach: a pending restart too, named
@@ -388,7 +388,7 @@ func planBroker(ctx context.Context, q sdk.RequestContext, c connection, s spec,
 		if base, ok := storeOverride(key); ok {
 			st.dynamic[key] = v
 			if v != want[base] {
-				st.changes = append(st.changes, sdk.Change{Resource: "broker " + brokerID(current) + " dynamic config:" + key, Action: sdk.Update, Before: v, After: want[base], RequiresRestart: true})
+				st.changes = append(st.changes, sdk.Change{Resource: "broker " + brokerID(current) + " dynamic config:" + key, Action: sdk.Update, Before: v, After: want[base], RequiresRestart: true, CertificateMaterial: true})
 				keysChanged = append(keysChanged, key)
 			}
 		}
@@ -454,7 +454,7 @@ func staleStores(live liveConfig, props map[string]string) []sdk.Change {
 				kind = "controller listener"
 			}
 			out = append(out, sdk.Change{Resource: fmt.Sprintf("broker %s %s %s:%s", brokerID(props), kind, l.Name, key), Action: sdk.Update,
-				Before: run, After: file, RequiresRestart: true,
+				Before: run, After: file, RequiresRestart: true, CertificateMaterial: true,
 				Description: fmt.Sprintf("%s %s at %s still runs the store the broker started with (Kafka reloads KIP-226 stores on broker listeners only): %s there after the next broker restart", kind, l.Name, l.Address, what)})
 		}
 	}
@@ -602,4 +602,17 @@ func planToken(file []byte, changes []sdk.Change) []byte {
 		fmt.Fprintf(h, "%s|%s|%s\n", ch.Resource, ch.Action, ch.Before)
 	}
 	return h.Sum(nil)
+}
+
+// storeFile: a key- or truststore (or the file holding their passwords)
+// among the rendered files — certificate material for harden rotate.
+func storeFile(path string) bool {
+	base := filepath.Base(path)
+	return strings.HasSuffix(base, ".p12") || base == "secrets.properties"
+}
+
+// storeKey: a server.properties key naming a key- or truststore (or its
+// password) — certificate material for harden rotate.
+func storeKey(key string) bool {
+	return strings.Contains(key, "ssl.keystore.") || strings.Contains(key, "ssl.truststore.")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -57,6 +58,10 @@ func computeDesired(q sdk.RequestContext, s spec, l *liveState) (desiredState, e
 	return d, nil
 }
 
+// materialSettings name certificate files: a change to one of them (or to
+// a file d.Files holds: certificate, key, CA, CRL) is certificate material.
+var materialSettings = []string{"ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_crl_file"}
+
 // changes lists what apply would do, in the order it does it.
 func changes(l *liveState, d desiredState) []sdk.Change {
 	var out []sdk.Change
@@ -64,9 +69,9 @@ func changes(l *liveState, d desiredState) []sdk.Change {
 		old, exists := l.Files[f.Path]
 		switch {
 		case !exists:
-			out = append(out, sdk.Change{Resource: "file:" + f.Path, Action: sdk.Create, After: fmt.Sprintf("%d bytes, mode %04o", len(f.Content), f.Mode), Sensitive: f.Sensitive})
+			out = append(out, sdk.Change{Resource: "file:" + f.Path, Action: sdk.Create, After: fmt.Sprintf("%d bytes, mode %04o", len(f.Content), f.Mode), Sensitive: f.Sensitive, CertificateMaterial: true})
 		case !bytes.Equal(old, f.Content):
-			out = append(out, sdk.Change{Resource: "file:" + f.Path, Action: sdk.Update, Before: fmt.Sprintf("%d bytes", len(old)), After: fmt.Sprintf("%d bytes", len(f.Content)), Sensitive: f.Sensitive})
+			out = append(out, sdk.Change{Resource: "file:" + f.Path, Action: sdk.Update, Before: fmt.Sprintf("%d bytes", len(old)), After: fmt.Sprintf("%d bytes", len(f.Content)), Sensitive: f.Sensitive, CertificateMaterial: true})
 		}
 	}
 	if normalizeHBA(l.HBAText) != normalizeHBA(d.HBA) {
@@ -84,7 +89,7 @@ func changes(l *liveState, d desiredState) []sdk.Change {
 		}
 		if cur.Value != s.Value {
 			out = append(out, sdk.Change{Resource: "setting:" + s.Name, Action: sdk.Update, Before: cur.Value, After: s.Value,
-				RequiresRestart: cur.Context == "postmaster"})
+				RequiresRestart: cur.Context == "postmaster", CertificateMaterial: slices.Contains(materialSettings, s.Name)})
 		}
 	}
 	return out

@@ -121,6 +121,7 @@ func (p *plan) build() error {
 		if len(diff) == 0 {
 			ch.Before, ch.After = "", "tls-cert-file, tls-key-file, tls-ca-cert-file set again"
 			ch.Description = "the running TLS port reloads the new certificate files"
+			ch.CertificateMaterial = true
 		}
 		p.steps = append(p.steps, p.setStep("tls-settings", ch, want))
 	}
@@ -293,7 +294,10 @@ func (p *plan) checkLogin(ctx context.Context) error {
 // not even a digest leaves the plugin in a description (the plan token,
 // itself a digest, covers it).
 func fileChange(f file, a sdk.Action, old []byte) sdk.Change {
-	c := sdk.Change{Resource: "file " + f.path, Action: a, After: fmt.Sprintf("%s, mode %04o", f.description, f.mode), Sensitive: f.sensitive}
+	// The files redis is given are its certificate, key and CA bundle, and
+	// the OpenSSL configuration of the groups (not certificate material).
+	c := sdk.Change{Resource: "file " + f.path, Action: a, After: fmt.Sprintf("%s, mode %04o", f.description, f.mode), Sensitive: f.sensitive,
+		CertificateMaterial: !strings.HasSuffix(f.path, ".cnf")}
 	switch {
 	case f.sensitive && old != nil:
 		c.Before = "present (content not shown)"

@@ -143,7 +143,8 @@ func changesToPB(in []Change) []*pb.Change {
 	out := make([]*pb.Change, 0, len(in))
 	for _, c := range in {
 		out = append(out, &pb.Change{Resource: validUTF8(c.Resource), Action: actionToPB[c.Action], Before: validUTF8(c.Before),
-			After: validUTF8(c.After), Sensitive: c.Sensitive, RequiresRestart: c.RequiresRestart, Description: validUTF8(c.Description)})
+			After: validUTF8(c.After), Sensitive: c.Sensitive, RequiresRestart: c.RequiresRestart, Description: validUTF8(c.Description),
+			CertificateMaterial: c.CertificateMaterial})
 	}
 	return out
 }

@@ -194,6 +194,10 @@ type Change struct {
 	Sensitive       bool
 	RequiresRestart bool
 	Description     string
+	// CertificateMaterial: only a certificate, key, CA bundle, CRL, key-
+	// or truststore (or the setting naming one) changes. harden rotate
+	// pushes such changes with a renewal and refuses any other.
+	CertificateMaterial bool
 }
 
 // PlanRequest asks for the changes apply would make.

@@ -255,6 +255,18 @@ type rotation struct {
 	listeners []string
 }
 
+// notMaterial: the changes that are not certificate material (a setting,
+// a rule): rotate never applies those.
+func notMaterial(cs []sdk.Change) []sdk.Change {
+	var out []sdk.Change
+	for _, c := range cs {
+		if !c.CertificateMaterial {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func listenerNames(inv sdk.InventoryResponse) []string {
 	var out []string
 	for _, l := range inv.Listeners {
@@ -468,10 +480,10 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	if err != nil {
 		return r.failClient(rep, "plan with the certificate that is live: "+err.Error())
 	}
-	if len(plan.Changes) > 0 {
-		rep = r.failClient(rep, changed(fmt.Sprintf("%d pending change(s) besides certificate renewal: run harden plan and harden apply first; nothing was changed", len(plan.Changes))))
+	if other := notMaterial(plan.Changes); len(other) > 0 {
+		rep = r.failClient(rep, changed(fmt.Sprintf("%d pending change(s) besides certificate material: run harden plan and harden apply first; nothing was changed", len(other))))
 		rep.Status = "refused"
-		rep.Changes = changeReports(plan.Changes)
+		rep.Changes = changeReports(other)
 		return rep
 	}
 	// The server certificate.

@@ -128,7 +128,8 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 		if len(r.NextRootPEM) == 0 || len(r.CurrentRootPEM) == 0 || bytes.Equal(r.NextRootPEM, r.CurrentRootPEM) {
 			return finish(ExitTarget, "the certificate source did not prepare a distinct next CA; nothing was changed")
 		}
-		st = &rotate.CAState{Phase: rotate.PhaseTrust, Started: clock(s.eng).UTC(), CurrentRootPEM: string(r.CurrentRootPEM), NextRootPEM: string(r.NextRootPEM), Done: map[string][]string{}}
+		st = &rotate.CAState{Phase: rotate.PhaseTrust, Started: clock(s.eng).UTC(), CurrentRootPEM: string(r.CurrentRootPEM), NextRootPEM: string(r.NextRootPEM),
+			Done: map[string][]string{}}
 		if err := save(); err != nil {
 			return finish(ExitTarget, err.Error())
 		}
@@ -208,6 +209,9 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 				return finish(ExitTarget, err.Error())
 			}
 			st = nil
+			if !caSync(ctx, s, targets, o, &rep) {
+				return finish(ExitTarget, "aborted, but the CA's new revocation lists did not reach every target (above): run harden apply")
+			}
 			return finish(ExitOK, "aborted: every target trusts the current CA alone again; the prepared next CA was set aside")
 		case rotate.PhaseReissue:
 			st.Phase = rotate.PhaseTrust
@@ -248,6 +252,9 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 				return finish(ExitTarget, err.Error())
 			}
 			st = nil
+			if !caSync(ctx, s, targets, o, &rep) {
+				return finish(ExitTarget, "done, but the CA's new revocation lists did not reach every target (above): run harden apply")
+			}
 			return finish(ExitOK, fmt.Sprintf("done: %d target(s) and %d client(s) moved to the new CA, verified in every phase; the old CA is retired", len(targets), len(pol.Clients)))
 		}
 		if err := save(); err != nil {
@@ -258,6 +265,33 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 			return finish(ExitOK, fmt.Sprintf("phase %s done on every target and client (--stop-after); run harden rotate --ca again for phase %s", phase, st.Phase))
 		}
 	}
+}
+
+// caSync hands every target what the source serves now that the
+// rotation ended (its revocation lists are rebuilt whenever its issuers
+// change): certificate material only, pushed and gated like the rest.
+func caSync(ctx context.Context, s *session, targets []policy.Target, o rotateOptions, rep *rotateReport) bool {
+	ok := true
+	for _, t := range targets {
+		tctx, cancel := context.WithTimeout(ctx, s.timeout)
+		r, failed := newRotation(tctx, s, t, rotateOptions{yes: true, handshakes: o.handshakes, gateTimeout: o.gateTimeout}, s.io)
+		var tr rotateTargetReport
+		if failed != nil {
+			tr = *failed
+		} else {
+			bundle := r.iss.CA.CABundlePEM
+			tr = r.pushBundle(tctx, bundle, bundle, "", "")
+			tr.Steps = r.steps
+		}
+		cancel()
+		tr.Name, tr.Plugin = "target/"+t.Name, t.Plugin
+		tr.Message = "after the rotation: " + tr.Message
+		rep.Targets = append(rep.Targets, tr)
+		if tr.Status != "renewed" && tr.Status != "skipped" {
+			ok = false
+		}
+	}
+	return ok
 }
 
 // caItems: targets first, then clients, in policy order.
@@ -300,6 +334,9 @@ func caTargetStep(ctx context.Context, s *session, st *rotate.CAState, phase str
 		}
 		r.bundle = st.PhaseBundle(rotate.PhaseReissue)
 		rep = r.run(tctx)
+		if rep.Message == "" && rep.Status == "renewed" {
+			rep.Message = "re-issued from the CA that signs now"
+		}
 		if rep.Status == "renewed" || rep.Status == "not_due" {
 			// Listeners that take the new leaf only on restart are
 			// restarted now: the retire phase would cut them off.
@@ -404,9 +441,9 @@ func (r *rotation) pushBundle(ctx context.Context, before, after []byte, proofCA
 		if err != nil {
 			return rotateTargetReport{Status: "error", Message: "plan: " + err.Error()}
 		}
-		if len(planBefore.Changes) > 0 && !allRestarts(planBefore.Changes) {
-			rep = rotateTargetReport{Status: "refused", Message: fmt.Sprintf("%d pending change(s) besides the trust bundle: run harden plan and harden apply first; nothing was changed", len(planBefore.Changes))}
-			rep.Changes = changeReports(planBefore.Changes)
+		if other := notMaterial(planBefore.Changes); len(other) > 0 {
+			rep = rotateTargetReport{Status: "refused", Message: fmt.Sprintf("%d pending change(s) besides certificate material: run harden plan and harden apply first; nothing was changed", len(other))}
+			rep.Changes = changeReports(other)
 			return rep
 		}
 		changes, err := r.push(ctx, afterRC)
@@ -505,21 +542,56 @@ func (r *rotation) proveClientTrust(ctx context.Context, cur certstore.Pair, iss
 		return "", fmt.Errorf("a client certificate from the %s CA: %w", issuer, err)
 	}
 	rc := r.material(cur, certstore.Pair{Chain: chain, Key: key})
-	inv, err := r.p.Client.Inventory(ctx, rc, 2)
-	if err != nil {
-		return "", fmt.Errorf("inventory with a client certificate from the %s CA: %w", issuer, err)
+	// Two conclusive answers per listener, each the one expected; a
+	// conclusive other answer fails at once. An inconclusive handshake (a
+	// TLS 1.3 server that resets right after its alert) is retried, at
+	// most three rounds, as the probe retries transient failures — it is
+	// never counted as the answer.
+	const want = 2
+	seen := map[string]int{}
+	var names []string
+	var last string
+	for round := 0; round < 3; round++ {
+		inv, err := r.p.Client.Inventory(ctx, rc, want)
+		if err == nil && inv.Diagnostics.HasError() {
+			err = inv.Diagnostics.Err()
+		}
+		if err != nil {
+			return "", fmt.Errorf("inventory with a client certificate from the %s CA: %w", issuer, err)
+		}
+		short := false
+		for _, l := range inv.Listeners {
+			if l.Error != "" {
+				return "", fmt.Errorf("listener %s at %s: %s", l.Name, l.Address, l.Error)
+			}
+			if _, ok := seen[l.Name]; !ok {
+				names = append(names, l.Name)
+				seen[l.Name] = 0
+			}
+			for i, h := range l.Handshakes {
+				switch h.Outcome {
+				case expect:
+					seen[l.Name]++
+				case sdk.OutcomeInconclusive:
+					last = fmt.Sprintf("listener %s at %s, handshake %d: %s", l.Name, l.Address, i+1, h.Evidence)
+				default:
+					return "", fmt.Errorf("listener %s at %s, handshake %d: a client certificate from the %s CA was %s, want %s (%s)", l.Name, l.Address, i+1, issuer, h.Outcome, expect, h.Evidence)
+				}
+			}
+			if seen[l.Name] < want {
+				short = true
+			}
+		}
+		if !short && len(names) > 0 {
+			break
+		}
 	}
 	n := 0
-	for _, l := range inv.Listeners {
-		if l.Error != "" {
-			return "", fmt.Errorf("listener %s at %s: %s", l.Name, l.Address, l.Error)
+	for _, name := range names {
+		if seen[name] < want {
+			return "", fmt.Errorf("a client certificate from the %s CA: listener %s answered %s in only %d of the %d conclusive handshakes needed (last inconclusive: %s)", issuer, name, expect, seen[name], want, last)
 		}
-		for i, h := range l.Handshakes {
-			if h.Outcome != expect {
-				return "", fmt.Errorf("listener %s at %s, handshake %d: a client certificate from the %s CA was %s, want %s (%s)", l.Name, l.Address, i+1, issuer, h.Outcome, expect, h.Evidence)
-			}
-			n++
-		}
+		n += seen[name]
 	}
 	if n == 0 {
 		return "", errors.New("no handshake observed with the proof client certificate")

@@ -127,7 +127,7 @@ func changesFromPB(in []*pb.Change) []sdk.Change {
 			}
 		}
 		out = append(out, sdk.Change{Resource: c.GetResource(), Action: action, Before: c.GetBefore(), After: c.GetAfter(),
-			Sensitive: c.GetSensitive(), RequiresRestart: c.GetRequiresRestart(), Description: c.GetDescription()})
+			Sensitive: c.GetSensitive(), RequiresRestart: c.GetRequiresRestart(), Description: c.GetDescription(), CertificateMaterial: c.GetCertificateMaterial()})
 	}
 	return out
 }

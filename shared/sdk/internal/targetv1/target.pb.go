@@ -1438,8 +1438,12 @@ type Change struct {
 	Sensitive       bool   `protobuf:"varint,5,opt,name=sensitive,proto3" json:"sensitive,omitempty"`
 	RequiresRestart bool   `protobuf:"varint,6,opt,name=requires_restart,json=requiresRestart,proto3" json:"requires_restart,omitempty"`
 	Description     string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The change is certificate material only: a certificate, key, CA bundle,
+	// CRL, key- or truststore, or the setting naming one. harden rotate
+	// refuses a target with any pending change that is not.
+	CertificateMaterial bool `protobuf:"varint,8,opt,name=certificate_material,json=certificateMaterial,proto3" json:"certificate_material,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Change) Reset() {
@@ -1519,6 +1523,13 @@ func (x *Change) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *Change) GetCertificateMaterial() bool {
+	if x != nil {
+		return x.CertificateMaterial
+	}
+	return false
 }
 
 type Check struct {
@@ -3351,7 +3362,7 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\acontent\x18\x02 \x01(\fR\acontent\x12\x12\n" +
 	"\x04mode\x18\x03 \x01(\rR\x04mode\x12\x1c\n" +
 	"\tsensitive\x18\x04 \x01(\bR\tsensitive\x12 \n" +
-	"\vdescription\x18\x05 \x01(\tR\vdescription\"\xe2\x02\n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\"\x95\x03\n" +
 	"\x06Change\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\tR\bresource\x127\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x1f.harden.target.v1.Change.ActionR\x06action\x12\x16\n" +
@@ -3359,7 +3370,8 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x05after\x18\x04 \x01(\tR\x05after\x12\x1c\n" +
 	"\tsensitive\x18\x05 \x01(\bR\tsensitive\x12)\n" +
 	"\x10requires_restart\x18\x06 \x01(\bR\x0frequiresRestart\x12 \n" +
-	"\vdescription\x18\a \x01(\tR\vdescription\"j\n" +
+	"\vdescription\x18\a \x01(\tR\vdescription\x121\n" +
+	"\x14certificate_material\x18\b \x01(\bR\x13certificateMaterial\"j\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rACTION_CREATE\x10\x01\x12\x11\n" +
