@@ -184,7 +184,15 @@ func storedToPB(in []StoredItem) []*pb.StoredItem {
 		}
 		out = append(out, &pb.StoredItem{Kind: validUTF8(it.Kind), Name: validUTF8(it.Name), Location: validUTF8(it.Location),
 			ChainPem: it.ChainPEM, LatestVersion: int64(it.LatestVersion), LatestCreatedUnix: created,
-			AutoRotatePeriodSeconds: int64(it.AutoRotatePeriod / time.Second), KeyType: validUTF8(it.KeyType), Error: validUTF8(it.Error)})
+			AutoRotatePeriodSeconds: int64(it.AutoRotatePeriod / time.Second), KeyType: validUTF8(it.KeyType), Error: validUTF8(it.Error),
+			Serial: validUTF8(it.Serial), NotAfterUnix: unixOrZero(it.NotAfter)})
 	}
 	return out
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }

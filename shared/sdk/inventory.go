@@ -94,4 +94,9 @@ type StoredItem struct {
 	KeyType          string
 	// Error: the item could not be read (the rest is then empty).
 	Error string
+	// Serial (colon-hex) and NotAfter of a certificate known from its
+	// metadata alone, without ChainPEM (a client bundle in a secret store
+	// whose data harden's verify token may not read: it holds the key).
+	Serial   string
+	NotAfter time.Time
 }

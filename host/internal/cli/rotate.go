@@ -18,6 +18,7 @@ import (
 	"github.com/harden-dev/harden/host/internal/policy"
 	"github.com/harden-dev/harden/host/internal/rotate"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 )
 
 // rotateCommand: `harden rotate` renews the certificates that are due —
@@ -566,11 +567,13 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	if err := store.MarkPending("server", serialOf(next)); err != nil {
 		return r.failClient(rep, err.Error())
 	}
+	applykit.Crash("host", "rotate-staged")
 	r.fill(&n, next)
 	rep.Renewed = append(rep.Renewed, n)
 	newRC := r.material(next, client)
 	changes, applyErr := r.push(ctx, newRC)
 	rep.Changes = changeReports(changes)
+	applykit.Crash("host", "rotate-pushed")
 	var v rotate.Verdict
 	if applyErr == nil {
 		v = r.gate(ctx, newRC, rotate.Leaf(next), rotate.Leaf(livePair))

@@ -178,7 +178,15 @@ func storedFromPB(in []*pb.StoredItem) []sdk.StoredItem {
 		}
 		out = append(out, sdk.StoredItem{Kind: it.GetKind(), Name: it.GetName(), Location: it.GetLocation(), ChainPEM: it.GetChainPem(),
 			LatestVersion: int(it.GetLatestVersion()), LatestCreated: created,
-			AutoRotatePeriod: time.Duration(it.GetAutoRotatePeriodSeconds()) * time.Second, KeyType: it.GetKeyType(), Error: it.GetError()})
+			AutoRotatePeriod: time.Duration(it.GetAutoRotatePeriodSeconds()) * time.Second, KeyType: it.GetKeyType(), Error: it.GetError(),
+			Serial: it.GetSerial(), NotAfter: unixTime(it.GetNotAfterUnix())})
 	}
 	return out
+}
+
+func unixTime(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
 }

@@ -2751,7 +2751,12 @@ type StoredItem struct {
 	AutoRotatePeriodSeconds int64  `protobuf:"varint,7,opt,name=auto_rotate_period_seconds,json=autoRotatePeriodSeconds,proto3" json:"auto_rotate_period_seconds,omitempty"`
 	KeyType                 string `protobuf:"bytes,8,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
 	// Why the item could not be read (then the rest is empty).
-	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	// A certificate known from its metadata alone (no chain_pem: e.g. a
+	// client bundle whose key harden's verify token may not read): its
+	// serial (colon-hex) and end.
+	Serial        string `protobuf:"bytes,10,opt,name=serial,proto3" json:"serial,omitempty"`
+	NotAfterUnix  int64  `protobuf:"varint,11,opt,name=not_after_unix,json=notAfterUnix,proto3" json:"not_after_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2847,6 +2852,20 @@ func (x *StoredItem) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *StoredItem) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *StoredItem) GetNotAfterUnix() int64 {
+	if x != nil {
+		return x.NotAfterUnix
+	}
+	return 0
 }
 
 type InventoryResponse struct {
@@ -3489,7 +3508,7 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"handshakes\x12\x1d\n" +
 	"\n" +
 	"reloads_on\x18\x04 \x01(\tR\treloadsOn\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error\"\xb2\x02\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"\xf0\x02\n" +
 	"\n" +
 	"StoredItem\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
@@ -3500,7 +3519,10 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x13latest_created_unix\x18\x06 \x01(\x03R\x11latestCreatedUnix\x12;\n" +
 	"\x1aauto_rotate_period_seconds\x18\a \x01(\x03R\x17autoRotatePeriodSeconds\x12\x19\n" +
 	"\bkey_type\x18\b \x01(\tR\akeyType\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error\"\xc9\x01\n" +
+	"\x05error\x18\t \x01(\tR\x05error\x12\x16\n" +
+	"\x06serial\x18\n" +
+	" \x01(\tR\x06serial\x12$\n" +
+	"\x0enot_after_unix\x18\v \x01(\x03R\fnotAfterUnix\"\xc9\x01\n" +
 	"\x11InventoryResponse\x12>\n" +
 	"\tlisteners\x18\x01 \x03(\v2 .harden.target.v1.ServedListenerR\tlisteners\x124\n" +
 	"\x06stored\x18\x02 \x03(\v2\x1c.harden.target.v1.StoredItemR\x06stored\x12>\n" +
