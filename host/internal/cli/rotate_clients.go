@@ -84,7 +84,7 @@ func rotateClientCA(ctx context.Context, s *session, c policy.Client, o rotateOp
 		switch {
 		case err != nil:
 			why = "the delivered bundle cannot be read back (" + err.Error() + ")"
-		case !bytes.Equal(leafDER(delivered), leafDER(cur.Chain)):
+		case !delivered.holds(cur.Chain):
 			why = "the delivered bundle does not hold the stored certificate"
 		}
 	}
@@ -148,7 +148,7 @@ func rotateClientCA(ctx context.Context, s *session, c policy.Client, o rotateOp
 	}
 	// Read back what was delivered: the client must find this certificate.
 	got, err := deliveredChain(tctx, s, c)
-	if err != nil || !bytes.Equal(leafDER(got), leafDER(next.Chain)) {
+	if err != nil || !got.holds(next.Chain) {
 		msg := "the delivered bundle does not read back with the new certificate"
 		if err != nil {
 			msg += ": " + err.Error()
@@ -387,36 +387,52 @@ func deliverDir(dir string, bundle map[string][]byte, serial string) error {
 	return nil
 }
 
+// delivered is what a client was given, as read back: the chain, or (a
+// store that lets harden read only the bundle's metadata) the serial.
+type delivered struct {
+	chain  []byte
+	serial string
+}
+
+// holds: the delivered certificate is chain's leaf.
+func (d delivered) holds(chain []byte) bool {
+	if len(d.chain) > 0 {
+		return bytes.Equal(leafDER(d.chain), leafDER(chain))
+	}
+	l := rotate.Leaf(certstore.Pair{Chain: chain})
+	return d.serial != "" && l != nil && strings.EqualFold(d.serial, rotate.Serial(l))
+}
+
 // deliveredChain reads back the certificate the client was given: from the
 // directory, or from Vault (the certificate source's inventory).
-func deliveredChain(ctx context.Context, s *session, c policy.Client) ([]byte, error) {
+func deliveredChain(ctx context.Context, s *session, c policy.Client) (delivered, error) {
 	if c.VaultKV == "" {
 		data, err := os.ReadFile(filepath.Join(c.Dir, policy.ClientFiles.Cert))
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errors.New("nothing delivered yet")
+			return delivered{}, errors.New("nothing delivered yet")
 		}
-		return data, err
+		return delivered{chain: data}, err
 	}
 	vt, _ := s.pol.Target(s.pol.Certificates.VaultTarget)
 	p := s.eng.Plugins[vt.Plugin]
 	if !slices.Contains(p.Meta.Capabilities, sdk.CapInventory) {
-		return nil, fmt.Errorf("plugin %s does not report an inventory", vt.Plugin)
+		return delivered{}, fmt.Errorf("plugin %s does not report an inventory", vt.Plugin)
 	}
 	rc, err := s.eng.Request(ctx, s.pol, vt, s.io.Getenv)
 	if err != nil {
-		return nil, err
+		return delivered{}, err
 	}
 	inv, err := p.Client.Inventory(ctx, rc, 1)
 	if err != nil {
-		return nil, err
+		return delivered{}, err
 	}
 	for _, it := range inv.Stored {
 		if it.Name == "client/"+c.Name {
 			if it.Error != "" {
-				return nil, errors.New(it.Error)
+				return delivered{}, errors.New(it.Error)
 			}
-			return it.ChainPEM, nil
+			return delivered{chain: it.ChainPEM, serial: it.Serial}, nil
 		}
 	}
-	return nil, fmt.Errorf("%s does not list client %s", vt.Name, c.Name)
+	return delivered{}, fmt.Errorf("%s does not list client %s", vt.Name, c.Name)
 }

@@ -408,6 +408,17 @@ func (c *collector) stored(target string, s sdk.StoredItem, issuers, listed map[
 		c.key(target, s)
 		return
 	}
+	if kind == KindStoredCertificate && len(s.ChainPEM) == 0 && !s.NotAfter.IsZero() {
+		// Known from its metadata alone (the store's data holds a key the
+		// reading token may not see): its serial and end are enough for a
+		// tier.
+		days := daysBetween(c.now, s.NotAfter)
+		c.add(Item{Kind: kind, Target: target, Where: s.Location, Name: s.Name,
+			Certificate: &Certificate{Serial: strings.ReplaceAll(strings.ToLower(s.Serial), ":", ""), NotAfter: s.NotAfter.UTC(), DaysLeft: days,
+				RenewAt: s.NotAfter.Add(-c.rules.RenewBefore).UTC()},
+			Tier: c.rules.CertificateTier(time.Time{}, s.NotAfter, c.now)})
+		return
+	}
 	certs, err := sdk.ParseCertificatesPEM(s.ChainPEM)
 	if err != nil {
 		c.unreadable(kind, target, s.Location, s.Name, "%s %s: %v", s.Kind, s.Name, err)
