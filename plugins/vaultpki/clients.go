@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -201,12 +201,16 @@ func waitKV(ctx context.Context, cl *vault.Client, mount string, limit time.Dura
 }
 
 // verifierClientPaths are the reads harden-verify needs for the clients:
-// each client's policy text (vaultpki.clients.policy). Not the bundles:
-// they hold the clients' private keys.
+// each client's policy text (vaultpki.clients.policy) and its bundle's KV
+// v2 metadata (inventory: current version, serial, not_after). Nothing on
+// the data paths: they hold the clients' private keys. A metadata read
+// shows no secret value; it does not let the token list the mount, write
+// or delete anything.
 func verifierClientPaths(st *settings) string {
 	var b strings.Builder
 	for _, k := range st.kv {
 		fmt.Fprintf(&b, "path %q { capabilities = [\"read\"] }\n", "sys/policy/"+k.policyName())
+		fmt.Fprintf(&b, "path %q { capabilities = [\"read\"] }\n", k.metadataPath())
 	}
 	return b.String()
 }
@@ -261,12 +265,12 @@ func clip(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// clientItems are the stored bundles of the KV clients as the request's
-// token reads them.
+// clientItems are the stored bundles of the KV clients, each known from its
+// KV v2 metadata alone (clientItem).
 func clientItems(ctx context.Context, cl *vault.Client, st *settings) []sdk.StoredItem {
 	out := make([]sdk.StoredItem, 0, len(st.kv))
 	for _, k := range st.kv {
-		out = append(out, clientItem(ctx, cl, k))
+		out = append(out, clientItem(ctx, cl, k, time.Now()))
 	}
 	return out
 }
@@ -279,12 +283,16 @@ func unreadClients(st *settings, why string) []sdk.StoredItem {
 	return out
 }
 
-// clientItem reads one client's bundle: the latest version's tls.crt, and
-// its custom_metadata, which must name the leaf's serial when it names one
-// (a delivery whose metadata write failed leaves the previous serial).
-func clientItem(ctx context.Context, cl *vault.Client, k kvClient) sdk.StoredItem {
-	path := k.dataPath()
-	it := sdk.StoredItem{Kind: sdk.StoredCertificate, Name: "client/" + k.name, Location: path}
+// clientItem reads one client's bundle from <mount>/metadata/<path> only:
+// the current version and its state, and the custom_metadata DeliverSecret
+// wrote beside it (serial, not_after). The data path is never read: it
+// holds the client's private key, so harden-verify has no right on it,
+// and a token that has one would pass the key through the plugin for
+// nothing. The item names the data path (where the client reads its
+// bundle) and carries no ChainPEM.
+func clientItem(ctx context.Context, cl *vault.Client, k kvClient, now time.Time) sdk.StoredItem {
+	path := k.metadataPath()
+	it := sdk.StoredItem{Kind: sdk.StoredCertificate, Name: "client/" + k.name, Location: k.dataPath()}
 	s, err := cl.Logical().ReadWithContext(ctx, path)
 	switch {
 	case err != nil:
@@ -292,48 +300,97 @@ func clientItem(ctx context.Context, cl *vault.Client, k kvClient) sdk.StoredIte
 	case s == nil:
 		it.Error = "not found: Vault answered 404 for " + path + " (no bundle delivered yet)"
 	default:
-		chain, err := bundleChain(s.Data)
+		f, err := bundleFacts(s.Data, k.name, now)
 		if err != nil {
 			it.Error = "read " + path + ": " + err.Error()
 		} else {
-			it.ChainPEM = chain
+			it.Serial, it.NotAfter = f.serial, f.notAfter
 		}
 	}
 	return it
 }
 
-// errDeleted: the latest version of a bundle is deleted or destroyed.
-var errDeleted = errors.New("the latest version is deleted")
+// kvVersionKey is the custom_metadata entry DeliverSecret adds to the
+// host's: the KV v2 version the metadata describes. KV v2 keeps one
+// custom_metadata per secret, not per version, and DeliverSecret writes it
+// after the version, so a metadata write that failed leaves the previous
+// delivery's serial beside a new version; this entry is what shows it.
+const kvVersionKey = "kv_version"
 
-// bundleChain is the certificate chain in a KV v2 read of a bundle
-// (data.tls.crt), re-encoded from the parsed certificates: nothing but
-// certificates leaves it, whatever else the field holds (never a key).
-// Vault's answer is input: anything but whole certificates is an error,
-// and so is custom_metadata naming another serial than the leaf's.
-func bundleChain(d map[string]any) ([]byte, error) {
-	meta, _ := d["metadata"].(map[string]any)
-	data, _ := d["data"].(map[string]any)
-	if data == nil {
-		if dt, _ := meta["deletion_time"].(string); dt != "" || meta["destroyed"] == true {
-			return nil, fmt.Errorf("%w (version %v, deletion_time %q)", errDeleted, meta["version"], dt)
-		}
-		return nil, errors.New("the answer from Vault holds no data")
+// errDeleted: the current version of a bundle is deleted or destroyed.
+var errDeleted = errors.New("the current version is deleted")
+
+// colonHexRE is a serial as DeliverSecret's metadata holds it (Vault's
+// colon-separated hex, one or more octets).
+var colonHexRE = regexp.MustCompile(`^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){0,63}$`)
+
+type bundleMeta struct {
+	version  int
+	serial   string
+	notAfter time.Time
+}
+
+// bundleFacts reads a KV v2 metadata answer for client's bundle. Vault's
+// answer is input: it must name a current version that is neither deleted
+// (a deletion_time not in the future: delete_version_after sets one ahead
+// at every write) nor destroyed, and custom_metadata with a colon-hex
+// serial and an RFC 3339 not_after; anything else is an error, never a
+// plausible certificate. custom_metadata naming another kv_version than the
+// current one, or another subject than the client, is from another
+// delivery: an error too. A kv_version that is absent is accepted (bundles
+// delivered before DeliverSecret wrote it).
+func bundleFacts(d map[string]any, client string, now time.Time) (bundleMeta, error) {
+	var f bundleMeta
+	cur, err := wholeNumber(d["current_version"])
+	if err != nil || cur < 1 || cur > 1<<31-1 {
+		return f, fmt.Errorf("no current version in Vault's answer (current_version %v): nothing delivered, or every version removed", d["current_version"])
 	}
-	crt, ok := data["tls.crt"].(string)
+	f.version = int(cur)
+	v := strconv.Itoa(f.version)
+	versions, _ := d["versions"].(map[string]any)
+	state, ok := versions[v].(map[string]any)
 	if !ok {
-		return nil, errors.New("the bundle has no tls.crt text")
+		return bundleMeta{}, fmt.Errorf("Vault's answer lists no state of the current version %s", v)
 	}
-	certs, err := sdk.ParseCertificatesPEM([]byte(crt))
-	if err != nil {
-		return nil, fmt.Errorf("tls.crt: %w", err)
+	destroyed, ok := state["destroyed"].(bool)
+	if !ok {
+		return bundleMeta{}, fmt.Errorf("Vault's answer does not say whether the current version %s is destroyed", v)
 	}
-	custom, _ := meta["custom_metadata"].(map[string]any)
-	if want, ok := custom["serial"].(string); ok && !strings.EqualFold(want, serialHex(certs[0])) {
-		return nil, fmt.Errorf("custom_metadata names serial %s but tls.crt's leaf is serial %s: the bundle and its metadata are from different deliveries", want, serialHex(certs[0]))
+	if destroyed {
+		return bundleMeta{}, fmt.Errorf("%w: version %s is destroyed (the client has no bundle to read)", errDeleted, v)
 	}
-	var out []byte
-	for _, c := range certs {
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	switch dt, ok := state["deletion_time"].(string); {
+	case !ok:
+		return bundleMeta{}, fmt.Errorf("Vault's answer has no deletion_time text for the current version %s", v)
+	case dt != "":
+		when, err := time.Parse(time.RFC3339Nano, dt)
+		if err != nil {
+			return bundleMeta{}, fmt.Errorf("the current version %s has a deletion_time that is not RFC 3339 (%q)", v, clip(dt, 64))
+		}
+		if !when.After(now) {
+			return bundleMeta{}, fmt.Errorf("%w: version %s was deleted at %s (the client has no bundle to read)", errDeleted, v, when.UTC().Format(time.RFC3339))
+		}
 	}
-	return out, nil
+	custom, _ := d["custom_metadata"].(map[string]any)
+	if len(custom) == 0 {
+		return bundleMeta{}, errors.New("no custom_metadata: the bundle's serial and not_after are unknown (not delivered by harden, or its metadata write failed)")
+	}
+	serial, _ := custom["serial"].(string)
+	if !colonHexRE.MatchString(serial) {
+		return bundleMeta{}, fmt.Errorf("custom_metadata serial %q is not a colon-hex serial", clip(serial, 64))
+	}
+	na, _ := custom["not_after"].(string)
+	f.notAfter, err = time.Parse(time.RFC3339, na)
+	if err != nil || f.notAfter.Unix() <= 0 {
+		return bundleMeta{}, fmt.Errorf("custom_metadata not_after %q is not an RFC 3339 time after 1970", clip(na, 64))
+	}
+	f.notAfter = f.notAfter.UTC()
+	if kv, ok := custom[kvVersionKey]; ok && kv != v {
+		return bundleMeta{}, fmt.Errorf("custom_metadata describes version %v, but the current version is %s: the metadata is from another delivery (its write failed after the version was written)", clip(fmt.Sprint(kv), 16), v)
+	}
+	if sub, ok := custom["subject"]; ok && sub != client {
+		return bundleMeta{}, fmt.Errorf("custom_metadata subject %q is not client %s", clip(fmt.Sprint(sub), 64), client)
+	}
+	f.serial = serial
+	return f, nil
 }

@@ -85,7 +85,7 @@ func clientBundle(t *testing.T, client *hostclient.Client, rc sdk.RequestContext
 		"warehouse-pg/pg_service.conf": []byte("[warehouse]\nsslmode=verify-full\nsslcert=/etc/harden/clients/spark-etl/tls.crt\n"),
 	}
 	meta := map[string]string{"serial": serialHex(certs[0]), "not_after": certs[0].NotAfter.UTC().Format(time.RFC3339),
-		"renew_at": certs[0].NotAfter.Add(-8 * time.Hour).UTC().Format(time.RFC3339), "issuer": certs[0].Issuer.CommonName}
+		"renew_at": certs[0].NotAfter.Add(-8 * time.Hour).UTC().Format(time.RFC3339), "issuer": certs[0].Issuer.CommonName, "subject": certs[0].Subject.CommonName}
 	return files, meta, certs[0]
 }
 
@@ -291,31 +291,121 @@ func TestClients(t *testing.T) {
 		t.Errorf("spark-etl's bundle after the refusals: %+v", s)
 	}
 
-	// Inventory: the delivered leaf, with the request's token.
+	// Inventory, as root and as harden-verify: the delivered leaf's serial
+	// and not_after, read from the bundle's metadata alone (no chain).
+	verifyRC := withClients(vaultRequest(t, v, ""))
+	verifyRC.Target = sdk.NewTarget("vault", verifyRC.Target.Connection, verifyRC.Target.Spec, appRoleCreds(t, cl, "harden-verify"))
+	inventoryAs := func(rc sdk.RequestContext) sdk.StoredItem {
+		t.Helper()
+		r, err := client.Inventory(ctx, rc, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, _ := json.Marshal(r)
+		if strings.Contains(string(all), "PRIVATE KEY") || strings.Contains(string(all), strings.TrimSpace(string(files2["tls.key"]))) {
+			t.Fatalf("inventory returned key material")
+		}
+		return storedByName(r)["client/spark-etl"]
+	}
 	inv, err = client.Inventory(ctx, rc, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	it := storedByName(inv)["client/spark-etl"]
-	if it.Error != "" || it.Location != sparkPath {
-		t.Fatalf("inventory after delivery: %+v", it)
-	}
-	if c := chainOf(t, it); len(c) == 0 || !c[0].Equal(leaf2) || c[0].Equal(leaf) {
-		t.Errorf("inventory: client/spark-etl is not the latest delivery's leaf")
-	}
-	if strings.Contains(string(it.ChainPEM), "PRIVATE KEY") {
-		t.Errorf("inventory returned key material")
-	}
-	// harden-verify may not read bundles (they hold private keys): the
-	// item says so, it is not left out.
-	verifyRC := withClients(vaultRequest(t, v, ""))
-	verifyRC.Target = sdk.NewTarget("vault", verifyRC.Target.Connection, verifyRC.Target.Spec, appRoleCreds(t, cl, "harden-verify"))
 	vinv, err := client.Inventory(ctx, verifyRC, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it := storedByName(vinv)["client/spark-etl"]; !strings.Contains(it.Error, "Vault answered 403") || len(it.ChainPEM) != 0 {
-		t.Errorf("inventory as harden-verify: %+v", it)
+	for who, r := range map[string]sdk.InventoryResponse{"root": inv, "harden-verify": vinv} {
+		it := storedByName(r)["client/spark-etl"]
+		if it.Error != "" || it.Location != sparkPath || it.Kind != sdk.StoredCertificate || len(it.ChainPEM) != 0 {
+			t.Errorf("inventory as %s after delivery: %+v", who, it)
+		}
+		if it.Serial != serialHex(leaf2) || it.Serial == serialHex(leaf) || !it.NotAfter.Equal(leaf2.NotAfter.Truncate(time.Second)) {
+			t.Errorf("inventory as %s: serial %s not_after %s, want the second delivery's %s %s", who, it.Serial, it.NotAfter, serialHex(leaf2), leaf2.NotAfter)
+		}
+	}
+	// harden-verify reads the bundle's metadata, never its data (the key):
+	// Vault refuses it the data path, so inventory cannot have needed it.
+	vtok, err := cl.Auth().Token().CreateWithContext(ctx, &tokenCreate{Policies: []string{"harden-verify"}, TTL: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := v.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier.SetToken(vtok.Auth.ClientToken)
+	if _, err := verifier.Logical().ReadWithContext(ctx, sparkPath); statusCode(err) != 403 {
+		t.Errorf("harden-verify read spark-etl's bundle data (err %v)", err)
+	}
+	if _, err := verifier.Logical().ReadWithDataWithContext(ctx, sparkPath, map[string][]string{"version": {"1"}}); statusCode(err) != 403 {
+		t.Errorf("harden-verify read an older version of spark-etl's bundle (err %v)", err)
+	}
+	if m, err := verifier.Logical().ReadWithContext(ctx, "clients/metadata/spark-etl"); err != nil || m == nil {
+		t.Errorf("harden-verify cannot read spark-etl's metadata: %v", err)
+	}
+	for what, f := range map[string]func() error{
+		"write the metadata": func() error {
+			_, err := verifier.Logical().WriteWithContext(ctx, "clients/metadata/spark-etl", map[string]any{"max_versions": 1})
+			return err
+		},
+		"list the mount": func() error { _, err := verifier.Logical().ListWithContext(ctx, "clients/metadata"); return err },
+		"read another client's metadata": func() error {
+			_, err := verifier.Logical().ReadWithContext(ctx, "clients/metadata/other")
+			return err
+		},
+	} {
+		if err := f(); statusCode(err) != 403 {
+			t.Errorf("harden-verify could %s (err %v)", what, err)
+		}
+	}
+
+	// Metadata that does not describe the current version is an error,
+	// never a plausible certificate. A version written without its
+	// metadata (a delivery whose metadata write failed):
+	if _, err := cl.Logical().WriteWithContext(ctx, sparkPath, map[string]any{"data": map[string]any{"tls.crt": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if it := inventoryAs(verifyRC); !strings.Contains(it.Error, "custom_metadata describes version 2, but the current version is 3") || it.Serial != "" || !it.NotAfter.IsZero() {
+		t.Errorf("inventory of a version without its metadata: %+v", it)
+	}
+	// No custom_metadata at all:
+	if _, err := cl.Logical().WriteWithContext(ctx, "clients/metadata/spark-etl", map[string]any{"custom_metadata": map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	if it := inventoryAs(verifyRC); !strings.Contains(it.Error, "no custom_metadata") || it.Serial != "" || !it.NotAfter.IsZero() {
+		t.Errorf("inventory of a bundle without custom_metadata: %+v", it)
+	}
+	// Metadata restored for version 3: listed again (what follows fails
+	// for the version's state alone).
+	restored := map[string]any{kvVersionKey: "3"}
+	for k, val := range meta2 {
+		restored[k] = val
+	}
+	if _, err := cl.Logical().WriteWithContext(ctx, "clients/metadata/spark-etl", map[string]any{"custom_metadata": restored}); err != nil {
+		t.Fatal(err)
+	}
+	if it := inventoryAs(verifyRC); it.Error != "" || it.Serial != serialHex(leaf2) {
+		t.Errorf("inventory after the metadata was restored: %+v", it)
+	}
+	// The current version deleted (soft), then undeleted and destroyed:
+	if _, err := cl.Logical().DeleteWithContext(ctx, sparkPath); err != nil {
+		t.Fatal(err)
+	}
+	if it := inventoryAs(verifyRC); !strings.Contains(it.Error, "the current version is deleted: version 3 was deleted at") || it.Serial != "" || !it.NotAfter.IsZero() {
+		t.Errorf("inventory of a deleted current version: %+v", it)
+	}
+	if it := inventoryAs(rc); !strings.Contains(it.Error, "version 3 was deleted at") {
+		t.Errorf("inventory as root of a deleted current version: %+v", it)
+	}
+	if _, err := cl.Logical().WriteWithContext(ctx, "clients/undelete/spark-etl", map[string]any{"versions": []int{3}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Logical().WriteWithContext(ctx, "clients/destroy/spark-etl", map[string]any{"versions": []int{3}}); err != nil {
+		t.Fatal(err)
+	}
+	if it := inventoryAs(verifyRC); !strings.Contains(it.Error, "version 3 is destroyed") || it.Serial != "" {
+		t.Errorf("inventory of a destroyed current version: %+v", it)
 	}
 
 	// Verify: the policy is harden's (configuration-level), also as

@@ -22,7 +22,8 @@ import (
 const binarySuffix = ".base64"
 
 // DeliverSecret writes a client's bundle to its KV v2 path as one new
-// version, then the bundle's custom_metadata, then reads that version back
+// version, then the bundle's custom_metadata (the host's entries and
+// kv_version, the version they describe), then reads that version back
 // and requires it to be what was sent. Only a client of the policy, at its
 // own deliver.vault_kv path, is accepted: nothing else may be written with
 // harden's token. The writes use the target's token (apply's rights); a
@@ -42,6 +43,10 @@ func (vaultPKI) DeliverSecret(ctx context.Context, q sdk.DeliverSecretRequest, r
 	data, err := encodeBundle(q.Data)
 	if err != nil {
 		r.Diagnostics.AddError("delivery refused: nothing was written", fmt.Sprintf("client %s's bundle for %s: %v", k.name, k.dataPath(), err))
+		return
+	}
+	if _, ok := q.Metadata[kvVersionKey]; ok {
+		r.Diagnostics.AddError("delivery refused: nothing was written", fmt.Sprintf("client %s's metadata for %s: the entry %s is the plugin's own (the version the metadata describes)", k.name, k.dataPath(), kvVersionKey))
 		return
 	}
 	cl, err := client(ctx, q.RequestContext, st.conn)
@@ -162,11 +167,13 @@ func deliverable(ctx context.Context, cl *vault.Client, k kvClient) error {
 	return nil
 }
 
-// writeBundle writes data as a new version, then custom_metadata (always:
-// an empty map clears the previous delivery's), and reads the version back.
-// It returns the version once the data write succeeded, even when a later
-// step failed: the error says what was and was not done.
-func writeBundle(ctx context.Context, cl *vault.Client, k kvClient, data map[string]any, metadata map[string]string) (int, error) {
+// writeBundle writes data as a new version, then custom_metadata (always,
+// replacing the previous delivery's: the host's entries and kv_version,
+// the version just written, which Inventory requires to be the current
+// one), and reads the version back. It returns the version once the data
+// write succeeded, even when a later step failed: the error says what was
+// and was not done.
+func writeBundle(ctx context.Context, cl *vault.Client, k kvClient, data map[string]any, hostMetadata map[string]string) (int, error) {
 	s, err := cl.Logical().WriteWithContext(ctx, k.dataPath(), map[string]any{"data": data})
 	if err != nil {
 		return 0, fmt.Errorf("write %s: %w", k.dataPath(), err)
@@ -179,6 +186,11 @@ func writeBundle(ctx context.Context, cl *vault.Client, k kvClient, data map[str
 		return 0, fmt.Errorf("write %s: Vault's answer names no version (%v): whether and which version was written is unknown", k.dataPath(), orNil(s))
 	}
 	v := int(version)
+	metadata := maps.Clone(hostMetadata)
+	if metadata == nil {
+		metadata = map[string]string{}
+	}
+	metadata[kvVersionKey] = strconv.Itoa(v)
 	custom := map[string]any{}
 	for key, val := range metadata {
 		custom[key] = val

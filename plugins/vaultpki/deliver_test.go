@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,13 @@ func TestDeliverRefusedOffline(t *testing.T) {
 		if strings.Contains(fmt.Sprint(r.Diagnostics), "KEY") {
 			t.Errorf("a value of the bundle is in the diagnostics: %v", r.Diagnostics)
 		}
+	}
+	// kv_version is the plugin's own entry: the host may not set it.
+	var r sdk.DeliverSecretResponse
+	vaultPKI{}.DeliverSecret(context.Background(), sdk.DeliverSecretRequest{RequestContext: offlineRequest("127.0.0.1:1", spark), Client: "spark-etl", Path: spark.VaultKV,
+		Data: crt, Metadata: map[string]string{"serial": "01", kvVersionKey: "7"}}, &r)
+	if !r.Diagnostics.HasError() || r.Version != 0 || !strings.Contains(fmt.Sprint(r.Diagnostics.Err()), "the entry kv_version is the plugin's own") || !strings.Contains(fmt.Sprint(r.Diagnostics.Err()), "nothing was written") {
+		t.Errorf("metadata with kv_version: %v", r.Diagnostics.Err())
 	}
 }
 
@@ -255,66 +263,133 @@ func FuzzParseKVPath(f *testing.F) {
 	})
 }
 
-// Whatever Vault answers for a bundle, what Inventory reports is nothing
-// but certificates, each of them one of tls.crt's, and never a chain whose
-// leaf has another serial than custom_metadata names.
-func FuzzBundleChain(f *testing.F) {
-	ca := seedCA(f, nil, "fuzz root")
-	leaf := seedCA(f, ca, "spark-etl")
-	good := func(crt, serial string) string {
-		b, _ := json.Marshal(map[string]any{"data": map[string]any{"tls.crt": crt, "tls.key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
-			"metadata": map[string]any{"version": 1, "custom_metadata": map[string]any{"serial": serial}}})
-		return string(b)
+// bundleFacts against KV v2 metadata answers: only a current version that
+// is neither deleted nor destroyed, with custom_metadata naming a serial and
+// an RFC 3339 not_after (and, when named, that version and the client), is
+// a certificate.
+func TestBundleFacts(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	answer := func(edit func(d, custom, state map[string]any)) map[string]any {
+		state := map[string]any{"created_time": "2026-05-01T00:00:00.5Z", "deletion_time": "", "destroyed": false}
+		custom := map[string]any{"serial": "3a:0f:01", "not_after": "2026-07-01T00:00:00Z", "renew_at": "2026-06-20T00:00:00Z",
+			"issuer": "harden intermediate", "subject": "spark-etl", kvVersionKey: "2"}
+		d := map[string]any{"current_version": json.Number("2"), "custom_metadata": custom,
+			"versions": map[string]any{"1": map[string]any{"deletion_time": "", "destroyed": true}, "2": state}}
+		if edit != nil {
+			edit(d, custom, state)
+		}
+		return d
 	}
-	f.Add(good(leaf.pem+ca.pem, serialHex(leaf.cert)))
-	f.Add(good(leaf.pem, "00:01"))
-	f.Add(good("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"+leaf.pem, serialHex(leaf.cert)))
-	f.Add(`{"data":null,"metadata":{"deletion_time":"2026-01-01T00:00:00Z","version":3}}`)
-	f.Add(`{"data":{"tls.crt":7}}`)
-	f.Fuzz(func(t *testing.T, answer string) {
+	for name, tc := range map[string]struct {
+		edit func(d, custom, state map[string]any)
+		says string // "" : the certificate
+	}{
+		"delivered":                      {nil, ""},
+		"an older version destroyed":     {nil, ""},
+		"no kv_version (older harden)":   {func(_, c, _ map[string]any) { delete(c, kvVersionKey) }, ""},
+		"no subject":                     {func(_, c, _ map[string]any) { delete(c, "subject") }, ""},
+		"deletion scheduled":             {func(_, _, s map[string]any) { s["deletion_time"] = "2026-06-02T00:00:00Z" }, ""},
+		"upper-case serial":              {func(_, c, _ map[string]any) { c["serial"] = "3A:0F:01" }, ""},
+		"no custom_metadata":             {func(d, _, _ map[string]any) { delete(d, "custom_metadata") }, "no custom_metadata"},
+		"custom_metadata null":           {func(d, _, _ map[string]any) { d["custom_metadata"] = nil }, "no custom_metadata"},
+		"no serial":                      {func(_, c, _ map[string]any) { delete(c, "serial") }, `custom_metadata serial "" is not a colon-hex serial`},
+		"serial not hex":                 {func(_, c, _ map[string]any) { c["serial"] = "3a0f01" }, "not a colon-hex serial"},
+		"serial a number":                {func(_, c, _ map[string]any) { c["serial"] = json.Number("58") }, "not a colon-hex serial"},
+		"no not_after":                   {func(_, c, _ map[string]any) { delete(c, "not_after") }, "not_after"},
+		"not_after not RFC 3339":         {func(_, c, _ map[string]any) { c["not_after"] = "Jul 1 2026" }, "not an RFC 3339 time"},
+		"not_after before 1970":          {func(_, c, _ map[string]any) { c["not_after"] = "0001-01-01T00:00:00Z" }, "after 1970"},
+		"no current version":             {func(d, _, _ map[string]any) { delete(d, "current_version") }, "no current version"},
+		"current version 0":              {func(d, _, _ map[string]any) { d["current_version"] = json.Number("0") }, "no current version"},
+		"current version not listed":     {func(d, _, _ map[string]any) { d["current_version"] = json.Number("3") }, "lists no state of the current version 3"},
+		"current version deleted":        {func(_, _, s map[string]any) { s["deletion_time"] = "2026-05-31T00:00:00Z" }, "the current version is deleted: version 2 was deleted at 2026-05-31T00:00:00Z"},
+		"deleted this second":            {func(_, _, s map[string]any) { s["deletion_time"] = "2026-06-01T12:00:00Z" }, "the current version is deleted"},
+		"current version destroyed":      {func(_, _, s map[string]any) { s["destroyed"] = true }, "the current version is deleted: version 2 is destroyed"},
+		"destroyed unknown":              {func(_, _, s map[string]any) { delete(s, "destroyed") }, "does not say whether"},
+		"deletion_time garbled":          {func(_, _, s map[string]any) { s["deletion_time"] = "soon" }, "deletion_time that is not RFC 3339"},
+		"deletion_time missing":          {func(_, _, s map[string]any) { delete(s, "deletion_time") }, "no deletion_time"},
+		"metadata of the version before": {func(_, c, _ map[string]any) { c[kvVersionKey] = "1" }, "custom_metadata describes version 1, but the current version is 2"},
+		"another client's subject":       {func(_, c, _ map[string]any) { c["subject"] = "billing" }, `subject "billing" is not client spark-etl`},
+	} {
+		f, err := bundleFacts(answer(tc.edit), "spark-etl", now)
+		switch {
+		case tc.says == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case tc.says == "" && (!strings.EqualFold(f.serial, "3a:0f:01") || !f.notAfter.Equal(time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)) || f.version != 2):
+			t.Errorf("%s: %+v", name, f)
+		case tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says) || f != bundleMeta{}):
+			t.Errorf("%s: %+v, %v (want %q)", name, f, err, tc.says)
+		}
+	}
+	if _, err := bundleFacts(answer(func(_, _, s map[string]any) { s["destroyed"] = true }), "spark-etl", now); !errors.Is(err, errDeleted) {
+		t.Errorf("a destroyed version is not errDeleted: %v", err)
+	}
+}
+
+// Whatever Vault answers for a bundle's metadata, bundleFacts reports a
+// certificate only when the answer names it: a current version whose state
+// says neither deleted (by now) nor destroyed, custom_metadata's own
+// colon-hex serial and its not_after, kv_version and subject absent or
+// matching; never a certificate together with an error.
+func FuzzBundleFacts(f *testing.F) {
+	seed := func(d map[string]any) {
+		b, _ := json.Marshal(d)
+		f.Add(string(b), int64(1780000000))
+	}
+	good := map[string]any{"current_version": 2, "versions": map[string]any{"2": map[string]any{"deletion_time": "", "destroyed": false}},
+		"custom_metadata": map[string]any{"serial": "3a:0f", "not_after": "2026-07-01T00:00:00Z", "subject": "spark-etl", kvVersionKey: "2"}}
+	seed(good)
+	seed(map[string]any{"current_version": 1, "versions": map[string]any{"1": map[string]any{"deletion_time": "2026-05-31T00:00:00Z", "destroyed": false}},
+		"custom_metadata": map[string]any{"serial": "01", "not_after": "2026-07-01T00:00:00+02:00"}})
+	seed(map[string]any{"current_version": 3, "versions": map[string]any{"3": map[string]any{"deletion_time": "", "destroyed": true}}, "custom_metadata": nil})
+	f.Add(`{"current_version":"2","versions":{"2":{}},"custom_metadata":{"serial":7}}`, int64(0))
+	f.Fuzz(func(t *testing.T, answer string, nowUnix int64) {
 		var d map[string]any
 		dec := json.NewDecoder(strings.NewReader(answer))
-		dec.UseNumber()
+		dec.UseNumber() // as the Vault API client decodes
 		if dec.Decode(&d) != nil {
 			return
 		}
-		out, err := bundleChain(d)
+		now := time.Unix(nowUnix%(1<<40), 0)
+		got, err := bundleFacts(d, "spark-etl", now)
 		if err != nil {
-			if out != nil {
-				t.Fatal("a chain with an error")
+			if got != (bundleMeta{}) {
+				t.Fatalf("facts %+v with an error", got)
 			}
 			return
 		}
-		data, _ := d["data"].(map[string]any)
-		crt, _ := data["tls.crt"].(string)
-		in, perr := sdk.ParseCertificatesPEM([]byte(crt))
-		if perr != nil {
-			t.Fatalf("a chain from a tls.crt that does not parse: %v", perr)
+		cur, cerr := wholeNumber(d["current_version"])
+		if cerr != nil || int64(got.version) != cur || cur < 1 {
+			t.Fatalf("version %d from current_version %v", got.version, d["current_version"])
 		}
-		rest := out
-		for i := 0; ; i++ {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				if len(bytes.TrimSpace(rest)) != 0 || i != len(in) {
-					t.Fatalf("%d blocks out of %d certificates, %d bytes left", i, len(in), len(rest))
-				}
-				break
-			}
-			if b.Type != "CERTIFICATE" || !bytes.Equal(b.Bytes, in[i].Raw) {
-				t.Fatalf("block %d is %s, not tls.crt's certificate %d", i, b.Type, i)
+		v := strconv.Itoa(got.version)
+		state, _ := d["versions"].(map[string]any)[v].(map[string]any)
+		if state["destroyed"] != false {
+			t.Fatalf("a certificate from version %s with destroyed %v", v, state["destroyed"])
+		}
+		if dt, _ := state["deletion_time"].(string); dt != "" {
+			if when, err := time.Parse(time.RFC3339Nano, dt); err != nil || !when.After(now) {
+				t.Fatalf("a certificate from version %s deleted at %q (now %s)", v, dt, now)
 			}
 		}
-		meta, _ := d["metadata"].(map[string]any)
-		custom, _ := meta["custom_metadata"].(map[string]any)
-		if s, ok := custom["serial"].(string); ok && !strings.EqualFold(s, serialHex(in[0])) {
-			t.Fatalf("a chain whose leaf is not the serial custom_metadata names")
+		custom := d["custom_metadata"].(map[string]any)
+		if custom["serial"] != got.serial || !colonHexRE.MatchString(got.serial) {
+			t.Fatalf("serial %q from custom_metadata serial %v", got.serial, custom["serial"])
+		}
+		if na, err := time.Parse(time.RFC3339, custom["not_after"].(string)); err != nil || !na.Equal(got.notAfter) || got.notAfter.Unix() <= 0 {
+			t.Fatalf("not_after %s from %v", got.notAfter, custom["not_after"])
+		}
+		if kv, ok := custom[kvVersionKey]; ok && kv != v {
+			t.Fatalf("a certificate whose metadata describes version %v, current %s", kv, v)
+		}
+		if s, ok := custom["subject"]; ok && s != "spark-etl" {
+			t.Fatalf("a certificate whose metadata names subject %v", s)
 		}
 	})
 }
 
 // Render shows each KV client's policy, and harden-verify reads exactly
-// those policies (not the bundles, which hold private keys).
+// those policies and the bundles' metadata (not their data, which holds
+// the clients' private keys).
 func TestRenderClientPolicies(t *testing.T) {
 	var r sdk.RenderResponse
 	vaultPKI{}.Render(context.Background(), sdk.RenderRequest{RequestContext: offlineRequest("127.0.0.1:1",
@@ -334,7 +409,9 @@ func TestRenderClientPolicies(t *testing.T) {
 		t.Errorf("a policy for billing, delivered to a directory")
 	}
 	verify := got["vault/policies/harden-verify.hcl"]
-	if !strings.Contains(verify, `path "sys/policy/harden-client-spark-etl" { capabilities = ["read"] }`) || strings.Contains(verify, "clients/spark-etl") {
+	if !strings.Contains(verify, `path "sys/policy/harden-client-spark-etl" { capabilities = ["read"] }`) ||
+		!strings.Contains(verify, `path "secret/metadata/clients/spark-etl" { capabilities = ["read"] }`) ||
+		strings.Contains(verify, "secret/data/") || strings.Count(verify, "clients/spark-etl") != 1 || strings.Contains(verify, "billing") {
 		t.Errorf("harden-verify:\n%s", verify)
 	}
 }

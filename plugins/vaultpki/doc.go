@@ -43,9 +43,12 @@
 // strings, anything not UTF-8 base64 under "<name>.base64"), then its
 // custom_metadata, reads the version back and compares; with the target's
 // token, after a capability check (create/update and read on the data
-// path, update on the metadata path). Inventory lists each bundle's
-// tls.crt as client/<name>; verify's vaultpki.clients.policy compares each
-// client's policy as Vault stores it (configuration-level).
+// path, update on the metadata path). Inventory lists each bundle as
+// client/<name> from <mount>/metadata/<path> alone (the current version,
+// not deleted or destroyed, and custom_metadata's serial and not_after;
+// never the data, which holds the key): harden-verify reads the metadata
+// paths and nothing of the data. verify's vaultpki.clients.policy compares
+// each client's policy as Vault stores it (configuration-level).
 //
 // Staged CA rotation (ca_rotation, RotateCA; the host drives the phases):
 // prepare makes a next root (<root>/root/generate/internal, issuer and key

@@ -25,7 +25,10 @@ const inventoryListener = "vault-api"
 // what Vault stores for the policy: every issuer of the PKI mounts the spec
 // manages and the transit keys spec.transit.keys names — only those, not
 // every key of the mount: listing the mount needs a right harden-verify
-// does not have, and the keys harden manages are the ones due for rotation.
+// does not have, and the keys harden manages are the ones due for rotation
+// — and each client bundle in KV v2 (client/<name>), known from its
+// metadata alone (clientItem: serial and not_after, no chain; the data
+// holds the client's key and is never read).
 //
 // The listener is reached as verify scans it (the HTTP dialect, no client
 // certificate: harden's Vault API client presents none, so an accepted
@@ -39,7 +42,8 @@ const inventoryListener = "vault-api"
 // written (an AppRole login makes a token, as verify's does). The issuer
 // list and each issuer's certificate are unauthenticated reads in Vault
 // (CA certificates are public), so they are readable with any token; a
-// transit key needs read on <mount>/keys/<name> (harden-verify has it). A
+// transit key needs read on <mount>/keys/<name>, a client bundle read on
+// <mount>/metadata/<path> (harden-verify has both). A
 // read Vault refuses or that gets no answer is the item with the read and
 // Vault's words as its Error; a mount or key Vault does not have is the
 // item with Error "not found ..."; nothing the spec names goes missing.
