@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/testenv"
@@ -147,7 +148,7 @@ targets:
 	r := run("rotate", "-f", policy, "--target", "warehouse-pg", "--target", "events", "--yes", "--force-renew", "--format", "json")
 	took := time.Since(start)
 	time.Sleep(2 * time.Second)
-	load.Finish()
+	offsets := load.Finish()
 	acked, missing := load.Counts()
 	t.Logf("leaf rotation of PostgreSQL + 3 brokers: %v; during it %d messages acknowledged, %d failed sends, %d lost", took.Round(time.Millisecond), acked, load.Failed.Load(), missing)
 	if r.code != 0 {
@@ -190,5 +191,108 @@ targets:
 	}
 	if r := run("rotate", "-f", policy, "--target", "events", "--target", "warehouse-pg", "--yes"); r.code != 0 || strings.Count(r.stdout, "not due") != 2 {
 		t.Errorf("second rotate: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	// The staged CA rotation of the same cluster and PostgreSQL, with the
+	// clients running: they take the new bundle between phase trust and
+	// the rest (--stop-after trust), as clients outside harden's delivery
+	// would, and load harden's client certificate from the store at every
+	// handshake (it is re-issued from the new CA in phase reissue).
+	var roots atomic.Pointer[x509.CertPool]
+	roots.Store(pool)
+	clientCert := func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		for range 5 {
+			c, err := tls.LoadX509KeyPair(filepath.Join(store, "events", "client.pem"), filepath.Join(store, "events", "client-key.pem"))
+			if err == nil {
+				return &c, nil
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return nil, fmt.Errorf("no client pair")
+	}
+	caCfg := sarama.NewConfig()
+	caCfg.Version = sarama.V4_0_0_0
+	caCfg.Net.TLS.Enable = true
+	caCfg.Net.TLS.Config = &tls.Config{MinVersion: tls.VersionTLS12, GetClientCertificate: clientCert,
+		// The truststore this client holds now (verified in full below:
+		// chain, name, time — only the pool is swapped).
+		InsecureSkipVerify: true, //nolint:gosec // VerifyConnection verifies
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots.Load(), Intermediates: inter, DNSName: "127.0.0.1"})
+			return err
+		}}
+	// PostgreSQL clients: verify-full against the root file they re-read.
+	rootFile := filepath.Join(dir, "pg-roots.pem")
+	os.WriteFile(rootFile, []byte(root.Data["certificate"].(string)+"\n"), 0o644)
+	var pgOK, pgFailed atomic.Int64
+	stopPG := make(chan struct{})
+	pgDone := make(chan struct{})
+	pgPass, _ := os.ReadFile(pg.PasswordFile)
+	go func() {
+		defer close(pgDone)
+		dsn := fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=postgres sslmode=verify-full sslrootcert=%s connect_timeout=5", pg.Host, pg.Port, pg.User, strings.TrimSpace(string(pgPass)), rootFile)
+		for {
+			select {
+			case <-stopPG:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			conn, err := pgx.Connect(ctx, dsn)
+			if err == nil {
+				err = conn.Ping(ctx)
+				conn.Close(ctx)
+			}
+			cancel()
+			if err != nil {
+				pgFailed.Add(1)
+				t.Logf("psql client: %v", err)
+			} else {
+				pgOK.Add(1)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	caLoad := testenv.StartKafkaLoad(t, sslAddrs, caCfg, "rotation", &next, offsets)
+	caStart := time.Now()
+	caRun := func(args ...string) {
+		t.Helper()
+		r := run(append([]string{"rotate", "-f", policy, "--ca", "--yes", "--format", "json"}, args...)...)
+		var rep caJSON
+		json.Unmarshal([]byte(r.stdout), &rep)
+		for _, tr := range rep.Targets {
+			t.Logf("rotate --ca %v: %s %s: %s; gate: %s", args, tr.Name, tr.Status, tr.Message, tr.Gate)
+		}
+		if r.code != 0 {
+			t.Fatalf("rotate --ca %v: %d: %s\n%s", args, r.code, rep.CA.Message, r.stderr)
+		}
+	}
+	caRun("--stop-after", "trust")
+	var st struct {
+		Next string `json:"next_root_pem"`
+	}
+	json.Unmarshal(mustRead(t, filepath.Join(store, "ca-rotation.json")), &st)
+	both := pool.Clone()
+	both.AppendCertsFromPEM([]byte(st.Next))
+	roots.Store(both)
+	os.WriteFile(rootFile, []byte(root.Data["certificate"].(string)+"\n"+st.Next+"\n"), 0o644)
+	caRun()
+	caTook := time.Since(caStart)
+	time.Sleep(2 * time.Second)
+	close(stopPG)
+	<-pgDone
+	caLoad.Finish()
+	acked, missing = caLoad.Counts()
+	t.Logf("staged CA rotation of PostgreSQL + 3 brokers: %v; Kafka: %d acknowledged, %d failed sends, %d lost; PostgreSQL: %d connections, %d failed",
+		caTook.Round(time.Millisecond), acked, caLoad.Failed.Load(), missing, pgOK.Load(), pgFailed.Load())
+	if caLoad.Failed.Load() != 0 || missing != 0 || acked == 0 || pgFailed.Load() != 0 || pgOK.Load() == 0 {
+		t.Errorf("clients during the CA rotation: Kafka %d acknowledged, %d failed sends, %d lost; PostgreSQL %d ok, %d failed", acked, caLoad.Failed.Load(), missing, pgOK.Load(), pgFailed.Load())
+	}
+	if r := run("plan", "-f", policy, "--detailed-exitcode"); r.code != 0 {
+		t.Errorf("plan after the CA rotation: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
