@@ -13,6 +13,10 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 # redis-server (Debian 12: 7.0.15) for the Redis plugin's tests.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# jq (deploy/systemd/harden-rotate-next reads rotate --schedule's JSON) and
+# systemd-analyze (the unit files are checked with it) for the deploy tests.
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 npm_postgres() {
   # PostgreSQL 17 and 18 from npm for version coverage (cached; ~10 s each
   # the first time). Versions pinned here and in testenv.NPMPostgres.
@@ -30,7 +34,7 @@ npm_postgres() {
   fi
 }
 if [ ${#need_apt[@]} -eq 0 ]; then
-  echo "setup: PostgreSQL server, sslscan, openssl, kcat and redis-server present"
+  echo "setup: PostgreSQL server, sslscan, openssl, kcat, redis-server, jq and systemd-analyze present"
   npm_postgres
   exit 0
 fi
