@@ -538,6 +538,28 @@ func TestRotateRunUnusableClientRenewedFirst(t *testing.T) {
 			t.Error("the server certificate was pushed although it is not due")
 		}
 	})
+	// Renewed first, then what is live cannot be told: the error says the
+	// client certificate is the one thing that changed.
+	t.Run("then what is live unknown", func(t *testing.T) {
+		e, server, foreign := setup(t)
+		e.fake.planErr = func(q sdk.RequestContext) error {
+			if bytes.Equal(q.Certificates.ClientChainPEM, foreign.Chain) {
+				return errors.New("unknown CA")
+			}
+			return nil
+		}
+		e.fake.onInventory = func(_ context.Context, _ int, inv *sdk.InventoryResponse) {
+			inv.Listeners[0].Handshakes, inv.Listeners[0].Error = nil, "connection refused"
+		}
+		rep := e.run(rrOpts())
+		wantStatus(t, rep, "error", "connection refused; only harden's own client certificate was renewed")
+		if strings.Contains(rep.Message, "nothing was changed") || len(rep.Renewed) != 1 || rep.Renewed[0].Kind != "client" {
+			t.Errorf("report %+v", rep)
+		}
+		if _, applies, _ := e.fake.calls(); applies != 0 || !bytes.Equal(e.fake.serving(), server.Chain) || !bytes.Equal(e.current("server").Chain, server.Chain) {
+			t.Error("the server certificate was touched")
+		}
+	})
 }
 
 // What is live cannot be told, or is not what harden holds: an error with
