@@ -120,9 +120,12 @@ func (s Store) PendingPath(kind string) string { return filepath.Join(s.Dir, kin
 // still to pass: a run killed before it did is re-gated by the next one.
 func (s Store) MarkPending(kind, serial string) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return err
+		return fmt.Errorf("target %s: certificate store: %w", s.Target, err)
 	}
-	return writeAtomic(s.PendingPath(kind), []byte(serial+"\n"), 0o600)
+	if err := writeAtomic(s.PendingPath(kind), []byte(serial+"\n"), 0o600); err != nil {
+		return fmt.Errorf("target %s: mark the rotation pending: %w", s.Target, err)
+	}
+	return nil
 }
 
 // Pending reports whether a rotation of kind awaits its gate.
@@ -134,8 +137,8 @@ func (s Store) Pending(kind string) bool {
 // ClearPending: the gate passed, or the previous pair is served again.
 func (s Store) ClearPending(kind string) error {
 	err := os.Remove(s.PendingPath(kind))
-	if errors.Is(err, fs.ErrNotExist) {
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	return err
+	return fmt.Errorf("target %s: clear the pending rotation mark: %w", s.Target, err)
 }

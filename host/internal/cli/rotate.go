@@ -60,9 +60,11 @@ type rotateTargetReport struct {
 	Name   string `json:"name"`
 	Plugin string `json:"plugin"`
 	// Status: renewed, not_due, would_renew (dry run), refused (nothing
-	// changed: other pending changes, or what is live is unknown),
+	// changed: other pending changes, a lock held, no confirmation),
 	// rolled_back (the gate failed; the previous material is served
-	// again), due (files source: harden cannot renew), skipped, error.
+	// again), due (files source: harden cannot renew), skipped, error
+	// (what is live is unknown, or a step failed; the message says what
+	// changed, if anything).
 	Status   string          `json:"status"`
 	Message  string          `json:"message,omitempty"`
 	Renewed  []renewalReport `json:"renewed,omitempty"`
@@ -596,7 +598,7 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	// apply step).
 	failure := ""
 	if applyErr != nil {
-		failure = "apply of the renewed certificate failed (the plugin rolled its step back): " + applyErr.Error()
+		failure = "apply of the renewed certificate failed: " + applyErr.Error()
 	} else {
 		failure = "verify gate failed: " + v.String()
 		rep.Gate = v.String()
@@ -656,6 +658,8 @@ func (r *rotation) renewClient(ctx context.Context, cur certstore.Pair, why stri
 			} else {
 				msg += "; the previous client certificate was put back"
 			}
+		} else {
+			msg += "; there was no usable previous one, so the renewed one stays in the store (serial " + serialOf(next) + ")"
 		}
 		return certstore.Pair{}, n, &rotateTargetReport{Status: "error", Message: msg}
 	}
