@@ -409,6 +409,7 @@ func (k *Kafka) Target() map[string]any {
 // KafkaForTest starts a broker for one test and stops it at cleanup.
 func KafkaForTest(t testing.TB) *Kafka {
 	t.Helper()
+	exclusiveKafka(t)
 	return startForTest(t, &Kafka{})
 }
 

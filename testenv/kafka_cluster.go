@@ -129,6 +129,7 @@ func (c *KafkaCluster) Stop() error {
 // KafkaClusterForTest starts an n-node cluster for one test.
 func KafkaClusterForTest(t testing.TB, n int) *KafkaCluster {
 	t.Helper()
+	exclusiveKafka(t)
 	dir := t.TempDir()
 	ca, err := NewCA(dir)
 	if err != nil {
