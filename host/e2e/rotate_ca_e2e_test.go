@@ -234,7 +234,48 @@ clients:
 		t.Error("the delivered client bundle does not carry both roots after phase trust")
 	}
 
-	// 3. Reissue and retire.
+	chainsTo := func(rootPEM string) bool {
+		certs, err := sdk.ParseCertificatesPEM(mustRead(t, filepath.Join(store, "warehouse-pg", "server.pem")))
+		if err != nil || len(certs) == 0 {
+			return false
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(rootPEM))
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		_, err = certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter})
+		return err == nil
+	}
+	// 3. Killed in phase reissue right after PostgreSQL's new leaf was
+	// pushed (before its gate): the resumed run gates it and goes on.
+	cmd = exec.Command(hardenBin, "rotate", "-f", policy, "--ca", "--yes", "--stop-after", "reissue", "--plugin-dir", pluginDir, "--lock-file", lock)
+	cmd.Env = append(os.Environ(), "HARDEN_CRASH_AT=host:rotate-pushed")
+	out, err = cmd.CombinedOutput()
+	if ee, isExit := err.(*exec.ExitError); !isExit || ee.ProcessState.String() != "signal: killed" {
+		t.Fatalf("the crash hook did not kill rotate in phase reissue: %v\n%s", err, out)
+	}
+	if r, rep = caRun("--stop-after", "reissue"); r.code != 0 || rep.CA.PhaseAfter != "retire" {
+		t.Fatalf("resume in phase reissue: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !chainsTo(st.Next) {
+		t.Fatal("after phase reissue PostgreSQL's certificate does not chain to the next root")
+	}
+	// 4. Abort from retire (back to reissue), then from reissue after the
+	// leaves moved: the old intermediate signs again and every leaf comes
+	// back to the current CA.
+	if r, rep = caRun("--abort"); r.code != 0 || rep.CA.PhaseAfter != "reissue" {
+		t.Fatalf("abort from retire: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r, rep = caRun("--abort"); r.code != 0 || rep.CA.PhaseAfter != "trust" {
+		t.Fatalf("abort from reissue: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !chainsTo(string(oldRoot)) || chainsTo(st.Next) {
+		t.Fatal("after aborting phase reissue PostgreSQL's certificate does not chain to the current root again")
+	}
+
+	// 5. Forward again: reissue and retire.
 	r, rep = caRun()
 	if r.code != 0 || rep.CA.PhaseAfter != "none" || !strings.Contains(rep.CA.Message, "done") ||
 		!strings.Contains(r.stdout, "a client certificate from the current CA was refused") {

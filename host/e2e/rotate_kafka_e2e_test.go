@@ -180,6 +180,9 @@ targets:
 	if load.Failed.Load() != 0 || missing != 0 || acked == 0 {
 		t.Errorf("clients during the rotation: %d acknowledged, %d failed sends, %d lost", acked, load.Failed.Load(), missing)
 	}
+	// The target is 30 s on 2 cores (issue 14); measured 10.8 s idle and
+	// 29.4 s with other test packages running, so this is reported, and
+	// the benchmark measures it.
 	if took > 30*time.Second {
 		t.Logf("NOTE: leaf rotation took %v, above the 30 s target", took)
 	}
@@ -259,7 +262,7 @@ targets:
 	}()
 	caLoad := testenv.StartKafkaLoad(t, sslAddrs, caCfg, "rotation", &next, offsets)
 	caStart := time.Now()
-	caRun := func(args ...string) {
+	caRun := func(args ...string) string {
 		t.Helper()
 		r := run(append([]string{"rotate", "-f", policy, "--ca", "--yes", "--format", "json"}, args...)...)
 		var rep caJSON
@@ -270,8 +273,14 @@ targets:
 		if r.code != 0 {
 			t.Fatalf("rotate --ca %v: %d: %s\n%s", args, r.code, rep.CA.Message, r.stderr)
 		}
+		return r.stdout
 	}
-	caRun("--stop-after", "trust")
+	// The live proofs on every listener of the three brokers (6): a client
+	// certificate of the next CA let in during trust, one of the old CA
+	// refused after retire.
+	if out := caRun("--stop-after", "trust"); !strings.Contains(out, "a client certificate from the next CA was accepted in 12 handshake(s)") {
+		t.Errorf("phase trust without the live proof on all 6 Kafka listeners:\n%s", out)
+	}
 	var st struct {
 		Next string `json:"next_root_pem"`
 	}
@@ -280,7 +289,9 @@ targets:
 	both.AppendCertsFromPEM([]byte(st.Next))
 	roots.Store(both)
 	os.WriteFile(rootFile, []byte(root.Data["certificate"].(string)+"\n"+st.Next+"\n"), 0o644)
-	caRun()
+	if out := caRun(); !strings.Contains(out, "a client certificate from the current CA was refused in 12 handshake(s)") {
+		t.Errorf("phase retire without the live refusal on all 6 Kafka listeners:\n%s", out)
+	}
 	caTook := time.Since(caStart)
 	time.Sleep(2 * time.Second)
 	close(stopPG)

@@ -78,6 +78,7 @@ func (s *scanner) served(ctx context.Context) sdk.ServedHandshake {
 	tc := tls.Client(conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		if alert, ok := remoteAlert(err); ok {
+			h.ClientCertRequested = asked.Load()
 			h.Outcome, h.Evidence = sdk.OutcomeRefused, "handshake refused with a TLS alert: "+alert
 			return h
 		}
@@ -85,6 +86,7 @@ func (s *scanner) served(ctx context.Context) sdk.ServedHandshake {
 	}
 	st := tc.ConnectionState()
 	h.Version = tlsprofile.VersionName(st.Version)
+	h.ClientCertRequested = asked.Load()
 	o, err := s.target.Dialect.Exchange(ctx, tc)
 	if err == nil && o.Outcome == NotAttempted && asked.Load() && st.Version >= tls.VersionTLS13 {
 		// No application request in this dialect: a TLS 1.3 server judges

@@ -21,7 +21,7 @@ func TestServedRecordsEveryFreshHandshake(t *testing.T) {
 		t.Fatalf("listener %+v", l)
 	}
 	for i, h := range l.Handshakes {
-		if h.Outcome != sdk.OutcomeAccepted || h.Version != "TLSv1.3" || len(h.ChainPEM) == 0 {
+		if h.Outcome != sdk.OutcomeAccepted || h.Version != "TLSv1.3" || len(h.ChainPEM) == 0 || !h.ClientCertRequested {
 			t.Errorf("handshake %d: %+v", i, h)
 		}
 		if i > 0 && !bytes.Equal(h.ChainPEM, l.Handshakes[0].ChainPEM) {

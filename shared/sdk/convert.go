@@ -167,7 +167,8 @@ func listenersToPB(in []ServedListener) []*pb.ServedListener {
 	for _, l := range in {
 		hs := make([]*pb.ServedHandshake, 0, len(l.Handshakes))
 		for _, h := range l.Handshakes {
-			hs = append(hs, &pb.ServedHandshake{ChainPem: h.ChainPEM, Version: validUTF8(h.Version), Outcome: validUTF8(h.Outcome), Evidence: validUTF8(h.Evidence)})
+			hs = append(hs, &pb.ServedHandshake{ChainPem: h.ChainPEM, Version: validUTF8(h.Version), Outcome: validUTF8(h.Outcome), Evidence: validUTF8(h.Evidence),
+				ClientCertificateRequested: h.ClientCertRequested})
 		}
 		out = append(out, &pb.ServedListener{Name: validUTF8(l.Name), Address: validUTF8(l.Address), Handshakes: hs,
 			ReloadsOn: validUTF8(l.ReloadsOn), Error: validUTF8(l.Error)})

@@ -51,6 +51,9 @@ type ServedHandshake struct {
 	Outcome string
 	// Evidence: the server's words, or why nothing conclusive was seen.
 	Evidence string
+	// ClientCertRequested: the server asked for a client certificate (an
+	// accepted session then proves it took the one presented).
+	ClientCertRequested bool
 }
 
 // ReloadsNever: the listener serves a certificate harden does not deploy

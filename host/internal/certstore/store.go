@@ -97,6 +97,12 @@ func (s Store) Get(w Want, issue IssueFunc) (chain, key []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// What the source signed must be what this store's bundle trusts: a
+	// source that signs with another CA (a CA rotation run from another
+	// store) would have targets serve a chain their clients refuse.
+	if why := Stale(chain, key, w.CAPEM, w.Names, 0, s.now()); why != "" {
+		return nil, nil, fmt.Errorf("target %s: the certificate the source issued %s (a CA rotation run from another certificate store? keep one store per Vault); nothing was stored", s.Target, why)
+	}
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("target %s: certificate store: %w", s.Target, err)
 	}

@@ -121,6 +121,9 @@ func runRotate(c *cli.Context, io IO) error {
 		if stop != "" && stop != rotate.PhaseTrust && stop != rotate.PhaseReissue {
 			return exitf(ExitConfig, "--stop-after %q: want trust or reissue", stop)
 		}
+		if len(c.StringSlice("target")) > 0 || len(c.StringSlice("client")) > 0 || o.force {
+			return exitf(ExitConfig, "--ca moves every target and client of the policy: it takes no --target, --client or --force-renew")
+		}
 		return runCARotation(c, s, o, c.Bool("abort"), stop)
 	}
 	if c.Bool("abort") {

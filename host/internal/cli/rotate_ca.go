@@ -113,6 +113,19 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 	if st == nil {
 		rep.CA.PhaseBefore = "none"
 		if abort {
+			r, err := caOp(sdk.CAStatus)
+			if err != nil {
+				return finish(ExitTarget, err.Error())
+			}
+			if len(r.NextRootPEM) > 0 && r.Signing != "next" {
+				if !o.yes {
+					return exitf(ExitConfig, "no CA rotation state, but %s holds a prepared next CA (a run killed right after preparing it): pass --yes to set it aside", vt.Name)
+				}
+				if _, err := caOp(sdk.CADiscard); err != nil {
+					return finish(ExitTarget, err.Error())
+				}
+				return finish(ExitOK, "no CA rotation state; the next CA the certificate source had prepared was set aside")
+			}
 			return finish(ExitOK, "no CA rotation in progress: nothing to abort")
 		}
 		if o.dryRun {
@@ -164,7 +177,8 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 			st.MarkDone(phase, item)
 		}
 		if err := save(); err != nil {
-			r.Status, r.Message = "error", err.Error()
+			last := &rep.Targets[len(rep.Targets)-1]
+			last.Status, last.Message = "error", last.Message+"; but the rotation state could not be saved: "+err.Error()
 			return false
 		}
 		applykit.Crash("host", "ca-"+phase)
@@ -180,7 +194,14 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 		return caTargetStep(ctx, s, st, phase, t, o)
 	}
 	failed := func() error {
-		return finish(ExitTarget, fmt.Sprintf("stopped in phase %s: the failing step is above (its own change was rolled back); fix it and run harden rotate --ca again to resume, or --abort to go back", st.Phase))
+		if c.Context.Err() != nil || s.io.interrupts.signalled() {
+			_ = finish(ExitInterrupted, fmt.Sprintf("interrupted in phase %s; the state is saved: run harden rotate --ca again to resume, or --abort to go back", st.Phase))
+			return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted: the CA rotation stopped; its state is saved")}
+		}
+		return finish(ExitTarget, fmt.Sprintf("stopped in phase %s: the failing step is above (it says whether its change was put back); fix it and run harden rotate --ca again to resume, or --abort to go back", st.Phase))
+	}
+	if abort && st.Phase == rotate.PhaseSync {
+		return finish(ExitConfig, "the new CA is already the current one (the source finished); nothing to abort: run harden rotate --ca to finish handing out its revocation lists")
 	}
 	if abort {
 		if !st.Aborting {
@@ -195,8 +216,12 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 			}
 		}
 		phase := st.Phase
+		// Every item, not only those recorded as done: a run killed after
+		// a target's change and before its record left it changed too, and
+		// each step is idempotent (nothing pending: nothing pushed; a leaf
+		// already from the CA wanted: not re-issued).
 		for _, it := range slices.Backward(items) {
-			if st.IsDone(phase, it) && !step(phase, it, func() rotateTargetReport { return run(phase, it) }) {
+			if !step(phase, it, func() rotateTargetReport { return run(phase, it) }) {
 				return failed()
 			}
 		}
@@ -225,7 +250,7 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 		return finish(ExitOK, fmt.Sprintf("went back from %s to phase %s; run --abort again to go further back, or without it to go forward", phase, st.Phase))
 	}
 	if st.Aborting {
-		return finish(ExitConfig, fmt.Sprintf("an --abort of phase %s was interrupted: run harden rotate --ca --abort again to finish it", st.Phase))
+		return finish(ExitTarget, fmt.Sprintf("an --abort of phase %s was interrupted: run harden rotate --ca --abort again to finish it", st.Phase))
 	}
 	for {
 		phase := st.Phase
@@ -235,6 +260,9 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 			}
 		}
 		for _, it := range items {
+			if phase == rotate.PhaseSync {
+				break
+			}
 			if !st.IsDone(phase, it) && !step(phase, it, func() rotateTargetReport { return run(phase, it) }) {
 				return failed()
 			}
@@ -248,13 +276,22 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 			if _, err := caOp(sdk.CAFinish); err != nil {
 				return finish(ExitTarget, err.Error()+" (every target already trusts only the next CA: run harden rotate --ca again)")
 			}
+			st.Phase = rotate.PhaseSync
+			if err := save(); err != nil {
+				return finish(ExitTarget, err.Error())
+			}
+			applykit.Crash("host", "ca-finished")
+			fallthrough
+		case rotate.PhaseSync:
+			// The source rebuilt its revocation lists when it switched CAs:
+			// every target gets them before the rotation ends.
+			if !caSync(ctx, s, targets, o, &rep) {
+				return finish(ExitTarget, "the new CA is the current one, but its revocation lists did not reach every target (above): run harden rotate --ca again")
+			}
 			if err := rotate.RemoveCAState(storeDir); err != nil {
 				return finish(ExitTarget, err.Error())
 			}
 			st = nil
-			if !caSync(ctx, s, targets, o, &rep) {
-				return finish(ExitTarget, "done, but the CA's new revocation lists did not reach every target (above): run harden apply")
-			}
 			return finish(ExitOK, fmt.Sprintf("done: %d target(s) and %d client(s) moved to the new CA, verified in every phase; the old CA is retired", len(targets), len(pol.Clients)))
 		}
 		if err := save(); err != nil {
@@ -403,6 +440,11 @@ func (r *rotation) clientPair() certstore.Pair {
 // On failure the old bundle is pushed back and gated.
 func (r *rotation) pushBundle(ctx context.Context, before, after []byte, proofCA, expect string) rotateTargetReport {
 	var rep rotateTargetReport
+	unlock, err := r.iss.Store.Lock()
+	if err != nil {
+		return rotateTargetReport{Status: "refused", Message: err.Error()}
+	}
+	defer unlock()
 	cur := mustCurrent(r, "server")
 	client := r.clientPair()
 	if !cur.Valid() {
@@ -473,6 +515,11 @@ func (r *rotation) pushBundle(ctx context.Context, before, after []byte, proofCA
 
 // backTo pushes the old bundle back after a failed step and gates it.
 func (r *rotation) backTo(ctx context.Context, beforeRC sdk.RequestContext, cur certstore.Pair, rep rotateTargetReport, failure string) rotateTargetReport {
+	// On a context of its own, bounded, that Ctrl-C does not end.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.s.timeout)
+	defer cancel()
+	done := r.io.interrupts.applying(r.t.Name)
+	defer done()
 	if _, err := r.push(ctx, beforeRC); err != nil {
 		rep.Status, rep.Message = "error", failure+"; pushing the previous trust bundle back failed too: "+err.Error()
 		return rep
@@ -511,7 +558,7 @@ func (r *rotation) settle(ctx context.Context, rc sdk.RequestContext) error {
 		if len(plan.Changes) == 0 {
 			return nil
 		}
-		if !allRestarts(plan.Changes) {
+		if !allRestarts(plan.Changes) || len(notMaterial(plan.Changes)) > 0 {
 			var left []string
 			for _, c := range plan.Changes {
 				left = append(left, string(c.Action)+" "+c.Resource)
@@ -571,6 +618,9 @@ func (r *rotation) proveClientTrust(ctx context.Context, cur certstore.Pair, iss
 			for i, h := range l.Handshakes {
 				switch h.Outcome {
 				case expect:
+					if expect == sdk.OutcomeAccepted && !h.ClientCertRequested {
+						return "", fmt.Errorf("listener %s at %s, handshake %d: the server never asked for a client certificate, so its acceptance proves nothing about the %s CA", l.Name, l.Address, i+1, issuer)
+					}
 					seen[l.Name]++
 				case sdk.OutcomeInconclusive:
 					last = fmt.Sprintf("listener %s at %s, handshake %d: %s", l.Name, l.Address, i+1, h.Evidence)
@@ -584,6 +634,11 @@ func (r *rotation) proveClientTrust(ctx context.Context, cur certstore.Pair, iss
 		}
 		if !short && len(names) > 0 {
 			break
+		}
+	}
+	for _, name := range r.listeners {
+		if _, ok := seen[name]; !ok {
+			return "", fmt.Errorf("a client certificate from the %s CA: listener %s was live and is not reported", issuer, name)
 		}
 	}
 	n := 0

@@ -130,6 +130,9 @@ func rotateClientCA(ctx context.Context, s *session, c policy.Client, o rotateOp
 		if bad := rotate.Due(next, w, 0, now); bad != "" {
 			return rotateTargetReport{Status: "error", Message: "the issued client certificate is not usable: " + bad}
 		}
+		if bad := rotate.Due(next, w, store.RenewBefore, now); bad != "" {
+			return rotateTargetReport{Status: "error", Message: "the issued client certificate is due at once (" + bad + "): the issuing CA ends too soon; rotate the CA (harden rotate --ca)"}
+		}
 	}
 	// Before anything is delivered: every target that requires client
 	// certificates lets the new one in (the server's own acceptance).
@@ -185,7 +188,7 @@ func clientLetIn(ctx context.Context, s *session, c policy.Client, iss *engine.I
 		t, _ := s.pol.Target(tn)
 		p := s.eng.Plugins[t.Plugin]
 		if !slices.Contains(p.Meta.Capabilities, sdk.CapInventory) {
-			continue
+			return "", fmt.Errorf("client %s: target %s requires client certificates, and its plugin %s reports no inventory to prove it lets the new one in", c.Name, tn, t.Plugin)
 		}
 		rc, err := s.eng.BaseRequest(s.pol, t, s.io.Getenv)
 		if err != nil {
@@ -199,9 +202,15 @@ func clientLetIn(ctx context.Context, s *session, c policy.Client, iss *engine.I
 		if err != nil {
 			return "", fmt.Errorf("client %s: checking that %s lets the new certificate in: %w", c.Name, tn, err)
 		}
+		if len(inv.Listeners) == 0 {
+			return "", fmt.Errorf("client %s: target %s reported no listener to prove it lets the new certificate in", c.Name, tn)
+		}
 		for _, l := range inv.Listeners {
 			if l.Error != "" {
 				return "", fmt.Errorf("client %s: %s listener %s: %s", c.Name, tn, l.Name, l.Error)
+			}
+			if len(l.Handshakes) == 0 {
+				return "", fmt.Errorf("client %s: %s listener %s: no handshake observed", c.Name, tn, l.Name)
 			}
 			for _, h := range l.Handshakes {
 				if h.Outcome != sdk.OutcomeAccepted {

@@ -732,9 +732,37 @@ func (e *Engine) source(ctx context.Context, pol *policy.Policy, forName string)
 		return issuerTarget, nil, sdk.Certificates{}, configErr(err)
 	}
 	if st != nil {
-		ca.CABundlePEM = st.Bundle()
+		// A stale or planted state (Vault restored from a snapshot, a file
+		// someone dropped) must not redefine what targets trust: its root
+		// must be the one the source reports.
+		if !slices.ContainsFunc(st.Anchors(), func(a []byte) bool { return samePEMCerts(ca.CABundlePEM, a) }) {
+			return issuerTarget, nil, sdk.Certificates{}, configErr(fmt.Errorf("CA rotation state %s does not match the certificate source %s: its root is not the CA %s reports now; if no CA rotation runs, move the file away (harden rotate --ca --abort needs it while one does)",
+				rotate.CAStatePath(pol.Certificates.VaultStoreDir), issuerTarget.Name, issuerTarget.Name))
+		}
+		if b := st.Bundle(); b != nil {
+			ca.CABundlePEM = b
+		}
 	}
 	return issuerTarget, call, ca, nil
+}
+
+// samePEMCerts: a and b hold the same certificates (DER), in any order.
+func samePEMCerts(a, b []byte) bool {
+	ca, err1 := sdk.ParseCertificatesPEM(a)
+	cb, err2 := sdk.ParseCertificatesPEM(b)
+	if err1 != nil || err2 != nil || len(ca) != len(cb) {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, c := range ca {
+		seen[string(c.Raw)] = true
+	}
+	for _, c := range cb {
+		if !seen[string(c.Raw)] {
+			return false
+		}
+	}
+	return true
 }
 
 // ClientIssuer is the certificate source of client identity c: its store

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/harden-dev/harden/shared/sdk"
@@ -34,6 +35,9 @@ const (
 	PhaseTrust   = "trust"
 	PhaseReissue = "reissue"
 	PhaseRetire  = "retire"
+	// PhaseSync: the source finished (the next CA is the current one);
+	// every target still gets the source's rebuilt revocation lists.
+	PhaseSync = "sync"
 )
 
 // CAState is the persisted state of a staged CA rotation.
@@ -55,29 +59,57 @@ type CAState struct {
 // CAStatePath is the state file of a store directory.
 func CAStatePath(storeDir string) string { return filepath.Join(storeDir, "ca-rotation.json") }
 
-// LoadCAState reads the state; nil, nil when no rotation runs.
+// LoadCAState reads the state; nil, nil when no rotation runs. The file
+// redefines what every target trusts while it exists, so it is held to
+// the rule of harden's keys: a regular file, 0600, owned by the user
+// harden runs as (or root), at most 1 MiB, two distinct CA certificates.
+// The engine also compares its roots with what the source reports.
 func LoadCAState(storeDir string) (*CAState, error) {
-	data, err := os.ReadFile(CAStatePath(storeDir))
+	path := CAStatePath(storeDir)
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("CA rotation state %s: %s; if no CA rotation runs (harden rotate --ca) and this file is not harden's, move it away", path, fmt.Sprintf(format, args...))
+	}
+	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("CA rotation state: %w", err)
 	}
+	if !fi.Mode().IsRegular() {
+		return nil, bad("not a regular file")
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, bad("mode %04o: others may change what every target trusts (want 0600)", fi.Mode().Perm())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+		return nil, bad("owned by uid %d, not by the user harden runs as", st.Uid)
+	}
+	if fi.Size() > 1<<20 {
+		return nil, bad("larger than 1 MiB")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("CA rotation state: %w", err)
+	}
 	var st CAState
 	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("CA rotation state %s: %w", CAStatePath(storeDir), err)
+		return nil, bad("%v", err)
 	}
 	if st.FormatVersion != 1 {
-		return nil, fmt.Errorf("CA rotation state %s: format_version %d, this harden reads 1", CAStatePath(storeDir), st.FormatVersion)
+		return nil, bad("format_version %d, this harden reads 1", st.FormatVersion)
 	}
-	if !slices.Contains([]string{PhaseTrust, PhaseReissue, PhaseRetire}, st.Phase) {
-		return nil, fmt.Errorf("CA rotation state %s: unknown phase %q", CAStatePath(storeDir), st.Phase)
+	if !slices.Contains([]string{PhaseTrust, PhaseReissue, PhaseRetire, PhaseSync}, st.Phase) {
+		return nil, bad("unknown phase %q", st.Phase)
 	}
 	for _, p := range []string{st.CurrentRootPEM, st.NextRootPEM} {
-		if certs, err := sdk.ParseCertificatesPEM([]byte(p)); err != nil || len(certs) == 0 {
-			return nil, fmt.Errorf("CA rotation state %s: a root is not a certificate", CAStatePath(storeDir))
+		certs, err := sdk.ParseCertificatesPEM([]byte(p))
+		if err != nil || len(certs) != 1 || !certs[0].IsCA {
+			return nil, bad("a root is not one CA certificate")
 		}
+	}
+	if st.CurrentRootPEM == st.NextRootPEM {
+		return nil, bad("the current and the next root are the same")
 	}
 	if st.Done == nil {
 		st.Done = map[string][]string{}
@@ -141,6 +173,9 @@ func (st *CAState) BundleBefore(phase string) []byte {
 // while aborting a phase the bundle of the phase before it (trust undone:
 // the current root alone; retire undone: both roots).
 func (st *CAState) Bundle() []byte {
+	if st.Phase == PhaseSync {
+		return nil // the source's own: the next CA is the current one now
+	}
 	if st.Aborting {
 		return st.BundleBefore(st.Phase)
 	}
@@ -156,4 +191,18 @@ func ensureNL(s string) []byte {
 		b = append(b, '\n')
 	}
 	return b
+}
+
+// Anchors are the roots the source may report as its current one while
+// the state holds: the current root until the source finished (which may
+// have happened already in phase retire, if a run was killed right after),
+// then the next.
+func (st *CAState) Anchors() [][]byte {
+	switch st.Phase {
+	case PhaseSync:
+		return [][]byte{ensureNL(st.NextRootPEM)}
+	case PhaseRetire:
+		return [][]byte{ensureNL(st.CurrentRootPEM), ensureNL(st.NextRootPEM)}
+	}
+	return [][]byte{ensureNL(st.CurrentRootPEM)}
 }

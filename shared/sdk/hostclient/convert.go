@@ -162,7 +162,8 @@ func listenersFromPB(in []*pb.ServedListener) []sdk.ServedListener {
 	for _, l := range in {
 		hs := make([]sdk.ServedHandshake, 0, len(l.GetHandshakes()))
 		for _, h := range l.GetHandshakes() {
-			hs = append(hs, sdk.ServedHandshake{ChainPEM: h.GetChainPem(), Version: h.GetVersion(), Outcome: h.GetOutcome(), Evidence: h.GetEvidence()})
+			hs = append(hs, sdk.ServedHandshake{ChainPEM: h.GetChainPem(), Version: h.GetVersion(), Outcome: h.GetOutcome(), Evidence: h.GetEvidence(),
+				ClientCertRequested: h.GetClientCertificateRequested()})
 		}
 		out = append(out, sdk.ServedListener{Name: l.GetName(), Address: l.GetAddress(), Handshakes: hs, ReloadsOn: l.GetReloadsOn(), Error: l.GetError()})
 	}

@@ -2589,9 +2589,11 @@ type ServedHandshake struct {
 	// "inconclusive": anything else (then evidence says why).
 	Outcome string `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// The server's words or the reason nothing conclusive was observed.
-	Evidence      string `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Evidence string `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// The server asked for a client certificate in this handshake.
+	ClientCertificateRequested bool `protobuf:"varint,5,opt,name=client_certificate_requested,json=clientCertificateRequested,proto3" json:"client_certificate_requested,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *ServedHandshake) Reset() {
@@ -2650,6 +2652,13 @@ func (x *ServedHandshake) GetEvidence() string {
 		return x.Evidence
 	}
 	return ""
+}
+
+func (x *ServedHandshake) GetClientCertificateRequested() bool {
+	if x != nil {
+		return x.ClientCertificateRequested
+	}
+	return false
 }
 
 type ServedListener struct {
@@ -3494,12 +3503,13 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\fcertificates\x18\x03 \x01(\v2%.harden.target.v1.CertificateMaterialR\fcertificates\x12\x1e\n" +
 	"\n" +
 	"handshakes\x18\x04 \x01(\x05R\n" +
-	"handshakes\"~\n" +
+	"handshakes\"\xc0\x01\n" +
 	"\x0fServedHandshake\x12\x1b\n" +
 	"\tchain_pem\x18\x01 \x01(\fR\bchainPem\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x18\n" +
 	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x12\x1a\n" +
-	"\bevidence\x18\x04 \x01(\tR\bevidence\"\xb6\x01\n" +
+	"\bevidence\x18\x04 \x01(\tR\bevidence\x12@\n" +
+	"\x1cclient_certificate_requested\x18\x05 \x01(\bR\x1aclientCertificateRequested\"\xb6\x01\n" +
 	"\x0eServedListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12A\n" +
