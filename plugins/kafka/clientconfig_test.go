@@ -289,8 +289,8 @@ func TestRenderClientLiveBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	if err := admin.CreateACL(sarama.Resource{ResourceType: sarama.AclResourceCluster, ResourceName: "kafka-cluster", ResourcePatternType: sarama.AclPatternLiteral},
-		sarama.Acl{Principal: "User:" + name, Host: "*", Operation: sarama.AclOperationDescribeConfigs, PermissionType: sarama.AclPermissionAllow}); err != nil {
+	if err := admin.CreateACLs([]*sarama.ResourceAcls{{Resource: sarama.Resource{ResourceType: sarama.AclResourceCluster, ResourceName: "kafka-cluster", ResourcePatternType: sarama.AclPatternLiteral},
+		Acls: []*sarama.Acl{{Principal: "User:" + name, Host: "*", Operation: sarama.AclOperationDescribeConfigs, PermissionType: sarama.AclPermissionAllow}}}}); err != nil {
 		t.Fatal(err)
 	}
 	// The authorizer learns the ACL from the metadata log: a moment later.

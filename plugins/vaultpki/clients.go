@@ -350,18 +350,18 @@ func bundleFacts(d map[string]any, client string, now time.Time) (bundleMeta, er
 	versions, _ := d["versions"].(map[string]any)
 	state, ok := versions[v].(map[string]any)
 	if !ok {
-		return bundleMeta{}, fmt.Errorf("Vault's answer lists no state of the current version %s", v)
+		return bundleMeta{}, fmt.Errorf("the answer lists no state of the current version %s", v)
 	}
 	destroyed, ok := state["destroyed"].(bool)
 	if !ok {
-		return bundleMeta{}, fmt.Errorf("Vault's answer does not say whether the current version %s is destroyed", v)
+		return bundleMeta{}, fmt.Errorf("the answer does not say whether the current version %s is destroyed", v)
 	}
 	if destroyed {
 		return bundleMeta{}, fmt.Errorf("%w: version %s is destroyed (the client has no bundle to read)", errDeleted, v)
 	}
 	switch dt, ok := state["deletion_time"].(string); {
 	case !ok:
-		return bundleMeta{}, fmt.Errorf("Vault's answer has no deletion_time text for the current version %s", v)
+		return bundleMeta{}, fmt.Errorf("the answer has no deletion_time text for the current version %s", v)
 	case dt != "":
 		when, err := time.Parse(time.RFC3339Nano, dt)
 		if err != nil {
