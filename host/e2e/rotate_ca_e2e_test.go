@@ -18,7 +18,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/testenv"
 )
@@ -46,13 +45,7 @@ type caJSON struct {
 func TestRotateCAStaged(t *testing.T) {
 	dir := t.TempDir()
 	pluginDir := filepath.Join(dir, "plugins")
-	for _, p := range []string{"postgres", "vaultpki"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "harden-plugin-"+p), "./plugins/"+p)
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", p, err, out)
-		}
-	}
+	buildPlugins(t, pluginDir, "postgres", "vaultpki")
 	v := testenv.VaultForTest(t)
 	pg := testenv.PostgresForTest(t)
 	vc := v.Target()["connection"].(map[string]any)
@@ -83,13 +76,7 @@ clients:
     deliver: {dir: %q}
 `, store, pg.User, vc["address"], vc["ca_file"], vc["token_file"], pg.User, pgc, delivered)), 0o600)
 	lock := filepath.Join(dir, "plugins.lock")
-	run := func(args ...string) result {
-		t.Helper()
-		var out, errb strings.Builder
-		io := cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false }, Getenv: os.LookupEnv}
-		code := cli.Run(context.Background(), append(append([]string{"harden"}, args...), "--plugin-dir", pluginDir, "--lock-file", lock), io)
-		return result{code, out.String(), errb.String()}
-	}
+	run := cliRunner(t, pluginDir, lock)
 	caRun := func(args ...string) (result, caJSON) {
 		t.Helper()
 		r := run(append([]string{"rotate", "-f", policy, "--ca", "--yes", "--format", "json"}, args...)...)

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,7 +17,6 @@ import (
 	vault "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -34,13 +32,7 @@ import (
 func TestClientIdentitiesDeliveredAndRenewed(t *testing.T) {
 	dir := t.TempDir()
 	pluginDir := filepath.Join(dir, "plugins")
-	for _, p := range []string{"kafka", "postgres", "vaultpki"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "harden-plugin-"+p), "./plugins/"+p)
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", p, err, out)
-		}
-	}
+	buildPlugins(t, pluginDir, "kafka", "postgres", "vaultpki")
 	v := testenv.VaultForTest(t)
 	pg := testenv.PostgresForTest(t)
 	k := testenv.KafkaForTest(t)
@@ -83,13 +75,7 @@ clients:
     deliver: {dir: %q}
 `, filepath.Join(dir, "certs"), vc["address"], vc["ca_file"], vc["token_file"], pgc, kc, ks, install, loaderDir)), 0o600)
 	lock := filepath.Join(dir, "plugins.lock")
-	run := func(args ...string) result {
-		t.Helper()
-		var out, errb strings.Builder
-		io := cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false }, Getenv: os.LookupEnv}
-		code := cli.Run(context.Background(), append(append([]string{"harden"}, args...), "--plugin-dir", pluginDir, "--lock-file", lock), io)
-		return result{code, out.String(), errb.String()}
-	}
+	run := cliRunner(t, pluginDir, lock)
 	// The client's PostgreSQL role (cert auth maps the CN to it).
 	admin, err := pgx.Connect(context.Background(), pg.DSN())
 	if err != nil {

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/harden-dev/harden/host/internal/cli"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -22,13 +20,7 @@ import (
 func TestVaultPKISourceEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	pluginDir := filepath.Join(dir, "plugins")
-	for _, p := range []string{"postgres", "vaultpki"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "harden-plugin-"+p), "./plugins/"+p)
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", p, err, out)
-		}
-	}
+	buildPlugins(t, pluginDir, "postgres", "vaultpki")
 	state := filepath.Join(dir, "state")
 	env, err := testenv.Up(context.Background(), testenv.Options{Services: []string{"postgres", "vault"}, StateDir: state})
 	if err != nil {
@@ -40,13 +32,7 @@ func TestVaultPKISourceEndToEnd(t *testing.T) {
 	t.Cleanup(func() { _ = env.Down() })
 	policy := filepath.Join(state, "policy.yaml")
 	lock := filepath.Join(dir, "plugins.lock")
-	run := func(args ...string) result {
-		t.Helper()
-		var out, errb strings.Builder
-		io := cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func() bool { return false }, Getenv: os.LookupEnv}
-		code := cli.Run(context.Background(), append(append([]string{"harden"}, args...), "--plugin-dir", pluginDir, "--lock-file", lock), io)
-		return result{code, out.String(), errb.String()}
-	}
+	run := cliRunner(t, pluginDir, lock)
 	if r := run("plugins", "lock"); r.code != 0 {
 		t.Fatalf("lock: %s", r.stderr)
 	}

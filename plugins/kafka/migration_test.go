@@ -7,7 +7,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,120 +20,7 @@ import (
 	"github.com/harden-dev/harden/testenv"
 )
 
-// clientPair is a producer sending numbered messages every 20 ms (acks=all)
-// and a consumer reading every partition; it records what was acknowledged
-// and what arrived.
-type clientPair struct {
-	t        *testing.T
-	cfg      *sarama.Config
-	addrs    []string
-	acked    sync.Map // value -> true
-	received sync.Map
-	failed   atomic.Int64
-	next     *atomic.Int64
-	stop     chan struct{} // consumers
-	stopProd chan struct{}
-	prodDone chan struct{}
-	wg       sync.WaitGroup
-	offsets  []int64 // per partition: next offset to read
-	mu       sync.Mutex
-}
-
 const migrationTopic = "migration"
-
-func startPair(t *testing.T, addrs []string, cfg *sarama.Config, next *atomic.Int64, offsets []int64) *clientPair {
-	t.Helper()
-	p := &clientPair{t: t, cfg: cfg, addrs: addrs, next: next, stop: make(chan struct{}), stopProd: make(chan struct{}), prodDone: make(chan struct{}), offsets: offsets}
-	pcfg := *cfg
-	pcfg.Producer.Return.Successes = true
-	pcfg.Producer.RequiredAcks = sarama.WaitForAll
-	pcfg.Producer.Retry.Max, pcfg.Producer.Retry.Backoff = 30, 250*time.Millisecond
-	pcfg.Metadata.Retry.Max = 30
-	prod, err := sarama.NewSyncProducer(addrs, &pcfg)
-	if err != nil {
-		t.Fatalf("producer on %v: %v", addrs, err)
-	}
-	ccfg := *cfg
-	ccfg.Consumer.Retry.Backoff = 250 * time.Millisecond
-	cons, err := sarama.NewConsumer(addrs, &ccfg)
-	if err != nil {
-		t.Fatalf("consumer on %v: %v", addrs, err)
-	}
-	go func() { <-p.stop; p.wg.Wait(); cons.Close() }()
-	for part := range offsets {
-		pc, err := cons.ConsumePartition(migrationTopic, int32(part), offsets[part])
-		if err != nil {
-			t.Fatalf("consume partition %d: %v", part, err)
-		}
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			defer pc.Close()
-			for {
-				select {
-				case m := <-pc.Messages():
-					p.received.Store(string(m.Value), true)
-					p.mu.Lock()
-					p.offsets[part] = m.Offset + 1
-					p.mu.Unlock()
-				case <-pc.Errors():
-				case <-p.stop:
-					return
-				}
-			}
-		}()
-	}
-	go func() {
-		defer close(p.prodDone)
-		defer prod.Close()
-		for {
-			select {
-			case <-p.stopProd:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			v := strconv.FormatInt(p.next.Add(1), 10)
-			if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: migrationTopic, Value: sarama.StringEncoder(v)}); err != nil {
-				p.failed.Add(1)
-				t.Logf("send %s: %v", v, err)
-				continue
-			}
-			p.acked.Store(v, true)
-		}
-	}()
-	return p
-}
-
-// finish stops producing, lets the consumer catch up with everything
-// acknowledged (up to 30 s), stops it and returns the next offset of every
-// partition.
-func (p *clientPair) finish() []int64 {
-	close(p.stopProd)
-	<-p.prodDone
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, missing := p.counts(); missing == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	close(p.stop)
-	p.wg.Wait()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]int64{}, p.offsets...)
-}
-
-func (p *clientPair) counts() (acked, missing int) {
-	p.acked.Range(func(k, _ any) bool {
-		acked++
-		if _, ok := p.received.Load(k); !ok {
-			missing++
-		}
-		return true
-	})
-	return
-}
 
 // The rolling PLAINTEXT→SSL migration of a running 3-node cluster: phases
 // add-tls, switch, tls-only, each rolled broker by broker (restart, every
@@ -188,7 +74,7 @@ func TestClusterMigration(t *testing.T) {
 	}
 	admin.Close()
 	var next atomic.Int64
-	pair := startPair(t, c.Bootstrap, plainCfg, &next, []int64{sarama.OffsetOldest, sarama.OffsetOldest, sarama.OffsetOldest})
+	pair := testenv.StartKafkaLoad(t, c.Bootstrap, plainCfg, migrationTopic, &next, []int64{sarama.OffsetOldest, sarama.OffsetOldest, sarama.OffsetOldest})
 	time.Sleep(time.Second)
 
 	applyPhase := func(phase string) {
@@ -210,31 +96,31 @@ func TestClusterMigration(t *testing.T) {
 	// Switch the clients to SSL (harden's client certificate), resuming where
 	// the PLAINTEXT consumer stopped.
 	sslCfg := saramaConfig(rc, true)
-	offsets := pair.finish()
+	offsets := pair.Finish()
 	plainPair := pair
-	pair = startPair(t, sslAddrs, sslCfg, &next, offsets)
+	pair = testenv.StartKafkaLoad(t, sslAddrs, sslCfg, migrationTopic, &next, offsets)
 	applyPhase(phaseTLSOnly)
 	time.Sleep(2 * time.Second)
-	pair.finish()
+	pair.Finish()
 
-	a1, m1 := plainPair.counts()
-	a2, m2 := pair.counts()
+	a1, m1 := plainPair.Counts()
+	a2, m2 := pair.Counts()
 	// The second consumer reads from where the first stopped: a message
 	// acknowledged on PLAINTEXT but not read before the switch arrives there.
 	missing := 0
-	plainPair.acked.Range(func(k, _ any) bool {
-		_, r1 := plainPair.received.Load(k)
-		_, r2 := pair.received.Load(k)
+	plainPair.Acked.Range(func(k, _ any) bool {
+		_, r1 := plainPair.Received.Load(k)
+		_, r2 := pair.Received.Load(k)
 		if !r1 && !r2 {
 			missing++
 		}
 		return true
 	})
-	t.Logf("clients: %d messages acknowledged on PLAINTEXT, %d on SSL; %d and %d send failures; unread: %d, %d", a1, a2, plainPair.failed.Load(), pair.failed.Load(), missing, m2)
+	t.Logf("clients: %d messages acknowledged on PLAINTEXT, %d on SSL; %d and %d send failures; unread: %d, %d", a1, a2, plainPair.Failed.Load(), pair.Failed.Load(), missing, m2)
 	if missing+m2 != 0 || a1 == 0 || a2 == 0 {
 		t.Errorf("lost messages: %d of %d (PLAINTEXT), %d of %d (SSL)", missing, a1, m2, a2)
 	}
-	if f := plainPair.failed.Load() + pair.failed.Load(); f != 0 {
+	if f := plainPair.Failed.Load() + pair.Failed.Load(); f != 0 {
 		t.Errorf("%d sends failed during the migration", f)
 	}
 	_ = m1
