@@ -35,3 +35,24 @@ func cliRunner(t testing.TB, pluginDir, lock string) func(args ...string) result
 		return result{code, out.String(), errb.String()}
 	}
 }
+
+// buildTLSFileKit builds, under dir, the vaultpki plugin and the tlsfile
+// test plugin into dir/plugins and the SIGHUP-reloading TLS server it
+// drives (host/testdata/tlsfileplugin); it returns the plugin dir and the
+// server binary.
+func buildTLSFileKit(t testing.TB, dir string) (pluginDir, serverBin string) {
+	t.Helper()
+	pluginDir, serverBin = filepath.Join(dir, "plugins"), filepath.Join(dir, "tlsserver")
+	for _, b := range []struct{ dir, out, pkg string }{
+		{"../..", filepath.Join(pluginDir, "harden-plugin-vaultpki"), "./plugins/vaultpki"},
+		{"../testdata/tlsfileplugin", filepath.Join(pluginDir, "harden-plugin-tlsfile"), "."},
+		{"../testdata/tlsfileplugin", serverBin, "./server"},
+	} {
+		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd.Dir = b.dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	return pluginDir, serverBin
+}

@@ -36,19 +36,7 @@ import (
 // served, and harden exits 3.
 func TestRotateKilledMidwayResumes(t *testing.T) {
 	dir := t.TempDir()
-	pluginDir := filepath.Join(dir, "plugins")
-	serverBin := filepath.Join(dir, "tlsserver")
-	for _, b := range []struct{ dir, out, pkg string }{
-		{"../..", filepath.Join(pluginDir, "harden-plugin-vaultpki"), "./plugins/vaultpki"},
-		{"../testdata/tlsfileplugin", filepath.Join(pluginDir, "harden-plugin-tlsfile"), "."},
-		{"../testdata/tlsfileplugin", serverBin, "./server"},
-	} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-		cmd.Dir = b.dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b.pkg, err, out)
-		}
-	}
+	pluginDir, serverBin := buildTLSFileKit(t, dir)
 	v := testenv.VaultForTest(t)
 	vc := v.Target()["connection"].(map[string]any)
 	lock := filepath.Join(dir, "plugins.lock")
