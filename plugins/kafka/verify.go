@@ -48,7 +48,8 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = listenerResult{l: l, checks: verifyListener(ctx, l, target, exp)}
+			cs, d := verifyListener(ctx, l, target, exp)
+			results[i] = listenerResult{l: l, checks: cs, desc: d}
 		}()
 	}
 	scanned := make(chan struct{})
@@ -76,6 +77,9 @@ func (kafka) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRespo
 	<-scanned
 	for _, lr := range results {
 		r.Checks = append(r.Checks, lr.checks...)
+		if lr.desc != nil {
+			r.Endpoints = append(r.Endpoints, *lr.desc)
+		}
 	}
 	r.Checks = append(r.Checks, judgeLive(live, q.RequestContext, results, files)...)
 }
@@ -130,6 +134,8 @@ func declaredListeners(c connection, d *sdk.Diagnostics, before func(file string
 type listenerResult struct {
 	l      listener
 	checks []checks.Check
+	// desc: the TLS scan's description (nil when there was no scan).
+	desc *sdk.EndpointScan
 }
 
 // status is the status of the listener's check id (false: no such check).
@@ -189,7 +195,7 @@ func undeterminedAddrs(results []listenerResult) []string {
 	return out
 }
 
-func verifyListener(ctx context.Context, l listener, base probe.Target, exp probe.Expectations) []checks.Check {
+func verifyListener(ctx context.Context, l listener, base probe.Target, exp probe.Expectations) ([]checks.Check, *sdk.EndpointScan) {
 	subject := fmt.Sprintf("%s listener %s (%s)", l.Name, l.Address, l.Protocol)
 	if l.Controller {
 		subject = "controller " + subject
@@ -214,12 +220,17 @@ func verifyListener(ctx context.Context, l listener, base probe.Target, exp prob
 		out = append(out, checks.Passed("kafka.listener.plaintext", subject, pt.Evidence))
 	}
 	if !l.tls() && l.Protocol != "unknown" {
-		return out
+		return out, nil
 	}
 	res, err := probe.Scan(ctx, base, probe.Options{})
 	if err != nil {
-		return append(out, checks.Errored("tls.enabled", subject, err))
+		return append(out, checks.Errored("tls.enabled", subject, err)), nil
 	}
+	name := l.Name
+	if l.Node != "" {
+		name = l.Node + " " + l.Name
+	}
+	desc := res.Describe(name)
 	for _, ch := range res.Checks(exp) {
 		if ch.ID == "tls.plaintext.refused" {
 			continue // kafka.listener.plaintext above is the same question
@@ -227,5 +238,5 @@ func verifyListener(ctx context.Context, l listener, base probe.Target, exp prob
 		ch.Subject = subject
 		out = append(out, ch)
 	}
-	return out
+	return out, &desc
 }

@@ -58,12 +58,21 @@ func (objectStore) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.Verif
 	}
 	subject := "bucket " + t.spec.Bucket + " at " + t.conn.Endpoint
 	t.verifyJournal(&r.Diagnostics)
-	scan := make(chan []checks.Check, 1)
-	go func() { scan <- t.scanTLS(ctx, q.RequestContext) }()
+	type scanned struct {
+		checks []checks.Check
+		desc   *sdk.EndpointScan
+	}
+	scan := make(chan scanned, 1)
+	go func() {
+		cs, d := t.scanTLS(ctx, q.RequestContext)
+		scan <- scanned{cs, d}
+	}()
 	l, err := t.read(ctx)
 	if err != nil {
 		r.Diagnostics.AddTargetError("objectstore.read", "cannot read the bucket", err)
-		r.Checks = <-scan
+		sc := <-scan
+		r.Checks = sc.checks
+		r.Endpoints = describedOf(sc.desc)
 		return
 	}
 	want := describeEncryption(t.wantEncryption())
@@ -87,15 +96,25 @@ func (objectStore) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.Verif
 		r.Checks = append(r.Checks, t.envelopeRecords(ctx, subject))
 	}
 	r.Checks = append(r.Checks, t.canary(ctx, subject))
-	r.Checks = append(r.Checks, <-scan...)
+	sc := <-scan
+	r.Checks = append(r.Checks, sc.checks...)
+	r.Endpoints = describedOf(sc.desc)
 }
 
-func (t *target) scanTLS(ctx context.Context, q sdk.RequestContext) []checks.Check {
+// describedOf: the scan's description, when there was a scan.
+func describedOf(d *sdk.EndpointScan) []sdk.EndpointScan {
+	if d == nil {
+		return nil
+	}
+	return []sdk.EndpointScan{*d}
+}
+
+func (t *target) scanTLS(ctx context.Context, q sdk.RequestContext) ([]checks.Check, *sdk.EndpointScan) {
 	u, _ := url.Parse(t.conn.Endpoint)
 	subject := "S3 endpoint " + u.Host
 	target, exp, err := probe.ForRequest(q, probe.HTTP)
 	if err != nil {
-		return []checks.Check{checks.Errored("tls.enabled", subject, err)}
+		return []checks.Check{checks.Errored("tls.enabled", subject, err)}, nil
 	}
 	target.Address, target.ClientCert, exp.RequireClientAuth = u.Host, nil, false
 	// The endpoint is judged with the CA harden's S3 client trusts.
@@ -105,16 +124,17 @@ func (t *target) scanTLS(ctx context.Context, q sdk.RequestContext) []checks.Che
 	}
 	res, err := probe.Scan(ctx, target, probe.Options{})
 	if err != nil {
-		return []checks.Check{checks.Errored("tls.enabled", subject, err)}
+		return []checks.Check{checks.Errored("tls.enabled", subject, err)}, nil
 	}
 	out := res.Checks(exp)
+	desc := res.Describe("s3")
 	for i := range out {
 		out[i].Subject = subject
 		if rootsErr != nil && out[i].ID == "tls.certificate.trusted" && out[i].Status != checks.Fail {
 			out[i] = checks.Errored("tls.certificate.trusted", subject, fmt.Errorf("the endpoint's certificate cannot be judged: %w", rootsErr))
 		}
 	}
-	return out
+	return out, &desc
 }
 
 // attempt is one live request the bucket must refuse, what the server

@@ -29,6 +29,7 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	}
 	sdk.Log().Info("scanned", "target", q.Target.Name, "address", res.Address, "connections", res.Connections, "duration", res.Duration.String())
 	r.Checks = res.Checks(exp)
+	r.Endpoints = append(r.Endpoints, res.Describe("postgres"))
 	if res.ConnectErr != nil {
 		// Nothing answered: the checks of this plugin are errors with the
 		// reason, not absent (a missing check must not look like a pass).
@@ -73,6 +74,7 @@ func (postgres) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 		r.Diagnostics.AddError("probe (direct TLS)", err.Error())
 		return
 	}
+	r.Endpoints = append(r.Endpoints, dres.Describe("postgres (direct TLS)"))
 	for _, ch := range dres.Checks(exp) {
 		if ch.ID == "tls.plaintext.refused" {
 			continue // the direct door has no plaintext mode; the SSLRequest scan tested it

@@ -36,6 +36,7 @@ func (redisTLS) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 			r.Checks = append(r.Checks, checks.Errored("tls.enabled", subj, err))
 		} else {
 			r.Checks = append(r.Checks, res.Checks(exp)...)
+			r.Endpoints = append(r.Endpoints, res.Describe("redis"))
 		}
 	}
 	r.Checks = append(r.Checks, authCheck(ctx, q.RequestContext, t))

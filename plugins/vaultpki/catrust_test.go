@@ -65,7 +65,7 @@ func TestGarbageCAFileSendsNoToken(t *testing.T) {
 			if n := requests.Load(); n != 0 {
 				t.Errorf("%d requests reached Vault, want none", n)
 			}
-			for _, c := range only(t, scanListener(ctx, rc, st), "tls.certificate.trusted") {
+			for _, c := range only(t, checksOf(scanListener(ctx, rc, st)), "tls.certificate.trusted") {
 				if c.Status != checks.Error || !strings.Contains(c.Evidence, caFile) {
 					t.Errorf("tls.certificate.trusted %s: %s (want an error naming %s)", c.Status, c.Evidence, caFile)
 				}

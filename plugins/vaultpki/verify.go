@@ -72,13 +72,21 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	}
 	verifyJournal(st, &r.Diagnostics)
 	// Vault's own listener, scanned like any endpoint (its own CA).
-	listener := make(chan []checks.Check, 1)
-	go func() { listener <- scanListener(ctx, q.RequestContext, st) }()
+	type scanned struct {
+		checks []checks.Check
+		desc   *sdk.EndpointScan
+	}
+	listener := make(chan scanned, 1)
+	go func() {
+		cs, d := scanListener(ctx, q.RequestContext, st)
+		listener <- scanned{cs, d}
+	}()
 	cl, err := client(ctx, q.RequestContext, st.conn)
 	if err != nil {
 		r.Diagnostics.AddTargetError("vaultpki.login", "cannot log in to Vault", err)
 		// The listener needs no login: what it showed stands.
-		r.Checks = <-listener
+		sc := <-listener
+		r.Checks, r.Endpoints = sc.checks, describedOf(sc.desc)
 		return
 	}
 	v := &verifier{ctx: ctx, cl: cl, st: st, targets: q.Policy.Targets, self: q.Target.Name}
@@ -86,7 +94,8 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	v.pki()
 	v.transit()
 	v.clientPolicies()
-	r.Checks = append(v.out, <-listener...)
+	sc := <-listener
+	r.Checks, r.Endpoints = append(v.out, sc.checks...), describedOf(sc.desc)
 }
 
 type verifier struct {
@@ -124,15 +133,15 @@ func answered(err error) bool {
 	return err == nil || errors.As(err, &re)
 }
 
-func scanListener(ctx context.Context, q sdk.RequestContext, st *settings) []checks.Check {
+func scanListener(ctx context.Context, q sdk.RequestContext, st *settings) ([]checks.Check, *sdk.EndpointScan) {
 	u, err := url.Parse(st.conn.Address)
 	if err != nil || u.Scheme != "https" {
-		return []checks.Check{checks.Failed("tls.enabled", st.conn.Address, "Vault's API is not served over https")}
+		return []checks.Check{checks.Failed("tls.enabled", st.conn.Address, "Vault's API is not served over https")}, nil
 	}
 	subject := "Vault listener " + u.Host
 	target, exp, err := probe.ForRequest(q, probe.HTTP)
 	if err != nil {
-		return []checks.Check{checks.Errored("tls.enabled", subject, err)}
+		return []checks.Check{checks.Errored("tls.enabled", subject, err)}, nil
 	}
 	target.ClientCert, exp.RequireClientAuth = nil, false
 	// The listener is judged with the CAs harden's API client trusts. An
@@ -142,9 +151,10 @@ func scanListener(ctx context.Context, q sdk.RequestContext, st *settings) []che
 	target.Address = u.Host
 	res, err := probe.Scan(ctx, target, probe.Options{})
 	if err != nil {
-		return []checks.Check{checks.Errored("tls.enabled", subject, err)}
+		return []checks.Check{checks.Errored("tls.enabled", subject, err)}, nil
 	}
 	out := res.Checks(exp)
+	desc := res.Describe("vault")
 	replaced := false
 	for i := range out {
 		out[i].Subject = subject
@@ -156,7 +166,7 @@ func scanListener(ctx context.Context, q sdk.RequestContext, st *settings) []che
 	if rootsErr != nil && !replaced {
 		out = append(out, checks.Errored("tls.certificate.trusted", subject, fmt.Errorf("the listener's certificate cannot be judged: %w", rootsErr)))
 	}
-	return out
+	return out, &desc
 }
 
 // audit: a canary request (a read of a path named by a random nonce) must
@@ -748,4 +758,12 @@ func (v *verifier) transit() {
 		}
 		v.reduce("vaultpki.transit.keys", path, obs...)
 	}
+}
+
+// describedOf: the listener scan's description, when there was a scan.
+func describedOf(d *sdk.EndpointScan) []sdk.EndpointScan {
+	if d == nil {
+		return nil
+	}
+	return []sdk.EndpointScan{*d}
 }

@@ -475,7 +475,7 @@ func TestListenerCAFileUnreadable(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			trusted := only(t, scanListener(ctx, rc, st), "tls.certificate.trusted")
+			trusted := only(t, checksOf(scanListener(ctx, rc, st)), "tls.certificate.trusted")
 			for _, c := range trusted {
 				if c.Status != checks.Error || !strings.Contains(c.Evidence, caFile) {
 					t.Errorf("tls.certificate.trusted %s: %s (want an error naming %s)", c.Status, c.Evidence, caFile)
@@ -504,3 +504,5 @@ func writeFile(t *testing.T, path, content string) string {
 	}
 	return path
 }
+
+func checksOf(cs []checks.Check, _ *sdk.EndpointScan) []checks.Check { return cs }

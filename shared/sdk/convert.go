@@ -197,3 +197,29 @@ func unixOrZero(t time.Time) int64 {
 	}
 	return t.Unix()
 }
+
+// endpointScansToPB converts endpoint scans for the wire.
+func endpointScansToPB(in []EndpointScan) []*pb.EndpointScan {
+	out := make([]*pb.EndpointScan, 0, len(in))
+	for _, e := range in {
+		vs := make([]*pb.VersionObservation, 0, len(e.Versions))
+		for _, v := range e.Versions {
+			vs = append(vs, &pb.VersionObservation{Version: validUTF8(v.Version), Outcome: validUTF8(v.Outcome), Evidence: validUTF8(v.Evidence),
+				SuitesIncomplete: validUTF8(v.SuitesIncomplete)})
+		}
+		ss := make([]*pb.SuiteObservation, 0, len(e.Suites))
+		for _, c := range e.Suites {
+			ss = append(ss, &pb.SuiteObservation{Version: validUTF8(c.Version), Id: uint32(c.ID), Name: validUTF8(c.Name)})
+		}
+		gs := make([]string, 0, len(e.Groups))
+		for _, g := range e.Groups {
+			gs = append(gs, validUTF8(g))
+		}
+		out = append(out, &pb.EndpointScan{Name: validUTF8(e.Name), Address: validUTF8(e.Address), Dialect: validUTF8(e.Dialect),
+			Error: validUTF8(e.Error), Versions: vs, Suites: ss, Groups: gs, GroupsIncomplete: validUTF8(e.GroupsIncomplete),
+			ChainDer: e.ChainDER, TrustChecked: e.TrustChecked, TrustError: validUTF8(e.TrustError),
+			ClientCertificateRequested: e.ClientCertRequested, NoClientCertificate: validUTF8(e.NoClientCert),
+			Plaintext: validUTF8(e.Plaintext), Inconclusive: int32(e.Inconclusive)})
+	}
+	return out
+}

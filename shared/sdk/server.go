@@ -206,7 +206,7 @@ func (s *server) Verify(ctx context.Context, req *pb.VerifyRequest) (*pb.VerifyR
 	if !resp.Diagnostics.HasError() {
 		s.call(&resp.Diagnostics, func() { v.Verify(ctx, VerifyRequest{rc}, &resp) })
 	}
-	return &pb.VerifyResponse{Checks: checksToPB(resp.Checks), Diagnostics: diagsToPB(resp.Diagnostics)}, nil
+	return &pb.VerifyResponse{Checks: checksToPB(resp.Checks), Diagnostics: diagsToPB(resp.Diagnostics), Endpoints: endpointScansToPB(resp.Endpoints)}, nil
 }
 
 func (s *server) IssueCertificate(ctx context.Context, req *pb.IssueCertificateRequest) (*pb.IssueCertificateResponse, error) {

@@ -235,6 +235,9 @@ type Check = checks.Check
 type VerifyResponse struct {
 	Checks      []Check
 	Diagnostics Diagnostics
+	// Endpoints: what the probe observed on each endpoint (optional; for
+	// reports, see EndpointScan).
+	Endpoints []EndpointScan
 }
 
 // IssueCertificateRequest asks an Issuer for a certificate for another target.

@@ -18,8 +18,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/harden-dev/harden/host/internal/engine"
+	"github.com/harden-dev/harden/host/internal/inventory"
 	"github.com/harden-dev/harden/host/internal/plugins"
 	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/host/internal/report"
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
@@ -71,6 +73,12 @@ func policyFlags(extra ...cli.Flag) []cli.Flag {
 	return append(append([]cli.Flag{fileFlag, targetFlag, formatFlag}, extra...), pluginFlags...)
 }
 
+// reportPolicyFlags: policyFlags with the report formats and outputs
+// (verify, inventory) instead of the single --format.
+func reportPolicyFlags(extra ...cli.Flag) []cli.Flag {
+	return append(append(append([]cli.Flag{fileFlag, targetFlag}, reportFlags()...), extra...), pluginFlags...)
+}
+
 // NewApp builds the harden command.
 func NewApp(io IO) *cli.App {
 	app := &cli.App{
@@ -94,7 +102,8 @@ func NewApp(io IO) *cli.App {
 				Flags:  policyFlags(&cli.BoolFlag{Name: "yes", Usage: "apply without asking"}),
 				Action: func(c *cli.Context) error { return apply(c, io) }},
 			{Name: "verify", Usage: "prove over real connections what each live target enforces",
-				Flags:  policyFlags(&cli.StringFlag{Name: "fail-on", Value: "info", Usage: "exit 2 when a failing check has at least this severity: info, low, medium, high, critical"}),
+				Flags: reportPolicyFlags(&cli.StringFlag{Name: "fail-on", Value: "info", Usage: "exit 2 when a failing check has at least this severity: info, low, medium, high, critical"},
+					&cli.BoolFlag{Name: "inventory", Usage: "also collect the inventory (certificates, keys, next rotation) into the report; implied by --format html"}),
 				Action: func(c *cli.Context) error { return verify(c, io) }},
 			rotateCommand(io),
 			inventoryCommand(io),
@@ -362,8 +371,10 @@ type session struct {
 }
 
 func openSession(c *cli.Context, io IO) (*session, error) {
-	if err := checkFormat(c); err != nil {
-		return nil, err
+	if !reportCommands[c.Command.Name] {
+		if err := checkFormat(c); err != nil {
+			return nil, err
+		}
 	}
 	pol, err := policy.Load(c.String("file"))
 	if err != nil {
@@ -513,20 +524,20 @@ func render(c *cli.Context, io IO) error {
 	}
 	rep := newReport(s)
 	for i := range s.targets {
-		rep.Targets[i].setResult(errs[i], results[i].Diagnostics, s.pol)
-		rep.Targets[i].Artifacts = artifactReports(results[i].Artifacts)
+		rep.Targets[i].SetResult(errs[i], results[i].Diagnostics, s.pol)
+		rep.Targets[i].Artifacts = report.Artifacts(results[i].Artifacts)
 	}
-	if out := c.String("out"); out != "" && !rep.failed() {
+	if out := c.String("out"); out != "" && !rep.Failed() {
 		for i, t := range s.targets {
 			if err := writeArtifacts(filepath.Join(out, t.Name), results[i].Artifacts); err != nil {
 				return exitf(ExitConfig, "render --out: %v", err)
 			}
 		}
 	}
-	if err := rep.print(io.Stdout, c.String("format"), "render"); err != nil {
+	if err := printRun(io.Stdout, rep, c.String("format"), "render"); err != nil {
 		return err
 	}
-	return rep.exit()
+	return runExit(rep)
 }
 
 func plan(c *cli.Context, io IO) error {
@@ -539,19 +550,19 @@ func plan(c *cli.Context, io IO) error {
 	if err != nil {
 		return err
 	}
-	if err := rep.print(io.Stdout, c.String("format"), "plan"); err != nil {
+	if err := printRun(io.Stdout, rep, c.String("format"), "plan"); err != nil {
 		return err
 	}
-	if err := rep.exit(); err != nil {
+	if err := runExit(rep); err != nil {
 		return err
 	}
-	if c.Bool("detailed-exitcode") && rep.pendingChanges() > 0 {
+	if c.Bool("detailed-exitcode") && rep.PendingChanges() > 0 {
 		return &ExitError{Code: ExitFindings}
 	}
 	return nil
 }
 
-func runPlan(ctx context.Context, s *session) (*report, []sdk.PlanResponse, error) {
+func runPlan(ctx context.Context, s *session) (*report.Run, []sdk.PlanResponse, error) {
 	results, errs := perTarget(ctx, s, func(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) (sdk.PlanResponse, error) {
 		return p.Client.Plan(ctx, rc)
 	})
@@ -560,8 +571,8 @@ func runPlan(ctx context.Context, s *session) (*report, []sdk.PlanResponse, erro
 	}
 	rep := newReport(s)
 	for i := range s.targets {
-		rep.Targets[i].setResult(errs[i], results[i].Diagnostics, s.pol)
-		rep.Targets[i].Changes = changeReports(results[i].Changes)
+		rep.Targets[i].SetResult(errs[i], results[i].Diagnostics, s.pol)
+		rep.Targets[i].Changes = report.Changes(results[i].Changes)
 	}
 	return rep, results, nil
 }
@@ -578,19 +589,19 @@ func apply(c *cli.Context, io IO) error {
 	}
 	format := c.String("format")
 	if format == "text" || !c.Bool("yes") {
-		if err := rep.print(io.Stdout, "text", "plan"); err != nil {
+		if err := printRun(io.Stdout, rep, "text", "plan"); err != nil {
 			return err
 		}
 	}
-	if err := rep.exit(); err != nil {
+	if err := runExit(rep); err != nil {
 		return exitf(CodeOf(err), "plan failed; nothing was applied")
 	}
-	if rep.pendingChanges() == 0 {
+	if rep.PendingChanges() == 0 {
 		if format == "json" {
 			for i := range rep.Targets {
 				rep.Targets[i].Status = "unchanged"
 			}
-			return rep.print(io.Stdout, format, "apply")
+			return printRun(io.Stdout, rep, format, "apply")
 		}
 		fmt.Fprintln(io.Stdout, "Nothing to apply: every target already matches the policy.")
 		return nil
@@ -599,7 +610,7 @@ func apply(c *cli.Context, io IO) error {
 		if !io.IsTerminal() {
 			return exitf(ExitConfig, "apply changes live systems: pass --yes when not running on a terminal; nothing was applied")
 		}
-		fmt.Fprintf(io.Stdout, "\nApply %d change(s) to %d target(s)? Only 'yes' is accepted: ", rep.pendingChanges(), len(s.targets))
+		fmt.Fprintf(io.Stdout, "\nApply %d change(s) to %d target(s)? Only 'yes' is accepted: ", rep.PendingChanges(), len(s.targets))
 		answer := make(chan string, 1)
 		go func() { line, _ := bufio.NewReader(io.Stdin).ReadString('\n'); answer <- line }()
 		select {
@@ -622,7 +633,7 @@ func apply(c *cli.Context, io IO) error {
 		}
 	}
 	for i, t := range s.targets {
-		if rep.Targets[i].pending() == 0 {
+		if rep.Targets[i].Pending() == 0 {
 			out.Targets[i].Status = "unchanged"
 			continue
 		}
@@ -646,8 +657,8 @@ func apply(c *cli.Context, io IO) error {
 			end()
 			stepDone()
 		}
-		out.Targets[i].setResult(err, resp.Diagnostics, s.pol)
-		out.Targets[i].Changes = changeReports(resp.Applied)
+		out.Targets[i].SetResult(err, resp.Diagnostics, s.pol)
+		out.Targets[i].Changes = report.Changes(resp.Applied)
 		if out.Targets[i].Status != "ok" {
 			notApplied(i + 1)
 			break
@@ -655,13 +666,13 @@ func apply(c *cli.Context, io IO) error {
 		out.Targets[i].Status = "applied"
 	}
 	if io.interrupts.signalled() || c.Context.Err() != nil {
-		_ = out.print(io.Stdout, format, "apply")
+		_ = printRun(io.Stdout, out, format, "apply")
 		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted: apply stopped; each target's status is above (a target in error says whether its step finished or was rolled back); the next harden run recovers from the journal")}
 	}
-	if err := out.print(io.Stdout, format, "apply"); err != nil {
+	if err := printRun(io.Stdout, out, format, "apply"); err != nil {
 		return err
 	}
-	return out.exit()
+	return runExit(out)
 }
 
 func verify(c *cli.Context, io IO) error {
@@ -669,31 +680,59 @@ func verify(c *cli.Context, io IO) error {
 	if err != nil {
 		return exitf(ExitConfig, "--fail-on: %v", err)
 	}
+	outs, err := openOutputs(c, "verify")
+	if err != nil {
+		return err
+	}
+	defer outs.Abort()
 	s, err := openSession(c, io)
 	if err != nil {
 		return err
 	}
 	defer s.eng.Close()
-	results, errs := perTarget(c.Context, s, func(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) (sdk.VerifyResponse, error) {
-		return p.Client.Verify(ctx, rc)
-	})
-	if err := interrupted(c.Context); err != nil {
+	rep, err := collectVerify(c.Context, s, c.Bool("inventory") || wants(outs, "html"), clientsFor(c, s))
+	if err != nil {
 		return err
 	}
-	rep := newReport(s)
-	for i, t := range s.targets {
-		rep.Targets[i].setVerifyResult(errs[i], results[i], s.pol, t.Plugin)
-	}
-	if err := rep.print(io.Stdout, c.String("format"), "verify"); err != nil {
+	if err := emit(io, outs, rep); err != nil {
 		return err
 	}
-	if err := rep.exit(); err != nil {
+	if err := runExit(rep); err != nil {
 		return err
 	}
-	if rep.failingAtOrAbove(failOn) > 0 {
+	if rep.FailingAtOrAbove(failOn) > 0 {
 		return &ExitError{Code: ExitFindings}
 	}
 	return nil
+}
+
+// collectVerify verifies every target of the session (and with
+// withInventory collects the inventory too) into a finished Run. The
+// exporter calls it on its schedule.
+func collectVerify(ctx context.Context, s *session, withInventory bool, clients []inventory.HeldClient) (*report.Run, error) {
+	start := time.Now()
+	results, errs := perTarget(ctx, s, func(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) (sdk.VerifyResponse, error) {
+		return p.Client.Verify(ctx, rc)
+	})
+	if err := interrupted(ctx); err != nil {
+		return nil, err
+	}
+	rep := newReport(s)
+	rep.GeneratedAt = start.UTC()
+	for i, t := range s.targets {
+		setVerifyResult(&rep.Targets[i], errs[i], results[i], s.pol, t.Plugin)
+		rep.Targets[i].Endpoints = report.Endpoints(results[i].Endpoints)
+	}
+	if withInventory {
+		inv, err := collectInventory(ctx, s, clients)
+		if err != nil {
+			return nil, err
+		}
+		rep.Inventory = inv
+	}
+	rep.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	rep.Finish("verify")
+	return rep, nil
 }
 
 func listPlugins(c *cli.Context, io IO) error {

@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	stdio "io"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/harden-dev/harden/host/internal/engine"
 	"github.com/harden-dev/harden/host/internal/inventory"
+	"github.com/harden-dev/harden/host/internal/report"
 	"github.com/harden-dev/harden/shared/sdk"
 )
 
@@ -19,37 +21,31 @@ import (
 // the exit code is the most urgent tier (inventory.Exit*).
 func inventoryCommand(io IO) *cli.Command {
 	return &cli.Command{Name: "inventory", Usage: "every certificate and key the policy touches, with its next renewal or rotation date",
-		Flags:  policyFlags(),
+		Flags:  reportPolicyFlags(),
 		Action: func(c *cli.Context) error { return runInventory(c, io) }}
 }
 
 func runInventory(c *cli.Context, io IO) error {
+	outs, err := openOutputs(c, "inventory")
+	if err != nil {
+		return err
+	}
+	defer outs.Abort()
 	s, err := openSession(c, io)
 	if err != nil {
 		return err
 	}
 	defer s.eng.Close()
-	results, errs := perTarget(c.Context, s, func(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) (inventory.Target, error) {
-		return inventory.Ask(ctx, p, rc), nil
-	})
-	if err := interrupted(c.Context); err != nil {
+	rep, err := collectInventory(c.Context, s, clientsFor(c, s))
+	if err != nil {
 		return err
 	}
-	for i, t := range s.targets {
-		// A request that failed never reached Ask: the result is empty.
-		results[i].Name, results[i].RequestErr = t.Name, errs[i]
-	}
-	now := time.Now()
-	if s.eng.Now != nil {
-		now = s.eng.Now()
-	}
-	rep := inventory.CollectWith(s.pol, results, clientsFor(c, s), now)
-	if c.String("format") == "json" {
-		err = writeJSON(io.Stdout, rep)
-	} else {
-		err = inventory.WriteText(io.Stdout, rep)
-	}
-	if err != nil {
+	run := report.New(s.pol, s.targets)
+	run.GeneratedAt, run.Inventory = rep.GeneratedAt, rep
+	run.Finish("inventory")
+	// The inventory's own JSON document (format_version 1) stays as it was.
+	outs.Custom = map[string]func(w stdio.Writer) error{"json": func(w stdio.Writer) error { return writeJSON(w, rep) }}
+	if err := emit(io, outs, run); err != nil {
 		return err
 	}
 	switch code := rep.Summary.ExitCode; code {
@@ -60,6 +56,26 @@ func runInventory(c *cli.Context, io IO) error {
 	default:
 		return &ExitError{Code: code, Err: fmt.Errorf("inventory: %s", urgency(code))}
 	}
+}
+
+// collectInventory asks every target of the session for what it serves
+// and stores, and judges it (inventory.CollectWith).
+func collectInventory(ctx context.Context, s *session, clients []inventory.HeldClient) (*inventory.Report, error) {
+	results, errs := perTarget(ctx, s, func(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) (inventory.Target, error) {
+		return inventory.Ask(ctx, p, rc), nil
+	})
+	if err := interrupted(ctx); err != nil {
+		return nil, err
+	}
+	for i, t := range s.targets {
+		// A request that failed never reached Ask: the result is empty.
+		results[i].Name, results[i].RequestErr = t.Name, errs[i]
+	}
+	now := time.Now()
+	if s.eng.Now != nil {
+		now = s.eng.Now()
+	}
+	return inventory.CollectWith(s.pol, results, clients, now), nil
 }
 
 // urgency says on stderr why the exit code is what it is.

@@ -16,6 +16,7 @@ import (
 	"github.com/harden-dev/harden/host/internal/certstore"
 	"github.com/harden-dev/harden/host/internal/engine"
 	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/host/internal/report"
 	"github.com/harden-dev/harden/host/internal/rotate"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
@@ -70,7 +71,7 @@ type rotateTargetReport struct {
 	Renewed  []renewalReport `json:"renewed,omitempty"`
 	Gate     string          `json:"gate,omitempty"`
 	Pending  []string        `json:"restart_pending,omitempty"`
-	Changes  []changeReport  `json:"changes,omitempty"`
+	Changes  []report.Change `json:"changes,omitempty"`
 	Duration float64         `json:"duration_ms"`
 	// Steps: where the time went (inventory, plan, push, gate, ...).
 	Steps []stepReport `json:"steps,omitempty"`
@@ -489,7 +490,7 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	if other := notMaterial(plan.Changes); len(other) > 0 {
 		rep = r.failClient(rep, changed(fmt.Sprintf("%d pending change(s) besides certificate material: run harden plan and harden apply first; nothing was changed", len(other))))
 		rep.Status = "refused"
-		rep.Changes = changeReports(other)
+		rep.Changes = report.Changes(other)
 		return rep
 	}
 	// The server certificate.
@@ -577,7 +578,7 @@ func (r *rotation) run(ctx context.Context) rotateTargetReport {
 	rep.Renewed = append(rep.Renewed, n)
 	newRC := r.material(next, client)
 	changes, applyErr := r.push(ctx, newRC)
-	rep.Changes = changeReports(changes)
+	rep.Changes = report.Changes(changes)
 	applykit.Crash("host", "rotate-pushed")
 	var v rotate.Verdict
 	if applyErr == nil {

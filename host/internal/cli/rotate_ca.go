@@ -13,6 +13,7 @@ import (
 
 	"github.com/harden-dev/harden/host/internal/certstore"
 	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/host/internal/report"
 	"github.com/harden-dev/harden/host/internal/rotate"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/applykit"
@@ -485,11 +486,11 @@ func (r *rotation) pushBundle(ctx context.Context, before, after []byte, proofCA
 		}
 		if other := notMaterial(planBefore.Changes); len(other) > 0 {
 			rep = rotateTargetReport{Status: "refused", Message: fmt.Sprintf("%d pending change(s) besides certificate material: run harden plan and harden apply first; nothing was changed", len(other))}
-			rep.Changes = changeReports(other)
+			rep.Changes = report.Changes(other)
 			return rep
 		}
 		changes, err := r.push(ctx, afterRC)
-		rep.Changes = changeReports(changes)
+		rep.Changes = report.Changes(changes)
 		if err != nil {
 			return r.backTo(ctx, beforeRC, cur, rep, "apply of the new trust bundle failed (the plugin rolled its step back): "+err.Error())
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	stdio "io"
 	"os"
 	"strings"
 	"sync"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/harden-dev/harden/host/internal/report"
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/probe"
+	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
@@ -28,7 +31,7 @@ func scanCommand(io IO) *cli.Command {
 		Name:      "scan",
 		Usage:     "enumerate what live TLS endpoints accept and check them against a profile",
 		ArgsUsage: "HOST:PORT...",
-		Flags: []cli.Flag{
+		Flags: append(reportFlags(),
 			&cli.StringFlag{Name: "starttls", Value: "none", Usage: "dialect: none (plain TLS), postgres (SSLRequest), postgres-direct (PostgreSQL 17+ ALPN), http, kafka"},
 			&cli.StringFlag{Name: "sni", Usage: "server name to send and check the certificate against (default: the host)"},
 			&cli.StringFlag{Name: "ca", Usage: "PEM bundle the server certificate must chain to"},
@@ -39,8 +42,7 @@ func scanCommand(io IO) *cli.Command {
 			&cli.StringFlag{Name: "fail-on", Value: "info", Usage: "exit 2 when a failing check has at least this severity"},
 			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "connections at once per endpoint (PostgreSQL forks a backend per connection)"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "per-connection timeout"},
-			formatFlag,
-		},
+		),
 		Action: func(c *cli.Context) error { return scan(c, io) },
 	}
 }
@@ -62,7 +64,9 @@ type scanEndpoint struct {
 	Retries          int            `json:"retries"`
 	Inconclusive     int            `json:"inconclusive"`
 	DurationMS       float64        `json:"duration_ms"`
-	Checks           []checkReport  `json:"checks"`
+	Checks           []report.Check `json:"checks"`
+	// desc: the scan as report data (sarif, junit, html).
+	desc *report.Endpoint
 }
 
 type scanProtocol struct {
@@ -126,9 +130,11 @@ func observationReport(o probe.Observation) *scanObservation {
 }
 
 func scan(c *cli.Context, io IO) error {
-	if err := checkFormat(c); err != nil {
+	outs, err := openOutputs(c, "scan")
+	if err != nil {
 		return err
 	}
+	defer outs.Abort()
 	if c.NArg() == 0 {
 		return exitf(ExitConfig, "scan: give at least one HOST:PORT")
 	}
@@ -178,12 +184,16 @@ func scan(c *cli.Context, io IO) error {
 	if err := interrupted(c.Context); err != nil {
 		return err
 	}
-	if c.String("format") == "json" {
-		if err := writeJSON(io.Stdout, map[string]any{"format_version": FormatVersion, "profile": profile.Name, "endpoints": endpoints}); err != nil {
-			return err
-		}
-	} else {
-		printScan(io, endpoints)
+	// scan's JSON and text documents stay as they were; the other formats
+	// render the Run (one target per address).
+	outs.Custom = map[string]func(w stdio.Writer) error{
+		"json": func(w stdio.Writer) error {
+			return writeJSON(w, map[string]any{"format_version": FormatVersion, "profile": profile.Name, "endpoints": endpoints})
+		},
+		"text": func(w stdio.Writer) error { printScan(w, endpoints); return nil },
+	}
+	if err := emit(io, outs, scanRun(endpoints, profile)); err != nil {
+		return err
 	}
 	code, failing := ExitOK, 0
 	var msgs []string
@@ -260,51 +270,71 @@ func scanOne(ctx context.Context, addr string, base probe.Target, opts probe.Opt
 	if res.Plaintext.Tested {
 		e.Plaintext = &scanPlaintext{Outcome: res.Plaintext.Outcome.String(), Accepted: res.Plaintext.Accepted, Evidence: res.Plaintext.Evidence}
 	}
-	e.Checks = checkReports(res.Checks(exp))
+	e.Checks = report.Checks(res.Checks(exp))
+	d := report.Endpoints([]sdk.EndpointScan{res.Describe(addr)})[0]
+	e.desc = &d
 	return e
 }
 
-func printScan(io IO, endpoints []scanEndpoint) {
+// scanRun: the scan as a Run, one target per address (plugin "scan", no
+// policy file: its position is unknown).
+func scanRun(endpoints []scanEndpoint, profile tlsprofile.Profile) *report.Run {
+	r := &report.Run{FormatVersion: FormatVersion, Profile: profile.Name, ProfileDetail: report.ProfileOf(profile), GeneratedAt: time.Now().UTC()}
 	for _, e := range endpoints {
-		fmt.Fprintf(io.Stdout, "%s (%s)", e.Address, e.Dialect)
+		t := report.Target{Name: e.Address, Plugin: "scan", Status: "ok", Checks: e.Checks}
 		if e.Error != "" {
-			fmt.Fprintf(io.Stdout, ": ERROR %s\n", e.Error)
+			t.Status, t.Error = "error", e.Error
+		}
+		if e.desc != nil {
+			t.Endpoints = []report.Endpoint{*e.desc}
+		}
+		r.Targets = append(r.Targets, t)
+	}
+	r.Finish("scan")
+	return r
+}
+
+func printScan(w stdio.Writer, endpoints []scanEndpoint) {
+	for _, e := range endpoints {
+		fmt.Fprintf(w, "%s (%s)", e.Address, e.Dialect)
+		if e.Error != "" {
+			fmt.Fprintf(w, ": ERROR %s\n", e.Error)
 			continue
 		}
-		fmt.Fprintf(io.Stdout, " — %d connections, %.0f ms, %d inconclusive observations, %d retries\n", e.Connections, e.DurationMS, e.Inconclusive, e.Retries)
+		fmt.Fprintf(w, " — %d connections, %.0f ms, %d inconclusive observations, %d retries\n", e.Connections, e.DurationMS, e.Inconclusive, e.Retries)
 		for _, p := range e.Protocols {
 			switch p.Outcome {
 			case probe.Accepted.String():
-				fmt.Fprintf(io.Stdout, "  %-8s ACCEPTED\n", p.Version)
+				fmt.Fprintf(w, "  %-8s ACCEPTED\n", p.Version)
 				if p.SuitesIncomplete != "" {
-					fmt.Fprintf(io.Stdout, "  %-8s suites incomplete: %s\n", p.Version, p.SuitesIncomplete)
+					fmt.Fprintf(w, "  %-8s suites incomplete: %s\n", p.Version, p.SuitesIncomplete)
 				}
 			case probe.Refused.String():
-				fmt.Fprintf(io.Stdout, "  %-8s refused  (%s)\n", p.Version, strings.TrimPrefix(p.Evidence, p.Version+" refused "))
+				fmt.Fprintf(w, "  %-8s refused  (%s)\n", p.Version, strings.TrimPrefix(p.Evidence, p.Version+" refused "))
 			default:
-				fmt.Fprintf(io.Stdout, "  %-8s %s\n", p.Version, p.Evidence)
+				fmt.Fprintf(w, "  %-8s %s\n", p.Version, p.Evidence)
 			}
 		}
 		for _, ci := range e.Ciphers {
-			fmt.Fprintf(io.Stdout, "  %-8s %s %s\n", ci.Protocol, ci.ID, ci.Name)
+			fmt.Fprintf(w, "  %-8s %s %s\n", ci.Protocol, ci.ID, ci.Name)
 		}
 		if e.ServerPreference {
-			fmt.Fprintf(io.Stdout, "  server cipher order: %s\n", strings.Join(e.PreferenceOrder, " "))
+			fmt.Fprintf(w, "  server cipher order: %s\n", strings.Join(e.PreferenceOrder, " "))
 		}
 		var gs []string
 		for _, g := range e.Groups {
 			gs = append(gs, g.Name)
 		}
-		fmt.Fprintf(io.Stdout, "  groups: %s\n", strings.Join(gs, ", "))
+		fmt.Fprintf(w, "  groups: %s\n", strings.Join(gs, ", "))
 		if e.GroupsIncomplete != "" {
-			fmt.Fprintf(io.Stdout, "  groups incomplete: %s\n", e.GroupsIncomplete)
+			fmt.Fprintf(w, "  groups incomplete: %s\n", e.GroupsIncomplete)
 		}
 		for i, cert := range e.Certificates {
-			fmt.Fprintf(io.Stdout, "  cert[%d]: %s, issuer %s, %s, valid to %s\n", i, cert.Subject, cert.Issuer, cert.Key, cert.NotAfter)
+			fmt.Fprintf(w, "  cert[%d]: %s, issuer %s, %s, valid to %s\n", i, cert.Subject, cert.Issuer, cert.Key, cert.NotAfter)
 		}
-		fmt.Fprintf(io.Stdout, "  client certificate: requested=%v, without one: %s\n", e.ClientAuth.Requested, e.ClientAuth.NoCert.Outcome)
+		fmt.Fprintf(w, "  client certificate: requested=%v, without one: %s\n", e.ClientAuth.Requested, e.ClientAuth.NoCert.Outcome)
 		for _, ch := range e.Checks {
-			fmt.Fprintf(io.Stdout, "  %-5s %-8s %-26s %s\n", strings.ToUpper(ch.Status), ch.Severity, ch.ID, ch.Evidence)
+			fmt.Fprintf(w, "  %-5s %-8s %-26s %s\n", strings.ToUpper(ch.Status), ch.Severity, ch.ID, ch.Evidence)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/harden-dev/harden/host/internal/engine"
 	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/host/internal/report"
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 )
@@ -32,8 +33,8 @@ import (
 //     verified.
 
 // setVerifyResult records one target's verify outcome by those rules.
-func (t *targetReport) setVerifyResult(err error, r sdk.VerifyResponse, pol *policy.Policy, plugin string) {
-	t.setResult(err, r.Diagnostics, pol)
+func setVerifyResult(t *report.Target, err error, r sdk.VerifyResponse, pol *policy.Policy, plugin string) {
+	t.SetResult(err, r.Diagnostics, pol)
 	var source *engine.CertificateSourceError
 	fromSource := errors.As(err, &source)
 	var invalid []string
@@ -49,7 +50,7 @@ func (t *targetReport) setVerifyResult(err error, r sdk.VerifyResponse, pol *pol
 		}
 		cs = append(cs, c)
 	}
-	t.Checks = checkReports(cs)
+	t.Checks = report.Checks(cs)
 	var problems []string
 	if len(invalid) > 0 {
 		const shown = 5
@@ -75,7 +76,7 @@ func (t *targetReport) setVerifyResult(err error, r sdk.VerifyResponse, pol *pol
 		problems = append([]string{t.Error}, problems...)
 	}
 	t.Status, t.Error = "error", strings.Join(problems, "; ")
-	t.configError = false
+	t.ConfigError = false
 }
 
 func countStatus(cs []sdk.Check, s checks.Status) int {

@@ -776,3 +776,9 @@ func (p *Policy) Target(name string) (Target, bool) {
 	}
 	return Target{}, false
 }
+
+// TargetPosition is where target i starts in the policy file (its list
+// item), for reports that point at the target (SARIF locations).
+func (p *Policy) TargetPosition(i int) Position {
+	return p.position([]string{"targets", strconv.Itoa(i)})
+}

@@ -513,7 +513,7 @@ func (c *Client) Verify(ctx context.Context, rc sdk.RequestContext) (sdk.VerifyR
 	if err != nil {
 		return sdk.VerifyResponse{}, c.wrap(ctx, "verify", err)
 	}
-	return sdk.VerifyResponse{Checks: checksFromPB(r.GetChecks()), Diagnostics: diagsFromPB(r.GetDiagnostics())}, nil
+	return sdk.VerifyResponse{Checks: checksFromPB(r.GetChecks()), Diagnostics: diagsFromPB(r.GetDiagnostics()), Endpoints: endpointScansFromPB(r.GetEndpoints())}, nil
 }
 
 // IssueCertificate calls IssueCertificate.

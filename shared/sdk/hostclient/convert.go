@@ -191,3 +191,25 @@ func unixTime(s int64) time.Time {
 	}
 	return time.Unix(s, 0).UTC()
 }
+
+func endpointScansFromPB(in []*pb.EndpointScan) []sdk.EndpointScan {
+	out := make([]sdk.EndpointScan, 0, len(in))
+	for _, e := range in {
+		vs := make([]sdk.VersionObservation, 0, len(e.GetVersions()))
+		for _, v := range e.GetVersions() {
+			vs = append(vs, sdk.VersionObservation{Version: v.GetVersion(), Outcome: v.GetOutcome(), Evidence: v.GetEvidence(), SuitesIncomplete: v.GetSuitesIncomplete()})
+		}
+		ss := make([]sdk.SuiteObservation, 0, len(e.GetSuites()))
+		for _, c := range e.GetSuites() {
+			if c.GetId() > 0xffff {
+				continue // not a TLS cipher suite id
+			}
+			ss = append(ss, sdk.SuiteObservation{Version: c.GetVersion(), ID: uint16(c.GetId()), Name: c.GetName()})
+		}
+		out = append(out, sdk.EndpointScan{Name: e.GetName(), Address: e.GetAddress(), Dialect: e.GetDialect(), Error: e.GetError(),
+			Versions: vs, Suites: ss, Groups: e.GetGroups(), GroupsIncomplete: e.GetGroupsIncomplete(), ChainDER: e.GetChainDer(),
+			TrustChecked: e.GetTrustChecked(), TrustError: e.GetTrustError(), ClientCertRequested: e.GetClientCertificateRequested(),
+			NoClientCert: e.GetNoClientCertificate(), Plaintext: e.GetPlaintext(), Inconclusive: int(e.GetInconclusive())})
+	}
+	return out
+}

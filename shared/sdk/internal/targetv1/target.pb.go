@@ -2285,9 +2285,12 @@ func (x *VerifyRequest) GetCertificates() *CertificateMaterial {
 }
 
 type VerifyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Checks        []*Check               `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
-	Diagnostics   []*Diagnostic          `protobuf:"bytes,2,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Checks      []*Check               `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	Diagnostics []*Diagnostic          `protobuf:"bytes,2,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	// What the probe observed on each endpoint, as data for reports (the
+	// checks judge it; these only describe it). Optional.
+	Endpoints     []*EndpointScan `protobuf:"bytes,3,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2336,6 +2339,311 @@ func (x *VerifyResponse) GetDiagnostics() []*Diagnostic {
 	return nil
 }
 
+func (x *VerifyResponse) GetEndpoints() []*EndpointScan {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+// One endpoint's scan: versions, suites, groups, chain, client auth.
+type EndpointScan struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Endpoint name inside the target ("postgres", "broker-1") and host:port.
+	Name    string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// Dialect: "tls", "postgres", "kafka", "http".
+	Dialect string `protobuf:"bytes,3,opt,name=dialect,proto3" json:"dialect,omitempty"`
+	// Why the endpoint could not be scanned at all (the rest is then empty).
+	Error    string                `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Versions []*VersionObservation `protobuf:"bytes,5,rep,name=versions,proto3" json:"versions,omitempty"`
+	Suites   []*SuiteObservation   `protobuf:"bytes,6,rep,name=suites,proto3" json:"suites,omitempty"`
+	// Accepted key-exchange groups by IANA name; why enumeration stopped.
+	Groups           []string `protobuf:"bytes,7,rep,name=groups,proto3" json:"groups,omitempty"`
+	GroupsIncomplete string   `protobuf:"bytes,8,opt,name=groups_incomplete,json=groupsIncomplete,proto3" json:"groups_incomplete,omitempty"`
+	// The chain the server presented, leaf first, DER.
+	ChainDer [][]byte `protobuf:"bytes,9,rep,name=chain_der,json=chainDer,proto3" json:"chain_der,omitempty"`
+	// Whether the chain verified against the policy CA ("" when not
+	// checked) and why not.
+	TrustChecked               bool   `protobuf:"varint,10,opt,name=trust_checked,json=trustChecked,proto3" json:"trust_checked,omitempty"`
+	TrustError                 string `protobuf:"bytes,11,opt,name=trust_error,json=trustError,proto3" json:"trust_error,omitempty"`
+	ClientCertificateRequested bool   `protobuf:"varint,12,opt,name=client_certificate_requested,json=clientCertificateRequested,proto3" json:"client_certificate_requested,omitempty"`
+	// A session without a client certificate: accepted, refused,
+	// inconclusive or "" (not attempted).
+	NoClientCertificate string `protobuf:"bytes,13,opt,name=no_client_certificate,json=noClientCertificate,proto3" json:"no_client_certificate,omitempty"`
+	// A plaintext session on the port: accepted, refused, inconclusive or "".
+	Plaintext string `protobuf:"bytes,14,opt,name=plaintext,proto3" json:"plaintext,omitempty"`
+	// Inconclusive observations of the scan.
+	Inconclusive  int32 `protobuf:"varint,15,opt,name=inconclusive,proto3" json:"inconclusive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointScan) Reset() {
+	*x = EndpointScan{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointScan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointScan) ProtoMessage() {}
+
+func (x *EndpointScan) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointScan.ProtoReflect.Descriptor instead.
+func (*EndpointScan) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *EndpointScan) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EndpointScan) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *EndpointScan) GetDialect() string {
+	if x != nil {
+		return x.Dialect
+	}
+	return ""
+}
+
+func (x *EndpointScan) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *EndpointScan) GetVersions() []*VersionObservation {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+func (x *EndpointScan) GetSuites() []*SuiteObservation {
+	if x != nil {
+		return x.Suites
+	}
+	return nil
+}
+
+func (x *EndpointScan) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *EndpointScan) GetGroupsIncomplete() string {
+	if x != nil {
+		return x.GroupsIncomplete
+	}
+	return ""
+}
+
+func (x *EndpointScan) GetChainDer() [][]byte {
+	if x != nil {
+		return x.ChainDer
+	}
+	return nil
+}
+
+func (x *EndpointScan) GetTrustChecked() bool {
+	if x != nil {
+		return x.TrustChecked
+	}
+	return false
+}
+
+func (x *EndpointScan) GetTrustError() string {
+	if x != nil {
+		return x.TrustError
+	}
+	return ""
+}
+
+func (x *EndpointScan) GetClientCertificateRequested() bool {
+	if x != nil {
+		return x.ClientCertificateRequested
+	}
+	return false
+}
+
+func (x *EndpointScan) GetNoClientCertificate() string {
+	if x != nil {
+		return x.NoClientCertificate
+	}
+	return ""
+}
+
+func (x *EndpointScan) GetPlaintext() string {
+	if x != nil {
+		return x.Plaintext
+	}
+	return ""
+}
+
+func (x *EndpointScan) GetInconclusive() int32 {
+	if x != nil {
+		return x.Inconclusive
+	}
+	return 0
+}
+
+type VersionObservation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "TLSv1.2"
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// accepted, refused or inconclusive.
+	Outcome          string `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Evidence         string `protobuf:"bytes,3,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	SuitesIncomplete string `protobuf:"bytes,4,opt,name=suites_incomplete,json=suitesIncomplete,proto3" json:"suites_incomplete,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *VersionObservation) Reset() {
+	*x = VersionObservation{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionObservation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionObservation) ProtoMessage() {}
+
+func (x *VersionObservation) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionObservation.ProtoReflect.Descriptor instead.
+func (*VersionObservation) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *VersionObservation) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *VersionObservation) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *VersionObservation) GetEvidence() string {
+	if x != nil {
+		return x.Evidence
+	}
+	return ""
+}
+
+func (x *VersionObservation) GetSuitesIncomplete() string {
+	if x != nil {
+		return x.SuitesIncomplete
+	}
+	return ""
+}
+
+type SuiteObservation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Id            uint32                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuiteObservation) Reset() {
+	*x = SuiteObservation{}
+	mi := &file_harden_target_v1_target_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuiteObservation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuiteObservation) ProtoMessage() {}
+
+func (x *SuiteObservation) ProtoReflect() protoreflect.Message {
+	mi := &file_harden_target_v1_target_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuiteObservation.ProtoReflect.Descriptor instead.
+func (*SuiteObservation) Descriptor() ([]byte, []int) {
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SuiteObservation) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *SuiteObservation) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SuiteObservation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type IssueCertificateRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Policy *PolicyContext         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
@@ -2361,7 +2669,7 @@ type IssueCertificateRequest struct {
 
 func (x *IssueCertificateRequest) Reset() {
 	*x = IssueCertificateRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[27]
+	mi := &file_harden_target_v1_target_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2681,7 @@ func (x *IssueCertificateRequest) String() string {
 func (*IssueCertificateRequest) ProtoMessage() {}
 
 func (x *IssueCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[27]
+	mi := &file_harden_target_v1_target_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2694,7 @@ func (x *IssueCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCertificateRequest.ProtoReflect.Descriptor instead.
 func (*IssueCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{27}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *IssueCertificateRequest) GetPolicy() *PolicyContext {
@@ -2462,7 +2770,7 @@ type IssueCertificateResponse struct {
 
 func (x *IssueCertificateResponse) Reset() {
 	*x = IssueCertificateResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[28]
+	mi := &file_harden_target_v1_target_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2782,7 @@ func (x *IssueCertificateResponse) String() string {
 func (*IssueCertificateResponse) ProtoMessage() {}
 
 func (x *IssueCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[28]
+	mi := &file_harden_target_v1_target_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2795,7 @@ func (x *IssueCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCertificateResponse.ProtoReflect.Descriptor instead.
 func (*IssueCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{28}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *IssueCertificateResponse) GetCertificate() *CertificateMaterial {
@@ -2519,7 +2827,7 @@ type InventoryRequest struct {
 
 func (x *InventoryRequest) Reset() {
 	*x = InventoryRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[29]
+	mi := &file_harden_target_v1_target_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2839,7 @@ func (x *InventoryRequest) String() string {
 func (*InventoryRequest) ProtoMessage() {}
 
 func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[29]
+	mi := &file_harden_target_v1_target_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2852,7 @@ func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryRequest.ProtoReflect.Descriptor instead.
 func (*InventoryRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{29}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *InventoryRequest) GetPolicy() *PolicyContext {
@@ -2598,7 +2906,7 @@ type ServedHandshake struct {
 
 func (x *ServedHandshake) Reset() {
 	*x = ServedHandshake{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[30]
+	mi := &file_harden_target_v1_target_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2610,7 +2918,7 @@ func (x *ServedHandshake) String() string {
 func (*ServedHandshake) ProtoMessage() {}
 
 func (x *ServedHandshake) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[30]
+	mi := &file_harden_target_v1_target_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2623,7 +2931,7 @@ func (x *ServedHandshake) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServedHandshake.ProtoReflect.Descriptor instead.
 func (*ServedHandshake) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{30}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ServedHandshake) GetChainPem() []byte {
@@ -2680,7 +2988,7 @@ type ServedListener struct {
 
 func (x *ServedListener) Reset() {
 	*x = ServedListener{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[31]
+	mi := &file_harden_target_v1_target_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2692,7 +3000,7 @@ func (x *ServedListener) String() string {
 func (*ServedListener) ProtoMessage() {}
 
 func (x *ServedListener) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[31]
+	mi := &file_harden_target_v1_target_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2705,7 +3013,7 @@ func (x *ServedListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServedListener.ProtoReflect.Descriptor instead.
 func (*ServedListener) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{31}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ServedListener) GetName() string {
@@ -2772,7 +3080,7 @@ type StoredItem struct {
 
 func (x *StoredItem) Reset() {
 	*x = StoredItem{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[32]
+	mi := &file_harden_target_v1_target_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +3092,7 @@ func (x *StoredItem) String() string {
 func (*StoredItem) ProtoMessage() {}
 
 func (x *StoredItem) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[32]
+	mi := &file_harden_target_v1_target_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +3105,7 @@ func (x *StoredItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredItem.ProtoReflect.Descriptor instead.
 func (*StoredItem) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{32}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StoredItem) GetKind() string {
@@ -2888,7 +3196,7 @@ type InventoryResponse struct {
 
 func (x *InventoryResponse) Reset() {
 	*x = InventoryResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[33]
+	mi := &file_harden_target_v1_target_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2900,7 +3208,7 @@ func (x *InventoryResponse) String() string {
 func (*InventoryResponse) ProtoMessage() {}
 
 func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[33]
+	mi := &file_harden_target_v1_target_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2913,7 +3221,7 @@ func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryResponse.ProtoReflect.Descriptor instead.
 func (*InventoryResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{33}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *InventoryResponse) GetListeners() []*ServedListener {
@@ -2957,7 +3265,7 @@ type DeliverSecretRequest struct {
 
 func (x *DeliverSecretRequest) Reset() {
 	*x = DeliverSecretRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[34]
+	mi := &file_harden_target_v1_target_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2969,7 +3277,7 @@ func (x *DeliverSecretRequest) String() string {
 func (*DeliverSecretRequest) ProtoMessage() {}
 
 func (x *DeliverSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[34]
+	mi := &file_harden_target_v1_target_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2982,7 +3290,7 @@ func (x *DeliverSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverSecretRequest.ProtoReflect.Descriptor instead.
 func (*DeliverSecretRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{34}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeliverSecretRequest) GetPolicy() *PolicyContext {
@@ -3038,7 +3346,7 @@ type DeliverSecretResponse struct {
 
 func (x *DeliverSecretResponse) Reset() {
 	*x = DeliverSecretResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[35]
+	mi := &file_harden_target_v1_target_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3050,7 +3358,7 @@ func (x *DeliverSecretResponse) String() string {
 func (*DeliverSecretResponse) ProtoMessage() {}
 
 func (x *DeliverSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[35]
+	mi := &file_harden_target_v1_target_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3063,7 +3371,7 @@ func (x *DeliverSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverSecretResponse.ProtoReflect.Descriptor instead.
 func (*DeliverSecretResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{35}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeliverSecretResponse) GetVersion() int64 {
@@ -3099,7 +3407,7 @@ type RotateCARequest struct {
 
 func (x *RotateCARequest) Reset() {
 	*x = RotateCARequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[36]
+	mi := &file_harden_target_v1_target_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3111,7 +3419,7 @@ func (x *RotateCARequest) String() string {
 func (*RotateCARequest) ProtoMessage() {}
 
 func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[36]
+	mi := &file_harden_target_v1_target_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3124,7 +3432,7 @@ func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCARequest.ProtoReflect.Descriptor instead.
 func (*RotateCARequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{36}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RotateCARequest) GetPolicy() *PolicyContext {
@@ -3163,7 +3471,7 @@ type RotateCAResponse struct {
 
 func (x *RotateCAResponse) Reset() {
 	*x = RotateCAResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[37]
+	mi := &file_harden_target_v1_target_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3175,7 +3483,7 @@ func (x *RotateCAResponse) String() string {
 func (*RotateCAResponse) ProtoMessage() {}
 
 func (x *RotateCAResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[37]
+	mi := &file_harden_target_v1_target_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3188,7 +3496,7 @@ func (x *RotateCAResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCAResponse.ProtoReflect.Descriptor instead.
 func (*RotateCAResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{37}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RotateCAResponse) GetCurrentRootPem() []byte {
@@ -3227,7 +3535,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[38]
+	mi := &file_harden_target_v1_target_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3547,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[38]
+	mi := &file_harden_target_v1_target_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3560,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{38}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{41}
 }
 
 type StopResponse struct {
@@ -3263,7 +3571,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_harden_target_v1_target_proto_msgTypes[39]
+	mi := &file_harden_target_v1_target_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3275,7 +3583,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_harden_target_v1_target_proto_msgTypes[39]
+	mi := &file_harden_target_v1_target_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3288,7 +3596,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{39}
+	return file_harden_target_v1_target_proto_rawDescGZIP(), []int{42}
 }
 
 var File_harden_target_v1_target_proto protoreflect.FileDescriptor
@@ -3477,10 +3785,38 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\rVerifyRequest\x127\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1f.harden.target.v1.PolicyContextR\x06policy\x126\n" +
 	"\x06target\x18\x02 \x01(\v2\x1e.harden.target.v1.TargetConfigR\x06target\x12I\n" +
-	"\fcertificates\x18\x03 \x01(\v2%.harden.target.v1.CertificateMaterialR\fcertificates\"\x81\x01\n" +
+	"\fcertificates\x18\x03 \x01(\v2%.harden.target.v1.CertificateMaterialR\fcertificates\"\xbf\x01\n" +
 	"\x0eVerifyResponse\x12/\n" +
 	"\x06checks\x18\x01 \x03(\v2\x17.harden.target.v1.CheckR\x06checks\x12>\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xc8\x02\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\x12<\n" +
+	"\tendpoints\x18\x03 \x03(\v2\x1e.harden.target.v1.EndpointScanR\tendpoints\"\xca\x04\n" +
+	"\fEndpointScan\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
+	"\adialect\x18\x03 \x01(\tR\adialect\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12@\n" +
+	"\bversions\x18\x05 \x03(\v2$.harden.target.v1.VersionObservationR\bversions\x12:\n" +
+	"\x06suites\x18\x06 \x03(\v2\".harden.target.v1.SuiteObservationR\x06suites\x12\x16\n" +
+	"\x06groups\x18\a \x03(\tR\x06groups\x12+\n" +
+	"\x11groups_incomplete\x18\b \x01(\tR\x10groupsIncomplete\x12\x1b\n" +
+	"\tchain_der\x18\t \x03(\fR\bchainDer\x12#\n" +
+	"\rtrust_checked\x18\n" +
+	" \x01(\bR\ftrustChecked\x12\x1f\n" +
+	"\vtrust_error\x18\v \x01(\tR\n" +
+	"trustError\x12@\n" +
+	"\x1cclient_certificate_requested\x18\f \x01(\bR\x1aclientCertificateRequested\x122\n" +
+	"\x15no_client_certificate\x18\r \x01(\tR\x13noClientCertificate\x12\x1c\n" +
+	"\tplaintext\x18\x0e \x01(\tR\tplaintext\x12\"\n" +
+	"\finconclusive\x18\x0f \x01(\x05R\finconclusive\"\x91\x01\n" +
+	"\x12VersionObservation\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x18\n" +
+	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x1a\n" +
+	"\bevidence\x18\x03 \x01(\tR\bevidence\x12+\n" +
+	"\x11suites_incomplete\x18\x04 \x01(\tR\x10suitesIncomplete\"P\n" +
+	"\x10SuiteObservation\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\rR\x02id\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xc8\x02\n" +
 	"\x17IssueCertificateRequest\x127\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1f.harden.target.v1.PolicyContextR\x06policy\x126\n" +
 	"\x06target\x18\x02 \x01(\v2\x1e.harden.target.v1.TargetConfigR\x06target\x12\x1d\n" +
@@ -3603,7 +3939,7 @@ func file_harden_target_v1_target_proto_rawDescGZIP() []byte {
 }
 
 var file_harden_target_v1_target_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_harden_target_v1_target_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_harden_target_v1_target_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_harden_target_v1_target_proto_goTypes = []any{
 	(Capability)(0),                  // 0: harden.target.v1.Capability
 	(Diagnostic_Severity)(0),         // 1: harden.target.v1.Diagnostic.Severity
@@ -3638,22 +3974,25 @@ var file_harden_target_v1_target_proto_goTypes = []any{
 	(*ApplyResponse)(nil),            // 30: harden.target.v1.ApplyResponse
 	(*VerifyRequest)(nil),            // 31: harden.target.v1.VerifyRequest
 	(*VerifyResponse)(nil),           // 32: harden.target.v1.VerifyResponse
-	(*IssueCertificateRequest)(nil),  // 33: harden.target.v1.IssueCertificateRequest
-	(*IssueCertificateResponse)(nil), // 34: harden.target.v1.IssueCertificateResponse
-	(*InventoryRequest)(nil),         // 35: harden.target.v1.InventoryRequest
-	(*ServedHandshake)(nil),          // 36: harden.target.v1.ServedHandshake
-	(*ServedListener)(nil),           // 37: harden.target.v1.ServedListener
-	(*StoredItem)(nil),               // 38: harden.target.v1.StoredItem
-	(*InventoryResponse)(nil),        // 39: harden.target.v1.InventoryResponse
-	(*DeliverSecretRequest)(nil),     // 40: harden.target.v1.DeliverSecretRequest
-	(*DeliverSecretResponse)(nil),    // 41: harden.target.v1.DeliverSecretResponse
-	(*RotateCARequest)(nil),          // 42: harden.target.v1.RotateCARequest
-	(*RotateCAResponse)(nil),         // 43: harden.target.v1.RotateCAResponse
-	(*StopRequest)(nil),              // 44: harden.target.v1.StopRequest
-	(*StopResponse)(nil),             // 45: harden.target.v1.StopResponse
-	nil,                              // 46: harden.target.v1.TargetConfig.SecretsEntry
-	nil,                              // 47: harden.target.v1.DeliverSecretRequest.DataEntry
-	nil,                              // 48: harden.target.v1.DeliverSecretRequest.MetadataEntry
+	(*EndpointScan)(nil),             // 33: harden.target.v1.EndpointScan
+	(*VersionObservation)(nil),       // 34: harden.target.v1.VersionObservation
+	(*SuiteObservation)(nil),         // 35: harden.target.v1.SuiteObservation
+	(*IssueCertificateRequest)(nil),  // 36: harden.target.v1.IssueCertificateRequest
+	(*IssueCertificateResponse)(nil), // 37: harden.target.v1.IssueCertificateResponse
+	(*InventoryRequest)(nil),         // 38: harden.target.v1.InventoryRequest
+	(*ServedHandshake)(nil),          // 39: harden.target.v1.ServedHandshake
+	(*ServedListener)(nil),           // 40: harden.target.v1.ServedListener
+	(*StoredItem)(nil),               // 41: harden.target.v1.StoredItem
+	(*InventoryResponse)(nil),        // 42: harden.target.v1.InventoryResponse
+	(*DeliverSecretRequest)(nil),     // 43: harden.target.v1.DeliverSecretRequest
+	(*DeliverSecretResponse)(nil),    // 44: harden.target.v1.DeliverSecretResponse
+	(*RotateCARequest)(nil),          // 45: harden.target.v1.RotateCARequest
+	(*RotateCAResponse)(nil),         // 46: harden.target.v1.RotateCAResponse
+	(*StopRequest)(nil),              // 47: harden.target.v1.StopRequest
+	(*StopResponse)(nil),             // 48: harden.target.v1.StopResponse
+	nil,                              // 49: harden.target.v1.TargetConfig.SecretsEntry
+	nil,                              // 50: harden.target.v1.DeliverSecretRequest.DataEntry
+	nil,                              // 51: harden.target.v1.DeliverSecretRequest.MetadataEntry
 }
 var file_harden_target_v1_target_proto_depIdxs = []int32{
 	0,  // 0: harden.target.v1.GetMetadataResponse.capabilities:type_name -> harden.target.v1.Capability
@@ -3664,7 +4003,7 @@ var file_harden_target_v1_target_proto_depIdxs = []int32{
 	11, // 5: harden.target.v1.PolicyContext.rotation:type_name -> harden.target.v1.Rotation
 	13, // 6: harden.target.v1.PolicyContext.targets:type_name -> harden.target.v1.TargetRef
 	14, // 7: harden.target.v1.PolicyContext.clients:type_name -> harden.target.v1.ClientRef
-	46, // 8: harden.target.v1.TargetConfig.secrets:type_name -> harden.target.v1.TargetConfig.SecretsEntry
+	49, // 8: harden.target.v1.TargetConfig.secrets:type_name -> harden.target.v1.TargetConfig.SecretsEntry
 	1,  // 9: harden.target.v1.Diagnostic.severity:type_name -> harden.target.v1.Diagnostic.Severity
 	2,  // 10: harden.target.v1.Diagnostic.source:type_name -> harden.target.v1.Diagnostic.Source
 	3,  // 11: harden.target.v1.Change.action:type_name -> harden.target.v1.Change.Action
@@ -3694,54 +4033,57 @@ var file_harden_target_v1_target_proto_depIdxs = []int32{
 	17, // 35: harden.target.v1.VerifyRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
 	21, // 36: harden.target.v1.VerifyResponse.checks:type_name -> harden.target.v1.Check
 	18, // 37: harden.target.v1.VerifyResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	15, // 38: harden.target.v1.IssueCertificateRequest.policy:type_name -> harden.target.v1.PolicyContext
-	16, // 39: harden.target.v1.IssueCertificateRequest.target:type_name -> harden.target.v1.TargetConfig
-	17, // 40: harden.target.v1.IssueCertificateResponse.certificate:type_name -> harden.target.v1.CertificateMaterial
-	18, // 41: harden.target.v1.IssueCertificateResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	15, // 42: harden.target.v1.InventoryRequest.policy:type_name -> harden.target.v1.PolicyContext
-	16, // 43: harden.target.v1.InventoryRequest.target:type_name -> harden.target.v1.TargetConfig
-	17, // 44: harden.target.v1.InventoryRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
-	36, // 45: harden.target.v1.ServedListener.handshakes:type_name -> harden.target.v1.ServedHandshake
-	37, // 46: harden.target.v1.InventoryResponse.listeners:type_name -> harden.target.v1.ServedListener
-	38, // 47: harden.target.v1.InventoryResponse.stored:type_name -> harden.target.v1.StoredItem
-	18, // 48: harden.target.v1.InventoryResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	15, // 49: harden.target.v1.DeliverSecretRequest.policy:type_name -> harden.target.v1.PolicyContext
-	16, // 50: harden.target.v1.DeliverSecretRequest.target:type_name -> harden.target.v1.TargetConfig
-	47, // 51: harden.target.v1.DeliverSecretRequest.data:type_name -> harden.target.v1.DeliverSecretRequest.DataEntry
-	48, // 52: harden.target.v1.DeliverSecretRequest.metadata:type_name -> harden.target.v1.DeliverSecretRequest.MetadataEntry
-	18, // 53: harden.target.v1.DeliverSecretResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	15, // 54: harden.target.v1.RotateCARequest.policy:type_name -> harden.target.v1.PolicyContext
-	16, // 55: harden.target.v1.RotateCARequest.target:type_name -> harden.target.v1.TargetConfig
-	18, // 56: harden.target.v1.RotateCAResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
-	6,  // 57: harden.target.v1.TargetService.GetMetadata:input_type -> harden.target.v1.GetMetadataRequest
-	8,  // 58: harden.target.v1.TargetService.GetSchema:input_type -> harden.target.v1.GetSchemaRequest
-	22, // 59: harden.target.v1.TargetService.ValidateSpec:input_type -> harden.target.v1.ValidateSpecRequest
-	24, // 60: harden.target.v1.TargetService.Render:input_type -> harden.target.v1.RenderRequest
-	27, // 61: harden.target.v1.TargetService.Plan:input_type -> harden.target.v1.PlanRequest
-	29, // 62: harden.target.v1.TargetService.Apply:input_type -> harden.target.v1.ApplyRequest
-	31, // 63: harden.target.v1.TargetService.Verify:input_type -> harden.target.v1.VerifyRequest
-	33, // 64: harden.target.v1.TargetService.IssueCertificate:input_type -> harden.target.v1.IssueCertificateRequest
-	35, // 65: harden.target.v1.TargetService.Inventory:input_type -> harden.target.v1.InventoryRequest
-	40, // 66: harden.target.v1.TargetService.DeliverSecret:input_type -> harden.target.v1.DeliverSecretRequest
-	42, // 67: harden.target.v1.TargetService.RotateCA:input_type -> harden.target.v1.RotateCARequest
-	44, // 68: harden.target.v1.TargetService.Stop:input_type -> harden.target.v1.StopRequest
-	7,  // 69: harden.target.v1.TargetService.GetMetadata:output_type -> harden.target.v1.GetMetadataResponse
-	9,  // 70: harden.target.v1.TargetService.GetSchema:output_type -> harden.target.v1.GetSchemaResponse
-	23, // 71: harden.target.v1.TargetService.ValidateSpec:output_type -> harden.target.v1.ValidateSpecResponse
-	26, // 72: harden.target.v1.TargetService.Render:output_type -> harden.target.v1.RenderResponse
-	28, // 73: harden.target.v1.TargetService.Plan:output_type -> harden.target.v1.PlanResponse
-	30, // 74: harden.target.v1.TargetService.Apply:output_type -> harden.target.v1.ApplyResponse
-	32, // 75: harden.target.v1.TargetService.Verify:output_type -> harden.target.v1.VerifyResponse
-	34, // 76: harden.target.v1.TargetService.IssueCertificate:output_type -> harden.target.v1.IssueCertificateResponse
-	39, // 77: harden.target.v1.TargetService.Inventory:output_type -> harden.target.v1.InventoryResponse
-	41, // 78: harden.target.v1.TargetService.DeliverSecret:output_type -> harden.target.v1.DeliverSecretResponse
-	43, // 79: harden.target.v1.TargetService.RotateCA:output_type -> harden.target.v1.RotateCAResponse
-	45, // 80: harden.target.v1.TargetService.Stop:output_type -> harden.target.v1.StopResponse
-	69, // [69:81] is the sub-list for method output_type
-	57, // [57:69] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	33, // 38: harden.target.v1.VerifyResponse.endpoints:type_name -> harden.target.v1.EndpointScan
+	34, // 39: harden.target.v1.EndpointScan.versions:type_name -> harden.target.v1.VersionObservation
+	35, // 40: harden.target.v1.EndpointScan.suites:type_name -> harden.target.v1.SuiteObservation
+	15, // 41: harden.target.v1.IssueCertificateRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 42: harden.target.v1.IssueCertificateRequest.target:type_name -> harden.target.v1.TargetConfig
+	17, // 43: harden.target.v1.IssueCertificateResponse.certificate:type_name -> harden.target.v1.CertificateMaterial
+	18, // 44: harden.target.v1.IssueCertificateResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	15, // 45: harden.target.v1.InventoryRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 46: harden.target.v1.InventoryRequest.target:type_name -> harden.target.v1.TargetConfig
+	17, // 47: harden.target.v1.InventoryRequest.certificates:type_name -> harden.target.v1.CertificateMaterial
+	39, // 48: harden.target.v1.ServedListener.handshakes:type_name -> harden.target.v1.ServedHandshake
+	40, // 49: harden.target.v1.InventoryResponse.listeners:type_name -> harden.target.v1.ServedListener
+	41, // 50: harden.target.v1.InventoryResponse.stored:type_name -> harden.target.v1.StoredItem
+	18, // 51: harden.target.v1.InventoryResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	15, // 52: harden.target.v1.DeliverSecretRequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 53: harden.target.v1.DeliverSecretRequest.target:type_name -> harden.target.v1.TargetConfig
+	50, // 54: harden.target.v1.DeliverSecretRequest.data:type_name -> harden.target.v1.DeliverSecretRequest.DataEntry
+	51, // 55: harden.target.v1.DeliverSecretRequest.metadata:type_name -> harden.target.v1.DeliverSecretRequest.MetadataEntry
+	18, // 56: harden.target.v1.DeliverSecretResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	15, // 57: harden.target.v1.RotateCARequest.policy:type_name -> harden.target.v1.PolicyContext
+	16, // 58: harden.target.v1.RotateCARequest.target:type_name -> harden.target.v1.TargetConfig
+	18, // 59: harden.target.v1.RotateCAResponse.diagnostics:type_name -> harden.target.v1.Diagnostic
+	6,  // 60: harden.target.v1.TargetService.GetMetadata:input_type -> harden.target.v1.GetMetadataRequest
+	8,  // 61: harden.target.v1.TargetService.GetSchema:input_type -> harden.target.v1.GetSchemaRequest
+	22, // 62: harden.target.v1.TargetService.ValidateSpec:input_type -> harden.target.v1.ValidateSpecRequest
+	24, // 63: harden.target.v1.TargetService.Render:input_type -> harden.target.v1.RenderRequest
+	27, // 64: harden.target.v1.TargetService.Plan:input_type -> harden.target.v1.PlanRequest
+	29, // 65: harden.target.v1.TargetService.Apply:input_type -> harden.target.v1.ApplyRequest
+	31, // 66: harden.target.v1.TargetService.Verify:input_type -> harden.target.v1.VerifyRequest
+	36, // 67: harden.target.v1.TargetService.IssueCertificate:input_type -> harden.target.v1.IssueCertificateRequest
+	38, // 68: harden.target.v1.TargetService.Inventory:input_type -> harden.target.v1.InventoryRequest
+	43, // 69: harden.target.v1.TargetService.DeliverSecret:input_type -> harden.target.v1.DeliverSecretRequest
+	45, // 70: harden.target.v1.TargetService.RotateCA:input_type -> harden.target.v1.RotateCARequest
+	47, // 71: harden.target.v1.TargetService.Stop:input_type -> harden.target.v1.StopRequest
+	7,  // 72: harden.target.v1.TargetService.GetMetadata:output_type -> harden.target.v1.GetMetadataResponse
+	9,  // 73: harden.target.v1.TargetService.GetSchema:output_type -> harden.target.v1.GetSchemaResponse
+	23, // 74: harden.target.v1.TargetService.ValidateSpec:output_type -> harden.target.v1.ValidateSpecResponse
+	26, // 75: harden.target.v1.TargetService.Render:output_type -> harden.target.v1.RenderResponse
+	28, // 76: harden.target.v1.TargetService.Plan:output_type -> harden.target.v1.PlanResponse
+	30, // 77: harden.target.v1.TargetService.Apply:output_type -> harden.target.v1.ApplyResponse
+	32, // 78: harden.target.v1.TargetService.Verify:output_type -> harden.target.v1.VerifyResponse
+	37, // 79: harden.target.v1.TargetService.IssueCertificate:output_type -> harden.target.v1.IssueCertificateResponse
+	42, // 80: harden.target.v1.TargetService.Inventory:output_type -> harden.target.v1.InventoryResponse
+	44, // 81: harden.target.v1.TargetService.DeliverSecret:output_type -> harden.target.v1.DeliverSecretResponse
+	46, // 82: harden.target.v1.TargetService.RotateCA:output_type -> harden.target.v1.RotateCAResponse
+	48, // 83: harden.target.v1.TargetService.Stop:output_type -> harden.target.v1.StopResponse
+	72, // [72:84] is the sub-list for method output_type
+	60, // [60:72] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_harden_target_v1_target_proto_init() }
@@ -3755,7 +4097,7 @@ func file_harden_target_v1_target_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_harden_target_v1_target_proto_rawDesc), len(file_harden_target_v1_target_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   43,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
