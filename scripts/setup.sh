@@ -17,6 +17,10 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # systemd-analyze (the unit files are checked with it) for the deploy tests.
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# Headless Chromium (the HTML dashboard's browser test) and Prometheus with
+# promtool (the exporter's scrape test and the shipped alert rules' tests).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 npm_postgres() {
   # PostgreSQL 17 and 18 from npm for version coverage (cached; ~10 s each
   # the first time). Versions pinned here and in testenv.NPMPostgres.
@@ -34,7 +38,7 @@ npm_postgres() {
   fi
 }
 if [ ${#need_apt[@]} -eq 0 ]; then
-  echo "setup: PostgreSQL server, sslscan, openssl, kcat, redis-server, jq and systemd-analyze present"
+  echo "setup: PostgreSQL server, sslscan, openssl, kcat, redis-server, jq, systemd-analyze, chromium and prometheus present"
   npm_postgres
   exit 0
 fi
@@ -57,6 +61,13 @@ if command -v systemctl >/dev/null 2>&1 && systemctl list-unit-files redis-serve
   ${SUDO:-} systemctl disable --now redis-server >/dev/null 2>&1 || true
 elif command -v service >/dev/null 2>&1; then
   ${SUDO:-} service redis-server stop >/dev/null 2>&1 || true
+fi
+# Likewise the Debian prometheus service (port 9090): the tests start their
+# own Prometheus on a random port.
+if command -v systemctl >/dev/null 2>&1 && systemctl list-unit-files prometheus.service >/dev/null 2>&1; then
+  ${SUDO:-} systemctl disable --now prometheus >/dev/null 2>&1 || true
+elif command -v service >/dev/null 2>&1; then
+  ${SUDO:-} service prometheus stop >/dev/null 2>&1 || true
 fi
 npm_postgres
 echo "setup: done"

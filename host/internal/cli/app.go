@@ -103,10 +103,13 @@ func NewApp(io IO) *cli.App {
 				Action: func(c *cli.Context) error { return apply(c, io) }},
 			{Name: "verify", Usage: "prove over real connections what each live target enforces",
 				Flags: reportPolicyFlags(&cli.StringFlag{Name: "fail-on", Value: "info", Usage: "exit 2 when a failing check has at least this severity: info, low, medium, high, critical"},
-					&cli.BoolFlag{Name: "inventory", Usage: "also collect the inventory (certificates, keys, next rotation) into the report; implied by --format html"}),
+					&cli.BoolFlag{Name: "inventory", Usage: "also collect the inventory (certificates, keys, next rotation) into the report; implied by --format html"},
+					&cli.StringFlag{Name: "shard", Usage: "verify only share I of N (\"I/N\", 0-based; $JOB_COMPLETION_INDEX) of the targets and endpoints, stable by hash; merge the shards with harden report"}),
 				Action: func(c *cli.Context) error { return verify(c, io) }},
 			rotateCommand(io),
 			inventoryCommand(io),
+			reportCommand(io),
+			exporterCommand(io),
 			scanCommand(io),
 			envelopeCommand(io),
 			objectstoreCommand(io),
@@ -690,10 +693,15 @@ func verify(c *cli.Context, io IO) error {
 		return err
 	}
 	defer s.eng.Close()
+	shard, err := shardTargets(s, c.String("shard"))
+	if err != nil {
+		return exitf(ExitConfig, "--shard %q: %v", c.String("shard"), err)
+	}
 	rep, err := collectVerify(c.Context, s, c.Bool("inventory") || wants(outs, "html"), clientsFor(c, s))
 	if err != nil {
 		return err
 	}
+	rep.Shard = shard
 	if err := emit(io, outs, rep); err != nil {
 		return err
 	}
