@@ -169,6 +169,7 @@ func TestApplyFlow(t *testing.T) {
 			if (tc.major != "15") != (direct > 0) {
 				t.Errorf("direct-TLS checks: %d on PostgreSQL %s", direct, tc.major)
 			}
+			requireEndpointScans(t, before, after, tc.major != "15")
 			// Plaintext logins are refused by the server itself; TLS ones work.
 			if c, err := pgx.Connect(ctx, pg.DSN()); err == nil {
 				c.Close(ctx)
@@ -553,5 +554,35 @@ func TestConfirmHandshakeNeedsTheServersRefusal(t *testing.T) {
 				t.Errorf("confirmHandshake: %v (want: cannot confirm)", err)
 			}
 		})
+	}
+}
+
+// requireEndpointScans: verify describes what the probe saw for reports —
+// before apply the server refused TLS (plaintext accepted); after it, TLS
+// 1.2/1.3 accepted with suites, groups and the chain the server presents,
+// and the direct-TLS door as its own endpoint on PostgreSQL 17+.
+func requireEndpointScans(t *testing.T, before, after sdk.VerifyResponse, direct bool) {
+	t.Helper()
+	if len(before.Endpoints) == 0 || before.Endpoints[0].Plaintext != "accepted" {
+		t.Errorf("before apply: endpoints %+v", before.Endpoints)
+	}
+	want := 1
+	if direct {
+		want = 2
+	}
+	if len(after.Endpoints) != want {
+		t.Fatalf("after apply: %d endpoint scans, want %d: %+v", len(after.Endpoints), want, after.Endpoints)
+	}
+	for _, e := range after.Endpoints {
+		accepted := map[string]bool{}
+		for _, v := range e.Versions {
+			accepted[v.Version] = v.Outcome == "accepted"
+		}
+		if !accepted["TLSv1.2"] || !accepted["TLSv1.3"] || accepted["TLSv1.1"] || len(e.Suites) == 0 || len(e.Groups) == 0 || len(e.ChainDER) == 0 || !e.TrustChecked || e.TrustError != "" {
+			t.Errorf("after apply, endpoint %s: versions %v, %d suites, groups %v, %d certificates, trust %v %q", e.Name, accepted, len(e.Suites), e.Groups, len(e.ChainDER), e.TrustChecked, e.TrustError)
+		}
+	}
+	if after.Endpoints[0].Plaintext != "refused" {
+		t.Errorf("after apply, plaintext %q", after.Endpoints[0].Plaintext)
 	}
 }
