@@ -128,5 +128,13 @@ if [[ ",$services," == *",vault,"* ]]; then
   fi
 fi
 
-step "The after-report as JSON (first lines)"
-"$bin/harden" verify -f "$state/policy.yaml" --format json | head -25 || true
+reports=${HARDEN_DEMO_REPORTS:-$root/demo-reports}
+mkdir -p "$reports"
+step "Reports: the compliance dashboard (HTML), SARIF for GitHub code scanning, JUnit for CI and JSON, from one verify run with the inventory"
+set +e
+run "$bin/harden" verify -f "$state/policy.yaml" --inventory --format html --format sarif --format junit --format json --output-dir "$reports"
+echo "harden verify exited with $? (the listener findings above, if any, are in the reports too)"
+set -e
+echo "Open the dashboard: file://$reports/harden-verify.html"
+echo "Upload to code scanning: $reports/harden-verify.sarif; CI test results: $reports/harden-verify.junit.xml"
+
