@@ -423,7 +423,7 @@ func inventoryFindings(inv *inventory.Report, uri string, lines map[string][2]in
 func inventoryRule(it inventory.Item, alertAt []string) (rule, state string) {
 	days := ""
 	if c := it.Certificate; c != nil {
-		days = fmt.Sprintf(" (not after %s, %d days left)", c.NotAfter.UTC().Format(time.RFC3339), c.DaysLeft)
+		days = fmt.Sprintf(" (not after %s, %s)", c.NotAfter.UTC().Format(time.RFC3339), daysLeft(c.DaysLeft))
 	}
 	switch {
 	case it.Tier == inventory.TierUnknown || it.Error != "":
@@ -447,6 +447,13 @@ func inventoryRule(it inventory.Item, alertAt []string) (rule, state string) {
 		return RuleInventoryFinding, "ok, with findings"
 	}
 	return RuleInventoryFinding, "tier " + it.Tier
+}
+
+func daysLeft(n int) string {
+	if n < 0 {
+		return fmt.Sprintf("%d days ago", -n)
+	}
+	return fmt.Sprintf("%d days left", n)
 }
 
 func describeItem(it inventory.Item) string {
