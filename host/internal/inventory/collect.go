@@ -106,6 +106,10 @@ func CollectWith(pol *policy.Policy, targets []Target, clients []HeldClient, now
 	return rep
 }
 
+// Summarize counts items as Collect does: harden report recomputes the
+// summary of inventories it merged.
+func (r Rules) Summarize(items []Item) Summary { return r.summarize(items) }
+
 func (r Rules) summarize(items []Item) Summary {
 	s := Summary{Items: len(items), Tiers: map[string]int{}}
 	for _, it := range items {

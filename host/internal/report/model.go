@@ -33,6 +33,11 @@ type Run struct {
 	// Inventory: every certificate and key the policy touches, when the
 	// run collected it (verify --inventory, the exporter, inventory).
 	Inventory *inventory.Report `json:"inventory,omitempty"`
+	// History (harden report over runs of one policy at different times):
+	// every run given, oldest first, with its counts and failing checks;
+	// the Run itself is the latest. Renderers show the trend of failing
+	// checks when it is present (RunSummary).
+	History []RunSummary `json:"history,omitempty"`
 }
 
 // Profile is what the policy's TLS profile allows.

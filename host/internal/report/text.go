@@ -142,5 +142,8 @@ func WriteText(w io.Writer, r *Run) error {
 			fmt.Fprintf(w, "\nPlan: %d change(s) pending\n", r.PendingChanges())
 		}
 	}
+	if len(r.History) > 0 {
+		writeHistory(w, r)
+	}
 	return nil
 }

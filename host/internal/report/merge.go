@@ -1,0 +1,645 @@
+package report
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/harden-dev/harden/host/internal/inventory"
+	"github.com/harden-dev/harden/host/internal/policy"
+	"github.com/harden-dev/harden/shared/checks"
+)
+
+// `harden report` reads JSON runs and merges them, either the shards of
+// one fleet run (verify --shard I/N on N machines) into the run one
+// machine would have written, or a history (runs of one policy at
+// different times) into the latest run with the trend of its failing
+// checks.
+//
+// Merging shards (and a run with itself, or with an identical copy):
+//   - targets are matched by name; a target in several inputs gets the
+//     union of their checks, endpoints, changes, artifacts and
+//     diagnostics; targets are ordered as in the policy (by line, then
+//     name);
+//   - a check is a duplicate of another with the same ID, subject, status
+//     and evidence: it is kept once (the first). Two checks with the same
+//     ID and subject that disagree (another status or evidence) are both
+//     kept: two observations that differ are both evidence, and report
+//     does not pick one — each counts in the summary and the exit code;
+//   - an endpoint is a duplicate of another with the same name and address
+//     (PostgreSQL's STARTTLS and direct-TLS scans share an address); the
+//     first is kept;
+//   - the summary and the inconclusive counts are recomputed (Finish);
+//     GeneratedAt is the earliest input's, DurationMS the longest (the
+//     shards run side by side);
+//   - inventories are merged: items deduplicated (a CA by its SHA-256,
+//     with its targets and places united; every other item when equal in
+//     every field), ordered as one run lists them, the summary recomputed.
+
+// RunSummary is one run of a history: when it ran, its checks counted by
+// status (and "target_error" for targets that failed as a whole) and its
+// failing checks. Renderers (text, html) show the trend of failing
+// checks over Run.History when it is present: a check failing in the
+// latest run but not before is new, one failing before but not any more
+// is fixed.
+type RunSummary struct {
+	GeneratedAt time.Time      `json:"generated_at"`
+	DurationMS  float64        `json:"duration_ms,omitempty"`
+	Summary     map[string]int `json:"summary"`
+	// Failing: the run's checks in status fail, in the run's order.
+	Failing []CheckKey `json:"failing"`
+}
+
+// CheckKey names one check of one target across runs.
+type CheckKey struct {
+	Target   string `json:"target"`
+	ID       string `json:"id"`
+	Subject  string `json:"subject,omitempty"`
+	Severity string `json:"severity"`
+}
+
+// MergeOptions say how to merge.
+type MergeOptions struct {
+	// History: the runs are a history (otherwise they are a history only
+	// when none is a shard and their GeneratedAt differ).
+	History bool
+	// Names name the inputs in errors (Names[i] is runs[i]; "input i+1"
+	// without).
+	Names []string
+}
+
+// Merge merges runs as MergeWith with no options.
+func Merge(runs ...*Run) (*Run, error) { return MergeWith(MergeOptions{}, runs...) }
+
+// MergeWith merges verify runs of one policy (and inventory-only runs, see
+// ReadRun) into one Run: the shards of one run, a run with copies of
+// itself, or a history. The inputs are not modified.
+func MergeWith(o MergeOptions, runs ...*Run) (*Run, error) {
+	name := func(i int) string {
+		if i < len(o.Names) && o.Names[i] != "" {
+			return o.Names[i]
+		}
+		return fmt.Sprintf("input %d", i+1)
+	}
+	if len(runs) == 0 {
+		return nil, errors.New("no runs to merge")
+	}
+	var verify, inv []int
+	for i, r := range runs {
+		switch {
+		case r == nil:
+			return nil, fmt.Errorf("%s: no run", name(i))
+		case r.Policy != runs[0].Policy:
+			return nil, fmt.Errorf("%s is a run of policy %q, %s of %q: merge runs of one policy", name(i), r.Policy, name(0), runs[0].Policy)
+		case r.Command == "verify":
+			verify = append(verify, i)
+		case r.Command == "inventory" && len(r.Targets) == 0:
+			inv = append(inv, i)
+		default:
+			return nil, fmt.Errorf("%s is a %q run: harden report merges verify runs and inventories", name(i), r.Command)
+		}
+	}
+	var out *Run
+	switch mode := modeOf(o, runs, verify); {
+	case len(verify) == 0:
+		out = &Run{FormatVersion: FormatVersion, Command: "inventory", Policy: runs[0].Policy, Targets: []Target{}}
+	case mode == "history":
+		for _, i := range verify {
+			if runs[i].Shard != "" {
+				return nil, fmt.Errorf("%s is shard %s: a history is of whole runs; merge each run's shards first (harden report -i 'shard-*.json' --format json -o run.json)", name(i), runs[i].Shard)
+			}
+		}
+		order := slices.Clone(verify)
+		slices.SortStableFunc(order, func(a, b int) int { return runs[a].GeneratedAt.Compare(runs[b].GeneratedAt) })
+		latest := order[len(order)-1]
+		var err error
+		if out, err = unite(runs, []int{latest}); err != nil {
+			return nil, err
+		}
+		for _, i := range order {
+			out.History = append(out.History, summarize(runs[i]))
+		}
+		// The inventory is the latest run's (and the inventory-only
+		// inputs'): a history shows what holds now.
+		verify = []int{latest}
+	default:
+		if err := checkShards(runs, verify, mode == "shards", name); err != nil {
+			return nil, err
+		}
+		var err error
+		if out, err = unite(runs, verify); err != nil {
+			return nil, err
+		}
+	}
+	var invs []*inventory.Report
+	for _, i := range slices.Concat(verify, inv) {
+		if runs[i].Inventory != nil {
+			invs = append(invs, runs[i].Inventory)
+		}
+	}
+	if len(invs) > 0 {
+		merged, err := mergeInventories(invs, out.Targets)
+		if err != nil {
+			return nil, err
+		}
+		out.Inventory = merged
+		if out.Command == "inventory" {
+			out.GeneratedAt = merged.GeneratedAt
+		}
+	}
+	out.Finish(out.Command)
+	return out, nil
+}
+
+// modeOf: "history", "shards" (some input is a shard) or "union" (whole
+// runs taken at the same time: copies of one run).
+func modeOf(o MergeOptions, runs []*Run, verify []int) string {
+	if o.History {
+		return "history"
+	}
+	for _, i := range verify {
+		if runs[i].Shard != "" {
+			return "shards"
+		}
+	}
+	for _, i := range verify {
+		if !runs[i].GeneratedAt.Equal(runs[verify[0]].GeneratedAt) {
+			return "history"
+		}
+	}
+	return "union"
+}
+
+// checkShards: every input is a shard of the same count, of one profile,
+// and together they are every shard (a missing shard would silently drop
+// its targets from the report). A shard given twice (a retried pod) is
+// fine: its copies unite.
+func checkShards(runs []*Run, verify []int, shards bool, name func(int) string) error {
+	first := runs[verify[0]]
+	seen := map[int]bool{}
+	count := 0
+	for _, i := range verify {
+		r := runs[i]
+		if r.Profile != first.Profile {
+			return fmt.Errorf("%s was verified against profile %q, %s against %q: merge runs of one profile", name(i), r.Profile, name(verify[0]), first.Profile)
+		}
+		if !shards {
+			continue
+		}
+		if r.Shard == "" {
+			return fmt.Errorf("%s is a whole run, other inputs are shards: give the shards of one run (or --history for a trend)", name(i))
+		}
+		s, err := ParseShard(r.Shard, nil)
+		if err != nil {
+			return fmt.Errorf("%s: shard %q: %v", name(i), r.Shard, err)
+		}
+		if count != 0 && s.Count != count {
+			return fmt.Errorf("%s is shard %s, another input a shard of %d: give the shards of one run", name(i), r.Shard, count)
+		}
+		count = s.Count
+		seen[s.Index] = true
+	}
+	var missing []string
+	for i := range count {
+		if !seen[i] {
+			missing = append(missing, Shard{i, count}.String())
+			if len(missing) == 10 {
+				missing = append(missing, "...")
+				break
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("shards missing: %s (every shard of %d is needed: a missing one would drop its targets from the report)", strings.Join(missing, ", "), count)
+	}
+	return nil
+}
+
+// unite merges runs[idx] target by target into a new Run (see the
+// package comment above for what is deduplicated).
+func unite(runs []*Run, idx []int) (*Run, error) {
+	first := runs[idx[0]]
+	out := &Run{FormatVersion: FormatVersion, Command: first.Command, Policy: first.Policy, Profile: first.Profile, Targets: []Target{}}
+	byName := map[string]int{}
+	for _, i := range idx {
+		r := runs[i]
+		if out.ProfileDetail == nil && r.ProfileDetail != nil {
+			pd := *r.ProfileDetail
+			pd.Versions, pd.Suites, pd.Groups = slices.Clone(pd.Versions), slices.Clone(pd.Suites), slices.Clone(pd.Groups)
+			out.ProfileDetail = &pd
+		}
+		if !r.GeneratedAt.IsZero() && (out.GeneratedAt.IsZero() || r.GeneratedAt.Before(out.GeneratedAt)) {
+			out.GeneratedAt = r.GeneratedAt
+		}
+		out.DurationMS = max(out.DurationMS, r.DurationMS)
+		for _, t := range r.Targets {
+			j, ok := byName[t.Name]
+			if !ok {
+				byName[t.Name] = len(out.Targets)
+				out.Targets = append(out.Targets, Target{Name: t.Name, Plugin: t.Plugin, Line: t.Line, Column: t.Column, Status: t.Status})
+				j = len(out.Targets) - 1
+			}
+			if err := uniteTarget(&out.Targets[j], t); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.SortStableFunc(out.Targets, func(a, b Target) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Name, b.Name))
+	})
+	return out, nil
+}
+
+type checkID struct{ id, subject, status, evidence string }
+
+func uniteTarget(dst *Target, t Target) error {
+	if t.Plugin != dst.Plugin {
+		return fmt.Errorf("target %s is a %s target in one input and a %s target in another: merge runs of one policy", t.Name, dst.Plugin, t.Plugin)
+	}
+	if dst.Line == 0 {
+		dst.Line, dst.Column = t.Line, t.Column
+	}
+	if t.Status == "error" {
+		dst.Status = "error"
+	}
+	if t.Error != "" && !slices.Contains(strings.Split(dst.Error, "; "), t.Error) {
+		dst.Error = strings.TrimPrefix(dst.Error+"; "+t.Error, "; ")
+	}
+	dst.ConfigError = dst.ConfigError || t.ConfigError
+	for _, c := range t.Checks {
+		k := checkID{c.ID, c.Subject, c.Status, c.Evidence}
+		if !slices.ContainsFunc(dst.Checks, func(d Check) bool { return checkID{d.ID, d.Subject, d.Status, d.Evidence} == k }) {
+			c.References = slices.Clone(c.References)
+			dst.Checks = append(dst.Checks, c)
+		}
+	}
+	for _, e := range t.Endpoints {
+		if !slices.ContainsFunc(dst.Endpoints, func(d Endpoint) bool { return d.Name == e.Name && d.Address == e.Address }) {
+			dst.Endpoints = append(dst.Endpoints, cloneEndpoint(e))
+		}
+	}
+	dst.Changes = appendNew(dst.Changes, t.Changes)
+	dst.Artifacts = appendNew(dst.Artifacts, t.Artifacts)
+	dst.Diagnostics = appendNew(dst.Diagnostics, t.Diagnostics)
+	return nil
+}
+
+func appendNew[T comparable](dst, src []T) []T {
+	for _, x := range src {
+		if !slices.Contains(dst, x) {
+			dst = append(dst, x)
+		}
+	}
+	return dst
+}
+
+func cloneEndpoint(e Endpoint) Endpoint {
+	e.Versions, e.Suites, e.Groups = slices.Clone(e.Versions), slices.Clone(e.Suites), slices.Clone(e.Groups)
+	e.Chain = slices.Clone(e.Chain)
+	for i := range e.Chain {
+		e.Chain[i].DNSNames, e.Chain[i].IPAddresses = slices.Clone(e.Chain[i].DNSNames), slices.Clone(e.Chain[i].IPAddresses)
+	}
+	return e
+}
+
+// summarize is one run of a history, counted from its checks (not from
+// its own summary, which the input could contradict).
+func summarize(r *Run) RunSummary {
+	s := RunSummary{GeneratedAt: r.GeneratedAt, DurationMS: r.DurationMS, Summary: map[string]int{"target_error": r.TargetErrors()}, Failing: []CheckKey{}}
+	for _, t := range r.Targets {
+		for _, c := range t.Checks {
+			s.Summary[c.Status]++
+			k := CheckKey{Target: t.Name, ID: c.ID, Subject: c.Subject, Severity: c.Severity}
+			if c.Status == checks.Fail.String() && !slices.Contains(s.Failing, k) {
+				s.Failing = append(s.Failing, k)
+			}
+		}
+	}
+	return s
+}
+
+// mergeInventories merges inventories of one policy, judged by the same
+// alert tiers, listing the items in the order one run over targets
+// would: each target's items in target order, then the client
+// identities and what belongs to no target, then the CAs.
+func mergeInventories(invs []*inventory.Report, targets []Target) (*inventory.Report, error) {
+	first := invs[0]
+	for _, r := range invs[1:] {
+		if r.RenewBefore != first.RenewBefore || !slices.Equal(r.AlertAt, first.AlertAt) {
+			return nil, fmt.Errorf("the inventories were judged by different rotation settings (renew_before %s, alert_at %v and %s, %v): merge runs of one policy", first.RenewBefore, first.AlertAt, r.RenewBefore, r.AlertAt)
+		}
+	}
+	rules, err := alertRules(first.AlertAt)
+	if err != nil {
+		return nil, err
+	}
+	out := &inventory.Report{FormatVersion: inventory.FormatVersion, Policy: first.Policy, RenewBefore: first.RenewBefore,
+		AlertAt: slices.Clone(first.AlertAt), Targets: []string{}, Items: []inventory.Item{}, Notes: []inventory.Note{}}
+	rank := map[string]int{}
+	for i, t := range targets {
+		rank[t.Name] = i
+	}
+	for _, r := range invs {
+		if r.GeneratedAt.After(out.GeneratedAt) {
+			out.GeneratedAt = r.GeneratedAt
+		}
+		for _, t := range r.Targets {
+			if !slices.Contains(out.Targets, t) {
+				out.Targets = append(out.Targets, t)
+			}
+			if _, ok := rank[t]; !ok {
+				rank[t] = len(rank)
+			}
+		}
+	}
+	rankOf := func(target string) int {
+		if r, ok := rank[target]; ok {
+			return r
+		}
+		return len(rank)
+	}
+	slices.SortStableFunc(out.Targets, func(a, b string) int { return cmp.Compare(rankOf(a), rankOf(b)) })
+
+	type ranked struct {
+		it   inventory.Item
+		rank int
+	}
+	var items, cas []ranked
+	seen := map[string]bool{}
+	caAt := map[string]int{}
+	for _, r := range invs {
+		for _, it := range r.Items {
+			if it.Kind == inventory.KindCA && it.Certificate != nil && it.Certificate.SHA256 != "" {
+				rk := len(rank)
+				for _, t := range it.Targets {
+					rk = min(rk, rankOf(t))
+				}
+				if j, ok := caAt[it.Certificate.SHA256]; ok {
+					cas[j].rank = min(cas[j].rank, rk)
+					cas[j].it.Targets = appendNew(cas[j].it.Targets, it.Targets)
+					cas[j].it.Where = strings.Join(appendNew(strings.Split(cas[j].it.Where, "; "), strings.Split(it.Where, "; ")), "; ")
+					continue
+				}
+				caAt[it.Certificate.SHA256] = len(cas)
+				cas = append(cas, ranked{cloneItem(it), rk})
+				continue
+			}
+			key, _ := json.Marshal(it)
+			if seen[string(key)] {
+				continue
+			}
+			seen[string(key)] = true
+			rk := len(rank)
+			if it.Kind != inventory.KindClientIdentity {
+				rk = rankOf(it.Target)
+			}
+			items = append(items, ranked{cloneItem(it), rk})
+		}
+		for _, n := range r.Notes {
+			if !slices.Contains(out.Notes, n) {
+				out.Notes = append(out.Notes, n)
+			}
+		}
+	}
+	byRank := func(a, b ranked) int { return cmp.Compare(a.rank, b.rank) }
+	slices.SortStableFunc(items, byRank)
+	slices.SortStableFunc(cas, byRank)
+	for _, c := range cas {
+		slices.SortStableFunc(c.it.Targets, func(a, b string) int { return cmp.Compare(rankOf(a), rankOf(b)) })
+	}
+	for _, x := range slices.Concat(items, cas) {
+		out.Items = append(out.Items, x.it)
+	}
+	slices.SortStableFunc(out.Notes, func(a, b inventory.Note) int { return cmp.Compare(rankOf(a.Target), rankOf(b.Target)) })
+	out.Summary = rules.Summarize(out.Items)
+	return out, nil
+}
+
+func cloneItem(it inventory.Item) inventory.Item {
+	it.Targets, it.Findings = slices.Clone(it.Targets), slices.Clone(it.Findings)
+	return it
+}
+
+// alertRules rebuilds the alert tiers from their names ("30d", "36h", "90m",
+// "45s": inventory.DurationName), which is all a summary needs.
+func alertRules(names []string) (inventory.Rules, error) {
+	var ds []time.Duration
+	for _, n := range names {
+		d, err := policy.ParseDuration(n)
+		if err != nil || d <= 0 {
+			return inventory.Rules{}, fmt.Errorf("the inventory's alert_at %q: not a duration such as 30d", n)
+		}
+		ds = append(ds, d)
+	}
+	r := inventory.NewRules(0, ds)
+	if !slices.Equal(r.TierNames(), names) {
+		return inventory.Rules{}, fmt.Errorf("the inventory's alert_at %v: not distinct durations, widest first", names)
+	}
+	return r, nil
+}
+
+// MaxRunSize caps one JSON input (a run over a thousand endpoints is a
+// few MiB).
+const MaxRunSize = 256 << 20
+
+// ReadRun reads one JSON input of harden report, named name in errors:
+// a verify run (`harden verify --format json`, format_version 1) or an
+// inventory (`harden inventory --format json`: it has "items"), which
+// becomes an inventory-only Run (Command "inventory", no targets). The
+// input is untrusted: a newer format_version, a malformed document (its
+// line and column), an unknown check status or severity, or a document
+// of another command are errors; control characters in strings are
+// replaced by U+FFFD (the text output goes to terminals).
+func ReadRun(name string, r io.Reader) (*Run, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxRunSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(data) > MaxRunSize {
+		return nil, fmt.Errorf("%s: larger than %d MiB", name, MaxRunSize>>20)
+	}
+	var head struct {
+		FormatVersion *int            `json:"format_version"`
+		Command       *string         `json:"command"`
+		Items         json.RawMessage `json:"items"`
+		Endpoints     json.RawMessage `json:"endpoints"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, jsonError(name, data, err)
+	}
+	switch {
+	case head.FormatVersion == nil:
+		return nil, fmt.Errorf("%s: not a harden JSON report (no format_version): give harden verify --format json output", name)
+	case *head.FormatVersion > FormatVersion:
+		return nil, fmt.Errorf("%s: format_version %d is newer than this harden reads (%d): merge it with a newer harden", name, *head.FormatVersion, FormatVersion)
+	case *head.FormatVersion < 1:
+		return nil, fmt.Errorf("%s: format_version %d: not a harden JSON report", name, *head.FormatVersion)
+	}
+	if head.Command == nil {
+		switch {
+		case head.Items != nil:
+			var inv inventory.Report
+			if err := json.Unmarshal(data, &inv); err != nil {
+				return nil, jsonError(name, data, err)
+			}
+			if inv.FormatVersion > inventory.FormatVersion {
+				return nil, fmt.Errorf("%s: inventory format_version %d is newer than this harden reads (%d)", name, inv.FormatVersion, inventory.FormatVersion)
+			}
+			sanitize(reflect.ValueOf(&inv))
+			return &Run{FormatVersion: FormatVersion, Command: "inventory", Policy: inv.Policy, GeneratedAt: inv.GeneratedAt, Inventory: &inv}, nil
+		case head.Endpoints != nil:
+			return nil, fmt.Errorf("%s: a harden scan report: harden report merges verify runs and inventories", name)
+		}
+		return nil, fmt.Errorf("%s: neither a verify run nor an inventory (no command, no items)", name)
+	}
+	if *head.Command != "verify" {
+		return nil, fmt.Errorf("%s: a harden %s run: harden report merges verify runs and inventories", name, *head.Command)
+	}
+	var run Run
+	if err := json.Unmarshal(data, &run); err != nil {
+		return nil, jsonError(name, data, err)
+	}
+	sanitize(reflect.ValueOf(&run))
+	if run.Inventory != nil && run.Inventory.FormatVersion > inventory.FormatVersion {
+		return nil, fmt.Errorf("%s: inventory format_version %d is newer than this harden reads (%d)", name, run.Inventory.FormatVersion, inventory.FormatVersion)
+	}
+	if run.Shard != "" {
+		if _, err := ParseShard(run.Shard, nil); err != nil {
+			return nil, fmt.Errorf("%s: shard %q: %v", name, run.Shard, err)
+		}
+	}
+	for _, t := range run.Targets {
+		if t.Status != "ok" && t.Status != "error" {
+			return nil, fmt.Errorf("%s: target %s: status %q (want ok or error)", name, t.Name, t.Status)
+		}
+		for _, c := range t.Checks {
+			if _, err := checks.ParseStatus(c.Status); err != nil {
+				return nil, fmt.Errorf("%s: target %s, check %s: %v", name, t.Name, c.ID, err)
+			}
+			if s, err := checks.ParseSeverity(c.Severity); err != nil || s.String() != c.Severity {
+				return nil, fmt.Errorf("%s: target %s, check %s: severity %q (want info, low, medium, high or critical)", name, t.Name, c.ID, c.Severity)
+			}
+		}
+	}
+	return &run, nil
+}
+
+// jsonError places a decoding error at its line and column.
+func jsonError(name string, data []byte, err error) error {
+	var off int64 = -1
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	}
+	if off < 0 {
+		return fmt.Errorf("%s: %v", name, err)
+	}
+	off = min(off, int64(len(data)))
+	before := data[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := int(off) - (bytes.LastIndexByte(before, '\n') + 1)
+	if se != nil && col == 0 {
+		col = 1
+	}
+	return fmt.Errorf("%s:%d:%d: malformed JSON: %v", name, line, max(col, 1), err)
+}
+
+// sanitize replaces control characters (other than tab and newline) in
+// every string reachable from v: a report read from a file is printed to
+// terminals.
+func sanitize(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			sanitize(v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				sanitize(v.Field(i))
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			sanitize(v.Index(i))
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			if k.Kind() == reflect.String && strings.ContainsFunc(k.String(), isControl) {
+				val := v.MapIndex(k)
+				v.SetMapIndex(k, reflect.Value{})
+				v.SetMapIndex(reflect.ValueOf(clean(k.String())), val)
+			}
+		}
+	case reflect.String:
+		if v.CanSet() && strings.ContainsFunc(v.String(), isControl) {
+			v.SetString(clean(v.String()))
+		}
+	}
+}
+
+func isControl(r rune) bool {
+	return (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f || (r >= 0x80 && r < 0xa0)
+}
+
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+// writeHistory writes the trend of failing checks over r.History: one
+// row per check that failed in some run, one column per run (oldest
+// first): X failing, . not failing.
+func writeHistory(w io.Writer, r *Run) {
+	h := r.History
+	fmt.Fprintf(w, "\nHistory: %d runs of %s, %s to %s\n", len(h), r.Policy, h[0].GeneratedAt.UTC().Format(time.RFC3339), h[len(h)-1].GeneratedAt.UTC().Format(time.RFC3339))
+	for i, s := range h {
+		fmt.Fprintf(w, "  run %-3d %s  %d passed, %d failed, %d warnings, %d skipped, %d errors\n", i+1, s.GeneratedAt.UTC().Format(time.RFC3339),
+			s.Summary["pass"], s.Summary["fail"], s.Summary["warn"], s.Summary["skip"], s.Summary["error"]+s.Summary["target_error"])
+	}
+	var keys []CheckKey
+	failing := make([]map[CheckKey]bool, len(h))
+	for i, s := range h {
+		failing[i] = map[CheckKey]bool{}
+		for _, k := range s.Failing {
+			failing[i][k] = true
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		fmt.Fprintln(w, "  no check failed in any run")
+		return
+	}
+	fmt.Fprintln(w, "  failing checks (X failing, . not; oldest run first):")
+	for _, k := range keys {
+		var marks strings.Builder
+		for i := range h {
+			marks.WriteByte(map[bool]byte{true: 'X', false: '.'}[failing[i][k]])
+		}
+		trend := ""
+		switch last := failing[len(h)-1][k]; {
+		case last && len(h) > 1 && !failing[len(h)-2][k]:
+			trend = " (new)"
+		case !last:
+			trend = " (fixed)"
+		}
+		fmt.Fprintf(w, "  %s  %-8s %s %s %s%s\n", marks.String(), k.Severity, k.Target, k.ID, k.Subject, trend)
+	}
+}
