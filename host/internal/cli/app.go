@@ -374,7 +374,8 @@ type session struct {
 }
 
 func openSession(c *cli.Context, io IO) (*session, error) {
-	if !reportCommands[c.Command.Name] {
+	// The exporter has no --format: it serves metrics.
+	if !reportCommands[c.Command.Name] && c.Command.Name != "exporter" {
 		if err := checkFormat(c); err != nil {
 			return nil, err
 		}
@@ -402,9 +403,9 @@ func openSession(c *cli.Context, io IO) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	// verify and inventory judge what is live; they never ask a
-	// certificate source for new certificates.
-	eng.NoIssue = c.Command.Name == "verify" || c.Command.Name == "inventory"
+	// verify, inventory and the exporter judge what is live; they never
+	// ask a certificate source for new certificates.
+	eng.NoIssue = c.Command.Name == "verify" || c.Command.Name == "inventory" || c.Command.Name == "exporter"
 	eng.Getenv = io.Getenv
 	io.interrupts.useEngine(eng)
 	return &session{pol: pol, eng: eng, targets: targets, io: io, timeout: c.Duration("timeout")}, nil

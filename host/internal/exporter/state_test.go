@@ -1,0 +1,333 @@
+package exporter
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/harden-dev/harden/host/internal/inventory"
+	"github.com/harden-dev/harden/host/internal/report"
+)
+
+// exposition parses a snapshot back as Prometheus would.
+type exposition map[string]*dto.MetricFamily
+
+func parse(t testing.TB, snap *Snapshot) exposition {
+	t.Helper()
+	if snap.Err != nil {
+		t.Fatalf("snapshot: %v", snap.Err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(snap.Text()))
+	if err != nil {
+		t.Fatalf("parse the exposition: %v\n%s", err, snap.Text())
+	}
+	return fams
+}
+
+// series returns the values of name's series whose labels include want,
+// keyed by their full label set.
+func (e exposition) series(name string, want map[string]string) map[string]float64 {
+	out := map[string]float64{}
+	f := e[name]
+	if f == nil {
+		return out
+	}
+	for _, m := range f.Metric {
+		labels, ok := map[string]string{}, true
+		for _, l := range m.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if labels[k] != v {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		var keys []string
+		for k, v := range labels {
+			keys = append(keys, k+"="+v)
+		}
+		sort.Strings(keys)
+		v := m.GetGauge().GetValue()
+		if m.Counter != nil {
+			v = m.GetCounter().GetValue()
+		}
+		out[strings.Join(keys, ",")] = v
+	}
+	return out
+}
+
+// one is the value of the single series of name matching want.
+func (e exposition) one(t testing.TB, name string, want map[string]string) float64 {
+	t.Helper()
+	s := e.series(name, want)
+	if len(s) != 1 {
+		t.Fatalf("%s%v: %d series, want 1: %v", name, want, len(s), s)
+	}
+	for _, v := range s {
+		return v
+	}
+	return 0
+}
+
+func (e exposition) absent(t testing.TB, name string, want map[string]string) {
+	t.Helper()
+	if s := e.series(name, want); len(s) != 0 {
+		t.Errorf("%s%v: want no series, got %v", name, want, s)
+	}
+}
+
+var day = 24 * time.Hour
+
+// pgRun is one target with one endpoint, its served and held certificate
+// (serial given) and a transit key.
+func pgRun(now time.Time, serial string, notAfter time.Time) *report.Run {
+	addr := "127.0.0.1:5432"
+	t := report.Target{Name: "pg", Plugin: "postgres", Status: "ok", Checks: []report.Check{
+		{ID: "tls.protocol.versions", Status: "pass", Severity: "high", Subject: addr},
+		{ID: "tls.cipher_suites", Status: "fail", Severity: "medium", Subject: addr},
+	}, Endpoints: []report.Endpoint{{Name: "postgres", Address: addr, Dialect: "postgres",
+		Versions:            []report.Version{{Version: "TLSv1.1", Outcome: "refused"}, {Version: "TLSv1.2", Outcome: "accepted"}, {Version: "TLSv1.3", Outcome: "inconclusive"}},
+		Suites:              []report.Suite{{Version: "TLSv1.2", ID: "0xC02B", Name: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}},
+		Groups:              []string{"x25519"},
+		ClientCertRequested: true, NoClientCert: "refused", Plaintext: "accepted", TrustChecked: true, Inconclusive: 1}}}
+	cert := &inventory.Certificate{Subject: "CN=pg", Serial: serial, NotBefore: now.Add(-80 * day), NotAfter: notAfter, RenewAt: notAfter.Add(-30 * day)}
+	created := now.Add(-40 * day)
+	next := created.Add(30 * day)
+	inv := &inventory.Report{Items: []inventory.Item{
+		{Kind: inventory.KindServed, Target: "pg", Where: addr, Name: "postgres", Certificate: cert},
+		{Kind: inventory.KindServer, Target: "pg", Where: "/etc/pg/server.pem", Certificate: cert},
+		{Kind: inventory.KindCA, Targets: []string{"pg", "other"}, Where: "/etc/ca.pem", Certificate: &inventory.Certificate{Subject: "CN=CA", Serial: "1", NotBefore: now.Add(-day), NotAfter: now.Add(300 * day)}},
+		{Kind: inventory.KindKey, Target: "pg", Where: "transit/", Name: "kek", Key: &inventory.Key{LatestVersion: 3, LatestCreated: &created, AutoRotatePeriodSeconds: 30 * 86400, NextRotation: &next}},
+		{Kind: inventory.KindKey, Target: "pg", Where: "transit/", Name: "manual", Key: &inventory.Key{LatestVersion: 1}},
+	}}
+	return &report.Run{Profile: "intermediate", Targets: []report.Target{t}, Inventory: inv}
+}
+
+func TestSnapshotSeries(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	st := NewState(Info{Version: "1.2.3", Policy: "policy.yaml", Interval: 5 * time.Minute})
+	before := parse(t, st.Snapshot())
+	if before.one(t, "harden_runs_total", nil) != 0 || before.one(t, "harden_exporter_interval_seconds", nil) != 300 {
+		t.Errorf("before the first run: %v", before)
+	}
+	before.absent(t, "harden_run_ok", nil)
+	before.absent(t, "harden_last_success_timestamp_seconds", nil)
+
+	notAfter := now.Add(10 * day)
+	e := parse(t, st.Observe(pgRun(now, "abc", notAfter), nil, now, 1500*time.Millisecond))
+	pg := map[string]string{"target": "pg"}
+	ep := map[string]string{"target": "pg", "endpoint": "127.0.0.1:5432"}
+	with := func(base map[string]string, kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for name, want := range map[string]float64{
+		"harden_runs_total": 1, "harden_run_errors_total": 0, "harden_run_ok": 1, "harden_run_duration_seconds": 1.5,
+		"harden_last_run_timestamp_seconds": float64(now.Unix()), "harden_last_success_timestamp_seconds": float64(now.Unix()),
+	} {
+		if got := e.one(t, name, nil); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if e.one(t, "harden_exporter_info", map[string]string{"version": "1.2.3", "policy": "policy.yaml", "profile": "intermediate"}) != 1 {
+		t.Error("exporter info")
+	}
+	for name, want := range map[string]float64{"harden_target_up": 1, "harden_data_stale": 0, "harden_inventory_unreadable_items": 0,
+		"harden_target_last_success_timestamp_seconds": float64(now.Unix())} {
+		if got := e.one(t, name, pg); got != want {
+			t.Errorf("%s{pg} = %v, want %v", name, got, want)
+		}
+	}
+	if e.one(t, "harden_target_up", with(pg, "plugin", "postgres")) != 1 {
+		t.Error("target_up has no plugin label")
+	}
+	// Checks: one status series each, failed 0/1.
+	if e.one(t, "harden_check_status", with(pg, "check", "tls.cipher_suites", "status", "fail", "severity", "medium", "subject", "127.0.0.1:5432", "plugin", "postgres")) != 1 ||
+		e.one(t, "harden_check_failed", with(pg, "check", "tls.cipher_suites")) != 1 ||
+		e.one(t, "harden_check_failed", with(pg, "check", "tls.protocol.versions")) != 0 ||
+		e.one(t, "harden_check_status", with(pg, "check", "tls.protocol.versions", "status", "pass")) != 1 {
+		t.Errorf("check series: %v %v", e.series("harden_check_status", pg), e.series("harden_check_failed", pg))
+	}
+	if n := len(e.series("harden_check_status", pg)); n != 2 {
+		t.Errorf("%d check status series, want one per check", n)
+	}
+	// Endpoints: only conclusive outcomes are values.
+	if e.one(t, "harden_endpoint_tls_version_accepted", with(ep, "version", "TLSv1.2")) != 1 || e.one(t, "harden_endpoint_tls_version_accepted", with(ep, "version", "TLSv1.1")) != 0 {
+		t.Error("versions")
+	}
+	e.absent(t, "harden_endpoint_tls_version_accepted", with(ep, "version", "TLSv1.3"))
+	if e.one(t, "harden_endpoint_cipher_suite_accepted", with(ep, "version", "TLSv1.2", "suite", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")) != 1 ||
+		e.one(t, "harden_endpoint_group_accepted", with(ep, "group", "x25519")) != 1 ||
+		e.one(t, "harden_endpoint_client_cert_requested", ep) != 1 || e.one(t, "harden_endpoint_client_cert_required", ep) != 1 ||
+		e.one(t, "harden_endpoint_plaintext_refused", ep) != 0 || e.one(t, "harden_endpoint_chain_trusted", ep) != 1 ||
+		e.one(t, "harden_endpoint_inconclusive_observations", ep) != 1 || e.one(t, "harden_endpoint_up", ep) != 1 ||
+		e.one(t, "harden_endpoint_info", with(ep, "name", "postgres", "dialect", "postgres")) != 1 {
+		t.Error("endpoint series")
+	}
+	// Certificates: served, held and the CA once per target using it.
+	for _, kind := range []string{"served", "server"} {
+		if got := e.one(t, "harden_certificate_not_after_seconds", with(pg, "kind", kind, "serial", "abc", "subject", "CN=pg")); got != float64(notAfter.Unix()) {
+			t.Errorf("%s not_after %v", kind, got)
+		}
+	}
+	if e.one(t, "harden_certificate_renew_at_seconds", with(pg, "kind", "served")) != float64(notAfter.Add(-30*day).Unix()) ||
+		e.one(t, "harden_certificate_not_before_seconds", with(pg, "kind", "server")) != float64(now.Add(-80*day).Unix()) {
+		t.Error("not_before / renew_at")
+	}
+	// The CA is also "other"'s, which is not in this run: pg's only.
+	if len(e.series("harden_certificate_not_after_seconds", map[string]string{"kind": "ca", "where": "/etc/ca.pem", "target": "pg"})) != 1 ||
+		len(e.series("harden_certificate_not_after_seconds", map[string]string{"kind": "ca"})) != 1 {
+		t.Errorf("CA: %v", e.series("harden_certificate_not_after_seconds", map[string]string{"kind": "ca"}))
+	}
+	// Keys.
+	kek, manual := with(pg, "key", "kek", "where", "transit/"), with(pg, "key", "manual")
+	if e.one(t, "harden_key_latest_version", kek) != 3 || e.one(t, "harden_key_latest_version_created_seconds", kek) != float64(now.Add(-40*day).Unix()) ||
+		e.one(t, "harden_key_next_rotation_seconds", kek) != float64(now.Add(-10*day).Unix()) || e.one(t, "harden_key_auto_rotate_disabled", kek) != 0 ||
+		e.one(t, "harden_key_auto_rotate_period_seconds", kek) != 30*86400 || e.one(t, "harden_key_auto_rotate_disabled", manual) != 1 {
+		t.Error("key series")
+	}
+	e.absent(t, "harden_key_next_rotation_seconds", manual)
+	e.absent(t, "harden_key_latest_version_created_seconds", manual)
+	for name, f := range e {
+		if f.GetHelp() == "" {
+			t.Errorf("%s has no HELP", name)
+		}
+	}
+	promtoolCheckMetrics(t, st.Snapshot().Text())
+}
+
+// A run that cannot read a target keeps the last good values of what it
+// could not read, marks the target stale and says so; the next complete
+// run clears it. A renewed certificate replaces the old series.
+func TestLastGoodValuesKeptStale(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	st := NewState(Info{Interval: time.Minute})
+	expired := now.Add(-2 * day)
+	st.Observe(pgRun(now, "old", expired), nil, now, time.Second)
+	pg := map[string]string{"target": "pg"}
+	served := map[string]string{"target": "pg", "kind": "served"}
+
+	// 1. The server went down: the endpoint and the served certificate
+	// are unreadable; the held file is still read.
+	t1 := now.Add(time.Minute)
+	down := pgRun(t1, "old", expired)
+	down.Targets[0].Checks = []report.Check{{ID: "tls.protocol.versions", Status: "error", Severity: "high", Subject: "127.0.0.1:5432"}}
+	down.Targets[0].Endpoints = []report.Endpoint{{Name: "postgres", Address: "127.0.0.1:5432", Error: "dial tcp 127.0.0.1:5432: connect: connection refused"}}
+	down.Inventory.Items[0] = inventory.Item{Kind: inventory.KindServed, Target: "pg", Where: "127.0.0.1:5432", Name: "postgres", Tier: inventory.TierUnknown, Error: "connection refused"}
+	e := parse(t, st.Observe(down, nil, t1, time.Second))
+	if e.one(t, "harden_run_ok", nil) != 0 || e.one(t, "harden_run_errors_total", nil) != 1 || e.one(t, "harden_target_up", pg) != 0 ||
+		e.one(t, "harden_data_stale", pg) != 1 || e.one(t, "harden_inventory_unreadable_items", pg) != 1 ||
+		e.one(t, "harden_target_last_success_timestamp_seconds", pg) != float64(now.Unix()) ||
+		e.one(t, "harden_last_success_timestamp_seconds", nil) != float64(now.Unix()) || e.one(t, "harden_last_run_timestamp_seconds", nil) != float64(t1.Unix()) {
+		t.Errorf("run state after the failed run:\n%s", st.Snapshot().Text())
+	}
+	if e.one(t, "harden_certificate_not_after_seconds", served) != float64(expired.Unix()) {
+		t.Error("the served expired certificate was dropped")
+	}
+	ep := map[string]string{"target": "pg", "endpoint": "127.0.0.1:5432"}
+	if e.one(t, "harden_endpoint_up", ep) != 0 || e.one(t, "harden_endpoint_tls_version_accepted", map[string]string{"target": "pg", "version": "TLSv1.2"}) != 1 {
+		t.Error("the endpoint's last good scan was dropped, or it is not marked down")
+	}
+	if e.one(t, "harden_check_status", map[string]string{"check": "tls.protocol.versions", "status": "error"}) != 1 {
+		t.Error("the check's current verdict (error) is not what is exported")
+	}
+
+	// 2. The plugin failed as a whole: every value from the last run that
+	// had it (the checks: the last verdicts given, the error above).
+	t2 := t1.Add(time.Minute)
+	crashed := &report.Run{Targets: []report.Target{{Name: "pg", Plugin: "postgres", Status: "error", Error: "plugin postgres exited"}},
+		Inventory: &inventory.Report{Items: []inventory.Item{{Kind: inventory.KindTarget, Target: "pg", Tier: inventory.TierUnknown, Error: "plugin postgres exited"}}}}
+	e = parse(t, st.Observe(crashed, nil, t2, time.Second))
+	if e.one(t, "harden_data_stale", pg) != 1 || len(e.series("harden_certificate_not_after_seconds", pg)) != 3 ||
+		e.one(t, "harden_check_status", map[string]string{"check": "tls.protocol.versions", "status": "error"}) != 1 ||
+		e.one(t, "harden_endpoint_tls_version_accepted", map[string]string{"target": "pg", "version": "TLSv1.2"}) != 1 || e.one(t, "harden_key_latest_version", map[string]string{"key": "kek"}) != 3 {
+		t.Errorf("after a crashed plugin:\n%s", st.Snapshot().Text())
+	}
+
+	// 3. The whole run failed (the policy did not load).
+	t3 := t2.Add(time.Minute)
+	e = parse(t, st.Observe(nil, fmt.Errorf("policy.yaml: no such file"), t3, time.Millisecond))
+	if e.one(t, "harden_run_ok", nil) != 0 || e.one(t, "harden_run_errors_total", nil) != 3 || e.one(t, "harden_runs_total", nil) != 4 ||
+		e.one(t, "harden_data_stale", pg) != 1 || e.one(t, "harden_target_up", pg) != 0 || e.one(t, "harden_certificate_not_after_seconds", served) != float64(expired.Unix()) {
+		t.Errorf("after a failed run:\n%s", st.Snapshot().Text())
+	}
+
+	// 4. Back, with a renewed certificate: fresh values, the old serial gone.
+	t4 := t3.Add(time.Minute)
+	renewed := t4.Add(90 * day)
+	e = parse(t, st.Observe(pgRun(t4, "new", renewed), nil, t4, time.Second))
+	if e.one(t, "harden_run_ok", nil) != 1 || e.one(t, "harden_data_stale", pg) != 0 || e.one(t, "harden_target_up", pg) != 1 ||
+		e.one(t, "harden_certificate_not_after_seconds", served) != float64(renewed.Unix()) || e.one(t, "harden_last_success_timestamp_seconds", nil) != float64(t4.Unix()) {
+		t.Errorf("after recovery:\n%s", st.Snapshot().Text())
+	}
+	e.absent(t, "harden_certificate_not_after_seconds", map[string]string{"serial": "old"})
+	e.absent(t, "harden_check_status", map[string]string{"status": "error"})
+
+	// 5. A target dropped from the policy is dropped from the metrics.
+	e = parse(t, st.Observe(&report.Run{Inventory: &inventory.Report{}}, nil, t4.Add(time.Minute), time.Second))
+	e.absent(t, "harden_target_up", pg)
+	e.absent(t, "harden_certificate_not_after_seconds", nil)
+}
+
+// A check reported twice for one subject is one series with the worse
+// verdict (a scrape with duplicates would be rejected as a whole), and
+// label values from a peer that are not UTF-8 are made valid.
+func TestDuplicatesAndInvalidUTF8(t *testing.T) {
+	now := time.Now()
+	run := pgRun(now, "abc", now.Add(day))
+	tg := &run.Targets[0]
+	tg.Checks = append(tg.Checks, report.Check{ID: "tls.protocol.versions", Status: "fail", Severity: "high", Subject: "127.0.0.1:5432"},
+		report.Check{ID: "tls.protocol.versions", Status: "pass", Severity: "high", Subject: "127.0.0.1:5432"})
+	tg.Endpoints = append(tg.Endpoints, tg.Endpoints[0])
+	run.Inventory.Items = append(run.Inventory.Items, inventory.Item{Kind: inventory.KindServed, Target: "pg", Where: "127.0.0.1:6543", Name: "x",
+		Certificate: &inventory.Certificate{Subject: "CN=bad\xff\xfe", Serial: "2", NotAfter: now.Add(day)}})
+	st := NewState(Info{Interval: time.Minute})
+	e := parse(t, st.Observe(run, nil, now, time.Second))
+	if s := e.series("harden_check_status", map[string]string{"check": "tls.protocol.versions"}); len(s) != 1 || e.one(t, "harden_check_failed", map[string]string{"check": "tls.protocol.versions"}) != 1 {
+		t.Errorf("duplicate check: %v", s)
+	}
+	if e.one(t, "harden_certificate_not_after_seconds", map[string]string{"subject": "CN=bad\uFFFD"}) == 0 {
+		t.Error("invalid UTF-8 subject")
+	}
+}
+
+// promtoolCheckMetrics lints the exposition with promtool (CI=true: it must
+// be installed).
+func promtoolCheckMetrics(t *testing.T, text []byte) {
+	t.Helper()
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("promtool not found (setup installs prometheus): %v", err)
+		}
+		t.Skipf("promtool not found: %v", err)
+	}
+	f := filepath.Join(t.TempDir(), "metrics.txt")
+	os.WriteFile(f, text, 0o600)
+	cmd := exec.Command(bin, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(text)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
