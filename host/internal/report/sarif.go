@@ -291,8 +291,13 @@ func sarifFindings(r *Run, rules map[string]checks.Definition) []sarifFinding {
 				where += " (target " + t.Name + ")"
 			}
 			msg := fmt.Sprintf(verdict, title, where, c.Evidence)
-			props := sarif.Properties{"harden/target": t.Name, "harden/plugin": t.Plugin, "harden/status": c.Status,
-				"harden/severity": c.Severity, "harden/inconclusive": c.Inconclusive, "harden/configurationOnly": c.ConfigurationOnly}
+			props := sarif.Properties{"harden/target": t.Name, "harden/status": c.Status, "harden/severity": c.Severity}
+			if c.Inconclusive > 0 {
+				props["harden/inconclusive"] = c.Inconclusive
+			}
+			if c.ConfigurationOnly {
+				props["harden/configurationOnly"] = true
+			}
 			out = append(out, sarifFinding{rule: c.ID, level: level, message: msg, uri: uri, line: line, column: col,
 				name: subject, qualified: t.Name + "/" + subject, identity: t.Name + "\x00" + subject,
 				priority: priority(level, sev), props: props})
