@@ -30,6 +30,9 @@ import (
 // Version is set at build time.
 var Version = "dev"
 
+// The reports name the version that wrote them (SARIF's tool.driver).
+func init() { report.ToolVersion = Version }
+
 // IO lets tests run the CLI in process.
 type IO struct {
 	Stdin          io.Reader
