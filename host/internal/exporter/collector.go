@@ -21,6 +21,9 @@ type Snapshot struct {
 	// OK, End: the last run read everything; when it ended.
 	OK  bool
 	End time.Time
+	// Problems: why the last run did not read everything, per target
+	// ("target: reason"; a few per target), or why it failed as a whole.
+	Problems []string
 	// Err: the registry refused part of the series (a bug: the builder
 	// makes only valid, distinct series); the rest is served.
 	Err error
@@ -121,9 +124,23 @@ func (s *State) build() *Snapshot {
 	// Only the encoded exposition is kept: the families would hold as much
 	// memory again for nothing a scrape needs.
 	fams, err := b.gather()
-	snap := &Snapshot{Series: len(b.series), Err: err, Runs: s.runs, OK: s.lastOK, End: s.lastRun}
+	snap := &Snapshot{Series: len(b.series), Err: err, Runs: s.runs, OK: s.lastOK, End: s.lastRun, Problems: s.problems()}
 	snap.encode(fams)
 	return snap
+}
+
+// problems lists the last run's reasons; the caller holds s.mu.
+func (s *State) problems() []string {
+	if s.runErr != "" {
+		return []string{s.runErr}
+	}
+	var out []string
+	for _, t := range s.targets {
+		for _, p := range t.problems {
+			out = append(out, t.name+": "+p)
+		}
+	}
+	return out
 }
 
 func (t *targetView) export(b *builder) {

@@ -56,7 +56,10 @@ func (s *State) Handler() http.Handler {
 		case snap.OK:
 			fmt.Fprintf(w, "ok: %d run(s); the last one read everything and ended %s\n", snap.Runs, snap.End.UTC().Format(time.RFC3339))
 		default:
-			fmt.Fprintf(w, "ok: %d run(s); the last one, ended %s, did not read everything (see harden_target_up)\n", snap.Runs, snap.End.UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, "ok: %d run(s); the last one, ended %s, did not read everything:\n", snap.Runs, snap.End.UTC().Format(time.RFC3339))
+			for _, p := range snap.Problems {
+				fmt.Fprintf(w, "  %s\n", p)
+			}
 		}
 	})
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {

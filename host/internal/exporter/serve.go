@@ -129,18 +129,9 @@ func runLine(snap *Snapshot, run *report.Run, err error, took time.Duration) str
 	if err != nil {
 		return fmt.Sprintf("%s failed after %v: %v (every target keeps its last good values, marked stale)", head, took.Round(time.Millisecond), err)
 	}
-	var bad []string
-	for _, t := range run.Targets {
-		if t.Status != "ok" {
-			bad = append(bad, fmt.Sprintf("%s: %s", t.Name, t.Error))
-		}
-	}
 	state := "read everything"
 	if !snap.OK {
-		state = "did not read everything (harden_target_up 0 says which target)"
-		if len(bad) > 0 {
-			state = "did not read everything: " + strings.Join(bad, "; ")
-		}
+		state = "did not read everything (" + strings.Join(snap.Problems, "; ") + ")"
 	}
 	return fmt.Sprintf("%s %s in %v: %d target(s), %d series", head, state, took.Round(time.Millisecond), len(run.Targets), snap.Series)
 }

@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +27,7 @@ type State struct {
 	lastRun     time.Time
 	lastSuccess time.Time
 	duration    time.Duration
+	runErr      string        // why the last run failed as a whole
 	targets     []*targetView // in policy order
 }
 
@@ -48,6 +51,9 @@ type targetView struct {
 	// items: certificates and keys, a CA item once per target using it.
 	items      []inventory.Item
 	unreadable int
+	// problems: why the last run did not read the target completely
+	// (the first few, for the log and /healthz).
+	problems []string
 }
 
 // endpointView: up is the last run's; the data may be older (stale).
@@ -76,9 +82,14 @@ func (s *State) Observe(run *report.Run, err error, end time.Time, took time.Dur
 	s.runs++
 	s.ran, s.lastRun, s.duration = true, end, took
 	ok := err == nil && run != nil
+	s.runErr = ""
 	if !ok {
+		s.runErr = "the run failed"
+		if err != nil {
+			s.runErr = err.Error()
+		}
 		for _, t := range s.targets {
-			t.up, t.stale = false, true
+			t.up, t.stale, t.problems = false, true, nil
 		}
 	} else {
 		if run.Profile != "" {
@@ -132,29 +143,53 @@ func itemsByTarget(inv *inventory.Report) map[string][]inventory.Item {
 }
 
 // fold makes the target's new view from its result in the run and its
-// previous view. What the run read replaces what was there; what it could
-// not read (an endpoint or item in error, or everything when the target
-// failed as a whole) keeps the previous view's value and marks the target
-// stale, so an expired certificate behind a server that went down keeps
-// alerting instead of vanishing.
+// previous view. What the run read replaces what was there. When the run
+// did not read the target completely, what it could not read (an endpoint
+// or item in error or missing, every check when the target gave none)
+// keeps the previous view's value and marks the target stale, so an
+// expired certificate behind a server that went down keeps alerting
+// instead of vanishing. A complete run drops what it no longer lists.
 func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Time) *targetView {
 	v := &targetView{name: t.Name, plugin: t.Plugin}
-	failed := t.Status != "ok"
-	complete := !failed
-
-	// Checks: the run's verdicts, an "error" one included (that is what is
-	// known now); the last ones only when the target gave none at all.
-	v.checks = t.Checks
-	if len(t.Checks) == 0 && failed && prev != nil && len(prev.checks) > 0 {
-		v.checks, v.stale = prev.checks, true
+	complete := t.Status == "ok"
+	if !complete {
+		v.problem("%s", t.Error)
 	}
 	for _, c := range t.Checks {
 		if c.Status == checks.Error.String() {
 			complete = false
+			v.problem("check %s on %s: %s", c.ID, c.Subject, c.Evidence)
 		}
 	}
+	for _, e := range t.Endpoints {
+		if e.Error != "" {
+			complete = false
+			v.problem("endpoint %s: %s", endpointKey(e), e.Error)
+		}
+	}
+	for _, it := range items {
+		if it.Error != "" {
+			v.unreadable++
+			complete = false
+			v.problem("inventory %s %s: %s", it.Kind, it.Where, it.Error)
+		}
+	}
+	v.up = complete
+	if complete {
+		v.lastSuccess = now
+	} else if prev != nil {
+		v.lastSuccess = prev.lastSuccess
+	}
+	carry := !complete && prev != nil
 
-	// Endpoints, by address.
+	// Checks: the run's verdicts, an "error" one included (that is what is
+	// known now); the last ones only when the target gave none at all.
+	v.checks = t.Checks
+	if len(t.Checks) == 0 && carry && len(prev.checks) > 0 {
+		v.checks, v.stale = prev.checks, true
+	}
+
+	// Endpoints, by address: up is the run's, the scan the last good one.
 	prevEP := map[string]endpointView{}
 	if prev != nil {
 		for _, e := range prev.endpoints {
@@ -167,16 +202,13 @@ func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Ti
 		seen[k] = true
 		if e.Error == "" {
 			v.endpoints = append(v.endpoints, endpointView{e, true})
-			continue
-		}
-		complete = false
-		if p, ok := prevEP[k]; ok {
+		} else if p, ok := prevEP[k]; ok {
 			v.endpoints, v.stale = append(v.endpoints, endpointView{p.Endpoint, false}), true
 		} else {
 			v.endpoints = append(v.endpoints, endpointView{e, false})
 		}
 	}
-	if failed && len(t.Endpoints) == 0 && prev != nil {
+	if carry {
 		for _, e := range prev.endpoints {
 			if !seen[endpointKey(e.Endpoint)] {
 				v.endpoints, v.stale = append(v.endpoints, endpointView{e.Endpoint, false}), true
@@ -186,40 +218,35 @@ func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Ti
 
 	// Inventory items, by kind, place and name (a renewed certificate
 	// replaces the old one; its serial is a label, not the key).
-	read, unread := map[string]bool{}, map[string]bool{}
-	wholeTarget := failed
+	read := map[string]bool{}
 	for _, it := range items {
-		if it.Error != "" {
-			v.unreadable++
-			complete = false
-			if it.Kind == inventory.KindTarget {
-				wholeTarget = true
-			}
-			unread[itemKey(it)] = true
-			continue
-		}
-		if it.Certificate == nil && it.Key == nil {
+		if it.Error != "" || (it.Certificate == nil && it.Key == nil) {
 			continue
 		}
 		read[itemKey(it)] = true
 		v.items = append(v.items, it)
 	}
-	if prev != nil {
+	if carry {
 		for _, it := range prev.items {
-			k := itemKey(it)
-			if !read[k] && (wholeTarget || unread[k]) {
+			if !read[itemKey(it)] {
 				v.items, v.stale = append(v.items, it), true
 			}
 		}
 	}
-
-	v.up = complete
-	if complete {
-		v.lastSuccess = now
-	} else if prev != nil {
-		v.lastSuccess = prev.lastSuccess
-	}
 	return v
+}
+
+// problem records why the target was not read completely: the first
+// three reasons, each cut to 300 bytes (evidence can be long).
+func (v *targetView) problem(format string, args ...any) {
+	if len(v.problems) >= 3 {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if len(msg) > 300 {
+		msg = strings.ToValidUTF8(msg[:300], "") + "…"
+	}
+	v.problems = append(v.problems, msg)
 }
 
 func endpointKey(e report.Endpoint) string {

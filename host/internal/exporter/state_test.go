@@ -244,6 +244,10 @@ func TestLastGoodValuesKeptStale(t *testing.T) {
 	if e.one(t, "harden_certificate_not_after_seconds", served) != float64(expired.Unix()) {
 		t.Error("the served expired certificate was dropped")
 	}
+	if p := strings.Join(st.Snapshot().Problems, "\n"); !strings.Contains(p, "pg: check tls.protocol.versions on 127.0.0.1:5432") ||
+		!strings.Contains(p, "pg: endpoint 127.0.0.1:5432: dial tcp 127.0.0.1:5432: connect: connection refused") || len(st.Snapshot().Problems) != 3 {
+		t.Errorf("problems: %q", st.Snapshot().Problems)
+	}
 	ep := map[string]string{"target": "pg", "endpoint": "127.0.0.1:5432"}
 	if e.one(t, "harden_endpoint_up", ep) != 0 || e.one(t, "harden_endpoint_tls_version_accepted", map[string]string{"target": "pg", "version": "TLSv1.2"}) != 1 {
 		t.Error("the endpoint's last good scan was dropped, or it is not marked down")
@@ -267,6 +271,9 @@ func TestLastGoodValuesKeptStale(t *testing.T) {
 	// 3. The whole run failed (the policy did not load).
 	t3 := t2.Add(time.Minute)
 	e = parse(t, st.Observe(nil, fmt.Errorf("policy.yaml: no such file"), t3, time.Millisecond))
+	if p := st.Snapshot().Problems; len(p) != 1 || p[0] != "policy.yaml: no such file" {
+		t.Errorf("problems of a failed run: %q", p)
+	}
 	if e.one(t, "harden_run_ok", nil) != 0 || e.one(t, "harden_run_errors_total", nil) != 3 || e.one(t, "harden_runs_total", nil) != 4 ||
 		e.one(t, "harden_data_stale", pg) != 1 || e.one(t, "harden_target_up", pg) != 0 || e.one(t, "harden_certificate_not_after_seconds", served) != float64(expired.Unix()) {
 		t.Errorf("after a failed run:\n%s", st.Snapshot().Text())
@@ -282,6 +289,9 @@ func TestLastGoodValuesKeptStale(t *testing.T) {
 	}
 	e.absent(t, "harden_certificate_not_after_seconds", map[string]string{"serial": "old"})
 	e.absent(t, "harden_check_status", map[string]string{"status": "error"})
+	if p := st.Snapshot().Problems; len(p) != 0 {
+		t.Errorf("problems after recovery: %q", p)
+	}
 
 	// 5. A target dropped from the policy is dropped from the metrics.
 	e = parse(t, st.Observe(&report.Run{Inventory: &inventory.Report{}}, nil, t4.Add(time.Minute), time.Second))
@@ -329,5 +339,37 @@ func promtoolCheckMetrics(t *testing.T, text []byte) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// A plugin that leaves an unreachable endpoint out of its answer (only an
+// "error" check says so) still gets its last good scan and served
+// certificate kept; a complete run without the endpoint drops it (it was
+// removed from the target).
+func TestMissingEndpointCarriedOnlyWhileIncomplete(t *testing.T) {
+	now := time.Now()
+	st := NewState(Info{Interval: time.Minute})
+	st.Observe(pgRun(now, "abc", now.Add(day)), nil, now, time.Second)
+	ep := map[string]string{"target": "pg", "endpoint": "127.0.0.1:5432"}
+	served := map[string]string{"target": "pg", "kind": "served"}
+
+	quiet := pgRun(now, "abc", now.Add(day))
+	quiet.Targets[0].Endpoints = nil
+	quiet.Targets[0].Checks = []report.Check{{ID: "tls.enabled", Status: "error", Severity: "high", Subject: "127.0.0.1:5432", Evidence: "endpoint unreachable"}}
+	quiet.Inventory.Items = quiet.Inventory.Items[1:] // the served item is not listed either
+	e := parse(t, st.Observe(quiet, nil, now, time.Second))
+	if e.one(t, "harden_endpoint_up", ep) != 0 || e.one(t, "harden_endpoint_group_accepted", ep) != 1 || e.one(t, "harden_certificate_not_after_seconds", served) == 0 ||
+		e.one(t, "harden_data_stale", map[string]string{"target": "pg"}) != 1 {
+		t.Errorf("incomplete run without the endpoint:\n%s", st.Snapshot().Text())
+	}
+
+	gone := pgRun(now, "abc", now.Add(day))
+	gone.Targets[0].Endpoints = nil
+	gone.Inventory.Items = gone.Inventory.Items[1:]
+	e = parse(t, st.Observe(gone, nil, now, time.Second))
+	e.absent(t, "harden_endpoint_up", ep)
+	e.absent(t, "harden_certificate_not_after_seconds", served)
+	if e.one(t, "harden_data_stale", map[string]string{"target": "pg"}) != 0 || e.one(t, "harden_target_up", map[string]string{"target": "pg"}) != 1 {
+		t.Errorf("complete run without the endpoint:\n%s", st.Snapshot().Text())
 	}
 }
