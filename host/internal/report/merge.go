@@ -223,11 +223,13 @@ func checkShards(runs []*Run, verify []int, shards bool, name func(int) string) 
 }
 
 // unite merges runs[idx] target by target into a new Run (see the
-// package comment above for what is deduplicated).
+// package comment above for what is deduplicated). Every lookup is a map:
+// an input's size, not its shape, bounds the work.
 func unite(runs []*Run, idx []int) (*Run, error) {
 	first := runs[idx[0]]
 	out := &Run{FormatVersion: FormatVersion, Command: first.Command, Policy: first.Policy, Profile: first.Profile, Targets: []Target{}}
 	byName := map[string]int{}
+	var seen []*targetSeen
 	for _, i := range idx {
 		r := runs[i]
 		if out.ProfileDetail == nil && r.ProfileDetail != nil {
@@ -242,11 +244,12 @@ func unite(runs []*Run, idx []int) (*Run, error) {
 		for _, t := range r.Targets {
 			j, ok := byName[t.Name]
 			if !ok {
-				byName[t.Name] = len(out.Targets)
+				j = len(out.Targets)
+				byName[t.Name] = j
 				out.Targets = append(out.Targets, Target{Name: t.Name, Plugin: t.Plugin, Line: t.Line, Column: t.Column, Status: t.Status})
-				j = len(out.Targets) - 1
+				seen = append(seen, &targetSeen{})
 			}
-			if err := uniteTarget(&out.Targets[j], t); err != nil {
+			if err := seen[j].unite(&out.Targets[j], t); err != nil {
 				return nil, err
 			}
 		}
@@ -257,9 +260,34 @@ func unite(runs []*Run, idx []int) (*Run, error) {
 	return out, nil
 }
 
+// set is what was already taken.
+type set[K comparable] map[K]bool
+
+// add: k was not there yet (and is now).
+func (s *set[K]) add(k K) bool {
+	if *s == nil {
+		*s = set[K]{}
+	}
+	if (*s)[k] {
+		return false
+	}
+	(*s)[k] = true
+	return true
+}
+
 type checkID struct{ id, subject, status, evidence string }
 
-func uniteTarget(dst *Target, t Target) error {
+// targetSeen is what one merged target already holds.
+type targetSeen struct {
+	errors      set[string]
+	checks      set[checkID]
+	endpoints   set[[2]string]
+	changes     set[Change]
+	artifacts   set[Artifact]
+	diagnostics set[Diagnostic]
+}
+
+func (s *targetSeen) unite(dst *Target, t Target) error {
 	if t.Plugin != dst.Plugin {
 		return fmt.Errorf("target %s is a %s target in one input and a %s target in another: merge runs of one policy", t.Name, dst.Plugin, t.Plugin)
 	}
@@ -269,31 +297,31 @@ func uniteTarget(dst *Target, t Target) error {
 	if t.Status == "error" {
 		dst.Status = "error"
 	}
-	if t.Error != "" && !slices.Contains(strings.Split(dst.Error, "; "), t.Error) {
+	if t.Error != "" && s.errors.add(t.Error) {
 		dst.Error = strings.TrimPrefix(dst.Error+"; "+t.Error, "; ")
 	}
 	dst.ConfigError = dst.ConfigError || t.ConfigError
 	for _, c := range t.Checks {
-		k := checkID{c.ID, c.Subject, c.Status, c.Evidence}
-		if !slices.ContainsFunc(dst.Checks, func(d Check) bool { return checkID{d.ID, d.Subject, d.Status, d.Evidence} == k }) {
+		if s.checks.add(checkID{c.ID, c.Subject, c.Status, c.Evidence}) {
 			c.References = slices.Clone(c.References)
 			dst.Checks = append(dst.Checks, c)
 		}
 	}
 	for _, e := range t.Endpoints {
-		if !slices.ContainsFunc(dst.Endpoints, func(d Endpoint) bool { return d.Name == e.Name && d.Address == e.Address }) {
+		if s.endpoints.add([2]string{e.Name, e.Address}) {
 			dst.Endpoints = append(dst.Endpoints, cloneEndpoint(e))
 		}
 	}
-	dst.Changes = appendNew(dst.Changes, t.Changes)
-	dst.Artifacts = appendNew(dst.Artifacts, t.Artifacts)
-	dst.Diagnostics = appendNew(dst.Diagnostics, t.Diagnostics)
+	dst.Changes = appendNew(&s.changes, dst.Changes, t.Changes)
+	dst.Artifacts = appendNew(&s.artifacts, dst.Artifacts, t.Artifacts)
+	dst.Diagnostics = appendNew(&s.diagnostics, dst.Diagnostics, t.Diagnostics)
 	return nil
 }
 
-func appendNew[T comparable](dst, src []T) []T {
+// appendNew appends the xs of src not in seen to dst.
+func appendNew[T comparable](seen *set[T], dst, src []T) []T {
 	for _, x := range src {
-		if !slices.Contains(dst, x) {
+		if seen.add(x) {
 			dst = append(dst, x)
 		}
 	}
@@ -313,11 +341,12 @@ func cloneEndpoint(e Endpoint) Endpoint {
 // its own summary, which the input could contradict).
 func summarize(r *Run) RunSummary {
 	s := RunSummary{GeneratedAt: r.GeneratedAt, DurationMS: r.DurationMS, Summary: map[string]int{"target_error": r.TargetErrors()}, Failing: []CheckKey{}}
+	var failing set[CheckKey]
 	for _, t := range r.Targets {
 		for _, c := range t.Checks {
 			s.Summary[c.Status]++
 			k := CheckKey{Target: t.Name, ID: c.ID, Subject: c.Subject, Severity: c.Severity}
-			if c.Status == checks.Fail.String() && !slices.Contains(s.Failing, k) {
+			if c.Status == checks.Fail.String() && failing.add(k) {
 				s.Failing = append(s.Failing, k)
 			}
 		}
@@ -346,12 +375,13 @@ func mergeInventories(invs []*inventory.Report, targets []Target) (*inventory.Re
 	for i, t := range targets {
 		rank[t.Name] = i
 	}
+	var listed set[string]
 	for _, r := range invs {
 		if r.GeneratedAt.After(out.GeneratedAt) {
 			out.GeneratedAt = r.GeneratedAt
 		}
 		for _, t := range r.Targets {
-			if !slices.Contains(out.Targets, t) {
+			if listed.add(t) {
 				out.Targets = append(out.Targets, t)
 			}
 			if _, ok := rank[t]; !ok {
@@ -370,9 +400,12 @@ func mergeInventories(invs []*inventory.Report, targets []Target) (*inventory.Re
 	type ranked struct {
 		it   inventory.Item
 		rank int
+		// a CA's targets and places already listed
+		targets, wheres set[string]
 	}
 	var items, cas []ranked
-	seen := map[string]bool{}
+	var seen set[string]
+	var notes set[inventory.Note]
 	caAt := map[string]int{}
 	for _, r := range invs {
 		for _, it := range r.Items {
@@ -381,32 +414,32 @@ func mergeInventories(invs []*inventory.Report, targets []Target) (*inventory.Re
 				for _, t := range it.Targets {
 					rk = min(rk, rankOf(t))
 				}
-				if j, ok := caAt[it.Certificate.SHA256]; ok {
-					cas[j].rank = min(cas[j].rank, rk)
-					cas[j].it.Targets = appendNew(cas[j].it.Targets, it.Targets)
-					cas[j].it.Where = strings.Join(appendNew(strings.Split(cas[j].it.Where, "; "), strings.Split(it.Where, "; ")), "; ")
-					continue
+				j, ok := caAt[it.Certificate.SHA256]
+				if !ok {
+					j = len(cas)
+					caAt[it.Certificate.SHA256] = j
+					first := it
+					first.Targets, first.Where = nil, ""
+					cas = append(cas, ranked{it: cloneItem(first), rank: rk})
 				}
-				caAt[it.Certificate.SHA256] = len(cas)
-				cas = append(cas, ranked{cloneItem(it), rk})
+				ca := &cas[j]
+				ca.rank = min(ca.rank, rk)
+				ca.it.Targets = appendNew(&ca.targets, ca.it.Targets, it.Targets)
+				wheres := appendNew(&ca.wheres, nil, strings.Split(it.Where, "; "))
+				ca.it.Where = strings.TrimPrefix(strings.Join(append([]string{ca.it.Where}, wheres...), "; "), "; ")
 				continue
 			}
 			key, _ := json.Marshal(it)
-			if seen[string(key)] {
+			if !seen.add(string(key)) {
 				continue
 			}
-			seen[string(key)] = true
 			rk := len(rank)
 			if it.Kind != inventory.KindClientIdentity {
 				rk = rankOf(it.Target)
 			}
-			items = append(items, ranked{cloneItem(it), rk})
+			items = append(items, ranked{it: cloneItem(it), rank: rk})
 		}
-		for _, n := range r.Notes {
-			if !slices.Contains(out.Notes, n) {
-				out.Notes = append(out.Notes, n)
-			}
-		}
+		out.Notes = appendNew(&notes, out.Notes, r.Notes)
 	}
 	byRank := func(a, b ranked) int { return cmp.Compare(a.rank, b.rank) }
 	slices.SortStableFunc(items, byRank)
@@ -613,12 +646,13 @@ func writeHistory(w io.Writer, r *Run) {
 			s.Summary["pass"], s.Summary["fail"], s.Summary["warn"], s.Summary["skip"], s.Summary["error"]+s.Summary["target_error"])
 	}
 	var keys []CheckKey
+	var listed set[CheckKey]
 	failing := make([]map[CheckKey]bool, len(h))
 	for i, s := range h {
 		failing[i] = map[CheckKey]bool{}
 		for _, k := range s.Failing {
 			failing[i][k] = true
-			if !slices.Contains(keys, k) {
+			if listed.add(k) {
 				keys = append(keys, k)
 			}
 		}
