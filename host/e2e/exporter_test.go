@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,6 +264,22 @@ func TestExporterWithPrometheus(t *testing.T) {
 		if b, ok := alerts("HardenCertificateExpired")[key]; !ok || !b.ActiveAt.Equal(a.ActiveAt) {
 			t.Errorf("HardenCertificateExpired for %s after more evaluations: %+v, first %+v", key, b, a)
 		}
+	}
+	var direct []time.Duration
+	for range 20 {
+		start := time.Now()
+		resp, err := http.Get("http://" + listen + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		direct = append(direct, time.Since(start))
+	}
+	slices.Sort(direct)
+	t.Logf("direct scrapes of the exporter: median %v, max %v", direct[10], direct[19])
+	if s := query(`scrape_duration_seconds{job="harden"}`); len(s) == 1 {
+		t.Logf("Prometheus's last scrape of the exporter took %.2f ms (%v series)", s[0].Value*1000, query(`scrape_samples_scraped{job="harden"}`)[0].Value)
 	}
 	// Scrapes every second did not start runs: at most one per interval.
 	if runs := query(`harden_runs_total`); len(runs) != 1 || runs[0].Value > time.Since(started).Seconds()/interval.Seconds()+1 {
