@@ -1,0 +1,534 @@
+package report
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"image/png"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// The dashboard in a real browser (Debian chromium, headless): nothing is
+// loaded from anywhere but the file itself, and the DOM holds the matrix,
+// the expiry timeline and every finding of the run it was rendered from.
+
+// chromium finds the browser; without one the test skips, except in CI
+// where a missing browser is a failure.
+func htmlChromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium not found (setup.sh installs Debian's chromium): CI must run the dashboard's browser test")
+	}
+	t.Skip("chromium not installed")
+	return ""
+}
+
+// browser starts one headless Chromium with the flags this machine needs
+// (no background networking: its closed network refuses those
+// connections) and a fresh profile.
+func htmlBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(htmlChromium(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(bcancel)
+	// Start the browser now, so a broken installation fails here.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return bctx
+}
+
+// pageLoad is what one page load showed.
+type htmlPageLoad struct {
+	// Requests: every URL the page asked for (the document included).
+	Requests []string
+	// Problems: console errors, log errors (a CSP violation is one) and
+	// uncaught exceptions.
+	Problems []string
+}
+
+// open loads file in a new tab of the browser, recording every request
+// and every error, then runs do in that tab.
+func htmlOpen(t *testing.T, bctx context.Context, file string, do func(ctx context.Context)) htmlPageLoad {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(bctx)
+	defer cancel()
+	var mu sync.Mutex
+	var pl htmlPageLoad
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1400, 900)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			pl.Requests = append(pl.Requests, e.Request.URL)
+		case *log.EventEntryAdded:
+			if e.Entry.Level == log.EntryLevelError || e.Entry.Level == log.EntryLevelWarning {
+				pl.Problems = append(pl.Problems, string(e.Entry.Source)+": "+e.Entry.Text)
+			}
+		case *runtime.EventConsoleAPICalled:
+			pl.Problems = append(pl.Problems, "console."+string(e.Type))
+		case *runtime.EventExceptionThrown:
+			pl.Problems = append(pl.Problems, "exception: "+e.ExceptionDetails.Text)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	u := (&url.URL{Scheme: "file", Path: file}).String()
+	if err := chromedp.Do(ctx, chromedp.Navigate(u)); err != nil {
+		t.Fatalf("open %s: %v", u, err)
+	}
+	if do != nil {
+		do(ctx)
+	}
+	// Give late requests (a lazy image, a font) time to show up.
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	return pl
+}
+
+// assertOnlyFile: the document was requested, and nothing else.
+func htmlAssertOnlyFile(t *testing.T, file string, pl htmlPageLoad) {
+	t.Helper()
+	u := (&url.URL{Scheme: "file", Path: file}).String()
+	if !slices.Contains(pl.Requests, u) {
+		t.Fatalf("the listener did not see the document itself (%s) among %q: it proves nothing", u, pl.Requests)
+	}
+	for _, r := range pl.Requests {
+		if r != u {
+			t.Errorf("the dashboard made a request other than the file: %s", r)
+		}
+	}
+}
+
+// domView is what the test reads back from the page.
+type htmlDomView struct {
+	Scripts  int `json:"scripts"`
+	Overall  string
+	Matrices []struct {
+		Target  string   `json:"target"`
+		Columns []string `json:"columns"`
+		Rows    []struct {
+			Suite string `json:"suite"`
+			Cells []struct {
+				Endpoint string `json:"endpoint"`
+				Verdict  string `json:"verdict"`
+				Text     string `json:"text"`
+			} `json:"cells"`
+		} `json:"rows"`
+	} `json:"matrices"`
+	Markers []struct {
+		Cert  string  `json:"cert"`
+		Tier  string  `json:"tier"`
+		Width float64 `json:"w"`
+	} `json:"markers"`
+	TimelineMarkers string   `json:"timelineMarkers"`
+	Overflow        []string `json:"overflow"`
+	Scrolling       []string `json:"scrolling"`
+	Findings        []struct {
+		Target   string  `json:"target"`
+		Check    string  `json:"check"`
+		Status   string  `json:"status"`
+		Evidence string  `json:"evidence"`
+		Height   float64 `json:"h"`
+	} `json:"findings"`
+	Checks []struct {
+		Target  string `json:"target"`
+		Check   string `json:"check"`
+		Status  string `json:"status"`
+		Subject string `json:"subject"`
+	} `json:"checks"`
+}
+
+const htmlReadDOM = `(() => {
+  const q = (s, r) => Array.from((r || document).querySelectorAll(s));
+  const tl = document.querySelector('svg[data-timeline]');
+  return {
+    scripts: q('script').length,
+    Overall: document.querySelector('[data-overall]').textContent,
+    matrices: q('table.matrix').map(t => ({
+      target: t.dataset.target,
+      columns: q('thead th[data-endpoint]', t).map(h => h.dataset.endpoint),
+      rows: q('tr[data-suite]', t).map(r => ({suite: r.dataset.suite,
+        cells: q('td[data-verdict]', r).map(c => ({verdict: c.dataset.verdict, text: c.textContent,
+          endpoint: t.querySelectorAll('thead th')[c.cellIndex].dataset.endpoint}))})),
+    })),
+    markers: q('svg[data-timeline] .marker').map(m => ({cert: m.dataset.cert, tier: m.dataset.tier, w: m.querySelector('circle').getBoundingClientRect().width})),
+    timelineMarkers: tl ? tl.dataset.markers : '',
+    overflow: q('body *').filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+      .map(e => e.tagName.toLowerCase() + (e.className && e.className.baseVal === undefined ? '.' + e.className : '') + (e.id ? '#' + e.id : '')).slice(0, 12),
+    scrolling: q('.scroll').filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.firstElementChild.className + ' in ' + (e.closest('[data-target]') || {dataset: {}}).dataset.target),
+    findings: q('article.finding').map(f => ({target: f.closest('details.target').dataset.target, check: f.dataset.check,
+      status: f.dataset.status, evidence: f.querySelector('dd.ev').textContent, h: f.getBoundingClientRect().height})),
+    checks: q('table.checks tr[data-check] td.subjs > *').map(s => ({target: s.closest('details.target').dataset.target,
+      check: s.closest('tr').dataset.check, status: s.closest('tr').dataset.status, subject: s.textContent})),
+  };
+})()`
+
+func htmlWriteDashboard(t *testing.T, r *Run) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := WriteHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "dashboard.html")
+	if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestHTMLInChromium(t *testing.T) {
+	bctx := htmlBrowser(t)
+	runs := map[string]*Run{
+		"testenv-after": htmlLoadRun(t, "testenv-after.json"),
+		"synthetic":     htmlSyntheticRun(),
+	}
+	for name, r := range runs {
+		t.Run(name, func(t *testing.T) {
+			file := htmlWriteDashboard(t, r)
+			var dom htmlDomView
+			var shot []byte
+			pl := htmlOpen(t, bctx, file, func(ctx context.Context) {
+				var err error
+				if dom, err = chromedp.Run(ctx, chromedp.Evaluate[htmlDomView](htmlReadDOM)); err != nil {
+					t.Fatalf("read the DOM: %v", err)
+				}
+				if shot, err = chromedp.Run(ctx, chromedp.FullScreenshot(100)); err != nil {
+					t.Fatalf("screenshot: %v", err)
+				}
+				if dir := os.Getenv("HARDEN_ARTIFACTS_DIR"); dir != "" {
+					htmlSectionShots(t, ctx, filepath.Join(dir, "dashboard-"+name))
+				}
+			})
+			htmlAssertOnlyFile(t, file, pl)
+			if len(pl.Problems) > 0 {
+				t.Errorf("the page logged problems: %q", pl.Problems)
+			}
+			htmlAssertDOM(t, r, dom)
+			htmlSaveScreenshot(t, name, shot)
+		})
+	}
+}
+
+// TestHTMLNetworkDetector is the control: with the page's
+// Content-Security-Policy removed (so it cannot hide a request by blocking
+// it), the dashboard still requests nothing; the same page with one remote
+// image added does, and the listener sees it.
+func TestHTMLNetworkDetector(t *testing.T) {
+	bctx := htmlBrowser(t)
+	var b bytes.Buffer
+	if err := WriteHTML(&b, htmlSyntheticRun()); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	start := strings.Index(page, `<meta http-equiv="Content-Security-Policy"`)
+	if start < 0 {
+		t.Fatal("the dashboard has no Content-Security-Policy meta")
+	}
+	end := start + strings.Index(page[start:], ">") + 1
+	noCSP := page[:start] + page[end:]
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "no-csp.html")
+	if err := os.WriteFile(plain, []byte(noCSP), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	htmlAssertOnlyFile(t, plain, htmlOpen(t, bctx, plain, nil))
+
+	// Loopback, port 9 (discard): refused at once, and seen as a request.
+	bad := filepath.Join(dir, "with-image.html")
+	withImage := strings.Replace(noCSP, "</main>", `<img src="http://127.0.0.1:9/pixel.png" alt=""></main>`, 1)
+	if err := os.WriteFile(bad, []byte(withImage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pl := htmlOpen(t, bctx, bad, nil)
+	if !slices.Contains(pl.Requests, "http://127.0.0.1:9/pixel.png") {
+		t.Fatalf("the listener missed the page's remote image: saw %q", pl.Requests)
+	}
+}
+
+// assertDOM compares the page with the run, computed here independently
+// of the dashboard's own code.
+func htmlAssertDOM(t *testing.T, r *Run, dom htmlDomView) {
+	t.Helper()
+	if len(dom.Overflow) > 0 {
+		t.Errorf("wider than the window (1400 px): %q", dom.Overflow)
+	}
+	if len(dom.Scrolling) > 0 {
+		t.Logf("tables that scroll sideways at 1400 px: %q", dom.Scrolling)
+	}
+	if dom.Scripts != 0 {
+		t.Errorf("%d <script> elements", dom.Scripts)
+	}
+	// The suite matrix: per target with endpoints, one row per suite of
+	// the profile or accepted anywhere, one cell per endpoint.
+	byTarget := map[string]int{}
+	for i, m := range dom.Matrices {
+		byTarget[m.Target] = i
+	}
+	for _, tg := range r.Targets {
+		if len(tg.Endpoints) == 0 {
+			continue
+		}
+		i, ok := byTarget[tg.Name]
+		if !ok {
+			t.Errorf("target %s: no suite matrix", tg.Name)
+			continue
+		}
+		m := dom.Matrices[i]
+		var addrs []string
+		for _, e := range tg.Endpoints {
+			addrs = append(addrs, e.Address)
+		}
+		if !slices.Equal(m.Columns, addrs) {
+			t.Errorf("target %s: matrix columns %q, want %q", tg.Name, m.Columns, addrs)
+		}
+		want := map[string]bool{}
+		if r.ProfileDetail != nil {
+			for _, s := range r.ProfileDetail.Suites {
+				want[s] = true
+			}
+		}
+		for _, e := range tg.Endpoints {
+			for _, s := range e.Suites {
+				want[s.Name] = true
+			}
+		}
+		got := map[string]bool{}
+		for _, row := range m.Rows {
+			if got[row.Suite] {
+				t.Errorf("target %s: suite %s has two rows", tg.Name, row.Suite)
+			}
+			got[row.Suite] = true
+			if len(row.Cells) != len(addrs) {
+				t.Errorf("target %s suite %s: %d cells, want one per endpoint (%d)", tg.Name, row.Suite, len(row.Cells), len(addrs))
+				continue
+			}
+			allowed := r.ProfileDetail != nil && slices.Contains(r.ProfileDetail.Suites, row.Suite)
+			for ci, c := range row.Cells {
+				e := tg.Endpoints[ci]
+				if c.Endpoint != e.Address {
+					t.Errorf("target %s suite %s: cell %d is for %s, want %s", tg.Name, row.Suite, ci, c.Endpoint, e.Address)
+				}
+				var versions []string
+				for _, s := range e.Suites {
+					if s.Name == row.Suite {
+						versions = append(versions, strings.TrimPrefix(s.Version, "TLSv"))
+					}
+				}
+				switch {
+				case len(versions) > 0 && allowed:
+					if c.Verdict != "ok" {
+						t.Errorf("%s %s on %s: accepted and allowed, verdict %q", tg.Name, row.Suite, e.Address, c.Verdict)
+					}
+				case len(versions) > 0:
+					if c.Verdict != "fail" {
+						t.Errorf("%s %s on %s: accepted, not allowed, verdict %q", tg.Name, row.Suite, e.Address, c.Verdict)
+					}
+				default:
+					if c.Verdict == "ok" || c.Verdict == "fail" {
+						t.Errorf("%s %s on %s: not accepted, verdict %q", tg.Name, row.Suite, e.Address, c.Verdict)
+					}
+				}
+				for _, v := range versions {
+					if !strings.Contains(c.Text, v) {
+						t.Errorf("%s %s on %s: cell %q does not name TLS %s", tg.Name, row.Suite, e.Address, c.Text, v)
+					}
+				}
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("target %s: matrix rows %v, want %v", tg.Name, htmlKeys(got), htmlKeys(want))
+		}
+		for s := range want {
+			if !got[s] {
+				t.Errorf("target %s: suite %s has no row", tg.Name, s)
+			}
+		}
+	}
+	// The timeline: one drawn marker per distinct certificate.
+	certs := map[string]time.Time{}
+	for _, tg := range r.Targets {
+		for _, e := range tg.Endpoints {
+			for _, c := range e.Chain {
+				if c.Unparsable == "" {
+					certs[c.SHA256] = c.NotAfter
+				}
+			}
+		}
+	}
+	if r.Inventory != nil {
+		for _, it := range r.Inventory.Items {
+			if it.Certificate != nil {
+				certs[it.Certificate.SHA256] = it.Certificate.NotAfter
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range dom.Markers {
+		if seen[m.Cert] {
+			t.Errorf("certificate %s has two markers", m.Cert)
+		}
+		seen[m.Cert] = true
+		if m.Width <= 0 {
+			t.Errorf("certificate %s: marker not drawn", m.Cert)
+		}
+		na, ok := certs[m.Cert]
+		if !ok {
+			t.Errorf("marker for %s, which is no certificate of the run", m.Cert)
+		}
+		if na.Before(r.GeneratedAt) && m.Tier != "fail" {
+			t.Errorf("certificate %s expired, marker tier %q (want fail: red)", m.Cert, m.Tier)
+		}
+	}
+	if len(seen) != len(certs) {
+		t.Errorf("%d markers, want %d (one per certificate)", len(seen), len(certs))
+	}
+	// Every finding (every check that did not pass), with its evidence as
+	// the text the server gave, and every check in the list.
+	type key struct{ target, check, status, evidence string }
+	var wantF, gotF, wantC, gotC []key
+	for _, tg := range r.Targets {
+		for _, c := range tg.Checks {
+			wantC = append(wantC, key{tg.Name, c.ID, c.Status, cmp.Or(c.Subject, "(no subject)")})
+			if c.Status != "pass" {
+				wantF = append(wantF, key{tg.Name, c.ID, c.Status, c.Evidence})
+			}
+		}
+	}
+	for _, f := range dom.Findings {
+		gotF = append(gotF, key{f.Target, f.Check, f.Status, f.Evidence})
+		if f.Height <= 0 {
+			t.Errorf("finding %s of %s not visible", f.Check, f.Target)
+		}
+	}
+	for _, c := range dom.Checks {
+		gotC = append(gotC, key{c.Target, c.Check, c.Status, c.Subject})
+	}
+	cmpKeys := func(a, b key) int {
+		return strings.Compare(a.target+a.check+a.status+a.evidence, b.target+b.check+b.status+b.evidence)
+	}
+	for _, l := range [][]key{wantF, gotF, wantC, gotC} {
+		slices.SortFunc(l, cmpKeys)
+	}
+	if !slices.Equal(wantF, gotF) {
+		t.Errorf("findings in the page:\n%v\nwant:\n%v", gotF, wantF)
+	}
+	if !slices.Equal(wantC, gotC) {
+		t.Errorf("checks in the page:\n%v\nwant:\n%v", gotC, wantC)
+	}
+	if len(wantF) == 0 {
+		t.Error("the run has no findings: the test proves nothing about them")
+	}
+}
+
+func htmlKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// saveScreenshot keeps the full-page screenshot as a test artefact, and
+// as the README's screenshot with HARDEN_UPDATE_SCREENSHOT=1.
+func htmlSaveScreenshot(t *testing.T, name string, shot []byte) {
+	t.Helper()
+	cfg, err := png.DecodeConfig(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("screenshot is no PNG: %v", err)
+	}
+	if cfg.Width != 1400 || cfg.Height < 900 {
+		t.Errorf("screenshot %dx%d, want 1400 wide and the whole page", cfg.Width, cfg.Height)
+	}
+	dir := os.Getenv("HARDEN_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "dashboard-"+name+".png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s (%dx%d)", path, cfg.Width, cfg.Height)
+	if name == htmlScreenshotRun && os.Getenv("HARDEN_UPDATE_SCREENSHOT") == "1" {
+		doc := filepath.Join("..", "..", "..", "docs", "img", "dashboard.png")
+		if err := os.MkdirAll(filepath.Dir(doc), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(doc, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("updated %s", doc)
+	}
+}
+
+// screenshotRun is the run README's screenshot shows: a real testenv run.
+const htmlScreenshotRun = "testenv-after"
+
+// sectionShots writes one screenshot per section, for reviewing the look.
+func htmlSectionShots(t *testing.T, ctx context.Context, prefix string) {
+	t.Helper()
+	for i, sel := range []string{"header.top", "section.tiles", "#top-findings", "#expiry", "#certificates", "#keys", "#inconclusive", "details.target"} {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		shots, err := chromedp.Run(qctx, chromedp.Nodes(chromedp.CSSAll(sel), chromedp.AtLeast(0)))
+		cancel()
+		if err != nil || len(shots) == 0 {
+			continue
+		}
+		for j, n := range shots {
+			b, err := chromedp.Run(ctx, chromedp.ScreenshotNodes([]*chromedp.Node{n}, 1))
+			if err != nil {
+				t.Logf("screenshot %s: %v", sel, err)
+				continue
+			}
+			name := prefix + "-" + strings.Trim(strings.NewReplacer("#", "", ".", "-", " ", "").Replace(sel), "-") + "-" + string(rune('0'+i)) + string(rune('a'+j)) + ".png"
+			_ = os.WriteFile(name, b, 0o644)
+		}
+	}
+}

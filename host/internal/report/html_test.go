@@ -1,0 +1,801 @@
+package report
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+
+	"github.com/harden-dev/harden/host/internal/inventory"
+)
+
+// loadRun reads a JSON run from testdata (testenv-before/after.json: real
+// `harden verify --format json --inventory` runs against testenv's
+// PostgreSQL, Kafka, Vault and SeaweedFS, before and after `harden apply`).
+func htmlLoadRun(t testing.TB, name string) *Run {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("testdata/%s: %v", name, err)
+	}
+	return &r
+}
+
+const htmlXss = `<script>alert(1)</script>`
+
+var htmlSynthNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+func htmlDays(n float64) time.Time {
+	return htmlSynthNow.Add(time.Duration(n * 24 * float64(time.Hour)))
+}
+
+func htmlPtr[T any](v T) *T { return &v }
+
+// syntheticRun has what the real runs lack: a suite and a version outside
+// the profile, inconclusive observations, a certificate in every tier, an
+// expired one, a key without rotation, a target in error — and hostile
+// text from servers in evidence, subjects and names.
+func htmlSyntheticRun() *Run {
+	prof := &Profile{Name: "intermediate", Versions: []string{"TLSv1.2", "TLSv1.3"},
+		Suites: []string{"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"},
+		Groups: []string{"x25519", "secp256r1"}}
+	ca := ChainCert{Subject: "CN=Fleet Root CA,O=Example", Issuer: "CN=Fleet Root CA,O=Example", Serial: "01", SHA256: "aa01",
+		NotBefore: htmlDays(-400), NotAfter: htmlDays(3250), Key: "ECDSA P-384"}
+	inter := ChainCert{Subject: "CN=Fleet Issuing CA,O=Example", Issuer: ca.Subject, Serial: "02", SHA256: "aa02",
+		NotBefore: htmlDays(-100), NotAfter: htmlDays(620), Key: "ECDSA P-256"}
+	leaf := func(sha, cn string, left float64) ChainCert {
+		return ChainCert{Subject: "CN=" + cn, Issuer: inter.Subject, Serial: "1f" + sha, SHA256: sha, NotBefore: htmlDays(left - 90),
+			NotAfter: htmlDays(left), DNSNames: []string{cn}, Key: "ECDSA P-256", SignatureAlgorithm: "ECDSA-SHA256"}
+	}
+	tls := func(v, outcome string) Version {
+		return Version{Version: v, Outcome: outcome, Evidence: v + " " + outcome}
+	}
+	r := &Run{FormatVersion: FormatVersion, Command: "verify", Policy: "fleet/policy.yaml", Profile: "intermediate",
+		ProfileDetail: prof, GeneratedAt: htmlSynthNow, DurationMS: 4210,
+		Targets: []Target{
+			{Name: "orders-db", Plugin: "postgres", Line: 12, Column: 5, Status: "ok",
+				Endpoints: []Endpoint{
+					{Name: "primary", Address: "127.0.0.1:5432", Dialect: "postgres",
+						Versions: []Version{tls("TLSv1", "refused"), tls("TLSv1.1", "accepted"), tls("TLSv1.2", "accepted"), tls("TLSv1.3", "inconclusive")},
+						Suites: []Suite{{"TLSv1.1", "0xC013", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"}, {"TLSv1.2", "0xC013", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"},
+							{"TLSv1.2", "0xC02F", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"}},
+						Groups: []string{"x25519", "ffdhe2048"}, Chain: []ChainCert{leaf("bb01", "orders-db.internal", 5), inter, ca},
+						TrustChecked: true, ClientCertRequested: true, NoClientCert: "refused", Plaintext: "refused", Inconclusive: 1},
+					{Name: "replica " + htmlXss, Address: "127.0.0.1:5433", Dialect: "postgres",
+						Versions: []Version{tls("TLSv1.2", "accepted"), tls("TLSv1.3", "accepted")},
+						Suites:   []Suite{{"TLSv1.2", "0xC030", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"}, {"TLSv1.3", "0x1301", "TLS_AES_128_GCM_SHA256"}},
+						Groups:   []string{"x25519"}, Chain: []ChainCert{leaf("bb02", "replica "+htmlXss, 12), inter},
+						TrustChecked: true, TrustError: "x509: certificate signed by unknown authority " + htmlXss, NoClientCert: "inconclusive", Plaintext: "accepted"},
+				},
+				Checks: []Check{
+					{ID: "tls.protocol.versions", Status: "fail", Severity: "high", Title: "Only the profile's TLS versions are accepted",
+						Subject: "127.0.0.1:5432", Evidence: "TLSv1.1 accepted; 1 inconclusive: TLSv1.3: not tested: connection reset " + htmlXss,
+						Remediation: "Set the minimum protocol version.", References: []string{"RFC 8996"}, Inconclusive: 1},
+					{ID: "tls.cipher_suites", Status: "fail", Severity: "medium", Title: "Only the profile's cipher suites are accepted",
+						Subject: "127.0.0.1:5432", Evidence: "accepted outside the intermediate profile: TLSv1.2 TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA (0xC013)",
+						Remediation: "Restrict the cipher list.", References: []string{"Mozilla Server Side TLS 6.0 (https://ssl-config.mozilla.org/guidelines/6.0.json)"}},
+					{ID: "tls.enabled", Status: "pass", Severity: "high", Subject: "127.0.0.1:5432", Evidence: "TLS handshake completed (TLSv1.2)", References: []string{}},
+					{ID: "tls.plaintext.refused", Status: "fail", Severity: "high", Subject: "127.0.0.1:5433",
+						Evidence: "server answered the plaintext StartupMessage: " + htmlXss, Remediation: "Require TLS.", References: []string{}},
+					{ID: "tls.client_auth.required", Status: "error", Severity: "high", Subject: "127.0.0.1:5433",
+						Evidence: "2 of 2 observations inconclusive: session without a client certificate: not tested: timeout", References: []string{}, Inconclusive: 2},
+					{ID: "postgres.ssl.settings", Status: "warn", Severity: "high", Subject: "postgresql.conf",
+						Evidence: "configuration only (not observed live): ssl = on — a high-severity check needs live evidence to pass", References: []string{}, ConfigurationOnly: true},
+					{ID: "postgres.objects.sampled", Status: "skip", Severity: "low", Subject: "orders", Evidence: "no tables to sample", References: []string{}},
+				}},
+			{Name: "events " + htmlXss, Plugin: "kafka", Line: 30, Status: "ok",
+				Endpoints: []Endpoint{
+					{Name: "SSL", Address: "127.0.0.1:9093", Versions: []Version{tls("TLSv1.2", "accepted"), tls("TLSv1.3", "accepted")},
+						Suites: []Suite{{"TLSv1.3", "0x1302", "TLS_AES_256_GCM_SHA384"}, {"TLSv1.3", "0x1303", "TLS_CHACHA20_POLY1305_SHA256"}},
+						Groups: []string{"secp256r1"}, Chain: []ChainCert{leaf("bb03", "kafka", -3), {SHA256: "ff00", Unparsable: "x509: malformed " + htmlXss}},
+						TrustChecked: true, ClientCertRequested: true, NoClientCert: "refused", Plaintext: "refused"},
+					{Name: "CONTROLLER", Address: "127.0.0.1:9094", Error: "dial tcp 127.0.0.1:9094: connection refused", Versions: []Version{}, Suites: []Suite{}},
+				},
+				Checks: []Check{
+					{ID: "tls.certificate.lifetime", Status: "fail", Severity: "critical", Subject: "SSL listener 127.0.0.1:9093",
+						Evidence: "expired 2026-11-28, 3 days ago", Remediation: "Renew the certificate.", References: []string{"CA/B Forum BR 6.3.2"}},
+					{ID: "kafka.listener.plaintext", Status: "pass", Severity: "high", Subject: "SSL listener 127.0.0.1:9093", Evidence: "broker refused a plaintext ApiVersions request", References: []string{}},
+				}},
+			{Name: "archive", Plugin: "objectstore", Line: 44, Status: "error", Error: "target archive: dial https://127.0.0.1:9000: " + htmlXss},
+		},
+		Inventory: &inventory.Report{FormatVersion: 1, GeneratedAt: htmlSynthNow, Policy: "fleet/policy.yaml", RenewBefore: "30d",
+			AlertAt: []string{"30d", "14d", "7d"}, Targets: []string{"orders-db", "events", "archive"},
+			Items: []inventory.Item{
+				{Kind: "served", Target: "orders-db", Where: "127.0.0.1:5432", Name: "primary", Tier: "7d",
+					Certificate: &inventory.Certificate{Subject: "CN=orders-db.internal", SHA256: "bb01", Serial: "1fbb01", NotAfter: htmlDays(5), DaysLeft: 5}},
+				{Kind: "client", Target: "orders-db", Where: "/etc/harden/orders-db/client.pem", Tier: "14d",
+					Certificate: &inventory.Certificate{Subject: "CN=harden_admin " + htmlXss, Issuer: inter.Subject, SHA256: "cc01", Serial: "cc01", NotBefore: htmlDays(-78), NotAfter: htmlDays(12), DaysLeft: 12}},
+				{Kind: "server", Target: "events", Where: "/etc/harden/events/server.pem", Tier: "30d",
+					Certificate: &inventory.Certificate{Subject: "CN=kafka", Issuer: inter.Subject, SHA256: "cc02", Serial: "cc02", NotBefore: htmlDays(-60), NotAfter: htmlDays(25), DaysLeft: 25}},
+				{Kind: "key", Target: "vault", Where: "transit/keys/orders-kek", Name: "orders-kek", Tier: "ok",
+					Key: &inventory.Key{Type: "aes256-gcm96", LatestVersion: 4, LatestCreated: htmlPtr(htmlDays(-12)), AgeDays: htmlPtr(12), AutoRotatePeriod: "90d",
+						AutoRotatePeriodSeconds: 7776000, NextRotation: htmlPtr(htmlDays(78))}},
+				{Kind: "key", Target: "vault", Where: "transit/keys/legacy-kek", Name: "legacy-kek", Tier: "rotation_disabled",
+					Key:      &inventory.Key{Type: "aes256-gcm96", LatestVersion: 1, LatestCreated: htmlPtr(htmlDays(-400)), AgeDays: htmlPtr(400)},
+					Findings: []string{"auto-rotation is off " + htmlXss}},
+				{Kind: "stored_certificate", Target: "archive", Where: "s3://archive", Tier: "unknown", Error: "permission denied " + htmlXss},
+			},
+			Summary: inventory.Summary{Items: 6, ExitCode: inventory.ExitNarrowestTier}},
+	}
+	r.Finish("verify")
+	return r
+}
+
+// render writes r to a string, failing the test on an error.
+func htmlRender(t testing.TB, r *Run) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := WriteHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// scanRun is what `harden scan` renders: no policy, positions unknown.
+func htmlScanOnlyRun() *Run {
+	r := &Run{FormatVersion: FormatVersion, Profile: "modern", GeneratedAt: htmlSynthNow,
+		ProfileDetail: &Profile{Name: "modern", Versions: []string{"TLSv1.3"}, Suites: []string{"TLS_AES_128_GCM_SHA256"}, Groups: []string{"x25519"}},
+		Targets: []Target{{Name: "127.0.0.1:8443", Plugin: "scan", Status: "ok",
+			Endpoints: []Endpoint{{Address: "127.0.0.1:8443", Versions: []Version{{Version: "TLSv1.3", Outcome: "accepted"}},
+				Suites: []Suite{{"TLSv1.3", "0x1301", "TLS_AES_128_GCM_SHA256"}}, Groups: []string{"x25519"}}},
+			Checks: []Check{{ID: "tls.enabled", Status: "pass", Severity: "high", Subject: "127.0.0.1:8443", Evidence: "TLS handshake completed", References: []string{}},
+				{ID: "tls.certificate.trusted", Status: "fail", Severity: "high", Subject: "127.0.0.1:8443", Evidence: "self-signed", References: []string{}}}}}}
+	r.Finish("scan")
+	return r
+}
+
+// inventoryOnlyRun is `harden inventory --format html`: targets without
+// checks, and the inventory.
+func htmlInventoryOnlyRun() *Run {
+	s := htmlSyntheticRun()
+	r := &Run{FormatVersion: FormatVersion, Policy: s.Policy, Profile: s.Profile, GeneratedAt: htmlSynthNow, Inventory: s.Inventory}
+	for _, t := range s.Targets {
+		r.Targets = append(r.Targets, Target{Name: t.Name, Plugin: t.Plugin, Line: t.Line, Status: "ok"})
+	}
+	r.Finish("inventory")
+	return r
+}
+
+// allRuns: every kind of run the dashboard draws.
+func htmlAllRuns(t testing.TB) map[string]*Run {
+	merged := htmlSyntheticRun()
+	// `harden report` of two shards: Summary and counts as the merge left
+	// them (the dashboard counts for itself).
+	merged.Summary, merged.Inconclusive, merged.Shard = nil, nil, ""
+	merged.Targets = append(merged.Targets, htmlLoadRun(t, "testenv-after.json").Targets...)
+	return map[string]*Run{
+		"sample-verify":  htmlLoadRun(t, "sample-verify.json"),
+		"testenv-before": htmlLoadRun(t, "testenv-before.json"),
+		"testenv-after":  htmlLoadRun(t, "testenv-after.json"),
+		"synthetic":      htmlSyntheticRun(),
+		"scan":           htmlScanOnlyRun(),
+		"inventory":      htmlInventoryOnlyRun(),
+		"merged":         merged,
+		"empty":          {FormatVersion: FormatVersion, Command: "verify"},
+	}
+}
+
+// node helpers over golang.org/x/net/html's tree.
+func htmlAttr(n *html.Node, key string) (string, bool) {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
+}
+
+func htmlHasClass(n *html.Node, class string) bool {
+	v, _ := htmlAttr(n, "class")
+	return slices.Contains(strings.Fields(v), class)
+}
+
+func htmlWalk(n *html.Node, fn func(*html.Node)) {
+	fn(n)
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		htmlWalk(c, fn)
+	}
+}
+
+func htmlFind(n *html.Node, match func(*html.Node) bool) []*html.Node {
+	var out []*html.Node
+	htmlWalk(n, func(x *html.Node) {
+		if x.Type == html.ElementNode && match(x) {
+			out = append(out, x)
+		}
+	})
+	return out
+}
+
+func htmlText(n *html.Node) string {
+	var b strings.Builder
+	htmlWalk(n, func(x *html.Node) {
+		if x.Type == html.TextNode {
+			b.WriteString(x.Data)
+		}
+	})
+	return b.String()
+}
+
+func htmlParse(t testing.TB, page string) *html.Node {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// TestHTMLSelfContained: nothing in any dashboard can load anything: no
+// script, no link, no source of any element, no link but to an anchor of
+// the page, no url() in the CSS; and a CSP that forbids it anyway.
+func TestHTMLSelfContained(t *testing.T) {
+	for name, r := range htmlAllRuns(t) {
+		t.Run(name, func(t *testing.T) {
+			page := htmlRender(t, r)
+			z := html.NewTokenizer(strings.NewReader(page))
+			csp, styles := false, 0
+			for {
+				tt := z.Next()
+				if tt == html.ErrorToken {
+					if z.Err() != io.EOF {
+						t.Fatal(z.Err())
+					}
+					break
+				}
+				tok := z.Token()
+				if tt != html.StartTagToken && tt != html.SelfClosingTagToken {
+					continue
+				}
+				switch tok.Data {
+				case "script", "link", "iframe", "frame", "object", "embed", "img", "image", "audio", "video", "source", "base", "form", "use", "foreignobject", "picture", "track", "input", "button":
+					t.Errorf("<%s> in the dashboard", tok.Data)
+				case "style":
+					styles++
+					if tt == html.StartTagToken && z.Next() == html.TextToken {
+						css := strings.ToLower(string(z.Text()))
+						for _, bad := range []string{"url(", "@import", "@font-face", "image-set(", "expression("} {
+							if strings.Contains(css, bad) {
+								t.Errorf("%s in the stylesheet", bad)
+							}
+						}
+					}
+				case "meta":
+					if v, _ := htmlAttrOf(tok, "http-equiv"); strings.EqualFold(v, "refresh") {
+						t.Error("meta refresh")
+					}
+					if v, _ := htmlAttrOf(tok, "http-equiv"); v == "Content-Security-Policy" {
+						c, _ := htmlAttrOf(tok, "content")
+						csp = strings.Contains(c, "default-src 'none'")
+					}
+				}
+				for _, a := range tok.Attr {
+					k := strings.ToLower(a.Key)
+					switch {
+					case k == "href" || strings.HasSuffix(k, ":href"):
+						if !strings.HasPrefix(a.Val, "#") {
+							t.Errorf("<%s %s=%q>: a link leaving the page", tok.Data, a.Key, a.Val)
+						}
+					case k == "src" || k == "srcset" || k == "poster" || k == "action" || k == "formaction" || k == "background" || k == "ping":
+						t.Errorf("<%s %s=%q>", tok.Data, a.Key, a.Val)
+					case k == "style" && strings.Contains(strings.ToLower(a.Val), "url("):
+						t.Errorf("<%s style=%q>", tok.Data, a.Val)
+					case strings.HasPrefix(k, "on"):
+						t.Errorf("<%s %s>: an event handler", tok.Data, a.Key)
+					}
+				}
+			}
+			if !csp {
+				t.Error("no Content-Security-Policy default-src 'none'")
+			}
+			if styles != 1 {
+				t.Errorf("%d <style> elements, want the one inline stylesheet", styles)
+			}
+		})
+	}
+}
+
+func htmlAttrOf(tok html.Token, key string) (string, bool) {
+	for _, a := range tok.Attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
+}
+
+// TestHTMLEscapes: a server's words are text, never markup.
+func TestHTMLEscapes(t *testing.T) {
+	page := htmlRender(t, htmlSyntheticRun())
+	if strings.Contains(page, htmlXss) {
+		t.Fatalf("%s appears unescaped", htmlXss)
+	}
+	if !strings.Contains(page, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Fatal("the hostile evidence is missing (escaped) from the page")
+	}
+	doc := htmlParse(t, page)
+	if s := htmlFind(doc, func(n *html.Node) bool { return n.Data == "script" }); len(s) > 0 {
+		t.Fatalf("%d script elements", len(s))
+	}
+	// The escaped text reads back as exactly what the server said.
+	r := htmlSyntheticRun()
+	want := r.Targets[0].Checks[3].Evidence
+	found := false
+	for _, dd := range htmlFind(doc, func(n *html.Node) bool { return n.Data == "dd" && htmlHasClass(n, "ev") }) {
+		if htmlText(dd) == want {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no finding shows the evidence %q as text", want)
+	}
+}
+
+// TestHTMLEveryFinding: every check that did not pass is a finding with its
+// ID, status, evidence, remediation and references; every check is in its
+// target's list.
+func TestHTMLEveryFinding(t *testing.T) {
+	for name, r := range htmlAllRuns(t) {
+		t.Run(name, func(t *testing.T) {
+			doc := htmlParse(t, htmlRender(t, r))
+			targets := htmlFind(doc, func(n *html.Node) bool { return n.Data == "details" && htmlHasClass(n, "target") })
+			byName := map[string]*html.Node{}
+			for _, n := range targets {
+				v, _ := htmlAttr(n, "data-target")
+				byName[v] = n
+			}
+			defs := map[string]string{}
+			for _, d := range htmlFind(doc, func(n *html.Node) bool { return htmlHasClass(n, "def") }) {
+				id, _ := htmlAttr(d, "data-def")
+				defs[id] += htmlText(d)
+			}
+			for _, tg := range r.Targets {
+				if len(tg.Checks) == 0 {
+					continue
+				}
+				sec := byName[tg.Name]
+				if sec == nil {
+					t.Fatalf("no section for target %s", tg.Name)
+				}
+				findings := htmlFind(sec, func(n *html.Node) bool { return n.Data == "article" && htmlHasClass(n, "finding") })
+				// The list: every check's subject under its check ID and
+				// status (one row per ID, status and evidence).
+				var listed, want []string
+				for _, tr := range htmlFind(sec, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-check"); return n.Data == "tr" && ok }) {
+					id, _ := htmlAttr(tr, "data-check")
+					st, _ := htmlAttr(tr, "data-status")
+					for _, td := range htmlFind(tr, func(n *html.Node) bool { return htmlHasClass(n, "subjs") }) {
+						for c := td.FirstChild; c != nil; c = c.NextSibling {
+							listed = append(listed, id+" "+st+" "+htmlText(c))
+						}
+					}
+				}
+				for _, c := range tg.Checks {
+					want = append(want, c.ID+" "+c.Status+" "+cmp.Or(c.Subject, "(no subject)"))
+				}
+				slices.Sort(listed)
+				slices.Sort(want)
+				if !slices.Equal(listed, want) {
+					t.Errorf("%s: the check list holds %q, want %q", tg.Name, listed, want)
+				}
+				used := map[*html.Node]bool{}
+				for _, c := range tg.Checks {
+					if def, ok := defs[c.ID]; !ok {
+						t.Errorf("%s: no reference entry for %s", tg.Name, c.ID)
+					} else if c.Remediation != "" && !strings.Contains(def, c.Remediation) {
+						t.Errorf("%s: the reference entry of %s lacks its remediation", tg.Name, c.ID)
+					}
+					if c.Status == "pass" {
+						continue
+					}
+					var hit *html.Node
+					for _, f := range findings {
+						id, _ := htmlAttr(f, "data-check")
+						st, _ := htmlAttr(f, "data-status")
+						if id != c.ID || st != c.Status || used[f] {
+							continue
+						}
+						for _, dd := range htmlFind(f, func(n *html.Node) bool { return n.Data == "dd" && htmlHasClass(n, "ev") }) {
+							if htmlText(dd) == c.Evidence {
+								hit = f
+							}
+						}
+					}
+					if hit == nil {
+						t.Errorf("%s: no finding for %s (%s) with evidence %q", tg.Name, c.ID, c.Status, c.Evidence)
+						continue
+					}
+					used[hit] = true
+					body := htmlText(hit)
+					if !strings.Contains(body, c.Remediation) {
+						t.Errorf("%s %s: remediation missing", tg.Name, c.ID)
+					}
+					for _, ref := range c.References {
+						if !strings.Contains(body, ref) {
+							t.Errorf("%s %s: reference %q missing", tg.Name, c.ID, ref)
+						}
+					}
+				}
+				if len(used) != len(findings) {
+					t.Errorf("%s: %d findings drawn, %d expected", tg.Name, len(findings), len(used))
+				}
+			}
+		})
+	}
+}
+
+// TestHTMLMatrix: one cell per (suite, endpoint), with the verdict of the
+// suite against the profile.
+func TestHTMLMatrix(t *testing.T) {
+	r := htmlSyntheticRun()
+	doc := htmlParse(t, htmlRender(t, r))
+	tables := htmlFind(doc, func(n *html.Node) bool { return n.Data == "table" && htmlHasClass(n, "matrix") })
+	if len(tables) != 2 {
+		t.Fatalf("%d matrices, want one per target with endpoints (2)", len(tables))
+	}
+	cellsOf := func(m *html.Node) (map[[2]string]string, map[string]bool) {
+		var cols []string
+		for _, th := range htmlFind(m, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-endpoint"); return n.Data == "th" && ok }) {
+			ep, _ := htmlAttr(th, "data-endpoint")
+			cols = append(cols, ep)
+		}
+		cells := map[[2]string]string{}
+		suites := map[string]bool{}
+		for _, tr := range htmlFind(m, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-suite"); return n.Data == "tr" && ok }) {
+			s, _ := htmlAttr(tr, "data-suite")
+			suites[s] = true
+			tds := htmlFind(tr, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-verdict"); return n.Data == "td" && ok })
+			if len(tds) != len(cols) {
+				t.Errorf("suite %s: %d cells for %d endpoints", s, len(tds), len(cols))
+				continue
+			}
+			for i, td := range tds {
+				v, _ := htmlAttr(td, "data-verdict")
+				cells[[2]string{s, cols[i]}] = v + " " + htmlText(td)
+			}
+		}
+		return cells, suites
+	}
+	cells, suites := cellsOf(tables[0])
+	// Profile's 4 suites + the CBC suite accepted outside it.
+	if len(suites) != 5 || len(cells) != 5*2 {
+		t.Fatalf("%d suites and %d cells, want 5 suites × 2 endpoints: %v", len(suites), len(cells), cells)
+	}
+	for k, want := range map[[2]string]string{
+		{"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "127.0.0.1:5432"}:    "fail ✗ 1.1 1.2",
+		{"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "127.0.0.1:5433"}:    "none ·",
+		{"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "127.0.0.1:5432"}: "ok ✓ 1.2",
+		{"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "127.0.0.1:5432"}: "absent –",
+		// TLS 1.3 on the primary was inconclusive: its suites are unknown.
+		{"TLS_AES_128_GCM_SHA256", "127.0.0.1:5432"}: "inconclusive ?",
+		{"TLS_AES_128_GCM_SHA256", "127.0.0.1:5433"}: "ok ✓ 1.3",
+	} {
+		if cells[k] != want {
+			t.Errorf("cell %v = %q, want %q", k, cells[k], want)
+		}
+	}
+	// The endpoint that could not be scanned: every cell unknown.
+	cells, _ = cellsOf(tables[1])
+	for k, v := range cells {
+		if k[1] == "127.0.0.1:9094" && v != "inconclusive ?" {
+			t.Errorf("%s on the unscanned endpoint: %q", k[0], v)
+		}
+	}
+}
+
+// TestHTMLVersionsAndAccess: versions against the profile, mTLS and
+// plaintext — each chip says in words what its colour says.
+func TestHTMLVersionsAndAccess(t *testing.T) {
+	doc := htmlParse(t, htmlRender(t, htmlSyntheticRun()))
+	chips := map[string]string{}
+	for _, ep := range htmlFind(doc, func(n *html.Node) bool { return n.Data == "tr" && htmlHasClass(n, "endpoint") }) {
+		addr, _ := htmlAttr(ep, "data-endpoint")
+		for _, c := range htmlFind(ep, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-verdict"); return ok && n.Data == "span" }) {
+			if b := htmlFind(c, func(n *html.Node) bool { return n.Data == "b" }); len(b) == 1 {
+				verdict, _ := htmlAttr(c, "data-verdict")
+				chips[addr+" "+htmlText(b[0])] = verdict + ": " + strings.TrimSpace(htmlText(c))
+			}
+		}
+	}
+	for k, want := range map[string]string{
+		"127.0.0.1:5432 TLSv1":               "ok: TLSv1 refused",
+		"127.0.0.1:5432 TLSv1.1":             "fail: TLSv1.1 accepted, not allowed",
+		"127.0.0.1:5432 TLSv1.2":             "ok: TLSv1.2 accepted",
+		"127.0.0.1:5432 TLSv1.3":             "inconclusive: TLSv1.3 inconclusive",
+		"127.0.0.1:5432 ffdhe2048":           "fail: ffdhe2048 accepted, not in profile",
+		"127.0.0.1:5432 secp256r1":           "absent: secp256r1 not accepted",
+		"127.0.0.1:5432 Session without one": "ok: Session without one refused: mTLS enforced",
+		"127.0.0.1:5433 Session without one": "inconclusive: Session without one inconclusive",
+		"127.0.0.1:5433 Plaintext":           "fail: Plaintext accepted",
+		"127.0.0.1:5433 Client certificate":  "neutral: Client certificate not requested",
+	} {
+		if chips[k] != want {
+			t.Errorf("%s: %q, want %q", k, chips[k], want)
+		}
+	}
+}
+
+// TestHTMLTimeline: one marker per distinct certificate (served chains and
+// the inventory, each once), expired ones red, in both layouts.
+func TestHTMLTimeline(t *testing.T) {
+	markers := func(page string) map[string]string {
+		doc := htmlParse(t, page)
+		svgs := htmlFind(doc, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-timeline"); return n.Data == "svg" && ok })
+		if len(svgs) != 1 {
+			t.Fatalf("%d timelines", len(svgs))
+		}
+		out := map[string]string{}
+		for _, g := range htmlFind(svgs[0], func(n *html.Node) bool { return htmlHasClass(n, "marker") }) {
+			id, _ := htmlAttr(g, "data-cert")
+			tier, _ := htmlAttr(g, "data-tier")
+			if _, dup := out[id]; dup {
+				t.Errorf("certificate %s twice", id)
+			}
+			if len(htmlFind(g, func(n *html.Node) bool { return n.Data == "circle" })) != 1 {
+				t.Errorf("certificate %s: no marker circle", id)
+			}
+			out[id] = tier
+		}
+		return out
+	}
+	got := markers(htmlRender(t, htmlSyntheticRun()))
+	want := map[string]string{
+		"aa01": "ok", "aa02": "ok", // shared CA and intermediate: once each
+		"bb01": "error", // 5 days left: narrowest tier (the inventory says 7d)
+		"bb02": "warn",  // 12 days
+		"bb03": "fail",  // expired 3 days ago
+		"cc01": "warn",  // inventory only: client certificate, 12 days
+		"cc02": "warn",  // 25 days
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("markers %v, want %v", got, want)
+	}
+	// A fleet: more certificates than rows fit, drawn as a strip.
+	fleet := htmlFleetRun(20, 5)
+	got = markers(htmlRender(t, fleet))
+	n := 0
+	seen := map[string]bool{}
+	for _, tg := range fleet.Targets {
+		for _, e := range tg.Endpoints {
+			for _, c := range e.Chain {
+				if !seen[c.SHA256] {
+					seen[c.SHA256] = true
+					n++
+				}
+			}
+		}
+	}
+	for _, it := range fleet.Inventory.Items {
+		if it.Certificate != nil && !seen[it.Certificate.SHA256] {
+			seen[it.Certificate.SHA256] = true
+			n++
+		}
+	}
+	if len(got) != n || n <= dashRowLimit {
+		t.Errorf("fleet: %d markers, want %d (> %d)", len(got), n, dashRowLimit)
+	}
+}
+
+// TestHTMLKeysAndInventory: KEK age and next rotation, rotation disabled
+// flagged, unreadable items listed; an inventory-only run draws no checks.
+func TestHTMLKeysAndInventory(t *testing.T) {
+	page := htmlRender(t, htmlInventoryOnlyRun())
+	doc := htmlParse(t, page)
+	htmlKeys := map[string]string{}
+	for _, tr := range htmlFind(doc, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-key"); return n.Data == "tr" && ok }) {
+		k, _ := htmlAttr(tr, "data-key")
+		htmlKeys[k] = strings.Join(strings.Fields(htmlText(tr)), " ")
+	}
+	if got := htmlKeys["transit/keys/orders-kek"]; !strings.Contains(got, "rotating") || !strings.Contains(got, "12 d") ||
+		!strings.Contains(got, "every 90d") || !strings.Contains(got, "2027-02-17") {
+		t.Errorf("orders-kek: %q", got)
+	}
+	if got := htmlKeys["transit/keys/legacy-kek"]; !strings.Contains(got, "rotation disabled") || !strings.Contains(got, "none scheduled") {
+		t.Errorf("legacy-kek: %q", got)
+	}
+	if len(htmlFind(doc, func(n *html.Node) bool { return htmlHasClass(n, "target") || htmlHasClass(n, "finding") })) != 0 {
+		t.Error("an inventory run drew target sections")
+	}
+	if !strings.Contains(page, "permission denied &lt;script&gt;") {
+		t.Error("the unreadable item is not listed")
+	}
+	ov := htmlFind(doc, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-overall"); return ok })
+	if len(ov) != 1 || htmlText(ov[0]) != "RENEWAL DUE" {
+		t.Errorf("inventory verdict %q", htmlText(ov[0]))
+	}
+}
+
+// TestHTMLInconclusiveApart: the inconclusive observations are counted
+// apart from the verdicts, per target and in all, and listed.
+func TestHTMLInconclusiveApart(t *testing.T) {
+	doc := htmlParse(t, htmlRender(t, htmlSyntheticRun()))
+	sec := htmlFind(doc, func(n *html.Node) bool {
+		return n.Data == "section" && func() bool { v, _ := htmlAttr(n, "id"); return v == "inconclusive" }()
+	})
+	if len(sec) != 1 {
+		t.Fatal("no inconclusive section")
+	}
+	checks, _ := htmlAttr(sec[0], "data-inconclusive-checks")
+	probe, _ := htmlAttr(sec[0], "data-inconclusive-probe")
+	// Checks: 1 (versions) + 2 (client auth); probe: TLSv1.3 on the
+	// primary, the replica's session without a client certificate.
+	if checks != "3" || probe != "2" {
+		t.Errorf("inconclusive: %s in checks, %s in scans; want 3 and 2", checks, probe)
+	}
+	rows := htmlFind(sec[0], func(n *html.Node) bool { _, ok := htmlAttr(n, "data-inconclusive"); return ok })
+	if len(rows) != 4 {
+		t.Errorf("%d inconclusive rows, want 4 (2 checks, 2 probe observations)", len(rows))
+	}
+	var tile string
+	for _, n := range htmlFind(doc, func(n *html.Node) bool { v, _ := htmlAttr(n, "data-tile"); return v == "Inconclusive" }) {
+		tile = htmlText(n)
+	}
+	if !strings.HasPrefix(tile, "3") {
+		t.Errorf("inconclusive tile %q", tile)
+	}
+}
+
+// TestHTMLSize: 1,000 endpoints stay under 5 MB.
+func TestHTMLSize(t *testing.T) {
+	n := len(htmlRender(t, htmlFleetRun(100, 10)))
+	t.Logf("1,000 endpoints: %d bytes", n)
+	if n > 5<<20 {
+		t.Errorf("%d bytes for 1,000 endpoints, over 5 MB", n)
+	}
+}
+
+// structure is the page as tags and attribute names, without any text or
+// attribute value: what a string from a server must never change.
+func htmlStructure(t testing.TB, page string) []string {
+	z := html.NewTokenizer(strings.NewReader(page))
+	var out []string
+	for {
+		tt := z.Next()
+		switch tt {
+		case html.ErrorToken:
+			if z.Err() != io.EOF {
+				t.Fatal(z.Err())
+			}
+			return out
+		case html.StartTagToken, html.EndTagToken, html.SelfClosingTagToken:
+			tok := z.Token()
+			s := tt.String() + " " + tok.Data
+			for _, a := range tok.Attr {
+				s += " " + a.Key
+			}
+			out = append(out, s)
+		case html.CommentToken, html.DoctypeToken:
+			out = append(out, tt.String())
+		}
+	}
+}
+
+// fuzzRun puts s into every string of a run that comes from a server or
+// the policy, with a prefix that keeps it non-empty and apart from the
+// profile's names (so only the text, never the layout, depends on it).
+func htmlFuzzRun(s string) *Run {
+	const fz = htmlFuzzMark
+	r := htmlSyntheticRun()
+	for ti := range r.Targets {
+		tg := &r.Targets[ti]
+		tg.Name = fmt.Sprintf("t%d %s", ti, s)
+		if tg.Error != "" {
+			tg.Error = fz + s
+		}
+		for ci := range tg.Checks {
+			c := &tg.Checks[ci]
+			c.ID = fmt.Sprintf("c%d.%d.%s", ti, ci, s)
+			c.Subject, c.Evidence, c.Title = fz+s, fz+s, fz+s
+			if c.Remediation != "" {
+				c.Remediation = fz + s
+			}
+			for i := range c.References {
+				c.References[i] = fz + s
+			}
+		}
+		for ei := range tg.Endpoints {
+			e := &tg.Endpoints[ei]
+			e.Name, e.Address = fz+s, fmt.Sprintf("e%d.%d %s", ti, ei, s)
+			if e.Error != "" {
+				e.Error = fz + s
+			}
+			for i := range e.Suites {
+				if !slices.Contains(r.ProfileDetail.Suites, e.Suites[i].Name) {
+					e.Suites[i].Name = "X_" + e.Suites[i].Name + s
+				}
+			}
+			for i := range e.Versions {
+				e.Versions[i].Evidence = fz + s
+			}
+			for i := range e.Groups {
+				if !slices.Contains(r.ProfileDetail.Groups, e.Groups[i]) {
+					e.Groups[i] = "X_" + e.Groups[i] + s
+				}
+			}
+			for i := range e.Chain {
+				c := &e.Chain[i]
+				c.Subject, c.Issuer, c.Key = fz+s, "y"+fz+s, fz+s
+				if c.Unparsable != "" {
+					c.Unparsable = fz + s
+				}
+			}
+			if e.TrustError != "" {
+				e.TrustError = fz + s
+			}
+		}
+	}
+	for i := range r.Inventory.Items {
+		it := &r.Inventory.Items[i]
+		it.Where = fmt.Sprintf("w%d %s", i, s)
+		if it.Name != "" {
+			it.Name = fmt.Sprintf("n%d %s", i, s)
+		}
+		if it.Error != "" {
+			it.Error = fz + s
+		}
+		for j := range it.Findings {
+			it.Findings[j] = fz + s
+		}
+		if it.Certificate != nil {
+			it.Certificate.Subject = fz + s
+		}
+		if it.Key != nil {
+			it.Key.Type = fz + s
+		}
+	}
+	r.Policy = fz + s
+	return r
+}
+
+// htmlFuzzMark starts every fuzzed string: text the page has nowhere else.
+const htmlFuzzMark = "Zq9"
+
+// FuzzHTML: any text from a server renders, and never changes the page's
+// markup — the tags and attributes are the same as for a plain word, and
+// the text never appears raw when it holds markup characters.
+func FuzzHTML(f *testing.F) {
+	for _, s := range []string{"", "plain", htmlXss, `"><img src=x onerror=alert(1)>`, "</title><script>", "</style>", "]]><!--", "\x00\xff\xfe",
+		"javascript:alert(1)", "{{.CSS}}", "&amp;&lt;", "a\nb\tc", "</textarea></details>", "<svg onload=alert(1)>"} {
+		f.Add(s)
+	}
+	base := htmlStructure(f, htmlRender(f, htmlFuzzRun("word")))
+	f.Fuzz(func(t *testing.T, s string) {
+		page := htmlRender(t, htmlFuzzRun(s))
+		got := htmlStructure(t, page)
+		if !slices.Equal(got, base) {
+			for i := range min(len(got), len(base)) {
+				if got[i] != base[i] {
+					t.Fatalf("%q changed the markup at token %d: %q, want %q", s, i, got[i], base[i])
+				}
+			}
+			t.Fatalf("%q changed the markup: %d tokens, want %d", s, len(got), len(base))
+		}
+		// ('&' alone proves nothing: its escape starts with '&' too.)
+		if strings.ContainsAny(s, `<>"'`) && strings.Contains(page, htmlFuzzMark+s) {
+			t.Fatalf("%q appears unescaped", s)
+		}
+	})
+}
+
+func TestHTMLDumpFleet(t *testing.T) {
+	if os.Getenv("HTML_DUMP") == "" {
+		t.Skip()
+	}
+	os.WriteFile(os.Getenv("HTML_DUMP")+"/fleet.html", []byte(htmlRender(t, htmlFleetRun(100, 10))), 0o644)
+	os.WriteFile(os.Getenv("HTML_DUMP")+"/synthetic.html", []byte(htmlRender(t, htmlSyntheticRun())), 0o644)
+	os.WriteFile(os.Getenv("HTML_DUMP")+"/after.html", []byte(htmlRender(t, htmlLoadRun(t, "testenv-after.json"))), 0o644)
+	os.WriteFile(os.Getenv("HTML_DUMP")+"/before.html", []byte(htmlRender(t, htmlLoadRun(t, "testenv-before.json"))), 0o644)
+}
