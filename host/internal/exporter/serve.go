@@ -89,15 +89,15 @@ func Serve(ctx context.Context, ln net.Listener, o Options) error {
 			// Interrupted mid-run: nothing half-read is exported.
 			break
 		}
+		if first && err != nil && o.Fatal != nil && o.Fatal(err) {
+			shutdown()
+			return err
+		}
 		end := now()
 		snap := st.Observe(run, err, end, end.Sub(start))
 		fmt.Fprintln(o.Log, runLine(snap, run, err, end.Sub(start)))
 		if snap.Err != nil {
 			fmt.Fprintf(o.Log, "harden exporter: BUG: part of the metrics could not be exported: %v\n", snap.Err)
-		}
-		if first && err != nil && o.Fatal != nil && o.Fatal(err) {
-			shutdown()
-			return err
 		}
 		wait := o.Interval - now().Sub(start)
 		if wait < 0 {
@@ -126,8 +126,8 @@ func Serve(ctx context.Context, ln net.Listener, o Options) error {
 // runLine is the log line of one run: what was read, what was not.
 func runLine(snap *Snapshot, run *report.Run, err error, took time.Duration) string {
 	head := fmt.Sprintf("harden exporter: run %d", snap.Runs)
-	if err != nil {
-		return fmt.Sprintf("%s failed after %v: %v (every target keeps its last good values, marked stale)", head, took.Round(time.Millisecond), err)
+	if err != nil || run == nil {
+		return fmt.Sprintf("%s failed after %v: %s (every target keeps its last good values, marked stale)", head, took.Round(time.Millisecond), strings.Join(snap.Problems, "; "))
 	}
 	state := "read everything"
 	if !snap.OK {
