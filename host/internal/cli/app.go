@@ -692,6 +692,12 @@ func verify(c *cli.Context, io IO) error {
 		return err
 	}
 	defer outs.Abort()
+	if spec := c.String("shard"); spec != "" {
+		// A bad --shard is refused before any plugin starts.
+		if _, err := report.ParseShard(spec, lookupEnv(io)); err != nil {
+			return exitf(ExitConfig, "--shard %q: %v", spec, err)
+		}
+	}
 	s, err := openSession(c, io)
 	if err != nil {
 		return err
@@ -887,4 +893,12 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// lookupEnv is io.Getenv, or the process environment when unset.
+func lookupEnv(io IO) func(string) (string, bool) {
+	if io.Getenv != nil {
+		return io.Getenv
+	}
+	return os.LookupEnv
 }
