@@ -139,12 +139,14 @@ type dashEndpointView struct {
 	Versions                              []dashChip
 	Groups                                []dashChip
 	GroupsIncomplete                      string
-	Trust                                 dashChip
-	Access                                []dashAccessRow
-	Inconclusive                          int
+	// NoTLS: every version tried was refused.
+	NoTLS        bool
+	Trust        dashChip
+	Access       []dashAccessRow
+	Inconclusive int
 }
 
-// chip is one observed thing with its verdict; Text always says what the
+// dashChip is one observed thing with its verdict; Text always says what the
 // colour says (never colour alone).
 type dashChip struct {
 	Name, Verdict, Text, Title string
@@ -362,8 +364,9 @@ func dashNewDashboard(r *Run) *dashboard {
 	d.Status = dashOverall(counts, r.TargetErrors(), d.HasChecks)
 	if r.Inventory != nil {
 		b := dashInventoryBadge(r.Inventory)
-		d.InventoryStatus = &b
-		if !d.HasChecks {
+		if d.HasChecks {
+			d.InventoryStatus = &b
+		} else {
 			d.Status = b
 		}
 	}
@@ -371,7 +374,7 @@ func dashNewDashboard(r *Run) *dashboard {
 	return d
 }
 
-// overall is the run's verdict: any failure fails it; a check or target
+// dashOverall is the run's verdict: any failure fails it; a check or target
 // that could not run is an error, never hidden behind a pass.
 func dashOverall(counts map[string]int, targetErrors int, hasChecks bool) dashBadge {
 	switch {
@@ -438,12 +441,18 @@ func (d *dashboard) tiles(r *Run, counts map[string]int) {
 				disabled++
 			}
 		}
-		d.TileGroups = append(d.TileGroups, dashTileGroup{Label: "Certificates and keys", Tiles: []dashTile{
+		g := dashTileGroup{Label: "Certificates", Tiles: []dashTile{
 			{Label: "Certificates", Value: strconv.Itoa(len(d.Certificates)), Note: "distinct"},
 			{Label: "Renewal due", Value: strconv.Itoa(due), Class: dashNonzero(due, vWarn), Note: "in an alert tier"},
 			{Label: "Expired", Value: strconv.Itoa(expired), Class: dashNonzero(expired, vFail), Note: "or not yet valid"},
-			{Label: "Keys", Value: strconv.Itoa(len(d.Keys)), Class: dashNonzero(disabled, vFail), Note: dashPlural(disabled, "not rotating", "not rotating")},
-		}})
+		}}
+		// Keys are the inventory's (a scan has none to tell).
+		if r.Inventory != nil {
+			g.Label = "Certificates and keys"
+			g.Tiles = append(g.Tiles, dashTile{Label: "Keys", Value: strconv.Itoa(len(d.Keys)), Class: dashNonzero(disabled, vFail),
+				Note: dashPlural(disabled, "not rotating", "not rotating")})
+		}
+		d.TileGroups = append(d.TileGroups, g)
 	}
 }
 
@@ -600,7 +609,7 @@ func (d *dashboard) define(c Check, catalogue map[string]int) string {
 	return e.Anchor
 }
 
-// probeInconclusive counts what the probe could not tell on an endpoint.
+// dashProbeInconclusive counts what the probe could not tell on an endpoint.
 func dashProbeInconclusive(e Endpoint) int {
 	n := 0
 	for _, v := range e.Versions {
@@ -642,7 +651,7 @@ func dashEndpointLabel(e Endpoint) string {
 	return e.Address
 }
 
-// versionOrder is the order versions are drawn in.
+// dashVersionOrder is the order versions are drawn in.
 var dashVersionOrder = []string{"SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}
 
 // dashChains is one target's certificate chains, each certificate once.
@@ -656,7 +665,9 @@ func dashEndpointOf(anchor, target string, e Endpoint, p *Profile, certs *dashCe
 		GroupsIncomplete: e.GroupsIncomplete, Inconclusive: dashProbeInconclusive(e)}
 	// Versions: what was tried, plus the profile's versions never tried.
 	seen := map[string]bool{}
+	open := false
 	for _, v := range e.Versions {
+		open = open || v.Outcome == "accepted" || v.Outcome == "inconclusive"
 		seen[v.Version] = true
 		ev.Versions = append(ev.Versions, dashVersionChip(v, p))
 	}
@@ -667,6 +678,8 @@ func dashEndpointOf(anchor, target string, e Endpoint, p *Profile, certs *dashCe
 			}
 		}
 	}
+	// Versions tried and every one refused: the endpoint offers no TLS.
+	ev.NoTLS = e.Error == "" && len(e.Versions) > 0 && !open
 	slices.SortStableFunc(ev.Versions, func(a, b dashChip) int {
 		ia, ib := slices.Index(dashVersionOrder, a.Name), slices.Index(dashVersionOrder, b.Name)
 		if ia < 0 {
@@ -690,12 +703,19 @@ func dashEndpointOf(anchor, target string, e Endpoint, p *Profile, certs *dashCe
 		}
 		ev.Groups = append(ev.Groups, c)
 	}
-	if p != nil {
+	// The profile's groups not accepted: only said when some group was
+	// (an endpoint without TLS accepts none, and that is said elsewhere).
+	if p != nil && len(e.Groups) > 0 {
 		for _, g := range p.Groups {
 			if !slices.Contains(e.Groups, g) {
 				ev.Groups = append(ev.Groups, dashChip{Name: g, Verdict: "absent", Text: "not accepted"})
 			}
 		}
+	}
+	// where: the target and endpoint, once when they are one (a scan).
+	where := target + " " + dashEndpointLabel(e)
+	if target == dashEndpointLabel(e) || target == e.Address {
+		where = dashEndpointLabel(e)
 	}
 	for i, c := range e.Chain {
 		pos := "intermediate"
@@ -710,7 +730,7 @@ func dashEndpointOf(anchor, target string, e Endpoint, p *Profile, certs *dashCe
 		if c.Unparsable == "" {
 			key = dashCertKey(c.SHA256, c.Subject, c.Serial, c.NotAfter)
 			cv := certs.add(key, c.Subject, c.Issuer, c.Serial, c.Key,
-				c.NotBefore, c.NotAfter, "", fmt.Sprintf("served by %s %s (%s)", target, dashEndpointLabel(e), pos))
+				c.NotBefore, c.NotAfter, "", fmt.Sprintf("served by %s (%s)", where, pos))
 			row.DaysLeft, row.Tier = cv.DaysLeft, cv.Tier
 			cv.inChain = true
 		}
@@ -795,7 +815,7 @@ func dashVersionChip(v Version, p *Profile) dashChip {
 	return c
 }
 
-// suiteFamily: "1.3" for TLS 1.3 suites, "1.2" for the rest (which may
+// dashSuiteFamily: "1.3" for TLS 1.3 suites, "1.2" for the rest (which may
 // also be accepted under older versions: the cell lists them).
 func dashSuiteFamily(name string) string {
 	if s, err := tlsprofile.LookupSuite(name); err == nil {
@@ -820,7 +840,7 @@ func dashShortVersion(v string) string {
 	return strings.TrimPrefix(v, "TLSv")
 }
 
-// matrixOf draws every endpoint's accepted suites against the profile: one
+// dashMatrixOf draws every endpoint's accepted suites against the profile: one
 // row per suite of the profile or accepted anywhere, one cell per endpoint.
 func dashMatrixOf(eps []Endpoint, p *Profile) *dashMatrix {
 	m := &dashMatrix{NoProfile: p == nil}
@@ -890,7 +910,7 @@ func dashMatrixOf(eps []Endpoint, p *Profile) *dashMatrix {
 	return m
 }
 
-// suitesUnknown: the endpoint's suites of that family could not be fully
+// dashSuitesUnknown: the endpoint's suites of that family could not be fully
 // enumerated, so a suite not listed may still be accepted.
 func dashSuitesUnknown(e Endpoint, family string) bool {
 	for _, v := range e.Versions {
@@ -905,7 +925,7 @@ func dashSuitesUnknown(e Endpoint, family string) bool {
 	return false
 }
 
-// rulesOf: the inventory's alert tiers, or the policy defaults.
+// dashRulesOf: the inventory's alert tiers, or the policy defaults.
 func dashRulesOf(inv *inventory.Report) inventory.Rules {
 	names := []string{"30d", "14d", "7d"}
 	renew := "30d"
@@ -923,7 +943,7 @@ func dashRulesOf(inv *inventory.Report) inventory.Rules {
 	return inventory.NewRules(rb, alerts)
 }
 
-// certIndex gathers every distinct certificate of the run — served chains
+// dashCertIndex gathers every distinct certificate of the run — served chains
 // and the inventory's items — once each, with every place it was seen.
 type dashCertIndex struct {
 	rules inventory.Rules
@@ -968,7 +988,7 @@ func (x *dashCertIndex) add(key, subject, issuer, serial, pub string, notBefore,
 	if cv.PublicKey == "" {
 		cv.PublicKey = pub
 	}
-	if !slices.Contains(cv.Sources, source) {
+	if source != "" && !slices.Contains(cv.Sources, source) {
 		cv.Sources = append(cv.Sources, source)
 	}
 	return cv
@@ -1040,8 +1060,13 @@ func (d *dashboard) inventory(inv *inventory.Report, certs *dashCertIndex) {
 			if owner != "" {
 				src = owner + ": " + src
 			}
-			certs.add(dashCertKey(c.SHA256, c.Subject, c.Serial, c.NotAfter), c.Subject, c.Issuer, c.Serial, "",
-				c.NotBefore, c.NotAfter, it.Tier, src)
+			key := dashCertKey(c.SHA256, c.Subject, c.Serial, c.NotAfter)
+			// A served leaf the endpoints' chains show already needs no
+			// second line saying so.
+			if cv, ok := certs.by[key]; ok && cv.inChain && it.Kind == inventory.KindServed {
+				src = ""
+			}
+			certs.add(key, c.Subject, c.Issuer, c.Serial, "", c.NotBefore, c.NotAfter, it.Tier, src)
 		}
 		if it.Error != "" {
 			d.InventoryIssues = append(d.InventoryIssues, dashInventoryIssue{Kind: it.Kind, Target: owner, Where: where, Text: it.Error})
@@ -1052,15 +1077,15 @@ func (d *dashboard) inventory(inv *inventory.Report, certs *dashCertIndex) {
 	}
 }
 
-// The timeline's horizontal axis is days left on a piecewise scale: each
-// step between ticks is as wide as the next, so the alert tiers (7, 14,
-// 30 days) are as readable as the years of a root CA.
+// dashDayTicks: the timeline's horizontal axis is days left on a
+// piecewise scale: each step between ticks is as wide as the next, so the
+// alert tiers (7, 14, 30 days) are as readable as the years of a root CA.
 var dashDayTicks = []float64{-3650, -1825, -730, -365, -180, -90, -30, -14, -7, 0, 7, 14, 30, 60, 90, 180, 365, 730, 1825, 3650, 7300, 36500}
 
 // dashCertTableLimit: up to this many certificates the table lists all.
 const dashCertTableLimit = 100
 
-// rowLimit: up to this many certificates get a row with a label; more are
+// dashRowLimit: up to this many certificates get a row with a label; more are
 // drawn as stacked markers on one axis.
 const dashRowLimit = 40
 

@@ -18,7 +18,7 @@ import (
 	"github.com/harden-dev/harden/host/internal/inventory"
 )
 
-// loadRun reads a JSON run from testdata (testenv-before/after.json: real
+// htmlLoadRun reads a JSON run from testdata (testenv-before/after.json: real
 // `harden verify --format json --inventory` runs against testenv's
 // PostgreSQL, Kafka, Vault and SeaweedFS, before and after `harden apply`).
 func htmlLoadRun(t testing.TB, name string) *Run {
@@ -44,7 +44,7 @@ func htmlDays(n float64) time.Time {
 
 func htmlPtr[T any](v T) *T { return &v }
 
-// syntheticRun has what the real runs lack: a suite and a version outside
+// htmlSyntheticRun has what the real runs lack: a suite and a version outside
 // the profile, inconclusive observations, a certificate in every tier, an
 // expired one, a key without rotation, a target in error — and hostile
 // text from servers in evidence, subjects and names.
@@ -134,7 +134,7 @@ func htmlSyntheticRun() *Run {
 	return r
 }
 
-// render writes r to a string, failing the test on an error.
+// htmlRender writes r to a string, failing the test on an error.
 func htmlRender(t testing.TB, r *Run) string {
 	t.Helper()
 	var b bytes.Buffer
@@ -144,7 +144,7 @@ func htmlRender(t testing.TB, r *Run) string {
 	return b.String()
 }
 
-// scanRun is what `harden scan` renders: no policy, positions unknown.
+// htmlScanOnlyRun is what `harden scan` renders: no policy, positions unknown.
 func htmlScanOnlyRun() *Run {
 	r := &Run{FormatVersion: FormatVersion, Profile: "modern", GeneratedAt: htmlSynthNow,
 		ProfileDetail: &Profile{Name: "modern", Versions: []string{"TLSv1.3"}, Suites: []string{"TLS_AES_128_GCM_SHA256"}, Groups: []string{"x25519"}},
@@ -157,7 +157,7 @@ func htmlScanOnlyRun() *Run {
 	return r
 }
 
-// inventoryOnlyRun is `harden inventory --format html`: targets without
+// htmlInventoryOnlyRun is `harden inventory --format html`: targets without
 // checks, and the inventory.
 func htmlInventoryOnlyRun() *Run {
 	s := htmlSyntheticRun()
@@ -169,7 +169,7 @@ func htmlInventoryOnlyRun() *Run {
 	return r
 }
 
-// allRuns: every kind of run the dashboard draws.
+// htmlAllRuns: every kind of run the dashboard draws.
 func htmlAllRuns(t testing.TB) map[string]*Run {
 	merged := htmlSyntheticRun()
 	// `harden report` of two shards: Summary and counts as the merge left
@@ -616,6 +616,15 @@ func TestHTMLKeysAndInventory(t *testing.T) {
 	if len(ov) != 1 || htmlText(ov[0]) != "RENEWAL DUE" {
 		t.Errorf("inventory verdict %q", htmlText(ov[0]))
 	}
+	if n := htmlFind(doc, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-inventory-status"); return ok }); len(n) != 0 {
+		t.Error("an inventory run shows its verdict twice")
+	}
+	// A verify run with an inventory shows both verdicts.
+	both := htmlParse(t, htmlRender(t, htmlSyntheticRun()))
+	inv := htmlFind(both, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-inventory-status"); return ok })
+	if len(inv) != 1 || htmlText(inv[0]) != "RENEWAL DUE" {
+		t.Errorf("verify with inventory: %d inventory verdicts", len(inv))
+	}
 }
 
 // TestHTMLInconclusiveApart: the inconclusive observations are counted
@@ -657,7 +666,7 @@ func TestHTMLSize(t *testing.T) {
 	}
 }
 
-// structure is the page as tags and attribute names, without any text or
+// htmlStructure is the page as tags and attribute names, without any text or
 // attribute value: what a string from a server must never change.
 func htmlStructure(t testing.TB, page string) []string {
 	z := html.NewTokenizer(strings.NewReader(page))
@@ -683,7 +692,7 @@ func htmlStructure(t testing.TB, page string) []string {
 	}
 }
 
-// fuzzRun puts s into every string of a run that comes from a server or
+// htmlFuzzRun puts s into every string of a run that comes from a server or
 // the policy, with a prefix that keeps it non-empty and apart from the
 // profile's names (so only the text, never the layout, depends on it).
 func htmlFuzzRun(s string) *Run {
@@ -790,12 +799,46 @@ func FuzzHTML(f *testing.F) {
 	})
 }
 
-func TestHTMLDumpFleet(t *testing.T) {
-	if os.Getenv("HTML_DUMP") == "" {
-		t.Skip()
+// TestHTMLRunKinds: what differs between the kinds of run — scan has no
+// policy and no positions, an empty run no verdict, and an endpoint that
+// refused every version is said to offer no TLS.
+func TestHTMLRunKinds(t *testing.T) {
+	overall := func(doc *html.Node) string {
+		ov := htmlFind(doc, func(n *html.Node) bool { _, ok := htmlAttr(n, "data-overall"); return ok })
+		if len(ov) != 1 {
+			t.Fatalf("%d overall verdicts", len(ov))
+		}
+		return htmlText(ov[0])
 	}
-	os.WriteFile(os.Getenv("HTML_DUMP")+"/fleet.html", []byte(htmlRender(t, htmlFleetRun(100, 10))), 0o644)
-	os.WriteFile(os.Getenv("HTML_DUMP")+"/synthetic.html", []byte(htmlRender(t, htmlSyntheticRun())), 0o644)
-	os.WriteFile(os.Getenv("HTML_DUMP")+"/after.html", []byte(htmlRender(t, htmlLoadRun(t, "testenv-after.json"))), 0o644)
-	os.WriteFile(os.Getenv("HTML_DUMP")+"/before.html", []byte(htmlRender(t, htmlLoadRun(t, "testenv-before.json"))), 0o644)
+	scan := htmlParse(t, htmlRender(t, htmlScanOnlyRun()))
+	if got := overall(scan); got != "FAIL" {
+		t.Errorf("scan verdict %q", got)
+	}
+	if n := htmlFind(scan, func(n *html.Node) bool { return htmlHasClass(n, "loc") }); len(n) != 0 {
+		t.Error("a scan target has a policy position")
+	}
+	if !strings.Contains(htmlText(scan), "none (endpoints given on the command line)") {
+		t.Error("scan: the missing policy is not said")
+	}
+	if got := overall(htmlParse(t, htmlRender(t, &Run{FormatVersion: FormatVersion, Command: "verify"}))); got != "NO CHECKS" {
+		t.Errorf("empty run verdict %q", got)
+	}
+	noTLS := func(r *Run) []string {
+		var out []string
+		for _, n := range htmlFind(htmlParse(t, htmlRender(t, r)), func(n *html.Node) bool { _, ok := htmlAttr(n, "data-no-tls"); return ok }) {
+			for p := n; p != nil; p = p.Parent {
+				if v, ok := htmlAttr(p, "data-endpoint"); ok && p.Data == "tr" {
+					out = append(out, v)
+				}
+			}
+		}
+		return out
+	}
+	// Before apply, PostgreSQL ran with ssl = off.
+	if got := noTLS(htmlLoadRun(t, "testenv-before.json")); !slices.Equal(got, []string{"127.0.0.1:42799"}) {
+		t.Errorf("before apply: no TLS on %q, want PostgreSQL's 127.0.0.1:42799", got)
+	}
+	if got := noTLS(htmlLoadRun(t, "testenv-after.json")); len(got) != 0 {
+		t.Errorf("after apply: no TLS on %q", got)
+	}
 }
