@@ -739,7 +739,18 @@ func collectVerify(ctx context.Context, s *session, withInventory bool, clients 
 	rep.GeneratedAt = start.UTC()
 	for i, t := range s.targets {
 		setVerifyResult(&rep.Targets[i], errs[i], results[i], s.pol, t.Plugin)
-		rep.Targets[i].Endpoints = report.Endpoints(results[i].Endpoints)
+		eps, problems := report.Endpoints(results[i].Endpoints)
+		rep.Targets[i].Endpoints = eps
+		if len(problems) > 0 {
+			const shown = 5
+			more := ""
+			if len(problems) > shown {
+				more, problems = fmt.Sprintf("; and %d more", len(problems)-shown), problems[:shown]
+			}
+			rep.Targets[i].Diagnostics = append(rep.Targets[i].Diagnostics, report.Diagnostic{Severity: "warning", Source: "plugin",
+				Summary: fmt.Sprintf("plugin %s sent invalid endpoint data (report data only; the checks are judged apart)", t.Plugin),
+				Detail:  strings.Join(problems, "; ") + more})
+		}
 	}
 	if withInventory {
 		inv, err := collectInventory(ctx, s, clients)

@@ -202,26 +202,92 @@ func IsText(b []byte) bool {
 	return true
 }
 
-// Endpoints converts a plugin's endpoint scans.
-func Endpoints(in []sdk.EndpointScan) []Endpoint {
+// Limits on what a plugin's endpoint scans may hold. The scans only
+// describe (checks judge), but they become dashboard rows and metric
+// labels: a plugin is another process, and its data is not taken on trust.
+const (
+	maxEndpoints = 256
+	maxVersions  = 16
+	maxSuites    = 512
+	maxGroups    = 128
+	maxChain     = 16
+	maxText      = 2048
+)
+
+// outcomes a scan may report; anything else is read as inconclusive.
+var outcomes = map[string]bool{"accepted": true, "refused": true, "inconclusive": true}
+
+// Endpoints converts a plugin's endpoint scans and says what was wrong with
+// them: an unknown outcome becomes "inconclusive" (never a refusal or an
+// acceptance nobody observed), a negative count 0, and lists beyond the
+// limits are cut.
+func Endpoints(in []sdk.EndpointScan) ([]Endpoint, []string) {
+	var problems []string
+	if len(in) > maxEndpoints {
+		problems = append(problems, fmt.Sprintf("%d endpoint scans, only the first %d kept", len(in), maxEndpoints))
+		in = in[:maxEndpoints]
+	}
+	outcome := func(what, v string, empty bool) string {
+		if (empty && v == "") || outcomes[v] {
+			return v
+		}
+		problems = append(problems, fmt.Sprintf("%s: unknown outcome %q, read as inconclusive", what, clipText(v)))
+		return "inconclusive"
+	}
 	out := make([]Endpoint, 0, len(in))
 	for _, e := range in {
-		ep := Endpoint{Name: e.Name, Address: e.Address, Dialect: e.Dialect, Error: e.Error, Versions: []Version{}, Suites: []Suite{},
-			Groups: append([]string{}, e.Groups...), GroupsIncomplete: e.GroupsIncomplete, Chain: []ChainCert{},
-			TrustChecked: e.TrustChecked, TrustError: e.TrustError, ClientCertRequested: e.ClientCertRequested,
-			NoClientCert: e.NoClientCert, Plaintext: e.Plaintext, Inconclusive: e.Inconclusive}
-		for _, v := range e.Versions {
-			ep.Versions = append(ep.Versions, Version(v))
+		where := clipText(e.Address)
+		if where == "" {
+			where = clipText(e.Name)
 		}
-		for _, s := range e.Suites {
-			ep.Suites = append(ep.Suites, Suite{Version: s.Version, ID: tlsprofile.HexID(s.ID), Name: s.Name})
+		ep := Endpoint{Name: clipText(e.Name), Address: clipText(e.Address), Dialect: clipText(e.Dialect), Error: clipText(e.Error), Versions: []Version{}, Suites: []Suite{},
+			Groups: []string{}, GroupsIncomplete: clipText(e.GroupsIncomplete), Chain: []ChainCert{},
+			TrustChecked: e.TrustChecked, TrustError: clipText(e.TrustError), ClientCertRequested: e.ClientCertRequested,
+			NoClientCert: outcome(where+" session without a client certificate", e.NoClientCert, true),
+			Plaintext:    outcome(where+" plaintext session", e.Plaintext, true), Inconclusive: e.Inconclusive}
+		if ep.Inconclusive < 0 {
+			problems = append(problems, fmt.Sprintf("%s: negative inconclusive count %d", where, e.Inconclusive))
+			ep.Inconclusive = 0
 		}
-		for _, der := range e.ChainDER {
+		versions, suites, groups, chain := e.Versions, e.Suites, e.Groups, e.ChainDER
+		for _, c := range []struct {
+			what string
+			n    int
+			max  int
+		}{{"versions", len(versions), maxVersions}, {"suites", len(suites), maxSuites}, {"groups", len(groups), maxGroups}, {"certificates", len(chain), maxChain}} {
+			if c.n > c.max {
+				problems = append(problems, fmt.Sprintf("%s: %d %s, only the first %d kept", where, c.n, c.what, c.max))
+			}
+		}
+		versions, suites, groups, chain = versions[:min(len(versions), maxVersions)], suites[:min(len(suites), maxSuites)], groups[:min(len(groups), maxGroups)], chain[:min(len(chain), maxChain)]
+		for _, v := range versions {
+			ep.Versions = append(ep.Versions, Version{Version: clipText(v.Version), Outcome: outcome(where+" "+clipText(v.Version), v.Outcome, false),
+				Evidence: clipText(v.Evidence), SuitesIncomplete: clipText(v.SuitesIncomplete)})
+		}
+		for _, s := range suites {
+			ep.Suites = append(ep.Suites, Suite{Version: clipText(s.Version), ID: tlsprofile.HexID(s.ID), Name: clipText(s.Name)})
+		}
+		for _, g := range groups {
+			ep.Groups = append(ep.Groups, clipText(g))
+		}
+		for _, der := range chain {
 			ep.Chain = append(ep.Chain, ChainCertOf(der))
 		}
 		out = append(out, ep)
 	}
-	return out
+	return out, problems
+}
+
+// clipText cuts plugin-sent text to maxText bytes (on a rune boundary).
+func clipText(s string) string {
+	if len(s) <= maxText {
+		return s
+	}
+	cut := maxText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // ChainCertOf describes one DER certificate.
