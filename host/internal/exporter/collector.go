@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/harden-dev/harden/host/internal/report"
 	"github.com/harden-dev/harden/shared/checks"
 )
 
@@ -153,63 +152,51 @@ func (t *targetView) export(b *builder) {
 	b.add(mStale, bool01(t.stale), t.name)
 	b.add(mUnreadable, float64(t.unreadable), t.name)
 
-	// The same check on the same subject twice (two listeners answering
-	// for one address): the worse verdict is the one exported.
-	worst := map[[2]string]report.Check{}
-	var order [][2]string
 	for _, c := range t.checks {
-		k := [2]string{c.ID, c.Subject}
-		if w, ok := worst[k]; !ok {
-			order = append(order, k)
-			worst[k] = c
-		} else if statusRank(c.Status) > statusRank(w.Status) {
-			worst[k] = c
-		}
-	}
-	for _, k := range order {
-		c := worst[k]
-		b.add(mCheckStatus, 1, t.name, t.plugin, c.ID, c.Subject, c.Severity, c.Status)
-		b.add(mCheckFailed, bool01(c.Status == checks.Fail.String()), t.name, t.plugin, c.ID, c.Subject, c.Severity)
+		lv := []string{t.name, t.plugin, c.ID, c.Subject, c.Severity}
+		b.add(mCheckStatus, 1, append(lv, c.Status)...)
+		b.add(mCheckFailed, bool01(c.last == checks.Fail.String()), lv...)
+		b.add(mCheckStale, bool01(c.stale), lv...)
 	}
 
 	for _, e := range t.endpoints {
-		ep := endpointKey(e.Endpoint)
-		b.add(mEPUp, bool01(e.up), t.name, ep)
-		b.add(mEPInfo, 1, t.name, ep, e.Name, e.Dialect)
+		ep, name := endpointLabel(e.Endpoint), e.Name
+		b.add(mEPUp, bool01(e.up), t.name, ep, name)
+		b.add(mEPInfo, 1, t.name, ep, name, e.Dialect)
 		handshake := false
 		for _, v := range e.Versions {
 			switch v.Outcome {
 			case "accepted":
 				handshake = true
-				b.add(mEPVersion, 1, t.name, ep, v.Version)
+				b.add(mEPVersion, 1, t.name, ep, name, v.Version)
 			case "refused":
-				b.add(mEPVersion, 0, t.name, ep, v.Version)
+				b.add(mEPVersion, 0, t.name, ep, name, v.Version)
 			}
 		}
 		for _, s := range e.Suites {
-			name := s.Name
-			if name == "" {
-				name = s.ID
+			suite := s.Name
+			if suite == "" {
+				suite = s.ID
 			}
-			b.add(mEPSuite, 1, t.name, ep, s.Version, name)
+			b.add(mEPSuite, 1, t.name, ep, name, s.Version, suite)
 		}
 		for _, g := range e.Groups {
-			b.add(mEPGroup, 1, t.name, ep, g)
+			b.add(mEPGroup, 1, t.name, ep, name, g)
 		}
 		if handshake {
-			b.add(mEPClientRequested, bool01(e.ClientCertRequested), t.name, ep)
+			b.add(mEPClientRequested, bool01(e.ClientCertRequested), t.name, ep, name)
 		}
 		if v, ok := conclusive(e.NoClientCert); ok {
 			// A session without a certificate refused: one is required.
-			b.add(mEPClientRequired, 1-v, t.name, ep)
+			b.add(mEPClientRequired, 1-v, t.name, ep, name)
 		}
 		if v, ok := conclusive(e.Plaintext); ok {
-			b.add(mEPPlaintext, 1-v, t.name, ep)
+			b.add(mEPPlaintext, 1-v, t.name, ep, name)
 		}
 		if e.TrustChecked {
-			b.add(mEPTrusted, bool01(e.TrustError == ""), t.name, ep)
+			b.add(mEPTrusted, bool01(e.TrustError == ""), t.name, ep, name)
 		}
-		b.add(mEPInconclusive, float64(e.Inconclusive), t.name, ep)
+		b.add(mEPInconclusive, float64(e.Inconclusive), t.name, ep, name)
 	}
 
 	for _, it := range t.items {

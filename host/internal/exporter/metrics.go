@@ -47,7 +47,7 @@ var (
 		gauge, []string{"target"}}
 	mStale = &metric{"harden_data_stale", "1 when some of the target's series are the last good values of an earlier run, kept because the last run could not read them; 0 when every series is from the last run.",
 		gauge, []string{"target"}}
-	mUnreadable = &metric{"harden_inventory_unreadable_items", "Inventory items of the target the last run could not read (a listener that did not answer, a missing file, a failed plugin).",
+	mUnreadable = &metric{"harden_inventory_unreadable_items", "Inventory items of the target the last run could not read completely (tier unknown in harden inventory: a listener that did not answer, a missing file, a failed plugin, a rotating key whose creation time the target does not report).",
 		gauge, []string{"target"}}
 )
 
@@ -56,23 +56,28 @@ var (
 	checkLabels  = []string{"target", "plugin", "check", "subject", "severity"}
 	mCheckStatus = &metric{"harden_check_status", "The check's verdict as the status label (pass, fail, warn, skip, error); always 1, one series per check and subject.",
 		gauge, append(append([]string{}, checkLabels...), "status")}
-	mCheckFailed = &metric{"harden_check_failed", "1 when the check failed on a conclusive live observation, 0 otherwise (passed, warned, skipped or inconclusive: see harden_check_status).",
+	mCheckFailed = &metric{"harden_check_failed", "1 when the check's last conclusive verdict is a failure on a live observation, 0 otherwise (passed, warned, skipped, or never conclusive). While the check errors (inconclusive), this is the verdict of the last run that could tell (harden_check_stale 1): an error is not a fix.",
+		gauge, checkLabels}
+	mCheckStale = &metric{"harden_check_stale", "1 when harden_check_failed (and, for a check the last run did not give, harden_check_status) comes from an earlier run, because the last run could not verify the check; 0 when it is the last run's.",
 		gauge, checkLabels}
 )
 
 // Endpoints: what the probe observed on each endpoint a target serves.
 var (
-	epLabels = []string{"target", "endpoint"}
+	// endpoint is the address, name the endpoint's name in the target: two
+	// doors on one address (PostgreSQL 17's STARTTLS and direct TLS) are
+	// told apart by name.
+	epLabels = []string{"target", "endpoint", "name"}
 	mEPUp    = &metric{"harden_endpoint_up", "1 when the last run scanned the endpoint, 0 when it could not (the other endpoint series are then the last good values).",
 		gauge, epLabels}
-	mEPInfo = &metric{"harden_endpoint_info", "The endpoint's name in the target and its protocol dialect; always 1.",
+	mEPInfo = &metric{"harden_endpoint_info", "The endpoint's protocol dialect; always 1.",
 		gauge, []string{"target", "endpoint", "name", "dialect"}}
 	mEPVersion = &metric{"harden_endpoint_tls_version_accepted", "1 when the endpoint accepted a handshake at this protocol version, 0 when it refused it; absent when the probe could not tell (inconclusive).",
-		gauge, []string{"target", "endpoint", "version"}}
+		gauge, []string{"target", "endpoint", "name", "version"}}
 	mEPSuite = &metric{"harden_endpoint_cipher_suite_accepted", "A cipher suite (IANA name) the endpoint accepted at this version; always 1, one series per accepted suite.",
-		gauge, []string{"target", "endpoint", "version", "suite"}}
+		gauge, []string{"target", "endpoint", "name", "version", "suite"}}
 	mEPGroup = &metric{"harden_endpoint_group_accepted", "A key-exchange group (IANA name) the endpoint accepted; always 1, one series per accepted group.",
-		gauge, []string{"target", "endpoint", "group"}}
+		gauge, []string{"target", "endpoint", "name", "group"}}
 	mEPClientRequested = &metric{"harden_endpoint_client_cert_requested", "1 when the endpoint asked for a client certificate in the handshake, 0 when it did not.",
 		gauge, epLabels}
 	mEPClientRequired = &metric{"harden_endpoint_client_cert_required", "1 when the endpoint refused a session without a client certificate, 0 when it accepted one; absent when not tried or inconclusive.",
@@ -115,7 +120,7 @@ var (
 var metrics = []*metric{
 	mInfo, mInterval, mRuns, mRunErrors, mRunOK, mLastRun, mLastSuccess, mRunDuration,
 	mTargetUp, mTargetLastSuccess, mStale, mUnreadable,
-	mCheckStatus, mCheckFailed,
+	mCheckStatus, mCheckFailed, mCheckStale,
 	mEPUp, mEPInfo, mEPVersion, mEPSuite, mEPGroup, mEPClientRequested, mEPClientRequired, mEPPlaintext, mEPTrusted, mEPInconclusive,
 	mNotAfter, mNotBefore, mRenewAt,
 	mKeyLatest, mKeyCreated, mKeyNext, mKeyPeriod, mKeyDisabled,

@@ -46,7 +46,7 @@ type targetView struct {
 	// stale: some values below are from an earlier run.
 	stale       bool
 	lastSuccess time.Time
-	checks      []report.Check
+	checks      []checkView // one per check and subject
 	endpoints   []endpointView
 	// items: certificates and keys, a CA item once per target using it.
 	items      []inventory.Item
@@ -60,6 +60,20 @@ type targetView struct {
 type endpointView struct {
 	report.Endpoint
 	up bool
+}
+
+// checkView is one check on one subject as exported. Check is the verdict
+// harden_check_status shows: this run's, or, for a check an incomplete run
+// did not give, that of the last run that did. last is the last conclusive
+// verdict (any status but error), which harden_check_failed reads: an
+// error is not a fix, so a check that failed and then could not be
+// verified keeps failing (and alerting) until a run sees it pass. stale:
+// last (and, for a check the run did not give, the verdict too) is from an
+// earlier run.
+type checkView struct {
+	report.Check
+	last  string
+	stale bool
 }
 
 // NewState starts with no run: the snapshot has only the exporter's own
@@ -145,10 +159,11 @@ func itemsByTarget(inv *inventory.Report) map[string][]inventory.Item {
 // fold makes the target's new view from its result in the run and its
 // previous view. What the run read replaces what was there. When the run
 // did not read the target completely, what it could not read (an endpoint
-// or item in error or missing, every check when the target gave none)
-// keeps the previous view's value and marks the target stale, so an
-// expired certificate behind a server that went down keeps alerting
-// instead of vanishing. A complete run drops what it no longer lists.
+// or item in error or missing, a check missing) keeps the previous view's
+// value and marks the target stale, so an expired certificate behind a
+// server that went down keeps alerting instead of vanishing; a check in
+// error is exported as such beside its last conclusive verdict (stale).
+// A complete run drops what it no longer lists.
 func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Time) *targetView {
 	v := &targetView{name: t.Name, plugin: t.Plugin}
 	complete := t.Status == "ok"
@@ -164,11 +179,11 @@ func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Ti
 	for _, e := range t.Endpoints {
 		if e.Error != "" {
 			complete = false
-			v.problem("endpoint %s: %s", endpointKey(e), e.Error)
+			v.problem("endpoint %s: %s", endpointName(e), e.Error)
 		}
 	}
 	for _, it := range items {
-		if it.Error != "" {
+		if incomplete(it) {
 			v.unreadable++
 			complete = false
 			v.problem("inventory %s %s: %s", it.Kind, it.Where, it.Error)
@@ -182,14 +197,51 @@ func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Ti
 	}
 	carry := !complete && prev != nil
 
-	// Checks: the run's verdicts, an "error" one included (that is what is
-	// known now); the last ones only when the target gave none at all.
-	v.checks = t.Checks
-	if len(t.Checks) == 0 && carry && len(prev.checks) > 0 {
-		v.checks, v.stale = prev.checks, true
+	// Checks, by ID and subject: the run's verdicts, an "error" one
+	// included (that is what is known now), the last conclusive verdict
+	// kept beside it; one the run did not give is kept from the last view
+	// while the run is incomplete.
+	var prevChecks map[[2]string]checkView
+	if prev != nil {
+		prevChecks = make(map[[2]string]checkView, len(prev.checks))
+		for _, c := range prev.checks {
+			prevChecks[checkKey(c.Check)] = c
+		}
+	}
+	// The same check on the same subject twice (two listeners answering
+	// for one address): the worse verdict is the one kept.
+	at := map[[2]string]int{}
+	for _, c := range t.Checks {
+		k := checkKey(c)
+		if i, ok := at[k]; ok {
+			if statusRank(c.Status) > statusRank(v.checks[i].Status) {
+				v.checks[i].Check = c
+			}
+			continue
+		}
+		at[k] = len(v.checks)
+		v.checks = append(v.checks, checkView{Check: c})
+	}
+	for i := range v.checks {
+		c := &v.checks[i]
+		if c.Status != checks.Error.String() {
+			c.last = c.Status
+		} else if p, ok := prevChecks[checkKey(c.Check)]; ok && p.last != "" {
+			c.last, c.stale, v.stale = p.last, true, true
+		}
+	}
+	if carry {
+		for _, p := range prev.checks {
+			if _, ok := at[checkKey(p.Check)]; !ok {
+				p.stale, v.stale = true, true
+				v.checks = append(v.checks, p)
+			}
+		}
 	}
 
-	// Endpoints, by address: up is the run's, the scan the last good one.
+	// Endpoints, by name and address (PostgreSQL 17's STARTTLS and direct
+	// TLS doors share an address): up is the run's, the scan the last good
+	// one.
 	prevEP := map[string]endpointView{}
 	if prev != nil {
 		for _, e := range prev.endpoints {
@@ -217,13 +269,32 @@ func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Ti
 	}
 
 	// Inventory items, by kind, place and name (a renewed certificate
-	// replaces the old one; its serial is a label, not the key).
+	// replaces the old one; its serial is a label, not the key). An item
+	// read in part (a key whose creation time the target does not report)
+	// exports what was read; one read not at all keeps the last good
+	// values.
+	prevItem := map[string]inventory.Item{}
+	if prev != nil {
+		for _, it := range prev.items {
+			prevItem[itemKey(it)] = it
+		}
+	}
 	read := map[string]bool{}
 	for _, it := range items {
-		if it.Error != "" || (it.Certificate == nil && it.Key == nil) {
+		if it.Certificate == nil && it.Key == nil {
 			continue
 		}
-		read[itemKey(it)] = true
+		k := itemKey(it)
+		if p, ok := prevItem[k]; ok && keepCreated(p.Key, it.Key) {
+			// The same version as last time: its creation time (and so
+			// the next rotation) is still the one read then. Without it,
+			// HardenKeyRotationOverdue would resolve because the target
+			// stopped saying, not because the key rotated.
+			key := *it.Key
+			key.LatestCreated, key.NextRotation = p.Key.LatestCreated, p.Key.NextRotation
+			it.Key, v.stale = &key, true
+		}
+		read[k] = true
 		v.items = append(v.items, it)
 	}
 	if carry {
@@ -234,6 +305,23 @@ func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Ti
 		}
 	}
 	return v
+}
+
+// incomplete: the item was not read completely, as `harden inventory`
+// judges it (tier unknown, which it counts as incomplete and exits 3 on),
+// or it carries an error and nothing was read at all. A key with
+// automatic rotation but no creation time is one: its known fields are
+// exported, but no next rotation can be given, so the overdue alert is
+// blind for it and the target is not up.
+func incomplete(it inventory.Item) bool {
+	return it.Tier == inventory.TierUnknown || (it.Error != "" && it.Certificate == nil && it.Key == nil)
+}
+
+// keepCreated: cur is prev's key at the same version and rotation period,
+// read without the creation time prev had.
+func keepCreated(prev, cur *inventory.Key) bool {
+	return prev != nil && cur != nil && cur.LatestCreated == nil && prev.LatestCreated != nil &&
+		cur.LatestVersion == prev.LatestVersion && cur.AutoRotatePeriodSeconds == prev.AutoRotatePeriodSeconds
 }
 
 // problem records why the target was not read completely: the first
@@ -249,11 +337,25 @@ func (v *targetView) problem(format string, args ...any) {
 	v.problems = append(v.problems, msg)
 }
 
-func endpointKey(e report.Endpoint) string {
+func endpointKey(e report.Endpoint) string { return e.Name + "\x00" + e.Address }
+
+// endpointLabel is the endpoint label: the address (the name when there is
+// none). The name label beside it tells apart two doors on one address.
+func endpointLabel(e report.Endpoint) string {
 	if e.Address != "" {
 		return e.Address
 	}
 	return e.Name
 }
+
+// endpointName names the endpoint in a problem: its address and name.
+func endpointName(e report.Endpoint) string {
+	if e.Address == "" || e.Name == "" {
+		return e.Address + e.Name
+	}
+	return e.Address + " (" + e.Name + ")"
+}
+
+func checkKey(c report.Check) [2]string { return [2]string{c.ID, c.Subject} }
 
 func itemKey(it inventory.Item) string { return it.Kind + "\x00" + it.Where + "\x00" + it.Name }

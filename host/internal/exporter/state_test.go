@@ -245,7 +245,7 @@ func TestLastGoodValuesKeptStale(t *testing.T) {
 		t.Error("the served expired certificate was dropped")
 	}
 	if p := strings.Join(st.Snapshot().Problems, "\n"); !strings.Contains(p, "pg: check tls.protocol.versions on 127.0.0.1:5432") ||
-		!strings.Contains(p, "pg: endpoint 127.0.0.1:5432: dial tcp 127.0.0.1:5432: connect: connection refused") || len(st.Snapshot().Problems) != 3 {
+		!strings.Contains(p, "pg: endpoint 127.0.0.1:5432 (postgres): dial tcp 127.0.0.1:5432: connect: connection refused") || len(st.Snapshot().Problems) != 3 {
 		t.Errorf("problems: %q", st.Snapshot().Problems)
 	}
 	ep := map[string]string{"target": "pg", "endpoint": "127.0.0.1:5432"}
@@ -371,5 +371,196 @@ func TestMissingEndpointCarriedOnlyWhileIncomplete(t *testing.T) {
 	e.absent(t, "harden_certificate_not_after_seconds", served)
 	if e.one(t, "harden_data_stale", map[string]string{"target": "pg"}) != 0 || e.one(t, "harden_target_up", map[string]string{"target": "pg"}) != 1 {
 		t.Errorf("complete run without the endpoint:\n%s", st.Snapshot().Text())
+	}
+}
+
+// An error is not a fix: a check that failed and then could not be
+// verified keeps harden_check_failed 1 (HardenVerifyFailing keeps firing),
+// marked stale per check and per target, with status="error" beside it,
+// over any number of erroring runs, until a run sees it pass. A check an
+// incomplete run does not give at all is kept the same way; one that was
+// never conclusive is not called failed.
+func TestCheckErrorKeepsLastConclusiveVerdict(t *testing.T) {
+	const addr = "127.0.0.1:5432"
+	run := func(cs ...report.Check) *report.Run {
+		return &report.Run{Targets: []report.Target{{Name: "pg", Plugin: "postgres", Status: "ok", Checks: cs}}}
+	}
+	chk := func(id, status string) report.Check {
+		return report.Check{ID: id, Status: status, Severity: "high", Subject: addr, Evidence: "e"}
+	}
+	const ver, suites, enabled = "tls.protocol.versions", "tls.cipher_suites", "tls.enabled"
+	pg := map[string]string{"target": "pg"}
+	of := func(id string, kv ...string) map[string]string {
+		m := map[string]string{"target": "pg", "check": id}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	st := NewState(Info{Interval: time.Minute})
+	now := time.Now()
+	// 1. versions fails, suites passes; enabled errors from the start.
+	e := parse(t, st.Observe(run(chk(ver, "fail"), chk(suites, "pass"), chk(enabled, "error")), nil, now, time.Second))
+	if e.one(t, "harden_check_failed", of(ver)) != 1 || e.one(t, "harden_check_stale", of(ver)) != 0 ||
+		e.one(t, "harden_check_failed", of(enabled)) != 0 || e.one(t, "harden_check_stale", of(enabled)) != 0 ||
+		e.one(t, "harden_check_status", of(enabled, "status", "error")) != 1 || e.one(t, "harden_data_stale", pg) != 0 {
+		t.Fatalf("first run:\n%s", st.Snapshot().Text())
+	}
+	// 2 and 3. Both can no longer be verified (twice): the last conclusive
+	// verdicts stay, stale, beside status error.
+	for i := 1; i <= 2; i++ {
+		e = parse(t, st.Observe(run(chk(ver, "error"), chk(suites, "error"), chk(enabled, "error")), nil, now.Add(time.Duration(i)*time.Minute), time.Second))
+		if e.one(t, "harden_check_failed", of(ver, "severity", "high", "subject", addr, "plugin", "postgres")) != 1 || e.one(t, "harden_check_stale", of(ver)) != 1 ||
+			e.one(t, "harden_check_status", of(ver, "status", "error")) != 1 || len(e.series("harden_check_status", of(ver))) != 1 ||
+			e.one(t, "harden_check_failed", of(suites)) != 0 || e.one(t, "harden_check_stale", of(suites)) != 1 ||
+			e.one(t, "harden_check_failed", of(enabled)) != 0 || e.one(t, "harden_check_stale", of(enabled)) != 0 ||
+			e.one(t, "harden_data_stale", pg) != 1 || e.one(t, "harden_target_up", pg) != 0 {
+			t.Fatalf("erroring run %d:\n%s", i, st.Snapshot().Text())
+		}
+	}
+	// 4. The target answers for enabled only (still in error): the checks
+	// it left out are kept as they were, stale.
+	e = parse(t, st.Observe(run(chk(enabled, "error")), nil, now.Add(3*time.Minute), time.Second))
+	if e.one(t, "harden_check_failed", of(ver)) != 1 || e.one(t, "harden_check_stale", of(ver)) != 1 ||
+		e.one(t, "harden_check_status", of(suites, "status", "error")) != 1 || e.one(t, "harden_check_stale", of(suites)) != 1 {
+		t.Fatalf("checks missing from an incomplete run:\n%s", st.Snapshot().Text())
+	}
+	// 5. Conclusive again: versions passes now, nothing stale; a complete
+	// run drops the checks it no longer gives.
+	e = parse(t, st.Observe(run(chk(ver, "pass"), chk(enabled, "pass")), nil, now.Add(4*time.Minute), time.Second))
+	if e.one(t, "harden_check_failed", of(ver)) != 0 || e.one(t, "harden_check_stale", of(ver)) != 0 ||
+		e.one(t, "harden_check_status", of(ver, "status", "pass")) != 1 || e.one(t, "harden_data_stale", pg) != 0 || e.one(t, "harden_target_up", pg) != 1 {
+		t.Fatalf("after recovery:\n%s", st.Snapshot().Text())
+	}
+	e.absent(t, "harden_check_status", of(suites))
+	// 6. A failure seen, then the plugin fails as a whole: still failed.
+	st.Observe(run(chk(ver, "fail"), chk(enabled, "pass")), nil, now.Add(5*time.Minute), time.Second)
+	crashed := &report.Run{Targets: []report.Target{{Name: "pg", Plugin: "postgres", Status: "error", Error: "plugin postgres exited"}}}
+	e = parse(t, st.Observe(crashed, nil, now.Add(6*time.Minute), time.Second))
+	if e.one(t, "harden_check_failed", of(ver)) != 1 || e.one(t, "harden_check_stale", of(ver)) != 1 || e.one(t, "harden_check_stale", of(enabled)) != 1 {
+		t.Fatalf("after a crashed plugin:\n%s", st.Snapshot().Text())
+	}
+	promtoolCheckMetrics(t, st.Snapshot().Text())
+}
+
+// PostgreSQL 17+: the STARTTLS and the direct-TLS door share an address.
+// Both are exported, told apart by name; TLSv1 accepted on the direct
+// door is 1 there, refused on the other 0. When one door cannot be read,
+// its last scan is kept and the other door's is the run's.
+func TestEndpointsSharingAnAddress(t *testing.T) {
+	const addr = "127.0.0.1:5432"
+	starttls := report.Endpoint{Name: "postgres", Address: addr, Dialect: "postgres",
+		Versions: []report.Version{{Version: "TLSv1", Outcome: "refused"}, {Version: "TLSv1.3", Outcome: "accepted"}}, Groups: []string{"x25519"}}
+	direct := report.Endpoint{Name: "postgres (direct TLS)", Address: addr, Dialect: "postgres-direct",
+		Versions: []report.Version{{Version: "TLSv1", Outcome: "accepted"}, {Version: "TLSv1.3", Outcome: "accepted"}}, Groups: []string{"secp256r1"}}
+	run := func(eps ...report.Endpoint) *report.Run {
+		return &report.Run{Targets: []report.Target{{Name: "pg", Plugin: "postgres", Status: "ok", Endpoints: eps,
+			Checks: []report.Check{{ID: "tls.enabled", Status: "pass", Severity: "high", Subject: addr}}}}}
+	}
+	door := func(name string, kv ...string) map[string]string {
+		m := map[string]string{"target": "pg", "endpoint": addr, "name": name}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	st := NewState(Info{Interval: time.Minute})
+	now := time.Now()
+	e := parse(t, st.Observe(run(starttls, direct), nil, now, time.Second))
+	if e.one(t, "harden_endpoint_tls_version_accepted", door(direct.Name, "version", "TLSv1")) != 1 ||
+		e.one(t, "harden_endpoint_tls_version_accepted", door(starttls.Name, "version", "TLSv1")) != 0 ||
+		e.one(t, "harden_endpoint_group_accepted", door(direct.Name, "group", "secp256r1")) != 1 ||
+		e.one(t, "harden_endpoint_info", door(direct.Name, "dialect", "postgres-direct")) != 1 ||
+		len(e.series("harden_endpoint_up", map[string]string{"endpoint": addr})) != 2 {
+		t.Fatalf("two doors on one address:\n%s", st.Snapshot().Text())
+	}
+	e.absent(t, "harden_endpoint_group_accepted", door(starttls.Name, "group", "secp256r1"))
+
+	down := direct
+	down.Versions, down.Groups, down.Error = nil, nil, "dial tcp "+addr+": connection reset by peer"
+	e = parse(t, st.Observe(run(starttls, down), nil, now.Add(time.Minute), time.Second))
+	if e.one(t, "harden_endpoint_up", door(direct.Name)) != 0 || e.one(t, "harden_endpoint_up", door(starttls.Name)) != 1 ||
+		e.one(t, "harden_endpoint_tls_version_accepted", door(direct.Name, "version", "TLSv1")) != 1 ||
+		e.one(t, "harden_endpoint_tls_version_accepted", door(starttls.Name, "version", "TLSv1")) != 0 {
+		t.Fatalf("one door down:\n%s", st.Snapshot().Text())
+	}
+	if p := strings.Join(st.Snapshot().Problems, "\n"); !strings.Contains(p, "pg: endpoint "+addr+" (postgres (direct TLS)): dial tcp") {
+		t.Errorf("problems: %q", st.Snapshot().Problems)
+	}
+}
+
+// An inventory item read in part (inventory/collect.go: a key with
+// automatic rotation whose creation time the target does not report; tier
+// unknown, error set) exports what was read. The inventory calls it
+// incomplete (tier unknown, exit 3), so the target is not up and the item
+// counts as unreadable: no next rotation can be given. While the key stays
+// at the version last read with its creation time, that creation time and
+// next rotation are kept (stale), so an overdue rotation keeps alerting;
+// a new version drops them. An item with an error but a known tier is a
+// finding, not an unread item.
+func TestPartlyReadKey(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	const period = 30 * 86400
+	key := func(version int, created *time.Time) inventory.Item {
+		it := inventory.Item{Kind: inventory.KindKey, Target: "pg", Where: "transit/", Name: "kek",
+			Key: &inventory.Key{LatestVersion: version, AutoRotatePeriodSeconds: period, AutoRotatePeriod: "30d"}, Tier: inventory.TierOK}
+		if created == nil {
+			it.Tier, it.Error = inventory.TierUnknown, "the plugin did not report when the latest version was made: no next rotation date"
+		} else {
+			next := created.Add(period * time.Second)
+			it.Key.LatestCreated, it.Key.NextRotation = created, &next
+			if next.Before(now) {
+				it.Tier = inventory.TierOverdue
+			}
+		}
+		return it
+	}
+	run := func(items ...inventory.Item) *report.Run {
+		return &report.Run{Targets: []report.Target{{Name: "pg", Plugin: "postgres", Status: "ok",
+			Checks: []report.Check{{ID: "tls.enabled", Status: "pass", Severity: "high", Subject: "127.0.0.1:5432"}}}},
+			Inventory: &inventory.Report{Items: items}}
+	}
+	kek := map[string]string{"target": "pg", "key": "kek", "where": "transit/"}
+	pg := map[string]string{"target": "pg"}
+
+	st := NewState(Info{Interval: time.Minute})
+	e := parse(t, st.Observe(run(key(4, nil)), nil, now, time.Second))
+	if e.one(t, "harden_key_latest_version", kek) != 4 || e.one(t, "harden_key_auto_rotate_period_seconds", kek) != period ||
+		e.one(t, "harden_key_auto_rotate_disabled", kek) != 0 || e.one(t, "harden_inventory_unreadable_items", pg) != 1 ||
+		e.one(t, "harden_target_up", pg) != 0 || e.one(t, "harden_data_stale", pg) != 0 {
+		t.Fatalf("a key read in part:\n%s", st.Snapshot().Text())
+	}
+	e.absent(t, "harden_key_next_rotation_seconds", kek)
+	e.absent(t, "harden_key_latest_version_created_seconds", kek)
+	if p := strings.Join(st.Snapshot().Problems, "\n"); !strings.Contains(p, "pg: inventory key transit/: the plugin did not report") {
+		t.Errorf("problems: %q", st.Snapshot().Problems)
+	}
+
+	// Read in full, overdue; then the creation time goes missing at the
+	// same version: kept, stale; then a new version: dropped.
+	created := now.Add(-40 * day)
+	e = parse(t, st.Observe(run(key(4, &created)), nil, now, time.Second))
+	if e.one(t, "harden_target_up", pg) != 1 || e.one(t, "harden_inventory_unreadable_items", pg) != 0 ||
+		e.one(t, "harden_key_next_rotation_seconds", kek) != float64(created.Add(period*time.Second).Unix()) {
+		t.Fatalf("the key read in full:\n%s", st.Snapshot().Text())
+	}
+	e = parse(t, st.Observe(run(key(4, nil)), nil, now, time.Second))
+	if e.one(t, "harden_key_next_rotation_seconds", kek) != float64(created.Add(period*time.Second).Unix()) ||
+		e.one(t, "harden_key_latest_version_created_seconds", kek) != float64(created.Unix()) ||
+		e.one(t, "harden_data_stale", pg) != 1 || e.one(t, "harden_target_up", pg) != 0 {
+		t.Fatalf("the same version without its creation time:\n%s", st.Snapshot().Text())
+	}
+	e = parse(t, st.Observe(run(key(5, nil)), nil, now, time.Second))
+	if e.one(t, "harden_key_latest_version", kek) != 5 || len(e.series("harden_key_latest_version", pg)) != 1 {
+		t.Fatalf("a new version:\n%s", st.Snapshot().Text())
+	}
+	e.absent(t, "harden_key_next_rotation_seconds", kek)
+
+	// An error beside a known tier: exported, and the target is up.
+	found := key(5, &created)
+	found.Error = "a note the collector attached"
+	e = parse(t, st.Observe(run(found), nil, now, time.Second))
+	if e.one(t, "harden_target_up", pg) != 1 || e.one(t, "harden_inventory_unreadable_items", pg) != 0 || e.one(t, "harden_key_latest_version", kek) != 5 {
+		t.Fatalf("an error with a known tier:\n%s", st.Snapshot().Text())
 	}
 }
