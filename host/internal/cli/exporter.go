@@ -6,7 +6,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/harden-dev/harden/host/internal/engine"
 	"github.com/harden-dev/harden/host/internal/exporter"
+	"github.com/harden-dev/harden/host/internal/policy"
 	"github.com/harden-dev/harden/host/internal/report"
 )
 
@@ -27,6 +29,13 @@ func exporterCommand(io IO) *cli.Command {
 }
 
 func runExporter(c *cli.Context, io IO) error {
+	// The policy is read and its selection checked once before the port is
+	// bound and "serving" is logged: a policy that does not load, a
+	// --target it does not have or a plugin refused is the operator's
+	// error at once, not a server that starts and then exits.
+	if err := preflightExporter(c, io); err != nil {
+		return err
+	}
 	ln, err := exporter.Listen(c.String("listen"))
 	if err != nil {
 		return &ExitError{Code: ExitConfig, Err: err}
@@ -50,4 +59,20 @@ func runExporter(c *cli.Context, io IO) error {
 		Fatal: func(err error) bool { return true },
 		Log:   io.Stderr,
 	})
+}
+
+// preflightExporter loads the policy (each run loads it again: an edit is
+// picked up at the next run) and checks what openSession would refuse
+// without starting a plugin.
+func preflightExporter(c *cli.Context, io IO) error {
+	pol, err := policy.Load(c.String("file"))
+	if err != nil {
+		return &ExitError{Code: ExitConfig, Err: err}
+	}
+	for _, n := range c.StringSlice("target") {
+		if _, ok := pol.Target(n); !ok {
+			return exitf(ExitConfig, "--target %q: no such target in %s", n, pol.File)
+		}
+	}
+	return requireTrusted(engineOptions(c, io.Stderr), engine.PluginNames(pol))
 }
