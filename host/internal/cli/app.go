@@ -107,7 +107,8 @@ func NewApp(io IO) *cli.App {
 			{Name: "verify", Usage: "prove over real connections what each live target enforces",
 				Flags: reportPolicyFlags(&cli.StringFlag{Name: "fail-on", Value: "info", Usage: "exit 2 when a failing check has at least this severity: info, low, medium, high, critical"},
 					&cli.BoolFlag{Name: "inventory", Usage: "also collect the inventory (certificates, keys, next rotation) into the report; implied by --format html"},
-					&cli.StringFlag{Name: "shard", Usage: "verify only share I of N (\"I/N\", 0-based; $JOB_COMPLETION_INDEX) of the targets and endpoints, stable by hash; merge the shards with harden report"}),
+					&cli.StringFlag{Name: "shard", Usage: "verify only share I of N (\"I/N\", 0-based; $JOB_COMPLETION_INDEX) of the targets and endpoints, stable by hash; merge the shards with harden report"},
+					&cli.StringFlag{Name: "run-id", Usage: "name the fleet run this shard belongs to (default $HARDEN_RUN_ID): harden report merges only the shards of one run id"}),
 				Action: func(c *cli.Context) error { return verify(c, io) }},
 			rotateCommand(io),
 			inventoryCommand(io),
@@ -698,6 +699,10 @@ func verify(c *cli.Context, io IO) error {
 			return exitf(ExitConfig, "--shard %q: %v", spec, err)
 		}
 	}
+	runID, err := verifyRunID(c, io)
+	if err != nil {
+		return err
+	}
 	s, err := openSession(c, io)
 	if err != nil {
 		return err
@@ -711,7 +716,7 @@ func verify(c *cli.Context, io IO) error {
 	if err != nil {
 		return err
 	}
-	rep.Shard = shard
+	markShard(rep, s, shard, runID)
 	if err := emit(io, outs, rep); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -64,6 +65,13 @@ func mergeReports(c *cli.Context, io IO) error {
 	rep, err := report.MergeWith(report.MergeOptions{History: c.Bool("history"), Names: files}, runs...)
 	if err != nil {
 		return &ExitError{Code: ExitConfig, Err: err}
+	}
+	if len(rep.History) > 0 {
+		// Whether by --history or because the inputs were whole runs of
+		// the same targets at different times: say so, since only the
+		// latest run's findings count (and decide the exit code).
+		fmt.Fprintf(io.Stderr, "harden: treating %d runs as a history of %s: the report is the latest run (%s) with the trend of failing checks\n",
+			len(rep.History), rep.Policy, rep.GeneratedAt.UTC().Format(time.RFC3339))
 	}
 	if err := emit(io, outs, rep); err != nil {
 		return err
@@ -166,4 +174,34 @@ func shardTargets(s *session, spec string) (string, error) {
 	}
 	s.targets = keep
 	return sh.String(), nil
+}
+
+// verifyRunID is verify's --run-id, or $HARDEN_RUN_ID without it: the
+// fleet run a shard belongs to (report.Run.RunID). Refused before any
+// plugin starts when it is not a run id (report.ValidRunID).
+func verifyRunID(c *cli.Context, io IO) (string, error) {
+	id, what := c.String("run-id"), "--run-id"
+	if !c.IsSet("run-id") {
+		id, _ = lookupEnv(io)("HARDEN_RUN_ID")
+		what = "$HARDEN_RUN_ID"
+	}
+	if id == "" {
+		return "", nil
+	}
+	if err := report.ValidRunID(id); err != nil {
+		return "", exitf(ExitConfig, "%s: %v", what, err)
+	}
+	return id, nil
+}
+
+// markShard records what harden report checks before merging a shard
+// with others: the shard, the run id and the policy version (the SHA-256
+// of the bytes loaded, not of the file read again: a ConfigMap update
+// between the two would misname the version). An empty shard lists no
+// targets as [] (not null: a run without a target list is refused).
+func markShard(rep *report.Run, s *session, shard, runID string) {
+	rep.Shard, rep.RunID, rep.PolicySHA256 = shard, runID, s.pol.SHA256
+	if rep.Targets == nil {
+		rep.Targets = []report.Target{}
+	}
 }

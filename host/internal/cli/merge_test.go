@@ -151,14 +151,81 @@ func TestReportCommandHistory(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("latest run passes: exit %d\n%s", code, errb)
 	}
+	if !strings.Contains(errb, "harden: treating 3 runs as a history of fleet.yaml: the report is the latest run (2026-03-03T00:00:00Z)") {
+		t.Errorf("history mode not said on stderr:\n%s", errb)
+	}
 	for _, want := range []string{"History: 3 runs of fleet.yaml, 2026-03-01T00:00:00Z to 2026-03-03T00:00:00Z",
 		"X..  high     t00 tls.enabled 127.0.0.1:5000 (fixed)", "XX.  high     t01 tls.enabled 127.0.0.1:5001 (fixed)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("lacks %q:\n%s", want, out)
 		}
 	}
-	if code, _, errb := runCLI(t, "", nil, "report", "--history", "-i", old, "-i", old); code != ExitFindings {
+	if code, _, errb := runCLI(t, "", nil, "report", "--history", "-i", old, "-i", old); code != ExitFindings || !strings.Contains(errb, "treating 2 runs as a history") {
 		t.Errorf("--history with the same failing run twice: exit %d\n%s", code, errb)
+	}
+	if _, _, errb := runCLI(t, "", nil, "report", "-i", old); strings.Contains(errb, "history") {
+		t.Errorf("one run is not a history:\n%s", errb)
+	}
+
+	// Whole runs at different times over different targets: shards
+	// verified without --shard, most likely. Refused (exit 1) unless
+	// --history says it is a trend; then the earlier run's failure is not
+	// called fixed.
+	billing := fleetRun(0, 1, "", "fail", "high", at)
+	billing.Targets[0].Name = "billing-pg"
+	billing.Finish("verify")
+	bp := writeRun(t, dir, "billing.json", billing)
+	web := writeRun(t, dir, "web.json", fleetRun(1, 2, "", "pass", "high", at.Add(time.Minute)))
+	code, out, errb = runCLI(t, "", nil, "report", "-i", bp, "-i", web)
+	if code != ExitConfig || out != "" || !strings.Contains(errb, bp+" and "+web+" are whole runs at different times over different targets") || !strings.Contains(errb, "--history") {
+		t.Errorf("whole runs over different targets: exit %d\n%s%s", code, out, errb)
+	}
+	code, out, errb = runCLI(t, "", nil, "report", "--history", "-i", bp, "-i", web)
+	if code != ExitOK || !strings.Contains(out, "X.  high     billing-pg tls.enabled 127.0.0.1:5000 (unknown: not verified in the latest run (no such target))") ||
+		!strings.Contains(errb, "treating 2 runs as a history") {
+		t.Errorf("--history over different targets: exit %d\n%s%s", code, out, errb)
+	}
+}
+
+// Shards of another run or another policy version are refused, naming
+// the files; verify's --run-id (or $HARDEN_RUN_ID) is checked before any
+// policy is read.
+func TestReportCommandRunAndPolicyVersion(t *testing.T) {
+	dir := t.TempDir()
+	sha := strings.Repeat("0a", 32)
+	s0, s1 := fleetRun(0, 2, "0/2", "pass", "high", time.Now()), fleetRun(2, 2, "1/2", "pass", "high", time.Now())
+	s0.RunID, s0.PolicySHA256, s1.RunID, s1.PolicySHA256 = "job-1", sha, "job-1", sha
+	p0, p1 := writeRun(t, dir, "shard-0.json", s0), writeRun(t, dir, "shard-1.json", s1)
+	code, out, errb := runCLI(t, "", nil, "report", "-i", p0, "-i", p1, "--format", "json")
+	if code != ExitOK || !strings.Contains(out, `"run_id": "job-1"`) || !strings.Contains(out, `"policy_sha256": "`+sha+`"`) {
+		t.Fatalf("one run: exit %d\n%s%s", code, out, errb)
+	}
+	s1.RunID = "job-0"
+	stale := writeRun(t, dir, "stale-1.json", s1)
+	if code, _, errb := runCLI(t, "", nil, "report", "-i", p0, "-i", stale); code != ExitConfig || !strings.Contains(errb, stale+` is of run "job-0", `+p0+` of run "job-1"`) {
+		t.Errorf("a shard of another run: exit %d\n%s", code, errb)
+	}
+	s1.RunID, s1.PolicySHA256 = "job-1", strings.Repeat("0b", 32)
+	updated := writeRun(t, dir, "updated-1.json", s1)
+	if code, _, errb := runCLI(t, "", nil, "report", "-i", p0, "-i", updated); code != ExitConfig || !strings.Contains(errb, updated+" was verified against policy version") {
+		t.Errorf("a shard of another policy version: exit %d\n%s", code, errb)
+	}
+	missing := filepath.Join(dir, "policy.yaml")
+	for name, c := range map[string]struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		"a space":   {nil, []string{"--run-id", "job 1"}, `--run-id: run id "job 1": only printable ASCII without spaces`},
+		"too long":  {nil, []string{"--run-id", strings.Repeat("x", 201)}, "--run-id: run id longer than 200 characters"},
+		"env":       {map[string]string{"HARDEN_RUN_ID": "a\tb"}, nil, `$HARDEN_RUN_ID: run id "a\tb"`},
+		"valid":     {nil, []string{"--run-id", "harden-verify/dispatch-1767225600-0a1b2c3d"}, missing + ": not found"},
+		"valid env": {map[string]string{"HARDEN_RUN_ID": "20260301T120000Z/6f1c0e2a"}, nil, missing + ": not found"},
+	} {
+		code, _, errb := runCLI(t, "", c.env, append([]string{"verify", "-f", missing}, c.args...)...)
+		if code != ExitConfig || !strings.Contains(errb, c.want) {
+			t.Errorf("%s: exit %d, want 1 with %q\n%s", name, code, c.want, errb)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,7 +31,10 @@ const APIVersion = "harden/v1"
 
 // Policy is a loaded, validated policy file.
 type Policy struct {
-	File         string
+	File string
+	// SHA256: hex SHA-256 of the bytes Load read (reports name the policy
+	// version they were verified against); "" from Parse.
+	SHA256       string
 	APIVersion   string
 	Profile      tlsprofile.Profile
 	Certificates Certificates
@@ -123,7 +127,11 @@ func Load(path string) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy file %s: %w", path, err)
 	}
-	return Parse(path, data)
+	p, err := Parse(path, data)
+	if err == nil {
+		p.SHA256 = fmt.Sprintf("%x", sha256.Sum256(data))
+	}
+	return p, err
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

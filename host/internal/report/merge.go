@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,8 +108,12 @@ func MergeWith(o MergeOptions, runs ...*Run) (*Run, error) {
 			return nil, fmt.Errorf("%s is a %q run: harden report merges verify runs and inventories", name(i), r.Command)
 		}
 	}
+	mode, err := modeOf(o, runs, verify, name)
+	if err != nil {
+		return nil, err
+	}
 	var out *Run
-	switch mode := modeOf(o, runs, verify); {
+	switch {
 	case len(verify) == 0:
 		out = &Run{FormatVersion: FormatVersion, Command: "inventory", Policy: runs[0].Policy, Targets: []Target{}}
 	case mode == "history":
@@ -119,7 +125,6 @@ func MergeWith(o MergeOptions, runs ...*Run) (*Run, error) {
 		order := slices.Clone(verify)
 		slices.SortStableFunc(order, func(a, b int) int { return runs[a].GeneratedAt.Compare(runs[b].GeneratedAt) })
 		latest := order[len(order)-1]
-		var err error
 		if out, err = unite(runs, []int{latest}); err != nil {
 			return nil, err
 		}
@@ -133,9 +138,14 @@ func MergeWith(o MergeOptions, runs ...*Run) (*Run, error) {
 		if err := checkShards(runs, verify, mode == "shards", name); err != nil {
 			return nil, err
 		}
-		var err error
 		if out, err = unite(runs, verify); err != nil {
 			return nil, err
+		}
+		if len(out.Targets) == 0 {
+			// Only empty shards (more shards than targets, every one
+			// given, none holding a target) or runs listing none: a
+			// report of nothing verified is not a pass.
+			return nil, errors.New("no targets in any input: nothing was verified")
 		}
 	}
 	var invs []*inventory.Report
@@ -159,22 +169,64 @@ func MergeWith(o MergeOptions, runs ...*Run) (*Run, error) {
 }
 
 // modeOf: "history", "shards" (some input is a shard) or "union" (whole
-// runs taken at the same time: copies of one run).
-func modeOf(o MergeOptions, runs []*Run, verify []int) string {
+// runs taken at the same time: copies of one run). Whole runs at
+// different times are a history without --history only when they cover
+// the same targets: a history keeps only the latest run's targets, so
+// whole runs over different targets (most likely shards verified without
+// --shard) would silently drop the others' findings — refused.
+func modeOf(o MergeOptions, runs []*Run, verify []int, name func(int) string) (string, error) {
+	if len(verify) == 0 {
+		return "union", nil
+	}
 	if o.History {
-		return "history"
+		return "history", nil
 	}
 	for _, i := range verify {
 		if runs[i].Shard != "" {
-			return "shards"
+			return "shards", nil
 		}
 	}
+	first := runs[verify[0]]
+	union := true
 	for _, i := range verify {
-		if !runs[i].GeneratedAt.Equal(runs[verify[0]].GeneratedAt) {
-			return "history"
+		union = union && runs[i].GeneratedAt.Equal(first.GeneratedAt)
+	}
+	if union {
+		return "union", nil
+	}
+	names := func(r *Run) map[string]bool {
+		m := map[string]bool{}
+		for _, t := range r.Targets {
+			m[t.Name] = true
+		}
+		return m
+	}
+	want := names(first)
+	for _, i := range verify[1:] {
+		got := names(runs[i])
+		var only []string
+		for n := range got {
+			if !want[n] {
+				only = append(only, fmt.Sprintf("%s only in %s", n, name(i)))
+			}
+		}
+		for n := range want {
+			if !got[n] {
+				only = append(only, fmt.Sprintf("%s only in %s", n, name(verify[0])))
+			}
+		}
+		if len(only) > 0 {
+			slices.Sort(only)
+			if len(only) > 3 {
+				only = append(only[:3], fmt.Sprintf("and %d more", len(only)-3))
+			}
+			return "", fmt.Errorf("%s and %s are whole runs at different times over different targets (%s): "+
+				"give --history for the trend (the report is then the latest run's targets only), or, if they are the shards of one run, "+
+				"verify them with --shard I/N (shards without --shard metadata cannot be merged safely)",
+				name(verify[0]), name(i), strings.Join(only, ", "))
 		}
 	}
-	return "union"
+	return "history", nil
 }
 
 // checkShards: every input is a shard of the same count, of one profile,
@@ -189,6 +241,15 @@ func checkShards(runs []*Run, verify []int, shards bool, name func(int) string) 
 		r := runs[i]
 		if r.Profile != first.Profile {
 			return fmt.Errorf("%s was verified against profile %q, %s against %q: merge runs of one profile", name(i), r.Profile, name(verify[0]), first.Profile)
+		}
+		if r.PolicySHA256 != first.PolicySHA256 {
+			return fmt.Errorf("%s was verified against policy version %s, %s against %s: the policy changed between the shards "+
+				"(an update that reached them at different times); verify the fleet again with one policy",
+				name(i), idOrNone(r.PolicySHA256), name(verify[0]), idOrNone(first.PolicySHA256))
+		}
+		if r.RunID != first.RunID {
+			return fmt.Errorf("%s is of run %s, %s of run %s: merge the shards of one run (a shard left from another run would mix them)",
+				name(i), idOrNone(r.RunID), name(verify[0]), idOrNone(first.RunID))
 		}
 		if !shards {
 			continue
@@ -222,12 +283,21 @@ func checkShards(runs []*Run, verify []int, shards bool, name func(int) string) 
 	return nil
 }
 
+// idOrNone quotes an id, or says there is none.
+func idOrNone(s string) string {
+	if s == "" {
+		return "(none recorded)"
+	}
+	return strconv.Quote(s)
+}
+
 // unite merges runs[idx] target by target into a new Run (see the
 // package comment above for what is deduplicated). Every lookup is a map:
 // an input's size, not its shape, bounds the work.
 func unite(runs []*Run, idx []int) (*Run, error) {
 	first := runs[idx[0]]
-	out := &Run{FormatVersion: FormatVersion, Command: first.Command, Policy: first.Policy, Profile: first.Profile, Targets: []Target{}}
+	out := &Run{FormatVersion: FormatVersion, Command: first.Command, Policy: first.Policy, Profile: first.Profile, Targets: []Target{},
+		RunID: first.RunID, PolicySHA256: first.PolicySHA256}
 	byName := map[string]int{}
 	var seen []*targetSeen
 	for _, i := range idx {
@@ -543,49 +613,245 @@ func ReadRun(name string, r io.Reader) (*Run, error) {
 	if run.Inventory != nil && run.Inventory.FormatVersion > inventory.FormatVersion {
 		return nil, fmt.Errorf("%s: inventory format_version %d is newer than this harden reads (%d)", name, run.Inventory.FormatVersion, inventory.FormatVersion)
 	}
-	if run.Shard != "" {
-		if _, err := ParseShard(run.Shard, nil); err != nil {
-			return nil, fmt.Errorf("%s: shard %q: %v", name, run.Shard, err)
-		}
-	}
-	for _, t := range run.Targets {
-		if t.Status != "ok" && t.Status != "error" {
-			return nil, fmt.Errorf("%s: target %s: status %q (want ok or error)", name, t.Name, t.Status)
-		}
-		for _, c := range t.Checks {
-			if _, err := checks.ParseStatus(c.Status); err != nil {
-				return nil, fmt.Errorf("%s: target %s, check %s: %v", name, t.Name, c.ID, err)
-			}
-			if s, err := checks.ParseSeverity(c.Severity); err != nil || s.String() != c.Severity {
-				return nil, fmt.Errorf("%s: target %s, check %s: severity %q (want info, low, medium, high or critical)", name, t.Name, c.ID, c.Severity)
-			}
-		}
+	if err := validRun(&run); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &run, nil
 }
 
-// jsonError places a decoding error at its line and column.
+// validRun re-checks what verify guarantees of a run it writes (and what
+// the merge and the renderers rely on): a target list (empty only in a
+// shard), named targets listed once, each ok or error, and checks as the
+// host reports them (cli's validateCheck): a stable ID, a known status
+// and severity, no negative inconclusive count, and no pass with an
+// inconclusive observation.
+func validRun(run *Run) error {
+	if run.Shard != "" {
+		if _, err := ParseShard(run.Shard, nil); err != nil {
+			return fmt.Errorf("shard %q: %v", run.Shard, err)
+		}
+	}
+	if err := ValidRunID(run.RunID); run.RunID != "" && err != nil {
+		return fmt.Errorf("run_id: %v", err)
+	}
+	if run.PolicySHA256 != "" && !sha256Hex.MatchString(run.PolicySHA256) {
+		return fmt.Errorf("policy_sha256 %q: not a hex SHA-256", run.PolicySHA256)
+	}
+	if run.Targets == nil || len(run.Targets) == 0 && run.Shard == "" {
+		return errors.New("no targets: a verify run lists the targets it verified")
+	}
+	var names set[string]
+	for _, t := range run.Targets {
+		if t.Name == "" {
+			return errors.New("a target without a name")
+		}
+		if !names.add(t.Name) {
+			return fmt.Errorf("target %s listed twice", t.Name)
+		}
+		if t.Status != "ok" && t.Status != "error" {
+			return fmt.Errorf("target %s: status %q (want ok or error)", t.Name, t.Status)
+		}
+		for _, c := range t.Checks {
+			if !checks.ValidID(c.ID) {
+				return fmt.Errorf("target %s: check id %q (want a dotted lower-case id such as tls.protocol.versions)", t.Name, c.ID)
+			}
+			st, err := checks.ParseStatus(c.Status)
+			if err != nil {
+				return fmt.Errorf("target %s, check %s: %v", t.Name, c.ID, err)
+			}
+			if s, err := checks.ParseSeverity(c.Severity); err != nil || s.String() != c.Severity {
+				return fmt.Errorf("target %s, check %s: severity %q (want info, low, medium, high or critical)", t.Name, c.ID, c.Severity)
+			}
+			switch {
+			case c.Inconclusive < 0:
+				return fmt.Errorf("target %s, check %s: negative inconclusive count %d", t.Name, c.ID, c.Inconclusive)
+			case st == checks.Pass && c.Inconclusive > 0:
+				return fmt.Errorf("target %s, check %s: a pass with %d inconclusive observation(s) (an inconclusive observation is never a pass)", t.Name, c.ID, c.Inconclusive)
+			}
+		}
+	}
+	return nil
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// MaxRunIDLen bounds a run id (a timestamp, a UUID, a Nomad dispatch ID
+// and the like fit many times over).
+const MaxRunIDLen = 200
+
+// ValidRunID: a run id (Run.RunID) is 1 to MaxRunIDLen printable ASCII
+// characters without spaces — it names a run in file paths, logs and
+// error messages.
+func ValidRunID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("empty run id")
+	case len(id) > MaxRunIDLen:
+		return fmt.Errorf("run id longer than %d characters", MaxRunIDLen)
+	case strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }):
+		return fmt.Errorf("run id %q: only printable ASCII without spaces", id)
+	}
+	return nil
+}
+
+// jsonError places a decoding error at its line and column and says it
+// in the document's terms (JSON types and field paths, not Go's).
 func jsonError(name string, data []byte, err error) error {
-	var off int64 = -1
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		off = se.Offset
+		return fmt.Errorf("%s: malformed JSON: %v", position(name, data, se.Offset, true), err)
+	case errors.As(err, &te) && te.Field == "":
+		return fmt.Errorf("%s: a JSON %s, not an object: give harden verify --format json output", position(name, data, te.Offset, false), clipValue(te.Value))
 	case errors.As(err, &te):
-		off = te.Offset
+		return fmt.Errorf("%s: %s is a JSON %s, want %s", position(name, data, te.Offset, false), clipValue(te.Field), clipValue(te.Value), jsonKind(te.Type))
 	}
-	if off < 0 {
-		return fmt.Errorf("%s: %v", name, err)
+	if off, key, raw, ok := badTime(data); ok {
+		return fmt.Errorf("%s: %s %s: not an RFC 3339 time such as 2026-03-01T12:00:00Z", position(name, data, off, true), key, clipValue(raw))
 	}
-	off = min(off, int64(len(data)))
+	return fmt.Errorf("%s: %s", name, clean(strings.ToValidUTF8(err.Error(), "\uFFFD")))
+}
+
+// position is name:line:column of byte offset off (the column of the
+// byte after it when after: a syntax error's offset is past the byte
+// read).
+func position(name string, data []byte, off int64, syntax bool) string {
+	off = max(0, min(off, int64(len(data))))
 	before := data[:off]
 	line := bytes.Count(before, []byte("\n")) + 1
 	col := int(off) - (bytes.LastIndexByte(before, '\n') + 1)
-	if se != nil && col == 0 {
+	if syntax && col == 0 {
 		col = 1
 	}
-	return fmt.Errorf("%s:%d:%d: malformed JSON: %v", name, line, max(col, 1), err)
+	return fmt.Sprintf("%s:%d:%d", name, line, max(col, 1))
+}
+
+// jsonKind names what a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another type"
+}
+
+// timeKeys are the JSON names of every time field a run or an inventory
+// holds (found by reflection, so a new one is covered).
+var timeKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	seen := map[reflect.Type]bool{}
+	timeType := reflect.TypeFor[time.Time]()
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t == timeType || seen[t] {
+			return
+		}
+		seen[t] = true
+		for f := range t.Fields() {
+			if !f.IsExported() {
+				continue
+			}
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft == timeType {
+				if n, _, _ := strings.Cut(f.Tag.Get("json"), ","); n != "" && n != "-" {
+					keys[n] = true
+				}
+				continue
+			}
+			walk(f.Type)
+		}
+	}
+	walk(reflect.TypeFor[Run]())
+	walk(reflect.TypeFor[inventory.Report]())
+	return keys
+}()
+
+// badTime finds the first value of a time field (timeKeys) that does not
+// decode as a time: its offset, key and raw JSON. encoding/json reports
+// such errors without a position.
+func badTime(data []byte) (off int64, key, raw string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// objects[i]: the open value i is an object expecting a key next.
+	type frame struct{ object, wantKey bool }
+	var stack []frame
+	done := func() {
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return 0, "", "", false
+		}
+		if d, isDelim := tok.(json.Delim); isDelim {
+			switch d {
+			case '{':
+				stack = append(stack, frame{object: true, wantKey: true})
+			case '[':
+				stack = append(stack, frame{})
+			default:
+				stack = stack[:len(stack)-1]
+				done()
+			}
+			continue
+		}
+		n := len(stack)
+		if n == 0 || !stack[n-1].object || !stack[n-1].wantKey {
+			done()
+			continue
+		}
+		stack[n-1].wantKey = false
+		k, _ := tok.(string)
+		if !timeKeys[k] {
+			continue
+		}
+		start := dec.InputOffset()
+		for start < int64(len(data)) && strings.IndexByte(" \t\r\n:", data[start]) >= 0 {
+			start++
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return 0, "", "", false
+		}
+		stack[n-1].wantKey = true
+		var t time.Time
+		if err := json.Unmarshal(v, &t); err != nil {
+			return start + 1, k, string(v), true
+		}
+	}
+}
+
+// clipValue is an untrusted value made fit for an error message: control
+// characters replaced, at most 60 characters.
+func clipValue(s string) string {
+	s = clean(strings.ToValidUTF8(s, "\uFFFD"))
+	if r := []rune(s); len(r) > 60 {
+		return string(r[:57]) + "..."
+	}
+	return s
 }
 
 // sanitize replaces control characters (other than tab and newline) in
@@ -635,6 +901,100 @@ func clean(s string) string {
 	}, s)
 }
 
+// TrendRow is one check (of one target and subject) that failed in
+// some run of a history.
+type TrendRow struct {
+	Target, ID, Subject string
+	// Severity: the latest failing run's.
+	Severity string
+	// Failing[i]: the check failed in History[i].
+	Failing []bool
+	// Trend: "new" (failing in the latest run and not in the one before),
+	// "failing" (failing in the latest run and before), "fixed" (the
+	// latest run observed it conclusively: pass, or warn with no
+	// inconclusive observation, and never fail) or "unknown" (the latest
+	// run did not observe it conclusively; Why says why: its target in
+	// error, not verified, skipped, inconclusive).
+	Trend string
+	Why   string
+}
+
+// Trend is the trend of the checks failing in some run of r.History,
+// in the order they first failed, judged against r itself (the latest
+// run: its targets are the latest run's). A check is never "fixed"
+// because the latest run did not look: only a conclusive non-failing
+// observation of the same check and subject fixes it.
+func (r *Run) Trend() []TrendRow {
+	type key struct{ target, id, subject string }
+	var rows []TrendRow
+	at := map[key]int{}
+	for i, s := range r.History {
+		for _, k := range s.Failing {
+			kk := key{k.Target, k.ID, k.Subject}
+			j, ok := at[kk]
+			if !ok {
+				j = len(rows)
+				at[kk] = j
+				rows = append(rows, TrendRow{Target: k.Target, ID: k.ID, Subject: k.Subject, Failing: make([]bool, len(r.History))})
+			}
+			rows[j].Failing[i], rows[j].Severity = true, k.Severity
+		}
+	}
+	targets := map[string]*Target{}
+	for i := range r.Targets {
+		targets[r.Targets[i].Name] = &r.Targets[i]
+	}
+	last := len(r.History) - 1
+	for j := range rows {
+		row := &rows[j]
+		switch {
+		case row.Failing[last] && last > 0 && !row.Failing[last-1]:
+			row.Trend = "new"
+		case row.Failing[last]:
+			row.Trend = "failing"
+		default:
+			row.Trend, row.Why = latestVerdict(targets[row.Target], row.ID, row.Subject)
+		}
+	}
+	return rows
+}
+
+// latestVerdict: what the latest run says of a check that failed
+// before and is not in its failing list.
+func latestVerdict(t *Target, id, subject string) (trend, why string) {
+	if t == nil {
+		return "unknown", "not verified in the latest run (no such target)"
+	}
+	seen, conclusive := 0, 0
+	skipped := false
+	for _, c := range t.Checks {
+		if c.ID != id || c.Subject != subject {
+			continue
+		}
+		seen++
+		switch {
+		case c.Status == checks.Fail.String():
+			// Failing at another severity than before.
+			return "failing", ""
+		case (c.Status == checks.Pass.String() || c.Status == checks.Warn.String()) && c.Inconclusive == 0:
+			conclusive++
+		case c.Status == checks.Skip.String():
+			skipped = true
+		}
+	}
+	switch {
+	case seen > 0 && conclusive == seen:
+		return "fixed", ""
+	case t.Status == "error":
+		return "unknown", "target in error in the latest run"
+	case seen == 0:
+		return "unknown", "not verified in the latest run"
+	case skipped:
+		return "unknown", "skipped in the latest run"
+	}
+	return "unknown", "inconclusive in the latest run"
+}
+
 // writeHistory writes the trend of failing checks over r.History: one
 // row per check that failed in some run, one column per run (oldest
 // first): X failing, . not failing.
@@ -645,35 +1005,24 @@ func writeHistory(w io.Writer, r *Run) {
 		fmt.Fprintf(w, "  run %-3d %s  %d passed, %d failed, %d warnings, %d skipped, %d errors\n", i+1, s.GeneratedAt.UTC().Format(time.RFC3339),
 			s.Summary["pass"], s.Summary["fail"], s.Summary["warn"], s.Summary["skip"], s.Summary["error"]+s.Summary["target_error"])
 	}
-	var keys []CheckKey
-	var listed set[CheckKey]
-	failing := make([]map[CheckKey]bool, len(h))
-	for i, s := range h {
-		failing[i] = map[CheckKey]bool{}
-		for _, k := range s.Failing {
-			failing[i][k] = true
-			if listed.add(k) {
-				keys = append(keys, k)
-			}
-		}
-	}
-	if len(keys) == 0 {
+	rows := r.Trend()
+	if len(rows) == 0 {
 		fmt.Fprintln(w, "  no check failed in any run")
 		return
 	}
-	fmt.Fprintln(w, "  failing checks (X failing, . not; oldest run first):")
-	for _, k := range keys {
+	fmt.Fprintln(w, "  failing checks (X failing, . not failing; oldest run first):")
+	for _, row := range rows {
 		var marks strings.Builder
-		for i := range h {
-			marks.WriteByte(map[bool]byte{true: 'X', false: '.'}[failing[i][k]])
+		for _, f := range row.Failing {
+			marks.WriteByte(map[bool]byte{true: 'X', false: '.'}[f])
 		}
 		trend := ""
-		switch last := failing[len(h)-1][k]; {
-		case last && len(h) > 1 && !failing[len(h)-2][k]:
-			trend = " (new)"
-		case !last:
-			trend = " (fixed)"
+		switch row.Trend {
+		case "new", "fixed":
+			trend = " (" + row.Trend + ")"
+		case "unknown":
+			trend = " (unknown: " + row.Why + ")"
 		}
-		fmt.Fprintf(w, "  %s  %-8s %s %s %s%s\n", marks.String(), k.Severity, k.Target, k.ID, k.Subject, trend)
+		fmt.Fprintf(w, "  %s  %-8s %s %s %s%s\n", marks.String(), row.Severity, row.Target, row.ID, row.Subject, trend)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,12 +45,16 @@ func synth(n, endpoints int, shard *Shard) *Run {
 				Suites: []Suite{{Version: "TLSv1.3", ID: "0x1301", Name: "TLS_AES_128_GCM_SHA256"}}, Groups: []string{"x25519"},
 				Chain: []ChainCert{{Subject: "CN=" + name, Serial: fmt.Sprintf("%x", i), NotAfter: t0.AddDate(0, 0, 40)}}})
 			for _, id := range []string{"tls.enabled", "tls.protocol.versions", "tls.cipher_suites", "tls.certificate.trusted", "tls.certificate.expiry"} {
-				status, sev := "pass", "high"
-				if id == "tls.cipher_suites" && i%5 == 0 {
+				status, sev, inconclusive := "pass", "high", 0
+				switch {
+				case id == "tls.cipher_suites" && i%5 == 0:
 					status, sev = "fail", "medium"
+				case id == "tls.certificate.expiry" && i%2 == 1:
+					// A pass never has an inconclusive observation.
+					status, inconclusive = "warn", 1
 				}
 				tg.Checks = append(tg.Checks, Check{ID: id, Status: status, Severity: sev, Subject: addr, Evidence: id + " observed on " + addr,
-					References: []string{"RFC 8446"}, Inconclusive: i % 2})
+					References: []string{"RFC 8446"}, Inconclusive: inconclusive})
 			}
 		}
 		r.Targets = append(r.Targets, tg)
@@ -292,6 +297,160 @@ func TestMergeHistory(t *testing.T) {
 	}
 }
 
+// A check that failed before is fixed only when the latest run observed
+// it conclusively not failing: a target in error, a target or check the
+// latest run did not verify, a skip or an inconclusive verdict leave it
+// unknown (never "fixed"), in Trend and in the text.
+func TestMergeHistoryFixedOnlyWhenObserved(t *testing.T) {
+	// pg-0000's tls.cipher_suites (Checks[2]) fails in synth.
+	const subject = "10.0.0.0:5432"
+	for name, c := range map[string]struct {
+		latest     func(r *Run)
+		trend, why string
+	}{
+		"pass":            {func(r *Run) { r.Targets[0].Checks[2].Status = "pass" }, "fixed", ""},
+		"conclusive warn": {func(r *Run) { r.Targets[0].Checks[2].Status = "warn" }, "fixed", ""},
+		"target in error": {func(r *Run) {
+			r.Targets[0].Status, r.Targets[0].Error, r.Targets[0].Checks = "error", "plugin: crashed", nil
+		}, "unknown", "target in error in the latest run"},
+		"target not listed": {func(r *Run) { r.Targets = r.Targets[1:] }, "unknown", "not verified in the latest run (no such target)"},
+		"check not listed":  {func(r *Run) { r.Targets[0].Checks = slices.Delete(r.Targets[0].Checks, 2, 3) }, "unknown", "not verified in the latest run"},
+		"check in error":    {func(r *Run) { r.Targets[0].Checks[2].Status = "error" }, "unknown", "inconclusive in the latest run"},
+		"inconclusive warn": {func(r *Run) { r.Targets[0].Checks[2].Status, r.Targets[0].Checks[2].Inconclusive = "warn", 2 }, "unknown", "inconclusive in the latest run"},
+		"skipped":           {func(r *Run) { r.Targets[0].Checks[2].Status = "skip" }, "unknown", "skipped in the latest run"},
+		"pass and error": {func(r *Run) {
+			r.Targets[0].Checks[2].Status = "pass"
+			r.Targets[0].Checks = append(r.Targets[0].Checks, Check{ID: "tls.cipher_suites", Status: "error", Severity: "medium", Subject: subject, Evidence: "timeout", References: []string{}})
+		}, "unknown", "inconclusive in the latest run"},
+		"failing, now high": {func(r *Run) { r.Targets[0].Checks[2].Severity = "high" }, "failing", ""},
+	} {
+		before, latest := synth(6, 1, nil), synth(6, 1, nil)
+		latest.GeneratedAt = t0.Add(time.Hour)
+		c.latest(latest)
+		latest.Finish("verify")
+		m, err := MergeWith(MergeOptions{History: true}, before, latest)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var row *TrendRow
+		rows := m.Trend()
+		for i := range rows {
+			if rows[i].Target == "pg-0000" && rows[i].ID == "tls.cipher_suites" {
+				if row != nil {
+					t.Errorf("%s: two rows for one check: %+v", name, rows)
+				}
+				row = &rows[i]
+			}
+		}
+		if row == nil || row.Trend != c.trend || row.Why != c.why || row.Subject != subject || !row.Failing[0] {
+			t.Errorf("%s: trend %+v, want %s (%s)", name, row, c.trend, c.why)
+			continue
+		}
+		var text bytes.Buffer
+		if err := WriteText(&text, m); err != nil {
+			t.Fatal(err)
+		}
+		line := ""
+		for l := range strings.Lines(text.String()) {
+			if strings.Contains(l, "pg-0000 tls.cipher_suites") {
+				line = l
+			}
+		}
+		want := map[string]string{"fixed": " (fixed)\n", "unknown": " (unknown: " + c.why + ")\n", "failing": subject + "\n"}[c.trend]
+		if !strings.HasSuffix(line, want) || c.trend != "fixed" && strings.Contains(line, "fixed") {
+			t.Errorf("%s: text row %q, want it to end in %q", name, line, want)
+		}
+		if c.trend == "failing" && !strings.Contains(line, "XX  high") {
+			t.Errorf("%s: text row %q: the latest severity", name, line)
+		}
+	}
+}
+
+// Whole runs at different times over different targets are not taken
+// for a history (which would keep only the latest run's targets and call
+// the others' failures fixed): refused, naming the files and the way
+// out; --history takes them.
+func TestMergeWholeRunsOverDifferentTargets(t *testing.T) {
+	billing := synth(1, 1, nil) // pg-0000: tls.cipher_suites fails
+	billing.Targets[0].Name = "billing-pg"
+	billing.Finish("verify")
+	web := synth(3, 1, nil)
+	web.Targets = web.Targets[1:]
+	web.GeneratedAt = t0.Add(time.Minute)
+	web.Finish("verify")
+	_, err := MergeWith(MergeOptions{Names: []string{"billing.json", "web.json"}}, billing, web)
+	for _, want := range []string{"billing.json and web.json are whole runs at different times over different targets",
+		"billing-pg only in billing.json", "pg-0001 only in web.json", "give --history", "--shard I/N"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v, want %q", err, want)
+		}
+	}
+	m, err := MergeWith(MergeOptions{History: true}, billing, web)
+	if err != nil || len(m.History) != 2 || len(m.Targets) != 2 {
+		t.Fatalf("--history: %v", err)
+	}
+	for _, row := range m.Trend() {
+		if row.Target == "billing-pg" && (row.Trend != "unknown" || !strings.Contains(row.Why, "not verified")) {
+			t.Errorf("billing-pg's failure after a run without it: %+v", row)
+		}
+	}
+	// The same targets at different times: a history without --history.
+	again := synth(1, 1, nil)
+	again.Targets[0].Name, again.GeneratedAt = "billing-pg", t0.Add(time.Hour)
+	again.Finish("verify")
+	if m, err := Merge(billing, again); err != nil || len(m.History) != 2 {
+		t.Errorf("same targets: %v", err)
+	}
+}
+
+// Shards merge only when they are of one run and one policy version: a
+// shard left from an earlier run, or verified after a policy update
+// reached its pod, is refused naming both files.
+func TestMergeRefusesShardsOfOtherRunsOrPolicies(t *testing.T) {
+	mk := func() []*Run {
+		parts := shards(20, 1, 3)
+		for _, p := range parts {
+			p.RunID, p.PolicySHA256 = "run-7", strings.Repeat("ab", 32)
+		}
+		return parts
+	}
+	names := MergeOptions{Names: []string{"shard-0.json", "shard-1.json", "shard-2.json"}}
+	m, err := MergeWith(names, mk()...)
+	if err != nil || m.RunID != "run-7" || m.PolicySHA256 != strings.Repeat("ab", 32) {
+		t.Fatalf("one run: %v %+v", err, m)
+	}
+	stale := mk()
+	stale[2].RunID = "run-6"
+	updated := mk()
+	updated[1].PolicySHA256 = strings.Repeat("cd", 32)
+	old := mk()
+	old[1].RunID, old[1].PolicySHA256 = "", ""
+	copies := []*Run{synth(5, 1, nil), synth(5, 1, nil)}
+	copies[0].RunID = "run-7"
+	for name, c := range map[string]struct {
+		runs []*Run
+		want string
+	}{
+		"another run":      {stale, `shard-2.json is of run "run-6", shard-0.json of run "run-7"`},
+		"a policy update":  {updated, `shard-1.json was verified against policy version "` + strings.Repeat("cd", 32) + `", shard-0.json against "` + strings.Repeat("ab", 32)},
+		"an older harden":  {old, "shard-1.json was verified against policy version (none recorded)"},
+		"copies of a run":  {copies, `shard-1.json is of run (none recorded), shard-0.json of run "run-7"`},
+		"nothing verified": {[]*Run{synth(0, 1, &Shard{0, 1})}, "no targets in any input"},
+	} {
+		if _, err := MergeWith(names, c.runs...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", name, err, c.want)
+		}
+	}
+	// A history is of runs at different times: other run ids and policy
+	// versions are its point.
+	a, b := synth(3, 1, nil), synth(3, 1, nil)
+	a.RunID, a.PolicySHA256 = "mon", strings.Repeat("ab", 32)
+	b.RunID, b.PolicySHA256, b.GeneratedAt = "tue", strings.Repeat("cd", 32), t0.AddDate(0, 0, 1)
+	if m, err := Merge(a, b); err != nil || m.RunID != "tue" {
+		t.Errorf("history: %v", err)
+	}
+}
+
 // Inventories (harden inventory --format json) merge into the run's
 // inventory, or on their own.
 func TestMergeInventories(t *testing.T) {
@@ -338,18 +497,37 @@ func TestReadRun(t *testing.T) {
 		"no version":   {`{"command": "verify", "targets": []}`, "no format_version"},
 		"zero":         {`{"format_version": 0, "command": "verify"}`, "format_version 0"},
 		"syntax":       {"{\n  \"format_version\": 1,\n  \"command\": \"verify\",,\n}", "new.json:3:23: malformed JSON"},
-		"type":         {"{\"format_version\": 1,\n\"command\": \"verify\", \"targets\": {}}", "new.json:2:33: malformed JSON"},
-		"trailing":     {`{"format_version": 1, "command": "verify"} {}`, "malformed JSON"},
-		"empty":        {``, "malformed JSON"},
-		"scan":         {`{"format_version": 1, "profile": "modern", "endpoints": []}`, "a harden scan report"},
-		"plan":         {`{"format_version": 1, "command": "plan", "targets": []}`, "a harden plan run"},
-		"neither":      {`{"format_version": 1}`, "neither a verify run nor an inventory"},
-		"status":       {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "ok", "checks": [{"id": "x", "status": "passed", "severity": "high"}]}]}`, `target a, check x: unknown check status "passed"`},
-		"severity":     {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "ok", "checks": [{"id": "x", "status": "fail", "severity": "HIGH"}]}]}`, `severity "HIGH"`},
-		"target":       {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "fine"}]}`, `target a: status "fine"`},
-		"shard":        {`{"format_version": 1, "command": "verify", "shard": "3/3", "targets": []}`, `shard "3/3"`},
-		"inv newer":    {`{"format_version": 1, "items": [], "policy": "p"}`, ""},
-		"inv nested 2": {`{"format_version": 1, "command": "verify", "inventory": {"format_version": 9, "items": []}}`, "inventory format_version 9"},
+		"type":         {"{\"format_version\": 1,\n\"command\": \"verify\", \"targets\": {}}", "new.json:2:33: targets is a JSON object, want an array"},
+		"deep type":    {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "ok", "checks": [{"id": "tls.enabled", "status": 5}]}]}`, "new.json:1:129: targets.checks.status is a JSON number, want a string"},
+		"array":        {`[]`, "new.json:1:1: a JSON array, not an object"},
+		"bad time":     {"{\"format_version\": 1, \"command\": \"verify\",\n  \"generated_at\": \"yesterday\"}", `new.json:2:19: generated_at "yesterday": not an RFC 3339 time`},
+		"nested time":  {"{\"format_version\": 1, \"command\": \"verify\", \"targets\": [{\"name\": \"a\", \"status\": \"ok\"}],\n \"inventory\": {\"items\": [{\"certificate\": {\"not_after\": 17}}]}}", "new.json:2:56: not_after 17: not an RFC 3339 time"},
+		"escaped time": {"{\"format_version\": 1, \"command\": \"verify\", \"generated_at\": \"\u009b[2J\"}", "generated_at \"\uFFFD[2J\""},
+		"null targets": {`{"format_version": 1, "command": "verify", "targets": null}`, "new.json: no targets"},
+		"no targets":   {`{"format_version": 1, "command": "verify"}`, "new.json: no targets"},
+		"empty run":    {`{"format_version": 1, "command": "verify", "targets": []}`, "new.json: no targets"},
+		"empty shard":  {`{"format_version": 1, "command": "verify", "shard": "1/2", "targets": []}`, ""},
+		"unnamed":      {`{"format_version": 1, "command": "verify", "targets": [{"status": "ok"}]}`, "a target without a name"},
+		"twice":        {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "ok"}, {"name": "a", "status": "error"}]}`, "target a listed twice"},
+		"empty id":     {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "ok", "checks": [{"id": "", "status": "fail", "severity": "high"}]}]}`, `target a: check id ""`},
+		"bad id":       {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "ok", "checks": [{"id": "TLS enabled", "status": "fail", "severity": "high"}]}]}`, `check id "TLS enabled"`},
+		"inconclusive pass": {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "ok", "checks": [{"id": "tls.enabled", "status": "pass", "severity": "high", "inconclusive": 1}]}]}`,
+			"target a, check tls.enabled: a pass with 1 inconclusive observation(s)"},
+		"negative": {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "ok", "checks": [{"id": "tls.enabled", "status": "error", "severity": "high", "inconclusive": -1}]}]}`,
+			"negative inconclusive count -1"},
+		"run id":        {`{"format_version": 1, "command": "verify", "run_id": "a b", "targets": [{"name": "a", "status": "ok"}]}`, `run_id: run id "a b"`},
+		"policy sha256": {`{"format_version": 1, "command": "verify", "policy_sha256": "abc", "targets": [{"name": "a", "status": "ok"}]}`, `policy_sha256 "abc": not a hex SHA-256`},
+		"trailing":      {`{"format_version": 1, "command": "verify"} {}`, "malformed JSON"},
+		"empty":         {``, "malformed JSON"},
+		"scan":          {`{"format_version": 1, "profile": "modern", "endpoints": []}`, "a harden scan report"},
+		"plan":          {`{"format_version": 1, "command": "plan", "targets": []}`, "a harden plan run"},
+		"neither":       {`{"format_version": 1}`, "neither a verify run nor an inventory"},
+		"status":        {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "ok", "checks": [{"id": "tls.enabled", "status": "passed", "severity": "high"}]}]}`, `target a, check tls.enabled: unknown check status "passed"`},
+		"severity":      {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "ok", "checks": [{"id": "tls.enabled", "status": "fail", "severity": "HIGH"}]}]}`, `severity "HIGH"`},
+		"target":        {`{"format_version": 1, "command": "verify", "targets": [{"name": "a", "status": "fine"}]}`, `target a: status "fine"`},
+		"shard":         {`{"format_version": 1, "command": "verify", "shard": "3/3", "targets": []}`, `shard "3/3"`},
+		"inv newer":     {`{"format_version": 1, "items": [], "policy": "p"}`, ""},
+		"inv nested 2":  {`{"format_version": 1, "command": "verify", "inventory": {"format_version": 9, "items": []}}`, "inventory format_version 9"},
 	} {
 		_, err := ReadRun("new.json", strings.NewReader(c.doc))
 		switch {
@@ -360,7 +538,7 @@ func TestReadRun(t *testing.T) {
 		}
 	}
 	// Terminal escapes in what a server said are neutralised.
-	esc := `{"format_version": 1, "command": "verify", "targets": [{"name": "a\u001b[2J", "status": "ok", "checks": [{"id": "x", "status": "pass", "severity": "high", "evidence": "ok\u009b\nnext\tcol"}]}], "summary": {"pass\u0007": 1}}`
+	esc := `{"format_version": 1, "command": "verify", "targets": [{"name": "a\u001b[2J", "status": "ok", "checks": [{"id": "tls.enabled", "status": "pass", "severity": "high", "evidence": "ok\u009b\nnext\tcol"}]}], "summary": {"pass\u0007": 1}}`
 	r, err = ReadRun("esc.json", strings.NewReader(esc))
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,14 @@ type Run struct {
 	// Shard is "i/N" when the run covered a stable share of the targets
 	// and endpoints (verify --shard); "" for a whole run.
 	Shard string `json:"shard,omitempty"`
+	// RunID names the fleet run a shard belongs to (verify --run-id or
+	// $HARDEN_RUN_ID; "" when not given) and PolicySHA256 the policy
+	// version verified (hex SHA-256 of the file's bytes as loaded):
+	// harden report merges only shards that agree on both, so a shard
+	// left from another run or a policy update that reached the shards
+	// at different times is refused, never merged.
+	RunID        string `json:"run_id,omitempty"`
+	PolicySHA256 string `json:"policy_sha256,omitempty"`
 	// Inventory: every certificate and key the policy touches, when the
 	// run collected it (verify --inventory, the exporter, inventory).
 	Inventory *inventory.Report `json:"inventory,omitempty"`
