@@ -59,7 +59,9 @@ func shutdownRedis(t *testing.T, sock string) {
 // every check is a series with its ID. Scrapes (every second) never start
 // a run (every 3 s). When a redis server stops, the run says so
 // (harden_run_ok 0, target down, data stale) and the certificate it served
-// is still exported from the last good run, its alert still firing.
+// is still exported from the last good run, its alert still firing; when
+// the server whose trust check failed stops, the check is still exported
+// as failed (stale) and HardenVerifyFailing keeps firing.
 // SIGTERM stops the exporter gracefully (exit 0). A port already in use
 // and a non-positive interval are refused before any run.
 func TestExporterWithPrometheus(t *testing.T) {
@@ -243,6 +245,26 @@ func TestExporterWithPrometheus(t *testing.T) {
 	if s := query(`harden_check_failed{target="d10",check="tls.certificate.trusted"}`); len(s) != 1 || s[0].Value != 0 {
 		t.Errorf("the valid certificate's trust check: %v", s)
 	}
+	// That failure (a high check) pages; its ActiveAt is kept to show the
+	// alert is not resolved when the server later stops answering.
+	verifyFailing := func() (testenv.Alert, bool) {
+		t.Helper()
+		as, err := prom.Alerts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range as {
+			if a.Labels["alertname"] == "HardenVerifyFailing" && a.State == "firing" && a.Labels["target"] == "expired" && a.Labels["check"] == "tls.certificate.trusted" {
+				return a, true
+			}
+		}
+		return testenv.Alert{}, false
+	}
+	wait("HardenVerifyFailing for the expired certificate's trust check", 30*time.Second, func() bool { _, ok := verifyFailing(); return ok })
+	trustFailing, _ := verifyFailing()
+	if trustFailing.Labels["severity"] != "critical" || trustFailing.Labels["check_severity"] != "high" {
+		t.Errorf("HardenVerifyFailing: %+v", trustFailing)
+	}
 	for _, expr := range []string{
 		`harden_endpoint_tls_version_accepted{target="d10",version="TLSv1.3"} == 1`,
 		`harden_endpoint_tls_version_accepted{target="d10",version="TLSv1.1"} == 0`,
@@ -316,6 +338,30 @@ func TestExporterWithPrometheus(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "did not read everything (d10: ") {
 		t.Errorf("the exporter's log does not say the run was incomplete:\n%s", stderr.String())
+	}
+	// d10's checks could not be verified: their last conclusive verdicts
+	// (the trust check passed) stay, marked stale.
+	if s := query(`harden_check_stale{target="d10",check="tls.certificate.trusted"} == 1`); len(s) != 1 {
+		t.Errorf("d10's trust check is not marked stale: %v", s)
+	}
+	if s := query(`harden_check_failed{target="d10",check="tls.certificate.trusted"}`); len(s) != 1 || s[0].Value != 0 {
+		t.Errorf("d10's trust check after its server stopped: %v", s)
+	}
+
+	// The expired target's server stops too: its trust check can no
+	// longer be verified, which is not a fix. harden_check_failed stays 1
+	// (stale) and HardenVerifyFailing keeps firing since the same moment.
+	shutdownRedis(t, socks["expired"])
+	wait("the expired target's run to be exported", 60*time.Second, func() bool {
+		return len(query(`harden_target_up{target="expired"} == 0`)) == 1 &&
+			len(query(`harden_check_stale{target="expired",check="tls.certificate.trusted"} == 1`)) == 1
+	})
+	if s := query(`harden_check_failed{target="expired",check="tls.certificate.trusted"}`); len(s) != 1 || s[0].Value != 1 {
+		t.Errorf("the expired certificate's trust check after its server stopped: %v", s)
+	}
+	time.Sleep(2 * time.Second) // a rule evaluation over that run
+	if a, ok := verifyFailing(); !ok || !a.ActiveAt.Equal(trustFailing.ActiveAt) {
+		t.Errorf("HardenVerifyFailing after the server stopped: %+v (firing %v), first %+v", a, ok, trustFailing)
 	}
 
 	// SIGTERM: a graceful stop, exit 0.
