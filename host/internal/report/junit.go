@@ -98,10 +98,15 @@ const junitMaxMessage = 1024
 // code; pass keeps its evidence in <system-out> for the audit trail. A
 // target in error is a testcase "harden.target.error <target>" with an
 // <error>. With an inventory, a suite "inventory" has one testcase per
-// certificate or key: failure for an expired, not yet valid or alert-tier
-// certificate and a key whose rotation is off or overdue, error for what
-// could not be read, and a pass with the findings in <system-out>
-// otherwise, as the inventory's exit code judges them.
+// certificate or key, judged as the run's exit code judges it, because a
+// CI gate must agree with it: `harden inventory` (Command "inventory",
+// exit codes 3–7) writes a failure for an expired, not yet valid or
+// alert-tier certificate and a key whose rotation is off or overdue, an
+// error for what could not be read or sits in a tier this version does
+// not know, and a pass with the findings in <system-out> otherwise;
+// `verify --inventory` exits on its checks alone, so there every item is a
+// passing testcase and one that needs attention says WARNING in
+// <system-out>, expired certificates included.
 //
 // harden does not time checks one by one (targets run concurrently), so
 // testcases and suites carry time="0" and <testsuites> the run's duration.
@@ -139,7 +144,7 @@ func WriteJUnit(w io.Writer, r *Run) error {
 		doc.add(s)
 	}
 	if r.Inventory != nil {
-		doc.add(inventorySuite(r.Inventory, stamp))
+		doc.add(inventorySuite(r.Inventory, stamp, r.Command == "inventory"))
 	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
@@ -215,8 +220,10 @@ func checkCase(c Check, class string) junitCase {
 	return tc
 }
 
-// inventorySuite: one testcase per inventory item.
-func inventorySuite(inv *inventory.Report, stamp string) junitSuite {
+// inventorySuite: one testcase per inventory item. gate: the run's exit
+// code is the inventory's (harden inventory), so items fail as it does;
+// otherwise they warn.
+func inventorySuite(inv *inventory.Report, stamp string, gate bool) junitSuite {
 	s := junitSuite{Name: "inventory", Time: seconds(0), Timestamp: stamp,
 		Properties: []junitProperty{{"renew_before", xmlText(inv.RenewBefore)}, {"alert_at", xmlText(strings.Join(inv.AlertAt, ","))}}}
 	for _, it := range inv.Items {
@@ -241,12 +248,24 @@ func inventorySuite(inv *inventory.Report, stamp string) junitSuite {
 		switch {
 		case it.Tier == inventory.TierOK && it.Error == "":
 			tc.SystemOut = junitText(xmlText(strings.TrimSpace(desc + ": ok" + certLine(it) + findings)))
+		case !gate:
+			// verify's exit code does not judge the inventory: warn.
+			text := "WARNING (" + it.Tier + "): " + desc + ": " + state + certLine(it) + findings
+			if it.Error != "" {
+				text += "\nError: " + it.Error
+			}
+			if rule != RuleInventoryFinding {
+				text += "\nFix: " + syntheticRules[rule].Remediation
+			}
+			tc.SystemOut = junitText(xmlText(text))
 		case rule == RuleInventoryUnreadable:
 			tc.Error = &junitProblem{Message: xmlText(clip(desc+": "+state+": "+orNone(it.Error), junitMaxMessage)), Type: xmlText(it.Tier),
 				Text: xmlText(desc + ": " + state + "\nError: " + orNone(it.Error) + findings)}
 		case rule == RuleInventoryFinding:
-			// A tier this version does not judge: say so, do not fail on it.
-			tc.SystemOut = junitText(xmlText(desc + ": " + state + certLine(it) + findings))
+			// A tier this version does not judge (ok is judged above): the
+			// inventory's exit code calls it incomplete (3), never ok.
+			tc.Error = &junitProblem{Message: xmlText(clip(desc+": "+state+" (not a tier this version of harden judges)", junitMaxMessage)),
+				Type: xmlText(it.Tier), Text: xmlText(desc + ": " + state + certLine(it) + findings)}
 		default:
 			tc.Failure = &junitProblem{Message: xmlText(clip(desc+": "+state, junitMaxMessage)), Type: xmlText(it.Tier),
 				Text: xmlText(desc + ": " + state + certLine(it) + findings + "\nFix: " + syntheticRules[rule].Remediation)}

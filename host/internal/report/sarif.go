@@ -63,6 +63,14 @@ const (
 
 	// RuleTargetError is the rule of a target that failed as a whole.
 	RuleTargetError = "harden.target.error"
+
+	// sarifSourceRoot is the uriBaseId of the policy file's URI: the
+	// checkout it is relative to, named as CodeQL and upload-sarif name
+	// the source root.
+	sarifSourceRoot = "%SRCROOT%"
+	// sarifMaxTargetNotifications bounds the notifications of targets in
+	// error (one each), which the size limit does not shrink.
+	sarifMaxTargetNotifications = 100
 )
 
 // Inventory rules: one per way a certificate or key needs attention.
@@ -150,18 +158,50 @@ type sarifFinding struct {
 // or has findings is one inventory.* result.
 //
 // Locations: every result has a physical location, because GitHub rejects
-// the whole file otherwise (github/codeql-action#2459): the policy file
-// (relative to the working directory when inside it, forward slashes) and
+// the whole file otherwise (github/codeql-action#2459): the policy file and
 // the target's line; `harden scan` has no policy, so its results point at
-// "harden-scan" line 1. A logical location names the endpoint or resource.
+// "harden-scan" line 1. GitHub resolves a relative URI against the root of
+// the repository, not against the directory harden ran in, so the policy's
+// URI is relative (forward slashes) to $GITHUB_WORKSPACE when it is set
+// and holds the file, else to the top of the git checkout holding it (the
+// nearest directory up with a .git), else to the working directory; its
+// uriBaseId is %SRCROOT% and run.originalUriBaseIds says which directory
+// that was. A policy outside all three is an absolute file URI. A logical
+// location names the endpoint or resource.
 //
 // Fingerprints: partialFingerprints["harden/v1"] (and GitHub's
 // primaryLocationLineHash, the only key GitHub reads) is the hex SHA-256 of
 // rule ID, target and subject (endpoint) — never evidence, which changes
 // between runs — so an alert keeps its identity across runs and policy
 // edits; a repeated identity within one run gets ":2", ":3"….
-// automationDetails.id is "harden/<policy file name without extension>/",
-// one GitHub analysis category per policy.
+//
+// Category: GitHub keeps one analysis per automationDetails.id (and tool),
+// and each upload replaces the last one of its category, closing every
+// alert it does not repeat; the id also takes precedence over
+// upload-sarif's category input. So the id names what one analysis
+// covers: "harden/<command>/<policy URI>/" (the URI as in the results,
+// without a leading "./"; an absolute one keeps its path:
+// "harden/verify//etc/harden/policy.yaml/"), then "shard-I-of-N/" for a
+// shard (verify --shard); `harden scan` has no policy:
+// "harden/scan/<first 12 hex digits of the SHA-256 of its sorted
+// addresses>/". Two policies, the verify and the inventory of one policy,
+// and scans of other endpoints thus never replace each other's alerts, and
+// one policy and command keep their category from run to run.
+//
+// Incomplete runs: a target in error sends no checks, so an upload that
+// replaced the last analysis would close its alerts as "Fixed" — an outage
+// read as remediation. Such a run says it is incomplete the SARIF way:
+// invocations[0].executionSuccessful is false and
+// toolExecutionNotifications has one error per target in error (up to
+// 100, then one that counts the rest), besides its harden.target.error
+// result. GitHub code scanning does not document either field for
+// uploaded SARIF and cannot be relied on to honour them: it refused such
+// uploads for a day in 2022 and reverted (github/codeql-action#1316); it
+// answers CodeQL's own failed-run uploads with an "unsuccessful execution"
+// processing error so that they close nothing (github/codeql-action#1393),
+// which is not promised for other tools. So a run that exits 3 should not
+// be uploaded at all (README); the fields tell any other consumer, and a
+// reader of the file, why alerts are missing.
 //
 // Limits: at most 25,000 results and rules per run, 20 tags per rule, 255
 // characters of rule name, 1,024 of descriptions and 10 MB gzip-compressed
@@ -178,12 +218,13 @@ func WriteSARIF(w io.Writer, r *Run) error {
 
 func renderSARIF(r *Run) ([]byte, error) {
 	rules := map[string]checks.Definition{}
-	findings := sarifFindings(r, rules)
+	uri, root := policyURI(r.Policy)
+	findings := sarifFindings(r, uri, rules)
 	total := len(findings)
 	keep := min(total, sarifMaxResults)
 	for {
 		kept := mostUrgent(findings, keep)
-		rep := buildSARIF(r, rules, kept, total)
+		rep := buildSARIF(r, uri, root, rules, kept, total)
 		var buf bytes.Buffer
 		if err := rep.Write(&buf); err != nil {
 			return nil, fmt.Errorf("sarif: %w", err)
@@ -250,8 +291,7 @@ func mostUrgent(fs []sarifFinding, n int) []sarifFinding {
 
 // sarifFindings collects the results and the definitions of every rule
 // that occurs.
-func sarifFindings(r *Run, rules map[string]checks.Definition) []sarifFinding {
-	uri := policyURI(r.Policy)
+func sarifFindings(r *Run, uri string, rules map[string]checks.Definition) []sarifFinding {
 	lines := map[string][2]int{}
 	var out []sarifFinding
 	for i := range r.Targets {
@@ -508,8 +548,10 @@ func orNone(s string) string {
 	return s
 }
 
-// buildSARIF renders the kept findings; total counts every finding.
-func buildSARIF(r *Run, defs map[string]checks.Definition, kept []sarifFinding, total int) *sarif.Report {
+// buildSARIF renders the kept findings; total counts every finding. uri
+// is the policy's (policyURI), root the directory (file URI) it is
+// relative to, "" when it is not.
+func buildSARIF(r *Run, uri, root string, defs map[string]checks.Definition, kept []sarifFinding, total int) *sarif.Report {
 	rep := sarif.NewReport()
 	rep.Schema = sarifSchemaURI
 	run := sarif.NewRunWithInformationURI("harden", sarifInformationURI)
@@ -535,6 +577,12 @@ func buildSARIF(r *Run, defs map[string]checks.Definition, kept []sarifFinding, 
 		run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule(defs[id]))
 	}
 
+	if root != "" {
+		base := sarif.NewArtifactLocation()
+		base.URI = &root
+		run.OriginalUriBaseIds = map[string]sarif.ArtifactLocation{sarifSourceRoot: *base}
+	}
+
 	seen := map[string]int{}
 	for _, f := range kept {
 		sum := sha256.Sum256([]byte(f.rule + "\x00" + f.identity))
@@ -553,8 +601,11 @@ func buildSARIF(r *Run, defs map[string]checks.Definition, kept []sarifFinding, 
 		loc := sarif.NewLocation()
 		loc.PhysicalLocation = sarif.NewPhysicalLocation()
 		art := sarif.NewArtifactLocation()
-		uri := f.uri
-		art.URI = &uri
+		furi := f.uri
+		art.URI = &furi
+		if root != "" {
+			art = art.WithURIBaseID(sarifSourceRoot)
+		}
 		loc.PhysicalLocation.ArtifactLocation = art
 		loc.PhysicalLocation.Region = region
 		ll := sarif.NewLogicalLocation()
@@ -572,14 +623,7 @@ func buildSARIF(r *Run, defs map[string]checks.Definition, kept []sarifFinding, 
 		run.AddResult(res)
 	}
 
-	category := "scan"
-	if r.Policy != "" {
-		base := filepath.Base(r.Policy)
-		category = strings.TrimSuffix(base, filepath.Ext(base))
-	} else if r.Command != "" && r.Command != "scan" {
-		category = r.Command
-	}
-	id := "harden/" + category + "/"
+	id := sarifCategory(r, uri)
 	run.AutomationDetails = sarif.NewRunAutomationDetails()
 	run.AutomationDetails.ID = &id
 
@@ -590,6 +634,7 @@ func buildSARIF(r *Run, defs map[string]checks.Definition, kept []sarifFinding, 
 		start := r.GeneratedAt.UTC().Format(time.RFC3339Nano)
 		inv.StartTimeUtc = &start
 	}
+	inv.ToolExecutionNotifications = targetErrorNotifications(r, ruleIndex, uri, root)
 	if omitted := total - len(kept); omitted > 0 {
 		n := sarif.NewNotification()
 		n.Level = sarif.LevelWarning
@@ -690,28 +735,158 @@ func clip(s string, n int) string {
 }
 
 // policyURI is the policy file as a URI reference GitHub matches against
-// the repository: relative to the working directory (the checkout in CI)
-// when the file is inside it, else an absolute file URI, which GitHub makes
-// relative to the checkout itself.
-func policyURI(policy string) string {
+// the repository, and root, the directory (as a file URI ending in "/")
+// the reference is relative to: $GITHUB_WORKSPACE when set and holding the
+// file (the checkout in GitHub Actions), else the top of the git checkout
+// holding it, else the working directory. A file outside all of them is
+// an absolute file URI (root ""), which GitHub makes relative to the
+// checkout itself; `harden scan` has the stand-in "harden-scan" (root "").
+func policyURI(policy string) (uri, root string) {
 	if policy == "" {
-		return sarifScanURI
+		return sarifScanURI, ""
 	}
-	p := filepath.Clean(policy)
-	if !filepath.IsAbs(p) && (p == ".." || strings.HasPrefix(p, ".."+string(filepath.Separator))) {
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
-		}
+	p, err := filepath.Abs(policy)
+	if err != nil {
+		return (&url.URL{Path: filepath.ToSlash(filepath.Clean(policy))}).String(), ""
 	}
-	if filepath.IsAbs(p) {
-		if wd, err := os.Getwd(); err == nil {
-			if rel, err := filepath.Rel(wd, p); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-				p = rel
+	for _, dir := range sourceRoots(filepath.Dir(p)) {
+		if rel, ok := relInside(dir, p); ok {
+			root := filepath.ToSlash(dir)
+			if !strings.HasSuffix(root, "/") {
+				root += "/"
 			}
+			return (&url.URL{Path: filepath.ToSlash(rel)}).String(), (&url.URL{Scheme: "file", Path: root}).String()
 		}
 	}
-	if filepath.IsAbs(p) {
-		return (&url.URL{Scheme: "file", Path: filepath.ToSlash(p)}).String()
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(p)}).String(), ""
+}
+
+// sourceRoots are the directories a policy in dir may be relative to, in
+// order of preference.
+func sourceRoots(dir string) []string {
+	var roots []string
+	if ws := os.Getenv("GITHUB_WORKSPACE"); ws != "" {
+		if abs, err := filepath.Abs(ws); err == nil {
+			roots = append(roots, abs)
+		}
 	}
-	return (&url.URL{Path: filepath.ToSlash(p)}).String()
+	if top := gitTopLevel(dir); top != "" {
+		roots = append(roots, top)
+	}
+	if wd, err := os.Getwd(); err == nil {
+		roots = append(roots, wd)
+	}
+	return roots
+}
+
+// gitTopLevel is the nearest directory from dir up that has a .git (a
+// directory, or the file of a worktree or submodule); "" when none. It
+// reads the file system only: harden runs no git.
+func gitTopLevel(dir string) string {
+	for {
+		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// relInside is p relative to root when p is inside root, also when one of
+// them is reached through a symbolic link (a workspace under /tmp on a
+// system where /tmp is a link).
+func relInside(root, p string) (string, bool) {
+	if rel, ok := relBelow(root, p); ok {
+		return rel, true
+	}
+	r, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", false
+	}
+	d, err := filepath.EvalSymlinks(filepath.Dir(p))
+	if err != nil {
+		return "", false
+	}
+	return relBelow(r, filepath.Join(d, filepath.Base(p)))
+}
+
+func relBelow(root, p string) (string, bool) {
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", false
+	}
+	return rel, true
+}
+
+// sarifCategory is the run's automationDetails.id (see WriteSARIF).
+func sarifCategory(r *Run, uri string) string {
+	command := r.Command
+	if command == "" {
+		command = "run"
+	}
+	id := "harden/" + url.PathEscape(command) + "/"
+	if r.Policy == "" {
+		addrs := make([]string, 0, len(r.Targets))
+		for _, t := range r.Targets {
+			addrs = append(addrs, t.Name)
+		}
+		sort.Strings(addrs)
+		addrs = slices.Compact(addrs)
+		sum := sha256.Sum256([]byte(strings.Join(addrs, "\n")))
+		id += hex.EncodeToString(sum[:6]) + "/"
+	} else {
+		id += strings.TrimPrefix(strings.TrimPrefix(uri, "./"), "file://") + "/"
+	}
+	if r.Shard != "" {
+		id += "shard-" + url.PathEscape(strings.ReplaceAll(r.Shard, "/", "-of-")) + "/"
+	}
+	return id
+}
+
+// targetErrorNotifications: one error per target in error, at its line of
+// the policy, up to sarifMaxTargetNotifications.
+func targetErrorNotifications(r *Run, ruleIndex map[string]int, uri, root string) []*sarif.Notification {
+	out := []*sarif.Notification{}
+	errs := r.TargetErrors()
+	for _, t := range r.Targets {
+		if t.Status != "error" {
+			continue
+		}
+		if len(out) == sarifMaxTargetNotifications {
+			n := sarif.NewNotification()
+			n.Level = sarif.LevelError
+			n.Message = sarif.NewTextMessage(fmt.Sprintf("%d more targets could not be verified (the harden.target.error results name them): "+
+				"their checks are missing too.", errs-len(out)))
+			n.Descriptor = sarif.NewReportingDescriptorReference().WithID(RuleTargetError)
+			return append(out, n)
+		}
+		n := sarif.NewNotification()
+		n.Level = sarif.LevelError
+		n.Message = sarif.NewTextMessage(clip(fmt.Sprintf("Target %s (%s) could not be verified, so this analysis is incomplete: its checks are missing, "+
+			"and an alert of this target that this run does not repeat is not fixed. Error: %s", orUnnamed(t.Name), t.Plugin, orNone(t.Error)), sarifMaxMessage))
+		n.Descriptor = sarif.NewReportingDescriptorReference().WithID(RuleTargetError)
+		if i, ok := ruleIndex[RuleTargetError]; ok {
+			n.AssociatedRule = sarif.NewReportingDescriptorReference().WithID(RuleTargetError).WithIndex(i)
+		}
+		art := sarif.NewArtifactLocation()
+		u := uri
+		art.URI = &u
+		if root != "" {
+			art = art.WithURIBaseID(sarifSourceRoot)
+		}
+		region := sarif.NewRegion()
+		line := max(t.Line, 1)
+		region.StartLine = &line
+		loc := sarif.NewLocation()
+		loc.PhysicalLocation = sarif.NewPhysicalLocation()
+		loc.PhysicalLocation.ArtifactLocation = art
+		loc.PhysicalLocation.Region = region
+		n.Locations = []*sarif.Location{loc}
+		n.Properties = sarif.NewPropertyBag().Add("harden/target", t.Name).Add("harden/plugin", t.Plugin)
+		out = append(out, n)
+	}
+	return out
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -36,6 +38,9 @@ type sarifDoc struct {
 		AutomationDetails struct {
 			ID string `json:"id"`
 		} `json:"automationDetails"`
+		OriginalURIBaseIDs map[string]struct {
+			URI string `json:"uri"`
+		} `json:"originalUriBaseIds"`
 		Invocations []struct {
 			ExecutionSuccessful        bool `json:"executionSuccessful"`
 			ToolExecutionNotifications []struct {
@@ -43,6 +48,11 @@ type sarifDoc struct {
 				Message struct {
 					Text string `json:"text"`
 				} `json:"message"`
+				Descriptor struct {
+					ID string `json:"id"`
+				} `json:"descriptor"`
+				Locations  []sarifLocationDoc `json:"locations"`
+				Properties map[string]any     `json:"properties"`
 			} `json:"toolExecutionNotifications"`
 		} `json:"invocations"`
 		Properties map[string]any `json:"properties"`
@@ -68,29 +78,32 @@ type sarifRuleDoc struct {
 }
 
 type sarifResultDoc struct {
-	RuleID    string    `json:"ruleId"`
-	RuleIndex int       `json:"ruleIndex"`
-	Level     string    `json:"level"`
-	Kind      string    `json:"kind"`
-	Message   sarifText `json:"message"`
-	Locations []struct {
-		PhysicalLocation *struct {
-			ArtifactLocation struct {
-				URI string `json:"uri"`
-			} `json:"artifactLocation"`
-			Region struct {
-				StartLine   int `json:"startLine"`
-				StartColumn int `json:"startColumn"`
-			} `json:"region"`
-		} `json:"physicalLocation"`
-		LogicalLocations []struct {
-			Name               string `json:"name"`
-			FullyQualifiedName string `json:"fullyQualifiedName"`
-			Kind               string `json:"kind"`
-		} `json:"logicalLocations"`
-	} `json:"locations"`
-	PartialFingerprints map[string]string `json:"partialFingerprints"`
-	Properties          map[string]any    `json:"properties"`
+	RuleID              string             `json:"ruleId"`
+	RuleIndex           int                `json:"ruleIndex"`
+	Level               string             `json:"level"`
+	Kind                string             `json:"kind"`
+	Message             sarifText          `json:"message"`
+	Locations           []sarifLocationDoc `json:"locations"`
+	PartialFingerprints map[string]string  `json:"partialFingerprints"`
+	Properties          map[string]any     `json:"properties"`
+}
+
+type sarifLocationDoc struct {
+	PhysicalLocation *struct {
+		ArtifactLocation struct {
+			URI       string `json:"uri"`
+			URIBaseID string `json:"uriBaseId"`
+		} `json:"artifactLocation"`
+		Region struct {
+			StartLine   int `json:"startLine"`
+			StartColumn int `json:"startColumn"`
+		} `json:"region"`
+	} `json:"physicalLocation"`
+	LogicalLocations []struct {
+		Name               string `json:"name"`
+		FullyQualifiedName string `json:"fullyQualifiedName"`
+		Kind               string `json:"kind"`
+	} `json:"logicalLocations"`
 }
 
 // renderSARIFDoc renders r, validates it against the SARIF 2.1.0 schema
@@ -129,6 +142,16 @@ func checkGitHubAccepts(t testing.TB, doc *sarifDoc, raw []byte) {
 	}
 	if !strings.HasPrefix(run.AutomationDetails.ID, "harden/") || !strings.HasSuffix(run.AutomationDetails.ID, "/") {
 		t.Fatalf("automationDetails.id %q", run.AutomationDetails.ID)
+	}
+	for _, c := range run.AutomationDetails.ID {
+		if c <= ' ' || c >= 0x7f {
+			t.Fatalf("automationDetails.id %q has a character %q outside printable ASCII", run.AutomationDetails.ID, c)
+		}
+	}
+	// A relative policy URI names its base, and the base is a directory.
+	base, hasBase := run.OriginalURIBaseIDs[sarifSourceRoot]
+	if hasBase && (!strings.HasPrefix(base.URI, "file:///") || !strings.HasSuffix(base.URI, "/")) {
+		t.Fatalf("originalUriBaseIds %+v", run.OriginalURIBaseIDs)
 	}
 	if n := len(run.Results); n > sarifMaxResults {
 		t.Fatalf("%d results, GitHub accepts at most %d", n, sarifMaxResults)
@@ -178,6 +201,12 @@ func checkGitHubAccepts(t testing.TB, doc *sarifDoc, raw []byte) {
 		pl := res.Locations[0].PhysicalLocation
 		if pl.ArtifactLocation.URI == "" || pl.Region.StartLine < 1 {
 			t.Fatalf("result %s location %+v", res.RuleID, pl)
+		}
+		abs := strings.HasPrefix(pl.ArtifactLocation.URI, "file:")
+		scan := pl.ArtifactLocation.URI == sarifScanURI && !hasBase
+		if want := map[bool]string{true: sarifSourceRoot}[!abs && !scan]; pl.ArtifactLocation.URIBaseID != want || hasBase == (abs || scan) {
+			t.Fatalf("result %s: uri %q with uriBaseId %q (originalUriBaseIds %+v)", res.RuleID, pl.ArtifactLocation.URI,
+				pl.ArtifactLocation.URIBaseID, run.OriginalURIBaseIDs)
 		}
 		if ll := res.Locations[0].LogicalLocations; len(ll) != 1 || ll[0].Name == "" || ll[0].FullyQualifiedName == "" || ll[0].Kind != "resource" {
 			t.Fatalf("result %s logical location %+v", res.RuleID, ll)
@@ -256,8 +285,22 @@ func resultsByRule(doc *sarifDoc) map[string][]sarifResultDoc {
 	return m
 }
 
+// isolateSourceRoots makes policyURI's answer independent of where the
+// tests run: no $GITHUB_WORKSPACE, and a working directory in no checkout.
+func isolateSourceRoots(t *testing.T) string {
+	t.Helper()
+	t.Setenv("GITHUB_WORKSPACE", "")
+	dir := t.TempDir()
+	if top := gitTopLevel(dir); top != "" {
+		t.Skipf("the temporary directory %s is inside a git checkout (%s)", dir, top)
+	}
+	t.Chdir(dir)
+	return dir
+}
+
 func TestSARIFSampleVerify(t *testing.T) {
 	r := loadSampleRun(t)
+	isolateSourceRoots(t)
 	doc, _ := renderSARIFDoc(t, r)
 	run := doc.Runs[0]
 	// Every check passed and the inventory is all ok: no results, one rule
@@ -268,8 +311,12 @@ func TestSARIFSampleVerify(t *testing.T) {
 	if len(run.Tool.Driver.Rules) != len(r.Targets[0].Checks) {
 		t.Fatalf("%d rules for %d checks", len(run.Tool.Driver.Rules), len(r.Targets[0].Checks))
 	}
-	if run.AutomationDetails.ID != "harden/policy/" {
+	// The sample's policy (/tmp/te1/policy.yaml) is in no checkout.
+	if run.AutomationDetails.ID != "harden/verify//tmp/te1/policy.yaml/" {
 		t.Fatalf("automationDetails.id %q", run.AutomationDetails.ID)
+	}
+	if inv := run.Invocations; len(inv) != 1 || !inv[0].ExecutionSuccessful || len(inv[0].ToolExecutionNotifications) != 0 {
+		t.Fatalf("invocations %+v, want one successful without notifications", inv)
 	}
 
 	// The same run with two checks failing and one in error.
@@ -296,6 +343,7 @@ func TestSARIFSampleVerify(t *testing.T) {
 }
 
 func TestSARIFStatuses(t *testing.T) {
+	dir := isolateSourceRoots(t)
 	ToolVersion = "1.2.3-test"
 	defer func() { ToolVersion = "dev" }()
 	doc, _ := renderSARIFDoc(t, syntheticRun(""))
@@ -364,11 +412,35 @@ func TestSARIFStatuses(t *testing.T) {
 			t.Errorf("%s on line %d, want %d", id, l, line)
 		}
 	}
-	if inv := run.Invocations; len(inv) != 1 || inv[0].ExecutionSuccessful || len(inv[0].ToolExecutionNotifications) != 0 {
-		t.Errorf("invocations %+v (a target error: not successful; nothing truncated)", inv)
+	// The kafka target in error: the run says it is incomplete, with one
+	// error notification at the target's line (nothing was truncated).
+	if inv := run.Invocations; len(inv) != 1 || inv[0].ExecutionSuccessful || len(inv[0].ToolExecutionNotifications) != 1 {
+		t.Errorf("invocations %+v (a target error: not successful, one notification)", inv)
+	} else {
+		n := inv[0].ToolExecutionNotifications[0]
+		if n.Level != "error" || n.Descriptor.ID != RuleTargetError || n.Properties["harden/target"] != "kafka" ||
+			!strings.Contains(n.Message.Text, "Target kafka (kafka) could not be verified, so this analysis is incomplete") ||
+			!strings.Contains(n.Message.Text, "Error: dial tcp 127.0.0.1:9093: connection refused") {
+			t.Errorf("notification %+v", n)
+		}
+		if len(n.Locations) != 1 || n.Locations[0].PhysicalLocation.Region.StartLine != 20 ||
+			n.Locations[0].PhysicalLocation.ArtifactLocation.URI != "deploy/prod.yaml" ||
+			n.Locations[0].PhysicalLocation.ArtifactLocation.URIBaseID != sarifSourceRoot {
+			t.Errorf("notification locations %+v", n.Locations)
+		}
 	}
-	if run.AutomationDetails.ID != "harden/prod/" {
+	// The harden.target.error result stays beside it.
+	if len(got[RuleTargetError]) != 1 {
+		t.Errorf("target error results %+v", got[RuleTargetError])
+	}
+	if run.AutomationDetails.ID != "harden/verify/deploy/prod.yaml/" {
 		t.Errorf("automationDetails.id %q", run.AutomationDetails.ID)
+	}
+	if base := run.OriginalURIBaseIDs[sarifSourceRoot].URI; base != "file://"+filepath.ToSlash(dir)+"/" {
+		t.Errorf("%%SRCROOT%% is %q, want the working directory %s", base, dir)
+	}
+	if uri := got["tls.protocol.versions"][0].Locations[0].PhysicalLocation.ArtifactLocation; uri.URI != "deploy/prod.yaml" || uri.URIBaseID != sarifSourceRoot {
+		t.Errorf("artifact location %+v", uri)
 	}
 	if s, _ := run.Properties["harden/summary"].(map[string]any); s["fail"] != 3.0 || s["target_error"] != 1.0 {
 		t.Errorf("summary %v", run.Properties["harden/summary"])
@@ -424,6 +496,7 @@ func TestSARIFFingerprintsStable(t *testing.T) {
 // TestSARIFScanRun: harden scan has no policy file; its results still have
 // a physical location GitHub accepts.
 func TestSARIFScanRun(t *testing.T) {
+	isolateSourceRoots(t)
 	r := &Run{FormatVersion: FormatVersion, Profile: "intermediate", Targets: []Target{
 		{Name: "127.0.0.1:8443", Plugin: "scan", Status: "ok", Checks: []Check{
 			{ID: "tls.protocol.versions", Status: "fail", Severity: "high", Subject: "127.0.0.1:8443", Evidence: "TLSv1.1 accepted"}}},
@@ -444,32 +517,148 @@ func TestSARIFScanRun(t *testing.T) {
 	if res := run.Results[0]; res.Locations[0].LogicalLocations[0].Name != "127.0.0.1:8443" || !strings.Contains(res.Message.Text, "fails on 127.0.0.1:8443.") {
 		t.Errorf("scan result %+v", res)
 	}
-	if run.AutomationDetails.ID != "harden/scan/" {
-		t.Errorf("automationDetails.id %q", run.AutomationDetails.ID)
+	// The category: a short hash of the sorted addresses.
+	sum := sha256.Sum256([]byte("127.0.0.1:1\n127.0.0.1:8443"))
+	if want := "harden/scan/" + hex.EncodeToString(sum[:6]) + "/"; run.AutomationDetails.ID != want {
+		t.Errorf("automationDetails.id %q, want %q", run.AutomationDetails.ID, want)
+	}
+	if len(run.OriginalURIBaseIDs) != 0 || run.Results[0].Locations[0].PhysicalLocation.ArtifactLocation.URIBaseID != "" {
+		t.Errorf("harden-scan is no file of a checkout: %+v", run.OriginalURIBaseIDs)
+	}
+	if run.Invocations[0].ExecutionSuccessful || len(run.Invocations[0].ToolExecutionNotifications) != 1 {
+		t.Errorf("a scan with an address in error: %+v", run.Invocations)
 	}
 }
 
+// TestSARIFPolicyURI: the policy's URI is relative to $GITHUB_WORKSPACE
+// when it holds the file, else to the git checkout holding it, else to the
+// working directory, else absolute; wherever harden was started from.
 func TestSARIFPolicyURI(t *testing.T) {
-	wd, err := os.Getwd()
-	if err != nil {
+	tmp := isolateSourceRoots(t)
+	mkdir := func(parts ...string) string {
+		d := filepath.Join(append([]string{tmp}, parts...)...)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	repo := mkdir("repo")
+	mkdir("repo", ".git")
+	deploy := mkdir("repo", "deploy")
+	wt := mkdir("worktree")
+	if err := os.WriteFile(filepath.Join(wt, ".git"), []byte("gitdir: "+filepath.Join(repo, ".git")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	parent := filepath.Dir(wd)
-	for in, want := range map[string]string{
-		"":                                 "harden-scan",
-		"policy.yaml":                      "policy.yaml",
-		"./deploy/../deploy/prod.yaml":     "deploy/prod.yaml",
-		"deploy/prod policy.yaml":          "deploy/prod%20policy.yaml",
-		"a:b.yaml":                         "./a:b.yaml",
-		filepath.Join(wd, "ci", "p.yaml"):  "ci/p.yaml",
-		"/etc/harden/policy.yaml":          "file:///etc/harden/policy.yaml",
-		"../p.yaml":                        "file://" + filepath.ToSlash(filepath.Join(parent, "p.yaml")),
-		filepath.Join(wd, "..x", "p.yaml"): "..x/p.yaml",
-		"/srv/harden #1/policy.yaml":       "file:///srv/harden%20%231/policy.yaml",
+	mkdir("worktree", "ci")
+	plain := mkdir("plain")
+	mkdir("plain", "sub")
+	other := mkdir("other")
+	fileURI := func(p string) string { return "file://" + filepath.ToSlash(p) }
+	root := func(p string) string { return fileURI(p) + "/" }
+	link := filepath.Join(tmp, "link")
+	if err := os.Symlink(repo, link); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		name, workspace, wd, policy string
+		uri, root                   string
+	}{
+		// The reviewer's case: cd deploy && harden verify -f policy.yaml.
+		{"git, from a subdirectory", "", deploy, "policy.yaml", "deploy/policy.yaml", root(repo)},
+		{"git, from the top", "", repo, "deploy/policy.yaml", "deploy/policy.yaml", root(repo)},
+		{"git, from outside the checkout", "", plain, filepath.Join(deploy, "policy.yaml"), "deploy/policy.yaml", root(repo)},
+		{"git, ../ from another directory", "", plain, "../repo/deploy/../deploy/policy.yaml", "deploy/policy.yaml", root(repo)},
+		{"git worktree (.git is a file)", "", plain, filepath.Join(wt, "ci", "p.yaml"), "ci/p.yaml", root(wt)},
+		{"workspace wins over the checkout", repo, deploy, "policy.yaml", "deploy/policy.yaml", root(repo)},
+		{"workspace wins over a nested checkout", tmp, deploy, "policy.yaml", "repo/deploy/policy.yaml", root(tmp)},
+		{"workspace not holding the file: the checkout", other, deploy, "policy.yaml", "deploy/policy.yaml", root(repo)},
+		{"workspace through a symbolic link", link, deploy, "policy.yaml", "deploy/policy.yaml", root(link)},
+		{"no checkout: the working directory", "", plain, "sub/p.yaml", "sub/p.yaml", root(plain)},
+		{"no checkout: ./ and ..", "", plain, "./sub/../sub/p.yaml", "sub/p.yaml", root(plain)},
+		{"space in the name", "", plain, "sub/prod policy.yaml", "sub/prod%20policy.yaml", root(plain)},
+		{"colon in the first segment", "", plain, "a:b.yaml", "./a:b.yaml", root(plain)},
+		{"a name starting with ..", "", plain, "..x/p.yaml", "..x/p.yaml", root(plain)},
+		{"outside everything", "", plain, "../other/p.yaml", fileURI(filepath.Join(other, "p.yaml")), ""},
+		{"outside everything, escaped", other, plain, filepath.Join(other, "..", "harden #1", "p.yaml"),
+			fileURI(filepath.Join(tmp, "harden%20%231", "p.yaml")), ""},
+		{"scan", "", plain, "", "harden-scan", ""},
 	} {
-		if got := policyURI(in); got != want {
-			t.Errorf("policyURI(%q) = %q, want %q", in, got, want)
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("GITHUB_WORKSPACE", c.workspace)
+			t.Chdir(c.wd)
+			uri, r := policyURI(c.policy)
+			if uri != c.uri || r != c.root {
+				t.Errorf("policyURI(%q) in %s with GITHUB_WORKSPACE=%q = %q, %q; want %q, %q", c.policy, c.wd, c.workspace, uri, r, c.uri, c.root)
+			}
+		})
+	}
+}
+
+// TestSARIFCategories: two policies, two commands on one policy, two
+// shards and two scans of other endpoints each get their own GitHub
+// analysis category; one policy and command keep theirs from run to run
+// and from wherever harden is started in the checkout.
+func TestSARIFCategories(t *testing.T) {
+	tmp := isolateSourceRoots(t)
+	for _, d := range []string{".git", "deploy/prod", "deploy/staging"} {
+		if err := os.MkdirAll(filepath.Join(tmp, d), 0o755); err != nil {
+			t.Fatal(err)
 		}
+	}
+	run := func(command, policy, shard, evidence string, targets ...string) *Run {
+		r := &Run{FormatVersion: FormatVersion, Policy: policy, Shard: shard}
+		for i, name := range targets {
+			r.Targets = append(r.Targets, Target{Name: name, Plugin: "postgres", Status: "ok", Line: 3 + i, Checks: []Check{
+				{ID: "tls.enabled", Status: "fail", Severity: "high", Subject: name, Evidence: "plaintext accepted" + evidence}}})
+		}
+		r.Finish(command)
+		return r
+	}
+	id := func(r *Run) string {
+		doc, _ := renderSARIFDoc(t, r)
+		return doc.Runs[0].AutomationDetails.ID
+	}
+	t.Chdir(tmp)
+	prod := id(run("verify", "deploy/prod/policy.yaml", "", "", "pg"))
+	if prod != "harden/verify/deploy/prod/policy.yaml/" {
+		t.Errorf("prod: %q", prod)
+	}
+	distinct := map[string]string{"prod verify": prod}
+	for name, r := range map[string]*Run{
+		"staging verify": run("verify", "deploy/staging/policy.yaml", "", "", "pg"),
+		"prod inventory": run("inventory", "deploy/prod/policy.yaml", "", "", "pg"),
+		"prod shard 1/3": run("verify", "deploy/prod/policy.yaml", "1/3", "", "pg"),
+		"prod shard 2/3": run("verify", "deploy/prod/policy.yaml", "2/3", "", "pg"),
+		"scan a":         run("scan", "", "", "", "127.0.0.1:8443"),
+		"scan a b":       run("scan", "", "", "", "127.0.0.1:8443", "127.0.0.1:9443"),
+		"scan c":         run("scan", "", "", "", "127.0.0.1:9443"),
+	} {
+		got := id(r)
+		for other, oid := range distinct {
+			if got == oid {
+				t.Errorf("%s and %s share the category %q", name, other, got)
+			}
+		}
+		distinct[name] = got
+	}
+	if s := distinct["prod shard 2/3"]; s != "harden/verify/deploy/prod/policy.yaml/shard-2-of-3/" {
+		t.Errorf("shard: %q", s)
+	}
+	// Stable: another run of the same policy and command (other evidence,
+	// from the policy's own directory, the policy given absolutely) and
+	// a scan of the same addresses in another order.
+	t.Chdir(filepath.Join(tmp, "deploy", "prod"))
+	for _, r := range []*Run{
+		run("verify", "policy.yaml", "", " (again)", "pg"),
+		run("verify", filepath.Join(tmp, "deploy", "prod", "policy.yaml"), "", " (again)", "pg", "pg2"),
+	} {
+		if got := id(r); got != prod {
+			t.Errorf("the same policy and command: %q, then %q", prod, got)
+		}
+	}
+	if got := id(run("scan", "", "", " (again)", "127.0.0.1:9443", "127.0.0.1:8443")); got != distinct["scan a b"] {
+		t.Errorf("scan a b: %q, then %q", distinct["scan a b"], got)
 	}
 }
 
