@@ -219,16 +219,22 @@ func verifyListener(ctx context.Context, l listener, base probe.Target, exp prob
 	default:
 		out = append(out, checks.Passed("kafka.listener.plaintext", subject, pt.Evidence))
 	}
+	name := l.Name
+	if l.Node != "" {
+		name = l.Node + " " + l.Name
+	}
 	if !l.tls() && l.Protocol != "unknown" {
-		return out, nil
+		// Described too, so a report lists every listener: what the
+		// cleartext attempt saw, and that TLS was not probed.
+		d := sdk.EndpointScan{Name: name, Address: l.Address, Dialect: "kafka", Error: "TLS not probed: the listener is " + l.Protocol + " in the broker's configuration"}
+		if pt.Tested {
+			d.Plaintext = pt.Outcome.String()
+		}
+		return out, &d
 	}
 	res, err := probe.Scan(ctx, base, probe.Options{})
 	if err != nil {
 		return append(out, checks.Errored("tls.enabled", subject, err)), nil
-	}
-	name := l.Name
-	if l.Node != "" {
-		name = l.Node + " " + l.Name
 	}
 	desc := res.Describe(name)
 	for _, ch := range res.Checks(exp) {

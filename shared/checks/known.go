@@ -13,6 +13,7 @@ const (
 	RefCISPGWeakCiphers = "CIS PostgreSQL 14 Benchmark v1.2.0 6.10: Ensure Weak SSL/TLS Ciphers Are Disabled"
 	RefMozillaTLS       = "Mozilla Server Side TLS 6.0 (https://ssl-config.mozilla.org/guidelines/6.0.json)"
 	RefRFC8996          = "RFC 8996: Deprecating TLS 1.0 and TLS 1.1"
+	RefOWASPTLS         = "OWASP Transport Layer Security Cheat Sheet (https://cheatsheetseries.owasp.org/cheatsheets/Transport_Layer_Security_Cheat_Sheet.html)"
 )
 
 // Generic TLS checks produced by shared/probe for any dialect; plugins prefix
@@ -21,10 +22,10 @@ func init() {
 	Register(
 		Definition{ID: "tls.plaintext.refused", Title: "Endpoint refuses plaintext sessions", Severity: High,
 			Remediation: "Disable the plaintext listener or require TLS for every connection.",
-			References:  []string{RefSeedPostgresTLS, RefSeedKafkaTLS}},
+			References:  []string{RefOWASPTLS}},
 		Definition{ID: "tls.enabled", Title: "Endpoint offers TLS", Severity: High,
 			Remediation: "Configure a certificate and key and enable TLS on the endpoint.",
-			References:  []string{RefSeedPostgresTLS, RefCISPGTLSEnabled}},
+			References:  []string{RefOWASPTLS, RefMozillaTLS}},
 		Definition{ID: "tls.protocol.versions", Title: "Only the profile's TLS versions are accepted", Severity: High,
 			Remediation: "Set the minimum (and maximum) protocol version to the profile's versions.",
 			References:  []string{RefMozillaTLS, RefRFC8996, RefCISPGTLSVersions}},
