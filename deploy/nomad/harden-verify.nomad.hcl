@@ -17,12 +17,17 @@
 # so the merge reads exactly this run's shards, never a stale one, and
 # NOMAD_ALLOC_INDEX is 0 to 6 within it. (A job dispatched once per shard
 # would have NOMAD_ALLOC_INDEX 0 in every shard: pass the index
-# explicitly then, --shard ${NOMAD_META_shard_index}/7.)
+# explicitly then, --shard ${NOMAD_META_shard_index}/7.) Each shard also
+# records the dispatch ID (--run-id) and the SHA-256 of the policy it
+# loaded: harden report refuses shards that differ in either (a policy
+# variable updated while the allocations started: dispatch again).
 #
 # Results on the harden-reports volume, per run:
 #   /reports/harden-verify/dispatch-<time>-<id>/shard-<I>.json
 #   /reports/harden-verify/dispatch-<time>-<id>/harden-report.{json,html}
-# The trend of failing checks over the runs:
+# The trend of failing checks over the runs (harden report --history: the
+# latest run's report, and each check that failed in some run, run by run:
+# new, still failing, fixed, or unknown when the latest run could not tell):
 #   harden report --history -i '/reports/harden-verify/dispatch-*/harden-report.json' --format html -o trend.html
 #
 # The volume: a CSI volume every client can mount read-write at once
@@ -94,7 +99,7 @@ job "harden-verify" {
       config {
         image   = "registry.example.com/harden:latest"
         command = "/usr/local/bin/harden"
-        args    = ["verify", "-f", "/local/policy.yaml", "--shard", "${NOMAD_ALLOC_INDEX}/7", "--inventory", "--format", "json", "-o", "/reports/${NOMAD_JOB_ID}/shard-${NOMAD_ALLOC_INDEX}.json"]
+        args    = ["verify", "-f", "/local/policy.yaml", "--shard", "${NOMAD_ALLOC_INDEX}/7", "--run-id", "${NOMAD_JOB_ID}", "--inventory", "--format", "json", "-o", "/reports/${NOMAD_JOB_ID}/shard-${NOMAD_ALLOC_INDEX}.json"]
       }
 
       env {
@@ -200,7 +205,7 @@ job "harden-verify" {
         image   = "registry.example.com/harden:latest"
         command = "/usr/local/bin/harden"
         # harden expands the pattern itself and refuses to merge unless
-        # every shard of 7 is there.
+        # every shard of 7 is there, of one run ID and policy version.
         args = ["report", "-i", "/reports/${NOMAD_JOB_ID}/shard-*.json", "--format", "json", "--format", "html", "--output-dir", "/reports/${NOMAD_JOB_ID}", "--fail-on", "${NOMAD_META_fail_on}"]
       }
 

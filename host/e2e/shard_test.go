@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -25,14 +26,16 @@ import (
 // verify --shard I/N over a fleet of real redis servers, merged by
 // harden report, equals one verify of the whole fleet — for N = 1, 3 and
 // 7, the 7 run exactly as the shipped Kubernetes Indexed Job and Nomad
-// job files say (their command lines, the merge Job's wait script).
+// job files say (their command lines, the shard pods' and the merge Job's
+// scripts). Shards of two runs, of two policy versions, or a run id used
+// twice are refused, naming what differs.
 //
 // The fleet: 13 targets, 3 on each of 4 real TLS redis servers (one
 // serving a certificate 3 days from expiry: failing checks) and one
 // whose port nothing listens on (its checks in error): the merged run's
 // exit code is verify's, 3. Compared after removing what differs between
 // any two runs: generated_at and duration_ms (the run's and the
-// inventory's generated_at). Nothing else differs: the checks' evidence
+// inventory's generated_at), and the run id (checked on its own). Nothing else differs: the checks' evidence
 // carries no timings.
 func TestShardedVerifyMergesToOneRun(t *testing.T) {
 	dir := t.TempDir()
@@ -103,6 +106,10 @@ func TestShardedVerifyMergesToOneRun(t *testing.T) {
 		t.Fatalf("the reference run: %d targets, summary %v", len(whole.Targets), whole.Summary)
 	}
 	want := normalizeRun(t, whole)
+	policySHA := fmt.Sprintf("%x", sha256.Sum256(mustRead(t, policy)))
+	if whole.PolicySHA256 != policySHA || whole.RunID != "" {
+		t.Errorf("the whole run: policy_sha256 %q run_id %q, want the policy file's SHA-256 %s and no run id", whole.PolicySHA256, whole.RunID, policySHA)
+	}
 
 	// compare merges the shards in dir (as the report command line args
 	// says) and checks each shard holds its share.
@@ -152,34 +159,43 @@ func TestShardedVerifyMergesToOneRun(t *testing.T) {
 			func(r result) []byte { return []byte(r.stdout) })
 	}
 
-	// N = 7 as the Kubernetes Jobs run it.
+	// N = 7 as the Kubernetes Jobs run it: the shard pods' init script
+	// and harden command, then the merge Job's wait script and command,
+	// with the env the ConfigMap, the downward API and the Job controller
+	// give them (the kubelet expands $(VAR) in commands).
 	job := readVerifyJobs(t)
-	rdir := filepath.Join(dir, "k8s")
+	rdir, mdir := filepath.Join(dir, "k8s"), filepath.Join(dir, "merge")
 	os.Mkdir(rdir, 0o755)
-	kube := strings.NewReplacer("/etc/harden/policy.yaml", policy, "/reports", rdir)
+	os.Mkdir(mdir, 0o755)
+	const runID, uid = "20260301T120000Z", "6f1c0e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
+	kube := strings.NewReplacer("/etc/harden/policy.yaml", policy, "/reports", rdir, "/merge", mdir)
+	sh := func(script string, env ...string) (string, error) {
+		c := exec.Command("/bin/sh", "-c", kube.Replace(script))
+		c.Env = append(os.Environ(), env...)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
 	var files []string
 	for i := range job.shards {
-		// The kubelet expands $(JOB_COMPLETION_INDEX) from the env the Job
-		// controller sets.
+		if out, err := sh(job.runDir, "RUN_ID="+runID, "JOB_UID="+uid); err != nil {
+			t.Fatalf("k8s shard %d: the run-dir script: %v\n%s", i, err, out)
+		}
 		var args []string
 		for _, a := range job.verify[1:] {
-			args = append(args, kube.Replace(strings.ReplaceAll(a, "$(JOB_COMPLETION_INDEX)", strconv.Itoa(i))))
+			a = strings.NewReplacer("$(JOB_COMPLETION_INDEX)", strconv.Itoa(i), "$(RUN_ID)", runID, "$(JOB_UID)", uid).Replace(a)
+			args = append(args, kube.Replace(a))
 		}
-		f := filepath.Join(rdir, fmt.Sprintf("shard-%d.json", i))
+		f := filepath.Join(rdir, "runs", runID, uid, fmt.Sprintf("shard-%d.json", i))
 		if r := run([]string{"JOB_COMPLETION_INDEX=" + strconv.Itoa(i)}, args...); r.code != shardExit(t, f) {
 			t.Errorf("k8s shard %d: exit %d\n%s", i, r.code, r.stderr)
 		}
+		if s := decodeRun(t, f, mustRead(t, f)); s.RunID != runID+"/"+uid || s.PolicySHA256 != policySHA {
+			t.Errorf("k8s shard %d: run_id %q policy_sha256 %q, want %q and the policy's %s", i, s.RunID, s.PolicySHA256, runID+"/"+uid, policySHA)
+		}
+		files = append(files, f)
 	}
-	wait := exec.Command("/bin/sh", "-c", kube.Replace(job.wait))
-	wait.Env = append(os.Environ(), "SHARDS="+strconv.Itoa(job.shards))
-	if out, err := wait.CombinedOutput(); err != nil {
+	if out, err := sh(job.wait, "SHARDS="+strconv.Itoa(job.shards), "RUN_ID="+runID); err != nil {
 		t.Fatalf("the wait-for-shards script: %v\n%s", err, out)
-	}
-	if m, _ := filepath.Glob(filepath.Join(rdir, "shard-*.json")); len(m) != 0 {
-		t.Errorf("the wait script left %v for the next run", m)
-	}
-	for i := range job.shards {
-		files = append(files, filepath.Join(rdir, "current", fmt.Sprintf("shard-%d.json", i)))
 	}
 	var rargs []string
 	for _, a := range job.report[1:] {
@@ -187,10 +203,36 @@ func TestShardedVerifyMergesToOneRun(t *testing.T) {
 	}
 	compare("the Kubernetes Jobs (N=7)", job.shards, files, rargs, func(result) []byte {
 		if st, err := os.Stat(filepath.Join(rdir, "current", "harden-report.html")); err != nil || st.Size() == 0 {
-			t.Errorf("no dashboard beside the merged JSON: %v", err)
+			t.Errorf("no dashboard beside the merged JSON in /reports/current: %v", err)
 		}
-		return mustRead(t, filepath.Join(rdir, "current", "harden-report.json"))
+		data := mustRead(t, filepath.Join(rdir, "runs", runID, "harden-report.json"))
+		if m := decodeRun(t, "the merged run", data); m.RunID != runID+"/"+uid || m.PolicySHA256 != policySHA {
+			t.Errorf("the merged run: run_id %q policy_sha256 %q", m.RunID, m.PolicySHA256)
+		}
+		return data
 	})
+	// A run id used twice: the merge is refused (claimed), and so is a
+	// second shards Job writing under it; a run id holding two Jobs'
+	// shards is never merged, whichever came first.
+	if out, err := sh(job.wait, "SHARDS="+strconv.Itoa(job.shards), "RUN_ID="+runID); err == nil || !strings.Contains(out, "run id "+runID+" was merged already") {
+		t.Errorf("the wait script over a merged run id: %v\n%s", err, out)
+	}
+	if out, err := sh(job.runDir, "RUN_ID="+runID, "JOB_UID=other-uid"); err == nil || !strings.Contains(out, "already holds the shards of another Job") {
+		t.Errorf("a second shards Job under one run id: %v\n%s", err, out)
+	}
+	for _, u := range []string{"job-a", "job-b"} {
+		d := filepath.Join(rdir, "runs", "twice", u)
+		os.MkdirAll(d, 0o755)
+		for i, f := range files {
+			os.WriteFile(filepath.Join(d, fmt.Sprintf("shard-%d.json", i)), mustRead(t, f), 0o644)
+		}
+	}
+	if out, err := sh(job.wait, "SHARDS="+strconv.Itoa(job.shards), "RUN_ID=twice"); err == nil || !strings.Contains(out, "holds the shards of 2 Jobs") {
+		t.Errorf("the wait script over two Jobs' shards: %v\n%s", err, out)
+	}
+	if out, err := sh(job.runDir, "RUN_ID=../x", "JOB_UID="+uid); err == nil || !strings.Contains(out, `run-id "../x"`) {
+		t.Errorf("a run id that is a path: %v\n%s", err, out)
+	}
 
 	// N = 7 as the Nomad job runs it.
 	nj := readNomadJob(t)
@@ -200,7 +242,7 @@ func TestShardedVerifyMergesToOneRun(t *testing.T) {
 		return strings.NewReplacer("${NOMAD_ALLOC_INDEX}", strconv.Itoa(alloc), "${NOMAD_JOB_ID}", jobID, "${NOMAD_META_fail_on}", "info",
 			"/local/policy.yaml", policy, "/reports", ndir).Replace(s)
 	}
-	files = nil
+	var nfiles []string
 	for i := range nj.count {
 		if out, err := exec.Command(nj.mkdir[0], nomadArgs(nj.mkdir[1:], i, nomad)...).CombinedOutput(); err != nil {
 			t.Fatalf("the rundir task: %v\n%s", err, out)
@@ -209,16 +251,45 @@ func TestShardedVerifyMergesToOneRun(t *testing.T) {
 		if r := run(nil, nomadArgs(nj.verify, i, nomad)...); r.code != shardExit(t, f) {
 			t.Errorf("nomad shard %d: exit %d\n%s", i, r.code, r.stderr)
 		}
-		files = append(files, f)
+		if s := decodeRun(t, f, mustRead(t, f)); s.RunID != jobID || s.PolicySHA256 != policySHA {
+			t.Errorf("nomad shard %d: run_id %q policy_sha256 %q, want %q and the policy's", i, s.RunID, s.PolicySHA256, jobID)
+		}
+		nfiles = append(nfiles, f)
 	}
 	nwait := exec.Command("/bin/sh", nomadArgs(nj.wait, 0, nomad)...)
 	nwait.Env = append(os.Environ(), "SHARDS="+strconv.Itoa(nj.shardsEnv), "NOMAD_JOB_ID="+jobID)
 	if out, err := nwait.CombinedOutput(); err != nil {
 		t.Fatalf("the wait-for-shards task: %v\n%s", err, out)
 	}
-	compare("the Nomad job (N=7)", nj.count, files, nomadArgs(nj.report, 0, nomad), func(result) []byte {
+	compare("the Nomad job (N=7)", nj.count, nfiles, nomadArgs(nj.report, 0, nomad), func(result) []byte {
 		return mustRead(t, filepath.Join(ndir, jobID, "harden-report.json"))
 	})
+
+	// Shards of two runs (each complete, same policy) are never merged:
+	// harden report names the file of the other run.
+	mixed := append(slices.Clone(files[:len(files)-1]), nfiles[len(nfiles)-1])
+	var margs []string
+	for _, f := range mixed {
+		margs = append(margs, "-i", f)
+	}
+	if r := run(nil, append([]string{"report", "--format", "json"}, margs...)...); r.code != cli.ExitConfig ||
+		!strings.Contains(r.stderr, fmt.Sprintf("%s is of run %q, %s of run %q", nfiles[len(nfiles)-1], jobID, files[0], runID+"/"+uid)) || r.stdout != "" {
+		t.Errorf("shards of two runs: exit %d\n%s", r.code, r.stderr)
+	}
+
+	// A policy update that reached one shard late (a comment is enough to
+	// make another version): the merge is refused, naming that shard.
+	if err := os.WriteFile(policy, []byte(doc+"# updated\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	late := filepath.Join(dir, "n3", "shard-2-late.json")
+	if r := run(nil, "verify", "-f", policy, "--shard", "2/3", "--format", "json", "-o", late); r.code != shardExit(t, late) {
+		t.Errorf("the late shard: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := run(nil, "report", "-i", filepath.Join(dir, "n3", "shard-0.json"), "-i", filepath.Join(dir, "n3", "shard-1.json"), "-i", late); r.code != cli.ExitConfig ||
+		!strings.Contains(r.stderr, late+" was verified against policy version") || !strings.Contains(r.stderr, "the policy changed between the shards") {
+		t.Errorf("shards of two policy versions: exit %d\n%s", r.code, r.stderr)
+	}
 
 	// A bad --shard is a configuration error naming the flag, before any
 	// target is contacted.
@@ -251,7 +322,8 @@ func decodeRun(t *testing.T, what string, data []byte) *report.Run {
 func normalizeRun(t *testing.T, r *report.Run) string {
 	t.Helper()
 	c := *r
-	c.GeneratedAt, c.DurationMS = time.Time{}, 0
+	// (The run id is the fleet files' and checked apart.)
+	c.GeneratedAt, c.DurationMS, c.RunID = time.Time{}, 0, ""
 	if c.Inventory != nil {
 		inv := *c.Inventory
 		inv.GeneratedAt = time.Time{}
@@ -298,7 +370,8 @@ func lineDiff(got, want string) string {
 type verifyJobs struct {
 	shards         int
 	verify, report []string
-	wait           string
+	// runDir: the shard pods' init script; wait: the merge Job's.
+	runDir, wait string
 }
 
 type shardContainer struct {
@@ -307,8 +380,17 @@ type shardContainer struct {
 	ImagePullPolicy string   `yaml:"imagePullPolicy"`
 	Command         []string `yaml:"command"`
 	Env             []struct {
-		Name  string `yaml:"name"`
-		Value string `yaml:"value"`
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			ConfigMapKeyRef *struct {
+				Name string `yaml:"name"`
+				Key  string `yaml:"key"`
+			} `yaml:"configMapKeyRef"`
+			FieldRef *struct {
+				FieldPath string `yaml:"fieldPath"`
+			} `yaml:"fieldRef"`
+		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	SecurityContext struct {
 		AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
@@ -472,19 +554,62 @@ func readVerifyJobs(t *testing.T) verifyJobs {
 	if !slices.Contains(out.verify, fmt.Sprintf("$(JOB_COMPLETION_INDEX)/%d", out.shards)) {
 		t.Errorf("the shard pods run %q: want --shard $(JOB_COMPLETION_INDEX)/%d (completions)", out.verify, out.shards)
 	}
+	// One run: the run id from the harden-run ConfigMap in every
+	// container that names it, the Job's uid from the downward API; the
+	// shard records both and writes under both.
+	if i := slices.Index(out.verify, "--run-id"); i < 0 || out.verify[i+1] != "$(RUN_ID)/$(JOB_UID)" ||
+		out.verify[slices.Index(out.verify, "-o")+1] != "/reports/runs/$(RUN_ID)/$(JOB_UID)/shard-$(JOB_COMPLETION_INDEX).json" {
+		t.Errorf("the shard pods run %q: want --run-id $(RUN_ID)/$(JOB_UID) and -o under /reports/runs/$(RUN_ID)/$(JOB_UID)/", out.verify)
+	}
 	mp := merge.Template.Spec
+	if ic := shards.Template.Spec.InitContainers; len(ic) != 1 || len(ic[0].Command) != 3 || ic[0].Command[0] != "/bin/sh" {
+		t.Fatalf("harden-verify-shards: initContainers %+v", ic)
+	}
 	if len(mp.InitContainers) != 1 || len(mp.InitContainers[0].Command) != 3 || mp.InitContainers[0].Command[0] != "/bin/sh" || len(mp.Containers) != 1 {
 		t.Fatalf("harden-report: initContainers %+v", mp.InitContainers)
 	}
+	for what, c := range map[string]shardContainer{"the shards' init container": shards.Template.Spec.InitContainers[0], "the shards' harden container": shards.Template.Spec.Containers[0],
+		"the merge's wait container": mp.InitContainers[0]} {
+		env := map[string]string{}
+		for _, e := range c.Env {
+			switch {
+			case e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil:
+				env[e.Name] = "configmap " + e.ValueFrom.ConfigMapKeyRef.Name + "/" + e.ValueFrom.ConfigMapKeyRef.Key
+			case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil:
+				env[e.Name] = "field " + e.ValueFrom.FieldRef.FieldPath
+			default:
+				env[e.Name] = e.Value
+			}
+		}
+		if env["RUN_ID"] != "configmap harden-run/run-id" {
+			t.Errorf("%s: RUN_ID is %q, want the harden-run ConfigMap's run-id", what, env["RUN_ID"])
+		}
+		switch {
+		case c.Name == "wait-for-shards" && env["SHARDS"] != strconv.Itoa(out.shards):
+			t.Errorf("%s: SHARDS %q, want %d (completions)", what, env["SHARDS"], out.shards)
+		case c.Name != "wait-for-shards" && env["JOB_UID"] != "field metadata.labels['batch.kubernetes.io/controller-uid']":
+			t.Errorf("%s: JOB_UID %q, want the Job's controller-uid label", what, env["JOB_UID"])
+		}
+	}
+	out.runDir = shards.Template.Spec.InitContainers[0].Command[2]
 	out.wait = mp.InitContainers[0].Command[2]
-	if env := mp.InitContainers[0].Env; len(env) != 1 || env[0].Name != "SHARDS" || env[0].Value != strconv.Itoa(out.shards) {
-		t.Errorf("the wait script's SHARDS %+v, want %d (completions)", env, out.shards)
-	}
 	out.report = mp.Containers[0].Command
-	if filepath.Base(out.report[0]) != "harden" || out.report[1] != "report" {
-		t.Errorf("harden-report runs %q", out.report)
+	if filepath.Base(out.report[0]) != "harden" || out.report[1] != "report" || !slices.Contains(out.report, "/merge/shards/shard-*.json") {
+		t.Errorf("harden-report runs %q: want the shards the wait script chose (/merge/shards)", out.report)
 	}
-	return verifyJobs{shards: out.shards, verify: out.verify, wait: out.wait, report: out.report}
+	// /merge: the wait script's links, in a volume of the pod only.
+	for _, c := range slices.Concat(mp.InitContainers, mp.Containers) {
+		ok := false
+		for _, m := range c.VolumeMounts {
+			for _, v := range mp.Volumes {
+				ok = ok || m.MountPath == "/merge" && v.Name == m.Name && v.EmptyDir != nil
+			}
+		}
+		if !ok {
+			t.Errorf("harden-report/%s: /merge is not the pod's emptyDir", c.Name)
+		}
+	}
+	return out
 }
 
 // nomadJob is what deploy/nomad/harden-verify.nomad.hcl runs.
@@ -588,16 +713,19 @@ func TestDeployVerifyFleetFiles(t *testing.T) {
 	nj := readNomadJob(t)
 	rd := t.TempDir()
 	missing := filepath.Join(rd, "policy.yaml")
-	os.Mkdir(filepath.Join(rd, "current"), 0o755)
+	// The directories the init scripts make.
+	os.MkdirAll(filepath.Join(rd, "runs", "20260301T120000Z", "6f1c0e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b"), 0o755)
+	os.MkdirAll(filepath.Join(rd, "merge", "run"), 0o755)
 	os.Mkdir(filepath.Join(rd, "dispatch"), 0o755)
 	sub := strings.NewReplacer("/etc/harden/policy.yaml", missing, "/local/policy.yaml", missing, "$(JOB_COMPLETION_INDEX)", "2",
-		"${NOMAD_ALLOC_INDEX}", "2", "${NOMAD_META_fail_on}", "info", "${NOMAD_JOB_ID}", "dispatch", "/reports", rd)
+		"$(RUN_ID)", "20260301T120000Z", "$(JOB_UID)", "6f1c0e2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+		"${NOMAD_ALLOC_INDEX}", "2", "${NOMAD_META_fail_on}", "info", "${NOMAD_JOB_ID}", "dispatch", "/reports", rd, "/merge", filepath.Join(rd, "merge"))
 	for what, c := range map[string]struct {
 		args []string
 		want string
 	}{
 		"the Indexed Job": {job.verify[1:], missing + ": not found"}, "the Nomad verify task": {nj.verify, missing + ": not found"},
-		"harden-report":         {job.report[1:], filepath.Join(rd, "current", "shard-*.json") + ": no file matches"},
+		"harden-report":         {job.report[1:], filepath.Join(rd, "merge", "shards", "shard-*.json") + ": no file matches"},
 		"the Nomad report task": {nj.report, filepath.Join(rd, "dispatch", "shard-*.json") + ": no file matches"},
 	} {
 		var argv []string
