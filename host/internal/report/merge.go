@@ -48,9 +48,10 @@ import (
 // RunSummary is one run of a history: when it ran, its checks counted by
 // status (and "target_error" for targets that failed as a whole) and its
 // failing checks. Renderers (text, html) show the trend of failing
-// checks over Run.History when it is present: a check failing in the
-// latest run but not before is new, one failing before but not any more
-// is fixed.
+// checks over Run.History when it is present, from Run.Trend: a check
+// failing in the latest run but not before is new; one failing before is
+// fixed only when the latest run observed it conclusively not failing
+// (else unknown: a run that did not look fixes nothing).
 type RunSummary struct {
 	GeneratedAt time.Time      `json:"generated_at"`
 	DurationMS  float64        `json:"duration_ms,omitempty"`

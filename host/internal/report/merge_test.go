@@ -559,6 +559,8 @@ func FuzzReadMerge(f *testing.F) {
 	f.Add(inv.String())
 	f.Add(`{"format_version":1,"command":"verify","targets":[{"name":"a","status":"error"},{"name":"a","plugin":"x","status":"ok"}]}`)
 	f.Add(`{"format_version":1,"command":"verify","inventory":{"items":[{"kind":"ca","targets":["z"],"certificate":{"sha256":"x"}}],"alert_at":["7d"]}}`)
+	f.Add(`{"format_version":1,"command":"verify","shard":"0/1","run_id":"r/1","policy_sha256":"` + strings.Repeat("0", 64) + `","generated_at":"2026-03-01T12:00:00Z","targets":[]}`)
+	f.Add("{\"format_version\":1,\"command\":\"verify\",\n\"targets\":[{\"name\":\"a\",\"status\":\"ok\",\"checks\":[{\"id\":\"tls.enabled\",\"status\":\"warn\",\"severity\":\"low\",\"inconclusive\":2}]}],\"generated_at\":\"x\"}")
 	f.Fuzz(func(t *testing.T, doc string) {
 		r, err := ReadRun("fuzz.json", strings.NewReader(doc))
 		if err != nil {
