@@ -2,8 +2,10 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +160,85 @@ func BenchmarkHTML1000Endpoints(b *testing.B) {
 			}
 			b.ReportMetric(float64(buf.Len()), "bytes")
 		})
+	}
+}
+
+// htmlPGFleet is a fleet of n real PostgreSQL targets with one endpoint
+// each: testdata's warehouse-pg (a real testenv run, before or after
+// apply) n times over, each on its own address with its own leaf
+// certificate, with its inventory items (served and held certificates),
+// and the run's CA once.
+func htmlPGFleet(t testing.TB, file string, n int) *Run {
+	src := htmlLoadRun(t, file)
+	pg := src.Targets[0]
+	if pg.Plugin != "postgres" || len(pg.Endpoints) != 1 {
+		t.Fatalf("%s: target 0 is %s with %d endpoints, want PostgreSQL with one", file, pg.Plugin, len(pg.Endpoints))
+	}
+	addr := pg.Endpoints[0].Address
+	r := &Run{FormatVersion: src.FormatVersion, Command: src.Command, Policy: "fleet/policy.yaml", Profile: src.Profile,
+		ProfileDetail: src.ProfileDetail, GeneratedAt: src.GeneratedAt, DurationMS: src.DurationMS}
+	inv := *src.Inventory
+	inv.Items, inv.Targets = nil, nil
+	for i := range n {
+		name := fmt.Sprintf("pg-%04d", i)
+		a := fmt.Sprintf("127.%d.%d.%d:5432", i/62500, i/250%250, i%250+1)
+		sub := strings.NewReplacer(addr, a, pg.Name, name)
+		b, err := json.Marshal(pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tg Target
+		if err := json.Unmarshal([]byte(sub.Replace(string(b))), &tg); err != nil {
+			t.Fatal(err)
+		}
+		tg.Line = 10 + 4*i
+		e := &tg.Endpoints[0]
+		leafSHA := ""
+		if len(e.Chain) > 0 {
+			leafSHA = e.Chain[0].SHA256
+			e.Chain[0].SHA256 = fmt.Sprintf("%060x%04x", 0xfeed, i)
+			e.Chain[0].Serial = fmt.Sprintf("%032x", 7000+i)
+			e.Chain[0].Subject = "CN=" + name
+		}
+		r.Targets = append(r.Targets, tg)
+		inv.Targets = append(inv.Targets, name)
+		for _, it := range src.Inventory.Items {
+			if it.Target != pg.Name {
+				continue
+			}
+			b, err := json.Marshal(it)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c inventory.Item
+			if err := json.Unmarshal([]byte(sub.Replace(string(b))), &c); err != nil {
+				t.Fatal(err)
+			}
+			if c.Certificate != nil && c.Certificate.SHA256 == leafSHA && len(e.Chain) > 0 {
+				c.Certificate.SHA256, c.Certificate.Serial, c.Certificate.Subject = e.Chain[0].SHA256, e.Chain[0].Serial, e.Chain[0].Subject
+			}
+			inv.Items = append(inv.Items, c)
+		}
+	}
+	for _, it := range src.Inventory.Items {
+		if it.Kind == inventory.KindCA {
+			it.Targets = inv.Targets
+			inv.Items = append(inv.Items, it)
+		}
+	}
+	inv.Summary = dashRulesOf(&inv).Summarize(inv.Items)
+	r.Inventory = &inv
+	r.Finish("verify")
+	return r
+}
+
+// htmlFleetShapes: the fleets the dashboard's budget (≤ 5 MB, ≤ 1 s) holds
+// for: 100 targets of 10 endpoints, and 1,000 real PostgreSQL targets of
+// one endpoint, before and after apply.
+func htmlFleetShapes(t testing.TB) map[string]*Run {
+	return map[string]*Run{
+		"100x10":           htmlFleetRun(100, 10),
+		"1000x1-pg-before": htmlPGFleet(t, "testenv-before.json", 1000),
+		"1000x1-pg-after":  htmlPGFleet(t, "testenv-after.json", 1000),
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
 	"image/png"
 	"net/url"
 	"os"
@@ -161,20 +163,34 @@ type htmlDomView struct {
 			} `json:"cells"`
 		} `json:"rows"`
 	} `json:"matrices"`
-	Markers []struct {
-		Cert  string  `json:"cert"`
-		Tier  string  `json:"tier"`
-		Width float64 `json:"w"`
+	// SameSuites: endpoints whose accepted suites the page draws in an
+	// earlier endpoint's column, and that endpoint.
+	SameSuites []struct {
+		Target      string `json:"target"`
+		Endpoint    string `json:"endpoint"`
+		RefTarget   string `json:"refTarget"`
+		RefEndpoint string `json:"refEndpoint"`
+	} `json:"sameSuites"`
+	// LabelsCut: timeline labels that start left of the chart's box.
+	LabelsCut []string `json:"labelsCut"`
+	Markers   []struct {
+		Cert   string  `json:"cert"`
+		Tier   string  `json:"tier"`
+		NoDate bool    `json:"noDate"`
+		Width  float64 `json:"w"`
 	} `json:"markers"`
 	TimelineMarkers string   `json:"timelineMarkers"`
 	Overflow        []string `json:"overflow"`
 	Scrolling       []string `json:"scrolling"`
 	Findings        []struct {
-		Target   string  `json:"target"`
-		Check    string  `json:"check"`
-		Status   string  `json:"status"`
-		Evidence string  `json:"evidence"`
-		Height   float64 `json:"h"`
+		Target   string `json:"target"`
+		Check    string `json:"check"`
+		Status   string `json:"status"`
+		Evidence string `json:"evidence"`
+		// Full: the check and status of the finding drawn in full that a
+		// repeat links to (its own for a finding drawn in full).
+		Full   string  `json:"full"`
+		Height float64 `json:"h"`
 	} `json:"findings"`
 	Checks []struct {
 		Target  string `json:"target"`
@@ -187,6 +203,8 @@ type htmlDomView struct {
 const htmlReadDOM = `(() => {
   const q = (s, r) => Array.from((r || document).querySelectorAll(s));
   const tl = document.querySelector('svg[data-timeline]');
+  const byId = id => document.getElementById(id);
+  const tgt = e => (e && e.closest('details.target') || {dataset: {}}).dataset.target || '';
   return {
     scripts: q('script').length,
     Overall: document.querySelector('[data-overall]').textContent,
@@ -197,15 +215,20 @@ const htmlReadDOM = `(() => {
         cells: q('td[data-verdict]', r).map(c => ({verdict: c.dataset.verdict, text: c.textContent,
           endpoint: t.querySelectorAll('thead th')[c.cellIndex].dataset.endpoint}))})),
     })),
-    markers: q('svg[data-timeline] .marker').map(m => ({cert: m.dataset.cert, tier: m.dataset.tier, w: m.querySelector('circle').getBoundingClientRect().width})),
+    sameSuites: q('[data-same-suites]').map(e => { const tr = e.closest('tr.endpoint'); const ref = byId(e.dataset.sameAs);
+      return {target: tgt(e), endpoint: e.dataset.sameSuites || (tr ? tr.dataset.endpoint : ''), refTarget: tgt(ref), refEndpoint: ref ? ref.dataset.endpoint || '' : ''}; }),
+    labelsCut: tl ? q('text.lbl', tl).filter(e => e.getBBox().x < 0).map(e => e.textContent) : [],
+    markers: q('svg[data-timeline] .marker').map(m => ({cert: m.dataset.cert, tier: m.dataset.tier, noDate: m.hasAttribute('data-no-date'),
+      w: m.querySelector('circle') ? m.querySelector('circle').getBoundingClientRect().width : 0})),
     timelineMarkers: tl ? tl.dataset.markers : '',
     overflow: q('body *').filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
       .map(e => e.tagName.toLowerCase() + (e.className && e.className.baseVal === undefined ? '.' + e.className : '') + (e.id ? '#' + e.id : '')).slice(0, 12),
     scrolling: q('.scroll').filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.firstElementChild.className + ' in ' + (e.closest('[data-target]') || {dataset: {}}).dataset.target),
-    findings: q('article.finding').map(f => ({target: f.closest('details.target').dataset.target, check: f.dataset.check,
-      status: f.dataset.status, evidence: f.querySelector('dd.ev').textContent, h: f.getBoundingClientRect().height})),
-    checks: q('table.checks tr[data-check] td.subjs > *').map(s => ({target: s.closest('details.target').dataset.target,
-      check: s.closest('tr').dataset.check, status: s.closest('tr').dataset.status, subject: s.textContent})),
+    findings: q('article.finding, tr.finding').map(f => { const full = f.dataset.sameAs ? byId(f.dataset.sameAs) : f;
+      return {target: tgt(f), check: f.dataset.check, status: f.dataset.status, full: full ? full.dataset.check + ' ' + full.dataset.status : '',
+        evidence: full && full.querySelector('dd.ev') ? full.querySelector('dd.ev').textContent : '', h: f.getBoundingClientRect().height}; }),
+    checks: q('details.target tr.pass').flatMap(r => q('td.ids > a', r).flatMap(a => q('td.subjs > span', r).map(s =>
+      ({target: tgt(r), check: a.textContent, status: 'pass', subject: s.textContent})))),
   };
 })()`
 
@@ -228,9 +251,15 @@ func TestHTMLInChromium(t *testing.T) {
 		"testenv-after":  htmlLoadRun(t, "testenv-after.json"),
 		"testenv-before": htmlLoadRun(t, "testenv-before.json"),
 		"synthetic":      htmlSyntheticRun(),
+		// Fleets, whose pages refer between targets (rows, matrix
+		// columns, findings, shared evidence): no screenshot kept.
+		"fleet-pg-before": htmlPGFleet(t, "testenv-before.json", 30),
+		"fleet-pg-after":  htmlPGFleet(t, "testenv-after.json", 30),
+		"fleet-8x5":       htmlFleetRun(8, 5),
 	}
 	for name, r := range runs {
 		t.Run(name, func(t *testing.T) {
+			fleet := strings.HasPrefix(name, "fleet-")
 			file := htmlWriteDashboard(t, r)
 			var dom htmlDomView
 			var shot []byte
@@ -238,6 +267,9 @@ func TestHTMLInChromium(t *testing.T) {
 				var err error
 				if dom, err = chromedp.Run(ctx, chromedp.Evaluate[htmlDomView](htmlReadDOM)); err != nil {
 					t.Fatalf("read the DOM: %v", err)
+				}
+				if fleet {
+					return
 				}
 				if shot, err = chromedp.Run(ctx, chromedp.FullScreenshot(100)); err != nil {
 					t.Fatalf("screenshot: %v", err)
@@ -251,7 +283,9 @@ func TestHTMLInChromium(t *testing.T) {
 				t.Errorf("the page logged problems: %q", pl.Problems)
 			}
 			htmlAssertDOM(t, r, dom)
-			htmlSaveScreenshot(t, name, shot)
+			if !fleet {
+				htmlSaveScreenshot(t, name, shot)
+			}
 		})
 	}
 }
@@ -305,37 +339,74 @@ func htmlAssertDOM(t *testing.T, r *Run, dom htmlDomView) {
 	if dom.Scripts != 0 {
 		t.Errorf("%d <script> elements", dom.Scripts)
 	}
-	// The suite matrix: per target with endpoints, one row per suite of
-	// the profile or accepted anywhere, one cell per endpoint.
+	// The suite matrix: per target with endpoints, one column per
+	// endpoint whose accepted suites no earlier column showed, one row per
+	// suite of the profile or accepted by a column; every other endpoint
+	// refers to a column with exactly its accepted suites.
 	byTarget := map[string]int{}
 	for i, m := range dom.Matrices {
 		byTarget[m.Target] = i
 	}
+	endpointOf := map[[2]string]Endpoint{}
 	for _, tg := range r.Targets {
-		if len(tg.Endpoints) == 0 {
-			continue
+		for _, e := range tg.Endpoints {
+			endpointOf[[2]string{tg.Name, e.Address}] = e
+		}
+	}
+	columns := map[[2]string]bool{}
+	for _, m := range dom.Matrices {
+		for _, c := range m.Columns {
+			if columns[[2]string{m.Target, c}] {
+				t.Errorf("target %s: endpoint %s has two columns", m.Target, c)
+			}
+			columns[[2]string{m.Target, c}] = true
+		}
+	}
+	sameAs := map[[2]string][2]string{}
+	for _, s := range dom.SameSuites {
+		k := [2]string{s.Target, s.Endpoint}
+		if _, dup := sameAs[k]; dup {
+			t.Errorf("%s %s refers to two columns", s.Target, s.Endpoint)
+		}
+		sameAs[k] = [2]string{s.RefTarget, s.RefEndpoint}
+	}
+	accepted := func(e Endpoint) string {
+		var l []string
+		for _, s := range e.Suites {
+			l = append(l, s.Name+"@"+s.Version)
+		}
+		slices.Sort(l)
+		return fmt.Sprint(l, e.Error != "")
+	}
+	for _, tg := range r.Targets {
+		for _, e := range tg.Endpoints {
+			k := [2]string{tg.Name, e.Address}
+			ref, same := sameAs[k]
+			switch {
+			case columns[k] && same:
+				t.Errorf("%s %s has a column and refers to another", tg.Name, e.Address)
+			case columns[k]:
+			case !same:
+				t.Errorf("%s %s: neither a matrix column nor a reference to one", tg.Name, e.Address)
+			case !columns[ref]:
+				t.Errorf("%s %s refers to %v, which has no column", tg.Name, e.Address, ref)
+			case accepted(endpointOf[ref]) != accepted(e):
+				t.Errorf("%s %s refers to %v, whose accepted suites differ: %s, %s", tg.Name, e.Address, ref, accepted(endpointOf[ref]), accepted(e))
+			}
 		}
 		i, ok := byTarget[tg.Name]
 		if !ok {
-			t.Errorf("target %s: no suite matrix", tg.Name)
 			continue
 		}
 		m := dom.Matrices[i]
-		var addrs []string
-		for _, e := range tg.Endpoints {
-			addrs = append(addrs, e.Address)
-		}
-		if !slices.Equal(m.Columns, addrs) {
-			t.Errorf("target %s: matrix columns %q, want %q", tg.Name, m.Columns, addrs)
-		}
 		want := map[string]bool{}
 		if r.ProfileDetail != nil {
 			for _, s := range r.ProfileDetail.Suites {
 				want[s] = true
 			}
 		}
-		for _, e := range tg.Endpoints {
-			for _, s := range e.Suites {
+		for _, c := range m.Columns {
+			for _, s := range endpointOf[[2]string{tg.Name, c}].Suites {
 				want[s.Name] = true
 			}
 		}
@@ -345,16 +416,16 @@ func htmlAssertDOM(t *testing.T, r *Run, dom htmlDomView) {
 				t.Errorf("target %s: suite %s has two rows", tg.Name, row.Suite)
 			}
 			got[row.Suite] = true
-			if len(row.Cells) != len(addrs) {
-				t.Errorf("target %s suite %s: %d cells, want one per endpoint (%d)", tg.Name, row.Suite, len(row.Cells), len(addrs))
+			if len(row.Cells) != len(m.Columns) {
+				t.Errorf("target %s suite %s: %d cells, want one per column (%d)", tg.Name, row.Suite, len(row.Cells), len(m.Columns))
 				continue
 			}
 			allowed := r.ProfileDetail != nil && slices.Contains(r.ProfileDetail.Suites, row.Suite)
 			for ci, c := range row.Cells {
-				e := tg.Endpoints[ci]
-				if c.Endpoint != e.Address {
-					t.Errorf("target %s suite %s: cell %d is for %s, want %s", tg.Name, row.Suite, ci, c.Endpoint, e.Address)
+				if c.Endpoint != m.Columns[ci] {
+					t.Errorf("target %s suite %s: cell %d is for %s, want %s", tg.Name, row.Suite, ci, c.Endpoint, m.Columns[ci])
 				}
+				e := endpointOf[[2]string{tg.Name, c.Endpoint}]
 				var versions []string
 				for _, s := range e.Suites {
 					if s.Name == row.Suite {
@@ -391,6 +462,9 @@ func htmlAssertDOM(t *testing.T, r *Run, dom htmlDomView) {
 			}
 		}
 	}
+	if len(dom.LabelsCut) > 0 {
+		t.Errorf("timeline labels cut at the left: %q", dom.LabelsCut)
+	}
 	// The timeline: one drawn marker per distinct certificate.
 	certs := map[string]time.Time{}
 	for _, tg := range r.Targets {
@@ -415,7 +489,10 @@ func htmlAssertDOM(t *testing.T, r *Run, dom htmlDomView) {
 			t.Errorf("certificate %s has two markers", m.Cert)
 		}
 		seen[m.Cert] = true
-		if m.Width <= 0 {
+		switch {
+		case m.NoDate && m.Width > 0:
+			t.Errorf("certificate %s has no date, yet a marker", m.Cert)
+		case !m.NoDate && m.Width <= 0:
 			t.Errorf("certificate %s: marker not drawn", m.Cert)
 		}
 		na, ok := certs[m.Cert]
@@ -430,13 +507,15 @@ func htmlAssertDOM(t *testing.T, r *Run, dom htmlDomView) {
 		t.Errorf("%d markers, want %d (one per certificate)", len(seen), len(certs))
 	}
 	// Every finding (every check that did not pass), with its evidence as
-	// the text the server gave, and every check in the list.
+	// the text the server gave (a repeat's from the finding it links to,
+	// of the same check and status), and every passing check in the list.
 	type key struct{ target, check, status, evidence string }
 	var wantF, gotF, wantC, gotC []key
 	for _, tg := range r.Targets {
 		for _, c := range tg.Checks {
-			wantC = append(wantC, key{tg.Name, c.ID, c.Status, cmp.Or(c.Subject, "(no subject)")})
-			if c.Status != "pass" {
+			if c.Status == "pass" {
+				wantC = append(wantC, key{tg.Name, c.ID, c.Status, cmp.Or(c.Subject, "(no subject)")})
+			} else {
 				wantF = append(wantF, key{tg.Name, c.ID, c.Status, c.Evidence})
 			}
 		}
@@ -445,6 +524,9 @@ func htmlAssertDOM(t *testing.T, r *Run, dom htmlDomView) {
 		gotF = append(gotF, key{f.Target, f.Check, f.Status, f.Evidence})
 		if f.Height <= 0 {
 			t.Errorf("finding %s of %s not visible", f.Check, f.Target)
+		}
+		if f.Full != f.Check+" "+f.Status {
+			t.Errorf("finding %s (%s) of %s links to a finding of %q", f.Check, f.Status, f.Target, f.Full)
 		}
 	}
 	for _, c := range dom.Checks {
@@ -460,7 +542,7 @@ func htmlAssertDOM(t *testing.T, r *Run, dom htmlDomView) {
 		t.Errorf("findings in the page:\n%v\nwant:\n%v", gotF, wantF)
 	}
 	if !slices.Equal(wantC, gotC) {
-		t.Errorf("checks in the page:\n%v\nwant:\n%v", gotC, wantC)
+		t.Errorf("passing checks in the page:\n%v\nwant:\n%v", gotC, wantC)
 	}
 	if len(wantF) == 0 {
 		t.Error("the run has no findings: the test proves nothing about them")
@@ -516,7 +598,41 @@ func htmlSaveScreenshot(t *testing.T, name string, shot []byte) {
 			t.Fatal(err)
 		}
 		t.Logf("updated %s (%d bytes)", doc, len(small))
+		// README's inline image: the top of the same page.
+		top, err := htmlCropPNG(shot, htmlTopHeight)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(top) > 1<<20 {
+			t.Fatalf("the top crop would be %d bytes, over 1 MB", len(top))
+		}
+		topDoc := filepath.Join(filepath.Dir(doc), "dashboard-top.png")
+		if err := os.WriteFile(topDoc, top, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("updated %s (%d bytes)", topDoc, len(top))
 	}
+}
+
+// htmlTopHeight: README shows the dashboard's first this many pixels.
+const htmlTopHeight = 1500
+
+// htmlCropPNG: the top height pixels of a screenshot, in full colour (a
+// crop is small enough not to need htmlShrinkPNG's palette).
+func htmlCropPNG(shot []byte, height int) ([]byte, error) {
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		return nil, err
+	}
+	b := img.Bounds()
+	r := image.Rect(0, 0, b.Dx(), min(height, b.Dy()))
+	out := image.NewRGBA(r)
+	draw.Draw(out, r, img, b.Min, draw.Src)
+	var w bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&w, out); err != nil {
+		return nil, err
+	}
+	return w.Bytes(), nil
 }
 
 // htmlShrinkPNG re-encodes a screenshot with the 256 colours it uses most
