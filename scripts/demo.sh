@@ -32,6 +32,8 @@ grep -q '^ready' "$state/testenv.out" || { echo "testenv did not become ready in
 cat "$state/testenv.log"
 
 export HARDEN_PLUGIN_PATH="$bin/plugins" HARDEN_PLUGIN_LOCK="$state/plugins.lock"
+reports=${HARDEN_DEMO_REPORTS:-$root/demo-reports}
+mkdir -p "$reports"
 
 step "The policy testenv generated"
 cat "$state/policy.yaml"
@@ -49,6 +51,8 @@ set +e
 code=$?
 set -e
 echo "harden verify exited with $code (0 all good, 2 failing checks, 3 target/plugin error)"
+# Kept for the trend at the end (harden report --history).
+"$bin/harden" verify -f "$state/policy.yaml" --format json -o "$reports/before.json" >/dev/null 2>&1 || true
 if [[ ",$services," == *",vault,"* ]] && [ "$code" -eq 3 ]; then
   echo "(expected with Vault as the certificate source: Vault has no CA yet, so harden trusts no server certificate and will not log in over one)"
 elif [ "$code" -ne 2 ] && [ "$code" -ne 0 ]; then exit "$code"; fi
@@ -128,13 +132,15 @@ if [[ ",$services," == *",vault,"* ]]; then
   fi
 fi
 
-reports=${HARDEN_DEMO_REPORTS:-$root/demo-reports}
-mkdir -p "$reports"
 step "Reports: the compliance dashboard (HTML), SARIF for GitHub code scanning, JUnit for CI and JSON, from one verify run with the inventory"
 set +e
 run "$bin/harden" verify -f "$state/policy.yaml" --inventory --format html --format sarif --format junit --format json --output-dir "$reports"
 echo "harden verify exited with $? (the listener findings above, if any, are in the reports too)"
 set -e
 echo "Open the dashboard: file://$reports/harden-verify.html"
+step "The trend from before to after hardening: harden report merges runs of one policy (here a history of two)"
+set +e
+run "$bin/harden" report --history -i "$reports/before.json" -i "$reports/harden-verify.json" --format text --fail-on critical | sed -n "/^History:/,\$p"
+set -e
 echo "Upload to code scanning: $reports/harden-verify.sarif; CI test results: $reports/harden-verify.junit.xml"
 
