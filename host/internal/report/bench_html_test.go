@@ -143,23 +143,28 @@ func htmlTierOf(left int) string {
 }
 
 // BenchmarkHTML1000Endpoints: the dashboard of 1,000 endpoints (target
-// ≤ 1 s, ≤ 5 MB), beside the JSON of the same run as the reference.
+// ≤ 1 s, ≤ 5 MB) in both fleet shapes — 100 targets × 10 endpoints, and
+// 1,000 real PostgreSQL targets × 1 before and after apply — beside the
+// JSON of the same run as the reference.
 func BenchmarkHTML1000Endpoints(b *testing.B) {
-	r := htmlFleetRun(100, 10)
-	for _, f := range []struct {
-		name  string
-		write func(io.Writer, *Run) error
-	}{{"html", WriteHTML}, {"json", WriteJSON}} {
-		b.Run(f.name, func(b *testing.B) {
-			var buf bytes.Buffer
-			for b.Loop() {
-				buf.Reset()
-				if err := f.write(&buf, r); err != nil {
-					b.Fatal(err)
+	shapes := htmlFleetShapes(b)
+	for _, shape := range []string{"100x10", "1000x1-pg-before", "1000x1-pg-after"} {
+		r := shapes[shape]
+		for _, f := range []struct {
+			name  string
+			write func(io.Writer, *Run) error
+		}{{"html", WriteHTML}, {"json", WriteJSON}} {
+			b.Run(shape+"/"+f.name, func(b *testing.B) {
+				var buf bytes.Buffer
+				for b.Loop() {
+					buf.Reset()
+					if err := f.write(&buf, r); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(float64(buf.Len()), "bytes")
-		})
+				b.ReportMetric(float64(buf.Len()), "bytes")
+			})
+		}
 	}
 }
 

@@ -697,10 +697,7 @@ func (d *dashboard) tiles(r *Run, counts map[string]int) {
 	if d.HasChecks || len(r.Targets) > 0 && r.Inventory == nil {
 		note := "observations, apart"
 		if d.InconclusiveProbe > 0 {
-			note = fmt.Sprintf("in checks; +%d in scans", d.InconclusiveProbe)
-		}
-		if d.NotScanned > 0 {
-			note += "; " + dashPlural(d.NotScanned, "endpoint not scanned", "endpoints not scanned")
+			note = fmt.Sprintf("%d in checks, %d in scans", d.InconclusiveChecks, d.InconclusiveProbe)
 		}
 		d.TileGroups = append(d.TileGroups, dashTileGroup{Label: "Checks", Tiles: []dashTile{
 			{Label: "Targets", Value: strconv.Itoa(len(r.Targets)), Note: dashPlural(r.TargetErrors(), "in error", "in error"), Class: dashNonzero(r.TargetErrors(), vError)},
@@ -710,7 +707,7 @@ func (d *dashboard) tiles(r *Run, counts map[string]int) {
 			{Label: "Warnings", Value: strconv.Itoa(counts["warn"]), Class: dashNonzero(counts["warn"], vWarn)},
 			{Label: "Errors", Value: strconv.Itoa(errs), Class: dashNonzero(errs, vError), Note: "could not run"},
 			{Label: "Skipped", Value: strconv.Itoa(counts["skip"]), Note: "not applicable"},
-			{Label: "Inconclusive", Value: strconv.Itoa(d.InconclusiveChecks), Class: dashNonzero(d.InconclusiveChecks+d.InconclusiveProbe+d.NotScanned, vUnknown), Note: note},
+			{Label: "Inconclusive", Value: strconv.Itoa(d.InconclusiveChecks + d.InconclusiveProbe), Class: dashNonzero(d.InconclusiveChecks+d.InconclusiveProbe+d.NotScanned, vUnknown), Note: note},
 			{Label: "Config only", Value: strconv.Itoa(r.configOnly()), Note: "not observed live"},
 		}})
 	} else {
@@ -763,7 +760,7 @@ func (d *dashboard) tiles(r *Run, counts map[string]int) {
 			g.Tiles = append(g.Tiles,
 				dashTile{Label: "Keys", Value: strconv.Itoa(len(d.Keys)), Class: keyClass,
 					Note: strings.Join(slices.DeleteFunc([]string{dashPlural(off, "not rotating", "not rotating"), dashPlural(unknownKeys, "rotation unknown", "rotation unknown")}, func(s string) bool { return s == "" }), "; ")},
-				dashTile{Label: "Unreadable", Value: strconv.Itoa(unreadable), Class: dashNonzero(unreadable, vError), Note: "inventory items" + dashPrefixed("; ", map[bool]string{true: "incomplete"}[unreadable > 0])})
+				dashTile{Label: "Unreadable", Value: strconv.Itoa(unreadable), Class: dashNonzero(unreadable, vError), Note: map[bool]string{true: "inventory incomplete", false: "inventory items"}[unreadable > 0]})
 		}
 		d.TileGroups = append(d.TileGroups, g)
 	}
