@@ -163,7 +163,7 @@ func dashVisibleCopy(dst, src reflect.Value) {
 // shows (a chip's colour, a matrix cell, a marker's tier) is decided here,
 // in Go, where it is tested, not in the template.
 //
-// A fleet's page stays small (1,000 endpoints in well under 5 MB) because
+// A fleet's page stays small (1,000 endpoints in under 5 MB) because
 // what is the same is said once: a passing check's evidence shared by
 // several targets is listed once for the page (Shared) and linked; a
 // check's remediation and references are written in its first finding
