@@ -82,15 +82,10 @@ func TestVerifyPlaintextBroker(t *testing.T) {
 	if len(failed) != 2 || !strings.Contains(strings.Join(failed, "|"), "controller CONTROLLER listener") {
 		t.Errorf("plaintext listeners found: %v (checks %+v)", failed, r.Checks)
 	}
-	// Both plaintext listeners are described for reports: the cleartext
-	// session was accepted, and TLS was not probed (never "refused").
-	if len(r.Endpoints) != 2 {
-		t.Fatalf("endpoint scans: %+v", r.Endpoints)
-	}
-	for _, e := range r.Endpoints {
-		if e.Plaintext != "accepted" || !strings.Contains(e.Error, "TLS not probed") || len(e.Versions) != 0 {
-			t.Errorf("plaintext listener described as %+v", e)
-		}
+	// Plaintext listeners get no TLS scan and so no endpoint description
+	// (which reports would read as an endpoint that could not be scanned).
+	if len(r.Endpoints) != 0 {
+		t.Errorf("endpoint scans of plaintext listeners: %+v", r.Endpoints)
 	}
 	// Every check verify promises is there, with the status the evidence
 	// supports: no TLS listener fails the canary, the running configuration

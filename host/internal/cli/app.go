@@ -717,6 +717,7 @@ func verify(c *cli.Context, io IO) error {
 		return err
 	}
 	markShard(rep, s, shard, runID)
+	rep.Selection = selection(c)
 	if err := emit(io, outs, rep); err != nil {
 		return err
 	}
@@ -917,4 +918,13 @@ func lookupEnv(io IO) func(string) (string, bool) {
 		return io.Getenv
 	}
 	return os.LookupEnv
+}
+
+// selection: the --target names, sorted (nil for the whole policy).
+func selection(c *cli.Context) []string {
+	names := c.StringSlice("target")
+	if len(names) == 0 {
+		return nil
+	}
+	return slices.Compact(slices.Sorted(slices.Values(names)))
 }

@@ -41,7 +41,7 @@ func runInventory(c *cli.Context, io IO) error {
 		return err
 	}
 	run := report.New(s.pol, s.targets)
-	run.GeneratedAt, run.Inventory = rep.GeneratedAt, rep
+	run.GeneratedAt, run.Inventory, run.Selection = rep.GeneratedAt, rep, selection(c)
 	run.Finish("inventory")
 	// The inventory's own JSON document (format_version 1) stays as it was.
 	outs.Custom = map[string]func(w stdio.Writer) error{"json": func(w stdio.Writer) error { return writeJSON(w, rep) }}

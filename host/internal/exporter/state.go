@@ -48,8 +48,10 @@ type targetView struct {
 	lastSuccess time.Time
 	checks      []checkView // one per check and subject
 	endpoints   []endpointView
-	// items: certificates and keys, a CA item once per target using it.
+	// items: certificates and keys, a CA item once per target using it;
+	// itemSeen when a run last read each (by itemKey).
 	items      []inventory.Item
+	itemSeen   map[string]time.Time
 	unreadable int
 	// problems: why the last run did not read the target completely
 	// (the first few, for the log and /healthz).
@@ -74,7 +76,20 @@ type checkView struct {
 	report.Check
 	last  string
 	stale bool
+	// seen: when a run last gave this check (carried checks age out).
+	seen time.Time
 }
+
+// Carried values age out: a check the runs stop giving (its subject moved,
+// its ID was renamed, the target has been down for days) must not keep an
+// alert firing forever, or it gets silenced. By then HardenTargetDown and
+// HardenRunStale have been firing for as long. Certificates and keys are
+// kept longer: an expired certificate behind a dead server is the thing
+// the expired alert is for.
+const (
+	maxCheckCarry = 7 * 24 * time.Hour
+	maxItemCarry  = 30 * 24 * time.Hour
+)
 
 // NewState starts with no run: the snapshot has only the exporter's own
 // series until the first run ends.
@@ -165,7 +180,7 @@ func itemsByTarget(inv *inventory.Report) map[string][]inventory.Item {
 // error is exported as such beside its last conclusive verdict (stale).
 // A complete run drops what it no longer lists.
 func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Time) *targetView {
-	v := &targetView{name: t.Name, plugin: t.Plugin}
+	v := &targetView{name: t.Name, plugin: t.Plugin, itemSeen: map[string]time.Time{}}
 	complete := t.Status == "ok"
 	if !complete {
 		v.problem("%s", t.Error)
@@ -182,6 +197,10 @@ func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Ti
 			v.problem("endpoint %s: %s", endpointName(e), e.Error)
 		}
 	}
+	// Checks the run did not give are carried only when the verification
+	// itself was incomplete (the target, a check or an endpoint in error),
+	// not for an unreadable inventory item: that says nothing about checks.
+	checksIncomplete := !complete
 	for _, it := range items {
 		if incomplete(it) {
 			v.unreadable++
@@ -224,15 +243,16 @@ func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Ti
 	}
 	for i := range v.checks {
 		c := &v.checks[i]
+		c.seen = now
 		if c.Status != checks.Error.String() {
 			c.last = c.Status
 		} else if p, ok := prevChecks[checkKey(c.Check)]; ok && p.last != "" {
 			c.last, c.stale, v.stale = p.last, true, true
 		}
 	}
-	if carry {
+	if checksIncomplete && prev != nil {
 		for _, p := range prev.checks {
-			if _, ok := at[checkKey(p.Check)]; !ok {
+			if _, ok := at[checkKey(p.Check)]; !ok && now.Sub(p.seen) <= maxCheckCarry {
 				p.stale, v.stale = true, true
 				v.checks = append(v.checks, p)
 			}
@@ -296,11 +316,16 @@ func fold(prev *targetView, t report.Target, items []inventory.Item, now time.Ti
 		}
 		read[k] = true
 		v.items = append(v.items, it)
+		v.itemSeen[k] = now
 	}
 	if carry {
 		for _, it := range prev.items {
-			if !read[itemKey(it)] {
+			k := itemKey(it)
+			if seen, ok := prev.itemSeen[k]; !read[k] && (!ok || now.Sub(seen) <= maxItemCarry) {
 				v.items, v.stale = append(v.items, it), true
+				if ok {
+					v.itemSeen[k] = seen
+				}
 			}
 		}
 	}

@@ -564,3 +564,40 @@ func TestPartlyReadKey(t *testing.T) {
 		t.Fatalf("an error with a known tier:\n%s", st.Snapshot().Text())
 	}
 }
+
+// TestCarriedChecksAreBounded: a check the runs stop giving is not kept
+// failing forever — not at all when only an inventory item is unreadable
+// (that says nothing about checks), and at most maxCheckCarry while the
+// verification itself is incomplete.
+func TestCarriedChecksAreBounded(t *testing.T) {
+	chk := func(subject, status string) report.Check {
+		return report.Check{ID: "tls.enabled", Status: status, Severity: "high", Subject: subject, Evidence: "e"}
+	}
+	unreadableKey := &inventory.Report{Items: []inventory.Item{{Kind: inventory.KindKey, Target: "pg", Where: "transit/keys/k", Name: "k", Tier: inventory.TierUnknown, Error: "permission denied"}}}
+	run := func(status string, inv *inventory.Report, cs ...report.Check) *report.Run {
+		return &report.Run{Targets: []report.Target{{Name: "pg", Plugin: "postgres", Status: status, Checks: cs}}, Inventory: inv}
+	}
+	old := map[string]string{"target": "pg", "subject": "127.0.0.1:1"}
+	now := time.Now()
+
+	st := NewState(Info{Interval: time.Minute})
+	st.Observe(run("ok", nil, chk("127.0.0.1:1", "fail")), nil, now, time.Second)
+	// The subject moved; an unrelated key cannot be read.
+	e := parse(t, st.Observe(run("ok", unreadableKey, chk("127.0.0.1:2", "pass")), nil, now.Add(time.Minute), time.Second))
+	if got := e.series("harden_check_failed", old); len(got) != 0 {
+		t.Fatalf("the moved check is still exported beside an unreadable key: %v", got)
+	}
+
+	st = NewState(Info{Interval: time.Minute})
+	st.Observe(run("ok", nil, chk("127.0.0.1:1", "fail")), nil, now, time.Second)
+	// The target is in error: the failing check is carried, stale...
+	e = parse(t, st.Observe(run("error", nil), nil, now.Add(time.Hour), time.Second))
+	if e.one(t, "harden_check_failed", old) != 1 || e.one(t, "harden_check_stale", old) != 1 {
+		t.Fatalf("a target in error dropped its failing check:\n%s", st.Snapshot().Text())
+	}
+	// ...until it has not been seen for longer than maxCheckCarry.
+	e = parse(t, st.Observe(run("error", nil), nil, now.Add(maxCheckCarry+2*time.Hour), time.Second))
+	if got := e.series("harden_check_failed", old); len(got) != 0 {
+		t.Fatalf("a check not seen for %v is still exported: %v", maxCheckCarry, got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -22,6 +23,9 @@ import (
 // says otherwise, with the target's position in the policy file.
 func New(pol *policy.Policy, targets []policy.Target) *Run {
 	r := &Run{FormatVersion: FormatVersion, Policy: pol.File, Profile: pol.Profile.Name, ProfileDetail: ProfileOf(pol.Profile)}
+	if abs, err := filepath.Abs(pol.File); err == nil {
+		r.PolicyPath = abs
+	}
 	for _, t := range targets {
 		pos := pol.TargetPosition(t.Index)
 		r.Targets = append(r.Targets, Target{Name: t.Name, Plugin: t.Plugin, Status: "ok", Line: pos.Line, Column: pos.Column})

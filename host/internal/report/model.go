@@ -27,6 +27,13 @@ type Run struct {
 	// Inconclusive (verify) sums the inconclusive observations of every
 	// check: what could not be told apart from a refusal or an acceptance.
 	Inconclusive *int `json:"inconclusive,omitempty"`
+	// PolicyPath is the policy file's absolute path, so a report rendered
+	// later from elsewhere (harden report) names the same file.
+	PolicyPath string `json:"policy_path,omitempty"`
+	// Selection: the --target names when the run covered only those
+	// (sorted); a SARIF category per selection keeps a per-target CI
+	// matrix's uploads from closing each other's alerts.
+	Selection []string `json:"selection,omitempty"`
 	// Shard is "i/N" when the run covered a stable share of the targets
 	// and endpoints (verify --shard); "" for a whole run.
 	Shard string `json:"shard,omitempty"`

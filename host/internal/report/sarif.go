@@ -218,7 +218,11 @@ func WriteSARIF(w io.Writer, r *Run) error {
 
 func renderSARIF(r *Run) ([]byte, error) {
 	rules := map[string]checks.Definition{}
-	uri, root := policyURI(r.Policy)
+	policy := r.Policy
+	if policy != "" && r.PolicyPath != "" {
+		policy = r.PolicyPath // where verify found it, wherever this renders
+	}
+	uri, root := policyURI(policy)
 	findings := sarifFindings(r, uri, rules)
 	total := len(findings)
 	keep := min(total, sarifMaxResults)
@@ -839,6 +843,11 @@ func sarifCategory(r *Run, uri string) string {
 		id += hex.EncodeToString(sum[:6]) + "/"
 	} else {
 		id += strings.TrimPrefix(strings.TrimPrefix(uri, "./"), "file://") + "/"
+	}
+	if len(r.Selection) > 0 {
+		sel := slices.Sorted(slices.Values(r.Selection))
+		sum := sha256.Sum256([]byte(strings.Join(slices.Compact(sel), "\n")))
+		id += "targets-" + hex.EncodeToString(sum[:6]) + "/"
 	}
 	if r.Shard != "" {
 		id += "shard-" + url.PathEscape(strings.ReplaceAll(r.Shard, "/", "-of-")) + "/"

@@ -779,3 +779,42 @@ func FuzzSARIF(f *testing.F) {
 		}
 	})
 }
+
+// TestSARIFSelectionAndRenderPlace: a run of some --target names gets its
+// own category (a per-target CI matrix must not close the other targets'
+// alerts), and a run rendered later from another directory (harden report)
+// names the same policy file and category as verify did, by PolicyPath.
+func TestSARIFSelectionAndRenderPlace(t *testing.T) {
+	tmp := isolateSourceRoots(t)
+	for _, d := range []string{".git", "deploy"} {
+		if err := os.MkdirAll(filepath.Join(tmp, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	abs := filepath.Join(tmp, "deploy", "policy.yaml")
+	run := func(selection ...string) *Run {
+		r := &Run{FormatVersion: FormatVersion, Policy: "policy.yaml", PolicyPath: abs, Selection: selection, Targets: []Target{{Name: "pg", Plugin: "postgres", Status: "ok", Line: 3,
+			Checks: []Check{{ID: "tls.enabled", Status: "fail", Severity: "high", Subject: "pg", Evidence: "plaintext accepted"}}}}}
+		r.Finish("verify")
+		return r
+	}
+	render := func(r *Run) (id, uri string) {
+		doc, _ := renderSARIFDoc(t, r)
+		return doc.Runs[0].AutomationDetails.ID, doc.Runs[0].Results[0].Locations[0].PhysicalLocation.ArtifactLocation.URI
+	}
+	t.Chdir(filepath.Join(tmp, "deploy")) // as verify ran: -f policy.yaml here
+	whole, uri := render(run())
+	if whole != "harden/verify/deploy/policy.yaml/" || uri != "deploy/policy.yaml" {
+		t.Fatalf("verify: category %q, uri %q", whole, uri)
+	}
+	t.Chdir(tmp) // harden report from the top of the checkout
+	if id, u := render(run()); id != whole || u != uri {
+		t.Errorf("rendered elsewhere: category %q, uri %q; verify gave %q, %q", id, u, whole, uri)
+	}
+	pg, _ := render(run("pg"))
+	other, _ := render(run("kafka"))
+	again, _ := render(run("pg"))
+	if pg == whole || pg == other || pg != again || !strings.HasPrefix(pg, whole+"targets-") {
+		t.Errorf("categories: whole %q, --target pg %q (again %q), --target kafka %q", whole, pg, again, other)
+	}
+}
