@@ -281,6 +281,42 @@ func checkShards(runs []*Run, verify []int, shards bool, name func(int) string) 
 	if len(missing) > 0 {
 		return fmt.Errorf("shards missing: %s (every shard of %d is needed: a missing one would drop its targets from the report)", strings.Join(missing, ", "), count)
 	}
+	if shards && first.RunID == "" {
+		return checkShardTimes(runs, verify, name)
+	}
+	return nil
+}
+
+// maxShardSpread: without a run id, shards whose starts lie further apart
+// than their durations together plus this are taken for shards of two
+// runs (yesterday's leftover beside today's) and refused.
+const maxShardSpread = time.Hour
+
+// checkShardTimes refuses shards without a run id that cannot be of one
+// run by their times.
+func checkShardTimes(runs []*Run, verify []int, name func(int) string) error {
+	var earliest, latest int = -1, -1
+	var took time.Duration
+	for _, i := range verify {
+		r := runs[i]
+		if r.GeneratedAt.IsZero() {
+			continue
+		}
+		took += time.Duration(r.DurationMS * float64(time.Millisecond))
+		if earliest < 0 || r.GeneratedAt.Before(runs[earliest].GeneratedAt) {
+			earliest = i
+		}
+		if latest < 0 || r.GeneratedAt.After(runs[latest].GeneratedAt) {
+			latest = i
+		}
+	}
+	if earliest < 0 {
+		return nil
+	}
+	if spread := runs[latest].GeneratedAt.Sub(runs[earliest].GeneratedAt); spread > took+maxShardSpread {
+		return fmt.Errorf("%s started %s after %s and no run id was recorded: these look like shards of two runs; verify them with one --run-id (or $HARDEN_RUN_ID)",
+			name(latest), spread.Round(time.Second), name(earliest))
+	}
 	return nil
 }
 

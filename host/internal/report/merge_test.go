@@ -627,3 +627,26 @@ func BenchmarkReadMergeSevenShards(b *testing.B) {
 		}
 	}
 }
+
+// TestMergeRefusesShardsOfTwoRunsByTime: without a run id, shards that
+// started further apart than their durations together plus an hour are
+// not taken for one run; shards made one after the other on one machine
+// still merge.
+func TestMergeRefusesShardsOfTwoRunsByTime(t *testing.T) {
+	names := MergeOptions{Names: []string{"shard-0.json", "shard-1.json", "shard-2.json"}}
+	mk := func(gap time.Duration) []*Run {
+		parts := shards(20, 1, 3)
+		for i, p := range parts {
+			p.RunID, p.DurationMS = "", 60_000
+			p.GeneratedAt = t0.Add(time.Duration(i) * gap)
+		}
+		return parts
+	}
+	if _, err := MergeWith(names, mk(time.Minute)...); err != nil {
+		t.Fatalf("shards run one after the other: %v", err)
+	}
+	_, err := MergeWith(names, mk(24*time.Hour)...)
+	if err == nil || !strings.Contains(err.Error(), "shard-2.json started 48h0m0s after shard-0.json and no run id was recorded") {
+		t.Fatalf("shards a day apart: %v", err)
+	}
+}
