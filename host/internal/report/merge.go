@@ -334,7 +334,7 @@ func idOrNone(s string) string {
 func unite(runs []*Run, idx []int) (*Run, error) {
 	first := runs[idx[0]]
 	out := &Run{FormatVersion: FormatVersion, Command: first.Command, Policy: first.Policy, Profile: first.Profile, Targets: []Target{},
-		RunID: first.RunID, PolicySHA256: first.PolicySHA256}
+		RunID: first.RunID, PolicySHA256: first.PolicySHA256, PolicyPath: first.PolicyPath, Selection: first.Selection}
 	byName := map[string]int{}
 	var seen []*targetSeen
 	for _, i := range idx {
