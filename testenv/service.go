@@ -31,7 +31,7 @@ type Service interface {
 }
 
 // Known service names, in start order.
-var Known = []string{"postgres", "kafka", "vault", "s3"}
+var Known = []string{"postgres", "kafka", "vault", "s3", "ingest"}
 
 // New returns the named service, or an error naming what is available.
 func New(name string) (Service, error) {
@@ -44,6 +44,8 @@ func New(name string) (Service, error) {
 		return &Vault{}, nil
 	case "s3":
 		return &SeaweedFS{}, nil
+	case "ingest":
+		return &Ingest{}, nil
 	}
 	return nil, fmt.Errorf("unknown service %q; known: %s", name, strings.Join(Known, ", "))
 }
