@@ -1,0 +1,34 @@
+// Command harden-plugin-proxy is harden's plugin for TLS-terminating
+// reverse proxies: nginx and HAProxy. One target is one proxied route: a
+// TLS front the clients connect to and the backend the proxy forwards to.
+//
+// It renders the front's TLS (the profile's versions, suites and groups,
+// the certificate, client verification for the mTLS scope, HSTS) and the
+// upstream TLS (nginx: proxy_ssl on/verify/trusted_certificate/name/
+// server_name/protocols/ciphers; HAProxy: `server … ssl verify required
+// ca-file … sni`) into one file harden owns (an nginx include inside
+// http {}, or an extra HAProxy -f file), applies it through the apply kit
+// (backup, `nginx -t` / `haproxy -c`, reload, the new front serial seen
+// live, rollback on failure), and verifies every hop live:
+//
+//   - the front like any endpoint (the probe's tls.* checks, HSTS);
+//   - the backend port refuses plaintext (a plaintext request gets no
+//     application answer);
+//   - the backend's own TLS (the probe against the backend address);
+//   - proof that the proxy verifies the backend: the rendered file has a
+//     second, harden-owned canary route (a loopback front whose upstream is
+//     a loopback decoy port, with the same upstream TLS settings as the
+//     real route). Verify starts a decoy TLS server there with a
+//     certificate for the backend's name from a throwaway CA, sends a
+//     request through the canary front, and requires the proxy to abort
+//     the decoy handshake (the decoy sees the proxy's alert) and to answer
+//     the client with an error instead of the decoy's content.
+//
+// Configuration read from `nginx -T` / `haproxy -c -f …` may support a
+// finding (e.g. the real route forwarding over plain HTTP), never pass one
+// alone.
+//
+// Files: plugin.go (metadata, schemas, checks), flavor.go (what differs
+// between nginx and HAProxy), nginx.go, haproxy.go, render.go, apply.go,
+// verify.go, decoy.go.
+package main
