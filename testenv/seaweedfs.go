@@ -19,6 +19,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
 // SeaweedFS is an S3-compatible object store (`weed mini`: master, volume,
@@ -102,6 +104,9 @@ func (s *SeaweedFS) Start(ctx context.Context, env *Env) error {
 	if err := os.WriteFile(confFile, b, 0o600); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(s.Base, "security.toml"), []byte(weedSecurityTOML()), 0o600); err != nil {
+		return err
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		if lastErr = s.startOnce(ctx, confFile, adminKey, adminSecret); lastErr == nil {
@@ -139,8 +144,14 @@ func (s *SeaweedFS) startOnce(ctx context.Context, confFile, ak, sk string) erro
 	}
 	defer logf.Close()
 	cmd := exec.Command(s.Binary, args...)
+	// weed reads security.toml from its working directory (viper's "."
+	// search path, weed/util/config.go LoadConfiguration).
 	cmd.Dir = s.Base
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.Base}
+	// weed has no TLS group setting: Go 1.26's default groups add
+	// SecP256r1MLKEM768 and SecP384r1MLKEM1024, outside the profile, which
+	// only this operator-level GODEBUG removes (it cannot remove secp521r1,
+	// Go's last default group outside the profile).
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.Base, "GODEBUG=tlssecpmlkem=0"}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := s.proc.start(cmd); err != nil {
 		return fmt.Errorf("start weed: %w", err)
@@ -161,6 +172,21 @@ func (s *SeaweedFS) startOnce(ctx context.Context, confFile, ak, sk string) erro
 			return fmt.Errorf("weed's S3 gateway did not come up within 90 s: %s", tail(s.LogFile, 15))
 		}
 	}
+}
+
+// weedSecurityTOML is weed's security.toml: the [tls] settings weed applies
+// to its HTTPS listeners, S3 included (weed/security/tls.go FixTlsConfig):
+// TLS 1.2 and up, and the intermediate profile's TLS 1.2 suites by their
+// Go names (all six are ECDHE AEAD suites Go implements; without the list
+// Go also offers ECDHE CBC suites). TLS 1.3 suites are not configurable in
+// Go and are the profile's already.
+func weedSecurityTOML() string {
+	var names []string
+	for _, id := range tlsprofile.Intermediate().TLS12Suites {
+		names = append(names, tls.CipherSuiteName(id))
+	}
+	return "# Written by testenv: weed's TLS settings (the operator's part of hardening its S3 listener).\n" +
+		"[tls]\nmin_version = \"TLS 1.2\"\ncipher_suites = \"" + strings.Join(names, ",") + "\"\n"
 }
 
 // makeBucket creates the bucket over HTTPS as the admin identity.
