@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Service is one real server managed by testenv.
@@ -57,6 +58,8 @@ type Env struct {
 	Log      io.Writer
 	mu       sync.Mutex
 	services []Service
+	// staged: see Options.Staged.
+	staged bool
 }
 
 // Options for Up.
@@ -66,6 +69,12 @@ type Options struct {
 	StateDir string
 	// Log receives progress and server start-up messages.
 	Log io.Writer
+	// Staged: more services (Vault among them) join later with Add. The
+	// CA is then an enterprise root (path length 1) that signs the first
+	// services' certificates now and Vault's intermediate later, so the
+	// trust every client holds stays the same when Vault takes over
+	// issuing (the vault target gets pki.external_intermediate).
+	Staged bool
 }
 
 // Up starts the services and writes env.json and policy.yaml. On error every
@@ -81,34 +90,99 @@ func Up(ctx context.Context, opts Options) (*Env, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	ca, err := NewCA(dir)
+	newCA := NewCA
+	if opts.Staged {
+		newCA = NewEnterpriseRoot
+	}
+	ca, err := newCA(dir)
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{Dir: dir, CA: ca, Log: opts.Log}
-	names := slices.Clone(opts.Services)
-	sort.SliceStable(names, func(i, j int) bool { return slices.Index(Known, names[i]) < slices.Index(Known, names[j]) })
-	for _, n := range names {
-		svc, err := New(n)
-		if err != nil {
-			env.Down()
-			return nil, err
-		}
-		fmt.Fprintf(opts.Log, "testenv: starting %s ...\n", n)
-		if err := svc.Start(ctx, env); err != nil {
-			env.Down()
-			return nil, fmt.Errorf("start %s: %w", n, err)
-		}
-		env.mu.Lock()
-		env.services = append(env.services, svc)
-		env.mu.Unlock()
-		fmt.Fprintf(opts.Log, "testenv: %s is up\n", n)
+	env := &Env{Dir: dir, CA: ca, Log: opts.Log, staged: opts.Staged}
+	if err := env.start(ctx, opts.Services); err != nil {
+		env.Down()
+		return nil, err
 	}
-	if err := env.writeFiles(); err != nil {
+	if err := env.writeFiles("policy.yaml"); err != nil {
 		env.Down()
 		return nil, err
 	}
 	return env, nil
+}
+
+// start starts the named services in Known's order.
+func (e *Env) start(ctx context.Context, names []string) error {
+	names = slices.Clone(names)
+	sort.SliceStable(names, func(i, j int) bool { return slices.Index(Known, names[i]) < slices.Index(Known, names[j]) })
+	for _, n := range names {
+		svc, err := New(n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.Log, "testenv: starting %s ...\n", n)
+		if err := svc.Start(ctx, e); err != nil {
+			svc.Stop()
+			return fmt.Errorf("start %s: %w", n, err)
+		}
+		e.mu.Lock()
+		e.services = append(e.services, svc)
+		e.mu.Unlock()
+		fmt.Fprintf(e.Log, "testenv: %s is up\n", n)
+	}
+	return nil
+}
+
+// builds are the services whose server testenv builds (scripts/*-build.sh)
+// rather than installs: Add waits for them.
+var builds = map[string]struct {
+	what string
+	find func() (string, error)
+}{"vault": {"Vault", VaultBinary}, "s3": {"SeaweedFS", SeaweedFSBinary}}
+
+// Add starts more services in a running env once their builds exist
+// (waiting with progress on the log every 30 s: the demo runs the builds
+// in the background meanwhile), then writes env.json and the policy of
+// every service as policyName. Services already running keep running; on
+// error the new ones are stopped again and the env is as before.
+func (e *Env) Add(ctx context.Context, names []string, policyName string) error {
+	began := time.Now()
+	for _, n := range names {
+		b, ok := builds[n]
+		if !ok {
+			continue
+		}
+		var last time.Time
+		for {
+			if _, err := b.find(); err == nil {
+				break
+			} else if time.Since(last) >= 30*time.Second {
+				fmt.Fprintf(e.Log, "testenv: waiting for the %s build (%s so far): %v\n", b.what, time.Since(began).Round(time.Second), err)
+				last = time.Now()
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}
+	e.mu.Lock()
+	before := len(e.services)
+	e.mu.Unlock()
+	err := e.start(ctx, names)
+	if err == nil {
+		err = e.writeFiles(policyName)
+	}
+	if err != nil {
+		e.mu.Lock()
+		added := e.services[before:]
+		e.services = e.services[:before]
+		e.mu.Unlock()
+		for i := len(added) - 1; i >= 0; i-- {
+			added[i].Stop()
+		}
+	}
+	return err
 }
 
 // Down stops every service in reverse order.
@@ -133,8 +207,16 @@ type EnvFile struct {
 	Services map[string]any `json:"services"`
 }
 
-func (e *Env) writeFiles() error {
-	ef := EnvFile{CAFile: e.CA.CertFile, Policy: filepath.Join(e.Dir, "policy.yaml"), Services: map[string]any{}}
+// IntermediateCSR and IntermediateChain are where a staged env's Vault
+// writes its intermediate's CSR and where `testenv sign-intermediate`
+// puts the chain the enterprise root signed (in the state dir).
+const (
+	IntermediateCSR   = "vault-intermediate.csr"
+	IntermediateChain = "vault-intermediate.pem"
+)
+
+func (e *Env) writeFiles(policyName string) error {
+	ef := EnvFile{CAFile: e.CA.CertFile, Policy: filepath.Join(e.Dir, policyName), Services: map[string]any{}}
 	var targets []map[string]any
 	vault := ""
 	for _, s := range e.services {
@@ -142,6 +224,22 @@ func (e *Env) writeFiles() error {
 		targets = append(targets, s.Target())
 		if v, ok := s.(*Vault); ok {
 			vault = v.Target()["name"].(string)
+			if e.staged {
+				// Vault's intermediate is signed by the enterprise root
+				// that signed the first services' certificates.
+				t := targets[len(targets)-1]
+				spec, _ := t["spec"].(map[string]any)
+				if spec == nil {
+					spec = map[string]any{}
+					t["spec"] = spec
+				}
+				pki, _ := spec["pki"].(map[string]any)
+				if pki == nil {
+					pki = map[string]any{}
+					spec["pki"] = pki
+				}
+				pki["external_intermediate"] = map[string]any{"csr_file": filepath.Join(e.Dir, IntermediateCSR), "certificate_file": filepath.Join(e.Dir, IntermediateChain)}
+			}
 		}
 	}
 	if vault != "" {

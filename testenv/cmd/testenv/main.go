@@ -1,14 +1,22 @@
 // Command testenv starts real servers on 127.0.0.1 for the demo and manual
 // testing:
 //
-//	testenv up --services postgres[,kafka,vault,s3] --state-dir DIR
+//	testenv up --services postgres[,kafka,vault,s3,...] [--then vault,s3,...] --state-dir DIR
 //	testenv down --state-dir DIR
+//	testenv sign-intermediate --state-dir DIR
 //	testenv probe-identity --state-dir DIR --out FILE [--cn harden-probe]
 //
 // `up` writes DIR/env.json (addresses and credential file paths, see
 // testenv.EnvFile) and DIR/policy.yaml (one target per service), prints
 // "ready" and runs until SIGTERM or SIGINT, then stops every server and
-// removes its files. `down` signals a running `up` through DIR/testenv.pid.
+// removes its files. With --then, the services listed there are started
+// once their builds exist (the demo builds Vault and SeaweedFS in the
+// background meanwhile): then DIR/policy-full.yaml covers every service and
+// "ready-full" is printed ("failed-full: REASON" if they cannot start; the
+// first services keep running). The CA is then an enterprise root that
+// signs Vault's intermediate: `sign-intermediate` signs the CSR the vault
+// target's first apply wrote (DIR/vault-intermediate.csr) into
+// DIR/vault-intermediate.pem, which the next apply sets. `down` signals a running `up` through DIR/testenv.pid.
 // `probe-identity` has the hardened Vault of `up` (after `harden apply
 // --target vault`) issue a client certificate for an identity with no ACLs
 // and no super-user rights, written with its key to FILE (0600): what Kafka
@@ -22,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,8 +48,11 @@ func main() {
 		Usage: "start real PostgreSQL/Kafka/Vault/S3 servers on 127.0.0.1 for harden's tests and demo",
 		Commands: []*cli.Command{
 			{Name: "up", Usage: "start services and run until SIGTERM/SIGINT",
-				Flags:  []cli.Flag{&cli.StringFlag{Name: "services", Value: "postgres", Usage: "comma-separated: " + strings.Join(testenv.Known, ",")}, stateFlag},
+				Flags: []cli.Flag{&cli.StringFlag{Name: "services", Value: "postgres", Usage: "comma-separated: " + strings.Join(testenv.Known, ",")}, stateFlag,
+					&cli.StringFlag{Name: "then", Usage: "comma-separated services to start once their builds exist (writes policy-full.yaml, prints ready-full)"}},
 				Action: up},
+			{Name: "sign-intermediate", Usage: "sign the vault target's intermediate CSR with the enterprise root of a staged `up --then`",
+				Flags: []cli.Flag{stateFlag}, Action: signIntermediate},
 			{Name: "down", Usage: "stop the services started by `up` in this state dir", Flags: []cli.Flag{stateFlag}, Action: down},
 			{Name: "probe-identity", Usage: "issue an unprivileged client certificate from the hardened Vault (pki_int/issue/client)",
 				Flags: []cli.Flag{stateFlag, &cli.StringFlag{Name: "out", Required: true, Usage: "PEM file to write (certificate chain + key, 0600)"},
@@ -58,13 +70,9 @@ func up(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dir := c.String("state-dir")
-	var services []string
-	for _, s := range strings.Split(c.String("services"), ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			services = append(services, s)
-		}
-	}
-	env, err := testenv.Up(ctx, testenv.Options{Services: services, StateDir: dir, Log: os.Stderr})
+	services := splitList(c.String("services"))
+	later := splitList(c.String("then"))
+	env, err := testenv.Up(ctx, testenv.Options{Services: services, StateDir: dir, Log: os.Stderr, Staged: slices.Contains(later, "vault")})
 	if err != nil {
 		return err
 	}
@@ -74,6 +82,16 @@ func up(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("ready: %s %s\n", filepath.Join(env.Dir, "env.json"), filepath.Join(env.Dir, "policy.yaml"))
+	if len(later) > 0 {
+		if err := env.Add(ctx, later, "policy-full.yaml"); err != nil {
+			if ctx.Err() == nil {
+				fmt.Printf("failed-full: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+				fmt.Fprintln(os.Stderr, "testenv:", err)
+			}
+		} else {
+			fmt.Printf("ready-full: %s %s\n", filepath.Join(env.Dir, "env.json"), filepath.Join(env.Dir, "policy-full.yaml"))
+		}
+	}
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "testenv: stopping ...")
 	err = env.Down()
@@ -113,4 +131,35 @@ func probeIdentity(c *cli.Context) error {
 		return err
 	}
 	return os.WriteFile(c.String("out"), pem, 0o600)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func signIntermediate(c *cli.Context) error {
+	dir := c.String("state-dir")
+	ca, err := testenv.LoadCA(dir)
+	if err != nil {
+		return err
+	}
+	csr, err := os.ReadFile(filepath.Join(dir, testenv.IntermediateCSR))
+	if err != nil {
+		return fmt.Errorf("no CSR yet (apply the vault target first): %w", err)
+	}
+	signed, err := ca.SignIntermediate(csr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", testenv.IntermediateCSR, err)
+	}
+	root, err := os.ReadFile(ca.CertFile)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, testenv.IntermediateChain), append(signed, root...), 0o644)
 }
