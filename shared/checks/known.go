@@ -50,6 +50,19 @@ func init() {
 	)
 }
 
+// HTTP security headers judged by shared/probe (HTTPHeaderChecks) on an
+// HTTPS answer for the service and proxy plugins.
+func init() {
+	Register(
+		Definition{ID: "http.hsts", Title: "HTTPS answers send Strict-Transport-Security with max-age of at least one year", Severity: Medium,
+			Remediation: "Send Strict-Transport-Security: max-age=31536000 (or more) on every HTTPS answer (nginx: add_header ... always; HAProxy: http-response set-header).",
+			References:  []string{"RFC 6797: HTTP Strict Transport Security", "OWASP HTTP Strict Transport Security Cheat Sheet", RefMozillaTLS}},
+		Definition{ID: "http.content_type_options", Title: "HTTPS answers send X-Content-Type-Options: nosniff", Severity: Low,
+			Remediation: "Send X-Content-Type-Options: nosniff on every answer.",
+			References:  []string{"Fetch Standard: X-Content-Type-Options (https://fetch.spec.whatwg.org/#x-content-type-options-header)", "OWASP HTTP Headers Cheat Sheet"}},
+	)
+}
+
 // PostgreSQL checks (plugins/postgres). CIS numbers from the CIS PostgreSQL
 // 14 Benchmark v1.2.0.
 func init() {
