@@ -32,7 +32,7 @@ type Service interface {
 }
 
 // Known service names, in start order.
-var Known = []string{"postgres", "kafka", "vault", "s3", "ingest"}
+var Known = []string{"postgres", "kafka", "vault", "s3", "ingest", "nginx"}
 
 // New returns the named service, or an error naming what is available.
 func New(name string) (Service, error) {
@@ -47,6 +47,8 @@ func New(name string) (Service, error) {
 		return &SeaweedFS{}, nil
 	case "ingest":
 		return &Ingest{}, nil
+	case "nginx":
+		return &Nginx{}, nil
 	}
 	return nil, fmt.Errorf("unknown service %q; known: %s", name, strings.Join(Known, ", "))
 }
@@ -183,6 +185,20 @@ func (e *Env) Add(ctx context.Context, names []string, policyName string) error 
 		}
 	}
 	return err
+}
+
+// service is the running service of that name in this env (nil when it
+// is not running): how a service finds one started before it (nginx the
+// ingest API it fronts).
+func (e *Env) service(name string) Service {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.services {
+		if s.Name() == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // Down stops every service in reverse order.
