@@ -183,10 +183,13 @@ func (r *Result) groupCheck(p tlsprofile.Profile) checks.Check {
 	var obs []checks.Observation
 	for _, g := range r.Groups {
 		name := GroupName(g)
-		if slices.Contains(p.Groups, name) {
+		switch ok, why := p.GroupVerdict(name); {
+		case ok && why == "":
 			obs = append(obs, checks.Good("accepted "+name))
-		} else {
-			obs = append(obs, checks.Bad(fmt.Sprintf("accepted outside the %s profile: %s", p.Name, name)))
+		case ok:
+			obs = append(obs, checks.Good("accepted "+name+" ("+why+")"))
+		default:
+			obs = append(obs, checks.Bad(fmt.Sprintf("accepted %s: %s", name, why)))
 		}
 	}
 	if r.GroupsIncomplete != "" {

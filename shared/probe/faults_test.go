@@ -138,7 +138,7 @@ func TestSuiteEnumerationInterrupted(t *testing.T) {
 
 // Group enumeration that hits a fault after the first group is an error,
 // not a pass on the groups found so far (Go's server also accepts P-521,
-// outside the intermediate profile: directly the check fails).
+// outside the intermediate profile's list but stronger than its groups).
 func TestGroupEnumerationInterrupted(t *testing.T) {
 	p := newPKI(t, 60*24*time.Hour)
 	up := weakHTTPS(t, p, tls.VersionTLS13)
@@ -168,8 +168,14 @@ func TestGroupEnumerationInterrupted(t *testing.T) {
 		t.Errorf("groups through the fault = %s (%d found, %d faulted): %s", c.Status, len(res.Groups), px.Faulted(), c.Evidence)
 	}
 	res, _ = Scan(context.Background(), Target{Address: up, Dialect: HTTP}, opts)
-	if c := byID(res.Checks(exp))["tls.key_exchange.groups"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "secp521r1") {
+	// Directly: P-521 is outside the profile's list but stronger than its
+	// groups, so it passes, named; a strict profile fails it.
+	if c := byID(res.Checks(exp))["tls.key_exchange.groups"]; c.Status != checks.Pass || !strings.Contains(c.Evidence, "secp521r1") {
 		t.Errorf("direct groups = %s: %s", c.Status, c.Evidence)
+	}
+	exp.Profile.StrictGroups = true
+	if c := byID(res.Checks(exp))["tls.key_exchange.groups"]; c.Status != checks.Fail || !strings.Contains(c.Evidence, "secp521r1") {
+		t.Errorf("direct groups, strict profile = %s: %s", c.Status, c.Evidence)
 	}
 }
 

@@ -67,7 +67,7 @@ func profileFromPB(in *pb.TLSProfile) tlsprofile.Profile {
 		RecommendedCertLifespanDays: int(in.GetRecommendedCertificateLifespanDays()),
 		ServerPreferredOrder:        in.GetServerPreferredOrder(),
 		RSAMinKeyBits:               int(in.GetRsaMinKeyBits()), ECDHMinBits: int(in.GetEcdhMinBits()),
-		InsecureReason: in.GetInsecureReason(),
+		InsecureReason: in.GetInsecureReason(), StrictGroups: in.GetStrictGroups(),
 	}
 	if base, ok := tlsprofile.Named(p.Name); ok {
 		p.CertificateCurves = base.CertificateCurves

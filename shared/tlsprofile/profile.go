@@ -73,6 +73,9 @@ type Profile struct {
 	ServerPreferredOrder        bool
 	RSAMinKeyBits               int
 	ECDHMinBits                 int
+	// StrictGroups: a server may accept only the listed groups, not also
+	// stronger ones (see GroupVerdict).
+	StrictGroups bool
 	// InsecureReason is set when the operator accepted a weakening.
 	InsecureReason string
 }
@@ -164,6 +167,8 @@ type Overrides struct {
 	CertificateTypes           []string
 	MaxCertificateLifespanDays int
 	ServerPreferredOrder       *bool
+	// StrictGroups: accept only the listed groups (see GroupVerdict).
+	StrictGroups *bool
 }
 
 // OverrideError names the override field that is wrong.
@@ -239,8 +244,10 @@ func Customize(base Profile, o Overrides) (Profile, []Weakening, error) {
 	}
 	if o.Groups != nil {
 		for _, g := range o.Groups {
-			if !slices.Contains(base.Groups, g) {
-				weak = append(weak, Weakening{"groups", "group " + g + " is not in the " + base.Name + " profile"})
+			// A group at least as strong as the base's weakest is no
+			// weakening (GroupVerdict); anything else needs allow_insecure.
+			if ok, why := base.GroupVerdict(g); !ok {
+				weak = append(weak, Weakening{"groups", "group " + g + ": " + why})
 			}
 		}
 		p.Groups = slices.Clone(o.Groups)
@@ -261,6 +268,9 @@ func Customize(base Profile, o Overrides) (Profile, []Weakening, error) {
 			weak = append(weak, Weakening{"max_certificate_lifespan", fmt.Sprintf("%d days exceeds the %s maximum of %d days", o.MaxCertificateLifespanDays, base.Name, base.MaxCertificateLifespanDays)})
 		}
 		p.MaxCertificateLifespanDays = o.MaxCertificateLifespanDays
+	}
+	if o.StrictGroups != nil {
+		p.StrictGroups = *o.StrictGroups
 	}
 	if o.ServerPreferredOrder != nil {
 		p.ServerPreferredOrder = *o.ServerPreferredOrder

@@ -478,6 +478,9 @@ func (p *Policy) buildProfile(v any) (tlsprofile.Profile, Errors) {
 			}
 			o.MaxCertificateLifespanDays = int(d / (24 * time.Hour))
 		}
+		if b, ok := ov["strict_groups"].(bool); ok {
+			o.StrictGroups = &b
+		}
 		if b, ok := ov["server_preferred_order"].(bool); ok {
 			o.ServerPreferredOrder = &b
 		}

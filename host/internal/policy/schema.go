@@ -52,6 +52,7 @@ func baseSchema() map[string]any {
 						"certificate_types":        strList,
 						"max_certificate_lifespan": duration,
 						"server_preferred_order":   map[string]any{"type": "boolean"},
+						"strict_groups":            map[string]any{"type": "boolean", "description": "accept only the profile's groups; by default a server may also accept groups at least as strong as the profile's weakest (e.g. secp521r1)"},
 					}),
 					"allow_insecure": map[string]any{"type": "string", "minLength": 1,
 						"description": "why weakening below the base profile is accepted; required for any weakening"},

@@ -398,7 +398,7 @@ func TestSARIFStatuses(t *testing.T) {
 		r.DefaultConfiguration.Level != "error" || !strings.Contains(r.Help.Markdown, "vendor note") {
 		t.Errorf("acme rule %+v", r)
 	}
-	if r := rules["tls.key_exchange.groups"]; r.ShortDescription.Text != "Only the profile's key-exchange groups are accepted" ||
+	if r := rules["tls.key_exchange.groups"]; r.ShortDescription.Text != "Only the profile's key-exchange groups, or stronger ones, are accepted" ||
 		r.Properties["security-severity"] != "3.0" || r.DefaultConfiguration.Level != "note" {
 		t.Errorf("registry rule %+v", r)
 	}

@@ -65,7 +65,7 @@ func profileToPB(p tlsprofile.Profile) *pb.TLSProfile {
 		MaxCertificateLifespanDays:         uint32(p.MaxCertificateLifespanDays),
 		RecommendedCertificateLifespanDays: uint32(p.RecommendedCertLifespanDays),
 		ServerPreferredOrder:               p.ServerPreferredOrder,
-		RsaMinKeyBits:                      uint32(p.RSAMinKeyBits), EcdhMinBits: uint32(p.ECDHMinBits),
+		RsaMinKeyBits:                      uint32(p.RSAMinKeyBits), EcdhMinBits: uint32(p.ECDHMinBits), StrictGroups: p.StrictGroups,
 		InsecureReason: p.InsecureReason,
 	}
 }

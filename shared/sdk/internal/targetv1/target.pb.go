@@ -617,8 +617,11 @@ type TLSProfile struct {
 	EcdhMinBits                        uint32   `protobuf:"varint,12,opt,name=ecdh_min_bits,json=ecdhMinBits,proto3" json:"ecdh_min_bits,omitempty"`
 	// Non-empty when the operator accepted a weakening below the base profile.
 	InsecureReason string `protobuf:"bytes,13,opt,name=insecure_reason,json=insecureReason,proto3" json:"insecure_reason,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Only the listed groups are acceptable; by default a server may also
+	// accept groups at least as strong as the weakest listed one.
+	StrictGroups  bool `protobuf:"varint,14,opt,name=strict_groups,json=strictGroups,proto3" json:"strict_groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TLSProfile) Reset() {
@@ -740,6 +743,13 @@ func (x *TLSProfile) GetInsecureReason() string {
 		return x.InsecureReason
 	}
 	return ""
+}
+
+func (x *TLSProfile) GetStrictGroups() bool {
+	if x != nil {
+		return x.StrictGroups
+	}
+	return false
 }
 
 type Rotation struct {
@@ -3616,7 +3626,7 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	"\x11connection_schema\x18\x01 \x01(\fR\x10connectionSchema\x12\x1f\n" +
 	"\vspec_schema\x18\x02 \x01(\fR\n" +
 	"specSchema\x12>\n" +
-	"\vdiagnostics\x18\x03 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xc1\x04\n" +
+	"\vdiagnostics\x18\x03 \x03(\v2\x1c.harden.target.v1.DiagnosticR\vdiagnostics\"\xe6\x04\n" +
 	"\n" +
 	"TLSProfile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
@@ -3632,7 +3642,8 @@ const file_harden_target_v1_target_proto_rawDesc = "" +
 	" \x01(\bR\x14serverPreferredOrder\x12'\n" +
 	"\x10rsa_min_key_bits\x18\v \x01(\rR\rrsaMinKeyBits\x12\"\n" +
 	"\recdh_min_bits\x18\f \x01(\rR\vecdhMinBits\x12'\n" +
-	"\x0finsecure_reason\x18\r \x01(\tR\x0einsecureReason\"\x98\x01\n" +
+	"\x0finsecure_reason\x18\r \x01(\tR\x0einsecureReason\x12#\n" +
+	"\rstrict_groups\x18\x0e \x01(\bR\fstrictGroups\"\x98\x01\n" +
 	"\bRotation\x120\n" +
 	"\x14max_lifetime_seconds\x18\x01 \x01(\x03R\x12maxLifetimeSeconds\x120\n" +
 	"\x14renew_before_seconds\x18\x02 \x01(\x03R\x12renewBeforeSeconds\x12(\n" +

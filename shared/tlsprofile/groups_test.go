@@ -1,0 +1,49 @@
+package tlsprofile
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestGroupVerdict(t *testing.T) {
+	p := Intermediate()
+	for _, c := range []struct {
+		group string
+		ok    bool
+		why   string
+	}{
+		{"x25519", true, ""},
+		{"X25519MLKEM768", true, ""},
+		{"secp521r1", true, "256-bit security, at least its weakest group's"},
+		{"SecP256r1MLKEM768", true, "not a weakness"},
+		{"x448", true, "224-bit"},
+		{"ffdhe3072", true, "128-bit"},
+		{"ffdhe2048", false, "weaker than its groups (112-bit"},
+		{"secp224r1", false, "weaker"},
+		{"secp256k1", false, "unknown or deprecated"},
+		{"0x0009", false, "unknown or deprecated"},
+	} {
+		ok, why := p.GroupVerdict(c.group)
+		if ok != c.ok || !strings.Contains(why, c.why) {
+			t.Errorf("%s: ok=%v %q, want ok=%v containing %q", c.group, ok, why, c.ok, c.why)
+		}
+	}
+	p.StrictGroups = true
+	if ok, why := p.GroupVerdict("secp521r1"); ok || !strings.Contains(why, "strict_groups") {
+		t.Errorf("strict: secp521r1 ok=%v %q", ok, why)
+	}
+	if ok, _ := p.GroupVerdict("secp384r1"); !ok {
+		t.Error("strict: a listed group refused")
+	}
+}
+
+func TestCustomizeStrongerGroupIsNoWeakening(t *testing.T) {
+	strict := true
+	p, weak, err := Customize(Intermediate(), Overrides{Groups: []string{"x25519", "secp521r1"}, StrictGroups: &strict})
+	if err != nil || len(weak) != 0 || !p.StrictGroups {
+		t.Fatalf("stronger group: %v %v strict=%v", err, weak, p.StrictGroups)
+	}
+	if _, weak, _ := Customize(Intermediate(), Overrides{Groups: []string{"x25519", "ffdhe2048"}}); len(weak) != 1 {
+		t.Fatalf("weaker group: weakenings %v, want one", weak)
+	}
+}
