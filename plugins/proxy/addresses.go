@@ -12,23 +12,7 @@ import (
 // front's), and canary or decoy addresses off loopback (verify listens and
 // sends there; harden generates traffic only to loopback).
 func (t *target) checkAddresses(d *sdk.Diagnostics) {
-	same := func(a, b string) bool {
-		ah, ap, _ := net.SplitHostPort(a)
-		bh, bp, _ := net.SplitHostPort(b)
-		if ap != bp {
-			return false
-		}
-		if ah == bh {
-			return true
-		}
-		aa, aerr := netip.ParseAddr(ah)
-		ba, berr := netip.ParseAddr(bh)
-		if aerr == nil && berr == nil {
-			// 0.0.0.0 / :: listen on every address, loopback included.
-			return aa == ba || aa.IsUnspecified() || ba.IsUnspecified() || (aa.IsLoopback() && ba.IsLoopback() && aa.Is4() == ba.Is4())
-		}
-		return (ah == "localhost" && (berr == nil && ba.IsLoopback())) || (bh == "localhost" && (aerr == nil && aa.IsLoopback()))
-	}
+	same := sameAddress
 	b := t.spec.Backend.Address
 	for _, o := range []struct {
 		what, addr string
@@ -49,4 +33,25 @@ func (t *target) checkAddresses(d *sdk.Diagnostics) {
 			d.AddAttributeError(a.path, "must be a loopback IP address (127.0.0.0/8 or ::1): harden listens and sends there during verify", a.v)
 		}
 	}
+}
+
+// sameAddress: a and b (host:port) reach the same listener as far as the
+// text says: the same port, and the same host, an unspecified one
+// (0.0.0.0 / :: listen on every address, loopback included), two loopback
+// addresses of one family, or localhost and a loopback address.
+func sameAddress(a, b string) bool {
+	ah, ap, _ := net.SplitHostPort(a)
+	bh, bp, _ := net.SplitHostPort(b)
+	if ap != bp {
+		return false
+	}
+	if ah == bh {
+		return true
+	}
+	aa, aerr := netip.ParseAddr(ah)
+	ba, berr := netip.ParseAddr(bh)
+	if aerr == nil && berr == nil {
+		return aa == ba || aa.IsUnspecified() || ba.IsUnspecified() || (aa.IsLoopback() && ba.IsLoopback() && aa.Is4() == ba.Is4())
+	}
+	return (ah == "localhost" && (berr == nil && ba.IsLoopback())) || (bh == "localhost" && (aerr == nil && aa.IsLoopback()))
 }

@@ -25,7 +25,8 @@ type flavor interface {
 	reload(ctx context.Context, t *target) error
 	// routes reads the effective configuration (nginx -T; HAProxy's files
 	// as `haproxy -c` accepts them) and returns what it says about the
-	// route to the front: supporting evidence only, never a pass alone.
+	// route to the front and (Canary) the canary route: supporting
+	// evidence only, never a pass alone.
 	routes(ctx context.Context, t *target) (routeFacts, error)
 }
 
@@ -53,6 +54,15 @@ type routeFacts struct {
 	// upstream TLS settings in effect for the route.
 	UpstreamTLS, UpstreamVerify  bool
 	UpstreamCAFile, UpstreamName string
+	// UpstreamSNI: the proxy sends UpstreamName as SNI (nginx
+	// proxy_ssl_server_name on; HAProxy sni).
+	UpstreamSNI bool
+	// Canary is the same for harden's canary route (the listener at
+	// spec.canary.listen); nil when the configuration has none. Verify
+	// needs it: no canary route is a FAIL of proxy.backend.verified (the
+	// file harden owns is not rendered), and a canary whose upstream TLS
+	// differs from the real route's proves nothing about it.
+	Canary *routeFacts
 }
 
 // flavorOf returns the implementation for a connection kind (nil for an

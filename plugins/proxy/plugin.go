@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 
 	"github.com/harden-dev/harden/shared/sdk"
 )
@@ -141,11 +143,72 @@ func load(q sdk.RequestContext, d *sdk.Diagnostics) (*target, bool) {
 			d.AddAttributeError(a.path, "must be an absolute path", a.v)
 		}
 	}
+	// Everything rendered into the proxy's configuration: a character
+	// nginx or HAProxy reads as syntax (';', '{', '#', quotes, blanks) or
+	// as a variable ('$') would change what the file says.
+	for _, a := range []struct {
+		path sdk.Path
+		v    string
+	}{
+		{sdk.Path{"connection", "front"}, c.Front},
+		{sdk.Path{"connection", "server_name"}, c.ServerName},
+		{sdk.Path{"connection", "config_file"}, c.ConfigFile},
+		{sdk.Path{"spec", "include_file"}, s.IncludeFile},
+		{sdk.Path{"spec", "cert_dir"}, s.CertDir},
+		{sdk.Path{"spec", "backend", "address"}, s.Backend.Address},
+		{sdk.Path{"spec", "backend", "server_name"}, s.Backend.ServerName},
+		{sdk.Path{"spec", "canary", "listen"}, s.Canary.Listen},
+		{sdk.Path{"spec", "canary", "decoy"}, s.Canary.Decoy},
+	} {
+		if i := strings.IndexFunc(a.v, unsafeInConfig); i >= 0 {
+			d.AddAttributeError(a.path, fmt.Sprintf("%q cannot be written into the proxy's configuration as it is (letters, digits and / . _ - : [ ] @ + ~ , = only)", a.v[i:i+1]), a.v)
+		}
+	}
+	if c.Kind == "nginx" && c.MasterSocket != "" {
+		d.AddAttributeError(sdk.Path{"connection", "master_socket"}, "HAProxy only: nginx is reloaded through pid_file or reload_command", c.MasterSocket)
+	}
 	if d.HasError() {
 		return nil, false
 	}
 	t.checkAddresses(d)
 	return t, !d.HasError()
+}
+
+// unsafeInConfig: r is outside the characters harden writes into a proxy
+// configuration unquoted.
+func unsafeInConfig(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("/._-:[]@+~,=", r)
+}
+
+// reloadPath refuses a proxy harden could not reload: apply would write
+// files the running proxy never loads (checked before anything changes).
+func (t *target) reloadPath() error {
+	if len(t.conn.ReloadCommand) > 0 {
+		return nil
+	}
+	switch t.conn.Kind {
+	case "nginx":
+		if t.conn.PIDFile != "" {
+			return nil
+		}
+	case "haproxy":
+		if t.conn.MasterSocket != "" {
+			return nil
+		}
+	}
+	return errNoReloadPath(t)
+}
+
+func errNoReloadPath(t *target) error {
+	how := "connection.pid_file (the master's pid: harden sends it SIGHUP, as nginx -s reload does)"
+	if t.conn.Kind == "haproxy" {
+		how = "connection.master_socket (HAProxy's master CLI, haproxy -W -S …: harden sends it reload)"
+	}
+	return fmt.Errorf("%s proxy of target %s has no reload path: set %s or connection.reload_command; without one harden would write files the running proxy never loads", t.conn.Kind, t.name, how)
 }
 
 // frontName is what the front's certificate must name.
@@ -167,9 +230,9 @@ func (t *target) backendName() string {
 }
 
 // Check IDs this plugin owns. The front's and the backend's TLS facts are
-// the probe's tls.* checks (subjects "front" and "backend").
+// the probe's tls.* checks (subjects "<address> (front)" and "<address>
+// (backend)"), the front's HTTP security headers the probe's http.*.
 const (
-	checkFrontHSTS         = "proxy.front.hsts"
 	checkBackendTLS        = "proxy.backend.tls"
 	checkBackendPlaintext  = "proxy.backend.plaintext_refused"
 	checkBackendVerified   = "proxy.backend.verified"
@@ -180,9 +243,6 @@ const (
 
 func init() {
 	sdk.RegisterChecks(
-		sdk.CheckDefinition{ID: checkFrontHSTS, Title: "The proxy's TLS front sends Strict-Transport-Security", Severity: sdk.SeverityMedium,
-			Remediation: "harden apply (renders add_header Strict-Transport-Security … always / http-response set-header)",
-			References:  []string{"https://www.rfc-editor.org/rfc/rfc6797", "https://ssl-config.mozilla.org/"}},
 		sdk.CheckDefinition{ID: checkBackendTLS, Title: "The proxy forwards to the backend over TLS (the backend hop is not plaintext)", Severity: sdk.SeverityCritical,
 			Remediation: "harden apply: forward to the backend's TLS port (nginx proxy_pass https://…, HAProxy server … ssl)",
 			References:  []string{"https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ssl_verify", "https://docs.haproxy.org/2.6/configuration.html#5.2-ssl"}},
