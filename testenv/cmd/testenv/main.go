@@ -4,6 +4,7 @@
 //	testenv up --services postgres[,kafka,vault,s3,...] [--then vault,s3,...] --state-dir DIR
 //	testenv down --state-dir DIR
 //	testenv sign-intermediate --state-dir DIR
+//	testenv pipeline-policy --state-dir DIR --example FILE --out FILE
 //	testenv probe-identity --state-dir DIR --out FILE [--cn harden-probe]
 //
 // `up` writes DIR/env.json (addresses and credential file paths, see
@@ -51,6 +52,11 @@ func main() {
 				Flags: []cli.Flag{&cli.StringFlag{Name: "services", Value: "postgres", Usage: "comma-separated: " + strings.Join(testenv.Known, ",")}, stateFlag,
 					&cli.StringFlag{Name: "then", Usage: "comma-separated services to start once their builds exist (writes policy-full.yaml, prints ready-full)"}},
 				Action: up},
+			{Name: "pipeline-policy", Usage: "put this env's addresses and files into a deployment's policy (examples/pipeline/policy.yaml)",
+				Flags: []cli.Flag{stateFlag, &cli.StringFlag{Name: "example", Required: true, Usage: "the policy to localize"},
+					&cli.StringFlag{Name: "from", Value: "policy-full.yaml", Usage: "the generated policy in the state dir to take addresses and files from"},
+					&cli.StringFlag{Name: "out", Required: true, Usage: "where to write the localized policy (0600)"}},
+				Action: pipelinePolicy},
 			{Name: "sign-intermediate", Usage: "sign the vault target's intermediate CSR with the enterprise root of a staged `up --then`",
 				Flags: []cli.Flag{stateFlag}, Action: signIntermediate},
 			{Name: "down", Usage: "stop the services started by `up` in this state dir", Flags: []cli.Flag{stateFlag}, Action: down},
@@ -162,4 +168,25 @@ func signIntermediate(c *cli.Context) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, testenv.IntermediateChain), append(signed, root...), 0o644)
+}
+
+func pipelinePolicy(c *cli.Context) error {
+	dir := c.String("state-dir")
+	example, err := os.ReadFile(c.String("example"))
+	if err != nil {
+		return err
+	}
+	generated, err := os.ReadFile(filepath.Join(dir, c.String("from")))
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	out, err := testenv.LocalizePolicy(example, generated, abs)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.String("example"), err)
+	}
+	return os.WriteFile(c.String("out"), out, 0o600)
 }
