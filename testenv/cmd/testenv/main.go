@@ -5,6 +5,7 @@
 //	testenv down --state-dir DIR
 //	testenv sign-intermediate --state-dir DIR
 //	testenv pipeline-policy --state-dir DIR --example FILE --out FILE
+//	testenv get --state-dir DIR services.s3.https
 //	testenv probe-identity --state-dir DIR --out FILE [--cn harden-probe]
 //
 // `up` writes DIR/env.json (addresses and credential file paths, see
@@ -26,6 +27,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -57,6 +59,8 @@ func main() {
 					&cli.StringFlag{Name: "from", Value: "policy-full.yaml", Usage: "the generated policy in the state dir to take addresses and files from"},
 					&cli.StringFlag{Name: "out", Required: true, Usage: "where to write the localized policy (0600)"}},
 				Action: pipelinePolicy},
+			{Name: "get", Usage: "print one value of env.json by its dotted path (e.g. services.s3.https)", ArgsUsage: "PATH",
+				Flags: []cli.Flag{stateFlag}, Action: get},
 			{Name: "sign-intermediate", Usage: "sign the vault target's intermediate CSR with the enterprise root of a staged `up --then`",
 				Flags: []cli.Flag{stateFlag}, Action: signIntermediate},
 			{Name: "down", Usage: "stop the services started by `up` in this state dir", Flags: []cli.Flag{stateFlag}, Action: down},
@@ -189,4 +193,33 @@ func pipelinePolicy(c *cli.Context) error {
 		return fmt.Errorf("%s: %w", c.String("example"), err)
 	}
 	return os.WriteFile(c.String("out"), out, 0o600)
+}
+
+func get(c *cli.Context) error {
+	data, err := os.ReadFile(filepath.Join(c.String("state-dir"), "env.json"))
+	if err != nil {
+		return err
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	path := c.Args().First()
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("env.json: %s: not found", path)
+		}
+		if v, ok = m[k]; !ok {
+			return fmt.Errorf("env.json: %s: not found", path)
+		}
+	}
+	switch x := v.(type) {
+	case string:
+		fmt.Println(x)
+	default:
+		out, _ := json.Marshal(x)
+		fmt.Println(string(out))
+	}
+	return nil
 }
