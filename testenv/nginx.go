@@ -196,7 +196,8 @@ server {
 }
 
 // Reload runs `nginx -s reload` and waits until the master has started new
-// workers (a configuration nginx refuses at reload starts none: error).
+// workers and the old ones accept no more (a configuration nginx refuses
+// at reload starts none: error).
 func (n *Nginx) Reload() error {
 	master := n.proc.pid()
 	if master == 0 {
@@ -209,10 +210,18 @@ func (n *Nginx) Reload() error {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, p := range childPIDs(master) {
-			if !slices.Contains(before, p) {
-				return nil
-			}
+		now := childPIDs(master)
+		fresh, old := false, false
+		for _, p := range now {
+			fresh = fresh || !slices.Contains(before, p)
+		}
+		// An old worker accepts until it calls itself "shutting down".
+		for _, p := range before {
+			title, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
+			old = old || (slices.Contains(now, p) && strings.Contains(string(title), "worker process") && !strings.Contains(string(title), "shutting down"))
+		}
+		if fresh && !old {
+			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -207,7 +207,7 @@ var workerWait = 8 * time.Second
 // reload is reload_command when given; else SIGHUP to the master in
 // pid_file (what `nginx -s reload` sends), returning once the master has
 // started new worker processes — the sign that it took the new
-// configuration. A master that refuses it (a listener it cannot bind, a
+// configuration — and the old ones accept no more (reloaded). A master that refuses it (a listener it cannot bind, a
 // file it cannot read: errors nginx -t does not see) keeps its old
 // workers, and that is an error here.
 func (nginxFlavor) reload(ctx context.Context, t *target) error {
@@ -234,10 +234,8 @@ func (nginxFlavor) reload(ctx context.Context, t *target) error {
 	}
 	deadline := time.Now().Add(workerWait)
 	for {
-		for _, p := range childPIDs(master) {
-			if !slices.Contains(before, p) {
-				return nil
-			}
+		if reloaded(master, before) {
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("nginx (pid %d) started no new worker processes within %s of the reload: it refused the new configuration (see its error log: e.g. a listen address it cannot bind, which nginx -t does not check) and keeps serving the old one", master, workerWait)
@@ -264,6 +262,33 @@ func readPID(file string) (int, error) {
 		return 0, fmt.Errorf("pid file %s names pid %d: %w (is the proxy running?)", file, pid, err)
 	}
 	return pid, nil
+}
+
+// reloaded: the master has new worker processes and none of the old ones
+// still accepts connections (each has exited or is "shutting down": the
+// title nginx gives a worker as it closes its listening sockets). Until
+// then a new connection may still reach an old worker and the old
+// configuration.
+func reloaded(master int, before []int) bool {
+	now := childPIDs(master)
+	fresh := false
+	for _, p := range now {
+		if !slices.Contains(before, p) {
+			fresh = true
+		}
+	}
+	if !fresh {
+		return false
+	}
+	for _, p := range before {
+		if slices.Contains(now, p) {
+			title, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
+			if bytes.Contains(title, []byte("worker process")) && !bytes.Contains(title, []byte("shutting down")) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // childPIDs lists the processes whose parent is pid (/proc/*/stat).

@@ -77,7 +77,7 @@ func readPlan(q sdk.RequestContext, t *target) (*plan, error) {
 	kind := t.flavor.kind()
 	p.steps = append(p.steps,
 		applykit.Step{Phase: "test", Apply: func(ctx context.Context) error { return t.flavor.test(ctx, t) }},
-		applykit.Step{Phase: "reload", Change: sdk.Change{Resource: kind + " reload", Action: sdk.Update, Description: reloadDescription(t)},
+		applykit.Step{Phase: "reload", Change: sdk.Change{Resource: kind + " reload", Action: sdk.Update, After: "running with the new files", Description: reloadDescription(t)},
 			Apply: func(ctx context.Context) error { p.reloaded = true; return t.flavor.reload(ctx, t) }},
 		applykit.Step{Phase: "served", Apply: p.served})
 	return p, nil
