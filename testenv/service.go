@@ -32,7 +32,7 @@ type Service interface {
 }
 
 // Known service names, in start order.
-var Known = []string{"postgres", "kafka", "vault", "s3", "ingest", "nginx"}
+var Known = []string{"postgres", "kafka", "vault", "s3", "ingest", "nginx", "haproxy"}
 
 // New returns the named service, or an error naming what is available.
 func New(name string) (Service, error) {
@@ -49,6 +49,8 @@ func New(name string) (Service, error) {
 		return &Ingest{}, nil
 	case "nginx":
 		return &Nginx{}, nil
+	case "haproxy":
+		return &HAProxy{}, nil
 	}
 	return nil, fmt.Errorf("unknown service %q; known: %s", name, strings.Join(Known, ", "))
 }
