@@ -572,6 +572,11 @@ func plan(c *cli.Context, io IO) error {
 
 func runPlan(ctx context.Context, s *session) (*report.Run, []sdk.PlanResponse, error) {
 	results, errs := perTarget(ctx, s, func(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) (sdk.PlanResponse, error) {
+		if !slices.Contains(p.Meta.Capabilities, sdk.CapPlan) {
+			// A verify-only plugin (service): harden changes nothing there,
+			// so its plan is empty, not an error.
+			return sdk.PlanResponse{}, nil
+		}
 		return p.Client.Plan(ctx, rc)
 	})
 	if err := interrupted(ctx); err != nil {

@@ -330,6 +330,9 @@ func rotateTarget(ctx context.Context, s *session, t policy.Target, o rotateOpti
 	if pol.Certificates.Source != "vault-pki" || t.CertFile != "" {
 		return rotateFiles(ctx, s, t)
 	}
+	if p, ok := s.eng.Plugins[t.Plugin]; ok && !slices.Contains(p.Meta.Capabilities, sdk.CapApply) {
+		return rotateTargetReport{Status: "skipped", Message: "verify only: harden deploys no certificate to it (its own certificate shows in harden inventory)"}
+	}
 	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	r, failed := newRotation(tctx, s, t, o, io)

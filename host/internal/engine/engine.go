@@ -594,8 +594,12 @@ func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target,
 		}
 		defer unlock()
 	}
-	if c.ChainPEM, c.KeyPEM, err = iss.Store.Get(iss.ServerWant(), iss.Signer(iss.ServerUsage, t.Name, t.CertificateNames)); err != nil {
-		return c, err
+	// A verify-only plugin (service) deploys no server certificate: none is
+	// issued for it. harden's client certificate still is (mTLS scope).
+	if p, ok := e.Plugins[t.Plugin]; !ok || slices.Contains(p.Meta.Capabilities, sdk.CapApply) {
+		if c.ChainPEM, c.KeyPEM, err = iss.Store.Get(iss.ServerWant(), iss.Signer(iss.ServerUsage, t.Name, t.CertificateNames)); err != nil {
+			return c, err
+		}
 	}
 	if iss.Client {
 		if c.ClientChainPEM, c.ClientKeyPEM, err = iss.Store.Get(iss.ClientWant(), iss.Signer("client", iss.ClientName, nil)); err != nil {

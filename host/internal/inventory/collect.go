@@ -31,13 +31,16 @@ type Target struct {
 	// read (the plugin call, a plugin without the inventory capability).
 	// Each error is an item of its own.
 	Errors []error
+	// VerifyOnly: the plugin applies nothing (service), so harden deploys
+	// and holds no server certificate for the target.
+	VerifyOnly bool
 }
 
 // Ask is the target's Inventory call: one fresh handshake per listener, and
 // what the target stores. A plugin without the capability is an error of the
 // target (what it serves is unknown), not an empty inventory.
 func Ask(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) Target {
-	t := Target{Name: rc.Target.Name, Certificates: rc.Certificates}
+	t := Target{Name: rc.Target.Name, Certificates: rc.Certificates, VerifyOnly: !slices.Contains(p.Meta.Capabilities, sdk.CapApply)}
 	if !slices.Contains(p.Meta.Capabilities, sdk.CapInventory) {
 		t.Errors = append(t.Errors, fmt.Errorf("plugin %s does not report an inventory: what target %s serves and stores is not listed", p.Meta.Name, t.Name))
 		return t
@@ -184,7 +187,7 @@ func (c *collector) target(t Target, src sources) {
 	}
 	// A failed request lacks what the store holds: its error is the item,
 	// not a missing certificate.
-	c.held(KindServer, t.Name, src.server, t.Certificates.ChainPEM, src.issued && t.RequestErr == nil)
+	c.held(KindServer, t.Name, src.server, t.Certificates.ChainPEM, src.issued && !t.VerifyOnly && t.RequestErr == nil)
 	c.held(KindClient, t.Name, src.client, t.Certificates.ClientChainPEM, src.issuedClient && t.RequestErr == nil)
 	if len(t.Certificates.CABundlePEM) > 0 {
 		c.bundle(t.Name, src.ca, t.Certificates.CABundlePEM)
