@@ -28,6 +28,7 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	if !ok {
 		return
 	}
+	unsealAfterKilledRestart(ctx, q.RequestContext, st, sess.Interrupted, &r.Diagnostics)
 	cl, steps, ok := planSteps(ctx, q.RequestContext, st, &r.Diagnostics)
 	if !ok {
 		sess.Release() // a killed run's journal is the record of where it started
@@ -49,11 +50,16 @@ func (vaultPKI) Apply(ctx context.Context, q sdk.ApplyRequest, r *sdk.ApplyRespo
 	kit := make([]applykit.Step, 0, len(steps))
 	for _, s := range steps {
 		intent = append(intent, s.change.Resource)
-		kit = append(kit, applykit.Step{Change: s.change, Apply: s.apply, Undo: s.undo})
+		kit = append(kit, applykit.Step{Change: s.change, Phase: s.phase, Apply: s.apply, Undo: s.undo})
 	}
 	if err := sess.Begin(applykit.State{Plugin: "vaultpki", Target: q.Target.Name, Phase: "begun", Intent: intent}); err != nil {
 		sess.Release()
 		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "cannot write the apply journal; nothing was changed", err)
+		return
+	}
+	if err := st.bindListenerJournal(sess.Journal); err != nil {
+		sess.Keep()
+		r.Diagnostics.AddTargetError("vaultpki.apply.journal", "the apply journal names a file this target does not write; nothing was changed", err)
 		return
 	}
 	if sess.Interrupted != nil {

@@ -30,7 +30,12 @@ func planSteps(ctx context.Context, q sdk.RequestContext, st *settings, d *sdk.D
 		readError(d, err)
 		return nil, nil, false
 	}
-	return cl, steps, true
+	// Vault's own listener last: its restart comes after the API changes.
+	ls, ok := listenerSteps(ctx, q, st, cl, d)
+	if !ok {
+		return nil, nil, false
+	}
+	return cl, append(steps, ls...), true
 }
 
 // Plan lists the steps apply would take (and a killed run to complete).

@@ -41,12 +41,17 @@ type connection struct {
 	RoleIDEnv    string `json:"role_id_env" jsonschema:"environment variable holding the AppRole role id"`
 	SecretIDFile string `json:"secret_id_file" jsonschema:"AppRole secret id"`
 	SecretIDEnv  string `json:"secret_id_env" jsonschema:"environment variable holding the AppRole secret id"`
+	// The unseal key(s) for the restart spec.listener needs (listener.go).
+	UnsealKeyFile string `json:"unseal_key_file" jsonschema:"file with Vault's unseal key(s), one per line (0600): apply unseals Vault after the restart a listener change needs"`
+	UnsealKeyEnv  string `json:"unseal_key_env" jsonschema:"environment variable holding Vault's unseal key(s), one per line"`
 }
 
 type spec struct {
 	PKI     pkiSpec      `json:"pki" jsonschema:"root and intermediate CA, roles and URLs"`
 	Transit *transitSpec `json:"transit" jsonschema:"transit KEKs for envelope encryption"`
 	Audit   *auditSpec   `json:"audit" jsonschema:"the file audit device"`
+	// Listener: Vault's own API listener file (listener.go).
+	Listener *listenerSpec `json:"listener" jsonschema:"Vault's API listener file: TLS versions, suites and client certificates from the profile, applied with a restart and an unseal"`
 }
 
 type pkiSpec struct {
@@ -130,6 +135,8 @@ type settings struct {
 	// The policy's clients, and those delivered to Vault KV (clients.go).
 	clientRefs []sdk.ClientRef
 	kv         []kvClient
+	// listener is the plan's listener step, when there is one.
+	listener *listenerPlan
 }
 
 func parseHours(s string, def time.Duration) time.Duration {
@@ -267,16 +274,11 @@ func client(ctx context.Context, q sdk.RequestContext, c connection) (*vault.Cli
 	cfg.Address = c.Address
 	cfg.Timeout = 15 * time.Second
 	cfg.MaxRetries = 0
-	tcfg, err := c.clientTLS()
+	tcfg, err := clientTLSFor(q, c)
 	if err != nil {
 		return nil, err
 	}
-	cfg.HttpClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tcfg},
-		// Never follow a redirect: Go would follow a 307 to http:// with the
-		// X-Vault-Token header and a login body (secret_id) in cleartext.
-		// The Vault API client handles the redirects it accepts itself
-		// (same scheme only), as vault.DefaultConfig's client is set up to.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cfg.HttpClient = newHTTPClient(tcfg)
 	cl, err := vault.NewClient(cfg)
 	if err != nil {
 		return nil, err
@@ -302,6 +304,16 @@ func client(ctx context.Context, q sdk.RequestContext, c connection) (*vault.Cli
 		return nil, fmt.Errorf("vault at %s refused the credentials: %w", c.Address, err)
 	}
 	return cl, nil
+}
+
+// newHTTPClient is the HTTP client of harden's Vault API clients.
+func newHTTPClient(tcfg *tls.Config) *http.Client {
+	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tcfg},
+		// Never follow a redirect: Go would follow a 307 to http:// with the
+		// X-Vault-Token header and a login body (secret_id) in cleartext.
+		// The Vault API client handles the redirects it accepts itself
+		// (same scheme only), as vault.DefaultConfig's client is set up to.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // clientTLS is the TLS of harden's Vault API client (sdk.ClientTLS):

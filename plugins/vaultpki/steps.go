@@ -23,6 +23,8 @@ type step struct {
 	// needs: Vault paths and the capability each step uses (checked with
 	// sys/capabilities-self before anything changes).
 	needs map[string]string
+	// phase names the step's journal boundary ("" is step-<n>).
+	phase string
 	apply func(context.Context) error
 	undo  func(context.Context) error
 }

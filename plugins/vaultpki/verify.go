@@ -71,6 +71,7 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 		return
 	}
 	verifyJournal(st, &r.Diagnostics)
+	listenerFile := listenerConfigCheck(q.RequestContext, st)
 	// Vault's own listener, scanned like any endpoint (its own CA).
 	type scanned struct {
 		checks []checks.Check
@@ -86,7 +87,7 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 		r.Diagnostics.AddTargetError("vaultpki.login", "cannot log in to Vault", err)
 		// The listener needs no login: what it showed stands.
 		sc := <-listener
-		r.Checks, r.Endpoints = sc.checks, describedOf(sc.desc)
+		r.Checks, r.Endpoints = append(sc.checks, listenerFile...), describedOf(sc.desc)
 		return
 	}
 	v := &verifier{ctx: ctx, cl: cl, st: st, targets: q.Policy.Targets, self: q.Target.Name}
@@ -95,7 +96,7 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	v.transit()
 	v.clientPolicies()
 	sc := <-listener
-	r.Checks, r.Endpoints = append(v.out, sc.checks...), describedOf(sc.desc)
+	r.Checks, r.Endpoints = append(append(v.out, sc.checks...), listenerFile...), describedOf(sc.desc)
 }
 
 type verifier struct {
@@ -143,7 +144,11 @@ func scanListener(ctx context.Context, q sdk.RequestContext, st *settings) ([]ch
 	if err != nil {
 		return []checks.Check{checks.Errored("tls.enabled", subject, err)}, nil
 	}
-	target.ClientCert, exp.RequireClientAuth = nil, false
+	if st.spec.Listener == nil || !q.Policy.InMTLSScope(q.Target.Name) {
+		// harden's API client presents no certificate then (clientTLSFor),
+		// and client auth is judged where harden manages the listener.
+		target.ClientCert, exp.RequireClientAuth = nil, false
+	}
 	// The listener is judged with the CAs harden's API client trusts. An
 	// unreadable ca_file is an error naming the file, never "no CA given".
 	roots, rootsErr := st.conn.roots()

@@ -16,7 +16,7 @@ import (
 // the field and the kind of secret, never the value.
 
 // secretKey matches keys that hold secrets when written inline.
-var secretKey = regexp.MustCompile(`(?i)(^|_)(password|passwd|passphrase|secret|token|private_key|secret_key|access_key|api_key|credentials?|role_id|secret_id)$`)
+var secretKey = regexp.MustCompile(`(?i)(^|_)(password|passwd|passphrase|secret|token|private_key|secret_key|access_key|api_key|unseal_key|credentials?|role_id|secret_id)$`)
 
 var (
 	// A JSON Web Token: base64url header (always {"... -> eyJ), payload, signature.
