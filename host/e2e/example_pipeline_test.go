@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"os"
+
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/harden-dev/harden/host/internal/cli"
 )
 
 // TestPipelineExampleValidates: the shipped examples/pipeline/policy.yaml
@@ -31,6 +34,38 @@ func TestPipelineExampleValidates(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("validate output lacks %q: %s", want, r.stdout)
 		}
+	}
+	// The shipped rendered client configurations are what harden renders
+	// for the example's clients today.
+	out := filepath.Join(dir, "rendered")
+	if r := run("render", "-f", example, "--client", "spark-etl", "--client", "reporting", "--out", out); r.code != 0 {
+		t.Fatalf("render --client: %d %s", r.code, r.stderr)
+	}
+	shipped := "../../examples/pipeline/rendered"
+	n := 0
+	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(out, p)
+		got, _ := os.ReadFile(p)
+		want, err := os.ReadFile(filepath.Join(shipped, rel))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("examples/pipeline/rendered/%s differs from what harden renders now (re-run harden render -f examples/pipeline/policy.yaml --client spark-etl --client reporting --out examples/pipeline/rendered): %v", rel, err)
+		}
+		n++
+		return nil
+	})
+	if n != 5 {
+		t.Errorf("render --client wrote %d files, want 5", n)
+	}
+	for _, want := range []string{"spark-etl/events/spark-options.properties", "spark-etl/events/client.properties", "reporting/warehouse-pg/libpq.conf", "reporting/warehouse-pg/jdbc.url"} {
+		if _, err := os.Stat(filepath.Join(out, want)); err != nil {
+			t.Errorf("render --client: %s missing", want)
+		}
+	}
+	if r := run("render", "-f", example, "--client", "nobody"); r.code != cli.ExitConfig || !strings.Contains(r.stderr, "nobody") {
+		t.Errorf("unknown client: %d %s", r.code, r.stderr)
 	}
 	data, err := os.ReadFile(example)
 	if err != nil {

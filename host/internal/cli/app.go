@@ -96,7 +96,8 @@ func NewApp(io IO) *cli.App {
 		Flags:          []cli.Flag{debugPluginsFlag()},
 		Commands: []*cli.Command{
 			{Name: "render", Usage: "render hardened configuration for each target (no network)",
-				Flags:  policyFlags(&cli.StringFlag{Name: "out", Usage: "write artifacts under DIR/<target>/ (private keys 0600) instead of listing them"}),
+				Flags: policyFlags(&cli.StringFlag{Name: "out", Usage: "write artifacts under DIR/<target>/ (private keys 0600) instead of listing them"},
+					&cli.StringSliceFlag{Name: "client", Usage: "render this client's configurations for its targets instead (as rotate delivers them; nothing issued; DIR/<client>/<target>/ with --out)"}),
 				Action: func(c *cli.Context) error { return render(c, io) }},
 			{Name: "plan", Usage: "read live targets and show the changes apply would make",
 				Flags:  policyFlags(&cli.BoolFlag{Name: "detailed-exitcode", Usage: "exit 2 when changes are pending"}),
@@ -519,6 +520,9 @@ func schema(c *cli.Context, io IO) error {
 }
 
 func render(c *cli.Context, io IO) error {
+	if names := c.StringSlice("client"); len(names) > 0 {
+		return renderClients(c, io, names)
+	}
 	s, err := openSession(c, io)
 	if err != nil {
 		return err

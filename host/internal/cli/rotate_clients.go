@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -271,32 +270,12 @@ func clientBundle(ctx context.Context, s *session, c policy.Client, iss *engine.
 		return nil, nil, fmt.Errorf("client %s: truststore: %w", c.Name, err)
 	}
 	bundle := map[string][]byte{f.Cert: pair.Chain, f.Key: pair.Key, f.CA: iss.CA.CABundlePEM, f.Keystore: ks, f.Truststore: ts, f.Password: []byte(password)}
-	in := func(name string) string { return path.Join(c.InstallDir, name) }
-	ci := sdk.ClientIdentity{Name: c.Name, CertFile: in(f.Cert), KeyFile: in(f.Key), CAFile: in(f.CA), KeystoreFile: in(f.Keystore),
-		KeystorePasswordFile: in(f.Password), TruststoreFile: in(f.Truststore)}
-	for _, tn := range c.Targets {
-		t, _ := s.pol.Target(tn)
-		p := s.eng.Plugins[t.Plugin]
-		if !slices.Contains(p.Meta.Capabilities, sdk.CapClientConfig) {
-			return nil, nil, fmt.Errorf("client %s: plugin %s of target %s does not render client configurations", c.Name, t.Plugin, tn)
-		}
-		// Without the target's secrets: a client configuration never needs
-		// harden's credentials, so none can leak into it.
-		rc := sdk.RequestContext{Policy: s.pol.Context(), Target: sdk.NewTarget(t.Name, t.Connection, t.Spec, nil),
-			Certificates: sdk.Certificates{CABundlePEM: iss.CA.CABundlePEM}}
-		r, err := p.Client.RenderClient(ctx, rc, ci)
-		if err == nil && r.Diagnostics.HasError() {
-			err = r.Diagnostics.Err()
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("client %s: configuration for %s: %w", c.Name, tn, err)
-		}
-		for _, a := range r.Artifacts {
-			if a.Sensitive || bytes.Contains(a.Content, []byte("PRIVATE KEY")) || bytes.Contains(a.Content, []byte(password)) {
-				return nil, nil, fmt.Errorf("client %s: plugin %s put secret material into the client configuration %s; refused", c.Name, t.Plugin, a.Path)
-			}
-			bundle[tn+"/"+a.Path] = a.Content
-		}
+	configs, err := renderClientConfigs(ctx, s, c, iss.CA.CABundlePEM, password)
+	if err != nil {
+		return nil, nil, err
+	}
+	for name, content := range configs {
+		bundle[name] = content
 	}
 	leaf := certs[0]
 	meta := map[string]string{"serial": rotate.Serial(leaf), "not_after": leaf.NotAfter.UTC().Format(time.RFC3339),
