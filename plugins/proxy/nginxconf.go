@@ -317,14 +317,23 @@ func (c *effectiveConf) routeFor(addr, serverName string) routeFacts {
 		if http.name != "http" || !http.hasBlock {
 			continue
 		}
+		// upstream blocks: their servers (port 80 when none is given, as
+		// nginx has it), nil when one of them is not an address.
 		upstreams := map[string][]string{}
 		for _, d := range http.block {
 			if d.name == "upstream" && d.hasBlock && len(d.args) == 1 {
+				var servers []string
 				for _, s := range d.block {
 					if s.name == "server" && len(s.args) > 0 {
-						upstreams[d.args[0]] = append(upstreams[d.args[0]], s.args[0])
+						hp, ok := hostPort(s.args[0], "80")
+						if !ok {
+							servers = nil
+							break
+						}
+						servers = append(servers, hp)
 					}
 				}
+				upstreams[d.args[0]] = servers
 			}
 		}
 		var found *directive
@@ -361,28 +370,22 @@ func (c *effectiveConf) routeFor(addr, serverName string) routeFacts {
 		}
 		rf.Source = fmt.Sprintf("%s:%d", pass.file, pass.line)
 		scheme, rest, ok := strings.Cut(pass.args[0], "://")
-		if !ok {
+		if !ok || !(strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https")) {
 			return rf
 		}
 		rf.UpstreamTLS = strings.EqualFold(scheme, "https")
 		hostport, _, _ := strings.Cut(rest, "/")
 		levels := [][]*directive{loc.block, found.block, http.block}
-		if !strings.Contains(hostport, "$") {
-			if servers, ok := upstreams[hostport]; ok {
-				rf.Upstream = strings.Join(servers, ",")
-			} else if _, _, err := net.SplitHostPort(hostport); err == nil {
-				rf.Upstream = hostport
-			} else if hostport != "" {
-				port := "80"
-				if rf.UpstreamTLS {
-					port = "443"
-				}
-				rf.Upstream = net.JoinHostPort(strings.Trim(hostport, "[]"), port)
-			}
+		port := "80"
+		if rf.UpstreamTLS {
+			port = "443"
+		}
+		if servers, ok := upstreams[hostport]; ok {
+			rf.Upstream = strings.Join(servers, ",")
 			rf.UpstreamName = hostport
-			if h, _, err := net.SplitHostPort(hostport); err == nil {
-				rf.UpstreamName = h
-			}
+		} else if hp, ok := hostPort(hostport, port); ok {
+			rf.Upstream = hp
+			rf.UpstreamName, _, _ = net.SplitHostPort(hp)
 		}
 		if v, ok := inherited(levels, "proxy_ssl_verify"); ok {
 			rf.UpstreamVerify = v == "on"
@@ -402,6 +405,22 @@ func (c *effectiveConf) routeFor(addr, serverName string) routeFacts {
 		return rf
 	}
 	return rf
+}
+
+// hostPort is s as host:port (defPort when s has none); false when s is
+// not one address (a variable, blanks, quotes, a list): unknown.
+func hostPort(s, defPort string) (string, bool) {
+	if s == "" || strings.ContainsAny(s, "$,; \t\"'\\/") {
+		return "", false
+	}
+	if _, _, err := net.SplitHostPort(s); err == nil {
+		return s, true
+	}
+	h := strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	if h == "" || strings.ContainsAny(h, "[]") {
+		return "", false
+	}
+	return net.JoinHostPort(h, defPort), true
 }
 
 // inherited is a directive's first argument at the innermost level that

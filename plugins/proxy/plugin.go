@@ -115,6 +115,9 @@ func load(q sdk.RequestContext, d *sdk.Diagnostics) (*target, bool) {
 		return nil, false
 	}
 	t := &target{name: q.Target.Name, conn: c, spec: s, flavor: flavorOf(c.Kind)}
+	if t.flavor == nil {
+		d.AddAttributeError(sdk.Path{"connection", "kind"}, "unknown proxy kind (nginx or haproxy)", c.Kind)
+	}
 	for _, a := range []struct {
 		path sdk.Path
 		v    string
