@@ -197,6 +197,10 @@ type canaryAnswer struct {
 	err    error
 }
 
+// canaryDialAddr is where the client connects for the canary front (the
+// fault tests put a fault proxy in between).
+var canaryDialAddr = func(t *target) string { return t.spec.Canary.Listen }
+
 // askCanary sends GET / through the canary front, over TLS verified with
 // the policy's CA (harden's client certificate under mTLS).
 func askCanary(ctx context.Context, q sdk.RequestContext, t *target) canaryAnswer {
@@ -208,7 +212,7 @@ func askCanary(ctx context.Context, q sdk.RequestContext, t *target) canaryAnswe
 	ctx, cancel := context.WithTimeout(ctx, decoyTimeout)
 	defer cancel()
 	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 3 * time.Second}, Config: cfg}
-	c, err := d.DialContext(ctx, "tcp", t.spec.Canary.Listen)
+	c, err := d.DialContext(ctx, "tcp", canaryDialAddr(t))
 	if err != nil {
 		return canaryAnswer{err: err}
 	}
