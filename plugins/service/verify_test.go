@@ -7,6 +7,7 @@ import (
 	"flag"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -322,4 +323,22 @@ func TestInventory(t *testing.T) {
 			t.Errorf("handshake: %s %s (chain served: %d bytes)", h.Outcome, h.Evidence, len(h.ChainPEM))
 		}
 	}
+}
+
+// The plugin contract (metadata, schemas, unknown keys, Stop cancels an
+// in-flight verify, nothing on stdout), in process and as the built binary.
+func TestConformance(t *testing.T) {
+	target := func(addr string) sdk.Target {
+		return sdk.NewTarget("svc", []byte(`{"address":"`+addr+`","protocol":"https","server_name":"localhost"}`), []byte(`{}`), nil)
+	}
+	t.Run("in_process", func(t *testing.T) {
+		sdktest.Run(t, sdktest.Harness{Plugin: service{}, Name: "service", Target: target})
+	})
+	t.Run("binary", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "harden-plugin-service")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("build: %v\n%s", err, out)
+		}
+		sdktest.Run(t, sdktest.Harness{Binary: bin, Target: target})
+	})
 }
