@@ -11,6 +11,10 @@
 // weak token before anything changes; a failure undoes this run's steps
 // newest first; CAs are never re-generated and keys never deleted;
 // exportable / plaintext-backup keys are reported as needing a new key.
+// With spec.listener, Vault's own API listener file last (listener.go):
+// the profile's TLS versions and suites (client certificates in the mTLS
+// scope), a restart (SIGHUP reloads only the certificate), an unseal, a
+// live probe, and the old file back on any failure.
 //
 // Verify: CA presence, lifetime left vs the longest role TTL + the renewal
 // window, CA key type, every role of the mount (harden's or not), URLs,
