@@ -20,15 +20,20 @@
 //     a loopback decoy port, with the same upstream TLS settings as the
 //     real route). Verify starts a decoy TLS server there with a
 //     certificate for the backend's name from a throwaway CA, sends a
-//     request through the canary front, and requires the proxy to abort
-//     the decoy handshake (the decoy sees the proxy's alert) and to answer
-//     the client with an error instead of the decoy's content.
+//     request through the canary front, and requires the request never
+//     to reach the decoy — HAProxy aborts the handshake with an alert;
+//     nginx completes it and closes before sending anything (it checks
+//     the certificate after the handshake) — and the client to get the
+//     proxy's error instead of the decoy's content (decoy.go).
 //
 // Configuration read from `nginx -T` / `haproxy -c -f …` may support a
 // finding (e.g. the real route forwarding over plain HTTP), never pass one
 // alone.
 //
 // Files: plugin.go (metadata, schemas, checks), flavor.go (what differs
-// between nginx and HAProxy), nginx.go, haproxy.go, render.go, apply.go,
+// between nginx and HAProxy), nginx.go and nginxconf.go (the nginx flavor,
+// nginx -T parsed into route facts), haproxy*.go, render.go (cert_dir and
+// the profile in OpenSSL's words), plan.go and apply.go (applykit steps:
+// files, the proxy's own test, reload, the new certificate served),
 // verify.go, decoy.go.
 package main
