@@ -107,6 +107,9 @@ func TestServiceTargetEndToEnd(t *testing.T) {
 	if r := f.harden("apply", "-f", pol, "--yes"); r.code != 0 || !strings.Contains(r.stdout, "Nothing to apply") {
 		t.Errorf("apply: exit %d (want 0, nothing to apply)\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	if r := f.harden("render", "-f", pol); r.code != 0 || !strings.Contains(r.stdout, "renders no configuration files") {
+		t.Errorf("render: exit %d (want 0 with a warning: nothing to render)\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
 
 	bad := f.policy("plaintext", ing.PlaintextAddress, ing)
 	r = f.harden("verify", "-f", bad)

@@ -529,6 +529,14 @@ func render(c *cli.Context, io IO) error {
 	}
 	defer s.eng.Close()
 	results, errs := perTarget(c.Context, s, func(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) (sdk.RenderResponse, error) {
+		if !slices.Contains(p.Meta.Capabilities, sdk.CapRender) {
+			// Nothing to render (a verify-only service, an object store
+			// configured through its API): said, not an error, so one
+			// policy renders all its targets.
+			var r sdk.RenderResponse
+			r.Diagnostics.AddWarning("plugin "+p.Meta.Name+" renders no configuration files (its targets are changed through their API by apply, or only verified)", "")
+			return r, nil
+		}
 		return p.Client.Render(ctx, rc)
 	})
 	if err := interrupted(c.Context); err != nil {
