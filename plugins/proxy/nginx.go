@@ -139,18 +139,26 @@ const commandTimeout = 30 * time.Second
 // configuration as it is on disk, with its message (file:line).
 func (nginxFlavor) test(ctx context.Context, t *target) error {
 	res, err := applykit.Run(ctx, []string{t.nginxBinary(), "-t", "-q", "-c", t.conn.ConfigFile}, applykit.RunOptions{Timeout: commandTimeout})
+	if err != nil && res.ExitCode <= 0 { // not started, killed, timed out
+		return &notRunError{fmt.Errorf("nginx -t -c %s: %w", t.conn.ConfigFile, err)}
+	}
 	if err != nil || res.ExitCode != 0 {
 		msg := strings.TrimSpace(string(res.Output))
 		if len(msg) > 2000 {
 			msg = msg[len(msg)-2000:]
 		}
-		if err == nil {
-			err = fmt.Errorf("exit status %d", res.ExitCode)
-		}
-		return fmt.Errorf("nginx -t -c %s: %w: %s", t.conn.ConfigFile, err, msg)
+		return fmt.Errorf("nginx -t -c %s: exit status %d: %s", t.conn.ConfigFile, res.ExitCode, msg)
 	}
 	return nil
 }
+
+// notRunError: the proxy's test did not run to a verdict (its binary
+// missing, a timeout): it says nothing about the configuration. Any other
+// error of a flavor's test is the proxy's own refusal.
+type notRunError struct{ err error }
+
+func (e *notRunError) Error() string { return e.err.Error() }
+func (e *notRunError) Unwrap() error { return e.err }
 
 // maxDump bounds what nginx -T may print (every file nginx read).
 const maxDump = 16 << 20

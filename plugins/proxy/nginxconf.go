@@ -194,10 +194,7 @@ func (p *confParser) block(depth int) (ds []*directive, closed bool, err error) 
 			}
 			return ds, false, nil
 		case tokClose:
-			if depth == 0 {
-				return ds, true, nil
-			}
-			return ds, true, nil
+			return ds, true, nil // parseConf refuses a '}' at the top
 		case tokSemi:
 			continue // an empty directive: nginx refuses it, the facts do not need it
 		case tokOpen:

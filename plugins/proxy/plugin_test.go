@@ -213,3 +213,22 @@ func TestConfigurationNeverPassesAlone(t *testing.T) {
 		t.Errorf("a route to another address is not a failure: %s", o)
 	}
 }
+
+// proxy.config.valid: the proxy's refusal fails it; a test that could not
+// run, or could not read a file as this user, is inconclusive.
+func TestConfigValidVerdicts(t *testing.T) {
+	tg := testTarget(t, nil)
+	for name, tc := range map[string]struct {
+		err  error
+		want checks.Status
+	}{
+		"passes":            {nil, checks.Pass},
+		"nginx refuses":     {errors.New(`nginx -t -c /etc/nginx/nginx.conf: exit status 1: nginx: [emerg] unknown directive "x" in /etc/nginx/nginx.conf:3`), checks.Fail},
+		"permission denied": {errors.New(`nginx -t: exit status 1: nginx: [emerg] cannot load certificate key "/k": BIO_new_file() failed (SSL: error:8000000D:system library::Permission denied)`), checks.Error},
+		"binary missing":    {&notRunError{errors.New(`nginx -t: exec: "nginx": executable file not found in $PATH`)}, checks.Error},
+	} {
+		if c := tg.configValidCheck(tc.err); c.Status != tc.want {
+			t.Errorf("%s: %s, want %s: %s", name, c.Status, tc.want, c.Evidence)
+		}
+	}
+}

@@ -307,8 +307,10 @@ func (t *target) configValidCheck(err error) checks.Check {
 		return checks.Reduce(checkConfigValid, subj, checks.Good(what+" passes with the files as they are on disk"))
 	case strings.Contains(err.Error(), "Permission denied") || strings.Contains(err.Error(), "permission denied"):
 		return checks.Reduce(checkConfigValid, subj, checks.Unknown(what, "it could not read every file as this user: "+err.Error()))
-	case errors.Is(err, fs.ErrNotExist) && !strings.Contains(err.Error(), ":"):
-		return checks.Reduce(checkConfigValid, subj, checks.Unknown(what, err.Error()))
+	}
+	var nr *notRunError
+	if errors.As(err, &nr) {
+		return checks.Reduce(checkConfigValid, subj, checks.Unknown(what, "it did not run to a verdict: "+err.Error()))
 	}
 	return checks.Reduce(checkConfigValid, subj, checks.Bad(err.Error()))
 }
