@@ -329,3 +329,34 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// A renewal after apply (a new certificate for the front, nothing else):
+// plan lists only certificate material — the files and their reload — so
+// harden rotate may push it; apply reloads and the front serves the new
+// serial.
+func TestNginxRenewal(t *testing.T) {
+	n := testenv.NginxForTest(t)
+	q := nginxRequest(t, n, false, nil)
+	if r := applyOf(t, q); r.Diagnostics.HasError() {
+		t.Fatal(r.Diagnostics)
+	}
+	cf, kf, err := n.CA.Issue("ingest-proxy-renewed", false, "127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Certificates.ChainPEM, _ = os.ReadFile(cf)
+	q.Certificates.KeyPEM, _ = os.ReadFile(kf)
+	p := planOf(t, q)
+	if p.Diagnostics.HasError() || len(p.Changes) != 3 {
+		t.Fatalf("renewal plan: %v %+v", p.Diagnostics, p.Changes)
+	}
+	for _, c := range p.Changes {
+		if !c.CertificateMaterial {
+			t.Errorf("renewal change %s is not certificate material", c.Resource)
+		}
+	}
+	if r := applyOf(t, q); r.Diagnostics.HasError() {
+		t.Fatal(r.Diagnostics)
+	}
+	wantStatus(t, verifyOf(t, q), checkFrontSerialServed, "", checks.Pass)
+}

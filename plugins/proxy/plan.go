@@ -75,9 +75,16 @@ func readPlan(q sdk.RequestContext, t *target) (*plan, error) {
 		return p, nil
 	}
 	kind := t.flavor.kind()
+	// A renewal changes only certificate material: so does its reload
+	// (harden rotate pushes such plans and refuses any other).
+	certsOnly := true
+	for _, st := range p.steps {
+		certsOnly = certsOnly && st.Change.CertificateMaterial
+	}
 	p.steps = append(p.steps,
 		applykit.Step{Phase: "test", Apply: func(ctx context.Context) error { return t.flavor.test(ctx, t) }},
-		applykit.Step{Phase: "reload", Change: sdk.Change{Resource: kind + " reload", Action: sdk.Update, After: "running with the new files", Description: reloadDescription(t)},
+		applykit.Step{Phase: "reload", Change: sdk.Change{Resource: kind + " reload", Action: sdk.Update, After: "running with the new files", Description: reloadDescription(t),
+			CertificateMaterial: certsOnly},
 			Apply: func(ctx context.Context) error { p.reloaded = true; return t.flavor.reload(ctx, t) }},
 		applykit.Step{Phase: "served", Apply: p.served})
 	return p, nil
