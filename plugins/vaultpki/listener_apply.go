@@ -357,6 +357,7 @@ func (lp *listenerPlan) restartAndUnseal(ctx context.Context) error {
 		// into the error, trimmed, never a log line.
 		return fmt.Errorf("restart command %s failed: %w%s", lp.spec.RestartCommand[0], err, orEmpty(": ", redactKeys(lastLines(string(res.Output), 5), keys)))
 	}
+	applykit.Crash("vaultpki", "listener-restarted")
 	cl, err := lp.unauthenticated()
 	if err != nil {
 		return err

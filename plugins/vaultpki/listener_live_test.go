@@ -13,7 +13,9 @@ import (
 
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/sdk/applykit"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
+	"github.com/harden-dev/harden/shared/sdk/sdktest"
 	"github.com/harden-dev/harden/testenv"
 )
 
@@ -21,10 +23,15 @@ import (
 // file and restart hook) and the given secrets beside the root token.
 func listenerRequest(t testing.TB, v *testenv.Vault, secrets map[string][]byte) sdk.RequestContext {
 	t.Helper()
+	return listenerRequestWith(t, v, v.RestartCommand(), secrets)
+}
+
+func listenerRequestWith(t testing.TB, v *testenv.Vault, restart []string, secrets map[string][]byte) sdk.RequestContext {
+	t.Helper()
 	rc := vaultRequest(t, v, rootToken(t, v))
 	conn, _ := json.Marshal(map[string]any{"address": v.Address, "ca_file": v.CAFile, "unseal_key_file": v.UnsealKeyFile})
 	spec, _ := json.Marshal(map[string]any{"audit": map[string]any{"file": filepath.Join(v.AuditDir(), "vault-audit.log")}, "transit": map[string]any{"keys": []string{"lake-kek"}},
-		"listener": map[string]any{"config_file": v.ListenerFile, "restart_command": v.RestartCommand(), "restart_timeout": "60s"}})
+		"listener": map[string]any{"config_file": v.ListenerFile, "restart_command": restart, "restart_timeout": "60s"}})
 	all := map[string][]byte{"token": []byte(rootToken(t, v))}
 	for k, s := range secrets {
 		all[k] = s
@@ -379,4 +386,75 @@ func errorCount(ds sdk.Diagnostics) int {
 		}
 	}
 	return n
+}
+
+// TestListenerApplyHelperProcess is the plugin process
+// TestListenerInterruptedCompletes kills in its listener step. It does
+// nothing in a normal test run.
+func TestListenerApplyHelperProcess(t *testing.T) {
+	raw := os.Getenv("HARDEN_VAULT_LISTENER_HELPER")
+	if raw == "" {
+		return
+	}
+	var h struct {
+		Vault   testenv.Vault
+		Restart []string
+	}
+	if err := json.Unmarshal([]byte(raw), &h); err != nil {
+		t.Fatal(err)
+	}
+	var r sdk.ApplyResponse
+	vaultPKI{}.Apply(context.Background(), sdk.ApplyRequest{RequestContext: listenerRequestWith(t, &h.Vault, h.Restart, unsealKeyOf(t, &h.Vault))}, &r)
+	fmt.Println("done", r.Diagnostics.Err())
+}
+
+// A real apply process SIGKILLed in its listener step, after the file was
+// written (Vault still on the old settings) and after the restart (Vault
+// sealed): the next apply says a run was interrupted, unseals a Vault the
+// killed run left sealed, restarts one still on the old settings, and
+// completes; verify then passes and a second apply changes nothing.
+func TestListenerInterruptedCompletes(t *testing.T) {
+	t.Setenv(applykit.StateDirEnv, t.TempDir())
+	for _, at := range []string{"listener-written", "listener-restarted"} {
+		t.Run(at, func(t *testing.T) {
+			v := testenv.VaultForTest(t)
+			ctx := context.Background()
+			client := hostclient.InProcess(vaultPKI{})
+			defer client.Close()
+			if ar, err := client.Apply(ctx, vaultRequest(t, v, rootToken(t, v)), nil, false); err != nil || ar.Diagnostics.HasError() {
+				t.Fatalf("apply without the listener: %v %v", err, ar.Diagnostics.Err())
+			}
+			raw, _ := json.Marshal(map[string]any{"Vault": v, "Restart": v.RestartCommand()})
+			pid := v.PID()
+			killed, out := sdktest.RunHelperProcess(t, "TestListenerApplyHelperProcess", "HARDEN_VAULT_LISTENER_HELPER="+string(raw), applykit.CrashEnv+"=vaultpki:"+at)
+			if !killed {
+				t.Fatalf("the apply process was not killed at %s: %s", at, out)
+			}
+			sealed, err := v.Sealed(ctx)
+			if err != nil || sealed != (at == "listener-restarted") || (v.PID() != pid) != (at == "listener-restarted") {
+				t.Fatalf("after a kill at %s: sealed=%v (%v), restarted=%v", at, sealed, err, v.PID() != pid)
+			}
+			rc := listenerRequest(t, v, unsealKeyOf(t, v))
+			ar, err := client.Apply(ctx, rc, nil, false)
+			if err != nil || ar.Diagnostics.HasError() || !hasDiag(ar.Diagnostics, "vaultpki.apply.interrupted") {
+				t.Fatalf("completing apply: %v %v %+v", err, ar.Diagnostics.Err(), ar.Diagnostics)
+			}
+			if sealed, err := v.Sealed(ctx); err != nil || sealed {
+				t.Fatalf("Vault after the completing apply: sealed=%v %v", sealed, err)
+			}
+			after, err := client.Verify(ctx, rc)
+			if err != nil || after.Diagnostics.HasError() {
+				t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
+			}
+			for _, id := range []string{"tls.cipher_suites", "tls.protocol.versions", "vaultpki.listener.config"} {
+				if c := checkStatus(t, after, id); c.Status != checks.Pass {
+					t.Errorf("after completing: %s is %s: %s", id, c.Status, c.Evidence)
+				}
+			}
+			pid = v.PID()
+			if again, err := client.Apply(ctx, rc, nil, false); err != nil || again.Diagnostics.HasError() || len(again.Applied) != 0 || v.PID() != pid {
+				t.Fatalf("second apply: %v %+v", err, again)
+			}
+		})
+	}
 }
