@@ -185,3 +185,22 @@ func FuzzListenerFile(f *testing.F) {
 		}
 	})
 }
+
+// harden render's listener.hcl is what apply writes (placeholders for the
+// operator's address and certificate): it parses back with the profile's
+// settings, client certificates required in the mTLS scope.
+func TestRenderedListenerArtifact(t *testing.T) {
+	for _, mtls := range []bool{false, true} {
+		q := sdk.RequestContext{Target: sdk.NewTarget("vault", nil, nil, nil)}
+		if mtls {
+			q.Policy.MTLSScope = []string{"vault"}
+		}
+		st := &settings{profile: tlsprofile.Intermediate()}
+		out := listenerHCL(q, st)
+		lf, err := parseListener("listener.hcl", []byte(out))
+		want, managed, _, _ := listenerWant(st.profile, mtls, "/etc/vault/tls/client-ca.pem")
+		if err != nil || !lf.matches(want, managed) || !strings.Contains(out, "RESTART Vault") {
+			t.Fatalf("mtls=%v: %v\n%s", mtls, err, out)
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/harden-dev/harden/shared/sdk"
-	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
 // aclPolicy is one least-privilege Vault policy harden writes, and the
@@ -61,26 +60,27 @@ path "sys/audit" { capabilities = ["read", "sudo"] }
 	return out
 }
 
-// listenerHCL is a Vault listener stanza with the profile's TLS settings
-// (Vault names TLS 1.2 suites like Go and IANA; TLS 1.3 suites are fixed).
-func listenerHCL(st *settings) string {
-	var suites []string
-	for _, id := range st.profile.TLS12Suites {
-		if s, ok := tlsprofile.SuiteByID(id); ok {
-			suites = append(suites, s.IANA)
-		}
+// listenerHCL is Vault's listener as apply writes it (listener.go), with
+// placeholders for what apply keeps from the operator's file (address,
+// certificate and key).
+func listenerHCL(q sdk.RequestContext, st *settings) string {
+	mtls := q.Policy.InMTLSScope(q.Target.Name)
+	clientCA := "/etc/vault/tls/client-ca.pem"
+	if st.spec.Listener != nil && st.spec.Listener.ClientCAFile != "" {
+		clientCA = st.spec.Listener.ClientCAFile
 	}
-	min := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(tlsprofile.VersionName(st.profile.MinVersion()), "TLSv"), ".", ""))
-	return fmt.Sprintf(`# Vault listener with the %s TLS profile (rendered by harden; merge into Vault's config and restart or SIGHUP).
-listener "tcp" {
-  address            = "0.0.0.0:8200"
-  tls_cert_file      = "/etc/vault/tls/vault.pem"
-  tls_key_file       = "/etc/vault/tls/vault-key.pem"
-  tls_min_version    = "tls%s"
-  tls_cipher_suites  = %q
-  tls_disable        = false
-}
-`, st.profile.Name, min, strings.Join(suites, ","))
+	want, managed, _, err := listenerWant(st.profile, mtls, clientCA)
+	if err != nil {
+		return "# " + err.Error() + "\n"
+	}
+	lf, _ := parseListener("template", []byte("listener \"tcp\" {\n  address = \"0.0.0.0:8200\"\n  tls_cert_file = \"/etc/vault/tls/vault.pem\"\n  tls_key_file = \"/etc/vault/tls/vault-key.pem\"\n}\n"))
+	out, err := lf.render("# Vault listener with the "+st.profile.Name+" TLS profile (rendered by harden). Address and certificate\n"+
+		"# are placeholders: keep yours. Vault reads these settings only at start-up (SIGHUP reloads\n"+
+		"# just the certificate files): put the file in Vault's config directory and RESTART Vault.\n", want, managed)
+	if err != nil {
+		return "# " + err.Error() + "\n"
+	}
+	return string(out)
 }
 
 // Render writes the ACL policies harden uses, and a listener stanza.
@@ -93,7 +93,7 @@ func (vaultPKI) Render(_ context.Context, q sdk.RenderRequest, r *sdk.RenderResp
 		r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: "vault/policies/" + p.name + ".hcl", Content: []byte("# " + p.purpose + "\n" + p.hcl), Mode: 0o644, Description: "Vault ACL policy: " + p.purpose})
 	}
 	r.Artifacts = append(r.Artifacts, clientPolicyArtifacts(st)...)
-	r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: "vault/listener.hcl", Content: []byte(listenerHCL(st)), Mode: 0o644, Description: "Vault listener with the profile's TLS versions and suites"})
+	r.Artifacts = append(r.Artifacts, sdk.Artifact{Path: "vault/listener.hcl", Content: []byte(listenerHCL(q.RequestContext, st)), Mode: 0o644, Description: "Vault listener with the profile's TLS versions and suites"})
 }
 
 // policySteps writes the ACL policies and an AppRole role for each, so that
