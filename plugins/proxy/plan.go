@@ -149,7 +149,8 @@ func (p *plan) served(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the front %s did not serve the new certificate (serial %s) on %d fresh handshakes in a row within %s; last seen: %s", p.t.conn.Front, want.SerialNumber.Text(16), servedInARow, servedWait, last)
+			return fmt.Errorf("the front %s did not serve the new certificate (serial %s) on %d fresh handshakes in a row within %s; last seen: %s (does the configuration the running proxy loaded include %s, and did the reload take?)",
+				p.t.conn.Front, want.SerialNumber.Text(16), servedInARow, servedWait, last, p.t.spec.IncludeFile)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
