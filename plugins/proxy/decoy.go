@@ -120,8 +120,9 @@ func (d *decoy) handle(c net.Conn, dc *decoyConn) {
 		saw.sni = h.ServerName
 		return nil, nil
 	}
-	tc := tls.Server(c, cfg)
-	if saw.handshakeErr = tc.Handshake(); saw.handshakeErr == nil {
+	rc := &recordingConn{Conn: c}
+	tc := tls.Server(rc, cfg)
+	if saw.handshakeErr = rc.cleartextAlert(tc.Handshake()); saw.handshakeErr == nil {
 		saw.version = tc.ConnectionState().Version
 		line, err := bufio.NewReader(tc).ReadString('\n')
 		saw.request, saw.afterErr = strings.TrimSpace(line), err

@@ -221,7 +221,7 @@ func (t *target) journalPaths() (string, string, error) {
 // allowed: the only files a proxy journal may name.
 func (t *target) allowed(path string) bool {
 	switch path {
-	case t.certFile(), t.keyFile(), t.clientCAFile(), t.backendCAFile(), t.spec.IncludeFile:
+	case t.certFile(), t.keyFile(), t.clientCAFile(), t.backendCAFile(), t.spec.IncludeFile, t.frontPEMFile():
 		return true
 	}
 	return false

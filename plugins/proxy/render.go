@@ -135,6 +135,9 @@ func (t *target) files(q sdk.RequestContext) ([]file, error) {
 		out = append(out, file{t.clientCAFile(), "certs/client-ca.crt", c.CABundlePEM, 0o644, false, "CA bundle that verifies client certificates (the policy's mTLS scope)", true})
 	}
 	out = append(out, file{t.backendCAFile(), "certs/backend-ca.crt", backendCA, 0o644, false, "CA the proxy trusts for the backend (" + from + ")", true})
+	if ff, ok := t.flavor.(flavorFiles); ok {
+		out = append(out, ff.certFiles(t, c)...)
+	}
 	body, err := t.flavor.render(t, in)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", t.spec.IncludeFile, err)
