@@ -623,6 +623,20 @@ func (s *scanner) session(ctx context.Context, cfg *tls.Config, what string, cha
 			return Observation{}, transient("TLS handshake", err)
 		}
 		o, err := s.target.Dialect.Exchange(ctx, tc)
+		if err == nil && o.Outcome == Refused {
+			// A refusal by TLS alert counts only as the verdict on the
+			// client certificate: the server asked for one and the alert
+			// says so. Any other alert (bad record MAC: a corrupted record;
+			// decode error) is the transport failing, whatever the dialect
+			// made of it. The alert is sticky on the conn: one read shows it
+			// (a refusal in the protocol's own words leaves none).
+			if alert, ok := stickyAlert(tc); ok && !(asked.Load() && clientCertRefusal(alert)) {
+				if !asked.Load() {
+					return inconclusive("session ended with a TLS alert although the server asked for no client certificate: %s", alert), nil
+				}
+				return inconclusive("session ended with a TLS alert that is not about the client certificate: %s", alert), nil
+			}
+		}
 		if err != nil || o.Outcome != NotAttempted {
 			return o, err
 		}
@@ -636,6 +650,17 @@ func (s *scanner) session(ctx context.Context, cfg *tls.Config, what string, cha
 		return s.awaitVerdict(ctx, tc, tickets.got)
 	})
 	return everAsked.Load(), obs
+}
+
+// stickyAlert reports the TLS alert the server sent on tc, if one ended it:
+// crypto/tls keeps a received alert as the conn's read error, so a read
+// returns it at once (with a deadline in the past, a conn without one
+// returns a timeout or data instead).
+func stickyAlert(tc *tls.Conn) (string, bool) {
+	tc.SetReadDeadline(time.Now().Add(-time.Second))
+	var b [1]byte
+	_, err := tc.Read(b[:])
+	return remoteAlert(err)
 }
 
 // clientCertRefusal: the alert text (Go's crypto/tls names) is one a server

@@ -9,8 +9,8 @@ import (
 // (NIST SP 800-57 Part 1 Table 2 for the curves and finite-field groups;
 // a hybrid with ML-KEM counts its classical half, the post-quantum half
 // only adds to it). Groups TLS deprecated (RFC 8446 §4.2.7 leaves them
-// out: secp256k1, the binary and sub-224-bit curves) are absent: never
-// acceptable, whatever their size.
+// out: secp256k1, secp224r1 (RFC 8422 §5.1.1), the binary and smaller
+// curves) are absent: never acceptable, whatever their size.
 var groupSecurity = map[string]int{
 	"X25519MLKEM768": 128, "SecP256r1MLKEM768": 128, "SecP384r1MLKEM1024": 192,
 	"x25519": 128, "x448": 224,
@@ -18,8 +18,12 @@ var groupSecurity = map[string]int{
 	"brainpoolP256r1": 128, "brainpoolP384r1": 192, "brainpoolP512r1": 256,
 	"brainpoolP256r1tls13": 128, "brainpoolP384r1tls13": 192, "brainpoolP512r1tls13": 256,
 	"ffdhe2048": 112, "ffdhe3072": 128, "ffdhe4096": 152, "ffdhe6144": 176, "ffdhe8192": 200,
-	"secp224r1": 112,
 }
+
+// postQuantum are the hybrids with ML-KEM: a profile that lists only
+// those wants post-quantum key exchange, which no classical group gives
+// whatever its size.
+var postQuantum = map[string]bool{"X25519MLKEM768": true, "SecP256r1MLKEM768": true, "SecP384r1MLKEM1024": true}
 
 // GroupSecurityBits is a group's security level in bits (false: unknown
 // or deprecated for TLS).
@@ -41,11 +45,12 @@ func (p Profile) GroupVerdict(name string) (ok bool, why string) {
 	if slices.Contains(p.Groups, name) {
 		return true, ""
 	}
-	floor, floorName := 0, ""
+	floor, floorName, pqOnly := 0, "", len(p.Groups) > 0
 	for _, g := range p.Groups {
 		if b, known := groupSecurity[g]; known && (floorName == "" || b < floor) {
 			floor, floorName = b, g
 		}
+		pqOnly = pqOnly && postQuantum[g]
 	}
 	bits, known := groupSecurity[name]
 	switch {
@@ -53,6 +58,8 @@ func (p Profile) GroupVerdict(name string) (ok bool, why string) {
 		return false, fmt.Sprintf("outside the %s profile, unknown or deprecated for TLS", p.Name)
 	case p.StrictGroups:
 		return false, fmt.Sprintf("outside the %s profile (strict_groups)", p.Name)
+	case pqOnly && !postQuantum[name]:
+		return false, fmt.Sprintf("outside the %s profile, which lists only post-quantum hybrids: a classical group is no substitute", p.Name)
 	case floorName == "" || bits < floor:
 		return false, fmt.Sprintf("outside the %s profile and weaker than its groups (%d-bit security)", p.Name, bits)
 	}

@@ -19,13 +19,20 @@ func TestGroupVerdict(t *testing.T) {
 		{"x448", true, "224-bit"},
 		{"ffdhe3072", true, "128-bit"},
 		{"ffdhe2048", false, "weaker than its groups (112-bit"},
-		{"secp224r1", false, "weaker"},
+		{"secp224r1", false, "unknown or deprecated"},
 		{"secp256k1", false, "unknown or deprecated"},
 		{"0x0009", false, "unknown or deprecated"},
 	} {
 		ok, why := p.GroupVerdict(c.group)
 		if ok != c.ok || !strings.Contains(why, c.why) {
 			t.Errorf("%s: ok=%v %q, want ok=%v containing %q", c.group, ok, why, c.ok, c.why)
+		}
+	}
+	pq := p
+	pq.Groups = []string{"X25519MLKEM768"}
+	for g, ok := range map[string]bool{"x25519": false, "secp521r1": false, "ffdhe3072": false, "SecP384r1MLKEM1024": true, "SecP256r1MLKEM768": true} {
+		if got, why := pq.GroupVerdict(g); got != ok {
+			t.Errorf("post-quantum-only profile: %s ok=%v (%s), want %v", g, got, why, ok)
 		}
 	}
 	p.StrictGroups = true

@@ -48,9 +48,17 @@ const (
 	// (a ServerHello flight, a CertificateRequest), then closes: whatever
 	// comes after — the rest of a handshake, its verdict — never arrives.
 	HangUp
+	// Corrupt forwards everything but flips one bit in the body of the
+	// client's first TLS application_data record after Rule.SkipRecords:
+	// under TLS 1.2 with none skipped, its first request inside the
+	// established session (under TLS 1.3 that record is its encrypted
+	// Finished, so the handshake fails; skip it). The server fails the record's MAC
+	// and answers with an alert (bad_record_mac) that is no verdict on
+	// anything. Connections without such a record pass untouched.
+	Corrupt
 )
 
-var faultNames = []string{"pass", "garbage", "reset", "stall", "close", "truncate", "delay", "hangup"}
+var faultNames = []string{"pass", "garbage", "reset", "stall", "close", "truncate", "delay", "hangup", "corrupt"}
 
 func (f Fault) String() string {
 	if int(f) < len(faultNames) {
@@ -94,6 +102,10 @@ type Rule struct {
 	Match func(Conn) bool
 	// Delay for the Delay fault.
 	Delay time.Duration
+	// SkipRecords: the client application_data records Corrupt forwards
+	// untouched first (1 under TLS 1.3 reaches the first request after
+	// the client's Finished when it sends no certificate).
+	SkipRecords int
 	// Name describes the rule in test output.
 	Name string
 }
@@ -458,7 +470,11 @@ func (p *Proxy) handle(c net.Conn, info Conn) {
 	}
 	done := make(chan struct{}, 2)
 	go func() {
-		io.Copy(up, c)
+		if rule.Fault == Corrupt {
+			corruptAppData(up, c, rule.SkipRecords)
+		} else {
+			io.Copy(up, c)
+		}
 		if tc, ok := up.(*net.TCPConn); ok {
 			tc.CloseWrite()
 		}
@@ -512,4 +528,38 @@ func drain(c net.Conn) <-chan struct{} {
 		close(done)
 	}()
 	return done
+}
+
+// corruptAppData copies src to dst record by record (TLS framing) and
+// flips one bit in the last byte of the body of the application_data
+// record after the first skip ones, then copies the rest as it comes.
+func corruptAppData(dst io.Writer, src io.Reader, skip int) {
+	hdr := make([]byte, 5)
+	for {
+		if _, err := io.ReadFull(src, hdr); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint16(hdr[3:5]))
+		body := make([]byte, n)
+		if _, err := io.ReadFull(src, body); err != nil {
+			return
+		}
+		last := false
+		if hdr[0] == 23 && n > 0 {
+			if skip == 0 {
+				last = true
+			}
+			skip--
+		}
+		if last {
+			body[n-1] ^= 0x01
+		}
+		if _, err := dst.Write(append(hdr, body...)); err != nil {
+			return
+		}
+		if last {
+			io.Copy(dst, src)
+			return
+		}
+	}
 }
