@@ -88,7 +88,7 @@ type tool struct {
 }
 
 var (
-	vaultTool     = tool{"vault-build.sh", "vault", "1.14.8", "the Vault dev server", "~20 minutes"}
+	vaultTool     = tool{"vault-build.sh", "vault", "1.14.8", "the Vault server", "~20 minutes"}
 	seaweedfsTool = tool{"seaweedfs-build.sh", "weed", "0.0.0-20261109003541-7506e5f91cd6", "SeaweedFS", "~10 minutes"}
 )
 
