@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -17,13 +19,14 @@ import (
 )
 
 // haproxyFlavor manages HAProxy (2.6+) in master-worker mode. The file
-// harden owns is an extra -f file on HAProxy's command line: it holds four
-// proxy sections of harden's own (the front and its backend, the canary
-// and its decoy backend), each with its TLS in full on its bind and
-// server lines, so nothing depends on what the operator's global section
-// sets — and nothing harden writes changes the operator's other proxies
-// (no defaults section: a defaults section would become the defaults of
-// every proxy loaded after it).
+// harden owns is an extra -f file on HAProxy's command line: it holds
+// proxy sections of harden's own only — the front's port (TCP: TLS
+// clients on, plaintext refused with a 400), the TLS front and its
+// backend, the canary and its decoy backend — each with its TLS in full
+// on its bind and server lines, so nothing depends on what the operator's
+// global section sets, and nothing harden writes changes the operator's
+// other proxies (no defaults section: a defaults section would become the
+// defaults of every proxy loaded after it).
 type haproxyFlavor struct{}
 
 func (haproxyFlavor) kind() string { return "haproxy" }
@@ -76,8 +79,19 @@ func (haproxyFlavor) render(t *target, p renderInput) ([]byte, error) {
 	b.WriteString("# HAProxy 2.6 has no groups setting for servers: the upstream handshakes offer OpenSSL's default groups.\n")
 	front, backend := haproxyName(t.name, "front"), haproxyName(t.name, "backend")
 	canary, decoy := haproxyName(t.name, "canary"), haproxyName(t.name, "decoy")
+	tlsFront, tlsHop, plain := haproxyName(t.name, "tls"), haproxyName(t.name, "tls-hop"), haproxyName(t.name, "plaintext")
+	inner := t.innerFront()
+	b.WriteString("\n# The front. HAProxy's ssl bind closes a plaintext request without a word (OpenSSL\n")
+	b.WriteString("# sends no alert to one), so the front's own port tells them apart: a TLS ClientHello\n")
+	b.WriteString("# goes on to the TLS front below (an abstract socket, with the client's address in\n")
+	b.WriteString("# the PROXY protocol), anything else gets HAProxy's refusal, 400.\n")
+	fmt.Fprintf(&b, "frontend %s\n    mode tcp\n    option tcplog\n    bind %s\n", front, t.conn.Front)
+	b.WriteString("    tcp-request inspect-delay 5s\n    tcp-request content accept if { req.ssl_hello_type 1 }\n")
+	fmt.Fprintf(&b, "    use_backend %s if { req.ssl_hello_type 1 }\n    default_backend %s\n\n", tlsHop, plain)
+	fmt.Fprintf(&b, "backend %s\n    mode tcp\n    server tls %s send-proxy-v2\n\n", tlsHop, inner)
+	fmt.Fprintf(&b, "backend %s\n    mode http\n    http-request return status 400 content-type text/plain string \"%s\"\n", plain, plaintextRefusal)
 	b.WriteString("\n# The TLS front, forwarding to the backend over verified TLS.\n")
-	haproxyFrontend(&b, t, p, o, front, t.conn.Front, backend, false)
+	haproxyFrontend(&b, t, p, o, tlsFront, inner+" accept-proxy", backend, false)
 	b.WriteString("\n")
 	haproxyBackend(&b, t, p, o, backend, "backend", t.spec.Backend.Address, false)
 	b.WriteString("\n# harden's canary route: the same TLS and upstream TLS as the front, to a loopback\n")
@@ -87,6 +101,18 @@ func (haproxyFlavor) render(t *target, p renderInput) ([]byte, error) {
 	b.WriteString("\n")
 	haproxyBackend(&b, t, p, o, decoy, "decoy", t.spec.Canary.Decoy, true)
 	return []byte(b.String()), nil
+}
+
+// plaintextRefusal is the front's answer to a plaintext request: the
+// words nginx uses, which clients and the probe know as "TLS only here".
+const plaintextRefusal = "The plain HTTP request was sent to HTTPS port"
+
+// innerFront is the abstract socket between the front's port and its TLS
+// termination: one name per route (the include and the front), so two
+// HAProxy instances on one host do not share it.
+func (t *target) innerFront() string {
+	sum := sha256.Sum256([]byte(t.spec.IncludeFile + "\x00" + t.conn.Front))
+	return "abns@harden-" + hex.EncodeToString(sum[:8])
 }
 
 // versionRange is ssl-min-ver/ssl-max-ver for the profile's versions

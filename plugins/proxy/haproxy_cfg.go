@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -209,6 +210,12 @@ func parseHAProxy(files []hapFile) (*hapConfig, error) {
 	return cfg, nil
 }
 
+// tlsClientsOnly: a use_backend condition that holds exactly for clients
+// whose first bytes are a TLS ClientHello.
+func tlsClientsOnly(cond []string) bool {
+	return slices.Equal(cond, []string{"if", "{", "req.ssl_hello_type", "1", "}"}) || slices.Equal(cond, []string{"if", "{", "req_ssl_hello_type", "1", "}"})
+}
+
 func indexWord(words []string, w string) int {
 	for i, x := range words {
 		if x == w {
@@ -371,34 +378,17 @@ func haproxyRoutes(cfg *hapConfig, front, canary string, dashDV bool) (routeFact
 // two listeners of one address: the worst route is the one reported).
 func (cfg *hapConfig) route(addr string, dashDV bool) (routeFacts, error) {
 	var found []hapRoute
-	for _, s := range cfg.sections {
-		if s.kind != "frontend" && s.kind != "listen" {
-			continue
+	for _, b := range cfg.listeners(addr) {
+		r := cfg.follow(b.sec, dashDV, 0)
+		r.facts.Found = true
+		r.facts.Source = b.line.at() + " (" + r.facts.Source + ")"
+		if b.line.cond {
+			r.open = b.line.at() + ": the listener is under a .if condition"
 		}
-		for _, l := range s.lines {
-			if l.words[0] != "bind" || len(l.words) < 2 {
-				continue
-			}
-			hit := false
-			for _, a := range strings.Split(l.words[1], ",") {
-				if h := hapAddress(a); h != "" && sameAddress(h, addr) {
-					hit = true
-				}
-			}
-			if !hit {
-				continue
-			}
-			r := cfg.follow(s, dashDV)
-			r.facts.Found = true
-			r.facts.Source = l.at() + " (" + r.facts.Source + ")"
-			if l.cond {
-				r.open = l.at() + ": the listener is under a .if condition"
-			}
-			if r.open != "" {
-				return routeFacts{}, errors.New(r.open)
-			}
-			found = append(found, r)
+		if r.open != "" {
+			return routeFacts{}, errors.New(r.open)
 		}
+		found = append(found, r)
 	}
 	if len(found) == 0 {
 		return routeFacts{}, nil
@@ -415,6 +405,42 @@ func (cfg *hapConfig) route(addr string, dashDV bool) (routeFacts, error) {
 	return worst.facts, nil
 }
 
+// hapBind is one bind line and its section.
+type hapBind struct {
+	sec  *hapSection
+	line hapLine
+}
+
+// listeners are the bind lines of frontend and listen sections that
+// listen on addr: a host:port (the same listener as far as the text says,
+// sameAddress), or a socket named as the bind names it (abns@…, unix@…).
+func (cfg *hapConfig) listeners(addr string) []hapBind {
+	ip := hapAddress(addr)
+	var out []hapBind
+	for _, s := range cfg.sections {
+		if s.kind != "frontend" && s.kind != "listen" {
+			continue
+		}
+		for _, l := range s.lines {
+			if l.words[0] != "bind" || len(l.words) < 2 {
+				continue
+			}
+			for _, a := range strings.Split(l.words[1], ",") {
+				h := hapAddress(a)
+				if (ip != "" && h != "" && sameAddress(h, ip)) || (ip == "" && a == addr) {
+					out = append(out, hapBind{s, l})
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// maxHops bounds how many proxies of this HAProxy a route may pass
+// through (a server line pointing at another of its own listeners).
+const maxHops = 4
+
 // rank orders routes from worst (0: plaintext hop) to best.
 func rank(f routeFacts) int {
 	switch {
@@ -429,16 +455,18 @@ func rank(f routeFacts) int {
 }
 
 // follow reads the route of a frontend or listen section to its servers.
-func (cfg *hapConfig) follow(s *hapSection, dashDV bool) hapRoute {
+func (cfg *hapConfig) follow(s *hapSection, dashDV bool, hops int) hapRoute {
 	// use_backend rules come before default_backend whatever their order
 	// in the file; the first without a condition takes every request.
 	// Conditional ones route some requests elsewhere: the catch-all is the
-	// route to the backend (as nginx's location /).
+	// route to the backend (as nginx's location /) — except the condition
+	// "the client sent a TLS ClientHello" (req.ssl_hello_type 1), which
+	// takes every TLS client: the route harden is asked about.
 	var use, def *hapLine
 	pick := func(sec *hapSection) {
 		for i, l := range sec.lines {
 			switch {
-			case l.words[0] == "use_backend" && len(l.words) == 2 && use == nil:
+			case l.words[0] == "use_backend" && len(l.words) >= 2 && (len(l.words) == 2 || tlsClientsOnly(l.words[2:])) && use == nil:
 				use = &sec.lines[i]
 			case l.words[0] == "default_backend" && len(l.words) >= 2 && def == nil:
 				def = &sec.lines[i]
@@ -476,7 +504,7 @@ func (cfg *hapConfig) follow(s *hapSection, dashDV bool) hapRoute {
 			return hapRoute{open: s.head.at() + ": backend " + backend + " is not defined"}
 		}
 	}
-	r := cfg.servers(be, dashDV)
+	r := cfg.servers(be, dashDV, hops)
 	if r.open == "" {
 		r.open = open
 	}
@@ -485,7 +513,7 @@ func (cfg *hapConfig) follow(s *hapSection, dashDV bool) hapRoute {
 
 // servers judges the server lines of a backend (or listen) section: the
 // first server with the weakest hop is the one reported.
-func (cfg *hapConfig) servers(be *hapSection, dashDV bool) hapRoute {
+func (cfg *hapConfig) servers(be *hapSection, dashDV bool, hops int) hapRoute {
 	// default-server of the defaults chain, the root first.
 	var chain []*hapSection
 	for d := be.defaults; d != nil && len(chain) < 16; d = d.defaults {
@@ -527,6 +555,21 @@ func (cfg *hapConfig) servers(be *hapSection, dashDV bool) hapRoute {
 				addrAt = 3
 			}
 			if len(l.words) <= addrAt {
+				continue
+			}
+			// A server that is one of this HAProxy's own listeners: the
+			// route goes on from that listener.
+			if local := cfg.listeners(l.words[addrAt]); len(local) > 0 {
+				if hops >= maxHops {
+					out = append(out, hapRoute{open: l.at() + fmt.Sprintf(": the route passes through more than %d of HAProxy's own listeners", maxHops)})
+					continue
+				}
+				r := cfg.follow(local[0].sec, dashDV, hops+1)
+				r.facts.Source = fmt.Sprintf("server at %s to %s, then %s", l.at(), local[0].line.at(), r.facts.Source)
+				if l.cond || local[0].line.cond {
+					r.open = l.at() + ": the hop is under a .if condition"
+				}
+				out = append(out, r)
 				continue
 			}
 			var own hapServerTLS
@@ -574,7 +617,7 @@ func (cfg *hapConfig) servers(be *hapSection, dashDV bool) hapRoute {
 			case l.cond:
 				r.open = l.at() + ": the server is under a .if condition"
 			}
-			r.facts.Source = l.at()
+			r.facts.Source = "server at " + l.at()
 			out = append(out, r)
 		}
 	}
@@ -595,7 +638,6 @@ func (cfg *hapConfig) servers(be *hapSection, dashDV bool) hapRoute {
 	if open != "" {
 		return hapRoute{open: open}
 	}
-	worst.facts.Source = "server at " + worst.facts.Source
 	if len(out) > 1 {
 		worst.facts.Source += fmt.Sprintf(", the weakest of %d servers", len(out))
 	}

@@ -80,17 +80,22 @@ func TestHAProxyRoutes(t *testing.T) {
 		"quotes, escapes and comments": {main: hapMain, include: "frontend f # the front\n  bind \"127.0.0.1:8443\" ssl crt '/c/my cert.pem'\n  default_backend b\nbackend b\n  server b 127.0.0.1:9000 ssl verify required ca-file /c/my\\ ca.pem sni 'str(localhost)' # verified\n",
 			want: routeFacts{Found: true, Source: "/etc/haproxy/harden.cfg:2 (server at /etc/haproxy/harden.cfg:5)", Upstream: "127.0.0.1:9000",
 				UpstreamTLS: true, UpstreamVerify: true, UpstreamCAFile: "/c/my ca.pem", UpstreamName: "localhost", UpstreamSNI: true}},
-		"no listener": {main: hapMain, include: "frontend f\n  bind 127.0.0.1:7443\n  default_backend b\nbackend b\n  " + good},
+		"TLS clients to one of HAProxy's own listeners": {main: hapMain, include: "frontend f\n  mode tcp\n  bind 127.0.0.1:8443\n  tcp-request content accept if { req.ssl_hello_type 1 }\n  use_backend hop if { req.ssl_hello_type 1 }\n  default_backend plain\n" +
+			"backend hop\n  mode tcp\n  server tls abns@inner send-proxy-v2\nbackend plain\n  http-request return status 400\nfrontend t\n  bind abns@inner accept-proxy ssl crt /c/x.pem\n  default_backend b\nbackend b\n  " + good,
+			want: routeFacts{Found: true, Source: "/etc/haproxy/harden.cfg:3 (server at /etc/haproxy/harden.cfg:9 to /etc/haproxy/harden.cfg:13, then server at /etc/haproxy/harden.cfg:16)", Upstream: "127.0.0.1:9000",
+				UpstreamTLS: true, UpstreamVerify: true, UpstreamCAFile: "/c/ca.pem", UpstreamName: "localhost", UpstreamSNI: true}},
+		"a loop through HAProxy's own listeners":    {main: hapMain, include: "listen l\n  bind 127.0.0.1:8443\n  server self 127.0.0.1:8443\n", wantErr: "more than 4 of HAProxy's own listeners"},
+		"no listener":                               {main: hapMain, include: "frontend f\n  bind 127.0.0.1:7443\n  default_backend b\nbackend b\n  " + good},
 		"a UNIX socket is no listener of the front": {main: hapMain, include: "frontend f\n  bind unix@/run/x.sock\n  bind abns@x\n  default_backend b\nbackend b\n  " + good},
-		"dynamic sni":          {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend b\nbackend b\n  server b 127.0.0.1:9000 ssl verify required ca-file /c/ca.pem sni req.hdr(host)\n", wantErr: "harden.cfg:5: the SNI is computed at run time"},
-		"under .if":            {main: hapMain, include: ".if defined(TLS)\nfrontend f\n  bind 127.0.0.1:8443\n  default_backend b\n.endif\nbackend b\n  " + good, wantErr: "harden.cfg:3: the listener is under a .if condition"},
-		"unknown keyword":      {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend b\nbackend b\n  server b 127.0.0.1:9000 frobnicate ssl verify required\n", wantErr: "frobnicate"},
-		"undefined backend":    {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend nope\n", wantErr: "backend nope is not defined"},
-		"no backend":           {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n", wantErr: "names no backend"},
-		"dynamic backend":      {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  use_backend %[req.hdr(host)]\n", wantErr: "chosen at run time"},
-		"server without port":  {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend b\nbackend b\n  server b 127.0.0.1 ssl\n", wantErr: "is not a host:port"},
-		"unterminated quote":   {main: hapMain, include: "frontend f\n  bind \"127.0.0.1:8443\n", wantErr: "harden.cfg:2: unterminated \" quote"},
-		"backend from default": {main: hapMain + "    default_backend b\n", include: "frontend f\n  bind 127.0.0.1:8443\nbackend b\n  " + good, want: routeFacts{Found: true, Source: "/etc/haproxy/harden.cfg:2 (server at /etc/haproxy/harden.cfg:4)", Upstream: "127.0.0.1:9000", UpstreamTLS: true, UpstreamVerify: true, UpstreamCAFile: "/c/ca.pem", UpstreamName: "localhost", UpstreamSNI: true}},
+		"dynamic sni":                               {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend b\nbackend b\n  server b 127.0.0.1:9000 ssl verify required ca-file /c/ca.pem sni req.hdr(host)\n", wantErr: "harden.cfg:5: the SNI is computed at run time"},
+		"under .if":                                 {main: hapMain, include: ".if defined(TLS)\nfrontend f\n  bind 127.0.0.1:8443\n  default_backend b\n.endif\nbackend b\n  " + good, wantErr: "harden.cfg:3: the listener is under a .if condition"},
+		"unknown keyword":                           {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend b\nbackend b\n  server b 127.0.0.1:9000 frobnicate ssl verify required\n", wantErr: "frobnicate"},
+		"undefined backend":                         {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend nope\n", wantErr: "backend nope is not defined"},
+		"no backend":                                {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n", wantErr: "names no backend"},
+		"dynamic backend":                           {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  use_backend %[req.hdr(host)]\n", wantErr: "chosen at run time"},
+		"server without port":                       {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend b\nbackend b\n  server b 127.0.0.1 ssl\n", wantErr: "is not a host:port"},
+		"unterminated quote":                        {main: hapMain, include: "frontend f\n  bind \"127.0.0.1:8443\n", wantErr: "harden.cfg:2: unterminated \" quote"},
+		"backend from default":                      {main: hapMain + "    default_backend b\n", include: "frontend f\n  bind 127.0.0.1:8443\nbackend b\n  " + good, want: routeFacts{Found: true, Source: "/etc/haproxy/harden.cfg:2 (server at /etc/haproxy/harden.cfg:4)", Upstream: "127.0.0.1:9000", UpstreamTLS: true, UpstreamVerify: true, UpstreamCAFile: "/c/ca.pem", UpstreamName: "localhost", UpstreamSNI: true}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -139,7 +144,10 @@ func TestHAProxyRenderAccepted(t *testing.T) {
 			}
 			s := string(body)
 			for _, want := range []string{
-				"bind 127.0.0.1:8443 ssl crt " + tg.frontPEMFile() + " ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3 ciphers ECDHE-ECDSA-AES128-GCM-SHA256:",
+				"mode tcp\n    option tcplog\n    bind 127.0.0.1:8443\n    tcp-request inspect-delay 5s\n    tcp-request content accept if { req.ssl_hello_type 1 }\n",
+				"server tls " + tg.innerFront() + " send-proxy-v2\n",
+				`http-request return status 400 content-type text/plain string "The plain HTTP request was sent to HTTPS port"`,
+				"bind " + tg.innerFront() + " accept-proxy ssl crt " + tg.frontPEMFile() + " ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3 ciphers ECDHE-ECDSA-AES128-GCM-SHA256:",
 				" ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256 curves X25519:P-256:P-384 prefer-client-ciphers no-tls-tickets",
 				"server backend 127.0.0.1:9000 ssl verify required ca-file " + tg.backendCAFile() + " sni str(localhost) verifyhost localhost ssl-min-ver TLSv1.2",
 				"server decoy 127.0.0.1:9444 ssl verify required ca-file " + tg.backendCAFile() + " sni str(localhost) verifyhost localhost ssl-min-ver TLSv1.2",
