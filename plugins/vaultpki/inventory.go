@@ -84,9 +84,8 @@ func servedListener(ctx context.Context, q sdk.RequestContext, st *settings, n i
 	if err != nil {
 		return sdk.ServedListener{Name: inventoryListener, Address: addr, Error: "not probed: " + err.Error()}
 	}
-	if !q.Policy.InMTLSScope(q.Target.Name) {
-		target.ClientCert = nil // harden's Vault API client presents none then (clientTLSFor)
-	}
+	// harden's client certificate, when the policy gives one, as its API
+	// client presents it (clientTLSFor).
 	target.Address = addr
 	l := probe.Served(ctx, target, inventoryListener, n, probe.Options{})
 	l.ReloadsOn = "SIGHUP"

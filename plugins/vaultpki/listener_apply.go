@@ -538,10 +538,12 @@ func listenerConfigCheck(q sdk.RequestContext, st *settings) []checks.Check {
 }
 
 // clientTLSFor is the TLS of harden's Vault API client for this request:
-// clientTLS, and harden's client certificate when the target is in the
-// mTLS scope (a listener that requires one must let harden in).
+// clientTLS, and harden's client certificate whenever the policy gives
+// the target one (certificate.client_cert_file): a listener that requires
+// client certificates — harden's under mTLS, or one left from a scope the
+// target has since left — must still let harden in.
 func clientTLSFor(q sdk.RequestContext, c connection) (*tls.Config, error) {
-	if !q.Policy.InMTLSScope(q.Target.Name) || len(q.Certificates.ClientChainPEM) == 0 {
+	if len(q.Certificates.ClientChainPEM) == 0 {
 		return c.clientTLS()
 	}
 	cfg, err := sdk.ClientTLS(sdk.Certificates{ClientChainPEM: q.Certificates.ClientChainPEM, ClientKeyPEM: q.Certificates.ClientKeyPEM},

@@ -145,9 +145,8 @@ func scanListener(ctx context.Context, q sdk.RequestContext, st *settings) ([]ch
 		return []checks.Check{checks.Errored("tls.enabled", subject, err)}, nil
 	}
 	if st.spec.Listener == nil || !q.Policy.InMTLSScope(q.Target.Name) {
-		// harden's API client presents no certificate then (clientTLSFor),
-		// and client auth is judged where harden manages the listener.
-		target.ClientCert, exp.RequireClientAuth = nil, false
+		// Client auth is judged where harden manages the listener.
+		exp.RequireClientAuth = false
 	}
 	// The listener is judged with the CAs harden's API client trusts. An
 	// unreadable ca_file is an error naming the file, never "no CA given".
