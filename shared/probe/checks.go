@@ -195,6 +195,15 @@ func (r *Result) groupCheck(p tlsprofile.Profile) checks.Check {
 	if r.GroupsIncomplete != "" {
 		obs = append(obs, checks.Unknown("group enumeration", "incomplete, the list is partial: "+r.GroupsIncomplete))
 	}
+	// Groups were enumerated over TLS 1.2 when TLS 1.3 was not seen
+	// accepted; if TLS 1.3 could not be tested at all, the groups only it
+	// negotiates (FFDHE, the hybrids) were never offered: a fault there
+	// must not leave a TLS 1.2 list passing alone.
+	for _, pr := range r.Protocols {
+		if pr.Version == tlsprofile.VersionTLS13 && pr.Outcome == Inconclusive {
+			obs = append(obs, checks.Unknown("TLS 1.3 groups", "not enumerated: TLS 1.3 itself could not be tested ("+pr.Evidence+"), and its groups (FFDHE, hybrids) may differ from TLS 1.2's"))
+		}
+	}
 	return checks.Reduce("tls.key_exchange.groups", r.Address, obs...)
 }
 
