@@ -584,9 +584,10 @@ func plan(c *cli.Context, io IO) error {
 
 func runPlan(ctx context.Context, s *session) (*report.Run, []sdk.PlanResponse, error) {
 	results, errs := perTarget(ctx, s, func(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) (sdk.PlanResponse, error) {
-		if !slices.Contains(p.Meta.Capabilities, sdk.CapPlan) {
+		if p.VerifyOnly() {
 			// A verify-only plugin (service): harden changes nothing there,
-			// so its plan is empty, not an error.
+			// so its plan is empty, not an error. A plugin that applies
+			// but cannot plan still gets the call, and its error.
 			return sdk.PlanResponse{}, nil
 		}
 		return p.Client.Plan(ctx, rc)

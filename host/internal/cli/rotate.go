@@ -330,8 +330,12 @@ func rotateTarget(ctx context.Context, s *session, t policy.Target, o rotateOpti
 	if pol.Certificates.Source != "vault-pki" || t.CertFile != "" {
 		return rotateFiles(ctx, s, t)
 	}
-	if p, ok := s.eng.Plugins[t.Plugin]; ok && !slices.Contains(p.Meta.Capabilities, sdk.CapApply) {
-		return rotateTargetReport{Status: "skipped", Message: "verify only: harden deploys no certificate to it (its own certificate shows in harden inventory)"}
+	verifyOnly := false
+	if p, ok := s.eng.Plugins[t.Plugin]; ok && p.VerifyOnly() {
+		if !pol.Context().InMTLSScope(t.Name) {
+			return rotateTargetReport{Status: "skipped", Message: verifyOnlyNothing}
+		}
+		verifyOnly = true
 	}
 	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -339,16 +343,31 @@ func rotateTarget(ctx context.Context, s *session, t policy.Target, o rotateOpti
 	if failed != nil {
 		return *failed
 	}
-	rep := r.run(tctx)
+	var rep rotateTargetReport
+	if verifyOnly {
+		rep = r.runClientOnly(tctx)
+	} else {
+		rep = r.run(tctx)
+	}
 	rep.Steps = r.steps
 	return rep
 }
 
+// verifyOnlyNothing: what rotate says of a verify-only target outside the
+// mTLS scope — harden holds no certificate for it at all.
+const verifyOnlyNothing = "verify only: harden deploys no certificate to it (its own certificate shows in harden inventory)"
+
 // newRotation prepares the rotation of one vault-pki target: its plugin
-// must plan, apply and report an inventory (the gate rests on it).
+// must plan, apply and report an inventory (the gate rests on it). A
+// verify-only plugin needs only the inventory: harden renews just its own
+// client certificate there, gated by live handshakes (runClientOnly).
 func newRotation(ctx context.Context, s *session, t policy.Target, o rotateOptions, io IO) (*rotation, *rotateTargetReport) {
 	p := s.eng.Plugins[t.Plugin]
-	for _, need := range []sdk.Capability{sdk.CapPlan, sdk.CapApply, sdk.CapInventory} {
+	needs := []sdk.Capability{sdk.CapPlan, sdk.CapApply, sdk.CapInventory}
+	if p.VerifyOnly() {
+		needs = []sdk.Capability{sdk.CapInventory}
+	}
+	for _, need := range needs {
 		if !slices.Contains(p.Meta.Capabilities, need) {
 			return nil, &rotateTargetReport{Status: "error", Message: fmt.Sprintf("plugin %s does not offer %s: harden cannot rotate it behind a verify gate", t.Plugin, need)}
 		}
@@ -682,7 +701,11 @@ func (r *rotation) failClient(rep rotateTargetReport, msg string) rotateTargetRe
 }
 
 func (r *rotation) confirm(ctx context.Context, n renewalReport) (bool, string) {
-	fmt.Fprintf(r.io.Stdout, "Renew the server certificate of %s (%s) and push it? Only 'yes' is accepted: ", r.t.Name, n.Reason)
+	if n.Kind == "client" {
+		fmt.Fprintf(r.io.Stdout, "Renew harden's client certificate for %s (%s)? Only 'yes' is accepted: ", r.t.Name, n.Reason)
+	} else {
+		fmt.Fprintf(r.io.Stdout, "Renew the server certificate of %s (%s) and push it? Only 'yes' is accepted: ", r.t.Name, n.Reason)
+	}
 	answer := make(chan string, 1)
 	go func() { line, _ := bufio.NewReader(r.io.Stdin).ReadString('\n'); answer <- line }()
 	select {

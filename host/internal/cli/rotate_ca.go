@@ -311,6 +311,11 @@ func runCARotation(c *cli.Context, s *session, o rotateOptions, abort bool, stop
 func caSync(ctx context.Context, s *session, targets []policy.Target, o rotateOptions, rep *rotateReport) bool {
 	ok := true
 	for _, t := range targets {
+		if p := s.eng.Plugins[t.Plugin]; p != nil && p.VerifyOnly() {
+			rep.Targets = append(rep.Targets, rotateTargetReport{Name: "target/" + t.Name, Plugin: t.Plugin, Status: "skipped",
+				Message: "after the rotation: verify only: harden hands it no revocation lists (the service's own trust is outside harden's reach)"})
+			continue
+		}
 		tctx, cancel := context.WithTimeout(ctx, s.timeout)
 		r, failed := newRotation(tctx, s, t, rotateOptions{yes: true, handshakes: o.handshakes, gateTimeout: o.gateTimeout}, s.io)
 		var tr rotateTargetReport
@@ -355,6 +360,8 @@ func caTargetStep(ctx context.Context, s *session, st *rotate.CAState, phase str
 	}
 	var rep rotateTargetReport
 	switch {
+	case r.p.VerifyOnly():
+		rep = r.caClientOnly(tctx, st, phase)
 	case phase == rotate.PhaseTrust && !st.Aborting:
 		rep = r.pushBundle(tctx, st.BundleBefore(rotate.PhaseTrust), st.PhaseBundle(rotate.PhaseTrust), "next", sdk.OutcomeAccepted)
 	case phase == rotate.PhaseTrust:
@@ -589,13 +596,23 @@ func (r *rotation) proveClientTrust(ctx context.Context, cur certstore.Pair, iss
 	if err != nil {
 		return "", fmt.Errorf("a client certificate from the %s CA: %w", issuer, err)
 	}
-	rc := r.material(cur, certstore.Pair{Chain: chain, Key: key})
-	// Two conclusive answers per listener, each the one expected; a
-	// conclusive other answer fails at once. An inconclusive handshake (a
-	// TLS 1.3 server that resets right after its alert) is retried, at
-	// most three rounds, as the probe retries transient failures — it is
-	// never counted as the answer.
-	const want = 2
+	what := "a client certificate from the " + issuer + " CA"
+	n, err := r.clientOutcome(ctx, r.material(cur, certstore.Pair{Chain: chain, Key: key}), what, expect, 2)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s was %s in %d handshake(s)", what, expect, n), nil
+}
+
+// clientOutcome requires want conclusive handshakes on every listener, each
+// ending with expect for the client certificate rc carries (what names it):
+// accepted (and the server asked for a certificate: otherwise acceptance
+// proves nothing about it) or refused in the server's own words. A
+// conclusive other answer fails at once. An inconclusive handshake (a TLS
+// 1.3 server that resets right after its alert) is retried, at most three
+// rounds, as the probe retries transient failures — it is never counted as
+// the answer. It returns the number of handshakes that answered expect.
+func (r *rotation) clientOutcome(ctx context.Context, rc sdk.RequestContext, what, expect string, want int) (int, error) {
 	seen := map[string]int{}
 	var names []string
 	var last string
@@ -605,12 +622,12 @@ func (r *rotation) proveClientTrust(ctx context.Context, cur certstore.Pair, iss
 			err = inv.Diagnostics.Err()
 		}
 		if err != nil {
-			return "", fmt.Errorf("inventory with a client certificate from the %s CA: %w", issuer, err)
+			return 0, fmt.Errorf("inventory with %s: %w", what, err)
 		}
 		short := false
 		for _, l := range inv.Listeners {
 			if l.Error != "" {
-				return "", fmt.Errorf("listener %s at %s: %s", l.Name, l.Address, l.Error)
+				return 0, fmt.Errorf("listener %s at %s: %s", l.Name, l.Address, l.Error)
 			}
 			if _, ok := seen[l.Name]; !ok {
 				names = append(names, l.Name)
@@ -620,13 +637,13 @@ func (r *rotation) proveClientTrust(ctx context.Context, cur certstore.Pair, iss
 				switch h.Outcome {
 				case expect:
 					if expect == sdk.OutcomeAccepted && !h.ClientCertRequested {
-						return "", fmt.Errorf("listener %s at %s, handshake %d: the server never asked for a client certificate, so its acceptance proves nothing about the %s CA", l.Name, l.Address, i+1, issuer)
+						return 0, fmt.Errorf("listener %s at %s, handshake %d: the server never asked for a client certificate, so its acceptance proves nothing about %s", l.Name, l.Address, i+1, what)
 					}
 					seen[l.Name]++
 				case sdk.OutcomeInconclusive:
 					last = fmt.Sprintf("listener %s at %s, handshake %d: %s", l.Name, l.Address, i+1, h.Evidence)
 				default:
-					return "", fmt.Errorf("listener %s at %s, handshake %d: a client certificate from the %s CA was %s, want %s (%s)", l.Name, l.Address, i+1, issuer, h.Outcome, expect, h.Evidence)
+					return 0, fmt.Errorf("listener %s at %s, handshake %d: %s was %s, want %s (%s)", l.Name, l.Address, i+1, what, h.Outcome, expect, h.Evidence)
 				}
 			}
 			if seen[l.Name] < want {
@@ -639,18 +656,18 @@ func (r *rotation) proveClientTrust(ctx context.Context, cur certstore.Pair, iss
 	}
 	for _, name := range r.listeners {
 		if _, ok := seen[name]; !ok {
-			return "", fmt.Errorf("a client certificate from the %s CA: listener %s was live and is not reported", issuer, name)
+			return 0, fmt.Errorf("%s: listener %s was live and is not reported", what, name)
 		}
 	}
 	n := 0
 	for _, name := range names {
 		if seen[name] < want {
-			return "", fmt.Errorf("a client certificate from the %s CA: listener %s answered %s in only %d of the %d conclusive handshakes needed (last inconclusive: %s)", issuer, name, expect, seen[name], want, last)
+			return 0, fmt.Errorf("%s: listener %s answered %s in only %d of the %d conclusive handshakes needed (last inconclusive: %s)", what, name, expect, seen[name], want, last)
 		}
 		n += seen[name]
 	}
 	if n == 0 {
-		return "", errors.New("no handshake observed with the proof client certificate")
+		return 0, fmt.Errorf("no handshake observed with %s", what)
 	}
-	return fmt.Sprintf("a client certificate from the %s CA was %s in %d handshake(s)", issuer, expect, n), nil
+	return n, nil
 }

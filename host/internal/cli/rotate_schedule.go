@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/harden-dev/harden/host/internal/policy"
 	"github.com/harden-dev/harden/host/internal/rotate"
 )
 
@@ -47,7 +48,10 @@ func runSchedule(c *cli.Context, s *session) error {
 	if len(c.StringSlice("client")) > 0 && len(c.StringSlice("target")) == 0 {
 		targets = nil
 	}
-	held, missing, err := rotate.Collect(s.pol, targets, clients)
+	held, missing, err := rotate.Collect(s.pol, targets, clients, func(t policy.Target) bool {
+		p, ok := s.eng.Plugins[t.Plugin]
+		return ok && p.VerifyOnly()
+	})
 	if err != nil {
 		return &ExitError{Code: ExitTarget, Err: fmt.Errorf("harden rotate --schedule: %w", err)}
 	}

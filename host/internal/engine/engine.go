@@ -109,6 +109,19 @@ type Plugin struct {
 	reattach *hostclient.Reattach
 }
 
+// VerifyOnly: the plugin changes nothing on its targets — it offers none of
+// render, plan and apply (the service plugin: an application's own TLS is
+// set in its code). harden then issues and deploys no server certificate
+// for its targets, plans nothing there, and rotates only its own client
+// certificate for them (mTLS scope). This is the one definition every
+// command uses: a plugin with any of the three (render only, or apply
+// without plan) is not verify-only, and a call it lacks stays an error.
+func (p *Plugin) VerifyOnly() bool {
+	return !slices.ContainsFunc(p.Meta.Capabilities, func(c sdk.Capability) bool {
+		return c == sdk.CapRender || c == sdk.CapPlan || c == sdk.CapApply
+	})
+}
+
 // Engine holds the launched plugins.
 type Engine struct {
 	// NoIssue: never ask a certificate source for new certificates (verify).
@@ -596,7 +609,7 @@ func (e *Engine) issue(ctx context.Context, pol *policy.Policy, t policy.Target,
 	}
 	// A verify-only plugin (service) deploys no server certificate: none is
 	// issued for it. harden's client certificate still is (mTLS scope).
-	if p, ok := e.Plugins[t.Plugin]; !ok || slices.Contains(p.Meta.Capabilities, sdk.CapApply) {
+	if p, ok := e.Plugins[t.Plugin]; !ok || !p.VerifyOnly() {
 		if c.ChainPEM, c.KeyPEM, err = iss.Store.Get(iss.ServerWant(), iss.Signer(iss.ServerUsage, t.Name, t.CertificateNames)); err != nil {
 			return c, err
 		}

@@ -31,8 +31,9 @@ type Target struct {
 	// read (the plugin call, a plugin without the inventory capability).
 	// Each error is an item of its own.
 	Errors []error
-	// VerifyOnly: the plugin applies nothing (service), so harden deploys
-	// and holds no server certificate for the target.
+	// VerifyOnly: the plugin changes nothing (engine.Plugin.VerifyOnly:
+	// service), so harden deploys and holds no server certificate for the
+	// target.
 	VerifyOnly bool
 }
 
@@ -40,7 +41,7 @@ type Target struct {
 // what the target stores. A plugin without the capability is an error of the
 // target (what it serves is unknown), not an empty inventory.
 func Ask(ctx context.Context, p *engine.Plugin, rc sdk.RequestContext) Target {
-	t := Target{Name: rc.Target.Name, Certificates: rc.Certificates, VerifyOnly: !slices.Contains(p.Meta.Capabilities, sdk.CapApply)}
+	t := Target{Name: rc.Target.Name, Certificates: rc.Certificates, VerifyOnly: p.VerifyOnly()}
 	if !slices.Contains(p.Meta.Capabilities, sdk.CapInventory) {
 		t.Errors = append(t.Errors, fmt.Errorf("plugin %s does not report an inventory: what target %s serves and stores is not listed", p.Meta.Name, t.Name))
 		return t

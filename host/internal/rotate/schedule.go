@@ -249,8 +249,11 @@ func CryptoJitter() float64 {
 // target is not covered (harden does not issue its listener certificate).
 // missing names what the store should hold and does not (nothing issued
 // yet: rotate refuses those targets until apply has run); a file that
-// cannot be read or parsed is an error naming it.
-func Collect(pol *policy.Policy, targets []policy.Target, clients []policy.Client) (held []Held, missing []string, err error) {
+// cannot be read or parsed is an error naming it. verifyOnly (nil: none)
+// tells the targets of verify-only plugins (engine.Plugin.VerifyOnly):
+// harden issues no server certificate for them, so only its client
+// certificate (mTLS scope) is expected and scheduled there.
+func Collect(pol *policy.Policy, targets []policy.Target, clients []policy.Client, verifyOnly func(policy.Target) bool) (held []Held, missing []string, err error) {
 	cert := pol.Certificates
 	var errs []error
 	for _, t := range targets {
@@ -269,7 +272,10 @@ func Collect(pol *policy.Policy, targets []policy.Target, clients []policy.Clien
 			}
 		case cert.Source == "vault-pki" && t.Name != cert.VaultTarget:
 			store := certstore.Store{Dir: filepath.Join(cert.VaultStoreDir, t.Name), Target: t.Name}
-			kinds := []string{"server"}
+			var kinds []string
+			if verifyOnly == nil || !verifyOnly(t) {
+				kinds = append(kinds, "server")
+			}
 			if slices.Contains(pol.MTLSScope, t.Name) {
 				kinds = append(kinds, "client")
 			}

@@ -289,7 +289,7 @@ func TestCollect(t *testing.T) {
 	legacy, _ := testCert(t, "legacy", 0x16, schedNow.Add(-day), schedNow.Add(65*day))
 	write(t, filepath.Join(dir, "legacy.pem"), legacy, 0o644)
 
-	held, missing, err := Collect(pol, pol.Targets, pol.Clients)
+	held, missing, err := Collect(pol, pol.Targets, pol.Clients, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestCollect(t *testing.T) {
 	// match is due now, named by its file.
 	other, _ := testCert(t, "x", 0x17, schedNow.Add(-day), schedNow.Add(80*day))
 	write(t, filepath.Join(certs, "warehouse-pg", "server.pem"), other, 0o644)
-	held, _, err = Collect(pol, pol.Targets[:2], nil)
+	held, _, err = Collect(pol, pol.Targets[:2], nil, nil)
 	if err != nil || len(held) != 1 || held[0].Problem != "certificate and key do not match" {
 		t.Fatalf("mismatched pair: %+v %v", held, err)
 	}
@@ -329,19 +329,19 @@ func TestCollect(t *testing.T) {
 
 	// What cannot be read is an error naming it, never a schedule without it.
 	write(t, filepath.Join(certs, "warehouse-pg", "server-key.pem"), []byte("x"), 0o644)
-	if _, _, err := Collect(pol, pol.Targets[:2], nil); err == nil || !strings.Contains(err.Error(), "server-key.pem") || !strings.Contains(err.Error(), "warehouse-pg") {
+	if _, _, err := Collect(pol, pol.Targets[:2], nil, nil); err == nil || !strings.Contains(err.Error(), "server-key.pem") || !strings.Contains(err.Error(), "warehouse-pg") {
 		t.Errorf("key readable by others: %v", err)
 	}
 	write(t, filepath.Join(dir, "legacy.pem"), []byte("-----BEGIN CERTIFICATE-----\nnot base64\n"), 0o644)
-	if _, _, err := Collect(pol, pol.Targets[3:4], nil); err == nil || !strings.Contains(err.Error(), "target legacy") || !strings.Contains(err.Error(), "legacy.pem") {
+	if _, _, err := Collect(pol, pol.Targets[3:4], nil, nil); err == nil || !strings.Contains(err.Error(), "target legacy") || !strings.Contains(err.Error(), "legacy.pem") {
 		t.Errorf("garbled files certificate: %v", err)
 	}
 	os.Remove(filepath.Join(dir, "legacy.pem"))
-	if _, _, err := Collect(pol, pol.Targets[3:4], nil); err == nil || !strings.Contains(err.Error(), "legacy.pem") {
+	if _, _, err := Collect(pol, pol.Targets[3:4], nil, nil); err == nil || !strings.Contains(err.Error(), "legacy.pem") {
 		t.Errorf("missing files certificate: %v", err)
 	}
 	// Nothing issued at all.
-	held, missing, err = Collect(pol, pol.Targets[4:], nil)
+	held, missing, err = Collect(pol, pol.Targets[4:], nil, nil)
 	if err != nil || len(held) != 0 || len(missing) != 1 {
 		t.Errorf("nothing issued: %v %v %v", held, missing, err)
 	}
@@ -370,7 +370,7 @@ func FuzzCollectStoredCertificate(f *testing.F) {
 		if err := os.WriteFile(certFile, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		held, missing, err := Collect(pol, pol.Targets[1:2], nil)
+		held, missing, err := Collect(pol, pol.Targets[1:2], nil, nil)
 		if err != nil {
 			if !strings.Contains(err.Error(), "warehouse-pg") {
 				t.Fatalf("error without the target: %v", err)
@@ -396,4 +396,50 @@ func FuzzCollectStoredCertificate(f *testing.F) {
 			t.Fatalf("a pair whose key matches nothing is not due now: %+v", s.DecidedBy)
 		}
 	})
+}
+
+// A verify-only target (the service plugin) in the mTLS scope: harden holds
+// only its own client certificate for it, so that one is scheduled and no
+// server certificate is expected (none is "not issued yet"); outside the
+// scope nothing is expected at all.
+func TestCollectVerifyOnly(t *testing.T) {
+	dir := t.TempDir()
+	pol, err := policy.Parse(filepath.Join(dir, "policy.yaml"), []byte(`apiVersion: harden/v1
+profile: intermediate
+certificates:
+  source: vault-pki
+  vault: {target: vault, store_dir: certs}
+mtls: {scope: [ingest]}
+targets:
+  - name: vault
+    plugin: vaultpki
+    connection: {address: "https://127.0.0.1:1", token_file: ./vault-token}
+  - name: ingest
+    plugin: service
+    connection: {address: "127.0.0.1:8443", protocol: https}
+  - name: public
+    plugin: service
+    connection: {address: "127.0.0.1:9443", protocol: https}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, k := testCert(t, "harden-admin", 0x21, schedNow.Add(-day), schedNow.Add(60*day))
+	write(t, filepath.Join(dir, "certs", "ingest", "client.pem"), c, 0o644)
+	write(t, filepath.Join(dir, "certs", "ingest", "client-key.pem"), k, 0o600)
+	service := func(t policy.Target) bool { return t.Plugin == "service" }
+	held, missing, err := Collect(pol, pol.Targets, nil, service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 1 || held[0].Owner() != "target ingest harden client certificate" || held[0].Serial != "21" {
+		t.Errorf("held %+v, want only harden's client certificate for ingest", held)
+	}
+	if len(missing) != 0 {
+		t.Errorf("missing %q: a verify-only target has no server certificate to issue", missing)
+	}
+	// Without the knowledge, the server certificates would be "missing".
+	if _, missing, _ := Collect(pol, pol.Targets, nil, nil); len(missing) != 2 {
+		t.Errorf("missing without verifyOnly: %q", missing)
+	}
 }
