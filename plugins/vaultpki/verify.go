@@ -562,14 +562,18 @@ func (v *verifier) expiry(inter *x509.Certificate) {
 	var soon, unreadable []string
 	total, cas, short, expired := 0, 0, 0, 0
 	stored := map[string]bool{}
-	// Tightest window first: a certificate 1 day from expiry is "< 7 days".
-	alerts := []time.Duration{7 * 24 * time.Hour, 14 * 24 * time.Hour, 30 * 24 * time.Hour}
+	// "Close to expiry" is the policy's renewal window (rotation.
+	// renew_before, default 30 days): what harden rotate renews. A 30-day
+	// certificate with renew_before 10d is not close at issue. Tightest
+	// window first: a certificate 1 day from expiry is "< 7 days".
+	alerts := expiryWindows(st.renewBefore)
+	window := alerts[len(alerts)-1]
 	judge := func(cert *x509.Certificate, what string) {
 		total++
 		left := time.Until(cert.NotAfter)
 		for _, a := range alerts {
 			if left < a {
-				soon = append(soon, fmt.Sprintf("%s (%s) expires in %s (< %d days)", cert.Subject.CommonName, what, left.Round(time.Hour), int(a.Hours()/24)))
+				soon = append(soon, fmt.Sprintf("%s (%s) expires in %s (< %s)", cert.Subject.CommonName, what, left.Round(time.Hour), days(a)))
 				break
 			}
 		}
@@ -607,7 +611,7 @@ func (v *verifier) expiry(inter *x509.Certificate) {
 	case len(soon) > 0:
 		obs = append(obs, checks.Bad(strings.Join(soon, "; ")))
 	case total > 0:
-		obs = append(obs, checks.Good(fmt.Sprintf("%d valid certificate(s) (stored in Vault or served by %d endpoint(s) of the policy), none within 30 days of expiry", total, reached)))
+		obs = append(obs, checks.Good(fmt.Sprintf("%d valid certificate(s) (stored in Vault or served by %d endpoint(s) of the policy), none within %s of expiry (the renewal window)", total, reached, days(window))))
 	}
 	if len(unreadable) > 0 {
 		obs = append(obs, checks.Unknown(fmt.Sprintf("%d of %d listed certificate(s)", len(unreadable), len(serials)), "not readable: "+firstOf(unreadable, 5)))
@@ -770,4 +774,28 @@ func describedOf(d *sdk.EndpointScan) []sdk.EndpointScan {
 		return nil
 	}
 	return []sdk.EndpointScan{*d}
+}
+
+// days writes a duration of whole days as "N days" (else as Go does).
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	}
+	return d.String()
+}
+
+// expiryWindows are the "close to expiry" tiers, tightest first, ending
+// with the renewal window (renew_before; 30 days when the policy has none).
+func expiryWindows(renewBefore time.Duration) []time.Duration {
+	window := renewBefore
+	if window <= 0 {
+		window = 30 * 24 * time.Hour
+	}
+	var alerts []time.Duration
+	for _, a := range []time.Duration{7 * 24 * time.Hour, 14 * 24 * time.Hour} {
+		if a < window {
+			alerts = append(alerts, a)
+		}
+	}
+	return append(alerts, window)
 }
