@@ -392,7 +392,7 @@ func (haproxyFlavor) reload(ctx context.Context, t *target) error {
 		return fmt.Errorf("reload HAProxy (master CLI %s): %w", sock, err)
 	}
 	deadline := time.Now().Add(reloadWait)
-	last := errors.New("no answer")
+	var last error
 	for {
 		select {
 		case <-ctx.Done():
