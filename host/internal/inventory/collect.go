@@ -293,7 +293,10 @@ func (c *collector) listener(target string, l sdk.ServedListener, held string, r
 			if held != "" {
 				m := sha == held
 				v.Served.MatchesHeld = &m
-				if !m {
+				// A listener harden does not deploy to (reloads_on never:
+				// an object store's own TLS) serves its operator's
+				// certificate, not the one harden holds: no finding.
+				if !m && l.ReloadsOn != sdk.ReloadsNever {
 					v.Findings = append(v.Findings, "serves a certificate other than the one harden holds for the target")
 				}
 			}

@@ -334,3 +334,27 @@ func TestServedWithoutBundle(t *testing.T) {
 		t.Errorf("matches_held not null: %s", j)
 	}
 }
+
+// A listener harden does not deploy to (reloads_on never: an object
+// store's own TLS, where harden holds a certificate it cannot install)
+// serving its operator's certificate is no finding; the same certificate
+// on a listener harden deploys to is one.
+func TestServedOnListenerHardenDoesNotDeployIsNoMismatch(t *testing.T) {
+	pol := parsePolicy(t, filesPolicy)
+	ca := newCA(t, "Test CA", now.Add(400*day))
+	held := ca.leaf(t, 20, "a", now.Add(60*day))
+	operators := ca.leaf(t, 21, "a", now.Add(60*day))
+	for _, c := range []struct {
+		reloadsOn string
+		finding   bool
+	}{{sdk.ReloadsNever, false}, {"reload", true}} {
+		a := Target{Name: "a", Certificates: sdk.Certificates{ChainPEM: held, CABundlePEM: ca.pem},
+			Response: sdk.InventoryResponse{Listeners: []sdk.ServedListener{{Name: "s3", Address: "127.0.0.1:1", ReloadsOn: c.reloadsOn,
+				Handshakes: []sdk.ServedHandshake{{ChainPEM: operators, Version: "TLSv1.3", Outcome: sdk.OutcomeAccepted, Evidence: "200"}}}}}}
+		r := Collect(pol, []Target{a, {Name: "b", Certificates: sdk.Certificates{ChainPEM: held, CABundlePEM: ca.pem}}}, now)
+		served := items(r, KindServed, "a")
+		if len(served) != 1 || hasFinding(served[0], "other than the one harden holds") != c.finding {
+			t.Errorf("reloads_on %q: %+v", c.reloadsOn, served)
+		}
+	}
+}
