@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -54,8 +55,13 @@ type HTTPHead struct {
 	Status     string
 	StatusCode int
 	Header     http.Header
-	// TLSVersion is the session's protocol version.
+	// TLSVersion is the session's protocol version (0: not over TLS, and
+	// HTTPHeaderChecks judges nothing).
 	TLSVersion uint16
+	// ServerName is the host the request named (Target.ServerName): an IP
+	// literal is never an HSTS host (RFC 6797 §8.1.1). Empty: the host of
+	// Address.
+	ServerName string
 }
 
 // FetchHTTPHead sends one GET for path ("" is "/") over a fresh TLS session
@@ -131,13 +137,47 @@ func validRequestPath(path string) error {
 	return nil
 }
 
+// unverifiedServer: the server's chain did not verify, so the handshake
+// was ended before the client's certificate flight.
+type unverifiedServer struct{ why string }
+
+func (e *unverifiedServer) Error() string {
+	return "the server's certificate does not verify (" + e.why + "): harden's client certificate not sent"
+}
+
+// verifiedServer is a tls.Config.VerifyConnection that ends the handshake
+// unless the server's chain verifies against Target.RootCAs for
+// Target.ServerName. Go's client runs it as soon as it has the server's
+// certificate, before it sends its own Certificate and CertificateVerify
+// (TLS 1.2 and 1.3): harden's client certificate, and a signature made
+// with its key, reach only the server the policy names. (The probe's
+// config skips Go's own verification so that an untrusted chain is a
+// finding of its own; this puts it back where a client certificate goes.)
+func (s *scanner) verifiedServer(cs tls.ConnectionState) error {
+	switch c := s.verifyChain(cs.PeerCertificates); {
+	case s.target.RootCAs == nil:
+		return &unverifiedServer{"no CA to verify it against"}
+	case len(cs.PeerCertificates) == 0:
+		return &unverifiedServer{"no certificate"}
+	case c.TrustErr != nil:
+		return &unverifiedServer{c.TrustErr.Error()}
+	}
+	return nil
+}
+
 func (s *scanner) fetchHead(ctx context.Context, path string) (*HTTPHead, error) {
 	cfg := s.baseConfig()
 	if s.target.ClientCert != nil {
 		cfg.Certificates = []tls.Certificate{*s.target.ClientCert}
 	}
+	// The chain is verified inside the handshake: no request, and no client
+	// certificate, goes to a server that is not the one the policy names.
+	cfg.VerifyConnection = s.verifiedServer
 	tc, err := s.handshake(ctx, cfg)
 	if err != nil {
+		if u := (*unverifiedServer)(nil); errors.As(err, &u) {
+			return nil, &fetchError{fmt.Errorf("%w; no request sent", u)}
+		}
 		if alert, ok := remoteAlert(err); ok {
 			return nil, &fetchError{fmt.Errorf("handshake refused with a TLS alert: %s", alert)}
 		}
@@ -146,24 +186,13 @@ func (s *scanner) fetchHead(ctx context.Context, path string) (*HTTPHead, error)
 	defer s.release()
 	defer tc.Close()
 	st := tc.ConnectionState()
-	if c := s.verifyChain(st.PeerCertificates); c.TrustErr != nil || len(st.PeerCertificates) == 0 {
-		why := "no certificate"
-		if c.TrustErr != nil {
-			why = c.TrustErr.Error()
-		}
-		return nil, &fetchError{fmt.Errorf("the server's certificate does not verify (%s): no request sent", why)}
-	}
-	host := s.target.ServerName
-	if _, port, _ := net.SplitHostPort(s.target.Address); port != "443" {
-		host = net.JoinHostPort(host, port)
-	}
-	if _, err := fmt.Fprintf(tc, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: harden-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n", path, host); err != nil {
+	if _, err := fmt.Fprintf(tc, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: harden-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n", path, hostHeader(s.target.ServerName, s.target.Address)); err != nil {
 		if alert, ok := remoteAlert(err); ok {
 			return nil, &fetchError{fmt.Errorf("request refused with a TLS alert: %s", alert)}
 		}
 		return nil, transient("send GET "+path, err)
 	}
-	raw, err := readHTTPResponse(tc)
+	raw, err := readFinalHead(tc)
 	if alert, ok := remoteAlert(err); ok {
 		return nil, &fetchError{fmt.Errorf("request refused with a TLS alert: %s", alert)}
 	}
@@ -174,32 +203,114 @@ func (s *scanner) fetchHead(ctx context.Context, path string) (*HTTPHead, error)
 		}
 		return nil, transient("answer to GET "+path, perr)
 	}
-	h.Address, h.Path, h.TLSVersion = s.target.Address, path, st.Version
+	h.Address, h.Path, h.TLSVersion, h.ServerName = s.target.Address, path, st.Version, s.target.ServerName
 	return h, nil
 }
 
-// parseHTTPHead parses the status line and header of an HTTP/1.x answer
-// (raw may go on with the body). A head without its terminating empty
-// line, or that is not HTTP/1.x, is an error: only a complete head is
-// judged.
-func parseHTTPHead(raw string) (*HTTPHead, error) {
-	head, _, ok := strings.Cut(raw, "\r\n\r\n")
-	if !ok {
-		if !strings.HasPrefix(raw, "HTTP/") {
-			return nil, fmt.Errorf("answer is not HTTP: %q", truncate(firstLine(raw), 40))
+// hostHeader is the Host field for serverName reached at address: the
+// URI's host form (RFC 9110 §7.2, RFC 3986 §3.2.2) — an IPv6 literal in
+// brackets — with the port unless it is HTTPS's default.
+func hostHeader(serverName, address string) string {
+	if _, port, _ := net.SplitHostPort(address); port != "443" {
+		return net.JoinHostPort(serverName, port)
+	}
+	if strings.Contains(serverName, ":") {
+		return "[" + serverName + "]"
+	}
+	return serverName
+}
+
+// maxHeadBytes bounds what is read for the head of the final answer,
+// interim responses included.
+const maxHeadBytes = 64 << 10
+
+// readFinalHead reads until the head of the final response is complete:
+// interim 1xx responses (103 Early Hints, 100 Continue) before it are read
+// past — a user agent applies the final response's header fields — and the
+// body is not needed. What was read comes back with a read error too.
+func readFinalHead(r io.Reader) (string, error) {
+	var buf []byte
+	chunk := make([]byte, 4096)
+	for len(buf) < maxHeadBytes {
+		n, err := r.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if finalHeadComplete(string(buf)) {
+			return string(buf), nil
 		}
-		return nil, errors.New("the response head is incomplete (no empty line after the header)")
+		if err == io.EOF {
+			return string(buf), io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return string(buf), err
+		}
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(head+"\r\n\r\n")), nil)
-	if err != nil {
-		return nil, fmt.Errorf("answer is not HTTP: %s (%q)", err, truncate(firstLine(raw), 40))
+	return string(buf), nil
+}
+
+// finalHeadComplete: raw holds a complete head that is not an interim one.
+func finalHeadComplete(raw string) bool {
+	for {
+		head, rest, ok := strings.Cut(raw, "\r\n\r\n")
+		if !ok {
+			return false
+		}
+		if !interimStatus(firstLine(head)) {
+			return true
+		}
+		raw = rest
 	}
-	resp.Body.Close()
-	if resp.ProtoMajor != 1 {
-		return nil, fmt.Errorf("answer is not HTTP/1.x: %q", truncate(firstLine(raw), 40))
+}
+
+// interimStatus: an HTTP/1.x status line with an informational code other
+// than 101 (which switches protocols: no final HTTP answer follows).
+func interimStatus(line string) bool {
+	f := strings.Fields(line)
+	return len(f) >= 2 && strings.HasPrefix(f[0], "HTTP/1.") && len(f[1]) == 3 && f[1][0] == '1' && f[1] != "101"
+}
+
+// maxInterim bounds the interim 1xx responses read past before the final
+// one.
+const maxInterim = 16
+
+// parseHTTPHead parses the status line and header of the final response
+// of an HTTP/1.x answer (raw may go on with the body): interim 1xx
+// responses before it are skipped, as a user agent does — their header
+// fields are not the answer's. A head without its terminating empty line,
+// one that is not HTTP/1.x, or a 101 (a protocol switch nobody asked for)
+// is an error: only a complete final head is judged.
+func parseHTTPHead(raw string) (*HTTPHead, error) {
+	for interim := 0; ; interim++ {
+		head, rest, ok := strings.Cut(raw, "\r\n\r\n")
+		if !ok {
+			switch {
+			case interim > 0:
+				return nil, fmt.Errorf("the final response head is incomplete (after %d interim 1xx response(s))", interim)
+			case !strings.HasPrefix(raw, "HTTP/"):
+				return nil, fmt.Errorf("answer is not HTTP: %q", truncate(firstLine(raw), 40))
+			}
+			return nil, errors.New("the response head is incomplete (no empty line after the header)")
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(head+"\r\n\r\n")), nil)
+		if err != nil {
+			return nil, fmt.Errorf("answer is not HTTP: %s (%q)", err, truncate(firstLine(head), 40))
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 1 {
+			return nil, fmt.Errorf("answer is not HTTP/1.x: %q", truncate(firstLine(head), 40))
+		}
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, fmt.Errorf("answer is a protocol switch (%q) to a GET that asked for none: no HTTP answer to judge", truncate(firstLine(head), 40))
+		case resp.StatusCode >= 100 && resp.StatusCode < 200:
+			if interim == maxInterim {
+				return nil, fmt.Errorf("more than %d interim 1xx responses and no final one", maxInterim)
+			}
+			raw = rest
+			continue
+		}
+		status := strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode)))
+		return &HTTPHead{Status: strings.TrimSpace(strconv.Itoa(resp.StatusCode) + " " + status), StatusCode: resp.StatusCode, Header: resp.Header}, nil
 	}
-	status := strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode)))
-	return &HTTPHead{Status: strings.TrimSpace(strconv.Itoa(resp.StatusCode) + " " + status), StatusCode: resp.StatusCode, Header: resp.Header}, nil
 }
 
 func firstLine(s string) string {
@@ -215,13 +326,26 @@ func HTTPHeaderChecks(subject string, head *HTTPHead, err error) []checks.Check 
 	if err == nil && head == nil {
 		err = errors.New("no answer")
 	}
+	if err == nil && head.TLSVersion == 0 {
+		// A caller-built head that did not come over TLS: HSTS over plain
+		// HTTP is ignored by user agents (RFC 6797 §8.1), and an answer
+		// from an unverified peer could be anyone's.
+		err = errors.New("the answer was not fetched over TLS (no TLS version): headers are judged only on an answer over a verified TLS session")
+	}
 	if err != nil {
 		why := checks.Unknown("GET over TLS", err.Error())
 		return []checks.Check{checks.Reduce(CheckHSTS, subject, why), checks.Reduce(CheckContentTypeOptions, subject, why)}
 	}
 	where := fmt.Sprintf("the %s answer to GET %s over %s", head.Status, head.Path, tlsprofile.VersionName(head.TLSVersion))
-	return []checks.Check{
-		checks.Reduce(CheckHSTS, subject, judgeHSTS(head.Header.Values("Strict-Transport-Security"), where)),
+	hsts := checks.Reduce(CheckHSTS, subject, judgeHSTS(head.Header.Values("Strict-Transport-Security"), where))
+	name := head.ServerName
+	if name == "" {
+		name, _, _ = net.SplitHostPort(head.Address)
+	}
+	if ip := net.ParseIP(strings.Trim(name, "[]")); ip != nil {
+		hsts = checks.NotApplicable(CheckHSTS, subject, fmt.Sprintf("the service is reached by its IP address %s: a user agent never notes an IP-literal host as an HSTS host (RFC 6797 §8.1.1), so Strict-Transport-Security has no effect there; name it by a DNS name (connection.server_name) to judge the header", ip))
+	}
+	return []checks.Check{hsts,
 		checks.Reduce(CheckContentTypeOptions, subject, judgeNosniff(head.Header.Values("X-Content-Type-Options"), where)),
 	}
 }
@@ -234,37 +358,68 @@ type HSTS struct {
 }
 
 // ParseHSTS parses one Strict-Transport-Security value the way a user
-// agent does (RFC 6797 §6.1, §8.1): directive names are case-insensitive,
-// a value is a token or a quoted string, unknown directives are ignored,
-// and the header is invalid — ignored by the user agent — when max-age is
-// missing or not delta-seconds, or when any directive appears twice. A
-// max-age too large for 64 bits is capped there.
+// agent does (RFC 6797 §6.1, §8.1): directives separated by ';' (empty
+// ones allowed), optional whitespace around ';' and '=', names
+// case-insensitive tokens, a value a token or a quoted string (RFC 9110
+// §5.6.4: it may hold ';' and '=', and quoted-pairs), unknown directives
+// ignored; the header is invalid — ignored by the user agent — when it
+// does not follow that grammar, when max-age is missing or not
+// delta-seconds, or when any directive appears twice. A max-age too large
+// for 64 bits is capped there.
 func ParseHSTS(v string) (HSTS, error) {
 	var h HSTS
 	seen := map[string]bool{}
 	haveMaxAge := false
-	for _, d := range strings.Split(v, ";") {
-		d = strings.Trim(d, " \t")
-		if d == "" {
+	i := 0
+	ows := func() {
+		for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+			i++
+		}
+	}
+	token := func() string {
+		start := i
+		for i < len(v) && tokenChar(v[i]) {
+			i++
+		}
+		return v[start:i]
+	}
+	for {
+		ows()
+		if i == len(v) {
+			break
+		}
+		if v[i] == ';' { // an empty directive
+			i++
 			continue
 		}
-		name, val, hasVal := strings.Cut(d, "=")
-		name = strings.ToLower(strings.Trim(name, " \t"))
-		val = strings.Trim(val, " \t")
-		if !isToken(name) {
-			return h, fmt.Errorf("directive %q is not a token", truncate(name, 40))
+		name := strings.ToLower(token())
+		if name == "" {
+			return h, fmt.Errorf("directive %q is not a token", truncate(v[i:], 40))
+		}
+		ows()
+		val, hasVal := "", false
+		if i < len(v) && v[i] == '=' {
+			i++
+			ows()
+			hasVal = true
+			if i < len(v) && v[i] == '"' {
+				q, err := quotedString(v, &i)
+				if err != nil {
+					return h, fmt.Errorf("value of %s: %w", name, err)
+				}
+				val = q
+			} else if val = token(); val == "" {
+				return h, fmt.Errorf("value of %s is neither a token nor a quoted string: %q", name, truncate(v[i:], 40))
+			}
+			ows()
+		}
+		if i < len(v) && v[i] != ';' {
+			return h, fmt.Errorf("directive %s is followed by %q, not ';'", name, truncate(v[i:], 40))
 		}
 		if seen[name] {
 			return h, fmt.Errorf("directive %s appears twice", name)
 		}
 		seen[name] = true
-		if hasVal {
-			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
-				val = unquote(val[1 : len(val)-1])
-			} else if !isToken(val) {
-				return h, fmt.Errorf("value of %s is neither a token nor a quoted string: %q", name, truncate(val, 40))
-			}
-		}
 		switch name {
 		case "max-age":
 			if !hasVal || val == "" || strings.Trim(val, "0123456789") != "" {
@@ -287,30 +442,38 @@ func ParseHSTS(v string) (HSTS, error) {
 	return h, nil
 }
 
-// isToken: RFC 9110 token characters, at least one.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
+// quotedString reads the RFC 9110 quoted-string at v[*i] (the opening
+// quote) and returns its content without the quoted-pair backslashes.
+func quotedString(v string, i *int) (string, error) {
+	var b strings.Builder
+	for j := *i + 1; j < len(v); j++ {
+		c := v[j]
+		switch {
+		case c == '"':
+			*i = j + 1
+			return b.String(), nil
+		case c == '\\':
+			if j+1 == len(v) || !quotable(v[j+1]) {
+				return "", errors.New("a backslash in a quoted string escapes nothing quotable")
+			}
+			j++
+			b.WriteByte(v[j])
+		case quotable(c):
+			b.WriteByte(c)
+		default:
+			return "", fmt.Errorf("control character %q in a quoted string", c)
 		}
 	}
-	return true
+	return "", errors.New("a quoted string is not closed")
 }
 
-// unquote removes quoted-pair backslashes.
-func unquote(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			i++
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+// quotable: HTAB, SP, a visible character or obs-text — what a quoted
+// string may hold (a '"' or '\\' only as a quoted-pair).
+func quotable(c byte) bool { return c == '\t' || c == ' ' || (c >= 0x21 && c != 0x7f) }
+
+// tokenChar: an RFC 9110 tchar.
+func tokenChar(c byte) bool {
+	return c > ' ' && c < 0x7f && strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) < 0
 }
 
 // judgeHSTS: a user agent processes only the first Strict-Transport-Security

@@ -581,8 +581,12 @@ func (s *scanner) session(ctx context.Context, cfg *tls.Config, what string, cha
 		// nothing about this one's alert.
 		var asked atomic.Bool
 		cfg := cfg.Clone()
+		verify := cfg.VerifyConnection
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 			chain(cs.PeerCertificates)
+			if verify != nil {
+				return verify(cs)
+			}
 			return nil
 		}
 		certs := cfg.Certificates
@@ -611,6 +615,9 @@ func (s *scanner) session(ctx context.Context, cfg *tls.Config, what string, cha
 		}
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
+			if u := (*unverifiedServer)(nil); errors.As(err, &u) {
+				return inconclusive("%s not attempted: %v", what, u), nil
+			}
 			if alert, ok := remoteAlert(err); ok {
 				switch {
 				case asked.Load() && clientCertRefusal(alert):
@@ -741,6 +748,7 @@ func (s *scanner) clientAuth(ctx context.Context, minV, maxV uint16) (ClientAuth
 	if s.target.ClientCert != nil {
 		cfg := s.goConfig(minV, maxV)
 		cfg.Certificates = []tls.Certificate{*s.target.ClientCert}
+		cfg.VerifyConnection = s.verifiedServer // harden's certificate only to the server the policy names
 		_, ca.Trusted = s.session(ctx, cfg, "session with the trusted client certificate", keep)
 		ca.Trusted = ca.Trusted.said("client with a trusted certificate refused: ", "client with a trusted certificate accepted: ")
 	}
