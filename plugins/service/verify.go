@@ -68,7 +68,7 @@ func checkOf(cs []checks.Check, id string) checks.Check {
 }
 
 // plaintextCheck proves one declared plaintext port refuses: nothing
-// listening there (TCP connection refused) or a refusal in the protocol's
+// listening there as seen from this host (TCP connection refused) or a refusal in the protocol's
 // own words (a TLS record answer, Go's or nginx's "use HTTPS" 400) is
 // good; a plaintext session the service takes is bad; anything else — a
 // timeout, a reset, a garbled answer, or a protocol with no plaintext
@@ -79,7 +79,9 @@ func plaintextCheck(ctx context.Context, d probe.Dialect, addr string) checks.Ch
 	c, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
-			return checks.Reduce(checkPlaintextRefused, addr, checks.Good(addr+": nothing listens there (TCP connection refused): no plaintext session possible"))
+			// Seen from this host only: a firewall between harden and the
+			// port may refuse what other clients still reach.
+			return checks.Reduce(checkPlaintextRefused, addr, checks.Good(addr+": nothing listening, seen from this host (TCP connection refused): no plaintext session possible from here"))
 		}
 		return checks.Reduce(checkPlaintextRefused, addr, checks.Unknown(what, "cannot connect: "+err.Error()))
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/harden-dev/harden/shared/checks"
+	"github.com/harden-dev/harden/shared/probe"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/sdk/hostclient"
 	"github.com/harden-dev/harden/shared/sdk/sdktest"
@@ -134,6 +136,11 @@ func TestVerifyIngest(t *testing.T) {
 	})
 	if c := byKey(r)[checkPlaintextRefused+" "+ing.PlaintextAddress]; !strings.Contains(c.Evidence, "takes plaintext sessions") {
 		t.Errorf("evidence: %s", c.Evidence)
+	}
+	// A closed port is only closed as seen from here (a firewall on the
+	// way refuses what other clients may still reach): the evidence says so.
+	if c := byKey(r)[checkPlaintextRefused+" "+closed]; !strings.Contains(c.Evidence, "nothing listening, seen from this host") {
+		t.Errorf("evidence for a closed port: %s", c.Evidence)
 	}
 }
 
@@ -341,4 +348,126 @@ func TestConformance(t *testing.T) {
 		}
 		sdktest.Run(t, sdktest.Harness{Binary: bin, Target: target})
 	})
+}
+
+// plainTLS is a real TLS server with no application protocol (Go's
+// crypto/tls, the testenv CA's certificate, TLS 1.2+ with AEAD suites and
+// the profile's groups): every session gets a greeting and is closed.
+func plainTLS(t *testing.T, ca *testenv.CA) string {
+	t.Helper()
+	certFile, keyFile, err := ca.Issue("tls-svc", false, "127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12,
+		CipherSuites:     []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384},
+		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if c.(*tls.Conn).Handshake() == nil {
+					c.Write([]byte("hello\n"))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// protocol tls: a plain TLS port passes the TLS checks, has no HTTP checks;
+// a declared plaintext port that takes TCP connections cannot be judged in
+// a protocol without a plaintext session (NotAttempted: an error that says
+// to set the protocol, never a pass), while a closed one passes.
+func TestVerifyPlainTLS(t *testing.T) {
+	ca, err := testenv.NewCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := plainTLS(t, ca)
+	ing := testenv.IngestForTest(t, "")
+	closed := freeAddr(t)
+	conn := map[string]any{"address": addr, "protocol": "tls", "server_name": "localhost", "ca_file": ca.CertFile,
+		"plaintext_addresses": []string{ing.PlaintextAddress, closed}}
+	r := verify(t, request(t, "tls-svc", conn, sdk.Certificates{}, false))
+	if r.Diagnostics.HasError() {
+		t.Fatal(r.Diagnostics.Err())
+	}
+	want := map[string]checks.Status{checkPlaintextRefused + " " + ing.PlaintextAddress: checks.Error, checkPlaintextRefused + " " + closed: checks.Pass}
+	for _, id := range []string{"tls.enabled", "tls.protocol.versions", "tls.cipher_suites", "tls.key_exchange.groups", "tls.certificate.trusted", "tls.certificate.lifetime"} {
+		want[id+" "+addr] = checks.Pass
+	}
+	requireStatus(t, r, want)
+	if c := byKey(r)[checkPlaintextRefused+" "+ing.PlaintextAddress]; !strings.Contains(c.Evidence, "set protocol to what the port speaks") {
+		t.Errorf("NotAttempted evidence: %s", c.Evidence)
+	}
+	for _, c := range r.Checks {
+		t.Logf("%s %s %s: %s", c.Status, c.ID, c.Subject, c.Evidence)
+		if strings.HasPrefix(c.ID, "http.") {
+			t.Errorf("HTTP header check on a plain TLS target: %s", c.ID)
+		}
+	}
+	if len(r.Endpoints) != 1 || r.Endpoints[0].Name != "tls" {
+		t.Errorf("endpoint scans: %+v", r.Endpoints)
+	}
+}
+
+// protocol postgres: a real PostgreSQL with TLS switched on by hand (the
+// default cipher list, plaintext still allowed — the state before harden)
+// is judged through the SSLRequest dialect: TLS is there and its
+// certificate is trusted, but CBC suites are accepted and a plaintext
+// startup on the TLS port goes through; a declared plaintext port that
+// takes TCP in the postgres protocol is tried in it (here the ingest API's
+// HTTP port: no PostgreSQL answer, so an error, never a pass).
+func TestVerifyPostgresProtocol(t *testing.T) {
+	pg := testenv.PostgresForTest(t)
+	if err := pg.EnableTLS(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ing := testenv.IngestForTest(t, "")
+	t.Cleanup(probe.WithDefaultTimeout(2 * time.Second)) // the HTTP port never answers a StartupMessage
+	addr := net.JoinHostPort(pg.Host, strconv.Itoa(pg.Port))
+	closed := freeAddr(t)
+	conn := map[string]any{"address": addr, "protocol": "postgres", "server_name": "localhost", "ca_file": pg.CAFile(),
+		"plaintext_addresses": []string{closed, ing.PlaintextAddress}}
+	var r sdk.VerifyResponse
+	// ssl = on takes effect with the reload EnableTLS asked for.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r = verify(t, request(t, "warehouse-pg", conn, sdk.Certificates{}, false))
+		if byKey(r)["tls.enabled "+addr].Status == checks.Pass || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	requireStatus(t, r, map[string]checks.Status{
+		"tls.enabled " + addr:                checks.Pass,
+		"tls.certificate.trusted " + addr:    checks.Pass,
+		"tls.cipher_suites " + addr:          checks.Fail,
+		"tls.plaintext.refused " + addr:      checks.Fail,
+		checkPlaintextRefused + " " + closed: checks.Pass,
+		// No PostgreSQL answer at all: inconclusive, never a pass.
+		checkPlaintextRefused + " " + ing.PlaintextAddress: checks.Error,
+	})
+	for _, c := range r.Checks {
+		t.Logf("%s %s %s: %s", c.Status, c.ID, c.Subject, c.Evidence)
+		if strings.HasPrefix(c.ID, "http.") {
+			t.Errorf("HTTP header check on a postgres target: %s", c.ID)
+		}
+	}
+	if len(r.Endpoints) != 1 || r.Endpoints[0].Dialect != "postgres" {
+		t.Errorf("endpoint scans: %+v", r.Endpoints)
+	}
 }
