@@ -244,11 +244,63 @@ func decoyProof(ctx context.Context, q sdk.RequestContext, t *target) checks.Obs
 	}
 	ans := askCanary(ctx, q, t)
 	conns := d.stop()
-	return judgeDecoy(what, d.marker, t.backendName(), ans, conns)
+	return judgeDecoy(what, d.marker, t.backendName(), t.flavor.kind(), ans, conns)
 }
 
-// judgeDecoy is the verdict on what the client and the decoy saw.
-func judgeDecoy(what, marker, name string, ans canaryAnswer, conns []decoyConn) checks.Observation {
+// certificateAlerts are the alerts a TLS client sends when it refuses the
+// server's certificate (RFC 8446 §6.2): the only alerts that count as the
+// proxy refusing the decoy. handshake_failure, protocol_version,
+// internal_error and the like say the handshake failed for another reason
+// (the decoy's versions or suites, the proxy's own trouble).
+var certificateAlerts = map[uint8]bool{42: true, 43: true, 44: true, 45: true, 46: true, 48: true} // bad, unsupported, revoked, expired, unknown certificate; unknown CA
+
+// alertNames maps the words Go reports a remote alert in ("tls: unknown
+// certificate authority") to the alert.
+var alertNames = func() map[string]uint8 {
+	m := map[string]uint8{}
+	for d := range 256 {
+		m[tls.AlertError(d).Error()] = uint8(d)
+	}
+	return m
+}()
+
+// alertOf is the alert the proxy sent, when err is one (Go's "remote
+// error: tls: …", or the cleartext TLS 1.3 alert the decoy read itself).
+func alertOf(err error) (uint8, bool) {
+	var ae tls.AlertError
+	if errors.As(err, &ae) {
+		return uint8(ae), true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" && oe.Err != nil {
+		d, ok := alertNames[oe.Err.Error()]
+		return d, ok
+	}
+	return 0, false
+}
+
+// sniMatches: the decoy's connection asked for the backend's name, as the
+// rendered route does (nginx proxy_ssl_server_name on with proxy_ssl_name;
+// HAProxy sni str(…)). An IP address is never sent as SNI (RFC 6066 §3):
+// then a connection without SNI is the route's.
+func sniMatches(sni, name string) bool {
+	if net.ParseIP(name) != nil {
+		return sni == "" || sni == name
+	}
+	return strings.EqualFold(sni, name)
+}
+
+// judgeDecoy is the verdict on what the client and the decoy saw. kind is
+// the proxy's flavor: each refuses the decoy its own documented way, and
+// only that way (or a certificate alert) counts —
+//
+//   - nginx completes the handshake and closes the connection without a
+//     request (it checks the verify result after the handshake);
+//   - HAProxy aborts the handshake with a certificate alert.
+//
+// Every connection must be the route's (SNI the backend's name: not a
+// health check or another client) and refused; any other is inconclusive.
+func judgeDecoy(what, marker, name, kind string, ans canaryAnswer, conns []decoyConn) checks.Observation {
 	for _, c := range conns {
 		if c.request != "" {
 			return checks.Bad(fmt.Sprintf("the proxy does not verify its upstream: it completed a %s handshake with the decoy (certificate for %q from a throwaway CA) and forwarded the request %q", versionName(c.version), name, truncate(c.request, 80)))
@@ -277,13 +329,21 @@ func judgeDecoy(what, marker, name string, ans canaryAnswer, conns []decoyConn) 
 		if c.sni != "" {
 			sni = fmt.Sprintf(" (SNI %q)", c.sni)
 		}
+		if !sniMatches(c.sni, name) {
+			return checks.Unknown(what, fmt.Sprintf("a connection to the decoy asked for %q, not the backend's name %q: not the canary route's (a health check, another client?)", c.sni, name))
+		}
+		desc, alerted := alertOf(c.handshakeErr)
 		switch {
-		case c.handshakeErr != nil && strings.HasPrefix(c.handshakeErr.Error(), "remote error: "):
+		case c.handshakeErr != nil && alerted && certificateAlerts[desc]:
 			refused = append(refused, "the proxy aborted the TLS handshake with the decoy"+sni+": "+c.handshakeErr.Error())
+		case c.handshakeErr != nil && alerted:
+			return checks.Unknown(what, "the proxy ended the decoy's handshake with an alert that is not about the certificate: "+c.handshakeErr.Error())
 		case c.handshakeErr != nil:
 			return checks.Unknown(what, "the decoy's handshake ended without an alert from the proxy: "+c.handshakeErr.Error())
+		case c.afterErr == io.EOF && kind == "nginx":
+			refused = append(refused, fmt.Sprintf("the proxy completed a %s handshake with the decoy%s, then closed the connection without sending the request (nginx checks the certificate after the handshake)", versionName(c.version), sni))
 		case c.afterErr == io.EOF:
-			refused = append(refused, fmt.Sprintf("the proxy completed a %s handshake with the decoy%s, then closed the connection without sending the request (it checks the certificate after the handshake)", versionName(c.version), sni))
+			return checks.Unknown(what, fmt.Sprintf("%s completed a %s handshake with the decoy and closed without a request: %s refuses a certificate with an alert, so this is not its refusal", kind, versionName(c.version), kind))
 		default:
 			return checks.Unknown(what, fmt.Sprintf("after the %s handshake the decoy got no request and no close: %v", versionName(c.version), c.afterErr))
 		}

@@ -57,6 +57,11 @@ type routeFacts struct {
 	// UpstreamSNI: the proxy sends UpstreamName as SNI (nginx
 	// proxy_ssl_server_name on; HAProxy sni).
 	UpstreamSNI bool
+	// Open says why the facts do not cover every request of the route
+	// (nginx: another location, an if, a return beside location /), ""
+	// when they do. Open facts can still fail a check (location / itself
+	// forwards over plain HTTP), never support a pass.
+	Open string
 	// Canary is the same for harden's canary route (the listener at
 	// spec.canary.listen); nil when the configuration has none. Verify
 	// needs it: no canary route is a FAIL of proxy.backend.verified (the

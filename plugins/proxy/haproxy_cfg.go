@@ -462,12 +462,19 @@ func (cfg *hapConfig) follow(s *hapSection, dashDV bool, hops int) hapRoute {
 	// route to the backend (as nginx's location /) — except the condition
 	// "the client sent a TLS ClientHello" (req.ssl_hello_type 1), which
 	// takes every TLS client: the route harden is asked about.
+	//
+	// Any other conditional use_backend leaves the route open: the
+	// requests it matches take another hop, which the catch-all says
+	// nothing about (harden renders none).
 	var use, def *hapLine
+	var others []*hapLine
 	pick := func(sec *hapSection) {
 		for i, l := range sec.lines {
 			switch {
 			case l.words[0] == "use_backend" && len(l.words) >= 2 && (len(l.words) == 2 || tlsClientsOnly(l.words[2:])) && use == nil:
 				use = &sec.lines[i]
+			case l.words[0] == "use_backend" && len(l.words) > 2 && use == nil: // before the catch-all: it takes some requests
+				others = append(others, &sec.lines[i])
 			case l.words[0] == "default_backend" && len(l.words) >= 2 && def == nil:
 				def = &sec.lines[i]
 			}
@@ -484,6 +491,11 @@ func (cfg *hapConfig) follow(s *hapSection, dashDV bool, hops int) hapRoute {
 			if l.cond {
 				open = l.at() + ": " + l.words[0] + " is under a .if condition"
 			}
+		}
+	}
+	for _, o := range others {
+		if o.words[1] != backend && open == "" {
+			open = o.at() + ": use_backend " + o.words[1] + " " + truncate(strings.Join(o.words[2:], " "), 60) + " sends some requests elsewhere than the route's backend " + backend + ": which hop they take cannot be read"
 		}
 	}
 	var be *hapSection

@@ -92,10 +92,18 @@ func TestHAProxyRoutes(t *testing.T) {
 		"unknown keyword":                           {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend b\nbackend b\n  server b 127.0.0.1:9000 frobnicate ssl verify required\n", wantErr: "frobnicate"},
 		"undefined backend":                         {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend nope\n", wantErr: "backend nope is not defined"},
 		"no backend":                                {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n", wantErr: "names no backend"},
-		"dynamic backend":                           {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  use_backend %[req.hdr(host)]\n", wantErr: "chosen at run time"},
-		"server without port":                       {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend b\nbackend b\n  server b 127.0.0.1 ssl\n", wantErr: "is not a host:port"},
-		"unterminated quote":                        {main: hapMain, include: "frontend f\n  bind \"127.0.0.1:8443\n", wantErr: "harden.cfg:2: unterminated \" quote"},
-		"backend from default":                      {main: hapMain + "    default_backend b\n", include: "frontend f\n  bind 127.0.0.1:8443\nbackend b\n  " + good, want: routeFacts{Found: true, Source: "/etc/haproxy/harden.cfg:2 (server at /etc/haproxy/harden.cfg:4)", Upstream: "127.0.0.1:9000", UpstreamTLS: true, UpstreamVerify: true, UpstreamCAFile: "/c/ca.pem", UpstreamName: "localhost", UpstreamSNI: true}},
+		// Review M2's class for HAProxy: a conditional use_backend before
+		// the catch-all sends the requests it matches elsewhere.
+		"a conditional use_backend to a plaintext backend": {main: hapMain,
+			include: "frontend f\n  bind 127.0.0.1:8443 ssl crt /c/x.pem\n  use_backend plain if { path_beg /api }\n  default_backend b\nbackend b\n  " + good + "backend plain\n  server p 127.0.0.1:8333\n",
+			wantErr: "use_backend plain if { path_beg /api } sends some requests elsewhere"},
+		"a conditional use_backend after an unconditional one is never reached": {main: hapMain,
+			include: "frontend f\n  bind 127.0.0.1:8443\n  use_backend b\n  use_backend plain if { path_beg /api }\nbackend b\n  " + good + "backend plain\n  server p 127.0.0.1:8333\n",
+			want:    routeFacts{Found: true, Source: "/etc/haproxy/harden.cfg:2 (server at /etc/haproxy/harden.cfg:6)", Upstream: "127.0.0.1:9000", UpstreamTLS: true, UpstreamVerify: true, UpstreamCAFile: "/c/ca.pem", UpstreamName: "localhost", UpstreamSNI: true}},
+		"dynamic backend":      {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  use_backend %[req.hdr(host)]\n", wantErr: "chosen at run time"},
+		"server without port":  {main: hapMain, include: "frontend f\n  bind 127.0.0.1:8443\n  default_backend b\nbackend b\n  server b 127.0.0.1 ssl\n", wantErr: "is not a host:port"},
+		"unterminated quote":   {main: hapMain, include: "frontend f\n  bind \"127.0.0.1:8443\n", wantErr: "harden.cfg:2: unterminated \" quote"},
+		"backend from default": {main: hapMain + "    default_backend b\n", include: "frontend f\n  bind 127.0.0.1:8443\nbackend b\n  " + good, want: routeFacts{Found: true, Source: "/etc/haproxy/harden.cfg:2 (server at /etc/haproxy/harden.cfg:4)", Upstream: "127.0.0.1:9000", UpstreamTLS: true, UpstreamVerify: true, UpstreamCAFile: "/c/ca.pem", UpstreamName: "localhost", UpstreamSNI: true}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -118,7 +126,7 @@ func TestHAProxyRoutes(t *testing.T) {
 }
 
 // hapTarget is a target for render and routes without a running HAProxy.
-func hapTarget(t *testing.T, dir string) (*target, renderInput) {
+func hapTarget(t testing.TB, dir string) (*target, renderInput) {
 	t.Helper()
 	tg := &target{name: "lake-proxy", flavor: haproxyFlavor{},
 		conn: connection{Kind: "haproxy", Front: "127.0.0.1:8443", ConfigFile: filepath.Join(dir, "haproxy.cfg"), MasterSocket: filepath.Join(dir, "master.sock")},

@@ -114,3 +114,44 @@ func FuzzCleartextAlert(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHAProxyFrontExtras is the metamorphic property of the parser: a
+// use_backend to a plaintext backend under any condition, put before the
+// TLS front's default_backend in the rendered file, never leaves the
+// route good — an error (open) or a failing hop. A condition that is
+// exactly "TLS clients only" routes the TLS front's every request: its
+// plaintext backend is then the route, and fails.
+func FuzzHAProxyFrontExtras(f *testing.F) {
+	f.Add("if { path_beg /api }")
+	f.Add("unless { src 127.0.0.1 }")
+	f.Add("if { req.ssl_hello_type 1 }")
+	f.Add("if TRUE")
+	dir := f.TempDir()
+	tg, in := hapTarget(f, dir)
+	body, err := haproxyFlavor{}.render(tg, in)
+	if err != nil {
+		f.Fatal(err)
+	}
+	tlsFront := "frontend " + haproxyName(tg.name, "tls") + "\n"
+	if !strings.Contains(string(body), tlsFront) {
+		f.Fatalf("no %q in the render", tlsFront)
+	}
+	f.Fuzz(func(t *testing.T, cond string) {
+		if strings.ContainsAny(cond, "\n\r#\\\"'") {
+			return // one line of words as written
+		}
+		extra := "    use_backend fuzz-plain " + cond + "\n"
+		inc := strings.Replace(string(body), tlsFront+"    mode http\n", tlsFront+"    mode http\n"+extra, 1) + "\nbackend fuzz-plain\n    mode http\n    server p 127.0.0.1:8333\n"
+		cfg, err := parseHAProxy([]hapFile{{"/a.cfg", hapMain}, {"/b.cfg", inc}})
+		if err != nil {
+			return
+		}
+		rf, err := haproxyRoutes(cfg, tg.conn.Front, tg.spec.Canary.Listen, false)
+		if err != nil {
+			return
+		}
+		if o := tg.routeObservation(rf, nil, ""); o.Conclusive() && !o.Bad {
+			t.Fatalf("%q in the TLS front: route good: %s (%+v)", extra, o, rf)
+		}
+	})
+}

@@ -366,3 +366,60 @@ func TestHAProxyIncludeNotLoadedRefused(t *testing.T) {
 		t.Errorf("%s was written", other)
 	}
 }
+
+// Review M1 for HAProxy: the rendered files written into place and never
+// reloaded. The running HAProxy still forwards to weed's plaintext port:
+// the hop checks must not pass.
+func TestHAProxyRenderedButNotReloaded(t *testing.T) {
+	h := testenv.HAProxyForTest(t, nil)
+	q := haproxyRequest(t, h, false, nil)
+	writeRendered(t, q)
+	cs := verifyOf(t, q)
+	wantStatus(t, cs, checkConfigRendered, "", checks.Pass)
+	wantStatus(t, cs, checkFrontSerialServed, "", checks.Fail)
+	wantStatus(t, cs, checkBackendTLS, "", checks.Error)
+	notPassed(t, cs, checkBackendTLS, checkFrontSerialServed)
+	notPassed(t, cs, checkBackendVerified)
+}
+
+// Inventory lists HAProxy's front: the "before" certificate, then after
+// apply the policy's, each in fresh accepted handshakes; reloads_on empty.
+func TestHAProxyInventory(t *testing.T) {
+	h := testenv.HAProxyForTest(t, nil)
+	for name, mtls := range map[string]bool{"tls": false, "mtls_scope": true} {
+		t.Run(name, func(t *testing.T) {
+			q := haproxyRequest(t, h, mtls, nil)
+			inventory := func() sdk.ServedListener {
+				t.Helper()
+				var r sdk.InventoryResponse
+				proxyTLS{}.Inventory(context.Background(), sdk.InventoryRequest{RequestContext: q, Handshakes: 3}, &r)
+				if r.Diagnostics.HasError() || len(r.Listeners) != 1 {
+					t.Fatalf("%v %+v", r.Diagnostics, r.Listeners)
+				}
+				l := r.Listeners[0]
+				if l.Name != "front" || l.Address != h.Front || l.ReloadsOn != "" || l.Error != "" || len(l.Handshakes) != 3 {
+					t.Fatalf("listener %+v", l)
+				}
+				return l
+			}
+			if !mtls {
+				before, _ := os.ReadFile(h.BeforePEM)
+				want, _ := leafOf(before)
+				for i, hs := range inventory().Handshakes {
+					if c, err := leafOf(hs.ChainPEM); err != nil || !c.Equal(want) || hs.Outcome != sdk.OutcomeAccepted {
+						t.Errorf("before apply, handshake %d: %s %s (%v)", i, hs.Outcome, hs.Evidence, err)
+					}
+				}
+			}
+			if r := applyOf(t, q); r.Diagnostics.HasError() {
+				t.Fatal(r.Diagnostics)
+			}
+			want, _ := leafOf(q.Certificates.ChainPEM)
+			for i, hs := range inventory().Handshakes {
+				if c, err := leafOf(hs.ChainPEM); err != nil || !c.Equal(want) || hs.Outcome != sdk.OutcomeAccepted || hs.ClientCertRequested != mtls {
+					t.Errorf("after apply, handshake %d: %s %s asked for a client certificate %v (%v)", i, hs.Outcome, hs.Evidence, hs.ClientCertRequested, err)
+				}
+			}
+		})
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 	"github.com/harden-dev/harden/testenv"
@@ -53,16 +52,6 @@ func nginxRequest(t testing.TB, n *testenv.Nginx, mtls bool, edit func(conn, spe
 		certs.ClientChainPEM, certs.ClientKeyPEM = read(cf), read(kf)
 	}
 	return sdk.RequestContext{Policy: policy, Target: sdk.NewTarget("ingest-proxy", cj, sj, nil), Certificates: certs}
-}
-
-// byID indexes checks by ID and subject-free: the first check of each ID,
-// and all of them.
-func byID(cs []checks.Check) map[string][]checks.Check {
-	out := map[string][]checks.Check{}
-	for _, c := range cs {
-		out[c.ID] = append(out[c.ID], c)
-	}
-	return out
 }
 
 // offlinePKI is a CA, a server certificate for 127.0.0.1/localhost and a

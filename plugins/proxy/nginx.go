@@ -25,9 +25,6 @@ type nginxFlavor struct{}
 
 func (nginxFlavor) kind() string { return "nginx" }
 
-// errTODO is what a flavor answers for what it does not implement yet.
-var errTODO = errors.New("not implemented yet")
-
 // render is the include: the front and the canary. Values were checked in
 // load to hold no character nginx would read as syntax or a variable.
 func (nginxFlavor) render(t *target, p renderInput) ([]byte, error) {
@@ -85,12 +82,16 @@ func nginxServer(b *strings.Builder, t *target, p renderInput, o opensslTLS, lis
 	if t.spec.hsts() {
 		line(1, "add_header Strict-Transport-Security \"max-age=63072000\" always")
 	}
+	// The probe's http.content_type_options: an API behind the front may
+	// not send it itself (HAProxy's render sets it too).
+	line(1, "add_header X-Content-Type-Options nosniff always")
 	b.WriteString("    location / {\n")
 	line(2, "proxy_pass https://%s", upstream)
+	// The front's headers only: a backend's own would make two.
 	if t.spec.hsts() {
-		// The front's header only: a backend's own would make two.
 		line(2, "proxy_hide_header Strict-Transport-Security")
 	}
+	line(2, "proxy_hide_header X-Content-Type-Options")
 	line(2, "proxy_ssl_verify on")
 	line(2, "proxy_ssl_verify_depth 3")
 	line(2, "proxy_ssl_trusted_certificate %s", p.BackendCAFile)

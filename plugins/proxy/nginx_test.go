@@ -360,3 +360,180 @@ func TestNginxRenewal(t *testing.T) {
 	}
 	wantStatus(t, verifyOf(t, q), checkFrontSerialServed, "", checks.Pass)
 }
+
+// writeRendered puts the files harden renders for q into place the way
+// configuration management would copy `harden render` output: no reload.
+func writeRendered(t *testing.T, q sdk.RequestContext) {
+	t.Helper()
+	var d sdk.Diagnostics
+	tg, ok := load(q, &d)
+	if !ok {
+		t.Fatal(d)
+	}
+	files, err := tg.files(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := os.WriteFile(f.path, f.data, os.FileMode(f.mode)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// notPassed requires the check id to be there and not pass, with words
+// in its evidence.
+func notPassed(t *testing.T, cs []checks.Check, id string, words ...string) {
+	t.Helper()
+	n := 0
+	for _, c := range cs {
+		if c.ID != id {
+			continue
+		}
+		n++
+		if c.Status == checks.Pass {
+			t.Errorf("%s (%s) passed: %s", id, c.Subject, c.Evidence)
+		}
+		for _, w := range words {
+			if !strings.Contains(c.Evidence, w) {
+				t.Errorf("%s (%s) evidence lacks %q: %s", id, c.Subject, w, c.Evidence)
+			}
+		}
+	}
+	if n == 0 {
+		t.Errorf("no %s check", id)
+	}
+}
+
+// Review M1: the files harden renders written into place and never
+// reloaded (config management copying `harden render` output). The
+// configuration on disk says "TLS to the backend, verified", the running
+// nginx still forwards in plaintext: the hop checks must not pass —
+// nothing live shows the running nginx loaded the file (the front serves
+// the old certificate, no canary answers).
+func TestNginxRenderedButNotReloaded(t *testing.T) {
+	n := testenv.NginxForTest(t)
+	q := nginxRequest(t, n, false, nil)
+	writeRendered(t, q)
+	cs := verifyOf(t, q)
+	wantStatus(t, cs, checkConfigRendered, "", checks.Pass)
+	wantStatus(t, cs, checkFrontSerialServed, "", checks.Fail)
+	wantStatus(t, cs, checkBackendTLS, "", checks.Error)
+	notPassed(t, cs, checkBackendTLS, checkFrontSerialServed)
+	notPassed(t, cs, checkBackendVerified)
+	if r := ingestGet(t, n, q); r.Header.Get("X-Ingest-Transport") != "plaintext" {
+		t.Fatalf("the running nginx changed its hop without a reload: %q", r.Header.Get("X-Ingest-Transport"))
+	}
+}
+
+// The subtler case: harden applied (the certificate is served, the canary
+// refuses the decoy), then someone switched the route to plaintext and
+// reloaded, then the rendered files were copied back without a reload.
+// Everything on disk and every certificate is harden's, but the running
+// nginx forwards in plaintext: the include was written after the newest
+// worker started, so the route's configuration does not count.
+func TestNginxRewrittenAfterReloadDoesNotCount(t *testing.T) {
+	n := testenv.NginxForTest(t)
+	q := nginxRequest(t, n, false, nil)
+	if r := applyOf(t, q); r.Diagnostics.HasError() {
+		t.Fatal(r.Diagnostics)
+	}
+	inc, _ := os.ReadFile(n.IncludeFile)
+	front, canary, _ := strings.Cut(string(inc), "# harden's canary route")
+	plain := strings.Replace(front, "proxy_pass https://"+n.Ingest.TLSAddress+";", "proxy_pass http://"+n.Ingest.PlaintextAddress+";", 1)
+	if plain == front {
+		t.Fatal("no proxy_pass to the backend in the applied include")
+	}
+	if err := os.WriteFile(n.IncludeFile, []byte(plain+"# harden's canary route"+canary), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if r := ingestGet(t, n, q); r.Header.Get("X-Ingest-Transport") != "plaintext" {
+		t.Fatalf("the hand-edited route is %q, want plaintext", r.Header.Get("X-Ingest-Transport"))
+	}
+	time.Sleep(loadSlack + 500*time.Millisecond)
+	writeRendered(t, q)
+	cs := verifyOf(t, q)
+	for _, id := range []string{checkConfigRendered, checkFrontSerialServed, checkBackendPlaintext} {
+		wantStatus(t, cs, id, "", checks.Pass)
+	}
+	notPassed(t, cs, checkBackendTLS, "newest worker process")
+	notPassed(t, cs, checkBackendVerified)
+	// A reload makes it true, and everything passes again.
+	if err := n.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range verifyOf(t, q) {
+		if c.Status != checks.Pass {
+			t.Errorf("after the reload: %s (%s) = %s: %s", c.ID, c.Subject, c.Status, c.Evidence)
+		}
+	}
+}
+
+// Review M2 against real nginx: a regex location that forwards in
+// plaintext, beside harden's location / in the front's server block
+// (reloaded, so the running nginx does it). Requests it matches go to the
+// ingest API in plaintext; the hop checks must not pass.
+func TestNginxOtherLocationDoesNotPass(t *testing.T) {
+	n := testenv.NginxForTest(t)
+	q := nginxRequest(t, n, false, nil)
+	if r := applyOf(t, q); r.Diagnostics.HasError() {
+		t.Fatal(r.Diagnostics)
+	}
+	inc, _ := os.ReadFile(n.IncludeFile)
+	extra := "    location ~ ^/healthz { proxy_pass http://" + n.Ingest.PlaintextAddress + "; }\n    location / {\n"
+	edited := strings.Replace(string(inc), "    location / {\n", extra, 1)
+	if err := os.WriteFile(n.IncludeFile, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if r := ingestGet(t, n, q); r.Header.Get("X-Ingest-Transport") != "plaintext" {
+		t.Fatalf("/healthz went %q, want plaintext", r.Header.Get("X-Ingest-Transport"))
+	}
+	cs := verifyOf(t, q)
+	notPassed(t, cs, checkBackendTLS, "location ~ ^/healthz")
+	notPassed(t, cs, checkBackendVerified)
+}
+
+// Inventory lists the front: before apply the "before" certificate in
+// fresh accepted handshakes, after apply the policy's; reloads_on empty
+// (apply reloads).
+func TestNginxInventory(t *testing.T) {
+	n := testenv.NginxForTest(t)
+	q := nginxRequest(t, n, false, nil)
+	leaf := func(file string) []byte {
+		b, _ := os.ReadFile(file)
+		c, err := leafOf(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Raw
+	}
+	check := func(what string, want []byte) {
+		t.Helper()
+		var r sdk.InventoryResponse
+		proxyTLS{}.Inventory(context.Background(), sdk.InventoryRequest{RequestContext: q, Handshakes: 3}, &r)
+		if r.Diagnostics.HasError() || len(r.Listeners) != 1 {
+			t.Fatalf("%s: %v %+v", what, r.Diagnostics, r.Listeners)
+		}
+		l := r.Listeners[0]
+		if l.Name != "front" || l.Address != n.Front || l.ReloadsOn != "" || l.Error != "" || len(l.Handshakes) != 3 {
+			t.Fatalf("%s: listener %+v", what, l)
+		}
+		for i, h := range l.Handshakes {
+			c, err := leafOf(h.ChainPEM)
+			if err != nil || !bytes.Equal(c.Raw, want) || h.Outcome != sdk.OutcomeAccepted {
+				t.Errorf("%s: handshake %d: %s %s (%v)", what, i, h.Outcome, h.Evidence, err)
+			}
+		}
+	}
+	check("before apply", leaf(n.BeforeCertFile))
+	if r := applyOf(t, q); r.Diagnostics.HasError() {
+		t.Fatal(r.Diagnostics)
+	}
+	check("after apply", leaf(n.CertFile))
+}

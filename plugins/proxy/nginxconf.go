@@ -352,11 +352,33 @@ func (c *effectiveConf) routeFor(addr, serverName string) routeFacts {
 		}
 		rf = routeFacts{Found: true, Source: fmt.Sprintf("%s:%d", listen.file, listen.line)}
 		var loc *directive
+		var other []string
 		for _, d := range found.block {
-			if d.name == "location" && d.hasBlock && len(d.args) == 1 && d.args[0] == "/" {
+			switch {
+			case d.name == "location" && d.hasBlock && len(d.args) == 1 && d.args[0] == "/" && loc == nil:
 				loc = d
-				break
+			case d.hasBlock || nginxRouting[d.name]:
+				other = append(other, directiveAt(d))
 			}
+		}
+		if loc != nil {
+			passes := 0
+			for _, d := range loc.block {
+				switch {
+				case d.name == "proxy_pass" && !d.hasBlock:
+					if passes++; passes > 1 {
+						other = append(other, directiveAt(d))
+					}
+				case d.hasBlock || nginxRouting[d.name]:
+					other = append(other, directiveAt(d))
+				}
+			}
+		}
+		if len(other) > 0 {
+			if len(other) > 3 {
+				other = append(other[:3], fmt.Sprintf("%d more", len(other)-3))
+			}
+			rf.Open = strings.Join(other, "; ") + ": the front's server block routes some requests another way than its one location / (harden renders nothing else), so which hop they take cannot be read"
 		}
 		if loc == nil {
 			return rf
@@ -402,6 +424,24 @@ func (c *effectiveConf) routeFor(addr, serverName string) routeFacts {
 		return rf
 	}
 	return rf
+}
+
+// nginxRouting are the directives of a server block or its location /
+// that send some requests elsewhere than the location's proxy_pass (or
+// answer them without it): beside harden's one `location / { proxy_pass
+// … }` they make the route's facts open. Any block (another location —
+// prefix, regex, exact, named, nested —, if, limit_except) does too.
+var nginxRouting = map[string]bool{"location": true, "if": true, "return": true, "rewrite": true, "error_page": true, "try_files": true,
+	"proxy_pass": true, "grpc_pass": true, "fastcgi_pass": true, "uwsgi_pass": true, "scgi_pass": true, "memcached_pass": true}
+
+// directiveAt names a directive and where it is ("location ~ ^/api at
+// /etc/nginx/x.conf:7").
+func directiveAt(d *directive) string {
+	s := d.name
+	if len(d.args) > 0 {
+		s += " " + truncate(strings.Join(d.args, " "), 60)
+	}
+	return fmt.Sprintf("%s at %s:%d", s, d.file, d.line)
 }
 
 // hostPort is s as host:port (defPort when s has none); false when s is

@@ -188,3 +188,113 @@ func checkSource(t *testing.T, dump, source string) {
 	}
 	t.Fatalf("source %q: no such file and line in the dump", source)
 }
+
+// frontDump is the rendered include as nginx -T prints it, with extra
+// text put into the front's server block (atServer: beside location /;
+// else inside it).
+func frontDump(tb testing.TB, extra string, atServer bool) (string, *target) {
+	tb.Helper()
+	tg := testTarget(tb, nil)
+	body, err := tg.flavor.render(tg, tg.input(testRequest(tb, tg, false)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	inc := string(body)
+	front, canary, ok := strings.Cut(inc, "# harden's canary route")
+	if !ok || strings.Count(front, "    location / {\n") != 1 {
+		tb.Fatalf("the rendered include has not one front location /:\n%s", inc)
+	}
+	if atServer {
+		front = strings.Replace(front, "    location / {\n", extra+"\n    location / {\n", 1)
+	} else {
+		front = strings.Replace(front, "    location / {\n", "    location / {\n"+extra+"\n", 1)
+	}
+	return "# configuration file /etc/nginx/nginx.conf:\nhttp {\n    include " + tg.spec.IncludeFile + ";\n}\n\n# configuration file " + tg.spec.IncludeFile + ":\n" +
+		front + "# harden's canary route" + canary + "\n", tg
+}
+
+// Any other way through the front's server block than harden's one
+// location / — another location (regex, exact, prefix, named), a nested
+// one, if, return, rewrite, error_page, a second proxy_pass — leaves the
+// route's facts open: routeObservation is never good on them (review M2:
+// nginx sends those requests wherever they say, plaintext included).
+func TestNginxRoutesOtherWaysThrough(t *testing.T) {
+	for name, tc := range map[string]struct {
+		extra    string
+		atServer bool
+	}{
+		"regex location":          {"    location ~ ^/ { proxy_pass http://127.0.0.1:8080; }", true},
+		"exact location":          {"    location = / { proxy_pass http://127.0.0.1:8080; }", true},
+		"prefix location":         {"    location /api { proxy_pass http://127.0.0.1:8080; }", true},
+		"named location":          {"    location @fallback { proxy_pass http://127.0.0.1:8080; }", true},
+		"if in the server":        {"    if ($http_x_plain) { return 302 http://127.0.0.1:8080; }", true},
+		"return in the server":    {"    return 301 http://example.com;", true},
+		"rewrite in the server":   {"    rewrite ^ /x last;", true},
+		"error_page":              {"    error_page 502 = @fallback;", true},
+		"nested location":         {"        location /api { proxy_pass http://127.0.0.1:8080; }", false},
+		"if in location /":        {"        if ($arg_x) { proxy_pass http://127.0.0.1:8080; }", false},
+		"limit_except":            {"        limit_except GET { deny all; }", false},
+		"a second proxy_pass":     {"        proxy_pass http://127.0.0.1:8080;", false},
+		"rewrite in location /":   {"        rewrite ^/(.*)$ /x/$1 break;", false},
+		"try_files in location /": {"        try_files $uri @fallback;", false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dump, tg := frontDump(t, tc.extra, tc.atServer)
+			rf, err := nginxRoutes(dump, tg.conn.Front, tg.frontName(), tg.spec.Canary.Listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rf.Open == "" {
+				t.Fatalf("facts not open: %+v", rf)
+			}
+			if o := tg.routeObservation(rf, nil, ""); o.Conclusive() && !o.Bad {
+				t.Errorf("route observation good: %s", o)
+			}
+		})
+	}
+	// The rendered include as it is: not open.
+	dump, tg := frontDump(t, "", true)
+	if rf, err := nginxRoutes(dump, tg.conn.Front, tg.frontName(), tg.spec.Canary.Listen); err != nil || rf.Open != "" || rf.Canary == nil || rf.Canary.Open != "" {
+		t.Errorf("the rendered include: %+v %v", rf, err)
+	}
+}
+
+// FuzzNginxFrontExtras is the metamorphic property of the parser: any
+// block, or any directive that routes requests (location, if, return,
+// rewrite, error_page, try_files, a *_pass), put into the front's server
+// block or its location / of the rendered include, with any arguments,
+// makes the route's facts open (never good) — or the dump fails to parse.
+func FuzzNginxFrontExtras(f *testing.F) {
+	f.Add(uint8(0), "~ ^/", true)
+	f.Add(uint8(1), "($http_x)", false)
+	f.Add(uint8(2), "301 http://x", true)
+	f.Add(uint8(6), "http://127.0.0.1:8080", false)
+	f.Add(uint8(7), "GET", false)
+	names := []string{"location", "if", "return", "rewrite", "error_page", "try_files", "proxy_pass", "limit_except", "grpc_pass", "fastcgi_pass"}
+	f.Fuzz(func(t *testing.T, which uint8, args string, atServer bool) {
+		name := names[int(which)%len(names)]
+		// One line of words: the fuzzer's arguments, quoted so that they
+		// stay arguments of this directive.
+		q := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(args)
+		extra := name + ` "` + q + `"`
+		if name == "location" || name == "if" || name == "limit_except" || which >= 128 {
+			extra += " { proxy_pass http://127.0.0.1:8080; }"
+		} else {
+			extra += ";"
+		}
+		dump, tg := frontDump(t, extra, atServer)
+		rf, err := nginxRoutes(dump, tg.conn.Front, tg.frontName(), tg.spec.Canary.Listen)
+		if err != nil {
+			return
+		}
+		if !rf.Found {
+			t.Fatalf("the front's server block is gone: %+v", rf)
+		}
+		if rf.Open == "" {
+			t.Fatalf("%q in the front's server block (at server level %v) left the facts closed: %+v", extra, atServer, rf)
+		}
+		if o := tg.routeObservation(rf, nil, ""); o.Conclusive() && !o.Bad {
+			t.Fatalf("%q: route observation good: %s", extra, o)
+		}
+	})
+}

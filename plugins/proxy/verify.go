@@ -53,6 +53,11 @@ type observed struct {
 	routes               routeFacts
 	routesErr            error
 	rendered             checks.Check
+	// served is proxy.front.certificate_served; unloaded says why the
+	// running proxy has not loaded the files harden owns as they are on
+	// disk ("" when nothing says so).
+	served   checks.Check
+	unloaded string
 }
 
 func (t *target) verify(ctx context.Context, q sdk.RequestContext) ([]checks.Check, []sdk.EndpointScan) {
@@ -78,6 +83,7 @@ func (t *target) verify(ctx context.Context, q sdk.RequestContext) ([]checks.Che
 	run(func() { o.testErr = t.flavor.test(ctx, t) })
 	run(func() { o.routes, o.routesErr = t.flavor.routes(ctx, t) })
 	run(func() { o.rendered = t.renderedCheck(q) })
+	run(func() { o.unloaded = t.unloadedFiles(q) })
 	wg.Wait()
 
 	var out []checks.Check
@@ -95,7 +101,8 @@ func (t *target) verify(ctx context.Context, q sdk.RequestContext) ([]checks.Che
 		}
 		out = append(out, c)
 	}
-	out = append(out, t.servedCheck(q, o.front, o.frontErr, frontSubj))
+	o.served = t.servedCheck(q, o.front, o.frontErr, frontSubj)
+	out = append(out, o.served)
 	// The backend.
 	if o.backendErr != nil {
 		out = append(out, checks.Errored("tls.enabled", backendSubj, o.backendErr))
@@ -208,12 +215,16 @@ func (t *target) backendTLSCheck(plain *checks.Observation, o observed) checks.C
 			}
 		}
 	}
-	obs = append(obs, t.routeObservation(o.routes, o.routesErr))
+	obs = append(obs, t.routeObservation(o.routes, o.routesErr, t.notLoaded(o)))
 	return checks.Reduce(checkBackendTLS, t.spec.Backend.Address, obs...)
 }
 
 // routeObservation is what the configuration says of the route's hop.
-func (t *target) routeObservation(rf routeFacts, err error) checks.Observation {
+// The configuration is read from disk (nginx -T, HAProxy's files): it
+// says what the running proxy does only when live evidence shows the
+// proxy runs the files harden owns as they are (notLoaded ""). Without
+// that the facts can still fail the hop, never support a pass.
+func (t *target) routeObservation(rf routeFacts, err error, notLoaded string) checks.Observation {
 	what := "the route's upstream in the " + t.flavor.kind() + " configuration"
 	switch {
 	case err != nil:
@@ -226,8 +237,33 @@ func (t *target) routeObservation(rf routeFacts, err error) checks.Observation {
 		return checks.Bad(checks.ConfigurationPrefix + rf.Source + ": the route forwards to " + rf.Upstream + " over plain HTTP")
 	case !sameAddress(rf.Upstream, t.spec.Backend.Address):
 		return checks.Bad(checks.ConfigurationPrefix + rf.Source + ": the route forwards to " + rf.Upstream + ", not to the backend's TLS port " + t.spec.Backend.Address)
+	case rf.Open != "":
+		return checks.Unknown(what, rf.Open)
+	case notLoaded != "":
+		return checks.Unknown(what, rf.Source+" forwards to "+rf.Upstream+" over TLS, but "+notLoaded)
 	}
-	return checks.Good(checks.ConfigurationPrefix + rf.Source + ": the route forwards to " + rf.Upstream + " over TLS")
+	return checks.Good(checks.ConfigurationPrefix + rf.Source + ": the route forwards to " + rf.Upstream + " over TLS; that the running proxy loaded this file is live: the front serves harden's certificate and the canary refused the decoy")
+}
+
+// notLoaded is why the configuration on disk may not be what the running
+// proxy does, "" when live evidence ties the two: the files harden owns
+// hold what it renders (so the front's route is harden's, one location /
+// or one backend, by construction), the front serves the certificate
+// harden installed and the canary front — which only harden's file has —
+// refused the decoy as rendered, and no file harden owns was written
+// after the proxy's newest worker started (a write without a reload).
+func (t *target) notLoaded(o observed) string {
+	switch {
+	case o.rendered.Status != checks.Pass:
+		return "the files harden owns are not what it renders (" + checkConfigRendered + "): the route read from them is not harden's"
+	case o.served.Status != checks.Pass:
+		return "the front does not serve the certificate harden installed (" + checkFrontSerialServed + "): nothing shows the running proxy loaded " + t.spec.IncludeFile
+	case !o.decoy.Conclusive() || o.decoy.Bad:
+		return "the canary front did not refuse the decoy as rendered (" + checkBackendVerified + "): nothing shows the running proxy loaded " + t.spec.IncludeFile
+	case o.unloaded != "":
+		return o.unloaded
+	}
+	return ""
 }
 
 // verifiedCheck: the decoy proof, with the configuration of the real
@@ -252,6 +288,10 @@ func (t *target) verifiedCheck(o observed) checks.Check {
 		cfg = checks.Bad(checks.ConfigurationPrefix + rf.Source + ": the route names no CA to verify the backend with")
 	case rf.UpstreamName != t.backendName():
 		cfg = checks.Bad(fmt.Sprintf("%s%s: the route verifies the backend's certificate for %q, not %q", checks.ConfigurationPrefix, rf.Source, rf.UpstreamName, t.backendName()))
+	case rf.Open != "":
+		cfg = checks.Unknown("the upstream TLS in the configuration", rf.Open)
+	case t.notLoaded(o) != "":
+		cfg = checks.Unknown("the upstream TLS in the configuration", rf.Source+" verifies the backend, but "+t.notLoaded(o))
 	default:
 		cfg = checks.Good(fmt.Sprintf("%s%s: the route verifies the backend's certificate for %q with %s", checks.ConfigurationPrefix, rf.Source, rf.UpstreamName, rf.UpstreamCAFile))
 	}
