@@ -140,7 +140,7 @@ func TestServiceClientCertificateRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := cliRunner(t, pluginDir, filepath.Join(dir, "plugins.lock"))
-	policy, store := serviceVaultPolicy(t, dir, v, "", "")
+	policy, _ := serviceVaultPolicy(t, dir, v, "", "")
 	for _, args := range [][]string{{"plugins", "lock"}, {"apply", "-f", policy, "--target", "vault", "--yes"}} {
 		if r := run(args...); r.code != 0 {
 			t.Fatalf("%v: %d\n%s\n%s", args, r.code, r.stdout, r.stderr)
@@ -151,7 +151,7 @@ func TestServiceClientCertificateRotation(t *testing.T) {
 	clientCAs := filepath.Join(dir, "api-client-cas.pem")
 	os.WriteFile(clientCAs, vaultRoot(t, v), 0o644)
 	addr := mtlsAPI(t, ca, clientCAs)
-	policy, store = serviceVaultPolicy(t, dir, v, addr, ca.CertFile)
+	policy, store := serviceVaultPolicy(t, dir, v, addr, ca.CertFile)
 	if r := run("apply", "-f", policy, "--yes"); r.code != 0 {
 		t.Fatalf("apply: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -218,7 +218,7 @@ func TestCARotationWithServiceTarget(t *testing.T) {
 	}
 	lock := filepath.Join(dir, "plugins.lock")
 	run := cliRunner(t, pluginDir, lock)
-	policy, store := serviceVaultPolicy(t, dir, v, "", "")
+	policy, _ := serviceVaultPolicy(t, dir, v, "", "")
 	for _, args := range [][]string{{"plugins", "lock"}, {"apply", "-f", policy, "--target", "vault", "--yes"}} {
 		if r := run(args...); r.code != 0 {
 			t.Fatalf("%v: %d\n%s\n%s", args, r.code, r.stdout, r.stderr)
@@ -228,7 +228,7 @@ func TestCARotationWithServiceTarget(t *testing.T) {
 	clientCAs := filepath.Join(dir, "api-client-cas.pem")
 	os.WriteFile(clientCAs, oldRoot, 0o644)
 	addr := mtlsAPI(t, ca, clientCAs)
-	policy, store = serviceVaultPolicy(t, dir, v, addr, ca.CertFile)
+	policy, store := serviceVaultPolicy(t, dir, v, addr, ca.CertFile)
 	if r := run("apply", "-f", policy, "--yes"); r.code != 0 {
 		t.Fatalf("apply: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

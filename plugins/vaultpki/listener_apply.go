@@ -371,18 +371,18 @@ func (lp *listenerPlan) restartAndUnseal(ctx context.Context) error {
 	}
 	if s.Sealed {
 		if len(keys) == 0 {
-			return fmt.Errorf("Vault is running and SEALED after the restart, and connection.unseal_key_file is not set: unseal it by hand (vault operator unseal)")
+			return fmt.Errorf("vault is running and SEALED after the restart, and connection.unseal_key_file is not set: unseal it by hand (vault operator unseal)")
 		}
 		for _, k := range keys {
 			if s, err = cl.Sys().UnsealWithContext(ctx, k); err != nil {
-				return fmt.Errorf("Vault is running and SEALED after the restart: unseal refused: %s", redactKeys(vaultWords(err), keys))
+				return fmt.Errorf("vault is running and SEALED after the restart: unseal refused: %s", redactKeys(vaultWords(err), keys))
 			}
 			if !s.Sealed {
 				break
 			}
 		}
 		if s.Sealed {
-			return fmt.Errorf("Vault is running and SEALED after the restart: still sealed after %d unseal key(s) (progress %d of %d)", len(keys), s.Progress, s.T)
+			return fmt.Errorf("vault is running and SEALED after the restart: still sealed after %d unseal key(s) (progress %d of %d)", len(keys), s.Progress, s.T)
 		}
 	}
 	// Unsealed and serving: active, or a standby of an HA cluster (it
@@ -414,7 +414,7 @@ func (lp *listenerPlan) until(ctx context.Context, what string, ok func(context.
 			if last != nil {
 				why = vaultWords(last)
 			}
-			return fmt.Errorf("Vault at %s did not %s within %s of the restart (last: %s)", lp.st.conn.Address, what, lp.timeout, why)
+			return fmt.Errorf("vault at %s did not %s within %s of the restart (last: %s)", lp.st.conn.Address, what, lp.timeout, why)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
