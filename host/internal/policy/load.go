@@ -706,7 +706,9 @@ func endpointsOf(plugin string, conn map[string]any) []sdk.Endpoint {
 			add(plugin, net.JoinHostPort(h, port))
 		}
 	}
-	for _, key := range []string{"address", "endpoint"} {
+	// "front": a proxy target's TLS front (plugins/proxy), where clients
+	// connect and where the rotate gate checks the certificate's names.
+	for _, key := range []string{"address", "endpoint", "front"} {
 		if s, ok := conn[key].(string); ok {
 			if u, err := url.Parse(s); err == nil && u.Host != "" {
 				hp := u.Host
