@@ -30,11 +30,14 @@ if [ -n "$later" ]; then
   need=()
   has "$later" vault && ! "$root/scripts/vault-build.sh" --check >/dev/null 2>&1 && need+=(vault-build.sh)
   has "$later" s3 && ! "$root/scripts/seaweedfs-build.sh" --check >/dev/null 2>&1 && need+=(seaweedfs-build.sh)
-  if [ ${#need[@]} -gt 0 ]; then
-    step "Building ${need[*]% } in the background (first time only: ~20 min Vault, ~10 min SeaweedFS on 2 cores; log: $state/builds.log) — the demo goes on meanwhile"
-    ( for s in "${need[@]}"; do "$root/scripts/$s" >/dev/null || exit 1; done ) >"$state/builds.log" 2>&1 &
-    builds=$!
-  fi
+  # make demo builds only the first stage's plugins; the rest (make build:
+  # quick when done) come first in the background, then Vault and SeaweedFS.
+  step "Building the other plugins${need[*]:+ and ${need[*]}} in the background (first time only: ~20 min Vault, ~10 min SeaweedFS on 2 cores; log: $state/builds.log) — the demo goes on meanwhile"
+  set -m # its own process group: the cleanup stops the whole build
+  ( make -C "$root" --no-print-directory build >/dev/null && touch "$state/plugins.built" || exit 1
+    for s in "${need[@]}"; do "$root/scripts/$s" >/dev/null || exit 1; done ) >"$state/builds.log" 2>&1 &
+  builds=$!
+  set +m
 fi
 
 step "Starting real servers on 127.0.0.1: $first${later:+ (then, once built: $later)} (state in $state)"
@@ -42,7 +45,7 @@ step "Starting real servers on 127.0.0.1: $first${later:+ (then, once built: $la
 tenv=$!
 cleanup() {
   step "Stopping servers"
-  [ -n "$builds" ] && kill "$builds" 2>/dev/null
+  [ -n "$builds" ] && kill -- -"$builds" 2>/dev/null
   "$bin/testenv" down --state-dir "$state" 2>/dev/null || kill "$tenv" 2>/dev/null || true
   wait "$tenv" 2>/dev/null || true
   [ -n "${HARDEN_DEMO_DIR:-}" ] || rm -rf "$state"
@@ -55,6 +58,10 @@ wait_for() {
     grep -q "^$line" "$state/testenv.out" 2>/dev/null && return 0
     grep -q '^failed-full' "$state/testenv.out" 2>/dev/null && { grep '^failed-full' "$state/testenv.out"; tail -20 "$state/testenv.log"; exit 1; }
     if ! kill -0 "$tenv" 2>/dev/null; then echo "testenv failed:"; cat "$state/testenv.log"; exit 1; fi
+    if [ -n "$builds" ] && ! kill -0 "$builds" 2>/dev/null; then
+      wait "$builds" || { echo "the background build failed:"; tail -20 "$state/builds.log"; exit 1; }
+      builds=""
+    fi
     if [ $((i % 100)) -eq 0 ]; then
       local what
       what=$(tail -1 "$state/testenv.log" 2>/dev/null)
@@ -114,11 +121,17 @@ run "$bin/harden" verify -f "$policy"
 if [ -z "$later" ]; then
   step "Apply again: nothing left to change"
   run "$bin/harden" apply -f "$policy" --yes
+  "$bin/harden" plan -f "$policy" --detailed-exitcode >/dev/null
+echo "harden plan --detailed-exitcode: exit 0, nothing pending"
   exit 0
 fi
 
 step "Stage 2 — waiting for $later (builds and start-up; progress every 10 s)"
 wait_for 'ready-full:' 3600
+until [ -f "$state/plugins.built" ]; do
+  [ -n "$builds" ] && kill -0 "$builds" 2>/dev/null || { echo "the plugin build failed:"; tail -20 "$state/builds.log"; exit 1; }
+  sleep 0.2
+done
 tail -n +1 "$state/testenv.log" | grep -v '^testenv: waiting' | tail -8
 example="$root/examples/pipeline/policy.yaml"
 policy="$state/pipeline.yaml"
@@ -149,7 +162,7 @@ fi
 step "Verify the whole pipeline BEFORE stage 2's apply: the object store and HAProxy fail; stage 1's targets still serve the enterprise root's certificates, but harden holds no Vault-issued one for them until apply issues it (verify issues nothing), so what needs it — Kafka's mTLS login, nginx's rendered file — is not verified (exit 3)"
 verify_expect "$policy" 3
 # Kept for the trend at the end (harden report --history).
-"$bin/harden" verify -f "$policy" --format json -o "$reports/before.json" >/dev/null 2>&1 || true
+"$bin/harden" verify -f "$policy" --format json -o "$reports/before.json" >/dev/null 2>&1 || [ -s "$reports/before.json" ]
 
 step "Plan: stage 1's certificates re-issued from Vault (keys made here, CSRs to Vault), the object store, HAProxy's front and its TLS hop to SeaweedFS"
 set +e
@@ -173,23 +186,25 @@ if has "$later" s3 && has "$later" vault; then
       --vault-addr "$(envget vault.address)" --vault-ca "$(envget vault.ca_file)" --vault-token-file "$(envget vault.token_file)" --transit-key lake-kek)
   run "$bin/harden" objectstore put "${s3[@]}" "$state/report.parquet" curated/report.parquet
   run "$bin/harden" objectstore get "${s3[@]}" curated/report.parquet "$state/report.out"
-  cmp "$state/report.parquet" "$state/report.out" && echo "round trip: identical"
+  cmp "$state/report.parquet" "$state/report.out"
+  echo "round trip: identical"
 fi
 
 step "Apply again: nothing left to change"
 run "$bin/harden" apply -f "$policy" --yes
+"$bin/harden" plan -f "$policy" --detailed-exitcode >/dev/null
+echo "harden plan --detailed-exitcode: exit 0, nothing pending"
 
 if has "$later" vault; then
   step "Inventory: every certificate and key the policy touches, served (fresh handshakes) and stored (Vault issuers, transit KEKs), with its tier and next rotation date"
-  set +e
-  "$bin/harden" inventory -f "$policy"
-  echo "harden inventory exited with $? (0: nothing inside an alert tier)"
-  set -e
+  run "$bin/harden" inventory -f "$policy"
+  echo "harden inventory exited with 0: nothing inside an alert tier, nothing unreadable"
 
   step "Rotate: the client identities are issued and delivered (spark-etl for the Spark job, reporting for a JDBC/libpq consumer); no server certificate is due (30-day certificates, renew_before 10d)"
   run "$bin/harden" rotate -f "$policy" --yes
   for f in "$state/clients/spark-etl/events/spark-options.properties" "$state/clients/reporting/warehouse-pg/libpq.conf" "$state/clients/reporting/warehouse-pg/jdbc.url"; do
-    [ -f "$f" ] && { echo "--- $f"; cat "$f"; }
+    [ -f "$f" ] || { echo "rotate did not deliver $f"; exit 1; }
+    echo "--- $f"; cat "$f"
   done
   step "Rotate again: nothing is due, so nothing happens — safe in cron"
   run "$bin/harden" rotate -f "$policy" --yes
@@ -207,8 +222,6 @@ step "Reports: the compliance dashboard (HTML), SARIF for GitHub code scanning, 
 run "$bin/harden" verify -f "$policy" --inventory --format html --format sarif --format junit --format json --output-dir "$reports"
 echo "Open the dashboard: file://$reports/harden-verify.html"
 step "The trend from before to after hardening: harden report merges runs of one policy (here a history of two)"
-set +e
 run "$bin/harden" report --history -i "$reports/before.json" -i "$reports/harden-verify.json" --format text --fail-on critical | sed -n "/^History:/,\$p"
-set -e
 echo "Upload to code scanning: $reports/harden-verify.sarif; CI test results: $reports/harden-verify.junit.xml"
 step "Done in $(( $(date +%s) - began )) s"

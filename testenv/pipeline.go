@@ -43,6 +43,9 @@ func LocalizePolicy(example, generated []byte, stateDir string) ([]byte, error) 
 		if !ok {
 			return nil, fmt.Errorf("target %s of the example is not running here (start its service)", name)
 		}
+		if ep, gp := scalar(get(t, "plugin")), scalar(get(g, "plugin")); ep != gp {
+			return nil, fmt.Errorf("target %s is plugin %s in the example but %s here: not the same server", name, ep, gp)
+		}
 		for _, key := range []string{"connection", "certificate_names", "certificate"} {
 			if v := get(g, key); v != nil {
 				set(t, key, flow(v))

@@ -73,6 +73,10 @@ func TestLocalizePipelineExample(t *testing.T) {
 	if !strings.Contains(string(out), "# The seed's pipeline") {
 		t.Error("comments dropped")
 	}
+	// A target of the same name but another plugin is not the same server.
+	if _, err := LocalizePolicy(example, []byte(strings.Replace(gen.String(), "plugin: kafka", "plugin: postgres", 1)), "/state"); err == nil || !strings.Contains(err.Error(), "events is plugin kafka") {
+		t.Errorf("plugin mismatch: %v", err)
+	}
 	// A target the env does not run is an error naming it.
 	if _, err := LocalizePolicy(example, []byte("apiVersion: harden/v1\ntargets: []\n"), "/state"); err == nil || !strings.Contains(err.Error(), "vault") {
 		t.Errorf("missing target: %v", err)

@@ -149,6 +149,14 @@ var builds = map[string]struct {
 // every service as policyName. Services already running keep running; on
 // error the new ones are stopped again and the env is as before.
 func (e *Env) Add(ctx context.Context, names []string, policyName string) error {
+	e.mu.Lock()
+	for _, s := range e.services {
+		if slices.Contains(names, s.Name()) {
+			e.mu.Unlock()
+			return fmt.Errorf("%s is already running in this env", s.Name())
+		}
+	}
+	e.mu.Unlock()
 	began := time.Now()
 	for _, n := range names {
 		b, ok := builds[n]

@@ -44,6 +44,9 @@ func TestStagedUpAddsVaultLater(t *testing.T) {
 			t.Errorf("policy-full.yaml lacks %q:\n%s", want, full)
 		}
 	}
+	if err := env.Add(context.Background(), []string{"ingest"}, "policy-again.yaml"); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Errorf("adding a running service again: %v", err)
+	}
 	if again, _ := os.ReadFile(filepath.Join(dir, "policy.yaml")); string(again) != string(first) {
 		t.Error("Add rewrote the first stage's policy.yaml")
 	}

@@ -9,13 +9,15 @@ import (
 // (NIST SP 800-57 Part 1 Table 2 for the curves and finite-field groups;
 // a hybrid with ML-KEM counts its classical half, the post-quantum half
 // only adds to it). Groups TLS deprecated (RFC 8446 §4.2.7 leaves them
-// out: secp256k1, secp224r1 (RFC 8422 §5.1.1), the binary and smaller
-// curves) are absent: never acceptable, whatever their size.
+// out: secp256k1, secp224r1 (RFC 8422 §5.1.1), the TLS 1.2 brainpool code
+// points RFC 8446 marks obsolete (their RFC 8734 TLS 1.3 ones stay), the
+// binary and smaller curves) are absent: never acceptable, whatever their
+// size. FFDHE groups of 3072 bits and more are strong, if costly for the
+// server: acceptable beside the profile's, not recommended by it.
 var groupSecurity = map[string]int{
 	"X25519MLKEM768": 128, "SecP256r1MLKEM768": 128, "SecP384r1MLKEM1024": 192,
 	"x25519": 128, "x448": 224,
 	"secp256r1": 128, "secp384r1": 192, "secp521r1": 256,
-	"brainpoolP256r1": 128, "brainpoolP384r1": 192, "brainpoolP512r1": 256,
 	"brainpoolP256r1tls13": 128, "brainpoolP384r1tls13": 192, "brainpoolP512r1tls13": 256,
 	"ffdhe2048": 112, "ffdhe3072": 128, "ffdhe4096": 152, "ffdhe6144": 176, "ffdhe8192": 200,
 }

@@ -21,6 +21,8 @@ func TestGroupVerdict(t *testing.T) {
 		{"ffdhe2048", false, "weaker than its groups (112-bit"},
 		{"secp224r1", false, "unknown or deprecated"},
 		{"secp256k1", false, "unknown or deprecated"},
+		{"brainpoolP256r1", false, "unknown or deprecated"},
+		{"brainpoolP256r1tls13", true, "128-bit"},
 		{"0x0009", false, "unknown or deprecated"},
 	} {
 		ok, why := p.GroupVerdict(c.group)
