@@ -26,14 +26,21 @@
 //     the certificate after the handshake) — and the client to get the
 //     proxy's error instead of the decoy's content (decoy.go).
 //
-// Configuration read from `nginx -T` / `haproxy -c -f …` may support a
+// Configuration read from `nginx -T` / HAProxy's files may support a
 // finding (e.g. the real route forwarding over plain HTTP), never pass one
-// alone.
+// alone: it counts for the hop checks only with live evidence that the
+// running proxy loaded harden's file — the files hold what harden renders,
+// the front serves harden's certificate, the canary refused the decoy, and
+// no file was written after the newest worker started (verify.go
+// notLoaded, loaded.go) — and only when the front's route has no other
+// way through it (another nginx location, if, return; a conditional
+// HAProxy use_backend): such facts are open.
 //
 // Files: plugin.go (metadata, schemas, checks), flavor.go (what differs
 // between nginx and HAProxy), nginx.go and nginxconf.go (the nginx flavor,
 // nginx -T parsed into route facts), haproxy*.go, render.go (cert_dir and
 // the profile in OpenSSL's words), plan.go and apply.go (applykit steps:
 // files, the proxy's own test, reload, the new certificate served),
-// verify.go, decoy.go.
+// verify.go, loaded.go, decoy.go, inventory.go (the front's served
+// certificate, the rotate gate).
 package main
