@@ -72,8 +72,8 @@ var vaultSuiteNames = map[string]bool{
 var goTLS13Suites = []uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, tls.TLS_CHACHA20_POLY1305_SHA256}
 
 func init() {
-	checks.Register(checks.Definition{ID: "vaultpki.listener.config", Title: "Vault's listener file holds the TLS profile's settings (configuration: the live tls.* checks judge what Vault serves)",
-		Severity: checks.Medium, Remediation: "Run harden apply for the Vault target: it writes spec.listener.config_file and restarts and unseals Vault.",
+	checks.Register(checks.Definition{ID: "vaultpki.listener.config", Title: "Vault's listener file holds the TLS profile's settings and Vault serves them (the file alone never passes: a restart still due fails)",
+		Severity: checks.Medium, Remediation: "Run harden apply for the Vault target: it writes spec.listener.config_file and restarts and unseals Vault (a file already right but not yet loaded gets the restart alone).",
 		References: []string{"HashiCorp Vault TCP listener: tls_min_version, tls_cipher_suites, tls_require_and_verify_client_cert (https://developer.hashicorp.com/vault/docs/configuration/listener/tcp)"}})
 }
 

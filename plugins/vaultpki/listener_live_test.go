@@ -458,3 +458,161 @@ func TestListenerInterruptedCompletes(t *testing.T) {
 		})
 	}
 }
+
+// restartVaultOnOldFile leaves Vault serving oldFile while newFile is on
+// disk: a run killed after writing the file, or a rendered file copied in.
+func restartVaultOnOldFile(t *testing.T, v *testenv.Vault, oldFile, newFile []byte) {
+	t.Helper()
+	ctx := context.Background()
+	if err := os.WriteFile(v.ListenerFile, oldFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Unseal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(v.ListenerFile, newFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A profile asking for something Vault cannot do (the server's suite
+// order: a warning) does not hide a restart still due: with the hardened
+// file on disk and Vault on the old one, vaultpki.listener.config fails
+// ("restart due") beside the live tls.cipher_suites, the plan lists the
+// restart, and after it both pass and nothing more is planned (review R3 M1, M3).
+func TestListenerRestartDueDespiteVaultLimits(t *testing.T) {
+	v := testenv.VaultForTest(t)
+	ctx := context.Background()
+	client := hostclient.InProcess(vaultPKI{})
+	defer client.Close()
+	rc := listenerRequest(t, v, unsealKeyOf(t, v))
+	rc.Policy.Profile.ServerPreferredOrder = true
+	rc.Policy.Profile.Name = "custom"
+	oldFile, _ := os.ReadFile(v.ListenerFile)
+	if ar, err := client.Apply(ctx, rc, nil, false); err != nil || ar.Diagnostics.HasError() {
+		t.Fatalf("apply: %v %v", err, ar.Diagnostics.Err())
+	}
+	newFile, _ := os.ReadFile(v.ListenerFile)
+	restartVaultOnOldFile(t, v, oldFile, newFile)
+
+	due, err := client.Verify(ctx, rc)
+	if err != nil || due.Diagnostics.HasError() {
+		t.Fatalf("verify: %v %v", err, due.Diagnostics.Err())
+	}
+	if c := checkStatus(t, due, "tls.cipher_suites"); c.Status != checks.Fail || !strings.Contains(c.Evidence, "CBC") {
+		t.Fatalf("tls.cipher_suites with the old listener live: %+v", c)
+	}
+	if c := checkStatus(t, due, "vaultpki.listener.config"); c.Status != checks.Fail || !strings.Contains(c.Evidence, "restart due") || !strings.Contains(c.Evidence, "tls.cipher_suites") {
+		t.Fatalf("vaultpki.listener.config with a restart due: %+v", c)
+	}
+	plan, err := client.Plan(ctx, rc)
+	if err != nil || plan.Diagnostics.HasError() || len(plan.Changes) != 1 || !strings.Contains(plan.Changes[0].Before, "tls.cipher_suites") {
+		t.Fatalf("plan with a restart due: %v %v %+v", err, plan.Diagnostics.Err(), plan.Changes)
+	}
+	if !hasWarning(plan.Diagnostics, "suite order") {
+		t.Errorf("plan does not say the suite order cannot be set: %+v", plan.Diagnostics)
+	}
+	pid := v.PID()
+	if ar, err := client.Apply(ctx, rc, plan.PlanToken, true); err != nil || ar.Diagnostics.HasError() || len(ar.Applied) != 1 || v.PID() == pid {
+		t.Fatalf("apply the due restart: %v %v (restarted: %v)", err, ar.Diagnostics.Err(), v.PID() != pid)
+	}
+	after, err := client.Verify(ctx, rc)
+	if err != nil || after.Diagnostics.HasError() {
+		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
+	}
+	for _, id := range []string{"tls.cipher_suites", "tls.protocol.versions", "vaultpki.listener.config"} {
+		if c := checkStatus(t, after, id); c.Status != checks.Pass {
+			t.Errorf("after the restart: %s is %s: %s", id, c.Status, c.Evidence)
+		}
+	}
+	if plan, err := client.Plan(ctx, rc); err != nil || plan.Diagnostics.HasError() || len(plan.Changes) != 0 {
+		t.Fatalf("plan after the restart: %v %+v", err, plan.Changes)
+	}
+}
+
+// A profile without one of Go's TLS 1.3 suites (no CHACHA20 for TLS 1.3):
+// Vault has no setting to leave it out. Apply hardens the rest once — one
+// restart, no rollback, a warning naming the limit — verify still fails
+// tls.cipher_suites on that suite alone while vaultpki.listener.config
+// passes, and the second apply changes nothing and does not restart. The
+// limit never hides a restart due on the TLS 1.2 suites (review R3 M2).
+func TestListenerTLS13SubsetProfile(t *testing.T) {
+	v := testenv.VaultForTest(t)
+	ctx := context.Background()
+	client := hostclient.InProcess(vaultPKI{})
+	defer client.Close()
+	rc := listenerRequest(t, v, unsealKeyOf(t, v))
+	rc.Policy.Profile.TLS13Suites = []uint16{0x1301, 0x1302}
+	rc.Policy.Profile.Name = "custom"
+	oldFile, _ := os.ReadFile(v.ListenerFile)
+	pid := v.PID()
+	ar, err := client.Apply(ctx, rc, nil, false)
+	if err != nil || ar.Diagnostics.HasError() || v.PID() == pid {
+		t.Fatalf("apply: %v %v (restarted: %v)", err, ar.Diagnostics.Err(), v.PID() != pid)
+	}
+	if !hasWarning(ar.Diagnostics, "TLS 1.3 suites Go always offers") {
+		t.Errorf("apply does not say the TLS 1.3 limit was accepted: %+v", ar.Diagnostics)
+	}
+	newFile, _ := os.ReadFile(v.ListenerFile)
+	if bytes.Equal(newFile, oldFile) || bytes.Contains(newFile, []byte("CBC")) {
+		t.Fatalf("the listener file was not hardened (or rolled back):\n%s", newFile)
+	}
+	after, err := client.Verify(ctx, rc)
+	if err != nil || after.Diagnostics.HasError() {
+		t.Fatalf("verify after: %v %v", err, after.Diagnostics.Err())
+	}
+	if c := checkStatus(t, after, "tls.cipher_suites"); c.Status != checks.Fail || !strings.Contains(c.Evidence, "TLS_CHACHA20_POLY1305_SHA256") || strings.Contains(c.Evidence, "CBC") {
+		t.Errorf("tls.cipher_suites should fail on the TLS 1.3 CHACHA20 suite alone: %+v", c)
+	}
+	if c := checkStatus(t, after, "vaultpki.listener.config"); c.Status != checks.Pass || !strings.Contains(c.Evidence, "TLS 1.3") {
+		t.Errorf("vaultpki.listener.config with the hardened file served: %+v", c)
+	}
+	pid = v.PID()
+	if again, err := client.Apply(ctx, rc, nil, false); err != nil || again.Diagnostics.HasError() || len(again.Applied) != 0 || v.PID() != pid {
+		t.Fatalf("second apply: %v %v %+v (restarted: %v)", err, again.Diagnostics.Err(), again.Applied, v.PID() != pid)
+	}
+
+	restartVaultOnOldFile(t, v, oldFile, newFile)
+	plan, err := client.Plan(ctx, rc)
+	if err != nil || plan.Diagnostics.HasError() || len(plan.Changes) != 1 || !strings.Contains(plan.Changes[0].Before, "tls.cipher_suites") {
+		t.Fatalf("plan with a restart due under the TLS 1.3 limit: %v %v %+v", err, plan.Diagnostics.Err(), plan.Changes)
+	}
+}
+
+func hasWarning(ds sdk.Diagnostics, part string) bool {
+	for _, d := range ds {
+		if d.Severity == sdk.Warning && strings.Contains(d.Summary+" "+d.Detail, part) {
+			return true
+		}
+	}
+	return false
+}
+
+// A Vault target in the mTLS scope without spec.listener: harden does not
+// manage the listener, so client-certificate enforcement is not judged —
+// and verify says so with a warning naming spec.listener, never silently
+// (review R3).
+func TestListenerClientAuthNotJudgedWithoutListener(t *testing.T) {
+	v := testenv.VaultForTest(t)
+	client := hostclient.InProcess(vaultPKI{})
+	defer client.Close()
+	rc := vaultRequest(t, v, rootToken(t, v))
+	rc.Policy.MTLSScope = []string{"vault"}
+	r, err := client.Verify(context.Background(), rc)
+	if err != nil || r.Diagnostics.HasError() {
+		t.Fatalf("verify: %v %v", err, r.Diagnostics.Err())
+	}
+	if c := checkStatus(t, r, "tls.client_auth.required"); c.Status != checks.Warn || !strings.Contains(c.Evidence, "spec.listener") || !strings.Contains(c.Evidence, "not judged") {
+		t.Fatalf("tls.client_auth.required without spec.listener: %+v", c)
+	}
+	if len(statusOf(r, "vaultpki.listener.config")) != 0 {
+		t.Fatal("a listener check without spec.listener")
+	}
+	rc.Policy.MTLSScope = nil
+	if r, _ := client.Verify(context.Background(), rc); len(statusOf(r, "tls.client_auth.required")) != 0 {
+		t.Fatal("tls.client_auth.required outside the mTLS scope")
+	}
+}

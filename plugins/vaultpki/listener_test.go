@@ -3,9 +3,15 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/sdk"
 	"github.com/harden-dev/harden/shared/tlsprofile"
 )
@@ -202,5 +208,91 @@ func TestRenderedListenerArtifact(t *testing.T) {
 		if err != nil || !lf.matches(want, managed) || !strings.Contains(out, "RESTART Vault") {
 			t.Fatalf("mtls=%v: %v\n%s", mtls, err, out)
 		}
+	}
+}
+
+// vaultpki.listener.config rests on the live listener, never on the file
+// alone: a right file that Vault does not serve yet fails (restart due), a
+// right file whose listener could not be observed is a warning, and only a
+// right file served live passes. A wrong file fails whatever is served.
+func TestListenerConfigNeedsTheLiveListener(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "listener.hcl")
+	lf, err := parseListener(file, []byte(operatorListener))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, managed, _, _ := listenerWant(tlsprofile.Intermediate(), false, "")
+	hardened, err := lf.render(listenerHeader("vault", "intermediate"), want, managed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := json.Marshal(map[string]any{"address": "https://127.0.0.1:8200"})
+	spec, _ := json.Marshal(map[string]any{"listener": map[string]any{"config_file": file, "restart_command": []string{"/bin/true"}}})
+	q := sdk.RequestContext{Policy: sdk.Policy{APIVersion: "harden/v1", Profile: tlsprofile.Intermediate(), Targets: []sdk.TargetRef{{Name: "vault", Plugin: "vaultpki"}}},
+		Target: sdk.NewTarget("vault", conn, spec, nil)}
+	var d sdk.Diagnostics
+	st, ok := load(q, &d)
+	if !ok {
+		t.Fatal(d.Err())
+	}
+	subj := "Vault listener 127.0.0.1:8200"
+	served := []checks.Check{checks.Passed("tls.enabled", subj, "TLS handshake completed"), checks.Passed("tls.protocol.versions", subj, "TLSv1.2 accepted"),
+		checks.Passed("tls.cipher_suites", subj, "accepted TLSv1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")}
+	with := func(id string, c checks.Check) []checks.Check {
+		out := slices.Clone(served)
+		for i := range out {
+			if out[i].ID == id {
+				out[i] = c
+			}
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		file    string
+		decided []checks.Check
+		status  checks.Status
+		says    string
+	}{
+		"right file, served":       {string(hardened), served, checks.Pass, "Vault serves them"},
+		"right file, restart due":  {string(hardened), with("tls.cipher_suites", checks.Failed("tls.cipher_suites", subj, "accepted outside the intermediate profile: TLSv1.2 TLS_RSA_WITH_AES_128_CBC_SHA")), checks.Fail, "restart due"},
+		"right file, unobservable": {string(hardened), []checks.Check{checks.Errored("tls.enabled", subj, errors.New("endpoint unreachable: timeout"))}, checks.Warn, "could not be observed"},
+		"right file, inconclusive": {string(hardened), with("tls.protocol.versions", checks.Reduce("tls.protocol.versions", subj, checks.Unknown("TLSv1.1", "reset"))), checks.Warn, "could not be observed"},
+		"wrong file, served":       {operatorListener, served, checks.Fail, "tls10"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(file, []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cs := listenerConfigCheck(q, st, listenerScan{decided: tc.decided})
+			if len(cs) != 1 || cs[0].ID != "vaultpki.listener.config" || cs[0].Status != tc.status || !strings.Contains(cs[0].Evidence, tc.says) {
+				t.Fatalf("want %s saying %q, got %+v", tc.status, tc.says, cs)
+			}
+		})
+	}
+}
+
+// The suites a restart can change are judged as the profile has them; only
+// the TLS 1.3 suites Go always offers are added, and only when the profile
+// allows TLS 1.3.
+func TestListenerDecidable(t *testing.T) {
+	p := tlsprofile.Intermediate()
+	p.TLS13Suites = []uint16{tls.TLS_AES_128_GCM_SHA256}
+	d := listenerDecidable(p)
+	if !slices.Equal(p.TLS13Suites, []uint16{tls.TLS_AES_128_GCM_SHA256}) {
+		t.Fatal("listenerDecidable changed the policy's profile")
+	}
+	for _, id := range goTLS13Suites {
+		if !d.AllowsSuite(id) {
+			t.Errorf("%s not allowed in the decidable profile", tls.CipherSuiteName(id))
+		}
+	}
+	if !slices.Equal(d.TLS12Suites, p.TLS12Suites) || d.AllowsSuite(tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA) {
+		t.Fatal("TLS 1.2 suites changed")
+	}
+	twelve := tlsprofile.Intermediate()
+	twelve.Versions, twelve.TLS13Suites = []uint16{tls.VersionTLS12}, nil
+	if got := listenerDecidable(twelve); len(got.TLS13Suites) != 0 {
+		t.Fatal("TLS 1.3 suites added to a profile without TLS 1.3")
 	}
 }

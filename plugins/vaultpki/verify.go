@@ -30,6 +30,7 @@ import (
 	"github.com/harden-dev/harden/shared/checks"
 	"github.com/harden-dev/harden/shared/probe"
 	"github.com/harden-dev/harden/shared/sdk"
+	"github.com/harden-dev/harden/shared/tlsprofile"
 )
 
 func init() {
@@ -71,23 +72,16 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 		return
 	}
 	verifyJournal(st, &r.Diagnostics)
-	listenerFile := listenerConfigCheck(q.RequestContext, st)
-	// Vault's own listener, scanned like any endpoint (its own CA).
-	type scanned struct {
-		checks []checks.Check
-		desc   *sdk.EndpointScan
-	}
-	listener := make(chan scanned, 1)
-	go func() {
-		cs, d := scanListener(ctx, q.RequestContext, st)
-		listener <- scanned{cs, d}
-	}()
+	// Vault's own listener, scanned like any endpoint (its own CA); the
+	// listener file is judged with what the scan saw.
+	listener := make(chan listenerScan, 1)
+	go func() { listener <- scanListenerJudged(ctx, q.RequestContext, st) }()
 	cl, err := client(ctx, q.RequestContext, st.conn)
 	if err != nil {
 		r.Diagnostics.AddTargetError("vaultpki.login", "cannot log in to Vault", err)
 		// The listener needs no login: what it showed stands.
 		sc := <-listener
-		r.Checks, r.Endpoints = append(sc.checks, listenerFile...), describedOf(sc.desc)
+		r.Checks, r.Endpoints = append(sc.checks, listenerConfigCheck(q.RequestContext, st, sc)...), describedOf(sc.desc)
 		return
 	}
 	v := &verifier{ctx: ctx, cl: cl, st: st, targets: q.Policy.Targets, self: q.Target.Name}
@@ -96,7 +90,7 @@ func (vaultPKI) Verify(ctx context.Context, q sdk.VerifyRequest, r *sdk.VerifyRe
 	v.transit()
 	v.clientPolicies()
 	sc := <-listener
-	r.Checks, r.Endpoints = append(append(v.out, sc.checks...), listenerFile...), describedOf(sc.desc)
+	r.Checks, r.Endpoints = append(append(v.out, sc.checks...), listenerConfigCheck(q.RequestContext, st, sc)...), describedOf(sc.desc)
 }
 
 type verifier struct {
@@ -135,17 +129,70 @@ func answered(err error) bool {
 }
 
 func scanListener(ctx context.Context, q sdk.RequestContext, st *settings) ([]checks.Check, *sdk.EndpointScan) {
+	ls := scanListenerJudged(ctx, q, st)
+	return ls.checks, ls.desc
+}
+
+// listenerScan is one scan of Vault's listener, judged twice.
+type listenerScan struct {
+	// checks are what verify reports: the policy's profile as it is.
+	checks []checks.Check
+	// decided are the checks the listener file decides (listenerCheckIDs),
+	// judged with the TLS 1.3 suites Go always offers allowed: Vault has no
+	// setting for them, so no file and no restart can leave them out, and
+	// they must not make a restart look due (or an apply fail) forever.
+	// Every other suite, version and client-auth verdict is the same.
+	decided []checks.Check
+	// tls13Only: checks' tls.cipher_suites fails, decided's does not — the
+	// only suites outside the profile are those TLS 1.3 ones.
+	tls13Only bool
+	desc      *sdk.EndpointScan
+}
+
+// listenerDecidable is p with the TLS 1.3 suites Go offers whatever the
+// configuration (when p allows TLS 1.3 at all).
+func listenerDecidable(p tlsprofile.Profile) tlsprofile.Profile {
+	if p.MaxVersion() < tls.VersionTLS13 {
+		return p
+	}
+	p.TLS13Suites = slices.Clone(p.TLS13Suites)
+	for _, id := range goTLS13Suites {
+		if !slices.Contains(p.TLS13Suites, id) {
+			p.TLS13Suites = append(p.TLS13Suites, id)
+		}
+	}
+	return p
+}
+
+func scanListenerJudged(ctx context.Context, q sdk.RequestContext, st *settings) listenerScan {
+	decidedIDs := listenerCheckIDs(st.spec.Listener != nil && q.Policy.InMTLSScope(q.Target.Name))
+	only := func(cs []checks.Check) listenerScan {
+		ls := listenerScan{checks: cs}
+		for _, c := range cs {
+			if slices.Contains(decidedIDs, c.ID) {
+				ls.decided = append(ls.decided, c)
+			}
+		}
+		return ls
+	}
 	u, err := url.Parse(st.conn.Address)
 	if err != nil || u.Scheme != "https" {
-		return []checks.Check{checks.Failed("tls.enabled", st.conn.Address, "Vault's API is not served over https")}, nil
+		return only([]checks.Check{checks.Failed("tls.enabled", st.conn.Address, "Vault's API is not served over https")})
 	}
 	subject := "Vault listener " + u.Host
 	target, exp, err := probe.ForRequest(q, probe.HTTP)
 	if err != nil {
-		return []checks.Check{checks.Errored("tls.enabled", subject, err)}, nil
+		return only([]checks.Check{checks.Errored("tls.enabled", subject, err)})
 	}
+	var noClientAuth *checks.Check
 	if st.spec.Listener == nil || !q.Policy.InMTLSScope(q.Target.Name) {
-		// Client auth is judged where harden manages the listener.
+		// Client auth is judged where harden manages the listener. A target
+		// in the mTLS scope without spec.listener says so, never silently.
+		if exp.RequireClientAuth {
+			c := checks.New("tls.client_auth.required", checks.Warn, subject,
+				"not judged: the target is in the policy's mTLS scope, but without spec.listener harden does not manage Vault's listener, so whether Vault requires client certificates (tls_require_and_verify_client_cert) is up to its operator: set spec.listener for harden to enforce and verify it")
+			noClientAuth = &c
+		}
 		exp.RequireClientAuth = false
 	}
 	// The listener is judged with the CAs harden's API client trusts. An
@@ -155,7 +202,7 @@ func scanListener(ctx context.Context, q sdk.RequestContext, st *settings) ([]ch
 	target.Address = u.Host
 	res, err := probe.Scan(ctx, target, probe.Options{})
 	if err != nil {
-		return []checks.Check{checks.Errored("tls.enabled", subject, err)}, nil
+		return only([]checks.Check{checks.Errored("tls.enabled", subject, err)})
 	}
 	out := res.Checks(exp)
 	desc := res.Describe("vault")
@@ -170,7 +217,26 @@ func scanListener(ctx context.Context, q sdk.RequestContext, st *settings) ([]ch
 	if rootsErr != nil && !replaced {
 		out = append(out, checks.Errored("tls.certificate.trusted", subject, fmt.Errorf("the listener's certificate cannot be judged: %w", rootsErr)))
 	}
-	return out, &desc
+	if noClientAuth != nil {
+		out = append(out, *noClientAuth)
+	}
+	ls := listenerScan{checks: out, desc: &desc}
+	dexp := exp
+	dexp.Profile = listenerDecidable(exp.Profile)
+	reported := map[string]checks.Status{}
+	for _, c := range out {
+		reported[c.ID] = c.Status
+	}
+	for _, c := range res.Checks(dexp) {
+		if slices.Contains(decidedIDs, c.ID) {
+			c.Subject = subject
+			ls.decided = append(ls.decided, c)
+			if c.ID == "tls.cipher_suites" && c.Status != checks.Fail && reported[c.ID] == checks.Fail {
+				ls.tls13Only = true
+			}
+		}
+	}
+	return ls
 }
 
 // audit: a canary request (a read of a path named by a random nonce) must
