@@ -13,16 +13,19 @@ STATICCHECK_VERSION := v0.8.2
 
 all: build
 
+# Every binary is built with -trimpath: one set of build-cache entries for
+# all of them (mixed flags compile every package twice — minutes on a
+# fresh machine).
 build:
 	@mkdir -p $(BIN)/plugins
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/harden ./host/cmd/harden
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/harden ./host/cmd/harden
 	@for p in $(PLUGINS); do \
 		out=$(CURDIR)/$(BIN)/plugins/harden-plugin-$$p; \
 		echo "(cd plugins/$$p && $(GO) build -trimpath -ldflags \"-s -w\" -o $$out .)"; \
 		(cd plugins/$$p && $(GO) build -trimpath -ldflags "-s -w" -o $$out .) || exit 1; \
 		chmod go-w $$out; \
 	done
-	$(GO) build -o $(BIN)/testenv ./testenv/cmd/testenv
+	$(GO) build -trimpath -o $(BIN)/testenv ./testenv/cmd/testenv
 
 # Installs what the real servers need (PostgreSQL from Debian when missing).
 setup:
