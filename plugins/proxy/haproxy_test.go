@@ -386,8 +386,10 @@ func TestHAProxyRenderedButNotReloaded(t *testing.T) {
 // apply the policy's, each in fresh accepted handshakes; reloads_on empty.
 func TestHAProxyInventory(t *testing.T) {
 	h := testenv.HAProxyForTest(t, nil)
-	for name, mtls := range map[string]bool{"tls": false, "mtls_scope": true} {
-		t.Run(name, func(t *testing.T) {
+	// In this order: the "before" front first, then the mTLS scope's over
+	// the applied one.
+	for _, mtls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tls", true: "mtls_scope"}[mtls], func(t *testing.T) {
 			q := haproxyRequest(t, h, mtls, nil)
 			inventory := func() sdk.ServedListener {
 				t.Helper()
