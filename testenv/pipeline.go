@@ -86,8 +86,13 @@ func LocalizePolicy(example, generated []byte, stateDir string) ([]byte, error) 
 	return b.Bytes(), nil
 }
 
-// merge sets every key of src into dst: maps recursively, sequences of
-// scalars joined (dst's first), everything else replaced by src's.
+// joinLists are the lists of names both sides add to (the example's
+// client identities and testenv's probe identity); every other list — a
+// restart command, listener addresses — is the env's.
+var joinLists = map[string]bool{"client_names": true, "keys": true, "sensitive_prefixes": true}
+
+// merge sets every key of src into dst: maps recursively, the joinLists
+// joined (dst's first), everything else replaced by src's.
 func merge(dst, src *yaml.Node) {
 	if dst.Kind != yaml.MappingNode || src.Kind != yaml.MappingNode {
 		*dst = *src
@@ -101,7 +106,7 @@ func merge(dst, src *yaml.Node) {
 			set(dst, k, v)
 		case d.Kind == yaml.MappingNode && v.Kind == yaml.MappingNode:
 			merge(d, v)
-		case d.Kind == yaml.SequenceNode && v.Kind == yaml.SequenceNode && scalars(d) && scalars(v):
+		case joinLists[k] && d.Kind == yaml.SequenceNode && v.Kind == yaml.SequenceNode && scalars(d) && scalars(v):
 			for _, n := range v.Content {
 				if !slices.ContainsFunc(d.Content, func(x *yaml.Node) bool { return x.Value == n.Value }) {
 					d.Content = append(d.Content, n)

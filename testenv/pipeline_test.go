@@ -25,7 +25,7 @@ func TestLocalizePipelineExample(t *testing.T) {
 		gen.WriteString("  - name: " + m["name"].(string) + "\n    plugin: " + m["plugin"].(string) + "\n")
 		gen.WriteString("    certificate_names: [\"localhost\"]\n    connection: {address: \"127.0.0.1:1\", note: \"" + m["name"].(string) + "\"}\n")
 		if m["name"] == "vault" {
-			gen.WriteString("    spec: {audit: {file: \"/state/audit.log\"}, pki: {client_names: [\"harden-admin\", \"harden-probe\"], external_intermediate: {csr_file: \"/state/x.csr\", certificate_file: \"/state/x.pem\"}}, transit: {keys: [\"lake-kek\"]}}\n")
+			gen.WriteString("    spec: {audit: {file: \"/state/audit.log\"}, listener: {config_file: \"/state/listener.hcl\", restart_command: [\"/bin/true\", \"restart\"]}, pki: {client_names: [\"harden-admin\", \"harden-probe\"], external_intermediate: {csr_file: \"/state/x.csr\", certificate_file: \"/state/x.pem\"}}, transit: {keys: [\"lake-kek\"]}}\n")
 		}
 	}
 	out, err := LocalizePolicy(example, []byte(gen.String()), "/state")
@@ -56,6 +56,9 @@ func TestLocalizePipelineExample(t *testing.T) {
 			names := pki["client_names"].([]any)
 			if len(names) != 4 || names[1] != "spark-etl" || names[3] != "harden-probe" {
 				t.Errorf("client names not joined: %v", names)
+			}
+			if rc := m["spec"].(map[string]any)["listener"].(map[string]any)["restart_command"].([]any); len(rc) != 2 || rc[0] != "/bin/true" {
+				t.Errorf("the restart command is the env's, not joined with the example's: %v", rc)
 			}
 			if pki["external_intermediate"].(map[string]any)["csr_file"] != "/state/x.csr" {
 				t.Errorf("external_intermediate not the env's: %v", pki)
