@@ -358,3 +358,23 @@ func TestServedOnListenerHardenDoesNotDeployIsNoMismatch(t *testing.T) {
 		}
 	}
 }
+
+// Client identities belong to no target: the text report prints them in
+// their own table, so every item the summary counts is on screen (an
+// unissued one's "could not be read" included).
+func TestWriteTextPrintsClientIdentities(t *testing.T) {
+	pol := parsePolicy(t, filesPolicy)
+	ca := newCA(t, "Test CA", now.Add(400*day))
+	r := CollectWith(pol, []Target{{Name: "a", Certificates: sdk.Certificates{CABundlePEM: ca.pem}}, {Name: "b"}},
+		[]HeldClient{{Name: "spark-etl", Where: "/store/clients/spark-etl", Chain: ca.leaf(t, 30, "spark-etl", now.Add(40*day))}, {Name: "reporting", Where: "/store/clients/reporting"}}, now)
+	var buf bytes.Buffer
+	if err := WriteText(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, k := range []string{"Client identities (clients:)", "CN=spark-etl", "client reporting has no certificate yet"} {
+		if !strings.Contains(out, k) {
+			t.Errorf("text lacks %q:\n%s", k, out)
+		}
+	}
+}

@@ -12,8 +12,8 @@ const textTime = "2006-01-02 15:04"
 
 var header = []string{"KIND", "WHERE", "SUBJECT", "SERIAL", "NOT AFTER (UTC)", "DAYS LEFT", "RENEW AT / NEXT ROTATION", "TIER"}
 
-// WriteText writes the report as one table per target (then the CA
-// certificates, shared across targets), each item's findings and error
+// WriteText writes the report as one table per target (then the client
+// identities and the CA certificates, shared across targets), each item's findings and error
 // under its row, and a summary line with the counts per tier.
 func WriteText(w io.Writer, r *Report) error {
 	var b strings.Builder
@@ -32,11 +32,20 @@ func WriteText(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, "\ntarget %s\n", t)
 		table(&b, items)
 	}
-	var cas []Item
+	// Client identities belong to no target: their own table (an item the
+	// summary counts is always printed).
+	var cas, clients []Item
 	for _, it := range r.Items {
-		if it.Kind == KindCA {
+		switch {
+		case it.Kind == KindCA:
 			cas = append(cas, it)
+		case it.Kind == KindClientIdentity:
+			clients = append(clients, it)
 		}
+	}
+	if len(clients) > 0 {
+		b.WriteString("\nClient identities (clients:)\n")
+		table(&b, clients)
 	}
 	if len(cas) > 0 {
 		b.WriteString("\nCA certificates harden trusts\n")
