@@ -196,16 +196,16 @@ run "$bin/harden" apply -f "$policy" --yes
 echo "harden plan --detailed-exitcode: exit 0, nothing pending"
 
 if has "$later" vault; then
-  step "Inventory: every certificate and key the policy touches, served (fresh handshakes) and stored (Vault issuers, transit KEKs), with its tier and next rotation date"
-  run "$bin/harden" inventory -f "$policy"
-  echo "harden inventory exited with 0: nothing inside an alert tier, nothing unreadable"
-
   step "Rotate: the client identities are issued and delivered (spark-etl for the Spark job, reporting for a JDBC/libpq consumer); no server certificate is due (30-day certificates, renew_before 10d)"
   run "$bin/harden" rotate -f "$policy" --yes
   for f in "$state/clients/spark-etl/events/spark-options.properties" "$state/clients/reporting/warehouse-pg/libpq.conf" "$state/clients/reporting/warehouse-pg/jdbc.url"; do
     [ -f "$f" ] || { echo "rotate did not deliver $f"; exit 1; }
     echo "--- $f"; cat "$f"
   done
+  step "Inventory: every certificate and key the policy touches, served (fresh handshakes) and stored (Vault issuers, transit KEKs), with its tier and next rotation date"
+  run "$bin/harden" inventory -f "$policy"
+  echo "harden inventory exited with 0: nothing inside an alert tier, nothing unreadable"
+
   step "Rotate again: nothing is due, so nothing happens — safe in cron"
   run "$bin/harden" rotate -f "$policy" --yes
 
