@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Vault dev server testenv runs (HashiCorp Vault 1.14.8, MPL-2.0)
+# Builds the Vault server testenv runs (HashiCorp Vault 1.14.8, MPL-2.0)
 # from the Go module proxy into testenv's cache and prints the binary's path.
 #
 # Vault is in no registry this machine reaches as a binary, and `go install`
