@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -79,41 +78,17 @@ func (k *Kafka) launch(java string, jvmArgs ...string) error {
 // serveRestarts answers "restart" lines on a loopback port with "ok" once
 // the restarted broker answers, or "error: ..." (the broker's log tail).
 func (k *Kafka) serveRestarts() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := serveRestarts(func(ctx context.Context) error { return k.Restart(ctx) })
 	if err != nil {
 		return err
 	}
 	k.restartLn = ln
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil || strings.TrimSpace(line) != "restart" {
-					fmt.Fprintln(c, "error: expected \"restart\"")
-					return
-				}
-				if err := k.Restart(context.Background()); err != nil {
-					fmt.Fprintln(c, "error:", strings.ReplaceAll(err.Error(), "\n", " | "))
-					return
-				}
-				fmt.Fprintln(c, "ok")
-			}()
-		}
-	}()
 	return nil
 }
 
 // RestartCommand is an operator's restart command for this broker (argv):
 // it asks testenv to restart the broker and succeeds once it answers again.
-func (k *Kafka) RestartCommand() []string {
-	port := k.restartLn.Addr().(*net.TCPAddr).Port
-	return []string{"/bin/bash", "-c", fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d && echo restart >&3 && IFS= read -r line <&3; echo "$line"; [ "$line" = ok ]`, port)}
-}
+func (k *Kafka) RestartCommand() []string { return restartCommand(k.restartLn) }
 
 // Name implements Service.
 func (k *Kafka) Name() string { return "kafka" }

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -374,42 +373,18 @@ func (v *Vault) health() (int, error) {
 // the restarted Vault's listener answers (sealed), or "error: ..." (the
 // log's tail).
 func (v *Vault) serveRestarts() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := serveRestarts(v.Restart)
 	if err != nil {
 		return err
 	}
 	v.restartLn = ln
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil || strings.TrimSpace(line) != "restart" {
-					fmt.Fprintln(c, "error: expected \"restart\"")
-					return
-				}
-				if err := v.Restart(context.Background()); err != nil {
-					fmt.Fprintln(c, "error:", strings.ReplaceAll(err.Error(), "\n", " | "))
-					return
-				}
-				fmt.Fprintln(c, "ok")
-			}()
-		}
-	}()
 	return nil
 }
 
 // RestartCommand is an operator's restart command for this Vault (argv):
 // it asks testenv to restart it and succeeds once its listener answers
 // again — sealed, as after a real restart.
-func (v *Vault) RestartCommand() []string {
-	port := v.restartLn.Addr().(*net.TCPAddr).Port
-	return []string{"/bin/bash", "-c", fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d && echo restart >&3 && IFS= read -r line <&3; echo "$line"; [ "$line" = ok ]`, port)}
-}
+func (v *Vault) RestartCommand() []string { return restartCommand(v.restartLn) }
 
 // Restart stops Vault and starts it again from ConfigDir as it is now (an
 // apply may have changed the listener file). It does not unseal: Vault
